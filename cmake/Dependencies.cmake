@@ -1,0 +1,59 @@
+# External dependencies, all from Debian packages (see .ci/run).
+find_package(MPI REQUIRED COMPONENTS C)
+
+# Parallel HDF5 matching the MPI flavour. Debian installs the Open MPI and MPICH builds side by
+# side; HDF5_PREFER_PARALLEL + the flavour's h5pcc picks the right one.
+set(HDF5_PREFER_PARALLEL TRUE)
+if(NOT HDF5_C_COMPILER_EXECUTABLE)
+  if(MPI_C_LIBRARY_VERSION_STRING MATCHES "MPICH" AND EXISTS /usr/bin/h5pcc.mpich)
+    set(HDF5_C_COMPILER_EXECUTABLE /usr/bin/h5pcc.mpich)
+  elseif(EXISTS /usr/bin/h5pcc.openmpi)
+    set(HDF5_C_COMPILER_EXECUTABLE /usr/bin/h5pcc.openmpi)
+  endif()
+endif()
+find_package(HDF5 REQUIRED COMPONENTS C)
+if(NOT HDF5_IS_PARALLEL)
+  message(FATAL_ERROR "cohort needs parallel HDF5 (libhdf5-openmpi-dev or libhdf5-mpich-dev); "
+                      "found a serial build at ${HDF5_C_INCLUDE_DIRS}")
+endif()
+add_library(cohort_hdf5 INTERFACE)
+target_include_directories(cohort_hdf5 INTERFACE ${HDF5_C_INCLUDE_DIRS})
+target_compile_definitions(cohort_hdf5 INTERFACE ${HDF5_C_DEFINITIONS} H5_USE_110_API)
+target_link_libraries(cohort_hdf5 INTERFACE ${HDF5_C_LIBRARIES} MPI::MPI_C)
+
+find_package(PkgConfig REQUIRED)
+pkg_check_modules(HWLOC REQUIRED IMPORTED_TARGET hwloc)
+pkg_check_modules(OPENBLAS REQUIRED openblas)
+pkg_check_modules(YAML REQUIRED IMPORTED_TARGET yaml-0.1)
+pkg_check_modules(CJSON REQUIRED IMPORTED_TARGET libcjson)
+find_package(ZLIB REQUIRED)
+find_library(COHORT_OPENBLAS_LIBRARY NAMES openblas HINTS ${OPENBLAS_LIBRARY_DIRS} REQUIRED)
+get_filename_component(COHORT_OPENBLAS_REALPATH ${COHORT_OPENBLAS_LIBRARY} REALPATH)
+
+# CUDA: AUTO turns it on when a toolkit is found. No CUDA sources exist yet; enabling the
+# language checks that the toolkit works, and later issues add kernels/cuda.
+set(COHORT_CUDA_ENABLED OFF)
+if(NOT COHORT_CUDA STREQUAL "OFF")
+  if(NOT DEFINED CMAKE_CUDA_COMPILER AND EXISTS /usr/local/cuda/bin/nvcc)
+    set(CMAKE_CUDA_COMPILER /usr/local/cuda/bin/nvcc)
+  endif()
+  include(CheckLanguage)
+  check_language(CUDA)
+  if(CMAKE_CUDA_COMPILER)
+    if(NOT DEFINED CMAKE_CUDA_ARCHITECTURES)
+      set(CMAKE_CUDA_ARCHITECTURES "80;90") # "native" fails on machines without a GPU
+    endif()
+    enable_language(CUDA)
+    find_package(CUDAToolkit REQUIRED)
+    set(COHORT_CUDA_ENABLED ON)
+  elseif(COHORT_CUDA STREQUAL "ON")
+    message(FATAL_ERROR "COHORT_CUDA=ON but no CUDA toolkit was found (set CMAKE_CUDA_COMPILER)")
+  endif()
+endif()
+
+# pkg-config name of the MPI the library was built against (for cohort.pc's Requires).
+if(MPI_C_LIBRARY_VERSION_STRING MATCHES "MPICH")
+  set(COHORT_PC_MPI mpich)
+else()
+  set(COHORT_PC_MPI ompi-c)
+endif()

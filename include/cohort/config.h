@@ -1,0 +1,70 @@
+/* Run configuration: YAML file + Hydra-style `key.sub=value` overrides, validated against one
+ * table of keys (src/train/config.c). Every key has a type, a default and a check; an unknown
+ * key or a bad value is an error naming the key and its file:line. */
+#pragma once
+#include <stdint.h>
+#include "cohort/status.h"
+
+#define CH_PATH_MAX 512
+
+typedef enum ch_model_type { CH_MODEL_MLP = 0, CH_MODEL_GPT } ch_model_type;
+typedef enum ch_activation { CH_ACT_RELU = 0, CH_ACT_GELU } ch_activation;
+typedef enum ch_optim_type { CH_OPTIM_SGD = 0, CH_OPTIM_ADAMW } ch_optim_type;
+typedef enum ch_schedule { CH_SCHED_CONSTANT = 0, CH_SCHED_COSINE } ch_schedule;
+typedef enum ch_strategy { CH_STRATEGY_DDP = 0 } ch_strategy;
+
+typedef struct ch_config {
+  struct {
+    int type;          /* ch_model_type */
+    int depth;         /* hidden layers (MLP) */
+    int hidden;        /* hidden width (MLP) */
+    int activation;    /* ch_activation */
+  } model;
+  struct {
+    char path[CH_PATH_MAX]; /* HDF5 file made by `cohort data` */
+  } data;
+  struct {
+    int type;          /* ch_optim_type */
+    double lr, weight_decay, momentum, beta1, beta2, eps;
+    double grad_clip;  /* max global L2 norm; 0 disables */
+    int schedule;      /* ch_schedule */
+    int64_t warmup_steps;
+    double min_lr;     /* cosine floor */
+  } optim;
+  struct {
+    int64_t steps;
+    int64_t batch_size;       /* GLOBAL samples per optimizer step */
+    int64_t micro_batch_size; /* per rank per micro-step; 0 = no accumulation */
+    int64_t seed;
+    int64_t log_every, eval_every; /* eval_every 0 = only at the end */
+  } train;
+  struct {
+    int strategy;      /* ch_strategy */
+    double bucket_mb;  /* DDP gradient bucket size */
+    double first_bucket_mb; /* smaller first bucket so communication starts early */
+    int overlap;       /* start bucket allreduces during backward (else after it) */
+  } parallel;
+  struct {
+    char dir[CH_PATH_MAX];
+  } run;
+} ch_config;
+
+/* Fills `cfg` with every key's default. */
+void ch_config_defaults(ch_config *cfg);
+
+/* Loads `path` (YAML, nested mappings of scalars) over the defaults, then applies `noverrides`
+ * "key.sub=value" strings in order, then checks cross-key rules. On error returns CH_ERR_CONFIG
+ * (or CH_ERR_IO when the file cannot be read) with a message such as
+ * "configs/x.yaml:7: optim.lr: expected a number, got 'fast'" or
+ * "configs/x.yaml:3: unknown key 'optim.lrr'" or "override 'train.steps=-1': must be >= 1". */
+ch_status ch_config_load(const char *path, const char *const *overrides, int noverrides,
+                         ch_config *cfg);
+
+/* Applies one "key.sub=value" override (value parsed as a YAML scalar). */
+ch_status ch_config_set(ch_config *cfg, const char *assignment, const char *origin);
+
+/* The resolved config as YAML text (every key, nested), malloc'ed; NULL on allocation failure. */
+char *ch_config_to_yaml(const ch_config *cfg);
+
+/* Writes ch_config_to_yaml to `path` atomically (temporary file + rename). */
+ch_status ch_config_write(const ch_config *cfg, const char *path);

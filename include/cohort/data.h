@@ -1,0 +1,64 @@
+/* Datasets in HDF5 and the distributed sampler.
+ * File layout (made by `cohort data csv`): /train/x float32 [N,D], /train/y int32 [N], the same
+ * under /val; root attributes num_features (D), num_classes (C), source. */
+#pragma once
+#include <stdint.h>
+#include "cohort/comm.h"
+#include "cohort/status.h"
+
+typedef struct ch_csv_opts {
+  int label_column;     /* 0-based; -1 = last column */
+  double val_fraction;  /* in [0, 1) */
+  uint64_t seed;        /* for the train/val split */
+} ch_csv_opts;
+
+typedef struct ch_csv_stats {
+  int64_t rows, train_rows, val_rows, features;
+  int num_classes;
+} ch_csv_stats;
+
+/* Converts a CSV (plain, or gzip when the name ends in .gz; no header or a non-numeric header
+ * line) into the HDF5 layout above, written atomically. Labels must be integers >= 0. Errors
+ * name the line: CH_ERR_FORMAT, CH_ERR_IO. `stats` may be NULL. Serial (one process). */
+ch_status ch_data_csv_convert(const char *in_path, const char *out_path, const ch_csv_opts *opts,
+                              ch_csv_stats *stats);
+
+typedef struct ch_dataset ch_dataset;
+
+/* Opens split `split` ("train" or "val") of `path` with parallel HDF5 over `g` (collective).
+ * Nothing is read yet. Errors: CH_ERR_IO, CH_ERR_FORMAT. Close with ch_dataset_close. */
+ch_status ch_dataset_open(const ch_group *g, const char *path, const char *split, ch_dataset **out);
+void ch_dataset_close(ch_dataset *ds);
+
+int64_t ch_dataset_rows(const ch_dataset *ds);
+int64_t ch_dataset_features(const ch_dataset *ds);
+int ch_dataset_classes(const ch_dataset *ds);
+
+/* Reads rows `rows[0..n)` (any order, repeats allowed) into x [n,D] and y [n], in that order.
+ * Collective over the group: every rank calls it, with its own rows (n may be 0). Only the
+ * selected rows are read (hyperslab selection), never the whole dataset. */
+ch_status ch_dataset_read(ch_dataset *ds, const int64_t *rows, int64_t n, float *x, int32_t *y);
+
+/* Distributed sampler over a stream of epochs. Global position p (0, 1, 2, ...) maps to sample
+ * perm_e[p % N] with e = p / N and perm_e a seeded permutation of [0, N) for epoch e. A global
+ * batch of B positions starting at p is split over n ranks with ch_part_offset/count, so the
+ * ranks' parts are disjoint and every sample is seen exactly once per epoch. Remainder policy:
+ * nothing is dropped; a batch that crosses an epoch end continues with the next epoch's
+ * permutation. All state is the global position, so it resumes on any number of ranks. */
+typedef struct ch_sampler {
+  int64_t n;
+  uint64_t seed;
+  int64_t epoch;   /* epoch whose permutation is cached in perm, -1 if none */
+  int64_t *perm;
+} ch_sampler;
+
+ch_status ch_sampler_create(int64_t n, uint64_t seed, ch_sampler *out);
+void ch_sampler_destroy(ch_sampler *s);
+
+/* Sample index at global position `pos`. */
+int64_t ch_sampler_at(ch_sampler *s, int64_t pos);
+
+/* This rank's rows of the global batch [pos, pos + batch): writes
+ * ch_part_count(batch, nranks, rank) indices to `rows` and returns that count. */
+int64_t ch_sampler_batch(ch_sampler *s, int64_t pos, int64_t batch, int nranks, int rank,
+                         int64_t *rows);

@@ -1,0 +1,43 @@
+/* Process runtime: MPI initialisation, rank discovery, core binding, BLAS setup.
+ * One context per process; it is the only global state cohort keeps. */
+#pragma once
+#include <mpi.h>
+#include "cohort/status.h"
+
+typedef struct ch_runtime {
+  int world_rank, world_size;
+  int local_rank, local_size; /* ranks on this node, from MPI_Comm_split_type(SHARED) */
+  int node_id, node_count;    /* node index (by lowest world rank on it) and number of nodes */
+  int thread_level;           /* MPI_THREAD_FUNNELED: only the main thread calls MPI */
+  int ncores;                 /* cores bound to this rank; also the BLAS thread count */
+  char cpuset[128];           /* the bound cores, as a list ("0-3") */
+  char hostname[64];
+  const char *launcher;       /* "slurm", "openmpi", "mpich" or "unknown" (information only) */
+  int verbose;
+  MPI_Comm world;             /* duplicate of MPI_COMM_WORLD owned by cohort */
+  MPI_Comm local;
+} ch_runtime;
+
+typedef struct ch_runtime_opts {
+  int verbose;     /* print binding and BLAS facts on every rank */
+  int bind_cores;  /* bind each local rank to a disjoint set of cores (default on) */
+} ch_runtime_opts;
+
+/* Initialises MPI (FUNNELED), logging, core binding and BLAS threads, and fills `*out` (the
+ * process-wide context, also returned by ch_runtime_get). `opts` may be NULL for defaults.
+ * Call once, before any other cohort function. Errors: CH_ERR_MPI, CH_ERR_UNSUPPORTED. */
+ch_status ch_runtime_init(int *argc, char ***argv, const ch_runtime_opts *opts, ch_runtime **out);
+
+/* The context made by ch_runtime_init, or NULL before it. */
+ch_runtime *ch_runtime_get(void);
+
+/* Frees the communicators and finalises MPI. */
+void ch_runtime_finalize(void);
+
+/* Ends the whole job: prints "rank R (host): fatal: <status>: <message>" with the current
+ * error trace, then MPI_Abort. For unrecoverable failures (a collective failed, a rank must
+ * not continue alone). */
+_Noreturn void ch_runtime_fatal(ch_status s, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+/* Seconds on a monotonic clock. */
+double ch_time(void);

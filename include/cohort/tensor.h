@@ -1,0 +1,75 @@
+/* Data types, the parameter spec table, and flat parameter buffers (DESIGN.md section 2).
+ * A model is a table of ch_param_spec rows; that table alone drives allocation, unit layout,
+ * sharding, checkpoint names and tensor-parallel slices. Tensors are views into flat buffers. */
+#pragma once
+#include <stddef.h>
+#include <stdint.h>
+#include "cohort/status.h"
+
+typedef enum ch_dtype { CH_F32 = 0, CH_F64, CH_I32, CH_I64, CH_U8, CH_BF16 } ch_dtype;
+
+/* Bytes per element of `t`. */
+size_t ch_dtype_size(ch_dtype t);
+/* Lower-case name ("float32"). */
+const char *ch_dtype_name(ch_dtype t);
+
+typedef enum ch_init {
+  CH_INIT_ZEROS = 0,
+  CH_INIT_ONES,
+  CH_INIT_UNIFORM, /* U(-scale, scale) */
+  CH_INIT_NORMAL,  /* N(0, scale^2) */
+} ch_init;
+
+/* How tensor parallelism splits a parameter: not at all, along dim 0 (rows), or dim 1 (cols). */
+typedef enum ch_tp_split { CH_TP_NONE = 0, CH_TP_ROWS, CH_TP_COLS } ch_tp_split;
+
+#define CH_MAX_DIMS 4
+#define CH_NAME_MAX 96
+
+typedef struct ch_param_spec {
+  char name[CH_NAME_MAX];   /* stable name, PyTorch state_dict style ("layers.0.weight") */
+  int ndim;
+  int64_t shape[CH_MAX_DIMS];
+  ch_init init;
+  float init_scale;
+  ch_dtype dtype;
+  ch_tp_split split;
+  int unit;                 /* unit index: parameters of one unit are contiguous */
+  int no_decay;             /* excluded from weight decay (biases, norms) */
+} ch_param_spec;
+
+/* Number of elements of a spec's logical tensor. */
+int64_t ch_param_numel(const ch_param_spec *p);
+
+/* Layout of a spec table in one flat buffer: parameters in table order, each unit a contiguous
+ * range, each parameter's offset aligned to 16 elements (64 bytes for fp32). */
+typedef struct ch_unit {
+  size_t offset, numel;     /* range in the flat buffer (numel includes alignment padding) */
+  int first_param, nparams;
+} ch_unit;
+
+typedef struct ch_layout {
+  ch_param_spec *params;    /* owned copy of the table */
+  size_t *offsets;          /* per parameter, element offset in the flat buffer */
+  int nparams;
+  ch_unit *units;
+  int nunits;
+  size_t numel;             /* total elements incl. padding */
+} ch_layout;
+
+/* Builds the flat layout of a spec table (copied). Units must be numbered 0..U-1 and appear in
+ * non-decreasing order. Errors: CH_ERR_INVALID, CH_ERR_NOMEM. Free with ch_layout_destroy. */
+ch_status ch_layout_create(const ch_param_spec *specs, int n, ch_layout *out);
+void ch_layout_destroy(ch_layout *l);
+
+/* Index of the parameter called `name`, or -1. */
+int ch_layout_find(const ch_layout *l, const char *name);
+
+/* Fills `flat` (l->numel floats) with each parameter's seeded initial values; padding is 0.
+ * Values depend only on (seed, parameter name, element index). */
+void ch_layout_init_params(const ch_layout *l, float *flat, uint64_t seed);
+
+/* Contiguous 1/n slice of [0, total): rank r gets ch_part_count elements at ch_part_offset.
+ * The first total % n ranks get one extra element, so any n works. */
+size_t ch_part_offset(size_t total, int n, int r);
+size_t ch_part_count(size_t total, int n, int r);

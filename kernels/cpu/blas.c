@@ -1,0 +1,96 @@
+/* OpenBLAS loaded at run time so that its CPU kernels can be chosen first.
+ *
+ * Why: OpenBLAS picks its kernels in a library constructor from cpuid. Debian's 0.3.21 does not
+ * know the virtualised Xeons of these machines and falls back to "Prescott" (SSE3), which runs
+ * sgemm about 5x below what the AVX-512 kernels reach. OPENBLAS_CORETYPE overrides the choice,
+ * but only if it is in the environment before the constructor runs, i.e. before the library is
+ * loaded. So cohort does not link OpenBLAS: it detects the CPU, sets OPENBLAS_CORETYPE, then
+ * dlopen()s the library (path from pkg-config at build time) and resolves the few symbols it
+ * uses. A user's explicit OPENBLAS_CORETYPE always wins. */
+#include <cblas.h>
+#include <dlfcn.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cohort/kernels.h"
+#include "cohort/log.h"
+#include "cohort_build.h"
+
+typedef void (*sgemm_fn)(enum CBLAS_ORDER, enum CBLAS_TRANSPOSE, enum CBLAS_TRANSPOSE, blasint,
+                         blasint, blasint, float, const float *, blasint, const float *, blasint,
+                         float, float *, blasint);
+typedef void (*set_threads_fn)(int);
+typedef char *(*corename_fn)(void);
+
+static struct {
+  void *handle;
+  sgemm_fn sgemm;
+  set_threads_fn set_threads;
+  corename_fn corename;
+  const char *choice;
+} g_blas;
+static pthread_mutex_t g_blas_lock = PTHREAD_MUTEX_INITIALIZER;
+
+/* The best OpenBLAS 0.3.21 kernel family for this CPU, from the ISA extensions it reports. */
+static const char *detect_coretype(void) {
+  __builtin_cpu_init();
+  if (__builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
+      __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512dq")) {
+    if (__builtin_cpu_is("amd")) return "Zen";
+    return "SkylakeX";
+  }
+  if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma"))
+    return __builtin_cpu_is("amd") ? "Zen" : "Haswell";
+  if (__builtin_cpu_supports("avx")) return "Sandybridge";
+  return NULL; /* older CPUs: OpenBLAS's own detection is as good as ours */
+}
+
+static ch_status load_locked(void) {
+  if (g_blas.handle) return CH_OK;
+  const char *user = getenv("OPENBLAS_CORETYPE");
+  if (!user || !*user) {
+    g_blas.choice = detect_coretype();
+    if (g_blas.choice) setenv("OPENBLAS_CORETYPE", g_blas.choice, 1);
+  }
+  const char *candidates[] = {COHORT_OPENBLAS_PATH, "libopenblas.so.0", "libopenblas.so"};
+  for (size_t i = 0; i < sizeof candidates / sizeof *candidates && !g_blas.handle; i++)
+    if (candidates[i][0]) g_blas.handle = dlopen(candidates[i], RTLD_NOW | RTLD_LOCAL);
+  if (!g_blas.handle)
+    return CH_FAIL(CH_ERR_UNSUPPORTED, "cannot load OpenBLAS (%s): %s", COHORT_OPENBLAS_PATH,
+                   dlerror());
+  g_blas.sgemm = (sgemm_fn)dlsym(g_blas.handle, "cblas_sgemm");
+  g_blas.set_threads = (set_threads_fn)dlsym(g_blas.handle, "openblas_set_num_threads");
+  g_blas.corename = (corename_fn)dlsym(g_blas.handle, "openblas_get_corename");
+  if (!g_blas.sgemm) {
+    dlclose(g_blas.handle);
+    g_blas.handle = NULL;
+    return CH_FAIL(CH_ERR_UNSUPPORTED, "OpenBLAS at %s has no cblas_sgemm", COHORT_OPENBLAS_PATH);
+  }
+  return CH_OK;
+}
+
+ch_status ch_blas_init(int threads) {
+  pthread_mutex_lock(&g_blas_lock);
+  ch_status st = load_locked();
+  pthread_mutex_unlock(&g_blas_lock);
+  CH_CHECK(st);
+  if (threads > 0 && g_blas.set_threads) g_blas.set_threads(threads);
+  return CH_OK;
+}
+
+const char *ch_blas_corename(void) {
+  return g_blas.corename ? g_blas.corename() : "";
+}
+
+const char *ch_blas_coretype_choice(void) { return g_blas.choice; }
+
+void ch_sgemm(int trans_a, int trans_b, int m, int n, int k, float alpha, const float *a, int lda,
+              const float *b, int ldb, float beta, float *c, int ldc) {
+  if (!g_blas.sgemm && ch_blas_init(0) != CH_OK) {
+    CH_ERROR("%s", ch_error_message());
+    abort(); /* no BLAS at all: nothing sensible can run */
+  }
+  g_blas.sgemm(CblasRowMajor, trans_a ? CblasTrans : CblasNoTrans,
+               trans_b ? CblasTrans : CblasNoTrans, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
+}

@@ -1,0 +1,35 @@
+/* The `cohort` command: dispatches to subcommands. */
+#include <stdio.h>
+#include <string.h>
+
+#include "cli/commands.h"
+#include "cohort_build.h"
+
+static void usage(FILE *out) {
+  fprintf(out,
+          "usage: cohort <command> [args]\n"
+          "\n"
+          "commands:\n"
+          "  train CONFIG.yaml [key.sub=value ...]   train a model (under mpirun or srun)\n"
+          "  data csv IN.csv[.gz] OUT.h5 [--label-column K] [--val-fraction F] [--seed S]\n"
+          "                                          convert a CSV into a cohort dataset\n"
+          "  version                                 print version and build facts\n"
+          "\n"
+          "Environment: COHORT_LOG=debug|info|warn|error, COHORT_LOG_RANKS=all.\n");
+}
+
+int main(int argc, char **argv) {
+  if (argc < 2 || !strcmp(argv[1], "-h") || !strcmp(argv[1], "--help") || !strcmp(argv[1], "help")) {
+    usage(argc < 2 ? stderr : stdout);
+    return argc < 2 ? 2 : 0;
+  }
+  if (!strcmp(argv[1], "version") || !strcmp(argv[1], "--version")) {
+    printf("cohort %s (%s)\n", COHORT_VERSION, COHORT_MPI_LIBRARY_VERSION);
+    return 0;
+  }
+  if (!strcmp(argv[1], "train")) return ch_cli_train(argc - 1, argv + 1);
+  if (!strcmp(argv[1], "data")) return ch_cli_data(argc - 1, argv + 1);
+  fprintf(stderr, "cohort: unknown command '%s'\n\n", argv[1]);
+  usage(stderr);
+  return 2;
+}

@@ -1,0 +1,139 @@
+/* MPI initialisation, rank discovery, and the process context. */
+#include "cohort/runtime.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "cohort/kernels.h"
+#include "cohort/log.h"
+#include "runtime/binding.h"
+
+static ch_runtime g_rt;
+static int g_rt_ready;
+
+double ch_time(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+/* Information only: ranks always come from MPI itself (under srun OMPI_* are absent, under
+ * mpirun SLURM_PROCID is absent). */
+static const char *detect_launcher(void) {
+  if (getenv("SLURM_STEP_ID") || getenv("SLURM_JOB_ID")) {
+    if (!getenv("OMPI_COMM_WORLD_SIZE")) return "slurm";
+  }
+  if (getenv("OMPI_COMM_WORLD_SIZE")) return "openmpi";
+  if (getenv("PMI_RANK") || getenv("HYDRA_CONTROL_FD") || getenv("PMI_FD")) return "mpich";
+  return "unknown";
+}
+
+/* Node id = index of this node's lowest world rank among all nodes' lowest ranks. */
+static ch_status discover_nodes(ch_runtime *rt) {
+  int leader = rt->local_rank == 0;
+  int nodes = 0, before = 0;
+  if (MPI_Allreduce(&leader, &nodes, 1, MPI_INT, MPI_SUM, rt->world) != MPI_SUCCESS)
+    return CH_FAIL(CH_ERR_MPI, "MPI_Allreduce(node count) failed");
+  if (MPI_Exscan(&leader, &before, 1, MPI_INT, MPI_SUM, rt->world) != MPI_SUCCESS)
+    return CH_FAIL(CH_ERR_MPI, "MPI_Exscan(node id) failed");
+  if (rt->world_rank == 0) before = 0; /* Exscan leaves rank 0's result undefined */
+  int id = before; /* a leader's id: the number of leaders with lower world ranks */
+  /* Non-leaders take their node leader's id. */
+  if (MPI_Bcast(&id, 1, MPI_INT, 0, rt->local) != MPI_SUCCESS)
+    return CH_FAIL(CH_ERR_MPI, "MPI_Bcast(node id) failed");
+  rt->node_id = id;
+  rt->node_count = nodes;
+  return CH_OK;
+}
+
+ch_status ch_runtime_init(int *argc, char ***argv, const ch_runtime_opts *opts, ch_runtime **out) {
+  ch_runtime_opts defaults = {.verbose = 0, .bind_cores = 1};
+  if (!opts) opts = &defaults;
+  ch_runtime *rt = &g_rt;
+  memset(rt, 0, sizeof *rt);
+  rt->verbose = opts->verbose;
+  rt->launcher = detect_launcher();
+  gethostname(rt->hostname, sizeof rt->hostname - 1);
+
+  int inited = 0;
+  MPI_Initialized(&inited);
+  if (!inited && MPI_Init_thread(argc, argv, MPI_THREAD_FUNNELED, &rt->thread_level) != MPI_SUCCESS)
+    return CH_FAIL(CH_ERR_MPI, "MPI_Init_thread failed");
+  if (inited) MPI_Query_thread(&rt->thread_level);
+  if (rt->thread_level < MPI_THREAD_FUNNELED)
+    return CH_FAIL(CH_ERR_MPI, "MPI provides thread level %d, cohort needs MPI_THREAD_FUNNELED",
+                   rt->thread_level);
+  MPI_Comm_dup(MPI_COMM_WORLD, &rt->world);
+  /* Collective failures are fatal and reported by cohort, naming the rank. */
+  MPI_Comm_set_errhandler(rt->world, MPI_ERRORS_RETURN);
+  MPI_Comm_rank(rt->world, &rt->world_rank);
+  MPI_Comm_size(rt->world, &rt->world_size);
+  ch_log_configure(rt->world_rank, rt->verbose);
+  MPI_Comm_split_type(rt->world, MPI_COMM_TYPE_SHARED, rt->world_rank, MPI_INFO_NULL, &rt->local);
+  MPI_Comm_rank(rt->local, &rt->local_rank);
+  MPI_Comm_size(rt->local, &rt->local_size);
+  CH_CHECK(discover_nodes(rt));
+
+  ch_binding b = {0};
+  CH_CHECK(ch_binding_apply(rt->local_rank, rt->local_size, opts->bind_cores, &b));
+  rt->ncores = b.ncores;
+  snprintf(rt->cpuset, sizeof rt->cpuset, "%s", b.cpuset);
+  CH_CHECK(ch_blas_init(rt->ncores));
+  g_rt_ready = 1;
+
+  int version_len = 0;
+  char version[MPI_MAX_LIBRARY_VERSION_STRING];
+  MPI_Get_library_version(version, &version_len);
+  char *nl = strchr(version, '\n');
+  if (nl) *nl = '\0';
+  CH_DEBUG("MPI: %s; thread level FUNNELED", version);
+  ch_log_level lvl = rt->verbose ? CH_LOG_INFO : CH_LOG_DEBUG;
+  ch_log(lvl, "rank %d/%d on %s (node %d/%d, local %d/%d, launcher %s): cores %s%s, %d BLAS "
+              "thread%s, OpenBLAS kernels %s%s",
+         rt->world_rank, rt->world_size, rt->hostname, rt->node_id, rt->node_count,
+         rt->local_rank, rt->local_size, rt->launcher, rt->cpuset, b.shared ? " (shared)" : "",
+         rt->ncores, rt->ncores == 1 ? "" : "s", ch_blas_corename(),
+         ch_blas_coretype_choice() ? " (chosen by cohort)" : "");
+  if (b.shared && rt->local_rank == 0)
+    CH_WARN("%d ranks on %s but only %d cores: ranks share cores", rt->local_size, rt->hostname,
+            b.total_cores);
+  *out = rt;
+  return CH_OK;
+}
+
+ch_runtime *ch_runtime_get(void) { return g_rt_ready ? &g_rt : NULL; }
+
+void ch_runtime_finalize(void) {
+  int fin = 0;
+  MPI_Finalized(&fin);
+  if (fin) return;
+  if (g_rt_ready) {
+    MPI_Comm_free(&g_rt.local);
+    MPI_Comm_free(&g_rt.world);
+    g_rt_ready = 0;
+  }
+  MPI_Finalize();
+}
+
+void ch_runtime_fatal(ch_status s, const char *fmt, ...) {
+  char msg[2048];
+  va_list ap;
+  va_start(ap, fmt);
+  vsnprintf(msg, sizeof msg, fmt, ap);
+  va_end(ap);
+  int rank = g_rt_ready ? g_rt.world_rank : -1;
+  const char *detail = ch_error_message();
+  fprintf(stderr, "[cohort r%d] fatal on rank %d (%s): %s: %s%s%s\n", rank, rank,
+          g_rt.hostname[0] ? g_rt.hostname : "?", ch_status_str(s), msg, detail[0] ? ": " : "",
+          detail);
+  fflush(stderr);
+  int inited = 0, fin = 0;
+  MPI_Initialized(&inited);
+  MPI_Finalized(&fin);
+  if (inited && !fin) MPI_Abort(MPI_COMM_WORLD, 1);
+  _Exit(1);
+}

@@ -1,0 +1,118 @@
+/* Flat layout of a parameter spec table, seeded initialisation and the 1/n partition. */
+#include <stdlib.h>
+#include <string.h>
+
+#include "cohort/rng.h"
+#include "cohort/tensor.h"
+
+#define CH_ALIGN_ELEMS 16
+
+size_t ch_dtype_size(ch_dtype t) {
+  switch (t) {
+    case CH_F32: case CH_I32: return 4;
+    case CH_F64: case CH_I64: return 8;
+    case CH_U8: return 1;
+    case CH_BF16: return 2;
+  }
+  return 0;
+}
+
+const char *ch_dtype_name(ch_dtype t) {
+  switch (t) {
+    case CH_F32: return "float32";
+    case CH_F64: return "float64";
+    case CH_I32: return "int32";
+    case CH_I64: return "int64";
+    case CH_U8: return "uint8";
+    case CH_BF16: return "bfloat16";
+  }
+  return "unknown";
+}
+
+int64_t ch_param_numel(const ch_param_spec *p) {
+  int64_t n = 1;
+  for (int i = 0; i < p->ndim; i++) n *= p->shape[i];
+  return n;
+}
+
+static size_t align_up(size_t x) { return (x + CH_ALIGN_ELEMS - 1) / CH_ALIGN_ELEMS * CH_ALIGN_ELEMS; }
+
+ch_status ch_layout_create(const ch_param_spec *specs, int n, ch_layout *out) {
+  memset(out, 0, sizeof *out);
+  if (n <= 0) return CH_FAIL(CH_ERR_INVALID, "empty parameter table");
+  int nunits = specs[n - 1].unit + 1;
+  for (int i = 0; i < n; i++) {
+    int prev = i ? specs[i - 1].unit : 0;
+    if (specs[i].unit < prev || specs[i].unit > prev + 1 || (i == 0 && specs[0].unit != 0))
+      return CH_FAIL(CH_ERR_INVALID, "parameter '%s': units must be numbered 0.. in table order",
+                     specs[i].name);
+    if (specs[i].ndim < 1 || specs[i].ndim > CH_MAX_DIMS || ch_param_numel(&specs[i]) <= 0)
+      return CH_FAIL(CH_ERR_INVALID, "parameter '%s': bad shape", specs[i].name);
+  }
+  out->params = malloc(sizeof *out->params * (size_t)n);
+  out->offsets = malloc(sizeof *out->offsets * (size_t)n);
+  out->units = calloc((size_t)nunits, sizeof *out->units);
+  if (!out->params || !out->offsets || !out->units) {
+    ch_layout_destroy(out);
+    return CH_FAIL(CH_ERR_NOMEM, "parameter layout");
+  }
+  memcpy(out->params, specs, sizeof *specs * (size_t)n);
+  out->nparams = n;
+  out->nunits = nunits;
+  size_t off = 0;
+  for (int i = 0; i < n; i++) {
+    ch_unit *u = &out->units[specs[i].unit];
+    if (u->nparams == 0) {
+      u->offset = off;
+      u->first_param = i;
+    }
+    u->nparams++;
+    out->offsets[i] = off;
+    off = align_up(off + (size_t)ch_param_numel(&specs[i]));
+    u->numel = off - u->offset;
+  }
+  out->numel = off;
+  return CH_OK;
+}
+
+void ch_layout_destroy(ch_layout *l) {
+  free(l->params);
+  free(l->offsets);
+  free(l->units);
+  memset(l, 0, sizeof *l);
+}
+
+int ch_layout_find(const ch_layout *l, const char *name) {
+  for (int i = 0; i < l->nparams; i++)
+    if (!strcmp(l->params[i].name, name)) return i;
+  return -1;
+}
+
+void ch_layout_init_params(const ch_layout *l, float *flat, uint64_t seed) {
+  memset(flat, 0, sizeof *flat * l->numel);
+  for (int i = 0; i < l->nparams; i++) {
+    const ch_param_spec *p = &l->params[i];
+    float *w = flat + l->offsets[i];
+    int64_t n = ch_param_numel(p);
+    uint64_t stream = ch_hash_str(p->name);
+    for (int64_t j = 0; j < n; j++) {
+      switch (p->init) {
+        case CH_INIT_ZEROS: w[j] = 0.0f; break;
+        case CH_INIT_ONES: w[j] = 1.0f; break;
+        case CH_INIT_UNIFORM:
+          w[j] = p->init_scale * (2.0f * ch_rng_uniform(seed, stream, (uint64_t)j) - 1.0f);
+          break;
+        case CH_INIT_NORMAL: w[j] = p->init_scale * ch_rng_normal(seed, stream, (uint64_t)j); break;
+      }
+    }
+  }
+}
+
+size_t ch_part_count(size_t total, int n, int r) {
+  return total / (size_t)n + ((size_t)r < total % (size_t)n ? 1 : 0);
+}
+
+size_t ch_part_offset(size_t total, int n, int r) {
+  size_t base = total / (size_t)n, rem = total % (size_t)n;
+  return (size_t)r * base + ((size_t)r < rem ? (size_t)r : rem);
+}
