@@ -52,19 +52,29 @@ typedef struct ch_config {
 /* Fills `cfg` with every key's default. */
 void ch_config_defaults(ch_config *cfg);
 
-/* Loads `path` (YAML, nested mappings of scalars) over the defaults, then applies `noverrides`
- * "key.sub=value" strings in order, then checks cross-key rules. On error returns CH_ERR_CONFIG
+/* Loads `path` (YAML, nested mappings of scalars; NULL: no file) over the defaults, then applies
+ * `noverrides` "key.sub=value" strings in order, then checks cross-key rules. On error returns CH_ERR_CONFIG
  * (or CH_ERR_IO when the file cannot be read) with a message such as
  * "configs/x.yaml:7: optim.lr: expected a number, got 'fast'" or
- * "configs/x.yaml:3: unknown key 'optim.lrr'" or "override 'train.steps=-1': must be >= 1". */
+ * "configs/x.yaml:3: unknown key 'optim.lrr'" or "override 'train.steps=-1': train.steps: must be
+ * >= 1". `cfg` is written only on success. */
 ch_status ch_config_load(const char *path, const char *const *overrides, int noverrides,
                          ch_config *cfg);
 
-/* Applies one "key.sub=value" override (value parsed as a YAML scalar). */
+/* Applies one "key.sub=value" override (value parsed as a YAML scalar) to `cfg`. `origin` prefixes
+ * error messages; NULL means "override '<assignment>'". Checks the key's own range but not the
+ * cross-key rules (ch_config_load / ch_config_validate do). Errors: CH_ERR_CONFIG (no '=',
+ * unknown key, a section, bad value); `cfg` is unchanged on error. */
 ch_status ch_config_set(ch_config *cfg, const char *assignment, const char *origin);
+
+/* Checks every field of `cfg` against its key's range and the cross-key rules
+ * (optim.min_lr <= optim.lr, optim.warmup_steps <= train.steps), e.g. for a config built in
+ * code. Errors: CH_ERR_CONFIG naming the key ("config: train.steps: must be >= 1, got 0"). */
+ch_status ch_config_validate(const ch_config *cfg);
 
 /* The resolved config as YAML text (every key, nested), malloc'ed; NULL on allocation failure. */
 char *ch_config_to_yaml(const ch_config *cfg);
 
-/* Writes ch_config_to_yaml to `path` atomically (temporary file + rename). */
+/* Writes ch_config_to_yaml to `path` atomically: `path`.tmp, fsync, rename, fsync of the
+ * directory. Errors: CH_ERR_IO naming the file (the temporary file is removed), CH_ERR_NOMEM. */
 ch_status ch_config_write(const ch_config *cfg, const char *path);

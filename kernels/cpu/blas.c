@@ -32,14 +32,15 @@ static struct {
 } g_blas;
 static pthread_mutex_t g_blas_lock = PTHREAD_MUTEX_INITIALIZER;
 
-/* The best OpenBLAS 0.3.21 kernel family for this CPU, from the ISA extensions it reports. */
+/* The best OpenBLAS 0.3.21 kernel family for this CPU, from the ISA extensions it reports
+ * (not from family/model numbers, which is what virtual machines get wrong). On a CPU that
+ * OpenBLAS does recognise this picks what it would pick itself (an AMD EPYC with AVX-512 BF16
+ * gets Cooperlake either way); on the misdetected Xeons it replaces Prescott. */
 static const char *detect_coretype(void) {
   __builtin_cpu_init();
   if (__builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
-      __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512dq")) {
-    if (__builtin_cpu_is("amd")) return "Zen";
-    return "SkylakeX";
-  }
+      __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512dq"))
+    return __builtin_cpu_supports("avx512bf16") ? "Cooperlake" : "SkylakeX";
   if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma"))
     return __builtin_cpu_is("amd") ? "Zen" : "Haswell";
   if (__builtin_cpu_supports("avx")) return "Sandybridge";

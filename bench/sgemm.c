@@ -1,0 +1,181 @@
+/* sgemm throughput of ch_sgemm (OpenBLAS loaded by kernels/cpu/blas.c).
+ *
+ * For each square size n and each thread count, C = A B (row-major fp32, alpha 1, beta 0) is
+ * run after a warmup until at least --reps repetitions and --min-time seconds have passed;
+ * the best repetition gives GFLOP/s = 2 n^3 / time. A few entries of C are checked against a
+ * double-precision dot product, so a broken library is a failure (exit 1), not a number.
+ *
+ * The kernel family OpenBLAS uses is fixed when the library loads, so one process measures one
+ * OPENBLAS_CORETYPE; bench/sgemm.sh runs this program once per core type and compares.
+ *
+ *   sgemm [--sizes 256,512,1024,2048] [--threads 1,0] [--reps 5] [--min-time 0.5] [--label X]
+ *
+ * --threads lists BLAS thread counts; 0 means all cores this process may run on.
+ * Output: a header (corename, choice, machine) then one line per (threads, n):
+ *   "RESULT <label> <corename> <threads> <n> <reps> <best_ms> <gflops>"
+ * which bench/sgemm.sh parses. */
+#define _GNU_SOURCE
+#include <sched.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <math.h>
+
+#include "cohort/kernels.h"
+#include "cohort/runtime.h"
+#include "cohort/status.h"
+
+#define MAX_LIST 32
+
+static int parse_list(const char *s, int *out) {
+  int n = 0;
+  char *copy = strdup(s), *save = NULL;
+  for (char *tok = strtok_r(copy, ",", &save); tok && n < MAX_LIST; tok = strtok_r(NULL, ",", &save))
+    out[n++] = atoi(tok);
+  free(copy);
+  return n;
+}
+
+static int cores_available(void) {
+  cpu_set_t set;
+  if (sched_getaffinity(0, sizeof set, &set) == 0) return CPU_COUNT(&set);
+  return 1;
+}
+
+static void cpu_model(char *buf, size_t len) {
+  snprintf(buf, len, "unknown");
+  FILE *f = fopen("/proc/cpuinfo", "r");
+  if (!f) return;
+  char line[512];
+  while (fgets(line, sizeof line, f)) {
+    if (strncmp(line, "model name", 10) == 0) {
+      char *colon = strchr(line, ':');
+      if (colon) {
+        colon += 2;
+        colon[strcspn(colon, "\n")] = '\0';
+        snprintf(buf, len, "%s", colon);
+      }
+      break;
+    }
+  }
+  fclose(f);
+}
+
+/* xorshift: uniform floats in [-1, 1), never all zero. */
+static void fill_random(float *x, size_t n, unsigned long long seed) {
+  unsigned long long s = seed * 0x9E3779B97F4A7C15ull + 1;
+  for (size_t i = 0; i < n; i++) {
+    s ^= s << 13;
+    s ^= s >> 7;
+    s ^= s << 17;
+    x[i] = (float)((double)(s >> 11) / 4503599627370496.0 - 1.0);
+  }
+}
+
+/* Compares 16 entries of C with double-precision dot products; relative to sum |a||b|. */
+static int check_result(const float *a, const float *b, const float *c, int n) {
+  for (int t = 0; t < 16; t++) {
+    int i = (int)((t * 7919L) % n), j = (int)((t * 104729L + 13) % n);
+    double ref = 0, mag = 0;
+    for (int p = 0; p < n; p++) {
+      ref += (double)a[(size_t)i * n + p] * b[(size_t)p * n + j];
+      mag += fabs((double)a[(size_t)i * n + p] * b[(size_t)p * n + j]);
+    }
+    double err = fabs(c[(size_t)i * n + j] - ref);
+    if (!(err <= 1e-5 * mag + 1e-6)) {
+      fprintf(stderr, "sgemm: wrong result at n=%d C[%d,%d] = %g, expected %g (err %g)\n", n,
+              i, j, c[(size_t)i * n + j], ref, err);
+      return 0;
+    }
+  }
+  return 1;
+}
+
+int main(int argc, char **argv) {
+  int sizes[MAX_LIST], nsizes = parse_list("256,512,1024,2048", sizes);
+  int threads[MAX_LIST], nthreads = parse_list("1,0", threads);
+  int min_reps = 5;
+  double min_time = 0.5;
+  const char *label = "cohort";
+  for (int i = 1; i < argc; i++) {
+    if (!strcmp(argv[i], "--sizes") && i + 1 < argc) nsizes = parse_list(argv[++i], sizes);
+    else if (!strcmp(argv[i], "--threads") && i + 1 < argc) nthreads = parse_list(argv[++i], threads);
+    else if (!strcmp(argv[i], "--reps") && i + 1 < argc) min_reps = atoi(argv[++i]);
+    else if (!strcmp(argv[i], "--min-time") && i + 1 < argc) min_time = atof(argv[++i]);
+    else if (!strcmp(argv[i], "--label") && i + 1 < argc) label = argv[++i];
+    else {
+      fprintf(stderr, "usage: %s [--sizes 256,512,...] [--threads 1,0] [--reps N] "
+                      "[--min-time S] [--label NAME]\n", argv[0]);
+      return 2;
+    }
+  }
+  if (min_reps < 1) min_reps = 1;
+
+  const char *user_env = getenv("OPENBLAS_CORETYPE");
+  char user_coretype[64] = "";
+  if (user_env) snprintf(user_coretype, sizeof user_coretype, "%s", user_env);
+  if (ch_blas_init(1) != CH_OK) {
+    fprintf(stderr, "sgemm: %s\n", ch_error_message());
+    return 1;
+  }
+  int ncores = cores_available();
+  char model[256];
+  cpu_model(model, sizeof model);
+  const char *choice = ch_blas_coretype_choice();
+  const char *corename = ch_blas_corename();
+  printf("# sgemm via ch_sgemm, row-major fp32, C = A B, best of >= %d reps / %.2f s after warmup\n",
+         min_reps, min_time);
+  printf("# cpu: %s, %d cores available\n", model, ncores);
+  printf("# OPENBLAS_CORETYPE: %s\n",
+         user_coretype[0] ? user_coretype : (choice ? choice : "(unset: OpenBLAS's own detection)"));
+  printf("# set by: %s\n", user_coretype[0] ? "user environment" : (choice ? "cohort" : "nobody"));
+  printf("corename: %s\n", corename[0] ? corename : "?");
+  printf("# %-12s %-12s %7s %6s %5s %10s %9s\n", "label", "corename", "threads", "n", "reps",
+         "best ms", "GFLOP/s");
+
+  int max_n = 0;
+  for (int s = 0; s < nsizes; s++) if (sizes[s] > max_n) max_n = sizes[s];
+  size_t elems = (size_t)max_n * max_n;
+  float *a = ch_alloc_aligned(elems * sizeof(float));
+  float *b = ch_alloc_aligned(elems * sizeof(float));
+  float *c = ch_alloc_aligned(elems * sizeof(float));
+  if (!a || !b || !c) {
+    fprintf(stderr, "sgemm: out of memory for n=%d\n", max_n);
+    return 1;
+  }
+
+  int failed = 0;
+  for (int t = 0; t < nthreads; t++) {
+    int nt = threads[t] > 0 ? threads[t] : ncores;
+    ch_blas_init(nt);
+    for (int s = 0; s < nsizes; s++) {
+      int n = sizes[s];
+      if (n <= 0) continue;
+      fill_random(a, (size_t)n * n, 1000 + n);
+      fill_random(b, (size_t)n * n, 2000 + n);
+      double flops = 2.0 * n * (double)n * n;
+      /* warmup: two calls (thread pool start-up, page faults, caches) */
+      for (int w = 0; w < 2; w++) ch_sgemm(0, 0, n, n, n, 1.0f, a, n, b, n, 0.0f, c, n);
+      if (!check_result(a, b, c, n)) {
+        failed = 1;
+        continue;
+      }
+      double best = 1e30, start = ch_time();
+      int reps = 0;
+      while (reps < min_reps || (ch_time() - start < min_time && reps < 1000)) {
+        double t0 = ch_time();
+        ch_sgemm(0, 0, n, n, n, 1.0f, a, n, b, n, 0.0f, c, n);
+        double dt = ch_time() - t0;
+        if (dt < best) best = dt;
+        reps++;
+      }
+      printf("RESULT %-12s %-12s %7d %6d %5d %10.3f %9.1f\n", label, corename[0] ? corename : "?",
+             nt, n, reps, best * 1e3, flops / best * 1e-9);
+      fflush(stdout);
+    }
+  }
+  ch_free_aligned(a);
+  ch_free_aligned(b);
+  ch_free_aligned(c);
+  return failed ? 1 : 0;
+}

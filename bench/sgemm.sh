@@ -1,0 +1,196 @@
+#!/usr/bin/env bash
+# sgemm throughput of cohort's ch_sgemm under each OpenBLAS kernel family, with peers.
+#
+#   bench/sgemm.sh [BUILD_DIR]          (default BUILD_DIR: build)
+#   SIZES=256,512,1024,2048 THREADS=1,0 REPS=5 MIN_TIME=0.5 bench/sgemm.sh build
+#
+# THREADS lists BLAS thread counts; 0 = all cores. Runs, one process each (OpenBLAS fixes its
+# kernels when it loads, so every OPENBLAS_CORETYPE needs a fresh process):
+#   cohort-default   OPENBLAS_CORETYPE unset: cohort detects the CPU and sets it (what users get)
+#   openblas-auto    OPENBLAS_CORETYPE=auto: an unknown name, so OpenBLAS falls back to its own
+#                    cpuid detection ("Core not found: auto") -- what a program without cohort gets
+#   Prescott         what Debian's OpenBLAS 0.3.21 picks by itself on the Xeons of DESIGN.md s.5
+#   Haswell SkylakeX Cooperlake Zen Sandybridge   the other plausible families
+#   blis             cblas_sgemm of libblis through ctypes (skipped when libblis is absent;
+#                    BLIS_LIB=/path/libblis.so.4 picks the library)
+#   torch.mm         PyTorch (Debian's, same OpenBLAS) with cohort's OPENBLAS_CORETYPE, the peer
+# and prints, per thread count, GFLOP/s at each n with the ratio to the best config at that n.
+# Exits nonzero only if a run fails (crash, wrong result); missing optional peers are skipped.
+set -u
+here=$(cd "$(dirname "$0")" && pwd)
+build=${1:-build}
+bin=$build/bench/sgemm
+[ -x "$bin" ] || { echo "sgemm.sh: $bin not found; build first (cmake --build $build)" >&2; exit 2; }
+SIZES=${SIZES:-256,512,1024,2048}
+THREADS=${THREADS:-1,0}
+REPS=${REPS:-5}
+MIN_TIME=${MIN_TIME:-0.5}
+PY=/usr/bin/python3
+args=(--sizes "$SIZES" --threads "$THREADS" --reps "$REPS" --min-time "$MIN_TIME")
+
+out=$(mktemp)
+peer_py=$(mktemp --suffix=.py)
+trap 'rm -f "$out" "$peer_py"' EXIT
+fail=0
+
+echo "# sgemm.sh on $(hostname): $(lscpu | sed -n 's/^Model name: *//p'), $(nproc) cores, $(date -u +%Y-%m-%dT%H:%MZ)"
+echo "# sizes $SIZES, threads $THREADS (0 = all cores), best of >= $REPS reps and >= $MIN_TIME s"
+
+run_cohort() { # label, then env assignments
+  local label=$1; shift
+  local log
+  if ! log=$(env "$@" "$bin" "${args[@]}" --label "$label" 2>&1); then
+    echo "sgemm.sh: FAILED: $label ($*)" >&2
+    echo "$log" >&2
+    fail=1
+  fi
+  printf '%s\n' "$log" | grep '^RESULT' >>"$out"
+  printf '  [%s] OPENBLAS_CORETYPE=%s (set by %s) -> OpenBLAS kernels %s\n' "$label" \
+    "$(printf '%s\n' "$log" | sed -n 's/^# OPENBLAS_CORETYPE: //p')" \
+    "$(printf '%s\n' "$log" | sed -n 's/^# set by: //p')" \
+    "$(printf '%s\n' "$log" | sed -n 's/^corename: //p')"
+}
+
+run_cohort cohort-default -u OPENBLAS_CORETYPE
+choice=$(grep -m1 '^RESULT cohort-default ' "$out" | awk '{print $3}')
+run_cohort openblas-auto OPENBLAS_CORETYPE=auto
+for ct in Prescott Haswell SkylakeX Cooperlake Zen Sandybridge; do
+  run_cohort "$ct" OPENBLAS_CORETYPE=$ct
+done
+
+# Peers through Python: torch.mm, or cblas_sgemm of a library via ctypes. Same sizes, threads
+# and best-of rule; OpenBLAS threads are set with openblas_set_num_threads on the loaded library.
+# Usage: peer.py torch|cblas:<lib> label, with SIZES THREADS REPS MIN_TIME in the environment.
+cat >"$peer_py" <<'EOF'
+import ctypes, os, sys, time
+mode, label = sys.argv[1], sys.argv[2]
+sizes = [int(s) for s in os.environ["SIZES"].split(",")]
+threads = [int(t) for t in os.environ["THREADS"].split(",")]
+reps, min_time = int(os.environ["REPS"]), float(os.environ["MIN_TIME"])
+ncores = len(os.sched_getaffinity(0))
+
+def bench(fn):
+    fn(); fn()
+    best, n, start = 1e30, 0, time.perf_counter()
+    while n < reps or (time.perf_counter() - start < min_time and n < 1000):
+        t0 = time.perf_counter(); fn(); best = min(best, time.perf_counter() - t0); n += 1
+    return best, n
+
+if mode == "torch":
+    import torch
+    ob = ctypes.CDLL("libopenblas.so.0")  # the copy torch already loaded
+    ob.openblas_get_corename.restype = ctypes.c_char_p
+    core = ob.openblas_get_corename().decode()
+    set_threads = lambda t: (ob.openblas_set_num_threads(t), torch.set_num_threads(t))
+    def make(n):
+        g = torch.Generator().manual_seed(n)
+        a = torch.rand(n, n, generator=g) * 2 - 1
+        b = torch.rand(n, n, generator=g) * 2 - 1
+        c = torch.empty(n, n)
+        ref = (a[:4].double() @ b.double())
+        torch.mm(a, b, out=c)
+        if not torch.allclose(c[:4].double(), ref, rtol=1e-4, atol=1e-3):
+            sys.exit("torch.mm: wrong result at n=%d" % n)
+        return lambda: torch.mm(a, b, out=c)
+else:
+    import numpy as np
+    lib = ctypes.CDLL(mode.split(":", 1)[1])
+    core = "blis"
+    if not hasattr(lib, "cblas_sgemm"):
+        print("skipped: %s has no cblas_sgemm" % mode.split(":", 1)[1])
+        sys.exit(0)
+    for sym in ("bli_thread_set_num_threads", "openblas_set_num_threads"):
+        if hasattr(lib, sym):
+            fn_threads = getattr(lib, sym)
+            break
+    else:
+        fn_threads = None
+    def set_threads(t):
+        if fn_threads is not None:
+            fn_threads(ctypes.c_long(t) if "bli_" in fn_threads.__name__ else t)
+    f = ctypes.c_float
+    P = ctypes.POINTER(ctypes.c_float)
+    lib.cblas_sgemm.argtypes = [ctypes.c_int] * 6 + [f, P, ctypes.c_int, P, ctypes.c_int, f, P, ctypes.c_int]
+    def make(n):
+        rng = np.random.default_rng(n)
+        a = rng.uniform(-1, 1, (n, n)).astype(np.float32)
+        b = rng.uniform(-1, 1, (n, n)).astype(np.float32)
+        c = np.empty((n, n), np.float32)
+        pa, pb, pc = (x.ctypes.data_as(P) for x in (a, b, c))
+        call = lambda: lib.cblas_sgemm(101, 111, 111, n, n, n, 1.0, pa, n, pb, n, 0.0, pc, n)
+        call()
+        ref = a[:4].astype(np.float64) @ b.astype(np.float64)
+        if not np.allclose(c[:4], ref, rtol=1e-4, atol=1e-3):
+            sys.exit("%s: wrong result at n=%d" % (label, n))
+        return call
+
+print("corename: %s" % core)
+for t in threads:
+    nt = t if t > 0 else ncores
+    set_threads(nt)
+    for n in sizes:
+        best, r = bench(make(n))
+        print("RESULT %-12s %-12s %7d %6d %5d %10.3f %9.1f" % (label, core, nt, n, r, best * 1e3,
+              2.0 * n ** 3 / best * 1e-9), flush=True)
+EOF
+
+run_peer() { # label, mode, then env assignments
+  local label=$1 mode=$2; shift 2
+  local log
+  if ! log=$(env "$@" SIZES="$SIZES" THREADS="$THREADS" REPS="$REPS" MIN_TIME="$MIN_TIME" \
+      "$PY" "$peer_py" "$mode" "$label" 2>&1); then
+    echo "sgemm.sh: FAILED: $label" >&2
+    echo "$log" >&2
+    fail=1
+  fi
+  printf '%s\n' "$log" | grep '^RESULT' >>"$out"
+  printf '%s\n' "$log" | grep -E '^(corename|skipped)' | sed "s/^/  [$label] /"
+}
+
+blis=${BLIS_LIB:-$(ldconfig -p 2>/dev/null | awk '/libblis\.so/ {print $NF; exit}')}
+if [ -n "$blis" ] && "$PY" -c 'import numpy' 2>/dev/null; then
+  run_peer blis "cblas:$blis"
+else
+  echo "  [blis] skipped: libblis not installed (apt install libblis4-serial or libblis-serial-dev)"
+fi
+
+if "$PY" -c 'import torch' 2>/dev/null; then
+  if [ -n "$choice" ]; then
+    run_peer torch.mm torch OPENBLAS_CORETYPE="$choice"
+  else
+    run_peer torch.mm torch -u OPENBLAS_CORETYPE
+  fi
+else
+  echo "  [torch.mm] skipped: $PY has no torch (apt install python3-torch)"
+fi
+
+# Table: per thread count, rows = configs, cells = GFLOP/s (ratio to the best config at that n).
+awk -v sizes="$SIZES" '
+  $1 == "RESULT" {
+    key = $2 SUBSEP $4 SUBSEP $5; g[key] = $8; core[$2] = $3
+    if (!($2 in seen)) { seen[$2] = 1; order[++nl] = $2 }
+    if (!($4 in tseen)) { tseen[$4] = 1; tord[++nt] = $4 }
+    if ($8 > best[$4 SUBSEP $5]) { best[$4 SUBSEP $5] = $8; who[$4 SUBSEP $5] = $2 }
+  }
+  END {
+    ns = split(sizes, n, ",")
+    for (ti = 1; ti <= nt; ti++) {
+      t = tord[ti]
+      printf "\n### %d thread%s: GFLOP/s (ratio to best at that n)\n\n", t, t == 1 ? "" : "s"
+      printf "| config | corename |"; for (i = 1; i <= ns; i++) printf " n=%s |", n[i]; printf "\n"
+      printf "|---|---|"; for (i = 1; i <= ns; i++) printf "---:|"; printf "\n"
+      for (li = 1; li <= nl; li++) {
+        l = order[li]; printf "| %s | %s |", l, core[l]
+        for (i = 1; i <= ns; i++) {
+          k = l SUBSEP t SUBSEP n[i]
+          if (k in g) printf " %.1f (%.2f) |", g[k], g[k] / best[t SUBSEP n[i]]
+          else printf " - |"
+        }
+        printf "\n"
+      }
+      printf "| *best* | |"; for (i = 1; i <= ns; i++) printf " %s |", who[t SUBSEP n[i]]; printf "\n"
+    }
+  }' "$out"
+
+[ "$fail" -eq 0 ] || echo "sgemm.sh: some runs FAILED (see above)" >&2
+exit "$fail"

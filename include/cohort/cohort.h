@@ -1,0 +1,15 @@
+/* cohort: train, checkpoint and serve models from one MPI job. Umbrella header. */
+#pragma once
+#include "cohort/status.h"
+#include "cohort/log.h"
+#include "cohort/rng.h"
+#include "cohort/runtime.h"
+#include "cohort/tensor.h"
+#include "cohort/comm.h"
+#include "cohort/kernels.h"
+#include "cohort/config.h"
+#include "cohort/model.h"
+#include "cohort/optim.h"
+#include "cohort/parallel.h"
+#include "cohort/data.h"
+#include "cohort/train.h"

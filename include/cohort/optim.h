@@ -1,0 +1,38 @@
+/* Optimizers over flat buffers (SGD with momentum, AdamW), LR schedules, global-norm clipping.
+ * An optimizer owns the state of one contiguous range [offset, offset + numel) of the flat
+ * parameter buffer: the whole buffer under DDP, a rank's shard under ZeRO. Weight decay skips
+ * parameters marked no_decay in the spec table. */
+#pragma once
+#include <stddef.h>
+#include <stdint.h>
+#include "cohort/comm.h"
+#include "cohort/config.h"
+#include "cohort/tensor.h"
+
+typedef struct ch_optim ch_optim;
+
+/* State for range [offset, offset+numel) of `layout`'s flat buffer, hyper-parameters from
+ * cfg->optim. Errors: CH_ERR_NOMEM. Free with ch_optim_destroy. */
+ch_status ch_optim_create(const ch_config *cfg, const ch_layout *layout, size_t offset,
+                          size_t numel, ch_optim **out);
+void ch_optim_destroy(ch_optim *o);
+
+/* One update of params[0..numel) (the range's own elements) from grads with learning rate lr.
+ * Semantics follow torch.optim.SGD (L2 weight decay added to the gradient, momentum buffer
+ * seeded with the first gradient) and torch.optim.AdamW (decoupled decay, bias correction). */
+void ch_optim_step(ch_optim *o, float *params, const float *grads, double lr);
+
+/* Number of steps taken. */
+int64_t ch_optim_steps(const ch_optim *o);
+/* Optimizer state bytes (momentum / moments). */
+size_t ch_optim_state_bytes(const ch_optim *o);
+
+/* Learning rate for 0-based `step`: linear warmup over optim.warmup_steps, then constant or
+ * cosine decay from optim.lr to optim.min_lr at train.steps. */
+double ch_lr_at(const ch_config *cfg, int64_t step);
+
+/* Global L2 norm of the gradient: sqrt of the sum over ranks of `g` (NULL = unsharded) of the
+ * local sums of squares of grads[0..n). If max_norm > 0 and the norm exceeds it, scales grads
+ * by max_norm / (norm + 1e-6) as torch.nn.utils.clip_grad_norm_ does. Returns the norm before
+ * clipping in *norm. */
+ch_status ch_clip_grad_norm(float *grads, size_t n, double max_norm, const ch_group *g, double *norm);

@@ -1,0 +1,35 @@
+/* The training loop: sampler -> micro-batches -> forward/backward -> DDP -> clip -> optimizer,
+ * with progress lines, validation, <run.dir>/metrics.jsonl and <run.dir>/config.yaml. */
+#pragma once
+#include <stddef.h>
+#include <stdint.h>
+#include "cohort/comm.h"
+#include "cohort/config.h"
+#include "cohort/parallel.h"
+#include "cohort/status.h"
+
+typedef struct ch_train_result {
+  int64_t steps;
+  double train_loss;       /* mean loss over the last log interval */
+  double val_loss, val_acc; /* final evaluation (NaN without a validation split) */
+  double seconds;          /* wall time of the step loop */
+  double samples_per_s;    /* global samples per second over the whole loop */
+  double step_seconds_min; /* fastest step, a low-noise figure for benchmarks */
+  ch_ddp_stats ddp;        /* of the last step */
+  double ddp_wait_seconds; /* total exposed communication over the run */
+  float *params;           /* final flat parameters when requested (malloc'ed), else NULL */
+  size_t numel;
+} ch_train_result;
+
+/* Trains cfg's model on cfg->data.path across the data-parallel group `dp` (every rank of the
+ * group calls it). With keep_params, res->params receives a copy of the final parameters.
+ * Rank 0 of `dp` writes run.dir/config.yaml and run.dir/metrics.jsonl and prints progress.
+ * Errors: CH_ERR_CONFIG for settings inconsistent with the world size or data, CH_ERR_IO,
+ * CH_ERR_MPI. A failure on one rank is reported by that rank; the caller should treat any
+ * error as fatal for the job (other ranks may be blocked in a collective). */
+ch_status ch_train_run(const ch_config *cfg, const ch_group *dp, int keep_params,
+                       ch_train_result *res);
+void ch_train_result_free(ch_train_result *res);
+
+/* Creates `path` and its parents (like mkdir -p). Errors: CH_ERR_IO naming the path. */
+ch_status ch_mkdir_p(const char *path);

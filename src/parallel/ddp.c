@@ -1,0 +1,130 @@
+/* DDP gradient buckets with allreduce overlapped with backward. */
+#include <stdlib.h>
+
+#include "cohort/log.h"
+#include "cohort/parallel.h"
+#include "cohort/runtime.h"
+
+typedef struct bucket {
+  size_t offset, numel;
+  int lo_unit, hi_unit;  /* units lo..hi inclusive */
+  int remaining;         /* units not yet ready this step */
+  int started;
+  ch_request req;
+} bucket;
+
+struct ch_ddp {
+  const ch_group *g;
+  float *grads;
+  int overlap;
+  bucket *buckets;
+  int nbuckets;
+  int *unit_bucket;      /* unit -> bucket */
+  int nunits;
+  ch_grad_hook hook;
+  ch_ddp_stats stats;
+};
+
+static ch_status start_bucket(ch_ddp *d, bucket *b) {
+  b->started = 1;
+  d->stats.bytes_reduced += b->numel * sizeof(float);
+  if (d->g->size == 1) return CH_OK; /* a sum over one rank is the identity */
+  return ch_comm_allreduce(d->g, d->grads + b->offset, b->numel, CH_F32, CH_SUM, &b->req);
+}
+
+/* Called by backward when a unit's gradient is final. */
+static ch_status on_unit_ready(void *ctx, int unit) {
+  ch_ddp *d = ctx;
+  double t0 = ch_time();
+  bucket *b = &d->buckets[d->unit_bucket[unit]];
+  if (--b->remaining == 0 && d->overlap) CH_CHECK(start_bucket(d, b));
+  /* Drive MPI progress on what is in flight, so it advances while backward computes. */
+  for (int i = 0; i < d->nbuckets; i++) {
+    int done;
+    if (d->buckets[i].started) CH_CHECK(ch_comm_test(&d->buckets[i].req, &done));
+  }
+  d->stats.launch_seconds += ch_time() - t0;
+  return CH_OK;
+}
+
+ch_status ch_ddp_create(const ch_group *g, const ch_layout *layout, float *grads, double bucket_mb,
+                        double first_bucket_mb, int overlap, ch_ddp **out) {
+  if (bucket_mb <= 0 || first_bucket_mb <= 0)
+    return CH_FAIL(CH_ERR_INVALID, "bucket sizes must be positive (%g, %g MiB)", bucket_mb,
+                   first_bucket_mb);
+  ch_ddp *d = calloc(1, sizeof *d);
+  if (!d) return CH_FAIL(CH_ERR_NOMEM, "ddp");
+  d->g = g;
+  d->grads = grads;
+  d->overlap = overlap;
+  d->nunits = layout->nunits;
+  d->buckets = calloc((size_t)layout->nunits, sizeof *d->buckets);
+  d->unit_bucket = calloc((size_t)layout->nunits, sizeof *d->unit_bucket);
+  if (!d->buckets || !d->unit_bucket) {
+    ch_ddp_destroy(d);
+    return CH_FAIL(CH_ERR_NOMEM, "ddp buckets");
+  }
+  /* Walk units in backward order, closing a bucket once it reaches its cap. */
+  double cap = first_bucket_mb * 1048576.0;
+  bucket *cur = NULL;
+  for (int u = layout->nunits - 1; u >= 0; u--) {
+    const ch_unit *unit = &layout->units[u];
+    if (!cur) {
+      cur = &d->buckets[d->nbuckets++];
+      cur->hi_unit = u;
+    }
+    cur->lo_unit = u;
+    cur->offset = unit->offset;
+    cur->numel += unit->numel;
+    d->unit_bucket[u] = (int)(cur - d->buckets);
+    if ((double)cur->numel * sizeof(float) >= cap) {
+      cur = NULL;
+      cap = bucket_mb * 1048576.0;
+    }
+  }
+  d->stats.nbuckets = d->nbuckets;
+  d->hook.unit_ready = on_unit_ready;
+  d->hook.ctx = d;
+  *out = d;
+  return CH_OK;
+}
+
+void ch_ddp_destroy(ch_ddp *d) {
+  if (!d) return;
+  for (int i = 0; i < d->nbuckets; i++) ch_comm_wait(&d->buckets[i].req);
+  free(d->buckets);
+  free(d->unit_bucket);
+  free(d);
+}
+
+const ch_grad_hook *ch_ddp_hook(ch_ddp *d) {
+  d->stats.wait_seconds = d->stats.launch_seconds = 0;
+  d->stats.bytes_reduced = 0;
+  for (int i = 0; i < d->nbuckets; i++) {
+    bucket *b = &d->buckets[i];
+    b->remaining = b->hi_unit - b->lo_unit + 1;
+    b->started = 0;
+  }
+  return &d->hook;
+}
+
+ch_status ch_ddp_finish(ch_ddp *d) {
+  for (int i = 0; i < d->nbuckets; i++) {
+    bucket *b = &d->buckets[i];
+    if (b->remaining != 0)
+      return CH_FAIL(CH_ERR_INTERNAL, "ddp: bucket %d finished with %d units not ready", i,
+                     b->remaining);
+    if (!b->started) CH_CHECK(start_bucket(d, b));
+  }
+  double t0 = ch_time();
+  for (int i = 0; i < d->nbuckets; i++) CH_CHECK(ch_comm_wait(&d->buckets[i].req));
+  d->stats.wait_seconds += ch_time() - t0;
+  return CH_OK;
+}
+
+ch_ddp_stats ch_ddp_get_stats(const ch_ddp *d) { return d->stats; }
+
+void ch_ddp_bucket_range(const ch_ddp *d, int b, size_t *offset, size_t *numel) {
+  *offset = d->buckets[b].offset;
+  *numel = d->buckets[b].numel;
+}
