@@ -20,7 +20,7 @@ mpiexec=$(sed -n 's/^MPIEXEC_EXECUTABLE:FILEPATH=//p' "$build/CMakeCache.txt" 2>
 [ -n "$mpiexec" ] && [ -x "$mpiexec" ] || mpiexec=$(command -v mpirun)
 [ -n "$mpiexec" ] || { echo "allreduce.sh: no mpiexec/mpirun found" >&2; exit 2; }
 flags=()
-if "$mpiexec" --version 2>&1 | grep -q 'Open MPI'; then
+if "$mpiexec" --version 2>&1 | grep -qiE 'open ?mpi|openrte|open-mpi'; then
   flags=(--oversubscribe)
   [ "$(id -u)" -eq 0 ] && flags+=(--allow-run-as-root)
 fi

@@ -1,11 +1,19 @@
 # External dependencies, all from Debian packages (see .ci/run).
 find_package(MPI REQUIRED COMPONENTS C)
+# Which MPI flavour the C wrapper belongs to (Debian installs Open MPI and MPICH side by side;
+# the version string FindMPI reports is not always filled in, the include path always is).
+if("${MPI_C_HEADER_DIR};${MPI_C_COMPILER_INCLUDE_DIRS};${MPI_C_INCLUDE_DIRS}" MATCHES "mpich")
+  set(COHORT_MPI_FLAVOR mpich)
+else()
+  set(COHORT_MPI_FLAVOR openmpi)
+endif()
+message(STATUS "cohort: MPI flavour ${COHORT_MPI_FLAVOR} (${MPI_C_COMPILER})")
 
 # Parallel HDF5 matching the MPI flavour. Debian installs the Open MPI and MPICH builds side by
 # side; HDF5_PREFER_PARALLEL + the flavour's h5pcc picks the right one.
 set(HDF5_PREFER_PARALLEL TRUE)
 if(NOT HDF5_C_COMPILER_EXECUTABLE)
-  if(MPI_C_LIBRARY_VERSION_STRING MATCHES "MPICH" AND EXISTS /usr/bin/h5pcc.mpich)
+  if(COHORT_MPI_FLAVOR STREQUAL "mpich" AND EXISTS /usr/bin/h5pcc.mpich)
     set(HDF5_C_COMPILER_EXECUTABLE /usr/bin/h5pcc.mpich)
   elseif(EXISTS /usr/bin/h5pcc.openmpi)
     set(HDF5_C_COMPILER_EXECUTABLE /usr/bin/h5pcc.openmpi)
@@ -52,7 +60,7 @@ if(NOT COHORT_CUDA STREQUAL "OFF")
 endif()
 
 # pkg-config name of the MPI the library was built against (for cohort.pc's Requires).
-if(MPI_C_LIBRARY_VERSION_STRING MATCHES "MPICH")
+if(COHORT_MPI_FLAVOR STREQUAL "mpich")
   set(COHORT_PC_MPI mpich)
 else()
   set(COHORT_PC_MPI ompi-c)

@@ -19,6 +19,8 @@
 #   COHORT_SLURM_PORT     slurmctld port; slurmd uses port+1    [16817]
 #   COHORT_SLURM_CPUS     CPUs the node declares (at least real) [4]
 #   COHORT_SLURM_TIMEOUT  seconds to wait for the node to be idle [30]
+#   COHORT_SLURM_FIRST_JOB_ID  first job id; clusters side by side should differ, because
+#                         Slurm's pmix plugin names files after it (/tmp/spmix_appdir_UID_JOB.STEP)  [1]
 #
 # Exit status: 0 running and idle, 77 Slurm or munge is not installed, 1 anything else.
 set -euo pipefail
@@ -27,6 +29,7 @@ state=${COHORT_SLURM_DIR:-/tmp/cohort-slurm}
 port=${COHORT_SLURM_PORT:-16817}
 want_cpus=${COHORT_SLURM_CPUS:-4}
 timeout=${COHORT_SLURM_TIMEOUT:-30}
+first_job=${COHORT_SLURM_FIRST_JOB_ID:-1}
 
 die() { echo "slurm-local-start: $*" >&2; exit 1; }
 say() { echo "slurm-local-start: $*" >&2; }
@@ -34,7 +37,7 @@ say() { echo "slurm-local-start: $*" >&2; }
 # Daemons live in /usr/sbin, which is not on every user's PATH.
 PATH=$PATH:/usr/sbin:/sbin
 missing=()
-for tool in munged mungekey slurmctld slurmd sinfo scontrol srun sbatch; do
+for tool in munged mungekey munge unmunge slurmctld slurmd sinfo scontrol srun sbatch; do
   command -v "$tool" >/dev/null 2>&1 || missing+=("$tool")
 done
 if ((${#missing[@]})); then
@@ -43,6 +46,7 @@ if ((${#missing[@]})); then
 fi
 [[ $(id -u) == 0 ]] || die "must run as root (munged, slurmctld and slurmd run as root here)"
 [[ $port =~ ^[0-9]+$ ]] || die "COHORT_SLURM_PORT must be a number, got '$port'"
+[[ $first_job =~ ^[1-9][0-9]*$ ]] || die "COHORT_SLURM_FIRST_JOB_ID must be a number, got '$first_job'"
 
 mkdir -p "$state"
 chmod 0755 "$state"
@@ -51,6 +55,7 @@ conf=$state/slurm.conf
 msock=$state/munge/munge.socket
 host=$(hostname -s)
 export SLURM_CONF=$conf
+((${#msock} < 100)) || die "state dir path too long for a unix socket: $msock"
 
 # One start at a time per state dir: a second caller waits and then just reports. The
 # daemons are started with fd 9 closed, or they would hold the lock for their lifetime.
@@ -99,6 +104,7 @@ SelectTypeParameters=CR_CPU
 SlurmdParameters=config_overrides
 ReturnToService=2
 MailProg=/bin/true
+FirstJobId=$first_job
 StateSaveLocation=$state/ctld
 SlurmdSpoolDir=$state/spool
 SlurmctldPidFile=$state/slurmctld.pid
@@ -163,6 +169,11 @@ else
     kill "$(<"$state/slurmd.pid")" 2>/dev/null || true
     wait_for "$timeout" slurmd_gone || die "old slurmd (pid file $state/slurmd.pid) does not exit"
   fi
+  for p in "$port" "$((port + 1))"; do
+    if command -v ss >/dev/null && ss -Htln "( sport = :$p )" | grep -q .; then
+      die "port $p is in use by another program; choose other ports with COHORT_SLURM_PORT"
+    fi
+  done
   write_conf
   mkdir -p "$state/ctld" "$state/spool"
   # -c: start clean (no jobs or DOWN/DRAIN node states from an earlier life of the cluster).
@@ -193,10 +204,11 @@ node_ready() {
 wait_for "$timeout" node_ready ||
   die "node $host is '$(node_state)', not idle, after ${timeout}s; see $state/slurmd.log"
 
-printf 'export SLURM_CONF=%q\n' "$conf" >"$state/env.sh"
+printf 'export SLURM_CONF=%q\n' "$conf" >"$state/env.sh.tmp"
+mv "$state/env.sh.tmp" "$state/env.sh"
 if ((${#started[@]})); then
   say "started ${started[*]}; node $host is $(node_state) in partition debug"
 else
   say "already running; node $host is $(node_state) in partition debug"
 fi
-echo "export SLURM_CONF=$conf"
+cat "$state/env.sh"

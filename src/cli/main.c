@@ -1,4 +1,5 @@
 /* The `cohort` command: dispatches to subcommands. */
+#include <mpi.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -24,7 +25,13 @@ int main(int argc, char **argv) {
     return argc < 2 ? 2 : 0;
   }
   if (!strcmp(argv[1], "version") || !strcmp(argv[1], "--version")) {
-    printf("cohort %s (%s)\n", COHORT_VERSION, COHORT_MPI_LIBRARY_VERSION);
+    /* MPI_Get_library_version is one of the calls allowed before MPI_Init. */
+    char mpi[MPI_MAX_LIBRARY_VERSION_STRING] = "";
+    int len = 0;
+    MPI_Get_library_version(mpi, &len);
+    char *nl = strchr(mpi, '\n');
+    if (nl) *nl = '\0';
+    printf("cohort %s (built with %s; %s)\n", COHORT_VERSION, COHORT_MPI_FLAVOR, mpi);
     return 0;
   }
   if (!strcmp(argv[1], "train")) return ch_cli_train(argc - 1, argv + 1);

@@ -97,6 +97,10 @@ ch_status ch_group_split(const ch_group *parent, int color, int key, ch_group *o
   memset(out, 0, sizeof *out);
   int rc = MPI_Comm_split(parent->comm, color, key, &out->comm);
   if (rc != MPI_SUCCESS) return mpi_fail(rc, "MPI_Comm_split");
+  if (out->comm == MPI_COMM_NULL) { /* color MPI_UNDEFINED: this rank joins no group */
+    out->rank = -1;
+    return CH_OK;
+  }
   MPI_Comm_set_errhandler(out->comm, MPI_ERRORS_RETURN);
   MPI_Comm_rank(out->comm, &out->rank);
   MPI_Comm_size(out->comm, &out->size);

@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include "cohort/data.h"
+#include "cohort/log.h"
 #include "data/h5util.h"
 
 struct ch_dataset {
@@ -217,6 +218,13 @@ static ch_status read_selected(const ch_dataset *ds, const int64_t *u, int64_t m
   if (H5Dread(ds->y, H5T_NATIVE_INT32, sy, fy, ds->dxpl, m ? (void *)uy : &dummy_y) < 0 && st == CH_OK)
     st = h5_fail(CH_ERR_IO, ds->where, "reading y");
   if (st == CH_OK) st = sel;
+  if (st == CH_OK && ch_log_enabled(CH_LOG_DEBUG)) {
+    /* HDF5 silently falls back to independent I/O in some cases (e.g. type conversion). */
+    H5D_mpio_actual_io_mode_t mode = H5D_MPIO_NO_COLLECTIVE;
+    H5Pget_mpio_actual_io_mode(ds->dxpl, &mode);
+    CH_DEBUG("%s: read %lld distinct rows, MPI-IO mode %s", ds->where, (long long)m,
+             mode == H5D_MPIO_NO_COLLECTIVE ? "independent" : "collective");
+  }
 done:
   if (fx >= 0) H5Sclose(fx);
   if (fy >= 0) H5Sclose(fy);

@@ -4,6 +4,7 @@
  * reads the field back into a kval and runs the same check. */
 #include "cohort/config.h"
 
+#include <ctype.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
@@ -165,8 +166,7 @@ static ch_status parse_int(const key_spec *k, const char *v, const char *where, 
 
 static ch_status parse_float(const key_spec *k, const char *v, const char *where, kval *out) {
   char *end = NULL;
-  errno = 0;
-  double x = (*v && *v != ' ' && *v != '\t') ? strtod(v, &end) : 0.0;
+  double x = isspace((unsigned char)*v) ? 0.0 : strtod(v, &end); /* strtod skips spaces */
   if (!end || end == v || *end)
     return CH_FAIL(CH_ERR_CONFIG, "%s: %s: expected a number, got '%.80s'", where, k->name, v);
   if (!isfinite(x))
@@ -331,7 +331,6 @@ void ch_config_defaults(ch_config *cfg) {
     if (parse_value(&k_keys[i], k_keys[i].dflt, 0, "default", &v) == CH_OK)
       store(cfg, &k_keys[i], &v);
   }
-  ch_error_clear();
 }
 
 /* ch_config_set with the row it set reported (NULL when none). */

@@ -453,6 +453,24 @@ static void test_split(const ch_group *g) {
   input_free(&in);
   ch_group_destroy(&sub);
   CHT_ASSERT(sub.comm == MPI_COMM_NULL, "ch_group_destroy left a communicator behind");
+
+  /* Color MPI_UNDEFINED (as in MPI_Comm_split): rank 0 joins no group, the rest form one. */
+  ch_group part;
+  CHT_OK(ch_group_split(g, g_rank == 0 ? MPI_UNDEFINED : 1, g_rank, &part));
+  if (g_rank == 0) {
+    CHT_ASSERT(part.comm == MPI_COMM_NULL && part.size == 0, "MPI_UNDEFINED: got a group of %d",
+               part.size);
+    int32_t v = 5;
+    ch_status s = ch_comm_allreduce(&part, &v, 1, CH_I32, CH_SUM, NULL);
+    CHT_ASSERT(s == CH_ERR_INVALID, "collective on a null group returned %s", ch_status_str(s));
+  } else {
+    CHT_ASSERT(part.size == g_size - 1 && part.rank == g_rank - 1, "split without rank 0: %d/%d",
+               part.rank, part.size);
+    int32_t v = g_rank;
+    CHT_OK(ch_comm_allreduce(&part, &v, 1, CH_I32, CH_SUM, NULL));
+    CHT_ASSERT(v == g_size * (g_size - 1) / 2, "allreduce without rank 0: %d", v);
+  }
+  ch_group_destroy(&part);
 }
 
 /* Five collectives in flight on one group, completed in reverse order, mixing wait and test. */

@@ -91,10 +91,10 @@ static void test_files(void) {
 static void test_overrides(void) {
   ch_config c;
   /* Overrides beat the file; a later override beats an earlier one. */
-  const char *ov[] = {"train.steps=7", "optim.lr = 0.5", "train.steps=9", "run.dir='a b'",
+  const char *ov[] = {"train.steps=70", "optim.lr = 0.5", "train.steps=90", "run.dir='a b'",
                       "model.type=\"mlp\"", "parallel.overlap=on"};
   CHT_OK(ch_config_load(file("good.yaml"), ov, 6, &c));
-  CHT_ASSERT(c.train.steps == 9 && c.optim.lr == 0.5, "override precedence");
+  CHT_ASSERT(c.train.steps == 90 && c.optim.lr == 0.5, "override precedence");
   CHT_ASSERT(!strcmp(c.run.dir, "a b") && c.model.type == CH_MODEL_MLP && c.parallel.overlap == 1,
              "quoted overrides");
   CHT_ASSERT(c.model.depth == 4 && c.train.seed == 42, "file values kept");
@@ -201,7 +201,7 @@ static void test_file_errors(void) {
     {"e_nan.yaml", 2, "optim.eps: expected a finite number, got 'nan'"},
     {"e_complex_key.yaml", 1, "a key must be a scalar, not a sequence"},
   };
-  char needle[1024];
+  char needle[2048];
   for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
     ch_config c, before;
     memset(&c, 0x22, sizeof c);

@@ -1,0 +1,221 @@
+#!/usr/bin/python3
+"""PyTorch peer of bench/mlp_step: the same MLP trained with torch DDP (gloo), same data.
+
+  mpirun --bind-to none -n N -x MASTER_ADDR=127.0.0.1 -x MASTER_PORT=PORT -x OPENBLAS_CORETYPE=X \\
+      /usr/bin/python3 bench/torch_ddp_mlp.py --config configs/bench-mlp.yaml --data DATA.h5
+
+Launched by mpirun (Debian's torchrun is broken): RANK / WORLD_SIZE come from
+OMPI_COMM_WORLD_RANK / SIZE. What it mirrors of cohort, so the two do the same work:
+  - model: Linear(in, hidden) + act, (depth-1) x Linear(hidden, hidden) + act, Linear(hidden, C),
+    depth / hidden / activation from the cohort config (a flat YAML read here, no PyYAML);
+  - loss: cross-entropy, mean over the rank's rows (DDP averages over ranks -> the global mean,
+    as cohort's sum-with-1/B-scale); AdamW (lr, betas, eps, weight_decay from the config) with
+    decay on weights only, grad clipping at optim.grad_clip, constant lr;
+  - batch per rank = ceil-split of the global train.batch_size, rows from a seeded
+    permutation per epoch (the sampler itself is not bit-identical to cohort's: timing only);
+  - DDP buckets: bucket_cap_mb = parallel.bucket_mb (torch's first bucket is 1 MiB, as cohort's
+    first_bucket_mb default), so both reduce the same three ranges of the gradient;
+  - threads: each local rank binds itself to its own disjoint share of the cores (as cohort's
+    hwloc binding does) BEFORE torch loads, so OpenBLAS (sized at load) and OpenMP get
+    cores-per-rank threads; torch.set_num_threads(cores per rank). OPENBLAS_CORETYPE is taken
+    from the environment (the harness passes the value cohort picks).
+Difference stated openly: the train split is loaded into memory once with h5py (each rank
+reads the whole /train/x, 48 MiB); cohort reads each batch's rows from the HDF5 file with
+MPI-IO every step. The per-step read cost is measured separately by mlp_step ("data read").
+
+Timing: train.steps steps; every train.log_every steps an interval ends with a small
+all_reduce of the loss (like cohort's logging); interval throughput = log_every * B / time.
+Reported: median over intervals excluding the first (warm-up), min step, whole-run samples/s.
+Last line: "summary: key=value ..." for bench/mlp_ddp.sh."""
+import argparse
+import math
+import os
+import re
+import sys
+import time
+
+
+def flat_yaml(path):
+    """Nested mappings of scalars -> {"section.key": "value"} (enough for cohort configs)."""
+    out, stack = {}, []
+    with open(path) as f:
+        for line in f:
+            line = line.split("#", 1)[0].rstrip()
+            if not line.strip():
+                continue
+            indent = len(line) - len(line.lstrip())
+            key, _, val = line.strip().partition(":")
+            while stack and stack[-1][0] >= indent:
+                stack.pop()
+            val = val.strip()
+            if val == "":
+                stack.append((indent, key))
+            else:
+                out[".".join([s[1] for s in stack] + [key])] = val.strip("'\"")
+    return out
+
+
+def bind_cores():
+    """Disjoint core share per local rank, like cohort's ch_binding_apply. Returns the count."""
+    local = int(os.environ.get("OMPI_COMM_WORLD_LOCAL_RANK", "0"))
+    nlocal = int(os.environ.get("OMPI_COMM_WORLD_LOCAL_SIZE", "1"))
+    cores = sorted(os.sched_getaffinity(0))
+    total = len(cores)
+    if nlocal <= total:
+        first, last = local * total // nlocal, (local + 1) * total // nlocal
+        mine = cores[first:last]
+    else:
+        mine = [cores[local % total]]
+    os.sched_setaffinity(0, mine)
+    return mine
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--config", required=True)
+    ap.add_argument("--data", help="HDF5 made by `cohort data csv` (default: data.path)")
+    ap.add_argument("--steps", type=int, help="override train.steps")
+    ap.add_argument("--reps", type=int, default=1, help="timed runs (fresh model each)")
+    ap.add_argument("overrides", nargs="*", help="key.sub=value, as for cohort")
+    a = ap.parse_args()
+
+    cfg = flat_yaml(a.config)
+    for o in a.overrides:
+        k, _, v = o.partition("=")
+        cfg[k] = v
+    rank = int(os.environ.get("OMPI_COMM_WORLD_RANK", os.environ.get("RANK", "0")))
+    world = int(os.environ.get("OMPI_COMM_WORLD_SIZE", os.environ.get("WORLD_SIZE", "1")))
+    os.environ["RANK"], os.environ["WORLD_SIZE"] = str(rank), str(world)
+    os.environ.setdefault("MASTER_ADDR", "127.0.0.1")
+    os.environ.setdefault("MASTER_PORT", "29517")
+    mine = bind_cores()
+    threads = len(mine)
+    for v in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
+        os.environ[v] = str(threads)
+
+    import h5py
+    import numpy as np
+    import torch
+    import torch.distributed as dist
+    from torch import nn
+    from torch.nn.parallel import DistributedDataParallel as DDP
+
+    torch.set_num_threads(threads)
+    torch.set_num_interop_threads(1)
+    dist.init_process_group("gloo", rank=rank, world_size=world)
+
+    depth, hidden = int(cfg.get("model.depth", 2)), int(cfg.get("model.hidden", 128))
+    act = cfg.get("model.activation", "relu")
+    B = int(cfg.get("train.batch_size", 64))
+    steps = a.steps or int(cfg.get("train.steps", 100))
+    log_every = int(cfg.get("train.log_every", 10))
+    seed = int(cfg.get("train.seed", 1234))
+    lr = float(cfg.get("optim.lr", 1e-3))
+    wd = float(cfg.get("optim.weight_decay", 0.0))
+    betas = (float(cfg.get("optim.beta1", 0.9)), float(cfg.get("optim.beta2", 0.999)))
+    eps = float(cfg.get("optim.eps", 1e-8))
+    clip = float(cfg.get("optim.grad_clip", 0.0))
+    bucket_mb = float(cfg.get("parallel.bucket_mb", 25))
+    if cfg.get("optim.type", "adamw") != "adamw":
+        sys.exit("torch_ddp_mlp.py: only optim.type adamw is mirrored")
+    if cfg.get("optim.schedule", "constant") != "constant" or int(cfg.get("optim.warmup_steps", 0)):
+        if rank == 0:
+            print("# note: lr schedule not mirrored (constant lr; costs nothing measurable)")
+    path = a.data or cfg["data.path"]
+
+    t_load = time.perf_counter()
+    with h5py.File(path, "r") as f:
+        x_all = torch.from_numpy(np.ascontiguousarray(f["/train/x"][...]))
+        y_all = torch.from_numpy(f["/train/y"][...].astype(np.int64))
+        classes = int(f.attrs["num_classes"])
+    t_load = time.perf_counter() - t_load
+    n, d = x_all.shape
+    # ceil-split of the global batch, like ch_part_count/offset
+    lo = rank * (B // world) + min(rank, B % world)
+    cnt = B // world + (1 if rank < B % world else 0)
+
+    def build():
+        torch.manual_seed(seed)
+        layers, width = [], d
+        for _ in range(depth):
+            layers += [nn.Linear(width, hidden), nn.ReLU() if act == "relu" else nn.GELU()]
+            width = hidden
+        layers.append(nn.Linear(width, classes))
+        model = DDP(nn.Sequential(*layers), bucket_cap_mb=bucket_mb)
+        decay = [p for name, p in model.named_parameters() if name.endswith("weight")]
+        no_decay = [p for name, p in model.named_parameters() if not name.endswith("weight")]
+        opt = torch.optim.AdamW([{"params": decay, "weight_decay": wd},
+                                 {"params": no_decay, "weight_decay": 0.0}],
+                                lr=lr, betas=betas, eps=eps)
+        return model, opt
+
+    def batch_rows(step, gen_cache={}):
+        pos = step * B + lo
+        rows = []
+        while len(rows) < cnt:
+            e, off = divmod(pos, n)
+            if e not in gen_cache:
+                g = torch.Generator().manual_seed(seed * 1000003 + e)
+                gen_cache.clear()
+                gen_cache[e] = torch.randperm(n, generator=g)
+            take = min(cnt - len(rows), n - off)
+            rows.append(gen_cache[e][off:off + take])
+            pos += take
+        return torch.cat(rows) if len(rows) > 1 else rows[0]
+
+    loss_fn = nn.CrossEntropyLoss()
+    results = []
+    for rep in range(a.reps):
+        model, opt = build()
+        ivs, step_min, loss_acc = [], math.inf, torch.zeros(2, dtype=torch.float64)
+        dist.barrier()
+        t0 = t_iv = time.perf_counter()
+        for step in range(steps):
+            ts = time.perf_counter()
+            idx = batch_rows(step)
+            xb, yb = x_all[idx], y_all[idx]
+            opt.zero_grad(set_to_none=False)
+            loss = loss_fn(model(xb), yb)
+            loss.backward()
+            if clip > 0:
+                torch.nn.utils.clip_grad_norm_(model.parameters(), clip)
+            opt.step()
+            step_min = min(step_min, time.perf_counter() - ts)
+            loss_acc[0] += float(loss.detach()) * cnt
+            loss_acc[1] += cnt
+            done = step + 1
+            if done % log_every == 0 or done == steps:
+                dist.all_reduce(loss_acc)
+                k = log_every if done % log_every == 0 else done % log_every
+                ivs.append(k * B / (time.perf_counter() - t_iv))
+                last_loss = float(loss_acc[0] / loss_acc[1])
+                loss_acc.zero_()
+                t_iv = time.perf_counter()
+        total = time.perf_counter() - t0
+        steady = sorted(ivs[1:] if len(ivs) > 1 else ivs)
+        med = steady[len(steady) // 2] if len(steady) % 2 else 0.5 * (
+            steady[len(steady) // 2 - 1] + steady[len(steady) // 2])
+        results.append((med, step_min, steps * B / total, last_loss, steady))
+        if rank == 0:
+            print(f"rep {rep}: {med:8.0f} samples/s (median interval), step {1e3 * B / med:.2f} ms, "
+                  f"min {1e3 * step_min:.2f} ms, whole run {steps * B / total:.0f} samples/s, "
+                  f"loss {last_loss:.4f}", flush=True)
+        del model, opt
+    if rank == 0:
+        print(f"# torch {torch.__version__} DDP gloo, {world} rank(s) x {threads} thread(s) "
+              f"(cores {mine}), OPENBLAS_CORETYPE={os.environ.get('OPENBLAS_CORETYPE', '')}, "
+              f"bucket_cap_mb {bucket_mb}; train split {n} x {d} loaded into memory in "
+              f"{t_load:.2f} s", flush=True)
+        # pooled like mlp_step: all steady intervals of all reps, median
+        pool = sorted(v for r in results for v in r[4])
+        sps = pool[len(pool) // 2] if len(pool) % 2 else 0.5 * (
+            pool[len(pool) // 2 - 1] + pool[len(pool) // 2])
+        print(f"summary: n={world} sps={sps:.1f} step_ms={1e3 * B / sps:.3f} "
+              f"step_min_ms={1e3 * min(r[1] for r in results):.3f} "
+              f"whole_sps={sum(r[2] for r in results) / len(results):.1f} "
+              f"loss={results[-1][3]:.4f}", flush=True)
+    dist.destroy_process_group()
+
+
+if __name__ == "__main__":
+    main()
