@@ -46,7 +46,7 @@ typedef struct run_stats {
   double step_mean;      /* res.seconds / steps (includes warm-up steps and the final eval) */
   double step_med;       /* batch / median interval throughput (first interval excluded) */
   double exposed;        /* res.ddp_wait_seconds / steps */
-  double val_acc;
+  double val_acc, train_loss;
   double iv[MAX_INTERVALS]; /* interval throughputs, samples/s */
   int niv;
 } run_stats;
@@ -121,6 +121,7 @@ static void train_once(const ch_config *base, const ch_group *g, int overlap, in
   rs->step_mean = res.seconds / (double)res.steps;
   rs->exposed = res.ddp_wait_seconds / (double)res.steps;
   rs->val_acc = res.val_acc;
+  rs->train_loss = res.train_loss;
   if (g->rank == 0) rs->niv = read_intervals(cfg.run.dir, rs->iv, MAX_INTERVALS);
   double ivcopy[MAX_INTERVALS];
   memcpy(ivcopy, rs->iv, sizeof(double) * (size_t)rs->niv);
@@ -306,13 +307,14 @@ int main(int argc, char **argv) {
   if (breakdown) time_breakdown(&cfg, &g, 20, bd);
 
   if (root) {
-    printf("%-8s %3s %12s %11s %11s %11s %12s %9s\n", "overlap", "rep", "samples/s", "step_med",
-           "step_mean", "step_min", "exposed/step", "val_acc");
+    printf("%-8s %3s %12s %11s %11s %11s %12s %8s %9s\n", "overlap", "rep", "samples/s",
+           "step_med", "step_mean", "step_min", "exposed/step", "loss", "val_acc");
     for (int i = 0; i < nruns; i++) {
       run_stats *s = &runs[i];
-      printf("%-8s %3d %12.0f %9.2fms %9.2fms %9.2fms %10.2fms %8.2f%%\n", s->overlap ? "on" : "off",
-             s->rep, cfg.train.batch_size / s->step_med, 1e3 * s->step_med, 1e3 * s->step_mean,
-             1e3 * s->step_min, 1e3 * s->exposed, 100.0 * s->val_acc);
+      printf("%-8s %3d %12.0f %9.2fms %9.2fms %9.2fms %10.2fms %8.4f %8.2f%%\n",
+             s->overlap ? "on" : "off", s->rep, cfg.train.batch_size / s->step_med,
+             1e3 * s->step_med, 1e3 * s->step_mean, 1e3 * s->step_min, 1e3 * s->exposed,
+             s->train_loss, 100.0 * s->val_acc);
     }
     /* Pool the interval throughputs of all reps per mode. */
     double step[2], exposed[2] = {0, 0}, whole[2] = {0, 0}, smin[2] = {INFINITY, INFINITY};
@@ -355,10 +357,12 @@ int main(int argc, char **argv) {
              1e3 * bd[1], 1e3 * bd[2], 1e3 * (bd[0] + bd[1] + bd[2]));
     printf("summary: n=%d sps_on=%.1f sps_off=%.1f step_on_ms=%.3f step_off_ms=%.3f "
            "whole_sps_on=%.1f whole_sps_off=%.1f exposed_on_ms=%.3f exposed_off_ms=%.3f "
-           "comm_ms=%.3f hidden=%.3f hidden_wait=%.3f read_ms=%.3f fwdbwd_ms=%.3f opt_ms=%.3f\n",
+           "min_on_ms=%.3f min_off_ms=%.3f comm_ms=%.3f hidden=%.3f hidden_wait=%.3f read_ms=%.3f "
+           "fwdbwd_ms=%.3f opt_ms=%.3f\n",
            g.size, cfg.train.batch_size / step[1], cfg.train.batch_size / step[0], 1e3 * step[1],
-           1e3 * step[0], whole[1], whole[0], 1e3 * exposed[1], 1e3 * exposed[0], 1e3 * comm,
-           hidden, hidden_wait, 1e3 * bd[0], 1e3 * bd[1], 1e3 * bd[2]);
+           1e3 * step[0], whole[1], whole[0], 1e3 * exposed[1], 1e3 * exposed[0], 1e3 * smin[1],
+           1e3 * smin[0],
+           1e3 * comm, hidden, hidden_wait, 1e3 * bd[0], 1e3 * bd[1], 1e3 * bd[2]);
     fflush(stdout);
   }
   free(runs);

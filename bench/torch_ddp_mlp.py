@@ -76,6 +76,7 @@ def main():
     ap.add_argument("--data", help="HDF5 made by `cohort data csv` (default: data.path)")
     ap.add_argument("--steps", type=int, help="override train.steps")
     ap.add_argument("--reps", type=int, default=1, help="timed runs (fresh model each)")
+    ap.add_argument("--threads", type=int, help="threads per rank (default: its cores)")
     ap.add_argument("overrides", nargs="*", help="key.sub=value, as for cohort")
     a = ap.parse_args()
 
@@ -89,7 +90,7 @@ def main():
     os.environ.setdefault("MASTER_ADDR", "127.0.0.1")
     os.environ.setdefault("MASTER_PORT", "29517")
     mine = bind_cores()
-    threads = len(mine)
+    threads = a.threads or len(mine)
     for v in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
         os.environ[v] = str(threads)
 
@@ -150,17 +151,17 @@ def main():
         return model, opt
 
     def batch_rows(step, gen_cache={}):
-        pos = step * B + lo
-        rows = []
-        while len(rows) < cnt:
+        pos, got, rows = step * B + lo, 0, []
+        while got < cnt:
             e, off = divmod(pos, n)
             if e not in gen_cache:
                 g = torch.Generator().manual_seed(seed * 1000003 + e)
                 gen_cache.clear()
                 gen_cache[e] = torch.randperm(n, generator=g)
-            take = min(cnt - len(rows), n - off)
+            take = min(cnt - got, n - off)
             rows.append(gen_cache[e][off:off + take])
             pos += take
+            got += take
         return torch.cat(rows) if len(rows) > 1 else rows[0]
 
     loss_fn = nn.CrossEntropyLoss()

@@ -19,7 +19,12 @@ typedef struct ch_csv_stats {
 
 /* Converts a CSV (plain, or gzip when the name ends in .gz; no header or a non-numeric header
  * line) into the HDF5 layout above, written atomically. Labels must be integers >= 0. Errors
- * name the line: CH_ERR_FORMAT, CH_ERR_IO. `stats` may be NULL. Serial (one process). */
+ * name the line: CH_ERR_FORMAT, CH_ERR_IO; CH_ERR_INVALID for options that do not fit (label
+ * column past the last column, val_fraction outside [0, 1)). `opts` NULL means {-1, 0.2, 0};
+ * `stats` may be NULL. Serial (one process); the whole table is held in memory.
+ * The split is stratified: a class of n_c >= 2 rows puts round(val_fraction * n_c) of them,
+ * at least 1 and at most n_c - 1 (none when val_fraction is 0), chosen by `seed`, into val;
+ * a class of one row stays in train. Rows keep their file order within each split. */
 ch_status ch_data_csv_convert(const char *in_path, const char *out_path, const ch_csv_opts *opts,
                               ch_csv_stats *stats);
 
@@ -28,15 +33,19 @@ typedef struct ch_dataset ch_dataset;
 /* Opens split `split` ("train" or "val") of `path` with parallel HDF5 over `g` (collective).
  * Nothing is read yet. Errors: CH_ERR_IO, CH_ERR_FORMAT. Close with ch_dataset_close. */
 ch_status ch_dataset_open(const ch_group *g, const char *path, const char *split, ch_dataset **out);
+/* Closes the file (collective over the group) and frees `ds`. NULL is a no-op. */
 void ch_dataset_close(ch_dataset *ds);
 
+/* Rows of the split, features per row (num_features), classes (num_classes). */
 int64_t ch_dataset_rows(const ch_dataset *ds);
 int64_t ch_dataset_features(const ch_dataset *ds);
 int ch_dataset_classes(const ch_dataset *ds);
 
 /* Reads rows `rows[0..n)` (any order, repeats allowed) into x [n,D] and y [n], in that order.
- * Collective over the group: every rank calls it, with its own rows (n may be 0). Only the
- * selected rows are read (hyperslab selection), never the whole dataset. */
+ * Collective over the group: every rank calls it, with its own rows (n may be 0; then rows, x
+ * and y may be NULL). Only the selected rows are read (hyperslab selection), never the whole
+ * dataset. A row outside [0, rows) on any rank fails the call on every rank (CH_ERR_INVALID),
+ * so no rank is left waiting; CH_ERR_FORMAT for a label outside [0, classes); CH_ERR_IO. */
 ch_status ch_dataset_read(ch_dataset *ds, const int64_t *rows, int64_t n, float *x, int32_t *y);
 
 /* Distributed sampler over a stream of epochs. Global position p (0, 1, 2, ...) maps to sample
@@ -52,13 +61,17 @@ typedef struct ch_sampler {
   int64_t *perm;
 } ch_sampler;
 
+/* A sampler over n >= 1 samples. Errors: CH_ERR_INVALID (n < 1), CH_ERR_NOMEM. The permutation
+ * of epoch e is Fisher-Yates from the top, swapping i with ch_rng_below(seed, e, i, i + 1). */
 ch_status ch_sampler_create(int64_t n, uint64_t seed, ch_sampler *out);
 void ch_sampler_destroy(ch_sampler *s);
 
-/* Sample index at global position `pos`. */
+/* Sample index at global position `pos` (-1 if pos < 0). Recomputes the cached permutation
+ * (O(n)) when pos is in another epoch than the last call. */
 int64_t ch_sampler_at(ch_sampler *s, int64_t pos);
 
 /* This rank's rows of the global batch [pos, pos + batch): writes
- * ch_part_count(batch, nranks, rank) indices to `rows` and returns that count. */
+ * ch_part_count(batch, nranks, rank) indices to `rows` and returns that count (-1 for a bad
+ * argument: pos < 0, batch < 0, rank outside [0, nranks)). */
 int64_t ch_sampler_batch(ch_sampler *s, int64_t pos, int64_t batch, int nranks, int rank,
                          int64_t *rows);

@@ -8,11 +8,11 @@
 
 #include "cohort/comm.h"
 #include "cohort/data.h"
-#include "cohort/log.h"
 #include "cohort/rng.h"
+#include "cohort/runtime.h"
 #include "testlib.h"
 
-#define ROWS 523
+#define ROWS 1501
 #define D 7
 #define C 5
 
@@ -56,7 +56,7 @@ static void check_random_reads(const ch_group *g, const char *path) {
   int64_t *rows = malloc(sizeof *rows * ROWS);
   float *x = malloc(sizeof *x * ROWS * D);
   int32_t *y = malloc(sizeof *y * ROWS);
-  for (int it = 0; it < 40; it++) {
+  for (int it = 0; it < 25; it++) {
     uint64_t stream = (uint64_t)(it * 64 + g->rank);
     int64_t n = (it + g->rank) % 4 == 0 ? 0 : 1 + (int64_t)ch_rng_below(11, stream, 0, 60);
     if (it == 1) { /* sorted, distinct, with runs: the direct path */
@@ -66,6 +66,16 @@ static void check_random_reads(const ch_group *g, const char *path) {
     } else if (it == 2) { /* all rows, reversed, on rank 0 only */
       n = g->rank == 0 ? ROWS : 0;
       for (int64_t i = 0; i < n; i++) rows[i] = ROWS - 1 - i;
+    } else if (it == 3 || it == 4) { /* hundreds of short runs, shuffled, with repeats */
+      n = 0;
+      for (int64_t r = 0; r < ROWS; r++)
+        if (ch_rng_below(13, stream, (uint64_t)r, 2 + (uint64_t)g->rank % 3) == 0) rows[n++] = r;
+      for (int64_t i = n - 1; i > 0; i--) {
+        int64_t j = (int64_t)ch_rng_below(14, stream, (uint64_t)i, (uint64_t)i + 1), t = rows[i];
+        rows[i] = rows[j];
+        rows[j] = t;
+      }
+      for (int64_t i = 0; i < 20 && n < ROWS; i++) rows[n++] = rows[i * 3];
     } else {
       for (int64_t i = 0; i < n; i++) {
         rows[i] = (int64_t)ch_rng_below(12, stream, (uint64_t)i + 1, ROWS);
@@ -150,13 +160,16 @@ static void check_open_errors(const ch_group *g, const char *dir, const char *h5
 }
 
 int main(int argc, char **argv) {
-  MPI_Init(&argc, &argv);
+  /* Through the runtime, so that whatever MPI settings it makes before MPI_Init are tested too.
+   * COHORT_LOG=debug shows the MPI-IO mode of each read. */
+  ch_runtime *rt;
+  ch_runtime_opts ro = {.verbose = 0, .bind_cores = 0};
+  CHT_OK(ch_runtime_init(&argc, &argv, &ro, &rt));
   ch_group g;
-  CHT_OK(ch_group_create(MPI_COMM_WORLD, &g));
-  ch_log_configure(g.rank, 0); /* COHORT_LOG=debug shows the MPI-IO mode of each read */
+  CHT_OK(ch_group_create(rt->world, &g));
   char dir[64] = "/tmp/cohort_test_dataset_XXXXXX", csv[128], h5a[128], h5b[128];
   if (g.rank == 0) CHT_ASSERT(mkdtemp(dir), "mkdtemp");
-  MPI_Bcast(dir, sizeof dir, MPI_CHAR, 0, MPI_COMM_WORLD);
+  MPI_Bcast(dir, sizeof dir, MPI_CHAR, 0, g.comm);
   snprintf(csv, sizeof csv, "%s/rows.csv", dir);
   snprintf(h5a, sizeof h5a, "%s/all.h5", dir);
   snprintf(h5b, sizeof h5b, "%s/split.h5", dir);
@@ -167,13 +180,13 @@ int main(int argc, char **argv) {
     CHT_OK(ch_data_csv_convert(csv, h5a, &all, NULL));
     CHT_OK(ch_data_csv_convert(csv, h5b, &split, NULL));
   }
-  MPI_Barrier(MPI_COMM_WORLD);
+  MPI_Barrier(g.comm);
 
   check_random_reads(&g, h5a);
   check_split(&g, h5b);
   check_open_errors(&g, dir, h5a, csv);
 
-  MPI_Barrier(MPI_COMM_WORLD);
+  MPI_Barrier(g.comm);
   if (g.rank == 0) {
     unlink(csv);
     unlink(h5a);
@@ -181,6 +194,6 @@ int main(int argc, char **argv) {
     rmdir(dir);
   }
   ch_group_destroy(&g);
-  MPI_Finalize();
+  ch_runtime_finalize();
   return 0;
 }

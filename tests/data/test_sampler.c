@@ -21,38 +21,47 @@ static void reference_perm(int64_t n, uint64_t seed, int64_t epoch, int64_t *p) 
   }
 }
 
-/* Runs batches of B positions over 3 full epochs of n samples on all ranks. */
+/* Runs batches of B positions over 3 full epochs of n samples on all ranks. A rank's part has the
+ * same size in every batch, so all batches are gathered with one collective at the end. */
 static void check_stream(int64_t n, int64_t B, uint64_t seed, int rank, int size) {
   const int epochs = 3;
+  const int64_t nb = (epochs * n + B - 1) / B; /* batches; the last may run into epoch 3 */
   ch_sampler s, ref;
   CHT_OK(ch_sampler_create(n, seed, &s));
   CHT_OK(ch_sampler_create(n, seed, &ref));
   int64_t *perm = malloc(sizeof *perm * (size_t)n * epochs);
   for (int e = 0; e < epochs; e++) reference_perm(n, seed, e, perm + (size_t)e * n);
   int *seen = calloc((size_t)n * epochs, sizeof *seen);
-  int64_t *mine = malloc(sizeof *mine * (size_t)B), *all = malloc(sizeof *all * (size_t)B);
+  int64_t *mine = malloc(sizeof *mine * (size_t)(nb * B)), *all = malloc(sizeof *all * (size_t)(nb * B));
   int64_t *one = malloc(sizeof *one * (size_t)B);
   int *counts = malloc(sizeof *counts * (size_t)size), *displs = malloc(sizeof *displs * (size_t)size);
   for (int r = 0; r < size; r++) {
-    counts[r] = (int)ch_part_count((size_t)B, size, r);
-    displs[r] = (int)ch_part_offset((size_t)B, size, r);
+    counts[r] = (int)(nb * (int64_t)ch_part_count((size_t)B, size, r));
+    displs[r] = (int)(nb * (int64_t)ch_part_offset((size_t)B, size, r));
   }
+  const int64_t my_count = (int64_t)ch_part_count((size_t)B, size, rank);
+  for (int64_t k = 0; k < nb; k++) {
+    int64_t cnt = ch_sampler_batch(&s, k * B, B, size, rank, mine + k * my_count);
+    CHT_ASSERT(cnt == my_count, "n=%lld B=%lld batch %lld: rank part %lld, expected %lld", (long long)n,
+               (long long)B, (long long)k, (long long)cnt, (long long)my_count);
+  }
+  MPI_Allgatherv(mine, counts[rank], MPI_INT64_T, all, counts, displs, MPI_INT64_T, MPI_COMM_WORLD);
   int crossed = 0;
-  for (int64_t p = 0; p < epochs * n; p += B) {
-    int64_t cnt = ch_sampler_batch(&s, p, B, size, rank, mine);
-    CHT_ASSERT(cnt == counts[rank], "n=%lld B=%lld p=%lld: rank part %lld, expected %d", (long long)n,
-               (long long)B, (long long)p, (long long)cnt, counts[rank]);
-    MPI_Allgatherv(mine, (int)cnt, MPI_INT64_T, all, counts, displs, MPI_INT64_T, MPI_COMM_WORLD);
+  for (int64_t k = 0; k < nb; k++) {
+    int64_t p = k * B;
     /* Same as one rank computing the whole batch, and as the documented formula. */
     CHT_ASSERT(ch_sampler_batch(&ref, p, B, 1, 0, one) == B, "1-rank batch size");
-    for (int64_t i = 0; i < B; i++) {
-      int64_t q = p + i, e = q / n;
-      CHT_ASSERT(all[i] == one[i], "n=%lld B=%lld pos %lld: %d ranks give %lld, 1 rank %lld", (long long)n,
-                 (long long)B, (long long)q, size, (long long)all[i], (long long)one[i]);
-      if (e < epochs) {
-        CHT_ASSERT(all[i] == perm[e * n + q % n], "pos %lld: sample %lld, documented %lld", (long long)q,
-                   (long long)all[i], (long long)perm[e * n + q % n]);
-        seen[e * n + all[i]]++;
+    for (int r = 0, i = 0; r < size; r++) {
+      int64_t c = (int64_t)ch_part_count((size_t)B, size, r);
+      for (int64_t j = 0; j < c; j++, i++) {
+        int64_t got = all[displs[r] + k * c + j], q = p + i, e = q / n;
+        CHT_ASSERT(got == one[i], "n=%lld B=%lld pos %lld: %d ranks give %lld, 1 rank %lld", (long long)n,
+                   (long long)B, (long long)q, size, (long long)got, (long long)one[i]);
+        if (e < epochs) {
+          CHT_ASSERT(got == perm[e * n + q % n], "pos %lld: sample %lld, documented %lld", (long long)q,
+                     (long long)got, (long long)perm[e * n + q % n]);
+          seen[e * n + got]++;
+        }
       }
     }
     if (p / n != (p + B - 1) / n) crossed = 1;

@@ -1,0 +1,170 @@
+#!/usr/bin/env bash
+# DDP MLP training throughput: cohort (bench/mlp_step, overlap on and off) against PyTorch DDP
+# (bench/torch_ddp_mlp.py, gloo), both at 1 and 2 ranks, measured in the same invocation.
+#
+#   bench/mlp_ddp.sh BUILD_DIR [--rounds R] [--ranks "1 2"] [--only bench-mlp|digits]
+#
+# BUILD_DIR holds a build of cohort (BUILD_DIR/cohort, BUILD_DIR/bench/mlp_step; a Release build
+# for numbers worth keeping). Data is generated on first use into BUILD_DIR/benchdata:
+#   synthetic.h5  bench/make_synthetic.py (16384 x 784, 10 classes) + `cohort data csv`
+#   digits.h5     `cohort data csv` of examples/digits/digits.csv.gz (or Debian sklearn's copy)
+# Two workloads: configs/bench-mlp.yaml (784-1024-1024-1024-10, batch 256, 3 DDP buckets), and
+# configs/mlp-digits.yaml with fewer steps and a constant learning rate (tiny: 27K parameters,
+# batch 64; measures per-step overheads rather than GEMMs).
+#
+# Order: for each round, for each N, cohort and torch alternate (cohort first in odd rounds,
+# torch first in even ones) so that a slow phase of the machine does not always hit one side.
+# Both run under `mpirun --bind-to none`: cohort binds each rank to its own cores with hwloc,
+# torch_ddp_mlp.py does the same with sched_setaffinity before torch loads; each uses
+# cores-per-rank BLAS/OpenMP threads. OPENBLAS_CORETYPE: torch gets the kernel family cohort
+# reports using (unless the caller set OPENBLAS_CORETYPE, which then applies to both).
+# Per-run logs: BUILD_DIR/benchruns/<workload>-n<N>-r<round>-{cohort,torch}.log
+set -euo pipefail
+
+usage() { sed -n '2,8p' "$0" | sed 's/^# \{0,1\}//'; exit 2; }
+[ $# -ge 1 ] || usage
+BUILD=$(cd "$1" && pwd); shift
+ROUNDS=1
+RANKS="1 2"
+ONLY=""
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --rounds) ROUNDS=$2; shift 2 ;;
+    --ranks) RANKS=$2; shift 2 ;;
+    --only) ONLY=$2; shift 2 ;;
+    *) usage ;;
+  esac
+done
+
+SRC=$(cd "$(dirname "$0")/.." && pwd)
+PY=/usr/bin/python3
+COHORT=$BUILD/cohort
+MLP_STEP=$BUILD/bench/mlp_step
+for f in "$COHORT" "$MLP_STEP"; do
+  [ -x "$f" ] || { echo "mlp_ddp.sh: $f not found (build $BUILD first)" >&2; exit 1; }
+done
+MPIRUN=(mpirun --allow-run-as-root --oversubscribe --bind-to none)
+# Open MPI 4.1.4's OMPIO read data sieving can return wrong rows (open-mpi/ompi#10546; cohort
+# warns without this); off for every run, torch's included (it does no MPI-IO).
+export OMPI_MCA_fbtl_posix_read_datasieving=0
+DATA=$BUILD/benchdata
+RUNS=$BUILD/benchruns
+mkdir -p "$DATA" "$RUNS"
+
+# --- data ------------------------------------------------------------------------------------
+if [ ! -f "$DATA/synthetic.h5" ]; then
+  "$PY" "$SRC/bench/make_synthetic.py" "$DATA/synthetic.csv" --rows 16384 --features 784 \
+    --classes 10 --seed 0 --h5 "$DATA/synthetic.h5" --cohort "$COHORT"
+  rm -f "$DATA/synthetic.csv"
+fi
+if [ ! -f "$DATA/digits.h5" ]; then
+  DIGITS_CSV=$SRC/examples/digits/digits.csv.gz
+  [ -f "$DIGITS_CSV" ] || DIGITS_CSV=/usr/lib/python3/dist-packages/sklearn/datasets/data/digits.csv.gz
+  "$COHORT" data csv "$DIGITS_CSV" "$DATA/digits.h5" --val-fraction 0.2 --seed 0
+fi
+
+free_port() {
+  "$PY" -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
+}
+
+# --- workloads -------------------------------------------------------------------------------
+# name | config | overrides shared by cohort and torch
+WORKLOADS=(
+  "bench-mlp|$SRC/configs/bench-mlp.yaml|data.path=$DATA/synthetic.h5"
+  "digits|$SRC/configs/mlp-digits.yaml|data.path=$DATA/digits.h5 train.steps=200 train.log_every=20 train.eval_every=0 optim.schedule=constant optim.warmup_steps=0"
+)
+
+CORETYPE=${OPENBLAS_CORETYPE:-}
+echo "# mlp_ddp.sh $(date -u +%Y-%m-%dT%H:%M:%SZ) on $(hostname): $(lscpu | sed -n 's/^Model name: *//p'), $(nproc) cores, $(free -g | awk '/Mem:/ {print $2}') GiB"
+echo "# $(mpirun --version | head -1); $("$PY" -c 'import torch; print("torch", torch.__version__)'); build $BUILD"
+echo "# load average at start: $(cut -d' ' -f1-3 /proc/loadavg)"
+
+run_cohort() { # name config n round overrides...
+  local name=$1 config=$2 n=$3 r=$4; shift 4
+  local log=$RUNS/$name-n$n-r$r-cohort.log
+  echo "## cohort $name N=$n round $r (load $(cut -d' ' -f1 /proc/loadavg))"
+  echo "+ ${MPIRUN[*]} -n $n $MLP_STEP $config $* run.dir=$RUNS/$name-n$n-r$r" > "$log"
+  "${MPIRUN[@]}" -n "$n" "$MLP_STEP" "$config" "$@" "run.dir=$RUNS/$name-n$n-r$r" >> "$log" 2>&1 \
+    || { cat "$log"; echo "mlp_ddp.sh: cohort run failed" >&2; exit 1; }
+  sed -n '2,$p' "$log"
+  if [ -z "$CORETYPE" ]; then
+    CORETYPE=$(sed -n 's/.*OpenBLAS \([A-Za-z0-9_]*\)$/\1/p' "$log" | head -1)
+  fi
+}
+
+run_torch() { # name config n round overrides...
+  local name=$1 config=$2 n=$3 r=$4; shift 4
+  local log=$RUNS/$name-n$n-r$r-torch.log port
+  port=$(free_port)
+  echo "## torch $name N=$n round $r (load $(cut -d' ' -f1 /proc/loadavg)), OPENBLAS_CORETYPE=${CORETYPE:-unset}"
+  local env=(-x MASTER_ADDR=127.0.0.1 -x MASTER_PORT="$port")
+  [ -n "$CORETYPE" ] && env+=(-x OPENBLAS_CORETYPE="$CORETYPE")
+  echo "+ ${MPIRUN[*]} -n $n ${env[*]} $PY $SRC/bench/torch_ddp_mlp.py --config $config --reps 2 $*" > "$log"
+  "${MPIRUN[@]}" -n "$n" "${env[@]}" "$PY" "$SRC/bench/torch_ddp_mlp.py" --config "$config" \
+    --reps 2 "$@" >> "$log" 2>&1 || { cat "$log"; echo "mlp_ddp.sh: torch run failed" >&2; exit 1; }
+  sed -n '2,$p' "$log"
+}
+
+if [ -z "$CORETYPE" ]; then
+  # What cohort's loader would choose, read from a throwaway 1-rank run of the smallest workload;
+  # needed before a round that starts with torch.
+  IFS='|' read -r _ cfg ov <<< "${WORKLOADS[1]}"
+  # shellcheck disable=SC2086
+  CORETYPE=$("${MPIRUN[@]}" -n 1 "$MLP_STEP" "$cfg" $ov train.steps=2 train.log_every=1 \
+    "run.dir=$RUNS/probe" --reps 1 --no-breakdown 2>/dev/null \
+    | sed -n 's/.*OpenBLAS \([A-Za-z0-9_]*\)$/\1/p' | head -1)
+fi
+
+for w in "${WORKLOADS[@]}"; do
+  IFS='|' read -r name cfg ov <<< "$w"
+  [ -n "$ONLY" ] && [ "$ONLY" != "$name" ] && continue
+  for r in $(seq 1 "$ROUNDS"); do
+    for n in $RANKS; do
+      # shellcheck disable=SC2086
+      if [ $((r % 2)) -eq 1 ]; then
+        run_cohort "$name" "$cfg" "$n" "$r" $ov
+        run_torch "$name" "$cfg" "$n" "$r" $ov
+      else
+        run_torch "$name" "$cfg" "$n" "$r" $ov
+        run_cohort "$name" "$cfg" "$n" "$r" $ov
+      fi
+    done
+  done
+done
+
+# --- table -----------------------------------------------------------------------------------
+"$PY" - "$RUNS" "$ROUNDS" "$RANKS" "$ONLY" <<'EOF'
+import glob, os, sys
+runs, rounds, ranks, only = sys.argv[1], int(sys.argv[2]), sys.argv[3].split(), sys.argv[4]
+
+def summary(path):
+    with open(path) as f:
+        lines = [l for l in f if l.startswith("summary:")]
+    if not lines:
+        return None
+    return {k: float(v) for k, v in (kv.split("=") for kv in lines[-1].split()[1:])}
+
+print()
+print("samples/s: median of log_every-step intervals (first interval of each run excluded), pooled")
+print("over 2 runs per mode; ratio = cohort (overlap on) / torch; exposed = DDP wait per step with")
+print("overlap on; comm = the same buckets allreduced alone; hidden = (step_off - step_on) / comm.")
+for name in ("bench-mlp", "digits"):
+    if only and only != name:
+        continue
+    print(f"\n{name}")
+    print(f"| N | round | cohort on | cohort off | torch | cohort/torch | min step ms cohort / torch | exposed ms (on/off) | comm ms | hidden | cohort fwd+bwd / opt / read ms |")
+    print(f"|---|---|---|---|---|---|---|---|---|---|---|")
+    for n in ranks:
+        for r in range(1, rounds + 1):
+            c = summary(f"{runs}/{name}-n{n}-r{r}-cohort.log")
+            t = summary(f"{runs}/{name}-n{n}-r{r}-torch.log")
+            if not c or not t:
+                continue
+            hid = "-" if int(n) == 1 else f"{c['hidden']:.2f}"
+            comm = "-" if int(n) == 1 else f"{c['comm_ms']:.2f}"
+            print(f"| {n} | {r} | {c['sps_on']:.0f} | {c['sps_off']:.0f} | {t['sps']:.0f} | "
+                  f"{c['sps_on'] / t['sps']:.2f} | {c['min_on_ms']:.2f} / {t['step_min_ms']:.2f} | "
+                  f"{c['exposed_on_ms']:.2f} / {c['exposed_off_ms']:.2f} | "
+                  f"{comm} | {hid} | {c['fwdbwd_ms']:.2f} / {c['opt_ms']:.2f} / {c['read_ms']:.2f} |")
+EOF
+echo "# load average at end: $(cut -d' ' -f1-3 /proc/loadavg)"
