@@ -28,7 +28,9 @@ typedef struct ch_request {
 
 /* A group over all ranks of `world` (a duplicate communicator). Free with ch_group_destroy. */
 ch_status ch_group_create(MPI_Comm world, ch_group *out);
-/* Splits `parent` by `color` (ordered by `key`), as MPI_Comm_split. */
+/* Splits `parent` by `color` (ordered by `key`), as MPI_Comm_split. With color MPI_UNDEFINED
+ * the rank joins no group: `out` gets MPI_COMM_NULL, rank -1, size 0, and collectives on it
+ * return CH_ERR_INVALID. */
 ch_status ch_group_split(const ch_group *parent, int color, int key, ch_group *out);
 void ch_group_destroy(ch_group *g);
 

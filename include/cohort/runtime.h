@@ -34,8 +34,8 @@ ch_runtime *ch_runtime_get(void);
 /* Frees the communicators and finalises MPI. */
 void ch_runtime_finalize(void);
 
-/* Ends the whole job: prints "rank R (host): fatal: <status>: <message>" with the current
- * error trace, then MPI_Abort. For unrecoverable failures (a collective failed, a rank must
+/* Ends the whole job: prints "[cohort rR] fatal on rank R (host): <status>: <message>: <error
+ * trace>" to stderr, then MPI_Abort. For unrecoverable failures (a collective failed, a rank must
  * not continue alone). */
 _Noreturn void ch_runtime_fatal(ch_status s, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 

@@ -61,6 +61,13 @@ ch_status ch_runtime_init(int *argc, char ***argv, const ch_runtime_opts *opts, 
 
   int inited = 0;
   MPI_Initialized(&inited);
+#if defined(OMPI_MAJOR_VERSION) && OMPI_MAJOR_VERSION == 4 && OMPI_MINOR_VERSION == 1 && \
+    OMPI_RELEASE_VERSION < 5
+  /* Open MPI 4.1.0-4.1.4 return wrong data from some collective reads when the posix fbtl
+   * sieves data (open-mpi/ompi#10546, fixed in 4.1.5); seen with HDF5 on 4 ranks. MCA settings
+   * are read once at init, so this must precede MPI_Init. A user's own setting wins. */
+  if (!inited) setenv("OMPI_MCA_fbtl_posix_read_datasieving", "0", 0);
+#endif
   if (!inited && MPI_Init_thread(argc, argv, MPI_THREAD_FUNNELED, &rt->thread_level) != MPI_SUCCESS)
     return CH_FAIL(CH_ERR_MPI, "MPI_Init_thread failed");
   if (inited) MPI_Query_thread(&rt->thread_level);
