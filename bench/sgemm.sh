@@ -2,7 +2,7 @@
 # sgemm throughput of cohort's ch_sgemm under each OpenBLAS kernel family, with peers.
 #
 #   bench/sgemm.sh [BUILD_DIR]          (default BUILD_DIR: build)
-#   SIZES=256,512,1024,2048 THREADS=1,0 REPS=5 MIN_TIME=0.5 bench/sgemm.sh build
+#   SIZES=256,512,1024,2048 THREADS=1,0 REPS=5 MIN_TIME=0.5 ROUNDS=2 bench/sgemm.sh build
 #
 # THREADS lists BLAS thread counts; 0 = all cores. Runs, one process each (OpenBLAS fixes its
 # kernels when it loads, so every OPENBLAS_CORETYPE needs a fresh process):
@@ -14,10 +14,10 @@
 #   blis             cblas_sgemm of libblis through ctypes (skipped when libblis is absent;
 #                    BLIS_LIB=/path/libblis.so.4 picks the library)
 #   torch.mm         PyTorch (Debian's, same OpenBLAS) with cohort's OPENBLAS_CORETYPE, the peer
-# and prints, per thread count, GFLOP/s at each n with the ratio to the best config at that n.
+# ROUNDS times (default 2), alternating the order, and prints, per thread count, the best
+# GFLOP/s of each config at each n with the ratio to the best config at that n.
 # Exits nonzero only if a run fails (crash, wrong result); missing optional peers are skipped.
 set -u
-here=$(cd "$(dirname "$0")" && pwd)
 build=${1:-build}
 bin=$build/bench/sgemm
 [ -x "$bin" ] || { echo "sgemm.sh: $bin not found; build first (cmake --build $build)" >&2; exit 2; }
@@ -25,6 +25,7 @@ SIZES=${SIZES:-256,512,1024,2048}
 THREADS=${THREADS:-1,0}
 REPS=${REPS:-5}
 MIN_TIME=${MIN_TIME:-0.5}
+ROUNDS=${ROUNDS:-2}
 PY=/usr/bin/python3
 args=(--sizes "$SIZES" --threads "$THREADS" --reps "$REPS" --min-time "$MIN_TIME")
 
@@ -34,7 +35,8 @@ trap 'rm -f "$out" "$peer_py"' EXIT
 fail=0
 
 echo "# sgemm.sh on $(hostname): $(lscpu | sed -n 's/^Model name: *//p'), $(nproc) cores, $(date -u +%Y-%m-%dT%H:%MZ)"
-echo "# sizes $SIZES, threads $THREADS (0 = all cores), best of >= $REPS reps and >= $MIN_TIME s"
+echo "# sizes $SIZES, threads $THREADS (0 = all cores), best of >= $REPS reps and >= $MIN_TIME s" \
+     "per process, best of $ROUNDS rounds"
 
 run_cohort() { # label, then env assignments
   local label=$1; shift
@@ -50,13 +52,6 @@ run_cohort() { # label, then env assignments
     "$(printf '%s\n' "$log" | sed -n 's/^# set by: //p')" \
     "$(printf '%s\n' "$log" | sed -n 's/^corename: //p')"
 }
-
-run_cohort cohort-default -u OPENBLAS_CORETYPE
-choice=$(grep -m1 '^RESULT cohort-default ' "$out" | awk '{print $3}')
-run_cohort openblas-auto OPENBLAS_CORETYPE=auto
-for ct in Prescott Haswell SkylakeX Cooperlake Zen Sandybridge; do
-  run_cohort "$ct" OPENBLAS_CORETYPE=$ct
-done
 
 # Peers through Python: torch.mm, or cblas_sgemm of a library via ctypes. Same sizes, threads
 # and best-of rule; OpenBLAS threads are set with openblas_set_num_threads on the loaded library.
@@ -152,29 +147,57 @@ run_peer() { # label, mode, then env assignments
   printf '%s\n' "$log" | grep -E '^(corename|skipped)' | sed "s/^/  [$label] /"
 }
 
+# What cohort chooses here (a tiny run): the torch.mm peer gets the same OPENBLAS_CORETYPE.
+probe=$(env -u OPENBLAS_CORETYPE "$bin" --sizes 64 --threads 1 --reps 1 --min-time 0 2>&1) || {
+  echo "sgemm.sh: FAILED: $bin does not run" >&2; echo "$probe" >&2; exit 1; }
+choice=""
+if printf '%s\n' "$probe" | grep -q '^# set by: cohort'; then
+  choice=$(printf '%s\n' "$probe" | sed -n 's/^# OPENBLAS_CORETYPE: //p')
+fi
+
+# The configurations, one process each. Rounds alternate the order (forward, backward, ...) so
+# that a busy spell on a shared machine does not always hit the same configurations; each cell
+# of the tables is the best over rounds.
+configs=(cohort-default openblas-auto Prescott Haswell SkylakeX Cooperlake Zen Sandybridge)
 blis=${BLIS_LIB:-$(ldconfig -p 2>/dev/null | awk '/libblis\.so/ {print $NF; exit}')}
 if [ -n "$blis" ] && "$PY" -c 'import numpy' 2>/dev/null; then
-  run_peer blis "cblas:$blis"
+  configs+=(blis)
 else
   echo "  [blis] skipped: libblis not installed (apt install libblis4-serial or libblis-serial-dev)"
 fi
-
 if "$PY" -c 'import torch' 2>/dev/null; then
-  if [ -n "$choice" ]; then
-    run_peer torch.mm torch OPENBLAS_CORETYPE="$choice"
-  else
-    run_peer torch.mm torch -u OPENBLAS_CORETYPE
-  fi
+  configs+=(torch.mm)
 else
   echo "  [torch.mm] skipped: $PY has no torch (apt install python3-torch)"
 fi
+
+run_config() { # label
+  case $1 in
+    cohort-default) run_cohort "$1" -u OPENBLAS_CORETYPE ;;
+    openblas-auto) run_cohort "$1" OPENBLAS_CORETYPE=auto ;;
+    blis) run_peer "$1" "cblas:$blis" ;;
+    torch.mm)
+      if [ -n "$choice" ]; then run_peer "$1" torch OPENBLAS_CORETYPE="$choice"
+      else run_peer "$1" torch -u OPENBLAS_CORETYPE; fi ;;
+    *) run_cohort "$1" OPENBLAS_CORETYPE="$1" ;;
+  esac
+}
+
+for ((round = 1; round <= ROUNDS; round++)); do
+  if ((round % 2)); then order=("${configs[@]}")
+  else order=(); for ((i = ${#configs[@]} - 1; i >= 0; i--)); do order+=("${configs[i]}"); done; fi
+  echo "# round $round/$ROUNDS: ${order[*]}"
+  for c in "${order[@]}"; do
+    if ((round == 1)); then run_config "$c"; else run_config "$c" >/dev/null; fi
+  done
+done
 
 # Tables: per thread count, rows = configs, cells = GFLOP/s (ratio to the best config at that n)
 # from wall-clock time; for 1 thread also from the calling thread's CPU time (sgemm.c says why).
 table() { # field number of the GFLOP/s column, title suffix, thread filter (empty = all)
 awk -v sizes="$SIZES" -v f="$1" -v what="$2" -v only="$3" '
   $1 == "RESULT" && (only == "" || $4 == only) {
-    key = $2 SUBSEP $4 SUBSEP $5; g[key] = $f; core[$2] = $3
+    key = $2 SUBSEP $4 SUBSEP $5; if ($f > g[key]) g[key] = $f; core[$2] = $3
     if (!($2 in seen)) { seen[$2] = 1; order[++nl] = $2 }
     if (!($4 in tseen)) { tseen[$4] = 1; tord[++nt] = $4 }
     if ($f > best[$4 SUBSEP $5]) { best[$4 SUBSEP $5] = $f; who[$4 SUBSEP $5] = $2 }

@@ -1,7 +1,10 @@
 /* Parallel reader of the dataset layout written by the CSV converter.
  * The file is opened once per group with the MPI-IO driver; each ch_dataset_read selects only
- * the requested rows (a union of row runs) and reads them with one collective transfer per
- * dataset, so a batch costs a few MPI-IO requests however the rows are spread. */
+ * the requested rows (a union of row runs) and reads them with one transfer per dataset, so a
+ * batch costs a few MPI-IO requests however the rows are spread. The transfer is independent:
+ * ranks read disjoint random rows, so two-phase collective I/O only adds a round of messages
+ * (measured 3.0 ms vs 0.44 ms for 128 rows per rank on 2 ranks). The call itself stays
+ * collective so that a bad row on one rank fails the call on every rank. */
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -88,7 +91,7 @@ static ch_status open_contents(ch_dataset *ds, const char *path, const char *spl
   ds->features = nf;
   ds->classes = (int)nc;
   ds->dxpl = H5Pcreate(H5P_DATASET_XFER);
-  if (ds->dxpl < 0 || H5Pset_dxpl_mpio(ds->dxpl, H5FD_MPIO_COLLECTIVE) < 0)
+  if (ds->dxpl < 0 || H5Pset_dxpl_mpio(ds->dxpl, H5FD_MPIO_INDEPENDENT) < 0)
     return h5_fail(CH_ERR_IO, ds->where, "transfer property list");
   return CH_OK;
 }
