@@ -11,17 +11,19 @@
 
 static void usage(void) {
   fprintf(stderr,
-          "usage: cohort train CONFIG.yaml [key.sub=value ...] [--verbose]\n"
-          "  e.g. mpirun -n 2 cohort train configs/mlp-digits.yaml train.steps=200 optim.lr=3e-3\n");
+          "usage: cohort train CONFIG.yaml [key.sub=value ...] [--verbose] [--print-config]\n"
+          "  e.g. mpirun -n 2 cohort train configs/mlp-digits.yaml train.steps=200 optim.lr=3e-3\n"
+          "  --print-config  print the resolved config (every key, with its help) and exit\n");
 }
 
 int ch_cli_train(int argc, char **argv) {
   const char *config_path = NULL;
   const char **overrides = calloc((size_t)argc, sizeof *overrides);
-  int noverrides = 0, verbose = 0, bad_usage = 0;
+  int noverrides = 0, verbose = 0, bad_usage = 0, print_config = 0;
   if (!overrides) return 1;
   for (int i = 1; i < argc; i++) {
     if (!strcmp(argv[i], "--verbose") || !strcmp(argv[i], "-v")) verbose = 1;
+    else if (!strcmp(argv[i], "--print-config")) print_config = 1;
     else if (!strcmp(argv[i], "-h") || !strcmp(argv[i], "--help")) bad_usage = 1;
     else if (strchr(argv[i], '=')) overrides[noverrides++] = argv[i];
     else if (!config_path) config_path = argv[i];
@@ -34,6 +36,20 @@ int ch_cli_train(int argc, char **argv) {
     usage();
     free(overrides);
     return 2;
+  }
+  if (print_config) { /* no MPI needed: resolve, print, exit */
+    ch_config cfg;
+    ch_status st = ch_config_load(config_path, overrides, noverrides, &cfg);
+    free(overrides);
+    if (st != CH_OK) {
+      fprintf(stderr, "cohort train: %s\n", ch_error_message());
+      return 2;
+    }
+    char *yaml = ch_config_to_yaml(&cfg);
+    if (!yaml) return 1;
+    fputs(yaml, stdout);
+    free(yaml);
+    return 0;
   }
   ch_runtime_opts opts = {.verbose = verbose, .bind_cores = 1};
   ch_runtime *rt;

@@ -60,7 +60,6 @@ static ch_status setup(trainer *t, const ch_config *cfg, const ch_group *g) {
   memset(t, 0, sizeof *t);
   t->cfg = cfg;
   t->g = g;
-  t->sampler.perm = NULL;
   CH_CHECK(plan_batches(t));
   CH_CHECK(ch_dataset_open(g, cfg->data.path, "train", &t->train));
   if (ch_dataset_rows(t->train) < 1)
