@@ -39,8 +39,8 @@ grep -q "step 600/600" "$work/out.txt"
 grep -q "ETA" "$work/out.txt"
 
 # --print-config resolves file + overrides without MPI.
-"$cohort" train "$src/configs/mlp-digits.yaml" train.steps=7 --print-config > "$work/resolved.yaml"
-grep -Eq "^  steps: 7( |$)" "$work/resolved.yaml"
+"$cohort" train "$src/configs/mlp-digits.yaml" train.steps=70 --print-config > "$work/resolved.yaml"
+grep -Eq "^  steps: 70( |$)" "$work/resolved.yaml"
 
 # A bad value must stop every rank with exit 2 and name the key and its origin.
 set +e
