@@ -8,8 +8,11 @@
  * MPI implements the non-blocking collective separately (Open MPI: coll/libnbc rather than
  * coll/tuned), so nb is compared with rawnb as well as with raw: nb/rawnb is cohort's own
  * overhead, nb/raw what choosing the non-blocking call costs when nothing is overlapped.
- * Every iteration runs all four, rotating which goes first (and the rotation start differs
- * per size), so slow phases of a noisy machine hit each variant alike. Each call is timed alone:
+ * Every iteration runs all four in a fresh random order (the same on every rank), so slow
+ * phases of a noisy machine hit each variant alike, and so does the order: a fixed cyclic order,
+ * even with a rotating start, made whichever variant came right after a non-blocking one up to
+ * a third slower at 64 KiB - 2 MiB on 2 ranks (Open MPI 4.1.4, whatever the communicator), which
+ * showed up as a cohort overhead that was not there. Each call is timed alone:
  * the buffer is refilled from a source copy, a barrier lines the ranks up, and the call's time is
  * the maximum over ranks. The statistic per size is the median (default) or best of the
  * iterations, after warmup calls. The first result of each variant is checked exactly (the
@@ -56,6 +59,19 @@ static void cpu_model(char *buf, size_t len) {
     }
   }
   fclose(f);
+}
+
+/* Same sequence on every rank: the order of variants must agree across ranks. */
+static unsigned long long order_rng = 0x2545F4914F6CDD1Dull;
+static void shuffle(int *v, int n) {
+  for (int i = n - 1; i > 0; i--) {
+    order_rng ^= order_rng << 13;
+    order_rng ^= order_rng >> 7;
+    order_rng ^= order_rng << 17;
+    int j = (int)(order_rng % (unsigned long long)(i + 1)), t = v[i];
+    v[i] = v[j];
+    v[j] = t;
+  }
 }
 
 static int cmp_double(const void *a, const void *b) {
@@ -191,8 +207,11 @@ int main(int argc, char **argv) {
     }
 
     for (int it = 0; it < iters; it++) {
+      int order[NV];
+      for (int k = 0; k < NV; k++) order[k] = k;
+      shuffle(order, NV);
       for (int k = 0; k < NV; k++) {
-        int v = (k + it + size_index) % NV; /* rotate which variant goes first */
+        int v = order[k];
         memcpy(buf, src, count * sizeof(float));
         MPI_Barrier(MPI_COMM_WORLD);
         double dt = run_once(v, &g, buf, count), dmax = 0;
