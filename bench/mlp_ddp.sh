@@ -17,8 +17,9 @@
 # Both run under `mpirun --bind-to none`: cohort binds each rank to its own cores with hwloc,
 # torch_ddp_mlp.py does the same with sched_setaffinity before torch loads; each uses
 # cores-per-rank BLAS/OpenMP threads. OPENBLAS_CORETYPE: torch gets the kernel family cohort
-# reports using (unless the caller set OPENBLAS_CORETYPE, which then applies to both).
-# Per-run logs: BUILD_DIR/benchruns/<workload>-n<N>-r<round>-{cohort,torch}.log
+# reports using (unless the caller set OPENBLAS_CORETYPE, which then applies to both). torch runs
+# twice per slot: "tuned" (OMP_WAIT_POLICY=PASSIVE, the fair peer) and "default" (as installed).
+# Per-run logs: BUILD_DIR/benchruns/<workload>-n<N>-r<round>-{cohort,torch-tuned,torch-default}.log
 set -euo pipefail
 
 usage() { sed -n '2,8p' "$0" | sed 's/^# \{0,1\}//'; exit 2; }
@@ -87,21 +88,44 @@ run_cohort() { # name config n round overrides...
   "${MPIRUN[@]}" -n "$n" "$MLP_STEP" "$config" "$@" "run.dir=$RUNS/$name-n$n-r$r" >> "$log" 2>&1 \
     || { cat "$log"; echo "mlp_ddp.sh: cohort run failed" >&2; exit 1; }
   sed -n '2,$p' "$log"
+  # The plain CLI as a user runs it: one fresh process per rank, one training run. Its whole-run
+  # figure can differ from mlp_step's (which trains several times in one process; e.g. glibc's
+  # heap-trim threshold adapts after the first run frees its large buffers).
+  local clilog=$RUNS/$name-n$n-r$r-cli.log
+  echo "+ ${MPIRUN[*]} -n $n $COHORT train $config $* run.dir=$RUNS/$name-n$n-r$r-cli" > "$clilog"
+  "${MPIRUN[@]}" -n "$n" "$COHORT" train "$config" "$@" "run.dir=$RUNS/$name-n$n-r$r-cli" \
+    >> "$clilog" 2>&1 || { cat "$clilog"; echo "mlp_ddp.sh: cohort train failed" >&2; exit 1; }
+  grep ' done: ' "$clilog" | sed 's/^/cohort train: /'
   if [ -z "$CORETYPE" ]; then
     CORETYPE=$(sed -n 's/.*OpenBLAS \([A-Za-z0-9_]*\)$/\1/p' "$log" | head -1)
   fi
 }
 
-run_torch() { # name config n round overrides...
-  local name=$1 config=$2 n=$3 r=$4; shift 4
-  local log=$RUNS/$name-n$n-r$r-torch.log port
-  port=$(free_port)
-  echo "## torch $name N=$n round $r (load $(cut -d' ' -f1 /proc/loadavg)), OPENBLAS_CORETYPE=${CORETYPE:-unset}"
-  local env=(-x MASTER_ADDR=127.0.0.1 -x MASTER_PORT="$port")
+run_torch() { # variant(tuned|default) name config n round overrides...
+  local variant=$1 name=$2 config=$3 n=$4 r=$5; shift 5
+  local log=$RUNS/$name-n$n-r$r-torch-$variant.log port try
+  echo "## torch ($variant) $name N=$n round $r (load $(cut -d' ' -f1 /proc/loadavg)), OPENBLAS_CORETYPE=${CORETYPE:-unset}"
+  local env=()
   [ -n "$CORETYPE" ] && env+=(-x OPENBLAS_CORETYPE="$CORETYPE")
-  echo "+ ${MPIRUN[*]} -n $n ${env[*]} $PY $SRC/bench/torch_ddp_mlp.py --config $config --reps 2 $*" > "$log"
-  "${MPIRUN[@]}" -n "$n" "${env[@]}" "$PY" "$SRC/bench/torch_ddp_mlp.py" --config "$config" \
-    --reps 2 "$@" >> "$log" 2>&1 || { cat "$log"; echo "mlp_ddp.sh: torch run failed" >&2; exit 1; }
+  # tuned: idle OpenMP workers sleep instead of spinning. With 2+ threads per rank torch runs
+  # two thread pools (OpenMP for its own ops, OpenBLAS's pthreads for sgemm); spinning OpenMP
+  # workers then steal the cores the sgemm threads need (measured here: ~2.5x slower steps
+  # at N=1). default: torch as installed.
+  [ "$variant" = tuned ] && env+=(-x OMP_WAIT_POLICY=PASSIVE)
+  # The free port can be taken by another process before torch binds it (a shared machine):
+  # retry with a fresh one.
+  for try in 1 2 3; do
+    port=$(free_port)
+    echo "+ ${MPIRUN[*]} -n $n -x MASTER_ADDR=127.0.0.1 -x MASTER_PORT=$port ${env[*]} $PY $SRC/bench/torch_ddp_mlp.py --config $config --reps 2 --breakdown $*" > "$log"
+    if "${MPIRUN[@]}" -n "$n" -x MASTER_ADDR=127.0.0.1 -x MASTER_PORT="$port" "${env[@]}" "$PY" \
+         "$SRC/bench/torch_ddp_mlp.py" --config "$config" --reps 2 --breakdown "$@" >> "$log" 2>&1; then
+      break
+    fi
+    if [ "$try" = 3 ] || ! grep -q "Address already in use" "$log"; then
+      cat "$log"; echo "mlp_ddp.sh: torch run failed" >&2; exit 1
+    fi
+    echo "   (port $port was taken; retrying)"
+  done
   sed -n '2,$p' "$log"
 }
 
@@ -123,9 +147,11 @@ for w in "${WORKLOADS[@]}"; do
       # shellcheck disable=SC2086
       if [ $((r % 2)) -eq 1 ]; then
         run_cohort "$name" "$cfg" "$n" "$r" $ov
-        run_torch "$name" "$cfg" "$n" "$r" $ov
+        run_torch tuned "$name" "$cfg" "$n" "$r" $ov
+        run_torch default "$name" "$cfg" "$n" "$r" $ov
       else
-        run_torch "$name" "$cfg" "$n" "$r" $ov
+        run_torch default "$name" "$cfg" "$n" "$r" $ov
+        run_torch tuned "$name" "$cfg" "$n" "$r" $ov
         run_cohort "$name" "$cfg" "$n" "$r" $ov
       fi
     done
@@ -137,6 +163,16 @@ done
 import glob, os, sys
 runs, rounds, ranks, only = sys.argv[1], int(sys.argv[2]), sys.argv[3].split(), sys.argv[4]
 
+def cli_sps(path):
+    try:
+        with open(path) as f:
+            for l in f:
+                if " done: " in l:
+                    return float(l.split("(")[1].split()[0])
+    except OSError:
+        pass
+    return float("nan")
+
 def summary(path):
     with open(path) as f:
         lines = [l for l in f if l.startswith("summary:")]
@@ -146,25 +182,40 @@ def summary(path):
 
 print()
 print("samples/s: median of log_every-step intervals (first interval of each run excluded), pooled")
-print("over 2 runs per mode; ratio = cohort (overlap on) / torch; exposed = DDP wait per step with")
-print("overlap on; comm = the same buckets allreduced alone; hidden = (step_off - step_on) / comm.")
+print("over 2 runs per mode; torch tuned = OMP_WAIT_POLICY=PASSIVE, default = as installed;")
+print("ratio = cohort (overlap on) / torch tuned (/ torch default); min step = fastest single step;")
+print("exposed = DDP wait per step, overlap on / off; comm = the same buckets allreduced alone")
+print("(blocking / non-blocking+wait as DDP does); hidden = (step_off - step_on) / comm (blocking);")
+print("breakdown = median per-step fwd+bwd / clip+AdamW / batch read on each rank, no comm.")
+print("whole run = all steps incl. the first ones (and cohort's final evaluation): mlp_step (overlap")
+print("on) / the `cohort train` CLI in a fresh process / torch tuned.")
 for name in ("bench-mlp", "digits"):
     if only and only != name:
         continue
     print(f"\n{name}")
-    print(f"| N | round | cohort on | cohort off | torch | cohort/torch | min step ms cohort / torch | exposed ms (on/off) | comm ms | hidden | cohort fwd+bwd / opt / read ms |")
-    print(f"|---|---|---|---|---|---|---|---|---|---|---|")
+    print("| N | round | cohort on | cohort off | torch tuned | torch default | cohort/torch "
+          "| min step ms cohort / torch | exposed ms on / off | comm ms blk / nb | hidden "
+          "| breakdown ms cohort | breakdown ms torch tuned | whole run mlp_step / CLI / torch |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
     for n in ranks:
         for r in range(1, rounds + 1):
             c = summary(f"{runs}/{name}-n{n}-r{r}-cohort.log")
-            t = summary(f"{runs}/{name}-n{n}-r{r}-torch.log")
-            if not c or not t:
+            t = summary(f"{runs}/{name}-n{n}-r{r}-torch-tuned.log")
+            td = summary(f"{runs}/{name}-n{n}-r{r}-torch-default.log")
+            if not c or not t or not td:
                 continue
-            hid = "-" if int(n) == 1 else f"{c['hidden']:.2f}"
-            comm = "-" if int(n) == 1 else f"{c['comm_ms']:.2f}"
+            one = int(n) == 1
+            hid = "-" if one else f"{c['hidden']:.2f}"
+            comm = "-" if one else f"{c['comm_ms']:.2f} / {c.get('comm_nb_ms', float('nan')):.2f}"
+            exp = "-" if one else f"{c['exposed_on_ms']:.2f} / {c['exposed_off_ms']:.2f}"
+            tb = (f"{t['fwdbwd_ms']:.1f} / {t['opt_ms']:.1f} / {t['read_ms']:.2f}"
+                  if "fwdbwd_ms" in t else "-")
             print(f"| {n} | {r} | {c['sps_on']:.0f} | {c['sps_off']:.0f} | {t['sps']:.0f} | "
-                  f"{c['sps_on'] / t['sps']:.2f} | {c['min_on_ms']:.2f} / {t['step_min_ms']:.2f} | "
-                  f"{c['exposed_on_ms']:.2f} / {c['exposed_off_ms']:.2f} | "
-                  f"{comm} | {hid} | {c['fwdbwd_ms']:.2f} / {c['opt_ms']:.2f} / {c['read_ms']:.2f} |")
+                  f"{td['sps']:.0f} | {c['sps_on'] / t['sps']:.2f} ({c['sps_on'] / td['sps']:.2f}) | "
+                  f"{c['min_on_ms']:.2f} / {t['step_min_ms']:.2f} | "
+                  f"{exp} | {comm} | {hid} | "
+                  f"{c['fwdbwd_ms']:.1f} / {c['opt_ms']:.1f} / {c['read_ms']:.2f} | {tb} | "
+                  f"{c['whole_sps_on']:.0f} / {cli_sps(f'{runs}/{name}-n{n}-r{r}-cli.log'):.0f} / "
+                  f"{t['whole_sps']:.0f} |")
 EOF
 echo "# load average at end: $(cut -d' ' -f1-3 /proc/loadavg)"

@@ -76,6 +76,8 @@ def main():
     ap.add_argument("--data", help="HDF5 made by `cohort data csv` (default: data.path)")
     ap.add_argument("--steps", type=int, help="override train.steps")
     ap.add_argument("--reps", type=int, default=1, help="timed runs (fresh model each)")
+    ap.add_argument("--breakdown", action="store_true",
+                    help="also time gather, forward+backward and clip+AdamW without DDP (no comm)")
     ap.add_argument("--threads", type=int, help="threads per rank (default: its cores)")
     ap.add_argument("overrides", nargs="*", help="key.sub=value, as for cohort")
     a = ap.parse_args()
@@ -202,7 +204,34 @@ def main():
                   f"min {1e3 * step_min:.2f} ms, whole run {steps * B / total:.0f} samples/s, "
                   f"loss {last_loss:.4f}", flush=True)
         del model, opt
+    bd = None
+    if a.breakdown:
+        # Like mlp_step's breakdown: every rank at once, its share of the batch, no DDP wrapper
+        # (so no communication), median of 20 steps after 3 warm-up steps.
+        model, opt = build()
+        plain = model.module
+        times = [[], [], []]
+        for step in range(23):
+            t0 = time.perf_counter()
+            idx = batch_rows(step)
+            xb, yb = x_all[idx], y_all[idx]
+            t1 = time.perf_counter()
+            opt.zero_grad(set_to_none=False)
+            loss_fn(plain(xb), yb).backward()
+            t2 = time.perf_counter()
+            if clip > 0:
+                torch.nn.utils.clip_grad_norm_(plain.parameters(), clip)
+            opt.step()
+            t3 = time.perf_counter()
+            if step >= 3:
+                for k, v in enumerate((t1 - t0, t2 - t1, t3 - t2)):
+                    times[k].append(v)
+        bd = [sorted(t)[len(t) // 2] for t in times]
+        del model, opt, plain
     if rank == 0:
+        if bd:
+            print(f"breakdown per step, {cnt} rows/rank, no comm: gather {1e3 * bd[0]:.2f} ms, "
+                  f"fwd+bwd {1e3 * bd[1]:.2f} ms, clip+adamw {1e3 * bd[2]:.2f} ms", flush=True)
         print(f"# torch {torch.__version__} DDP gloo, {world} rank(s) x {threads} thread(s) "
               f"(cores {mine}), OPENBLAS_CORETYPE={os.environ.get('OPENBLAS_CORETYPE', '')}, "
               f"bucket_cap_mb {bucket_mb}; train split {n} x {d} loaded into memory in "
@@ -214,7 +243,9 @@ def main():
         print(f"summary: n={world} sps={sps:.1f} step_ms={1e3 * B / sps:.3f} "
               f"step_min_ms={1e3 * min(r[1] for r in results):.3f} "
               f"whole_sps={sum(r[2] for r in results) / len(results):.1f} "
-              f"loss={results[-1][3]:.4f}", flush=True)
+              f"loss={results[-1][3]:.4f}"
+              + (f" read_ms={1e3 * bd[0]:.3f} fwdbwd_ms={1e3 * bd[1]:.3f} opt_ms={1e3 * bd[2]:.3f}"
+                 if bd else ""), flush=True)
     dist.destroy_process_group()
 
 
