@@ -4,13 +4,22 @@
 
 #include "cohort/kernels.h"
 #include "cohort/optim.h"
+#include "kernels/cpu/simd.h"
+
+/* A run of elements [lo, hi) (relative to the optimizer's range) with one decay setting. Loops
+ * run per span so that the inner loops have no per-element branches and vectorise. */
+typedef struct span {
+  size_t lo, hi;
+  int decay;
+} span;
 
 struct ch_optim {
   int type;
   double weight_decay, momentum, beta1, beta2, eps;
   size_t offset, numel;
   float *m, *v;       /* SGD: m = momentum buffer; AdamW: first and second moments */
-  uint8_t *decay;     /* per element: 1 when weight decay applies */
+  span *spans;        /* parameters (and padding) covering [0, numel), in order */
+  int nspans;
   int64_t steps;
 };
 
@@ -29,18 +38,20 @@ ch_status ch_optim_create(const ch_config *cfg, const ch_layout *layout, size_t 
   size_t bytes = (numel ? numel : 1) * sizeof(float);
   o->m = ch_alloc_aligned(bytes);
   o->v = o->type == CH_OPTIM_ADAMW ? ch_alloc_aligned(bytes) : NULL;
-  o->decay = calloc(numel ? numel : 1, 1);
-  if (!o->m || (o->type == CH_OPTIM_ADAMW && !o->v) || !o->decay) {
+  /* Each parameter's slot (its elements plus the alignment padding after it, which is zero
+   * and stays zero) clipped to this range. */
+  o->spans = calloc((size_t)layout->nparams, sizeof *o->spans);
+  if (!o->m || (o->type == CH_OPTIM_ADAMW && !o->v) || !o->spans) {
     ch_optim_destroy(o);
     return CH_FAIL(CH_ERR_NOMEM, "optimizer state for %zu elements", numel);
   }
-  /* Mark the elements of decayed parameters that fall inside this range. */
   for (int i = 0; i < layout->nparams; i++) {
-    if (layout->params[i].no_decay) continue;
-    size_t lo = layout->offsets[i], hi = lo + (size_t)ch_param_numel(&layout->params[i]);
+    size_t lo = layout->offsets[i];
+    size_t hi = i + 1 < layout->nparams ? layout->offsets[i + 1] : layout->numel;
     if (lo < offset) lo = offset;
     if (hi > offset + numel) hi = offset + numel;
-    for (size_t j = lo; j < hi; j++) o->decay[j - offset] = 1;
+    if (lo >= hi) continue;
+    o->spans[o->nspans++] = (span){lo - offset, hi - offset, !layout->params[i].no_decay};
   }
   *out = o;
   return CH_OK;
@@ -50,7 +61,7 @@ void ch_optim_destroy(ch_optim *o) {
   if (!o) return;
   ch_free_aligned(o->m);
   ch_free_aligned(o->v);
-  free(o->decay);
+  free(o->spans);
   free(o);
 }
 
@@ -60,36 +71,49 @@ size_t ch_optim_state_bytes(const ch_optim *o) {
   return o->numel * sizeof(float) * (o->v ? 2 : 1);
 }
 
-static void sgd_step(ch_optim *o, float *p, const float *g, float lr) {
-  float wd = (float)o->weight_decay, mu = (float)o->momentum;
-  for (size_t i = 0; i < o->numel; i++) {
-    float d = g[i] + (o->decay[i] ? wd * p[i] : 0.0f);
+/* torch.optim.SGD: d = g + wd p; buf = mu buf + d (buf = d on the first step); p -= lr buf. */
+CH_VECTORIZE static void sgd_span(float *restrict p, const float *restrict g, float *restrict m,
+                                  size_t n, float lr, float wd, float mu, int first) {
+  for (size_t i = 0; i < n; i++) {
+    float d = g[i] + wd * p[i];
     if (mu != 0.0f) {
-      o->m[i] = o->steps == 0 ? d : mu * o->m[i] + d;
-      d = o->m[i];
+      m[i] = first ? d : mu * m[i] + d;
+      d = m[i];
     }
     p[i] -= lr * d;
   }
 }
 
-static void adamw_step(ch_optim *o, float *p, const float *g, float lr) {
-  float b1 = (float)o->beta1, b2 = (float)o->beta2, eps = (float)o->eps;
-  double t = (double)(o->steps + 1);
-  float bc1 = (float)(1.0 - pow(o->beta1, t));
-  float sqrt_bc2 = (float)sqrt(1.0 - pow(o->beta2, t));
-  float step_size = lr / bc1;
-  float decay = 1.0f - lr * (float)o->weight_decay;
-  for (size_t i = 0; i < o->numel; i++) {
-    if (o->decay[i]) p[i] *= decay;
-    o->m[i] = b1 * o->m[i] + (1.0f - b1) * g[i];
-    o->v[i] = b2 * o->v[i] + (1.0f - b2) * g[i] * g[i];
-    p[i] -= step_size * o->m[i] / (sqrtf(o->v[i]) / sqrt_bc2 + eps);
+/* torch.optim.AdamW: p *= 1 - lr wd; m = b1 m + (1-b1) g; v = b2 v + (1-b2) g^2;
+ * p -= (lr / bc1) m / (sqrt(v) / sqrt(bc2) + eps), with bias corrections bc_k = 1 - b_k^t. */
+CH_VECTORIZE static void adamw_span(float *restrict p, const float *restrict g, float *restrict m,
+                                    float *restrict v, size_t n, float decay, float b1, float b2,
+                                    float step_size, float sqrt_bc2, float eps) {
+  for (size_t i = 0; i < n; i++) {
+    p[i] *= decay;
+    m[i] = b1 * m[i] + (1.0f - b1) * g[i];
+    v[i] = b2 * v[i] + (1.0f - b2) * g[i] * g[i];
+    p[i] -= step_size * m[i] / (sqrtf(v[i]) / sqrt_bc2 + eps);
   }
 }
 
 void ch_optim_step(ch_optim *o, float *params, const float *grads, double lr) {
-  if (o->type == CH_OPTIM_ADAMW) adamw_step(o, params, grads, (float)lr);
-  else sgd_step(o, params, grads, (float)lr);
+  float flr = (float)lr;
+  double t = (double)(o->steps + 1);
+  float bc1 = (float)(1.0 - pow(o->beta1, t));
+  float sqrt_bc2 = (float)sqrt(1.0 - pow(o->beta2, t));
+  for (int s = 0; s < o->nspans; s++) {
+    const span *sp = &o->spans[s];
+    float *p = params + sp->lo, *m = o->m + sp->lo;
+    const float *g = grads + sp->lo;
+    size_t n = sp->hi - sp->lo;
+    float wd = sp->decay ? (float)o->weight_decay : 0.0f;
+    if (o->type == CH_OPTIM_ADAMW)
+      adamw_span(p, g, m, o->v + sp->lo, n, 1.0f - flr * wd, (float)o->beta1, (float)o->beta2,
+                 flr / bc1, sqrt_bc2, (float)o->eps);
+    else
+      sgd_span(p, g, m, n, flr, wd, (float)o->momentum, o->steps == 0);
+  }
   o->steps++;
 }
 

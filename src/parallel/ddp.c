@@ -25,11 +25,15 @@ struct ch_ddp {
   ch_ddp_stats stats;
 };
 
-static ch_status start_bucket(ch_ddp *d, bucket *b) {
+/* Starts a bucket's allreduce: non-blocking during backward (overlap), blocking from
+ * ch_ddp_finish, where nothing is left to overlap with and Open MPI's blocking allreduce is
+ * faster than its non-blocking one (bench/RESULTS.md). */
+static ch_status start_bucket(ch_ddp *d, bucket *b, int blocking) {
   b->started = 1;
   d->stats.bytes_reduced += b->numel * sizeof(float);
   if (d->g->size == 1) return CH_OK; /* a sum over one rank is the identity */
-  return ch_comm_allreduce(d->g, d->grads + b->offset, b->numel, CH_F32, CH_SUM, &b->req);
+  return ch_comm_allreduce(d->g, d->grads + b->offset, b->numel, CH_F32, CH_SUM,
+                           blocking ? NULL : &b->req);
 }
 
 /* Called by backward when a unit's gradient is final. */
@@ -37,7 +41,7 @@ static ch_status on_unit_ready(void *ctx, int unit) {
   ch_ddp *d = ctx;
   double t0 = ch_time();
   bucket *b = &d->buckets[d->unit_bucket[unit]];
-  if (--b->remaining == 0 && d->overlap) CH_CHECK(start_bucket(d, b));
+  if (--b->remaining == 0 && d->overlap) CH_CHECK(start_bucket(d, b, 0));
   /* Drive MPI progress on what is in flight, so it advances while backward computes. */
   for (int i = 0; i < d->nbuckets; i++) {
     int done;
@@ -109,14 +113,14 @@ const ch_grad_hook *ch_ddp_hook(ch_ddp *d) {
 }
 
 ch_status ch_ddp_finish(ch_ddp *d) {
+  double t0 = ch_time();
   for (int i = 0; i < d->nbuckets; i++) {
     bucket *b = &d->buckets[i];
     if (b->remaining != 0)
       return CH_FAIL(CH_ERR_INTERNAL, "ddp: bucket %d finished with %d units not ready", i,
                      b->remaining);
-    if (!b->started) CH_CHECK(start_bucket(d, b));
+    if (!b->started) CH_CHECK(start_bucket(d, b, 1));
   }
-  double t0 = ch_time();
   for (int i = 0; i < d->nbuckets; i++) CH_CHECK(ch_comm_wait(&d->buckets[i].req));
   d->stats.wait_seconds += ch_time() - t0;
   return CH_OK;
