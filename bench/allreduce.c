@@ -30,6 +30,7 @@
 
 #include "cohort/comm.h"
 #include "cohort/runtime.h"
+#include "common/bench_util.h"
 
 enum { V_COHORT = 0, V_RAW, V_NB, V_RAWNB, NV };
 static const char *vname[NV] = {"cohort", "raw", "nb", "rawnb"};
@@ -45,22 +46,6 @@ static size_t parse_size(const char *s) {
   return (size_t)v;
 }
 
-static void cpu_model(char *buf, size_t len) {
-  snprintf(buf, len, "unknown");
-  FILE *f = fopen("/proc/cpuinfo", "r");
-  if (!f) return;
-  char line[512];
-  while (fgets(line, sizeof line, f)) {
-    if (strncmp(line, "model name", 10) == 0 && strchr(line, ':')) {
-      char *v = strchr(line, ':') + 2;
-      v[strcspn(v, "\n")] = '\0';
-      snprintf(buf, len, "%s", v);
-      break;
-    }
-  }
-  fclose(f);
-}
-
 /* Same sequence on every rank: the order of variants must agree across ranks. */
 static unsigned long long order_rng = 0x2545F4914F6CDD1Dull;
 static void shuffle(int *v, int n) {
@@ -72,11 +57,6 @@ static void shuffle(int *v, int n) {
     v[i] = v[j];
     v[j] = t;
   }
-}
-
-static int cmp_double(const void *a, const void *b) {
-  double x = *(const double *)a, y = *(const double *)b;
-  return (x > y) - (x < y);
 }
 
 /* Input of rank r at index i: a multiple of 1/64 in [1/64, 1]; sums of up to 2^18 such values
@@ -149,7 +129,7 @@ int main(int argc, char **argv) {
   if (me == 0) {
     char model[256], version[MPI_MAX_LIBRARY_VERSION_STRING];
     int vlen = 0;
-    cpu_model(model, sizeof model);
+    bench_cpu_model(model, sizeof model);
     MPI_Get_library_version(version, &vlen);
     version[strcspn(version, "\n,")] = '\0';
     long cores = sysconf(_SC_NPROCESSORS_ONLN);
@@ -224,7 +204,7 @@ int main(int argc, char **argv) {
       double t[NV], alg[NV], bus[NV];
       for (int v = 0; v < NV; v++) {
         double *tv = times + v * max_iters;
-        qsort(tv, (size_t)iters, sizeof *tv, cmp_double);
+        bench_sort(tv, iters);
         t[v] = use_best ? tv[0] : (iters % 2 ? tv[iters / 2] : 0.5 * (tv[iters / 2 - 1] + tv[iters / 2]));
         alg[v] = (double)bytes / t[v] * 1e-9;
         bus[v] = alg[v] * 2.0 * (n - 1) / n;

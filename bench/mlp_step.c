@@ -45,6 +45,7 @@
 #include "cohort/parallel.h"
 #include "cohort/runtime.h"
 #include "cohort/train.h"
+#include "common/bench_util.h"
 
 #define MAX_INTERVALS 4096
 
@@ -59,33 +60,6 @@ typedef struct run_stats {
   double iv[MAX_INTERVALS]; /* interval throughputs, samples/s */
   int niv;
 } run_stats;
-
-static int cmp_double(const void *a, const void *b) {
-  double x = *(const double *)a, y = *(const double *)b;
-  return (x > y) - (x < y);
-}
-
-static double median(double *v, int n) {
-  if (n <= 0) return NAN;
-  qsort(v, (size_t)n, sizeof *v, cmp_double);
-  return n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
-}
-
-static void cpu_model(char *buf, size_t len) {
-  snprintf(buf, len, "unknown");
-  FILE *f = fopen("/proc/cpuinfo", "r");
-  if (!f) return;
-  char line[512];
-  while (fgets(line, sizeof line, f)) {
-    if (strncmp(line, "model name", 10) == 0 && strchr(line, ':')) {
-      char *v = strchr(line, ':') + 2;
-      v[strcspn(v, "\n")] = '\0';
-      snprintf(buf, len, "%s", v);
-      break;
-    }
-  }
-  fclose(f);
-}
 
 static void die(ch_status st, const char *what) {
   if (st != CH_OK) ch_runtime_fatal(st, "%s", what);
@@ -134,7 +108,7 @@ static void train_once(const ch_config *base, const ch_group *g, int overlap, in
   if (g->rank == 0) rs->niv = read_intervals(cfg.run.dir, rs->iv, MAX_INTERVALS);
   double ivcopy[MAX_INTERVALS];
   memcpy(ivcopy, rs->iv, sizeof(double) * (size_t)rs->niv);
-  rs->step_med = rs->niv ? (double)cfg.train.batch_size / median(ivcopy, rs->niv) : rs->step_mean;
+  rs->step_med = rs->niv ? (double)cfg.train.batch_size / bench_median(ivcopy, rs->niv) : rs->step_mean;
   ch_train_result_free(&res);
 }
 
@@ -193,9 +167,9 @@ static double time_comm(const ch_config *cfg, const ch_group *g, int iters, int 
       t2s[it] = mx[2];
     }
   }
-  double med = median(t, iters);
-  *single = median(t1, iters);
-  *nonblocking = median(t2s, iters);
+  double med = bench_median(t, iters);
+  *single = bench_median(t1, iters);
+  *nonblocking = bench_median(t2s, iters);
   free(t);
   free(t1);
   free(t2s);
@@ -248,7 +222,7 @@ static void time_breakdown(const ch_config *cfg, const ch_group *g, int iters, d
     }
   }
   for (int k = 0; k < 3; k++) {
-    out[k] = median(t[k], iters);
+    out[k] = bench_median(t[k], iters);
     free(t[k]);
   }
   ch_optim_destroy(o);
@@ -300,7 +274,7 @@ int main(int argc, char **argv) {
   die(ch_group_create(rt->world, &g), "ch_group_create");
   int root = g.rank == 0;
   char cpu[256];
-  cpu_model(cpu, sizeof cpu);
+  bench_cpu_model(cpu, sizeof cpu);
   if (root) {
     printf("# mlp_step: %s, %d rank%s x %d core%s (%s), OpenBLAS %s\n", cpu, g.size,
            g.size == 1 ? "" : "s", rt->ncores, rt->ncores == 1 ? "" : "s", rt->cpuset,
@@ -357,7 +331,7 @@ int main(int argc, char **argv) {
         mean_sum += runs[i].step_mean / reps;
         if (runs[i].step_min < smin[mode]) smin[mode] = runs[i].step_min;
       }
-      step[mode] = np ? (double)cfg.train.batch_size / median(pool, np) : mean_sum;
+      step[mode] = np ? (double)cfg.train.batch_size / bench_median(pool, np) : mean_sum;
       free(pool);
     }
     printf("pooled (median of %lld-step intervals over %d reps, first interval of each run "

@@ -32,6 +32,7 @@
 #include "cohort/kernels.h"
 #include "cohort/runtime.h"
 #include "cohort/status.h"
+#include "common/bench_util.h"
 
 #define MAX_LIST 32
 #define MAX_REPS 1000
@@ -51,34 +52,10 @@ static double thread_cpu_time(void) {
   return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
 }
 
-static int cmp_double(const void *a, const void *b) {
-  double x = *(const double *)a, y = *(const double *)b;
-  return (x > y) - (x < y);
-}
-
 static int cores_available(void) {
   cpu_set_t set;
   if (sched_getaffinity(0, sizeof set, &set) == 0) return CPU_COUNT(&set);
   return 1;
-}
-
-static void cpu_model(char *buf, size_t len) {
-  snprintf(buf, len, "unknown");
-  FILE *f = fopen("/proc/cpuinfo", "r");
-  if (!f) return;
-  char line[512];
-  while (fgets(line, sizeof line, f)) {
-    if (strncmp(line, "model name", 10) == 0) {
-      char *colon = strchr(line, ':');
-      if (colon) {
-        colon += 2;
-        colon[strcspn(colon, "\n")] = '\0';
-        snprintf(buf, len, "%s", colon);
-      }
-      break;
-    }
-  }
-  fclose(f);
 }
 
 /* xorshift: uniform floats in [-1, 1), never all zero. */
@@ -142,7 +119,7 @@ int main(int argc, char **argv) {
   }
   int ncores = cores_available();
   char model[256];
-  cpu_model(model, sizeof model);
+  bench_cpu_model(model, sizeof model);
   const char *choice = ch_blas_coretype_choice();
   const char *corename = ch_blas_corename();
   printf("# sgemm via ch_sgemm, row-major fp32, C = A B, best of >= %d reps / %.2f s after warmup\n",
@@ -194,7 +171,7 @@ int main(int argc, char **argv) {
         if (dt < best) best = dt;
         if (++reps == MAX_REPS) break;
       }
-      qsort(cpu, (size_t)reps, sizeof *cpu, cmp_double);
+      bench_sort(cpu, reps);
       double med_cpu = reps % 2 ? cpu[reps / 2] : 0.5 * (cpu[reps / 2 - 1] + cpu[reps / 2]);
       printf("RESULT %-12s %-12s %7d %6d %5d %10.3f %9.1f %9.1f\n", label,
              corename[0] ? corename : "?", nt, n, reps, best * 1e3, flops / best * 1e-9,
