@@ -24,8 +24,6 @@ void ch_optim_step(ch_optim *o, float *params, const float *grads, double lr);
 
 /* Number of steps taken. */
 int64_t ch_optim_steps(const ch_optim *o);
-/* Optimizer state bytes (momentum / moments). */
-size_t ch_optim_state_bytes(const ch_optim *o);
 
 /* Learning rate for 0-based `step`: linear warmup over optim.warmup_steps, then constant or
  * cosine decay from optim.lr to optim.min_lr at train.steps. */

@@ -55,8 +55,6 @@ void ch_error_clear(void);
     }                                        \
   } while (0)
 
-/* Allocation helpers: zeroed; NULL only when n*size == 0 or memory is exhausted. */
-void *ch_calloc(size_t n, size_t size);
 /* 64-byte aligned, zeroed allocation of `bytes` (freed with ch_free_aligned). */
 void *ch_alloc_aligned(size_t bytes);
 void ch_free_aligned(void *p);

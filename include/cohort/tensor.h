@@ -62,9 +62,6 @@ typedef struct ch_layout {
 ch_status ch_layout_create(const ch_param_spec *specs, int n, ch_layout *out);
 void ch_layout_destroy(ch_layout *l);
 
-/* Index of the parameter called `name`, or -1. */
-int ch_layout_find(const ch_layout *l, const char *name);
-
 /* Fills `flat` (l->numel floats) with each parameter's seeded initial values; padding is 0.
  * Values depend only on (seed, parameter name, element index). */
 void ch_layout_init_params(const ch_layout *l, float *flat, uint64_t seed);

@@ -67,10 +67,6 @@ void ch_optim_destroy(ch_optim *o) {
 
 int64_t ch_optim_steps(const ch_optim *o) { return o->steps; }
 
-size_t ch_optim_state_bytes(const ch_optim *o) {
-  return o->numel * sizeof(float) * (o->v ? 2 : 1);
-}
-
 /* torch.optim.SGD: d = g + wd p; buf = mu buf + d (buf = d on the first step); p -= lr buf. */
 CH_VECTORIZE static void sgd_span(float *restrict p, const float *restrict g, float *restrict m,
                                   size_t n, float lr, float wd, float mu, int first) {

@@ -1,7 +1,6 @@
 /* DDP gradient buckets with allreduce overlapped with backward. */
 #include <stdlib.h>
 
-#include "cohort/log.h"
 #include "cohort/parallel.h"
 #include "cohort/runtime.h"
 
@@ -20,7 +19,6 @@ struct ch_ddp {
   bucket *buckets;
   int nbuckets;
   int *unit_bucket;      /* unit -> bucket */
-  int nunits;
   ch_grad_hook hook;
   ch_ddp_stats stats;
 };
@@ -61,7 +59,6 @@ ch_status ch_ddp_create(const ch_group *g, const ch_layout *layout, float *grads
   d->g = g;
   d->grads = grads;
   d->overlap = overlap;
-  d->nunits = layout->nunits;
   d->buckets = calloc((size_t)layout->nunits, sizeof *d->buckets);
   d->unit_bucket = calloc((size_t)layout->nunits, sizeof *d->unit_bucket);
   if (!d->buckets || !d->unit_bucket) {

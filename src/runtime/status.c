@@ -53,11 +53,6 @@ const char *ch_error_message(void) {
 
 void ch_error_clear(void) { g_message[0] = '\0'; }
 
-void *ch_calloc(size_t n, size_t size) {
-  if (n == 0 || size == 0) return NULL;
-  return calloc(n, size);
-}
-
 void *ch_alloc_aligned(size_t bytes) {
   if (bytes == 0) bytes = 64;
   size_t rounded = (bytes + 63) & ~(size_t)63;

@@ -82,12 +82,6 @@ void ch_layout_destroy(ch_layout *l) {
   memset(l, 0, sizeof *l);
 }
 
-int ch_layout_find(const ch_layout *l, const char *name) {
-  for (int i = 0; i < l->nparams; i++)
-    if (!strcmp(l->params[i].name, name)) return i;
-  return -1;
-}
-
 void ch_layout_init_params(const ch_layout *l, float *flat, uint64_t seed) {
   memset(flat, 0, sizeof *flat * l->numel);
   for (int i = 0; i < l->nparams; i++) {

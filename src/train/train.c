@@ -97,9 +97,9 @@ static ch_status setup(trainer *t, const ch_config *cfg, const ch_group *g) {
   size_t nparams = 0;
   for (int i = 0; i < t->layout->nparams; i++) nparams += (size_t)ch_param_numel(&t->layout->params[i]);
   ch_ddp_stats ds = ch_ddp_get_stats(t->ddp);
-  CH_INFO("model %s: %zu parameters in %d units; activations %.2f MiB; train %lld rows x %lld "
+  CH_INFO("model mlp: %zu parameters in %d units; activations %.2f MiB; train %lld rows x %lld "
           "features, val %lld rows, %d classes",
-          cfg->model.type == CH_MODEL_MLP ? "mlp" : "gpt", nparams, t->layout->nunits,
+          nparams, t->layout->nunits,
           (double)ch_model_activation_bytes(t->model) / 1048576.0,
           (long long)ch_dataset_rows(t->train), (long long)t->features,
           (long long)ch_dataset_rows(t->val), ch_dataset_classes(t->train));
