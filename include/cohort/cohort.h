@@ -12,4 +12,7 @@
 #include "cohort/optim.h"
 #include "cohort/parallel.h"
 #include "cohort/data.h"
+#include "cohort/fs.h"
+#include "cohort/ckpt.h"
+#include "cohort/signals.h"
 #include "cohort/train.h"

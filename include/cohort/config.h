@@ -46,6 +46,13 @@ typedef struct ch_config {
   } parallel;
   struct {
     char dir[CH_PATH_MAX];
+    char resume[CH_PATH_MAX]; /* "none", "auto" or a checkpoint file */
+    double watchdog_timeout;  /* seconds in one collective before aborting; 0 = off */
+    struct {
+      int64_t every;          /* steps between checkpoints; 0 = only on preemption */
+      int64_t keep_last, keep_every;
+      char dir[CH_PATH_MAX];  /* empty: <run.dir>/checkpoints */
+    } checkpoint;
   } run;
 } ch_config;
 

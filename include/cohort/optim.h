@@ -22,8 +22,16 @@ void ch_optim_destroy(ch_optim *o);
  * seeded with the first gradient) and torch.optim.AdamW (decoupled decay, bias correction). */
 void ch_optim_step(ch_optim *o, float *params, const float *grads, double lr);
 
-/* Number of steps taken. */
+/* Number of steps taken; set when state is restored from a checkpoint. */
 int64_t ch_optim_steps(const ch_optim *o);
+void ch_optim_set_steps(ch_optim *o, int64_t steps);
+
+/* The state buffers a checkpoint holds, under torch's state_dict names: AdamW "exp_avg" and
+ * "exp_avg_sq", SGD "momentum_buffer" (none when momentum is 0). Each buffer holds the range's
+ * numel elements, element i belonging to flat element offset + i. */
+int ch_optim_nstates(const ch_optim *o);
+const char *ch_optim_state_name(const ch_optim *o, int i);
+float *ch_optim_state(ch_optim *o, int i);
 
 /* Learning rate for 0-based `step`: linear warmup over optim.warmup_steps, then constant or
  * cosine decay from optim.lr to optim.min_lr at train.steps. */

@@ -8,7 +8,9 @@ typedef struct ch_runtime {
   int world_rank, world_size;
   int local_rank, local_size; /* ranks on this node, from MPI_Comm_split_type(SHARED) */
   int node_id, node_count;    /* node index (by lowest world rank on it) and number of nodes */
-  int thread_level;           /* MPI_THREAD_FUNNELED: only the main thread calls MPI */
+  int thread_level;           /* provided by MPI: MULTIPLE requested (the watchdog thread also
+                               * calls MPI), FUNNELED at least; the main thread makes every
+                               * other MPI call */
   int ncores;                 /* cores bound to this rank; also the BLAS thread count */
   char cpuset[128];           /* the bound cores, as a list ("0-3") */
   char hostname[64];
@@ -23,15 +25,16 @@ typedef struct ch_runtime_opts {
   int bind_cores;  /* bind each local rank to a disjoint set of cores (default on) */
 } ch_runtime_opts;
 
-/* Initialises MPI (FUNNELED), logging, core binding and BLAS threads, and fills `*out` (the
- * process-wide context, also returned by ch_runtime_get). `opts` may be NULL for defaults.
- * Call once, before any other cohort function. Errors: CH_ERR_MPI, CH_ERR_UNSUPPORTED. */
+/* Initialises MPI (MULTIPLE requested, FUNNELED required), logging, core binding and BLAS
+ * threads, and fills `*out` (the process-wide context, also returned by ch_runtime_get). `opts`
+ * may be NULL for defaults. Call once, before any other cohort function. Errors: CH_ERR_MPI,
+ * CH_ERR_UNSUPPORTED. */
 ch_status ch_runtime_init(int *argc, char ***argv, const ch_runtime_opts *opts, ch_runtime **out);
 
 /* The context made by ch_runtime_init, or NULL before it. */
 ch_runtime *ch_runtime_get(void);
 
-/* Frees the communicators and finalises MPI. */
+/* Stops the collective watchdog if it runs, frees the communicators and finalises MPI. */
 void ch_runtime_finalize(void);
 
 /* Ends the whole job: prints "[cohort rR] fatal on rank R (host): <status>: <message>: <error

@@ -9,7 +9,8 @@
 #include "cohort/status.h"
 
 typedef struct ch_train_result {
-  int64_t steps;
+  int64_t steps;           /* optimizer steps taken by this call (after a resume: since it) */
+  int preempted;           /* the signal (SIGTERM, SIGUSR1) that stopped the run early, or 0 */
   double train_loss;       /* mean loss over the last log interval */
   double val_loss, val_acc; /* final evaluation (NaN without a validation split) */
   double seconds;          /* wall time of the step loop */
@@ -30,6 +31,3 @@ typedef struct ch_train_result {
 ch_status ch_train_run(const ch_config *cfg, const ch_group *dp, int keep_params,
                        ch_train_result *res);
 void ch_train_result_free(ch_train_result *res);
-
-/* Creates `path` and its parents (like mkdir -p). Errors: CH_ERR_IO naming the path. */
-ch_status ch_mkdir_p(const char *path);

@@ -1,9 +1,13 @@
-/* MPI backend of the comm layer: collectives on host memory. */
+/* MPI backend of the comm layer: collectives on host memory.
+ * Every blocking collective and ch_comm_wait runs between ch_watchdog_enter and _leave, so the
+ * collective watchdog (cohort/watchdog.h) can tell how long this rank has waited in which one;
+ * non-blocking starts and ch_comm_test return at once and are not marked. */
 #include <limits.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "cohort/comm.h"
+#include "cohort/watchdog.h"
 
 static MPI_Datatype mpi_type(ch_dtype t) {
   switch (t) {
@@ -116,8 +120,10 @@ ch_status ch_comm_allreduce(const ch_group *g, void *buf, size_t count, ch_dtype
                             ch_request *req) {
   CH_CHECK(check_args(g, count, t));
   MPI_Request mreq = MPI_REQUEST_NULL;
+  if (!req) ch_watchdog_enter("allreduce");
   int rc = req ? MPI_Iallreduce(MPI_IN_PLACE, buf, (int)count, mpi_type(t), mpi_op(op), g->comm, &mreq)
                : MPI_Allreduce(MPI_IN_PLACE, buf, (int)count, mpi_type(t), mpi_op(op), g->comm);
+  if (!req) ch_watchdog_leave();
   return finish_or_defer(g, req, mreq, rc, "allreduce", op == CH_AVG ? buf : NULL, count, t, NULL);
 }
 
@@ -141,8 +147,10 @@ ch_status ch_comm_reduce_scatter(const ch_group *g, const void *send, void *recv
   CH_CHECK(partition(g, total, &counts));
   MPI_Request mreq = MPI_REQUEST_NULL;
   size_t mine = (size_t)counts[g->rank];
+  if (!req) ch_watchdog_enter("reduce_scatter");
   int rc = req ? MPI_Ireduce_scatter(send, recv, counts, mpi_type(t), mpi_op(op), g->comm, &mreq)
                : MPI_Reduce_scatter(send, recv, counts, mpi_type(t), mpi_op(op), g->comm);
+  if (!req) ch_watchdog_leave();
   return finish_or_defer(g, req, mreq, rc, "reduce_scatter", op == CH_AVG ? recv : NULL, mine, t,
                          counts);
 }
@@ -156,10 +164,12 @@ ch_status ch_comm_allgather(const ch_group *g, const void *send, void *recv, siz
   const char *own = (const char *)recv + (size_t)displs[g->rank] * ch_dtype_size(t);
   const void *sbuf = (send == own) ? MPI_IN_PLACE : send;
   MPI_Request mreq = MPI_REQUEST_NULL;
+  if (!req) ch_watchdog_enter("allgather");
   int rc = req ? MPI_Iallgatherv(sbuf, counts[g->rank], mpi_type(t), recv, counts, displs,
                                  mpi_type(t), g->comm, &mreq)
                : MPI_Allgatherv(sbuf, counts[g->rank], mpi_type(t), recv, counts, displs,
                                 mpi_type(t), g->comm);
+  if (!req) ch_watchdog_leave();
   return finish_or_defer(g, req, mreq, rc, "allgather", NULL, 0, t, counts);
 }
 
@@ -168,15 +178,19 @@ ch_status ch_comm_broadcast(const ch_group *g, void *buf, size_t count, ch_dtype
   CH_CHECK(check_args(g, count, t));
   if (root < 0 || root >= g->size) return CH_FAIL(CH_ERR_INVALID, "broadcast root %d of %d", root, g->size);
   MPI_Request mreq = MPI_REQUEST_NULL;
+  if (!req) ch_watchdog_enter("broadcast");
   int rc = req ? MPI_Ibcast(buf, (int)count, mpi_type(t), root, g->comm, &mreq)
                : MPI_Bcast(buf, (int)count, mpi_type(t), root, g->comm);
+  if (!req) ch_watchdog_leave();
   return finish_or_defer(g, req, mreq, rc, "broadcast", NULL, 0, t, NULL);
 }
 
 ch_status ch_comm_barrier(const ch_group *g, ch_request *req) {
   CH_CHECK(check_args(g, 0, CH_U8));
   MPI_Request mreq = MPI_REQUEST_NULL;
+  if (!req) ch_watchdog_enter("barrier");
   int rc = req ? MPI_Ibarrier(g->comm, &mreq) : MPI_Barrier(g->comm);
+  if (!req) ch_watchdog_leave();
   return finish_or_defer(g, req, mreq, rc, "barrier", NULL, 0, CH_U8, NULL);
 }
 
@@ -188,8 +202,15 @@ static void complete(ch_request *req) {
 }
 
 ch_status ch_comm_wait(ch_request *req) {
-  if (!req || !req->active) return CH_OK;
+  /* Marked even when there is nothing to wait for: whether ch_comm_test already completed the
+   * request depends on timing, and the watchdog's collective numbers must agree across ranks. */
+  ch_watchdog_enter("wait");
+  if (!req || !req->active) {
+    ch_watchdog_leave();
+    return CH_OK;
+  }
   int rc = MPI_Wait(&req->req, MPI_STATUS_IGNORE);
+  ch_watchdog_leave();
   if (rc != MPI_SUCCESS) {
     req->scale_buf = NULL;
     complete(req);

@@ -14,7 +14,7 @@
 
 #include "cohort/data.h"
 #include "cohort/rng.h"
-#include "data/h5util.h"
+#include "runtime/h5util.h"
 
 #define CSV_MAX_LABEL (INT32_MAX - 1) /* so that num_classes = max label + 1 fits an int */
 

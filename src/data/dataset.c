@@ -13,7 +13,8 @@
 
 #include "cohort/data.h"
 #include "cohort/log.h"
-#include "data/h5util.h"
+#include "cohort/watchdog.h"
+#include "runtime/h5util.h"
 
 struct ch_dataset {
   hid_t file, x, y, dxpl;
@@ -157,8 +158,10 @@ ch_status ch_dataset_open(const ch_group *g, const char *path, const char *split
   snprintf(ds->where, sizeof ds->where, "%s:/%s", path, split);
   ch_h5_quiet q;
   ch_h5_quiet_begin(&q);
+  ch_watchdog_enter("hdf5 open"); /* collective: H5Fopen, and metadata reads (all_coll) */
   ch_status st = open_file(ds, g, path);
   if (st == CH_OK) st = open_contents(ds, path, split);
+  ch_watchdog_leave();
   ch_h5_quiet_end(&q);
   if (st != CH_OK) {
     ch_error_trace(__FILE__, __LINE__);
@@ -173,10 +176,12 @@ void ch_dataset_close(ch_dataset *ds) {
   if (!ds) return;
   ch_h5_quiet q;
   ch_h5_quiet_begin(&q);
+  ch_watchdog_enter("hdf5 close"); /* H5Fclose is collective */
   if (ds->x >= 0) H5Dclose(ds->x);
   if (ds->y >= 0) H5Dclose(ds->y);
   if (ds->dxpl >= 0) H5Pclose(ds->dxpl);
   if (ds->file >= 0) H5Fclose(ds->file);
+  ch_watchdog_leave();
   ch_h5_quiet_end(&q);
   free(ds);
 }
@@ -362,7 +367,17 @@ ch_status ch_dataset_read(ch_dataset *ds, const int64_t *rows, int64_t n, float 
   /* Agree before the collective transfer, so that a rank with bad arguments does not leave the
    * others waiting in H5Dread. */
   int mine = (int)st, worst = 0;
-  if (MPI_Allreduce(&mine, &worst, 1, MPI_INT, MPI_MAX, ds->comm) != MPI_SUCCESS) {
+  /* The agreement and the transfer both wait on the other ranks: one watchdog mark for both. */
+  ch_watchdog_enter("hdf5 read");
+  int rc = MPI_Allreduce(&mine, &worst, 1, MPI_INT, MPI_MAX, ds->comm);
+  if (rc == MPI_SUCCESS && st == CH_OK && worst == CH_OK) {
+    ch_h5_quiet q;
+    ch_h5_quiet_begin(&q);
+    st = read_selected(ds, pairs ? uniq : rows, m, pairs ? ux : x, pairs ? uy : y);
+    ch_h5_quiet_end(&q);
+  }
+  ch_watchdog_leave();
+  if (rc != MPI_SUCCESS) {
     st = CH_FAIL(CH_ERR_MPI, "%s: MPI_Allreduce failed", ds->where);
     goto done;
   }
@@ -374,11 +389,6 @@ ch_status ch_dataset_read(ch_dataset *ds, const int64_t *rows, int64_t n, float 
     st = CH_FAIL((ch_status)worst, "%s: ch_dataset_read failed on another rank", ds->where);
     goto done;
   }
-  ch_h5_quiet q;
-  ch_h5_quiet_begin(&q);
-  st = read_selected(ds, pairs ? uniq : rows, m, pairs ? ux : x, pairs ? uy : y);
-  ch_h5_quiet_end(&q);
-  if (st != CH_OK) goto done;
   if (pairs) { /* scatter the distinct rows back to the requested order, repeats included */
     size_t d = (size_t)ds->features;
     for (int64_t i = 0, u = -1; i < n; i++) {

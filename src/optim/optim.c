@@ -66,6 +66,19 @@ void ch_optim_destroy(ch_optim *o) {
 }
 
 int64_t ch_optim_steps(const ch_optim *o) { return o->steps; }
+void ch_optim_set_steps(ch_optim *o, int64_t steps) { o->steps = steps; }
+
+int ch_optim_nstates(const ch_optim *o) {
+  if (o->type == CH_OPTIM_ADAMW) return 2;
+  return o->momentum != 0.0 ? 1 : 0;
+}
+
+const char *ch_optim_state_name(const ch_optim *o, int i) {
+  if (o->type == CH_OPTIM_ADAMW) return i == 0 ? "exp_avg" : "exp_avg_sq";
+  return "momentum_buffer";
+}
+
+float *ch_optim_state(ch_optim *o, int i) { return i == 0 ? o->m : o->v; }
 
 /* torch.optim.SGD: d = g + wd p; buf = mu buf + d (buf = d on the first step); p -= lr buf. */
 CH_VECTORIZE static void sgd_span(float *restrict p, const float *restrict g, float *restrict m,

@@ -11,6 +11,7 @@
 
 #include "cohort/kernels.h"
 #include "cohort/log.h"
+#include "cohort/watchdog.h"
 #include "runtime/binding.h"
 
 static ch_runtime g_rt;
@@ -77,7 +78,10 @@ ch_status ch_runtime_init(int *argc, char ***argv, const ch_runtime_opts *opts, 
    * are read once at init, so this must precede MPI_Init. A user's own setting wins. */
   if (!inited) setenv("OMPI_MCA_fbtl_posix_read_datasieving", "0", 0);
 #endif
-  if (!inited && MPI_Init_thread(argc, argv, MPI_THREAD_FUNNELED, &rt->thread_level) != MPI_SUCCESS)
+  /* MULTIPLE for the collective watchdog's thread (cohort/watchdog.h), the one place besides
+   * the main thread that calls MPI; FUNNELED is enough for everything else, and the watchdog
+   * falls back to local reports under it. */
+  if (!inited && MPI_Init_thread(argc, argv, MPI_THREAD_MULTIPLE, &rt->thread_level) != MPI_SUCCESS)
     return CH_FAIL(CH_ERR_MPI, "MPI_Init_thread failed");
   if (inited) MPI_Query_thread(&rt->thread_level);
   if (rt->thread_level < MPI_THREAD_FUNNELED)
@@ -106,7 +110,10 @@ ch_status ch_runtime_init(int *argc, char ***argv, const ch_runtime_opts *opts, 
   MPI_Get_library_version(version, &version_len);
   char *nl = strchr(version, '\n');
   if (nl) *nl = '\0';
-  CH_DEBUG("MPI: %s; thread level FUNNELED", version);
+  CH_DEBUG("MPI: %s; thread level %s", version,
+           rt->thread_level >= MPI_THREAD_MULTIPLE ? "MULTIPLE"
+           : rt->thread_level == MPI_THREAD_SERIALIZED ? "SERIALIZED (watchdog reports this rank only)"
+                                                       : "FUNNELED (watchdog reports this rank only)");
   ch_log_level lvl = rt->verbose ? CH_LOG_INFO : CH_LOG_DEBUG;
   ch_log(lvl, "rank %d/%d on %s (node %d/%d, local %d/%d, launcher %s): cores %s%s, %d BLAS "
               "thread%s, OpenBLAS kernels %s%s",
@@ -127,6 +134,7 @@ void ch_runtime_finalize(void) {
   int fin = 0;
   MPI_Finalized(&fin);
   if (fin) return;
+  ch_watchdog_stop();
   if (g_rt_ready) {
     MPI_Comm_free(&g_rt.local);
     MPI_Comm_free(&g_rt.world);

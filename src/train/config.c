@@ -17,6 +17,7 @@
 #include <strings.h>
 #include <unistd.h>
 
+#include "cohort/fs.h"
 #include "runtime/yaml_flat.h"
 
 typedef enum key_type { KT_INT, KT_FLOAT, KT_BOOL, KT_ENUM, KT_STRING } key_type;
@@ -75,6 +76,18 @@ static const key_spec k_keys[] = {
           "first bucket size, MiB (small: communication starts early)"),
   K_BOOL("parallel.overlap", parallel.overlap, "true", "allreduce buckets during backward"),
   K_STR("run.dir", run.dir, "runs/default", "run directory: logs, checkpoints"),
+  K_STR("run.resume", run.resume, "none",
+        "none | auto (newest valid checkpoint, else start fresh) | PATH of a checkpoint file"),
+  K_FLOAT("run.watchdog_timeout", run.watchdog_timeout, "300", 0, INFINITY, 0,
+          "seconds a rank may wait in one collective before the job is aborted; 0 = off"),
+  K_INT("run.checkpoint.every", run.checkpoint.every, "0", 0,
+        "write a checkpoint every N steps (and at the end); 0 = only on preemption"),
+  K_INT("run.checkpoint.keep_last", run.checkpoint.keep_last, "3", 1,
+        "keep the newest N checkpoints"),
+  K_INT("run.checkpoint.keep_every", run.checkpoint.keep_every, "0", 0,
+        "also keep every checkpoint whose step is a multiple of N; 0 = none"),
+  K_STR("run.checkpoint.dir", run.checkpoint.dir, "",
+        "checkpoint directory; empty = <run.dir>/checkpoints"),
 };
 #define NKEYS ((int)(sizeof k_keys / sizeof k_keys[0]))
 
@@ -520,55 +533,10 @@ char *ch_config_to_yaml(const ch_config *cfg) {
   return text;
 }
 
-static ch_status write_all(int fd, const char *p, size_t n, const char *path) {
-  while (n > 0) {
-    ssize_t w = write(fd, p, n);
-    if (w < 0 && errno == EINTR) continue;
-    if (w < 0) return CH_FAIL(CH_ERR_IO, "cannot write '%s': %s", path, strerror(errno));
-    p += w;
-    n -= (size_t)w;
-  }
-  return CH_OK;
-}
-
-/* fsync of the directory makes the rename itself durable. */
-static ch_status sync_parent_dir(const char *path) {
-  char dir[CH_PATH_MAX * 2];
-  const char *slash = strrchr(path, '/');
-  if (!slash) snprintf(dir, sizeof dir, ".");
-  else snprintf(dir, sizeof dir, "%.*s", slash == path ? 1 : (int)(slash - path), path);
-  int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-  if (fd < 0) return CH_FAIL(CH_ERR_IO, "cannot open directory '%s': %s", dir, strerror(errno));
-  int rc = fsync(fd);
-  int err = errno;
-  close(fd);
-  if (rc != 0 && err != EINVAL) /* some file systems cannot sync directories */
-    return CH_FAIL(CH_ERR_IO, "cannot sync directory '%s': %s", dir, strerror(err));
-  return CH_OK;
-}
-
 ch_status ch_config_write(const ch_config *cfg, const char *path) {
-  char tmp[CH_PATH_MAX * 2];
-  if (snprintf(tmp, sizeof tmp, "%s.tmp", path) >= (int)sizeof tmp)
-    return CH_FAIL(CH_ERR_INVALID, "path too long: '%.80s...'", path);
   char *text = ch_config_to_yaml(cfg);
   if (!text) return CH_FAIL(CH_ERR_NOMEM, "out of memory writing '%s'", path);
-  ch_status st = CH_OK;
-  int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-  if (fd < 0) {
-    st = CH_FAIL(CH_ERR_IO, "cannot create '%s': %s", tmp, strerror(errno));
-    goto done;
-  }
-  st = write_all(fd, text, strlen(text), tmp);
-  if (st == CH_OK && fsync(fd) != 0)
-    st = CH_FAIL(CH_ERR_IO, "cannot sync '%s': %s", tmp, strerror(errno));
-  if (close(fd) != 0 && st == CH_OK)
-    st = CH_FAIL(CH_ERR_IO, "cannot close '%s': %s", tmp, strerror(errno));
-  if (st == CH_OK && rename(tmp, path) != 0)
-    st = CH_FAIL(CH_ERR_IO, "cannot rename '%s' to '%s': %s", tmp, path, strerror(errno));
-  if (st != CH_OK) unlink(tmp);
-  else st = sync_parent_dir(path);
-done:
+  ch_status st = ch_write_file_atomic(path, text, strlen(text));
   free(text);
   return st;
 }

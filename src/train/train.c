@@ -7,37 +7,23 @@
  *      GLOBAL batch whatever the rank count, even when ranks hold unequal parts;
  *   5. clip by global norm, learning rate from the schedule, optimizer update. */
 #include <math.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "cohort/ckpt.h"
 #include "cohort/data.h"
+#include "cohort/fs.h"
 #include "cohort/log.h"
 #include "cohort/model.h"
 #include "cohort/optim.h"
 #include "cohort/runtime.h"
+#include "cohort/signals.h"
 #include "cohort/train.h"
 #include "train/train_internal.h"
 
-typedef struct trainer {
-  const ch_config *cfg;
-  const ch_group *g;
-  ch_dataset *train, *val;
-  ch_sampler sampler;
-  ch_model *model;
-  const ch_layout *layout;
-  ch_optim *optim;
-  ch_ddp *ddp;
-  float *params, *grads;
-  int64_t local_max;   /* rows of the largest rank part of a global batch */
-  int64_t micro;       /* rows per micro-batch */
-  int64_t accum;       /* micro-batches per optimizer step */
-  int64_t features;
-  float *x;            /* [local_max, features] */
-  int32_t *y;
-  int64_t *rows;
-  FILE *metrics;
-} trainer;
+typedef ch_trainer trainer;
 
 /* Batch decomposition: rank parts of ceil(B/N) rows at most, split into accum micro-batches. */
 static ch_status plan_batches(trainer *t) {
@@ -76,7 +62,8 @@ static ch_status setup(trainer *t, const ch_config *cfg, const ch_group *g) {
   t->x = malloc(sizeof *t->x * xrows * (size_t)t->features);
   t->y = malloc(sizeof *t->y * xrows);
   t->rows = malloc(sizeof *t->rows * xrows);
-  if (!t->params || !t->grads || !t->x || !t->y || !t->rows)
+  t->losses = calloc((size_t)cfg->train.log_every, sizeof *t->losses);
+  if (!t->params || !t->grads || !t->x || !t->y || !t->rows || !t->losses)
     return CH_FAIL(CH_ERR_NOMEM, "training buffers");
   ch_layout_init_params(t->layout, t->params, (uint64_t)cfg->train.seed);
   /* Init is a pure function of the seed, so replicas agree already; the broadcast makes that
@@ -85,15 +72,15 @@ static ch_status setup(trainer *t, const ch_config *cfg, const ch_group *g) {
   CH_CHECK(ch_optim_create(cfg, t->layout, 0, t->layout->numel, &t->optim));
   CH_CHECK(ch_ddp_create(g, t->layout, t->grads, cfg->parallel.bucket_mb,
                          cfg->parallel.first_bucket_mb, cfg->parallel.overlap, &t->ddp));
+  int resumed = 0;
+  CH_CHECK(ch_trainer_resume(t, &resumed));
   if (g->rank == 0) {
     CH_CHECK(ch_mkdir_p(cfg->run.dir));
     char path[CH_PATH_MAX + 32];
     snprintf(path, sizeof path, "%s/config.yaml", cfg->run.dir);
     CH_CHECK(ch_config_write(cfg, path));
-    snprintf(path, sizeof path, "%s/metrics.jsonl", cfg->run.dir);
-    t->metrics = fopen(path, "w");
-    if (!t->metrics) return CH_FAIL(CH_ERR_IO, "cannot write %s", path);
   }
+  CH_CHECK(ch_trainer_open_metrics(t, resumed));
   size_t nparams = 0;
   for (int i = 0; i < t->layout->nparams; i++) nparams += (size_t)ch_param_numel(&t->layout->params[i]);
   ch_ddp_stats ds = ch_ddp_get_stats(t->ddp);
@@ -125,13 +112,14 @@ static void teardown(trainer *t) {
   free(t->x);
   free(t->y);
   free(t->rows);
+  free(t->losses);
 }
 
-/* Forward/backward over this rank's part of global batch `step`, then the DDP gradient sum.
- * Adds this rank's summed loss to *loss_sum and its rows to *rows_seen. */
-static ch_status compute_gradients(trainer *t, int64_t step, double *loss_sum, int64_t *rows_seen) {
+/* Forward/backward over this rank's part of the global batch at the sampler's position, then
+ * the DDP gradient sum. Returns this rank's summed loss in *loss_sum. */
+static ch_status compute_gradients(trainer *t, double *loss_sum) {
   int64_t batch = t->cfg->train.batch_size;
-  int64_t mine = ch_sampler_batch(&t->sampler, step * batch, batch, t->g->size, t->g->rank, t->rows);
+  int64_t mine = ch_sampler_batch(&t->sampler, t->position, batch, t->g->size, t->g->rank, t->rows);
   CH_CHECK(ch_dataset_read(t->train, t->rows, mine, t->x, t->y));
   memset(t->grads, 0, t->layout->numel * sizeof(float));
   float scale = 1.0f / (float)batch;
@@ -144,59 +132,90 @@ static ch_status compute_gradients(trainer *t, int64_t step, double *loss_sum, i
                                  t->y + lo, (int)cnt, scale, hook, &l));
     *loss_sum += l;
   }
-  *rows_seen += mine;
   return ch_ddp_finish(t->ddp);
+}
+
+/* Prints and records the progress line for the steps since the last one. */
+static ch_status log_progress(trainer *t, double lr, double norm, int do_eval, double elapsed,
+                              double t_start, int64_t first_step, ch_train_result *res) {
+  const ch_config *c = t->cfg;
+  int64_t batch = c->train.batch_size, steps = c->train.steps;
+  CH_CHECK(ch_trainer_reduce_losses(t));
+  double sum = 0.0;
+  for (int i = 0; i < t->n_losses; i++) sum += t->losses[i];
+  ch_progress p = {.step = t->step, .total_steps = steps, .lr = lr, .grad_norm = norm,
+                   .val_loss = NAN, .val_acc = NAN};
+  p.epoch = (double)t->position / (double)ch_dataset_rows(t->train);
+  p.loss = sum / ((double)t->n_losses * (double)batch);
+  p.samples_per_s = (double)(t->n_losses * batch) / elapsed;
+  p.eta_seconds = (double)(steps - t->step) * (ch_time() - t_start) / (double)(t->step - first_step);
+  if (do_eval && ch_dataset_rows(t->val) > 0)
+    CH_CHECK(ch_train_evaluate(t->model, t->params, t->val, t->g, t->x, t->y, &p.val_loss,
+                               &p.val_acc));
+  if (t->g->rank == 0) {
+    ch_progress_print(&p);
+    ch_progress_write_json(t->metrics, &p);
+  }
+  res->train_loss = p.loss;
+  res->val_loss = p.val_loss;
+  res->val_acc = p.val_acc;
+  t->n_losses = t->n_global = 0;
+  return CH_OK;
+}
+
+/* Starts the agreement on preemption for this step: a signal that reached any rank stops all. */
+static ch_status start_stop_vote(trainer *t, int32_t *vote, ch_request *req) {
+  *vote = ch_signals_pending();
+  return ch_comm_allreduce(t->g, vote, 1, CH_I32, CH_MAX, req);
 }
 
 static ch_status run_loop(trainer *t, ch_train_result *res) {
   const ch_config *c = t->cfg;
-  int64_t steps = c->train.steps, batch = c->train.batch_size;
-  int64_t ntrain = ch_dataset_rows(t->train);
-  double interval_loss = 0.0, t_start = ch_time(), t_interval = t_start;
-  int64_t interval_rows = 0, interval_steps = 0;
+  int64_t steps = c->train.steps, batch = c->train.batch_size, first_step = t->step;
+  int64_t every = c->run.checkpoint.every;
+  double t_start = ch_time(), t_interval = t_start;
   res->step_seconds_min = INFINITY;
-  for (int64_t step = 0; step < steps; step++) {
+  if (t->step >= steps) CH_WARN("resumed at step %lld: train.steps (%lld) is already reached",
+                                (long long)t->step, (long long)steps);
+  while (t->step < steps) {
     double t_step = ch_time();
-    CH_CHECK(compute_gradients(t, step, &interval_loss, &interval_rows));
+    int32_t vote;
+    ch_request vote_req;
+    CH_CHECK(start_stop_vote(t, &vote, &vote_req));
+    double loss = 0.0;
+    CH_CHECK(compute_gradients(t, &loss));
     res->ddp_wait_seconds += ch_ddp_get_stats(t->ddp).wait_seconds;
     double norm;
     CH_CHECK(ch_clip_grad_norm(t->grads, t->layout->numel, c->optim.grad_clip, NULL, &norm));
-    double lr = ch_lr_at(c, step);
+    double lr = ch_lr_at(c, t->step);
     ch_optim_step(t->optim, t->params, t->grads, lr);
+    t->losses[t->n_losses++] = loss;
+    t->step++;
+    t->position += batch;
     double now = ch_time();
     if (now - t_step < res->step_seconds_min) res->step_seconds_min = now - t_step;
-    interval_steps++;
 
-    int64_t done = step + 1;
-    int last = done == steps;
-    int do_eval = last || (c->train.eval_every > 0 && done % c->train.eval_every == 0);
-    if (!(last || done % c->train.log_every == 0 || do_eval)) continue;
-    double sums[2] = {interval_loss, (double)interval_rows};
-    CH_CHECK(ch_comm_allreduce(t->g, sums, 2, CH_F64, CH_SUM, NULL));
-    ch_progress p = {.step = done, .total_steps = steps, .lr = lr, .grad_norm = norm,
-                     .val_loss = NAN, .val_acc = NAN};
-    p.epoch = (double)(done * batch) / (double)ntrain;
-    p.loss = sums[0] / sums[1];
-    double elapsed = ch_time() - t_interval;
-    p.samples_per_s = (double)(interval_steps * batch) / elapsed;
-    p.eta_seconds = (double)(steps - done) * (ch_time() - t_start) / (double)done;
-    if (do_eval && ch_dataset_rows(t->val) > 0)
-      CH_CHECK(ch_train_evaluate(t->model, t->params, t->val, t->g, t->x, t->y, &p.val_loss,
-                                 &p.val_acc));
-    if (t->g->rank == 0) {
-      ch_progress_print(&p);
-      ch_progress_write_json(t->metrics, &p);
+    int last = t->step == steps;
+    int do_eval = last || (c->train.eval_every > 0 && t->step % c->train.eval_every == 0);
+    if (last || t->step % c->train.log_every == 0 || do_eval) {
+      CH_CHECK(log_progress(t, lr, norm, do_eval, ch_time() - t_interval, t_start, first_step, res));
+      t_interval = ch_time();
     }
-    res->train_loss = p.loss;
-    res->val_loss = p.val_loss;
-    res->val_acc = p.val_acc;
-    interval_loss = 0.0;
-    interval_rows = interval_steps = 0;
-    t_interval = ch_time();
+    CH_CHECK(ch_comm_wait(&vote_req));
+    if (vote || (every > 0 && (t->step % every == 0 || last))) {
+      char path[CH_PATH_MAX * 2 + 32];
+      CH_CHECK(ch_trainer_checkpoint(t, path, sizeof path));
+      if (vote) {
+        CH_INFO("stopping on %s: checkpoint of step %lld is %s; resume with run.resume=auto",
+                vote == SIGTERM ? "SIGTERM" : "SIGUSR1", (long long)t->step, path);
+        res->preempted = vote;
+        break;
+      }
+    }
   }
-  res->steps = steps;
+  res->steps = t->step - first_step;
   res->seconds = ch_time() - t_start;
-  res->samples_per_s = (double)(steps * batch) / res->seconds;
+  res->samples_per_s = res->steps > 0 ? (double)(res->steps * batch) / res->seconds : 0.0;
   res->ddp = ch_ddp_get_stats(t->ddp);
   return CH_OK;
 }
@@ -207,6 +226,7 @@ ch_status ch_train_run(const ch_config *cfg, const ch_group *dp, int keep_params
   res->val_loss = res->val_acc = NAN;
   trainer t;
   ch_status st;
+  ch_signals_install();
   CH_CHECK_GOTO(setup(&t, cfg, dp), st, done);
   CH_CHECK_GOTO(run_loop(&t, res), st, done);
   if (keep_params) {
@@ -220,6 +240,7 @@ ch_status ch_train_run(const ch_config *cfg, const ch_group *dp, int keep_params
   }
 done:
   teardown(&t);
+  ch_signals_restore();
   return st;
 }
 

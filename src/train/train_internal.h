@@ -4,6 +4,54 @@
 #include "cohort/comm.h"
 #include "cohort/data.h"
 #include "cohort/model.h"
+#include "cohort/optim.h"
+#include "cohort/parallel.h"
+#include "cohort/train.h"
+
+/* State of one training run (src/train/train.c; checkpoint glue in resume.c). */
+typedef struct ch_trainer {
+  const ch_config *cfg;
+  const ch_group *g;
+  ch_dataset *train, *val;
+  ch_sampler sampler;
+  int64_t position;    /* global samples consumed: the sampler's position */
+  int64_t step;        /* optimizer steps completed */
+  ch_model *model;
+  const ch_layout *layout;
+  ch_optim *optim;
+  ch_ddp *ddp;
+  float *params, *grads;
+  int64_t local_max;   /* rows of the largest rank part of a global batch */
+  int64_t micro;       /* rows per micro-batch */
+  int64_t accum;       /* micro-batches per optimizer step */
+  int64_t features;
+  float *x;            /* [local_max, features] */
+  int32_t *y;
+  int64_t *rows;
+  /* Summed loss of each step since the last progress line: this rank's part for entries
+   * [n_global, n), already summed over ranks for [0, n_global) (restored from a checkpoint, or
+   * reduced when one was written). Reducing per step, not per interval, makes the logged loss
+   * independent of where a run was interrupted. */
+  double *losses;
+  int n_losses, n_global;
+  FILE *metrics;
+} ch_trainer;
+
+/* Sums entries [n_global, n_losses) of t->losses over the ranks (collective). */
+ch_status ch_trainer_reduce_losses(ch_trainer *t);
+
+/* Restores the state of the checkpoint chosen by run.resume (none / auto / a path) into `t`,
+ * whose parameters and optimizer already exist. Sets *resumed. Collective. Errors: CH_ERR_IO,
+ * CH_ERR_FORMAT (a named checkpoint that is unreadable), CH_ERR_CONFIG (it does not fit the
+ * model). With auto, unreadable checkpoints are skipped with a warning. */
+ch_status ch_trainer_resume(ch_trainer *t, int *resumed);
+
+/* Writes and commits a checkpoint of the current state (collective). *path gets its file. */
+ch_status ch_trainer_checkpoint(ch_trainer *t, char *path, size_t size);
+
+/* Opens run.dir/metrics.jsonl (rank 0): truncated for a fresh run; for a resumed one, lines
+ * past the resumed step are dropped so that the file reads as one uninterrupted run. */
+ch_status ch_trainer_open_metrics(ch_trainer *t, int resumed);
 
 /* Validation over the whole split: each rank evaluates its contiguous part in chunks of the
  * model's max batch; results are summed over the group. */

@@ -1,4 +1,4 @@
-/* Private helpers for the data layer's HDF5 calls (not installed).
+/* Private helpers for HDF5 calls in the data and checkpoint layers (not installed).
  * HDF5 prints its whole error stack to stderr by default; cohort reports errors itself, so the
  * data functions silence the automatic printing while they run and turn the innermost HDF5
  * message into the ch_status message instead. */

@@ -1,0 +1,87 @@
+/* Checkpoints in parallel HDF5 (DESIGN.md section 2; the format is docs/checkpoint-format.md).
+ * One file per step holds every parameter and optimizer moment as a whole logical tensor
+ * (/model/<name>, /optim/<name>/<state>), named by the parameter spec table. Each rank writes
+ * and reads only the part of the flat layout it owns, [lo, hi), with collective MPI-IO, so the
+ * file does not depend on the world size or strategy that wrote it. Every dataset carries a
+ * CRC-32 of its whole tensor, verified on load. */
+#pragma once
+#include <stddef.h>
+#include <stdint.h>
+#include "cohort/comm.h"
+#include "cohort/config.h"
+#include "cohort/status.h"
+#include "cohort/tensor.h"
+
+#define CH_CKPT_FORMAT "cohort-checkpoint"
+#define CH_CKPT_VERSION 1
+
+/* Run state stored in the root attributes. */
+typedef struct ch_ckpt_meta {
+  int64_t step;        /* optimizer steps completed */
+  int64_t samples;     /* global samples consumed: the sampler's global position */
+  double epoch;        /* samples / train rows */
+  int64_t seed;        /* train.seed; with `samples` the whole RNG state (counter-based RNG) */
+  int64_t optim_steps; /* optimizer step count (AdamW bias correction) */
+  int world_size;      /* ranks that wrote the checkpoint (information only) */
+  char strategy[16];
+  char version[32];    /* cohort version that wrote it */
+  char created[32];    /* UTC, ISO 8601 */
+  char *config;        /* resolved config as YAML; save: borrowed, load: malloc'ed (free it) */
+  /* Summed loss of each step since the last progress line, so that a resumed run prints the
+   * same metrics lines as an uninterrupted one. save: borrowed, load: malloc'ed. */
+  double *interval_losses;
+  int n_interval_losses;
+} ch_ckpt_meta;
+
+/* Frees what a load allocated in `m`. */
+void ch_ckpt_meta_free(ch_ckpt_meta *m);
+
+/* One flat buffer laid out by a ch_layout: the parameters (kind NULL, datasets /model/<name>)
+ * or one optimizer state (kind "exp_avg", ... : /optim/<name>/<kind>). data[i] is flat element
+ * base + i; the rank's part [lo, hi) must lie within what `data` holds. */
+typedef struct ch_ckpt_buffer {
+  const char *kind;
+  float *data;
+  size_t base;
+} ch_ckpt_buffer;
+
+/* Writes a checkpoint FILE at `path` (not committed: see ch_ckpt_save). Collective over g.
+ * This rank supplies flat elements [lo, hi) of each buffer; the ranks' ranges together must
+ * cover [0, layout->numel). The outcome is agreed: every rank returns the same status.
+ * Errors: CH_ERR_IO naming the file (cannot create, disk full), CH_ERR_INVALID. */
+ch_status ch_ckpt_write(const ch_group *g, const char *path, const ch_layout *l,
+                        const ch_ckpt_buffer *bufs, int nbufs, size_t lo, size_t hi,
+                        const ch_ckpt_meta *meta);
+
+/* Reads the checkpoint at `path` into flat elements [lo, hi) of each buffer (padding elements
+ * get 0) and its metadata into *meta. Collective over g; every rank returns the same status.
+ * Shapes are checked against the layout and each tensor's checksum is verified when the
+ * ranks' ranges together cover it. Errors: CH_ERR_FORMAT naming the file and the dataset
+ * (missing, wrong shape, checksum mismatch, not a cohort checkpoint), CH_ERR_IO (cannot open,
+ * truncated). */
+ch_status ch_ckpt_read(const ch_group *g, const char *path, const ch_layout *l,
+                       ch_ckpt_buffer *bufs, int nbufs, size_t lo, size_t hi, ch_ckpt_meta *meta);
+
+/* Retention policy: the newest keep_last are kept, plus every step divisible by keep_every
+ * (0: none). */
+typedef struct ch_ckpt_policy {
+  int64_t keep_last, keep_every;
+} ch_ckpt_policy;
+
+/* Saves and commits a checkpoint of `meta->step` in `dir` (created if needed): writes
+ * step-XXXXXXXX.h5.partial, closes it, renames it to step-XXXXXXXX.h5, fsyncs the directory,
+ * replaces the `latest` pointer file atomically, then prunes by `policy`. A failure leaves the
+ * previous checkpoints and `latest` untouched and removes the partial file. Collective; the
+ * committed path goes to `out` (may be NULL). Errors: as ch_ckpt_write. */
+ch_status ch_ckpt_save(const ch_group *g, const char *dir, const ch_ckpt_policy *policy,
+                       const ch_layout *l, const ch_ckpt_buffer *bufs, int nbufs, size_t lo,
+                       size_t hi, const ch_ckpt_meta *meta, char *out, size_t out_size);
+
+/* Committed checkpoints in `dir`, newest step first (partial files are ignored). `*paths` is
+ * malloc'ed, each entry too; free with ch_ckpt_list_free. A missing directory is an empty
+ * list. Local (no communication). Errors: CH_ERR_IO, CH_ERR_NOMEM. */
+ch_status ch_ckpt_list(const char *dir, char ***paths, int *n);
+void ch_ckpt_list_free(char **paths, int n);
+
+/* The checkpoint directory of a config: run.checkpoint.dir, or <run.dir>/checkpoints. */
+void ch_ckpt_dir(const ch_config *cfg, char *out, size_t size);

@@ -1,0 +1,189 @@
+/* Checkpoint metadata as HDF5 attributes of the root group (docs/checkpoint-format.md).
+ * Attributes are metadata: in parallel HDF5 every rank writes the same value collectively. */
+#include <stdlib.h>
+#include <string.h>
+
+#include "ckpt/ckpt_internal.h"
+#include "runtime/h5util.h"
+
+static ch_status attr_fail(const char *path, const char *name, const char *what) {
+  char msg[256];
+  return CH_FAIL(CH_ERR_FORMAT, "%s: attribute '%s': %s%s%s", path, name, what,
+                 ch_h5_error(msg)[0] ? ": " : "", msg);
+}
+
+static ch_status write_attr(hid_t obj, const char *name, hid_t type, hid_t space, const void *v) {
+  hid_t a = H5Acreate2(obj, name, type, space, H5P_DEFAULT, H5P_DEFAULT);
+  herr_t rc = a < 0 ? -1 : H5Awrite(a, type, v);
+  if (a >= 0) H5Aclose(a);
+  if (rc < 0) {
+    char msg[256];
+    return CH_FAIL(CH_ERR_IO, "writing attribute '%s': %s", name, ch_h5_error(msg));
+  }
+  return CH_OK;
+}
+
+static ch_status write_scalar(hid_t obj, const char *name, hid_t type, const void *v) {
+  hid_t space = H5Screate(H5S_SCALAR);
+  ch_status st = write_attr(obj, name, type, space, v);
+  H5Sclose(space);
+  return st;
+}
+
+/* Variable-length UTF-8 strings: h5py reads them as str. */
+static hid_t str_type(void) {
+  hid_t t = H5Tcopy(H5T_C_S1);
+  H5Tset_size(t, H5T_VARIABLE);
+  H5Tset_cset(t, H5T_CSET_UTF8);
+  return t;
+}
+
+static ch_status write_str(hid_t obj, const char *name, const char *s) {
+  hid_t t = str_type();
+  ch_status st = write_scalar(obj, name, t, &s);
+  H5Tclose(t);
+  return st;
+}
+
+ch_status ch_ckpt_attr_write_u32(hid_t obj, const char *name, uint32_t v) {
+  return write_scalar(obj, name, H5T_STD_U32LE, &v);
+}
+
+static ch_status write_i64(hid_t obj, const char *name, int64_t v) {
+  return write_scalar(obj, name, H5T_STD_I64LE, &v);
+}
+
+static ch_status write_f64(hid_t obj, const char *name, double v) {
+  return write_scalar(obj, name, H5T_IEEE_F64LE, &v);
+}
+
+ch_status ch_ckpt_write_meta(hid_t file, const char *path, const ch_ckpt_meta *m) {
+  (void)path;
+  CH_CHECK(write_str(file, "format", CH_CKPT_FORMAT));
+  CH_CHECK(write_i64(file, "format_version", CH_CKPT_VERSION));
+  CH_CHECK(write_i64(file, "step", m->step));
+  CH_CHECK(write_i64(file, "samples", m->samples));
+  CH_CHECK(write_f64(file, "epoch", m->epoch));
+  CH_CHECK(write_i64(file, "rng_seed", m->seed));
+  CH_CHECK(write_i64(file, "rng_offset", m->samples));
+  CH_CHECK(write_i64(file, "optim_steps", m->optim_steps));
+  CH_CHECK(write_i64(file, "world_size", m->world_size));
+  CH_CHECK(write_str(file, "strategy", m->strategy));
+  CH_CHECK(write_str(file, "cohort_version", m->version));
+  CH_CHECK(write_str(file, "created", m->created));
+  CH_CHECK(write_str(file, "config", m->config ? m->config : ""));
+  if (m->n_interval_losses > 0) {
+    hsize_t n = (hsize_t)m->n_interval_losses;
+    hid_t space = H5Screate_simple(1, &n, NULL);
+    ch_status st = write_attr(file, "log_interval_losses", H5T_IEEE_F64LE, space, m->interval_losses);
+    H5Sclose(space);
+    CH_CHECK(st);
+  }
+  return CH_OK;
+}
+
+/* Reads a scalar numeric attribute, converting to `mem_type`. */
+static ch_status read_scalar(hid_t obj, const char *path, const char *name, hid_t mem_type, void *v) {
+  if (H5Aexists(obj, name) <= 0) return attr_fail(path, name, "missing");
+  hid_t a = H5Aopen(obj, name, H5P_DEFAULT);
+  if (a < 0) return attr_fail(path, name, "cannot open");
+  hid_t space = H5Aget_space(a);
+  int ok = space >= 0 && H5Sget_simple_extent_npoints(space) == 1;
+  if (space >= 0) H5Sclose(space);
+  herr_t rc = ok ? H5Aread(a, mem_type, v) : -1;
+  H5Aclose(a);
+  return rc < 0 ? attr_fail(path, name, "not a readable scalar") : CH_OK;
+}
+
+ch_status ch_ckpt_attr_read_u32(hid_t obj, const char *name, uint32_t *v) {
+  return read_scalar(obj, "", name, H5T_NATIVE_UINT32, v);
+}
+
+/* Reads a string attribute (variable or fixed length) into a malloc'ed copy. */
+static ch_status read_str(hid_t obj, const char *path, const char *name, char **out) {
+  *out = NULL;
+  if (H5Aexists(obj, name) <= 0) return attr_fail(path, name, "missing");
+  hid_t a = H5Aopen(obj, name, H5P_DEFAULT);
+  if (a < 0) return attr_fail(path, name, "cannot open");
+  hid_t ft = H5Aget_type(a);
+  ch_status st = CH_OK;
+  if (ft < 0 || H5Tget_class(ft) != H5T_STRING) {
+    st = attr_fail(path, name, "not a string");
+  } else if (H5Tis_variable_str(ft) > 0) {
+    hid_t mt = str_type();
+    char *s = NULL;
+    if (H5Aread(a, mt, &s) < 0 || !s) st = attr_fail(path, name, "cannot read");
+    else {
+      *out = strdup(s);
+      H5free_memory(s);
+    }
+    H5Tclose(mt);
+  } else {
+    size_t n = H5Tget_size(ft);
+    hid_t mt = H5Tcopy(H5T_C_S1);
+    H5Tset_size(mt, n + 1);
+    *out = calloc(n + 1, 1);
+    if (*out && H5Aread(a, mt, *out) < 0) st = attr_fail(path, name, "cannot read");
+    H5Tclose(mt);
+  }
+  if (st == CH_OK && !*out) st = CH_FAIL(CH_ERR_NOMEM, "attribute '%s'", name);
+  if (ft >= 0) H5Tclose(ft);
+  H5Aclose(a);
+  return st;
+}
+
+static ch_status read_str_into(hid_t obj, const char *path, const char *name, char *buf, size_t size) {
+  char *s;
+  CH_CHECK(read_str(obj, path, name, &s));
+  snprintf(buf, size, "%s", s);
+  free(s);
+  return CH_OK;
+}
+
+ch_status ch_ckpt_read_meta(hid_t file, const char *path, ch_ckpt_meta *m) {
+  memset(m, 0, sizeof *m);
+  char format[64];
+  if (H5Aexists(file, "format") <= 0)
+    return CH_FAIL(CH_ERR_FORMAT, "%s is not a cohort checkpoint (no 'format' attribute)", path);
+  CH_CHECK(read_str_into(file, path, "format", format, sizeof format));
+  if (strcmp(format, CH_CKPT_FORMAT) != 0)
+    return CH_FAIL(CH_ERR_FORMAT, "%s is not a cohort checkpoint (format '%s')", path, format);
+  int64_t version = 0, ws = 0;
+  CH_CHECK(read_scalar(file, path, "format_version", H5T_NATIVE_INT64, &version));
+  if (version < 1 || version > CH_CKPT_VERSION)
+    return CH_FAIL(CH_ERR_FORMAT, "%s: format version %lld is not supported (this cohort reads "
+                   "1..%d)", path, (long long)version, CH_CKPT_VERSION);
+  CH_CHECK(read_scalar(file, path, "step", H5T_NATIVE_INT64, &m->step));
+  CH_CHECK(read_scalar(file, path, "samples", H5T_NATIVE_INT64, &m->samples));
+  CH_CHECK(read_scalar(file, path, "epoch", H5T_NATIVE_DOUBLE, &m->epoch));
+  CH_CHECK(read_scalar(file, path, "rng_seed", H5T_NATIVE_INT64, &m->seed));
+  CH_CHECK(read_scalar(file, path, "optim_steps", H5T_NATIVE_INT64, &m->optim_steps));
+  CH_CHECK(read_scalar(file, path, "world_size", H5T_NATIVE_INT64, &ws));
+  m->world_size = (int)ws;
+  CH_CHECK(read_str_into(file, path, "strategy", m->strategy, sizeof m->strategy));
+  CH_CHECK(read_str_into(file, path, "cohort_version", m->version, sizeof m->version));
+  CH_CHECK(read_str_into(file, path, "created", m->created, sizeof m->created));
+  CH_CHECK(read_str(file, path, "config", &m->config));
+  if (H5Aexists(file, "log_interval_losses") > 0) {
+    hid_t a = H5Aopen(file, "log_interval_losses", H5P_DEFAULT);
+    hid_t space = a < 0 ? -1 : H5Aget_space(a);
+    hssize_t n = space < 0 ? -1 : H5Sget_simple_extent_npoints(space);
+    if (space >= 0) H5Sclose(space);
+    if (n > 0 && n < (1 << 24)) {
+      m->interval_losses = malloc(sizeof(double) * (size_t)n);
+      if (m->interval_losses && H5Aread(a, H5T_NATIVE_DOUBLE, m->interval_losses) >= 0)
+        m->n_interval_losses = (int)n;
+    }
+    if (a >= 0) H5Aclose(a);
+    if (m->n_interval_losses != n) return attr_fail(path, "log_interval_losses", "cannot read");
+  }
+  return CH_OK;
+}
+
+void ch_ckpt_meta_free(ch_ckpt_meta *m) {
+  free(m->config);
+  free(m->interval_losses);
+  m->config = NULL;
+  m->interval_losses = NULL;
+  m->n_interval_losses = 0;
+}

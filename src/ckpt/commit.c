@@ -1,0 +1,195 @@
+/* Atomic commit, the `latest` pointer, retention, and listing of checkpoint directories.
+ * Commit protocol: every rank writes its part of step-XXXXXXXX.h5.partial; the file is closed
+ * and fsynced; rank 0 renames it to step-XXXXXXXX.h5 and fsyncs the directory (the checkpoint
+ * now exists, whole), then replaces `latest` atomically and prunes. A crash at any point leaves
+ * either the old set of checkpoints or the new one, plus perhaps a .partial file that resume
+ * ignores and the next save removes. */
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "ckpt/ckpt_internal.h"
+#include "cohort/fs.h"
+#include "cohort/log.h"
+
+void ch_ckpt_dir(const ch_config *cfg, char *out, size_t size) {
+  if (cfg->run.checkpoint.dir[0]) snprintf(out, size, "%s", cfg->run.checkpoint.dir);
+  else snprintf(out, size, "%s/checkpoints", cfg->run.dir);
+}
+
+/* Step of a committed checkpoint's file name "step-<digits>.h5", or -1. */
+static int64_t step_of(const char *name) {
+  int64_t step;
+  int end = 0;
+  if (sscanf(name, "step-%" SCNd64 ".h5%n", &step, &end) == 1 && end > 0 && name[end] == '\0' &&
+      step >= 0)
+    return step;
+  return -1;
+}
+
+typedef struct entry {
+  int64_t step;
+  char *path;
+} entry;
+
+static int newest_first(const void *x, const void *y) {
+  const entry *a = x, *b = y;
+  return (a->step < b->step) - (a->step > b->step);
+}
+
+ch_status ch_ckpt_list(const char *dir, char ***paths, int *n) {
+  *paths = NULL;
+  *n = 0;
+  DIR *d = opendir(dir);
+  if (!d) {
+    if (errno == ENOENT) return CH_OK;
+    return CH_FAIL(CH_ERR_IO, "cannot list checkpoint directory %s: %s", dir, strerror(errno));
+  }
+  entry *e = NULL;
+  int cnt = 0, cap = 0;
+  ch_status st = CH_OK;
+  for (struct dirent *de; (de = readdir(d));) {
+    int64_t step = step_of(de->d_name);
+    if (step < 0) continue;
+    if (cnt == cap) {
+      cap = cap ? 2 * cap : 16;
+      entry *ne = realloc(e, sizeof *e * (size_t)cap);
+      if (!ne) {
+        st = CH_FAIL(CH_ERR_NOMEM, "checkpoint list");
+        break;
+      }
+      e = ne;
+    }
+    size_t len = strlen(dir) + strlen(de->d_name) + 2;
+    e[cnt].step = step;
+    e[cnt].path = malloc(len);
+    if (!e[cnt].path) {
+      st = CH_FAIL(CH_ERR_NOMEM, "checkpoint list");
+      break;
+    }
+    snprintf(e[cnt].path, len, "%s/%s", dir, de->d_name);
+    cnt++;
+  }
+  closedir(d);
+  if (st == CH_OK && cnt > 0) {
+    qsort(e, (size_t)cnt, sizeof *e, newest_first);
+    *paths = malloc(sizeof **paths * (size_t)cnt);
+    if (!*paths) st = CH_FAIL(CH_ERR_NOMEM, "checkpoint list");
+  }
+  for (int i = 0; i < cnt; i++) {
+    if (st == CH_OK) (*paths)[i] = e[i].path;
+    else free(e[i].path);
+  }
+  if (st == CH_OK) *n = cnt;
+  free(e);
+  return st;
+}
+
+void ch_ckpt_list_free(char **paths, int n) {
+  for (int i = 0; i < n; i++) free(paths[i]);
+  free(paths);
+}
+
+/* Removes leftovers of interrupted saves ("*.partial"). Rank 0 only. */
+static void remove_partials(const char *dir) {
+  DIR *d = opendir(dir);
+  if (!d) return;
+  for (struct dirent *de; (de = readdir(d));) {
+    size_t len = strlen(de->d_name);
+    if (len > 8 && !strcmp(de->d_name + len - 8, ".partial")) {
+      char p[CH_PATH_MAX * 2];
+      snprintf(p, sizeof p, "%s/%s", dir, de->d_name);
+      if (unlink(p) == 0) CH_WARN("removed %s, left by an interrupted checkpoint", p);
+    }
+  }
+  closedir(d);
+}
+
+/* Deletes committed checkpoints that the policy does not keep; `keep` is never deleted. */
+static void prune(const char *dir, const ch_ckpt_policy *policy, const char *keep) {
+  char **paths;
+  int n;
+  if (ch_ckpt_list(dir, &paths, &n) != CH_OK) return;
+  int removed = 0;
+  for (int i = 0; i < n; i++) {
+    const char *base = strrchr(paths[i], '/') + 1;
+    int64_t step = step_of(base);
+    int kept = i < policy->keep_last || !strcmp(paths[i], keep) ||
+               (policy->keep_every > 0 && step % policy->keep_every == 0);
+    if (kept) continue;
+    if (unlink(paths[i]) == 0) {
+      removed++;
+      CH_DEBUG("pruned %s", paths[i]);
+    } else {
+      CH_WARN("cannot remove old checkpoint %s: %s", paths[i], strerror(errno));
+    }
+  }
+  if (removed) ch_fsync_parent_dir(paths[0]);
+  ch_ckpt_list_free(paths, n);
+}
+
+/* fsync of the file from this rank: each rank flushes what it wrote (on a parallel file system
+ * a client's dirty pages are its own). */
+static ch_status sync_file(const char *path) {
+  int fd = open(path, O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return CH_FAIL(CH_ERR_IO, "cannot open %s to sync it: %s", path, strerror(errno));
+  int rc = fsync(fd), err = errno;
+  close(fd);
+  if (rc != 0) return CH_FAIL(CH_ERR_IO, "cannot sync %s: %s", path, strerror(err));
+  return CH_OK;
+}
+
+/* The status of rank 0's step, broadcast so every rank returns it. */
+static ch_status from_root(const ch_group *g, ch_status st) {
+  int32_t code = (int32_t)st;
+  if (ch_comm_broadcast(g, &code, 1, CH_I32, 0, NULL) != CH_OK)
+    return CH_FAIL(CH_ERR_MPI, "checkpoint: broadcast of the commit status failed");
+  if (g->rank != 0 && code != CH_OK) return CH_FAIL((ch_status)code, "checkpoint commit failed on rank 0");
+  return st;
+}
+
+ch_status ch_ckpt_save(const ch_group *g, const char *dir, const ch_ckpt_policy *policy,
+                       const ch_layout *l, const ch_ckpt_buffer *bufs, int nbufs, size_t lo,
+                       size_t hi, const ch_ckpt_meta *meta, char *out, size_t out_size) {
+  char final[CH_PATH_MAX * 2], partial[CH_PATH_MAX * 2 + 16];
+  snprintf(final, sizeof final, "%s/step-%08" PRId64 ".h5", dir, meta->step);
+  snprintf(partial, sizeof partial, "%s.partial", final);
+  ch_status st = CH_OK;
+  if (g->rank == 0) {
+    st = ch_mkdir_p(dir);
+    if (st == CH_OK) remove_partials(dir);
+  }
+  CH_CHECK(from_root(g, st));
+  st = ch_ckpt_write(g, partial, l, bufs, nbufs, lo, hi, meta);
+  if (st == CH_OK) st = sync_file(partial);
+  int32_t failed = st != CH_OK;
+  if (ch_comm_allreduce(g, &failed, 1, CH_I32, CH_MAX, NULL) != CH_OK)
+    return CH_FAIL(CH_ERR_MPI, "checkpoint: agreement after writing failed");
+  if (failed) {
+    if (g->rank == 0) unlink(partial);
+    return st != CH_OK ? st : CH_FAIL(CH_ERR_IO, "%s: writing failed on another rank", partial);
+  }
+  if (g->rank == 0) {
+    if (rename(partial, final) != 0) {
+      st = CH_FAIL(CH_ERR_IO, "cannot rename %s to %s: %s", partial, final, strerror(errno));
+      unlink(partial);
+    }
+    if (st == CH_OK) st = ch_fsync_parent_dir(final);
+    if (st == CH_OK) {
+      /* The pointer names the file relative to the directory, so the directory can move. */
+      char pointer[CH_PATH_MAX * 2 + 8], text[64];
+      snprintf(pointer, sizeof pointer, "%s/latest", dir);
+      int len = snprintf(text, sizeof text, "%s\n", strrchr(final, '/') + 1);
+      st = ch_write_file_atomic(pointer, text, (size_t)len);
+    }
+    if (st == CH_OK) prune(dir, policy, final);
+  }
+  CH_CHECK(from_root(g, st));
+  if (out) snprintf(out, out_size, "%s", final);
+  return CH_OK;
+}

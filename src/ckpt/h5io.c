@@ -1,0 +1,299 @@
+/* Writing and reading one checkpoint file with parallel HDF5 (collective MPI-IO).
+ * Every rank makes the same sequence of HDF5 calls whatever happens locally (a rank with
+ * nothing to write selects nothing), so no rank is ever left alone in a collective; a local
+ * failure is remembered and the ranks agree on the outcome at the end. */
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+#include <zlib.h>
+
+#include "ckpt/ckpt_internal.h"
+#include "cohort/log.h"
+#include "runtime/h5util.h"
+
+static ch_status h5_fail(ch_status s, const char *path, const char *what, const char *name) {
+  char msg[256];
+  return CH_FAIL(s, "%s: %s%s%s: %s", path, what, name ? " " : "", name ? name : "", ch_h5_error(msg));
+}
+
+/* The piece of parameter p that flat range [lo, hi) holds, as element indices of the tensor. */
+static void piece_of(const ch_layout *l, int p, size_t lo, size_t hi, int64_t *a, int64_t *b) {
+  int64_t off = (int64_t)l->offsets[p], n = ch_param_numel(&l->params[p]);
+  int64_t s = (int64_t)lo - off, e = (int64_t)hi - off;
+  *a = s < 0 ? 0 : (s > n ? n : s);
+  *b = e < 0 ? 0 : (e > n ? n : e);
+  if (*b < *a) *b = *a;
+}
+
+static uint32_t crc_of(const float *x, int64_t n) {
+  return (uint32_t)crc32_z(crc32(0L, Z_NULL, 0), (const Bytef *)x, (z_size_t)n * sizeof(float));
+}
+
+/* Agrees on a status across the group: the lowest failing rank's code wins; ranks that did not
+ * fail report that another rank did. Status codes are < 256, so (rank, code) packs into one
+ * integer whose minimum is that rank's. */
+static ch_status agree(const ch_group *g, ch_status st, const char *path) {
+  int32_t key = st == CH_OK ? INT32_MAX : g->rank * 256 + (int32_t)st;
+  if (ch_comm_allreduce(g, &key, 1, CH_I32, CH_MIN, NULL) != CH_OK)
+    return CH_FAIL(CH_ERR_MPI, "%s: ranks could not agree on the outcome", path);
+  if (key == INT32_MAX) return CH_OK;
+  if (st != CH_OK) return st;
+  return CH_FAIL((ch_status)(key % 256), "%s: failed on rank %d (see its message)", path, key / 256);
+}
+
+static hid_t open_fapl(const ch_group *g) {
+  hid_t fapl = H5Pcreate(H5P_FILE_ACCESS);
+  if (fapl < 0) return -1;
+  if (H5Pset_fapl_mpio(fapl, g->comm, MPI_INFO_NULL) < 0 || H5Pset_all_coll_metadata_ops(fapl, 1) < 0 ||
+      H5Pset_coll_metadata_write(fapl, 1) < 0 ||
+      H5Pset_alignment(fapl, 1 << 20, 1 << 16) < 0) { /* big tensors start on 64 KiB boundaries */
+    H5Pclose(fapl);
+    return -1;
+  }
+  return fapl;
+}
+
+static hid_t collective_dxpl(void) {
+  hid_t dxpl = H5Pcreate(H5P_DATASET_XFER);
+  if (dxpl >= 0 && H5Pset_dxpl_mpio(dxpl, H5FD_MPIO_COLLECTIVE) < 0) {
+    H5Pclose(dxpl);
+    return -1;
+  }
+  return dxpl;
+}
+
+/* Creates /model, /optim and /optim/<name> for every parameter when there are optimizer states. */
+static ch_status create_groups(hid_t file, const char *path, const ch_layout *l, int with_optim) {
+  hid_t gm = H5Gcreate2(file, "/model", H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
+  if (gm < 0) return h5_fail(CH_ERR_IO, path, "creating group", "/model");
+  H5Gclose(gm);
+  if (!with_optim) return CH_OK;
+  hid_t go = H5Gcreate2(file, "/optim", H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
+  if (go < 0) return h5_fail(CH_ERR_IO, path, "creating group", "/optim");
+  for (int p = 0; p < l->nparams; p++) {
+    hid_t gp = H5Gcreate2(go, l->params[p].name, H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
+    if (gp < 0) {
+      H5Gclose(go);
+      return h5_fail(CH_ERR_IO, path, "creating group for", l->params[p].name);
+    }
+    H5Gclose(gp);
+  }
+  H5Gclose(go);
+  return CH_OK;
+}
+
+static ch_status check_range(const ch_layout *l, size_t lo, size_t hi) {
+  if (lo > hi || hi > l->numel)
+    return CH_FAIL(CH_ERR_INVALID, "checkpoint range [%zu, %zu) outside the layout of %zu elements",
+                   lo, hi, l->numel);
+  return CH_OK;
+}
+
+/* Writes (or reads) the piece [a, b) of one dataset collectively. */
+static herr_t transfer(hid_t dset, hid_t dxpl, const ch_param_spec *ps, int64_t a, int64_t b,
+                       float *data, int write) {
+  hid_t fspace = H5Dget_space(dset);
+  hsize_t n = (hsize_t)(b - a);
+  hid_t mspace = H5Screate_simple(1, n ? &n : (hsize_t[]){1}, NULL);
+  herr_t rc = fspace < 0 || mspace < 0 ? -1 : 0;
+  if (rc == 0) rc = ch_ckpt_select_range(fspace, ps->ndim, ps->shape, a, b);
+  if (rc == 0 && n == 0) rc = H5Sselect_none(mspace);
+  static float dummy;
+  void *buf = n ? (void *)data : &dummy;
+  if (rc == 0)
+    rc = write ? H5Dwrite(dset, H5T_NATIVE_FLOAT, mspace, fspace, dxpl, buf)
+               : H5Dread(dset, H5T_NATIVE_FLOAT, mspace, fspace, dxpl, buf);
+  if (mspace >= 0) H5Sclose(mspace);
+  if (fspace >= 0) H5Sclose(fspace);
+  return rc;
+}
+
+ch_status ch_ckpt_write(const ch_group *g, const char *path, const ch_layout *l,
+                        const ch_ckpt_buffer *bufs, int nbufs, size_t lo, size_t hi,
+                        const ch_ckpt_meta *meta) {
+  CH_CHECK(check_range(l, lo, hi));
+  int k = nbufs * l->nparams;
+  ch_ckpt_piece *pieces = calloc((size_t)k + 1, sizeof *pieces);
+  int64_t *numel = calloc((size_t)k + 1, sizeof *numel);
+  uint32_t *crc = calloc((size_t)k + 1, sizeof *crc);
+  int *covered = calloc((size_t)k + 1, sizeof *covered);
+  ch_status st = CH_OK;
+  if (!pieces || !numel || !crc || !covered) st = CH_FAIL(CH_ERR_NOMEM, "checkpoint write");
+  st = agree(g, st, path);
+  if (st != CH_OK) goto free_all;
+  for (int b = 0; b < nbufs; b++)
+    for (int p = 0; p < l->nparams; p++) {
+      int i = b * l->nparams + p;
+      int64_t a, e;
+      piece_of(l, p, lo, hi, &a, &e);
+      const float *x = bufs[b].data + (l->offsets[p] + (size_t)a - bufs[b].base);
+      pieces[i] = (ch_ckpt_piece){a, e - a, e > a ? crc_of(x, e - a) : 0};
+      numel[i] = ch_param_numel(&l->params[p]);
+    }
+  CH_CHECK_GOTO(ch_ckpt_combine_crcs(g, pieces, k, numel, crc, covered), st, free_all);
+  for (int i = 0; i < k; i++)
+    if (!covered[i]) {
+      st = CH_FAIL(CH_ERR_INVALID, "%s: the ranks' ranges do not cover %s", path,
+                   l->params[i % l->nparams].name);
+      goto free_all;
+    }
+
+  ch_h5_quiet q;
+  ch_h5_quiet_begin(&q);
+  hid_t fapl = open_fapl(g), dxpl = collective_dxpl();
+  hid_t file = fapl < 0 ? -1 : H5Fcreate(path, H5F_ACC_TRUNC, H5P_DEFAULT, fapl);
+  if (file < 0 || dxpl < 0) {
+    st = h5_fail(CH_ERR_IO, path, "cannot create the file", NULL);
+  } else {
+    st = ch_ckpt_write_meta(file, path, meta);
+    if (st == CH_OK) st = create_groups(file, path, l, nbufs > 1);
+  }
+  /* Metadata operations are collective, so ranks fail alike; agreeing makes sure. From here on
+   * a local failure must not change which collective calls this rank makes. */
+  st = agree(g, st, path);
+  ch_status ready = st;
+  hid_t dcpl = H5Pcreate(H5P_DATASET_CREATE);
+  /* Never write fill values: every element is written once by its owner. */
+  H5Pset_fill_time(dcpl, H5D_FILL_TIME_NEVER);
+  H5Pset_alloc_time(dcpl, H5D_ALLOC_TIME_EARLY);
+  for (int b = 0; b < nbufs && ready == CH_OK; b++)
+    for (int p = 0; p < l->nparams; p++) {
+      const ch_param_spec *ps = &l->params[p];
+      int i = b * l->nparams + p;
+      char name[CH_NAME_MAX + 64];
+      ch_ckpt_dataset_path(ps, bufs[b].kind, name, sizeof name);
+      hsize_t dims[CH_MAX_DIMS];
+      for (int d = 0; d < ps->ndim; d++) dims[d] = (hsize_t)ps->shape[d];
+      hid_t space = H5Screate_simple(ps->ndim, dims, NULL);
+      hid_t dset = H5Dcreate2(file, name, H5T_IEEE_F32LE, space, H5P_DEFAULT, dcpl, H5P_DEFAULT);
+      H5Sclose(space);
+      ch_status s2 = CH_OK;
+      if (dset < 0) s2 = h5_fail(CH_ERR_IO, path, "creating dataset", name);
+      else {
+        float *x = bufs[b].data + (l->offsets[p] + (size_t)pieces[i].a - bufs[b].base);
+        if (transfer(dset, dxpl, ps, pieces[i].a, pieces[i].a + pieces[i].len, x, 1) < 0)
+          s2 = h5_fail(CH_ERR_IO, path, "writing", name);
+        ch_status s3 = ch_ckpt_attr_write_u32(dset, "crc32", crc[i]);
+        if (s2 == CH_OK) s2 = s3;
+        H5Dclose(dset);
+      }
+      if (st == CH_OK) st = s2;
+    }
+  if (dcpl >= 0) H5Pclose(dcpl);
+  if (dxpl >= 0) H5Pclose(dxpl);
+  if (file >= 0 && H5Fclose(file) < 0 && st == CH_OK)
+    st = h5_fail(CH_ERR_IO, path, "closing (flushing) the file", NULL);
+  if (fapl >= 0) H5Pclose(fapl);
+  ch_h5_quiet_end(&q);
+  st = agree(g, st, path);
+free_all:
+  free(pieces);
+  free(numel);
+  free(crc);
+  free(covered);
+  return st;
+}
+
+/* Opens dataset `name` and checks that it is float32 of the spec's shape. */
+static ch_status open_checked(hid_t file, const char *path, const char *name, const ch_param_spec *ps,
+                              hid_t *out) {
+  *out = -1;
+  if (H5Lexists(file, name, H5P_DEFAULT) <= 0)
+    return CH_FAIL(CH_ERR_FORMAT, "%s: dataset %s is missing", path, name);
+  hid_t d = H5Dopen2(file, name, H5P_DEFAULT);
+  if (d < 0) return h5_fail(CH_ERR_FORMAT, path, "cannot open dataset", name);
+  hid_t space = H5Dget_space(d), type = H5Dget_type(d);
+  hsize_t dims[CH_MAX_DIMS + 1] = {0};
+  int nd = space < 0 ? -1 : H5Sget_simple_extent_ndims(space);
+  if (nd >= 0 && nd <= CH_MAX_DIMS) H5Sget_simple_extent_dims(space, dims, NULL);
+  int ok = nd == ps->ndim && type >= 0 && H5Tget_class(type) == H5T_FLOAT && H5Tget_size(type) == 4;
+  for (int i = 0; ok && i < nd; i++) ok = dims[i] == (hsize_t)ps->shape[i];
+  if (space >= 0) H5Sclose(space);
+  if (type >= 0) H5Tclose(type);
+  if (!ok) {
+    char want[96] = "", got[96] = "";
+    for (int i = 0; i < ps->ndim; i++)
+      snprintf(want + strlen(want), sizeof want - strlen(want), "%s%lld", i ? ", " : "", (long long)ps->shape[i]);
+    for (int i = 0; i < nd && i <= CH_MAX_DIMS; i++)
+      snprintf(got + strlen(got), sizeof got - strlen(got), "%s%llu", i ? ", " : "", (unsigned long long)dims[i]);
+    H5Dclose(d);
+    return CH_FAIL(CH_ERR_FORMAT, "%s: dataset %s has shape [%s] (or is not float32); the model "
+                   "needs float32 [%s]", path, name, got, want);
+  }
+  *out = d;
+  return CH_OK;
+}
+
+ch_status ch_ckpt_read(const ch_group *g, const char *path, const ch_layout *l,
+                       ch_ckpt_buffer *bufs, int nbufs, size_t lo, size_t hi, ch_ckpt_meta *meta) {
+  memset(meta, 0, sizeof *meta);
+  CH_CHECK(check_range(l, lo, hi));
+  int k = nbufs * l->nparams;
+  ch_ckpt_piece *pieces = calloc((size_t)k + 1, sizeof *pieces);
+  int64_t *numel = calloc((size_t)k + 1, sizeof *numel);
+  uint32_t *crc = calloc((size_t)k + 1, sizeof *crc), *stored = calloc((size_t)k + 1, sizeof *stored);
+  int *covered = calloc((size_t)k + 1, sizeof *covered);
+  ch_status st = CH_OK;
+  if (!pieces || !numel || !crc || !stored || !covered) st = CH_FAIL(CH_ERR_NOMEM, "checkpoint read");
+  st = agree(g, st, path);
+  if (st != CH_OK) goto free_all;
+
+  /* Padding elements are not stored. */
+  for (int b = 0; b < nbufs; b++) memset(bufs[b].data + (lo - bufs[b].base), 0, (hi - lo) * sizeof(float));
+  ch_h5_quiet q;
+  ch_h5_quiet_begin(&q);
+  hid_t fapl = open_fapl(g), dxpl = collective_dxpl();
+  hid_t file = fapl < 0 ? -1 : H5Fopen(path, H5F_ACC_RDONLY, fapl);
+  if (file < 0 || dxpl < 0) st = h5_fail(CH_ERR_IO, path, "cannot open (missing, truncated or not HDF5)", NULL);
+  else st = ch_ckpt_read_meta(file, path, meta);
+  st = agree(g, st, path);
+  ch_status ready = st;
+  for (int b = 0; b < nbufs && ready == CH_OK; b++)
+    for (int p = 0; p < l->nparams; p++) {
+      const ch_param_spec *ps = &l->params[p];
+      int i = b * l->nparams + p;
+      char name[CH_NAME_MAX + 64];
+      ch_ckpt_dataset_path(ps, bufs[b].kind, name, sizeof name);
+      int64_t a, e;
+      piece_of(l, p, lo, hi, &a, &e);
+      float *x = bufs[b].data + (l->offsets[p] + (size_t)a - bufs[b].base);
+      numel[i] = ch_param_numel(ps);
+      hid_t d;
+      /* Dataset metadata is the same on every rank, so these checks fail alike everywhere. */
+      ch_status s2 = open_checked(file, path, name, ps, &d);
+      if (s2 == CH_OK) s2 = ch_ckpt_attr_read_u32(d, "crc32", &stored[i]);
+      s2 = agree(g, s2, path);
+      if (s2 != CH_OK) {
+        if (d >= 0) H5Dclose(d);
+        st = s2;
+        goto close;
+      }
+      if (transfer(d, dxpl, ps, a, e, x, 0) < 0 && st == CH_OK) st = h5_fail(CH_ERR_IO, path, "reading", name);
+      H5Dclose(d);
+      pieces[i] = (ch_ckpt_piece){a, e - a, e > a ? crc_of(x, e - a) : 0};
+    }
+close:
+  if (dxpl >= 0) H5Pclose(dxpl);
+  if (file >= 0) H5Fclose(file);
+  if (fapl >= 0) H5Pclose(fapl);
+  ch_h5_quiet_end(&q);
+  st = agree(g, st, path);
+  if (st == CH_OK) st = ch_ckpt_combine_crcs(g, pieces, k, numel, crc, covered);
+  for (int i = 0; i < k && st == CH_OK; i++) {
+    char name[CH_NAME_MAX + 64];
+    ch_ckpt_dataset_path(&l->params[i % l->nparams], bufs[i / l->nparams].kind, name, sizeof name);
+    if (!covered[i])
+      CH_DEBUG("%s: %s read in part; checksum not verified", path, name);
+    else if (crc[i] != stored[i])
+      st = CH_FAIL(CH_ERR_FORMAT, "%s: checksum mismatch in dataset %s (stored crc32 %08x, data "
+                   "has %08x): the file is corrupt", path, name, stored[i], crc[i]);
+  }
+free_all:
+  free(pieces);
+  free(numel);
+  free(crc);
+  free(stored);
+  free(covered);
+  if (st != CH_OK) ch_ckpt_meta_free(meta);
+  return st;
+}

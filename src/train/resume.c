@@ -1,0 +1,188 @@
+/* The trainer's side of checkpoints: what state a checkpoint holds (parameters, optimizer
+ * moments, step, sampler position, the partial log interval), choosing one to resume from, and
+ * the metrics file of a resumed run. Under DDP every rank holds everything, so each writes and
+ * reads a 1/N slice of the flat layout and the slices are then allgathered. */
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "cohort/ckpt.h"
+#include "cohort/fs.h"
+#include "cohort/log.h"
+#include "cohort/runtime.h"
+#include "cohort_build.h"
+#include "train/train_internal.h"
+
+/* Parameters and optimizer states as checkpoint buffers; returns the count. */
+static int buffers(ch_trainer *t, ch_ckpt_buffer *bufs) {
+  int n = 0;
+  bufs[n++] = (ch_ckpt_buffer){NULL, t->params, 0};
+  for (int i = 0; i < ch_optim_nstates(t->optim); i++)
+    bufs[n++] = (ch_ckpt_buffer){ch_optim_state_name(t->optim, i), ch_optim_state(t->optim, i), 0};
+  return n;
+}
+
+ch_status ch_trainer_reduce_losses(ch_trainer *t) {
+  int n = t->n_losses - t->n_global;
+  if (n > 0)
+    CH_CHECK(ch_comm_allreduce(t->g, t->losses + t->n_global, (size_t)n, CH_F64, CH_SUM, NULL));
+  t->n_global = t->n_losses;
+  return CH_OK;
+}
+
+ch_status ch_trainer_checkpoint(ch_trainer *t, char *path, size_t size) {
+  const ch_config *c = t->cfg;
+  CH_CHECK(ch_trainer_reduce_losses(t));
+  ch_ckpt_buffer bufs[4];
+  int nbufs = buffers(t, bufs);
+  ch_ckpt_meta m = {.step = t->step, .samples = t->position, .seed = c->train.seed,
+                    .optim_steps = ch_optim_steps(t->optim), .world_size = t->g->size,
+                    .interval_losses = t->losses, .n_interval_losses = t->n_losses};
+  m.epoch = (double)t->position / (double)ch_dataset_rows(t->train);
+  snprintf(m.strategy, sizeof m.strategy, "ddp");
+  snprintf(m.version, sizeof m.version, "%s", COHORT_VERSION);
+  time_t now = time(NULL);
+  struct tm tm;
+  strftime(m.created, sizeof m.created, "%Y-%m-%dT%H:%M:%SZ", gmtime_r(&now, &tm));
+  m.config = ch_config_to_yaml(c);
+  if (!m.config) return CH_FAIL(CH_ERR_NOMEM, "config text for the checkpoint");
+  char dir[CH_PATH_MAX + 16];
+  ch_ckpt_dir(c, dir, sizeof dir);
+  ch_ckpt_policy policy = {c->run.checkpoint.keep_last, c->run.checkpoint.keep_every};
+  size_t n = t->layout->numel;
+  size_t lo = ch_part_offset(n, t->g->size, t->g->rank);
+  size_t hi = lo + ch_part_count(n, t->g->size, t->g->rank);
+  double t0 = ch_time();
+  ch_status st = ch_ckpt_save(t->g, dir, &policy, t->layout, bufs, nbufs, lo, hi, &m, path, size);
+  free(m.config);
+  CH_CHECK(st);
+  double bytes = (double)nbufs * (double)n * sizeof(float);
+  CH_INFO("checkpoint step %" PRId64 ": %s (%.1f MiB in %.2f s)", t->step, path, bytes / 1048576.0,
+          ch_time() - t0);
+  return CH_OK;
+}
+
+/* Reads `path` into the trainer; on success the state is the checkpoint's on every rank. */
+static ch_status load(ch_trainer *t, const char *path) {
+  ch_ckpt_buffer bufs[4];
+  int nbufs = buffers(t, bufs);
+  size_t n = t->layout->numel;
+  size_t lo = ch_part_offset(n, t->g->size, t->g->rank);
+  size_t hi = lo + ch_part_count(n, t->g->size, t->g->rank);
+  ch_ckpt_meta m;
+  CH_CHECK(ch_ckpt_read(t->g, path, t->layout, bufs, nbufs, lo, hi, &m));
+  for (int b = 0; b < nbufs; b++)
+    CH_CHECK(ch_comm_allgather(t->g, bufs[b].data + lo, bufs[b].data, n, CH_F32, NULL));
+  ch_status st = CH_OK;
+  if (m.n_interval_losses > t->cfg->train.log_every) {
+    st = CH_FAIL(CH_ERR_CONFIG, "%s holds %d steps of an unfinished log interval but "
+                 "train.log_every is %" PRId64 ": resume with train.log_every >= %d",
+                 path, m.n_interval_losses, t->cfg->train.log_every, m.n_interval_losses);
+    goto done;
+  }
+  if (m.seed != t->cfg->train.seed) {
+    /* The sampler's permutation depends on the seed: continue the checkpoint's stream. */
+    CH_WARN("%s was written with train.seed=%" PRId64 "; continuing its data order, not "
+            "train.seed=%" PRId64, path, m.seed, t->cfg->train.seed);
+    ch_sampler_destroy(&t->sampler);
+    st = ch_sampler_create(ch_dataset_rows(t->train), (uint64_t)m.seed, &t->sampler);
+    if (st != CH_OK) goto done;
+  }
+  t->step = m.step;
+  t->position = m.samples;
+  ch_optim_set_steps(t->optim, m.optim_steps);
+  memcpy(t->losses, m.interval_losses, sizeof(double) * (size_t)m.n_interval_losses);
+  t->n_losses = t->n_global = m.n_interval_losses;
+  CH_INFO("resumed from %s: step %" PRId64 ", epoch %.2f, %" PRId64 " samples seen (written by "
+          "%d rank%s, %s)", path, m.step, m.epoch, m.samples, m.world_size,
+          m.world_size == 1 ? "" : "s", m.created);
+done:
+  ch_ckpt_meta_free(&m);
+  return st;
+}
+
+ch_status ch_trainer_resume(ch_trainer *t, int *resumed) {
+  const char *mode = t->cfg->run.resume;
+  *resumed = 0;
+  if (!strcmp(mode, "none") || !mode[0]) return CH_OK;
+  if (strcmp(mode, "auto") != 0) {
+    CH_CHECK(load(t, mode));
+    *resumed = 1;
+    return CH_OK;
+  }
+  char dir[CH_PATH_MAX + 16];
+  ch_ckpt_dir(t->cfg, dir, sizeof dir);
+  char **paths = NULL;
+  int n = 0;
+  /* Rank 0 lists the directory and the others follow its choice, so that all ranks try the
+   * same files even on a file system whose listings lag. */
+  int32_t count = 0;
+  ch_status st = t->g->rank == 0 ? ch_ckpt_list(dir, &paths, &n) : CH_OK;
+  count = st == CH_OK ? n : -1;
+  CH_CHECK(ch_comm_broadcast(t->g, &count, 1, CH_I32, 0, NULL));
+  if (count < 0) return t->g->rank == 0 ? st : CH_FAIL(CH_ERR_IO, "cannot list %s", dir);
+  for (int i = 0; i < count && !*resumed; i++) {
+    char path[CH_PATH_MAX * 2] = "";
+    if (t->g->rank == 0) snprintf(path, sizeof path, "%s", paths[i]);
+    st = ch_comm_broadcast(t->g, path, sizeof path, CH_U8, 0, NULL);
+    if (st != CH_OK) break;
+    st = load(t, path);
+    if (st == CH_OK) *resumed = 1;
+    else if (st == CH_ERR_FORMAT || st == CH_ERR_IO) {
+      CH_WARN("skipping checkpoint %s: %s", path, ch_error_message());
+      st = CH_OK;
+    } else {
+      break;
+    }
+  }
+  ch_ckpt_list_free(paths, n);
+  CH_CHECK(st);
+  if (*resumed) return CH_OK;
+  if (count == 0) {
+    CH_INFO("run.resume=auto: no checkpoint in %s; starting fresh", dir);
+    return CH_OK;
+  }
+  /* A skipped file may have overwritten part of the state: go back to the initial one. */
+  CH_WARN("run.resume=auto: none of the %d checkpoints in %s is readable; starting fresh",
+          (int)count, dir);
+  ch_layout_init_params(t->layout, t->params, (uint64_t)t->cfg->train.seed);
+  for (int i = 0; i < ch_optim_nstates(t->optim); i++)
+    memset(ch_optim_state(t->optim, i), 0, t->layout->numel * sizeof(float));
+  ch_optim_set_steps(t->optim, 0);
+  return CH_OK;
+}
+
+/* Keeps the lines of `path` whose "step" is <= `step`. */
+static ch_status truncate_metrics(const char *path, int64_t step) {
+  FILE *f = fopen(path, "r");
+  if (!f) return CH_OK;
+  char *kept = NULL, *line = NULL;
+  size_t kept_len = 0, cap = 0;
+  FILE *out = open_memstream(&kept, &kept_len);
+  if (!out) {
+    fclose(f);
+    return CH_FAIL(CH_ERR_NOMEM, "metrics rewrite");
+  }
+  while (getline(&line, &cap, f) > 0) {
+    long long s = -1;
+    if (sscanf(line, "{\"step\": %lld", &s) == 1 && s <= step) fputs(line, out);
+  }
+  free(line);
+  fclose(f);
+  fclose(out);
+  ch_status st = ch_write_file_atomic(path, kept, kept_len);
+  free(kept);
+  return st;
+}
+
+ch_status ch_trainer_open_metrics(ch_trainer *t, int resumed) {
+  if (t->g->rank != 0) return CH_OK;
+  char path[CH_PATH_MAX + 32];
+  snprintf(path, sizeof path, "%s/metrics.jsonl", t->cfg->run.dir);
+  if (resumed) CH_CHECK(truncate_metrics(path, t->step));
+  t->metrics = fopen(path, resumed ? "a" : "w");
+  if (!t->metrics) return CH_FAIL(CH_ERR_IO, "cannot write %s", path);
+  return CH_OK;
+}
