@@ -85,3 +85,54 @@ void ch_ckpt_list_free(char **paths, int n);
 
 /* The checkpoint directory of a config: run.checkpoint.dir, or <run.dir>/checkpoints. */
 void ch_ckpt_dir(const ch_config *cfg, char *out, size_t size);
+
+/* ---- Serial access for tools (`cohort ckpt inspect|export`); no MPI needed ------------------- */
+
+/* One dataset of a checkpoint file. */
+typedef struct ch_ckpt_tensor {
+  char name[CH_NAME_MAX + 64];  /* dataset path: "/model/<name>" or "/optim/<name>/<kind>" */
+  int ndim;                     /* may exceed CH_MAX_DIMS in a foreign file (then unreadable) */
+  int64_t shape[CH_MAX_DIMS];
+  int64_t numel;
+  char dtype[16];               /* "float32" for cohort's tensors; else what the file holds */
+} ch_ckpt_tensor;
+
+/* A checkpoint opened read-only by one process with HDF5's default (sec2) driver. */
+typedef struct ch_ckpt_file {
+  char path[CH_PATH_MAX * 2];
+  int format_version;
+  ch_ckpt_meta meta;
+  ch_ckpt_tensor *tensors;      /* /model then /optim datasets, each in natural name order */
+  int ntensors;
+  int64_t h5;                   /* private: the HDF5 file id */
+} ch_ckpt_file;
+
+/* What a tensor's crc32 attribute says and what its data hashes to (zlib CRC-32 of the
+ * little-endian float32 bytes in row-major order). */
+typedef struct ch_ckpt_check {
+  int has_crc;                  /* 0: the dataset has no crc32 attribute */
+  uint32_t stored, computed;
+} ch_ckpt_check;
+
+/* Opens the checkpoint at `path`, checks its format attributes and reads its metadata, and lists
+ * its tensors. Local. Errors: CH_ERR_IO (cannot open: missing, truncated, not HDF5),
+ * CH_ERR_FORMAT (not a cohort checkpoint, a newer format version, bad attributes),
+ * CH_ERR_NOMEM. On success close with ch_ckpt_close. */
+ch_status ch_ckpt_open(const char *path, ch_ckpt_file *f);
+void ch_ckpt_close(ch_ckpt_file *f);
+
+/* Reads tensor `t` of `f` whole and checksums it. `data` (t->numel floats, row-major,
+ * little-endian: native on x86-64 and aarch64) may be NULL to only verify. A checksum mismatch
+ * is not an error here: compare check->stored with check->computed. Errors: CH_ERR_FORMAT /
+ * CH_ERR_IO naming the file and the dataset (not float32, unreadable), CH_ERR_NOMEM. */
+ch_status ch_ckpt_read_tensor(ch_ckpt_file *f, const ch_ckpt_tensor *t, float *data,
+                              ch_ckpt_check *check);
+
+/* Writes the model tensors of `f` (/model/<name>, not the optimizer state) to `out` as float32
+ * safetensors named <name> (PyTorch state_dict names), with step, format and versions in
+ * __metadata__. Each tensor's checksum is verified first: a corrupt checkpoint leaves `out`
+ * untouched. Atomic (`out`.tmp, fsync, rename, fsync of the directory). Tensor count and file
+ * size go to *ntensors and *bytes (may be NULL). Errors: CH_ERR_FORMAT naming the dataset
+ * (checksum mismatch or missing, not float32, no model tensors), CH_ERR_IO, CH_ERR_NOMEM. */
+ch_status ch_ckpt_export_safetensors(ch_ckpt_file *f, const char *out, int *ntensors,
+                                     int64_t *bytes);

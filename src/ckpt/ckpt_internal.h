@@ -30,3 +30,10 @@ typedef struct ch_ckpt_piece {
  * 0 when the pieces do not tile the tensor. Collective. Errors: CH_ERR_MPI, CH_ERR_NOMEM. */
 ch_status ch_ckpt_combine_crcs(const ch_group *g, const ch_ckpt_piece *mine, int k,
                                const int64_t *numel, uint32_t *crc, int *covered);
+
+/* Dataset transfers of this process so far, by the mode HDF5 actually used
+ * (H5Pget_mpio_actual_io_mode): tests check that checkpoint I/O really is collective. */
+typedef struct ch_ckpt_io_stats {
+  int64_t collective, independent;
+} ch_ckpt_io_stats;
+ch_ckpt_io_stats ch_ckpt_get_io_stats(void);

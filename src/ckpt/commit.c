@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/statvfs.h>
 #include <unistd.h>
 
 #include "ckpt/ckpt_internal.h"
@@ -133,6 +134,18 @@ static void prune(const char *dir, const ch_ckpt_policy *policy, const char *kee
   ch_ckpt_list_free(paths, n);
 }
 
+/* Fails early, with a clear message, when the file system cannot hold the checkpoint (the
+ * tensors plus 10% and 1 MiB for HDF5 metadata). Writing would fail anyway, later. */
+static ch_status check_space(const char *dir, double bytes) {
+  struct statvfs fs;
+  if (statvfs(dir, &fs) != 0) return CH_OK; /* unknown: let the write tell */
+  double avail = (double)fs.f_bavail * (double)fs.f_frsize, need = bytes * 1.1 + 1048576.0;
+  if (avail < need)
+    return CH_FAIL(CH_ERR_IO, "not enough space for a checkpoint in %s: it needs about %.1f MiB, "
+                   "%.1f MiB are free", dir, need / 1048576.0, avail / 1048576.0);
+  return CH_OK;
+}
+
 /* fsync of the file from this rank: each rank flushes what it wrote (on a parallel file system
  * a client's dirty pages are its own). */
 static ch_status sync_file(const char *path) {
@@ -144,12 +157,13 @@ static ch_status sync_file(const char *path) {
   return CH_OK;
 }
 
-/* The status of rank 0's step, broadcast so every rank returns it. */
+/* The status of rank 0's step, with its message, broadcast so every rank returns it. */
 static ch_status from_root(const ch_group *g, ch_status st) {
-  int32_t code = (int32_t)st;
-  if (ch_comm_broadcast(g, &code, 1, CH_I32, 0, NULL) != CH_OK)
+  struct { int32_t code; char msg[508]; } r = {(int32_t)st, ""};
+  if (g->rank == 0 && st != CH_OK) snprintf(r.msg, sizeof r.msg, "%s", ch_error_message());
+  if (ch_comm_broadcast(g, &r, sizeof r, CH_U8, 0, NULL) != CH_OK)
     return CH_FAIL(CH_ERR_MPI, "checkpoint: broadcast of the commit status failed");
-  if (g->rank != 0 && code != CH_OK) return CH_FAIL((ch_status)code, "checkpoint commit failed on rank 0");
+  if (g->rank != 0 && r.code != CH_OK) return CH_FAIL((ch_status)r.code, "rank 0: %s", r.msg);
   return st;
 }
 
@@ -163,6 +177,7 @@ ch_status ch_ckpt_save(const ch_group *g, const char *dir, const ch_ckpt_policy 
   if (g->rank == 0) {
     st = ch_mkdir_p(dir);
     if (st == CH_OK) remove_partials(dir);
+    if (st == CH_OK) st = check_space(dir, (double)nbufs * (double)l->numel * sizeof(float));
   }
   CH_CHECK(from_root(g, st));
   st = ch_ckpt_write(g, partial, l, bufs, nbufs, lo, hi, meta);
@@ -172,6 +187,7 @@ ch_status ch_ckpt_save(const ch_group *g, const char *dir, const ch_ckpt_policy 
     return CH_FAIL(CH_ERR_MPI, "checkpoint: agreement after writing failed");
   if (failed) {
     if (g->rank == 0) unlink(partial);
+    ch_comm_barrier(g, NULL); /* no rank returns before the partial file is gone */
     return st != CH_OK ? st : CH_FAIL(CH_ERR_IO, "%s: writing failed on another rank", partial);
   }
   if (g->rank == 0) {

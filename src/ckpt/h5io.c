@@ -2,13 +2,17 @@
  * Every rank makes the same sequence of HDF5 calls whatever happens locally (a rank with
  * nothing to write selects nothing), so no rank is ever left alone in a collective; a local
  * failure is remembered and the ranks agree on the outcome at the end. */
+#include <errno.h>
+#include <fcntl.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 #include <zlib.h>
 
 #include "ckpt/ckpt_internal.h"
 #include "cohort/log.h"
+#include "cohort/runtime.h"
 #include "runtime/h5util.h"
 
 static ch_status h5_fail(ch_status s, const char *path, const char *what, const char *name) {
@@ -89,6 +93,10 @@ static ch_status check_range(const ch_layout *l, size_t lo, size_t hi) {
   return CH_OK;
 }
 
+static ch_ckpt_io_stats g_io_stats;
+
+ch_ckpt_io_stats ch_ckpt_get_io_stats(void) { return g_io_stats; }
+
 /* Writes (or reads) the piece [a, b) of one dataset collectively. */
 static herr_t transfer(hid_t dset, hid_t dxpl, const ch_param_spec *ps, int64_t a, int64_t b,
                        float *data, int write) {
@@ -103,9 +111,58 @@ static herr_t transfer(hid_t dset, hid_t dxpl, const ch_param_spec *ps, int64_t 
   if (rc == 0)
     rc = write ? H5Dwrite(dset, H5T_NATIVE_FLOAT, mspace, fspace, dxpl, buf)
                : H5Dread(dset, H5T_NATIVE_FLOAT, mspace, fspace, dxpl, buf);
+  /* HDF5 silently falls back to independent I/O in some cases (type conversion, filters). */
+  H5D_mpio_actual_io_mode_t mode = H5D_MPIO_NO_COLLECTIVE;
+  if (rc == 0 && H5Pget_mpio_actual_io_mode(dxpl, &mode) >= 0) {
+    if (mode == H5D_MPIO_NO_COLLECTIVE) g_io_stats.independent++;
+    else g_io_stats.collective++;
+  }
   if (mspace >= 0) H5Sclose(mspace);
   if (fspace >= 0) H5Sclose(fspace);
   return rc;
+}
+
+/* Creates every dataset (contiguous float32 of the full logical shape, space allocated now,
+ * never filled) with its crc32 attribute; ids go to dsets[b * nparams + p]. Collective. */
+static ch_status create_datasets(hid_t file, const char *path, const ch_layout *l,
+                                 const ch_ckpt_buffer *bufs, int nbufs, const uint32_t *crc,
+                                 hid_t *dsets) {
+  hid_t dcpl = H5Pcreate(H5P_DATASET_CREATE);
+  if (dcpl < 0 || H5Pset_fill_time(dcpl, H5D_FILL_TIME_NEVER) < 0 ||
+      H5Pset_alloc_time(dcpl, H5D_ALLOC_TIME_EARLY) < 0)
+    return h5_fail(CH_ERR_IO, path, "dataset properties", NULL);
+  ch_status st = CH_OK;
+  for (int i = 0; i < nbufs * l->nparams && st == CH_OK; i++) {
+    const ch_param_spec *ps = &l->params[i % l->nparams];
+    char name[CH_NAME_MAX + 64];
+    ch_ckpt_dataset_path(ps, bufs[i / l->nparams].kind, name, sizeof name);
+    hsize_t dims[CH_MAX_DIMS];
+    for (int d = 0; d < ps->ndim; d++) dims[d] = (hsize_t)ps->shape[d];
+    hid_t space = H5Screate_simple(ps->ndim, dims, NULL);
+    dsets[i] = H5Dcreate2(file, name, H5T_IEEE_F32LE, space, H5P_DEFAULT, dcpl, H5P_DEFAULT);
+    H5Sclose(space);
+    if (dsets[i] < 0) st = h5_fail(CH_ERR_IO, path, "creating dataset", name);
+    else st = ch_ckpt_attr_write_u32(dsets[i], "crc32", crc[i]);
+  }
+  H5Pclose(dcpl);
+  return st;
+}
+
+/* Rank 0: allocates the first `size` bytes of the file on disk. If that fails the file is
+ * extended sparsely instead, so that closing it needs no allocation, and the error is returned.
+ * File systems without fallocate support count as success. */
+static ch_status reserve_space(const char *path, hsize_t size) {
+  int fd = open(path, O_RDWR | O_CLOEXEC);
+  if (fd < 0) return CH_FAIL(CH_ERR_IO, "%s: cannot open: %s", path, strerror(errno));
+  int rc = posix_fallocate(fd, 0, (off_t)size);
+  ch_status st = CH_OK;
+  if (rc != 0 && rc != EOPNOTSUPP && rc != EINVAL) {
+    st = CH_FAIL(CH_ERR_IO, "%s: cannot reserve %.1f MiB for the checkpoint: %s", path,
+                 (double)size / 1048576.0, strerror(rc));
+    if (ftruncate(fd, (off_t)size) != 0) CH_DEBUG("%s: sparse extension failed too", path);
+  }
+  close(fd);
+  return st;
 }
 
 ch_status ch_ckpt_write(const ch_group *g, const char *path, const ch_layout *l,
@@ -151,38 +208,48 @@ ch_status ch_ckpt_write(const ch_group *g, const char *path, const ch_layout *l,
   /* Metadata operations are collective, so ranks fail alike; agreeing makes sure. From here on
    * a local failure must not change which collective calls this rank makes. */
   st = agree(g, st, path);
-  ch_status ready = st;
-  hid_t dcpl = H5Pcreate(H5P_DATASET_CREATE);
-  /* Never write fill values: every element is written once by its owner. */
-  H5Pset_fill_time(dcpl, H5D_FILL_TIME_NEVER);
-  H5Pset_alloc_time(dcpl, H5D_ALLOC_TIME_EARLY);
-  for (int b = 0; b < nbufs && ready == CH_OK; b++)
-    for (int p = 0; p < l->nparams; p++) {
-      const ch_param_spec *ps = &l->params[p];
-      int i = b * l->nparams + p;
+  hid_t *dsets = malloc(sizeof *dsets * (size_t)k + 1);
+  for (int i = 0; i < k && dsets; i++) dsets[i] = -1;
+  if (!dsets && st == CH_OK) st = CH_FAIL(CH_ERR_NOMEM, "checkpoint write");
+  st = agree(g, st, path);
+  /* Phase 1, metadata: every dataset with its checksum, flushed to the file before any data.
+   * Space for the whole file is then reserved, so that running out of space shows up here,
+   * while HDF5 has nothing left to write, and not halfway through a flush (HDF5 1.10 cannot
+   * close a file whose flush failed). */
+  if (st == CH_OK) st = create_datasets(file, path, l, bufs, nbufs, crc, dsets);
+  if (st == CH_OK && H5Fflush(file, H5F_SCOPE_GLOBAL) < 0)
+    st = h5_fail(CH_ERR_IO, path, "flushing metadata", NULL);
+  st = agree(g, st, path);
+  /* Metadata is on disk now; only the datasets' raw data is still to come. */
+  hsize_t size = 0;
+  for (int i = 0; i < k && st == CH_OK; i++) {
+    haddr_t off = H5Dget_offset(dsets[i]);
+    hsize_t end = off == HADDR_UNDEF ? 0 : off + H5Dget_storage_size(dsets[i]);
+    if (end > size) size = end;
+  }
+  if (st == CH_OK && g->rank == 0) st = reserve_space(path, size);
+  st = agree(g, st, path);
+  /* Phase 2, data: one collective write per dataset, each rank its own piece. */
+  for (int i = 0; i < k && st == CH_OK; i++) {
+    int b = i / l->nparams, p = i % l->nparams;
+    float *x = bufs[b].data + (l->offsets[p] + (size_t)pieces[i].a - bufs[b].base);
+    if (transfer(dsets[i], dxpl, &l->params[p], pieces[i].a, pieces[i].a + pieces[i].len, x, 1) < 0) {
       char name[CH_NAME_MAX + 64];
-      ch_ckpt_dataset_path(ps, bufs[b].kind, name, sizeof name);
-      hsize_t dims[CH_MAX_DIMS];
-      for (int d = 0; d < ps->ndim; d++) dims[d] = (hsize_t)ps->shape[d];
-      hid_t space = H5Screate_simple(ps->ndim, dims, NULL);
-      hid_t dset = H5Dcreate2(file, name, H5T_IEEE_F32LE, space, H5P_DEFAULT, dcpl, H5P_DEFAULT);
-      H5Sclose(space);
-      ch_status s2 = CH_OK;
-      if (dset < 0) s2 = h5_fail(CH_ERR_IO, path, "creating dataset", name);
-      else {
-        float *x = bufs[b].data + (l->offsets[p] + (size_t)pieces[i].a - bufs[b].base);
-        if (transfer(dset, dxpl, ps, pieces[i].a, pieces[i].a + pieces[i].len, x, 1) < 0)
-          s2 = h5_fail(CH_ERR_IO, path, "writing", name);
-        ch_status s3 = ch_ckpt_attr_write_u32(dset, "crc32", crc[i]);
-        if (s2 == CH_OK) s2 = s3;
-        H5Dclose(dset);
-      }
-      if (st == CH_OK) st = s2;
+      ch_ckpt_dataset_path(&l->params[p], bufs[b].kind, name, sizeof name);
+      st = h5_fail(CH_ERR_IO, path, "writing (disk full, quota or file size limit?)", name);
     }
-  if (dcpl >= 0) H5Pclose(dcpl);
+    st = agree(g, st, path);
+  }
+  for (int i = 0; i < k && dsets; i++)
+    if (dsets[i] >= 0) H5Dclose(dsets[i]);
+  free(dsets);
   if (dxpl >= 0) H5Pclose(dxpl);
-  if (file >= 0 && H5Fclose(file) < 0 && st == CH_OK)
-    st = h5_fail(CH_ERR_IO, path, "closing (flushing) the file", NULL);
+  if (file >= 0 && H5Fclose(file) < 0) {
+    if (st == CH_OK) st = h5_fail(CH_ERR_IO, path, "closing (flushing) the file", NULL);
+    /* HDF5 1.10 leaves a half-closed file behind that crashes any later close, including the
+     * library's own shutdown: the runtime must not shut HDF5 down now. */
+    ch_runtime_hdf5_broken();
+  }
   if (fapl >= 0) H5Pclose(fapl);
   ch_h5_quiet_end(&q);
   st = agree(g, st, path);

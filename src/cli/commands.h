@@ -4,3 +4,4 @@
 
 int ch_cli_train(int argc, char **argv);
 int ch_cli_data(int argc, char **argv);
+int ch_cli_ckpt(int argc, char **argv);

@@ -1,6 +1,7 @@
 /* MPI initialisation, rank discovery, and the process context. */
 #include "cohort/runtime.h"
 
+#include <hdf5.h>
 #include <malloc.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -16,6 +17,7 @@
 
 static ch_runtime g_rt;
 static int g_rt_ready;
+static int g_hdf5_broken; /* see ch_runtime_hdf5_broken */
 
 double ch_time(void) {
   struct timespec ts;
@@ -81,6 +83,8 @@ ch_status ch_runtime_init(int *argc, char ***argv, const ch_runtime_opts *opts, 
   /* MULTIPLE for the collective watchdog's thread (cohort/watchdog.h), the one place besides
    * the main thread that calls MPI; FUNNELED is enough for everything else, and the watchdog
    * falls back to local reports under it. */
+  /* HDF5 is shut down by ch_runtime_finalize while MPI works, not by its atexit handler. */
+  H5dont_atexit();
   if (!inited && MPI_Init_thread(argc, argv, MPI_THREAD_MULTIPLE, &rt->thread_level) != MPI_SUCCESS)
     return CH_FAIL(CH_ERR_MPI, "MPI_Init_thread failed");
   if (inited) MPI_Query_thread(&rt->thread_level);
@@ -128,6 +132,8 @@ ch_status ch_runtime_init(int *argc, char ***argv, const ch_runtime_opts *opts, 
   return CH_OK;
 }
 
+void ch_runtime_hdf5_broken(void) { g_hdf5_broken = 1; }
+
 ch_runtime *ch_runtime_get(void) { return g_rt_ready ? &g_rt : NULL; }
 
 void ch_runtime_finalize(void) {
@@ -140,6 +146,9 @@ void ch_runtime_finalize(void) {
     MPI_Comm_free(&g_rt.world);
     g_rt_ready = 0;
   }
+  /* HDF5 shuts down at exit, after MPI; a parallel file that failed to close (say, the disk
+   * filled during a checkpoint) would then be closed through a finalized MPI and crash. */
+  if (!g_hdf5_broken) H5close();
   MPI_Finalize();
 }
 

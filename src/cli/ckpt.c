@@ -1,0 +1,231 @@
+/* `cohort ckpt inspect|export`: checkpoint tools. Serial; do not initialise MPI (the file is
+ * opened with HDF5's default driver, docs/checkpoint-format.md). */
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "cli/commands.h"
+#include "cohort/ckpt.h"
+#include "cohort/config.h"
+#include "cohort/model.h"
+
+static void ckpt_usage(FILE *out) {
+  fprintf(out,
+          "usage: cohort ckpt inspect PATH\n"
+          "       cohort ckpt export PATH OUT.safetensors\n"
+          "\n"
+          "PATH is a checkpoint file (step-XXXXXXXX.h5) or a checkpoint directory, meaning the\n"
+          "checkpoint its `latest` file names.\n"
+          "\n"
+          "  inspect  print the metadata, a summary of the stored config, and every tensor with its\n"
+          "           shape, dtype and checksum status; exit 0 when every checksum is ok, 1 otherwise\n"
+          "  export   write the model tensors (not the optimizer state) as float32 safetensors with\n"
+          "           PyTorch state_dict names, after verifying their checksums\n");
+}
+
+/* The checkpoint a PATH argument names: the file itself, or for a directory the file its
+ * `latest` pointer names (relative to the directory). Returns 0, or 1 with a message. */
+static int resolve(const char *cmd, const char *arg, char *out, size_t size) {
+  struct stat sb;
+  if (stat(arg, &sb) != 0 || !S_ISDIR(sb.st_mode)) {
+    snprintf(out, size, "%s", arg); /* a missing file is reported by the open */
+    return 0;
+  }
+  char pointer[CH_PATH_MAX * 2 + 16], name[CH_PATH_MAX] = "";
+  snprintf(pointer, sizeof pointer, "%s/latest", arg);
+  FILE *f = fopen(pointer, "r");
+  if (!f || !fgets(name, sizeof name, f)) {
+    fprintf(stderr, "cohort ckpt %s: %s is a directory without a readable `latest` file (no "
+            "committed checkpoint?)\n", cmd, arg);
+    if (f) fclose(f);
+    return 1;
+  }
+  fclose(f);
+  name[strcspn(name, "\r\n")] = '\0';
+  if (!name[0]) {
+    fprintf(stderr, "cohort ckpt %s: %s is empty\n", cmd, pointer);
+    return 1;
+  }
+  if (name[0] == '/') snprintf(out, size, "%s", name);
+  else snprintf(out, size, "%s/%s", arg, name);
+  return 0;
+}
+
+static const char *enum_name(int v, const char *const *names, int n) {
+  return v >= 0 && v < n ? names[v] : "?";
+}
+
+/* Prints the config summary from the stored YAML text; loads it through the config parser (via
+ * a temporary file), so the values are the validated ones. Returns the loaded config's model
+ * spec-table names in *layout when the model can be built (names do not depend on the data's
+ * feature and class counts, so 1 and 2 stand in); layout->params is NULL otherwise. */
+static void print_config(const char *text, ch_layout *layout) {
+  memset(layout, 0, sizeof *layout);
+  const char *dir = getenv("TMPDIR");
+  char tmp[CH_PATH_MAX];
+  snprintf(tmp, sizeof tmp, "%s/cohort-ckpt-config-XXXXXX", dir && dir[0] ? dir : "/tmp");
+  int fd = mkstemp(tmp);
+  FILE *fp = fd >= 0 ? fdopen(fd, "w") : NULL;
+  if (!fp && fd >= 0) close(fd);
+  for (const char *line = text; fp && *line;) {
+    size_t len = strcspn(line, "\n");
+    /* The trainer stores an unset string key (run.checkpoint.dir) as "", which the loader
+     * rejects (no string key may be empty); dropping the line gives the same default. */
+    const char *colon = memchr(line, ':', len);
+    if (!colon || strncmp(colon, ": \"\"", 4) != 0) fprintf(fp, "%.*s\n", (int)len, line);
+    line += len + (line[len] == '\n');
+  }
+  int ok = fp && !ferror(fp);
+  if (fp && fclose(fp) != 0) ok = 0;
+  ch_config cfg;
+  ch_status st = ok ? ch_config_load(tmp, NULL, 0, &cfg) : CH_ERR_IO;
+  if (fd >= 0) unlink(tmp);
+  if (st != CH_OK) {
+    printf("config          (cannot be parsed by this cohort: %s)\n",
+           ok ? ch_error_message() : "cannot write a temporary file");
+    return;
+  }
+  static const char *const models[] = {"mlp", "gpt"}, *const acts[] = {"relu", "gelu"},
+                           *const optims[] = {"sgd", "adamw"};
+  printf("model           %s, depth %d, hidden %d, %s\n", enum_name(cfg.model.type, models, 2),
+         cfg.model.depth, cfg.model.hidden, enum_name(cfg.model.activation, acts, 2));
+  printf("optimizer       %s, lr %g\n", enum_name(cfg.optim.type, optims, 2), cfg.optim.lr);
+  printf("batch size      %" PRId64 " (global)\n", cfg.train.batch_size);
+  printf("steps           %" PRId64 " (train.steps)\n", cfg.train.steps);
+  ch_model *m;
+  if (ch_model_create(&cfg, 1, 2, 1, &m) != CH_OK) return; /* a model this build cannot make */
+  const ch_layout *l = ch_model_layout(m);
+  if (ch_layout_create(l->params, l->nparams, layout) != CH_OK) memset(layout, 0, sizeof *layout);
+  ch_model_destroy(m);
+}
+
+static void shape_str(const ch_ckpt_tensor *t, char *out, size_t size) {
+  if (t->ndim > CH_MAX_DIMS) {
+    snprintf(out, size, "(%d-D)", t->ndim);
+    return;
+  }
+  size_t n = (size_t)snprintf(out, size, "[");
+  for (int d = 0; d < t->ndim && n < size; d++)
+    n += (size_t)snprintf(out + n, size - n, "%s%" PRId64, d ? ", " : "", t->shape[d]);
+  if (n < size) snprintf(out + n, size - n, "]");
+}
+
+static int has_tensor(const ch_ckpt_file *f, const char *name) {
+  for (int i = 0; i < f->ntensors; i++)
+    if (!strcmp(f->tensors[i].name, name)) return 1;
+  return 0;
+}
+
+static int cli_inspect(const char *arg) {
+  char path[CH_PATH_MAX * 2 + 16];
+  if (resolve("inspect", arg, path, sizeof path)) return 1;
+  ch_ckpt_file f;
+  if (ch_ckpt_open(path, &f) != CH_OK) {
+    fprintf(stderr, "cohort ckpt inspect: %s\n", ch_error_message());
+    return 1;
+  }
+  const ch_ckpt_meta *m = &f.meta;
+  printf("file            %s\n", path);
+  printf("format          %s, version %d\n", CH_CKPT_FORMAT, f.format_version);
+  printf("step            %" PRId64 "\n", m->step);
+  printf("samples         %" PRId64 "\n", m->samples);
+  printf("epoch           %.4f\n", m->epoch);
+  printf("strategy        %s\n", m->strategy);
+  printf("world size      %d (at save)\n", m->world_size);
+  printf("cohort version  %s\n", m->version);
+  printf("created         %s\n", m->created);
+  ch_layout spec;
+  print_config(m->config, &spec);
+
+  int width = (int)strlen("dataset"), bad = 0, missing = 0;
+  for (int i = 0; i < f.ntensors; i++)
+    if ((int)strlen(f.tensors[i].name) > width) width = (int)strlen(f.tensors[i].name);
+  printf("\n%-*s  %-14s %-8s %s\n", width, "dataset", "shape", "dtype", "checksum");
+  int64_t bytes = 0;
+  for (int i = 0; i < f.ntensors; i++) {
+    const ch_ckpt_tensor *t = &f.tensors[i];
+    char shape[96], status[96];
+    shape_str(t, shape, sizeof shape);
+    ch_ckpt_check c;
+    fflush(stdout); /* keep the table and the messages in order when both go to one file */
+    if (ch_ckpt_read_tensor(&f, t, NULL, &c) != CH_OK) {
+      fprintf(stderr, "cohort ckpt inspect: %s\n", ch_error_message());
+      snprintf(status, sizeof status, "ERROR (unreadable)");
+      bad++;
+    } else if (!c.has_crc) {
+      snprintf(status, sizeof status, "missing (no crc32 attribute)");
+      fprintf(stderr, "cohort ckpt inspect: %s: dataset %s has no crc32 attribute\n", path, t->name);
+      bad++;
+    } else if (c.stored != c.computed) {
+      snprintf(status, sizeof status, "MISMATCH (stored %08x, computed %08x)", c.stored, c.computed);
+      fprintf(stderr, "cohort ckpt inspect: %s: checksum mismatch in dataset %s\n", path, t->name);
+      bad++;
+    } else {
+      snprintf(status, sizeof status, "ok");
+    }
+    if (t->numel > 0) bytes += t->numel * (int64_t)sizeof(float);
+    printf("%-*s  %-14s %-8s %s\n", width, t->name, shape, t->dtype, status);
+  }
+  /* Every parameter of the stored config's spec table must be in /model. */
+  for (int p = 0; spec.params && p < spec.nparams; p++) {
+    char name[CH_NAME_MAX + 16];
+    snprintf(name, sizeof name, "/model/%s", spec.params[p].name);
+    if (has_tensor(&f, name)) continue;
+    fflush(stdout);
+    printf("%-*s  %-14s %-8s %s\n", width, name, "-", "-", "missing (dataset absent)");
+    fprintf(stderr, "cohort ckpt inspect: %s: dataset %s is missing\n", path, name);
+    missing++;
+  }
+  if (spec.params) ch_layout_destroy(&spec);
+  int n = f.ntensors;
+  ch_ckpt_close(&f);
+  printf("\n%d tensors, %.2f MiB: ", n, (double)bytes / 1048576.0);
+  if (bad + missing == 0) {
+    printf("all checksums ok\n");
+    return 0;
+  }
+  printf("%d corrupt or unverifiable, %d missing\n", bad, missing);
+  fflush(stdout);
+  fprintf(stderr, "cohort ckpt inspect: %s: %d of %d tensors failed verification\n", path,
+          bad + missing, n + missing);
+  return 1;
+}
+
+static int cli_export(const char *arg, const char *out) {
+  char path[CH_PATH_MAX * 2 + 16];
+  if (resolve("export", arg, path, sizeof path)) return 1;
+  ch_ckpt_file f;
+  if (ch_ckpt_open(path, &f) != CH_OK) {
+    fprintf(stderr, "cohort ckpt export: %s\n", ch_error_message());
+    return 1;
+  }
+  int n = 0;
+  int64_t bytes = 0;
+  ch_status st = ch_ckpt_export_safetensors(&f, out, &n, &bytes);
+  int64_t step = f.meta.step;
+  ch_ckpt_close(&f);
+  if (st != CH_OK) {
+    fprintf(stderr, "cohort ckpt export: %s\n", ch_error_message());
+    return st == CH_ERR_INVALID ? 2 : 1;
+  }
+  printf("wrote %s: %d model tensors of step %" PRId64 " (%" PRId64 " bytes) from %s\n", out, n,
+         step, bytes, path);
+  return 0;
+}
+
+int ch_cli_ckpt(int argc, char **argv) {
+  for (int i = 1; i < argc; i++)
+    if (!strcmp(argv[i], "-h") || !strcmp(argv[i], "--help")) {
+      ckpt_usage(stdout);
+      return 0;
+    }
+  if (argc == 3 && !strcmp(argv[1], "inspect")) return cli_inspect(argv[2]);
+  if (argc == 4 && !strcmp(argv[1], "export")) return cli_export(argv[2], argv[3]);
+  if (argc >= 2 && strcmp(argv[1], "inspect") && strcmp(argv[1], "export"))
+    fprintf(stderr, "cohort ckpt: unknown subcommand '%s' (expected: inspect, export)\n\n", argv[1]);
+  ckpt_usage(stderr);
+  return 2;
+}
