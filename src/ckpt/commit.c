@@ -135,11 +135,11 @@ static void prune(const char *dir, const ch_ckpt_policy *policy, const char *kee
 }
 
 /* Fails early, with a clear message, when the file system cannot hold the checkpoint (the
- * tensors plus 10% and 1 MiB for HDF5 metadata). Writing would fail anyway, later. */
+ * tensors plus 10% and 128 KiB for HDF5 metadata). Writing would fail anyway, later. */
 static ch_status check_space(const char *dir, double bytes) {
   struct statvfs fs;
   if (statvfs(dir, &fs) != 0) return CH_OK; /* unknown: let the write tell */
-  double avail = (double)fs.f_bavail * (double)fs.f_frsize, need = bytes * 1.1 + 1048576.0;
+  double avail = (double)fs.f_bavail * (double)fs.f_frsize, need = bytes * 1.1 + 131072.0;
   if (avail < need)
     return CH_FAIL(CH_ERR_IO, "not enough space for a checkpoint in %s: it needs about %.1f MiB, "
                    "%.1f MiB are free", dir, need / 1048576.0, avail / 1048576.0);
