@@ -119,9 +119,10 @@ ch_status ch_runtime_init(int *argc, char ***argv, const ch_runtime_opts *opts, 
            : rt->thread_level == MPI_THREAD_SERIALIZED ? "SERIALIZED (watchdog reports this rank only)"
                                                        : "FUNNELED (watchdog reports this rank only)");
   ch_log_level lvl = rt->verbose ? CH_LOG_INFO : CH_LOG_DEBUG;
-  ch_log(lvl, "rank %d/%d on %s (node %d/%d, local %d/%d, launcher %s): cores %s%s, %d BLAS "
-              "thread%s, OpenBLAS kernels %s%s",
-         rt->world_rank, rt->world_size, rt->hostname, rt->node_id, rt->node_count,
+  /* The pid: MPICH's launcher names a dead process by pid and host only. */
+  ch_log(lvl, "rank %d/%d on %s, pid %d (node %d/%d, local %d/%d, launcher %s): cores %s%s, %d "
+              "BLAS thread%s, OpenBLAS kernels %s%s",
+         rt->world_rank, rt->world_size, rt->hostname, (int)getpid(), rt->node_id, rt->node_count,
          rt->local_rank, rt->local_size, rt->launcher, rt->cpuset, b.shared ? " (shared)" : "",
          rt->ncores, rt->ncores == 1 ? "" : "s", ch_blas_corename(),
          ch_blas_coretype_choice() ? " (chosen by cohort)" : "");

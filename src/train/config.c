@@ -269,7 +269,9 @@ static ch_status check_value(const key_spec *k, const kval *v, const char *where
       return CH_OK;
     }
     case KT_STRING:
-      if (!v->s[0]) return CH_FAIL(CH_ERR_CONFIG, "%s: %s: must not be empty", where, k->name);
+      /* Empty means "derived from another key" for string keys whose default is empty. */
+      if (!v->s[0] && k->dflt[0])
+        return CH_FAIL(CH_ERR_CONFIG, "%s: %s: must not be empty", where, k->name);
       if (strlen(v->s) >= k->size)
         return CH_FAIL(CH_ERR_CONFIG, "%s: %s: longer than %zu characters", where, k->name,
                        k->size - 1);

@@ -21,6 +21,7 @@
 #include "cohort/runtime.h"
 #include "cohort/signals.h"
 #include "cohort/train.h"
+#include "cohort/watchdog.h"
 #include "train/train_internal.h"
 
 typedef ch_trainer trainer;
@@ -179,6 +180,7 @@ static ch_status run_loop(trainer *t, ch_train_result *res) {
                                 (long long)t->step, (long long)steps);
   while (t->step < steps) {
     double t_step = ch_time();
+    ch_watchdog_set_step(t->step + 1);
     int32_t vote;
     ch_request vote_req;
     CH_CHECK(start_stop_vote(t, &vote, &vote_req));
@@ -227,6 +229,7 @@ ch_status ch_train_run(const ch_config *cfg, const ch_group *dp, int keep_params
   trainer t;
   ch_status st;
   ch_signals_install();
+  CH_CHECK_GOTO(ch_watchdog_start(dp, cfg->run.watchdog_timeout), st, done);
   CH_CHECK_GOTO(setup(&t, cfg, dp), st, done);
   CH_CHECK_GOTO(run_loop(&t, res), st, done);
   if (keep_params) {
@@ -240,6 +243,7 @@ ch_status ch_train_run(const ch_config *cfg, const ch_group *dp, int keep_params
   }
 done:
   teardown(&t);
+  ch_watchdog_stop();
   ch_signals_restore();
   return st;
 }
