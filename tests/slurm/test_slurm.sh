@@ -154,4 +154,36 @@ job=$(head -n1 "$tmp/sbatch.id")
 state=$(scontrol show job "$job" 2>/dev/null | grep -o 'JobState=[A-Z_]*\|ExitCode=[0-9:]*' | tr '\n' ' ')
 [[ -z $state || $state == "JobState=COMPLETED ExitCode=0:0 " ]] || fail "job $job: $state"
 check_run sbatch "$tmp/sbatch" "$tmp/sbatch.out"
+
+# Preemption the way Slurm does it: SIGUSR1 to the batch shell (what --signal=B:USR1@120 sends
+# before a time limit), forwarded by the template to srun and the ranks, which checkpoint and
+# exit 0; resubmitting the same job resumes from that checkpoint (the template passes
+# run.resume=auto).
+note "sbatch, then scancel --batch --signal=USR1: checkpoint, exit 0, resume"
+long=(model.hidden=512 model.depth=3 train.steps=100000 train.log_every=5
+      "data.path=$tmp/digits.h5" "run.dir=$tmp/preempt")
+job=$(COHORT_BIN=$cohort COHORT_CONFIG=$config COHORT_SRUN_MPI=$srun_mpi   sbatch --parsable -n 2 --time=3 --job-name=cohort-test-preempt --chdir="$tmp"   --output="$tmp/preempt.out" "$src/launchers/train.sbatch" "${long[@]}" 2>"$tmp/sbatch.err")
+[[ $job =~ ^[0-9]+$ ]] || fail "sbatch printed no job id ($(cat "$tmp/sbatch.err"))"
+for _ in $(seq 600); do
+  grep -q '"step": 10,' "$tmp/preempt/metrics.jsonl" 2>/dev/null && break
+  sleep 0.1
+done
+grep -q '"step": 10,' "$tmp/preempt/metrics.jsonl" 2>/dev/null || fail "job $job never reached step 10"
+scancel --batch --signal=USR1 "$job" || fail "scancel --signal=USR1 $job failed"
+for _ in $(seq 600); do
+  state=$(scontrol show job "$job" 2>/dev/null | grep -o 'JobState=[A-Z_]*')
+  [[ $state == JobState=RUNNING || $state == JobState=COMPLETING ]] || break
+  sleep 0.1
+done
+state=$(scontrol show job "$job" 2>/dev/null | grep -o 'JobState=[A-Z_]*\|ExitCode=[0-9:]*' | tr '\n' ' ')
+[[ -z $state || $state == "JobState=COMPLETED ExitCode=0:0 " ]] || fail "preempted job $job: $state"
+step=$(sed -n 's/.*stopping on SIGUSR1: checkpoint of step \([0-9]*\).*/\1/p' "$tmp/preempt.out" | head -1)
+[[ -n $step ]] || fail "no 'stopping on SIGUSR1' line in $tmp/preempt.out"
+COHORT_BIN=$cohort COHORT_CONFIG=$config COHORT_SRUN_MPI=$srun_mpi \
+  timeout -k 10 120 sbatch --wait --parsable -n 2 --time=2 --job-name=cohort-test-resume \
+  --chdir="$tmp" --output="$tmp/resume.out" "$src/launchers/train.sbatch" "${long[@]}" \
+  train.steps=$((step + 5)) >/dev/null 2>"$tmp/sbatch.err" || fail "resume job failed"
+grep -q "resumed from .*step-$(printf %08d "$step").h5: step $step," "$tmp/resume.out" ||
+  fail "the resubmitted job did not resume from step $step"
+note "preemption: stopped at step $step with a checkpoint, resumed"
 note "PASS"
