@@ -41,7 +41,7 @@ void ch_watchdog_stop(void);
 void ch_watchdog_set_step(int64_t step);
 /* Marks the main thread as waiting in a collective named `op` (a string literal) until the
  * matching leave; nestable (the outermost enter starts the clock and counts one collective).
- * Cheap: a couple of relaxed atomic stores; nothing at all while the watchdog is off. */
+ * Cheap: a couple of atomic stores (plain moves on x86); nothing at all while it is off. */
 void ch_watchdog_enter(const char *op);
 /* Ends the wait begun by the matching ch_watchdog_enter. */
 void ch_watchdog_leave(void);

@@ -13,6 +13,7 @@
 #include "ckpt/ckpt_internal.h"
 #include "cohort/log.h"
 #include "cohort/runtime.h"
+#include "cohort/watchdog.h"
 #include "runtime/h5util.h"
 
 static ch_status h5_fail(ch_status s, const char *path, const char *what, const char *name) {
@@ -108,9 +109,11 @@ static herr_t transfer(hid_t dset, hid_t dxpl, const ch_param_spec *ps, int64_t 
   if (rc == 0 && n == 0) rc = H5Sselect_none(mspace);
   static float dummy;
   void *buf = n ? (void *)data : &dummy;
+  ch_watchdog_enter(write ? "hdf5 write" : "hdf5 read");
   if (rc == 0)
     rc = write ? H5Dwrite(dset, H5T_NATIVE_FLOAT, mspace, fspace, dxpl, buf)
                : H5Dread(dset, H5T_NATIVE_FLOAT, mspace, fspace, dxpl, buf);
+  ch_watchdog_leave();
   /* HDF5 silently falls back to independent I/O in some cases (type conversion, filters). */
   H5D_mpio_actual_io_mode_t mode = H5D_MPIO_NO_COLLECTIVE;
   if (rc == 0 && H5Pget_mpio_actual_io_mode(dxpl, &mode) >= 0) {
@@ -198,7 +201,9 @@ ch_status ch_ckpt_write(const ch_group *g, const char *path, const ch_layout *l,
   ch_h5_quiet q;
   ch_h5_quiet_begin(&q);
   hid_t fapl = open_fapl(g), dxpl = collective_dxpl();
+  ch_watchdog_enter("hdf5 create");
   hid_t file = fapl < 0 ? -1 : H5Fcreate(path, H5F_ACC_TRUNC, H5P_DEFAULT, fapl);
+  ch_watchdog_leave();
   if (file < 0 || dxpl < 0) {
     st = h5_fail(CH_ERR_IO, path, "cannot create the file", NULL);
   } else {
@@ -244,7 +249,10 @@ ch_status ch_ckpt_write(const ch_group *g, const char *path, const ch_layout *l,
     if (dsets[i] >= 0) H5Dclose(dsets[i]);
   free(dsets);
   if (dxpl >= 0) H5Pclose(dxpl);
-  if (file >= 0 && H5Fclose(file) < 0) {
+  ch_watchdog_enter("hdf5 close");
+  herr_t closed = file >= 0 ? H5Fclose(file) : 0;
+  ch_watchdog_leave();
+  if (closed < 0) {
     if (st == CH_OK) st = h5_fail(CH_ERR_IO, path, "closing (flushing) the file", NULL);
     /* HDF5 1.10 leaves a half-closed file behind that crashes any later close, including the
      * library's own shutdown: the runtime must not shut HDF5 down now. */
@@ -310,7 +318,9 @@ ch_status ch_ckpt_read(const ch_group *g, const char *path, const ch_layout *l,
   ch_h5_quiet q;
   ch_h5_quiet_begin(&q);
   hid_t fapl = open_fapl(g), dxpl = collective_dxpl();
+  ch_watchdog_enter("hdf5 open");
   hid_t file = fapl < 0 ? -1 : H5Fopen(path, H5F_ACC_RDONLY, fapl);
+  ch_watchdog_leave();
   if (file < 0 || dxpl < 0) st = h5_fail(CH_ERR_IO, path, "cannot open (missing, truncated or not HDF5)", NULL);
   else st = ch_ckpt_read_meta(file, path, meta);
   st = agree(g, st, path);
@@ -341,7 +351,9 @@ ch_status ch_ckpt_read(const ch_group *g, const char *path, const ch_layout *l,
     }
 close:
   if (dxpl >= 0) H5Pclose(dxpl);
+  ch_watchdog_enter("hdf5 close");
   if (file >= 0) H5Fclose(file);
+  ch_watchdog_leave();
   if (fapl >= 0) H5Pclose(fapl);
   ch_h5_quiet_end(&q);
   st = agree(g, st, path);

@@ -80,11 +80,11 @@ ch_status ch_runtime_init(int *argc, char ***argv, const ch_runtime_opts *opts, 
    * are read once at init, so this must precede MPI_Init. A user's own setting wins. */
   if (!inited) setenv("OMPI_MCA_fbtl_posix_read_datasieving", "0", 0);
 #endif
+  /* HDF5 is shut down by ch_runtime_finalize while MPI works, not by its atexit handler. */
+  H5dont_atexit();
   /* MULTIPLE for the collective watchdog's thread (cohort/watchdog.h), the one place besides
    * the main thread that calls MPI; FUNNELED is enough for everything else, and the watchdog
    * falls back to local reports under it. */
-  /* HDF5 is shut down by ch_runtime_finalize while MPI works, not by its atexit handler. */
-  H5dont_atexit();
   if (!inited && MPI_Init_thread(argc, argv, MPI_THREAD_MULTIPLE, &rt->thread_level) != MPI_SUCCESS)
     return CH_FAIL(CH_ERR_MPI, "MPI_Init_thread failed");
   if (inited) MPI_Query_thread(&rt->thread_level);

@@ -145,7 +145,10 @@ __attribute__((format(printf, 2, 3))) static void add(wd_text *t, const char *fm
   if (k > 0) t->n = t->n + (size_t)k < sizeof t->s ? t->n + (size_t)k : sizeof t->s - 1;
 }
 
-static int cmp_int(const void *a, const void *b) { return (*(const int *)a > *(const int *)b) - (*(const int *)a < *(const int *)b); }
+static int cmp_int(const void *pa, const void *pb) {
+  int a = *(const int *)pa, b = *(const int *)pb;
+  return (a > b) - (a < b);
+}
 
 /* "rank 3" or "ranks 0-2,5" for the world ranks `r[0..n)` (sorted in place). */
 static void add_ranks(wd_text *t, int *r, int n) {
@@ -169,28 +172,46 @@ static void add_where(wd_text *t, const wd_report *r) {
 }
 
 /* The summary printed by the lowest stalled rank: who waits, who never came, who waits
- * elsewhere (a desync). */
-static void print_summary(const wd_report *me, double waited) {
+ * elsewhere (a desync). `completed`: this rank's collective ended during the grace period, so
+ * the ranks' answers may describe later states; only who was seen waiting is reliable. */
+static void print_summary(const wd_report *me, double waited, int completed) {
   int n = g_wd.size, nwait = 0, nsilent = 0, nother = 0;
-  int *wait = malloc(sizeof(int) * 2 * (size_t)n), *silent = wait ? wait + n : NULL;
+  int *wait = malloc(sizeof(int) * 2 * (size_t)n), *rest = wait ? wait + n : NULL;
   if (!wait) {
     ch_log(CH_LOG_ERROR, "collective watchdog: %s has waited %.1f s; aborting the job", me->op, waited);
     return;
   }
   for (int q = 0; q < n; q++) {
     const wd_report *r = &g_wd.table[q];
-    if (!g_wd.got_at[q]) silent[nsilent++] = g_wd.world_of[q];
-    else if (r->in_coll && r->seq == me->seq && !strcmp(r->op, me->op)) wait[nwait++] = r->rank;
-    else nother++;
+    if (g_wd.got_at[q] && r->in_coll && r->seq == me->seq && !strcmp(r->op, me->op))
+      wait[nwait++] = r->rank;
+    else if (!g_wd.got_at[q] || completed)
+      rest[nsilent++] = g_wd.world_of[q];
+    else
+      nother++;
   }
   wd_text t = {.n = 0};
   add(&t, "collective watchdog: ");
   add_where(&t, me);
+  if (completed) {
+    add(&t, " took %.2f s on rank %d, over the %g s timeout, and completed while the ranks "
+            "exchanged reports (a slow rank rather than a hung one); seen waiting in it: ",
+        waited, me->rank, g_wd.timeout);
+    add_ranks(&t, wait, nwait);
+    if (nsilent) {
+      add(&t, "; not seen waiting (the late ones are among them): ");
+      add_ranks(&t, rest, nsilent);
+    }
+    add(&t, "; aborting the job (raise the timeout if waits this long are expected)");
+    ch_log(CH_LOG_ERROR, "%s", t.s);
+    free(wait);
+    return;
+  }
   add(&t, " waited %.1f s on ", waited);
   add_ranks(&t, wait, nwait);
   if (nsilent) {
     add(&t, "; ");
-    add_ranks(&t, silent, nsilent);
+    add_ranks(&t, rest, nsilent);
     add(&t, " did not reach it (hung or dead)");
   }
   int listed = 0;
@@ -245,9 +266,13 @@ static _Noreturn void stall(uint64_t st, double since) {
     if (MPI_Isend(me, (int)sizeof *me, MPI_BYTE, q, WD_TAG, g_wd.comm, &r) == MPI_SUCCESS)
       MPI_Request_free(&r);
   }
+  /* The collective may still complete (a slow rank, not a hung one). The job ends anyway, as
+   * the timeout promises, but the report must not claim a wait that ended. */
+  double done_at = 0;
   struct timespec pause = {0, 20 * 1000 * 1000};
   while (ch_time() - t0 < g_wd.grace) {
     drain_inbox(NULL);
+    if (!done_at && atomic_load_explicit(&g_wd.state, memory_order_acquire) != st) done_at = ch_time();
     nanosleep(&pause, NULL);
   }
   drain_inbox(NULL);
@@ -257,15 +282,15 @@ static _Noreturn void stall(uint64_t st, double since) {
       lowest = q;
       break;
     }
-  double waited = ch_time() - since;
+  double waited = (done_at ? done_at : ch_time()) - since;
   if (lowest == g_wd.rank) {
-    print_summary(me, waited);
+    print_summary(me, waited, done_at != 0);
   } else {
     wd_text t = {.n = 0};
     add(&t, "collective watchdog: ");
     add_where(&t, me);
-    add(&t, " waited %.1f s; aborting the job (rank %d reports which ranks are at fault)", waited,
-        g_wd.world_of[lowest]);
+    add(&t, done_at ? " completed only after %.2f s" : " waited %.1f s", waited);
+    add(&t, "; aborting the job (rank %d reports which ranks are at fault)", g_wd.world_of[lowest]);
     ch_log(CH_LOG_ERROR, "%s", t.s);
     /* Give the lowest rank time to print its summary and abort first. */
     double until = g_wd.got_at[lowest] + g_wd.grace + 2.0;

@@ -93,7 +93,8 @@ static ch_status load(ch_trainer *t, const char *path) {
   t->step = m.step;
   t->position = m.samples;
   ch_optim_set_steps(t->optim, m.optim_steps);
-  memcpy(t->losses, m.interval_losses, sizeof(double) * (size_t)m.n_interval_losses);
+  if (m.n_interval_losses > 0)
+    memcpy(t->losses, m.interval_losses, sizeof(double) * (size_t)m.n_interval_losses);
   t->n_losses = t->n_global = m.n_interval_losses;
   CH_INFO("resumed from %s: step %" PRId64 ", epoch %.2f, %" PRId64 " samples seen (written by "
           "%d rank%s, %s)", path, m.step, m.epoch, m.samples, m.world_size,
