@@ -49,6 +49,7 @@ try:
 except ImportError as e:  # pragma: no cover - depends on the machine
     print(f"skip: cannot import torch/h5py/numpy: {e}")
     sys.exit(77)
+from cohort_mlp import MLP  # noqa: E402
 
 TOL = 1e-5
 GRAD_FLOOR = 0.1   # x max|ref| of the tensor, see above
@@ -62,22 +63,6 @@ MODELS = [
     ("logreg-d0", "relu", 0, 8, 15, 3, 40, 3),  # depth 0: one linear layer, no activation
 ]
 OPTIMS = ["sgd", "adamw"]
-
-
-class MLP(torch.nn.Module):
-    def __init__(self, in_features, hidden, depth, classes, act):
-        super().__init__()
-        dims = [in_features] + [hidden] * depth + [classes]
-        self.layers = torch.nn.ModuleList(
-            torch.nn.Linear(dims[i], dims[i + 1]) for i in range(depth + 1))
-        self.act = act
-
-    def forward(self, x):
-        for i, layer in enumerate(self.layers):
-            x = layer(x)
-            if i + 1 < len(self.layers):
-                x = F.relu(x) if self.act == "relu" else F.gelu(x, approximate="tanh")
-        return x
 
 
 def attr(f, name):

@@ -26,6 +26,7 @@ may flip its argmax, nothing else may differ.
 Exit status: 0 pass, 1 fail, 77 when torch, h5py or numpy cannot be imported (ctest SKIP).
 """
 import json
+import os
 import re
 import struct
 import sys
@@ -38,6 +39,8 @@ try:
 except ImportError as e:  # pragma: no cover - depends on the machine
     print(f"skip: cannot import torch/h5py/numpy: {e}")
     sys.exit(77)
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "python"))
+from cohort_mlp import MLP  # noqa: E402
 
 LOSS_RTOL = 1e-4
 ACC_ROWS = 1
@@ -69,23 +72,6 @@ def parse_config(text):
         else:
             parent[key] = value.strip('"')
     return root
-
-
-class MLP(torch.nn.Module):
-    def __init__(self, in_features, hidden, depth, classes, act):
-        super().__init__()
-        dims = [in_features] + [hidden] * depth + [classes]
-        self.layers = torch.nn.ModuleList(
-            torch.nn.Linear(dims[i], dims[i + 1]) for i in range(depth + 1))
-        self.act = act
-
-    def forward(self, x):
-        for i, layer in enumerate(self.layers):
-            x = layer(x)
-            if i + 1 < len(self.layers):
-                # cohort's GELU is the tanh approximation (kernels/cpu/activation.c)
-                x = F.relu(x) if self.act == "relu" else F.gelu(x, approximate="tanh")
-        return x
 
 
 def read_safetensors(path):
