@@ -35,17 +35,6 @@
 enum { V_COHORT = 0, V_RAW, V_NB, V_RAWNB, NV };
 static const char *vname[NV] = {"cohort", "raw", "nb", "rawnb"};
 
-static size_t parse_size(const char *s) {
-  char *end;
-  double v = strtod(s, &end);
-  switch (*end) {
-    case 'k': case 'K': v *= 1024; break;
-    case 'm': case 'M': v *= 1024 * 1024; break;
-    case 'g': case 'G': v *= 1024.0 * 1024 * 1024; break;
-  }
-  return (size_t)v;
-}
-
 /* Same sequence on every rank: the order of variants must agree across ranks. */
 static unsigned long long order_rng = 0x2545F4914F6CDD1Dull;
 static void shuffle(int *v, int n) {
@@ -108,11 +97,11 @@ int main(int argc, char **argv) {
   for (int i = 1; i < argc; i++) {
     const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
     if (!v) goto usage;
-    if (!strcmp(a, "--min")) min_bytes = parse_size(v);
-    else if (!strcmp(a, "--max")) max_bytes = parse_size(v);
+    if (!strcmp(a, "--min")) min_bytes = bench_parse_size(v);
+    else if (!strcmp(a, "--max")) max_bytes = bench_parse_size(v);
     else if (!strcmp(a, "--step")) step = atoi(v);
     else if (!strcmp(a, "--stat")) use_best = !strcmp(v, "best");
-    else if (!strcmp(a, "--target-bytes")) target = parse_size(v);
+    else if (!strcmp(a, "--target-bytes")) target = bench_parse_size(v);
     else if (!strcmp(a, "--max-iters")) max_iters = atoi(v);
     else if (!strcmp(a, "--min-iters")) min_iters = atoi(v);
     else if (!strcmp(a, "--warmup")) warmup = atoi(v);

@@ -42,17 +42,6 @@
 #include "cohort/tensor.h"
 #include "common/bench_util.h"
 
-static size_t parse_size(const char *s) {
-  char *end;
-  double v = strtod(s, &end);
-  switch (*end) {
-    case 'k': case 'K': v *= 1024; break;
-    case 'm': case 'M': v *= 1024 * 1024; break;
-    case 'g': case 'G': v *= 1024.0 * 1024 * 1024; break;
-  }
-  return (size_t)v;
-}
-
 /* Random fp32 in [-1, 1) from (buffer, flat index) alone, so the data do not depend on the
  * number of ranks. splitmix64. */
 static float value_at(int buf, size_t i) {
@@ -201,7 +190,7 @@ int main(int argc, char **argv) {
     }
     if (!v) goto usage;
     if (!strcmp(a, "--dir")) snprintf(dir, sizeof dir, "%s", v);
-    else if (!strcmp(a, "--bytes")) target = parse_size(v);
+    else if (!strcmp(a, "--bytes")) target = bench_parse_size(v);
     else if (!strcmp(a, "--width")) width = atoll(v);
     else if (!strcmp(a, "--reps")) reps = atoi(v);
     else if (!strcmp(a, "--drop")) drop = v;
