@@ -34,12 +34,7 @@ ch_status ch_runtime_init(int *argc, char ***argv, const ch_runtime_opts *opts, 
 /* The context made by ch_runtime_init, or NULL before it. */
 ch_runtime *ch_runtime_get(void);
 
-/* Records that an HDF5 file failed to close (HDF5 1.10 then crashes when it shuts down), so
- * that ch_runtime_finalize leaves HDF5 alone; the process exits without its cleanup. */
-void ch_runtime_hdf5_broken(void);
-
-/* Stops the collective watchdog if it runs, frees the communicators, shuts HDF5 down while MPI
- * still works (unless ch_runtime_hdf5_broken was called), and finalises MPI. */
+/* Stops the collective watchdog if it runs, frees the communicators and finalises MPI. */
 void ch_runtime_finalize(void);
 
 /* Ends the whole job: prints "[cohort rR] fatal on rank R (host): <status>: <message>: <error

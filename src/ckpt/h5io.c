@@ -17,7 +17,6 @@
 
 #include "ckpt/ckpt_internal.h"
 #include "cohort/log.h"
-#include "cohort/runtime.h"
 #include "cohort/watchdog.h"
 #include "runtime/h5util.h"
 
@@ -291,10 +290,9 @@ ch_status ch_ckpt_write(const ch_group *g, const char *path, const ch_layout *l,
   herr_t closed = file >= 0 ? H5Fclose(file) : 0;
   ch_watchdog_leave();
   if (closed < 0) {
+    /* HDF5 1.10 leaves a half-closed file behind that crashes its shutdown at MPI_Finalize;
+     * reserving the space before any data (phase 1) is what keeps this branch rare. */
     if (st == CH_OK) st = h5_fail(CH_ERR_IO, path, "closing (flushing) the file", NULL);
-    /* HDF5 1.10 leaves a half-closed file behind that crashes any later close, including the
-     * library's own shutdown: the runtime must not shut HDF5 down now. */
-    ch_runtime_hdf5_broken();
   }
   if (fapl >= 0) H5Pclose(fapl);
   ch_h5_quiet_end(&q);

@@ -1,7 +1,6 @@
 /* MPI initialisation, rank discovery, and the process context. */
 #include "cohort/runtime.h"
 
-#include <hdf5.h>
 #include <malloc.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -17,7 +16,6 @@
 
 static ch_runtime g_rt;
 static int g_rt_ready;
-static int g_hdf5_broken; /* see ch_runtime_hdf5_broken */
 
 double ch_time(void) {
   struct timespec ts;
@@ -80,8 +78,6 @@ ch_status ch_runtime_init(int *argc, char ***argv, const ch_runtime_opts *opts, 
    * are read once at init, so this must precede MPI_Init. A user's own setting wins. */
   if (!inited) setenv("OMPI_MCA_fbtl_posix_read_datasieving", "0", 0);
 #endif
-  /* HDF5 is shut down by ch_runtime_finalize while MPI works, not by its atexit handler. */
-  H5dont_atexit();
   /* MULTIPLE for the collective watchdog's thread (cohort/watchdog.h), the one place besides
    * the main thread that calls MPI; FUNNELED is enough for everything else, and the watchdog
    * falls back to local reports under it. */
@@ -133,8 +129,6 @@ ch_status ch_runtime_init(int *argc, char ***argv, const ch_runtime_opts *opts, 
   return CH_OK;
 }
 
-void ch_runtime_hdf5_broken(void) { g_hdf5_broken = 1; }
-
 ch_runtime *ch_runtime_get(void) { return g_rt_ready ? &g_rt : NULL; }
 
 void ch_runtime_finalize(void) {
@@ -147,9 +141,6 @@ void ch_runtime_finalize(void) {
     MPI_Comm_free(&g_rt.world);
     g_rt_ready = 0;
   }
-  /* HDF5 shuts down at exit, after MPI; a parallel file that failed to close (say, the disk
-   * filled during a checkpoint) would then be closed through a finalized MPI and crash. */
-  if (!g_hdf5_broken) H5close();
   MPI_Finalize();
 }
 

@@ -24,6 +24,13 @@ static int buffers(ch_trainer *t, ch_ckpt_buffer *bufs) {
   return n;
 }
 
+/* This rank's slice [lo, hi) of the flat layout: what it writes and reads. */
+static void my_range(const ch_trainer *t, size_t *lo, size_t *hi) {
+  size_t n = t->layout->numel;
+  *lo = ch_part_offset(n, t->g->size, t->g->rank);
+  *hi = *lo + ch_part_count(n, t->g->size, t->g->rank);
+}
+
 ch_status ch_trainer_reduce_losses(ch_trainer *t) {
   int n = t->n_losses - t->n_global;
   if (n > 0)
@@ -52,8 +59,8 @@ ch_status ch_trainer_checkpoint(ch_trainer *t, char *path, size_t size) {
   ch_ckpt_dir(c, dir, sizeof dir);
   ch_ckpt_policy policy = {c->run.checkpoint.keep_last, c->run.checkpoint.keep_every};
   size_t n = t->layout->numel;
-  size_t lo = ch_part_offset(n, t->g->size, t->g->rank);
-  size_t hi = lo + ch_part_count(n, t->g->size, t->g->rank);
+  size_t lo, hi;
+  my_range(t, &lo, &hi);
   double t0 = ch_time();
   ch_status st = ch_ckpt_save(t->g, dir, &policy, t->layout, bufs, nbufs, lo, hi, &m, path, size);
   free(m.config);
@@ -69,8 +76,8 @@ static ch_status load(ch_trainer *t, const char *path) {
   ch_ckpt_buffer bufs[4];
   int nbufs = buffers(t, bufs);
   size_t n = t->layout->numel;
-  size_t lo = ch_part_offset(n, t->g->size, t->g->rank);
-  size_t hi = lo + ch_part_count(n, t->g->size, t->g->rank);
+  size_t lo, hi;
+  my_range(t, &lo, &hi);
   ch_ckpt_meta m;
   CH_CHECK(ch_ckpt_read(t->g, path, t->layout, bufs, nbufs, lo, hi, &m));
   for (int b = 0; b < nbufs; b++)
