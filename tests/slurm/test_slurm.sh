@@ -179,10 +179,12 @@ state=$(scontrol show job "$job" 2>/dev/null | grep -o 'JobState=[A-Z_]*\|ExitCo
 [[ -z $state || $state == "JobState=COMPLETED ExitCode=0:0 " ]] || fail "preempted job $job: $state"
 step=$(sed -n 's/.*stopping on SIGUSR1: checkpoint of step \([0-9]*\).*/\1/p' "$tmp/preempt.out" | head -1)
 [[ -n $step ]] || fail "no 'stopping on SIGUSR1' line in $tmp/preempt.out"
+# +25 steps: the config's optim.warmup_steps (20) must stay <= train.steps even when a slow
+# (sanitizer) build is preempted right after step 10.
 COHORT_BIN=$cohort COHORT_CONFIG=$config COHORT_SRUN_MPI=$srun_mpi \
   timeout -k 10 120 sbatch --wait --parsable -n 2 --time=2 --job-name=cohort-test-resume \
   --chdir="$tmp" --output="$tmp/resume.out" "$src/launchers/train.sbatch" "${long[@]}" \
-  train.steps=$((step + 5)) >/dev/null 2>"$tmp/sbatch.err" || fail "resume job failed"
+  train.steps=$((step + 25)) >/dev/null 2>"$tmp/sbatch.err" || fail "resume job failed"
 grep -q "resumed from .*step-$(printf %08d "$step").h5: step $step," "$tmp/resume.out" ||
   fail "the resubmitted job did not resume from step $step"
 note "preemption: stopped at step $step with a checkpoint, resumed"
