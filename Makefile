@@ -1,13 +1,15 @@
 # Thin wrapper over CMake for the README's two commands:
 #   make demo   train the digits MLP on 2 MPI ranks
 #   make test   build and run the whole test suite
+#   make gpt    train the GPT example on Shakespeare and generate from it
 BUILD ?= build
 NP ?= 2
 JOBS ?= $(shell nproc)
 COHORT = $(BUILD)/cohort
 DIGITS = examples/digits/digits.h5
+SHAKESPEARE = examples/shakespeare/shakespeare.h5
 
-.PHONY: all deps build demo test data clean
+.PHONY: all deps build demo test data data-text gpt clean
 all: build
 
 deps:
@@ -22,6 +24,16 @@ $(DIGITS): examples/digits/digits.csv.gz | build
 
 data: build $(DIGITS)
 
+$(SHAKESPEARE): examples/shakespeare/input.txt.gz | build
+	$(COHORT) data text $< $@ --val-fraction 0.1
+
+data-text: build $(SHAKESPEARE)
+
+# The GPT example: train gpt-tiny on 2 ranks, then generate from its last checkpoint.
+gpt: data-text
+	launchers/mpirun.sh $(NP) $(COHORT) train configs/gpt-tiny.yaml
+	$(COHORT) generate runs/gpt-tiny/checkpoints --prompt "ROMEO:" --max-tokens 200 --temperature 0.8 --top-k 40
+
 demo: data
 	launchers/mpirun.sh $(NP) $(COHORT) train configs/mlp-digits.yaml
 
@@ -29,4 +41,4 @@ test: build
 	cd $(BUILD) && ctest --output-on-failure -j 1
 
 clean:
-	rm -rf $(BUILD) $(DIGITS)
+	rm -rf $(BUILD) $(DIGITS) $(SHAKESPEARE)

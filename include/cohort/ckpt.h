@@ -9,6 +9,7 @@
 #include <stdint.h>
 #include "cohort/comm.h"
 #include "cohort/config.h"
+#include "cohort/model.h"
 #include "cohort/status.h"
 #include "cohort/tensor.h"
 
@@ -136,3 +137,11 @@ ch_status ch_ckpt_read_tensor(ch_ckpt_file *f, const ch_ckpt_tensor *t, float *d
  * (checksum mismatch or missing, not float32, no model tensors), CH_ERR_IO, CH_ERR_NOMEM. */
 ch_status ch_ckpt_export_safetensors(ch_ckpt_file *f, const char *out, int *ntensors,
                                      int64_t *bytes);
+
+/* Rebuilds the model a checkpoint holds, by one process: *cfg gets the stored config, *model a
+ * model for up to `max_batch` samples (ch_model_destroy), *params its parameters
+ * (ch_alloc_aligned; free with ch_free_aligned), every checksum verified. Errors: as
+ * ch_ckpt_open, CH_ERR_FORMAT naming the dataset (missing, wrong shape, checksum mismatch),
+ * CH_ERR_CONFIG (a stored config this build cannot load), CH_ERR_NOMEM. */
+ch_status ch_ckpt_load_model(const char *path, int max_batch, ch_config *cfg, ch_model **model,
+                             float **params);

@@ -18,7 +18,10 @@ typedef struct ch_config {
     int type;          /* ch_model_type */
     int depth;         /* hidden layers (MLP) */
     int hidden;        /* hidden width (MLP) */
-    int activation;    /* ch_activation */
+    int activation;    /* ch_activation (MLP) */
+    int n_layer, n_head, n_embd; /* GPT blocks, heads, width */
+    int context;       /* GPT context length (tokens) */
+    int64_t vocab_size;  /* GPT vocabulary; 0 = the dataset's */
   } model;
   struct {
     char path[CH_PATH_MAX]; /* HDF5 file made by `cohort data` */
@@ -67,6 +70,10 @@ void ch_config_defaults(ch_config *cfg);
  * >= 1". `cfg` is written only on success. */
 ch_status ch_config_load(const char *path, const char *const *overrides, int noverrides,
                          ch_config *cfg);
+
+/* As ch_config_load for YAML `text` held in memory (a checkpoint's stored config); `name`
+ * stands for the file in messages. */
+ch_status ch_config_load_text(const char *text, const char *name, ch_config *cfg);
 
 /* Applies one "key.sub=value" override (value parsed as a YAML scalar) to `cfg`. `origin` prefixes
  * error messages; NULL means "override '<assignment>'". Checks the key's own range but not the

@@ -75,3 +75,53 @@ int64_t ch_sampler_at(ch_sampler *s, int64_t pos);
  * argument: pos < 0, batch < 0, rank outside [0, nranks)). */
 int64_t ch_sampler_batch(ch_sampler *s, int64_t pos, int64_t batch, int nranks, int rank,
                          int64_t *rows);
+
+/* ---- Text data for language models (`cohort data text`) ----
+ * File layout: /train/tokens and /val/tokens int32 1-D; root attributes vocab_size (int64),
+ * tokenizer ("byte" | "gpt2"), source (the input names); for gpt2 the tokenizer's texts as
+ * uint8 datasets /tokenizer/encoder_json and /tokenizer/bpe_merges (docs/data-format.md). */
+#include "cohort/tokenizer.h"
+
+typedef struct ch_text_opts {
+  double val_fraction;      /* in (0, 1): val = the last round(F * tokens) tokens */
+  const ch_tokenizer *tok;  /* NULL: byte tokenizer */
+} ch_text_opts;
+
+typedef struct ch_text_stats {
+  int64_t bytes, tokens, train_tokens, val_tokens, vocab;
+  double unigram_entropy_bits; /* of the train tokens, bits per token */
+} ch_text_stats;
+
+/* Concatenates the nin >= 1 files (plain or gzip) in order, with a '\n' added after a non-empty
+ * file that does not end with one when another file follows; tokenizes the text with opts->tok;
+ * puts the last round(val_fraction * tokens) tokens in val and the rest in train (each must get
+ * at least 2), and writes the layout above atomically (out_path.partial, fsync, rename).
+ * `opts` NULL means {0.1, byte}; `stats` may be NULL. Serial; the text is held in memory.
+ * Errors: CH_ERR_IO (cannot read or write a file, naming it), CH_ERR_INVALID (val_fraction
+ * outside (0, 1), or a split of fewer than 2 tokens), CH_ERR_FORMAT (a text of fewer than 4
+ * tokens), CH_ERR_NOMEM. */
+ch_status ch_data_text_convert(const char *const *in_paths, int nin, const char *out_path,
+                               const ch_text_opts *opts, ch_text_stats *stats);
+
+typedef struct ch_tokens ch_tokens;
+
+/* Opens split ("train"|"val") of a text dataset with parallel HDF5 over g (collective); windows
+ * of context+1 tokens start every `context` tokens: window i = tokens [i*context,
+ * i*context+context+1). Errors: CH_ERR_FORMAT (no /split/tokens, not integers or not 1-D, no
+ * vocab_size, fewer than context+1 tokens -> the message says how many tokens and what
+ * context), CH_ERR_IO, CH_ERR_INVALID (context < 1, bad split name). Close with ch_tokens_close. */
+ch_status ch_tokens_open(const ch_group *g, const char *path, const char *split, int context, ch_tokens **out);
+/* Closes the file and frees t (collective); NULL is a no-op. */
+void ch_tokens_close(ch_tokens *t);
+/* Tokens in the split. */
+int64_t ch_tokens_count(const ch_tokens *t);
+/* Windows: (count - 1) / context. */
+int64_t ch_tokens_windows(const ch_tokens *t);
+/* The file's vocab_size. */
+int64_t ch_tokens_vocab(const ch_tokens *t);
+
+/* Reads windows[0..n) (any order, repeats allowed) into out [n, context+1]. Collective (every
+ * rank calls, n may be 0, then windows and out may be NULL); independent transfer of only the
+ * selected token ranges, as ch_dataset_read. A window outside [0, windows) on any rank fails on
+ * every rank (CH_ERR_INVALID). A token outside [0, vocab): CH_ERR_FORMAT (this rank). CH_ERR_IO. */
+ch_status ch_tokens_read(ch_tokens *t, const int64_t *windows, int64_t n, int32_t *out);

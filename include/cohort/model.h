@@ -16,10 +16,13 @@ typedef struct ch_grad_hook {
 
 typedef struct ch_model ch_model;
 
-/* Builds the model described by cfg->model for inputs of `in_features` and `num_classes`
- * outputs, with activations for micro-batches of up to `max_batch` rows. Errors:
- * CH_ERR_CONFIG (unsupported model), CH_ERR_NOMEM. Free with ch_model_destroy. */
-ch_status ch_model_create(const ch_config *cfg, int64_t in_features, int num_classes,
+/* Builds the model described by cfg->model (type mlp or gpt) with activations for micro-batches
+ * of up to `max_batch` samples. `in_features` and `classes` come from the dataset: for the MLP
+ * the float features per row and the number of classes; for the GPT in_features is ignored and
+ * `classes` is the dataset's vocabulary (model.vocab_size, when set, must be >= it). Errors:
+ * CH_ERR_CONFIG naming the key (bad shape, n_embd not divisible by n_head), CH_ERR_NOMEM.
+ * Free with ch_model_destroy. */
+ch_status ch_model_create(const ch_config *cfg, int64_t in_features, int64_t classes,
                           int max_batch, ch_model **out);
 void ch_model_destroy(ch_model *m);
 
@@ -28,21 +31,70 @@ const ch_layout *ch_model_layout(const ch_model *m);
 /* Bytes of the activation arena. */
 size_t ch_model_activation_bytes(const ch_model *m);
 int ch_model_max_batch(const ch_model *m);
+/* "mlp" or "gpt". */
+const char *ch_model_name(const ch_model *m);
 
-/* Forward only: returns the logits [batch, classes] in a model-owned buffer valid until the
- * next call. batch <= max_batch. */
-ch_status ch_model_forward(ch_model *m, const float *params, const float *x, int batch,
-                           const float **logits);
+/* The shape of one sample. A batch is x [batch, sample_floats] (float inputs; MLP: the
+ * features, GPT: none, x may be NULL) and y [batch, sample_ints] (int32; MLP: the label, GPT:
+ * a window of context + 1 tokens whose first `context` are the inputs and last `context` the
+ * targets). `targets` is the number of predictions, i.e. loss terms, per sample (MLP 1, GPT
+ * context): the trainer scales by 1 / (batch * targets) to get the mean loss. */
+int64_t ch_model_sample_floats(const ch_model *m);
+int64_t ch_model_sample_ints(const ch_model *m);
+int64_t ch_model_targets(const ch_model *m);
 
-/* Summed loss and number of correct argmax predictions over `batch` rows (no backward). */
+/* Forward only: *logits gets [batch * targets, classes] (GPT: [batch * context, vocab], one row
+ * per input token) in a model-owned buffer valid until the next call. Samples as above (GPT
+ * windows: every token, the last included, must be in the vocabulary). */
+ch_status ch_model_forward(ch_model *m, const float *params, const float *x, const int32_t *y,
+                           int batch, const float **logits);
+
+/* Summed loss over the batch's batch * targets predictions and the number of them whose argmax
+ * is the target (no backward). */
 ch_status ch_model_eval(ch_model *m, const float *params, const float *x, const int32_t *y,
                         int batch, double *loss_sum, int64_t *correct);
 
-/* Forward + backward of loss_scale * (sum of per-row losses). Gradients are ADDED into `grads`
- * (same layout as params), so micro-batches accumulate. `hook` (may be NULL) is told when each
- * unit's gradient is final; with batch == 0 no compute happens but the hook still fires for
- * every unit (a rank with no rows still takes part in gradient communication). `loss_sum` gets
- * the unscaled summed loss. */
+/* Forward + backward of loss_scale * (sum of per-target losses). Gradients are ADDED into
+ * `grads` (same layout as params), so micro-batches accumulate. `hook` (may be NULL) is told
+ * when each unit's gradient is final; with batch == 0 no compute happens but the hook still
+ * fires for every unit (a rank with no rows still takes part in gradient communication).
+ * `loss_sum` gets the unscaled summed loss. */
 ch_status ch_model_train_step(ch_model *m, const float *params, float *grads, const float *x,
                               const int32_t *y, int batch, float loss_scale,
                               const ch_grad_hook *hook, double *loss_sum);
+
+/* ---- Generation (GPT) ------------------------------------------------------------------ */
+
+/* Keys and values of every layer for `slots` sequences of up to model.context tokens, so that
+ * each new token costs one incremental step. Errors: CH_ERR_INVALID (not a GPT), CH_ERR_NOMEM. */
+typedef struct ch_kv_cache ch_kv_cache;
+ch_status ch_kv_cache_create(const ch_model *m, int slots, ch_kv_cache **out);
+void ch_kv_cache_destroy(ch_kv_cache *kv);
+/* Empties a slot (its sequence starts again at position 0). */
+void ch_kv_cache_reset(ch_kv_cache *kv, int slot);
+/* Tokens held by a slot. */
+int ch_kv_cache_length(const ch_kv_cache *kv, int slot);
+
+/* Runs tokens[0..n) through the model after the slot's cached sequence, appends their keys and
+ * values to the cache, and writes the next-token logits [vocab] after the last of them to
+ * `logits`. n >= 1 (a prompt is one call, then one token per step). Errors: CH_ERR_INVALID
+ * when the sequence would exceed model.context or a token is outside the vocabulary. */
+ch_status ch_model_decode(ch_model *m, const float *params, ch_kv_cache *kv, int slot,
+                          const int32_t *tokens, int n, float *logits);
+
+/* How the next token is drawn. temperature <= 0 (or top_k == 1) is greedy: the argmax. Else
+ * p ~ softmax(logits / temperature), restricted to the top_k most likely tokens (0 = all),
+ * then to the smallest most-likely set whose mass reaches top_p of that (1 = all). */
+typedef struct ch_sampling {
+  float temperature;
+  int top_k;
+  float top_p;
+} ch_sampling;
+
+/* Draws a token from logits [vocab] with the uniform number u in [0, 1) (the caller's RNG
+ * position, so a seed reproduces a generation). */
+int32_t ch_sample_token(const float *logits, int64_t vocab, const ch_sampling *s, float u);
+
+/* The vocabulary and context of a GPT (0 for other models). */
+int64_t ch_model_vocab(const ch_model *m);
+int ch_model_context(const ch_model *m);

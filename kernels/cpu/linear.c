@@ -28,3 +28,28 @@ void ch_linear_backward(float *dx, float *dw, float *db, const float *dy, const 
     }
   }
 }
+
+/* GPT-2 stores its projections as Conv1D weights W[in, out]: y = x W + b. */
+void ch_matmul_forward(float *y, const float *x, const float *w, const float *b, int64_t batch,
+                       int in, int out) {
+  if (batch <= 0) return;
+  if (b) {
+    for (int64_t i = 0; i < batch; i++) memcpy(y + (size_t)i * out, b, sizeof *b * (size_t)out);
+  }
+  ch_sgemm(0, 0, (int)batch, out, in, 1.0f, x, in, w, out, b ? 1.0f : 0.0f, y, out);
+}
+
+void ch_matmul_backward(float *dx, float *dw, float *db, const float *dy, const float *x,
+                        const float *w, int64_t batch, int in, int out) {
+  if (batch <= 0) return;
+  /* dx[B,in] = dy[B,out] W[in,out]^T */
+  if (dx) ch_sgemm(0, 1, (int)batch, in, out, 1.0f, dy, out, w, out, 0.0f, dx, in);
+  /* dW[in,out] += x^T[in,B] dy[B,out] */
+  ch_sgemm(1, 0, in, out, (int)batch, 1.0f, x, in, dy, out, 1.0f, dw, out);
+  if (db) {
+    for (int64_t i = 0; i < batch; i++) {
+      const float *row = dy + (size_t)i * out;
+      for (int j = 0; j < out; j++) db[j] += row[j];
+    }
+  }
+}

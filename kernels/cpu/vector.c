@@ -1,4 +1,4 @@
-/* Reductions and scaling over flat buffers. */
+/* Reductions, scaling and addition over flat buffers. */
 #include "cohort/kernels.h"
 #include "kernels/cpu/simd.h"
 
@@ -15,4 +15,9 @@ CH_VECTORIZE double ch_sumsq(const float *x, int64_t n) {
 
 CH_VECTORIZE void ch_scale(float *x, float s, int64_t n) {
   for (int64_t i = 0; i < n; i++) x[i] *= s;
+}
+
+/* Elementwise, so y aliasing a or b (exactly) is safe: y[i] reads only a[i], b[i]. */
+CH_VECTORIZE void ch_add(float *y, const float *a, const float *b, int64_t n) {
+  for (int64_t i = 0; i < n; i++) y[i] = a[i] + b[i];
 }

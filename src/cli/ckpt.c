@@ -26,9 +26,7 @@ static void ckpt_usage(FILE *out) {
           "           PyTorch state_dict names, after verifying their checksums\n");
 }
 
-/* The checkpoint a PATH argument names: the file itself, or for a directory the file its
- * `latest` pointer names (relative to the directory). Returns 0, or 1 with a message. */
-static int resolve(const char *cmd, const char *arg, char *out, size_t size) {
+int ch_cli_resolve_checkpoint(const char *cmd, const char *arg, char *out, size_t size) {
   struct stat sb;
   if (stat(arg, &sb) != 0 || !S_ISDIR(sb.st_mode)) {
     snprintf(out, size, "%s", arg); /* a missing file is reported by the open */
@@ -38,15 +36,15 @@ static int resolve(const char *cmd, const char *arg, char *out, size_t size) {
   snprintf(pointer, sizeof pointer, "%s/latest", arg);
   FILE *f = fopen(pointer, "r");
   if (!f || !fgets(name, sizeof name, f)) {
-    fprintf(stderr, "cohort ckpt %s: %s is a directory without a readable `latest` file (no "
-            "committed checkpoint?)\n", cmd, arg);
+    fprintf(stderr, "%s: %s is a directory without a readable `latest` file (no committed "
+            "checkpoint?)\n", cmd, arg);
     if (f) fclose(f);
     return 1;
   }
   fclose(f);
   name[strcspn(name, "\r\n")] = '\0';
   if (!name[0]) {
-    fprintf(stderr, "cohort ckpt %s: %s is empty\n", cmd, pointer);
+    fprintf(stderr, "%s: %s is empty\n", cmd, pointer);
     return 1;
   }
   if (name[0] == '/') snprintf(out, size, "%s", name);
@@ -121,7 +119,7 @@ static int has_tensor(const ch_ckpt_file *f, const char *name) {
 
 static int cli_inspect(const char *arg) {
   char path[CH_PATH_MAX * 2 + 16];
-  if (resolve("inspect", arg, path, sizeof path)) return 1;
+  if (ch_cli_resolve_checkpoint("cohort ckpt inspect", arg, path, sizeof path)) return 1;
   ch_ckpt_file f;
   if (ch_ckpt_open(path, &f) != CH_OK) {
     fprintf(stderr, "cohort ckpt inspect: %s\n", ch_error_message());
@@ -196,7 +194,7 @@ static int cli_inspect(const char *arg) {
 
 static int cli_export(const char *arg, const char *out) {
   char path[CH_PATH_MAX * 2 + 16];
-  if (resolve("export", arg, path, sizeof path)) return 1;
+  if (ch_cli_resolve_checkpoint("cohort ckpt export", arg, path, sizeof path)) return 1;
   ch_ckpt_file f;
   if (ch_ckpt_open(path, &f) != CH_OK) {
     fprintf(stderr, "cohort ckpt export: %s\n", ch_error_message());

@@ -1,7 +1,14 @@
 /* Subcommands of the `cohort` binary. Each takes argv starting at its own name and returns
  * the process exit code (0 ok, 1 runtime failure, 2 usage or configuration error). */
 #pragma once
+#include <stddef.h>
 
 int ch_cli_train(int argc, char **argv);
 int ch_cli_data(int argc, char **argv);
 int ch_cli_ckpt(int argc, char **argv);
+int ch_cli_generate(int argc, char **argv);
+
+/* The checkpoint a PATH argument names: the file itself, or for a directory the file its
+ * `latest` pointer names (relative to the directory). Returns 0, or 1 with a message on stderr
+ * prefixed by `cmd`. */
+int ch_cli_resolve_checkpoint(const char *cmd, const char *arg, char *out, size_t size);

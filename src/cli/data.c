@@ -1,4 +1,4 @@
-/* `cohort data ...`: dataset tools. Serial; does not initialise MPI. */
+/* `cohort data csv|text ...`: dataset converters. Serial; does not initialise MPI. */
 #include <errno.h>
 #include <inttypes.h>
 #include <limits.h>
@@ -12,20 +12,35 @@
 static void data_usage(FILE *out) {
   fprintf(out,
           "usage: cohort data csv IN.csv[.gz] OUT.h5 [--label-column K] [--val-fraction F] [--seed S]\n"
+          "       cohort data text IN[.gz]... OUT.h5 [--val-fraction F]\n"
+          "                        [--tokenizer byte|gpt2 --vocab encoder.json --merges vocab.bpe]\n"
           "\n"
-          "Converts a comma-separated file (optionally gzipped, optional header line) into a cohort\n"
-          "dataset: /train/x, /train/y, /val/x, /val/y with a stratified, seeded train/val split.\n"
+          "csv: converts a comma-separated file (optionally gzipped, optional header line) into a\n"
+          "cohort dataset: /train/x, /train/y, /val/x, /val/y with a stratified, seeded split.\n"
           "\n"
           "  --label-column K   0-based column holding the integer class label (default: last)\n"
           "  --val-fraction F   fraction of each class put in the validation split, 0 <= F < 1\n"
           "                     (default 0.2)\n"
-          "  --seed S           seed of the split (default 0)\n");
+          "  --seed S           seed of the split (default 0)\n"
+          "\n"
+          "text: concatenates text files (plain or gzipped; a '\\n' is added after a file that\n"
+          "does not end with one when another file follows), tokenizes them and writes a token\n"
+          "dataset: /train/tokens, /val/tokens (int32) and the tokenizer. Prints the unigram\n"
+          "entropy of the train tokens: the loss of a model that ignores context.\n"
+          "\n"
+          "  --val-fraction F   the last round(F * tokens) tokens form the validation split,\n"
+          "                     0 < F < 1 (default 0.1); each split needs at least 2 tokens\n"
+          "  --tokenizer T      byte (default; vocab 256) or gpt2 (byte-pair encoding)\n"
+          "  --vocab FILE       gpt2: encoder.json (token -> id)\n"
+          "  --merges FILE      gpt2: vocab.bpe (merges in rank order)\n");
 }
 
+static const char *g_sub = "csv"; /* the subcommand, for messages */
+
 static int usage_error(const char *fmt, const char *arg) {
-  fprintf(stderr, "cohort data csv: ");
+  fprintf(stderr, "cohort data %s: ", g_sub);
   fprintf(stderr, fmt, arg);
-  fprintf(stderr, "\n(run 'cohort data csv --help' for usage)\n");
+  fprintf(stderr, "\n(run 'cohort data %s --help' for usage)\n", g_sub);
   return 2;
 }
 
@@ -108,12 +123,144 @@ static int cli_data_csv(int argc, char **argv) {
   return 0;
 }
 
+/* Whole file into a malloc'ed buffer. Returns 0, or -1 with errno. */
+static int slurp(const char *path, char **data, size_t *len) {
+  FILE *f = fopen(path, "rb");
+  if (!f) return -1;
+  size_t cap = 1 << 16, n = 0;
+  char *buf = malloc(cap);
+  for (;;) {
+    if (!buf) {
+      fclose(f);
+      errno = ENOMEM;
+      return -1;
+    }
+    n += fread(buf + n, 1, cap - n, f);
+    if (n < cap) break;
+    char *nb = realloc(buf, cap * 2);
+    if (!nb) free(buf);
+    buf = nb;
+    cap *= 2;
+  }
+  int err = ferror(f) ? EIO : 0;
+  fclose(f);
+  if (err) {
+    free(buf);
+    errno = err;
+    return -1;
+  }
+  *data = buf;
+  *len = n;
+  return 0;
+}
+
+/* The GPT-2 tokenizer from the two files; prints the failure itself (returns NULL). */
+static ch_tokenizer *load_gpt2(const char *vocab, const char *merges) {
+  char *enc = NULL, *mer = NULL;
+  size_t enc_len = 0, mer_len = 0;
+  ch_tokenizer *tok = NULL;
+  if (slurp(vocab, &enc, &enc_len) != 0) {
+    fprintf(stderr, "cohort data text: cannot read --vocab %s: %s\n", vocab, strerror(errno));
+  } else if (slurp(merges, &mer, &mer_len) != 0) {
+    fprintf(stderr, "cohort data text: cannot read --merges %s: %s\n", merges, strerror(errno));
+  } else {
+    ch_status st = ch_tokenizer_create_gpt2(enc, enc_len, mer, mer_len, &tok);
+    if (st != CH_OK)
+      fprintf(stderr, "cohort data text: %s: %s\n  (--vocab %s, --merges %s)\n", ch_status_str(st),
+              ch_error_message(), vocab, merges);
+  }
+  free(enc);
+  free(mer);
+  return tok;
+}
+
+static int cli_data_text(int argc, char **argv) {
+  double frac = 0.1;
+  const char *tokenizer = "byte", *vocab = NULL, *merges = NULL;
+  const char **pos = calloc((size_t)argc, sizeof *pos);
+  int npos = 0, rc = 0;
+  if (!pos) return 1;
+  for (int i = 1; i < argc && !rc; i++) {
+    const char *a = argv[i];
+    if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
+      data_usage(stdout);
+      free(pos);
+      return 0;
+    }
+    if (a[0] == '-' && a[1] == '-') {
+      const char *eq = strchr(a, '=');
+      size_t len = eq ? (size_t)(eq - a) : strlen(a);
+      const char *val = eq ? eq + 1 : (i + 1 < argc ? argv[i + 1] : NULL);
+      int is_frac = len == 14 && !strncmp(a, "--val-fraction", len);
+      int is_tok = len == 11 && !strncmp(a, "--tokenizer", len);
+      int is_vocab = len == 7 && !strncmp(a, "--vocab", len);
+      int is_merges = len == 8 && !strncmp(a, "--merges", len);
+      if (!is_frac && !is_tok && !is_vocab && !is_merges) rc = usage_error("unknown option '%s'", a);
+      else if (!val) rc = usage_error("option '%s' needs a value", a);
+      else if (is_frac && (parse_frac(val, &frac) || frac <= 0))
+        rc = usage_error("--val-fraction: '%s' is not a number in (0, 1)", val);
+      else if (is_tok && strcmp(val, "byte") && strcmp(val, "gpt2"))
+        rc = usage_error("--tokenizer: '%s' is not byte or gpt2", val);
+      if (rc) break;
+      if (!eq) i++;
+      if (is_tok) tokenizer = val;
+      if (is_vocab) vocab = val;
+      if (is_merges) merges = val;
+      continue;
+    }
+    pos[npos++] = a;
+  }
+  int gpt2 = !strcmp(tokenizer, "gpt2");
+  if (!rc && npos < 2) {
+    data_usage(stderr);
+    rc = 2;
+  } else if (!rc && gpt2 && (!vocab || !merges)) {
+    rc = usage_error("%s", "--tokenizer gpt2 needs --vocab encoder.json and --merges vocab.bpe");
+  } else if (!rc && !gpt2 && (vocab || merges)) {
+    rc = usage_error("%s", "--vocab and --merges need --tokenizer gpt2");
+  }
+  if (rc) {
+    free(pos);
+    return rc;
+  }
+  ch_tokenizer *tok = NULL;
+  ch_status st = gpt2 ? ((tok = load_gpt2(vocab, merges)) ? CH_OK : CH_ERR_FORMAT) : ch_tokenizer_create_byte(&tok);
+  if (st != CH_OK) {
+    if (!gpt2) fprintf(stderr, "cohort data text: %s\n", ch_error_message());
+    free(pos);
+    return 1;
+  }
+  ch_text_opts o = {.val_fraction = frac, .tok = tok};
+  ch_text_stats s;
+  const char *out = pos[npos - 1];
+  st = ch_data_text_convert(pos, npos - 1, out, &o, &s);
+  ch_tokenizer_destroy(tok);
+  free(pos);
+  if (st != CH_OK) {
+    fprintf(stderr, "cohort data text: %s: %s\n", ch_status_str(st), ch_error_message());
+    return st == CH_ERR_INVALID ? 2 : 1; /* INVALID: the fraction does not fit the text */
+  }
+  const double ln2 = 0.69314718055994530942;
+  printf("wrote %s\n"
+         "  bytes      %" PRId64 "\n"
+         "  tokens     %" PRId64 " (train %" PRId64 ", val %" PRId64 ")\n"
+         "  tokenizer  %s, vocab %" PRId64 "\n"
+         "  unigram entropy of train tokens: %.4f bits/token = %.4f nats/token\n",
+         out, s.bytes, s.tokens, s.train_tokens, s.val_tokens, gpt2 ? "gpt2" : "byte", s.vocab,
+         s.unigram_entropy_bits, s.unigram_entropy_bits * ln2);
+  return 0;
+}
+
 int ch_cli_data(int argc, char **argv) {
   if (argc < 2 || !strcmp(argv[1], "-h") || !strcmp(argv[1], "--help")) {
     data_usage(argc < 2 ? stderr : stdout);
     return argc < 2 ? 2 : 0;
   }
   if (!strcmp(argv[1], "csv")) return cli_data_csv(argc - 1, argv + 1);
-  fprintf(stderr, "cohort data: unknown subcommand '%s' (expected: csv)\n", argv[1]);
+  if (!strcmp(argv[1], "text")) {
+    g_sub = "text";
+    return cli_data_text(argc - 1, argv + 1);
+  }
+  fprintf(stderr, "cohort data: unknown subcommand '%s' (expected: csv, text)\n", argv[1]);
   return 2;
 }

@@ -14,8 +14,12 @@ static void usage(FILE *out) {
           "  train CONFIG.yaml [key.sub=value ...]   train a model (under mpirun or srun)\n"
           "  data csv IN.csv[.gz] OUT.h5 [--label-column K] [--val-fraction F] [--seed S]\n"
           "                                          convert a CSV into a cohort dataset\n"
+          "  data text IN[.gz]... OUT.h5 [--val-fraction F] [--tokenizer byte|gpt2\n"
+          "            --vocab encoder.json --merges vocab.bpe]\n"
+          "                                          tokenize text into a token dataset\n"
           "  ckpt inspect PATH                       show a checkpoint and verify its checksums\n"
           "  ckpt export PATH OUT.safetensors        write its model tensors as safetensors\n"
+          "  generate CHECKPOINT --prompt TEXT [...]  text from a trained GPT (KV cache)\n"
           "  version                                 print version and build facts\n"
           "\n"
           "Environment: COHORT_LOG=debug|info|warn|error, COHORT_LOG_RANKS=all.\n");
@@ -39,6 +43,7 @@ int main(int argc, char **argv) {
   if (!strcmp(argv[1], "train")) return ch_cli_train(argc - 1, argv + 1);
   if (!strcmp(argv[1], "data")) return ch_cli_data(argc - 1, argv + 1);
   if (!strcmp(argv[1], "ckpt")) return ch_cli_ckpt(argc - 1, argv + 1);
+  if (!strcmp(argv[1], "generate")) return ch_cli_generate(argc - 1, argv + 1);
   fprintf(stderr, "cohort: unknown command '%s'\n\n", argv[1]);
   usage(stderr);
   return 2;

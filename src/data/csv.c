@@ -3,7 +3,6 @@
  * val per class, and written as contiguous datasets: contiguous storage maps a row to one file
  * extent, so the parallel reader's row hyperslabs turn into plain MPI-IO offsets. */
 #include <errno.h>
-#include <fcntl.h>
 #include <float.h>
 #include <limits.h>
 #include <math.h>
@@ -14,6 +13,7 @@
 
 #include "cohort/data.h"
 #include "cohort/rng.h"
+#include "data/data_internal.h"
 #include "runtime/h5util.h"
 
 #define CSV_MAX_LABEL (INT32_MAX - 1) /* so that num_classes = max label + 1 fits an int */
@@ -247,25 +247,6 @@ static ch_status split_rows(const csv_table *t, const ch_csv_opts *o, uint8_t *i
   return CH_OK;
 }
 
-static ch_status h5_fail(const char *what, const char *path) {
-  char msg[256];
-  return CH_FAIL(CH_ERR_IO, "%s: %s failed: %s", path, what, ch_h5_error(msg));
-}
-
-static ch_status write_dataset(hid_t grp, const char *name, hid_t ftype, hid_t mtype, int rank,
-                               const hsize_t *dims, const void *data, const char *path) {
-  ch_status st = CH_OK;
-  hid_t space = H5Screate_simple(rank, dims, NULL);
-  if (space < 0) return h5_fail("H5Screate_simple", path);
-  hid_t ds = H5Dcreate2(grp, name, ftype, space, H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
-  if (ds < 0) st = h5_fail(name, path);
-  else if (dims[0] > 0 && H5Dwrite(ds, mtype, H5S_ALL, H5S_ALL, H5P_DEFAULT, data) < 0)
-    st = h5_fail(name, path);
-  if (ds >= 0) H5Dclose(ds);
-  H5Sclose(space);
-  return st;
-}
-
 /* Writes /<name>/x and /<name>/y with the `count` rows whose is_val equals want_val, in file
  * order. */
 static ch_status write_split(hid_t file, const char *name, const csv_table *t, const uint8_t *is_val,
@@ -286,12 +267,12 @@ static ch_status write_split(hid_t file, const char *name, const csv_table *t, c
   }
   grp = H5Gcreate2(file, name, H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
   if (grp < 0) {
-    st = h5_fail(name, path);
+    st = ch_data_h5_fail(CH_ERR_IO, path, name);
     goto done;
   }
   hsize_t xd[2] = {(hsize_t)count, (hsize_t)d}, yd[1] = {(hsize_t)count};
-  CH_CHECK_GOTO(write_dataset(grp, "x", H5T_IEEE_F32LE, H5T_NATIVE_FLOAT, 2, xd, x, path), st, done);
-  CH_CHECK_GOTO(write_dataset(grp, "y", H5T_STD_I32LE, H5T_NATIVE_INT32, 1, yd, y, path), st, done);
+  CH_CHECK_GOTO(ch_data_write_dataset(grp, "x", H5T_IEEE_F32LE, H5T_NATIVE_FLOAT, 2, xd, x, path), st, done);
+  CH_CHECK_GOTO(ch_data_write_dataset(grp, "y", H5T_STD_I32LE, H5T_NATIVE_INT32, 1, yd, y, path), st, done);
 done:
   if (grp >= 0) H5Gclose(grp);
   free(x);
@@ -299,69 +280,19 @@ done:
   return st;
 }
 
-static ch_status write_attr_i64(hid_t file, const char *name, int64_t v, const char *path) {
-  ch_status st = CH_OK;
-  hid_t space = H5Screate(H5S_SCALAR);
-  hid_t a = H5Acreate2(file, name, H5T_STD_I64LE, space, H5P_DEFAULT, H5P_DEFAULT);
-  if (a < 0 || H5Awrite(a, H5T_NATIVE_INT64, &v) < 0) st = h5_fail(name, path);
-  if (a >= 0) H5Aclose(a);
-  H5Sclose(space);
-  return st;
-}
-
-static ch_status write_attr_str(hid_t file, const char *name, const char *v, const char *path) {
-  ch_status st = CH_OK;
-  hid_t type = H5Tcopy(H5T_C_S1);
-  H5Tset_size(type, strlen(v) + 1);
-  H5Tset_strpad(type, H5T_STR_NULLTERM);
-  H5Tset_cset(type, H5T_CSET_UTF8);
-  hid_t space = H5Screate(H5S_SCALAR);
-  hid_t a = H5Acreate2(file, name, type, space, H5P_DEFAULT, H5P_DEFAULT);
-  if (a < 0 || H5Awrite(a, type, v) < 0) st = h5_fail(name, path);
-  if (a >= 0) H5Aclose(a);
-  H5Sclose(space);
-  H5Tclose(type);
-  return st;
-}
-
-/* fsync of a file or directory by name. */
-static ch_status sync_path(const char *path, int dir) {
-  int fd = open(path, O_RDONLY | (dir ? O_DIRECTORY : 0));
-  if (fd < 0) return CH_FAIL(CH_ERR_IO, "cannot open %s: %s", path, strerror(errno));
-  int rc = fsync(fd);
-  int err = errno;
-  close(fd);
-  if (rc != 0 && !(dir && (err == EINVAL || err == EROFS))) /* some file systems refuse dir fsync */
-    return CH_FAIL(CH_ERR_IO, "fsync %s: %s", path, strerror(err));
-  return CH_OK;
-}
-
-/* Atomic replacement: the data reach the disk under the temporary name, then the rename, then
- * the directory entry (Redis-style), so a crash leaves either the old file or the new one. */
-static ch_status commit_file(const char *tmp, const char *out) {
-  CH_CHECK(sync_path(tmp, 0));
-  if (rename(tmp, out) != 0) return CH_FAIL(CH_ERR_IO, "rename %s -> %s: %s", tmp, out, strerror(errno));
-  const char *slash = strrchr(out, '/');
-  char dir[4096];
-  if (!slash) snprintf(dir, sizeof dir, ".");
-  else snprintf(dir, sizeof dir, "%.*s", (int)(slash == out ? 1 : slash - out), out);
-  CH_CHECK(sync_path(dir, 1));
-  return CH_OK;
-}
-
 static ch_status write_file(const char *tmp, const char *in_path, const csv_table *t,
                             const uint8_t *is_val, int64_t nval) {
   ch_status st = CH_OK;
   hid_t file = H5Fcreate(tmp, H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT);
-  if (file < 0) return h5_fail("create", tmp);
+  if (file < 0) return ch_data_h5_fail(CH_ERR_IO, tmp, "create failed");
   const char *base = strrchr(in_path, '/');
   CH_CHECK_GOTO(write_split(file, "train", t, is_val, 0, t->rows - nval, tmp), st, done);
   CH_CHECK_GOTO(write_split(file, "val", t, is_val, 1, nval, tmp), st, done);
-  CH_CHECK_GOTO(write_attr_i64(file, "num_features", t->ncols - 1, tmp), st, done);
-  CH_CHECK_GOTO(write_attr_i64(file, "num_classes", (int64_t)t->max_label + 1, tmp), st, done);
-  CH_CHECK_GOTO(write_attr_str(file, "source", base ? base + 1 : in_path, tmp), st, done);
+  CH_CHECK_GOTO(ch_data_write_attr_i64(file, "num_features", t->ncols - 1, tmp), st, done);
+  CH_CHECK_GOTO(ch_data_write_attr_i64(file, "num_classes", (int64_t)t->max_label + 1, tmp), st, done);
+  CH_CHECK_GOTO(ch_data_write_attr_str(file, "source", base ? base + 1 : in_path, tmp), st, done);
 done:
-  if (H5Fclose(file) < 0 && st == CH_OK) st = h5_fail("close", tmp);
+  if (H5Fclose(file) < 0 && st == CH_OK) st = ch_data_h5_fail(CH_ERR_IO, tmp, "close failed");
   return st;
 }
 
@@ -393,7 +324,7 @@ ch_status ch_data_csv_convert(const char *in_path, const char *out_path, const c
   strcpy(tmp, out_path);
   strcat(tmp, ".partial");
   st = write_file(tmp, in_path, &t, is_val, nval);
-  if (st == CH_OK) st = commit_file(tmp, out_path);
+  if (st == CH_OK) st = ch_data_commit_file(tmp, out_path);
   if (st != CH_OK) {
     ch_error_trace(__FILE__, __LINE__);
     unlink(tmp);

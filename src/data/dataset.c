@@ -5,15 +5,14 @@
  * ranks read disjoint random rows, so two-phase collective I/O only adds a round of messages
  * (measured 3.0 ms vs 0.44 ms for 128 rows per rank on 2 ranks). The call itself stays
  * collective so that a bad row on one rank fails the call on every rank. */
-#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
 
 #include "cohort/data.h"
 #include "cohort/log.h"
 #include "cohort/watchdog.h"
+#include "data/data_internal.h"
 #include "runtime/h5util.h"
 
 struct ch_dataset {
@@ -24,56 +23,19 @@ struct ch_dataset {
   char where[256];      /* "path:/split" for messages */
 };
 
-static ch_status h5_fail(ch_status s, const char *where, const char *what) {
-  char msg[256];
-  return CH_FAIL(s, "%s: %s: %s", where, what, ch_h5_error(msg));
-}
-
-/* Reads an integer scalar attribute of the root group. */
-static ch_status read_attr_i64(hid_t file, const char *path, const char *name, int64_t *v) {
-  ch_status st = CH_OK;
-  if (H5Aexists(file, name) <= 0)
-    return CH_FAIL(CH_ERR_FORMAT, "%s: missing root attribute '%s'", path, name);
-  hid_t a = H5Aopen(file, name, H5P_DEFAULT);
-  if (a < 0) return h5_fail(CH_ERR_IO, path, name);
-  hid_t type = H5Aget_type(a), space = H5Aget_space(a);
-  if (H5Tget_class(type) != H5T_INTEGER || H5Sget_simple_extent_npoints(space) != 1)
-    st = CH_FAIL(CH_ERR_FORMAT, "%s: attribute '%s' is not an integer scalar", path, name);
-  else if (H5Aread(a, H5T_NATIVE_INT64, v) < 0)
-    st = h5_fail(CH_ERR_IO, path, name);
-  H5Sclose(space);
-  H5Tclose(type);
-  H5Aclose(a);
-  return st;
-}
-
 /* Opens /<split>/<name> and checks its element class and rank; dims receive its shape. */
 static ch_status open_checked(ch_dataset *ds, const char *split, const char *name, H5T_class_t cls,
                               int rank, hsize_t *dims, hid_t *out) {
   char full[160];
   snprintf(full, sizeof full, "/%s/%s", split, name);
-  if (H5Lexists(ds->file, full, H5P_DEFAULT) <= 0)
-    return CH_FAIL(CH_ERR_FORMAT, "%s: no dataset %s", ds->where, full);
-  *out = H5Dopen2(ds->file, full, H5P_DEFAULT);
-  if (*out < 0) return h5_fail(CH_ERR_FORMAT, ds->where, full);
-  hid_t type = H5Dget_type(*out), space = H5Dget_space(*out);
-  ch_status st = CH_OK;
-  if (H5Tget_class(type) != cls)
-    st = CH_FAIL(CH_ERR_FORMAT, "%s: %s must hold %s", ds->where, full, cls == H5T_FLOAT ? "floats" : "integers");
-  else if (H5Sget_simple_extent_ndims(space) != rank)
-    st = CH_FAIL(CH_ERR_FORMAT, "%s: %s must have %d dimension%s", ds->where, full, rank, rank > 1 ? "s" : "");
-  else
-    H5Sget_simple_extent_dims(space, dims, NULL);
-  H5Sclose(space);
-  H5Tclose(type);
-  return st;
+  return ch_data_open_checked(ds->file, ds->where, full, cls, rank, dims, out);
 }
 
 /* Everything after the file is open: attributes, datasets, their agreement. */
 static ch_status open_contents(ch_dataset *ds, const char *path, const char *split) {
   int64_t nf = 0, nc = 0;
-  CH_CHECK(read_attr_i64(ds->file, path, "num_features", &nf));
-  CH_CHECK(read_attr_i64(ds->file, path, "num_classes", &nc));
+  CH_CHECK(ch_data_read_attr_i64(ds->file, path, "num_features", &nf));
+  CH_CHECK(ch_data_read_attr_i64(ds->file, path, "num_classes", &nc));
   if (nf < 1) return CH_FAIL(CH_ERR_FORMAT, "%s: num_features = %lld (must be >= 1)", path, (long long)nf);
   if (nc < 1 || nc > INT32_MAX)
     return CH_FAIL(CH_ERR_FORMAT, "%s: num_classes = %lld (must be in 1..2^31-1)", path, (long long)nc);
@@ -93,55 +55,7 @@ static ch_status open_contents(ch_dataset *ds, const char *path, const char *spl
   ds->classes = (int)nc;
   ds->dxpl = H5Pcreate(H5P_DATASET_XFER);
   if (ds->dxpl < 0 || H5Pset_dxpl_mpio(ds->dxpl, H5FD_MPIO_INDEPENDENT) < 0)
-    return h5_fail(CH_ERR_IO, ds->where, "transfer property list");
-  return CH_OK;
-}
-
-/* Open MPI 4.1.0-4.1.4's ompio can return wrong bytes from noncontiguous collective reads while
- * its read data sieving is on (open-mpi/ompi#10546, fixed in 4.1.5; seen here as a wrong row
- * on 4 ranks). The parameter is read-only once MPI is up, so it has to be off before MPI_Init
- * (environment OMPI_MCA_fbtl_posix_read_datasieving=0, or ROMIO with OMPI_MCA_io=romio321);
- * this warns once, on rank 0, when neither is set. */
-static void warn_ompio_sieving(int rank) {
-#if defined(OMPI_MAJOR_VERSION) && OMPI_MAJOR_VERSION == 4 && OMPI_MINOR_VERSION == 1 && OMPI_RELEASE_VERSION < 5
-  static int warned;
-  const char *sieve = getenv("OMPI_MCA_fbtl_posix_read_datasieving"), *io = getenv("OMPI_MCA_io");
-  int off = sieve && (!strcmp(sieve, "0") || !strcmp(sieve, "false"));
-  int romio = io && strstr(io, "romio") && !strchr(io, '^');
-  if (warned || rank != 0 || off || romio) return;
-  warned = 1;
-  CH_WARN("Open MPI %d.%d.%d may read wrong data through parallel HDF5 (open-mpi/ompi#10546); set "
-          "OMPI_MCA_fbtl_posix_read_datasieving=0 before starting the job",
-          OMPI_MAJOR_VERSION, OMPI_MINOR_VERSION, OMPI_RELEASE_VERSION);
-#else
-  (void)rank;
-#endif
-}
-
-/* Collective open of the file: a missing file is reported alike on every rank, so that no rank
- * enters H5Fopen's collective alone. */
-static ch_status open_file(ch_dataset *ds, const ch_group *g, const char *path) {
-  int ok = access(path, R_OK) == 0, err = errno, all = 0;
-  if (MPI_Allreduce(&ok, &all, 1, MPI_INT, MPI_MIN, g->comm) != MPI_SUCCESS)
-    return CH_FAIL(CH_ERR_MPI, "%s: MPI_Allreduce failed", path);
-  if (!all)
-    return CH_FAIL(CH_ERR_IO, "cannot open %s: %s", path, ok ? "not readable on another rank" : strerror(err));
-  hid_t fapl = H5Pcreate(H5P_FILE_ACCESS);
-  if (fapl < 0) return h5_fail(CH_ERR_IO, path, "file access property list");
-  /* Collective metadata reads: rank 0 reads the object headers and broadcasts them. */
-  if (H5Pset_fapl_mpio(fapl, g->comm, MPI_INFO_NULL) < 0 || H5Pset_all_coll_metadata_ops(fapl, 1) < 0) {
-    H5Pclose(fapl);
-    return h5_fail(CH_ERR_IO, path, "H5Pset_fapl_mpio");
-  }
-  warn_ompio_sieving(g->rank);
-  ds->file = H5Fopen(path, H5F_ACC_RDONLY, fapl);
-  H5Pclose(fapl);
-  if (ds->file < 0) {
-    char msg[256];
-    ch_h5_error(msg);
-    if (H5Fis_hdf5(path) == 0) return CH_FAIL(CH_ERR_FORMAT, "%s is not an HDF5 file", path);
-    return CH_FAIL(CH_ERR_IO, "cannot open %s: %s", path, msg);
-  }
+    return ch_data_h5_fail(CH_ERR_IO, ds->where, "transfer property list");
   return CH_OK;
 }
 
@@ -159,7 +73,7 @@ ch_status ch_dataset_open(const ch_group *g, const char *path, const char *split
   ch_h5_quiet q;
   ch_h5_quiet_begin(&q);
   ch_watchdog_enter("hdf5 open"); /* collective: H5Fopen, and metadata reads (all_coll) */
-  ch_status st = open_file(ds, g, path);
+  ch_status st = ch_data_open_parallel(g, path, &ds->file);
   if (st == CH_OK) st = open_contents(ds, path, split);
   ch_watchdog_leave();
   ch_h5_quiet_end(&q);
@@ -200,62 +114,6 @@ static int cmp_row_pos(const void *pa, const void *pb) {
   return (a->pos > b->pos) - (a->pos < b->pos);
 }
 
-/* Runs of consecutive rows per leaf selection (see select_runs). */
-#define CH_RUNS_PER_LEAF 64
-
-/* A copy of `like` with runs [first, first + k) selected by one-by-one OR. */
-static hid_t leaf_space(hid_t like, const hsize_t *start, const hsize_t *len, int64_t k, hsize_t cols) {
-  hid_t s = H5Scopy(like);
-  for (int64_t i = 0; s >= 0 && i < k; i++) {
-    hsize_t st[2] = {start[i], 0}, ct[2] = {len[i], cols}; /* a 1-D space reads only [0] */
-    if (H5Sselect_hyperslab(s, i ? H5S_SELECT_OR : H5S_SELECT_SET, st, NULL, ct, NULL) < 0) {
-      H5Sclose(s);
-      s = -1;
-    }
-  }
-  return s;
-}
-
-/* A copy of the file space `like` selecting the row runs (start[i], len[i]) (sorted, disjoint)
- * with all `cols` columns, or -1. HDF5 1.10 merges each OR'ed block into the whole span tree,
- * so adding k blocks one by one costs O(k^2) (40000 rows: 70 s); instead leaves of
- * CH_RUNS_PER_LEAF runs are built that way and then merged pairwise, O(k log k) (40000: 0.05 s). */
-static hid_t select_runs(hid_t like, const hsize_t *start, const hsize_t *len, int64_t nruns, hsize_t cols) {
-  if (nruns == 0) {
-    hid_t s = H5Scopy(like);
-    if (s >= 0 && H5Sselect_none(s) < 0) {
-      H5Sclose(s);
-      s = -1;
-    }
-    return s;
-  }
-  int64_t nl = (nruns + CH_RUNS_PER_LEAF - 1) / CH_RUNS_PER_LEAF, ok = 1;
-  hid_t *sp = calloc((size_t)nl, sizeof *sp);
-  if (!sp) return -1;
-  for (int64_t l = 0; l < nl; l++) {
-    int64_t first = l * CH_RUNS_PER_LEAF, k = nruns - first < CH_RUNS_PER_LEAF ? nruns - first : CH_RUNS_PER_LEAF;
-    sp[l] = ok ? leaf_space(like, start + first, len + first, k, cols) : -1;
-    if (sp[l] < 0) ok = 0;
-  }
-  for (int64_t w = nl; w > 1; w = (w + 1) / 2) {
-    for (int64_t i = 0; i < w / 2; i++) {
-      hid_t merged = ok ? H5Scombine_select(sp[2 * i], H5S_SELECT_OR, sp[2 * i + 1]) : -1;
-      if (sp[2 * i] >= 0) H5Sclose(sp[2 * i]);
-      if (sp[2 * i + 1] >= 0) H5Sclose(sp[2 * i + 1]);
-      if (merged < 0) ok = 0;
-      sp[i] = merged;
-    }
-    if (w % 2) sp[w / 2] = sp[w - 1];
-  }
-  hid_t out = sp[0];
-  free(sp);
-  if (!ok && out >= 0) {
-    H5Sclose(out);
-    out = -1;
-  }
-  return out;
-}
-
 /* File selections of rows u[0..m) (sorted, distinct) of x and y, coalesced into runs. */
 static ch_status select_rows(const ch_dataset *ds, const int64_t *u, int64_t m, hid_t *fx, hid_t *fy) {
   ch_status st = CH_OK;
@@ -273,9 +131,9 @@ static ch_status select_rows(const ch_dataset *ds, const int64_t *u, int64_t m, 
     len[nruns++] = (hsize_t)(b - a);
     a = b;
   }
-  if (lx < 0 || ly < 0 || (*fx = select_runs(lx, start, len, nruns, (hsize_t)ds->features)) < 0 ||
-      (*fy = select_runs(ly, start, len, nruns, 1)) < 0)
-    st = h5_fail(CH_ERR_IO, ds->where, "row selection");
+  if (lx < 0 || ly < 0 || (*fx = ch_data_select_runs(lx, start, len, nruns, (hsize_t)ds->features)) < 0 ||
+      (*fy = ch_data_select_runs(ly, start, len, nruns, 1)) < 0)
+    st = ch_data_h5_fail(CH_ERR_IO, ds->where, "row selection");
 done:
   if (lx >= 0) H5Sclose(lx);
   if (ly >= 0) H5Sclose(ly);
@@ -302,9 +160,9 @@ static ch_status read_selected(const ch_dataset *ds, const int64_t *u, int64_t m
   hid_t fx = -1, fy = -1;
   hsize_t mx[2] = {m ? (hsize_t)m : 1, (hsize_t)ds->features}, my[1] = {mx[0]};
   hid_t sx = H5Screate_simple(2, mx, NULL), sy = H5Screate_simple(1, my, NULL);
-  if (sx < 0 || sy < 0) st = h5_fail(CH_ERR_IO, ds->where, "memory dataspace");
+  if (sx < 0 || sy < 0) st = ch_data_h5_fail(CH_ERR_IO, ds->where, "memory dataspace");
   if (st == CH_OK && m == 0 && (H5Sselect_none(sx) < 0 || H5Sselect_none(sy) < 0))
-    st = h5_fail(CH_ERR_IO, ds->where, "selection");
+    st = ch_data_h5_fail(CH_ERR_IO, ds->where, "selection");
   if (st == CH_OK) st = select_rows(ds, u, m, &fx, &fy);
   if (st != CH_OK) {
     ch_error_trace(__FILE__, __LINE__);
@@ -312,9 +170,9 @@ static ch_status read_selected(const ch_dataset *ds, const int64_t *u, int64_t m
     select_nothing(ds->y, &fy, sy);
   }
   if (H5Dread(ds->x, H5T_NATIVE_FLOAT, sx, fx, ds->dxpl, m ? (void *)ux : &dummy_x) < 0 && st == CH_OK)
-    st = h5_fail(CH_ERR_IO, ds->where, "reading x");
+    st = ch_data_h5_fail(CH_ERR_IO, ds->where, "reading x");
   if (H5Dread(ds->y, H5T_NATIVE_INT32, sy, fy, ds->dxpl, m ? (void *)uy : &dummy_y) < 0 && st == CH_OK)
-    st = h5_fail(CH_ERR_IO, ds->where, "reading y");
+    st = ch_data_h5_fail(CH_ERR_IO, ds->where, "reading y");
   if (st == CH_OK && ch_log_enabled(CH_LOG_DEBUG)) {
     /* HDF5 silently falls back to independent I/O in some cases (e.g. type conversion). */
     H5D_mpio_actual_io_mode_t mode = H5D_MPIO_NO_COLLECTIVE;

@@ -7,21 +7,18 @@
 #include <string.h>
 
 #include "cohort/kernels.h"
-#include "cohort/model.h"
+#include "nn/model_internal.h"
 
-struct ch_model {
-  ch_layout layout;
+typedef struct mlp {
   int nlayers;      /* depth + 1 linears */
   int *dims;        /* dims[0] = in, dims[i+1] = out of layer i */
   int activation;   /* ch_activation */
-  int max_batch;
   float *arena;     /* z_i for every layer, a_i for hidden layers, two gradient buffers */
-  size_t arena_floats;
   float **z, **a;   /* views into the arena; a[0] is the input (not stored) */
   float *dbuf[2];   /* ping-pong gradient buffers of the widest layer */
-};
+} mlp;
 
-static ch_status build_specs(const ch_model *m, ch_param_spec **out) {
+static ch_status build_specs(const mlp *m, ch_param_spec **out) {
   ch_param_spec *s = calloc((size_t)m->nlayers * 2, sizeof *s);
   if (!s) return CH_FAIL(CH_ERR_NOMEM, "MLP spec table");
   for (int i = 0; i < m->nlayers; i++) {
@@ -51,22 +48,21 @@ static ch_status build_specs(const ch_model *m, ch_param_spec **out) {
   return CH_OK;
 }
 
-ch_status ch_model_create(const ch_config *cfg, int64_t in_features, int num_classes,
-                          int max_batch, ch_model **out) {
-  /* The MLP is the only model so far; the GPT (model.type=gpt) arrives with its own file and
-   * this becomes a dispatch on the type. */
-  if (cfg->model.type != CH_MODEL_MLP)
-    return CH_FAIL(CH_ERR_CONFIG, "model.type: this build trains only 'mlp' so far");
-  if (in_features < 1 || num_classes < 2 || max_batch < 1)
-    return CH_FAIL(CH_ERR_INVALID, "MLP needs >= 1 feature, >= 2 classes, max_batch >= 1 "
-                   "(got %lld, %d, %d)", (long long)in_features, num_classes, max_batch);
-  ch_model *m = calloc(1, sizeof *m);
+static const ch_model_ops mlp_ops;
+
+ch_status ch_mlp_init(ch_model *model, const ch_config *cfg, int64_t in_features, int64_t classes) {
+  int max_batch = model->max_batch;
+  if (in_features < 1 || in_features > INT32_MAX || classes < 2 || classes > INT32_MAX)
+    return CH_FAIL(CH_ERR_INVALID, "MLP needs >= 1 feature and >= 2 classes (got %lld, %lld)",
+                   (long long)in_features, (long long)classes);
+  mlp *m = calloc(1, sizeof *m);
   if (!m) return CH_FAIL(CH_ERR_NOMEM, "MLP");
+  model->impl = m;
+  model->ops = &mlp_ops;
   ch_status st = CH_OK;
   ch_param_spec *specs = NULL;
   m->nlayers = cfg->model.depth + 1;
   m->activation = cfg->model.activation;
-  m->max_batch = max_batch;
   m->dims = calloc((size_t)m->nlayers + 1, sizeof *m->dims);
   m->z = calloc((size_t)m->nlayers, sizeof *m->z);
   m->a = calloc((size_t)m->nlayers, sizeof *m->a);
@@ -76,9 +72,12 @@ ch_status ch_model_create(const ch_config *cfg, int64_t in_features, int num_cla
   }
   m->dims[0] = (int)in_features;
   for (int i = 1; i < m->nlayers; i++) m->dims[i] = cfg->model.hidden;
-  m->dims[m->nlayers] = num_classes;
+  m->dims[m->nlayers] = (int)classes;
   CH_CHECK_GOTO(build_specs(m, &specs), st, fail);
-  CH_CHECK_GOTO(ch_layout_create(specs, m->nlayers * 2, &m->layout), st, fail);
+  CH_CHECK_GOTO(ch_layout_create(specs, m->nlayers * 2, &model->layout), st, fail);
+  model->sample_floats = in_features;
+  model->sample_ints = 1;
+  model->targets = 1;
 
   int widest = 0;
   size_t floats = 0;
@@ -93,7 +92,7 @@ ch_status ch_model_create(const ch_config *cfg, int64_t in_features, int num_cla
     st = CH_FAIL(CH_ERR_NOMEM, "MLP activations (%zu bytes)", floats * sizeof(float));
     goto fail;
   }
-  m->arena_floats = floats;
+  model->arena_bytes = floats * sizeof(float);
   float *p = m->arena;
   for (int i = 0; i < m->nlayers; i++) {
     m->z[i] = p;
@@ -105,18 +104,14 @@ ch_status ch_model_create(const ch_config *cfg, int64_t in_features, int num_cla
   }
   m->dbuf[0] = p;
   m->dbuf[1] = p + (size_t)max_batch * widest;
+fail: /* on failure ch_model_create calls destroy */
   free(specs);
-  *out = m;
-  return CH_OK;
-fail:
-  free(specs);
-  ch_model_destroy(m);
   return st;
 }
 
-void ch_model_destroy(ch_model *m) {
+static void mlp_destroy(ch_model *model) {
+  mlp *m = model->impl;
   if (!m) return;
-  ch_layout_destroy(&m->layout);
   ch_free_aligned(m->arena);
   free(m->dims);
   free(m->z);
@@ -124,27 +119,17 @@ void ch_model_destroy(ch_model *m) {
   free(m);
 }
 
-const ch_layout *ch_model_layout(const ch_model *m) { return &m->layout; }
-size_t ch_model_activation_bytes(const ch_model *m) { return m->arena_floats * sizeof(float); }
-int ch_model_max_batch(const ch_model *m) { return m->max_batch; }
-
-static const float *param(const ch_model *m, const float *flat, int layer, int which) {
-  return flat + m->layout.offsets[2 * layer + which];
+static const float *param(const ch_model *model, const float *flat, int layer, int which) {
+  return flat + model->layout.offsets[2 * layer + which];
 }
 
-static ch_status check_batch(const ch_model *m, int batch) {
-  if (batch < 0 || batch > m->max_batch)
-    return CH_FAIL(CH_ERR_INVALID, "batch of %d rows exceeds the model's max_batch %d", batch,
-                   m->max_batch);
-  return CH_OK;
-}
-
-ch_status ch_model_forward(ch_model *m, const float *params, const float *x, int batch,
-                           const float **logits) {
-  CH_CHECK(check_batch(m, batch));
+/* Logits [batch, classes] into the arena. */
+static void forward(ch_model *model, const float *params, const float *x, int batch,
+                    const float **logits) {
+  mlp *m = model->impl;
   m->a[0] = (float *)x; /* read only */
   for (int i = 0; i < m->nlayers; i++) {
-    ch_linear_forward(m->z[i], m->a[i], param(m, params, i, 0), param(m, params, i, 1), batch,
+    ch_linear_forward(m->z[i], m->a[i], param(model, params, i, 0), param(model, params, i, 1), batch,
                       m->dims[i], m->dims[i + 1]);
     if (i + 1 < m->nlayers) {
       int64_t n = (int64_t)batch * m->dims[i + 1];
@@ -153,24 +138,33 @@ ch_status ch_model_forward(ch_model *m, const float *params, const float *x, int
     }
   }
   *logits = m->z[m->nlayers - 1];
+}
+
+static ch_status mlp_forward(ch_model *model, const float *params, const float *x,
+                             const int32_t *y, int batch, const float **logits) {
+  (void)y;
+  forward(model, params, x, batch, logits);
   return CH_OK;
 }
 
-ch_status ch_model_eval(ch_model *m, const float *params, const float *x, const int32_t *y,
-                        int batch, double *loss_sum, int64_t *correct) {
+static ch_status mlp_eval(ch_model *model, const float *params, const float *x, const int32_t *y,
+                          int batch, double *loss_sum, int64_t *correct) {
+  mlp *m = model->impl;
   const float *logits;
-  CH_CHECK(ch_model_forward(m, params, x, batch, &logits));
+  forward(model, params, x, batch, &logits);
   *loss_sum = ch_xent_forward(logits, y, batch, m->dims[m->nlayers], correct);
   return CH_OK;
 }
 
-ch_status ch_model_train_step(ch_model *m, const float *params, float *grads, const float *x,
-                              const int32_t *y, int batch, float loss_scale,
-                              const ch_grad_hook *hook, double *loss_sum) {
+static ch_status mlp_train_step(ch_model *model, const float *params, float *grads,
+                                const float *x, const int32_t *y, int batch, float loss_scale,
+                                const ch_grad_hook *hook, double *loss_sum) {
+  mlp *m = model->impl;
+  const ch_layout *l = &model->layout;
   *loss_sum = 0.0;
   if (batch > 0) {
     const float *logits;
-    CH_CHECK(ch_model_forward(m, params, x, batch, &logits));
+    forward(model, params, x, batch, &logits);
     int classes = m->dims[m->nlayers];
     *loss_sum = ch_xent_forward(logits, y, batch, classes, NULL);
     ch_xent_backward(m->dbuf[0], logits, y, batch, classes, loss_scale);
@@ -180,8 +174,8 @@ ch_status ch_model_train_step(ch_model *m, const float *params, float *grads, co
   for (int i = m->nlayers - 1; i >= 0; i--) {
     if (batch > 0) {
       float *dx = i > 0 ? m->dbuf[1 - cur] : NULL;
-      ch_linear_backward(dx, grads + m->layout.offsets[2 * i], grads + m->layout.offsets[2 * i + 1],
-                         m->dbuf[cur], m->a[i], param(m, params, i, 0), batch, m->dims[i],
+      ch_linear_backward(dx, grads + l->offsets[2 * i], grads + l->offsets[2 * i + 1],
+                         m->dbuf[cur], m->a[i], param(model, params, i, 0), batch, m->dims[i],
                          m->dims[i + 1]);
       if (i > 0) { /* through the activation: dL/dz_{i-1} = dL/da_i * act'(z_{i-1}) */
         int64_t n = (int64_t)batch * m->dims[i];
@@ -194,3 +188,7 @@ ch_status ch_model_train_step(ch_model *m, const float *params, float *grads, co
   }
   return CH_OK;
 }
+
+static const ch_model_ops mlp_ops = {
+  .name = "mlp", .destroy = mlp_destroy, .forward = mlp_forward, .eval = mlp_eval, .train_step = mlp_train_step,
+};

@@ -47,7 +47,13 @@ static const key_spec k_keys[] = {
   K_ENUM("model.type", model.type, "mlp", "mlp|gpt", "model family"),
   K_INT("model.depth", model.depth, "2", 0, "hidden layers (MLP)"),
   K_INT("model.hidden", model.hidden, "128", 1, "hidden width (MLP)"),
-  K_ENUM("model.activation", model.activation, "relu", "relu|gelu", "hidden activation"),
+  K_ENUM("model.activation", model.activation, "relu", "relu|gelu", "hidden activation (MLP)"),
+  K_INT("model.n_layer", model.n_layer, "4", 1, "transformer blocks (GPT)"),
+  K_INT("model.n_head", model.n_head, "4", 1, "attention heads, dividing model.n_embd (GPT)"),
+  K_INT("model.n_embd", model.n_embd, "128", 1, "width (GPT)"),
+  K_INT("model.context", model.context, "64", 1, "context length in tokens (GPT)"),
+  K_INT("model.vocab_size", model.vocab_size, "0", 0,
+        "vocabulary (GPT); 0 = the dataset's, else >= the dataset's"),
   K_STR("data.path", data.path, "examples/digits/digits.h5", "HDF5 file made by `cohort data`"),
   K_ENUM("optim.type", optim.type, "adamw", "sgd|adamw", "optimizer"),
   K_FLOAT("optim.lr", optim.lr, "1e-3", 0, INFINITY, LO_OPEN, "peak learning rate"),
@@ -428,12 +434,11 @@ static void origin_text(origin o, const char *path, const char *const *ovr, char
   else snprintf(buf, n, "defaults");
 }
 
-static ch_status apply_file(ch_config *cfg, const char *path, origin *origins) {
-  char *text = NULL, where[CH_PATH_MAX + 32];
-  size_t len = 0;
+static ch_status apply_text(ch_config *cfg, const char *text, size_t len, const char *path,
+                            origin *origins) {
+  char where[CH_PATH_MAX + 32];
   ch_yaml_flat flat = {0};
   ch_status st;
-  CH_CHECK(read_file(path, &text, &len));
   CH_CHECK_GOTO(ch_yaml_flatten(text, len, path, &flat), st, done);
   for (size_t i = 0; i < flat.n; i++) {
     const ch_yaml_entry *e = &flat.entries[i];
@@ -451,8 +456,27 @@ static ch_status apply_file(ch_config *cfg, const char *path, origin *origins) {
   }
 done:
   ch_yaml_flat_free(&flat);
+  return st;
+}
+
+static ch_status apply_file(ch_config *cfg, const char *path, origin *origins) {
+  char *text = NULL;
+  size_t len = 0;
+  CH_CHECK(read_file(path, &text, &len));
+  ch_status st = apply_text(cfg, text, len, path, origins);
   free(text);
   return st;
+}
+
+ch_status ch_config_load_text(const char *text, const char *name, ch_config *cfg) {
+  ch_config tmp;
+  origin origins[NKEYS];
+  ch_config_defaults(&tmp);
+  for (int i = 0; i < NKEYS; i++) origins[i] = (origin){0, -1};
+  CH_CHECK(apply_text(&tmp, text, strlen(text), name, origins));
+  CH_CHECK(ch_config_validate(&tmp));
+  *cfg = tmp;
+  return CH_OK;
 }
 
 ch_status ch_config_load(const char *path, const char *const *overrides, int noverrides,

@@ -5,9 +5,9 @@
 #include "cohort/tensor.h"
 #include "train/train_internal.h"
 
-ch_status ch_train_evaluate(ch_model *m, const float *params, ch_dataset *val, const ch_group *g,
+ch_status ch_train_evaluate(ch_model *m, const float *params, ch_source *val, const ch_group *g,
                             float *xbuf, int32_t *ybuf, double *loss, double *acc) {
-  int64_t n = ch_dataset_rows(val);
+  int64_t n = ch_source_samples(val);
   int64_t first = (int64_t)ch_part_offset((size_t)n, g->size, g->rank);
   int64_t mine = (int64_t)ch_part_count((size_t)n, g->size, g->rank);
   int64_t most = (int64_t)ch_part_count((size_t)n, g->size, 0); /* rank 0 has the largest part */
@@ -21,7 +21,7 @@ ch_status ch_train_evaluate(ch_model *m, const float *params, ch_dataset *val, c
     int64_t lo = r * chunk, cnt = mine - lo;
     cnt = cnt < 0 ? 0 : (cnt > chunk ? chunk : cnt);
     for (int64_t i = 0; i < cnt; i++) rows[i] = first + lo + i;
-    CH_CHECK_GOTO(ch_dataset_read(val, rows, cnt, xbuf, ybuf), st, done);
+    CH_CHECK_GOTO(ch_source_read(val, rows, cnt, xbuf, ybuf), st, done);
     if (cnt > 0) {
       double l;
       int64_t correct = 0;
@@ -31,8 +31,9 @@ ch_status ch_train_evaluate(ch_model *m, const float *params, ch_dataset *val, c
     }
   }
   CH_CHECK_GOTO(ch_comm_allreduce(g, sums, 2, CH_F64, CH_SUM, NULL), st, done);
-  *loss = n > 0 ? sums[0] / (double)n : NAN;
-  *acc = n > 0 ? sums[1] / (double)n : NAN;
+  double targets = (double)n * (double)ch_model_targets(m);
+  *loss = n > 0 ? sums[0] / targets : NAN;
+  *acc = n > 0 ? sums[1] / targets : NAN;
 done:
   free(rows);
   return st;

@@ -20,9 +20,12 @@ void ch_progress_print(const ch_progress *p) {
   format_duration(p->eta_seconds, eta, sizeof eta);
   if (!isnan(p->val_loss))
     snprintf(val, sizeof val, " | val_loss %.4f | val_acc %.2f%%", p->val_loss, 100.0 * p->val_acc);
-  CH_INFO("step %lld/%lld | epoch %.2f | loss %.4f | lr %.3e | grad_norm %.3f | %.0f samples/s | ETA %s%s",
+  /* Language models count tokens (targets), classifiers samples. */
+  int tokens = p->targets > 1;
+  CH_INFO("step %lld/%lld | epoch %.2f | loss %.4f | lr %.3e | grad_norm %.3f | %.0f %s/s | ETA %s%s",
           (long long)p->step, (long long)p->total_steps, p->epoch, p->loss, p->lr, p->grad_norm,
-          p->samples_per_s, eta, val);
+          tokens ? p->samples_per_s * (double)p->targets : p->samples_per_s,
+          tokens ? "tok" : "samples", eta, val);
 }
 
 void ch_progress_write_json(FILE *f, const ch_progress *p) {
@@ -31,6 +34,7 @@ void ch_progress_write_json(FILE *f, const ch_progress *p) {
              "\"lr\": %.9g, \"grad_norm\": %.9g, \"samples_per_s\": %.1f",
           (long long)p->step, (long long)floor(p->epoch), p->epoch, p->loss, p->lr, p->grad_norm,
           p->samples_per_s);
+  if (p->targets > 1) fprintf(f, ", \"tokens_per_s\": %.1f", p->samples_per_s * (double)p->targets);
   if (!isnan(p->val_loss))
     fprintf(f, ", \"val_loss\": %.9g, \"val_acc\": %.9g", p->val_loss, p->val_acc);
   fprintf(f, "}\n");

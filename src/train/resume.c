@@ -47,7 +47,7 @@ ch_status ch_trainer_checkpoint(ch_trainer *t, char *path, size_t size) {
   ch_ckpt_meta m = {.step = t->step, .samples = t->position, .seed = c->train.seed,
                     .optim_steps = ch_optim_steps(t->optim), .world_size = t->g->size,
                     .interval_losses = t->losses, .n_interval_losses = t->n_losses};
-  m.epoch = (double)t->position / (double)ch_dataset_rows(t->train);
+  m.epoch = (double)t->position / (double)ch_source_samples(t->train);
   snprintf(m.strategy, sizeof m.strategy, "ddp");
   snprintf(m.version, sizeof m.version, "%s", COHORT_VERSION);
   time_t now = time(NULL);
@@ -94,7 +94,7 @@ static ch_status load(ch_trainer *t, const char *path) {
     CH_WARN("%s was written with train.seed=%" PRId64 "; continuing its data order, not "
             "train.seed=%" PRId64, path, m.seed, t->cfg->train.seed);
     ch_sampler_destroy(&t->sampler);
-    st = ch_sampler_create(ch_dataset_rows(t->train), (uint64_t)m.seed, &t->sampler);
+    st = ch_sampler_create(ch_source_samples(t->train), (uint64_t)m.seed, &t->sampler);
     if (st != CH_OK) goto done;
   }
   t->step = m.step;

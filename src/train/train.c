@@ -48,20 +48,24 @@ static ch_status setup(trainer *t, const ch_config *cfg, const ch_group *g) {
   t->cfg = cfg;
   t->g = g;
   CH_CHECK(plan_batches(t));
-  CH_CHECK(ch_dataset_open(g, cfg->data.path, "train", &t->train));
-  if (ch_dataset_rows(t->train) < 1)
+  CH_CHECK(ch_source_open(cfg, g, "train", &t->train));
+  if (ch_source_samples(t->train) < 1)
     return CH_FAIL(CH_ERR_CONFIG, "data.path %s: the train split is empty", cfg->data.path);
-  CH_CHECK(ch_dataset_open(g, cfg->data.path, "val", &t->val));
-  t->features = ch_dataset_features(t->train);
-  CH_CHECK(ch_sampler_create(ch_dataset_rows(t->train), (uint64_t)cfg->train.seed, &t->sampler));
-  int max_batch = (int)(t->micro > 256 ? t->micro : 256); /* eval chunks reuse the arena */
-  CH_CHECK(ch_model_create(cfg, t->features, ch_dataset_classes(t->train), max_batch, &t->model));
+  CH_CHECK(ch_source_open(cfg, g, "val", &t->val));
+  CH_CHECK(ch_sampler_create(ch_source_samples(t->train), (uint64_t)cfg->train.seed, &t->sampler));
+  /* Eval chunks reuse the arena: MLP rows are cheap, GPT sequences are not. */
+  int eval_batch = cfg->model.type == CH_MODEL_GPT ? 8 : 256;
+  int max_batch = (int)(t->micro > eval_batch ? t->micro : eval_batch);
+  CH_CHECK(ch_model_create(cfg, ch_source_features(t->train), ch_source_classes(t->train), max_batch,
+                           &t->model));
   t->layout = ch_model_layout(t->model);
+  t->features = ch_model_sample_floats(t->model);
+  t->ints = ch_model_sample_ints(t->model);
   t->params = ch_alloc_aligned(t->layout->numel * sizeof(float));
   t->grads = ch_alloc_aligned(t->layout->numel * sizeof(float));
   size_t xrows = (size_t)(t->local_max > max_batch ? t->local_max : max_batch);
-  t->x = malloc(sizeof *t->x * xrows * (size_t)t->features);
-  t->y = malloc(sizeof *t->y * xrows);
+  t->x = malloc(sizeof *t->x * (xrows * (size_t)t->features + 1));
+  t->y = malloc(sizeof *t->y * xrows * (size_t)t->ints);
   t->rows = malloc(sizeof *t->rows * xrows);
   t->losses = calloc((size_t)cfg->train.log_every, sizeof *t->losses);
   if (!t->params || !t->grads || !t->x || !t->y || !t->rows || !t->losses)
@@ -85,12 +89,13 @@ static ch_status setup(trainer *t, const ch_config *cfg, const ch_group *g) {
   size_t nparams = 0;
   for (int i = 0; i < t->layout->nparams; i++) nparams += (size_t)ch_param_numel(&t->layout->params[i]);
   ch_ddp_stats ds = ch_ddp_get_stats(t->ddp);
-  CH_INFO("model mlp: %zu parameters in %d units; activations %.2f MiB; train %lld rows x %lld "
-          "features, val %lld rows, %d classes",
-          nparams, t->layout->nunits,
-          (double)ch_model_activation_bytes(t->model) / 1048576.0,
-          (long long)ch_dataset_rows(t->train), (long long)t->features,
-          (long long)ch_dataset_rows(t->val), ch_dataset_classes(t->train));
+  char train_desc[160], val_desc[160];
+  ch_source_describe(t->train, train_desc, sizeof train_desc);
+  ch_source_describe(t->val, val_desc, sizeof val_desc);
+  CH_INFO("model %s: %zu parameters in %d units; activation arena %.2f MiB (%d samples)",
+          ch_model_name(t->model), nparams, t->layout->nunits,
+          (double)ch_model_activation_bytes(t->model) / 1048576.0, ch_model_max_batch(t->model));
+  CH_INFO("data %s: train %s; val %s", cfg->data.path, train_desc, val_desc);
   CH_INFO("%d rank%s, strategy ddp (%d bucket%s, overlap %s); global batch %lld = up to %lld "
           "per rank x %lld micro-step%s of %lld",
           g->size, g->size == 1 ? "" : "s", ds.nbuckets, ds.nbuckets == 1 ? "" : "s",
@@ -106,8 +111,8 @@ static void teardown(trainer *t) {
   ch_optim_destroy(t->optim);
   ch_model_destroy(t->model);
   ch_sampler_destroy(&t->sampler);
-  if (t->val) ch_dataset_close(t->val);
-  if (t->train) ch_dataset_close(t->train);
+  ch_source_close(t->val);
+  ch_source_close(t->train);
   ch_free_aligned(t->params);
   ch_free_aligned(t->grads);
   free(t->x);
@@ -121,16 +126,17 @@ static void teardown(trainer *t) {
 static ch_status compute_gradients(trainer *t, double *loss_sum) {
   int64_t batch = t->cfg->train.batch_size;
   int64_t mine = ch_sampler_batch(&t->sampler, t->position, batch, t->g->size, t->g->rank, t->rows);
-  CH_CHECK(ch_dataset_read(t->train, t->rows, mine, t->x, t->y));
+  CH_CHECK(ch_source_read(t->train, t->rows, mine, t->x, t->y));
   memset(t->grads, 0, t->layout->numel * sizeof(float));
-  float scale = 1.0f / (float)batch;
+  /* The mean over every target of the global batch (tokens, for the GPT). */
+  float scale = (float)(1.0 / ((double)batch * (double)ch_model_targets(t->model)));
   for (int64_t i = 0; i < t->accum; i++) {
     int64_t lo = i * t->micro, cnt = mine - lo;
     cnt = cnt < 0 ? 0 : (cnt > t->micro ? t->micro : cnt);
     const ch_grad_hook *hook = (i == t->accum - 1) ? ch_ddp_hook(t->ddp) : NULL;
     double l = 0.0;
     CH_CHECK(ch_model_train_step(t->model, t->params, t->grads, t->x + lo * t->features,
-                                 t->y + lo, (int)cnt, scale, hook, &l));
+                                 t->y + lo * t->ints, (int)cnt, scale, hook, &l));
     *loss_sum += l;
   }
   return ch_ddp_finish(t->ddp);
@@ -145,12 +151,12 @@ static ch_status log_progress(trainer *t, double lr, double norm, int do_eval, d
   double sum = 0.0;
   for (int i = 0; i < t->n_losses; i++) sum += t->losses[i];
   ch_progress p = {.step = t->step, .total_steps = steps, .lr = lr, .grad_norm = norm,
-                   .val_loss = NAN, .val_acc = NAN};
-  p.epoch = (double)t->position / (double)ch_dataset_rows(t->train);
-  p.loss = sum / ((double)t->n_losses * (double)batch);
+                   .val_loss = NAN, .val_acc = NAN, .targets = ch_model_targets(t->model)};
+  p.epoch = (double)t->position / (double)ch_source_samples(t->train);
+  p.loss = sum / ((double)t->n_losses * (double)batch * (double)ch_model_targets(t->model));
   p.samples_per_s = (double)(t->n_losses * batch) / elapsed;
   p.eta_seconds = (double)(steps - t->step) * (ch_time() - t_start) / (double)(t->step - first_step);
-  if (do_eval && ch_dataset_rows(t->val) > 0)
+  if (do_eval && ch_source_samples(t->val) > 0)
     CH_CHECK(ch_train_evaluate(t->model, t->params, t->val, t->g, t->x, t->y, &p.val_loss,
                                &p.val_acc));
   if (t->g->rank == 0) {

@@ -8,11 +8,25 @@
 #include "cohort/parallel.h"
 #include "cohort/train.h"
 
+/* Training or validation samples: dataset rows (MLP) or token windows (GPT), by sample index
+ * (src/train/source.c). Open/close/read are collective over the group. */
+typedef struct ch_source ch_source;
+ch_status ch_source_open(const ch_config *cfg, const ch_group *g, const char *split,
+                         ch_source **out);
+void ch_source_close(ch_source *s);
+int64_t ch_source_samples(const ch_source *s);
+int64_t ch_source_features(const ch_source *s); /* float inputs per sample (0 for tokens) */
+int64_t ch_source_classes(const ch_source *s);  /* classes, or the vocabulary */
+/* Samples into x [n, features] and y [n, ints per sample] (see ch_model_sample_ints). */
+ch_status ch_source_read(ch_source *s, const int64_t *samples, int64_t n, float *x, int32_t *y);
+/* One line for the startup log. */
+void ch_source_describe(const ch_source *s, char *buf, size_t size);
+
 /* State of one training run (src/train/train.c; checkpoint glue in resume.c). */
 typedef struct ch_trainer {
   const ch_config *cfg;
   const ch_group *g;
-  ch_dataset *train, *val;
+  ch_source *train, *val;
   ch_sampler sampler;
   int64_t position;    /* global samples consumed: the sampler's position */
   int64_t step;        /* optimizer steps completed */
@@ -24,9 +38,10 @@ typedef struct ch_trainer {
   int64_t local_max;   /* rows of the largest rank part of a global batch */
   int64_t micro;       /* rows per micro-batch */
   int64_t accum;       /* micro-batches per optimizer step */
-  int64_t features;
+  int64_t features;    /* floats per sample (x) */
+  int64_t ints;        /* int32 per sample (y) */
   float *x;            /* [local_max, features] */
-  int32_t *y;
+  int32_t *y;          /* [local_max, ints] */
   int64_t *rows;
   /* Summed loss of each step since the last progress line: this rank's part for entries
    * [n_global, n), already summed over ranks for [0, n_global) (restored from a checkpoint, or
@@ -54,8 +69,9 @@ ch_status ch_trainer_checkpoint(ch_trainer *t, char *path, size_t size);
 ch_status ch_trainer_open_metrics(ch_trainer *t, int resumed);
 
 /* Validation over the whole split: each rank evaluates its contiguous part in chunks of the
- * model's max batch; results are summed over the group. */
-ch_status ch_train_evaluate(ch_model *m, const float *params, ch_dataset *val, const ch_group *g,
+ * model's max batch; results are summed over the group. Loss and accuracy are per target
+ * (per token for the GPT). */
+ch_status ch_train_evaluate(ch_model *m, const float *params, ch_source *val, const ch_group *g,
                             float *xbuf, int32_t *ybuf, double *loss, double *acc);
 
 /* One logged step, as printed and as written to metrics.jsonl. val_* are NaN when not
@@ -65,6 +81,7 @@ typedef struct ch_progress {
   double epoch;            /* fractional epochs of the training split consumed */
   double loss, lr, grad_norm, samples_per_s, eta_seconds;
   double val_loss, val_acc;
+  int64_t targets;         /* predictions per sample: tokens/s = samples/s x targets */
 } ch_progress;
 
 /* Prints the progress line (rank 0's stdout via the logger). */

@@ -1,0 +1,348 @@
+/* GPT-2 architecture, fp32 on the CPU, forward and backward side by side.
+ *   x_0 = wte[tok] + wpe[pos]
+ *   block l:  a = x + c_proj(attn(c_attn(ln_1(x))));  x' = a + mlp.c_proj(gelu(c_fc(ln_2(a))))
+ *   logits = ln_f(x_L) wte^T  (LM head tied to the token embedding);  loss = cross-entropy
+ * Parameter names and shapes are those of Hugging Face's GPT2Model: projections are Conv1D
+ * weights [in, out] (y = x W + b), the fused c_attn output is [q | k | v], head h of each at
+ * columns h*HS. Dropout is not supported (GPT-2 trains with 0.1; cohort runs it as 0).
+ * Units: 0 = embeddings, 1..L = the blocks, L+1 = ln_f; backward finishes them in reverse. */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cohort/kernels.h"
+#include "nn/gpt_internal.h"
+
+
+enum { P_LN1_W, P_LN1_B, P_QKV_W, P_QKV_B, P_ATTN_W, P_ATTN_B, P_LN2_W, P_LN2_B, P_FC_W, P_FC_B,
+       P_PROJ_W, P_PROJ_B, P_PER_BLOCK };
+
+typedef struct gpt {
+  gpt_dims d;
+  float *arena;
+  int32_t *inp, *tgt;       /* [B*T] inputs and targets split from the windows */
+  float *enc, *lnf, *lnf_mean, *lnf_rstd, *logits;
+  gpt_act *acts;            /* [L] */
+  float *dres, *dbuf, *dqkv, *dfch, *scratch; /* backward */
+} gpt;
+
+/* ---- spec table ------------------------------------------------------------------------ */
+
+static void spec(ch_param_spec *p, const char *name, int unit, int ndim, int64_t d0, int64_t d1,
+                 ch_init init, float scale, ch_tp_split split) {
+  snprintf(p->name, sizeof p->name, "%s", name);
+  p->ndim = ndim;
+  p->shape[0] = d0;
+  p->shape[1] = d1;
+  p->init = init;
+  p->init_scale = scale;
+  p->dtype = CH_F32;
+  p->split = split;
+  p->unit = unit;
+  p->no_decay = ndim == 1; /* biases and LayerNorm parameters */
+}
+
+/* GPT-2's initialisation: N(0, 0.02), residual projections N(0, 0.02 / sqrt(2 L)), zero
+ * biases, unit LayerNorm gains. Tensor-parallel split (Megatron): c_attn and c_fc by output
+ * columns, the projections after them by input rows (for c_attn the serving layout must take
+ * each rank's heads from q, k and v alike). */
+static ch_status build_specs(const gpt_dims *d, ch_param_spec **out, int *n) {
+  int64_t C = d->C, L = d->L;
+  *n = 2 + P_PER_BLOCK * d->L + 2;
+  ch_param_spec *s = calloc((size_t)*n, sizeof *s);
+  if (!s) return CH_FAIL(CH_ERR_NOMEM, "GPT spec table");
+  float proj_std = 0.02f / sqrtf(2.0f * (float)L);
+  spec(&s[0], "wte.weight", 0, 2, d->V, C, CH_INIT_NORMAL, 0.02f, CH_TP_NONE);
+  spec(&s[1], "wpe.weight", 0, 2, d->T, C, CH_INIT_NORMAL, 0.02f, CH_TP_NONE);
+  for (int l = 0; l < d->L; l++) {
+    ch_param_spec *b = &s[2 + P_PER_BLOCK * l];
+    char nm[CH_NAME_MAX];
+#define BLOCK(i, suffix, nd, d0, d1, init, sc, split)               \
+  snprintf(nm, sizeof nm, "h.%d.%s", l, suffix);                   \
+  spec(&b[i], nm, 1 + l, nd, d0, d1, init, sc, split)
+    BLOCK(P_LN1_W, "ln_1.weight", 1, C, 0, CH_INIT_ONES, 0, CH_TP_NONE);
+    BLOCK(P_LN1_B, "ln_1.bias", 1, C, 0, CH_INIT_ZEROS, 0, CH_TP_NONE);
+    BLOCK(P_QKV_W, "attn.c_attn.weight", 2, C, 3 * C, CH_INIT_NORMAL, 0.02f, CH_TP_COLS);
+    BLOCK(P_QKV_B, "attn.c_attn.bias", 1, 3 * C, 0, CH_INIT_ZEROS, 0, CH_TP_ROWS);
+    BLOCK(P_ATTN_W, "attn.c_proj.weight", 2, C, C, CH_INIT_NORMAL, proj_std, CH_TP_ROWS);
+    BLOCK(P_ATTN_B, "attn.c_proj.bias", 1, C, 0, CH_INIT_ZEROS, 0, CH_TP_NONE);
+    BLOCK(P_LN2_W, "ln_2.weight", 1, C, 0, CH_INIT_ONES, 0, CH_TP_NONE);
+    BLOCK(P_LN2_B, "ln_2.bias", 1, C, 0, CH_INIT_ZEROS, 0, CH_TP_NONE);
+    BLOCK(P_FC_W, "mlp.c_fc.weight", 2, C, 4 * C, CH_INIT_NORMAL, 0.02f, CH_TP_COLS);
+    BLOCK(P_FC_B, "mlp.c_fc.bias", 1, 4 * C, 0, CH_INIT_ZEROS, 0, CH_TP_ROWS);
+    BLOCK(P_PROJ_W, "mlp.c_proj.weight", 2, 4 * C, C, CH_INIT_NORMAL, proj_std, CH_TP_ROWS);
+    BLOCK(P_PROJ_B, "mlp.c_proj.bias", 1, C, 0, CH_INIT_ZEROS, 0, CH_TP_NONE);
+#undef BLOCK
+  }
+  spec(&s[*n - 2], "ln_f.weight", d->L + 1, 1, C, 0, CH_INIT_ONES, 0, CH_TP_NONE);
+  spec(&s[*n - 1], "ln_f.bias", d->L + 1, 1, C, 0, CH_INIT_ZEROS, 0, CH_TP_NONE);
+  *out = s;
+  return CH_OK;
+}
+
+const float *ch_gpt_param(const ch_model *m, const float *flat, int layer, int which) {
+  int idx = layer < 0 ? (which == 0 ? 0 : 1) /* wte, wpe */
+            : layer >= ((gpt *)m->impl)->d.L ? m->layout.nparams - 2 + which /* ln_f */
+                                             : 2 + P_PER_BLOCK * layer + which;
+  return flat + m->layout.offsets[idx];
+}
+#define PARAM(m, flat, l, w) ((float *)ch_gpt_param(m, flat, l, w))
+
+/* ---- construction ---------------------------------------------------------------------- */
+
+/* Carves the arena (floats) for B sequences; with arena NULL only counts. */
+static size_t carve(gpt *g, float *arena) {
+  const gpt_dims *d = &g->d;
+  size_t N = (size_t)g->d.B * (size_t)d->T, C = (size_t)d->C, used = 0;
+#define TAKE(ptr, count)                      \
+  do {                                        \
+    if (arena) (ptr) = arena + used;          \
+    used += ((size_t)(count) + 15) & ~(size_t)15; \
+  } while (0)
+  float *ints = NULL;
+  TAKE(ints, 2 * N); /* int32 inputs and targets share float-sized slots */
+  if (arena) {
+    g->inp = (int32_t *)ints;
+    g->tgt = (int32_t *)ints + N;
+  }
+  TAKE(g->enc, N * C);
+  for (int l = 0; l < d->L; l++) {
+    gpt_act *a = &g->acts[l];
+    TAKE(a->ln1, N * C);
+    TAKE(a->ln1_mean, N);
+    TAKE(a->ln1_rstd, N);
+    TAKE(a->qkv, N * 3 * C);
+    TAKE(a->atty, N * C);
+    TAKE(a->probs, (size_t)g->d.B * d->NH * d->T * d->T);
+    TAKE(a->res2, N * C);
+    TAKE(a->ln2, N * C);
+    TAKE(a->ln2_mean, N);
+    TAKE(a->ln2_rstd, N);
+    TAKE(a->fch, N * 4 * C);
+    TAKE(a->fch_gelu, N * 4 * C);
+    TAKE(a->res3, N * C);
+  }
+  TAKE(g->lnf, N * C);
+  TAKE(g->lnf_mean, N);
+  TAKE(g->lnf_rstd, N);
+  TAKE(g->logits, N * (size_t)d->V);
+  TAKE(g->dres, N * C);
+  TAKE(g->dbuf, N * C);
+  TAKE(g->dqkv, N * 3 * C);
+  TAKE(g->dfch, N * 4 * C);
+  TAKE(g->scratch, 2 * (size_t)d->T * d->T);
+#undef TAKE
+  return used;
+}
+
+static const ch_model_ops gpt_ops;
+
+ch_status ch_gpt_init(ch_model *m, const ch_config *cfg, int64_t vocab) {
+  const int64_t n_layer = cfg->model.n_layer, n_head = cfg->model.n_head, C = cfg->model.n_embd;
+  int64_t V = cfg->model.vocab_size ? cfg->model.vocab_size : vocab;
+  if (vocab < 1) return CH_FAIL(CH_ERR_INVALID, "GPT: the dataset has no vocabulary size");
+  if (V < vocab)
+    return CH_FAIL(CH_ERR_CONFIG, "model.vocab_size: %lld is smaller than the dataset's "
+                   "vocabulary of %lld tokens", (long long)V, (long long)vocab);
+  if (C % n_head != 0)
+    return CH_FAIL(CH_ERR_CONFIG, "model.n_embd (%lld) must be divisible by model.n_head (%lld)",
+                   (long long)C, (long long)n_head);
+  if (V > INT32_MAX || C > (1 << 20) || cfg->model.context > (1 << 20))
+    return CH_FAIL(CH_ERR_CONFIG, "model: vocabulary, width or context too large");
+  gpt *g = calloc(1, sizeof *g);
+  if (!g) return CH_FAIL(CH_ERR_NOMEM, "GPT");
+  m->impl = g;
+  m->ops = &gpt_ops;
+  g->d = (gpt_dims){.L = (int)n_layer, .NH = (int)n_head, .C = (int)C, .HS = (int)(C / n_head),
+                    .T = cfg->model.context, .V = (int)V, .B = m->max_batch};
+  ch_param_spec *specs = NULL;
+  int nspecs = 0;
+  CH_CHECK(build_specs(&g->d, &specs, &nspecs));
+  ch_status st = ch_layout_create(specs, nspecs, &m->layout);
+  free(specs);
+  CH_CHECK(st);
+  g->acts = calloc((size_t)g->d.L, sizeof *g->acts);
+  if (!g->acts) return CH_FAIL(CH_ERR_NOMEM, "GPT");
+  size_t floats = carve(g, NULL);
+  g->arena = ch_alloc_aligned(floats * sizeof(float));
+  if (!g->arena)
+    return CH_FAIL(CH_ERR_NOMEM, "GPT activations (%.1f MiB for %d sequences of %d tokens)",
+                   (double)floats * 4.0 / 1048576.0, g->d.B, g->d.T);
+  carve(g, g->arena);
+  m->arena_bytes = floats * sizeof(float);
+  m->sample_floats = 0;
+  m->sample_ints = g->d.T + 1;
+  m->targets = g->d.T;
+  return CH_OK;
+}
+
+static void gpt_destroy(ch_model *m) {
+  gpt *g = m->impl;
+  if (!g) return;
+  ch_free_aligned(g->arena);
+  free(g->acts);
+  free(g);
+}
+
+const gpt_dims *ch_gpt_dims(const ch_model *m) {
+  return m->ops == &gpt_ops ? &((gpt *)m->impl)->d : NULL;
+}
+
+/* ---- forward / backward ---------------------------------------------------------------- */
+
+/* Splits windows [B, T+1] into inputs and targets; checks the token range. */
+static ch_status split_windows(gpt *g, const int32_t *y, int B) {
+  int T = g->d.T;
+  for (int b = 0; b < B; b++) {
+    const int32_t *w = y + (size_t)b * (T + 1);
+    for (int t = 0; t <= T; t++)
+      if (w[t] < 0 || w[t] >= g->d.V)
+        return CH_FAIL(CH_ERR_INVALID, "token %d at position %d of sequence %d is outside the "
+                       "vocabulary [0, %d)", w[t], t, b, g->d.V);
+    memcpy(g->inp + (size_t)b * T, w, sizeof *w * (size_t)T);
+    memcpy(g->tgt + (size_t)b * T, w + 1, sizeof *w * (size_t)T);
+  }
+  return CH_OK;
+}
+
+void ch_gpt_block_forward(const ch_model *m, const float *p, int l, gpt_act *a, const float *x,
+                          int64_t N, ch_gpt_attend attend, void *ctx) {
+  int C = ((const gpt *)m->impl)->d.C;
+  ch_layernorm_forward(a->ln1, a->ln1_mean, a->ln1_rstd, x, PARAM(m, p, l, P_LN1_W),
+                       PARAM(m, p, l, P_LN1_B), N, C, CH_GPT_LN_EPS);
+  ch_matmul_forward(a->qkv, a->ln1, PARAM(m, p, l, P_QKV_W), PARAM(m, p, l, P_QKV_B), N, C, 3 * C);
+  attend(ctx, l, a);
+  ch_matmul_forward(a->res2, a->atty, PARAM(m, p, l, P_ATTN_W), PARAM(m, p, l, P_ATTN_B), N, C, C);
+  ch_add(a->res2, a->res2, x, N * C);
+  ch_layernorm_forward(a->ln2, a->ln2_mean, a->ln2_rstd, a->res2, PARAM(m, p, l, P_LN2_W),
+                       PARAM(m, p, l, P_LN2_B), N, C, CH_GPT_LN_EPS);
+  ch_matmul_forward(a->fch, a->ln2, PARAM(m, p, l, P_FC_W), PARAM(m, p, l, P_FC_B), N, C, 4 * C);
+  ch_gelu_forward(a->fch_gelu, a->fch, N * 4 * C);
+  ch_matmul_forward(a->res3, a->fch_gelu, PARAM(m, p, l, P_PROJ_W), PARAM(m, p, l, P_PROJ_B), N,
+                    4 * C, C);
+  ch_add(a->res3, a->res3, a->res2, N * C);
+}
+
+typedef struct train_attend_ctx {
+  const gpt_dims *d;
+  int B;
+} train_attend_ctx;
+
+/* Training attention: each of the B sequences attends within itself; probabilities are kept. */
+static void train_attend(void *ctx, int l, gpt_act *a) {
+  (void)l;
+  const train_attend_ctx *c = ctx;
+  const gpt_dims *d = c->d;
+  int C = d->C;
+  for (int b = 0; b < c->B; b++) {
+    const float *q = a->qkv + (size_t)b * d->T * 3 * C;
+    ch_attention_forward(a->atty + (size_t)b * d->T * C, C,
+                         a->probs + (size_t)b * d->NH * d->T * d->T, NULL, q, 3 * C, q + C,
+                         q + 2 * C, 3 * C, d->T, d->T, d->NH, d->HS);
+  }
+}
+
+/* Logits [B*T, V] of the inputs in g->inp. */
+static void forward(ch_model *m, const float *p, int B) {
+  gpt *g = m->impl;
+  const gpt_dims *d = &g->d;
+  int64_t N = (int64_t)B * d->T;
+  int C = d->C;
+  train_attend_ctx ctx = {d, B};
+  ch_embedding_forward(g->enc, g->inp, PARAM(m, p, -1, 0), PARAM(m, p, -1, 1), N, d->T, C);
+  for (int l = 0; l < d->L; l++)
+    ch_gpt_block_forward(m, p, l, &g->acts[l], l == 0 ? g->enc : g->acts[l - 1].res3, N,
+                         train_attend, &ctx);
+  const float *xl = d->L > 0 ? g->acts[d->L - 1].res3 : g->enc;
+  ch_layernorm_forward(g->lnf, g->lnf_mean, g->lnf_rstd, xl, PARAM(m, p, d->L, 0),
+                       PARAM(m, p, d->L, 1), N, C, CH_GPT_LN_EPS);
+  ch_linear_forward(g->logits, g->lnf, PARAM(m, p, -1, 0), NULL, (int)N, C, d->V);
+}
+
+static ch_status gpt_forward(ch_model *m, const float *p, const float *x, const int32_t *y,
+                             int B, const float **logits) {
+  (void)x;
+  gpt *g = m->impl;
+  CH_CHECK(split_windows(g, y, B));
+  if (B > 0) forward(m, p, B);
+  *logits = g->logits;
+  return CH_OK;
+}
+
+static ch_status gpt_eval(ch_model *m, const float *p, const float *x, const int32_t *y, int B,
+                          double *loss_sum, int64_t *correct) {
+  (void)x;
+  gpt *g = m->impl;
+  *loss_sum = 0.0;
+  if (B == 0) return CH_OK;
+  CH_CHECK(split_windows(g, y, B));
+  forward(m, p, B);
+  *loss_sum = ch_xent_forward(g->logits, g->tgt, B * g->d.T, g->d.V, correct);
+  return CH_OK;
+}
+
+static ch_status ready(const ch_grad_hook *hook, int unit) {
+  return hook && hook->unit_ready ? hook->unit_ready(hook->ctx, unit) : CH_OK;
+}
+
+static ch_status gpt_train_step(ch_model *m, const float *p, float *grads, const float *x,
+                                const int32_t *y, int B, float loss_scale,
+                                const ch_grad_hook *hook, double *loss_sum) {
+  (void)x;
+  gpt *g = m->impl;
+  const gpt_dims *d = &g->d;
+  int64_t N = (int64_t)B * d->T;
+  int C = d->C;
+  *loss_sum = 0.0;
+  if (B == 0) {
+    for (int u = d->L + 1; u >= 0; u--) CH_CHECK(ready(hook, u));
+    return CH_OK;
+  }
+  CH_CHECK(split_windows(g, y, B));
+  forward(m, p, B);
+  *loss_sum = ch_xent_forward(g->logits, g->tgt, (int)N, d->V, NULL);
+  float *dlogits = g->logits; /* in place: each row is read before it is overwritten */
+  ch_xent_backward(dlogits, g->logits, g->tgt, (int)N, d->V, loss_scale);
+  ch_linear_backward(g->dbuf, PARAM(m, grads, -1, 0), NULL, dlogits, g->lnf, PARAM(m, p, -1, 0),
+                     (int)N, C, d->V);
+  memset(g->dres, 0, sizeof(float) * (size_t)N * C);
+  const float *xl = d->L > 0 ? g->acts[d->L - 1].res3 : g->enc;
+  ch_layernorm_backward(g->dres, PARAM(m, grads, d->L, 0), PARAM(m, grads, d->L, 1), g->dbuf, xl,
+                        g->lnf_mean, g->lnf_rstd, PARAM(m, p, d->L, 0), N, C);
+  CH_CHECK(ready(hook, d->L + 1));
+  for (int l = d->L - 1; l >= 0; l--) {
+    gpt_act *a = &g->acts[l];
+    const float *xin = l == 0 ? g->enc : g->acts[l - 1].res3;
+    /* dres holds dL/d res3; the residual passes it to res2 unchanged, the MLP adds to it. */
+    ch_matmul_backward(g->dfch, PARAM(m, grads, l, P_PROJ_W), PARAM(m, grads, l, P_PROJ_B), g->dres,
+                       a->fch_gelu, PARAM(m, p, l, P_PROJ_W), N, 4 * C, C);
+    ch_gelu_backward(g->dfch, g->dfch, a->fch, N * 4 * C);
+    ch_matmul_backward(g->dbuf, PARAM(m, grads, l, P_FC_W), PARAM(m, grads, l, P_FC_B), g->dfch,
+                       a->ln2, PARAM(m, p, l, P_FC_W), N, C, 4 * C);
+    ch_layernorm_backward(g->dres, PARAM(m, grads, l, P_LN2_W), PARAM(m, grads, l, P_LN2_B), g->dbuf,
+                          a->res2, a->ln2_mean, a->ln2_rstd, PARAM(m, p, l, P_LN2_W), N, C);
+    /* now dres = dL/d res2, which the attention residual passes on to the block input. */
+    ch_matmul_backward(g->dbuf, PARAM(m, grads, l, P_ATTN_W), PARAM(m, grads, l, P_ATTN_B), g->dres,
+                       a->atty, PARAM(m, p, l, P_ATTN_W), N, C, C);
+    for (int b = 0; b < B; b++) {
+      size_t o = (size_t)b * d->T * 3 * C;
+      const float *q = a->qkv + o;
+      float *dq = g->dqkv + o;
+      ch_attention_backward(dq, dq + C, dq + 2 * C, 3 * C, g->dbuf + (size_t)b * d->T * C, C, q,
+                            q + C, q + 2 * C, 3 * C, a->probs + (size_t)b * d->NH * d->T * d->T,
+                            g->scratch, d->T, d->NH, d->HS);
+    }
+    ch_matmul_backward(g->dbuf, PARAM(m, grads, l, P_QKV_W), PARAM(m, grads, l, P_QKV_B), g->dqkv,
+                       a->ln1, PARAM(m, p, l, P_QKV_W), N, C, 3 * C);
+    ch_layernorm_backward(g->dres, PARAM(m, grads, l, P_LN1_W), PARAM(m, grads, l, P_LN1_B), g->dbuf,
+                          xin, a->ln1_mean, a->ln1_rstd, PARAM(m, p, l, P_LN1_W), N, C);
+    CH_CHECK(ready(hook, 1 + l));
+  }
+  ch_embedding_backward(PARAM(m, grads, -1, 0), PARAM(m, grads, -1, 1), g->dres, g->inp, N, d->T, C);
+  return ready(hook, 0);
+}
+
+static const ch_model_ops gpt_ops = {
+  .name = "gpt", .destroy = gpt_destroy, .forward = gpt_forward, .eval = gpt_eval, .train_step = gpt_train_step,
+};

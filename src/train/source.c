@@ -1,0 +1,61 @@
+/* The trainer's view of its data: samples of a classification dataset (rows) or of a token
+ * dataset (windows of context + 1 tokens), read by sample index. The model type decides. */
+#include <stdio.h>
+#include <stdlib.h>
+
+#include "train/train_internal.h"
+
+struct ch_source {
+  ch_dataset *rows;
+  ch_tokens *tokens;
+};
+
+ch_status ch_source_open(const ch_config *cfg, const ch_group *g, const char *split,
+                         ch_source **out) {
+  ch_source *s = calloc(1, sizeof *s);
+  if (!s) return CH_FAIL(CH_ERR_NOMEM, "data source");
+  ch_status st = cfg->model.type == CH_MODEL_GPT
+                     ? ch_tokens_open(g, cfg->data.path, split, cfg->model.context, &s->tokens)
+                     : ch_dataset_open(g, cfg->data.path, split, &s->rows);
+  if (st != CH_OK) {
+    free(s);
+    return st;
+  }
+  *out = s;
+  return CH_OK;
+}
+
+void ch_source_close(ch_source *s) {
+  if (!s) return;
+  ch_dataset_close(s->rows);
+  ch_tokens_close(s->tokens);
+  free(s);
+}
+
+int64_t ch_source_samples(const ch_source *s) {
+  return s->tokens ? ch_tokens_windows(s->tokens) : ch_dataset_rows(s->rows);
+}
+
+int64_t ch_source_features(const ch_source *s) {
+  return s->tokens ? 0 : ch_dataset_features(s->rows);
+}
+
+int64_t ch_source_classes(const ch_source *s) {
+  return s->tokens ? ch_tokens_vocab(s->tokens) : ch_dataset_classes(s->rows);
+}
+
+ch_status ch_source_read(ch_source *s, const int64_t *samples, int64_t n, float *x, int32_t *y) {
+  return s->tokens ? ch_tokens_read(s->tokens, samples, n, y)
+                   : ch_dataset_read(s->rows, samples, n, x, y);
+}
+
+void ch_source_describe(const ch_source *s, char *buf, size_t size) {
+  if (s->tokens)
+    snprintf(buf, size, "%lld tokens in %lld windows, vocabulary %lld",
+             (long long)ch_tokens_count(s->tokens), (long long)ch_tokens_windows(s->tokens),
+             (long long)ch_tokens_vocab(s->tokens));
+  else
+    snprintf(buf, size, "%lld rows x %lld features, %d classes",
+             (long long)ch_dataset_rows(s->rows), (long long)ch_dataset_features(s->rows),
+             ch_dataset_classes(s->rows));
+}
