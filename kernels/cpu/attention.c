@@ -18,6 +18,8 @@
 #include <stddef.h>
 
 #include "cohort/kernels.h"
+#include "kernels/cpu/fastmath.h"
+#include "kernels/cpu/simd.h"
 
 /* Rows per GEMM block. Large enough that each GEMM stays efficient, small enough that the
  * computed rectangles waste little above the diagonal (about BLOCK/2 of T columns per row). */
@@ -27,18 +29,21 @@ static int imin(int a, int b) { return a < b ? a : b; }
 
 /* s[0..n) <- softmax(s[0..n)) in fp32 with the max subtracted; s[n..len) <- 0. The exps of the
  * masked entries are never computed. */
-static void softmax_row_causal(float *s, int n, int len) {
+CH_VECTORIZE static void softmax_row_causal(float *s, int n, int len) {
   float mx = s[0];
   for (int j = 1; j < n; j++) mx = s[j] > mx ? s[j] : mx;
+  for (int j = 0; j < n; j++) s[j] = ch_exp_f32(s[j] - mx);
+  /* Eight partial sums in a fixed order: the same result on every instruction set. */
+  float part[8] = {0};
+  int j = 0;
+  for (; j + 8 <= n; j += 8)
+    for (int u = 0; u < 8; u++) part[u] += s[j + u];
   float sum = 0.0f;
-  for (int j = 0; j < n; j++) {
-    float e = expf(s[j] - mx);
-    s[j] = e;
-    sum += e;
-  }
+  for (; j < n; j++) sum += s[j];
+  for (int u = 0; u < 8; u++) sum += part[u];
   float inv = 1.0f / sum; /* sum >= 1: the max term is exp(0) */
-  for (int j = 0; j < n; j++) s[j] *= inv;
-  for (int j = n; j < len; j++) s[j] = 0.0f;
+  for (j = 0; j < n; j++) s[j] *= inv;
+  for (j = n; j < len; j++) s[j] = 0.0f;
 }
 
 void ch_attention_forward(float *out, int ldo, float *probs, float *scratch, const float *q, int ldq,
