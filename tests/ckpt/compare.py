@@ -2,7 +2,8 @@
 
   compare.py params A.h5 B.h5 [TOL]   every /model and /optim dataset: bit-identical when TOL
                                       is 0, else max |a-b| / max(|b|, 1e-3) <= TOL
-  compare.py metrics A.jsonl B.jsonl  identical lines, ignoring samples_per_s (a timing)
+  compare.py metrics A.jsonl B.jsonl  identical lines, ignoring samples_per_s and tokens_per_s
+                                      (timings)
   compare.py attr FILE NAME VALUE     root attribute NAME equals VALUE (as text)
 """
 import json
@@ -36,9 +37,12 @@ def params(a, b, tol=0.0):
     print(f"ok: {len(ta)} tensors {'bit-identical' if tol == 0 else f'within {worst:.2g} <= {tol}'}")
 
 
+TIMINGS = ("samples_per_s", "tokens_per_s")
+
+
 def metrics(a, b):
     def rows(p):
-        return [{k: v for k, v in json.loads(l).items() if k != "samples_per_s"} for l in open(p)]
+        return [{k: v for k, v in json.loads(l).items() if k not in TIMINGS} for l in open(p)]
     ra, rb = rows(a), rows(b)
     assert ra == rb, f"metrics differ:\n{ra}\n{rb}"
     print(f"ok: {len(ra)} metrics lines identical")
