@@ -16,22 +16,20 @@
 
 /* ---- byte alphabet ---- */
 
-/* Printable Latin-1 bytes ('!'..'~', 0xA1..0xAC, 0xAE..0xFF) are their own code point. */
-static int byte_printable(unsigned b) { return (b >= 0x21 && b <= 0x7E) || (b >= 0xA1 && b <= 0xAC) || b >= 0xAE; }
-
+/* Printable Latin-1 bytes ('!'..'~', 0xA1..0xAC, 0xAE..0xFF) are their own code point; the 68
+ * others, in byte order (0x00..0x20, 0x7F..0xA0, 0xAD), get U+0100..U+0143. */
 uint32_t ch_bpe_byte_cp(uint8_t b) {
-  if (byte_printable(b)) return b;
-  uint32_t k = 0; /* rank of b among the non-printable bytes */
-  for (unsigned c = 0; c < b; c++) k += !byte_printable(c);
-  return 256 + k;
+  if (b <= 0x20) return 0x100 + b;
+  if (b >= 0x7F && b <= 0xA0) return 0x100 + 33 + (b - 0x7Fu);
+  if (b == 0xAD) return 0x100 + 67;
+  return b;
 }
 
 int ch_bpe_cp_byte(uint32_t cp) {
-  if (cp < 256) return byte_printable(cp) ? (int)cp : -1;
-  if (cp >= 256 + 68) return -1;
-  for (unsigned c = 0, k = 0; c < 256; c++)
-    if (!byte_printable(c) && k++ == cp - 256) return (int)c;
-  return -1;
+  if (cp < 0x100) return (cp > 0x20 && cp < 0x7F) || (cp > 0xA0 && cp != 0xAD) ? (int)cp : -1;
+  if (cp < 0x100 + 33) return (int)(cp - 0x100);
+  if (cp < 0x100 + 67) return (int)(cp - 0x100 - 33 + 0x7F);
+  return cp == 0x100 + 67 ? 0xAD : -1;
 }
 
 /* ---- UTF-8 and classes ---- */

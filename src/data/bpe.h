@@ -26,7 +26,12 @@ size_t ch_bpe_utf8_next(const uint8_t *s, size_t n, size_t i, uint32_t *cp);
 
 /* Classes of the pre-tokeniser: \s (Unicode White_Space), \p{L}, \p{N}, and everything else
  * (punctuation, symbols, marks, controls, unassigned, invalid bytes). */
-typedef enum ch_bpe_class { CH_BPE_SPACE = 'S', CH_BPE_LETTER = 'L', CH_BPE_NUMBER = 'N', CH_BPE_OTHER = 'O' } ch_bpe_class;
+typedef enum ch_bpe_class {
+  CH_BPE_SPACE = 'S',
+  CH_BPE_LETTER = 'L',
+  CH_BPE_NUMBER = 'N',
+  CH_BPE_OTHER = 'O'
+} ch_bpe_class;
 ch_bpe_class ch_bpe_classify(uint32_t cp);
 
 /* End of the pre-tokenised piece that starts at s[i] (i < n): the leftmost-alternative match of

@@ -107,8 +107,9 @@ static ch_status scan_encoder(const cJSON *root, ch_bpe_strmap *ids, int64_t *ma
     if (n < 0 && bad == CH_BPE_INVALID_CP)
       st = CH_FAIL(CH_ERR_FORMAT, "encoder.json: token \"%.60s\" (id %.0f) is not valid UTF-8", key, v);
     else if (n < 0)
-      st = CH_FAIL(CH_ERR_FORMAT, "encoder.json: token \"%.60s\" (id %.0f) has U+%04X, which is not in GPT-2's byte alphabet",
-                   key, v, (unsigned)bad);
+      st = CH_FAIL(CH_ERR_FORMAT,
+                   "encoder.json: token \"%.60s\" (id %.0f) has U+%04X, which is not in GPT-2's byte alphabet", key,
+                   v, (unsigned)bad);
     else st = ch_bpe_strmap_put(ids, b, (size_t)n, (int64_t)v, &existed);
     if (st == CH_OK && existed) st = CH_FAIL(CH_ERR_FORMAT, "encoder.json: token \"%.60s\" appears twice", key);
     if (b != buf) free(b);
@@ -132,11 +133,22 @@ static ch_status load_encoder(ch_tokenizer *t, ch_bpe_strmap *ids) {
   ch_status st = CH_OK;
   size_t total = 0;
   int64_t max_id = -1;
+  while (end < t->encoder_json + t->encoder_len && (*end == ' ' || *end == '\t' || *end == '\n' || *end == '\r')) end++;
+  if (end < t->encoder_json + t->encoder_len && *end) {
+    st = CH_FAIL(CH_ERR_FORMAT, "encoder.json line %d: unexpected text after the JSON value (\"%.20s\")",
+                 json_line(t->encoder_json, end), end);
+    goto done;
+  }
   if (!cJSON_IsObject(root)) {
     st = CH_FAIL(CH_ERR_FORMAT, "encoder.json: expected a JSON object of token -> id");
     goto done;
   }
   CH_CHECK_GOTO(scan_encoder(root, ids, &max_id, &total), st, done);
+  if (max_id >= 16 * ids->nent + 1024) { /* a typo'd id would otherwise cost gigabytes */
+    st = CH_FAIL(CH_ERR_FORMAT, "encoder.json: id %lld is implausibly large for %lld tokens", (long long)max_id,
+                 (long long)ids->nent);
+    goto done;
+  }
   t->vocab = max_id + 1;
   t->bytes = malloc(total ? total : 1);
   t->tok_off = malloc((size_t)t->vocab * sizeof *t->tok_off);
@@ -335,7 +347,8 @@ ch_status ch_tokenizer_encode(const ch_tokenizer *t, const char *text, size_t le
 ch_status ch_tokenizer_decode(const ch_tokenizer *t, const int32_t *tokens, int64_t n, char **text, size_t *len) {
   *text = NULL;
   *len = 0;
-  if (n < 0 || (n > 0 && !tokens)) return CH_FAIL(CH_ERR_INVALID, "ch_tokenizer_decode: bad arguments (n = %lld)", (long long)n);
+  if (n < 0 || (n > 0 && !tokens))
+    return CH_FAIL(CH_ERR_INVALID, "ch_tokenizer_decode: bad arguments (n = %lld)", (long long)n);
   size_t total = 0;
   for (int64_t i = 0; i < n; i++) {
     int32_t id = tokens[i];

@@ -193,7 +193,8 @@ ch_status ch_tokens_read(ch_tokens *t, const int64_t *windows, int64_t n, int32_
   read_plan p = {0};
   int32_t *buf = NULL;
   ch_status st = plan_make(t, windows, n, &p);
-  if (st == CH_OK && n > 0 && !out) st = CH_FAIL(CH_ERR_INVALID, "%s: null output for %lld windows", t->where, (long long)n);
+  if (st == CH_OK && n > 0 && !out)
+    st = CH_FAIL(CH_ERR_INVALID, "%s: null output for %lld windows", t->where, (long long)n);
   if (st == CH_OK && p.total > 0 && !(buf = malloc((size_t)p.total * sizeof *buf)))
     st = CH_FAIL(CH_ERR_NOMEM, "%s: read of %lld tokens", t->where, (long long)p.total);
   /* Agree before the transfer, so that a rank with bad arguments does not leave the others

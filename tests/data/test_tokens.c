@@ -190,7 +190,8 @@ int main(int argc, char **argv) {
   CHT_OK(ch_tokens_open(&g, h5, "val", 16, &t));
   ch_tokenizer *tok;
   CHT_OK(ch_tokenizer_load(h5, &tok));
-  CHT_ASSERT(!strcmp(ch_tokenizer_name(tok), "byte") && ch_tokenizer_vocab(tok) == ch_tokens_vocab(t), "loaded tokenizer");
+  CHT_ASSERT(!strcmp(ch_tokenizer_name(tok), "byte") && ch_tokenizer_vocab(tok) == ch_tokens_vocab(t),
+             "loaded tokenizer");
   ch_tokenizer_destroy(tok);
   ch_tokens_close(t);
 
