@@ -78,7 +78,8 @@ int64_t ch_sampler_batch(ch_sampler *s, int64_t pos, int64_t batch, int nranks, 
 
 /* ---- Text data for language models (`cohort data text`) ----
  * File layout: /train/tokens and /val/tokens int32 1-D; root attributes vocab_size (int64),
- * tokenizer ("byte" | "gpt2"), source (the input names); for gpt2 the tokenizer's texts as
+ * tokenizer ("byte" | "gpt2"), source (the input names), unigram_entropy (float64, nats per
+ * token of the train split); for gpt2 the tokenizer's texts as
  * uint8 datasets /tokenizer/encoder_json and /tokenizer/bpe_merges (docs/data-format.md). */
 #include "cohort/tokenizer.h"
 
@@ -119,6 +120,9 @@ int64_t ch_tokens_count(const ch_tokens *t);
 int64_t ch_tokens_windows(const ch_tokens *t);
 /* The file's vocab_size. */
 int64_t ch_tokens_vocab(const ch_tokens *t);
+/* Entropy of the train split's unigram distribution in nats per token (attribute
+ * unigram_entropy): the loss of a model that ignores context. NaN when the file lacks it. */
+double ch_tokens_unigram_entropy(const ch_tokens *t);
 
 /* Reads windows[0..n) (any order, repeats allowed) into out [n, context+1]. Collective (every
  * rank calls, n may be 0, then windows and out may be NULL); independent transfer of only the

@@ -131,8 +131,18 @@ static ch_status write_tokenizer(hid_t file, const ch_tokenizer *tok, const char
   return st;
 }
 
+/* A float64 scalar attribute of the root group. */
+static ch_status write_attr_f64(hid_t file, const char *name, double v, const char *path) {
+  hid_t space = H5Screate(H5S_SCALAR);
+  hid_t a = space < 0 ? -1 : H5Acreate2(file, name, H5T_IEEE_F64LE, space, H5P_DEFAULT, H5P_DEFAULT);
+  herr_t w = a < 0 ? -1 : H5Awrite(a, H5T_NATIVE_DOUBLE, &v);
+  if (a >= 0) H5Aclose(a);
+  if (space >= 0) H5Sclose(space);
+  return w < 0 ? ch_data_h5_fail(CH_ERR_IO, path, name) : CH_OK;
+}
+
 static ch_status write_file(const char *tmp, const int32_t *tokens, int64_t ntrain, int64_t nval,
-                            const ch_tokenizer *tok, const char *source) {
+                            const ch_tokenizer *tok, const char *source, double entropy_bits) {
   hid_t file = H5Fcreate(tmp, H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT);
   if (file < 0) return ch_data_h5_fail(CH_ERR_IO, tmp, "create failed");
   ch_status st = CH_OK;
@@ -141,6 +151,9 @@ static ch_status write_file(const char *tmp, const int32_t *tokens, int64_t ntra
   CH_CHECK_GOTO(ch_data_write_attr_i64(file, "vocab_size", ch_tokenizer_vocab(tok), tmp), st, done);
   CH_CHECK_GOTO(ch_data_write_attr_str(file, "tokenizer", ch_tokenizer_name(tok), tmp), st, done);
   CH_CHECK_GOTO(ch_data_write_attr_str(file, "source", source, tmp), st, done);
+  /* In nats, the unit of the trainer's cross-entropy: the loss of a model ignoring context. */
+  CH_CHECK_GOTO(write_attr_f64(file, "unigram_entropy", entropy_bits * 0.69314718055994531, tmp), st,
+                done);
   CH_CHECK_GOTO(write_tokenizer(file, tok, tmp), st, done);
 done:
   if (H5Fclose(file) < 0 && st == CH_OK) st = ch_data_h5_fail(CH_ERR_IO, tmp, "close failed");
@@ -196,7 +209,7 @@ ch_status ch_data_text_convert(const char *const *in_paths, int nin, const char 
   }
   strcpy(tmp, out_path);
   strcat(tmp, ".partial");
-  st = write_file(tmp, tokens, ntrain, nval, tok, source);
+  st = write_file(tmp, tokens, ntrain, nval, tok, source, bits);
   if (st == CH_OK) st = ch_data_commit_file(tmp, out_path);
   if (st != CH_OK) {
     ch_error_trace(__FILE__, __LINE__);

@@ -4,6 +4,7 @@
  * A read selects the union of the requested windows' token ranges (adjacent windows form one
  * run) and moves it with one independent transfer, for the reasons given at the top of
  * dataset.c; the call is collective so that a bad window on one rank fails it on every rank. */
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -18,6 +19,7 @@ struct ch_tokens {
   hid_t file, ds, dxpl;
   MPI_Comm comm;  /* the group's communicator (borrowed) */
   int64_t count, windows, vocab;
+  double unigram_entropy; /* nats per token of the train split; NaN when not recorded */
   int context;
   char where[256]; /* "path:/split" for messages */
 };
@@ -37,6 +39,12 @@ static ch_status open_contents(ch_tokens *t, const char *path, const char *split
     return CH_FAIL(CH_ERR_FORMAT, "%s: %s has %lld tokens, too few for context %d (a window needs %lld)", path, full,
                    (long long)t->count, t->context, (long long)t->context + 1);
   t->windows = (t->count - 1) / t->context;
+  t->unigram_entropy = NAN; /* optional: files of older converters lack it */
+  if (H5Aexists(t->file, "unigram_entropy") > 0) {
+    hid_t a = H5Aopen(t->file, "unigram_entropy", H5P_DEFAULT);
+    if (a < 0 || H5Aread(a, H5T_NATIVE_DOUBLE, &t->unigram_entropy) < 0) t->unigram_entropy = NAN;
+    if (a >= 0) H5Aclose(a);
+  }
   t->dxpl = H5Pcreate(H5P_DATASET_XFER);
   if (t->dxpl < 0 || H5Pset_dxpl_mpio(t->dxpl, H5FD_MPIO_INDEPENDENT) < 0)
     return ch_data_h5_fail(CH_ERR_IO, t->where, "transfer property list");
@@ -87,6 +95,7 @@ void ch_tokens_close(ch_tokens *t) {
 
 int64_t ch_tokens_count(const ch_tokens *t) { return t->count; }
 int64_t ch_tokens_windows(const ch_tokens *t) { return t->windows; }
+double ch_tokens_unigram_entropy(const ch_tokens *t) { return t->unigram_entropy; }
 int64_t ch_tokens_vocab(const ch_tokens *t) { return t->vocab; }
 
 static int cmp_i64(const void *pa, const void *pb) {

@@ -1,19 +1,23 @@
 /* The trainer's view of its data: samples of a classification dataset (rows) or of a token
  * dataset (windows of context + 1 tokens), read by sample index. The model type decides. */
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "train/train_internal.h"
 
 struct ch_source {
   ch_dataset *rows;
   ch_tokens *tokens;
+  int train; /* the train split (describes the unigram baseline) */
 };
 
 ch_status ch_source_open(const ch_config *cfg, const ch_group *g, const char *split,
                          ch_source **out) {
   ch_source *s = calloc(1, sizeof *s);
   if (!s) return CH_FAIL(CH_ERR_NOMEM, "data source");
+  s->train = !strcmp(split, "train");
   ch_status st = cfg->model.type == CH_MODEL_GPT
                      ? ch_tokens_open(g, cfg->data.path, split, cfg->model.context, &s->tokens)
                      : ch_dataset_open(g, cfg->data.path, split, &s->rows);
@@ -50,10 +54,14 @@ ch_status ch_source_read(ch_source *s, const int64_t *samples, int64_t n, float 
 }
 
 void ch_source_describe(const ch_source *s, char *buf, size_t size) {
-  if (s->tokens)
-    snprintf(buf, size, "%lld tokens in %lld windows, vocabulary %lld",
-             (long long)ch_tokens_count(s->tokens), (long long)ch_tokens_windows(s->tokens),
-             (long long)ch_tokens_vocab(s->tokens));
+  if (s->tokens) {
+    int n = snprintf(buf, size, "%lld tokens in %lld windows, vocabulary %lld",
+                     (long long)ch_tokens_count(s->tokens), (long long)ch_tokens_windows(s->tokens),
+                     (long long)ch_tokens_vocab(s->tokens));
+    double h = ch_tokens_unigram_entropy(s->tokens);
+    if (s->train && !isnan(h) && n > 0 && (size_t)n < size) /* the loss to beat: a model ignoring context */
+      snprintf(buf + n, size - (size_t)n, ", unigram entropy %.4f nats/token", h);
+  }
   else
     snprintf(buf, size, "%lld rows x %lld features, %d classes",
              (long long)ch_dataset_rows(s->rows), (long long)ch_dataset_features(s->rows),

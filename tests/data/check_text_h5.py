@@ -122,11 +122,14 @@ def check(out, summary_path, frac, tokenizer, d, inputs):
         k = int(np.argmax(np.concatenate([train, val]) != want))
         fail(f'tokens differ from the expected encoding at {k}')
     source = ', '.join(os.path.basename(p) for p in inputs)
-    if attrs != {'vocab_size': vocab, 'tokenizer': tokenizer, 'source': source}:
-        fail(f'attributes {attrs}')
     counts = np.bincount(train, minlength=vocab)
     p = counts[counts > 0] / len(train)
     bits = float(-(p * np.log2(p)).sum())
+    nats = attrs.pop('unigram_entropy', None)
+    if attrs != {'vocab_size': vocab, 'tokenizer': tokenizer, 'source': source}:
+        fail(f'attributes {attrs}')
+    if nats is None or abs(nats - bits * math.log(2)) > 1e-9 * max(1.0, nats):
+        fail(f'unigram_entropy attribute {nats}, expected {bits * math.log(2)} nats')
     text = open(summary_path).read()
     got = summary_value(text, r'bytes +(\d+)\n')
     if int(got[0]) != len(joined):
