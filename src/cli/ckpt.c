@@ -88,8 +88,12 @@ static void print_config(const char *text, ch_layout *layout) {
   }
   static const char *const models[] = {"mlp", "gpt"}, *const acts[] = {"relu", "gelu"},
                            *const optims[] = {"sgd", "adamw"};
-  printf("model           %s, depth %d, hidden %d, %s\n", enum_name(cfg.model.type, models, 2),
-         cfg.model.depth, cfg.model.hidden, enum_name(cfg.model.activation, acts, 2));
+  if (cfg.model.type == CH_MODEL_GPT)
+    printf("model           gpt, n_layer %d, n_head %d, n_embd %d, context %d\n", cfg.model.n_layer,
+           cfg.model.n_head, cfg.model.n_embd, cfg.model.context);
+  else
+    printf("model           %s, depth %d, hidden %d, %s\n", enum_name(cfg.model.type, models, 2),
+           cfg.model.depth, cfg.model.hidden, enum_name(cfg.model.activation, acts, 2));
   printf("optimizer       %s, lr %g\n", enum_name(cfg.optim.type, optims, 2), cfg.optim.lr);
   printf("batch size      %" PRId64 " (global)\n", cfg.train.batch_size);
   printf("steps           %" PRId64 " (train.steps)\n", cfg.train.steps);
