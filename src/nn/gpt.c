@@ -19,11 +19,13 @@ enum { P_LN1_W, P_LN1_B, P_QKV_W, P_QKV_B, P_ATTN_W, P_ATTN_B, P_LN2_W, P_LN2_B,
        P_PROJ_W, P_PROJ_B, P_PER_BLOCK };
 
 typedef struct gpt {
-  gpt_dims d;
+  gpt_shape d;              /* the whole model */
+  int B;                    /* sequences the arena holds */
   float *arena;
   int32_t *inp, *tgt;       /* [B*T] inputs and targets split from the windows */
   float *enc, *lnf, *lnf_mean, *lnf_rstd, *logits;
   gpt_act *acts;            /* [L] */
+  gpt_block_w *blk;         /* [L] views of the current parameters, for the forward */
   float *dres, *dbuf, *dqkv, *dfch, *scratch; /* backward */
 } gpt;
 
@@ -47,7 +49,7 @@ static void spec(ch_param_spec *p, const char *name, int unit, int ndim, int64_t
  * biases, unit LayerNorm gains. Tensor-parallel split (Megatron): c_attn and c_fc by output
  * columns, the projections after them by input rows (for c_attn the serving layout must take
  * each rank's heads from q, k and v alike). */
-static ch_status build_specs(const gpt_dims *d, ch_param_spec **out, int *n) {
+static ch_status build_specs(const gpt_shape *d, ch_param_spec **out, int *n) {
   int64_t C = d->C, L = d->L;
   *n = 2 + P_PER_BLOCK * d->L + 2;
   ch_param_spec *s = calloc((size_t)*n, sizeof *s);
@@ -81,20 +83,44 @@ static ch_status build_specs(const gpt_dims *d, ch_param_spec **out, int *n) {
   return CH_OK;
 }
 
-const float *ch_gpt_param(const ch_model *m, const float *flat, int layer, int which) {
-  int idx = layer < 0 ? (which == 0 ? 0 : 1) /* wte, wpe */
-            : layer >= ((gpt *)m->impl)->d.L ? m->layout.nparams - 2 + which /* ln_f */
-                                             : 2 + P_PER_BLOCK * layer + which;
-  return flat + m->layout.offsets[idx];
+/* Parameter `which` (P_* order) of block `layer` in the flat buffer; layer -1: wte (0) / wpe (1);
+ * layer L: ln_f weight (0) / bias (1). */
+static float *param(const ch_model *m, const float *flat, int layer, int which) {
+  int idx = layer < 0 ? which : layer >= ((gpt *)m->impl)->d.L ? m->layout.nparams - 2 + which
+                                                                : 2 + P_PER_BLOCK * layer + which;
+  return (float *)flat + m->layout.offsets[idx];
 }
-#define PARAM(m, flat, l, w) ((float *)ch_gpt_param(m, flat, l, w))
+#define PARAM(m, flat, l, w) param(m, flat, l, w)
+
+static const ch_model_ops gpt_ops;
+
+const gpt_shape *ch_gpt_shape(const ch_model *m) {
+  return m->ops == &gpt_ops ? &((const gpt *)m->impl)->d : NULL;
+}
+
+const gpt_view *ch_gpt_view(const ch_model *m, const float *p, gpt_view *v, gpt_block_w *blk) {
+  if (m->ops != &gpt_ops) return NULL;
+  const gpt *g = m->impl;
+  *v = (gpt_view){.s = g->d, .wte = PARAM(m, p, -1, 0), .wpe = PARAM(m, p, -1, 1),
+                  .lnf_w = PARAM(m, p, g->d.L, 0), .lnf_b = PARAM(m, p, g->d.L, 1), .blk = blk};
+  for (int l = 0; l < g->d.L; l++) {
+    const float *q = PARAM(m, p, l, 0);
+    const size_t *o = &m->layout.offsets[2 + P_PER_BLOCK * l];
+#define W(i) (q + (o[i] - o[0]))
+    blk[l] = (gpt_block_w){W(P_LN1_W), W(P_LN1_B), W(P_QKV_W), W(P_QKV_B), W(P_ATTN_W),
+                           W(P_ATTN_B), W(P_LN2_W), W(P_LN2_B), W(P_FC_W), W(P_FC_B),
+                           W(P_PROJ_W), W(P_PROJ_B)};
+#undef W
+  }
+  return v;
+}
 
 /* ---- construction ---------------------------------------------------------------------- */
 
 /* Carves the arena (floats) for B sequences; with arena NULL only counts. */
 static size_t carve(gpt *g, float *arena) {
-  const gpt_dims *d = &g->d;
-  size_t N = (size_t)g->d.B * (size_t)d->T, C = (size_t)d->C, used = 0;
+  const gpt_shape *d = &g->d;
+  size_t N = (size_t)g->B * (size_t)d->T, C = (size_t)d->C, used = 0;
 #define TAKE(ptr, count)                      \
   do {                                        \
     if (arena) (ptr) = arena + used;          \
@@ -114,7 +140,7 @@ static size_t carve(gpt *g, float *arena) {
     TAKE(a->ln1_rstd, N);
     TAKE(a->qkv, N * 3 * C);
     TAKE(a->atty, N * C);
-    TAKE(a->probs, (size_t)g->d.B * d->NH * d->T * d->T);
+    TAKE(a->probs, (size_t)g->B * d->NH * d->T * d->T);
     TAKE(a->res2, N * C);
     TAKE(a->ln2, N * C);
     TAKE(a->ln2_mean, N);
@@ -136,8 +162,6 @@ static size_t carve(gpt *g, float *arena) {
   return used;
 }
 
-static const ch_model_ops gpt_ops;
-
 ch_status ch_gpt_init(ch_model *m, const ch_config *cfg, int64_t vocab) {
   const int64_t n_layer = cfg->model.n_layer, n_head = cfg->model.n_head, C = cfg->model.n_embd;
   int64_t V = cfg->model.vocab_size ? cfg->model.vocab_size : vocab;
@@ -154,8 +178,11 @@ ch_status ch_gpt_init(ch_model *m, const ch_config *cfg, int64_t vocab) {
   if (!g) return CH_FAIL(CH_ERR_NOMEM, "GPT");
   m->impl = g;
   m->ops = &gpt_ops;
-  g->d = (gpt_dims){.L = (int)n_layer, .NH = (int)n_head, .C = (int)C, .HS = (int)(C / n_head),
-                    .T = cfg->model.context, .V = (int)V, .B = m->max_batch};
+  g->d = (gpt_shape){.L = (int)n_layer, .NH = (int)n_head, .C = (int)C, .HS = (int)(C / n_head),
+                     .F = 4 * (int)C, .T = cfg->model.context, .V = (int)V};
+  g->B = m->max_batch;
+  g->blk = calloc((size_t)g->d.L, sizeof *g->blk);
+  if (!g->blk) return CH_FAIL(CH_ERR_NOMEM, "GPT");
   ch_param_spec *specs = NULL;
   int nspecs = 0;
   CH_CHECK(build_specs(&g->d, &specs, &nspecs));
@@ -168,7 +195,7 @@ ch_status ch_gpt_init(ch_model *m, const ch_config *cfg, int64_t vocab) {
   g->arena = ch_alloc_aligned(floats * sizeof(float));
   if (!g->arena)
     return CH_FAIL(CH_ERR_NOMEM, "GPT activations (%.1f MiB for %d sequences of %d tokens)",
-                   (double)floats * 4.0 / 1048576.0, g->d.B, g->d.T);
+                   (double)floats * 4.0 / 1048576.0, g->B, g->d.T);
   carve(g, g->arena);
   m->arena_bytes = floats * sizeof(float);
   m->sample_floats = 0;
@@ -182,11 +209,8 @@ static void gpt_destroy(ch_model *m) {
   if (!g) return;
   ch_free_aligned(g->arena);
   free(g->acts);
+  free(g->blk);
   free(g);
-}
-
-const gpt_dims *ch_gpt_dims(const ch_model *m) {
-  return m->ops == &gpt_ops ? &((gpt *)m->impl)->d : NULL;
 }
 
 /* ---- forward / backward ---------------------------------------------------------------- */
@@ -206,26 +230,28 @@ static ch_status split_windows(gpt *g, const int32_t *y, int B) {
   return CH_OK;
 }
 
-void ch_gpt_block_forward(const ch_model *m, const float *p, int l, gpt_act *a, const float *x,
-                          int64_t N, ch_gpt_attend attend, void *ctx) {
-  int C = ((const gpt *)m->impl)->d.C;
-  ch_layernorm_forward(a->ln1, a->ln1_mean, a->ln1_rstd, x, PARAM(m, p, l, P_LN1_W),
-                       PARAM(m, p, l, P_LN1_B), N, C, CH_GPT_LN_EPS);
-  ch_matmul_forward(a->qkv, a->ln1, PARAM(m, p, l, P_QKV_W), PARAM(m, p, l, P_QKV_B), N, C, 3 * C);
-  attend(ctx, l, a);
-  ch_matmul_forward(a->res2, a->atty, PARAM(m, p, l, P_ATTN_W), PARAM(m, p, l, P_ATTN_B), N, C, C);
+ch_status ch_gpt_block_forward(const gpt_view *v, int l, gpt_act *a, const float *x, int64_t N,
+                               ch_gpt_attend attend, void *actx, ch_gpt_reduce reduce, void *rctx) {
+  const gpt_block_w *w = &v->blk[l];
+  int C = v->s.C, A = v->s.NH * v->s.HS, F = v->s.F;
+  ch_layernorm_forward(a->ln1, a->ln1_mean, a->ln1_rstd, x, w->ln1_w, w->ln1_b, N, C, CH_GPT_LN_EPS);
+  ch_matmul_forward(a->qkv, a->ln1, w->qkv_w, w->qkv_b, N, C, 3 * A);
+  attend(actx, l, a);
+  ch_matmul_forward(a->res2, a->atty, w->attn_w, w->attn_b, N, A, C);
+  if (reduce) CH_CHECK(reduce(rctx, a->res2, N * C));
   ch_add(a->res2, a->res2, x, N * C);
-  ch_layernorm_forward(a->ln2, a->ln2_mean, a->ln2_rstd, a->res2, PARAM(m, p, l, P_LN2_W),
-                       PARAM(m, p, l, P_LN2_B), N, C, CH_GPT_LN_EPS);
-  ch_matmul_forward(a->fch, a->ln2, PARAM(m, p, l, P_FC_W), PARAM(m, p, l, P_FC_B), N, C, 4 * C);
-  ch_gelu_forward(a->fch_gelu, a->fch, N * 4 * C);
-  ch_matmul_forward(a->res3, a->fch_gelu, PARAM(m, p, l, P_PROJ_W), PARAM(m, p, l, P_PROJ_B), N,
-                    4 * C, C);
+  ch_layernorm_forward(a->ln2, a->ln2_mean, a->ln2_rstd, a->res2, w->ln2_w, w->ln2_b, N, C,
+                       CH_GPT_LN_EPS);
+  ch_matmul_forward(a->fch, a->ln2, w->fc_w, w->fc_b, N, C, F);
+  ch_gelu_forward(a->fch_gelu, a->fch, N * F);
+  ch_matmul_forward(a->res3, a->fch_gelu, w->proj_w, w->proj_b, N, F, C);
+  if (reduce) CH_CHECK(reduce(rctx, a->res3, N * C));
   ch_add(a->res3, a->res3, a->res2, N * C);
+  return CH_OK;
 }
 
 typedef struct train_attend_ctx {
-  const gpt_dims *d;
+  const gpt_shape *d;
   int B;
 } train_attend_ctx;
 
@@ -233,7 +259,7 @@ typedef struct train_attend_ctx {
 static void train_attend(void *ctx, int l, gpt_act *a) {
   (void)l;
   const train_attend_ctx *c = ctx;
-  const gpt_dims *d = c->d;
+  const gpt_shape *d = c->d;
   int C = d->C;
   for (int b = 0; b < c->B; b++) {
     const float *q = a->qkv + (size_t)b * d->T * 3 * C;
@@ -246,14 +272,16 @@ static void train_attend(void *ctx, int l, gpt_act *a) {
 /* Logits [B*T, V] of the inputs in g->inp. */
 static void forward(ch_model *m, const float *p, int B) {
   gpt *g = m->impl;
-  const gpt_dims *d = &g->d;
+  const gpt_shape *d = &g->d;
   int64_t N = (int64_t)B * d->T;
   int C = d->C;
   train_attend_ctx ctx = {d, B};
-  ch_embedding_forward(g->enc, g->inp, PARAM(m, p, -1, 0), PARAM(m, p, -1, 1), N, d->T, C);
-  for (int l = 0; l < d->L; l++)
-    ch_gpt_block_forward(m, p, l, &g->acts[l], l == 0 ? g->enc : g->acts[l - 1].res3, N,
-                         train_attend, &ctx);
+  gpt_view v;
+  ch_gpt_view(m, p, &v, g->blk);
+  ch_embedding_forward(g->enc, g->inp, v.wte, v.wpe, N, d->T, C);
+  for (int l = 0; l < d->L; l++) /* cannot fail without a reduce */
+    (void)ch_gpt_block_forward(&v, l, &g->acts[l], l == 0 ? g->enc : g->acts[l - 1].res3, N,
+                               train_attend, &ctx, NULL, NULL);
   const float *xl = d->L > 0 ? g->acts[d->L - 1].res3 : g->enc;
   ch_layernorm_forward(g->lnf, g->lnf_mean, g->lnf_rstd, xl, PARAM(m, p, d->L, 0),
                        PARAM(m, p, d->L, 1), N, C, CH_GPT_LN_EPS);
@@ -291,7 +319,7 @@ static ch_status gpt_train_step(ch_model *m, const float *p, float *grads, const
                                 const ch_grad_hook *hook, double *loss_sum) {
   (void)x;
   gpt *g = m->impl;
-  const gpt_dims *d = &g->d;
+  const gpt_shape *d = &g->d;
   int64_t N = (int64_t)B * d->T;
   int C = d->C;
   *loss_sum = 0.0;

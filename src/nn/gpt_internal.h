@@ -1,21 +1,31 @@
-/* Shared between the GPT's training path (gpt.c) and its incremental decoder (gpt_decode.c). */
+/* Shared by the GPT's training path (gpt.c), its incremental decoder (gpt_decode.c) and the
+ * tensor-parallel server, which runs the same blocks on its slice of the weights. */
 #pragma once
 #include "nn/model_internal.h"
 
-typedef struct gpt_dims {
-  int L, NH, C, HS, T, V; /* blocks, heads, width, head size, context, vocabulary */
-  int B;                  /* sequences the training arena holds */
-} gpt_dims;
-
-/* The GPT's dimensions, or NULL when `m` is not a GPT. */
-const gpt_dims *ch_gpt_dims(const ch_model *m);
-
-/* Parameter `which` of block `layer` (P_* order of gpt.c: ln_1.w, ln_1.b, c_attn.w, c_attn.b,
- * attn.c_proj.w, attn.c_proj.b, ln_2.w, ln_2.b, c_fc.w, c_fc.b, mlp.c_proj.w, mlp.c_proj.b) in
- * the flat buffer; layer -1: wte (0) / wpe (1); layer L: ln_f weight (0) / bias (1). */
-const float *ch_gpt_param(const ch_model *m, const float *flat, int layer, int which);
-
 #define CH_GPT_LN_EPS 1e-5f /* torch's LayerNorm default, as GPT-2 */
+
+/* The shape of the weights one rank holds: the whole model (training; NH = n_head, F = 4 C), or
+ * a tensor-parallel slice with NH of the heads (attention width NH * HS) and F of the 4 C MLP
+ * columns. C, T, V are the model's. */
+typedef struct gpt_shape {
+  int L, C, NH, HS, F, T, V;
+} gpt_shape;
+
+/* One block's weights in that shape (GPT-2 Conv1D layouts [in, out]): qkv_w [C, 3 NH HS] as
+ * [q | k | v] of this rank's heads, attn_w [NH HS, C], fc_w [C, F], proj_w [F, C]. attn_b and
+ * proj_b, added after the tensor-parallel sum, are NULL on every rank but one. */
+typedef struct gpt_block_w {
+  const float *ln1_w, *ln1_b, *qkv_w, *qkv_b, *attn_w, *attn_b, *ln2_w, *ln2_b, *fc_w, *fc_b,
+      *proj_w, *proj_b;
+} gpt_block_w;
+
+/* A model as one rank holds it: shape, replicated embeddings and ln_f, the blocks [L]. */
+typedef struct gpt_view {
+  gpt_shape s;
+  const float *wte, *wpe, *lnf_w, *lnf_b;
+  const gpt_block_w *blk;
+} gpt_view;
 
 /* One block's activations (views into an arena): what backward needs, or decode scratch. */
 typedef struct gpt_act {
@@ -25,7 +35,22 @@ typedef struct gpt_act {
 
 /* Fills a->atty from a->qkv for block l: the only step where training and decoding differ. */
 typedef void (*ch_gpt_attend)(void *ctx, int l, gpt_act *a);
+/* Sums x[0..n) over the tensor-parallel ranks in place (NULL: one rank holds everything). */
+typedef ch_status (*ch_gpt_reduce)(void *ctx, float *x, int64_t n);
 
-/* Block l over N rows: x -> a->res3, keeping every intermediate in `a`. */
-void ch_gpt_block_forward(const ch_model *m, const float *p, int l, gpt_act *a, const float *x,
-                          int64_t N, ch_gpt_attend attend, void *ctx);
+/* Block l over N rows: x -> a->res3, keeping every intermediate in `a`. With a reduce, the two
+ * row-parallel projections are summed over the ranks before their bias and residual. */
+ch_status ch_gpt_block_forward(const gpt_view *v, int l, gpt_act *a, const float *x, int64_t N,
+                               ch_gpt_attend attend, void *actx, ch_gpt_reduce reduce, void *rctx);
+
+/* The shape of a GPT model (the whole model), or NULL when `m` is not a GPT. */
+const gpt_shape *ch_gpt_shape(const ch_model *m);
+
+/* The view of a whole (single-rank) GPT over the flat buffer `p`, blocks written to blk [L]; NULL
+ * when `m` is not a GPT. */
+const gpt_view *ch_gpt_view(const ch_model *m, const float *p, gpt_view *v, gpt_block_w *blk);
+
+/* Incremental decoding on any view (see ch_model_decode); reduce as for the blocks. */
+ch_status ch_gpt_kv_create(const gpt_shape *s, int slots, ch_kv_cache **out);
+ch_status ch_gpt_decode(const gpt_view *v, ch_kv_cache *kv, int slot, const int32_t *tokens, int n,
+                        float *logits, ch_gpt_reduce reduce, void *rctx);
