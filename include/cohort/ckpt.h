@@ -129,6 +129,12 @@ void ch_ckpt_close(ch_ckpt_file *f);
 ch_status ch_ckpt_read_tensor(ch_ckpt_file *f, const ch_ckpt_tensor *t, float *data,
                               ch_ckpt_check *check);
 
+/* Reads part of tensor `t`: along dimension `dim` the nblocks ranges [start[b], start[b] + count)
+ * (everything else whole), concatenated in row-major order of the file (dim -1: the whole
+ * tensor). No checksum (it covers the whole tensor). Errors: CH_ERR_FORMAT, CH_ERR_IO. */
+ch_status ch_ckpt_read_slab(ch_ckpt_file *f, const ch_ckpt_tensor *t, int dim, int nblocks,
+                            const int64_t *start, int64_t count, float *data);
+
 /* Writes the model tensors of `f` (/model/<name>, not the optimizer state) to `out` as float32
  * safetensors named <name> (PyTorch state_dict names), with step, format and versions in
  * __metadata__. Each tensor's checksum is verified first: a corrupt checkpoint leaves `out`
@@ -145,3 +151,14 @@ ch_status ch_ckpt_export_safetensors(ch_ckpt_file *f, const char *out, int *nten
  * CH_ERR_CONFIG (a stored config this build cannot load), CH_ERR_NOMEM. */
 ch_status ch_ckpt_load_model(const char *path, int max_batch, ch_config *cfg, ch_model **model,
                              float **params);
+
+/* Loads a checkpoint for tensor-parallel serving over g: *cfg gets the stored config, *model a
+ * layout-only model (its spec table: ch_model_destroy), *local and *slices this rank's layout
+ * and slices (ch_tp_layout), *params its part of every parameter (ch_free_aligned). Each rank
+ * reads only its hyperslabs (ch_ckpt_read_slab), whatever world size wrote the file; checksums
+ * are verified tensor by tensor, each by one rank. Collective; every rank returns an error when
+ * any failed. Errors: as ch_ckpt_load_model, CH_ERR_INVALID (a split this rank count cannot
+ * make). */
+typedef struct ch_tp_slice ch_tp_slice;
+ch_status ch_ckpt_load_tp(const ch_group *g, const char *path, ch_config *cfg, ch_model **model,
+                          ch_layout *local, ch_tp_slice **slices, float **params);

@@ -21,6 +21,7 @@ typedef struct ch_model ch_model;
  * the float features per row and the number of classes; for the GPT in_features is ignored and
  * `classes` is the dataset's vocabulary (model.vocab_size, when set, must be >= it). Errors:
  * CH_ERR_CONFIG naming the key (bad shape, n_embd not divisible by n_head), CH_ERR_NOMEM.
+ * max_batch 0 builds the spec table and layout only (no activation arena; no forward).
  * Free with ch_model_destroy. */
 ch_status ch_model_create(const ch_config *cfg, int64_t in_features, int64_t classes,
                           int max_batch, ch_model **out);

@@ -34,6 +34,11 @@ typedef struct ch_param_spec {
   float init_scale;
   ch_dtype dtype;
   ch_tp_split split;
+  /* The split dimension holds tp_groups equal groups (GPT's fused [q | k | v]: 3), each split
+   * over the ranks separately, in whole grains of tp_grain elements (a head: head size). 0 and
+   * 1 both mean one group, element grain. */
+  int tp_groups;
+  int64_t tp_grain;
   int unit;                 /* unit index: parameters of one unit are contiguous */
   int no_decay;             /* excluded from weight decay (biases, norms) */
 } ch_param_spec;

@@ -200,6 +200,42 @@ done:
   return st;
 }
 
+ch_status ch_ckpt_read_slab(ch_ckpt_file *f, const ch_ckpt_tensor *t, int dim, int nblocks,
+                            const int64_t *start, int64_t count, float *data) {
+  if (strcmp(t->dtype, "float32") != 0 || t->ndim < 1 || t->ndim > CH_MAX_DIMS || dim >= t->ndim)
+    return CH_FAIL(CH_ERR_FORMAT, "%s: dataset %s: not a float32 tensor of >= %d dimensions",
+                   f->path, t->name, dim + 1);
+  ch_status st = CH_OK;
+  ch_h5_quiet q;
+  ch_h5_quiet_begin(&q);
+  hid_t d = H5Dopen2((hid_t)f->h5, t->name, H5P_DEFAULT), fs = -1, ms = -1;
+  if (d < 0) {
+    st = h5_fail(CH_ERR_FORMAT, f->path, "cannot open dataset", t->name);
+    goto done;
+  }
+  fs = H5Dget_space(d);
+  hsize_t off[CH_MAX_DIMS] = {0}, cnt[CH_MAX_DIMS], n = 1;
+  for (int k = 0; k < t->ndim; k++) cnt[k] = (hsize_t)t->shape[k];
+  if (dim >= 0) cnt[dim] = (hsize_t)count;
+  /* The union of the blocks; HDF5 delivers a union in the file's row-major order. */
+  for (int b = 0; b < (dim >= 0 ? nblocks : 1) && st == CH_OK; b++) {
+    if (dim >= 0) off[dim] = (hsize_t)start[b];
+    if (H5Sselect_hyperslab(fs, b == 0 ? H5S_SELECT_SET : H5S_SELECT_OR, off, NULL, cnt, NULL) < 0)
+      st = h5_fail(CH_ERR_FORMAT, f->path, "bad slice of", t->name);
+  }
+  for (int k = 0; k < t->ndim; k++) n *= cnt[k];
+  n *= (hsize_t)(dim >= 0 ? nblocks : 1);
+  ms = H5Screate_simple(1, &n, NULL);
+  if (st == CH_OK && n > 0 && H5Dread(d, H5T_IEEE_F32LE, ms, fs, H5P_DEFAULT, data) < 0)
+    st = h5_fail(CH_ERR_IO, f->path, "cannot read dataset", t->name);
+done:
+  if (ms >= 0) H5Sclose(ms);
+  if (fs >= 0) H5Sclose(fs);
+  if (d >= 0) H5Dclose(d);
+  ch_h5_quiet_end(&q);
+  return st;
+}
+
 /* ---- safetensors: u64 LE header length N, N bytes of JSON (space-padded to a multiple of 8 so
  * the data starts aligned), then the tensors' raw little-endian bytes back to back. ---- */
 

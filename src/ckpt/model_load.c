@@ -6,6 +6,7 @@
 
 #include "cohort/ckpt.h"
 #include "cohort/log.h"
+#include "cohort/parallel.h"
 
 static const ch_ckpt_tensor *find(const ch_ckpt_file *f, const char *name) {
   char full[CH_NAME_MAX + 16];
@@ -35,6 +36,15 @@ static ch_status data_shape(const ch_ckpt_file *f, const ch_config *cfg, int64_t
   return CH_OK;
 }
 
+/* The model (for max_batch samples; 0: layout only) that the open checkpoint `f` holds. */
+static ch_status build_model(const ch_ckpt_file *f, int max_batch, ch_config *cfg, ch_model **m) {
+  int64_t features = 0, classes = 0;
+  if (!f->meta.config) return CH_FAIL(CH_ERR_FORMAT, "%s: no stored config", f->path);
+  CH_CHECK(ch_config_load_text(f->meta.config, f->path, cfg));
+  CH_CHECK(data_shape(f, cfg, &features, &classes));
+  return ch_model_create(cfg, features, classes, max_batch, m);
+}
+
 ch_status ch_ckpt_load_model(const char *path, int max_batch, ch_config *cfg, ch_model **model,
                              float **params) {
   ch_ckpt_file f;
@@ -42,14 +52,7 @@ ch_status ch_ckpt_load_model(const char *path, int max_batch, ch_config *cfg, ch
   ch_status st = CH_OK;
   ch_model *m = NULL;
   float *p = NULL;
-  int64_t features = 0, classes = 0;
-  if (!f.meta.config) {
-    st = CH_FAIL(CH_ERR_FORMAT, "%s: no stored config", path);
-    goto done;
-  }
-  CH_CHECK_GOTO(ch_config_load_text(f.meta.config, path, cfg), st, done);
-  CH_CHECK_GOTO(data_shape(&f, cfg, &features, &classes), st, done);
-  CH_CHECK_GOTO(ch_model_create(cfg, features, classes, max_batch, &m), st, done);
+  CH_CHECK_GOTO(build_model(&f, max_batch, cfg, &m), st, done);
   const ch_layout *l = ch_model_layout(m);
   p = ch_alloc_aligned(l->numel * sizeof(float));
   if (!p) {
@@ -80,6 +83,66 @@ done:
     return st;
   }
   *model = m;
+  *params = p;
+  return CH_OK;
+}
+
+/* This rank's slices of every model tensor, and a whole-tensor checksum of every size-th tensor
+ * from this rank's turn on, so that the group verifies each tensor once. */
+static ch_status read_slices(ch_ckpt_file *f, const ch_layout *full, const ch_layout *local,
+                             const ch_tp_slice *sl, int rank, int size, float *p) {
+  for (int i = 0; i < full->nparams; i++) {
+    const ch_param_spec *s = &full->params[i];
+    const ch_ckpt_tensor *t = find(f, s->name);
+    int same = t && t->ndim == s->ndim;
+    for (int d = 0; same && d < s->ndim; d++) same = t->shape[d] == s->shape[d];
+    if (!same)
+      return CH_FAIL(CH_ERR_FORMAT, "%s: /model/%s is %s", f->path, s->name,
+                     t ? "of another shape than the config's model" : "missing");
+    CH_CHECK(ch_ckpt_read_slab(f, t, sl[i].dim, sl[i].ngroups, sl[i].start, sl[i].count,
+                               p + local->offsets[i]));
+    if (i % size != rank) continue;
+    ch_ckpt_check c;
+    CH_CHECK(ch_ckpt_read_tensor(f, t, NULL, &c));
+    if (!c.has_crc || c.stored != c.computed)
+      return CH_FAIL(CH_ERR_FORMAT, "%s: checksum mismatch in dataset /model/%s", f->path, s->name);
+  }
+  return CH_OK;
+}
+
+ch_status ch_ckpt_load_tp(const ch_group *g, const char *path, ch_config *cfg, ch_model **model,
+                          ch_layout *local, ch_tp_slice **slices, float **params) {
+  ch_ckpt_file f;
+  ch_model *m = NULL;
+  ch_tp_slice *sl = NULL;
+  float *p = NULL;
+  memset(local, 0, sizeof *local);
+  int opened = 0;
+  ch_status st = ch_ckpt_open(path, &f);
+  opened = st == CH_OK;
+  if (st == CH_OK) st = build_model(&f, 0, cfg, &m);
+  if (st == CH_OK) st = ch_tp_layout(ch_model_layout(m), g->size, g->rank, local, &sl);
+  if (st == CH_OK && !(p = ch_alloc_aligned(sizeof(float) * (local->numel + 1))))
+    st = CH_FAIL(CH_ERR_NOMEM, "tensor-parallel parameters (%zu floats)", local->numel);
+  if (st == CH_OK) {
+    memset(p, 0, sizeof(float) * local->numel);
+    st = read_slices(&f, ch_model_layout(m), local, sl, g->rank, g->size, p);
+  }
+  if (opened) ch_ckpt_close(&f);
+  /* Every rank learns whether all loaded; the first failing rank's message is its own. */
+  int bad = st != CH_OK ? g->rank + 1 : 0, any = bad;
+  ch_status cs = ch_comm_allreduce(g, &any, 1, CH_I32, CH_MAX, NULL);
+  if (cs != CH_OK) st = cs;
+  else if (any && !bad) st = CH_FAIL(CH_ERR_IO, "rank %d could not load %s", any - 1, path);
+  if (st != CH_OK) {
+    ch_free_aligned(p);
+    free(sl);
+    if (local->params) ch_layout_destroy(local);
+    ch_model_destroy(m);
+    return st;
+  }
+  *model = m;
+  *slices = sl;
   *params = p;
   return CH_OK;
 }

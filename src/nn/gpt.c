@@ -32,7 +32,7 @@ typedef struct gpt {
 /* ---- spec table ------------------------------------------------------------------------ */
 
 static void spec(ch_param_spec *p, const char *name, int unit, int ndim, int64_t d0, int64_t d1,
-                 ch_init init, float scale, ch_tp_split split) {
+                 ch_init init, float scale, ch_tp_split split, int groups, int64_t grain) {
   snprintf(p->name, sizeof p->name, "%s", name);
   p->ndim = ndim;
   p->shape[0] = d0;
@@ -41,44 +41,47 @@ static void spec(ch_param_spec *p, const char *name, int unit, int ndim, int64_t
   p->init_scale = scale;
   p->dtype = CH_F32;
   p->split = split;
+  p->tp_groups = groups;
+  p->tp_grain = grain;
   p->unit = unit;
   p->no_decay = ndim == 1; /* biases and LayerNorm parameters */
 }
 
 /* GPT-2's initialisation: N(0, 0.02), residual projections N(0, 0.02 / sqrt(2 L)), zero
- * biases, unit LayerNorm gains. Tensor-parallel split (Megatron): c_attn and c_fc by output
- * columns, the projections after them by input rows (for c_attn the serving layout must take
- * each rank's heads from q, k and v alike). */
+ * biases, unit LayerNorm gains. Tensor-parallel split (Megatron): c_attn by output columns in
+ * whole heads, taken alike from q, k and v (3 groups); attn.c_proj by the matching input rows;
+ * c_fc by output columns and mlp.c_proj by the matching rows. The rest is replicated. */
 static ch_status build_specs(const gpt_shape *d, ch_param_spec **out, int *n) {
   int64_t C = d->C, L = d->L;
   *n = 2 + P_PER_BLOCK * d->L + 2;
   ch_param_spec *s = calloc((size_t)*n, sizeof *s);
   if (!s) return CH_FAIL(CH_ERR_NOMEM, "GPT spec table");
   float proj_std = 0.02f / sqrtf(2.0f * (float)L);
-  spec(&s[0], "wte.weight", 0, 2, d->V, C, CH_INIT_NORMAL, 0.02f, CH_TP_NONE);
-  spec(&s[1], "wpe.weight", 0, 2, d->T, C, CH_INIT_NORMAL, 0.02f, CH_TP_NONE);
+  int64_t HS = d->HS;
+  spec(&s[0], "wte.weight", 0, 2, d->V, C, CH_INIT_NORMAL, 0.02f, CH_TP_NONE, 0, 0);
+  spec(&s[1], "wpe.weight", 0, 2, d->T, C, CH_INIT_NORMAL, 0.02f, CH_TP_NONE, 0, 0);
   for (int l = 0; l < d->L; l++) {
     ch_param_spec *b = &s[2 + P_PER_BLOCK * l];
     char nm[CH_NAME_MAX];
-#define BLOCK(i, suffix, nd, d0, d1, init, sc, split)               \
-  snprintf(nm, sizeof nm, "h.%d.%s", l, suffix);                   \
-  spec(&b[i], nm, 1 + l, nd, d0, d1, init, sc, split)
-    BLOCK(P_LN1_W, "ln_1.weight", 1, C, 0, CH_INIT_ONES, 0, CH_TP_NONE);
-    BLOCK(P_LN1_B, "ln_1.bias", 1, C, 0, CH_INIT_ZEROS, 0, CH_TP_NONE);
-    BLOCK(P_QKV_W, "attn.c_attn.weight", 2, C, 3 * C, CH_INIT_NORMAL, 0.02f, CH_TP_COLS);
-    BLOCK(P_QKV_B, "attn.c_attn.bias", 1, 3 * C, 0, CH_INIT_ZEROS, 0, CH_TP_ROWS);
-    BLOCK(P_ATTN_W, "attn.c_proj.weight", 2, C, C, CH_INIT_NORMAL, proj_std, CH_TP_ROWS);
-    BLOCK(P_ATTN_B, "attn.c_proj.bias", 1, C, 0, CH_INIT_ZEROS, 0, CH_TP_NONE);
-    BLOCK(P_LN2_W, "ln_2.weight", 1, C, 0, CH_INIT_ONES, 0, CH_TP_NONE);
-    BLOCK(P_LN2_B, "ln_2.bias", 1, C, 0, CH_INIT_ZEROS, 0, CH_TP_NONE);
-    BLOCK(P_FC_W, "mlp.c_fc.weight", 2, C, 4 * C, CH_INIT_NORMAL, 0.02f, CH_TP_COLS);
-    BLOCK(P_FC_B, "mlp.c_fc.bias", 1, 4 * C, 0, CH_INIT_ZEROS, 0, CH_TP_ROWS);
-    BLOCK(P_PROJ_W, "mlp.c_proj.weight", 2, 4 * C, C, CH_INIT_NORMAL, proj_std, CH_TP_ROWS);
-    BLOCK(P_PROJ_B, "mlp.c_proj.bias", 1, C, 0, CH_INIT_ZEROS, 0, CH_TP_NONE);
+#define BLOCK(i, suffix, nd, d0, d1, init, sc, split, groups, grain) \
+  snprintf(nm, sizeof nm, "h.%d.%s", l, suffix);                     \
+  spec(&b[i], nm, 1 + l, nd, d0, d1, init, sc, split, groups, grain)
+    BLOCK(P_LN1_W, "ln_1.weight", 1, C, 0, CH_INIT_ONES, 0, CH_TP_NONE, 0, 0);
+    BLOCK(P_LN1_B, "ln_1.bias", 1, C, 0, CH_INIT_ZEROS, 0, CH_TP_NONE, 0, 0);
+    BLOCK(P_QKV_W, "attn.c_attn.weight", 2, C, 3 * C, CH_INIT_NORMAL, 0.02f, CH_TP_COLS, 3, HS);
+    BLOCK(P_QKV_B, "attn.c_attn.bias", 1, 3 * C, 0, CH_INIT_ZEROS, 0, CH_TP_ROWS, 3, HS);
+    BLOCK(P_ATTN_W, "attn.c_proj.weight", 2, C, C, CH_INIT_NORMAL, proj_std, CH_TP_ROWS, 1, HS);
+    BLOCK(P_ATTN_B, "attn.c_proj.bias", 1, C, 0, CH_INIT_ZEROS, 0, CH_TP_NONE, 0, 0);
+    BLOCK(P_LN2_W, "ln_2.weight", 1, C, 0, CH_INIT_ONES, 0, CH_TP_NONE, 0, 0);
+    BLOCK(P_LN2_B, "ln_2.bias", 1, C, 0, CH_INIT_ZEROS, 0, CH_TP_NONE, 0, 0);
+    BLOCK(P_FC_W, "mlp.c_fc.weight", 2, C, 4 * C, CH_INIT_NORMAL, 0.02f, CH_TP_COLS, 1, 1);
+    BLOCK(P_FC_B, "mlp.c_fc.bias", 1, 4 * C, 0, CH_INIT_ZEROS, 0, CH_TP_ROWS, 1, 1);
+    BLOCK(P_PROJ_W, "mlp.c_proj.weight", 2, 4 * C, C, CH_INIT_NORMAL, proj_std, CH_TP_ROWS, 1, 1);
+    BLOCK(P_PROJ_B, "mlp.c_proj.bias", 1, C, 0, CH_INIT_ZEROS, 0, CH_TP_NONE, 0, 0);
 #undef BLOCK
   }
-  spec(&s[*n - 2], "ln_f.weight", d->L + 1, 1, C, 0, CH_INIT_ONES, 0, CH_TP_NONE);
-  spec(&s[*n - 1], "ln_f.bias", d->L + 1, 1, C, 0, CH_INIT_ZEROS, 0, CH_TP_NONE);
+  spec(&s[*n - 2], "ln_f.weight", d->L + 1, 1, C, 0, CH_INIT_ONES, 0, CH_TP_NONE, 0, 0);
+  spec(&s[*n - 1], "ln_f.bias", d->L + 1, 1, C, 0, CH_INIT_ZEROS, 0, CH_TP_NONE, 0, 0);
   *out = s;
   return CH_OK;
 }
@@ -189,6 +192,10 @@ ch_status ch_gpt_init(ch_model *m, const ch_config *cfg, int64_t vocab) {
   ch_status st = ch_layout_create(specs, nspecs, &m->layout);
   free(specs);
   CH_CHECK(st);
+  m->sample_floats = 0;
+  m->sample_ints = g->d.T + 1;
+  m->targets = g->d.T;
+  if (g->B == 0) return CH_OK; /* layout only */
   g->acts = calloc((size_t)g->d.L, sizeof *g->acts);
   if (!g->acts) return CH_FAIL(CH_ERR_NOMEM, "GPT");
   size_t floats = carve(g, NULL);
@@ -198,9 +205,6 @@ ch_status ch_gpt_init(ch_model *m, const ch_config *cfg, int64_t vocab) {
                    (double)floats * 4.0 / 1048576.0, g->B, g->d.T);
   carve(g, g->arena);
   m->arena_bytes = floats * sizeof(float);
-  m->sample_floats = 0;
-  m->sample_ints = g->d.T + 1;
-  m->targets = g->d.T;
   return CH_OK;
 }
 

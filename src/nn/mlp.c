@@ -32,15 +32,17 @@ static ch_status build_specs(const mlp *m, ch_param_spec **out) {
     w->init = CH_INIT_UNIFORM;
     w->init_scale = bound;
     /* Megatron-style alternation for tensor parallel serving: even layers split by output
-     * rows, odd layers by input columns (the head is left whole when it ends a column pair). */
-    w->split = (i % 2 == 0) ? CH_TP_ROWS : CH_TP_COLS;
+     * rows, odd layers by input columns, one allreduce per pair; an even last layer, which
+     * would have no partner, stays whole (replicated). */
+    int paired = i % 2 == 1 || i + 1 < m->nlayers;
+    w->split = !paired ? CH_TP_NONE : (i % 2 == 0) ? CH_TP_ROWS : CH_TP_COLS;
     w->unit = i;
     snprintf(b->name, sizeof b->name, "layers.%d.bias", i);
     b->ndim = 1;
     b->shape[0] = m->dims[i + 1];
     b->init = CH_INIT_UNIFORM;
     b->init_scale = bound;
-    b->split = (i % 2 == 0) ? CH_TP_ROWS : CH_TP_NONE;
+    b->split = w->split == CH_TP_ROWS ? CH_TP_ROWS : CH_TP_NONE;
     b->unit = i;
     b->no_decay = 1;
   }
@@ -68,13 +70,13 @@ ch_status ch_mlp_init(ch_model *model, const ch_config *cfg, int64_t in_features
   m->a = calloc((size_t)m->nlayers, sizeof *m->a);
   if (!m->dims || !m->z || !m->a) {
     st = CH_FAIL(CH_ERR_NOMEM, "MLP");
-    goto fail;
+    goto done;
   }
   m->dims[0] = (int)in_features;
   for (int i = 1; i < m->nlayers; i++) m->dims[i] = cfg->model.hidden;
   m->dims[m->nlayers] = (int)classes;
-  CH_CHECK_GOTO(build_specs(m, &specs), st, fail);
-  CH_CHECK_GOTO(ch_layout_create(specs, m->nlayers * 2, &model->layout), st, fail);
+  CH_CHECK_GOTO(build_specs(m, &specs), st, done);
+  CH_CHECK_GOTO(ch_layout_create(specs, m->nlayers * 2, &model->layout), st, done);
   model->sample_floats = in_features;
   model->sample_ints = 1;
   model->targets = 1;
@@ -87,10 +89,11 @@ ch_status ch_mlp_init(ch_model *model, const ch_config *cfg, int64_t in_features
     if (i + 1 < m->nlayers) floats += (size_t)max_batch * m->dims[i + 1]; /* a_{i+1} */
   }
   floats += 2 * (size_t)max_batch * widest;
+  if (max_batch == 0) goto done; /* layout only */
   m->arena = ch_alloc_aligned(floats * sizeof(float));
   if (!m->arena) {
     st = CH_FAIL(CH_ERR_NOMEM, "MLP activations (%zu bytes)", floats * sizeof(float));
-    goto fail;
+    goto done;
   }
   model->arena_bytes = floats * sizeof(float);
   float *p = m->arena;
@@ -104,7 +107,7 @@ ch_status ch_mlp_init(ch_model *model, const ch_config *cfg, int64_t in_features
   }
   m->dbuf[0] = p;
   m->dbuf[1] = p + (size_t)max_batch * widest;
-fail: /* on failure ch_model_create calls destroy */
+done: /* on failure ch_model_create destroys the model */
   free(specs);
   return st;
 }

@@ -5,7 +5,7 @@
 
 ch_status ch_model_create(const ch_config *cfg, int64_t in_features, int64_t classes,
                           int max_batch, ch_model **out) {
-  if (max_batch < 1) return CH_FAIL(CH_ERR_INVALID, "max_batch must be >= 1 (got %d)", max_batch);
+  if (max_batch < 0) return CH_FAIL(CH_ERR_INVALID, "max_batch must be >= 0 (got %d)", max_batch);
   ch_model *m = calloc(1, sizeof *m);
   if (!m) return CH_FAIL(CH_ERR_NOMEM, "model");
   m->max_batch = max_batch;

@@ -1,0 +1,142 @@
+/* KServe V2 / Open Inference Protocol JSON codecs for the HTTP front end on rank 0
+ * (https://kserve.github.io/website/latest/modelserving/data_plane/v2_protocol/).
+ * Pure functions: no HTTP, no MPI, no globals of ours; safe to call from any thread (cJSON's
+ * parser itself records its last error position in a process-wide variable that we never read).
+ * Numeric data crosses into cohort as float32 (the models compute in fp32) and, for integral
+ * datatypes, also as int32 (token ids, class labels).
+ * Also declares the small JSON writer shared with openai.c (it escapes any bytes into valid
+ * JSON: cJSON's printer passes invalid UTF-8 through and prints floats its own way). */
+#pragma once
+#include <stddef.h>
+#include <stdint.h>
+
+#define CH_V2_MAX_DIMS 8
+#define CH_V2_NAME_MAX 64  /* bytes of a tensor name, NUL included */
+#define CH_V2_ID_MAX 256   /* bytes of a request id, NUL included */
+#define CH_V2_MAX_OUTPUTS 64 /* requested outputs per request */
+#define CH_V2_DEFAULT_MAX_ELEMENTS ((int64_t)1 << 24)
+#define CH_V2_DEFAULT_MAX_INPUTS 64
+
+/* The V2 tensor datatypes (BF16 is Triton's extension). */
+typedef enum ch_v2_dtype {
+  CH_V2_BOOL, CH_V2_UINT8, CH_V2_UINT16, CH_V2_UINT32, CH_V2_UINT64,
+  CH_V2_INT8, CH_V2_INT16, CH_V2_INT32, CH_V2_INT64,
+  CH_V2_FP16, CH_V2_FP32, CH_V2_FP64, CH_V2_BF16, CH_V2_BYTES,
+  CH_V2_NDTYPES
+} ch_v2_dtype;
+
+/* The protocol's name of a datatype ("FP32"); "?" for a value outside the enum. */
+const char *ch_v2_dtype_name(ch_v2_dtype t);
+/* Looks a name up (case-sensitive, as the protocol says): 0 and *t, or -1 when unknown. */
+int ch_v2_dtype_parse(const char *name, ch_v2_dtype *t);
+/* 1 for BOOL and the INT/UINT types, else 0. */
+int ch_v2_dtype_is_integral(ch_v2_dtype t);
+
+/* One input tensor. f32 always holds the data (row-major, numel values); i32 holds it too when
+ * the datatype is integral (BOOL, INTn, UINTn) and every value fits int32, else i32 is NULL. */
+typedef struct ch_v2_input {
+  char name[CH_V2_NAME_MAX];
+  ch_v2_dtype dtype;
+  int ndim;
+  int64_t shape[CH_V2_MAX_DIMS];
+  int64_t numel;
+  float *f32;
+  int32_t *i32;
+} ch_v2_input;
+
+typedef struct ch_v2_request {
+  char id[CH_V2_ID_MAX];
+  int has_id;
+  ch_v2_input *inputs;
+  int ninputs;
+  char (*outputs)[CH_V2_NAME_MAX]; /* requested output names in request order */
+  int noutputs;                    /* 0: all outputs */
+} ch_v2_request;
+
+/* max_elements bounds the elements of all inputs together (and each dim); max_inputs the
+ * number of inputs. A value <= 0 (or a NULL limits) means the CH_V2_DEFAULT_* value. */
+typedef struct ch_v2_limits {
+  int64_t max_elements;
+  int max_inputs;
+} ch_v2_limits;
+
+/* Parses an inference request body (len bytes, no NUL needed). Returns 0 and fills *out, or
+ * an HTTP status (400 bad request; 500 out of memory) with a message naming the input and
+ * field in err (errlen may be 0); on failure *out is left zeroed. Accepts data flat or nested
+ * exactly as the shape (row-major); rejects BYTES inputs, binary data, NaN/Infinity, integral
+ * values that are not exact integers of their type's range. Free with ch_v2_request_free. */
+int ch_v2_parse_request(const char *body, size_t len, const ch_v2_limits *limits,
+                        ch_v2_request *out, char *err, size_t errlen);
+/* Frees what ch_v2_parse_request allocated and zeroes *r (safe on a zeroed request). */
+void ch_v2_request_free(ch_v2_request *r);
+
+/* One output tensor of the model. Data comes from i32 when set and the datatype is integral,
+ * else from f32 (numel values, row-major); BYTES outputs are not supported. */
+typedef struct ch_v2_output {
+  const char *name;
+  ch_v2_dtype dtype;
+  int ndim;
+  int64_t shape[CH_V2_MAX_DIMS];
+  const float *f32;
+  const int32_t *i32;
+} ch_v2_output;
+
+/* Returns 0 when every output the request names is among `names`, else 400 with a message
+ * naming the first unknown one (check before running the model; ch_v2_response needs it). */
+int ch_v2_check_outputs(const ch_v2_request *req, const char *const *names, int n,
+                        char *err, size_t errlen);
+
+/* Inference response {"model_name","model_version"(if version),"id"(if req has one),
+ * "outputs":[{"name","datatype","shape","data"}]}: all outputs in order, or only those req
+ * names in req's order (req may be NULL). Floats print with %.9g, so they read back bit-exact
+ * as float32; NaN/Inf (not JSON) print as null. Returns malloc'ed text, or NULL when out of
+ * memory, an output is malformed (ndim, negative dim, no data, BYTES) or a requested output
+ * is missing. */
+char *ch_v2_response(const char *model, const char *version, const ch_v2_request *req,
+                     const ch_v2_output *outs, int nouts);
+
+/* {"error": msg} with msg escaped; malloc'ed, NULL when out of memory. */
+char *ch_v2_error(const char *msg);
+
+/* An input or output in model metadata; shape -1 marks a variable dim (e.g. the batch). */
+typedef struct ch_v2_tensor_meta {
+  const char *name;
+  ch_v2_dtype dtype;
+  int ndim;
+  int64_t shape[CH_V2_MAX_DIMS];
+} ch_v2_tensor_meta;
+
+/* Server metadata (GET /v2): {"name","version","extensions":[]}; malloc'ed or NULL. */
+char *ch_v2_server_metadata(const char *name, const char *version);
+/* Model metadata (GET /v2/models/{m}): {"name","versions","platform","inputs","outputs"}, each
+ * tensor {"name","datatype","shape"}; versions omitted when nversions is 0. Malloc'ed or NULL. */
+char *ch_v2_model_metadata(const char *model, const char *const *versions, int nversions,
+                           const char *platform, const ch_v2_tensor_meta *inputs, int nin,
+                           const ch_v2_tensor_meta *outputs, int nout);
+
+/* ---- JSON writer (shared with openai.c) ---- */
+
+/* A growing text buffer; zero-initialise. After an allocation fails every call is a no-op and
+ * ch_jsonw_finish returns NULL, so builders check once at the end. */
+typedef struct ch_jsonw {
+  char *buf;
+  size_t len, cap;
+  int failed;
+} ch_jsonw;
+
+/* Appends n bytes verbatim. */
+void ch_jsonw_raw(ch_jsonw *w, const char *s, size_t n);
+/* Appends printf-formatted text verbatim. */
+void ch_jsonw_fmt(ch_jsonw *w, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* Appends s[0..n) as a quoted JSON string: '"', '\\' and control bytes escaped, valid UTF-8 kept,
+ * each byte of an invalid or truncated UTF-8 sequence replaced by U+FFFD. s may be NULL (n 0). */
+void ch_jsonw_str(ch_jsonw *w, const char *s, size_t n);
+/* Appends a float as %.9g (reads back bit-exact as float32), or null when not finite. */
+void ch_jsonw_f32(ch_jsonw *w, float v);
+/* Returns the NUL-terminated text (caller frees) and resets w; NULL if anything failed. */
+char *ch_jsonw_finish(ch_jsonw *w);
+
+/* Length of the UTF-8 sequence at s (avail bytes left): 1-4 for a complete well-formed one
+ * (no overlongs, surrogates or values above U+10FFFF), 0 if s[0] cannot start one or a later
+ * byte breaks it, -1 if the bytes so far are a valid but incomplete start (avail too short). */
+int ch_jsonw_utf8_seq(const unsigned char *s, size_t avail);
