@@ -99,3 +99,28 @@ int32_t ch_sample_token(const float *logits, int64_t vocab, const ch_sampling *s
 /* The vocabulary and context of a GPT (0 for other models). */
 int64_t ch_model_vocab(const ch_model *m);
 int ch_model_context(const ch_model *m);
+
+/* ---- Tensor-parallel execution (serving) ------------------------------------------------
+ * A model run on one rank's slice of its weights (ch_tp_layout / ch_ckpt_load_tp): column-
+ * parallel layers compute their part of the outputs, row-parallel ones a partial sum that
+ * `reduce` adds up over the ranks (one allreduce per pair); the bias of a row-parallel layer
+ * is added by the one rank with owns_bias. With one rank (the full layout, reduce NULL) it is
+ * the model's own forward. Every call is collective: all ranks make the same calls. */
+typedef ch_status (*ch_reduce_fn)(void *ctx, float *x, int64_t n);
+typedef struct ch_tp_model ch_tp_model;
+
+/* `m` (a layout-only model is enough) gives the architecture; local/params (borrowed, must
+ * outlive the object) this rank's slice. max_batch: MLP rows per call; kv_slots: GPT
+ * sequences held at once. Errors: CH_ERR_INVALID (a layout that is not a slice of m's),
+ * CH_ERR_NOMEM. */
+ch_status ch_tp_model_create(const ch_model *m, const ch_layout *local, const float *params,
+                             int owns_bias, int max_batch, int kv_slots, ch_reduce_fn reduce,
+                             void *rctx, ch_tp_model **out);
+void ch_tp_model_destroy(ch_tp_model *t);
+/* MLP: logits [batch, classes] of x [batch, features], valid until the next call. */
+ch_status ch_tp_model_logits(ch_tp_model *t, const float *x, int batch, const float **logits);
+/* GPT: as ch_model_decode, on KV slot `slot` (reset with ch_tp_model_reset). */
+ch_status ch_tp_model_decode(ch_tp_model *t, int slot, const int32_t *tokens, int n,
+                             float *logits);
+void ch_tp_model_reset(ch_tp_model *t, int slot);
+int ch_tp_model_length(const ch_tp_model *t, int slot);

@@ -192,6 +192,10 @@ static ch_status mlp_train_step(ch_model *model, const float *params, float *gra
   return CH_OK;
 }
 
+int ch_mlp_activation(const ch_model *m) {
+  return m->ops == &mlp_ops ? ((const mlp *)m->impl)->activation : -1;
+}
+
 static const ch_model_ops mlp_ops = {
   .name = "mlp", .destroy = mlp_destroy, .forward = mlp_forward, .eval = mlp_eval, .train_step = mlp_train_step,
 };

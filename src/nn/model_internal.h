@@ -32,3 +32,6 @@ ch_status ch_gpt_init(ch_model *m, const ch_config *cfg, int64_t vocab);
 
 /* Rejects a batch outside [0, max_batch]. */
 ch_status ch_model_check_batch(const ch_model *m, int batch);
+
+/* The MLP's hidden activation (ch_activation); -1 when `m` is not an MLP. */
+int ch_mlp_activation(const ch_model *m);

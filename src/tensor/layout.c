@@ -46,8 +46,10 @@ ch_status ch_layout_create(const ch_param_spec *specs, int n, ch_layout *out) {
     if (specs[i].unit < prev || specs[i].unit > prev + 1 || (i == 0 && specs[0].unit != 0))
       return CH_FAIL(CH_ERR_INVALID, "parameter '%s': units must be numbered 0.. in table order",
                      specs[i].name);
-    if (specs[i].ndim < 1 || specs[i].ndim > CH_MAX_DIMS || ch_param_numel(&specs[i]) <= 0)
-      return CH_FAIL(CH_ERR_INVALID, "parameter '%s': bad shape", specs[i].name);
+    /* Empty tensors are allowed: a tensor-parallel rank may hold none of a tensor's heads. */
+    int bad = specs[i].ndim < 1 || specs[i].ndim > CH_MAX_DIMS;
+    for (int d = 0; !bad && d < specs[i].ndim; d++) bad = specs[i].shape[d] < 0;
+    if (bad) return CH_FAIL(CH_ERR_INVALID, "parameter '%s': bad shape", specs[i].name);
   }
   out->params = malloc(sizeof *out->params * (size_t)n);
   out->offsets = malloc(sizeof *out->offsets * (size_t)n);

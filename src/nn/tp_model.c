@@ -1,0 +1,149 @@
+/* A model's forward on one rank's tensor-parallel slice (include/cohort/model.h).
+ * MLP (Megatron pairs): layer 2j is split by output rows -- this rank computes its features
+ * z = x W_l^T + b_l and their activation; layer 2j+1 by input columns -- its partial
+ * sum a_l W_l^T is added up over the ranks, then the bias (once) and the activation. A layer
+ * left whole runs replicated. GPT: the blocks of gpt.c on a view of this rank's heads and MLP
+ * columns (ch_gpt_block_forward with the reduce), the KV cache holding only those heads. */
+#include <stdlib.h>
+#include <string.h>
+
+#include "cohort/kernels.h"
+#include "nn/gpt_internal.h"
+
+struct ch_tp_model {
+  const ch_model *m;
+  const ch_layout *local;
+  const float *p;
+  int owns_bias, max_batch;
+  ch_reduce_fn reduce;
+  void *rctx;
+  /* MLP */
+  int nlayers, act;
+  float *buf[2];           /* ping-pong activations of the widest layer */
+  /* GPT */
+  gpt_view view;
+  gpt_block_w *blk;
+  ch_kv_cache *kv;
+};
+
+/* Shapes of the local layers; the widest row width. */
+static ch_status mlp_setup(ch_tp_model *t) {
+  const ch_layout *l = t->local;
+  t->nlayers = l->nparams / 2;
+  t->act = ch_mlp_activation(t->m);
+  int64_t widest = 0;
+  for (int i = 0; i < t->nlayers; i++) {
+    const ch_param_spec *w = &l->params[2 * i];
+    if (w->ndim != 2) return CH_FAIL(CH_ERR_INVALID, "tensor-parallel MLP: %s is not 2-D", w->name);
+    if (i > 0 && w->split != CH_TP_COLS && w->shape[1] != l->params[2 * i - 2].shape[0])
+      return CH_FAIL(CH_ERR_INVALID, "tensor-parallel MLP: %s does not follow the layer before",
+                     w->name);
+    /* A column-parallel layer consumes the full output of the row-parallel one after the sum. */
+    int64_t out_full = ch_model_layout(t->m)->params[2 * i].shape[0];
+    widest = w->shape[0] > widest ? w->shape[0] : widest;
+    widest = out_full > widest ? out_full : widest;
+  }
+  size_t n = (size_t)t->max_batch * (size_t)widest;
+  t->buf[0] = ch_alloc_aligned(sizeof(float) * (n + 1));
+  t->buf[1] = ch_alloc_aligned(sizeof(float) * (n + 1));
+  return t->buf[0] && t->buf[1] ? CH_OK : CH_FAIL(CH_ERR_NOMEM, "tensor-parallel MLP buffers");
+}
+
+/* The local view of the GPT: heads and MLP columns from the local shapes of block 0. */
+static ch_status gpt_setup(ch_tp_model *t, int kv_slots) {
+  const gpt_shape *full = ch_gpt_shape(t->m);
+  t->blk = malloc(sizeof *t->blk * (size_t)(full->L > 0 ? full->L : 1));
+  if (!t->blk) return CH_FAIL(CH_ERR_NOMEM, "tensor-parallel GPT");
+  /* The local layout has the full one's table order: view it as if it were the whole model,
+   * then correct the shape. */
+  const ch_layout *l = t->local;
+  if (l->nparams != ch_model_layout(t->m)->nparams)
+    return CH_FAIL(CH_ERR_INVALID, "tensor-parallel GPT: %d local tensors, the model has %d",
+                   l->nparams, ch_model_layout(t->m)->nparams);
+  gpt_view *v = &t->view;
+  v->s = *full;
+  v->wte = t->p + l->offsets[0];
+  v->wpe = t->p + l->offsets[1];
+  v->lnf_w = t->p + l->offsets[l->nparams - 2];
+  v->lnf_b = t->p + l->offsets[l->nparams - 1];
+  v->blk = t->blk;
+  enum { PER_BLOCK = 12 };
+  for (int b = 0; b < full->L; b++) {
+    const size_t *o = &l->offsets[2 + PER_BLOCK * b];
+    const float *p = t->p;
+    t->blk[b] = (gpt_block_w){p + o[0], p + o[1], p + o[2], p + o[3], p + o[4],
+                              t->owns_bias ? p + o[5] : NULL, p + o[6], p + o[7], p + o[8],
+                              p + o[9], p + o[10], t->owns_bias ? p + o[11] : NULL};
+  }
+  if (full->L > 0) {
+    const ch_param_spec *qkv = &l->params[2 + 2], *fc = &l->params[2 + 8];
+    v->s.NH = (int)(qkv->shape[1] / 3 / full->HS);
+    v->s.F = (int)fc->shape[1];
+  }
+  return ch_gpt_kv_create(&v->s, kv_slots, &t->kv);
+}
+
+ch_status ch_tp_model_create(const ch_model *m, const ch_layout *local, const float *params,
+                             int owns_bias, int max_batch, int kv_slots, ch_reduce_fn reduce,
+                             void *rctx, ch_tp_model **out) {
+  ch_tp_model *t = calloc(1, sizeof *t);
+  if (!t) return CH_FAIL(CH_ERR_NOMEM, "tensor-parallel model");
+  *t = (ch_tp_model){.m = m, .local = local, .p = params, .owns_bias = owns_bias,
+                     .max_batch = max_batch > 0 ? max_batch : 1, .reduce = reduce, .rctx = rctx};
+  ch_status st = ch_gpt_shape(m) ? gpt_setup(t, kv_slots > 0 ? kv_slots : 1) : mlp_setup(t);
+  if (st != CH_OK) {
+    ch_tp_model_destroy(t);
+    return st;
+  }
+  *out = t;
+  return CH_OK;
+}
+
+void ch_tp_model_destroy(ch_tp_model *t) {
+  if (!t) return;
+  ch_free_aligned(t->buf[0]);
+  ch_free_aligned(t->buf[1]);
+  free(t->blk);
+  ch_kv_cache_destroy(t->kv);
+  free(t);
+}
+
+ch_status ch_tp_model_logits(ch_tp_model *t, const float *x, int batch, const float **logits) {
+  if (ch_gpt_shape(t->m)) return CH_FAIL(CH_ERR_INVALID, "ch_tp_model_logits: not an MLP");
+  if (batch < 0 || batch > t->max_batch)
+    return CH_FAIL(CH_ERR_INVALID, "batch of %d rows exceeds %d", batch, t->max_batch);
+  const ch_layout *l = t->local;
+  const float *in = x;
+  for (int i = 0; i < t->nlayers; i++) {
+    const ch_param_spec *w = &l->params[2 * i];
+    int rows_in = (int)w->shape[1], rows_out = (int)w->shape[0];
+    float *z = t->buf[i % 2];
+    int partial = w->split == CH_TP_COLS && t->reduce;
+    const float *b = t->p + l->offsets[2 * i + 1];
+    ch_linear_forward(z, in, t->p + l->offsets[2 * i], partial && !t->owns_bias ? NULL : b, batch,
+                      rows_in, rows_out);
+    if (partial) CH_CHECK(t->reduce(t->rctx, z, (int64_t)batch * rows_out));
+    if (i + 1 < t->nlayers) {
+      int64_t n = (int64_t)batch * rows_out;
+      if (t->act == CH_ACT_GELU) ch_gelu_forward(z, z, n);
+      else ch_relu_forward(z, z, n);
+    }
+    in = z;
+  }
+  *logits = in;
+  return CH_OK;
+}
+
+ch_status ch_tp_model_decode(ch_tp_model *t, int slot, const int32_t *tokens, int n,
+                             float *logits) {
+  if (!t->kv) return CH_FAIL(CH_ERR_INVALID, "ch_tp_model_decode: not a GPT");
+  return ch_gpt_decode(&t->view, t->kv, slot, tokens, n, logits, t->reduce, t->rctx);
+}
+
+void ch_tp_model_reset(ch_tp_model *t, int slot) {
+  if (t->kv) ch_kv_cache_reset(t->kv, slot);
+}
+
+int ch_tp_model_length(const ch_tp_model *t, int slot) {
+  return t->kv ? ch_kv_cache_length(t->kv, slot) : 0;
+}
