@@ -84,6 +84,11 @@ ch_status ch_ckpt_save(const ch_group *g, const char *dir, const ch_ckpt_policy 
 ch_status ch_ckpt_list(const char *dir, char ***paths, int *n);
 void ch_ckpt_list_free(char **paths, int n);
 
+/* The checkpoint a PATH names: the file itself, or for a directory the file its `latest` pointer
+ * names (relative to the directory). Local. Errors: CH_ERR_IO, CH_ERR_FORMAT (no or an empty
+ * `latest`). */
+ch_status ch_ckpt_resolve(const char *path, char *out, size_t size);
+
 /* The checkpoint directory of a config: run.checkpoint.dir, or <run.dir>/checkpoints. */
 void ch_ckpt_dir(const ch_config *cfg, char *out, size_t size);
 

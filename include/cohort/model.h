@@ -123,4 +123,6 @@ ch_status ch_tp_model_logits(ch_tp_model *t, const float *x, int batch, const fl
 ch_status ch_tp_model_decode(ch_tp_model *t, int slot, const int32_t *tokens, int n,
                              float *logits);
 void ch_tp_model_reset(ch_tp_model *t, int slot);
+/* MLP rows per call. */
+int ch_tp_model_max_batch(const ch_tp_model *t);
 int ch_tp_model_length(const ch_tp_model *t, int slot);

@@ -4,6 +4,8 @@
  * last row, recursively per dimension. */
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
 #include <zlib.h>
 
 #include "ckpt/ckpt_internal.h"
@@ -112,4 +114,25 @@ done:
   free(all);
   free(row);
   return st;
+}
+
+ch_status ch_ckpt_resolve(const char *path, char *out, size_t size) {
+  struct stat sb;
+  if (stat(path, &sb) != 0 || !S_ISDIR(sb.st_mode)) {
+    snprintf(out, size, "%s", path); /* a missing file is reported by whoever opens it */
+    return CH_OK;
+  }
+  char pointer[CH_PATH_MAX * 2 + 16], name[CH_PATH_MAX] = "";
+  snprintf(pointer, sizeof pointer, "%s/latest", path);
+  FILE *f = fopen(pointer, "r");
+  int ok = f && fgets(name, sizeof name, f);
+  if (f) fclose(f);
+  if (!ok)
+    return CH_FAIL(CH_ERR_IO, "%s is a directory without a readable `latest` file (no committed "
+                   "checkpoint?)", path);
+  name[strcspn(name, "\r\n")] = '\0';
+  if (!name[0]) return CH_FAIL(CH_ERR_FORMAT, "%s is empty", pointer);
+  if (name[0] == '/') snprintf(out, size, "%s", name);
+  else snprintf(out, size, "%s/%s", path, name);
+  return CH_OK;
 }

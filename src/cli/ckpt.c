@@ -27,29 +27,9 @@ static void ckpt_usage(FILE *out) {
 }
 
 int ch_cli_resolve_checkpoint(const char *cmd, const char *arg, char *out, size_t size) {
-  struct stat sb;
-  if (stat(arg, &sb) != 0 || !S_ISDIR(sb.st_mode)) {
-    snprintf(out, size, "%s", arg); /* a missing file is reported by the open */
-    return 0;
-  }
-  char pointer[CH_PATH_MAX * 2 + 16], name[CH_PATH_MAX] = "";
-  snprintf(pointer, sizeof pointer, "%s/latest", arg);
-  FILE *f = fopen(pointer, "r");
-  if (!f || !fgets(name, sizeof name, f)) {
-    fprintf(stderr, "%s: %s is a directory without a readable `latest` file (no committed "
-            "checkpoint?)\n", cmd, arg);
-    if (f) fclose(f);
-    return 1;
-  }
-  fclose(f);
-  name[strcspn(name, "\r\n")] = '\0';
-  if (!name[0]) {
-    fprintf(stderr, "%s: %s is empty\n", cmd, pointer);
-    return 1;
-  }
-  if (name[0] == '/') snprintf(out, size, "%s", name);
-  else snprintf(out, size, "%s/%s", arg, name);
-  return 0;
+  if (ch_ckpt_resolve(arg, out, size) == CH_OK) return 0;
+  fprintf(stderr, "%s: %s\n", cmd, ch_error_message());
+  return 1;
 }
 
 static const char *enum_name(int v, const char *const *names, int n) {

@@ -147,3 +147,5 @@ void ch_tp_model_reset(ch_tp_model *t, int slot) {
 int ch_tp_model_length(const ch_tp_model *t, int slot) {
   return t->kv ? ch_kv_cache_length(t->kv, slot) : 0;
 }
+
+int ch_tp_model_max_batch(const ch_tp_model *t) { return t->max_batch; }

@@ -1,0 +1,87 @@
+/* The model as one serving rank holds it: its tensor-parallel slice and executor. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cohort/ckpt.h"
+#include "cohort/log.h"
+#include "cohort/parallel.h"
+#include "serve/server.h"
+
+static ch_status sum_over(void *ctx, float *x, int64_t n) {
+  return ch_comm_allreduce((const ch_group *)ctx, x, (size_t)n, CH_F32, CH_SUM, NULL);
+}
+
+/* Shape facts and the executor, once full/local/slices/params are set. */
+static ch_status finish(const ch_group *g, serve_model *m, const ch_serve_opts *o) {
+  m->is_gpt = m->cfg.model.type == CH_MODEL_GPT;
+  m->vocab = ch_model_vocab(m->full);
+  m->context = ch_model_context(m->full);
+  if (!m->is_gpt) {
+    const ch_layout *l = ch_model_layout(m->full);
+    m->features = l->params[0].shape[1];
+    m->classes = l->params[l->nparams - 2].shape[0];
+  } else if (g->size > m->cfg.model.n_head && g->rank == 0) {
+    CH_WARN("%d ranks for %d attention heads: %d rank(s) hold no head", g->size,
+            m->cfg.model.n_head, g->size - m->cfg.model.n_head);
+  }
+  snprintf(m->version, sizeof m->version, "%lld", (long long)m->step);
+  int slots = o->max_batch_size > 0 ? o->max_batch_size : 1;
+  return ch_tp_model_create(m->full, &m->local, m->params, g->rank == 0, slots, slots,
+                            g->size > 1 ? sum_over : NULL, (void *)g, &m->tp);
+}
+
+ch_status serve_model_load(const ch_group *g, const char *path, const ch_serve_opts *o,
+                           serve_model **out) {
+  serve_model *m = calloc(1, sizeof *m);
+  if (!m) return CH_FAIL(CH_ERR_NOMEM, "serving model");
+  ch_status st = ch_ckpt_load_tp(g, path, &m->cfg, &m->full, &m->local, &m->slices, &m->params);
+  if (st == CH_OK) {
+    ch_ckpt_file f; /* the version: the step of the checkpoint */
+    if (ch_ckpt_open(path, &f) == CH_OK) {
+      m->step = f.meta.step;
+      ch_ckpt_close(&f);
+    }
+    st = finish(g, m, o);
+  }
+  if (st != CH_OK) {
+    serve_model_free(m);
+    return st;
+  }
+  *out = m;
+  return CH_OK;
+}
+
+ch_status serve_model_from_params(const ch_group *g, const ch_config *cfg, const float *params,
+                                  int64_t features, int64_t classes, int64_t step,
+                                  const ch_serve_opts *o, serve_model **out) {
+  serve_model *m = calloc(1, sizeof *m);
+  if (!m) return CH_FAIL(CH_ERR_NOMEM, "serving model");
+  m->cfg = *cfg;
+  m->step = step;
+  ch_status st = ch_model_create(cfg, features, classes, 0, &m->full);
+  if (st == CH_OK)
+    st = ch_tp_layout(ch_model_layout(m->full), g->size, g->rank, &m->local, &m->slices);
+  if (st == CH_OK && !(m->params = ch_alloc_aligned(sizeof(float) * (m->local.numel + 1))))
+    st = CH_FAIL(CH_ERR_NOMEM, "tensor-parallel parameters");
+  if (st == CH_OK) {
+    ch_tp_extract(ch_model_layout(m->full), params, &m->local, m->slices, m->params);
+    st = finish(g, m, o);
+  }
+  if (st != CH_OK) {
+    serve_model_free(m);
+    return st;
+  }
+  *out = m;
+  return CH_OK;
+}
+
+void serve_model_free(serve_model *m) {
+  if (!m) return;
+  ch_tp_model_destroy(m->tp);
+  ch_free_aligned(m->params);
+  free(m->slices);
+  if (m->local.params) ch_layout_destroy(&m->local);
+  ch_model_destroy(m->full);
+  free(m);
+}

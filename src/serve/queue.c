@@ -1,0 +1,96 @@
+/* Requests and the queue between the HTTP threads and the executor (src/serve/server.h). */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "cohort/runtime.h"
+#include "serve/server.h"
+
+serve_req *serve_req_new(serve_kind kind) {
+  serve_req *r = calloc(1, sizeof *r);
+  if (!r) return NULL;
+  r->kind = kind;
+  r->refs = 1;
+  r->slot = -1;
+  r->http_status = 500;
+  pthread_cond_init(&r->cond, NULL);
+  return r;
+}
+
+void serve_req_put(serve_state *s, serve_req *r) {
+  (void)s;
+  if (!r || --r->refs > 0) return;
+  pthread_cond_destroy(&r->cond);
+  free(r->x);
+  free(r->logits);
+  free(r->labels);
+  free(r->prompt);
+  free(r->out);
+  free(r->text);
+  for (int i = 0; i < r->nstop; i++) free(r->stop[i]);
+  free(r->stop);
+  free(r);
+}
+
+int serve_submit(serve_state *s, serve_req *r) {
+  pthread_mutex_lock(&s->lock);
+  int status = 0;
+  if (!s->accepting || !s->ready) {
+    status = 503;
+    snprintf(r->err, sizeof r->err, "%s", s->accepting ? "the model is not ready" : "shutting down");
+  } else if (r->kind != SERVE_RELOAD && s->queued >= s->opts.max_queue_size) {
+    status = 503;
+    snprintf(r->err, sizeof r->err, "overloaded: %d requests are waiting", s->queued);
+  } else {
+    r->refs++;
+    r->t_enqueue = ch_time();
+    serve_req **head = r->kind == SERVE_INFER ? &s->infer_head
+                       : r->kind == SERVE_GENERATE ? &s->gen_head : &s->ctl_head;
+    serve_req **tail = r->kind == SERVE_INFER ? &s->infer_tail
+                       : r->kind == SERVE_GENERATE ? &s->gen_tail : NULL;
+    if (tail) {
+      if (*tail) (*tail)->next = r;
+      else *head = r;
+      *tail = r;
+    } else { /* control requests: order does not matter */
+      r->next = *head;
+      *head = r;
+    }
+    if (r->kind != SERVE_RELOAD) s->queued++;
+    s->inflight++;
+    pthread_cond_signal(&s->wake);
+  }
+  pthread_mutex_unlock(&s->lock);
+  return status;
+}
+
+int serve_wait(serve_state *s, serve_req *r, double timeout) {
+  struct timespec until;
+  clock_gettime(CLOCK_REALTIME, &until);
+  until.tv_sec += (time_t)timeout;
+  until.tv_nsec += (long)((timeout - (double)(time_t)timeout) * 1e9);
+  if (until.tv_nsec >= 1000000000L) until.tv_sec++, until.tv_nsec -= 1000000000L;
+  pthread_mutex_lock(&s->lock);
+  int rc = 0;
+  while (!r->done && rc != ETIMEDOUT) rc = pthread_cond_timedwait(&r->cond, &s->lock, &until);
+  int status = r->done ? r->http_status : 504;
+  if (!r->done) {
+    r->abandoned = 1;
+    snprintf(r->err, sizeof r->err, "timed out after %.0f s", timeout);
+  }
+  pthread_mutex_unlock(&s->lock);
+  return status;
+}
+
+void serve_finish_locked(serve_state *s, serve_req *r, int http_status, const char *err) {
+  if (r->done) return;
+  r->done = 1;
+  r->http_status = http_status;
+  if (err) snprintf(r->err, sizeof r->err, "%s", err);
+  r->t_done = ch_time();
+  s->inflight--;
+  pthread_cond_broadcast(&r->cond);
+  pthread_cond_signal(&s->wake); /* a drain may be waiting for the last one */
+}

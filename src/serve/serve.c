@@ -1,0 +1,140 @@
+/* Setting up and tearing down a server (include/cohort/serve.h): the model on every rank, the
+ * tokenizer, metrics and HTTP front end on rank 0, then the executor loop until shutdown. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cohort/ckpt.h"
+#include "cohort/log.h"
+#include "cohort/signals.h"
+#include "serve/server.h"
+
+void ch_serve_opts_default(ch_serve_opts *o) {
+  memset(o, 0, sizeof *o);
+  snprintf(o->host, sizeof o->host, "127.0.0.1");
+  o->port = 8000;
+  o->max_batch_size = 8;
+  o->max_queue_delay_us = 2000;
+  o->max_queue_size = 256;
+  o->request_timeout = 60.0;
+  o->max_body_bytes = (size_t)16 << 20;
+  o->max_connections = 256;
+}
+
+ch_status serve_metrics_init(serve_state *s) {
+  const char *model[] = {"model", NULL}, *ep[] = {"model", "endpoint", NULL};
+  const char *out[] = {"model", "endpoint", "code", NULL}, *stage[] = {"model", "stage", NULL};
+  double batch[32];
+  int nb = ch_metrics_pow2_buckets(batch, s->opts.max_batch_size > 1 ? s->opts.max_batch_size : 2);
+  const double *lat = ch_metrics_latency_buckets;
+  int nl = ch_metrics_latency_nbuckets;
+  CH_CHECK(ch_metrics_create(&s->metrics));
+  ch_metrics *m = s->metrics;
+  CH_CHECK(ch_metrics_register(m, "cohort_requests_total", "Requests by endpoint and HTTP status",
+                               CH_METRIC_COUNTER, out, NULL, 0, &s->m_requests));
+  CH_CHECK(ch_metrics_register(m, "cohort_request_duration_seconds",
+                               "Time from a request's arrival to its response",
+                               CH_METRIC_HISTOGRAM, ep, lat, nl, &s->m_latency));
+  CH_CHECK(ch_metrics_register(m, "cohort_queue_duration_seconds",
+                               "Time a request waited for the executor", CH_METRIC_HISTOGRAM,
+                               model, lat, nl, &s->m_queue));
+  CH_CHECK(ch_metrics_register(m, "cohort_batch_size",
+                               "Rows (V2) or sequences (generation) per executor step",
+                               CH_METRIC_HISTOGRAM, model, batch, nb, &s->m_batch));
+  CH_CHECK(ch_metrics_register(m, "cohort_generated_tokens_total", "Tokens generated",
+                               CH_METRIC_COUNTER, model, NULL, 0, &s->m_tokens));
+  CH_CHECK(ch_metrics_register(m, "cohort_time_to_first_token_seconds",
+                               "Time from a completion request's arrival to its first token",
+                               CH_METRIC_HISTOGRAM, model, lat, nl, &s->m_ttft));
+  CH_CHECK(ch_metrics_register(m, "cohort_compute_duration_seconds",
+                               "Executor time per step by stage (infer, prefill, decode)",
+                               CH_METRIC_HISTOGRAM, stage, lat, nl, &s->m_compute));
+  return CH_OK;
+}
+
+/* Rank 0's part of the startup: tokenizer, metrics, listening socket. */
+static ch_status start_leader(serve_state *s, const char *data_path) {
+  serve_model *m = s->model;
+  if (m->is_gpt) {
+    const char *data = data_path[0] ? data_path : m->cfg.data.path;
+    if (ch_tokenizer_load(data, &s->tok) != CH_OK)
+      return CH_FAIL(CH_ERR_IO, "the tokenizer comes from the training data %s (--data names "
+                     "another copy): %s", data, ch_error_message());
+  }
+  CH_CHECK(serve_metrics_init(s));
+  CH_CHECK(serve_http_start(s));
+  if (s->opts.port_file[0]) {
+    FILE *f = fopen(s->opts.port_file, "w");
+    if (!f || fprintf(f, "%d\n", s->opts.port) < 0 || fclose(f) != 0)
+      return CH_FAIL(CH_ERR_IO, "cannot write %s", s->opts.port_file);
+  }
+  return CH_OK;
+}
+
+static ch_status serve_main(const ch_group *g, serve_model *m, const char *ckpt_dir,
+                            const ch_serve_opts *o) {
+  serve_state *s = calloc(1, sizeof *s);
+  if (!s) return CH_FAIL(CH_ERR_NOMEM, "server");
+  s->g = g;
+  s->opts = *o;
+  if (s->opts.max_batch_size < 1) s->opts.max_batch_size = 1;
+  s->model = m;
+  snprintf(s->model_name, sizeof s->model_name, "%s",
+           o->model_name[0] ? o->model_name : (m->is_gpt ? "gpt" : "mlp"));
+  snprintf(s->ckpt_dir, sizeof s->ckpt_dir, "%s", ckpt_dir ? ckpt_dir : "");
+  pthread_mutex_init(&s->lock, NULL);
+  pthread_cond_init(&s->wake, NULL);
+  ch_signals_install(); /* every rank: SIGTERM must not kill followers; the leader decides */
+  ch_status st = g->rank == 0 ? start_leader(s, o->data_path) : CH_OK;
+  /* Every rank learns whether rank 0 could start. */
+  int bad = st != CH_OK;
+  ch_status cs = ch_comm_allreduce(g, &bad, 1, CH_I32, CH_MAX, NULL);
+  if (cs != CH_OK) st = cs;
+  else if (bad && st == CH_OK) st = CH_FAIL(CH_ERR_IO, "rank 0 could not start the server");
+  if (st == CH_OK) {
+    if (g->rank == 0)
+      CH_INFO("serving %s (%s) version %s on http://%s:%d with %d rank%s (tensor parallel)",
+              s->model_name, m->is_gpt ? "gpt" : "mlp", m->version, s->opts.host, s->opts.port,
+              g->size, g->size == 1 ? "" : "s");
+    pthread_mutex_lock(&s->lock);
+    s->ready = s->accepting = 1;
+    pthread_mutex_unlock(&s->lock);
+    st = serve_run(s);
+    if (g->rank == 0 && st == CH_OK) CH_INFO("server stopped");
+  }
+  serve_http_stop(s);
+  ch_signals_restore();
+  ch_tokenizer_destroy(s->tok);
+  ch_metrics_destroy(s->metrics);
+  serve_model_free(s->model);
+  pthread_cond_destroy(&s->wake);
+  pthread_mutex_destroy(&s->lock);
+  free(s);
+  return st;
+}
+
+ch_status ch_serve_checkpoint(const ch_group *g, const char *path, const ch_serve_opts *o) {
+  char file[CH_PATH_MAX];
+  CH_CHECK(ch_ckpt_resolve(path, file, sizeof file));
+  serve_model *m = NULL;
+  CH_CHECK(serve_model_load(g, file, o, &m));
+  /* "latest" reloads look in the directory that was named, or the file's own directory. */
+  char dir[CH_PATH_MAX];
+  snprintf(dir, sizeof dir, "%s", strcmp(file, path) ? path : file);
+  if (!strcmp(file, path)) {
+    char *slash = strrchr(dir, '/');
+    if (slash) *slash = '\0';
+    else snprintf(dir, sizeof dir, ".");
+  }
+  return serve_main(g, m, dir, o);
+}
+
+ch_status ch_serve_params(const ch_group *g, const ch_config *cfg, const float *params,
+                          int64_t features, int64_t classes, int64_t step,
+                          const ch_serve_opts *o) {
+  serve_model *m = NULL;
+  CH_CHECK(serve_model_from_params(g, cfg, params, features, classes, step, o, &m));
+  char dir[CH_PATH_MAX];
+  ch_ckpt_dir(cfg, dir, sizeof dir);
+  return serve_main(g, m, dir, o);
+}

@@ -1,0 +1,120 @@
+/* Internals of the server (include/cohort/serve.h): requests, the queue between the HTTP
+ * threads of rank 0 and the executor on every rank's main thread, and the executor's ops.
+ *
+ * Threads: libmicrohttpd runs one thread per connection on rank 0; each turns its body into a
+ * serve_req, queues it and sleeps on the request's condition variable. The main thread of rank
+ * 0 (the leader) forms batches from the queue and broadcasts each op to the followers; every
+ * rank runs it (the tensor-parallel forward); the leader completes the requests. Only main
+ * threads call MPI. One mutex (the queue's) guards every request and the queue. */
+#pragma once
+#include <pthread.h>
+#include <stdint.h>
+
+#include "cohort/comm.h"
+#include "cohort/config.h"
+#include "cohort/model.h"
+#include "cohort/parallel.h"
+#include "cohort/serve.h"
+#include "cohort/tokenizer.h"
+#include "serve/metrics.h"
+
+typedef enum serve_kind { SERVE_INFER = 1, SERVE_GENERATE, SERVE_RELOAD } serve_kind;
+
+typedef struct serve_req {
+  serve_kind kind;
+  /* INFER: x [rows, features] in; logits [rows, classes] and labels [rows] out. */
+  int rows;
+  float *x, *logits;
+  int32_t *labels;
+  /* GENERATE: prompt tokens in; tokens generated so far out (grows while streaming). */
+  int32_t *prompt;
+  int nprompt, max_tokens;
+  ch_sampling sampling;
+  uint64_t seed;
+  char **stop;         /* stop strings (owned; taken from the parsed request) */
+  int nstop;
+  int32_t *out;
+  int nout, slot;
+  char *text;          /* decoded generated text (leader), for stop strings */
+  size_t text_len, text_cap;
+  const char *finish;  /* "stop" | "length" when done */
+  /* RELOAD: a checkpoint path or "latest". */
+  char path[CH_PATH_MAX];
+  /* Completion. */
+  int done, http_status;   /* http_status 200 or an error status with err */
+  char err[256];
+  double t_enqueue, t_start, t_first, t_done;
+  int abandoned;           /* the client went away: drop at the next step boundary */
+  int refs;                /* HTTP thread + queue/executor; freed at 0 (under the lock) */
+  pthread_cond_t cond;     /* signalled on every change the HTTP thread waits for */
+  struct serve_req *next;
+} serve_req;
+
+/* The model as this rank serves it. */
+typedef struct serve_model {
+  ch_config cfg;
+  ch_model *full;          /* layout-only: the architecture */
+  ch_layout local;
+  ch_tp_slice *slices;
+  float *params;
+  ch_tp_model *tp;
+  int64_t step;            /* the version */
+  char version[32];
+  int is_gpt;
+  int64_t features, classes, vocab;
+  int context;
+} serve_model;
+
+typedef struct serve_state {
+  const ch_group *g;
+  ch_serve_opts opts;
+  char model_name[128];
+  char ckpt_dir[CH_PATH_MAX]; /* for "latest" reloads; "" when serving from memory */
+  serve_model *model;
+  ch_tokenizer *tok;       /* rank 0, GPT */
+  /* The queue (rank 0). */
+  pthread_mutex_t lock;
+  pthread_cond_t wake;     /* the executor: new work or shutdown */
+  serve_req *infer_head, *infer_tail, *gen_head, *gen_tail, *ctl_head;
+  int queued;              /* requests waiting (not yet running) */
+  int accepting, ready;
+  int inflight;            /* accepted, not yet finished */
+  /* Metrics (rank 0). */
+  ch_metrics *metrics;
+  ch_metric *m_requests, *m_latency, *m_queue, *m_batch, *m_tokens, *m_ttft, *m_compute,
+      *m_inflight;
+  void *http;              /* struct MHD_Daemon */
+} serve_state;
+
+/* ---- queue.c ---------------------------------------------------------------------------- */
+serve_req *serve_req_new(serve_kind kind);
+/* Drops one reference (under s->lock); frees at zero. */
+void serve_req_put(serve_state *s, serve_req *r);
+/* Queues r (takes a reference) unless the server is not accepting or the queue is full: then
+ * returns 503 with a message in r->err. 0 on success. */
+int serve_submit(serve_state *s, serve_req *r);
+/* Waits until r is done or `timeout` seconds pass (then marks it abandoned and returns 504). */
+int serve_wait(serve_state *s, serve_req *r, double timeout);
+/* Marks r done with a status (under the lock) and wakes its waiter. */
+void serve_finish_locked(serve_state *s, serve_req *r, int http_status, const char *err);
+
+/* ---- exec.c: the executor loop, on every rank's main thread ------------------------------ */
+/* Runs until a shutdown op (leader: after a signal and draining, or serve_stop). Collective. */
+ch_status serve_run(serve_state *s);
+
+/* ---- model.c ---------------------------------------------------------------------------- */
+/* Loads a checkpoint's slices on every rank (collective). */
+ch_status serve_model_load(const ch_group *g, const char *path, const ch_serve_opts *o,
+                           serve_model **out);
+/* Slices weights held in memory (collective: every rank holds the full params). */
+ch_status serve_model_from_params(const ch_group *g, const ch_config *cfg, const float *params,
+                                  int64_t features, int64_t classes, int64_t step,
+                                  const ch_serve_opts *o, serve_model **out);
+void serve_model_free(serve_model *m);
+
+/* ---- http.c (rank 0) --------------------------------------------------------------------- */
+ch_status serve_http_start(serve_state *s);
+void serve_http_stop(serve_state *s);
+
+/* ---- metrics (rank 0) --------------------------------------------------------------------- */
+ch_status serve_metrics_init(serve_state *s);
