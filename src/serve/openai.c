@@ -129,13 +129,14 @@ static int parse_root(ch_oai_request *r, const cJSON *root, int max_context, cha
   double mt = CH_OAI_DEFAULT_MAX_TOKENS;
   if (max_context > 0 && max_context < mt) mt = max_context;
   if ((st = opt_number(root, "max_tokens", 1, &mt, err, errlen))) return st;
-  if (mt < 1 || mt > INT_MAX) return OAI_FAIL("'max_tokens' must be at least 1 (got %.15g)", mt);
+  if (mt < 1) return OAI_FAIL("'max_tokens' must be at least 1 (got %.15g)", mt);
+  if (mt > INT_MAX) return OAI_FAIL("'max_tokens' (%.15g) is too large", mt);
   if (max_context > 0 && mt > max_context)
     return OAI_FAIL("'max_tokens' (%.15g) exceeds the model's context length of %d", mt,
                     max_context);
   r->max_tokens = (int)mt;
 
-  double t = 1, p = 1, k = 0, seed = 0, nseed = NAN;
+  double t = 1, p = 1, k = 0, seed = NAN; /* NaN: no seed given */
   if ((st = opt_number(root, "temperature", 0, &t, err, errlen))) return st;
   if (t < 0 || t > 2) return OAI_FAIL("'temperature' must be between 0 and 2 (got %.15g)", t);
   if ((st = opt_number(root, "top_p", 0, &p, err, errlen))) return st;
@@ -146,9 +147,8 @@ static int parse_root(ch_oai_request *r, const cJSON *root, int max_context, cha
   r->top_p = (float)p;
   r->top_k = (int)k;
 
-  if ((st = opt_number(root, "seed", 1, &nseed, err, errlen))) return st;
-  if (!isnan(nseed)) {
-    seed = nseed;
+  if ((st = opt_number(root, "seed", 1, &seed, err, errlen))) return st;
+  if (!isnan(seed)) {
     /* Doubles hold every int64 and uint64 seed that JSON text can carry, rounded the same way
      * each time, so a repeated request gets the same seed. */
     if (seed < -9223372036854775808.0 || seed >= 18446744073709551616.0)
@@ -260,7 +260,8 @@ size_t ch_oai_holdback(const char *text, size_t len, char *const *stop, int nsto
   for (int j = 0; j < nstop; j++) {
     size_t m = stop[j] ? strlen(stop[j]) : 0;
     /* Longest k < m with text's last k bytes equal to the stop string's first k. */
-    for (size_t k = m - (m > 0) < len ? m - (m > 0) : len; k > best; k--)
+    size_t top = m > 0 ? m - 1 : 0;
+    for (size_t k = top < len ? top : len; k > best; k--)
       if (!memcmp(text + len - k, stop[j], k)) {
         best = k;
         break;

@@ -4,7 +4,6 @@
 #include "serve/v2.h"
 
 #include <cjson/cJSON.h>
-#include <float.h>
 #include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -186,7 +185,7 @@ static int parse_shape(ch_v2_input *in, const cJSON *shape, v2_ctx *c) {
     if (!cJSON_IsNumber(e) || !(v >= 0) || v != trunc(v))
       return V2_FAIL(c, "input '%s': shape[%d] must be a non-negative integer", in->name, d);
     if (v >= 9223372036854775808.0 || v > (double)c->max_el) /* keeps the cast defined */
-      return V2_FAIL(c, "input '%s': shape[%d] = %.17g exceeds the limit of %lld elements",
+      return V2_FAIL(c, "input '%s': shape[%d] = %.0f exceeds the limit of %lld elements",
                      in->name, d, v, (long long)c->max_el);
     in->shape[d++] = (int64_t)v;
   }

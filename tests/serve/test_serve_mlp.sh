@@ -1,0 +1,183 @@
+#!/usr/bin/env bash
+# The server end to end with the digits MLP: train on 2 ranks, serve the checkpoint on 1 and on
+# 2 ranks, and check
+#   - V2 predictions (logits, labels) on 2 ranks = 1 rank within 1e-5 and = a PyTorch MLP that
+#     loads the same checkpoint (tests/python/cohort_mlp.py), for every validation row;
+#   - every endpoint: /v2, health, model metadata (versioned too), infer with an id and
+#     requested outputs, /metrics (histograms), reload to the same and to another checkpoint;
+#   - a table of bad requests: each gets its 4xx JSON error and the server keeps serving;
+#   - idle ranks (leader and follower) use under 5% of a core each;
+#   - SIGTERM: every rank exits 0.
+# Usage: test_serve_mlp.sh COHORT SOURCE_DIR MPIEXEC [MPIEXEC_FLAGS...]
+set -euo pipefail
+cohort=$1 src=$2 mpiexec=$3
+shift 3
+flags=("$@")
+py=/usr/bin/python3
+work=$(mktemp -d /tmp/cohort-serve-mlp-XXXXXX)
+pids=()
+cleanup() { for p in "${pids[@]}"; do kill -9 "$p" 2>/dev/null || true; done; rm -rf "$work"; }
+trap cleanup EXIT
+command -v curl >/dev/null || { echo "SKIP: no curl"; exit 77; }
+
+"$cohort" data csv "$src/examples/digits/digits.csv.gz" "$work/digits.h5" --val-fraction 0.2 --seed 0
+"$mpiexec" -n 2 "${flags[@]}" "$cohort" train "$src/configs/mlp-digits.yaml" \
+  data.path="$work/digits.h5" run.dir="$work/run" train.steps=120 run.checkpoint.every=60 \
+  train.eval_every=0 optim.warmup_steps=10 > "$work/train.txt"
+ck="$work/run/checkpoints"
+
+start() { # start NAME RANKS [serve options...]: serves $ck, waits for the port
+  local name=$1 n=$2
+  shift 2
+  "$mpiexec" -n "$n" "${flags[@]}" "$cohort" serve "$ck" --port 0 --port-file "$work/$name.port" \
+    "$@" > "$work/$name.log" 2>&1 &
+  pids+=($!)
+  eval "${name}_pid=$!"
+  for _ in $(seq 1 200); do
+    [ -s "$work/$name.port" ] && curl -sf "localhost:$(cat "$work/$name.port")/v2/health/ready" >/dev/null && break
+    sleep 0.1
+  done
+  eval "${name}_port=$(cat "$work/$name.port")"
+}
+ranks_of() { # ranks_of NAME: pids of the cohort processes of a server (not its launcher)
+  local exe p
+  exe=$(readlink -f "$cohort")
+  for p in $(pgrep -f -- "--port-file $work/$1.port"); do
+    [ "$(readlink -f "/proc/$p/exe" 2>/dev/null)" = "$exe" ] && echo "$p"
+  done
+  return 0
+}
+start one 1
+start two 2 --max-batch-size 16 --max-queue-delay-us 500
+echo "serving on ports $one_port (1 rank) and $two_port (2 ranks)"
+
+# Predictions of every validation row: 2 ranks vs 1 rank vs PyTorch on the checkpoint's weights.
+"$py" - "$work" "$one_port" "$two_port" "$src/tests/python" <<'PY'
+import json, sys, urllib.request
+import h5py, numpy as np
+work, p1, p2, pydir = sys.argv[1], sys.argv[2], sys.argv[3], sys.argv[4]
+sys.path.insert(0, pydir)
+x = h5py.File(f"{work}/digits.h5", "r")["val/x"][...]
+def infer(port, rows):
+    body = {"id": "batch", "inputs": [{"name": "input", "shape": list(rows.shape),
+                                        "datatype": "FP32", "data": rows.flatten().tolist()}]}
+    req = urllib.request.Request(f"http://127.0.0.1:{port}/v2/models/mlp/infer",
+                                 data=json.dumps(body).encode(), method="POST")
+    out = json.load(urllib.request.urlopen(req))
+    assert out["id"] == "batch" and out["model_name"] == "mlp", out
+    o = {t["name"]: np.array(t["data"]).reshape(t["shape"]) for t in out["outputs"]}
+    return o["logits"], o["label"]
+l1, y1 = infer(p1, x)
+l2, y2 = infer(p2, x)
+# torch reference on the checkpoint's weights
+import torch, glob
+from cohort_mlp import MLP
+ckpt = sorted(glob.glob(f"{work}/run/checkpoints/step-*.h5"))[-1]
+with h5py.File(ckpt, "r") as f:
+    sd = {k: torch.from_numpy(f["model"][k][...]) for k in f["model"]}
+depth = len([k for k in sd if k.endswith(".weight")]) - 1
+m = MLP(x.shape[1], sd["layers.0.weight"].shape[0], depth, sd[f"layers.{depth}.weight"].shape[0], "relu")
+m.load_state_dict(sd)
+m = m.double()
+lt = m(torch.from_numpy(x).double()).detach().numpy()
+scale = np.abs(lt).max()
+e21, e1t = np.abs(l2 - l1).max() / scale, np.abs(l1 - lt).max() / scale
+print(f"{len(x)} rows: 2 ranks vs 1 rank {e21:.3g}, 1 rank vs torch {e1t:.3g} (of max |logit|)")
+assert e21 <= 1e-5 and e1t <= 1e-5, (e21, e1t)
+assert (y1 == y2).all() and (y1 == lt.argmax(1)).all(), "labels differ"
+PY
+
+base="http://127.0.0.1:$two_port"
+check() { # check EXPECTED_STATUS METHOD PATH [curl args...]: status and a JSON body
+  local want=$1 method=$2 path=$3
+  shift 3
+  local got
+  got=$(curl -s -o "$work/body" -w "%{http_code}" -X "$method" "$base$path" "$@")
+  if [ "$got" != "$want" ]; then
+    echo "FAIL: $method $path -> $got (expected $want): $(head -c 300 "$work/body")"; exit 1
+  fi
+  "$py" -c "import json,sys; json.load(open(sys.argv[1]))" "$work/body" ||
+    { echo "FAIL: $method $path: body is not JSON"; exit 1; }
+}
+check 200 GET /v2
+check 200 GET /v2/health/live
+check 200 GET /v2/health/ready
+check 200 GET /v2/models/mlp
+grep -q '"versions":\["120"\]' "$work/body"
+check 200 GET /v2/models/mlp/versions/120
+check 200 GET /v2/models/mlp/ready
+check 200 GET /v2/models/mlp/versions/120/ready
+row=$("$py" -c "print(','.join(['0.5']*64))")
+good="{\"id\":\"x7\",\"inputs\":[{\"name\":\"input\",\"shape\":[1,64],\"datatype\":\"FP32\",\"data\":[$row]}],\"outputs\":[{\"name\":\"label\"}]}"
+check 200 POST /v2/models/mlp/infer -d "$good"
+"$py" -c "
+import json,sys; d=json.load(open(sys.argv[1]))
+assert d['id']=='x7' and [o['name'] for o in d['outputs']]==['label'], d" "$work/body"
+check 200 POST /v2/models/mlp/versions/120/infer -d "$good"
+
+# Bad requests: each its status, the server unharmed.
+head -c 20000000 /dev/zero | tr '\0' '1' > "$work/big.json"
+check 404 GET /v2/models/nope
+check 404 GET /v2/models/mlp/versions/7
+check 404 POST /v2/models/nope/infer -d "$good"
+check 404 GET /nowhere
+check 405 GET /v2/models/mlp/infer
+check 400 POST /v2/models/mlp/infer -d '{"inputs": [{"name": "input",'
+check 400 POST /v2/models/mlp/infer -d 'not json'
+check 400 POST /v2/models/mlp/infer -d '{"id": "no inputs"}'
+check 400 POST /v2/models/mlp/infer -d '{"inputs":[{"name":"input","shape":[1,3],"datatype":"FP32","data":[1,2,3]}]}'
+check 400 POST /v2/models/mlp/infer -d '{"inputs":[{"name":"input","shape":[1,64],"datatype":"FP32","data":[1,2]}]}'
+check 400 POST /v2/models/mlp/infer -d '{"inputs":[{"name":"input","shape":[1,64],"datatype":"FP99","data":[1]}]}'
+check 400 POST /v2/models/mlp/infer -d '{"inputs":[{"name":"input","shape":[1,64],"datatype":"BYTES","data":["a"]}]}'
+check 400 POST /v2/models/mlp/infer -d "{\"inputs\":[{\"name\":\"input\",\"shape\":[1,64],\"datatype\":\"FP32\",\"data\":[\"NaN\",$row]}]}"
+check 400 POST /v2/models/mlp/infer -d '{"inputs":[{"name":"input","shape":[1000000000000,64],"datatype":"FP32","data":[1]}]}'
+check 400 POST /v2/models/mlp/infer -d '{"inputs":[{"name":"input","shape":[-1,64],"datatype":"FP32","data":[1]}]}'
+check 400 POST /v2/models/mlp/infer -d "{\"inputs\":[{\"name\":\"input\",\"shape\":[1,64],\"datatype\":\"FP32\",\"data\":[$row]}],\"outputs\":[{\"name\":\"nope\"}]}"
+check 413 POST /v2/models/mlp/infer --data-binary @"$work/big.json"
+check 400 POST /v1/completions -d '{"prompt": "hi"}'
+# A slow client: headers, then nothing; the server must go on answering others meanwhile.
+( exec 3<>/dev/tcp/127.0.0.1/"$two_port"; printf 'POST /v2/models/mlp/infer HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\n{"in' >&3; sleep 5 ) &
+slow=$!
+sleep 0.5
+check 200 POST /v2/models/mlp/infer -d "$good"
+kill "$slow" 2>/dev/null || true
+
+# Metrics: counts by status and real histograms.
+curl -s "$base/metrics" > "$work/metrics"
+grep -q 'cohort_requests_total{model="mlp",endpoint="infer",code="200"}' "$work/metrics"
+grep -q 'cohort_requests_total{model="mlp",endpoint="infer",code="400"}' "$work/metrics"
+grep -q 'cohort_request_duration_seconds_bucket{model="mlp",endpoint="infer",le="+Inf"}' "$work/metrics"
+grep -q '^# TYPE cohort_batch_size histogram' "$work/metrics"
+grep -q 'cohort_compute_duration_seconds_count{model="mlp",stage="infer"}' "$work/metrics"
+
+# Reload: the step-60 checkpoint, then back to latest (120); the version follows.
+check 200 POST /v2/repository/models/mlp/load -d "{\"parameters\":{\"path\":\"$ck/step-00000060.h5\"}}"
+check 200 GET /v2/models/mlp/versions/60
+check 200 POST /v2/models/mlp/infer -d "$good"
+check 400 POST /v2/repository/models/mlp/load -d "{\"parameters\":{\"path\":\"$work/missing.h5\"}}"
+check 200 POST /v2/models/mlp/infer -d "$good"
+check 200 POST /v2/repository/models/mlp/load -d '{}'
+check 200 GET /v2/models/mlp/versions/120
+
+# Idle ranks (the follower, and the leader waiting for requests): under 5% of a core over 3 s.
+hz=$(getconf CLK_TCK)
+for p in $(ranks_of two); do
+  t0=$(awk '{print $14 + $15}' "/proc/$p/stat")
+  sleep 3
+  t1=$(awk '{print $14 + $15}' "/proc/$p/stat")
+  "$py" -c "
+import sys; used=($t1-$t0)/$hz/3*100; print(f'idle rank (pid $p): {used:.1f}% of a core')
+sys.exit(0 if used < 5 else 1)"
+done
+
+# SIGTERM to every rank (as srun and Slurm's preemption deliver it; Open MPI's mpirun, sent a
+# SIGTERM itself, kills the job and exits 1 whatever the ranks do): all ranks finish, exit 0.
+for name in one two; do
+  pid_var=${name}_pid
+  kill -TERM $(ranks_of "$name")
+  rc=0
+  wait "${!pid_var}" || rc=$?
+  grep -q "server stopped" "$work/$name.log" || { echo "FAIL: $name did not stop cleanly"; cat "$work/$name.log"; exit 1; }
+  [ "$rc" -eq 0 ] || { echo "FAIL: $name exited $rc"; cat "$work/$name.log"; exit 1; }
+done
+echo PASS
