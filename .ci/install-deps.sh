@@ -10,6 +10,7 @@ PACKAGES=(
   libhwloc-dev hwloc libopenblas-dev libyaml-dev libcjson-dev libmicrohttpd-dev zlib1g-dev libdeflate0
   slurm-wlm slurmctld slurmd slurm-client munge libpmix-dev   # local Slurm for launch tests
   python3-torch python3-h5py python3-numpy python3-sklearn    # reference checks, benchmarks
+  python3-prometheus-client                                   # metrics format reference parser
   curl
 )
 

@@ -93,7 +93,10 @@ typedef struct ch_sampling {
 } ch_sampling;
 
 /* Draws a token from logits [vocab] with the uniform number u in [0, 1) (the caller's RNG
- * position, so a seed reproduces a generation). */
+ * position, so a seed reproduces a generation). Generators draw u for the k-th new token as
+ * ch_rng_uniform(seed, CH_SAMPLE_STREAM, k), so `cohort generate --seed S` and a completion
+ * request with seed S give the same text. */
+#define CH_SAMPLE_STREAM 11
 int32_t ch_sample_token(const float *logits, int64_t vocab, const ch_sampling *s, float u);
 
 /* The vocabulary and context of a GPT (0 for other models). */

@@ -107,7 +107,7 @@ static ch_status run(ch_model *m, const float *params, const gen_opts *o, int32_
     if (st != CH_OK) break;
     fed = n;
     if (*n_new == 0) *prefill_s = ch_time() - t0;
-    float u = ch_rng_uniform(o->seed, 11, (uint64_t)*n_new);
+    float u = ch_rng_uniform(o->seed, CH_SAMPLE_STREAM, (uint64_t)*n_new);
     seq[n++] = ch_sample_token(logits, V, &o->sampling, u);
     (*n_new)++;
   }

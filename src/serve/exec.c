@@ -93,7 +93,7 @@ static ch_status run_gen(serve_state *s, int64_t nent, const int32_t *ent, const
     off += n;
     if (reqs) { /* the leader samples the next token right away: logits is reused */
       serve_req *r = reqs[e];
-      float u = ch_rng_uniform(r->seed, 13, (uint64_t)r->nout);
+      float u = ch_rng_uniform(r->seed, CH_SAMPLE_STREAM, (uint64_t)r->nout);
       r->out[r->nout] = ch_sample_token(logits, m->vocab, &r->sampling, u);
     }
   }
