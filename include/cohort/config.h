@@ -57,6 +57,15 @@ typedef struct ch_config {
       char dir[CH_PATH_MAX];  /* empty: <run.dir>/checkpoints */
     } checkpoint;
   } run;
+  struct {
+    int after;                /* serve the trained weights when training ends */
+    char host[64];
+    int64_t port;
+    char model_name[128];
+    char api_key[128];
+    int64_t max_batch_size, max_queue_delay_us, max_queue_size;
+    double timeout;
+  } serve;
 } ch_config;
 
 /* Fills `cfg` with every key's default. */

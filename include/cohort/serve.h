@@ -27,6 +27,9 @@ typedef struct ch_serve_opts {
  * 256 connections. */
 void ch_serve_opts_default(ch_serve_opts *o);
 
+/* Options from a config's serve.* keys (the rest at their defaults). */
+void ch_serve_opts_from_config(const ch_config *cfg, ch_serve_opts *o);
+
 /* Serves the checkpoint at `path` (a file, or a directory: its `latest`) on every rank of g:
  * each rank loads its tensor-parallel slice (hyperslabs), rank 0 listens. Returns on shutdown
  * (SIGTERM or SIGINT: stop accepting, finish what was accepted, every rank returns CH_OK).

@@ -20,6 +20,8 @@ typedef struct ch_train_result {
   double ddp_wait_seconds; /* total exposed communication over the run */
   float *params;           /* final flat parameters when requested (malloc'ed), else NULL */
   size_t numel;
+  int64_t step;            /* optimizer steps completed (the checkpoint step numbering) */
+  int64_t features, classes; /* the data shape the model was built for (ch_model_create) */
 } ch_train_result;
 
 /* Trains cfg's model on cfg->data.path across the data-parallel group `dp` (every rank of the

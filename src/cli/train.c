@@ -7,6 +7,7 @@
 #include "cohort/config.h"
 #include "cohort/log.h"
 #include "cohort/runtime.h"
+#include "cohort/serve.h"
 #include "cohort/train.h"
 
 static void usage(void) {
@@ -71,7 +72,7 @@ int ch_cli_train(int argc, char **argv) {
   ch_group world;
   if (ch_group_create(rt->world, &world) != CH_OK) ch_runtime_fatal(CH_ERR_MPI, "cannot create the world group");
   ch_train_result res;
-  st = ch_train_run(&cfg, &world, 0, &res);
+  st = ch_train_run(&cfg, &world, cfg.serve.after, &res);
   if (st == CH_ERR_CONFIG) {
     /* Configuration checks happen before any collective that could diverge, on every rank. */
     if (rt->world_rank == 0) fprintf(stderr, "cohort train: %s\n", ch_error_message());
@@ -85,6 +86,14 @@ int ch_cli_train(int argc, char **argv) {
             "val_acc %.2f%%; run dir %s",
             (long long)res.steps, res.seconds, res.samples_per_s, res.train_loss, res.val_loss,
             100.0 * res.val_acc, cfg.run.dir);
+  /* serve.after: the same processes serve the weights they hold, re-laid out into
+   * tensor-parallel slices (no file round trip), unless a signal preempted the run. */
+  if (cfg.serve.after && !res.preempted) {
+    ch_serve_opts so;
+    ch_serve_opts_from_config(&cfg, &so);
+    st = ch_serve_params(&world, &cfg, res.params, res.features, res.classes, res.step, &so);
+    if (st != CH_OK) ch_runtime_fatal(st, "serving failed");
+  }
   ch_train_result_free(&res);
   ch_group_destroy(&world);
   ch_runtime_finalize();

@@ -21,6 +21,18 @@ void ch_serve_opts_default(ch_serve_opts *o) {
   o->max_connections = 256;
 }
 
+void ch_serve_opts_from_config(const ch_config *cfg, ch_serve_opts *o) {
+  ch_serve_opts_default(o);
+  snprintf(o->host, sizeof o->host, "%s", cfg->serve.host);
+  o->port = (int)(cfg->serve.port <= 65535 ? cfg->serve.port : -1);
+  snprintf(o->model_name, sizeof o->model_name, "%s", cfg->serve.model_name);
+  snprintf(o->api_key, sizeof o->api_key, "%s", cfg->serve.api_key);
+  o->max_batch_size = (int)(cfg->serve.max_batch_size < 4096 ? cfg->serve.max_batch_size : 4096);
+  o->max_queue_delay_us = cfg->serve.max_queue_delay_us;
+  o->max_queue_size = (int)(cfg->serve.max_queue_size < 1 << 20 ? cfg->serve.max_queue_size : 1 << 20);
+  o->request_timeout = cfg->serve.timeout;
+}
+
 ch_status serve_metrics_init(serve_state *s) {
   const char *model[] = {"model", NULL}, *ep[] = {"model", "endpoint", NULL};
   const char *out[] = {"model", "endpoint", "code", NULL}, *stage[] = {"model", "stage", NULL};
@@ -73,6 +85,10 @@ static ch_status start_leader(serve_state *s, const char *data_path) {
 
 static ch_status serve_main(const ch_group *g, serve_model *m, const char *ckpt_dir,
                             const ch_serve_opts *o) {
+  if (o->port < 0 || o->port > 65535) {
+    serve_model_free(m);
+    return CH_FAIL(CH_ERR_CONFIG, "serve.port %d is not a TCP port (0-65535)", o->port);
+  }
   serve_state *s = calloc(1, sizeof *s);
   if (!s) return CH_FAIL(CH_ERR_NOMEM, "server");
   s->g = g;

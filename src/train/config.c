@@ -94,6 +94,19 @@ static const key_spec k_keys[] = {
         "also keep every checkpoint whose step is a multiple of N; 0 = none"),
   K_STR("run.checkpoint.dir", run.checkpoint.dir, "",
         "checkpoint directory; empty = <run.dir>/checkpoints"),
+  K_BOOL("serve.after", serve.after, "false",
+         "when training ends, serve the trained weights from the same ranks (cohort serve)"),
+  K_STR("serve.host", serve.host, "127.0.0.1", "bind address"),
+  K_INT("serve.port", serve.port, "8000", 0, "port; 0 = any free port"),
+  K_STR("serve.model_name", serve.model_name, "", "name in the URLs; empty = the model type"),
+  K_STR("serve.api_key", serve.api_key, "", "require Authorization: Bearer KEY; empty = open"),
+  K_INT("serve.max_batch_size", serve.max_batch_size, "8", 1,
+        "V2 rows per batch, sequences generated at once"),
+  K_INT("serve.max_queue_delay_us", serve.max_queue_delay_us, "2000", 0,
+        "how long a V2 batch may wait to fill, microseconds"),
+  K_INT("serve.max_queue_size", serve.max_queue_size, "256", 1, "waiting requests before 503"),
+  K_FLOAT("serve.timeout", serve.timeout, "60", 0, INFINITY, LO_OPEN,
+          "seconds a request may take before 504"),
 };
 #define NKEYS ((int)(sizeof k_keys / sizeof k_keys[0]))
 

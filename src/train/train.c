@@ -247,6 +247,9 @@ ch_status ch_train_run(const ch_config *cfg, const ch_group *dp, int keep_params
     memcpy(res->params, t.params, sizeof(float) * t.layout->numel);
     res->numel = t.layout->numel;
   }
+  res->step = t.step;
+  res->features = ch_source_features(t.train);
+  res->classes = ch_source_classes(t.train);
 done:
   teardown(&t);
   ch_watchdog_stop();

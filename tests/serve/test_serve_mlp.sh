@@ -6,6 +6,7 @@
 #   - every endpoint: /v2, health, model metadata (versioned too), infer with an id and
 #     requested outputs, /metrics (histograms), reload to the same and to another checkpoint;
 #   - a table of bad requests: each gets its 4xx JSON error and the server keeps serving;
+#   - `cohort train ... serve.after=true` serves the trained weights from the same processes;
 #   - idle ranks (leader and follower) use under 5% of a core each;
 #   - SIGTERM: every rank exits 0.
 # Usage: test_serve_mlp.sh COHORT SOURCE_DIR MPIEXEC [MPIEXEC_FLAGS...]
@@ -109,6 +110,7 @@ check 200 GET /v2/models/mlp/ready
 check 200 GET /v2/models/mlp/versions/120/ready
 row=$("$py" -c "print(','.join(['0.5']*64))")
 good="{\"id\":\"x7\",\"inputs\":[{\"name\":\"input\",\"shape\":[1,64],\"datatype\":\"FP32\",\"data\":[$row]}],\"outputs\":[{\"name\":\"label\"}]}"
+all="{\"inputs\":[{\"name\":\"input\",\"shape\":[1,64],\"datatype\":\"FP32\",\"data\":[$row]}]}"
 check 200 POST /v2/models/mlp/infer -d "$good"
 "$py" -c "
 import json,sys; d=json.load(open(sys.argv[1]))
@@ -158,6 +160,29 @@ check 400 POST /v2/repository/models/mlp/load -d "{\"parameters\":{\"path\":\"$w
 check 200 POST /v2/models/mlp/infer -d "$good"
 check 200 POST /v2/repository/models/mlp/load -d '{}'
 check 200 GET /v2/models/mlp/versions/120
+
+# serve.after: the same training run, served by the training processes from memory, answers as
+# the checkpoint of the first run does (same seed and ranks: the same weights).
+"$mpiexec" -n 2 "${flags[@]}" "$cohort" train "$src/configs/mlp-digits.yaml" \
+  data.path="$work/digits.h5" run.dir="$work/run2" train.steps=120 run.checkpoint.every=60 \
+  train.eval_every=0 optim.warmup_steps=10 serve.after=true serve.port=0 > "$work/after.log" 2>&1 &
+after_pid=$!
+pids+=($after_pid)
+for _ in $(seq 1 300); do grep -q "serving mlp" "$work/after.log" && break; sleep 0.1; done
+after_port=$(sed -n 's/.*on http:\/\/127.0.0.1:\([0-9]*\) .*/\1/p' "$work/after.log")
+[ -n "$after_port" ] || { echo "FAIL: serve.after did not start"; cat "$work/after.log"; exit 1; }
+curl -s -X POST "localhost:$after_port/v2/models/mlp/infer" -d "$all" > "$work/after.json"
+curl -s -X POST "localhost:$two_port/v2/models/mlp/infer" -d "$all" > "$work/ckpt.json" # 2 ranks too
+"$py" - "$work/after.json" "$work/ckpt.json" <<'PY'
+import json, sys
+a, b = (json.load(open(p)) for p in sys.argv[1:])
+assert a["model_version"] == "120" and a["outputs"] == b["outputs"], (a, b)
+assert [o["name"] for o in a["outputs"]] == ["logits", "label"], a
+print("serve.after answers as the checkpoint server: logits", a["outputs"][0]["data"][:3], "...")
+PY
+kill -TERM $(pgrep -f -- "run.dir=$work/run2" | while read -r p; do
+  [ "$(readlink -f /proc/$p/exe)" = "$(readlink -f "$cohort")" ] && echo "$p"; done)
+wait "$after_pid" || { echo "FAIL: serve.after run exited $?"; cat "$work/after.log"; exit 1; }
 
 # Idle ranks (the follower, and the leader waiting for requests): under 5% of a core over 3 s.
 hz=$(getconf CLK_TCK)
