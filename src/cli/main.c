@@ -22,6 +22,7 @@ static void usage(FILE *out) {
           "  generate CHECKPOINT --prompt TEXT [...]  text from a trained GPT (KV cache)\n"
           "  serve CHECKPOINT [--port P ...]         serve it over HTTP from every rank (KServe V2,\n"
           "                                          OpenAI completions, Prometheus metrics)\n"
+          "  infer CHECKPOINT IN.h5 OUT.h5           offline predictions, rows split over ranks\n"
           "  version                                 print version and build facts\n"
           "\n"
           "Environment: COHORT_LOG=debug|info|warn|error, COHORT_LOG_RANKS=all.\n");
@@ -47,6 +48,7 @@ int main(int argc, char **argv) {
   if (!strcmp(argv[1], "ckpt")) return ch_cli_ckpt(argc - 1, argv + 1);
   if (!strcmp(argv[1], "generate")) return ch_cli_generate(argc - 1, argv + 1);
   if (!strcmp(argv[1], "serve")) return ch_cli_serve(argc - 1, argv + 1);
+  if (!strcmp(argv[1], "infer")) return ch_cli_infer(argc - 1, argv + 1);
   fprintf(stderr, "cohort: unknown command '%s'\n\n", argv[1]);
   usage(stderr);
   return 2;

@@ -6,6 +6,7 @@
 #   - every endpoint: /v2, health, model metadata (versioned too), infer with an id and
 #     requested outputs, /metrics (histograms), reload to the same and to another checkpoint;
 #   - a table of bad requests: each gets its 4xx JSON error and the server keeps serving;
+#   - `cohort infer` (3 ranks, parallel HDF5 output) gives the same predictions;
 #   - `cohort train ... serve.after=true` serves the trained weights from the same processes;
 #   - idle ranks (leader and follower) use under 5% of a core each;
 #   - SIGTERM: every rank exits 0.
@@ -52,7 +53,10 @@ start one 1
 start two 2 --max-batch-size 16 --max-queue-delay-us 500
 echo "serving on ports $one_port (1 rank) and $two_port (2 ranks)"
 
-# Predictions of every validation row: 2 ranks vs 1 rank vs PyTorch on the checkpoint's weights.
+# Offline predictions of the validation split on 3 ranks (cohort infer, parallel HDF5).
+"$mpiexec" -n 3 "${flags[@]}" "$cohort" infer "$ck" "$work/digits.h5" "$work/pred.h5"
+# Predictions of every validation row: 2 ranks vs 1 rank vs PyTorch on the checkpoint's weights,
+# and vs cohort infer.
 "$py" - "$work" "$one_port" "$two_port" "$src/tests/python" <<'PY'
 import json, sys, urllib.request
 import h5py, numpy as np
@@ -86,6 +90,11 @@ e21, e1t = np.abs(l2 - l1).max() / scale, np.abs(l1 - lt).max() / scale
 print(f"{len(x)} rows: 2 ranks vs 1 rank {e21:.3g}, 1 rank vs torch {e1t:.3g} (of max |logit|)")
 assert e21 <= 1e-5 and e1t <= 1e-5, (e21, e1t)
 assert (y1 == y2).all() and (y1 == lt.argmax(1)).all(), "labels differ"
+with h5py.File(f"{work}/pred.h5", "r") as f:
+    li, yi = f["logits"][...], f["label"][...]
+ei = np.abs(li - lt).max() / scale
+print(f"cohort infer (3 ranks) vs torch {ei:.3g}")
+assert ei <= 1e-5 and (yi == y1).all(), ei
 PY
 
 base="http://127.0.0.1:$two_port"

@@ -1,0 +1,140 @@
+/* `cohort infer CHECKPOINT IN.h5 OUT.h5 [--split val|train]`: offline inference of a classifier
+ * over a dataset split. Every rank rebuilds the model from the checkpoint, takes a contiguous
+ * part of the rows, and the predictions are written together with parallel HDF5. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cli/commands.h"
+#include "cohort/ckpt.h"
+#include "cohort/data.h"
+#include "cohort/log.h"
+#include "cohort/model.h"
+#include "cohort/runtime.h"
+
+enum { CHUNK = 256 };
+
+static void usage(FILE *out) {
+  fprintf(out, "usage: [mpirun -n N] cohort infer CHECKPOINT IN.h5 OUT.h5 [--split val|train]\n"
+               "  predictions of a classifier for every row of the split (default val):\n"
+               "  OUT.h5 /logits float32 [rows, classes], /label int32 [rows]\n");
+}
+
+static ch_status run(const ch_group *g, const char *ckpt, const char *in, const char *split,
+                     const char *out, int64_t *rows) {
+  char path[CH_PATH_MAX];
+  CH_CHECK(ch_ckpt_resolve(ckpt, path, sizeof path));
+  ch_config cfg;
+  ch_model *m = NULL;
+  float *params = NULL, *x = NULL, *logits = NULL;
+  int32_t *labels = NULL, *y = NULL;
+  int64_t *idx = NULL;
+  ch_dataset *ds = NULL;
+  ch_status st = ch_ckpt_load_model(path, CHUNK, &cfg, &m, &params);
+  /* Agree before the collective open, so that a bad checkpoint stops every rank alike. */
+  int bad = st != CH_OK;
+  ch_status cs = ch_comm_allreduce(g, &bad, 1, CH_I32, CH_MAX, NULL);
+  if (cs != CH_OK || bad) {
+    if (st == CH_OK) st = cs != CH_OK ? cs : CH_FAIL(CH_ERR_IO, "another rank could not load %s", path);
+    goto done;
+  }
+  if (cfg.model.type != CH_MODEL_MLP) {
+    st = CH_FAIL(CH_ERR_UNSUPPORTED, "%s holds a %s; cohort infer runs classifiers (for text use "
+                 "cohort generate or POST /v1/completions)", path, ch_model_name(m));
+    goto done;
+  }
+  CH_CHECK_GOTO(ch_dataset_open(g, in, split, &ds), st, done);
+  const ch_layout *l = ch_model_layout(m);
+  int64_t D = ch_model_sample_floats(m), C = l->params[l->nparams - 2].shape[0]; /* the head */
+  if (ch_dataset_features(ds) != D) {
+    st = CH_FAIL(CH_ERR_INVALID, "%s has %lld features per row, the model takes %lld", in,
+                 (long long)ch_dataset_features(ds), (long long)D);
+    goto done;
+  }
+  int64_t N = ch_dataset_rows(ds);
+  int64_t first = (int64_t)ch_part_offset((size_t)N, g->size, g->rank);
+  int64_t mine = (int64_t)ch_part_count((size_t)N, g->size, g->rank);
+  int64_t most = (int64_t)ch_part_count((size_t)N, g->size, 0);
+  x = malloc(sizeof *x * (size_t)(CHUNK * D));
+  y = malloc(sizeof *y * CHUNK);
+  idx = malloc(sizeof *idx * CHUNK);
+  logits = malloc(sizeof *logits * (size_t)(mine * C + 1));
+  labels = malloc(sizeof *labels * (size_t)(mine + 1));
+  if (!x || !y || !idx || !logits || !labels) {
+    st = CH_FAIL(CH_ERR_NOMEM, "inference buffers");
+    goto done;
+  }
+  /* Reads are collective: every rank makes the same number of them. */
+  for (int64_t lo = 0; lo < most; lo += CHUNK) {
+    int64_t n = mine - lo < CHUNK ? mine - lo : CHUNK;
+    n = n < 0 ? 0 : n;
+    for (int64_t i = 0; i < n; i++) idx[i] = first + lo + i;
+    CH_CHECK_GOTO(ch_dataset_read(ds, idx, n, x, y), st, done);
+    if (n == 0) continue;
+    const float *out_rows;
+    CH_CHECK_GOTO(ch_model_forward(m, params, x, NULL, (int)n, &out_rows), st, done);
+    memcpy(logits + lo * C, out_rows, sizeof(float) * (size_t)(n * C));
+    for (int64_t i = 0; i < n; i++) {
+      const float *r = out_rows + i * C;
+      int32_t best = 0;
+      for (int64_t c = 1; c < C; c++)
+        if (r[c] > r[best]) best = (int32_t)c;
+      labels[lo + i] = best;
+    }
+  }
+  char source[CH_PATH_MAX * 2 + 64];
+  snprintf(source, sizeof source, "%s, %s:/%s", path, in, split);
+  CH_CHECK_GOTO(ch_data_write_predictions(g, out, N, C, first, mine, logits, labels, source), st,
+                done);
+  *rows = N;
+done:
+  if (ds) ch_dataset_close(ds);
+  free(x), free(y), free(idx), free(logits), free(labels);
+  ch_free_aligned(params);
+  ch_model_destroy(m);
+  return st;
+}
+
+int ch_cli_infer(int argc, char **argv) {
+  const char *pos[3] = {NULL, NULL, NULL}, *split = "val";
+  int npos = 0;
+  for (int i = 1; i < argc; i++) {
+    if (!strcmp(argv[i], "-h") || !strcmp(argv[i], "--help")) {
+      usage(stdout);
+      return 0;
+    }
+    if (!strcmp(argv[i], "--split") && i + 1 < argc) split = argv[++i];
+    else if (argv[i][0] != '-' && npos < 3) pos[npos++] = argv[i];
+    else {
+      fprintf(stderr, "cohort infer: unexpected argument '%s'\n", argv[i]);
+      usage(stderr);
+      return 2;
+    }
+  }
+  if (npos != 3 || (strcmp(split, "val") && strcmp(split, "train"))) {
+    usage(stderr);
+    return 2;
+  }
+  ch_runtime_opts ro = {.bind_cores = 1};
+  ch_runtime *rt;
+  if (ch_runtime_init(&argc, &argv, &ro, &rt) != CH_OK) {
+    fprintf(stderr, "cohort: runtime initialisation failed: %s\n", ch_error_message());
+    return 1;
+  }
+  ch_group world;
+  if (ch_group_create(rt->world, &world) != CH_OK) ch_runtime_fatal(CH_ERR_MPI, "cannot create the world group");
+  int64_t rows = 0;
+  double t0 = ch_time();
+  ch_status st = run(&world, pos[0], pos[1], split, pos[2], &rows);
+  int rc = 0;
+  if (st != CH_OK) { /* every failure is agreed: rank 0 reports it */
+    if (rt->world_rank == 0) fprintf(stderr, "cohort infer: %s\n", ch_error_message());
+    rc = st == CH_ERR_INVALID || st == CH_ERR_UNSUPPORTED ? 2 : 1;
+  } else if (rt->world_rank == 0) {
+    CH_INFO("wrote %s: predictions of %lld rows of %s:/%s in %.2f s on %d rank%s", pos[2],
+            (long long)rows, pos[1], split, ch_time() - t0, world.size, world.size == 1 ? "" : "s");
+  }
+  ch_group_destroy(&world);
+  ch_runtime_finalize();
+  return rc;
+}
