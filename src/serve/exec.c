@@ -119,6 +119,7 @@ static ch_status run_reload(serve_state *s, const char *path) {
   if (st != CH_OK) return st;
   serve_model_free(s->model);
   s->model = next;
+  if (s->g->rank == 0) serve_facts_publish(s);
   return CH_OK;
 }
 
@@ -181,6 +182,23 @@ static int take_infer_batch(serve_state *s, serve_req **batch, int cap, int64_t 
 static ch_status lead_infer(leader *L, serve_req **batch, int n, int64_t rows) {
   serve_state *s = L->s;
   serve_model *m = s->model;
+  /* A reload may have changed the input width since a request was queued: such requests are
+   * answered 503 (retry), the rest run. */
+  int kept = 0;
+  rows = 0;
+  pthread_mutex_lock(&s->lock);
+  for (int i = 0; i < n; i++) {
+    if (batch[i]->features == m->features) {
+      batch[kept++] = batch[i];
+      rows += batch[i]->rows;
+      continue;
+    }
+    serve_finish_locked(s, batch[i], 503, "the model was replaced by one of another input width");
+    serve_req_put(s, batch[i]);
+  }
+  pthread_mutex_unlock(&s->lock);
+  n = kept;
+  if (n == 0) return CH_OK;
   float *x = malloc(sizeof(float) * (size_t)(rows * m->features + 1));
   float *logits = malloc(sizeof(float) * (size_t)(rows * m->classes + 1));
   ch_status st = x && logits ? CH_OK : CH_FAIL(CH_ERR_NOMEM, "inference batch");
@@ -202,6 +220,8 @@ static ch_status lead_infer(leader *L, serve_req **batch, int n, int64_t rows) {
   at = 0;
   for (int i = 0; i < n; i++) {
     serve_req *r = batch[i];
+    r->classes = m->classes;
+    snprintf(r->version, sizeof r->version, "%s", m->version);
     if (st == CH_OK) {
       r->logits = malloc(sizeof(float) * (size_t)(r->rows * m->classes));
       r->labels = malloc(sizeof(int32_t) * (size_t)r->rows);

@@ -36,6 +36,7 @@ typedef struct conn {
   char *body;
   size_t len, cap;
   int too_large;
+  int accepted;   /* a request of this connection was queued: its answer must reach the client */
 } conn;
 
 /* ---- responses -------------------------------------------------------------------------- */
@@ -102,7 +103,7 @@ static int model_path(const char *path, char *model, size_t msz, char *ver, size
 }
 
 static mhd_result model_metadata(serve_state *s, struct MHD_Connection *c) {
-  serve_model *m = s->model;
+  serve_facts f = serve_facts_get(s), *m = &f;
   const char *versions[1] = {m->version};
   ch_v2_tensor_meta in, out[2];
   memset(&in, 0, sizeof in);
@@ -124,8 +125,8 @@ static mhd_result model_metadata(serve_state *s, struct MHD_Connection *c) {
 }
 
 /* POST .../infer for the MLP: input FP32 (or any numeric type) [N, features] or [features]. */
-static mhd_result infer(serve_state *s, struct MHD_Connection *c, const conn *cn, double t0) {
-  serve_model *m = s->model;
+static mhd_result infer(serve_state *s, struct MHD_Connection *c, conn *cn, double t0) {
+  serve_facts f = serve_facts_get(s), *m = &f;
   char err[256] = "";
   ch_v2_request req;
   ch_v2_limits lim = {.max_elements = (int64_t)s->opts.max_body_bytes, .max_inputs = 4};
@@ -158,6 +159,7 @@ static mhd_result infer(serve_state *s, struct MHD_Connection *c, const conn *cn
   serve_req *r = serve_req_new(SERVE_INFER);
   if (r) {
     r->rows = (int)rows;
+    r->features = m->features;
     r->x = malloc(sizeof(float) * (size_t)(rows * m->features));
     if (r->x) memcpy(r->x, in->f32, sizeof(float) * (size_t)(rows * m->features));
   }
@@ -169,6 +171,7 @@ static mhd_result infer(serve_state *s, struct MHD_Connection *c, const conn *cn
     return send_error(c, 500, "out of memory");
   }
   status = serve_submit(s, r);
+  cn->accepted |= status == 0;
   if (!status) status = serve_wait(s, r, s->opts.request_timeout);
   char *body = NULL;
   if (status == 200) {
@@ -177,10 +180,10 @@ static mhd_result infer(serve_state *s, struct MHD_Connection *c, const conn *cn
     const char *q[] = {s->model_name};
     ch_metric_observe(s->m_queue, q, r->t_start - r->t_enqueue);
     ch_v2_output o[2] = {
-        {.name = "logits", .dtype = CH_V2_FP32, .ndim = 2, .shape = {rows, m->classes},
+        {.name = "logits", .dtype = CH_V2_FP32, .ndim = 2, .shape = {rows, r->classes},
          .f32 = r->logits},
         {.name = "label", .dtype = CH_V2_INT32, .ndim = 1, .shape = {rows}, .i32 = r->labels}};
-    body = ch_v2_response(s->model_name, m->version, &req, o, 2);
+    body = ch_v2_response(s->model_name, r->version, &req, o, 2);
   } else {
     body = ch_v2_error(r->err);
   }
@@ -193,7 +196,7 @@ static mhd_result infer(serve_state *s, struct MHD_Connection *c, const conn *cn
 }
 
 /* POST /v2/repository/models/{m}/load: {"parameters": {"path": "..."}} or none ("latest"). */
-static mhd_result load(serve_state *s, struct MHD_Connection *c, const conn *cn, double t0) {
+static mhd_result load(serve_state *s, struct MHD_Connection *c, conn *cn, double t0) {
   char path[CH_PATH_MAX] = "latest";
   if (cn->len > 0) {
     cJSON *j = cJSON_ParseWithLength(cn->body, cn->len);
@@ -222,12 +225,13 @@ static mhd_result load(serve_state *s, struct MHD_Connection *c, const conn *cn,
   if (!r) return send_error(c, 500, "out of memory");
   snprintf(r->path, sizeof r->path, "%s", resolved);
   int status = serve_submit(s, r);
+  cn->accepted |= status == 0;
   if (!status) status = serve_wait(s, r, 600.0);
   char *body;
   if (status == 200) {
     char msg[CH_PATH_MAX + 128];
     snprintf(msg, sizeof msg, "{\"name\": \"%s\", \"version\": \"%s\", \"loaded\": true}",
-             s->model_name, s->model->version);
+             s->model_name, serve_facts_get(s).version);
     body = strdup(msg);
   } else {
     body = ch_v2_error(r->err);
@@ -338,9 +342,9 @@ static void stream_free(void *cls) {
   free(st);
 }
 
-static mhd_result completions(serve_state *s, struct MHD_Connection *c, const conn *cn,
+static mhd_result completions(serve_state *s, struct MHD_Connection *c, conn *cn,
                               double t0) {
-  serve_model *m = s->model;
+  serve_facts f = serve_facts_get(s), *m = &f;
   char err[400] = "";
   ch_oai_request q;
   if (!m->is_gpt) {
@@ -398,6 +402,7 @@ static mhd_result completions(serve_state *s, struct MHD_Connection *c, const co
            (unsigned long long)atomic_fetch_add(&next_id, 1));
   long created = (long)time(NULL);
   status = serve_submit(s, r);
+  cn->accepted |= status == 0;
   if (status) {
     mhd_result ret = send_error(c, status, r->err);
     pthread_mutex_lock(&s->lock);
@@ -452,7 +457,7 @@ static int authorized(serve_state *s, struct MHD_Connection *c) {
 }
 
 static mhd_result route(serve_state *s, struct MHD_Connection *c, const char *url,
-                        const char *method, const conn *cn) {
+                        const char *method, conn *cn) {
   double t0 = ch_time();
   int get = !strcmp(method, "GET"), post = !strcmp(method, "POST");
   if (get && !strcmp(url, "/v2/health/live")) return send_json(c, 200, strdup("{\"live\": true}"));
@@ -497,9 +502,10 @@ static mhd_result route(serve_state *s, struct MHD_Connection *c, const char *ur
       snprintf(msg, sizeof msg, "unknown model '%s' (serving '%s')", model, s->model_name);
       return send_error(c, 404, msg);
     }
-    if (ver[0] && strcmp(ver, s->model->version) != 0) {
+    serve_facts f = serve_facts_get(s);
+    if (ver[0] && strcmp(ver, f.version) != 0) {
       char msg[128];
-      snprintf(msg, sizeof msg, "unknown version '%s' (serving version %s)", ver, s->model->version);
+      snprintf(msg, sizeof msg, "unknown version '%s' (serving version %s)", ver, f.version);
       return send_error(c, 404, msg);
     }
     if (!tail[0] && get) return model_metadata(s, c);
@@ -556,8 +562,16 @@ static mhd_result on_request(void *cls, struct MHD_Connection *c, const char *ur
 
 static void on_completed(void *cls, struct MHD_Connection *c, void **ctx,
                          enum MHD_RequestTerminationCode code) {
-  (void)cls, (void)c, (void)code;
+  (void)c;
+  serve_state *s = cls;
   conn *cn = *ctx;
+  if (cn && cn->accepted) { /* the bookkeeping behind "no accepted request lost" */
+    pthread_mutex_lock(&s->lock);
+    s->delivered += code == MHD_REQUEST_TERMINATED_COMPLETED_OK;
+    s->closed++;
+    pthread_cond_broadcast(&s->wake);
+    pthread_mutex_unlock(&s->lock);
+  }
   if (cn) {
     free(cn->body);
     free(cn);
@@ -588,6 +602,20 @@ ch_status serve_http_start(serve_state *s) {
 }
 
 void serve_http_stop(serve_state *s) {
-  if (s->http) MHD_stop_daemon(s->http);
+  if (!s->http) return;
+  /* Every accepted request is answered before the executor stops, but its response may still
+   * be on its way out: let those connections finish (up to 10 s) before closing them all. */
+  double until = ch_time() + 10.0;
+  pthread_mutex_lock(&s->lock);
+  while (s->closed < s->accepted && ch_time() < until) {
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    ts.tv_nsec += 10 * 1000000L;
+    if (ts.tv_nsec >= 1000000000L) ts.tv_sec++, ts.tv_nsec -= 1000000000L;
+    pthread_cond_timedwait(&s->wake, &s->lock, &ts);
+  }
+  pthread_mutex_unlock(&s->lock);
+  MHD_stop_daemon(s->http); /* joins the connection threads */
   s->http = NULL;
+  CH_INFO("%llu request(s) accepted, %llu answered in full", s->accepted, s->delivered);
 }

@@ -60,6 +60,7 @@ int serve_submit(serve_state *s, serve_req *r) {
     }
     if (r->kind != SERVE_RELOAD) s->queued++;
     s->inflight++;
+    s->accepted++;
     pthread_cond_signal(&s->wake);
   }
   pthread_mutex_unlock(&s->lock);
@@ -93,4 +94,21 @@ void serve_finish_locked(serve_state *s, serve_req *r, int http_status, const ch
   s->inflight--;
   pthread_cond_broadcast(&r->cond);
   pthread_cond_signal(&s->wake); /* a drain may be waiting for the last one */
+}
+
+void serve_facts_publish(serve_state *s) {
+  const serve_model *m = s->model;
+  serve_facts f = {.is_gpt = m->is_gpt, .context = m->context, .features = m->features,
+                   .classes = m->classes, .vocab = m->vocab};
+  snprintf(f.version, sizeof f.version, "%s", m->version);
+  pthread_mutex_lock(&s->lock);
+  s->facts = f;
+  pthread_mutex_unlock(&s->lock);
+}
+
+serve_facts serve_facts_get(serve_state *s) {
+  pthread_mutex_lock(&s->lock);
+  serve_facts f = s->facts;
+  pthread_mutex_unlock(&s->lock);
+  return f;
 }

@@ -100,6 +100,7 @@ static ch_status serve_main(const ch_group *g, serve_model *m, const char *ckpt_
   snprintf(s->ckpt_dir, sizeof s->ckpt_dir, "%s", ckpt_dir ? ckpt_dir : "");
   pthread_mutex_init(&s->lock, NULL);
   pthread_cond_init(&s->wake, NULL);
+  serve_facts_publish(s);
   ch_signals_install(); /* every rank: SIGTERM must not kill followers; the leader decides */
   ch_status st = g->rank == 0 ? start_leader(s, o->data_path) : CH_OK;
   /* Every rank learns whether rank 0 could start. */

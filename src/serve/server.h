@@ -24,6 +24,8 @@ typedef struct serve_req {
   serve_kind kind;
   /* INFER: x [rows, features] in; logits [rows, classes] and labels [rows] out. */
   int rows;
+  int64_t features, classes; /* the shape the request was made for / answered with */
+  char version[32];          /* the model version that answered */
   float *x, *logits;
   int32_t *labels;
   /* GENERATE: prompt tokens in; tokens generated so far out (grows while streaming). */
@@ -65,12 +67,21 @@ typedef struct serve_model {
   int context;
 } serve_model;
 
+/* What the HTTP threads may know of the model: a copy taken under the lock, since a reload
+ * replaces the model between executor steps. */
+typedef struct serve_facts {
+  int is_gpt, context;
+  int64_t features, classes, vocab;
+  char version[32];
+} serve_facts;
+
 typedef struct serve_state {
   const ch_group *g;
   ch_serve_opts opts;
   char model_name[128];
   char ckpt_dir[CH_PATH_MAX]; /* for "latest" reloads; "" when serving from memory */
-  serve_model *model;
+  serve_model *model;      /* the executor's (main thread) */
+  serve_facts facts;       /* under lock */
   ch_tokenizer *tok;       /* rank 0, GPT */
   /* The queue (rank 0). */
   pthread_mutex_t lock;
@@ -79,6 +90,8 @@ typedef struct serve_state {
   int queued;              /* requests waiting (not yet running) */
   int accepting, ready;
   int inflight;            /* accepted, not yet finished */
+  unsigned long long accepted, delivered; /* requests queued; of them, responses fully sent */
+  unsigned long long closed;               /* of them, responses whose sending ended at all */
   /* Metrics (rank 0). */
   ch_metrics *metrics;
   ch_metric *m_requests, *m_latency, *m_queue, *m_batch, *m_tokens, *m_ttft, *m_compute,
@@ -97,6 +110,10 @@ int serve_submit(serve_state *s, serve_req *r);
 int serve_wait(serve_state *s, serve_req *r, double timeout);
 /* Marks r done with a status (under the lock) and wakes its waiter. */
 void serve_finish_locked(serve_state *s, serve_req *r, int http_status, const char *err);
+
+/* The facts of s->model, stored under the lock (executor), and a copy of them (HTTP). */
+void serve_facts_publish(serve_state *s);
+serve_facts serve_facts_get(serve_state *s);
 
 /* ---- exec.c: the executor loop, on every rank's main thread ------------------------------ */
 /* Runs until a shutdown op (leader: after a signal and draining, or serve_stop). Collective. */
