@@ -1,5 +1,5 @@
 # Thin wrapper over CMake for the README's two commands:
-#   make demo   train the digits MLP on 2 MPI ranks
+#   make demo   train the digits MLP on 2 MPI ranks, serve it from them, query it
 #   make test   build and run the whole test suite
 #   make gpt    train the GPT example on Shakespeare and generate from it
 BUILD ?= build
@@ -34,8 +34,9 @@ gpt: data-text
 	launchers/mpirun.sh $(NP) $(COHORT) train configs/gpt-tiny.yaml
 	$(COHORT) generate runs/gpt-tiny/checkpoints --prompt "ROMEO:" --max-tokens 200 --temperature 0.8 --top-k 40
 
+# Train on NP ranks, serve from the same processes, query, stop (examples/digits/demo.sh).
 demo: data
-	launchers/mpirun.sh $(NP) $(COHORT) train configs/mlp-digits.yaml
+	examples/digits/demo.sh $(BUILD) $(NP)
 
 test: build
 	cd $(BUILD) && ctest --output-on-failure -j 1
