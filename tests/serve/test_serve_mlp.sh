@@ -3,7 +3,7 @@
 # 2 ranks, and check
 #   - V2 predictions (logits, labels) on 2 ranks = 1 rank within 1e-5 and = a PyTorch MLP that
 #     loads the same checkpoint (tests/python/cohort_mlp.py), for every validation row;
-#   - every endpoint: /v2, health, model metadata (versioned too), infer with an id and
+#   - every endpoint and status: /v2, health, 401 (API key), 503 (queue full), 504 (timeout), model metadata (versioned too), infer with an id and
 #     requested outputs, /metrics (histograms), reload to the same and to another checkpoint;
 #   - a table of bad requests: each gets its 4xx JSON error and the server keeps serving;
 #   - `cohort infer` (3 ranks, parallel HDF5 output) gives the same predictions;
@@ -153,6 +153,27 @@ sleep 0.5
 check 200 POST /v2/models/mlp/infer -d "$good"
 kill "$slow" 2>/dev/null || true
 
+# 401 (API key), 503 (queue full), 504 (timed out): servers made to show them.
+start strict 1 --api-key s3cret --max-queue-size 1 --max-queue-delay-us 400000
+start slow 1 --timeout 0.1 --max-queue-delay-us 600000
+base="http://127.0.0.1:$strict_port"
+check 401 GET /v2/models/mlp
+check 401 POST /v2/models/mlp/infer -d "$good" -H "Authorization: Bearer wrong"
+check 200 GET /v2/health/ready # probes need no key
+check 200 POST /v2/models/mlp/infer -d "$good" -H "Authorization: Bearer s3cret"
+# Two at once: the first waits 0.4 s in the queue (a batch filling up), the second finds it full.
+curl -s -o /dev/null -w "%{http_code}\n" -X POST "$base/v2/models/mlp/infer" -d "$good" \
+  -H "Authorization: Bearer s3cret" > "$work/first.code" &
+first=$!
+sleep 0.15
+check 503 POST /v2/models/mlp/infer -d "$good" -H "Authorization: Bearer s3cret"
+wait "$first"
+[ "$(cat "$work/first.code")" = 200 ] || { echo "FAIL: queued request got $(cat "$work/first.code")"; exit 1; }
+base="http://127.0.0.1:$slow_port"
+check 504 POST /v2/models/mlp/infer -d "$good"
+check 200 GET /v2/models/mlp
+base="http://127.0.0.1:$two_port"
+
 # Metrics: counts by status and real histograms.
 curl -s "$base/metrics" > "$work/metrics"
 grep -q 'cohort_requests_total{model="mlp",endpoint="infer",code="200"}' "$work/metrics"
@@ -206,7 +227,7 @@ done
 
 # SIGTERM to every rank (as srun and Slurm's preemption deliver it; Open MPI's mpirun, sent a
 # SIGTERM itself, kills the job and exits 1 whatever the ranks do): all ranks finish, exit 0.
-for name in one two; do
+for name in one two strict slow; do
   pid_var=${name}_pid
   kill -TERM $(ranks_of "$name")
   rc=0
