@@ -93,6 +93,8 @@ static ch_status run_gen(serve_state *s, int64_t nent, const int32_t *ent, const
     off += n;
     if (reqs) { /* the leader samples the next token right away: logits is reused */
       serve_req *r = reqs[e];
+      if (r->want_logits && r->nout == 0)
+        memcpy(r->logits, logits, sizeof(float) * (size_t)m->vocab);
       float u = ch_rng_uniform(r->seed, CH_SAMPLE_STREAM, (uint64_t)r->nout);
       r->out[r->nout] = ch_sample_token(logits, m->vocab, &r->sampling, u);
     }

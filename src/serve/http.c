@@ -112,8 +112,10 @@ static mhd_result model_metadata(serve_state *s, struct MHD_Connection *c) {
     in = (ch_v2_tensor_meta){.name = "input_ids", .dtype = CH_V2_INT32, .ndim = 1, .shape = {-1}};
     out[0] = (ch_v2_tensor_meta){.name = "logits", .dtype = CH_V2_FP32, .ndim = 1,
                                  .shape = {m->vocab}};
+    out[1] = (ch_v2_tensor_meta){.name = "next_token", .dtype = CH_V2_INT32, .ndim = 1,
+                                 .shape = {1}};
     return send_json(c, 200, ch_v2_model_metadata(s->model_name, versions, 1, "cohort_gpt", &in,
-                                                  1, out, 1));
+                                                  1, out, 2));
   }
   in = (ch_v2_tensor_meta){.name = "input", .dtype = CH_V2_FP32, .ndim = 2,
                            .shape = {-1, m->features}};
@@ -122,6 +124,64 @@ static mhd_result model_metadata(serve_state *s, struct MHD_Connection *c) {
   out[1] = (ch_v2_tensor_meta){.name = "label", .dtype = CH_V2_INT32, .ndim = 1, .shape = {-1}};
   return send_json(c, 200, ch_v2_model_metadata(s->model_name, versions, 1, "cohort_mlp", &in, 1,
                                                 out, 2));
+}
+
+/* POST .../infer for the GPT: input_ids INT32 [n] (or [1, n]) -> the next token's logits [vocab]
+ * and its argmax, one prefill step through the same executor and KV slots as completions. */
+static mhd_result infer_gpt(serve_state *s, struct MHD_Connection *c, ch_v2_request *req,
+                            const serve_facts *m, double t0) {
+  char err[256] = "";
+  const char *outs[] = {"logits", "next_token"};
+  const ch_v2_input *in = req->ninputs == 1 ? &req->inputs[0] : NULL;
+  int64_t n = in ? in->numel : 0;
+  if (!in) snprintf(err, sizeof err, "expected exactly one input, got %d", req->ninputs);
+  else if (!in->i32 || !(in->ndim == 1 || (in->ndim == 2 && in->shape[0] == 1)))
+    snprintf(err, sizeof err, "input '%s': expected token ids, INT32 of shape [n] or [1, n]", in->name);
+  else if (n < 1 || n >= m->context)
+    snprintf(err, sizeof err, "input '%s': %lld tokens; 1 to %d fit the context of %d", in->name,
+             (long long)n, m->context - 1, m->context);
+  for (int64_t i = 0; !err[0] && i < n; i++)
+    if (in->i32[i] < 0 || in->i32[i] >= m->vocab)
+      snprintf(err, sizeof err, "input '%s': token %d at %lld is outside the vocabulary [0, %lld)",
+               in->name, in->i32[i], (long long)i, (long long)m->vocab);
+  if (!err[0] && ch_v2_check_outputs(req, outs, 2, err, sizeof err) == 0) err[0] = '\0';
+  if (err[0]) {
+    count(s, "infer", 400, t0);
+    return send_error(c, 400, err);
+  }
+  serve_req *r = serve_req_new(SERVE_GENERATE);
+  if (r) {
+    r->nprompt = (int)n;
+    r->max_tokens = 1;
+    r->sampling = (ch_sampling){0.0f, 0, 1.0f}; /* greedy: next_token is the argmax */
+    r->want_logits = 1;
+    r->prompt = malloc(sizeof(int32_t) * (size_t)n);
+    r->out = malloc(sizeof(int32_t) * 2);
+    r->logits = malloc(sizeof(float) * (size_t)m->vocab);
+    if (r->prompt) memcpy(r->prompt, in->i32, sizeof(int32_t) * (size_t)n);
+  }
+  if (!r || !r->prompt || !r->out || !r->logits) {
+    pthread_mutex_lock(&s->lock);
+    serve_req_put(s, r);
+    pthread_mutex_unlock(&s->lock);
+    return send_error(c, 500, "out of memory");
+  }
+  int status = serve_submit(s, r);
+  if (!status) status = serve_wait(s, r, s->opts.request_timeout);
+  char *body;
+  if (status == 200) {
+    ch_v2_output o[2] = {
+        {.name = "logits", .dtype = CH_V2_FP32, .ndim = 1, .shape = {m->vocab}, .f32 = r->logits},
+        {.name = "next_token", .dtype = CH_V2_INT32, .ndim = 1, .shape = {1}, .i32 = r->out}};
+    body = ch_v2_response(s->model_name, m->version, req, o, 2);
+  } else {
+    body = ch_v2_error(r->err);
+  }
+  pthread_mutex_lock(&s->lock);
+  serve_req_put(s, r);
+  pthread_mutex_unlock(&s->lock);
+  count(s, "infer", status, t0);
+  return send_json(c, status, body);
 }
 
 /* POST .../infer for the MLP: input FP32 (or any numeric type) [N, features] or [features]. */
@@ -135,12 +195,15 @@ static mhd_result infer(serve_state *s, struct MHD_Connection *c, conn *cn, doub
     count(s, "infer", status, t0);
     return send_error(c, status, err);
   }
+  if (m->is_gpt) {
+    mhd_result ret = infer_gpt(s, c, &req, m, t0);
+    ch_v2_request_free(&req);
+    return ret;
+  }
   const char *outs[] = {"logits", "label"};
   const ch_v2_input *in = req.ninputs == 1 ? &req.inputs[0] : NULL;
   int64_t rows = 0;
-  if (m->is_gpt) {
-    snprintf(err, sizeof err, "model '%s' is a GPT: use POST /v1/completions", s->model_name);
-  } else if (!in) {
+  if (!in) {
     snprintf(err, sizeof err, "expected exactly one input, got %d", req.ninputs);
   } else if (!((in->ndim == 2 && in->shape[1] == m->features) ||
                (in->ndim == 1 && in->shape[0] == m->features))) {

@@ -37,6 +37,7 @@ typedef struct serve_req {
   int nstop;
   int32_t *out;
   int nout, slot;
+  int want_logits;     /* V2 on a GPT: keep the first step's logits in `logits` [vocab] */
   char *text;          /* decoded generated text (leader), for stop strings */
   size_t text_len, text_cap;
   const char *finish;  /* "stop" | "length" when done */

@@ -102,6 +102,23 @@ for port in (p1, p2):
     assert text == greedy and finish == "length", (text, greedy)
 print("greedy, seeded and streamed completions equal `cohort generate` on 1 and 2 ranks")
 
+# KServe V2 on the GPT: the next token's logits for input_ids; 2 ranks = 1 rank within 1e-5,
+# next_token = their argmax = the first greedy token.
+import numpy as np
+ids = list(prompt.encode())
+body = json.dumps({"inputs": [{"name": "input_ids", "shape": [len(ids)], "datatype": "INT32",
+                               "data": ids}]})
+outs = []
+for port in (p1, p2):
+    code, r = status(port, "/v2/models/tiny/infer", body)
+    assert code == 200, r
+    o = {t["name"]: np.array(t["data"]) for t in r["outputs"]}
+    assert o["logits"].shape == (256,) and o["next_token"][0] == o["logits"].argmax(), r
+    outs.append(o)
+err = np.abs(outs[0]["logits"] - outs[1]["logits"]).max() / np.abs(outs[0]["logits"]).max()
+assert err <= 1e-5 and outs[0]["next_token"][0] == greedy.encode()[0], (err, outs[0]["next_token"])
+print(f"V2 infer on the GPT: next-token logits, 2 ranks vs 1 rank {err:.3g}")
+
 # Concurrency: 8 requests at once over 4 slots; each as when alone.
 prompts = [f"{w}:" for w in ("KING", "QUEEN", "First Citizen", "MENENIUS", "All", "JULIET",
                              "Second Servant", "O")]
