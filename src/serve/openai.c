@@ -12,20 +12,7 @@
 
 #include "serve/v2.h"
 
-/* Writes a formatted message into err (when there is room) and returns status. */
-static int fail(char *err, size_t errlen, int status, const char *fmt, ...)
-    __attribute__((format(printf, 4, 5)));
-static int fail(char *err, size_t errlen, int status, const char *fmt, ...) {
-  if (err && errlen) {
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(err, errlen, fmt, ap);
-    va_end(ap);
-  }
-  return status;
-}
-
-#define OAI_FAIL(...) fail(err, errlen, 400, __VA_ARGS__)
+#define OAI_FAIL(...) ch_codec_fail(err, errlen, 400, __VA_ARGS__)
 
 /* The field `key` unless absent or JSON null. */
 static const cJSON *field(const cJSON *root, const char *key) {
@@ -69,7 +56,7 @@ static int parse_prompt(ch_oai_request *r, const cJSON *root, char *err, size_t 
   }
   if (!cJSON_IsString(p)) return OAI_FAIL("'prompt' must be a string or a list of one string");
   r->prompt = dup_str(p->valuestring);
-  return r->prompt ? 0 : fail(err, errlen, 500, "out of memory");
+  return r->prompt ? 0 : ch_codec_fail(err, errlen, 500, "out of memory");
 }
 
 /* "stop": a string or a list of up to CH_OAI_MAX_STOP non-empty strings. */
@@ -83,12 +70,12 @@ static int parse_stop(ch_oai_request *r, const cJSON *root, char *err, size_t er
     return OAI_FAIL("'stop' holds %d sequences; at most %d are allowed", n, CH_OAI_MAX_STOP);
   if (n == 0) return 0;
   r->stop = calloc((size_t)n, sizeof *r->stop);
-  if (!r->stop) return fail(err, errlen, 500, "out of memory");
+  if (!r->stop) return ch_codec_fail(err, errlen, 500, "out of memory");
   for (e = cJSON_IsString(s) ? s : s->child; r->nstop < n; e = e->next) {
     if (!cJSON_IsString(e)) return OAI_FAIL("'stop' must be a string or a list of strings");
     if (!e->valuestring[0]) return OAI_FAIL("'stop' sequences must not be empty");
     if (!(r->stop[r->nstop] = dup_str(e->valuestring)))
-      return fail(err, errlen, 500, "out of memory");
+      return ch_codec_fail(err, errlen, 500, "out of memory");
     r->nstop++;
   }
   return 0;

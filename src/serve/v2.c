@@ -30,10 +30,7 @@ int ch_v2_dtype_parse(const char *name, ch_v2_dtype *t) {
 
 int ch_v2_dtype_is_integral(ch_v2_dtype t) { return t >= CH_V2_BOOL && t <= CH_V2_INT64; }
 
-/* Writes a formatted message into err (when there is room) and returns status. */
-static int fail(char *err, size_t errlen, int status, const char *fmt, ...)
-    __attribute__((format(printf, 4, 5)));
-static int fail(char *err, size_t errlen, int status, const char *fmt, ...) {
+int ch_codec_fail(char *err, size_t errlen, int status, const char *fmt, ...) {
   if (err && errlen) {
     va_list ap;
     va_start(ap, fmt);
@@ -52,7 +49,7 @@ typedef struct v2_ctx {
   int64_t used;   /* elements of the inputs parsed so far */
 } v2_ctx;
 
-#define V2_FAIL(c, ...) fail((c)->err, (c)->errlen, 400, __VA_ARGS__)
+#define V2_FAIL(c, ...) ch_codec_fail((c)->err, (c)->errlen, 400, __VA_ARGS__)
 
 /* "[2,3]" into buf. */
 static const char *shape_str(const int64_t *shape, int ndim, char *buf, size_t n) {
@@ -232,11 +229,11 @@ static int parse_data(ch_v2_input *in, const cJSON *data, v2_ctx *c) {
                      (long long)k);
   }
   size_t n = in->numel > 0 ? (size_t)in->numel : 1;
-  if (n > SIZE_MAX / sizeof(float)) return fail(c->err, c->errlen, 500, "out of memory");
+  if (n > SIZE_MAX / sizeof(float)) return ch_codec_fail(c->err, c->errlen, 500, "out of memory");
   in->f32 = malloc(n * sizeof(float));
   if (ch_v2_dtype_is_integral(in->dtype)) in->i32 = malloc(n * sizeof(int32_t));
   if (!in->f32 || (ch_v2_dtype_is_integral(in->dtype) && !in->i32))
-    return fail(c->err, c->errlen, 500, "out of memory for input '%s'", in->name);
+    return ch_codec_fail(c->err, c->errlen, 500, "out of memory for input '%s'", in->name);
   k = 0;
   if (nested) {
     if ((st = walk_nested(in, data, 0, idx, &k, 1, &fits, c))) return st;
@@ -298,7 +295,7 @@ static int parse_outputs(ch_v2_request *r, const cJSON *outs, v2_ctx *c) {
     return V2_FAIL(c, "'outputs' names %d tensors; at most %d are supported", n, CH_V2_MAX_OUTPUTS);
   if (n == 0) return 0;
   r->outputs = calloc((size_t)n, sizeof *r->outputs);
-  if (!r->outputs) return fail(c->err, c->errlen, 500, "out of memory");
+  if (!r->outputs) return ch_codec_fail(c->err, c->errlen, 500, "out of memory");
   const cJSON *o;
   char what[48];
   int i = 0, st;
@@ -335,7 +332,7 @@ static int parse_root(ch_v2_request *r, const cJSON *root, int max_inputs, v2_ct
   if (n > max_inputs)
     return V2_FAIL(c, "the request has %d inputs, more than the limit of %d", n, max_inputs);
   r->inputs = calloc((size_t)n, sizeof *r->inputs);
-  if (!r->inputs) return fail(c->err, c->errlen, 500, "out of memory");
+  if (!r->inputs) return ch_codec_fail(c->err, c->errlen, 500, "out of memory");
   const cJSON *o;
   int st;
   cJSON_ArrayForEach(o, inputs) {
@@ -387,7 +384,7 @@ int ch_v2_check_outputs(const ch_v2_request *req, const char *const *names, int 
     int found = 0;
     for (int i = 0; i < n && !found; i++) found = !strcmp(names[i], req->outputs[j]);
     if (!found)
-      return fail(err, errlen, 400, "requested output '%s' is not an output of the model",
+      return ch_codec_fail(err, errlen, 400, "requested output '%s' is not an output of the model",
                   req->outputs[j]);
   }
   return 0;

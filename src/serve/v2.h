@@ -27,6 +27,11 @@ typedef enum ch_v2_dtype {
 
 /* The protocol's name of a datatype ("FP32"); "?" for a value outside the enum. */
 const char *ch_v2_dtype_name(ch_v2_dtype t);
+/* Writes a formatted message into err (when errlen allows) and returns `status`: how the
+ * codecs (v2.c, openai.c) report a bad request. */
+int ch_codec_fail(char *err, size_t errlen, int status, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+
 /* Looks a name up (case-sensitive, as the protocol says): 0 and *t, or -1 when unknown. */
 int ch_v2_dtype_parse(const char *name, ch_v2_dtype *t);
 /* 1 for BOOL and the INT/UINT types, else 0. */

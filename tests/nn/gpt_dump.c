@@ -27,40 +27,7 @@
 #include "cohort/rng.h"
 #include "cohort/runtime.h"
 #include "testlib.h"
-
-#define H5CK(expr) CHT_ASSERT((expr) >= 0, "HDF5 call failed: %s", #expr)
-
-static void write_array(hid_t loc, const char *name, hid_t type, int rank, const hsize_t *dims,
-                        const void *data) {
-  hid_t space = rank ? H5Screate_simple(rank, dims, NULL) : H5Screate(H5S_SCALAR);
-  H5CK(space);
-  hid_t d = H5Dcreate2(loc, name, type, space, H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
-  H5CK(d);
-  H5CK(H5Dwrite(d, type, H5S_ALL, H5S_ALL, H5P_DEFAULT, data));
-  H5CK(H5Dclose(d));
-  H5CK(H5Sclose(space));
-}
-
-static void attr_double(hid_t loc, const char *name, double v) {
-  hid_t space = H5Screate(H5S_SCALAR);
-  hid_t a = H5Acreate2(loc, name, H5T_NATIVE_DOUBLE, space, H5P_DEFAULT, H5P_DEFAULT);
-  H5CK(a);
-  H5CK(H5Awrite(a, H5T_NATIVE_DOUBLE, &v));
-  H5CK(H5Aclose(a));
-  H5CK(H5Sclose(space));
-}
-
-static void write_tensors(hid_t file, const char *group, const ch_layout *l, const float *flat) {
-  hid_t g = H5Gcreate2(file, group, H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
-  H5CK(g);
-  for (int t = 0; t < l->nparams; t++) {
-    const ch_param_spec *s = &l->params[t];
-    hsize_t dims[CH_MAX_DIMS];
-    for (int d = 0; d < s->ndim; d++) dims[d] = (hsize_t)s->shape[d];
-    write_array(g, s->name, H5T_NATIVE_FLOAT, s->ndim, dims, flat + l->offsets[t]);
-  }
-  H5CK(H5Gclose(g));
-}
+#include "h5_dump.h"
 
 static int arg_int(const char *s, const char *what, long lo) {
   char *end;
@@ -134,17 +101,17 @@ int main(int argc, char **argv) {
   CHT_OK(ch_model_forward(m, params, NULL, tokens, B, &logits));
   snprintf(path, sizeof path, "%s/dump.h5", dir);
   hid_t f = H5Fcreate(path, H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT);
-  H5CK(f);
+  CHT_ASSERT(f >= 0, "cannot create %s", path);
   hsize_t ld[2] = {(hsize_t)B * T, (hsize_t)V};
-  write_array(f, "logits", H5T_NATIVE_FLOAT, 2, ld, logits);
+  h5d_write_array(f, "logits", H5T_NATIVE_FLOAT, 2, ld, logits);
 
   float scale = (float)(1.0 / ((double)B * T));
   double loss_sum;
   memset(grads, 0, n * sizeof(float));
   CHT_OK(ch_model_train_step(m, params, grads, NULL, tokens, B, scale, NULL, &loss_sum));
   double loss = loss_sum / ((double)B * T);
-  write_array(f, "loss", H5T_NATIVE_DOUBLE, 0, NULL, &loss);
-  write_tensors(f, "grads", l, grads);
+  h5d_write_array(f, "loss", H5T_NATIVE_DOUBLE, 0, NULL, &loss);
+  h5d_write_tensors(f, "grads", l, grads);
 
   ch_optim *o;
   CHT_OK(ch_optim_create(&cfg, l, 0, n, &o));
@@ -156,15 +123,15 @@ int main(int argc, char **argv) {
     ch_optim_step(o, params, grads, cfg.optim.lr);
   }
   hsize_t td[3] = {(hsize_t)steps + 1, (hsize_t)B, (hsize_t)T + 1}, sd[1] = {(hsize_t)steps};
-  write_array(f, "tokens", H5T_NATIVE_INT32, 3, td, tokens);
-  write_array(f, "losses", H5T_NATIVE_DOUBLE, 1, sd, losses);
-  write_tensors(f, "final_params", l, params);
-  attr_double(f, "lr", cfg.optim.lr);
-  attr_double(f, "weight_decay", cfg.optim.weight_decay);
-  attr_double(f, "beta1", cfg.optim.beta1);
-  attr_double(f, "beta2", cfg.optim.beta2);
-  attr_double(f, "eps", cfg.optim.eps);
-  H5CK(H5Fclose(f));
+  h5d_write_array(f, "tokens", H5T_NATIVE_INT32, 3, td, tokens);
+  h5d_write_array(f, "losses", H5T_NATIVE_DOUBLE, 1, sd, losses);
+  h5d_write_tensors(f, "final_params", l, params);
+  h5d_attr_double(f, "lr", cfg.optim.lr);
+  h5d_attr_double(f, "weight_decay", cfg.optim.weight_decay);
+  h5d_attr_double(f, "beta1", cfg.optim.beta1);
+  h5d_attr_double(f, "beta2", cfg.optim.beta2);
+  h5d_attr_double(f, "eps", cfg.optim.eps);
+  CHT_ASSERT(H5Fclose(f) >= 0, "closing %s", path);
 
   ch_optim_destroy(o);
   ch_group_destroy(&g);

@@ -23,67 +23,7 @@
 #include "cohort/optim.h"
 #include "cohort/rng.h"
 #include "testlib.h"
-
-/* HDF5 calls return a negative value on failure (and print their own error stack). */
-#define H5CK(expr) CHT_ASSERT((expr) >= 0, "HDF5 call failed: %s", #expr)
-
-static void write_array(hid_t loc, const char *name, hid_t type, int rank, const hsize_t *dims,
-                        const void *data) {
-  hid_t space = rank ? H5Screate_simple(rank, dims, NULL) : H5Screate(H5S_SCALAR);
-  H5CK(space);
-  hid_t d = H5Dcreate2(loc, name, type, space, H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
-  H5CK(d);
-  H5CK(H5Dwrite(d, type, H5S_ALL, H5S_ALL, H5P_DEFAULT, data));
-  H5CK(H5Dclose(d));
-  H5CK(H5Sclose(space));
-}
-
-static void attr_double(hid_t loc, const char *name, double v) {
-  hid_t space = H5Screate(H5S_SCALAR);
-  H5CK(space);
-  hid_t a = H5Acreate2(loc, name, H5T_NATIVE_DOUBLE, space, H5P_DEFAULT, H5P_DEFAULT);
-  H5CK(a);
-  H5CK(H5Awrite(a, H5T_NATIVE_DOUBLE, &v));
-  H5CK(H5Aclose(a));
-  H5CK(H5Sclose(space));
-}
-
-static void attr_int(hid_t loc, const char *name, long long v) {
-  hid_t space = H5Screate(H5S_SCALAR);
-  H5CK(space);
-  hid_t a = H5Acreate2(loc, name, H5T_NATIVE_LLONG, space, H5P_DEFAULT, H5P_DEFAULT);
-  H5CK(a);
-  H5CK(H5Awrite(a, H5T_NATIVE_LLONG, &v));
-  H5CK(H5Aclose(a));
-  H5CK(H5Sclose(space));
-}
-
-static void attr_string(hid_t loc, const char *name, const char *v) {
-  hid_t type = H5Tcopy(H5T_C_S1);
-  H5CK(type);
-  H5CK(H5Tset_size(type, strlen(v)));
-  hid_t space = H5Screate(H5S_SCALAR);
-  H5CK(space);
-  hid_t a = H5Acreate2(loc, name, type, space, H5P_DEFAULT, H5P_DEFAULT);
-  H5CK(a);
-  H5CK(H5Awrite(a, type, v));
-  H5CK(H5Aclose(a));
-  H5CK(H5Sclose(space));
-  H5CK(H5Tclose(type));
-}
-
-/* One group holding every parameter of `flat` as a dataset of its logical shape. */
-static void write_tensors(hid_t file, const char *group, const ch_layout *l, const float *flat) {
-  hid_t g = H5Gcreate2(file, group, H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
-  H5CK(g);
-  for (int t = 0; t < l->nparams; t++) {
-    const ch_param_spec *s = &l->params[t];
-    hsize_t dims[CH_MAX_DIMS];
-    for (int d = 0; d < s->ndim; d++) dims[d] = (hsize_t)s->shape[d];
-    write_array(g, s->name, H5T_NATIVE_FLOAT, s->ndim, dims, flat + l->offsets[t]);
-  }
-  H5CK(H5Gclose(g));
-}
+#include "h5_dump.h"
 
 static long parse_int(const char *s, const char *what, long lo) {
   char *end;
@@ -157,18 +97,18 @@ int main(int argc, char **argv) {
   hid_t f = H5Fcreate(out, H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT);
   H5CK(f);
   hsize_t xd[2] = {(hsize_t)batch, (hsize_t)in}, yd[1] = {(hsize_t)batch};
-  write_array(f, "x", H5T_NATIVE_FLOAT, 2, xd, x);
-  write_array(f, "y", H5T_NATIVE_INT32, 1, yd, y);
-  write_array(f, "loss", H5T_NATIVE_DOUBLE, 0, NULL, &loss);
-  write_tensors(f, "params", l, params);
-  write_tensors(f, "grads", l, grads);
-  attr_string(f, "activation", act);
-  attr_int(f, "depth", depth);
-  attr_int(f, "hidden", hidden);
-  attr_int(f, "in_features", in);
-  attr_int(f, "classes", classes);
-  attr_int(f, "batch", batch);
-  attr_int(f, "seed", (long long)seed);
+  h5d_write_array(f, "x", H5T_NATIVE_FLOAT, 2, xd, x);
+  h5d_write_array(f, "y", H5T_NATIVE_INT32, 1, yd, y);
+  h5d_write_array(f, "loss", H5T_NATIVE_DOUBLE, 0, NULL, &loss);
+  h5d_write_tensors(f, "params", l, params);
+  h5d_write_tensors(f, "grads", l, grads);
+  h5d_attr_string(f, "activation", act);
+  h5d_attr_int(f, "depth", depth);
+  h5d_attr_int(f, "hidden", hidden);
+  h5d_attr_int(f, "in_features", in);
+  h5d_attr_int(f, "classes", classes);
+  h5d_attr_int(f, "batch", batch);
+  h5d_attr_int(f, "seed", (long long)seed);
 
   if (optim) {
     ch_optim *o;
@@ -184,16 +124,16 @@ int main(int argc, char **argv) {
     CHT_ASSERT(ch_optim_steps(o) == steps, "optimizer counted %lld steps, took %d",
                (long long)ch_optim_steps(o), steps);
     hsize_t sd[1] = {(hsize_t)steps};
-    write_array(f, "losses", H5T_NATIVE_DOUBLE, 1, sd, losses);
-    write_tensors(f, "final_params", l, params);
-    attr_string(f, "optim", optim);
-    attr_double(f, "lr", cfg.optim.lr);
-    attr_double(f, "momentum", cfg.optim.momentum);
-    attr_double(f, "weight_decay", cfg.optim.weight_decay);
-    attr_double(f, "beta1", cfg.optim.beta1);
-    attr_double(f, "beta2", cfg.optim.beta2);
-    attr_double(f, "eps", cfg.optim.eps);
-    attr_int(f, "steps", steps);
+    h5d_write_array(f, "losses", H5T_NATIVE_DOUBLE, 1, sd, losses);
+    h5d_write_tensors(f, "final_params", l, params);
+    h5d_attr_string(f, "optim", optim);
+    h5d_attr_double(f, "lr", cfg.optim.lr);
+    h5d_attr_double(f, "momentum", cfg.optim.momentum);
+    h5d_attr_double(f, "weight_decay", cfg.optim.weight_decay);
+    h5d_attr_double(f, "beta1", cfg.optim.beta1);
+    h5d_attr_double(f, "beta2", cfg.optim.beta2);
+    h5d_attr_double(f, "eps", cfg.optim.eps);
+    h5d_attr_int(f, "steps", steps);
     free(losses);
     ch_optim_destroy(o);
   }
