@@ -2,6 +2,8 @@
 #include <math.h>
 
 #include "cohort/kernels.h"
+#include "kernels/cpu/fastmath.h"
+#include "kernels/cpu/simd.h"
 
 double ch_xent_forward(const float *logits, const int32_t *labels, int batch, int classes,
                        int64_t *correct) {
@@ -38,4 +40,37 @@ void ch_xent_backward(float *dlogits, const float *logits, const int32_t *labels
       drow[j] = (float)(scale * (p - (j == labels[i] ? 1.0 : 0.0)));
     }
   }
+}
+
+/* One row of the fused kernel: e_j = exp(z_j - max) (vectorised), sum in double, then
+ * d_j = scale * e_j / sum - scale [j == label]. Reads z[label] before d may overwrite it. */
+CH_VECTORIZE static double xent_row(float *d, const float *z, int32_t label, int C, float scale) {
+  float part[8], zl = z[label];
+  for (int u = 0; u < 8; u++) part[u] = z[0];
+  int j = 0;
+  for (; j + 8 <= C; j += 8)
+    for (int u = 0; u < 8; u++) part[u] = z[j + u] > part[u] ? z[j + u] : part[u];
+  float mx = part[0];
+  for (int u = 1; u < 8; u++) mx = part[u] > mx ? part[u] : mx;
+  for (; j < C; j++) mx = z[j] > mx ? z[j] : mx;
+  for (j = 0; j < C; j++) d[j] = ch_exp_f32(z[j] - mx);
+  double sums[8] = {0};
+  for (j = 0; j + 8 <= C; j += 8)
+    for (int u = 0; u < 8; u++) sums[u] += (double)d[j + u];
+  double sum = 0.0;
+  for (; j < C; j++) sum += (double)d[j];
+  for (int u = 0; u < 8; u++) sum += sums[u];
+  float k = (float)((double)scale / sum);
+  for (j = 0; j < C; j++) d[j] *= k;
+  d[label] -= scale;
+  return log(sum) - (double)(zl - mx);
+}
+
+double ch_xent_fused(float *dlogits, const float *logits, const int32_t *labels, int batch,
+                     int classes, float scale) {
+  double total = 0.0;
+  for (int i = 0; i < batch; i++)
+    total += xent_row(dlogits + (size_t)i * classes, logits + (size_t)i * classes, labels[i],
+                      classes, scale);
+  return total;
 }

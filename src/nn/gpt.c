@@ -333,9 +333,8 @@ static ch_status gpt_train_step(ch_model *m, const float *p, float *grads, const
   }
   CH_CHECK(split_windows(g, y, B));
   forward(m, p, B);
-  *loss_sum = ch_xent_forward(g->logits, g->tgt, (int)N, d->V, NULL);
   float *dlogits = g->logits; /* in place: each row is read before it is overwritten */
-  ch_xent_backward(dlogits, g->logits, g->tgt, (int)N, d->V, loss_scale);
+  *loss_sum = ch_xent_fused(dlogits, g->logits, g->tgt, (int)N, d->V, loss_scale);
   ch_linear_backward(g->dbuf, PARAM(m, grads, -1, 0), NULL, dlogits, g->lnf, PARAM(m, p, -1, 0),
                      (int)N, C, d->V);
   memset(g->dres, 0, sizeof(float) * (size_t)N * C);

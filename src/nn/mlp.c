@@ -169,8 +169,7 @@ static ch_status mlp_train_step(ch_model *model, const float *params, float *gra
     const float *logits;
     forward(model, params, x, batch, &logits);
     int classes = m->dims[m->nlayers];
-    *loss_sum = ch_xent_forward(logits, y, batch, classes, NULL);
-    ch_xent_backward(m->dbuf[0], logits, y, batch, classes, loss_scale);
+    *loss_sum = ch_xent_fused(m->dbuf[0], logits, y, batch, classes, loss_scale);
   }
   /* dbuf[cur] holds dL/dz_i on entry to layer i's backward. */
   int cur = 0;

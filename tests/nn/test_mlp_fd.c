@@ -151,7 +151,9 @@ static void test_fd(int activation) {
   double loss_sum;
   CHT_OK(ch_model_train_step(n.m, p, g, n.x, n.y, BATCH, 1.0f, NULL, &loss_sum));
   double ref_loss = loss_at(&n, p);
-  CHT_ASSERT(fabs(loss_sum - ref_loss) <= 1e-12 * ref_loss,
+  /* train_step's loss comes from the fused cross-entropy (fp32 exp, 2e-7 relative), eval's from
+   * the double-precision one: equal to 1e-6. */
+  CHT_ASSERT(fabs(loss_sum - ref_loss) <= 1e-6 * ref_loss,
              "%s: train_step loss %.17g != eval loss %.17g", act, loss_sum, ref_loss);
   /* Labels cycle and the head is random: the summed loss is near BATCH * log(CLASSES). */
   CHT_ASSERT(loss_sum > 0.3 * BATCH * log(CLASSES) && loss_sum < 3.0 * BATCH * log(CLASSES),
