@@ -31,8 +31,8 @@ OMPI_COMM_WORLD_RANK / SIZE. What it mirrors of cohort (src/nn/gpt.c), so the tw
 Timing: train.steps steps; every train.log_every steps an interval ends with an all_reduce of the
 loss sum (like cohort's progress line); interval throughput = log_every * B * T / time.
 Reported, like bench/gpt_ddp.sh derives cohort's from metrics.jsonl: the median of the interval
-throughputs excluding the first interval (warm-up), and their time-weighted mean (tokens of those
-intervals / their time). Last line: "summary: key=value ..." (machine-readable)."""
+throughputs excluding the first interval (warm-up), their time-weighted mean (tokens of those
+intervals / their time) and the best of them. Last line: "summary: key=value ..." (machine-readable)."""
 import argparse
 import math
 import os
@@ -267,7 +267,7 @@ def main():
               f"OMP_WAIT_POLICY={os.environ.get('OMP_WAIT_POLICY', '')}, bucket_cap_mb {bucket_mb}; "
               f"GPT L={L} NH={NH} C={C} T={T} V={V}, {nparams} parameters; "
               f"{ntok} train tokens loaded in {t_load:.2f} s", flush=True)
-        print(f"summary: n={world} tok_s={med:.1f} tok_s_mean={mean:.1f} "
+        print(f"summary: n={world} tok_s={med:.1f} tok_s_mean={mean:.1f} tok_s_best={rates[-1]:.1f} "
               f"step_ms={1e3 * B * T / med:.3f} step_min_ms={1e3 * step_min:.3f} "
               f"whole_tok_s={steps * B * T / total:.1f} intervals={len(steady)} "
               f"loss={last_loss:.4f} params={nparams}", flush=True)

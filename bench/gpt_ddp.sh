@@ -1,0 +1,246 @@
+#!/usr/bin/env bash
+# GPT training throughput: `cohort train` (model.type=gpt) against PyTorch DDP
+# (bench/torch_ddp_gpt.py, gloo), both at 1 and 2 ranks, measured in the same invocation.
+#
+#   bench/gpt_ddp.sh BUILD_DIR [--rounds R] [--ranks "1 2"] [--only tiny|gemm]
+#
+# BUILD_DIR holds a build of cohort (BUILD_DIR/cohort; a Release build for numbers worth keeping).
+# Data is made on first use: BUILD_DIR/benchdata/shakespeare-bench.h5 = `cohort data text
+# examples/shakespeare/input.txt.gz ... --val-fraction 0.01` (byte tokenizer, vocab 256).
+# Two workloads, both from configs/gpt-tiny.yaml (AdamW, clip 1.0, cosine schedule with warmup):
+#   tiny  the config's shape: 4 layers, 4 heads, width 128, context 64, batch 32 (2048 tokens per
+#         step), 100 steps logged every 10;
+#   gemm  4 layers, 8 heads, width 512, context 128, batch 16 (2048 tokens per step), 24 steps
+#         logged every 2 (warmup 5; ~1 s per step on 2 cores): ~96% of the FLOPs are in the dense projections (see the FLOP
+#         table the script prints).
+# tokens/s: the median over the log intervals after the first (warm-up) one, for cohort taken from
+# run.dir/metrics.jsonl (`tokens_per_s`: interval throughput, evaluation excluded), for torch from
+# its own intervals, computed the same way; the time-weighted mean and the best of the same
+# intervals too.
+# Order: for each round, for each N, cohort and torch alternate (cohort first in odd rounds, torch
+# first in even ones). Both run under `mpirun --bind-to none`: cohort binds each rank to its own
+# cores with hwloc, torch_ddp_gpt.py does the same with sched_setaffinity before torch loads; each
+# uses cores-per-rank BLAS/OpenMP threads. OPENBLAS_CORETYPE: torch gets the kernel family cohort
+# reports using (unless the caller set OPENBLAS_CORETYPE, which then applies to both). torch runs
+# twice per slot: "tuned" (OMP_WAIT_POLICY=PASSIVE, the fair peer) and "default" (as installed).
+# cohort: no checkpoints (run.checkpoint.every=0), no evaluation but the final one (which cohort
+# always runs after the last step, outside the timed intervals).
+# Per-run logs: BUILD_DIR/benchruns-gpt/<workload>-n<N>-r<round>-{cohort,torch-tuned,torch-default}.log
+set -euo pipefail
+
+usage() { sed -n '2,8p' "$0" | sed 's/^# \{0,1\}//'; exit 2; }
+[ $# -ge 1 ] || usage
+BUILD=$(cd "$1" && pwd); shift
+ROUNDS=1
+RANKS="1 2"
+ONLY=""
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --rounds) ROUNDS=$2; shift 2 ;;
+    --ranks) RANKS=$2; shift 2 ;;
+    --only) ONLY=$2; shift 2 ;;
+    *) usage ;;
+  esac
+done
+case "$ONLY" in ""|tiny|gemm) ;; *) usage ;; esac
+
+SRC=$(cd "$(dirname "$0")/.." && pwd)
+PY=/usr/bin/python3
+COHORT=$BUILD/cohort
+[ -x "$COHORT" ] || { echo "gpt_ddp.sh: $COHORT not found (build $BUILD first)" >&2; exit 1; }
+MPIRUN=(mpirun --allow-run-as-root --oversubscribe --bind-to none)
+# Open MPI 4.1.4's OMPIO read data sieving can return wrong rows (open-mpi/ompi#10546; cohort
+# warns without this); off for every run, torch's included (it does no MPI-IO).
+export OMPI_MCA_fbtl_posix_read_datasieving=0
+DATA=$BUILD/benchdata
+RUNS=$BUILD/benchruns-gpt
+mkdir -p "$DATA" "$RUNS"
+
+# --- data ------------------------------------------------------------------------------------
+# 1% validation: cohort always evaluates the whole val split after the last step; that is outside
+# the timed intervals but would add ~10 s (tiny) to a minute (gemm) of wall time per run at 10%.
+TOKENS=$DATA/shakespeare-bench.h5
+if [ ! -f "$TOKENS" ]; then
+  "$COHORT" data text "$SRC/examples/shakespeare/input.txt.gz" "$TOKENS" --val-fraction 0.01
+fi
+
+free_port() {
+  "$PY" -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
+}
+
+# --- workloads -------------------------------------------------------------------------------
+# name | overrides shared by cohort and torch (on top of configs/gpt-tiny.yaml)
+CFG=$SRC/configs/gpt-tiny.yaml
+COMMON="data.path=$TOKENS train.eval_every=1000000 run.checkpoint.every=0"
+WORKLOADS=(
+  "tiny|$COMMON train.steps=100 train.log_every=10"
+  "gemm|$COMMON model.n_layer=4 model.n_head=8 model.n_embd=512 model.context=128 train.batch_size=16 train.steps=24 train.log_every=2 optim.warmup_steps=5"
+)
+
+CORETYPE=${OPENBLAS_CORETYPE:-}
+echo "# gpt_ddp.sh $(date -u +%Y-%m-%dT%H:%M:%SZ) on $(hostname): $(lscpu | sed -n 's/^Model name: *//p'), $(nproc) cores, $(free -g | awk '/Mem:/ {print $2}') GiB"
+echo "# $(mpirun --version | head -1); $("$PY" -c 'import torch; print("torch", torch.__version__)'); build $BUILD ($(sed -n 's/^CMAKE_BUILD_TYPE:[A-Z]*=//p' "$BUILD/CMakeCache.txt" 2>/dev/null))"
+echo "# load average at start: $(cut -d' ' -f1-3 /proc/loadavg)"
+
+run_cohort() { # name n round overrides...
+  local name=$1 n=$2 r=$3; shift 3
+  local log=$RUNS/$name-n$n-r$r-cohort.log dir=$RUNS/$name-n$n-r$r-cohort
+  echo "## cohort $name N=$n round $r (load $(cut -d' ' -f1-3 /proc/loadavg))"
+  rm -rf "$dir"
+  echo "+ ${MPIRUN[*]} -n $n $COHORT train $CFG $* run.dir=$dir --verbose" > "$log"
+  echo "# load $(cut -d' ' -f1-3 /proc/loadavg)" >> "$log"
+  "${MPIRUN[@]}" -n "$n" "$COHORT" train "$CFG" "$@" "run.dir=$dir" --verbose >> "$log" 2>&1 \
+    || { cat "$log"; echo "gpt_ddp.sh: cohort run failed" >&2; exit 1; }
+  cp "$dir/metrics.jsonl" "$RUNS/$name-n$n-r$r-cohort.metrics.jsonl"
+  grep -E 'OpenBLAS kernels|tok/s|done: ' "$log" | grep -v ' r1\]' || true
+  if [ -z "$CORETYPE" ]; then
+    CORETYPE=$(sed -n 's/.*OpenBLAS kernels \([A-Za-z0-9_]*\).*/\1/p' "$log" | head -1)
+  fi
+}
+
+run_torch() { # variant(tuned|default) name n round overrides...
+  local variant=$1 name=$2 n=$3 r=$4; shift 4
+  local log=$RUNS/$name-n$n-r$r-torch-$variant.log port try
+  echo "## torch ($variant) $name N=$n round $r (load $(cut -d' ' -f1-3 /proc/loadavg)), OPENBLAS_CORETYPE=${CORETYPE:-unset}"
+  local env=()
+  [ -n "$CORETYPE" ] && env+=(-x OPENBLAS_CORETYPE="$CORETYPE")
+  # tuned: idle OpenMP workers sleep instead of spinning (torch runs OpenMP for its own ops and
+  # OpenBLAS's pthreads for sgemm; spinning OpenMP workers steal the cores sgemm needs at N=1).
+  [ "$variant" = tuned ] && env+=(-x OMP_WAIT_POLICY=PASSIVE)
+  # The free port can be taken by another process before torch binds it: retry with a fresh one.
+  for try in 1 2 3; do
+    port=$(free_port)
+    echo "+ ${MPIRUN[*]} -n $n -x MASTER_ADDR=127.0.0.1 -x MASTER_PORT=$port ${env[*]} $PY $SRC/bench/torch_ddp_gpt.py --config $CFG $*" > "$log"
+    echo "# load $(cut -d' ' -f1-3 /proc/loadavg)" >> "$log"
+    if "${MPIRUN[@]}" -n "$n" -x MASTER_ADDR=127.0.0.1 -x MASTER_PORT="$port" "${env[@]}" "$PY" \
+         "$SRC/bench/torch_ddp_gpt.py" --config "$CFG" "$@" >> "$log" 2>&1; then
+      break
+    fi
+    if [ "$try" = 3 ] || ! grep -q "Address already in use" "$log"; then
+      cat "$log"; echo "gpt_ddp.sh: torch run failed" >&2; exit 1
+    fi
+    echo "   (port $port was taken; retrying)"
+  done
+  grep -E 'tok/s|^summary' "$log" || true
+}
+
+if [ -z "$CORETYPE" ]; then
+  # What cohort's loader chooses, from a throwaway 1-step run; needed before a round that starts
+  # with torch.
+  CORETYPE=$("${MPIRUN[@]}" -n 1 "$COHORT" train "$CFG" data.path="$TOKENS" train.steps=1 \
+    optim.warmup_steps=0 train.batch_size=2 run.checkpoint.every=0 "run.dir=$RUNS/probe" \
+    --verbose 2>&1 | sed -n 's/.*OpenBLAS kernels \([A-Za-z0-9_]*\).*/\1/p' | head -1)
+fi
+echo "# OpenBLAS kernels: ${CORETYPE:-unknown} (cohort's choice; given to torch as OPENBLAS_CORETYPE)"
+
+for w in "${WORKLOADS[@]}"; do
+  IFS='|' read -r name ov <<< "$w"
+  [ -n "$ONLY" ] && [ "$ONLY" != "$name" ] && continue
+  for r in $(seq 1 "$ROUNDS"); do
+    for n in $RANKS; do
+      # shellcheck disable=SC2086
+      if [ $((r % 2)) -eq 1 ]; then
+        run_cohort "$name" "$n" "$r" $ov
+        run_torch tuned "$name" "$n" "$r" $ov
+        run_torch default "$name" "$n" "$r" $ov
+      else
+        run_torch default "$name" "$n" "$r" $ov
+        run_torch tuned "$name" "$n" "$r" $ov
+        run_cohort "$name" "$n" "$r" $ov
+      fi
+    done
+  done
+done
+
+# --- table -----------------------------------------------------------------------------------
+"$PY" - "$RUNS" "$ROUNDS" "$RANKS" "$ONLY" <<'EOF'
+import json, sys
+runs, rounds, ranks, only = sys.argv[1], int(sys.argv[2]), sys.argv[3].split(), sys.argv[4]
+shapes = {"tiny": dict(L=4, NH=4, C=128, T=64, V=256, B=32),
+          "gemm": dict(L=4, NH=8, C=512, T=128, V=256, B=16)}
+
+def med(v):
+    v = sorted(v)
+    return v[len(v) // 2] if len(v) % 2 else 0.5 * (v[len(v) // 2 - 1] + v[len(v) // 2])
+
+def cohort(path, B, T):
+    """Intervals after the first line of metrics.jsonl -> (median, mean, best tok/s, last loss)."""
+    try:
+        rows = [json.loads(l) for l in open(path) if l.strip()]
+    except OSError:
+        return None
+    if not rows:
+        return None
+    iv, prev = [], 0
+    for r in rows:
+        tokens = (r["step"] - prev) * B * T
+        iv.append((tokens, tokens / r["tokens_per_s"]))
+        prev = r["step"]
+    steady = iv[1:] if len(iv) > 1 else iv
+    rates = [n / s for n, s in steady]
+    return (med(rates), sum(n for n, _ in steady) / sum(s for _, s in steady), max(rates),
+            rows[-1]["loss"])
+
+def torch(path):
+    try:
+        lines = [l for l in open(path) if l.startswith("summary:")]
+    except OSError:
+        return None
+    if not lines:
+        return None
+    return {k: float(v) for k, v in (kv.split("=") for kv in lines[-1].split()[1:])}
+
+def load(path):
+    for l in open(path):
+        if l.startswith("# load "):
+            return l.split()[2]
+    return "?"
+
+print()
+print("Training FLOPs per token (forward + backward = 3 x forward; attention = QK^T and PV at full T x T,")
+print("i.e. without the causal saving). Elementwise values = outputs of LayerNorm x2, residual adds x2,")
+print("GELU and softmax per token and layer in forward; the last column is the forward matmul FLOPs per")
+print("such value (the larger, the more the GEMMs dominate):")
+print("| workload | dense projections + head | attention matmuls | dense share of matmul FLOPs "
+      "| elementwise values per token per layer (fwd) | matmul FLOPs per elementwise value |")
+print("|---|---:|---:|---:|---:|---:|")
+for name, s in shapes.items():
+    if only and only != name:
+        continue
+    L, NH, C, T, V = s["L"], s["NH"], s["C"], s["T"], s["V"]
+    dense = 6 * (12 * L * C * C + V * C)
+    attn = 12 * L * T * C
+    elem = 2 * C + 2 * C + 4 * C + NH * T  # 2 LayerNorms, 2 residual adds, GELU, softmax rows
+    print(f"| {name} | {dense / 1e6:.2f} MFLOP | {attn / 1e6:.2f} MFLOP | {dense / (dense + attn):.1%} "
+          f"| {elem} | {(24 * C * C + 4 * T * C) / elem:.0f} |")
+
+print()
+print("tokens/s: median over the log intervals after the first (warm-up); mean = tokens / time over")
+print("the same intervals; best = the fastest of them (the least disturbed by other jobs on a shared")
+print("machine). torch tuned = OMP_WAIT_POLICY=PASSIVE (the peer), default = as installed.")
+print("ratio = cohort / torch tuned (/ torch default). loss = train loss of the last interval.")
+for name in ("tiny", "gemm"):
+    if only and only != name:
+        continue
+    B, T = shapes[name]["B"], shapes[name]["T"]
+    print(f"\n{name}")
+    print("| N | round | cohort tok/s | torch tuned | torch default | cohort/torch tuned (default) "
+          "| mean tok/s cohort / tuned / default | best tok/s cohort / tuned / default (ratio) "
+          "| loss cohort / torch tuned | load (1 min) at start cohort / tuned / default |")
+    print("|---|---|---:|---:|---:|---|---|---|---|---|")
+    for n in ranks:
+        for r in range(1, rounds + 1):
+            base = f"{runs}/{name}-n{n}-r{r}"
+            c = cohort(f"{base}-cohort.metrics.jsonl", B, T)
+            t, td = torch(f"{base}-torch-tuned.log"), torch(f"{base}-torch-default.log")
+            if not c or not t or not td:
+                continue
+            print(f"| {n} | {r} | {c[0]:.0f} | {t['tok_s']:.0f} | {td['tok_s']:.0f} | "
+                  f"{c[0] / t['tok_s']:.2f} ({c[0] / td['tok_s']:.2f}) | "
+                  f"{c[1]:.0f} / {t['tok_s_mean']:.0f} / {td['tok_s_mean']:.0f} | "
+                  f"{c[2]:.0f} / {t['tok_s_best']:.0f} / {td['tok_s_best']:.0f} ({c[2] / t['tok_s_best']:.2f}) | "
+                  f"{c[3]:.3f} / {t['loss']:.3f} | "
+                  f"{load(base + '-cohort.log')} / {load(base + '-torch-tuned.log')} / "
+                  f"{load(base + '-torch-default.log')} |")
+EOF
+echo "# load average at end: $(cut -d' ' -f1-3 /proc/loadavg)"
