@@ -397,8 +397,10 @@ static int next_work(leader *L) {
       int64_t rows = 0;
       for (serve_req *r = s->infer_head; r && rows < s->opts.max_batch_size; r = r->next)
         rows += r->rows;
+      /* Waiting only helps when more requests can still arrive before the delay ends: when every
+       * accepted request is already queued (closed-loop clients all waiting on us), go now. */
       if (rows >= s->opts.max_batch_size || waited * 1e6 >= (double)s->opts.max_queue_delay_us ||
-          !s->accepting)
+          !s->accepting || s->queued == s->inflight)
         return WORK_INFER;
       struct timespec ts;
       clock_gettime(CLOCK_REALTIME, &ts);
