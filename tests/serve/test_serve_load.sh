@@ -119,8 +119,10 @@ import json, re, sys
 o = json.load(open(sys.argv[1]))
 acc, full = map(int, re.search(r"(\d+) request\(s\) accepted, (\d+) answered in full",
                                open(sys.argv[2]).read()).groups())
+# Resets of connections the server never read (still in the kernel's backlog when the socket
+# closed) show up as these; the server's own count (accepted == answered) is the check.
 bad = {k: v for k, v in o.items() if k not in ("200", "503", "refused", "RemoteDisconnected",
-                                                "ConnectionResetError")}
+                                                "ConnectionResetError", "BrokenPipeError")}
 assert acc == full and o.get("200", 0) > 0 and not bad, (acc, full, o)
 print(f"SIGTERM under load: {acc} accepted, {full} answered in full; clients saw {o}")
 PY
