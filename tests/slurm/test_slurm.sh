@@ -67,13 +67,17 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 143' TERM INT HUP # run cleanup (and stop the daemons) when ctest times out
 
-# A port pair nobody listens on, so the test does not collide with a cluster already running
-# (launchers/slurm-local-start.sh's default is 16817) or with a second test run.
-port_free() { ! ss -Htln "( sport = :$1 or sport = :$(($1 + 1)) )" 2>/dev/null | grep -q .; }
+# A port pair no socket uses, so the test does not collide with a cluster already running
+# (launchers/slurm-local-start.sh's default is 16817) or with a second test run; below the
+# kernel's ephemeral range (ip_local_port_range, 32768 up by default), whose ports client
+# connections take and leave in TIME_WAIT (the serving load test makes ~10^5 of them).
+port_free() { ! ss -Htan "( sport = :$1 or sport = :$(($1 + 1)) )" 2>/dev/null | grep -q .; }
 port=${COHORT_TEST_SLURM_PORT:-}
 if [[ -z $port ]]; then
+  low=$(cut -f1 /proc/sys/net/ipv4/ip_local_port_range 2>/dev/null || echo 32768)
+  span=$(( (low > 21000 ? low - 21000 : 10000) / 2 ))
   for _ in $(seq 50); do
-    port=$((20000 + RANDOM % 10000 * 2))
+    port=$((20000 + RANDOM % span * 2))
     port_free "$port" && break
   done
 fi
