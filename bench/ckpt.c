@@ -221,14 +221,16 @@ int main(int argc, char **argv) {
   const char *kinds[NB] = {NULL, "exp_avg", "exp_avg_sq"};
   float *wdata[NB], *rdata[NB];
   ch_ckpt_buffer wb[NB], rb[NB];
+  ch_segment seg;
+  ch_shard own = ch_shard_range(&seg, lo, lo + cnt);
   for (int b = 0; b < NB; b++) {
     wdata[b] = malloc(cnt * sizeof(float) + 1);
     rdata[b] = malloc(cnt * sizeof(float) + 1);
     if (!wdata[b] || !rdata[b]) ch_runtime_fatal(CH_ERR_NOMEM, "buffers of %zu floats", cnt);
     for (size_t i = 0; i < cnt; i++) wdata[b][i] = value_at(b, lo + i);
     memset(rdata[b], 0, cnt * sizeof(float));
-    wb[b] = (ch_ckpt_buffer){kinds[b], wdata[b], lo};
-    rb[b] = (ch_ckpt_buffer){kinds[b], rdata[b], lo};
+    wb[b] = (ch_ckpt_buffer){kinds[b], wdata[b], CH_ADDR_PACKED};
+    rb[b] = (ch_ckpt_buffer){kinds[b], rdata[b], CH_ADDR_PACKED};
   }
   /* Padding elements must be 0 (the reader zeroes them), so compare like with like. */
   for (int b = 0; b < NB; b++)
@@ -281,7 +283,7 @@ int main(int argc, char **argv) {
     if (me == 0 && warm) warm_page_cache(dir, payload);
     barrier(&g);
     double t0 = ch_time();
-    st = ch_ckpt_save(&g, sdir, &policy, &l, wb, NB, lo, lo + cnt, &meta, committed, sizeof committed);
+    st = ch_ckpt_save(&g, sdir, &policy, &l, wb, NB, &own, &meta, committed, sizeof committed);
     double ts = max_over_ranks(&g, ch_time() - t0);
     if (st != CH_OK) ch_runtime_fatal(st, "ch_ckpt_save");
     double resident = -1;
@@ -295,7 +297,7 @@ int main(int argc, char **argv) {
     barrier(&g);
     t0 = ch_time();
     ch_ckpt_meta got;
-    st = ch_ckpt_read(&g, committed, &l, rb, NB, lo, lo + cnt, &got);
+    st = ch_ckpt_read(&g, committed, &l, rb, NB, &own, &got);
     double tr = max_over_ranks(&g, ch_time() - t0);
     if (st != CH_OK) ch_runtime_fatal(st, "ch_ckpt_read");
     int32_t diff = got.step != meta.step;
@@ -311,7 +313,7 @@ int main(int argc, char **argv) {
     if (me == 0 && warm) warm_page_cache(dir, payload);
     barrier(&g);
     t0 = ch_time();
-    st = ch_ckpt_write(&g, wpath, &l, wb, NB, lo, lo + cnt, &meta);
+    st = ch_ckpt_write(&g, wpath, &l, wb, NB, &own, &meta);
     double tw = max_over_ranks(&g, ch_time() - t0);
     if (st != CH_OK) ch_runtime_fatal(st, "ch_ckpt_write");
     if (me == 0) {

@@ -20,7 +20,7 @@
  *    blocking path's coll/tuned).
  *    hidden = (step_off - step_on) / comm: the fraction of the communication that overlap
  *    removed from the step (N > 1 only). Also hidden' = 1 - exposed_on / exposed_off, from
- *    the time DDP spent blocked waiting (res.ddp_wait_seconds).
+ *    the time DDP spent blocked waiting (res.comm_exposed_seconds).
  * 4. breakdown (every rank at once, no communication): median per-step time of the HDF5 batch
  *    read, forward+backward, and clip+AdamW, at this rank's share of the batch.
  *
@@ -55,7 +55,7 @@ typedef struct run_stats {
   double step_min;       /* res.step_seconds_min */
   double step_mean;      /* res.seconds / steps (includes warm-up steps and the final eval) */
   double step_med;       /* batch / median interval throughput (first interval excluded) */
-  double exposed;        /* res.ddp_wait_seconds / steps */
+  double exposed;        /* res.comm_exposed_seconds / steps */
   double val_acc, train_loss;
   double iv[MAX_INTERVALS]; /* interval throughputs, samples/s */
   int niv;
@@ -102,7 +102,7 @@ static void train_once(const ch_config *base, const ch_group *g, int overlap, in
   rs->sps_whole = res.samples_per_s;
   rs->step_min = res.step_seconds_min;
   rs->step_mean = res.seconds / (double)res.steps;
-  rs->exposed = res.ddp_wait_seconds / (double)res.steps;
+  rs->exposed = res.comm_exposed_seconds / (double)res.steps;
   rs->val_acc = res.val_acc;
   rs->train_loss = res.train_loss;
   if (g->rank == 0) rs->niv = read_intervals(cfg.run.dir, rs->iv, MAX_INTERVALS);
@@ -200,7 +200,9 @@ static void time_breakdown(const ch_config *cfg, const ch_group *g, int iters, d
   if (!p || !gr || !x || !y || !rows) ch_runtime_fatal(CH_ERR_NOMEM, "breakdown buffers");
   ch_layout_init_params(l, p, (uint64_t)cfg->train.seed);
   ch_optim *o;
-  die(ch_optim_create(cfg, l, 0, l->numel, &o), "optim");
+  ch_segment all;
+  ch_shard whole = ch_shard_range(&all, 0, l->numel);
+  die(ch_optim_create(cfg, l, &whole, &o), "optim");
   double *t[3];
   for (int k = 0; k < 3; k++) t[k] = calloc((size_t)iters, sizeof(double));
   for (int it = -3; it < iters; it++) {
@@ -213,7 +215,7 @@ static void time_breakdown(const ch_config *cfg, const ch_group *g, int iters, d
     die(ch_model_train_step(m, p, gr, x, y, (int)mine, 1.0f / (float)B, NULL, &loss), "train_step");
     double t2 = ch_time(), norm;
     die(ch_clip_grad_norm(gr, l->numel, cfg->optim.grad_clip, NULL, &norm), "clip");
-    ch_optim_step(o, p, gr, cfg->optim.lr);
+    ch_optim_step(o, p, CH_ADDR_FLAT, gr, CH_ADDR_FLAT, cfg->optim.lr);
     double t3 = ch_time();
     if (it >= 0) {
       t[0][it] = t1 - t0;

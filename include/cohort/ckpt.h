@@ -1,7 +1,7 @@
 /* Checkpoints in parallel HDF5 (DESIGN.md section 2; the format is docs/checkpoint-format.md).
  * One file per step holds every parameter and optimizer moment as a whole logical tensor
  * (/model/<name>, /optim/<name>/<state>), named by the parameter spec table. Each rank writes
- * and reads only the part of the flat layout it owns, [lo, hi), with collective MPI-IO, so the
+ * and reads only the part of the flat layout it owns (a ch_shard), with collective MPI-IO, so the
  * file does not depend on the world size or strategy that wrote it. Every dataset carries a
  * CRC-32 of its whole tensor, verified on load. */
 #pragma once
@@ -38,30 +38,31 @@ typedef struct ch_ckpt_meta {
 void ch_ckpt_meta_free(ch_ckpt_meta *m);
 
 /* One flat buffer laid out by a ch_layout: the parameters (kind NULL, datasets /model/<name>)
- * or one optimizer state (kind "exp_avg", ... : /optim/<name>/<kind>). data[i] is flat element
- * base + i; the rank's part [lo, hi) must lie within what `data` holds. */
+ * or one optimizer state (kind "exp_avg", ... : /optim/<name>/<kind>), holding the rank's shard
+ * at the elements' flat positions (a whole-layout buffer) or packed (addr). */
 typedef struct ch_ckpt_buffer {
   const char *kind;
   float *data;
-  size_t base;
+  ch_addr addr;
 } ch_ckpt_buffer;
 
 /* Writes a checkpoint FILE at `path` (not committed: see ch_ckpt_save). Collective over g.
- * This rank supplies flat elements [lo, hi) of each buffer; the ranks' ranges together must
- * cover [0, layout->numel). The outcome is agreed: every rank returns the same status.
+ * This rank supplies its shard `own` of each buffer; the ranks' shards together must cover
+ * every parameter, and a parameter may meet only one segment of a shard (so that each rank's
+ * piece of a tensor is contiguous). The outcome is agreed: every rank returns the same status.
  * Errors: CH_ERR_IO naming the file (cannot create, disk full), CH_ERR_INVALID. */
 ch_status ch_ckpt_write(const ch_group *g, const char *path, const ch_layout *l,
-                        const ch_ckpt_buffer *bufs, int nbufs, size_t lo, size_t hi,
+                        const ch_ckpt_buffer *bufs, int nbufs, const ch_shard *own,
                         const ch_ckpt_meta *meta);
 
-/* Reads the checkpoint at `path` into flat elements [lo, hi) of each buffer (padding elements
+/* Reads the checkpoint at `path` into shard `own` of each buffer (padding elements
  * get 0) and its metadata into *meta. Collective over g; every rank returns the same status.
  * Shapes are checked against the layout and each tensor's checksum is verified when the
- * ranks' ranges together cover it. Errors: CH_ERR_FORMAT naming the file and the dataset
+ * ranks' shards together cover it. Errors: CH_ERR_FORMAT naming the file and the dataset
  * (missing, wrong shape, checksum mismatch, not a cohort checkpoint), CH_ERR_IO (cannot open,
  * truncated). */
 ch_status ch_ckpt_read(const ch_group *g, const char *path, const ch_layout *l,
-                       ch_ckpt_buffer *bufs, int nbufs, size_t lo, size_t hi, ch_ckpt_meta *meta);
+                       ch_ckpt_buffer *bufs, int nbufs, const ch_shard *own, ch_ckpt_meta *meta);
 
 /* Retention policy: the newest keep_last are kept, plus every step divisible by keep_every
  * (0: none). */
@@ -75,8 +76,8 @@ typedef struct ch_ckpt_policy {
  * previous checkpoints and `latest` untouched and removes the partial file. Collective; the
  * committed path goes to `out` (may be NULL). Errors: as ch_ckpt_write. */
 ch_status ch_ckpt_save(const ch_group *g, const char *dir, const ch_ckpt_policy *policy,
-                       const ch_layout *l, const ch_ckpt_buffer *bufs, int nbufs, size_t lo,
-                       size_t hi, const ch_ckpt_meta *meta, char *out, size_t out_size);
+                       const ch_layout *l, const ch_ckpt_buffer *bufs, int nbufs,
+                       const ch_shard *own, const ch_ckpt_meta *meta, char *out, size_t out_size);
 
 /* Committed checkpoints in `dir`, newest step first (partial files are ignored). `*paths` is
  * malloc'ed, each entry too; free with ch_ckpt_list_free. A missing directory is an empty

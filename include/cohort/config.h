@@ -11,7 +11,15 @@ typedef enum ch_model_type { CH_MODEL_MLP = 0, CH_MODEL_GPT } ch_model_type;
 typedef enum ch_activation { CH_ACT_RELU = 0, CH_ACT_GELU } ch_activation;
 typedef enum ch_optim_type { CH_OPTIM_SGD = 0, CH_OPTIM_ADAMW } ch_optim_type;
 typedef enum ch_schedule { CH_SCHED_CONSTANT = 0, CH_SCHED_COSINE } ch_schedule;
-typedef enum ch_strategy { CH_STRATEGY_DDP = 0 } ch_strategy;
+typedef enum ch_strategy {
+  CH_STRATEGY_DDP = 0,
+  CH_STRATEGY_ZERO1,
+  CH_STRATEGY_ZERO2,
+  CH_STRATEGY_ZERO3,
+} ch_strategy;
+
+/* "ddp", "zero1", "zero2", "zero3". */
+const char *ch_strategy_name(int strategy);
 
 typedef struct ch_config {
   struct {
@@ -46,6 +54,8 @@ typedef struct ch_config {
     double bucket_mb;  /* DDP gradient bucket size */
     double first_bucket_mb; /* smaller first bucket so communication starts early */
     int overlap;       /* start bucket allreduces during backward (else after it) */
+    int reshard_after_forward; /* zero3: gather units again for backward */
+    int prefetch;      /* zero3: prefetch the next unit's parameters */
   } parallel;
   struct {
     char dir[CH_PATH_MAX];

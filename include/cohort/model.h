@@ -7,12 +7,24 @@
 #include "cohort/status.h"
 #include "cohort/tensor.h"
 
-/* Called during backward as soon as every gradient of `unit` is final for this micro-batch;
- * units complete in reverse order. DDP starts bucket allreduces from here. */
-typedef struct ch_grad_hook {
-  ch_status (*unit_ready)(void *ctx, int unit);
+/* How a strategy sees a model's passes unit by unit (units as in the spec table). Every callback
+ * may be NULL; so may the hook.
+ *   fetch:      before the model reads the unit's parameters (ZeRO-3 gathers them here);
+ *   release:    the model is done reading them for now; `last` when no later use in this pass
+ *               (backward, or a forward-only pass) follows, else it may fetch them again;
+ *   grad_ready: every gradient of the unit is final for this micro-batch; units complete in
+ *               reverse order. DDP starts bucket allreduces here, ZeRO reduce-scatters. */
+typedef struct ch_unit_hook {
+  ch_status (*fetch)(void *ctx, int unit);
+  ch_status (*release)(void *ctx, int unit, int last);
+  ch_status (*grad_ready)(void *ctx, int unit);
   void *ctx;
-} ch_grad_hook;
+} ch_unit_hook;
+
+/* The callbacks with a NULL-safe front (for model implementations). */
+ch_status ch_hook_fetch(const ch_unit_hook *h, int unit);
+ch_status ch_hook_release(const ch_unit_hook *h, int unit, int last);
+ch_status ch_hook_grad_ready(const ch_unit_hook *h, int unit);
 
 typedef struct ch_model ch_model;
 
@@ -51,18 +63,19 @@ ch_status ch_model_forward(ch_model *m, const float *params, const float *x, con
                            int batch, const float **logits);
 
 /* Summed loss over the batch's batch * targets predictions and the number of them whose argmax
- * is the target (no backward). */
+ * is the target (no backward). `hook` (fetch/release only; may be NULL) as in training. */
 ch_status ch_model_eval(ch_model *m, const float *params, const float *x, const int32_t *y,
-                        int batch, double *loss_sum, int64_t *correct);
+                        int batch, const ch_unit_hook *hook, double *loss_sum, int64_t *correct);
 
 /* Forward + backward of loss_scale * (sum of per-target losses). Gradients are ADDED into
- * `grads` (same layout as params), so micro-batches accumulate. `hook` (may be NULL) is told
- * when each unit's gradient is final; with batch == 0 no compute happens but the hook still
- * fires for every unit (a rank with no rows still takes part in gradient communication).
+ * `grads` (same layout as params), so micro-batches accumulate. `hook` (may be NULL) sees each
+ * unit fetched and released around its use and is told when its gradient is final; with
+ * batch == 0 no compute happens and nothing is fetched, but grad_ready still fires for every
+ * unit (a rank with no rows still takes part in gradient communication).
  * `loss_sum` gets the unscaled summed loss. */
 ch_status ch_model_train_step(ch_model *m, const float *params, float *grads, const float *x,
                               const int32_t *y, int batch, float loss_scale,
-                              const ch_grad_hook *hook, double *loss_sum);
+                              const ch_unit_hook *hook, double *loss_sum);
 
 /* ---- Generation (GPT) ------------------------------------------------------------------ */
 

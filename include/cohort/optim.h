@@ -1,7 +1,7 @@
 /* Optimizers over flat buffers (SGD with momentum, AdamW), LR schedules, global-norm clipping.
- * An optimizer owns the state of one contiguous range [offset, offset + numel) of the flat
- * parameter buffer: the whole buffer under DDP, a rank's shard under ZeRO. Weight decay skips
- * parameters marked no_decay in the spec table. */
+ * An optimizer owns the state of a shard of the flat parameter buffer (ch_shard): the whole
+ * buffer under DDP, a rank's part of every unit under ZeRO; the state is packed. Weight decay
+ * skips parameters marked no_decay in the spec table. */
 #pragma once
 #include <stddef.h>
 #include <stdint.h>
@@ -11,24 +11,26 @@
 
 typedef struct ch_optim ch_optim;
 
-/* State for range [offset, offset+numel) of `layout`'s flat buffer, hyper-parameters from
- * cfg->optim. Errors: CH_ERR_NOMEM. Free with ch_optim_destroy. */
-ch_status ch_optim_create(const ch_config *cfg, const ch_layout *layout, size_t offset,
-                          size_t numel, ch_optim **out);
+/* Zeroed state for shard `own` (borrowed only during the call) of `layout`'s flat buffer,
+ * hyper-parameters from cfg->optim. Errors: CH_ERR_NOMEM. Free with ch_optim_destroy. */
+ch_status ch_optim_create(const ch_config *cfg, const ch_layout *layout, const ch_shard *own,
+                          ch_optim **out);
 void ch_optim_destroy(ch_optim *o);
 
-/* One update of params[0..numel) (the range's own elements) from grads with learning rate lr.
+/* One update of the shard's elements of params from grads with learning rate lr; each buffer
+ * holds them at their flat positions or packed (pa, ga).
  * Semantics follow torch.optim.SGD (L2 weight decay added to the gradient, momentum buffer
  * seeded with the first gradient) and torch.optim.AdamW (decoupled decay, bias correction). */
-void ch_optim_step(ch_optim *o, float *params, const float *grads, double lr);
+void ch_optim_step(ch_optim *o, float *params, ch_addr pa, const float *grads, ch_addr ga,
+                   double lr);
 
 /* Number of steps taken; set when state is restored from a checkpoint. */
 int64_t ch_optim_steps(const ch_optim *o);
 void ch_optim_set_steps(ch_optim *o, int64_t steps);
 
 /* The state buffers a checkpoint holds, under torch's state_dict names: AdamW "exp_avg" and
- * "exp_avg_sq", SGD "momentum_buffer" (none when momentum is 0). Each buffer holds the range's
- * numel elements, element i belonging to flat element offset + i. */
+ * "exp_avg_sq", SGD "momentum_buffer" (none when momentum is 0). Each buffer holds the shard's
+ * elements packed. */
 int ch_optim_nstates(const ch_optim *o);
 const char *ch_optim_state_name(const ch_optim *o, int i);
 float *ch_optim_state(ch_optim *o, int i);

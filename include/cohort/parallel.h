@@ -6,6 +6,7 @@
 #pragma once
 #include <stddef.h>
 #include "cohort/comm.h"
+#include "cohort/optim.h"
 #include "cohort/model.h"
 #include "cohort/tensor.h"
 
@@ -27,7 +28,7 @@ void ch_ddp_destroy(ch_ddp *d);
 
 /* The hook to pass to ch_model_train_step on the LAST micro-step of an optimizer step (earlier
  * micro-steps pass NULL: accumulation needs no communication). */
-const ch_grad_hook *ch_ddp_hook(ch_ddp *d);
+const ch_unit_hook *ch_ddp_hook(ch_ddp *d);
 
 /* Starts every bucket not yet started (all of them when overlap is off) and waits for all:
  * afterwards `grads` holds the sum over the group. Call once per optimizer step, after the
@@ -38,6 +39,70 @@ ch_status ch_ddp_finish(ch_ddp *d);
 ch_ddp_stats ch_ddp_get_stats(const ch_ddp *d);
 /* Bucket b's range in the flat buffer (for tests and logging). */
 void ch_ddp_bucket_range(const ch_ddp *d, int b, size_t *offset, size_t *numel);
+
+/* ---- Data-parallel strategies (src/parallel/dp.c) ---------------------------------------
+ * One front for ddp, zero1, zero2 and zero3 (parallel.strategy): it owns the parameters,
+ * gradients and optimizer, and the trainer drives a step as
+ *   for each micro-step: ch_dp_begin_micro, ch_model_train_step(ch_dp_params, ch_dp_grads, hook)
+ *   ch_dp_reduce; ch_dp_clip; ch_dp_update.
+ * Every strategy gives the same parameters as ddp up to rounding. */
+typedef struct ch_dp ch_dp;
+
+/* Per-rank bytes. params, grads and optim are what the strategy keeps between steps (the
+ * ZeRO formulas); comm is the peak of its transient buffers over the first two steps, measured
+ * (resident pages of gathered units and whole unit gradients, reduce-scatter outputs). */
+typedef struct ch_dp_memory {
+  size_t params, grads, optim, comm;
+} ch_dp_memory;
+
+typedef struct ch_dp_stats {
+  double exposed_seconds;    /* last step: blocked waiting for communication */
+  double launch_seconds;     /* last step: starting and polling collectives in backward */
+  size_t bytes_communicated; /* last step, per rank, as a ring sends them */
+} ch_dp_stats;
+
+/* Buffers and optimizer for `l` (borrowed, as are cfg's values and g) under
+ * cfg->parallel.strategy. Errors: CH_ERR_NOMEM, CH_ERR_INVALID. On failure *out still needs
+ * ch_dp_destroy. */
+ch_status ch_dp_create(const ch_config *cfg, const ch_group *g, const ch_layout *l, ch_dp **out);
+void ch_dp_destroy(ch_dp *d);
+/* The seeded initial parameters (ch_layout_init_params), each rank writing what it keeps.
+ * Collective. */
+ch_status ch_dp_init_params(ch_dp *d, uint64_t seed);
+/* Back to the initial parameters and a fresh optimizer (local). */
+void ch_dp_reset(ch_dp *d, uint64_t seed);
+
+/* Whole-layout parameter and gradient buffers to hand the model. Under zero3 only units
+ * between the hook's fetch and release hold parameters. */
+float *ch_dp_params(ch_dp *d);
+float *ch_dp_grads(ch_dp *d);
+ch_optim *ch_dp_optim(ch_dp *d);
+int ch_dp_strategy(const ch_dp *d);
+
+/* Starts micro-step `micro` of `nmicro` of an optimizer step (the first zeroes the gradients)
+ * and gives the hook to pass to ch_model_train_step (may be NULL). Collective under zero2/3. */
+ch_status ch_dp_begin_micro(ch_dp *d, int micro, int nmicro, const ch_unit_hook **hook);
+/* After the last micro-step: completes the gradient reduction (each rank's owned part now
+ * holds the sum over the group). */
+ch_status ch_dp_reduce(ch_dp *d);
+/* Clips by the global norm across shards (ch_clip_grad_norm); *norm gets it. Collective. */
+ch_status ch_dp_clip(ch_dp *d, double max_norm, double *norm);
+/* The optimizer update of the owned part, then zero1/2 allgather the parameters. */
+ch_status ch_dp_update(ch_dp *d, double lr);
+/* The hook for ch_model_eval (NULL unless zero3). */
+const ch_unit_hook *ch_dp_eval_hook(ch_dp *d);
+
+/* What a checkpoint holds of this rank: buffer 0 the parameters, then the optimizer states
+ * (ch_optim_state_name), each with its addressing, and the shard it writes and reads. Returns
+ * the buffer count (at most 3). */
+int ch_dp_state_buffers(ch_dp *d, float **data, ch_addr *addr, const ch_shard **own);
+/* After reading a checkpoint into those buffers: makes the replicas whole again. Collective. */
+ch_status ch_dp_loaded(ch_dp *d);
+/* The whole parameters into `out` (layout numel floats). Collective under zero3. */
+ch_status ch_dp_full_params(ch_dp *d, float *out);
+
+ch_dp_stats ch_dp_get_stats(const ch_dp *d);
+ch_dp_memory ch_dp_get_memory(const ch_dp *d);
 
 /* ---- Tensor parallelism (src/parallel/tp.c) ------------------------------------------------
  * Which part of each parameter a tensor-parallel rank holds, from the spec table alone (split,

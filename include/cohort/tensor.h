@@ -75,3 +75,40 @@ void ch_layout_init_params(const ch_layout *l, float *flat, uint64_t seed);
  * The first total % n ranks get one extra element, so any n works. */
 size_t ch_part_offset(size_t total, int n, int r);
 size_t ch_part_count(size_t total, int n, int r);
+
+/* What one rank owns of a flat layout: segments [offset, offset + numel) in increasing order,
+ * which a packed buffer stores one after the other (segment s from element `local`). DDP's
+ * checkpoint slice is one segment; a ZeRO shard is one segment per unit, the rank's ch_part of
+ * the unit, so any rank count works. */
+typedef struct ch_segment {
+  size_t offset, numel, local;
+} ch_segment;
+
+typedef struct ch_shard {
+  ch_segment *segs;
+  int nsegs;
+  size_t numel;       /* elements owned: the size of a packed buffer */
+} ch_shard;
+
+/* Rank r of n's shard of `l`: per_unit 0 gives its part of the whole buffer (one segment),
+ * per_unit 1 its part of every unit (units smaller than n leave some ranks empty segments).
+ * Errors: CH_ERR_NOMEM. Free with ch_shard_destroy. */
+ch_status ch_shard_create(const ch_layout *l, int n, int r, int per_unit, ch_shard *out);
+void ch_shard_destroy(ch_shard *s);
+
+/* The one-segment shard [lo, hi), in `seg` (caller storage). */
+static inline ch_shard ch_shard_range(ch_segment *seg, size_t lo, size_t hi) {
+  *seg = (ch_segment){lo, hi - lo, 0};
+  return (ch_shard){seg, 1, hi - lo};
+}
+
+/* Where a buffer keeps a shard's elements: at their flat positions (a whole-layout buffer) or
+ * packed. ch_shard_at gives a segment's first element in such a buffer. */
+typedef enum ch_addr { CH_ADDR_FLAT = 0, CH_ADDR_PACKED } ch_addr;
+static inline size_t ch_shard_at(const ch_segment *s, ch_addr a) {
+  return a == CH_ADDR_FLAT ? s->offset : s->local;
+}
+
+/* ch_layout_init_params restricted to a shard: the same values, written where `addr` says. */
+void ch_layout_init_shard(const ch_layout *l, const ch_shard *own, ch_addr addr, float *buf,
+                          uint64_t seed);

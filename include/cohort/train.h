@@ -1,4 +1,5 @@
-/* The training loop: sampler -> micro-batches -> forward/backward -> DDP -> clip -> optimizer,
+/* The training loop: sampler -> micro-batches -> forward/backward -> gradient reduction (the
+ * data-parallel strategy) -> clip -> optimizer,
  * with progress lines, validation, <run.dir>/metrics.jsonl and <run.dir>/config.yaml. */
 #pragma once
 #include <stddef.h>
@@ -16,8 +17,10 @@ typedef struct ch_train_result {
   double seconds;          /* wall time of the step loop */
   double samples_per_s;    /* global samples per second over the whole loop */
   double step_seconds_min; /* fastest step, a low-noise figure for benchmarks */
-  ch_ddp_stats ddp;        /* of the last step */
-  double ddp_wait_seconds; /* total exposed communication over the run */
+  ch_dp_stats comm;        /* of the last step */
+  double comm_exposed_seconds; /* total exposed communication over the run */
+  ch_dp_memory memory;     /* per-rank bytes of the strategy (parallel.h) */
+  size_t activation_bytes; /* the model's activation arena */
   float *params;           /* final flat parameters when requested (malloc'ed), else NULL */
   size_t numel;
   int64_t step;            /* optimizer steps completed (the checkpoint step numbering) */

@@ -168,8 +168,8 @@ static ch_status from_root(const ch_group *g, ch_status st) {
 }
 
 ch_status ch_ckpt_save(const ch_group *g, const char *dir, const ch_ckpt_policy *policy,
-                       const ch_layout *l, const ch_ckpt_buffer *bufs, int nbufs, size_t lo,
-                       size_t hi, const ch_ckpt_meta *meta, char *out, size_t out_size) {
+                       const ch_layout *l, const ch_ckpt_buffer *bufs, int nbufs,
+                       const ch_shard *own, const ch_ckpt_meta *meta, char *out, size_t out_size) {
   char final[CH_PATH_MAX * 2], partial[CH_PATH_MAX * 2 + 16];
   snprintf(final, sizeof final, "%s/step-%08" PRId64 ".h5", dir, meta->step);
   snprintf(partial, sizeof partial, "%s.partial", final);
@@ -180,7 +180,7 @@ ch_status ch_ckpt_save(const ch_group *g, const char *dir, const ch_ckpt_policy 
     if (st == CH_OK) st = check_space(dir, (double)nbufs * (double)l->numel * sizeof(float));
   }
   CH_CHECK(from_root(g, st));
-  st = ch_ckpt_write(g, partial, l, bufs, nbufs, lo, hi, meta);
+  st = ch_ckpt_write(g, partial, l, bufs, nbufs, own, meta);
   if (st == CH_OK) st = sync_file(partial);
   int32_t failed = st != CH_OK;
   if (ch_comm_allreduce(g, &failed, 1, CH_I32, CH_MAX, NULL) != CH_OK)

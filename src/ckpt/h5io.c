@@ -25,13 +25,25 @@ static ch_status h5_fail(ch_status s, const char *path, const char *what, const 
   return CH_FAIL(s, "%s: %s%s%s: %s", path, what, name ? " " : "", name ? name : "", ch_h5_error(msg));
 }
 
-/* The piece of parameter p that flat range [lo, hi) holds, as element indices of the tensor. */
-static void piece_of(const ch_layout *l, int p, size_t lo, size_t hi, int64_t *a, int64_t *b) {
+/* The piece of parameter p that shard `own` holds, as element indices [a, b) of the tensor, and
+ * the position of element a in a buffer of `bufs`' addressing (check_shard made sure that a
+ * parameter meets at most one segment). */
+static void piece_of(const ch_layout *l, int p, const ch_shard *own, const ch_ckpt_buffer *buf,
+                     int64_t *a, int64_t *b, size_t *at) {
   int64_t off = (int64_t)l->offsets[p], n = ch_param_numel(&l->params[p]);
-  int64_t s = (int64_t)lo - off, e = (int64_t)hi - off;
-  *a = s < 0 ? 0 : (s > n ? n : s);
-  *b = e < 0 ? 0 : (e > n ? n : e);
-  if (*b < *a) *b = *a;
+  *a = *b = 0;
+  *at = 0;
+  for (int i = 0; i < own->nsegs; i++) {
+    const ch_segment *g = &own->segs[i];
+    int64_t s = (int64_t)g->offset - off, e = s + (int64_t)g->numel;
+    s = s < 0 ? 0 : s;
+    e = e > n ? n : e;
+    if (s >= e) continue;
+    *a = s;
+    *b = e;
+    *at = ch_shard_at(g, buf->addr) + (size_t)(off + s - (int64_t)g->offset);
+    return;
+  }
 }
 
 /* CRC-32 (the zlib polynomial and values). libdeflate's carry-less-multiply version runs at
@@ -108,10 +120,22 @@ static ch_status create_groups(hid_t file, const char *path, const ch_layout *l,
   return CH_OK;
 }
 
-static ch_status check_range(const ch_layout *l, size_t lo, size_t hi) {
-  if (lo > hi || hi > l->numel)
-    return CH_FAIL(CH_ERR_INVALID, "checkpoint range [%zu, %zu) outside the layout of %zu elements",
-                   lo, hi, l->numel);
+static ch_status check_shard(const ch_layout *l, const ch_shard *own) {
+  for (int i = 0; i < own->nsegs; i++) {
+    const ch_segment *g = &own->segs[i];
+    if (g->offset + g->numel > l->numel || (i > 0 && g->offset < own->segs[i - 1].offset + own->segs[i - 1].numel))
+      return CH_FAIL(CH_ERR_INVALID, "checkpoint segment [%zu, %zu) outside the layout of %zu "
+                     "elements or out of order", g->offset, g->offset + g->numel, l->numel);
+  }
+  for (int p = 0; p < l->nparams; p++) {
+    size_t lo = l->offsets[p], hi = lo + (size_t)ch_param_numel(&l->params[p]);
+    int meets = 0;
+    for (int i = 0; i < own->nsegs; i++)
+      meets += own->segs[i].numel && own->segs[i].offset < hi && own->segs[i].offset + own->segs[i].numel > lo;
+    if (meets > 1)
+      return CH_FAIL(CH_ERR_INVALID, "checkpoint shard: %d segments meet parameter %s (at most "
+                     "one may)", meets, l->params[p].name);
+  }
   return CH_OK;
 }
 
@@ -197,9 +221,9 @@ static ch_status reserve_space(const char *path, hsize_t size) {
 }
 
 ch_status ch_ckpt_write(const ch_group *g, const char *path, const ch_layout *l,
-                        const ch_ckpt_buffer *bufs, int nbufs, size_t lo, size_t hi,
+                        const ch_ckpt_buffer *bufs, int nbufs, const ch_shard *own,
                         const ch_ckpt_meta *meta) {
-  CH_CHECK(check_range(l, lo, hi));
+  CH_CHECK(check_shard(l, own));
   int k = nbufs * l->nparams;
   ch_ckpt_piece *pieces = calloc((size_t)k + 1, sizeof *pieces);
   int64_t *numel = calloc((size_t)k + 1, sizeof *numel);
@@ -213,9 +237,9 @@ ch_status ch_ckpt_write(const ch_group *g, const char *path, const ch_layout *l,
     for (int p = 0; p < l->nparams; p++) {
       int i = b * l->nparams + p;
       int64_t a, e;
-      piece_of(l, p, lo, hi, &a, &e);
-      const float *x = bufs[b].data + (l->offsets[p] + (size_t)a - bufs[b].base);
-      pieces[i] = (ch_ckpt_piece){a, e - a, e > a ? crc_of(x, e - a) : 0};
+      size_t at;
+      piece_of(l, p, own, &bufs[b], &a, &e, &at);
+      pieces[i] = (ch_ckpt_piece){a, e - a, e > a ? crc_of(bufs[b].data + at, e - a) : 0};
       numel[i] = ch_param_numel(&l->params[p]);
     }
   CH_CHECK_GOTO(ch_ckpt_combine_crcs(g, pieces, k, numel, crc, covered), st, free_all);
@@ -270,7 +294,10 @@ ch_status ch_ckpt_write(const ch_group *g, const char *path, const ch_layout *l,
   int wb = go ? open(path, O_RDONLY | O_CLOEXEC) : -1;
   for (int i = 0; i < k && go; i++) {
     int b = i / l->nparams, p = i % l->nparams;
-    float *x = bufs[b].data + (l->offsets[p] + (size_t)pieces[i].a - bufs[b].base);
+    int64_t a, e;
+    size_t at;
+    piece_of(l, p, own, &bufs[b], &a, &e, &at);
+    float *x = bufs[b].data + at;
     if (transfer(dsets[i], dxpl, &l->params[p], pieces[i].a, pieces[i].a + pieces[i].len, x, 1) < 0) {
       char name[CH_NAME_MAX + 64];
       ch_ckpt_dataset_path(&l->params[p], bufs[b].kind, name, sizeof name);
@@ -336,9 +363,9 @@ static ch_status open_checked(hid_t file, const char *path, const char *name, co
 }
 
 ch_status ch_ckpt_read(const ch_group *g, const char *path, const ch_layout *l,
-                       ch_ckpt_buffer *bufs, int nbufs, size_t lo, size_t hi, ch_ckpt_meta *meta) {
+                       ch_ckpt_buffer *bufs, int nbufs, const ch_shard *own, ch_ckpt_meta *meta) {
   memset(meta, 0, sizeof *meta);
-  CH_CHECK(check_range(l, lo, hi));
+  CH_CHECK(check_shard(l, own));
   int k = nbufs * l->nparams;
   ch_ckpt_piece *pieces = calloc((size_t)k + 1, sizeof *pieces);
   int64_t *numel = calloc((size_t)k + 1, sizeof *numel);
@@ -351,12 +378,17 @@ ch_status ch_ckpt_read(const ch_group *g, const char *path, const ch_layout *l,
 
   /* Padding elements are not stored: zero them (only them; the rest is read). */
   for (int b = 0; b < nbufs; b++)
-    for (int p = -1; p < l->nparams; p++) {
-      size_t a = p < 0 ? 0 : l->offsets[p] + (size_t)ch_param_numel(&l->params[p]);
-      size_t e = p + 1 < l->nparams ? l->offsets[p + 1] : l->numel;
-      if (a < lo) a = lo;
-      if (e > hi) e = hi;
-      if (a < e) memset(bufs[b].data + (a - bufs[b].base), 0, (e - a) * sizeof(float));
+    for (int i = 0; i < own->nsegs; i++) {
+      const ch_segment *g = &own->segs[i];
+      for (int p = -1; p < l->nparams; p++) {
+        size_t a = p < 0 ? 0 : l->offsets[p] + (size_t)ch_param_numel(&l->params[p]);
+        size_t e = p + 1 < l->nparams ? l->offsets[p + 1] : l->numel;
+        if (a < g->offset) a = g->offset;
+        if (e > g->offset + g->numel) e = g->offset + g->numel;
+        if (a < e)
+          memset(bufs[b].data + ch_shard_at(g, bufs[b].addr) + (a - g->offset), 0,
+                 (e - a) * sizeof(float));
+      }
     }
   ch_h5_quiet q;
   ch_h5_quiet_begin(&q);
@@ -390,11 +422,13 @@ ch_status ch_ckpt_read(const ch_group *g, const char *path, const ch_layout *l,
   for (int i = 0; i < k && go; i++) {
     int b = i / l->nparams, p = i % l->nparams;
     int64_t a, e;
-    piece_of(l, p, lo, hi, &a, &e);
-    float *x = bufs[b].data + (l->offsets[p] + (size_t)a - bufs[b].base);
+    size_t at;
+    piece_of(l, p, own, &bufs[b], &a, &e, &at);
+    float *x = bufs[b].data + at;
     for (int j = i + 1; j < k && ra >= 0; j++) {
       int64_t a2, e2;
-      piece_of(l, j % l->nparams, lo, hi, &a2, &e2);
+      size_t at2;
+      piece_of(l, j % l->nparams, own, &bufs[j / l->nparams], &a2, &e2, &at2);
       if (e2 <= a2) continue;
       off_t len, off = file_range(ds[j], a2, e2, &len);
       if (len > 0) posix_fadvise(ra, off, len, POSIX_FADV_WILLNEED); /* a hint */

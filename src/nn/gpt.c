@@ -273,8 +273,11 @@ static void train_attend(void *ctx, int l, gpt_act *a) {
   }
 }
 
-/* Logits [B*T, V] of the inputs in g->inp. */
-static void forward(ch_model *m, const float *p, int B) {
+/* Logits [B*T, V] of the inputs in g->inp. Units are fetched around their use: the embeddings
+ * (unit 0, fetched again for the tied head), each block, the final LayerNorm (unit L + 1). With
+ * `last` (forward only) everything is released at the end; else units 0 and L + 1 stay fetched
+ * for the backward that follows, which releases them. */
+static ch_status forward(ch_model *m, const float *p, int B, const ch_unit_hook *hook, int last) {
   gpt *g = m->impl;
   const gpt_shape *d = &g->d;
   int64_t N = (int64_t)B * d->T;
@@ -282,14 +285,26 @@ static void forward(ch_model *m, const float *p, int B) {
   train_attend_ctx ctx = {d, B};
   gpt_view v;
   ch_gpt_view(m, p, &v, g->blk);
+  CH_CHECK(ch_hook_fetch(hook, 0));
   ch_embedding_forward(g->enc, g->inp, v.wte, v.wpe, N, d->T, C);
-  for (int l = 0; l < d->L; l++) /* cannot fail without a reduce */
+  CH_CHECK(ch_hook_release(hook, 0, 0));
+  for (int l = 0; l < d->L; l++) { /* cannot fail without a reduce */
+    CH_CHECK(ch_hook_fetch(hook, 1 + l));
     (void)ch_gpt_block_forward(&v, l, &g->acts[l], l == 0 ? g->enc : g->acts[l - 1].res3, N,
                                train_attend, &ctx, NULL, NULL);
+    CH_CHECK(ch_hook_release(hook, 1 + l, last));
+  }
   const float *xl = d->L > 0 ? g->acts[d->L - 1].res3 : g->enc;
+  CH_CHECK(ch_hook_fetch(hook, d->L + 1));
   ch_layernorm_forward(g->lnf, g->lnf_mean, g->lnf_rstd, xl, PARAM(m, p, d->L, 0),
                        PARAM(m, p, d->L, 1), N, C, CH_GPT_LN_EPS);
+  CH_CHECK(ch_hook_fetch(hook, 0));
   ch_linear_forward(g->logits, g->lnf, PARAM(m, p, -1, 0), NULL, (int)N, C, d->V);
+  if (last) {
+    CH_CHECK(ch_hook_release(hook, d->L + 1, 1));
+    CH_CHECK(ch_hook_release(hook, 0, 1));
+  }
+  return CH_OK;
 }
 
 static ch_status gpt_forward(ch_model *m, const float *p, const float *x, const int32_t *y,
@@ -297,54 +312,47 @@ static ch_status gpt_forward(ch_model *m, const float *p, const float *x, const 
   (void)x;
   gpt *g = m->impl;
   CH_CHECK(split_windows(g, y, B));
-  if (B > 0) forward(m, p, B);
+  if (B > 0) CH_CHECK(forward(m, p, B, NULL, 1));
   *logits = g->logits;
   return CH_OK;
 }
 
 static ch_status gpt_eval(ch_model *m, const float *p, const float *x, const int32_t *y, int B,
-                          double *loss_sum, int64_t *correct) {
+                          const ch_unit_hook *hook, double *loss_sum, int64_t *correct) {
   (void)x;
   gpt *g = m->impl;
-  *loss_sum = 0.0;
-  if (B == 0) return CH_OK;
   CH_CHECK(split_windows(g, y, B));
-  forward(m, p, B);
+  CH_CHECK(forward(m, p, B, hook, 1)); /* B == 0 too: the hook sees the same passes */
   *loss_sum = ch_xent_forward(g->logits, g->tgt, B * g->d.T, g->d.V, correct);
   return CH_OK;
 }
 
-static ch_status ready(const ch_grad_hook *hook, int unit) {
-  return hook && hook->unit_ready ? hook->unit_ready(hook->ctx, unit) : CH_OK;
-}
-
 static ch_status gpt_train_step(ch_model *m, const float *p, float *grads, const float *x,
                                 const int32_t *y, int B, float loss_scale,
-                                const ch_grad_hook *hook, double *loss_sum) {
+                                const ch_unit_hook *hook, double *loss_sum) {
   (void)x;
   gpt *g = m->impl;
   const gpt_shape *d = &g->d;
   int64_t N = (int64_t)B * d->T;
   int C = d->C;
-  *loss_sum = 0.0;
-  if (B == 0) {
-    for (int u = d->L + 1; u >= 0; u--) CH_CHECK(ready(hook, u));
-    return CH_OK;
-  }
+  /* B == 0 runs the same passes on no rows: every hook fires as on the other ranks. */
   CH_CHECK(split_windows(g, y, B));
-  forward(m, p, B);
+  CH_CHECK(forward(m, p, B, hook, 0));
   float *dlogits = g->logits; /* in place: each row is read before it is overwritten */
   *loss_sum = ch_xent_fused(dlogits, g->logits, g->tgt, (int)N, d->V, loss_scale);
   ch_linear_backward(g->dbuf, PARAM(m, grads, -1, 0), NULL, dlogits, g->lnf, PARAM(m, p, -1, 0),
                      (int)N, C, d->V);
+  CH_CHECK(ch_hook_release(hook, 0, 1)); /* the embedding backward needs no weights */
   memset(g->dres, 0, sizeof(float) * (size_t)N * C);
   const float *xl = d->L > 0 ? g->acts[d->L - 1].res3 : g->enc;
   ch_layernorm_backward(g->dres, PARAM(m, grads, d->L, 0), PARAM(m, grads, d->L, 1), g->dbuf, xl,
                         g->lnf_mean, g->lnf_rstd, PARAM(m, p, d->L, 0), N, C);
-  CH_CHECK(ready(hook, d->L + 1));
+  CH_CHECK(ch_hook_release(hook, d->L + 1, 1));
+  CH_CHECK(ch_hook_grad_ready(hook, d->L + 1));
   for (int l = d->L - 1; l >= 0; l--) {
     gpt_act *a = &g->acts[l];
     const float *xin = l == 0 ? g->enc : g->acts[l - 1].res3;
+    CH_CHECK(ch_hook_fetch(hook, 1 + l));
     /* dres holds dL/d res3; the residual passes it to res2 unchanged, the MLP adds to it. */
     ch_matmul_backward(g->dfch, PARAM(m, grads, l, P_PROJ_W), PARAM(m, grads, l, P_PROJ_B), g->dres,
                        a->fch_gelu, PARAM(m, p, l, P_PROJ_W), N, 4 * C, C);
@@ -368,10 +376,11 @@ static ch_status gpt_train_step(ch_model *m, const float *p, float *grads, const
                        a->ln1, PARAM(m, p, l, P_QKV_W), N, C, 3 * C);
     ch_layernorm_backward(g->dres, PARAM(m, grads, l, P_LN1_W), PARAM(m, grads, l, P_LN1_B), g->dbuf,
                           xin, a->ln1_mean, a->ln1_rstd, PARAM(m, p, l, P_LN1_W), N, C);
-    CH_CHECK(ready(hook, 1 + l));
+    CH_CHECK(ch_hook_release(hook, 1 + l, 1));
+    CH_CHECK(ch_hook_grad_ready(hook, 1 + l));
   }
   ch_embedding_backward(PARAM(m, grads, -1, 0), PARAM(m, grads, -1, 1), g->dres, g->inp, N, d->T, C);
-  return ready(hook, 0);
+  return ch_hook_grad_ready(hook, 0);
 }
 
 static const ch_model_ops gpt_ops = {

@@ -126,14 +126,17 @@ static const float *param(const ch_model *model, const float *flat, int layer, i
   return flat + model->layout.offsets[2 * layer + which];
 }
 
-/* Logits [batch, classes] into the arena. */
-static void forward(ch_model *model, const float *params, const float *x, int batch,
-                    const float **logits) {
+/* Logits [batch, classes] into the arena. Each layer's unit is fetched around its use and
+ * released, for good when `last` (no backward follows). */
+static ch_status forward(ch_model *model, const float *params, const float *x, int batch,
+                         const ch_unit_hook *hook, int last, const float **logits) {
   mlp *m = model->impl;
   m->a[0] = (float *)x; /* read only */
   for (int i = 0; i < m->nlayers; i++) {
+    CH_CHECK(ch_hook_fetch(hook, i));
     ch_linear_forward(m->z[i], m->a[i], param(model, params, i, 0), param(model, params, i, 1), batch,
                       m->dims[i], m->dims[i + 1]);
+    CH_CHECK(ch_hook_release(hook, i, last));
     if (i + 1 < m->nlayers) {
       int64_t n = (int64_t)batch * m->dims[i + 1];
       if (m->activation == CH_ACT_GELU) ch_gelu_forward(m->a[i + 1], m->z[i], n);
@@ -141,52 +144,52 @@ static void forward(ch_model *model, const float *params, const float *x, int ba
     }
   }
   *logits = m->z[m->nlayers - 1];
+  return CH_OK;
 }
 
 static ch_status mlp_forward(ch_model *model, const float *params, const float *x,
                              const int32_t *y, int batch, const float **logits) {
   (void)y;
-  forward(model, params, x, batch, logits);
-  return CH_OK;
+  return forward(model, params, x, batch, NULL, 1, logits);
 }
 
 static ch_status mlp_eval(ch_model *model, const float *params, const float *x, const int32_t *y,
-                          int batch, double *loss_sum, int64_t *correct) {
+                          int batch, const ch_unit_hook *hook, double *loss_sum, int64_t *correct) {
   mlp *m = model->impl;
   const float *logits;
-  forward(model, params, x, batch, &logits);
+  CH_CHECK(forward(model, params, x, batch, hook, 1, &logits));
   *loss_sum = ch_xent_forward(logits, y, batch, m->dims[m->nlayers], correct);
   return CH_OK;
 }
 
 static ch_status mlp_train_step(ch_model *model, const float *params, float *grads,
                                 const float *x, const int32_t *y, int batch, float loss_scale,
-                                const ch_grad_hook *hook, double *loss_sum) {
+                                const ch_unit_hook *hook, double *loss_sum) {
   mlp *m = model->impl;
   const ch_layout *l = &model->layout;
-  *loss_sum = 0.0;
-  if (batch > 0) {
-    const float *logits;
-    forward(model, params, x, batch, &logits);
-    int classes = m->dims[m->nlayers];
-    *loss_sum = ch_xent_fused(m->dbuf[0], logits, y, batch, classes, loss_scale);
-  }
+  /* batch == 0 runs the same passes on no rows (the kernels do nothing): every hook fires as
+   * on the other ranks, which a strategy's collectives need. */
+  const float *logits;
+  CH_CHECK(forward(model, params, x, batch, hook, 0, &logits));
+  int classes = m->dims[m->nlayers];
+  *loss_sum = ch_xent_fused(m->dbuf[0], logits, y, batch, classes, loss_scale);
   /* dbuf[cur] holds dL/dz_i on entry to layer i's backward. */
   int cur = 0;
   for (int i = m->nlayers - 1; i >= 0; i--) {
-    if (batch > 0) {
-      float *dx = i > 0 ? m->dbuf[1 - cur] : NULL;
-      ch_linear_backward(dx, grads + l->offsets[2 * i], grads + l->offsets[2 * i + 1],
-                         m->dbuf[cur], m->a[i], param(model, params, i, 0), batch, m->dims[i],
-                         m->dims[i + 1]);
-      if (i > 0) { /* through the activation: dL/dz_{i-1} = dL/da_i * act'(z_{i-1}) */
-        int64_t n = (int64_t)batch * m->dims[i];
-        if (m->activation == CH_ACT_GELU) ch_gelu_backward(dx, dx, m->z[i - 1], n);
-        else ch_relu_backward(dx, dx, m->z[i - 1], n);
-        cur = 1 - cur;
-      }
+    float *dx = i > 0 ? m->dbuf[1 - cur] : NULL;
+    /* The first layer's backward needs no weights (no dx): nothing to fetch. */
+    if (dx) CH_CHECK(ch_hook_fetch(hook, i));
+    ch_linear_backward(dx, grads + l->offsets[2 * i], grads + l->offsets[2 * i + 1],
+                       m->dbuf[cur], m->a[i], param(model, params, i, 0), batch, m->dims[i],
+                       m->dims[i + 1]);
+    if (dx) CH_CHECK(ch_hook_release(hook, i, 1));
+    if (i > 0) { /* through the activation: dL/dz_{i-1} = dL/da_i * act'(z_{i-1}) */
+      int64_t n = (int64_t)batch * m->dims[i];
+      if (m->activation == CH_ACT_GELU) ch_gelu_backward(dx, dx, m->z[i - 1], n);
+      else ch_relu_backward(dx, dx, m->z[i - 1], n);
+      cur = 1 - cur;
     }
-    if (hook && hook->unit_ready) CH_CHECK(hook->unit_ready(hook->ctx, i));
+    CH_CHECK(ch_hook_grad_ready(hook, i));
   }
   return CH_OK;
 }

@@ -52,14 +52,26 @@ ch_status ch_model_forward(ch_model *m, const float *params, const float *x, con
 }
 
 ch_status ch_model_eval(ch_model *m, const float *params, const float *x, const int32_t *y,
-                        int batch, double *loss_sum, int64_t *correct) {
+                        int batch, const ch_unit_hook *hook, double *loss_sum, int64_t *correct) {
   CH_CHECK(ch_model_check_batch(m, batch));
-  return m->ops->eval(m, params, x, y, batch, loss_sum, correct);
+  return m->ops->eval(m, params, x, y, batch, hook, loss_sum, correct);
 }
 
 ch_status ch_model_train_step(ch_model *m, const float *params, float *grads, const float *x,
                               const int32_t *y, int batch, float loss_scale,
-                              const ch_grad_hook *hook, double *loss_sum) {
+                              const ch_unit_hook *hook, double *loss_sum) {
   CH_CHECK(ch_model_check_batch(m, batch));
   return m->ops->train_step(m, params, grads, x, y, batch, loss_scale, hook, loss_sum);
+}
+
+ch_status ch_hook_fetch(const ch_unit_hook *h, int unit) {
+  return h && h->fetch ? h->fetch(h->ctx, unit) : CH_OK;
+}
+
+ch_status ch_hook_release(const ch_unit_hook *h, int unit, int last) {
+  return h && h->release ? h->release(h->ctx, unit, last) : CH_OK;
+}
+
+ch_status ch_hook_grad_ready(const ch_unit_hook *h, int unit) {
+  return h && h->grad_ready ? h->grad_ready(h->ctx, unit) : CH_OK;
 }

@@ -11,9 +11,9 @@ typedef struct ch_model_ops {
                        int batch, const float **logits);
   /* Loss summed over the batch's targets; `correct` (may be NULL) counts argmax hits. */
   ch_status (*eval)(ch_model *m, const float *params, const float *x, const int32_t *y, int batch,
-                    double *loss_sum, int64_t *correct);
+                    const ch_unit_hook *hook, double *loss_sum, int64_t *correct);
   ch_status (*train_step)(ch_model *m, const float *params, float *grads, const float *x,
-                          const int32_t *y, int batch, float loss_scale, const ch_grad_hook *hook,
+                          const int32_t *y, int batch, float loss_scale, const ch_unit_hook *hook,
                           double *loss_sum);
 } ch_model_ops;
 

@@ -1,30 +1,32 @@
-/* SGD (momentum, L2 decay) and AdamW on a range of the flat buffer. */
+/* SGD (momentum, L2 decay) and AdamW on a shard of the flat buffer. */
 #include <math.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "cohort/kernels.h"
 #include "cohort/optim.h"
 #include "kernels/cpu/simd.h"
 
-/* A run of elements [lo, hi) (relative to the optimizer's range) with one decay setting. Loops
- * run per span so that the inner loops have no per-element branches and vectorise. */
+/* A run of n owned elements with one decay setting: flat element `flat`, packed element `local`
+ * (where the state lives). Loops run per span so that the inner loops have no per-element
+ * branches and vectorise. */
 typedef struct span {
-  size_t lo, hi;
+  size_t flat, local, n;
   int decay;
 } span;
 
 struct ch_optim {
   int type;
   double weight_decay, momentum, beta1, beta2, eps;
-  size_t offset, numel;
-  float *m, *v;       /* SGD: m = momentum buffer; AdamW: first and second moments */
-  span *spans;        /* parameters (and padding) covering [0, numel), in order */
+  size_t numel;
+  float *m, *v;       /* SGD: m = momentum buffer; AdamW: first and second moments (packed) */
+  span *spans;        /* the shard's elements, parameter by parameter (with their padding) */
   int nspans;
   int64_t steps;
 };
 
-ch_status ch_optim_create(const ch_config *cfg, const ch_layout *layout, size_t offset,
-                          size_t numel, ch_optim **out) {
+ch_status ch_optim_create(const ch_config *cfg, const ch_layout *layout, const ch_shard *own,
+                          ch_optim **out) {
   ch_optim *o = calloc(1, sizeof *o);
   if (!o) return CH_FAIL(CH_ERR_NOMEM, "optimizer");
   o->type = cfg->optim.type;
@@ -33,26 +35,31 @@ ch_status ch_optim_create(const ch_config *cfg, const ch_layout *layout, size_t 
   o->beta1 = cfg->optim.beta1;
   o->beta2 = cfg->optim.beta2;
   o->eps = cfg->optim.eps;
-  o->offset = offset;
-  o->numel = numel;
-  size_t bytes = (numel ? numel : 1) * sizeof(float);
+  o->numel = own->numel;
+  size_t bytes = (o->numel ? o->numel : 1) * sizeof(float);
   o->m = ch_alloc_aligned(bytes);
   o->v = o->type == CH_OPTIM_ADAMW ? ch_alloc_aligned(bytes) : NULL;
   /* Each parameter's slot (its elements plus the alignment padding after it, which is zero
-   * and stays zero) clipped to this range. */
-  o->spans = calloc((size_t)layout->nparams, sizeof *o->spans);
+   * and stays zero) clipped to each segment. */
+  o->spans = calloc((size_t)layout->nparams * (size_t)own->nsegs + 1, sizeof *o->spans);
   if (!o->m || (o->type == CH_OPTIM_ADAMW && !o->v) || !o->spans) {
     ch_optim_destroy(o);
-    return CH_FAIL(CH_ERR_NOMEM, "optimizer state for %zu elements", numel);
+    return CH_FAIL(CH_ERR_NOMEM, "optimizer state for %zu elements", o->numel);
   }
-  for (int i = 0; i < layout->nparams; i++) {
-    size_t lo = layout->offsets[i];
-    size_t hi = i + 1 < layout->nparams ? layout->offsets[i + 1] : layout->numel;
-    if (lo < offset) lo = offset;
-    if (hi > offset + numel) hi = offset + numel;
-    if (lo >= hi) continue;
-    o->spans[o->nspans++] = (span){lo - offset, hi - offset, !layout->params[i].no_decay};
+  for (int s = 0; s < own->nsegs; s++) {
+    const ch_segment *g = &own->segs[s];
+    for (int i = 0; i < layout->nparams; i++) {
+      size_t lo = layout->offsets[i];
+      size_t hi = i + 1 < layout->nparams ? layout->offsets[i + 1] : layout->numel;
+      if (lo < g->offset) lo = g->offset;
+      if (hi > g->offset + g->numel) hi = g->offset + g->numel;
+      if (lo >= hi) continue;
+      o->spans[o->nspans++] =
+          (span){lo, g->local + (lo - g->offset), hi - lo, !layout->params[i].no_decay};
+    }
   }
+  memset(o->m, 0, bytes);
+  if (o->v) memset(o->v, 0, bytes);
   *out = o;
   return CH_OK;
 }
@@ -106,22 +113,22 @@ CH_VECTORIZE static void adamw_span(float *restrict p, const float *restrict g, 
   }
 }
 
-void ch_optim_step(ch_optim *o, float *params, const float *grads, double lr) {
+void ch_optim_step(ch_optim *o, float *params, ch_addr pa, const float *grads, ch_addr ga,
+                   double lr) {
   float flr = (float)lr;
   double t = (double)(o->steps + 1);
   float bc1 = (float)(1.0 - pow(o->beta1, t));
   float sqrt_bc2 = (float)sqrt(1.0 - pow(o->beta2, t));
   for (int s = 0; s < o->nspans; s++) {
     const span *sp = &o->spans[s];
-    float *p = params + sp->lo, *m = o->m + sp->lo;
-    const float *g = grads + sp->lo;
-    size_t n = sp->hi - sp->lo;
+    float *p = params + (pa == CH_ADDR_FLAT ? sp->flat : sp->local), *m = o->m + sp->local;
+    const float *g = grads + (ga == CH_ADDR_FLAT ? sp->flat : sp->local);
     float wd = sp->decay ? (float)o->weight_decay : 0.0f;
     if (o->type == CH_OPTIM_ADAMW)
-      adamw_span(p, g, m, o->v + sp->lo, n, 1.0f - flr * wd, (float)o->beta1, (float)o->beta2,
-                 flr / bc1, sqrt_bc2, (float)o->eps);
+      adamw_span(p, g, m, o->v + sp->local, sp->n, 1.0f - flr * wd, (float)o->beta1,
+                 (float)o->beta2, flr / bc1, sqrt_bc2, (float)o->eps);
     else
-      sgd_span(p, g, m, n, flr, wd, (float)o->momentum, o->steps == 0);
+      sgd_span(p, g, m, sp->n, flr, wd, (float)o->momentum, o->steps == 0);
   }
   o->steps++;
 }

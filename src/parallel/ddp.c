@@ -19,7 +19,7 @@ struct ch_ddp {
   bucket *buckets;
   int nbuckets;
   int *unit_bucket;      /* unit -> bucket */
-  ch_grad_hook hook;
+  ch_unit_hook hook;
   ch_ddp_stats stats;
 };
 
@@ -84,8 +84,7 @@ ch_status ch_ddp_create(const ch_group *g, const ch_layout *layout, float *grads
     }
   }
   d->stats.nbuckets = d->nbuckets;
-  d->hook.unit_ready = on_unit_ready;
-  d->hook.ctx = d;
+  d->hook = (ch_unit_hook){.grad_ready = on_unit_ready, .ctx = d};
   *out = d;
   return CH_OK;
 }
@@ -98,7 +97,7 @@ void ch_ddp_destroy(ch_ddp *d) {
   free(d);
 }
 
-const ch_grad_hook *ch_ddp_hook(ch_ddp *d) {
+const ch_unit_hook *ch_ddp_hook(ch_ddp *d) {
   d->stats.wait_seconds = d->stats.launch_seconds = 0;
   d->stats.bytes_reduced = 0;
   for (int i = 0; i < d->nbuckets; i++) {

@@ -85,20 +85,34 @@ void ch_layout_destroy(ch_layout *l) {
 }
 
 void ch_layout_init_params(const ch_layout *l, float *flat, uint64_t seed) {
-  memset(flat, 0, sizeof *flat * l->numel);
-  for (int i = 0; i < l->nparams; i++) {
-    const ch_param_spec *p = &l->params[i];
-    float *w = flat + l->offsets[i];
-    int64_t n = ch_param_numel(p);
-    uint64_t stream = ch_hash_str(p->name);
-    for (int64_t j = 0; j < n; j++) {
-      switch (p->init) {
-        case CH_INIT_ZEROS: w[j] = 0.0f; break;
-        case CH_INIT_ONES: w[j] = 1.0f; break;
-        case CH_INIT_UNIFORM:
-          w[j] = p->init_scale * (2.0f * ch_rng_uniform(seed, stream, (uint64_t)j) - 1.0f);
-          break;
-        case CH_INIT_NORMAL: w[j] = p->init_scale * ch_rng_normal(seed, stream, (uint64_t)j); break;
+  ch_segment all = {0, l->numel, 0};
+  ch_shard whole = {&all, 1, l->numel};
+  ch_layout_init_shard(l, &whole, CH_ADDR_FLAT, flat, seed);
+}
+
+void ch_layout_init_shard(const ch_layout *l, const ch_shard *own, ch_addr addr, float *buf,
+                          uint64_t seed) {
+  for (int s = 0; s < own->nsegs; s++) {
+    const ch_segment *g = &own->segs[s];
+    float *out = buf + ch_shard_at(g, addr); /* flat element e at out[e - g->offset] */
+    memset(out, 0, sizeof *out * g->numel);
+    for (int i = 0; i < l->nparams; i++) {
+      const ch_param_spec *p = &l->params[i];
+      int64_t n = ch_param_numel(p), off = (int64_t)l->offsets[i];
+      int64_t lo = (int64_t)g->offset - off, hi = lo + (int64_t)g->numel;
+      lo = lo < 0 ? 0 : lo;
+      hi = hi > n ? n : hi;
+      uint64_t stream = ch_hash_str(p->name);
+      for (int64_t j = lo; j < hi; j++) {
+        float *w = out + (off + j - (int64_t)g->offset); /* element j of the parameter */
+        switch (p->init) {
+          case CH_INIT_ZEROS: *w = 0.0f; break;
+          case CH_INIT_ONES: *w = 1.0f; break;
+          case CH_INIT_UNIFORM:
+            *w = p->init_scale * (2.0f * ch_rng_uniform(seed, stream, (uint64_t)j) - 1.0f);
+            break;
+          case CH_INIT_NORMAL: *w = p->init_scale * ch_rng_normal(seed, stream, (uint64_t)j); break;
+        }
       }
     }
   }
@@ -111,4 +125,27 @@ size_t ch_part_count(size_t total, int n, int r) {
 size_t ch_part_offset(size_t total, int n, int r) {
   size_t base = total / (size_t)n, rem = total % (size_t)n;
   return (size_t)r * base + ((size_t)r < rem ? (size_t)r : rem);
+}
+
+ch_status ch_shard_create(const ch_layout *l, int n, int r, int per_unit, ch_shard *out) {
+  int k = per_unit ? l->nunits : 1;
+  out->segs = calloc((size_t)k, sizeof *out->segs);
+  out->nsegs = k;
+  out->numel = 0;
+  if (!out->segs) return CH_FAIL(CH_ERR_NOMEM, "shard of %d segments", k);
+  for (int s = 0; s < k; s++) {
+    size_t base = per_unit ? l->units[s].offset : 0, total = per_unit ? l->units[s].numel : l->numel;
+    ch_segment *g = &out->segs[s];
+    g->offset = base + ch_part_offset(total, n, r);
+    g->numel = ch_part_count(total, n, r);
+    g->local = out->numel;
+    out->numel += g->numel;
+  }
+  return CH_OK;
+}
+
+void ch_shard_destroy(ch_shard *s) {
+  free(s->segs);
+  s->segs = NULL;
+  s->nsegs = 0;
 }

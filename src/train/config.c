@@ -33,14 +33,16 @@ typedef struct key_spec {
   double fmin, fmax;   /* float: range, ends excluded per `open` */
   int open;
   const char *help;
+  const char *aliases; /* enum: "alias=choice|..." accepted on input, stored as the choice */
 } key_spec;
 
 #define FIELD(f) offsetof(ch_config, f), sizeof(((ch_config *)0)->f)
-#define K_INT(k, f, d, lo, h) {k, KT_INT, FIELD(f), d, NULL, lo, INT64_MAX, 0, 0, 0, h}
-#define K_FLOAT(k, f, d, lo, hi, op, h) {k, KT_FLOAT, FIELD(f), d, NULL, 0, 0, lo, hi, op, h}
-#define K_BOOL(k, f, d, h) {k, KT_BOOL, FIELD(f), d, NULL, 0, 0, 0, 0, 0, h}
-#define K_ENUM(k, f, d, c, h) {k, KT_ENUM, FIELD(f), d, c, 0, 0, 0, 0, 0, h}
-#define K_STR(k, f, d, h) {k, KT_STRING, FIELD(f), d, NULL, 0, 0, 0, 0, 0, h}
+#define K_INT(k, f, d, lo, h) {k, KT_INT, FIELD(f), d, NULL, lo, INT64_MAX, 0, 0, 0, h, NULL}
+#define K_FLOAT(k, f, d, lo, hi, op, h) {k, KT_FLOAT, FIELD(f), d, NULL, 0, 0, lo, hi, op, h, NULL}
+#define K_BOOL(k, f, d, h) {k, KT_BOOL, FIELD(f), d, NULL, 0, 0, 0, 0, 0, h, NULL}
+#define K_ENUM(k, f, d, c, h) {k, KT_ENUM, FIELD(f), d, c, 0, 0, 0, 0, 0, h, NULL}
+#define K_ENUM_ALIAS(k, f, d, c, a, h) {k, KT_ENUM, FIELD(f), d, c, 0, 0, 0, 0, 0, h, a}
+#define K_STR(k, f, d, h) {k, KT_STRING, FIELD(f), d, NULL, 0, 0, 0, 0, 0, h, NULL}
 
 /* Keys of one section must be contiguous: the YAML dump opens each section once. */
 static const key_spec k_keys[] = {
@@ -75,12 +77,17 @@ static const key_spec k_keys[] = {
   K_INT("train.seed", train.seed, "1234", 0, "seed of initialisation and sampling"),
   K_INT("train.log_every", train.log_every, "10", 1, "log every N steps"),
   K_INT("train.eval_every", train.eval_every, "0", 0, "evaluate every N steps; 0 = at the end"),
-  K_ENUM("parallel.strategy", parallel.strategy, "ddp", "ddp", "data-parallel strategy"),
+  K_ENUM_ALIAS("parallel.strategy", parallel.strategy, "ddp", "ddp|zero1|zero2|zero3", "fsdp=zero3",
+               "data-parallel strategy: replicated (ddp) or ZeRO stage 1/2/3 sharded (fsdp = zero3)"),
   K_FLOAT("parallel.bucket_mb", parallel.bucket_mb, "25", 0, INFINITY, LO_OPEN,
           "DDP gradient bucket size, MiB"),
   K_FLOAT("parallel.first_bucket_mb", parallel.first_bucket_mb, "1", 0, INFINITY, LO_OPEN,
           "first bucket size, MiB (small: communication starts early)"),
   K_BOOL("parallel.overlap", parallel.overlap, "true", "allreduce buckets during backward"),
+  K_BOOL("parallel.reshard_after_forward", parallel.reshard_after_forward, "true",
+         "zero3: drop a unit's gathered parameters after its forward (gather again for backward)"),
+  K_INT("parallel.prefetch", parallel.prefetch, "1", 0,
+        "zero3: gather the next unit while the current one computes (0 = off)"),
   K_STR("run.dir", run.dir, "runs/default", "run directory: logs, checkpoints"),
   K_STR("run.resume", run.resume, "none",
         "none | auto (newest valid checkpoint, else start fresh) | PATH of a checkpoint file"),
@@ -220,6 +227,15 @@ static ch_status parse_bool(const key_spec *k, const char *v, const char *where,
 
 static ch_status parse_enum(const key_spec *k, const char *v, const char *where, kval *out) {
   size_t n = strlen(v);
+  for (const char *a = k->aliases; a && *a;) { /* "alias=choice|..." */
+    size_t len = strcspn(a, "="), end = strcspn(a, "|");
+    if (len == n && !strncmp(a, v, n)) {
+      char target[32];
+      snprintf(target, sizeof target, "%.*s", (int)(end - len - 1), a + len + 1);
+      return parse_enum(&(key_spec){.name = k->name, .choices = k->choices}, target, where, out);
+    }
+    a += end + (a[end] == '|');
+  }
   int idx = 0;
   for (const char *c = k->choices;; idx++) {
     const char *bar = strchr(c, '|');
@@ -578,4 +594,9 @@ ch_status ch_config_write(const ch_config *cfg, const char *path) {
   ch_status st = ch_write_file_atomic(path, text, strlen(text));
   free(text);
   return st;
+}
+
+const char *ch_strategy_name(int strategy) {
+  static const char *names[] = {"ddp", "zero1", "zero2", "zero3"};
+  return strategy >= 0 && strategy < 4 ? names[strategy] : "?";
 }

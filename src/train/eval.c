@@ -5,8 +5,9 @@
 #include "cohort/tensor.h"
 #include "train/train_internal.h"
 
-ch_status ch_train_evaluate(ch_model *m, const float *params, ch_source *val, const ch_group *g,
-                            float *xbuf, int32_t *ybuf, double *loss, double *acc) {
+ch_status ch_train_evaluate(ch_model *m, const float *params, const ch_unit_hook *hook,
+                            ch_source *val, const ch_group *g, float *xbuf, int32_t *ybuf,
+                            double *loss, double *acc) {
   int64_t n = ch_source_samples(val);
   int64_t first = (int64_t)ch_part_offset((size_t)n, g->size, g->rank);
   int64_t mine = (int64_t)ch_part_count((size_t)n, g->size, g->rank);
@@ -22,13 +23,11 @@ ch_status ch_train_evaluate(ch_model *m, const float *params, ch_source *val, co
     cnt = cnt < 0 ? 0 : (cnt > chunk ? chunk : cnt);
     for (int64_t i = 0; i < cnt; i++) rows[i] = first + lo + i;
     CH_CHECK_GOTO(ch_source_read(val, rows, cnt, xbuf, ybuf), st, done);
-    if (cnt > 0) {
-      double l;
-      int64_t correct = 0;
-      CH_CHECK_GOTO(ch_model_eval(m, params, xbuf, ybuf, (int)cnt, &l, &correct), st, done);
-      sums[0] += l;
-      sums[1] += (double)correct;
-    }
+    double l;
+    int64_t correct = 0;
+    CH_CHECK_GOTO(ch_model_eval(m, params, xbuf, ybuf, (int)cnt, hook, &l, &correct), st, done);
+    sums[0] += l;
+    sums[1] += (double)correct;
   }
   CH_CHECK_GOTO(ch_comm_allreduce(g, sums, 2, CH_F64, CH_SUM, NULL), st, done);
   double targets = (double)n * (double)ch_model_targets(m);

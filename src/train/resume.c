@@ -1,7 +1,8 @@
 /* The trainer's side of checkpoints: what state a checkpoint holds (parameters, optimizer
  * moments, step, sampler position, the partial log interval), choosing one to resume from, and
- * the metrics file of a resumed run. Under DDP every rank holds everything, so each writes and
- * reads a 1/N slice of the flat layout and the slices are then allgathered. */
+ * the metrics file of a resumed run. Each rank writes and reads the shard the strategy gives it
+ * (under DDP a 1/N slice of the flat layout, allgathered after a load; under ZeRO its part of
+ * every unit), so files do not depend on the strategy or world size that wrote them. */
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -16,19 +17,14 @@
 #include "train/train_internal.h"
 
 /* Parameters and optimizer states as checkpoint buffers; returns the count. */
-static int buffers(ch_trainer *t, ch_ckpt_buffer *bufs) {
-  int n = 0;
-  bufs[n++] = (ch_ckpt_buffer){NULL, t->params, 0};
-  for (int i = 0; i < ch_optim_nstates(t->optim); i++)
-    bufs[n++] = (ch_ckpt_buffer){ch_optim_state_name(t->optim, i), ch_optim_state(t->optim, i), 0};
+static int buffers(ch_trainer *t, ch_ckpt_buffer *bufs, const ch_shard **own) {
+  float *data[3];
+  ch_addr addr[3];
+  int n = ch_dp_state_buffers(t->dp, data, addr, own);
+  ch_optim *o = ch_dp_optim(t->dp);
+  for (int i = 0; i < n; i++)
+    bufs[i] = (ch_ckpt_buffer){i ? ch_optim_state_name(o, i - 1) : NULL, data[i], addr[i]};
   return n;
-}
-
-/* This rank's slice [lo, hi) of the flat layout: what it writes and reads. */
-static void my_range(const ch_trainer *t, size_t *lo, size_t *hi) {
-  size_t n = t->layout->numel;
-  *lo = ch_part_offset(n, t->g->size, t->g->rank);
-  *hi = *lo + ch_part_count(n, t->g->size, t->g->rank);
 }
 
 ch_status ch_trainer_reduce_losses(ch_trainer *t) {
@@ -42,13 +38,14 @@ ch_status ch_trainer_reduce_losses(ch_trainer *t) {
 ch_status ch_trainer_checkpoint(ch_trainer *t, char *path, size_t size) {
   const ch_config *c = t->cfg;
   CH_CHECK(ch_trainer_reduce_losses(t));
-  ch_ckpt_buffer bufs[4];
-  int nbufs = buffers(t, bufs);
+  ch_ckpt_buffer bufs[3];
+  const ch_shard *own;
+  int nbufs = buffers(t, bufs, &own);
   ch_ckpt_meta m = {.step = t->step, .samples = t->position, .seed = c->train.seed,
-                    .optim_steps = ch_optim_steps(t->optim), .world_size = t->g->size,
+                    .optim_steps = ch_optim_steps(ch_dp_optim(t->dp)), .world_size = t->g->size,
                     .interval_losses = t->losses, .n_interval_losses = t->n_losses};
   m.epoch = (double)t->position / (double)ch_source_samples(t->train);
-  snprintf(m.strategy, sizeof m.strategy, "ddp");
+  snprintf(m.strategy, sizeof m.strategy, "%s", ch_strategy_name(c->parallel.strategy));
   snprintf(m.version, sizeof m.version, "%s", COHORT_VERSION);
   time_t now = time(NULL);
   struct tm tm;
@@ -59,10 +56,8 @@ ch_status ch_trainer_checkpoint(ch_trainer *t, char *path, size_t size) {
   ch_ckpt_dir(c, dir, sizeof dir);
   ch_ckpt_policy policy = {c->run.checkpoint.keep_last, c->run.checkpoint.keep_every};
   size_t n = t->layout->numel;
-  size_t lo, hi;
-  my_range(t, &lo, &hi);
   double t0 = ch_time();
-  ch_status st = ch_ckpt_save(t->g, dir, &policy, t->layout, bufs, nbufs, lo, hi, &m, path, size);
+  ch_status st = ch_ckpt_save(t->g, dir, &policy, t->layout, bufs, nbufs, own, &m, path, size);
   free(m.config);
   CH_CHECK(st);
   double bytes = (double)nbufs * (double)n * sizeof(float);
@@ -73,15 +68,12 @@ ch_status ch_trainer_checkpoint(ch_trainer *t, char *path, size_t size) {
 
 /* Reads `path` into the trainer; on success the state is the checkpoint's on every rank. */
 static ch_status load(ch_trainer *t, const char *path) {
-  ch_ckpt_buffer bufs[4];
-  int nbufs = buffers(t, bufs);
-  size_t n = t->layout->numel;
-  size_t lo, hi;
-  my_range(t, &lo, &hi);
+  ch_ckpt_buffer bufs[3];
+  const ch_shard *own;
+  int nbufs = buffers(t, bufs, &own);
   ch_ckpt_meta m;
-  CH_CHECK(ch_ckpt_read(t->g, path, t->layout, bufs, nbufs, lo, hi, &m));
-  for (int b = 0; b < nbufs; b++)
-    CH_CHECK(ch_comm_allgather(t->g, bufs[b].data + lo, bufs[b].data, n, CH_F32, NULL));
+  CH_CHECK(ch_ckpt_read(t->g, path, t->layout, bufs, nbufs, own, &m));
+  CH_CHECK(ch_dp_loaded(t->dp));
   ch_status st = CH_OK;
   if (m.n_interval_losses > t->cfg->train.log_every) {
     st = CH_FAIL(CH_ERR_CONFIG, "%s holds %d steps of an unfinished log interval but "
@@ -99,7 +91,7 @@ static ch_status load(ch_trainer *t, const char *path) {
   }
   t->step = m.step;
   t->position = m.samples;
-  ch_optim_set_steps(t->optim, m.optim_steps);
+  ch_optim_set_steps(ch_dp_optim(t->dp), m.optim_steps);
   if (m.n_interval_losses > 0)
     memcpy(t->losses, m.interval_losses, sizeof(double) * (size_t)m.n_interval_losses);
   t->n_losses = t->n_global = m.n_interval_losses;
@@ -155,10 +147,7 @@ ch_status ch_trainer_resume(ch_trainer *t, int *resumed) {
   /* A skipped file may have overwritten part of the state: go back to the initial one. */
   CH_WARN("run.resume=auto: none of the %d checkpoints in %s is readable; starting fresh",
           (int)count, dir);
-  ch_layout_init_params(t->layout, t->params, (uint64_t)t->cfg->train.seed);
-  for (int i = 0; i < ch_optim_nstates(t->optim); i++)
-    memset(ch_optim_state(t->optim, i), 0, t->layout->numel * sizeof(float));
-  ch_optim_set_steps(t->optim, 0);
+  ch_dp_reset(t->dp, (uint64_t)t->cfg->train.seed);
   return CH_OK;
 }
 

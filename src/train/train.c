@@ -1,10 +1,11 @@
-/* The training loop (DDP). One optimizer step:
+/* The training loop, the same for every data-parallel strategy. One optimizer step:
  *   1. the sampler gives this rank its part of the global batch (positions step*B ..);
  *   2. the rows are read from HDF5 (hyperslabs) and split into micro-batches;
- *   3. each micro-batch runs forward/backward of (1/B) * sum of losses, accumulating gradients;
- *      only the last one passes the DDP hook, so accumulation needs no communication;
- *   4. DDP sums gradients over ranks: the result is the gradient of the mean loss over the
- *      GLOBAL batch whatever the rank count, even when ranks hold unequal parts;
+ *   3. each micro-batch runs forward/backward of (1/B) * sum of losses, accumulating gradients,
+ *      with the strategy's hook (ch_dp: DDP allreduces only on the last micro-step);
+ *   4. gradients are summed over ranks (each rank's owned part under ZeRO): the result is the
+ *      gradient of the mean loss over the GLOBAL batch whatever the rank count, even when
+ *      ranks hold unequal parts;
  *   5. clip by global norm, learning rate from the schedule, optimizer update. */
 #include <math.h>
 #include <signal.h>
@@ -61,22 +62,14 @@ static ch_status setup(trainer *t, const ch_config *cfg, const ch_group *g) {
   t->layout = ch_model_layout(t->model);
   t->features = ch_model_sample_floats(t->model);
   t->ints = ch_model_sample_ints(t->model);
-  t->params = ch_alloc_aligned(t->layout->numel * sizeof(float));
-  t->grads = ch_alloc_aligned(t->layout->numel * sizeof(float));
   size_t xrows = (size_t)(t->local_max > max_batch ? t->local_max : max_batch);
   t->x = malloc(sizeof *t->x * (xrows * (size_t)t->features + 1));
   t->y = malloc(sizeof *t->y * xrows * (size_t)t->ints);
   t->rows = malloc(sizeof *t->rows * xrows);
   t->losses = calloc((size_t)cfg->train.log_every, sizeof *t->losses);
-  if (!t->params || !t->grads || !t->x || !t->y || !t->rows || !t->losses)
-    return CH_FAIL(CH_ERR_NOMEM, "training buffers");
-  ch_layout_init_params(t->layout, t->params, (uint64_t)cfg->train.seed);
-  /* Init is a pure function of the seed, so replicas agree already; the broadcast makes that
-   * an invariant rather than an assumption (as torch DDP does at construction). */
-  CH_CHECK(ch_comm_broadcast(g, t->params, t->layout->numel, CH_F32, 0, NULL));
-  CH_CHECK(ch_optim_create(cfg, t->layout, 0, t->layout->numel, &t->optim));
-  CH_CHECK(ch_ddp_create(g, t->layout, t->grads, cfg->parallel.bucket_mb,
-                         cfg->parallel.first_bucket_mb, cfg->parallel.overlap, &t->ddp));
+  if (!t->x || !t->y || !t->rows || !t->losses) return CH_FAIL(CH_ERR_NOMEM, "training buffers");
+  CH_CHECK(ch_dp_create(cfg, g, t->layout, &t->dp));
+  CH_CHECK(ch_dp_init_params(t->dp, (uint64_t)cfg->train.seed));
   int resumed = 0;
   CH_CHECK(ch_trainer_resume(t, &resumed));
   if (g->rank == 0) {
@@ -88,7 +81,6 @@ static ch_status setup(trainer *t, const ch_config *cfg, const ch_group *g) {
   CH_CHECK(ch_trainer_open_metrics(t, resumed));
   size_t nparams = 0;
   for (int i = 0; i < t->layout->nparams; i++) nparams += (size_t)ch_param_numel(&t->layout->params[i]);
-  ch_ddp_stats ds = ch_ddp_get_stats(t->ddp);
   char train_desc[160], val_desc[160];
   ch_source_describe(t->train, train_desc, sizeof train_desc);
   ch_source_describe(t->val, val_desc, sizeof val_desc);
@@ -96,25 +88,20 @@ static ch_status setup(trainer *t, const ch_config *cfg, const ch_group *g) {
           ch_model_name(t->model), nparams, t->layout->nunits,
           (double)ch_model_activation_bytes(t->model) / 1048576.0, ch_model_max_batch(t->model));
   CH_INFO("data %s: train %s; val %s", cfg->data.path, train_desc, val_desc);
-  CH_INFO("%d rank%s, strategy ddp (%d bucket%s, overlap %s); global batch %lld = up to %lld "
-          "per rank x %lld micro-step%s of %lld",
-          g->size, g->size == 1 ? "" : "s", ds.nbuckets, ds.nbuckets == 1 ? "" : "s",
-          cfg->parallel.overlap ? "on" : "off", (long long)cfg->train.batch_size,
-          (long long)t->local_max, (long long)t->accum, t->accum == 1 ? "" : "s",
-          (long long)t->micro);
+  CH_INFO("%d rank%s, strategy %s; global batch %lld = up to %lld per rank x %lld micro-step%s "
+          "of %lld", g->size, g->size == 1 ? "" : "s", ch_strategy_name(cfg->parallel.strategy),
+          (long long)cfg->train.batch_size, (long long)t->local_max, (long long)t->accum,
+          t->accum == 1 ? "" : "s", (long long)t->micro);
   return CH_OK;
 }
 
 static void teardown(trainer *t) {
   if (t->metrics) fclose(t->metrics);
-  ch_ddp_destroy(t->ddp);
-  ch_optim_destroy(t->optim);
+  ch_dp_destroy(t->dp);
   ch_model_destroy(t->model);
   ch_sampler_destroy(&t->sampler);
   ch_source_close(t->val);
   ch_source_close(t->train);
-  ch_free_aligned(t->params);
-  ch_free_aligned(t->grads);
   free(t->x);
   free(t->y);
   free(t->rows);
@@ -122,24 +109,25 @@ static void teardown(trainer *t) {
 }
 
 /* Forward/backward over this rank's part of the global batch at the sampler's position, then
- * the DDP gradient sum. Returns this rank's summed loss in *loss_sum. */
+ * the gradient sum over ranks. Returns this rank's summed loss in *loss_sum. */
 static ch_status compute_gradients(trainer *t, double *loss_sum) {
   int64_t batch = t->cfg->train.batch_size;
   int64_t mine = ch_sampler_batch(&t->sampler, t->position, batch, t->g->size, t->g->rank, t->rows);
   CH_CHECK(ch_source_read(t->train, t->rows, mine, t->x, t->y));
-  memset(t->grads, 0, t->layout->numel * sizeof(float));
   /* The mean over every target of the global batch (tokens, for the GPT). */
   float scale = (float)(1.0 / ((double)batch * (double)ch_model_targets(t->model)));
   for (int64_t i = 0; i < t->accum; i++) {
     int64_t lo = i * t->micro, cnt = mine - lo;
     cnt = cnt < 0 ? 0 : (cnt > t->micro ? t->micro : cnt);
-    const ch_grad_hook *hook = (i == t->accum - 1) ? ch_ddp_hook(t->ddp) : NULL;
+    const ch_unit_hook *hook;
+    CH_CHECK(ch_dp_begin_micro(t->dp, (int)i, (int)t->accum, &hook));
     double l = 0.0;
-    CH_CHECK(ch_model_train_step(t->model, t->params, t->grads, t->x + lo * t->features,
-                                 t->y + lo * t->ints, (int)cnt, scale, hook, &l));
+    CH_CHECK(ch_model_train_step(t->model, ch_dp_params(t->dp), ch_dp_grads(t->dp),
+                                 t->x + lo * t->features, t->y + lo * t->ints, (int)cnt, scale,
+                                 hook, &l));
     *loss_sum += l;
   }
-  return ch_ddp_finish(t->ddp);
+  return ch_dp_reduce(t->dp);
 }
 
 /* Prints and records the progress line for the steps since the last one. */
@@ -157,8 +145,8 @@ static ch_status log_progress(trainer *t, double lr, double norm, int do_eval, d
   p.samples_per_s = (double)(t->n_losses * batch) / elapsed;
   p.eta_seconds = (double)(steps - t->step) * (ch_time() - t_start) / (double)(t->step - first_step);
   if (do_eval && ch_source_samples(t->val) > 0)
-    CH_CHECK(ch_train_evaluate(t->model, t->params, t->val, t->g, t->x, t->y, &p.val_loss,
-                               &p.val_acc));
+    CH_CHECK(ch_train_evaluate(t->model, ch_dp_params(t->dp), ch_dp_eval_hook(t->dp), t->val,
+                               t->g, t->x, t->y, &p.val_loss, &p.val_acc));
   if (t->g->rank == 0) {
     ch_progress_print(&p);
     ch_progress_write_json(t->metrics, &p);
@@ -192,11 +180,11 @@ static ch_status run_loop(trainer *t, ch_train_result *res) {
     CH_CHECK(start_stop_vote(t, &vote, &vote_req));
     double loss = 0.0;
     CH_CHECK(compute_gradients(t, &loss));
-    res->ddp_wait_seconds += ch_ddp_get_stats(t->ddp).wait_seconds;
     double norm;
-    CH_CHECK(ch_clip_grad_norm(t->grads, t->layout->numel, c->optim.grad_clip, NULL, &norm));
+    CH_CHECK(ch_dp_clip(t->dp, c->optim.grad_clip, &norm));
     double lr = ch_lr_at(c, t->step);
-    ch_optim_step(t->optim, t->params, t->grads, lr);
+    CH_CHECK(ch_dp_update(t->dp, lr));
+    res->comm_exposed_seconds += ch_dp_get_stats(t->dp).exposed_seconds;
     t->losses[t->n_losses++] = loss;
     t->step++;
     t->position += batch;
@@ -224,7 +212,9 @@ static ch_status run_loop(trainer *t, ch_train_result *res) {
   res->steps = t->step - first_step;
   res->seconds = ch_time() - t_start;
   res->samples_per_s = res->steps > 0 ? (double)(res->steps * batch) / res->seconds : 0.0;
-  res->ddp = ch_ddp_get_stats(t->ddp);
+  res->comm = ch_dp_get_stats(t->dp);
+  res->memory = ch_dp_get_memory(t->dp);
+  res->activation_bytes = ch_model_activation_bytes(t->model);
   return CH_OK;
 }
 
@@ -244,8 +234,8 @@ ch_status ch_train_run(const ch_config *cfg, const ch_group *dp, int keep_params
       st = CH_FAIL(CH_ERR_NOMEM, "copy of the parameters");
       goto done;
     }
-    memcpy(res->params, t.params, sizeof(float) * t.layout->numel);
     res->numel = t.layout->numel;
+    CH_CHECK_GOTO(ch_dp_full_params(t.dp, res->params), st, done);
   }
   res->step = t.step;
   res->features = ch_source_features(t.train);

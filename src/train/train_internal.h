@@ -32,9 +32,7 @@ typedef struct ch_trainer {
   int64_t step;        /* optimizer steps completed */
   ch_model *model;
   const ch_layout *layout;
-  ch_optim *optim;
-  ch_ddp *ddp;
-  float *params, *grads;
+  ch_dp *dp;           /* parameters, gradients, optimizer: the data-parallel strategy */
   int64_t local_max;   /* rows of the largest rank part of a global batch */
   int64_t micro;       /* rows per micro-batch */
   int64_t accum;       /* micro-batches per optimizer step */
@@ -69,10 +67,12 @@ ch_status ch_trainer_checkpoint(ch_trainer *t, char *path, size_t size);
 ch_status ch_trainer_open_metrics(ch_trainer *t, int resumed);
 
 /* Validation over the whole split: each rank evaluates its contiguous part in chunks of the
- * model's max batch; results are summed over the group. Loss and accuracy are per target
+ * model's max batch (every rank the same number of chunks, some empty, so that `hook`'s
+ * collectives match); results are summed over the group. Loss and accuracy are per target
  * (per token for the GPT). */
-ch_status ch_train_evaluate(ch_model *m, const float *params, ch_source *val, const ch_group *g,
-                            float *xbuf, int32_t *ybuf, double *loss, double *acc);
+ch_status ch_train_evaluate(ch_model *m, const float *params, const ch_unit_hook *hook,
+                            ch_source *val, const ch_group *g, float *xbuf, int32_t *ybuf,
+                            double *loss, double *acc);
 
 /* One logged step, as printed and as written to metrics.jsonl. val_* are NaN when not
  * evaluated at this step. */

@@ -15,6 +15,9 @@
 #include "cohort/cohort.h"
 #include "testlib.h"
 
+/* The one-segment shard [lo, hi) (a compound literal: valid for the enclosing call). */
+#define SHARD(lo, hi) (&(ch_shard){&(ch_segment){(lo), (hi) - (lo), 0}, 1, (hi) - (lo)})
+
 static ch_group g;
 static char dir[512];
 
@@ -59,9 +62,9 @@ static ch_status read_reversed(const ch_layout *l, const char *path, float **wan
   for (int b = 0; b < 3; b++) {
     got[b] = malloc(l->numel * sizeof(float));
     for (size_t i = 0; i < l->numel; i++) got[b][i] = -7.0f; /* must be overwritten */
-    bufs[b] = (ch_ckpt_buffer){kinds[b], got[b], 0};
+    bufs[b] = (ch_ckpt_buffer){kinds[b], got[b], CH_ADDR_FLAT};
   }
-  ch_status st = ch_ckpt_read(&g, path, l, bufs, 3, lo, hi, m);
+  ch_status st = ch_ckpt_read(&g, path, l, bufs, 3, SHARD(lo, hi), m);
   if (st == CH_OK && want)
     for (int b = 0; b < 3; b++)
       CHT_ASSERT(!memcmp(got[b] + lo, want[b] + lo, (hi - lo) * sizeof(float)),
@@ -121,7 +124,7 @@ int main(int argc, char **argv) {
   ch_layout l;
   CHT_OK(ch_layout_create(k_specs, NSPECS, &l));
   float *want[3] = {make_buffer(&l, 1), make_buffer(&l, 2), make_buffer(&l, 3)};
-  ch_ckpt_buffer bufs[3] = {{NULL, want[0], 0}, {"exp_avg", want[1], 0}, {"exp_avg_sq", want[2], 0}};
+  ch_ckpt_buffer bufs[3] = {{NULL, want[0], CH_ADDR_FLAT}, {"exp_avg", want[1], CH_ADDR_FLAT}, {"exp_avg_sq", want[2], CH_ADDR_FLAT}};
   double losses[3] = {1.5, 2.25, 3.125};
   ch_ckpt_policy keep = {2, 3};
   size_t lo, hi;
@@ -131,7 +134,7 @@ int main(int argc, char **argv) {
   ch_ckpt_io_stats before = ch_ckpt_get_io_stats();
   char path[600];
   ch_ckpt_meta m = make_meta(1, losses);
-  CHT_OK(ch_ckpt_save(&g, dir, &keep, &l, bufs, 3, lo, hi, &m, path, sizeof path));
+  CHT_OK(ch_ckpt_save(&g, dir, &keep, &l, bufs, 3, SHARD(lo, hi), &m, path, sizeof path));
   ch_ckpt_meta r;
   CHT_OK(read_reversed(&l, path, want, &r));
   CHT_ASSERT(r.step == 1 && r.samples == 64 && r.epoch == 0.5 && r.seed == 7 && r.optim_steps == 1 &&
@@ -147,7 +150,7 @@ int main(int argc, char **argv) {
   /* Retention: keep_last 2 plus multiples of 3. */
   for (int64_t s = 2; s <= 7; s++) {
     m = make_meta(s, losses);
-    CHT_OK(ch_ckpt_save(&g, dir, &keep, &l, bufs, 3, lo, hi, &m, path, sizeof path));
+    CHT_OK(ch_ckpt_save(&g, dir, &keep, &l, bufs, 3, SHARD(lo, hi), &m, path, sizeof path));
   }
   char **paths;
   int n;
@@ -190,9 +193,9 @@ int main(int argc, char **argv) {
   ch_layout l2;
   CHT_OK(ch_layout_create(other, NSPECS, &l2));
   float *big[3] = {make_buffer(&l2, 1), make_buffer(&l2, 2), make_buffer(&l2, 3)};
-  ch_ckpt_buffer bufs2[3] = {{NULL, big[0], 0}, {"exp_avg", big[1], 0}, {"exp_avg_sq", big[2], 0}};
+  ch_ckpt_buffer bufs2[3] = {{NULL, big[0], CH_ADDR_FLAT}, {"exp_avg", big[1], CH_ADDR_FLAT}, {"exp_avg_sq", big[2], CH_ADDR_FLAT}};
   size_t lo2 = ch_part_offset(l2.numel, g.size, g.rank), hi2 = lo2 + ch_part_count(l2.numel, g.size, g.rank);
-  expect_fail(ch_ckpt_read(&g, good, &l2, bufs2, 3, lo2, hi2, &r), CH_ERR_FORMAT, "/model/head.w has shape [10, 37]");
+  expect_fail(ch_ckpt_read(&g, good, &l2, bufs2, 3, SHARD(lo2, hi2), &r), CH_ERR_FORMAT, "/model/head.w has shape [10, 37]");
 
   /* A foreign HDF5 file. */
   if (g.rank == 0) {
@@ -211,7 +214,7 @@ int main(int argc, char **argv) {
   /* A directory that cannot be created (its parent is a file). */
   char blocked[700];
   snprintf(blocked, sizeof blocked, "%s/latest/sub", dir);
-  expect_fail(ch_ckpt_save(&g, blocked, &keep, &l, bufs, 3, lo, hi, &m, path, sizeof path), CH_ERR_IO,
+  expect_fail(ch_ckpt_save(&g, blocked, &keep, &l, bufs, 3, SHARD(lo, hi), &m, path, sizeof path), CH_ERR_IO,
               "latest");
 
   ch_comm_barrier(&g, NULL);

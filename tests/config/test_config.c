@@ -112,6 +112,14 @@ static void test_overrides(void) {
   CHT_OK(ch_config_set(&c, "train.seed=+5", NULL));
   CHT_OK(ch_config_set(&c, "optim.lr=3e-4  # a comment", NULL));
   CHT_ASSERT(c.train.seed == 5 && c.optim.lr == 3e-4, "signed int, comment dropped");
+  /* fsdp is accepted as zero3 and written back as zero3. */
+  CHT_OK(ch_config_set(&c, "parallel.strategy=fsdp", NULL));
+  CHT_ASSERT(c.parallel.strategy == CH_STRATEGY_ZERO3, "fsdp -> %d", c.parallel.strategy);
+  char *dump = ch_config_to_yaml(&c);
+  CHT_ASSERT(dump && strstr(dump, "strategy: zero3"), "dump: %s", dump ? dump : "(null)");
+  free(dump);
+  CHT_OK(ch_config_set(&c, "parallel.strategy=zero1", NULL));
+  CHT_ASSERT(c.parallel.strategy == CH_STRATEGY_ZERO1, "zero1 -> %d", c.parallel.strategy);
   CHT_OK(ch_config_set(&c, "train.steps=9223372036854775807", NULL));
   CHT_ASSERT(c.train.steps == INT64_MAX, "int64 max");
 
@@ -145,7 +153,7 @@ static void test_overrides(void) {
     {"train.batch_size=1e3", "train.batch_size: expected an integer, got '1e3'"},
     {"model.type=cnn", "override 'model.type=cnn': model.type: 'cnn' is not one of mlp|gpt"},
     {"model.type=MLP", "model.type: 'MLP' is not one of mlp|gpt"},
-    {"parallel.strategy=zero3", "parallel.strategy: 'zero3' is not one of ddp"},
+    {"parallel.strategy=zero4", "parallel.strategy: 'zero4' is not one of ddp|zero1|zero2|zero3"},
     {"parallel.overlap=maybe", "parallel.overlap: expected true or false"},
     {"run.dir=\"\"", "run.dir: must not be empty"},
     /* cross-key rules name the override that broke them */
@@ -259,7 +267,7 @@ static void test_round_trip(void) {
     const char *hash = strstr(p + 1, "  # ");
     leaves += hash && (!end || hash < end);
   }
-  CHT_ASSERT(leaves == 47, "expected 47 keys in the dump, found %d:\n%s", leaves, y);
+  CHT_ASSERT(leaves == 49, "expected 49 keys in the dump, found %d:\n%s", leaves, y);
   /* floats always carry a '.', so that YAML 1.1 readers (PyYAML) also see floats */
   CHT_ASSERT(strstr(y, "\n  lr: 0.001 ") && strstr(y, "\n  eps: 1.0e-08 ") &&
                  strstr(y, "\n  bucket_mb: 25.0 ") && strstr(y, "\n  overlap: true ") &&

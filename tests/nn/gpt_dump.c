@@ -87,14 +87,16 @@ int main(int argc, char **argv) {
   CHT_OK(ch_group_create(rt->world, &g));
   char ckdir[1024], path[1200];
   snprintf(ckdir, sizeof ckdir, "%s/ckpt", dir);
-  ch_ckpt_buffer buf = {.kind = NULL, .data = params, .base = 0};
+  ch_ckpt_buffer buf = {.kind = NULL, .data = params, .addr = CH_ADDR_FLAT};
+  ch_segment all;
+  ch_shard whole = ch_shard_range(&all, 0, n);
   ch_ckpt_meta meta = {.seed = (int64_t)seed, .world_size = 1};
   snprintf(meta.strategy, sizeof meta.strategy, "ddp");
   snprintf(meta.version, sizeof meta.version, "test");
   snprintf(meta.created, sizeof meta.created, "1970-01-01T00:00:00Z");
   meta.config = ch_config_to_yaml(&cfg);
   ch_ckpt_policy keep = {1, 0};
-  CHT_OK(ch_ckpt_save(&g, ckdir, &keep, l, &buf, 1, 0, n, &meta, path, sizeof path));
+  CHT_OK(ch_ckpt_save(&g, ckdir, &keep, l, &buf, 1, &whole, &meta, path, sizeof path));
   free(meta.config);
 
   const float *logits;
@@ -114,13 +116,13 @@ int main(int argc, char **argv) {
   h5d_write_tensors(f, "grads", l, grads);
 
   ch_optim *o;
-  CHT_OK(ch_optim_create(&cfg, l, 0, n, &o));
+  CHT_OK(ch_optim_create(&cfg, l, &whole, &o));
   for (int s = 0; s < steps; s++) {
     memset(grads, 0, n * sizeof(float));
     CHT_OK(ch_model_train_step(m, params, grads, NULL, tokens + per_batch * (size_t)(s + 1), B,
                                scale, NULL, &loss_sum));
     losses[s] = loss_sum / ((double)B * T);
-    ch_optim_step(o, params, grads, cfg.optim.lr);
+    ch_optim_step(o, params, CH_ADDR_FLAT, grads, CH_ADDR_FLAT, cfg.optim.lr);
   }
   hsize_t td[3] = {(hsize_t)steps + 1, (hsize_t)B, (hsize_t)T + 1}, sd[1] = {(hsize_t)steps};
   h5d_write_array(f, "tokens", H5T_NATIVE_INT32, 3, td, tokens);

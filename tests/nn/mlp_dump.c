@@ -112,14 +112,16 @@ int main(int argc, char **argv) {
 
   if (optim) {
     ch_optim *o;
-    CHT_OK(ch_optim_create(&cfg, l, 0, l->numel, &o));
+    ch_segment all;
+    ch_shard whole = ch_shard_range(&all, 0, l->numel);
+    CHT_OK(ch_optim_create(&cfg, l, &whole, &o));
     double *losses = malloc(sizeof *losses * (size_t)steps);
     CHT_ASSERT(losses, "out of memory");
     for (int s = 0; s < steps; s++) {
       memset(grads, 0, l->numel * sizeof(float));
       CHT_OK(ch_model_train_step(m, params, grads, x, y, batch, scale, NULL, &loss_sum));
       losses[s] = loss_sum / batch;
-      ch_optim_step(o, params, grads, cfg.optim.lr);
+      ch_optim_step(o, params, CH_ADDR_FLAT, grads, CH_ADDR_FLAT, cfg.optim.lr);
     }
     CHT_ASSERT(ch_optim_steps(o) == steps, "optimizer counted %lld steps, took %d",
                (long long)ch_optim_steps(o), steps);

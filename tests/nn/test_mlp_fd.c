@@ -99,7 +99,7 @@ static float *params_new(const ch_layout *l, uint64_t seed) {
 static double loss_at(net *n, const float *params) {
   double loss;
   int64_t correct = 0;
-  CHT_OK(ch_model_eval(n->m, params, n->x, n->y, BATCH, &loss, &correct));
+  CHT_OK(ch_model_eval(n->m, params, n->x, n->y, BATCH, NULL, &loss, &correct));
   return loss;
 }
 
@@ -260,7 +260,7 @@ static void test_contract(int activation) {
 
   /* One call from zero, with the hook: reverse order, each unit final when announced. */
   hook_log h = {.l = l, .grads = g1, .snap = snap};
-  ch_grad_hook hook = {record_unit, &h};
+  ch_unit_hook hook = {.grad_ready = record_unit, .ctx = &h};
   CHT_OK(ch_model_train_step(n.m, p, g1, n.x, n.y, BATCH, 1.0f, &hook, &loss1));
   check_reverse_order(&h, l->nunits, act);
   for (int u = 0; u < l->nunits; u++) {

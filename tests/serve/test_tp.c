@@ -59,7 +59,7 @@ static void make(setup *s, const ch_config *cfg, int64_t features, int64_t class
 
   /* The same slices through a checkpoint. */
   char path[512];
-  ch_ckpt_buffer buf = {NULL, s->full, 0};
+  ch_ckpt_buffer buf = {NULL, s->full, CH_ADDR_FLAT};
   ch_ckpt_meta meta = {.world_size = g->size};
   snprintf(meta.strategy, sizeof meta.strategy, "ddp");
   snprintf(meta.version, sizeof meta.version, "test");
@@ -68,7 +68,9 @@ static void make(setup *s, const ch_config *cfg, int64_t features, int64_t class
   ch_ckpt_policy keep = {1, 0};
   size_t lo = ch_part_offset(l->numel, g->size, g->rank);
   size_t hi = lo + ch_part_count(l->numel, g->size, g->rank);
-  CHT_OK(ch_ckpt_save(g, dir, &keep, l, &buf, 1, lo, hi, &meta, path, sizeof path));
+  ch_segment seg;
+  ch_shard mine = ch_shard_range(&seg, lo, hi);
+  CHT_OK(ch_ckpt_save(g, dir, &keep, l, &buf, 1, &mine, &meta, path, sizeof path));
   free(meta.config);
   ch_config cfg2;
   ch_model *m2;
