@@ -104,6 +104,19 @@ ch_status ch_dp_full_params(ch_dp *d, float *out);
 ch_dp_stats ch_dp_get_stats(const ch_dp *d);
 ch_dp_memory ch_dp_get_memory(const ch_dp *d);
 
+/* ---- Estimates without running (src/parallel/estimate.c) ---------------------------------
+ * What ch_dp would hold and send for layout `l` under `strategy` on `ranks` ranks with
+ * `accum` micro-steps per optimizer step and cfg's optimizer (its state count) and parallel.*
+ * settings. memory.params/grads/optim are exact for rank 0 (the largest shard); memory.comm is
+ * an upper bound of the measured peak; bytes_per_step is per rank as a ring sends it, an upper
+ * bound for zero3 (it assumes every unit is gathered again for backward). */
+typedef struct ch_dp_estimate {
+  ch_dp_memory memory;
+  size_t bytes_per_step;
+} ch_dp_estimate;
+ch_status ch_dp_estimate_of(const ch_config *cfg, const ch_layout *l, int strategy, int ranks,
+                            int accum, ch_dp_estimate *out);
+
 /* ---- Tensor parallelism (src/parallel/tp.c) ------------------------------------------------
  * Which part of each parameter a tensor-parallel rank holds, from the spec table alone (split,
  * tp_groups, tp_grain): a parameter split along dimension d keeps, in each of its tp_groups

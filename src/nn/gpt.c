@@ -274,9 +274,9 @@ static void train_attend(void *ctx, int l, gpt_act *a) {
 }
 
 /* Logits [B*T, V] of the inputs in g->inp. Units are fetched around their use: the embeddings
- * (unit 0, fetched again for the tied head), each block, the final LayerNorm (unit L + 1). With
- * `last` (forward only) everything is released at the end; else units 0 and L + 1 stay fetched
- * for the backward that follows, which releases them. */
+ * (unit 0, held through the forward: the tied head needs them again), each block, the final
+ * LayerNorm (unit L + 1). With `last` (forward only) everything is released at the end; else
+ * units 0 and L + 1 stay fetched for the backward that follows, which releases them. */
 static ch_status forward(ch_model *m, const float *p, int B, const ch_unit_hook *hook, int last) {
   gpt *g = m->impl;
   const gpt_shape *d = &g->d;
@@ -287,7 +287,6 @@ static ch_status forward(ch_model *m, const float *p, int B, const ch_unit_hook 
   ch_gpt_view(m, p, &v, g->blk);
   CH_CHECK(ch_hook_fetch(hook, 0));
   ch_embedding_forward(g->enc, g->inp, v.wte, v.wpe, N, d->T, C);
-  CH_CHECK(ch_hook_release(hook, 0, 0));
   for (int l = 0; l < d->L; l++) { /* cannot fail without a reduce */
     CH_CHECK(ch_hook_fetch(hook, 1 + l));
     (void)ch_gpt_block_forward(&v, l, &g->acts[l], l == 0 ? g->enc : g->acts[l - 1].res3, N,
@@ -298,7 +297,6 @@ static ch_status forward(ch_model *m, const float *p, int B, const ch_unit_hook 
   CH_CHECK(ch_hook_fetch(hook, d->L + 1));
   ch_layernorm_forward(g->lnf, g->lnf_mean, g->lnf_rstd, xl, PARAM(m, p, d->L, 0),
                        PARAM(m, p, d->L, 1), N, C, CH_GPT_LN_EPS);
-  CH_CHECK(ch_hook_fetch(hook, 0));
   ch_linear_forward(g->logits, g->lnf, PARAM(m, p, -1, 0), NULL, (int)N, C, d->V);
   if (last) {
     CH_CHECK(ch_hook_release(hook, d->L + 1, 1));

@@ -104,7 +104,7 @@ static void sample_memory(ch_dp *d) {
 
 static ch_status gather(ch_dp *d, int u, int blocking) {
   const ch_unit *un = &d->l->units[u];
-  d->stats.bytes_communicated += un->numel * sizeof(float);
+  if (d->training) d->stats.bytes_communicated += un->numel * sizeof(float);
   d->state[u] = blocking ? RESIDENT : GATHERING;
   return ch_comm_allgather(d->g, d->shard_params + seg(d, u)->local, d->params + un->offset,
                            un->numel, CH_F32, blocking ? NULL : &d->ag[u]);
@@ -117,7 +117,7 @@ static ch_status on_fetch(void *ctx, int u) {
   if (d->state[u] == GATHERING) CH_CHECK(ch_comm_wait(&d->ag[u]));
   else if (d->state[u] == ABSENT) CH_CHECK(gather(d, u, 1));
   d->state[u] = RESIDENT;
-  d->stats.exposed_seconds += ch_time() - t0;
+  if (d->training) d->stats.exposed_seconds += ch_time() - t0;
   /* Prefetch: the unit that followed u last time, if this pass is going the same way. */
   if (d->training && d->prefetch) {
     while (d->pos < d->norder && d->order[d->pos] != u) d->pos++;
@@ -176,6 +176,18 @@ static ch_status on_grad_ready(void *ctx, int u) {
   if (into_tmp && !d->rs_tmp) {
     d->rs_tmp = ch_alloc_aligned((d->own.numel ? d->own.numel : 1) * sizeof(float));
     if (!d->rs_tmp) return CH_FAIL(CH_ERR_NOMEM, "reduce-scatter accumulation buffer");
+  }
+  /* At most two units' whole gradients wait for their reduce-scatter (a bound on transient
+   * memory; overlap needs no more): finish the oldest, which is the highest unit. */
+  for (int active = 2; d->grads_mapped && active >= 2;) {
+    int oldest = -1;
+    active = 0;
+    for (int v = d->l->nunits - 1; v >= 0; v--)
+      if (d->rs[v].active) active++, oldest = oldest < 0 ? v : oldest;
+    if (active >= 2) {
+      CH_CHECK(ch_comm_wait(&d->rs[oldest]));
+      rs_done(d, oldest);
+    }
   }
   d->rs_tmp_used[u] = into_tmp;
   float *out = (into_tmp ? d->rs_tmp : d->shard_grads) + s->local;

@@ -218,6 +218,31 @@ static ch_status run_loop(trainer *t, ch_train_result *res) {
   return CH_OK;
 }
 
+/* Rank 0: the strategy's per-rank memory and communication to the log and run.dir/memory.json
+ * (read by bench/zero.sh and the tests). */
+static ch_status report_memory(const trainer *t, const ch_train_result *res) {
+  if (t->g->rank != 0) return CH_OK;
+  const ch_dp_memory *m = &res->memory;
+  double mib = 1048576.0, per_step = res->steps > 0 ? res->comm_exposed_seconds / (double)res->steps : 0;
+  CH_INFO("memory per rank (%s, %d ranks): params %.2f MiB, grads %.2f MiB, optimizer %.2f MiB, "
+          "communication buffers %.2f MiB (peak), activations %.2f MiB; %.2f MiB sent per step, "
+          "%.1f ms exposed communication per step", ch_strategy_name(t->cfg->parallel.strategy),
+          t->g->size, (double)m->params / mib, (double)m->grads / mib, (double)m->optim / mib,
+          (double)m->comm / mib, (double)res->activation_bytes / mib,
+          (double)res->comm.bytes_communicated / mib, 1e3 * per_step);
+  char path[CH_PATH_MAX + 32];
+  snprintf(path, sizeof path, "%s/memory.json", t->cfg->run.dir);
+  char text[1024];
+  int n = snprintf(text, sizeof text,
+                   "{\"strategy\": \"%s\", \"ranks\": %d, \"params\": %zu, \"grads\": %zu, "
+                   "\"optim\": %zu, \"comm\": %zu, \"activations\": %zu, \"bytes_per_step\": %zu, "
+                   "\"exposed_seconds_per_step\": %.6f, \"step_seconds_min\": %.6f}\n",
+                   ch_strategy_name(t->cfg->parallel.strategy), t->g->size, m->params, m->grads,
+                   m->optim, m->comm, res->activation_bytes, res->comm.bytes_communicated,
+                   per_step, res->step_seconds_min);
+  return ch_write_file_atomic(path, text, (size_t)n);
+}
+
 ch_status ch_train_run(const ch_config *cfg, const ch_group *dp, int keep_params,
                        ch_train_result *res) {
   memset(res, 0, sizeof *res);
@@ -228,6 +253,7 @@ ch_status ch_train_run(const ch_config *cfg, const ch_group *dp, int keep_params
   CH_CHECK_GOTO(ch_watchdog_start(dp, cfg->run.watchdog_timeout), st, done);
   CH_CHECK_GOTO(setup(&t, cfg, dp), st, done);
   CH_CHECK_GOTO(run_loop(&t, res), st, done);
+  CH_CHECK_GOTO(report_memory(&t, res), st, done);
   if (keep_params) {
     res->params = malloc(sizeof(float) * t.layout->numel);
     if (!res->params) {
