@@ -9,6 +9,7 @@ int ch_cli_ckpt(int argc, char **argv);
 int ch_cli_generate(int argc, char **argv);
 int ch_cli_serve(int argc, char **argv);
 int ch_cli_infer(int argc, char **argv);
+int ch_cli_estimate(int argc, char **argv);
 
 /* The checkpoint a PATH argument names: the file itself, or for a directory the file its
  * `latest` pointer names (relative to the directory). Returns 0, or 1 with a message on stderr

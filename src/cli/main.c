@@ -12,6 +12,8 @@ static void usage(FILE *out) {
           "\n"
           "commands:\n"
           "  train CONFIG.yaml [key.sub=value ...]   train a model (under mpirun or srun)\n"
+          "  estimate CONFIG.yaml [key.sub=value ...] --ranks N [--json]\n"
+          "                                          per-rank memory and traffic of ddp/zero1-3\n"
           "  data csv IN.csv[.gz] OUT.h5 [--label-column K] [--val-fraction F] [--seed S]\n"
           "                                          convert a CSV into a cohort dataset\n"
           "  data text IN[.gz]... OUT.h5 [--val-fraction F] [--tokenizer byte|gpt2\n"
@@ -44,6 +46,7 @@ int main(int argc, char **argv) {
     return 0;
   }
   if (!strcmp(argv[1], "train")) return ch_cli_train(argc - 1, argv + 1);
+  if (!strcmp(argv[1], "estimate")) return ch_cli_estimate(argc - 1, argv + 1);
   if (!strcmp(argv[1], "data")) return ch_cli_data(argc - 1, argv + 1);
   if (!strcmp(argv[1], "ckpt")) return ch_cli_ckpt(argc - 1, argv + 1);
   if (!strcmp(argv[1], "generate")) return ch_cli_generate(argc - 1, argv + 1);

@@ -1,0 +1,179 @@
+/* `cohort estimate CONFIG.yaml [key.sub=value ...] --ranks N [--json]`: per-rank memory and
+ * traffic of every data-parallel strategy before launching a run. Serial; does not initialise
+ * MPI: the dataset's shape is read with serial HDF5 and the model is built but never run. */
+#include <errno.h>
+#include <hdf5.h>
+#include <inttypes.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cli/commands.h"
+#include "cohort/config.h"
+#include "cohort/model.h"
+#include "cohort/parallel.h"
+
+static void usage(void) {
+  fprintf(stderr,
+          "usage: cohort estimate CONFIG.yaml [key.sub=value ...] --ranks N [--json]\n"
+          "  per-rank memory (params, grads, optimizer, communication buffers, activations) and\n"
+          "  bytes sent per step under ddp, zero1, zero2 and zero3 on N ranks, without running\n"
+          "  e.g. cohort estimate configs/gpt-tiny.yaml train.micro_batch_size=8 --ranks 4\n"
+          "  --json  one JSON object, bytes as integers\n");
+}
+
+/* Integer scalar root attribute `name` of an open file. */
+static int read_attr(hid_t file, const char *path, const char *name, int64_t *v) {
+  hid_t a = H5Aexists(file, name) > 0 ? H5Aopen(file, name, H5P_DEFAULT) : -1;
+  int ok = a >= 0 && H5Aread(a, H5T_NATIVE_INT64, v) >= 0;
+  if (a >= 0) H5Aclose(a);
+  if (!ok) fprintf(stderr, "cohort estimate: data.path %s: no integer root attribute '%s'\n", path, name);
+  return ok ? 0 : 1;
+}
+
+/* The model's data dimensions, as the trainer takes them from the file: features and classes
+ * (MLP) or the vocabulary (GPT). Only root attributes are read, so a dataset of any size costs
+ * nothing; the collective readers (ch_dataset_open) would need MPI. */
+static int dataset_dims(const ch_config *cfg, int64_t *features, int64_t *classes) {
+  const char *path = cfg->data.path;
+  H5Eset_auto2(H5E_DEFAULT, NULL, NULL); /* our own message names the file and key */
+  hid_t file = H5Fopen(path, H5F_ACC_RDONLY, H5P_DEFAULT);
+  if (file < 0) {
+    fprintf(stderr, "cohort estimate: data.path %s: cannot open it as HDF5 (make one with "
+            "`cohort data`)\n", path);
+    return 1;
+  }
+  int bad;
+  *features = 0;
+  if (cfg->model.type == CH_MODEL_GPT) bad = read_attr(file, path, "vocab_size", classes);
+  else bad = read_attr(file, path, "num_features", features) || read_attr(file, path, "num_classes", classes);
+  H5Fclose(file);
+  return bad;
+}
+
+static int parse_ranks(const char *s, int *v) {
+  char *end;
+  errno = 0;
+  long x = strtol(s, &end, 10);
+  if (!*s || *end || errno || x < 1 || x > INT_MAX) return 1;
+  *v = (int)x;
+  return 0;
+}
+
+static const double MiB = 1048576.0;
+
+static void print_json(int ranks, int64_t accum, size_t count, size_t act, const ch_dp_estimate *e) {
+  printf("{\"ranks\":%d,\"accum\":%" PRId64 ",\"params_count\":%zu,\"strategies\":{", ranks,
+         accum, count);
+  for (int s = CH_STRATEGY_DDP; s <= CH_STRATEGY_ZERO3; s++) {
+    const ch_dp_memory *m = &e[s].memory;
+    printf("%s\"%s\":{\"params\":%zu,\"grads\":%zu,\"optim\":%zu,\"comm\":%zu,\"activations\":%zu,"
+           "\"bytes_per_step\":%zu}", s ? "," : "", ch_strategy_name(s), m->params, m->grads,
+           m->optim, m->comm, act, e[s].bytes_per_step);
+  }
+  printf("}}\n");
+}
+
+static void print_table(const ch_config *cfg, const ch_model *model, int ranks, int64_t micro,
+                        int64_t accum, size_t count, const ch_dp_estimate *e) {
+  const ch_layout *l = ch_model_layout(model);
+  size_t act = ch_model_activation_bytes(model);
+  double psi = (double)l->numel, n = ranks;
+  printf("%s: %zu parameters (%zu elements with alignment padding) in %d units; %d rank%s, "
+         "global batch %" PRId64 " = %" PRId64 " micro-step%s of %" PRId64 " per rank; %s\n",
+         ch_model_name(model), count, l->numel, l->nunits, ranks, ranks == 1 ? "" : "s",
+         cfg->train.batch_size, accum, accum == 1 ? "" : "s", micro,
+         cfg->optim.type == CH_OPTIM_ADAMW ? "adamw" : "sgd");
+  printf("\nper rank, MiB (fp32, as cohort runs on CPU; comm is an upper bound of the peak):\n");
+  printf("%-8s %10s %10s %10s %10s %12s %10s %12s\n", "strategy", "params", "grads", "optimizer",
+         "comm", "activations", "total", "sent/step");
+  for (int s = CH_STRATEGY_DDP; s <= CH_STRATEGY_ZERO3; s++) {
+    const ch_dp_memory *m = &e[s].memory;
+    size_t total = m->params + m->grads + m->optim + m->comm + act;
+    printf("%-8s %10.2f %10.2f %10.2f %10.2f %12.2f %10.2f %12.2f\n", ch_strategy_name(s),
+           m->params / MiB, m->grads / MiB, m->optim / MiB, m->comm / MiB, act / MiB, total / MiB,
+           e[s].bytes_per_step / MiB);
+  }
+  /* The ZeRO paper's model-state accounting for mixed precision: 2-byte parameters and
+   * gradients, K = 12 bytes of fp32 master weights and AdamW moments per parameter. */
+  printf("\nbf16 + fp32 master (CUDA backend; not run on CPU), model states per rank, K = 12, "
+         "Psi = %zu:\n", l->numel);
+  printf("  ddp    (2 + 2 + K) Psi       %10.2f MiB\n", 16 * psi / MiB);
+  printf("  zero1  (2 + 2) Psi + K Psi/N %10.2f MiB\n", (4 * psi + 12 * psi / n) / MiB);
+  printf("  zero2  2 Psi + (2 + K) Psi/N %10.2f MiB\n", (2 * psi + 14 * psi / n) / MiB);
+  printf("  zero3  (2 + 2 + K) Psi/N     %10.2f MiB\n", 16 * psi / n / MiB);
+}
+
+/* The trainer's batch plan (train.c plan_batches) and arena size (setup): micro-batches of the
+ * per-rank part of the global batch, and an arena big enough for an eval chunk too. */
+static int plan(const ch_config *cfg, int ranks, int64_t *micro, int64_t *accum, int *arena) {
+  int64_t local = (int64_t)ch_part_count((size_t)cfg->train.batch_size, ranks, 0);
+  if (local == 0) {
+    fprintf(stderr, "cohort estimate: train.batch_size (%" PRId64 ") is smaller than the number "
+            "of ranks (%d): every rank needs at least one sample\n", cfg->train.batch_size, ranks);
+    return 1;
+  }
+  *micro = cfg->train.micro_batch_size > 0 ? cfg->train.micro_batch_size : local;
+  if (local % *micro != 0) {
+    fprintf(stderr, "cohort estimate: train.micro_batch_size (%" PRId64 ") must divide the "
+            "per-rank batch ceil(train.batch_size / ranks) = ceil(%" PRId64 " / %d) = %" PRId64 "\n",
+            *micro, cfg->train.batch_size, ranks, local);
+    return 1;
+  }
+  *accum = local / *micro;
+  int eval_chunk = cfg->model.type == CH_MODEL_GPT ? 8 : 256; /* train.c setup: eval_batch */
+  *arena = (int)(*micro > eval_chunk ? *micro : eval_chunk);
+  return 0;
+}
+
+int ch_cli_estimate(int argc, char **argv) {
+  const char *config_path = NULL;
+  const char **overrides = calloc((size_t)argc, sizeof *overrides);
+  int noverrides = 0, ranks = 0, json = 0, bad = 0;
+  if (!overrides) return 1;
+  for (int i = 1; i < argc && !bad; i++) {
+    if (!strcmp(argv[i], "--json")) json = 1;
+    else if (!strcmp(argv[i], "--ranks") && i + 1 < argc) bad = parse_ranks(argv[++i], &ranks);
+    else if (!strncmp(argv[i], "--ranks=", 8)) bad = parse_ranks(argv[i] + 8, &ranks);
+    else if (argv[i][0] == '-') bad = 1;
+    else if (strchr(argv[i], '=')) overrides[noverrides++] = argv[i];
+    else if (!config_path) config_path = argv[i];
+    else bad = 1;
+    if (bad) fprintf(stderr, "cohort estimate: bad argument '%s'\n", argv[i]);
+  }
+  if (bad || !config_path || ranks < 1) {
+    if (!bad && config_path) fprintf(stderr, "cohort estimate: --ranks N is required (N >= 1)\n");
+    usage();
+    free(overrides);
+    return 2;
+  }
+  ch_config cfg;
+  ch_status st = ch_config_load(config_path, overrides, noverrides, &cfg);
+  free(overrides);
+  if (st != CH_OK) {
+    fprintf(stderr, "cohort estimate: %s\n", ch_error_message());
+    return 2;
+  }
+  int64_t micro, accum, features, classes;
+  int arena;
+  if (plan(&cfg, ranks, &micro, &accum, &arena)) return 2;
+  if (dataset_dims(&cfg, &features, &classes)) return 1;
+  ch_model *model = NULL;
+  st = ch_model_create(&cfg, features, classes, arena, &model);
+  if (st != CH_OK) {
+    fprintf(stderr, "cohort estimate: %s\n", ch_error_message());
+    return st == CH_ERR_CONFIG ? 2 : 1;
+  }
+  const ch_layout *l = ch_model_layout(model);
+  size_t count = 0;
+  for (int i = 0; i < l->nparams; i++) count += (size_t)ch_param_numel(&l->params[i]);
+  ch_dp_estimate e[CH_STRATEGY_ZERO3 + 1];
+  for (int s = CH_STRATEGY_DDP; s <= CH_STRATEGY_ZERO3 && st == CH_OK; s++)
+    st = ch_dp_estimate_of(&cfg, l, s, ranks, (int)accum, &e[s]);
+  if (st != CH_OK) fprintf(stderr, "cohort estimate: %s\n", ch_error_message());
+  else if (json) print_json(ranks, accum, count, ch_model_activation_bytes(model), e);
+  else print_table(&cfg, model, ranks, micro, accum, count, e);
+  ch_model_destroy(model);
+  return st == CH_OK ? 0 : 1;
+}
