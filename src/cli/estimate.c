@@ -81,10 +81,10 @@ static void print_table(const ch_config *cfg, const ch_model *model, int ranks, 
   size_t act = ch_model_activation_bytes(model);
   double psi = (double)l->numel, n = ranks;
   printf("%s: %zu parameters (%zu elements with alignment padding) in %d units; %d rank%s, "
-         "global batch %" PRId64 " = %" PRId64 " micro-step%s of %" PRId64 " per rank; %s\n",
-         ch_model_name(model), count, l->numel, l->nunits, ranks, ranks == 1 ? "" : "s",
-         cfg->train.batch_size, accum, accum == 1 ? "" : "s", micro,
-         cfg->optim.type == CH_OPTIM_ADAMW ? "adamw" : "sgd");
+         "global batch %" PRId64 " = up to %" PRId64 " per rank x %" PRId64 " micro-step%s of %"
+         PRId64 "; %s\n", ch_model_name(model), count, l->numel, l->nunits, ranks,
+         ranks == 1 ? "" : "s", cfg->train.batch_size, accum * micro, accum,
+         accum == 1 ? "" : "s", micro, cfg->optim.type == CH_OPTIM_ADAMW ? "adamw" : "sgd");
   printf("\nper rank, MiB (fp32, as cohort runs on CPU; comm is an upper bound of the peak):\n");
   printf("%-8s %10s %10s %10s %10s %12s %10s %12s\n", "strategy", "params", "grads", "optimizer",
          "comm", "activations", "total", "sent/step");

@@ -29,7 +29,6 @@
 #include "testlib.h"
 
 #define TOL 1e-5
-#define CHECK_ESTIMATE 0
 
 static char g_dir[256];
 
@@ -98,7 +97,6 @@ static void check_memory(const char *what, const ch_config *c, const ch_group *g
   check_part(what, "params", r->memory.params, 4 * psi / (s == CH_STRATEGY_ZERO3 ? n : 1));
   check_part(what, "grads", r->memory.grads, 4 * psi / (s >= CH_STRATEGY_ZERO2 ? n : 1));
   check_part(what, "optimizer", r->memory.optim, 8 * psi / (s >= CH_STRATEGY_ZERO1 ? n : 1));
-#if CHECK_ESTIMATE
   int64_t local = (c->train.batch_size + g->size - 1) / g->size;
   int accum = (int)(local / (c->train.micro_batch_size > 0 ? c->train.micro_batch_size : local));
   ch_dp_estimate e;
@@ -110,7 +108,6 @@ static void check_memory(const char *what, const ch_config *c, const ch_group *g
                e.memory.grads, e.memory.optim, r->memory.params, r->memory.grads, r->memory.optim);
   CHT_ASSERT(r->memory.comm <= e.memory.comm, "%s: transient peak %zu bytes above the estimate's "
              "bound %zu", what, r->memory.comm, e.memory.comm);
-#endif
   CHT_ASSERT(s == CH_STRATEGY_DDP || g->size == 1 || r->memory.comm > 0,
              "%s: no transient buffer measured", what);
   ch_model_destroy(m);
