@@ -2,7 +2,7 @@
 # Data-parallel strategies of `cohort train` (parallel.strategy=ddp|zero1|zero2|zero3) on one GPT:
 # step time, exposed communication, bytes sent and memory per rank, at 2 and 4 ranks.
 #
-#   bench/zero.sh BUILD_DIR [--rounds R] [--ranks "2 4"] [--steps S]
+#   bench/zero.sh BUILD_DIR [--rounds R] [--ranks "2 4"] [--steps S] [--wide]
 #
 # BUILD_DIR holds a build of cohort (BUILD_DIR/cohort; a Release build for numbers worth keeping).
 # Data is made on first use, as bench/gpt_ddp.sh makes it: BUILD_DIR/benchdata/shakespeare-bench.h5
@@ -10,8 +10,10 @@
 # Workload: configs/gpt-tiny.yaml (AdamW, clip 1.0, cosine schedule) made larger so that
 # communication matters: 4 layers, 8 heads, width 256, context 128 (3.26M parameters, 12.4 MiB
 # fp32), global batch 16 (2048 tokens per step), train.micro_batch_size = the per-rank batch (no
-# accumulation), warmup 2, S steps (default 12) logged every 2, no checkpoints, evaluation only
-# after the last step (outside the timed intervals).
+# accumulation), warmup 2, S steps (default 24) logged every 2, no checkpoints, evaluation only
+# after the last step (outside the timed intervals). --wide: a model whose state outweighs its
+# activations, to show memory per rank: 4 layers, 12 heads, width 768, context 64, batch 8
+# (28.6M parameters, 109 MiB fp32; 16 bytes per parameter of model state under ddp).
 # Order: for each round, for each N, the four strategies one after another, the order rotated by
 # one from round to round, so that a slow phase of the machine does not always hit one strategy.
 # Every rank runs under `/usr/bin/time -f %M` (peak RSS in KiB, one file per rank).
@@ -28,12 +30,14 @@ usage() { sed -n '2,8p' "$0" | sed 's/^# \{0,1\}//'; exit 2; }
 BUILD=$(cd "$1" && pwd); shift
 ROUNDS=1
 RANKS="2 4"
-STEPS=12
+STEPS=24
+WIDE=0
 while [ $# -gt 0 ]; do
   case "$1" in
     --rounds) ROUNDS=$2; shift 2 ;;
     --ranks) RANKS=$2; shift 2 ;;
     --steps) STEPS=$2; shift 2 ;;
+    --wide) WIDE=1; shift ;;
     *) usage ;;
   esac
 done
@@ -51,7 +55,7 @@ export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
 # Open MPI 4.1.4's OMPIO read data sieving can return wrong rows (open-mpi/ompi#10546).
 export OMPI_MCA_fbtl_posix_read_datasieving=0
 DATA=$BUILD/benchdata
-RUNS=$BUILD/benchruns-zero
+RUNS=$BUILD/benchruns-zero$([ "$WIDE" = 1 ] && echo -wide)
 mkdir -p "$DATA" "$RUNS"
 
 TOKENS=$DATA/shakespeare-bench.h5
@@ -60,11 +64,11 @@ if [ ! -f "$TOKENS" ]; then
 fi
 
 CFG=$SRC/configs/gpt-tiny.yaml
-BATCH=16
-CONTEXT=128
+BATCH=16 CONTEXT=128 HEADS=8 WIDTH=256
+[ "$WIDE" = 1 ] && BATCH=8 CONTEXT=64 HEADS=12 WIDTH=768
 STRATEGIES=(ddp zero1 zero2 zero3)
-OVERRIDES=(data.path="$TOKENS" model.n_layer=4 model.n_head=8 model.n_embd=256
-           model.context=$CONTEXT train.batch_size=$BATCH train.steps="$STEPS" train.log_every=2
+OVERRIDES=(data.path="$TOKENS" model.n_layer=4 model.n_head="$HEADS" model.n_embd="$WIDTH"
+           model.context="$CONTEXT" train.batch_size="$BATCH" train.steps="$STEPS" train.log_every=2
            train.eval_every=0 optim.warmup_steps=2 run.checkpoint.every=0)
 
 T0=$(date +%s)
@@ -77,8 +81,9 @@ run_one() { # n strategy round
   local base=$RUNS/n$n-$s-r$r micro=$(((BATCH + n - 1) / n)) t
   local log=$base.log dir=$base
   rm -rf "$dir" "$base".rss.*
+  # shellcheck disable=SC2016  # $0 and $@ are for the inner sh
   local cmd=("${MPIRUN[@]}" -n "$n" sh -c "$TIME"' -f %M -o "$0.$OMPI_COMM_WORLD_RANK" "$@"'
-             "$base.rss" "$COHORT" train "$CFG" "${OVERRIDES[@]}" train.micro_batch_size=$micro
+             "$base.rss" "$COHORT" train "$CFG" "${OVERRIDES[@]}" train.micro_batch_size="$micro"
              parallel.strategy="$s" run.dir="$dir" --verbose)
   echo "+ ${cmd[*]}" > "$log"
   echo "# load $(cut -d' ' -f1-3 /proc/loadavg)" >> "$log"

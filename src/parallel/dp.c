@@ -185,8 +185,12 @@ static ch_status on_grad_ready(void *ctx, int u) {
     for (int v = d->l->nunits - 1; v >= 0; v--)
       if (d->rs[v].active) active++, oldest = oldest < 0 ? v : oldest;
     if (active >= 2) {
+      double w = ch_time();
       CH_CHECK(ch_comm_wait(&d->rs[oldest]));
       rs_done(d, oldest);
+      w = ch_time() - w;
+      d->stats.exposed_seconds += w; /* blocked: not part of the launch cost */
+      t0 += w;
     }
   }
   d->rs_tmp_used[u] = into_tmp;

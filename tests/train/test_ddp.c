@@ -15,13 +15,12 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
 
 #include "cohort/config.h"
-#include "cohort/data.h"
 #include "cohort/runtime.h"
 #include "cohort/train.h"
 #include "testlib.h"
+#include "train_data.h"
 
 #define TOL 1e-5
 
@@ -104,20 +103,10 @@ int main(int argc, char **argv) {
   ch_group world, self;
   CHT_OK(ch_group_create(rt->world, &world));
   CHT_OK(ch_group_split(&world, world.rank, 0, &self));
-  char data[300], text[300];
-  if (world.rank == 0) {
-    snprintf(g_dir, sizeof g_dir, "/tmp/cohort-test-ddp-XXXXXX");
-    CHT_ASSERT(mkdtemp(g_dir), "mkdtemp");
-    snprintf(data, sizeof data, "%s/digits.h5", g_dir);
-    ch_csv_opts o = {.label_column = -1, .val_fraction = 0.2, .seed = 0};
-    CHT_OK(ch_data_csv_convert(argv[1], data, &o, NULL));
-    snprintf(text, sizeof text, "%s/text.h5", g_dir);
-    const char *in[1] = {argv[2]};
-    CHT_OK(ch_data_text_convert(in, 1, text, NULL, NULL));
-  }
-  MPI_Bcast(g_dir, sizeof g_dir, MPI_CHAR, 0, world.comm);
-  MPI_Bcast(data, sizeof data, MPI_CHAR, 0, world.comm);
-  MPI_Bcast(text, sizeof text, MPI_CHAR, 0, world.comm);
+  cht_train_data td;
+  cht_train_data_make(&world, argv[1], argv[2], &td);
+  snprintf(g_dir, sizeof g_dir, "%s", td.dir);
+  const char *data = td.digits, *text = td.text;
 
   ch_config multi, single;
   /* Unequal parts: 50 rows over 3 or 4 ranks. */
@@ -164,11 +153,8 @@ int main(int argc, char **argv) {
   multi.train.micro_batch_size = gl % 2 == 0 ? gl / 2 : 1;
   compare("gpt accumulation, batch 10", &multi, &single, &world, &self, TOL);
 
-  MPI_Barrier(world.comm);
+  cht_train_data_remove(&world, &td);
   if (world.rank == 0) {
-    char cmd[400];
-    snprintf(cmd, sizeof cmd, "rm -rf '%s'", g_dir);
-    CHT_ASSERT(system(cmd) == 0, "cleanup");
     printf("ddp equivalence: all checks passed on %d ranks\n", world.size);
   }
   ch_group_destroy(&self);

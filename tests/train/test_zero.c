@@ -21,12 +21,12 @@
 #include <string.h>
 
 #include "cohort/config.h"
-#include "cohort/data.h"
 #include "cohort/model.h"
 #include "cohort/parallel.h"
 #include "cohort/runtime.h"
 #include "cohort/train.h"
 #include "testlib.h"
+#include "train_data.h"
 
 #define TOL 1e-5
 
@@ -142,20 +142,10 @@ int main(int argc, char **argv) {
   CHT_ASSERT(argc >= 3, "usage: test_zero DIGITS.csv.gz TEXT.txt.gz");
   ch_group world;
   CHT_OK(ch_group_create(rt->world, &world));
-  char data[300], text[300];
-  if (world.rank == 0) {
-    snprintf(g_dir, sizeof g_dir, "/tmp/cohort-test-zero-XXXXXX");
-    CHT_ASSERT(mkdtemp(g_dir), "mkdtemp");
-    snprintf(data, sizeof data, "%s/digits.h5", g_dir);
-    ch_csv_opts o = {.label_column = -1, .val_fraction = 0.2, .seed = 0};
-    CHT_OK(ch_data_csv_convert(argv[1], data, &o, NULL));
-    snprintf(text, sizeof text, "%s/text.h5", g_dir);
-    const char *in[1] = {argv[2]};
-    CHT_OK(ch_data_text_convert(in, 1, text, NULL, NULL));
-  }
-  MPI_Bcast(g_dir, sizeof g_dir, MPI_CHAR, 0, world.comm);
-  MPI_Bcast(data, sizeof data, MPI_CHAR, 0, world.comm);
-  MPI_Bcast(text, sizeof text, MPI_CHAR, 0, world.comm);
+  cht_train_data td;
+  cht_train_data_make(&world, argv[1], argv[2], &td);
+  snprintf(g_dir, sizeof g_dir, "%s", td.dir);
+  const char *data = td.digits, *text = td.text;
 
   static const char *names[] = {"ddp", "zero1", "zero2", "zero3"};
   ch_config c;
@@ -179,11 +169,8 @@ int main(int argc, char **argv) {
   c.parallel.prefetch = 0;
   compare("mlp zero3 no prefetch", &c, CH_STRATEGY_ZERO3, &world);
 
-  MPI_Barrier(world.comm);
+  cht_train_data_remove(&world, &td);
   if (world.rank == 0) {
-    char cmd[400];
-    snprintf(cmd, sizeof cmd, "rm -rf '%s'", g_dir);
-    CHT_ASSERT(system(cmd) == 0, "cleanup");
     printf("zero equivalence and memory: all checks passed on %d ranks\n", world.size);
   }
   ch_group_destroy(&world);

@@ -1,0 +1,31 @@
+#include "train_data.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <unistd.h>
+
+#include "cohort/data.h"
+#include "testlib.h"
+
+void cht_train_data_make(const ch_group *world, const char *csv, const char *txt,
+                         cht_train_data *d) {
+  if (world->rank == 0) {
+    snprintf(d->dir, sizeof d->dir, "/tmp/cohort-test-train-XXXXXX");
+    CHT_ASSERT(mkdtemp(d->dir), "mkdtemp");
+    snprintf(d->digits, sizeof d->digits, "%s/digits.h5", d->dir);
+    ch_csv_opts o = {.label_column = -1, .val_fraction = 0.2, .seed = 0};
+    CHT_OK(ch_data_csv_convert(csv, d->digits, &o, NULL));
+    snprintf(d->text, sizeof d->text, "%s/text.h5", d->dir);
+    const char *in[1] = {txt};
+    CHT_OK(ch_data_text_convert(in, 1, d->text, NULL, NULL));
+  }
+  MPI_Bcast(d, sizeof *d, MPI_CHAR, 0, world->comm);
+}
+
+void cht_train_data_remove(const ch_group *world, const cht_train_data *d) {
+  MPI_Barrier(world->comm);
+  if (world->rank != 0) return;
+  char cmd[400];
+  snprintf(cmd, sizeof cmd, "rm -rf '%s'", d->dir);
+  CHT_ASSERT(system(cmd) == 0, "cleanup of %s", d->dir);
+}

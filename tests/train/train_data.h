@@ -1,0 +1,17 @@
+/* Real data for the multi-rank training tests (test_ddp, test_zero): rank 0 converts the
+ * shipped UCI digits CSV and Shakespeare text into a fresh temporary directory, every rank gets
+ * the paths. */
+#pragma once
+#include "cohort/comm.h"
+
+typedef struct cht_train_data {
+  char dir[256];     /* the temporary directory (removed by cht_train_data_remove) */
+  char digits[300];  /* digits.h5: 64 features, 10 classes, 20% validation */
+  char text[300];    /* text.h5: byte tokens */
+} cht_train_data;
+
+/* Collective over `world`. csv and txt: the argv paths of the shipped files. */
+void cht_train_data_make(const ch_group *world, const char *csv, const char *txt,
+                         cht_train_data *d);
+/* Collective: rank 0 removes the directory after every rank is done with it. */
+void cht_train_data_remove(const ch_group *world, const cht_train_data *d);
