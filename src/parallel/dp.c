@@ -24,6 +24,7 @@
 #include "cohort/log.h"
 #include "cohort/parallel.h"
 #include "cohort/runtime.h"
+#include "parallel/view.h"
 
 enum { ABSENT = 0, GATHERING, RESIDENT };
 
@@ -35,6 +36,7 @@ struct ch_dp {
   ch_shard ckpt;         /* what this rank writes and reads in checkpoints */
   float *params, *grads; /* whole-layout views */
   size_t map_bytes;      /* size of each mapped (transient) view; 0: not mapped */
+  void *params_base, *grads_base; /* what mmap returned (the views are aligned inside) */
   int params_mapped, grads_mapped;
   float *shard_params;   /* zero3: the parameters at rest (packed) */
   float *shard_grads;    /* zero: reduced gradient shard (packed) */
@@ -60,10 +62,16 @@ static const ch_segment *seg(const ch_dp *d, int u) { return &d->own.segs[u]; }
 
 /* ---- Transient whole-layout views ------------------------------------------------------ */
 
-static float *map_view(size_t bytes) {
-  void *p = mmap(NULL, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE,
-                 -1, 0);
-  return p == MAP_FAILED ? NULL : p;
+/* An anonymous view of `bytes` (a multiple of CH_HUGE) aligned to CH_HUGE, so that a large
+ * unit's interior is made of whole huge pages when `huge` (see view.h). */
+static float *map_view(size_t bytes, int huge, void **base) {
+  void *p = mmap(NULL, bytes + CH_HUGE, PROT_READ | PROT_WRITE,
+                 MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+  if (p == MAP_FAILED) return NULL;
+  *base = p;
+  char *a = (char *)(((uintptr_t)p + CH_HUGE - 1) / CH_HUGE * CH_HUGE);
+  if (huge) madvise(a, bytes, MADV_HUGEPAGE); /* a hint: kernels without THP ignore it */
+  return (float *)a;
 }
 
 /* Gives unit u's pages of a mapped view back to the kernel; its elements read as zero after.
@@ -218,11 +226,12 @@ ch_status ch_dp_create(const ch_config *cfg, const ch_group *g, const ch_layout 
   CH_CHECK(ch_shard_create(l, zero ? g->size : 1, zero ? g->rank : 0, zero, &d->own));
   CH_CHECK(ch_shard_create(l, g->size, g->rank, zero, &d->ckpt));
   size_t bytes = l->numel * sizeof(float), page = (size_t)sysconf(_SC_PAGESIZE);
-  d->map_bytes = (bytes + page - 1) / page * page;
+  d->map_bytes = (bytes + CH_HUGE - 1) / CH_HUGE * CH_HUGE;
   d->params_mapped = d->strategy == CH_STRATEGY_ZERO3;
   d->grads_mapped = d->strategy == CH_STRATEGY_ZERO2 || d->strategy == CH_STRATEGY_ZERO3;
-  d->params = d->params_mapped ? map_view(d->map_bytes) : ch_alloc_aligned(bytes);
-  d->grads = d->grads_mapped ? map_view(d->map_bytes) : ch_alloc_aligned(bytes);
+  int huge = ch_dp_view_granule(l) == CH_HUGE;
+  d->params = d->params_mapped ? map_view(d->map_bytes, huge, &d->params_base) : ch_alloc_aligned(bytes);
+  d->grads = d->grads_mapped ? map_view(d->map_bytes, huge, &d->grads_base) : ch_alloc_aligned(bytes);
   size_t sb = (d->own.numel ? d->own.numel : 1) * sizeof(float);
   if (zero) d->shard_grads = ch_alloc_aligned(sb);
   if (d->params_mapped) d->shard_params = ch_alloc_aligned(sb);
@@ -258,10 +267,10 @@ void ch_dp_destroy(ch_dp *d) {
   for (int u = 0; d->ag && u < d->l->nunits; u++) ch_comm_wait(&d->ag[u]);
   ch_ddp_destroy(d->ddp);
   ch_optim_destroy(d->optim);
-  if (d->params_mapped && d->params) munmap(d->params, d->map_bytes);
-  else ch_free_aligned(d->params);
-  if (d->grads_mapped && d->grads) munmap(d->grads, d->map_bytes);
-  else ch_free_aligned(d->grads);
+  if (d->params_mapped && d->params) munmap(d->params_base, d->map_bytes + CH_HUGE);
+  else if (!d->params_mapped) ch_free_aligned(d->params);
+  if (d->grads_mapped && d->grads) munmap(d->grads_base, d->map_bytes + CH_HUGE);
+  else if (!d->grads_mapped) ch_free_aligned(d->grads);
   ch_free_aligned(d->shard_params);
   ch_free_aligned(d->shard_grads);
   ch_free_aligned(d->rs_tmp);

@@ -6,9 +6,8 @@
  *   ddp    4 Psi + 4 Psi + 4k Psi        zero1  4 Psi + 4 Psi + 4k S
  *   zero2  4 Psi + 4 S   + 4k S          zero3  4 S   + 4 S   + 4k S
  * The transient buffers are what dp.c's sample_memory measures; see comm_bound. */
-#include <unistd.h>
-
 #include "cohort/parallel.h"
+#include "parallel/view.h"
 
 /* Sum of the numel of the k <= 4 largest units (all of them when there are fewer). */
 static size_t largest_units(const ch_layout *l, int k) {
@@ -30,7 +29,7 @@ static size_t largest_units(const ch_layout *l, int k) {
 /* Upper bound of the transient bytes dp.c measures (comm). A mapped whole-layout view (zero2/3
  * gradients, zero3 parameters) holds at most the pages lying wholly inside live units plus
  * pages that straddle a unit boundary or the end: drop_unit keeps those (a neighbour may be
- * live), so after a step they can all stay resident, one per unit at most.
+ * live), so after a step they can all stay resident, two per unit at most (view.h's granule).
  *   Gradients: at most 2 units await their reduce-scatter (on_grad_ready waits for the oldest
  *   beyond that), 1 unit is being computed, and the GPT's tied embedding unit has its gradient
  *   written by the head at the start of backward and reduced only at its end: 4 units.
@@ -41,8 +40,8 @@ static size_t largest_units(const ch_layout *l, int k) {
  *   zero1 keeps its reduced gradient shard (S) outside the gradient buffer it accumulates in. */
 static size_t comm_bound(const ch_config *cfg, const ch_layout *l, int strategy, int accum,
                          size_t S) {
-  const size_t f = sizeof(float), page = (size_t)sysconf(_SC_PAGESIZE);
-  const size_t view_slack = (size_t)l->nunits * page;
+  const size_t f = sizeof(float);
+  const size_t view_slack = (size_t)l->nunits * 2 * ch_dp_view_granule(l);
   if (strategy == CH_STRATEGY_DDP) return 0;
   if (strategy == CH_STRATEGY_ZERO1) return S * f;
   size_t b = f * largest_units(l, 4) + view_slack + (accum > 1 ? S * f : 0);
