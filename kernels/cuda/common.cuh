@@ -1,0 +1,60 @@
+/* Shared by the kernels/cuda sources: CUDA errors as ch_status, launch sizes, warp reductions,
+ * vector loads. */
+#pragma once
+#include <cuda_runtime.h>
+#include <stdint.h>
+
+#include "cohort/cuda.h"
+
+/* A failed CUDA call as a ch_status with the message "what: CUDA's error string (its name)"
+ * (kernels/cuda/device.cu). */
+ch_status ch_cuda_error(cudaError_t e, const char *file, int line, const char *what);
+
+#define CH_CUDA_TRY(call, what)                                               \
+  do {                                                                        \
+    cudaError_t e_ = (call);                                                  \
+    if (e_ != cudaSuccess) return ch_cuda_error(e_, __FILE__, __LINE__, what); \
+  } while (0)
+
+/* After a kernel launch: a bad launch configuration, or a fault left by earlier work. */
+#define CH_CUDA_LAUNCHED(name) CH_CUDA_TRY(cudaGetLastError(), "launch of " name)
+
+/* Blocks for a grid-stride loop over `work` items, `per_block` items per block per trip: as
+ * many as the work needs, capped at `per_sm` blocks per multiprocessor (enough to hide latency;
+ * more only adds scheduling). */
+static inline int ch_cuda_grid(int64_t work, int per_block, int per_sm) {
+  int dev = 0, sms = 0;
+  if (cudaGetDevice(&dev) != cudaSuccess ||
+      cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, dev) != cudaSuccess || sms <= 0)
+    sms = 132; /* the launch that follows reports the error */
+  int64_t need = (work + per_block - 1) / per_block, cap = (int64_t)sms * per_sm;
+  return (int)(need < cap ? (need > 0 ? need : 1) : cap);
+}
+
+static inline bool ch_cuda_aligned16(const void *p) { return ((uintptr_t)p & 15u) == 0; }
+
+/* Butterfly reductions over the 32 lanes of a warp; every lane gets the result. */
+__device__ __forceinline__ float ch_warp_sum(float v) {
+  for (int o = 16; o > 0; o >>= 1) v += __shfl_xor_sync(0xffffffffu, v, o);
+  return v;
+}
+__device__ __forceinline__ float ch_warp_max(float v) {
+  for (int o = 16; o > 0; o >>= 1) v = fmaxf(v, __shfl_xor_sync(0xffffffffu, v, o));
+  return v;
+}
+
+/* V consecutive floats moved by one load or store instruction (V = 4: 16 bytes, so the address
+ * must be 16-byte aligned; V = 1: any float). Kernels are templated on V and the host picks 4
+ * when the pointers and row lengths allow it. */
+template <int V>
+struct alignas(4 * V) ch_vec {
+  float v[V];
+};
+template <int V>
+__device__ __forceinline__ ch_vec<V> ch_load(const float *p) {
+  return *reinterpret_cast<const ch_vec<V> *>(p);
+}
+template <int V>
+__device__ __forceinline__ void ch_store(float *p, const ch_vec<V> &x) {
+  *reinterpret_cast<ch_vec<V> *>(p) = x;
+}

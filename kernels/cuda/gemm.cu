@@ -1,0 +1,101 @@
+/* GEMM through cuBLAS with ch_sgemm's row-major semantics.
+ *
+ * cuBLAS is column-major. A row-major [r, c] matrix with row stride ld is, read column-major,
+ * its transpose [c, r] with leading dimension ld. So row-major C = op(A) op(B) is column-major
+ * C^T = op(B)^T op(A)^T, and op(X)^T in column-major terms is X' (the stored transpose) when op
+ * is the identity, X'^T when it transposes: call cuBLAS with the operands swapped, m and n
+ * swapped, and each operand's own trans flag unchanged. */
+#include <cublas_v2.h>
+#include <stdlib.h>
+
+#include "kernels/cuda/common.cuh"
+
+struct ch_cuda_blas {
+  cublasHandle_t h;
+};
+
+namespace {
+
+ch_status blas_error(cublasStatus_t st, const char *file, int line, const char *what) {
+  ch_status s = CH_ERR_INTERNAL;
+  if (st == CUBLAS_STATUS_ALLOC_FAILED)
+    s = CH_ERR_NOMEM;
+  else if (st == CUBLAS_STATUS_NOT_INITIALIZED || st == CUBLAS_STATUS_ARCH_MISMATCH ||
+           st == CUBLAS_STATUS_NOT_SUPPORTED)
+    s = CH_ERR_UNSUPPORTED;
+  else if (st == CUBLAS_STATUS_INVALID_VALUE)
+    s = CH_ERR_INVALID;
+  return ch_error_set(s, file, line, "%s: %s", what, cublasGetStatusString(st));
+}
+
+#define BLAS_TRY(call, what)                                                         \
+  do {                                                                               \
+    cublasStatus_t st_ = (call);                                                     \
+    if (st_ != CUBLAS_STATUS_SUCCESS) return blas_error(st_, __FILE__, __LINE__, what); \
+  } while (0)
+
+cublasOperation_t op(int trans) { return trans ? CUBLAS_OP_T : CUBLAS_OP_N; }
+
+/* Shapes as ch_sgemm: A is stored [m, k] (or [k, m] when transposed), B [k, n] (or [n, k]). */
+ch_status check(const char *what, int ta, int tb, int m, int n, int k, int lda, int ldb, int ldc) {
+  int acols = ta ? m : k, bcols = tb ? k : n;
+  if (m < 0 || n < 0 || k < 0 || lda < (acols > 1 ? acols : 1) || ldb < (bcols > 1 ? bcols : 1) ||
+      ldc < (n > 1 ? n : 1))
+    return CH_FAIL(CH_ERR_INVALID, "%s: m %d n %d k %d, lda %d ldb %d ldc %d (trans %d %d)", what,
+                   m, n, k, lda, ldb, ldc, ta, tb);
+  return CH_OK;
+}
+
+} // namespace
+
+ch_status ch_cuda_blas_create(ch_cuda_blas **out) {
+  *out = NULL;
+  ch_cuda_blas *b = (ch_cuda_blas *)calloc(1, sizeof *b);
+  if (!b) return CH_FAIL(CH_ERR_NOMEM, "cuBLAS handle");
+  cublasStatus_t st = cublasCreate(&b->h);
+  if (st != CUBLAS_STATUS_SUCCESS) {
+    free(b);
+    return blas_error(st, __FILE__, __LINE__, "cublasCreate");
+  }
+  /* Default math: fp32 GEMMs stay fp32 (no TF32 or bf16x9 emulation), as the CPU reference. */
+  st = cublasSetMathMode(b->h, CUBLAS_DEFAULT_MATH);
+  if (st != CUBLAS_STATUS_SUCCESS) {
+    ch_cuda_blas_destroy(b);
+    return blas_error(st, __FILE__, __LINE__, "cublasSetMathMode");
+  }
+  *out = b;
+  return CH_OK;
+}
+
+void ch_cuda_blas_destroy(ch_cuda_blas *b) {
+  if (!b) return;
+  (void)cublasDestroy(b->h);
+  free(b);
+}
+
+ch_status ch_cuda_sgemm(ch_cuda_blas *h, int trans_a, int trans_b, int m, int n, int k,
+                        float alpha, const float *a, int lda, const float *b, int ldb, float beta,
+                        float *c, int ldc, ch_cuda_stream s) {
+  CH_CHECK(check("sgemm", trans_a, trans_b, m, n, k, lda, ldb, ldc));
+  if (m == 0 || n == 0) return CH_OK;
+  BLAS_TRY(cublasSetStream(h->h, s), "cublasSetStream");
+  BLAS_TRY(cublasSgemm(h->h, op(trans_b), op(trans_a), n, m, k, &alpha, b, ldb, a, lda, &beta, c,
+                       ldc),
+           "cublasSgemm");
+  return CH_OK;
+}
+
+/* bf16 inputs, fp32 accumulation and output: each product of two bf16 values is exact in fp32
+ * (8 + 8 significant bits), so the only rounding beyond the inputs' is the fp32 summation. */
+ch_status ch_cuda_gemm_bf16(ch_cuda_blas *h, int trans_a, int trans_b, int m, int n, int k,
+                            float alpha, const ch_bf16 *a, int lda, const ch_bf16 *b, int ldb,
+                            float beta, float *c, int ldc, ch_cuda_stream s) {
+  CH_CHECK(check("gemm_bf16", trans_a, trans_b, m, n, k, lda, ldb, ldc));
+  if (m == 0 || n == 0) return CH_OK;
+  BLAS_TRY(cublasSetStream(h->h, s), "cublasSetStream");
+  BLAS_TRY(cublasGemmEx(h->h, op(trans_b), op(trans_a), n, m, k, &alpha, b, CUDA_R_16BF, ldb, a,
+                        CUDA_R_16BF, lda, &beta, c, CUDA_R_32F, ldc, CUBLAS_COMPUTE_32F,
+                        CUBLAS_GEMM_DEFAULT),
+           "cublasGemmEx (bf16)");
+  return CH_OK;
+}
