@@ -55,7 +55,8 @@ export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
 # Open MPI 4.1.4's OMPIO read data sieving can return wrong rows (open-mpi/ompi#10546).
 export OMPI_MCA_fbtl_posix_read_datasieving=0
 DATA=$BUILD/benchdata
-RUNS=$BUILD/benchruns-zero$([ "$WIDE" = 1 ] && echo -wide)
+RUNS=$BUILD/benchruns-zero
+if [ "$WIDE" = 1 ]; then RUNS=$RUNS-wide; fi
 mkdir -p "$DATA" "$RUNS"
 
 TOKENS=$DATA/shakespeare-bench.h5
@@ -65,7 +66,7 @@ fi
 
 CFG=$SRC/configs/gpt-tiny.yaml
 BATCH=16 CONTEXT=128 HEADS=8 WIDTH=256
-[ "$WIDE" = 1 ] && BATCH=8 CONTEXT=64 HEADS=12 WIDTH=768
+if [ "$WIDE" = 1 ]; then BATCH=8 CONTEXT=64 HEADS=12 WIDTH=768; fi
 STRATEGIES=(ddp zero1 zero2 zero3)
 OVERRIDES=(data.path="$TOKENS" model.n_layer=4 model.n_head="$HEADS" model.n_embd="$WIDTH"
            model.context="$CONTEXT" train.batch_size="$BATCH" train.steps="$STEPS" train.log_every=2
