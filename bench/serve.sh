@@ -197,7 +197,7 @@ start_torchserve() {
   for m in "${!CK[@]}"; do
     echo "{\"ckpt\": \"${CK[$m]}\"}" > "$RUNS/peer-$m.json"
     ( cd "$RUNS" && cp "peer-$m.json" peer.json && "$VENV/bin/torch-model-archiver" --model-name "$m" \
-        --version 1.0 --handler "$SRC/bench/torchserve_handler.py" --extra-files peer.json \
+        --version 1.0 --handler "$SRC/bench/torchserve_handler.py" --extra-files "peer.json,$SRC/bench/cohort_peer.py" \
         --export-path "$store" --force )
   done
   # Quiet TorchServe: by default it writes ~20 log lines per request (access log, metrics in

@@ -30,29 +30,10 @@ Last line: "summary: key=value ..." for bench/mlp_ddp.sh."""
 import argparse
 import math
 import os
-import re
 import sys
 import time
 
-
-def flat_yaml(path):
-    """Nested mappings of scalars -> {"section.key": "value"} (enough for cohort configs)."""
-    out, stack = {}, []
-    with open(path) as f:
-        for line in f:
-            line = line.split("#", 1)[0].rstrip()
-            if not line.strip():
-                continue
-            indent = len(line) - len(line.lstrip())
-            key, _, val = line.strip().partition(":")
-            while stack and stack[-1][0] >= indent:
-                stack.pop()
-            val = val.strip()
-            if val == "":
-                stack.append((indent, key))
-            else:
-                out[".".join([s[1] for s in stack] + [key])] = val.strip("'\"")
-    return out
+from cohort_peer import flat_yaml
 
 
 def bind_cores():

@@ -27,31 +27,7 @@ import os
 import sys
 import time
 
-
-def flat_yaml_text(text):
-    out, stack = {}, []
-    for line in text.splitlines():
-        line = line.split("#", 1)[0].rstrip()
-        if not line.strip():
-            continue
-        indent = len(line) - len(line.lstrip())
-        key, _, val = line.strip().partition(":")
-        while stack and stack[-1][0] >= indent:
-            stack.pop()
-        val = val.strip()
-        if val == "":
-            stack.append((indent, key))
-        else:
-            out[".".join([s[1] for s in stack] + [key])] = val.strip("'\"")
-    return out
-
-
-def resolve(path):
-    if os.path.isdir(path):
-        with open(os.path.join(path, "latest")) as f:
-            name = f.readline().strip()
-        return name if name.startswith("/") else os.path.join(path, name)
-    return path
+from cohort_peer import flat_yaml_text, resolve_checkpoint
 
 
 def main():
@@ -73,7 +49,7 @@ def main():
 
     torch.set_num_threads(a.threads)
     torch.set_num_interop_threads(1)
-    path = resolve(a.ckpt)
+    path = resolve_checkpoint(a.ckpt)
     with h5py.File(path, "r") as f:
         cfg_text = f.attrs["config"]
         cfg = flat_yaml_text(cfg_text.decode() if isinstance(cfg_text, bytes) else cfg_text)

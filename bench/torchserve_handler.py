@@ -22,41 +22,17 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-
-def _flat_yaml(text):
-    out, stack = {}, []
-    for line in text.splitlines():
-        line = line.split("#", 1)[0].rstrip()
-        if not line.strip():
-            continue
-        indent = len(line) - len(line.lstrip())
-        key, _, val = line.strip().partition(":")
-        while stack and stack[-1][0] >= indent:
-            stack.pop()
-        val = val.strip()
-        if val == "":
-            stack.append((indent, key))
-        else:
-            out[".".join([s[1] for s in stack] + [key])] = val.strip("'\"")
-    return out
-
-
-def _resolve(path):
-    if os.path.isdir(path):
-        with open(os.path.join(path, "latest")) as f:
-            name = f.readline().strip()
-        return name if name.startswith("/") else os.path.join(path, name)
-    return path
+from cohort_peer import flat_yaml_text, resolve_checkpoint  # shipped with --extra-files
 
 
 class CohortWeights:
     """Loads a cohort checkpoint and runs its forward pass (inference mode, fp32)."""
 
     def __init__(self, ckpt):
-        path = _resolve(ckpt)
+        path = resolve_checkpoint(ckpt)
         with h5py.File(path, "r") as f:
             cfg = f.attrs["config"]
-            self.cfg = _flat_yaml(cfg.decode() if isinstance(cfg, bytes) else cfg)
+            self.cfg = flat_yaml_text(cfg.decode() if isinstance(cfg, bytes) else cfg)
             self.w = {k: torch.from_numpy(np.ascontiguousarray(f["model"][k][...])) for k in f["model"]}
             self.step = int(f.attrs["step"]) if "step" in f.attrs else 0
         self.version = str(self.step)
