@@ -27,6 +27,17 @@ typedef struct ch_train_result {
   int64_t features, classes; /* the data shape the model was built for (ch_model_create) */
 } ch_train_result;
 
+/* How each rank takes its part of a global batch of train.batch_size samples on `ranks` ranks:
+ * parts of at most local_max = ceil(batch / ranks) samples, in accum micro-batches of micro,
+ * and the model's activation arena sized for max_batch samples (a micro-batch, or a validation
+ * chunk when larger). Errors: CH_ERR_CONFIG naming the key (a batch smaller than the rank
+ * count, a micro-batch that does not divide the part). */
+typedef struct ch_batch_plan {
+  int64_t local_max, micro, accum;
+  int max_batch;
+} ch_batch_plan;
+ch_status ch_train_plan(const ch_config *cfg, int ranks, ch_batch_plan *out);
+
 /* Trains cfg's model on cfg->data.path across the data-parallel group `dp` (every rank of the
  * group calls it). With keep_params, res->params receives a copy of the final parameters.
  * Rank 0 of `dp` writes run.dir/config.yaml and run.dir/metrics.jsonl and prints progress.

@@ -13,6 +13,7 @@
 #include "cohort/config.h"
 #include "cohort/model.h"
 #include "cohort/parallel.h"
+#include "cohort/train.h"
 
 static void usage(void) {
   fprintf(stderr,
@@ -107,26 +108,6 @@ static void print_table(const ch_config *cfg, const ch_model *model, int ranks, 
 
 /* The trainer's batch plan (train.c plan_batches) and arena size (setup): micro-batches of the
  * per-rank part of the global batch, and an arena big enough for an eval chunk too. */
-static int plan(const ch_config *cfg, int ranks, int64_t *micro, int64_t *accum, int *arena) {
-  int64_t local = (int64_t)ch_part_count((size_t)cfg->train.batch_size, ranks, 0);
-  if (local == 0) {
-    fprintf(stderr, "cohort estimate: train.batch_size (%" PRId64 ") is smaller than the number "
-            "of ranks (%d): every rank needs at least one sample\n", cfg->train.batch_size, ranks);
-    return 1;
-  }
-  *micro = cfg->train.micro_batch_size > 0 ? cfg->train.micro_batch_size : local;
-  if (local % *micro != 0) {
-    fprintf(stderr, "cohort estimate: train.micro_batch_size (%" PRId64 ") must divide the "
-            "per-rank batch ceil(train.batch_size / ranks) = ceil(%" PRId64 " / %d) = %" PRId64 "\n",
-            *micro, cfg->train.batch_size, ranks, local);
-    return 1;
-  }
-  *accum = local / *micro;
-  int eval_chunk = cfg->model.type == CH_MODEL_GPT ? 8 : 256; /* train.c setup: eval_batch */
-  *arena = (int)(*micro > eval_chunk ? *micro : eval_chunk);
-  return 0;
-}
-
 int ch_cli_estimate(int argc, char **argv) {
   const char *config_path = NULL;
   const char **overrides = calloc((size_t)argc, sizeof *overrides);
@@ -155,9 +136,14 @@ int ch_cli_estimate(int argc, char **argv) {
     fprintf(stderr, "cohort estimate: %s\n", ch_error_message());
     return 2;
   }
-  int64_t micro, accum, features, classes;
-  int arena;
-  if (plan(&cfg, ranks, &micro, &accum, &arena)) return 2;
+  int64_t features, classes;
+  ch_batch_plan plan;
+  if (ch_train_plan(&cfg, ranks, &plan) != CH_OK) {
+    fprintf(stderr, "cohort estimate: %s\n", ch_error_message());
+    return 2;
+  }
+  int64_t micro = plan.micro, accum = plan.accum;
+  int arena = plan.max_batch;
   if (dataset_dims(&cfg, &features, &classes)) return 1;
   ch_model *model = NULL;
   st = ch_model_create(&cfg, features, classes, arena, &model);

@@ -27,20 +27,21 @@
 
 typedef ch_trainer trainer;
 
-/* Batch decomposition: rank parts of ceil(B/N) rows at most, split into accum micro-batches. */
-static ch_status plan_batches(trainer *t) {
-  const ch_config *c = t->cfg;
-  int n = t->g->size;
-  t->local_max = (int64_t)ch_part_count((size_t)c->train.batch_size, n, 0);
-  if (t->local_max == 0)
+ch_status ch_train_plan(const ch_config *c, int n, ch_batch_plan *out) {
+  out->local_max = (int64_t)ch_part_count((size_t)c->train.batch_size, n, 0);
+  if (out->local_max == 0)
     return CH_FAIL(CH_ERR_CONFIG, "train.batch_size (%lld) is smaller than the number of ranks "
                    "(%d): every rank needs at least one sample", (long long)c->train.batch_size, n);
-  t->micro = c->train.micro_batch_size > 0 ? c->train.micro_batch_size : t->local_max;
-  if (t->local_max % t->micro != 0)
+  out->micro = c->train.micro_batch_size > 0 ? c->train.micro_batch_size : out->local_max;
+  if (out->local_max % out->micro != 0)
     return CH_FAIL(CH_ERR_CONFIG, "train.micro_batch_size (%lld) must divide the per-rank batch "
                    "ceil(train.batch_size / ranks) = ceil(%lld / %d) = %lld",
-                   (long long)t->micro, (long long)c->train.batch_size, n, (long long)t->local_max);
-  t->accum = t->local_max / t->micro;
+                   (long long)out->micro, (long long)c->train.batch_size, n,
+                   (long long)out->local_max);
+  out->accum = out->local_max / out->micro;
+  /* Eval chunks reuse the arena: MLP rows are cheap, GPT sequences are not. */
+  int eval_batch = c->model.type == CH_MODEL_GPT ? 8 : 256;
+  out->max_batch = (int)(out->micro > eval_batch ? out->micro : eval_batch);
   return CH_OK;
 }
 
@@ -48,15 +49,17 @@ static ch_status setup(trainer *t, const ch_config *cfg, const ch_group *g) {
   memset(t, 0, sizeof *t);
   t->cfg = cfg;
   t->g = g;
-  CH_CHECK(plan_batches(t));
+  ch_batch_plan plan;
+  CH_CHECK(ch_train_plan(cfg, g->size, &plan));
+  t->local_max = plan.local_max;
+  t->micro = plan.micro;
+  t->accum = plan.accum;
   CH_CHECK(ch_source_open(cfg, g, "train", &t->train));
   if (ch_source_samples(t->train) < 1)
     return CH_FAIL(CH_ERR_CONFIG, "data.path %s: the train split is empty", cfg->data.path);
   CH_CHECK(ch_source_open(cfg, g, "val", &t->val));
   CH_CHECK(ch_sampler_create(ch_source_samples(t->train), (uint64_t)cfg->train.seed, &t->sampler));
-  /* Eval chunks reuse the arena: MLP rows are cheap, GPT sequences are not. */
-  int eval_batch = cfg->model.type == CH_MODEL_GPT ? 8 : 256;
-  int max_batch = (int)(t->micro > eval_batch ? t->micro : eval_batch);
+  int max_batch = plan.max_batch;
   CH_CHECK(ch_model_create(cfg, ch_source_features(t->train), ch_source_classes(t->train), max_batch,
                            &t->model));
   t->layout = ch_model_layout(t->model);

@@ -101,10 +101,10 @@ static void check_memory(const char *what, const ch_config *c, const ch_group *g
   double states = c->optim.type == CH_OPTIM_ADAMW ? 2 : 1; /* SGD here always has momentum */
   check_part(what, "optimizer", r->memory.optim,
              4 * states * psi / (s >= CH_STRATEGY_ZERO1 ? n : 1));
-  int64_t local = (c->train.batch_size + g->size - 1) / g->size;
-  int accum = (int)(local / (c->train.micro_batch_size > 0 ? c->train.micro_batch_size : local));
+  ch_batch_plan plan;
+  CHT_OK(ch_train_plan(c, g->size, &plan));
   ch_dp_estimate e;
-  CHT_OK(ch_dp_estimate_of(c, l, s, g->size, accum, &e));
+  CHT_OK(ch_dp_estimate_of(c, l, s, g->size, (int)plan.accum, &e));
   if (g->rank == 0)
     CHT_ASSERT(e.memory.params == r->memory.params && e.memory.grads == r->memory.grads &&
                    e.memory.optim == r->memory.optim,
