@@ -3,6 +3,9 @@
 #pragma once
 #include <stddef.h>
 
+#include "cohort/comm.h"
+#include "cohort/runtime.h"
+
 int ch_cli_train(int argc, char **argv);
 int ch_cli_data(int argc, char **argv);
 int ch_cli_ckpt(int argc, char **argv);
@@ -15,3 +18,7 @@ int ch_cli_estimate(int argc, char **argv);
  * `latest` pointer names (relative to the directory). Returns 0, or 1 with a message on stderr
  * prefixed by `cmd`. */
 int ch_cli_resolve_checkpoint(const char *cmd, const char *arg, char *out, size_t size);
+
+/* After ch_runtime_init: sets one BLAS thread per bound core (logging the BLAS facts) and
+ * creates the world group in `*world`. Ends the job (ch_runtime_fatal) on failure. */
+void ch_cli_world(const ch_runtime *rt, ch_group *world);

@@ -122,7 +122,7 @@ int ch_cli_infer(int argc, char **argv) {
     return 1;
   }
   ch_group world;
-  if (ch_group_create(rt->world, &world) != CH_OK) ch_runtime_fatal(CH_ERR_MPI, "cannot create the world group");
+  ch_cli_world(rt, &world);
   int64_t rows = 0;
   double t0 = ch_time();
   ch_status st = run(&world, pos[0], pos[1], split, pos[2], &rows);

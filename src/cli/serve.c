@@ -94,7 +94,7 @@ int ch_cli_serve(int argc, char **argv) {
     return 1;
   }
   ch_group world;
-  if (ch_group_create(rt->world, &world) != CH_OK) ch_runtime_fatal(CH_ERR_MPI, "cannot create the world group");
+  ch_cli_world(rt, &world);
   ch_status st = ch_serve_checkpoint(&world, ckpt, &o);
   if (st != CH_OK) {
     /* Loading and startup failures are agreed: every rank gets here with the same outcome. */

@@ -70,7 +70,7 @@ int ch_cli_train(int argc, char **argv) {
     return 2;
   }
   ch_group world;
-  if (ch_group_create(rt->world, &world) != CH_OK) ch_runtime_fatal(CH_ERR_MPI, "cannot create the world group");
+  ch_cli_world(rt, &world);
   ch_train_result res;
   st = ch_train_run(&cfg, &world, cfg.serve.after, &res);
   if (st == CH_ERR_CONFIG) {

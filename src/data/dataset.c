@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "cohort/comm_mpi.h"
 #include "cohort/data.h"
 #include "cohort/log.h"
 #include "cohort/watchdog.h"
@@ -61,14 +62,14 @@ static ch_status open_contents(ch_dataset *ds, const char *path, const char *spl
 
 ch_status ch_dataset_open(const ch_group *g, const char *path, const char *split, ch_dataset **out) {
   *out = NULL;
-  if (!g || g->comm == MPI_COMM_NULL || !path || !split)
+  if (!g || ch_group_mpi_comm(g) == MPI_COMM_NULL || !path || !split)
     return CH_FAIL(CH_ERR_INVALID, "ch_dataset_open: null argument");
   if (!split[0] || strchr(split, '/') || strlen(split) > 64)
     return CH_FAIL(CH_ERR_INVALID, "bad split name '%s' (expected e.g. train or val)", split);
   ch_dataset *ds = calloc(1, sizeof *ds);
   if (!ds) return CH_FAIL(CH_ERR_NOMEM, "dataset handle");
   ds->file = ds->x = ds->y = ds->dxpl = -1;
-  ds->comm = g->comm;
+  ds->comm = ch_group_mpi_comm(g);
   snprintf(ds->where, sizeof ds->where, "%s:/%s", path, split);
   ch_h5_quiet q;
   ch_h5_quiet_begin(&q);

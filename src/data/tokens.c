@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "cohort/comm_mpi.h"
 #include "cohort/data.h"
 #include "cohort/log.h"
 #include "cohort/watchdog.h"
@@ -53,7 +54,7 @@ static ch_status open_contents(ch_tokens *t, const char *path, const char *split
 
 ch_status ch_tokens_open(const ch_group *g, const char *path, const char *split, int context, ch_tokens **out) {
   *out = NULL;
-  if (!g || g->comm == MPI_COMM_NULL || !path || !split)
+  if (!g || ch_group_mpi_comm(g) == MPI_COMM_NULL || !path || !split)
     return CH_FAIL(CH_ERR_INVALID, "ch_tokens_open: null argument");
   if (!split[0] || strchr(split, '/') || strlen(split) > 64)
     return CH_FAIL(CH_ERR_INVALID, "bad split name '%s' (expected train or val)", split);
@@ -61,7 +62,7 @@ ch_status ch_tokens_open(const ch_group *g, const char *path, const char *split,
   ch_tokens *t = calloc(1, sizeof *t);
   if (!t) return CH_FAIL(CH_ERR_NOMEM, "token dataset handle");
   t->file = t->ds = t->dxpl = -1;
-  t->comm = g->comm;
+  t->comm = ch_group_mpi_comm(g);
   t->context = context;
   snprintf(t->where, sizeof t->where, "%s:/%s", path, split);
   ch_h5_quiet q;
