@@ -27,7 +27,8 @@ typedef struct ch_runtime_opts {
 
 /* Initialises MPI (MULTIPLE requested, FUNNELED required), logging and core binding, and
  * fills `*out` (the process-wide context, also returned by ch_runtime_get). `opts` may be NULL
- * for defaults. BLAS threads are the caller's (ch_blas_init(rt->ncores)). Call once, before any other cohort function. Errors: CH_ERR_MPI,
+ * for defaults. Call once, before any other cohort function. BLAS threads are the caller's
+ * (ch_blas_init(rt->ncores)): runtime uses nothing above it. Errors: CH_ERR_MPI,
  * CH_ERR_UNSUPPORTED. */
 ch_status ch_runtime_init(int *argc, char ***argv, const ch_runtime_opts *opts, ch_runtime **out);
 
