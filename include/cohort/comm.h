@@ -18,9 +18,10 @@ typedef enum ch_redop { CH_SUM = 0, CH_AVG, CH_MAX, CH_MIN } ch_redop;
 
 typedef struct ch_comm_ops ch_comm_ops;
 
-/* A process group. rank/size are public; ops/impl belong to the backend. A group that joined
- * no group (split with no color) or was destroyed has ops == NULL, rank -1 (split) and size 0;
- * collectives on it return CH_ERR_INVALID. Copies share the backend state: destroy one only. */
+/* A process group. rank/size are public; ops/impl belong to the backend. ops == NULL marks a
+ * group that is not live: zeroed, destroyed (rank/size are left as they were), or a split with
+ * no color (rank -1, size 0); collectives on it return CH_ERR_INVALID. Copies share the
+ * backend state: destroy one only. */
 typedef struct ch_group {
   int rank, size;
   const ch_comm_ops *ops;
