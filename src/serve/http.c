@@ -128,8 +128,8 @@ static mhd_result model_metadata(serve_state *s, struct MHD_Connection *c) {
 
 /* POST .../infer for the GPT: input_ids INT32 [n] (or [1, n]) -> the next token's logits [vocab]
  * and its argmax, one prefill step through the same executor and KV slots as completions. */
-static mhd_result infer_gpt(serve_state *s, struct MHD_Connection *c, ch_v2_request *req,
-                            const serve_facts *m, double t0) {
+static mhd_result infer_gpt(serve_state *s, struct MHD_Connection *c, conn *cn,
+                            ch_v2_request *req, const serve_facts *m, double t0) {
   char err[256] = "";
   const char *outs[] = {"logits", "next_token"};
   const ch_v2_input *in = req->ninputs == 1 ? &req->inputs[0] : NULL;
@@ -167,6 +167,7 @@ static mhd_result infer_gpt(serve_state *s, struct MHD_Connection *c, ch_v2_requ
     return send_error(c, 500, "out of memory");
   }
   int status = serve_submit(s, r);
+  cn->accepted |= status == 0;
   if (!status) status = serve_wait(s, r, s->opts.request_timeout);
   char *body;
   if (status == 200) {
@@ -196,7 +197,7 @@ static mhd_result infer(serve_state *s, struct MHD_Connection *c, conn *cn, doub
     return send_error(c, status, err);
   }
   if (m->is_gpt) {
-    mhd_result ret = infer_gpt(s, c, &req, m, t0);
+    mhd_result ret = infer_gpt(s, c, cn, &req, m, t0);
     ch_v2_request_free(&req);
     return ret;
   }
