@@ -98,11 +98,13 @@ ch_status ch_model_decode(ch_model *m, const float *params, ch_kv_cache *kv, int
 
 /* How the next token is drawn. temperature <= 0 (or top_k == 1) is greedy: the argmax. Else
  * p ~ softmax(logits / temperature), restricted to the top_k most likely tokens (0 = all),
- * then to the smallest most-likely set whose mass reaches top_p of that (1 = all). */
+ * then to the smallest most-likely set whose mass reaches top_p of that (1 = all). Only ids
+ * below vocab_real are drawn (the tokenizer's vocabulary when model.vocab_size pads it; 0 = all). */
 typedef struct ch_sampling {
   float temperature;
   int top_k;
   float top_p;
+  int64_t vocab_real;
 } ch_sampling;
 
 /* Draws a token from logits [vocab] with the uniform number u in [0, 1) (the caller's RNG

@@ -96,7 +96,9 @@ static ch_status run_gen(serve_state *s, int64_t nent, const int32_t *ent, const
       if (r->want_logits && r->nout == 0)
         memcpy(r->logits, logits, sizeof(float) * (size_t)m->vocab);
       float u = ch_rng_uniform(r->seed, CH_SAMPLE_STREAM, (uint64_t)r->nout);
-      r->out[r->nout] = ch_sample_token(logits, m->vocab, &r->sampling, u);
+      ch_sampling how = r->sampling; /* ids past the tokenizer's (padding) have no text */
+      how.vocab_real = ch_tokenizer_vocab(s->tok);
+      r->out[r->nout] = ch_sample_token(logits, m->vocab, &how, u);
     }
   }
   return CH_OK;

@@ -153,7 +153,7 @@ static mhd_result infer_gpt(serve_state *s, struct MHD_Connection *c, conn *cn,
   if (r) {
     r->nprompt = (int)n;
     r->max_tokens = 1;
-    r->sampling = (ch_sampling){0.0f, 0, 1.0f}; /* greedy: next_token is the argmax */
+    r->sampling = (ch_sampling){.temperature = 0.0f, .top_p = 1.0f}; /* greedy: next_token is the argmax */
     r->want_logits = 1;
     r->prompt = malloc(sizeof(int32_t) * (size_t)n);
     r->out = malloc(sizeof(int32_t) * 2);
@@ -443,7 +443,7 @@ static mhd_result completions(serve_state *s, struct MHD_Connection *c, conn *cn
     r->prompt = prompt;
     r->nprompt = (int)np;
     r->max_tokens = max_tokens;
-    r->sampling = (ch_sampling){q.temperature, q.top_k, q.top_p};
+    r->sampling = (ch_sampling){.temperature = q.temperature, .top_k = q.top_k, .top_p = q.top_p};
     r->seed = q.has_seed ? q.seed : (uint64_t)time(NULL) ^ (uint64_t)(uintptr_t)r;
     r->stop = q.stop; /* the request owns them now: it may outlive this thread's wait */
     r->nstop = q.nstop;

@@ -1,5 +1,9 @@
 #!/usr/bin/env bash
 # Serving edge cases, each once a bug:
+#   - a GPT whose model.vocab_size pads the tokenizer's (300 > 256 bytes), its padded head rows
+#     made the most likely (so any unmasked sampler picks them): `cohort generate` and
+#     /v1/completions (greedy, temperature, top-k, top-p) never draw a padded id (every token
+#     is one byte of the text, the text equals generate's), V2's next_token is a real token;
 #   - a V2 infer on the GPT counts as accepted and answered: SIGTERM right after it stops at
 #     once with "1 request(s) accepted, 1 answered in full" (it used to wait 10 s, 0 answered);
 # Usage: test_serve_edges.sh COHORT SOURCE_DIR MPIEXEC [MPIEXEC_FLAGS...]
@@ -18,6 +22,64 @@ fail() { echo "FAIL: $*"; fails=$((fails + 1)); }
   model.vocab_size=300 train.steps=100 train.batch_size=16 train.log_every=50 train.eval_every=0 \
   optim.warmup_steps=10 run.checkpoint.every=100 > "$work/gpt.txt"
 gck="$work/gpt/checkpoints" mck="$work/mlp/checkpoints"
+# The padded rows of the tied head (ids 256..299) become +-100 e_k: their logits dwarf the real
+# ones at every position. The tensor's CRC-32 attribute follows the edit.
+"$py" - "$gck" <<'PY'
+import glob, sys, zlib
+import h5py, numpy as np
+path = sorted(glob.glob(f"{sys.argv[1]}/step-*.h5"))[-1]
+with h5py.File(path, "r+") as f:
+    d = next(f["model"][k] for k in f["model"] if "wte" in k)
+    w = d[...]
+    assert w.shape[0] == 300, w.shape
+    for j in range(256, 300):
+        w[j] = 0
+        w[j, (j - 256) // 2] = 100.0 if j % 2 else -100.0
+    d[...] = w
+    d.attrs["crc32"] = np.uint32(zlib.crc32(np.ascontiguousarray(w, dtype="<f4").tobytes()))
+PY
+
+# --- padded vocabulary: cohort generate ---
+prompt="ROMEO:"
+modes=("--temperature 0" "--temperature 0.7 --seed 3" "--temperature 1 --top-k 20 --seed 4"
+       "--temperature 1 --top-p 0.8 --seed 5")
+i=0
+for m in "${modes[@]}"; do
+  # shellcheck disable=SC2086
+  if "$cohort" generate "$gck" --prompt "$prompt" --max-tokens 24 $m > "$work/gen$i.txt" 2> "$work/gen$i.err" &&
+     [ "$(wc -c < "$work/gen$i.txt")" -eq $((${#prompt} + 24 + 1)) ]; then :
+  else fail "generate $m on a padded vocabulary: $(tail -1 "$work/gen$i.err")"; fi
+  i=$((i + 1))
+done
+
+# --- the GPT server (2 ranks) ---
+start gpt 2 "$gck" --model-name tiny --max-batch-size 4
+"$py" - "$gpt_port" "$work" "$prompt" > "$work/gpt_checks.txt" 2>&1 <<'PY' || fail "completions on a padded vocabulary: $(tail -3 "$work/gpt_checks.txt")"
+import json, sys, urllib.request
+port, work, prompt = sys.argv[1:4]
+def post(path, body):
+    req = urllib.request.Request(f"http://127.0.0.1:{port}{path}", data=json.dumps(body).encode(),
+                                 method="POST")
+    with urllib.request.urlopen(req) as r:
+        return json.loads(r.read().decode("utf-8", "surrogateescape"))
+modes = [{"temperature": 0}, {"temperature": 0.7, "seed": 3}, {"temperature": 1, "top_k": 20, "seed": 4},
+         {"temperature": 1, "top_p": 0.8, "seed": 5}]
+for i, m in enumerate(modes):
+    r = post("/v1/completions", dict(model="tiny", prompt=prompt, max_tokens=24, **m))
+    text = r["choices"][0]["text"].encode("utf-8", "surrogateescape")
+    n = r["usage"]["completion_tokens"]
+    assert n == 24 and len(text) == n, (m, n, len(text), text)  # one byte per token
+    gen = open(f"{work}/gen{i}.txt", "rb").read()[len(prompt):-1]
+    assert text == gen, (m, text, gen)
+ids = list(prompt.encode())
+r = post("/v2/models/tiny/infer", {"inputs": [{"name": "input_ids", "shape": [len(ids)],
+                                                "datatype": "INT32", "data": ids}]})
+o = {t["name"]: t["data"] for t in r["outputs"]}
+assert len(o["logits"]) == 300 and o["next_token"][0] < 256, o["next_token"]
+print("padded vocabulary: completions and V2 draw real tokens only")
+PY
+cat "$work/gpt_checks.txt"
+base="http://127.0.0.1:$gpt_port"
 # --- V2 on the GPT, then SIGTERM: accepted and answered, no 10 s drain ---
 start v2 1 "$gck" --model-name tiny
 curl -s -X POST "localhost:$v2_port/v2/models/tiny/infer" \
