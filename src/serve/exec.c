@@ -166,6 +166,13 @@ static void observe_compute(serve_state *s, int stage, double seconds) {
   ch_metric_observe(s->m_compute, lv, seconds);
 }
 
+/* A request leaves the queue for the executor: its wait is over. */
+static void start_req(serve_state *s, serve_req *r, double now) {
+  const char *lv[] = {s->model_name};
+  r->t_start = now;
+  ch_metric_observe(s->m_queue, lv, now - r->t_enqueue);
+}
+
 /* Takes a V2 batch: up to max_batch_size rows of whole requests, the first one always. */
 static int take_infer_batch(serve_state *s, serve_req **batch, int cap, int64_t *rows) {
   int n = 0;
@@ -211,7 +218,7 @@ static ch_status lead_infer(leader *L, serve_req **batch, int n, int64_t rows) {
   for (int i = 0; st == CH_OK && i < n; i++) {
     memcpy(x + at * m->features, batch[i]->x, sizeof(float) * (size_t)(batch[i]->rows * m->features));
     at += batch[i]->rows;
-    batch[i]->t_start = t0;
+    start_req(s, batch[i], t0);
   }
   op_header h = {OP_INFER, rows, 0, 0};
   if (st == CH_OK) st = send_header(s->g, &h);
@@ -297,7 +304,7 @@ static ch_status lead_gen(leader *L) {
     r->next = NULL;
     s->queued--;
     r->slot = i;
-    r->t_start = ch_time();
+    start_req(s, r, ch_time());
     L->active[i] = r;
     L->nactive++;
     step[nent++] = r;

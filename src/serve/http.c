@@ -239,10 +239,6 @@ static mhd_result infer(serve_state *s, struct MHD_Connection *c, conn *cn, doub
   if (!status) status = serve_wait(s, r, s->opts.request_timeout);
   char *body = NULL;
   if (status == 200) {
-    const char lv[] = "";
-    (void)lv;
-    const char *q[] = {s->model_name};
-    ch_metric_observe(s->m_queue, q, r->t_start - r->t_enqueue);
     ch_v2_output o[2] = {
         {.name = "logits", .dtype = CH_V2_FP32, .ndim = 2, .shape = {rows, r->classes},
          .f32 = r->logits},

@@ -6,6 +6,7 @@
 #     is one byte of the text, the text equals generate's), V2's next_token is a real token;
 #   - a V2 infer on the GPT counts as accepted and answered: SIGTERM right after it stops at
 #     once with "1 request(s) accepted, 1 answered in full" (it used to wait 10 s, 0 answered);
+#   - cohort_queue_duration_seconds is observed on a GPT server;
 # Usage: test_serve_edges.sh COHORT SOURCE_DIR MPIEXEC [MPIEXEC_FLAGS...]
 set -euo pipefail
 cohort=$1 src=$2 mpiexec=$3
@@ -80,6 +81,10 @@ print("padded vocabulary: completions and V2 draw real tokens only")
 PY
 cat "$work/gpt_checks.txt"
 base="http://127.0.0.1:$gpt_port"
+curl -s "$base/metrics" > "$work/metrics"
+grep -Eq '^cohort_queue_duration_seconds_count\{model="tiny"\} [1-9]' "$work/metrics" ||
+  fail "cohort_queue_duration_seconds not observed on a GPT server"
+
 # --- V2 on the GPT, then SIGTERM: accepted and answered, no 10 s drain ---
 start v2 1 "$gck" --model-name tiny
 curl -s -X POST "localhost:$v2_port/v2/models/tiny/infer" \
