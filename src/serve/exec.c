@@ -117,10 +117,36 @@ static ch_status follow_gen(serve_state *s, const op_header *h) {
 
 /* ---- RELOAD ----------------------------------------------------------------------------- */
 
-static ch_status run_reload(serve_state *s, const char *path) {
+/* Why `next` may not replace `cur` under the running front end, or NULL. The routes, the
+ * metadata and (GPT) the tokenizer were set up for the family at startup, and the tokenizer was
+ * paired with the GPT's vocabulary: a reload keeps both. Every rank decides alike (same files). */
+static const char *reload_conflict(const serve_model *cur, const serve_model *next, char *buf,
+                                   size_t n) {
+  if (next->is_gpt != cur->is_gpt)
+    snprintf(buf, n, "the checkpoint holds %s; this server was started for %s and keeps serving "
+             "it (start a new server for the other family)", next->is_gpt ? "a GPT" : "an MLP",
+             cur->is_gpt ? "a GPT" : "an MLP");
+  else if (cur->is_gpt && next->vocab != cur->vocab)
+    snprintf(buf, n, "the checkpoint's GPT has a vocabulary of %lld, the served one %lld (its "
+             "tokenizer): start a new server for it", (long long)next->vocab, (long long)cur->vocab);
+  else
+    return NULL;
+  return buf;
+}
+
+/* Loads path on every rank and switches to it; *refused when it may not replace the model (the
+ * old one stays, CH_ERR_CONFIG). Collective. */
+static ch_status run_reload(serve_state *s, const char *path, int *refused) {
   serve_model *next = NULL;
+  char why[256];
+  *refused = 0;
   ch_status st = serve_model_load(s->g, path, &s->opts, &next); /* collective, agreed */
   if (st != CH_OK) return st;
+  if (reload_conflict(s->model, next, why, sizeof why)) {
+    serve_model_free(next);
+    *refused = 1;
+    return CH_FAIL(CH_ERR_CONFIG, "%s", why);
+  }
   serve_model_free(s->model);
   s->model = next;
   if (s->g->rank == 0) serve_facts_publish(s);
@@ -131,7 +157,8 @@ static ch_status follow_reload(serve_state *s, const op_header *h) {
   char path[CH_PATH_MAX] = "";
   CH_CHECK(ch_comm_broadcast(s->g, path, sizeof path, CH_U8, 0, NULL));
   (void)h;
-  ch_status st = run_reload(s, path);
+  int refused;
+  ch_status st = run_reload(s, path, &refused);
   if (st != CH_OK) CH_WARN("reload of %s failed; still serving the previous version", path);
   return CH_OK; /* a failed reload keeps the old model on every rank */
 }
@@ -372,14 +399,17 @@ static ch_status lead_reload(leader *L, serve_req *r) {
   CH_CHECK(send_header(s->g, &h));
   CH_CHECK(ch_comm_broadcast(s->g, path, sizeof path, CH_U8, 0, NULL));
   double t0 = ch_time();
-  ch_status st = run_reload(s, path);
+  int refused;
+  ch_status st = run_reload(s, path, &refused);
   pthread_mutex_lock(&s->lock);
   if (st == CH_OK) {
     CH_INFO("serving %s version %s (loaded %s in %.2f s)", s->model_name, s->model->version, path,
             ch_time() - t0);
     serve_finish_locked(s, r, 200, NULL);
   } else {
-    serve_finish_locked(s, r, 400, ch_error_message());
+    CH_WARN("reload of %s failed, still serving version %s: %s", path, s->model->version,
+            ch_error_message());
+    serve_finish_locked(s, r, refused ? 409 : 400, ch_error_message());
   }
   serve_req_put(s, r);
   pthread_mutex_unlock(&s->lock);

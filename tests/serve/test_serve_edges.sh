@@ -4,6 +4,8 @@
 #     made the most likely (so any unmasked sampler picks them): `cohort generate` and
 #     /v1/completions (greedy, temperature, top-k, top-p) never draw a padded id (every token
 #     is one byte of the text, the text equals generate's), V2's next_token is a real token;
+#   - a reload of the other family's checkpoint is refused (409, JSON) both ways, and the old
+#     model keeps serving (it used to be accepted: the next completion crashed the job);
 #   - a V2 infer on the GPT counts as accepted and answered: SIGTERM right after it stops at
 #     once with "1 request(s) accepted, 1 answered in full" (it used to wait 10 s, 0 answered);
 #   - cohort_queue_duration_seconds is observed on a GPT server;
@@ -18,10 +20,14 @@ fails=0
 fail() { echo "FAIL: $*"; fails=$((fails + 1)); }
 
 "$cohort" data text "$src/examples/shakespeare/input.txt.gz" "$work/text.h5" > /dev/null
+"$cohort" data csv "$src/examples/digits/digits.csv.gz" "$work/digits.h5" --val-fraction 0.2 > /dev/null
 "$mpiexec" -n 1 "${flags[@]}" "$cohort" train "$src/configs/gpt-tiny.yaml" \
   data.path="$work/text.h5" run.dir="$work/gpt" model.n_layer=1 model.n_embd=64 model.context=48 \
   model.vocab_size=300 train.steps=100 train.batch_size=16 train.log_every=50 train.eval_every=0 \
   optim.warmup_steps=10 run.checkpoint.every=100 > "$work/gpt.txt"
+"$mpiexec" -n 1 "${flags[@]}" "$cohort" train "$src/configs/mlp-digits.yaml" \
+  data.path="$work/digits.h5" run.dir="$work/mlp" train.steps=20 run.checkpoint.every=20 \
+  train.eval_every=0 optim.warmup_steps=5 > "$work/mlp.txt"
 gck="$work/gpt/checkpoints" mck="$work/mlp/checkpoints"
 # The padded rows of the tied head (ids 256..299) become +-100 e_k: their logits dwarf the real
 # ones at every position. The tensor's CRC-32 attribute follows the edit.
@@ -85,6 +91,14 @@ curl -s "$base/metrics" > "$work/metrics"
 grep -Eq '^cohort_queue_duration_seconds_count\{model="tiny"\} [1-9]' "$work/metrics" ||
   fail "cohort_queue_duration_seconds not observed on a GPT server"
 
+# --- a reload of the other family: refused, the old model serving ---
+code=$(curl -s -o "$work/body" -w "%{http_code}" -X POST "$base/v2/repository/models/tiny/load" \
+  -d "{\"parameters\":{\"path\":\"$mck\"}}")
+[ "$code" = 409 ] && grep -q '"error"' "$work/body" || fail "GPT server loading an MLP: $code $(cat "$work/body")"
+code=$(curl -s -o "$work/body" -w "%{http_code}" -X POST "$base/v1/completions" \
+  -d '{"model": "tiny", "prompt": "ROMEO:", "max_tokens": 4}')
+[ "$code" = 200 ] || fail "completion after a refused reload: $code $(cat "$work/body")"
+
 # --- V2 on the GPT, then SIGTERM: accepted and answered, no 10 s drain ---
 start v2 1 "$gck" --model-name tiny
 curl -s -X POST "localhost:$v2_port/v2/models/tiny/infer" \
@@ -94,6 +108,24 @@ stop v2
 took=$("$py" -c "import time; print(f'{time.time() - $t0:.1f}')")
 grep -q "1 request(s) accepted, 1 answered in full" "$work/v2.log" && "$py" -c "import sys; sys.exit($took >= 5)" ||
   fail "SIGTERM after a V2 infer on a GPT: ${took} s, $(grep 'accepted' "$work/v2.log")"
+
+# --- an MLP server told to load the GPT: refused, still serving (last: it used to crash) ---
+start mlp 1 "$mck"
+base="http://127.0.0.1:$mlp_port"
+code=$(curl -s -o "$work/body" -w "%{http_code}" -X POST "$base/v2/repository/models/mlp/load" \
+  -d "{\"parameters\":{\"path\":\"$gck\"}}")
+[ "$code" = 409 ] && grep -q '"error"' "$work/body" || fail "MLP server loading a GPT: $code $(cat "$work/body")"
+code=$(curl -s -o "$work/body" -w "%{http_code}" -X POST "$base/v1/completions" \
+  -d '{"model": "mlp", "prompt": "hi", "max_tokens": 2}' || true)
+[ "$code" = 400 ] || fail "completions on the MLP server after the refused reload: $code"
+row=$("$py" -c "print(','.join(['0.5']*64))")
+code=$(curl -s -o "$work/body" -w "%{http_code}" -X POST "$base/v2/models/mlp/infer" \
+  -d "{\"inputs\":[{\"name\":\"input\",\"shape\":[1,64],\"datatype\":\"FP32\",\"data\":[$row]}]}" || true)
+[ "$code" = 200 ] || fail "MLP infer after the refused reload: $code"
+kill -TERM $(ranks_of mlp) 2>/dev/null || true
+rc=0
+wait "$mlp_pid" || rc=$?
+[ "$rc" -eq 0 ] || fail "the MLP server exited $rc"
 
 [ "$fails" -eq 0 ] || { echo "$fails check(s) failed"; exit 1; }
 echo PASS
