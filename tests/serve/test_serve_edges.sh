@@ -9,6 +9,8 @@
 #   - a V2 infer on the GPT counts as accepted and answered: SIGTERM right after it stops at
 #     once with "1 request(s) accepted, 1 answered in full" (it used to wait 10 s, 0 answered);
 #   - cohort_queue_duration_seconds is observed on a GPT server;
+#   - SIGTERM reaching rank 1 after rank 0's server stopped (as across nodes): every rank
+#     exits 0 (a late signal used to kill a rank in MPI_Finalize, mpirun exiting 143).
 # Usage: test_serve_edges.sh COHORT SOURCE_DIR MPIEXEC [MPIEXEC_FLAGS...]
 set -euo pipefail
 cohort=$1 src=$2 mpiexec=$3
@@ -108,6 +110,20 @@ stop v2
 took=$("$py" -c "import time; print(f'{time.time() - $t0:.1f}')")
 grep -q "1 request(s) accepted, 1 answered in full" "$work/v2.log" && "$py" -c "import sys; sys.exit($took >= 5)" ||
   fail "SIGTERM after a V2 infer on a GPT: ${took} s, $(grep 'accepted' "$work/v2.log")"
+
+# --- SIGTERM to rank 0, then to rank 1 once rank 0's server has stopped ---
+rank_of() { tr '\0' '\n' < "/proc/$1/environ" 2>/dev/null | sed -n 's/^\(OMPI_COMM_WORLD_RANK\|PMI_RANK\)=//p' | head -1; }
+r0="" r1=""
+for p in $(ranks_of gpt); do
+  case "$(rank_of "$p")" in 0) r0=$p ;; 1) r1=$p ;; esac
+done
+[ -n "$r0" ] && [ -n "$r1" ] || fail "cannot tell the GPT server's ranks apart"
+kill -TERM "$r0"
+for _ in $(seq 1 500); do grep -q "server stopped" "$work/gpt.log" && break; sleep 0.01; done
+kill -TERM "$r1" 2>/dev/null || true
+rc=0
+wait "$gpt_pid" || rc=$?
+[ "$rc" -eq 0 ] || fail "SIGTERM to rank 1 after rank 0 stopped: mpiexec exited $rc"
 
 # --- an MLP server told to load the GPT: refused, still serving (last: it used to crash) ---
 start mlp 1 "$mck"
