@@ -474,8 +474,16 @@ static mhd_result completions(serve_state *s, struct MHD_Connection *c, conn *cn
     return ret;
   }
   if (q.stream) {
-    stream *st = calloc(1, sizeof *st);
-    if (!st) return MHD_NO;
+    stream *st = serve_test_fail_alloc("stream") ? NULL : calloc(1, sizeof *st);
+    if (!st) { /* r is queued: the executor drops it at its first step; the client hears why */
+      pthread_mutex_lock(&s->lock);
+      r->abandoned = 1;
+      serve_req_put(s, r);
+      pthread_mutex_unlock(&s->lock);
+      ch_oai_request_free(&q);
+      count(s, "completions", 500, t0);
+      return send_error(c, 500, "out of memory");
+    }
     *st = (stream){.s = s, .r = r, .q = q, .created = created, .t0 = t0,
                    .deadline = t0 + s->opts.request_timeout};
     snprintf(st->id, sizeof st->id, "%s", id);

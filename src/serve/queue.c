@@ -1,5 +1,6 @@
 /* Requests and the queue between the HTTP threads and the executor (src/serve/server.h). */
 #include <errno.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -8,9 +9,19 @@
 #include "cohort/runtime.h"
 #include "serve/server.h"
 
+static _Atomic long g_live; /* requests allocated and not yet freed */
+
+long serve_req_live(void) { return g_live; }
+
+int serve_test_fail_alloc(const char *what) {
+  const char *e = getenv("COHORT_TEST_FAIL_ALLOC");
+  return e && !strcmp(e, what);
+}
+
 serve_req *serve_req_new(serve_kind kind) {
   serve_req *r = calloc(1, sizeof *r);
   if (!r) return NULL;
+  g_live++;
   r->kind = kind;
   r->refs = 1;
   r->slot = -1;
@@ -32,6 +43,7 @@ void serve_req_put(serve_state *s, serve_req *r) {
   for (int i = 0; i < r->nstop; i++) free(r->stop[i]);
   free(r->stop);
   free(r);
+  g_live--;
 }
 
 int serve_submit(serve_state *s, serve_req *r) {

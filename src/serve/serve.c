@@ -120,6 +120,8 @@ static ch_status serve_main(const ch_group *g, serve_model *m, const char *ckpt_
     if (g->rank == 0 && st == CH_OK) CH_INFO("server stopped");
   }
   serve_http_stop(s);
+  if (g->rank == 0 && serve_req_live() != 0)
+    CH_WARN("%ld request(s) were never freed (a leak)", serve_req_live());
   /* The handlers stay installed until the process exits: across nodes SIGTERM reaches the
    * ranks at different times, and one arriving while this rank is in MPI_Finalize (its server
    * already stopped by an earlier rank's signal) must not kill it. */

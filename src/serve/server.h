@@ -104,6 +104,11 @@ typedef struct serve_state {
 serve_req *serve_req_new(serve_kind kind);
 /* Drops one reference (under s->lock); frees at zero. */
 void serve_req_put(serve_state *s, serve_req *r);
+/* Requests allocated and not freed (process-wide): 0 once a server has stopped, else a leak. */
+long serve_req_live(void);
+/* Test hook: whether COHORT_TEST_FAIL_ALLOC names `what`, an allocation the tests make fail
+ * ("stream": a streamed completion's state). */
+int serve_test_fail_alloc(const char *what);
 /* Queues r (takes a reference) unless the server is not accepting or the queue is full: then
  * returns 503 with a message in r->err. 0 on success. */
 int serve_submit(serve_state *s, serve_req *r);

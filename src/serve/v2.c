@@ -3,7 +3,7 @@
  * with %.9g and any bytes become valid JSON. */
 #include "serve/v2.h"
 
-#include <cjson/cJSON.h>
+#include <cJSON.h>
 #include <math.h>
 #include <stdarg.h>
 #include <stdio.h>

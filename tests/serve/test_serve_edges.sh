@@ -9,6 +9,8 @@
 #   - a V2 infer on the GPT counts as accepted and answered: SIGTERM right after it stops at
 #     once with "1 request(s) accepted, 1 answered in full" (it used to wait 10 s, 0 answered);
 #   - cohort_queue_duration_seconds is observed on a GPT server;
+#   - a streamed completion whose state cannot be allocated (test hook
+#     COHORT_TEST_FAIL_ALLOC=stream) gets a 500 JSON error and its request is freed;
 #   - SIGTERM reaching rank 1 after rank 0's server stopped (as across nodes): every rank
 #     exits 0 (a late signal used to kill a rank in MPI_Finalize, mpirun exiting 143).
 # Usage: test_serve_edges.sh COHORT SOURCE_DIR MPIEXEC [MPIEXEC_FLAGS...]
@@ -100,6 +102,16 @@ code=$(curl -s -o "$work/body" -w "%{http_code}" -X POST "$base/v2/repository/mo
 code=$(curl -s -o "$work/body" -w "%{http_code}" -X POST "$base/v1/completions" \
   -d '{"model": "tiny", "prompt": "ROMEO:", "max_tokens": 4}')
 [ "$code" = 200 ] || fail "completion after a refused reload: $code $(cat "$work/body")"
+
+# --- a stream whose state cannot be allocated: 500 JSON, nothing leaked ---
+export COHORT_TEST_FAIL_ALLOC=stream
+start nomem 1 "$gck" --model-name tiny
+unset COHORT_TEST_FAIL_ALLOC
+code=$(curl -s -o "$work/body" -w "%{http_code}" -X POST "localhost:$nomem_port/v1/completions" \
+  -d '{"model": "tiny", "prompt": "ROMEO:", "max_tokens": 4, "stream": true}' || true)
+[ "$code" = 500 ] && grep -q '"error"' "$work/body" || fail "stream state allocation failure: status $code"
+stop nomem
+grep -q "never freed" "$work/nomem.log" && fail "requests leaked: $(grep 'never freed' "$work/nomem.log")"
 
 # --- V2 on the GPT, then SIGTERM: accepted and answered, no 10 s drain ---
 start v2 1 "$gck" --model-name tiny
