@@ -1,4 +1,6 @@
-/* Requests and the queue between the HTTP threads and the executor (src/serve/server.h). */
+/* Requests, the queue between the HTTP threads and the executor, and the request lifecycle
+ * (src/serve/server.h): accepted (queued) -> finished by the executor -> its answer sent. The
+ * counts SIGTERM reports are kept here only. */
 #include <errno.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -6,6 +8,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "cohort/log.h"
 #include "cohort/runtime.h"
 #include "serve/server.h"
 
@@ -46,7 +49,7 @@ void serve_req_put(serve_state *s, serve_req *r) {
   g_live--;
 }
 
-int serve_submit(serve_state *s, serve_req *r) {
+int serve_submit(serve_state *s, serve_req *r, int *accepted) {
   pthread_mutex_lock(&s->lock);
   int status = 0;
   if (!s->accepting || !s->ready) {
@@ -73,6 +76,7 @@ int serve_submit(serve_state *s, serve_req *r) {
     if (r->kind != SERVE_RELOAD) s->queued++;
     s->inflight++;
     s->accepted++;
+    *accepted = 1;
     pthread_cond_signal(&s->wake);
   }
   pthread_mutex_unlock(&s->lock);
@@ -123,4 +127,32 @@ serve_facts serve_facts_get(serve_state *s) {
   serve_facts f = s->facts;
   pthread_mutex_unlock(&s->lock);
   return f;
+}
+
+void serve_call_closed(serve_state *s, int ok) {
+  pthread_mutex_lock(&s->lock);
+  s->delivered += ok != 0;
+  s->closed++;
+  pthread_cond_broadcast(&s->wake);
+  pthread_mutex_unlock(&s->lock);
+}
+
+void serve_drain(serve_state *s, double seconds) {
+  double until = ch_time() + seconds;
+  pthread_mutex_lock(&s->lock);
+  while (s->closed < s->accepted && ch_time() < until) {
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    ts.tv_nsec += 10 * 1000000L;
+    if (ts.tv_nsec >= 1000000000L) ts.tv_sec++, ts.tv_nsec -= 1000000000L;
+    pthread_cond_timedwait(&s->wake, &s->lock, &ts);
+  }
+  pthread_mutex_unlock(&s->lock);
+}
+
+void serve_report_answers(serve_state *s) {
+  pthread_mutex_lock(&s->lock);
+  unsigned long long accepted = s->accepted, delivered = s->delivered;
+  pthread_mutex_unlock(&s->lock);
+  CH_INFO("%llu request(s) accepted, %llu answered in full", accepted, delivered);
 }
