@@ -144,3 +144,32 @@ void ch_tp_model_reset(ch_tp_model *t, int slot);
 /* MLP rows per call. */
 int ch_tp_model_max_batch(const ch_tp_model *t);
 int ch_tp_model_length(const ch_tp_model *t, int slot);
+
+/* ==== Serving schemas (src/nn/io_schema.c) ===============================================
+ * What a model family takes and gives as tensors when served (the KServe V2 metadata and the
+ * checks of an inference request): names, datatypes, and shapes with -1 for a variable dim
+ * (the batch, a sequence length).
+ *   MLP  input FP32 [-1, features] -> logits FP32 [-1, classes], label INT32 [-1]
+ *   GPT  input_ids INT32 [-1]      -> logits FP32 [vocab] (of the next token), next_token
+ *                                     INT32 [1] (its argmax over the tokenizer's ids) */
+#define CH_IO_MAX_DIMS 4
+#define CH_IO_MAX_TENSORS 4
+
+typedef enum ch_io_dtype { CH_IO_FP32, CH_IO_INT32 } ch_io_dtype;
+
+typedef struct ch_io_tensor {
+  const char *name; /* a static string */
+  ch_io_dtype dtype;
+  int ndim;
+  int64_t shape[CH_IO_MAX_DIMS];
+} ch_io_tensor;
+
+typedef struct ch_io_schema {
+  const char *platform; /* "cohort_mlp", "cohort_gpt" */
+  int ninputs, noutputs;
+  ch_io_tensor inputs[CH_IO_MAX_TENSORS], outputs[CH_IO_MAX_TENSORS];
+} ch_io_schema;
+
+/* The inputs and outputs of m (a layout-only model is enough) as served. Errors:
+ * CH_ERR_INVALID for a family that cannot be served. */
+ch_status ch_model_io(const ch_model *m, ch_io_schema *out);

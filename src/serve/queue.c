@@ -115,7 +115,7 @@ void serve_finish_locked(serve_state *s, serve_req *r, int http_status, const ch
 void serve_facts_publish(serve_state *s) {
   const serve_model *m = s->model;
   serve_facts f = {.is_gpt = m->is_gpt, .context = m->context, .features = m->features,
-                   .classes = m->classes, .vocab = m->vocab};
+                   .classes = m->classes, .vocab = m->vocab, .io = m->io};
   snprintf(f.version, sizeof f.version, "%s", m->version);
   pthread_mutex_lock(&s->lock);
   s->facts = f;

@@ -78,6 +78,7 @@ typedef struct serve_model {
   int is_gpt;
   int64_t features, classes, vocab;
   int context;
+  ch_io_schema io;         /* the V2 inputs and outputs of its family */
 } serve_model;
 
 /* What the HTTP threads may know of the model: a copy taken under the lock, since a reload
@@ -86,6 +87,7 @@ typedef struct serve_facts {
   int is_gpt, context;
   int64_t features, classes, vocab;
   char version[32];
+  ch_io_schema io;
 } serve_facts;
 
 typedef struct serve_state {

@@ -11,6 +11,7 @@
 #   - cohort_queue_duration_seconds is observed on a GPT server;
 #   - a streamed completion whose state cannot be allocated (test hook
 #     COHORT_TEST_FAIL_ALLOC=stream) gets a 500 JSON error and its request is freed;
+#   - the V2 model metadata of each family (its schema, ch_model_io): names, datatypes, shapes;
 #   - SIGTERM reaching rank 1 after rank 0's server stopped (as across nodes): every rank
 #     exits 0 (a late signal used to kill a rank in MPI_Finalize, mpirun exiting 143).
 # Usage: test_serve_edges.sh COHORT SOURCE_DIR MPIEXEC [MPIEXEC_FLAGS...]
@@ -95,6 +96,17 @@ curl -s "$base/metrics" > "$work/metrics"
 grep -Eq '^cohort_queue_duration_seconds_count\{model="tiny"\} [1-9]' "$work/metrics" ||
   fail "cohort_queue_duration_seconds not observed on a GPT server"
 
+# --- the V2 schema of each family (the MLP's below) ---
+meta() { # meta PORT MODEL EXPECTED: the metadata's platform, inputs and outputs
+  curl -s "localhost:$1/v2/models/$2" | "$py" -c "
+import json, sys
+d = json.load(sys.stdin)
+got = [d['platform']] + [(t['name'], t['datatype'], t['shape']) for t in d['inputs'] + d['outputs']]
+assert repr(got) == sys.argv[1], (got, sys.argv[1])" "$3"
+}
+meta "$gpt_port" tiny "['cohort_gpt', ('input_ids', 'INT32', [-1]), ('logits', 'FP32', [300]), ('next_token', 'INT32', [1])]" ||
+  fail "GPT metadata"
+
 # --- a reload of the other family: refused, the old model serving ---
 code=$(curl -s -o "$work/body" -w "%{http_code}" -X POST "$base/v2/repository/models/tiny/load" \
   -d "{\"parameters\":{\"path\":\"$mck\"}}")
@@ -140,6 +152,8 @@ wait "$gpt_pid" || rc=$?
 # --- an MLP server told to load the GPT: refused, still serving (last: it used to crash) ---
 start mlp 1 "$mck"
 base="http://127.0.0.1:$mlp_port"
+meta "$mlp_port" mlp "['cohort_mlp', ('input', 'FP32', [-1, 64]), ('logits', 'FP32', [-1, 10]), ('label', 'INT32', [-1])]" ||
+  fail "MLP metadata"
 code=$(curl -s -o "$work/body" -w "%{http_code}" -X POST "$base/v2/repository/models/mlp/load" \
   -d "{\"parameters\":{\"path\":\"$gck\"}}")
 [ "$code" = 409 ] && grep -q '"error"' "$work/body" || fail "MLP server loading a GPT: $code $(cat "$work/body")"
