@@ -44,7 +44,7 @@ ch_status serve_exec_gen(serve_state *s, int64_t nent, int32_t *buf, float *logi
         memcpy(r->logits, logits, sizeof(float) * (size_t)m->vocab);
       float u = ch_rng_uniform(r->seed, CH_SAMPLE_STREAM, (uint64_t)r->nout);
       ch_sampling how = r->sampling; /* ids past the tokenizer's (padding) have no text */
-      how.vocab_real = ch_tokenizer_vocab(s->tok);
+      how.vocab_real = s->vocab_real;
       r->out[r->nout] = ch_sample_token(logits, m->vocab, &how, u);
     }
   }

@@ -72,6 +72,10 @@ static ch_status start_leader(serve_state *s, const char *data_path) {
     if (ch_tokenizer_load(data, &s->tok) != CH_OK)
       return CH_FAIL(CH_ERR_IO, "the tokenizer comes from the training data %s (--data names "
                      "another copy): %s", data, ch_error_message());
+    s->vocab_real = ch_tokenizer_vocab(s->tok);
+    if (s->vocab_real > m->vocab)
+      return CH_FAIL(CH_ERR_CONFIG, "%s's tokenizer has %lld tokens, the model only %lld", data,
+                     (long long)s->vocab_real, (long long)m->vocab);
   }
   CH_CHECK(serve_metrics_init(s));
   CH_CHECK(serve_http_start(s));

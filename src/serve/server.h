@@ -98,6 +98,7 @@ typedef struct serve_state {
   serve_model *model;      /* the executor's (main thread) */
   serve_facts facts;       /* under lock */
   ch_tokenizer *tok;       /* rank 0, GPT */
+  int64_t vocab_real;      /* rank 0, GPT: the tokenizer's ids; sampling never draws past them */
   /* The queue (rank 0); accepted/delivered/closed are queue.c's (the request lifecycle). */
   pthread_mutex_t lock;
   pthread_cond_t wake;     /* the executor: new work or shutdown */
