@@ -20,7 +20,7 @@ int main(int argc, char **argv) {
   ch_runtime *rt;
   CHT_OK(ch_runtime_init(&argc, &argv, NULL, &rt));
   ch_group world;
-  CHT_OK(ch_group_create(rt->world, &world));
+  CHT_OK(ch_group_world(&world));
   CHT_OK(ch_watchdog_start(&world, 60.0));
   ch_config c;
   ch_config_defaults(&c);
