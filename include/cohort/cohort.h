@@ -7,6 +7,7 @@
 #include "cohort/tensor.h"
 #include "cohort/comm.h"
 #include "cohort/kernels.h"
+#include "cohort/backend.h"
 #include "cohort/config.h"
 #include "cohort/model.h"
 #include "cohort/optim.h"
