@@ -130,7 +130,8 @@ const gpt_view *ch_gpt_view(const ch_model *m, const float *p, gpt_view *v, gpt_
 
 ch_status ch_gpt_view_slice(const ch_model *m, const ch_layout *local, const float *p,
                             int owns_bias, gpt_view *v, gpt_block_w *blk) {
-  if (m->ops != &gpt_ops) return CH_FAIL(CH_ERR_INVALID, "a GPT view of a '%s' model", m->ops->name);
+  if (m->ops != &gpt_ops)
+    return CH_FAIL(CH_ERR_INVALID, "a GPT view of a '%s' model", m->ops->name);
   if (local->nparams != m->layout.nparams)
     return CH_FAIL(CH_ERR_INVALID, "tensor-parallel GPT: %d local tensors, the model has %d",
                    local->nparams, m->layout.nparams);
@@ -399,5 +400,6 @@ static ch_status gpt_train_step(ch_model *m, const float *p, float *grads, const
 }
 
 static const ch_model_ops gpt_ops = {
-  .name = "gpt", .destroy = gpt_destroy, .check = gpt_check, .forward = gpt_forward, .eval = gpt_eval, .train_step = gpt_train_step,
+  .name = "gpt", .destroy = gpt_destroy, .check = gpt_check, .forward = gpt_forward,
+  .eval = gpt_eval, .train_step = gpt_train_step,
 };

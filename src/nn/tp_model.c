@@ -72,7 +72,8 @@ ch_status ch_tp_model_create(const ch_model *m, const ch_layout *local, const fl
                              void *rctx, ch_tp_model **out) {
   ch_tp_model *t = calloc(1, sizeof *t);
   if (!t) return CH_FAIL(CH_ERR_NOMEM, "tensor-parallel model");
-  *t = (ch_tp_model){.m = m, .be = ch_model_backend(m), .local = local, .p = params, .owns_bias = owns_bias,
+  *t = (ch_tp_model){.m = m, .be = ch_model_backend(m), .local = local, .p = params,
+                     .owns_bias = owns_bias,
                      .max_batch = max_batch > 0 ? max_batch : 1, .reduce = reduce, .rctx = rctx};
   ch_status st = ch_gpt_shape(m) ? gpt_setup(t, kv_slots > 0 ? kv_slots : 1) : mlp_setup(t);
   if (st != CH_OK) {
