@@ -119,7 +119,7 @@ static double time_comm(const ch_config *cfg, const ch_group *g, int iters, int 
   ch_dataset *ds;
   die(ch_dataset_open(g, cfg->data.path, "train", &ds), "ch_dataset_open");
   ch_model *m;
-  die(ch_model_create(cfg, ch_dataset_features(ds), ch_dataset_classes(ds), 1, &m), "model");
+  die(ch_model_create(ch_backend_cpu(), cfg, ch_dataset_features(ds), ch_dataset_classes(ds), 1, &m), "model");
   ch_dataset_close(ds);
   const ch_layout *l = ch_model_layout(m);
   float *grads = ch_alloc_aligned(l->numel * sizeof(float));
@@ -190,7 +190,7 @@ static void time_breakdown(const ch_config *cfg, const ch_group *g, int iters, d
   ch_sampler s;
   die(ch_sampler_create(ch_dataset_rows(ds), (uint64_t)cfg->train.seed, &s), "sampler");
   ch_model *m;
-  die(ch_model_create(cfg, D, ch_dataset_classes(ds), (int)local, &m), "model");
+  die(ch_model_create(ch_backend_cpu(), cfg, D, ch_dataset_classes(ds), (int)local, &m), "model");
   const ch_layout *l = ch_model_layout(m);
   float *p = ch_alloc_aligned(l->numel * sizeof(float));
   float *gr = ch_alloc_aligned(l->numel * sizeof(float));
@@ -202,7 +202,7 @@ static void time_breakdown(const ch_config *cfg, const ch_group *g, int iters, d
   ch_optim *o;
   ch_segment all;
   ch_shard whole = ch_shard_range(&all, 0, l->numel);
-  die(ch_optim_create(cfg, l, &whole, &o), "optim");
+  die(ch_optim_create(ch_backend_cpu(), cfg, l, &whole, &o), "optim");
   double *t[3];
   for (int k = 0; k < 3; k++) t[k] = calloc((size_t)iters, sizeof(double));
   for (int it = -3; it < iters; it++) {
@@ -212,9 +212,10 @@ static void time_breakdown(const ch_config *cfg, const ch_group *g, int iters, d
     double t1 = ch_time();
     memset(gr, 0, l->numel * sizeof(float));
     double loss;
-    die(ch_model_train_step(m, p, gr, x, y, (int)mine, 1.0f / (float)B, NULL, &loss), "train_step");
+    die(ch_model_train_step(m, p, gr, x, y, (int)mine, 1.0f / (float)B, NULL), "train_step");
+    die(ch_model_take_loss(m, &loss), "take_loss");
     double t2 = ch_time(), norm;
-    die(ch_clip_grad_norm(gr, l->numel, cfg->optim.grad_clip, NULL, &norm), "clip");
+    die(ch_clip_grad_norm(ch_backend_cpu(), gr, l->numel, cfg->optim.grad_clip, NULL, &norm), "clip");
     ch_optim_step(o, p, CH_ADDR_FLAT, gr, CH_ADDR_FLAT, cfg->optim.lr);
     double t3 = ch_time();
     if (it >= 0) {

@@ -8,6 +8,7 @@
 #include "cohort/comm.h"
 #include "cohort/comm_mpi.h"
 #include "cohort/kernels.h"
+#include "cohort/backend.h"
 #include "cohort/config.h"
 #include "cohort/model.h"
 #include "cohort/optim.h"

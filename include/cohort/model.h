@@ -1,8 +1,12 @@
-/* Models built from the config: a parameter spec table plus hand-written forward/backward over
- * flat buffers. The model owns its activation arena; parameters and gradients are passed in
- * (flat buffers laid out by ch_model_layout), so strategies decide where they live. */
+/* Models built from the config: a parameter spec table plus forward/backward written once over
+ * the backend seam (cohort/backend.h). A model lives on the backend it is created on: it owns
+ * its activation arena there; parameters and gradients are passed in (flat buffers laid out by
+ * ch_model_layout, in that backend's memory), so strategies decide where they live. Batches
+ * (x, y) are host memory: the model checks them and stages them onto the backend (the CPU
+ * backend reads them in place). */
 #pragma once
 #include <stdint.h>
+#include "cohort/backend.h"
 #include "cohort/config.h"
 #include "cohort/status.h"
 #include "cohort/tensor.h"
@@ -28,19 +32,21 @@ ch_status ch_hook_grad_ready(const ch_unit_hook *h, int unit);
 
 typedef struct ch_model ch_model;
 
-/* Builds the model described by cfg->model (type mlp or gpt) with activations for micro-batches
+/* Builds, on backend `be`, the model described by cfg->model (type mlp or gpt) with activations for micro-batches
  * of up to `max_batch` samples. `in_features` and `classes` come from the dataset: for the MLP
  * the float features per row and the number of classes; for the GPT in_features is ignored and
  * `classes` is the dataset's vocabulary (model.vocab_size, when set, must be >= it). Errors:
  * CH_ERR_CONFIG naming the key (bad shape, n_embd not divisible by n_head), CH_ERR_NOMEM.
  * max_batch 0 builds the spec table and layout only (no activation arena; no forward).
  * Free with ch_model_destroy. */
-ch_status ch_model_create(const ch_config *cfg, int64_t in_features, int64_t classes,
-                          int max_batch, ch_model **out);
+ch_status ch_model_create(const ch_backend *be, const ch_config *cfg, int64_t in_features,
+                          int64_t classes, int max_batch, ch_model **out);
 void ch_model_destroy(ch_model *m);
 
 /* The parameter spec table and its flat layout (owned by the model). */
 const ch_layout *ch_model_layout(const ch_model *m);
+/* The backend the model runs on. */
+const ch_backend *ch_model_backend(const ch_model *m);
 /* Bytes of the activation arena. */
 size_t ch_model_activation_bytes(const ch_model *m);
 int ch_model_max_batch(const ch_model *m);
@@ -57,13 +63,14 @@ int64_t ch_model_sample_ints(const ch_model *m);
 int64_t ch_model_targets(const ch_model *m);
 
 /* Forward only: *logits gets [batch * targets, classes] (GPT: [batch * context, vocab], one row
- * per input token) in a model-owned buffer valid until the next call. Samples as above (GPT
+ * per input token) in a model-owned backend buffer (host memory on the CPU backend) valid until
+ * the next call. Samples as above (GPT
  * windows: every token, the last included, must be in the vocabulary). */
 ch_status ch_model_forward(ch_model *m, const float *params, const float *x, const int32_t *y,
                            int batch, const float **logits);
 
 /* Summed loss over the batch's batch * targets predictions and the number of them whose argmax
- * is the target (no backward). `hook` (fetch/release only; may be NULL) as in training. */
+ * is the target (no backward; one download of both). `hook` (fetch/release only; may be NULL) as in training. */
 ch_status ch_model_eval(ch_model *m, const float *params, const float *x, const int32_t *y,
                         int batch, const ch_unit_hook *hook, double *loss_sum, int64_t *correct);
 
@@ -72,10 +79,14 @@ ch_status ch_model_eval(ch_model *m, const float *params, const float *x, const 
  * unit fetched and released around its use and is told when its gradient is final; with
  * batch == 0 no compute happens and nothing is fetched, but grad_ready still fires for every
  * unit (a rank with no rows still takes part in gradient communication).
- * `loss_sum` gets the unscaled summed loss. */
+ * The unscaled summed loss is ADDED to the model's loss accumulator, a backend buffer: no host
+ * read per micro-batch; read it once per step with ch_model_take_loss. */
 ch_status ch_model_train_step(ch_model *m, const float *params, float *grads, const float *x,
                               const int32_t *y, int batch, float loss_scale,
-                              const ch_unit_hook *hook, double *loss_sum);
+                              const ch_unit_hook *hook);
+/* The loss summed by ch_model_train_step since the last take (one download), then resets the
+ * accumulator to 0. */
+ch_status ch_model_take_loss(ch_model *m, double *loss_sum);
 
 /* ---- Generation (GPT) ------------------------------------------------------------------ */
 
@@ -89,9 +100,9 @@ void ch_kv_cache_reset(ch_kv_cache *kv, int slot);
 /* Tokens held by a slot. */
 int ch_kv_cache_length(const ch_kv_cache *kv, int slot);
 
-/* Runs tokens[0..n) through the model after the slot's cached sequence, appends their keys and
- * values to the cache, and writes the next-token logits [vocab] after the last of them to
- * `logits`. n >= 1 (a prompt is one call, then one token per step). Errors: CH_ERR_INVALID
+/* Runs tokens[0..n) (host memory) through the model after the slot's cached sequence, appends
+ * their keys and values to the cache, and writes the next-token logits [vocab] after the last
+ * of them to `logits` (host memory). n >= 1 (a prompt is one call, then one token per step). Errors: CH_ERR_INVALID
  * when the sequence would exceed model.context or a token is outside the vocabulary. */
 ch_status ch_model_decode(ch_model *m, const float *params, ch_kv_cache *kv, int slot,
                           const int32_t *tokens, int n, float *logits);
@@ -135,7 +146,8 @@ ch_status ch_tp_model_create(const ch_model *m, const ch_layout *local, const fl
                              int owns_bias, int max_batch, int kv_slots, ch_reduce_fn reduce,
                              void *rctx, ch_tp_model **out);
 void ch_tp_model_destroy(ch_tp_model *t);
-/* MLP: logits [batch, classes] of x [batch, features], valid until the next call. */
+/* MLP: logits [batch, classes] (a backend buffer) of host x [batch, features], valid until the
+ * next call. */
 ch_status ch_tp_model_logits(ch_tp_model *t, const float *x, int batch, const float **logits);
 /* GPT: as ch_model_decode, on KV slot `slot` (reset with ch_tp_model_reset). */
 ch_status ch_tp_model_decode(ch_tp_model *t, int slot, const int32_t *tokens, int n,

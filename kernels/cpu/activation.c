@@ -1,7 +1,7 @@
 /* Elementwise activations and their derivatives. */
 #include <math.h>
 
-#include "cohort/kernels.h"
+#include "kernels/cpu/cpu_kernels.h"
 #include "kernels/cpu/fastmath.h"
 #include "kernels/cpu/simd.h"
 

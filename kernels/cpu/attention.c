@@ -17,7 +17,7 @@
 #include <math.h>
 #include <stddef.h>
 
-#include "cohort/kernels.h"
+#include "kernels/cpu/cpu_kernels.h"
 #include "kernels/cpu/fastmath.h"
 #include "kernels/cpu/simd.h"
 

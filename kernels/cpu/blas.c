@@ -13,7 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "cohort/kernels.h"
+#include "kernels/cpu/cpu_kernels.h"
 #include "cohort/log.h"
 #include "cohort_build.h"
 

@@ -1,6 +1,6 @@
 /* Token + position embedding (GPT-2): y[i] = wte[tokens[i]] + wpe[i % T], and its backward,
  * a scatter-add into the two tables (repeated tokens add up). */
-#include "cohort/kernels.h"
+#include "kernels/cpu/cpu_kernels.h"
 #include "kernels/cpu/simd.h"
 
 CH_VECTORIZE void ch_embedding_forward(float *y, const int32_t *tokens, const float *wte,

@@ -10,7 +10,7 @@
  * AVX-512, AVX2 and baseline clones give the same bits, and still vectorised. */
 #include <math.h>
 
-#include "cohort/kernels.h"
+#include "kernels/cpu/cpu_kernels.h"
 #include "kernels/cpu/simd.h"
 
 /* The two-pass mean/variance keeps var >= 0 and exact for constant rows (no E[x^2]-E[x]^2

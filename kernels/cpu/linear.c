@@ -2,7 +2,7 @@
  * The three GEMMs of forward/backward go through OpenBLAS (kernels/cpu/blas.c). */
 #include <string.h>
 
-#include "cohort/kernels.h"
+#include "kernels/cpu/cpu_kernels.h"
 
 void ch_linear_forward(float *y, const float *x, const float *w, const float *b, int batch,
                        int in, int out) {

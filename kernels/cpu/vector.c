@@ -1,5 +1,5 @@
 /* Reductions, scaling and addition over flat buffers. */
-#include "cohort/kernels.h"
+#include "kernels/cpu/cpu_kernels.h"
 #include "kernels/cpu/simd.h"
 
 /* Eight independent double accumulators: a fixed summation order (so results do not depend on

@@ -1,15 +1,21 @@
 /* Softmax cross-entropy over logits rows, numerically stable (max subtracted). */
 #include <math.h>
 
-#include "cohort/kernels.h"
+#include "kernels/cpu/cpu_kernels.h"
 #include "kernels/cpu/fastmath.h"
 #include "kernels/cpu/simd.h"
 
 double ch_xent_forward(const float *logits, const int32_t *labels, int batch, int classes,
                        int64_t *correct) {
+  return ch_xent_forward_seq(logits, labels, 1, batch, 1, classes, correct);
+}
+
+double ch_xent_forward_seq(const float *logits, const int32_t *labels, int64_t ldl, int B, int T,
+                           int classes, int64_t *correct) {
   double total = 0.0;
-  for (int i = 0; i < batch; i++) {
+  for (int i = 0; i < B * T; i++) {
     const float *row = logits + (size_t)i * classes;
+    int32_t label = labels[(i / T) * ldl + i % T];
     int arg = 0;
     float mx = row[0];
     for (int j = 1; j < classes; j++)
@@ -20,8 +26,8 @@ double ch_xent_forward(const float *logits, const int32_t *labels, int batch, in
     double sum = 0.0;
     for (int j = 0; j < classes; j++) sum += exp((double)(row[j] - mx));
     /* -log softmax[label] = log sum exp(z - max) - (z_label - max) */
-    total += log(sum) - (double)(row[labels[i]] - mx);
-    if (correct && arg == labels[i]) (*correct)++;
+    total += log(sum) - (double)(row[label] - mx);
+    if (correct && arg == label) (*correct)++;
   }
   return total;
 }
@@ -68,9 +74,14 @@ CH_VECTORIZE static double xent_row(float *d, const float *z, int32_t label, int
 
 double ch_xent_fused(float *dlogits, const float *logits, const int32_t *labels, int batch,
                      int classes, float scale) {
+  return ch_xent_fused_seq(dlogits, logits, labels, 1, batch, 1, classes, scale);
+}
+
+double ch_xent_fused_seq(float *dlogits, const float *logits, const int32_t *labels, int64_t ldl,
+                         int B, int T, int classes, float scale) {
   double total = 0.0;
-  for (int i = 0; i < batch; i++)
-    total += xent_row(dlogits + (size_t)i * classes, logits + (size_t)i * classes, labels[i],
-                      classes, scale);
+  for (int i = 0; i < B * T; i++)
+    total += xent_row(dlogits + (size_t)i * classes, logits + (size_t)i * classes,
+                      labels[(i / T) * ldl + i % T], classes, scale);
   return total;
 }

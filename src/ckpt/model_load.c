@@ -42,7 +42,7 @@ static ch_status build_model(const ch_ckpt_file *f, int max_batch, ch_config *cf
   if (!f->meta.config) return CH_FAIL(CH_ERR_FORMAT, "%s: no stored config", f->path);
   CH_CHECK(ch_config_load_text(f->meta.config, f->path, cfg));
   CH_CHECK(data_shape(f, cfg, &features, &classes));
-  return ch_model_create(cfg, features, classes, max_batch, m);
+  return ch_model_create(ch_backend_cpu(), cfg, features, classes, max_batch, m);
 }
 
 ch_status ch_ckpt_load_model(const char *path, int max_batch, ch_config *cfg, ch_model **model,

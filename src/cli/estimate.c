@@ -146,7 +146,7 @@ int ch_cli_estimate(int argc, char **argv) {
   int arena = plan.max_batch;
   if (dataset_dims(&cfg, &features, &classes)) return 1;
   ch_model *model = NULL;
-  st = ch_model_create(&cfg, features, classes, arena, &model);
+  st = ch_model_create(ch_backend_cpu(), &cfg, features, classes, arena, &model);
   if (st != CH_OK) {
     fprintf(stderr, "cohort estimate: %s\n", ch_error_message());
     return st == CH_ERR_CONFIG ? 2 : 1;

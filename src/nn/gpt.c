@@ -1,4 +1,4 @@
-/* GPT-2 architecture, fp32 on the CPU, forward and backward side by side.
+/* GPT-2 architecture, fp32, forward and backward side by side over the backend seam.
  *   x_0 = wte[tok] + wpe[pos]
  *   block l:  a = x + c_proj(attn(c_attn(ln_1(x))));  x' = a + mlp.c_proj(gelu(c_fc(ln_2(a))))
  *   logits = ln_f(x_L) wte^T  (LM head tied to the token embedding);  loss = cross-entropy
@@ -11,9 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "cohort/kernels.h"
 #include "nn/gpt_internal.h"
-
 
 enum { P_LN1_W, P_LN1_B, P_QKV_W, P_QKV_B, P_ATTN_W, P_ATTN_B, P_LN2_W, P_LN2_B, P_FC_W, P_FC_B,
        P_PROJ_W, P_PROJ_B, P_PER_BLOCK };
@@ -21,8 +19,8 @@ enum { P_LN1_W, P_LN1_B, P_QKV_W, P_QKV_B, P_ATTN_W, P_ATTN_B, P_LN2_W, P_LN2_B,
 typedef struct gpt {
   gpt_shape d;              /* the whole model */
   int B;                    /* sequences the arena holds */
-  float *arena;
-  int32_t *inp, *tgt;       /* [B*T] inputs and targets split from the windows */
+  float *arena;             /* backend memory */
+  const int32_t *tok;       /* the staged windows [B, T+1] of the current pass */
   float *enc, *lnf, *lnf_mean, *lnf_rstd, *logits;
   gpt_act *acts;            /* [L] */
   gpt_block_w *blk;         /* [L] views of the current parameters, for the forward */
@@ -101,21 +99,44 @@ const gpt_shape *ch_gpt_shape(const ch_model *m) {
   return m->ops == &gpt_ops ? &((const gpt *)m->impl)->d : NULL;
 }
 
+/* The view over the flat buffer `p` laid out by `l` (m's table or a tensor-parallel slice of
+ * it): the P_* order is known here only. */
+static void fill_view(const ch_model *m, const ch_layout *l, const float *p, int owns_bias,
+                      gpt_view *v, gpt_block_w *blk) {
+  const gpt *g = m->impl;
+  const size_t *o = l->offsets;
+  *v = (gpt_view){.be = m->be, .s = g->d, .wte = p + o[0], .wpe = p + o[1],
+                  .lnf_w = p + o[l->nparams - 2], .lnf_b = p + o[l->nparams - 1], .blk = blk};
+  for (int b = 0; b < g->d.L; b++) {
+    int first = 2 + P_PER_BLOCK * b;
+    const float *w[P_PER_BLOCK];
+    for (int i = 0; i < P_PER_BLOCK; i++)
+      w[i] = !owns_bias && ch_param_after_reduce(l, first + i) ? NULL : p + o[first + i];
+    blk[b] = (gpt_block_w){w[P_LN1_W], w[P_LN1_B], w[P_QKV_W], w[P_QKV_B], w[P_ATTN_W],
+                           w[P_ATTN_B], w[P_LN2_W], w[P_LN2_B], w[P_FC_W], w[P_FC_B],
+                           w[P_PROJ_W], w[P_PROJ_B]};
+  }
+  if (g->d.L > 0) { /* this rank's heads and MLP columns */
+    v->s.NH = (int)(l->params[2 + P_QKV_W].shape[1] / 3 / g->d.HS);
+    v->s.F = (int)l->params[2 + P_FC_W].shape[1];
+  }
+}
+
 const gpt_view *ch_gpt_view(const ch_model *m, const float *p, gpt_view *v, gpt_block_w *blk) {
   if (m->ops != &gpt_ops) return NULL;
-  const gpt *g = m->impl;
-  *v = (gpt_view){.s = g->d, .wte = PARAM(m, p, -1, 0), .wpe = PARAM(m, p, -1, 1),
-                  .lnf_w = PARAM(m, p, g->d.L, 0), .lnf_b = PARAM(m, p, g->d.L, 1), .blk = blk};
-  for (int l = 0; l < g->d.L; l++) {
-    const float *q = PARAM(m, p, l, 0);
-    const size_t *o = &m->layout.offsets[2 + P_PER_BLOCK * l];
-#define W(i) (q + (o[i] - o[0]))
-    blk[l] = (gpt_block_w){W(P_LN1_W), W(P_LN1_B), W(P_QKV_W), W(P_QKV_B), W(P_ATTN_W),
-                           W(P_ATTN_B), W(P_LN2_W), W(P_LN2_B), W(P_FC_W), W(P_FC_B),
-                           W(P_PROJ_W), W(P_PROJ_B)};
-#undef W
-  }
+  fill_view(m, &m->layout, p, 1, v, blk);
   return v;
+}
+
+ch_status ch_gpt_view_slice(const ch_model *m, const ch_layout *local, const float *p,
+                            int owns_bias, gpt_view *v, gpt_block_w *blk) {
+  if (m->ops != &gpt_ops)
+    return CH_FAIL(CH_ERR_INVALID, "a GPT view of a '%s' model", m->ops->name);
+  if (local->nparams != m->layout.nparams)
+    return CH_FAIL(CH_ERR_INVALID, "tensor-parallel GPT: %d local tensors, the model has %d",
+                   local->nparams, m->layout.nparams);
+  fill_view(m, local, p, owns_bias, v, blk);
+  return CH_OK;
 }
 
 /* ---- construction ---------------------------------------------------------------------- */
@@ -129,12 +150,6 @@ static size_t carve(gpt *g, float *arena) {
     if (arena) (ptr) = arena + used;          \
     used += ((size_t)(count) + 15) & ~(size_t)15; \
   } while (0)
-  float *ints = NULL;
-  TAKE(ints, 2 * N); /* int32 inputs and targets share float-sized slots */
-  if (arena) {
-    g->inp = (int32_t *)ints;
-    g->tgt = (int32_t *)ints + N;
-  }
   TAKE(g->enc, N * C);
   for (int l = 0; l < d->L; l++) {
     gpt_act *a = &g->acts[l];
@@ -199,10 +214,11 @@ ch_status ch_gpt_init(ch_model *m, const ch_config *cfg, int64_t vocab) {
   g->acts = calloc((size_t)g->d.L, sizeof *g->acts);
   if (!g->acts) return CH_FAIL(CH_ERR_NOMEM, "GPT");
   size_t floats = carve(g, NULL);
-  g->arena = ch_alloc_aligned(floats * sizeof(float));
-  if (!g->arena)
+  void *arena = NULL;
+  if (ch_op_alloc(m->be, floats * sizeof(float), &arena) != CH_OK)
     return CH_FAIL(CH_ERR_NOMEM, "GPT activations (%.1f MiB for %d sequences of %d tokens)",
                    (double)floats * 4.0 / 1048576.0, g->B, g->d.T);
+  g->arena = arena;
   carve(g, g->arena);
   m->arena_bytes = floats * sizeof(float);
   return CH_OK;
@@ -211,7 +227,7 @@ ch_status ch_gpt_init(ch_model *m, const ch_config *cfg, int64_t vocab) {
 static void gpt_destroy(ch_model *m) {
   gpt *g = m->impl;
   if (!g) return;
-  ch_free_aligned(g->arena);
+  ch_op_free(m->be, g->arena);
   free(g->acts);
   free(g->blk);
   free(g);
@@ -219,8 +235,10 @@ static void gpt_destroy(ch_model *m) {
 
 /* ---- forward / backward ---------------------------------------------------------------- */
 
-/* Splits windows [B, T+1] into inputs and targets; checks the token range. */
-static ch_status split_windows(gpt *g, const int32_t *y, int B) {
+/* Windows [B, T+1] are read in place: inputs are tokens 0..T-1 of each, targets 1..T (row
+ * stride T+1). The token range is checked here, on the host, before the batch is staged. */
+static ch_status gpt_check(const ch_model *m, const int32_t *y, int B) {
+  const gpt *g = m->impl;
   int T = g->d.T;
   for (int b = 0; b < B; b++) {
     const int32_t *w = y + (size_t)b * (T + 1);
@@ -228,52 +246,48 @@ static ch_status split_windows(gpt *g, const int32_t *y, int B) {
       if (w[t] < 0 || w[t] >= g->d.V)
         return CH_FAIL(CH_ERR_INVALID, "token %d at position %d of sequence %d is outside the "
                        "vocabulary [0, %d)", w[t], t, b, g->d.V);
-    memcpy(g->inp + (size_t)b * T, w, sizeof *w * (size_t)T);
-    memcpy(g->tgt + (size_t)b * T, w + 1, sizeof *w * (size_t)T);
   }
   return CH_OK;
 }
 
 ch_status ch_gpt_block_forward(const gpt_view *v, int l, gpt_act *a, const float *x, int64_t N,
                                ch_gpt_attend attend, void *actx, ch_gpt_reduce reduce, void *rctx) {
+  const ch_backend *be = v->be;
   const gpt_block_w *w = &v->blk[l];
   int C = v->s.C, A = v->s.NH * v->s.HS, F = v->s.F;
-  ch_layernorm_forward(a->ln1, a->ln1_mean, a->ln1_rstd, x, w->ln1_w, w->ln1_b, N, C, CH_GPT_LN_EPS);
-  ch_matmul_forward(a->qkv, a->ln1, w->qkv_w, w->qkv_b, N, C, 3 * A);
-  attend(actx, l, a);
-  ch_matmul_forward(a->res2, a->atty, w->attn_w, w->attn_b, N, A, C);
+  /* x is last read by the residual add into res2, so it may alias a->res3 (decoding runs the
+   * blocks in place that way). */
+  CH_CHECK(ch_op_layernorm_fwd(be, a->ln1, a->ln1_mean, a->ln1_rstd, x, w->ln1_w, w->ln1_b, N, C,
+                               CH_GPT_LN_EPS));
+  CH_CHECK(ch_op_matmul_fwd(be, a->qkv, a->ln1, w->qkv_w, w->qkv_b, N, C, 3 * A));
+  CH_CHECK(attend(actx, l, a));
+  CH_CHECK(ch_op_matmul_fwd(be, a->res2, a->atty, w->attn_w, w->attn_b, N, A, C));
   if (reduce) CH_CHECK(reduce(rctx, a->res2, N * C));
-  ch_add(a->res2, a->res2, x, N * C);
-  ch_layernorm_forward(a->ln2, a->ln2_mean, a->ln2_rstd, a->res2, w->ln2_w, w->ln2_b, N, C,
-                       CH_GPT_LN_EPS);
-  ch_matmul_forward(a->fch, a->ln2, w->fc_w, w->fc_b, N, C, F);
-  ch_gelu_forward(a->fch_gelu, a->fch, N * F);
-  ch_matmul_forward(a->res3, a->fch_gelu, w->proj_w, w->proj_b, N, F, C);
+  CH_CHECK(ch_op_add(be, a->res2, a->res2, x, N * C));
+  CH_CHECK(ch_op_layernorm_fwd(be, a->ln2, a->ln2_mean, a->ln2_rstd, a->res2, w->ln2_w, w->ln2_b,
+                               N, C, CH_GPT_LN_EPS));
+  CH_CHECK(ch_op_matmul_fwd(be, a->fch, a->ln2, w->fc_w, w->fc_b, N, C, F));
+  CH_CHECK(ch_op_gelu_fwd(be, a->fch_gelu, a->fch, N * F));
+  CH_CHECK(ch_op_matmul_fwd(be, a->res3, a->fch_gelu, w->proj_w, w->proj_b, N, F, C));
   if (reduce) CH_CHECK(reduce(rctx, a->res3, N * C));
-  ch_add(a->res3, a->res3, a->res2, N * C);
-  return CH_OK;
+  return ch_op_add(be, a->res3, a->res3, a->res2, N * C);
 }
 
 typedef struct train_attend_ctx {
-  const gpt_shape *d;
+  const gpt_view *v;
   int B;
 } train_attend_ctx;
 
-/* Training attention: each of the B sequences attends within itself; probabilities are kept. */
-static void train_attend(void *ctx, int l, gpt_act *a) {
+/* Training attention: each of the B sequences attends within itself (one batched op); the
+ * probabilities are kept for backward. */
+static ch_status train_attend(void *ctx, int l, gpt_act *a) {
   (void)l;
   const train_attend_ctx *c = ctx;
-  const gpt_shape *d = c->d;
-  int C = d->C;
-  for (int b = 0; b < c->B; b++) {
-    const float *q = a->qkv + (size_t)b * d->T * 3 * C;
-    ch_attention_forward(a->atty + (size_t)b * d->T * C, C,
-                         a->probs + (size_t)b * d->NH * d->T * d->T, NULL, q, 3 * C, q + C,
-                         q + 2 * C, 3 * C, d->T, d->T, d->NH, d->HS);
-  }
+  const gpt_shape *d = &c->v->s;
+  return ch_op_attention_fwd(c->v->be, a->atty, a->probs, a->qkv, c->B, d->T, d->NH, d->HS);
 }
 
-/* Logits [B*T, V] of the inputs in g->inp. Units are fetched around their use: the embeddings
+/* Logits [B*T, V] of the inputs in g->tok. Units are fetched around their use: the embeddings
  * (unit 0, held through the forward: the tied head needs them again), each block, the final
  * LayerNorm (unit L + 1). With `last` (forward only) everything is released at the end; else
  * units 0 and L + 1 stay fetched for the backward that follows, which releases them. */
@@ -282,22 +296,22 @@ static ch_status forward(ch_model *m, const float *p, int B, const ch_unit_hook 
   const gpt_shape *d = &g->d;
   int64_t N = (int64_t)B * d->T;
   int C = d->C;
-  train_attend_ctx ctx = {d, B};
   gpt_view v;
   ch_gpt_view(m, p, &v, g->blk);
+  train_attend_ctx ctx = {&v, B};
   CH_CHECK(ch_hook_fetch(hook, 0));
-  ch_embedding_forward(g->enc, g->inp, v.wte, v.wpe, N, d->T, C);
-  for (int l = 0; l < d->L; l++) { /* cannot fail without a reduce */
+  CH_CHECK(ch_op_embedding_fwd(m->be, g->enc, g->tok, d->T + 1, 0, v.wte, v.wpe, B, d->T, C));
+  for (int l = 0; l < d->L; l++) {
     CH_CHECK(ch_hook_fetch(hook, 1 + l));
-    (void)ch_gpt_block_forward(&v, l, &g->acts[l], l == 0 ? g->enc : g->acts[l - 1].res3, N,
-                               train_attend, &ctx, NULL, NULL);
+    CH_CHECK(ch_gpt_block_forward(&v, l, &g->acts[l], l == 0 ? g->enc : g->acts[l - 1].res3, N,
+                                  train_attend, &ctx, NULL, NULL));
     CH_CHECK(ch_hook_release(hook, 1 + l, last));
   }
   const float *xl = d->L > 0 ? g->acts[d->L - 1].res3 : g->enc;
   CH_CHECK(ch_hook_fetch(hook, d->L + 1));
-  ch_layernorm_forward(g->lnf, g->lnf_mean, g->lnf_rstd, xl, PARAM(m, p, d->L, 0),
-                       PARAM(m, p, d->L, 1), N, C, CH_GPT_LN_EPS);
-  ch_linear_forward(g->logits, g->lnf, PARAM(m, p, -1, 0), NULL, (int)N, C, d->V);
+  CH_CHECK(ch_op_layernorm_fwd(m->be, g->lnf, g->lnf_mean, g->lnf_rstd, xl, PARAM(m, p, d->L, 0),
+                               PARAM(m, p, d->L, 1), N, C, CH_GPT_LN_EPS));
+  CH_CHECK(ch_op_linear_fwd(m->be, g->logits, g->lnf, PARAM(m, p, -1, 0), NULL, N, C, d->V));
   if (last) {
     CH_CHECK(ch_hook_release(hook, d->L + 1, 1));
     CH_CHECK(ch_hook_release(hook, 0, 1));
@@ -305,46 +319,50 @@ static ch_status forward(ch_model *m, const float *p, int B, const ch_unit_hook 
   return CH_OK;
 }
 
+/* The targets of windows y: each window shifted by one token (y may be NULL with no rows). */
+static const int32_t *targets(const int32_t *y) { return y ? y + 1 : NULL; }
+
 static ch_status gpt_forward(ch_model *m, const float *p, const float *x, const int32_t *y,
                              int B, const float **logits) {
   (void)x;
   gpt *g = m->impl;
-  CH_CHECK(split_windows(g, y, B));
+  g->tok = y;
   if (B > 0) CH_CHECK(forward(m, p, B, NULL, 1));
   *logits = g->logits;
   return CH_OK;
 }
 
 static ch_status gpt_eval(ch_model *m, const float *p, const float *x, const int32_t *y, int B,
-                          const ch_unit_hook *hook, double *loss_sum, int64_t *correct) {
+                          const ch_unit_hook *hook, double *loss, int64_t *correct) {
   (void)x;
   gpt *g = m->impl;
-  CH_CHECK(split_windows(g, y, B));
+  g->tok = y;
   CH_CHECK(forward(m, p, B, hook, 1)); /* B == 0 too: the hook sees the same passes */
-  *loss_sum = ch_xent_forward(g->logits, g->tgt, B * g->d.T, g->d.V, correct);
-  return CH_OK;
+  return ch_op_xent_fwd(m->be, g->logits, targets(y), g->d.T + 1, B, g->d.T, g->d.V, loss, correct);
 }
 
 static ch_status gpt_train_step(ch_model *m, const float *p, float *grads, const float *x,
                                 const int32_t *y, int B, float loss_scale,
-                                const ch_unit_hook *hook, double *loss_sum) {
+                                const ch_unit_hook *hook, double *loss) {
   (void)x;
+  const ch_backend *be = m->be;
   gpt *g = m->impl;
   const gpt_shape *d = &g->d;
   int64_t N = (int64_t)B * d->T;
   int C = d->C;
   /* B == 0 runs the same passes on no rows: every hook fires as on the other ranks. */
-  CH_CHECK(split_windows(g, y, B));
+  g->tok = y;
   CH_CHECK(forward(m, p, B, hook, 0));
   float *dlogits = g->logits; /* in place: each row is read before it is overwritten */
-  *loss_sum = ch_xent_fused(dlogits, g->logits, g->tgt, (int)N, d->V, loss_scale);
-  ch_linear_backward(g->dbuf, PARAM(m, grads, -1, 0), NULL, dlogits, g->lnf, PARAM(m, p, -1, 0),
-                     (int)N, C, d->V);
+  CH_CHECK(ch_op_xent_fused(be, dlogits, g->logits, targets(y), d->T + 1, B, d->T, d->V, loss_scale,
+                            loss));
+  CH_CHECK(ch_op_linear_bwd(be, g->dbuf, PARAM(m, grads, -1, 0), NULL, dlogits, g->lnf,
+                            PARAM(m, p, -1, 0), N, C, d->V));
   CH_CHECK(ch_hook_release(hook, 0, 1)); /* the embedding backward needs no weights */
-  memset(g->dres, 0, sizeof(float) * (size_t)N * C);
+  CH_CHECK(ch_op_memset(be, g->dres, 0, sizeof(float) * (size_t)N * C));
   const float *xl = d->L > 0 ? g->acts[d->L - 1].res3 : g->enc;
-  ch_layernorm_backward(g->dres, PARAM(m, grads, d->L, 0), PARAM(m, grads, d->L, 1), g->dbuf, xl,
-                        g->lnf_mean, g->lnf_rstd, PARAM(m, p, d->L, 0), N, C);
+  CH_CHECK(ch_op_layernorm_bwd(be, g->dres, PARAM(m, grads, d->L, 0), PARAM(m, grads, d->L, 1),
+                               g->dbuf, xl, g->lnf_mean, g->lnf_rstd, PARAM(m, p, d->L, 0), N, C));
   CH_CHECK(ch_hook_release(hook, d->L + 1, 1));
   CH_CHECK(ch_hook_grad_ready(hook, d->L + 1));
   for (int l = d->L - 1; l >= 0; l--) {
@@ -352,35 +370,36 @@ static ch_status gpt_train_step(ch_model *m, const float *p, float *grads, const
     const float *xin = l == 0 ? g->enc : g->acts[l - 1].res3;
     CH_CHECK(ch_hook_fetch(hook, 1 + l));
     /* dres holds dL/d res3; the residual passes it to res2 unchanged, the MLP adds to it. */
-    ch_matmul_backward(g->dfch, PARAM(m, grads, l, P_PROJ_W), PARAM(m, grads, l, P_PROJ_B), g->dres,
-                       a->fch_gelu, PARAM(m, p, l, P_PROJ_W), N, 4 * C, C);
-    ch_gelu_backward(g->dfch, g->dfch, a->fch, N * 4 * C);
-    ch_matmul_backward(g->dbuf, PARAM(m, grads, l, P_FC_W), PARAM(m, grads, l, P_FC_B), g->dfch,
-                       a->ln2, PARAM(m, p, l, P_FC_W), N, C, 4 * C);
-    ch_layernorm_backward(g->dres, PARAM(m, grads, l, P_LN2_W), PARAM(m, grads, l, P_LN2_B), g->dbuf,
-                          a->res2, a->ln2_mean, a->ln2_rstd, PARAM(m, p, l, P_LN2_W), N, C);
+    CH_CHECK(ch_op_matmul_bwd(be, g->dfch, PARAM(m, grads, l, P_PROJ_W),
+                              PARAM(m, grads, l, P_PROJ_B), g->dres, a->fch_gelu,
+                              PARAM(m, p, l, P_PROJ_W), N, 4 * C, C));
+    CH_CHECK(ch_op_gelu_bwd(be, g->dfch, g->dfch, a->fch, N * 4 * C));
+    CH_CHECK(ch_op_matmul_bwd(be, g->dbuf, PARAM(m, grads, l, P_FC_W), PARAM(m, grads, l, P_FC_B),
+                              g->dfch, a->ln2, PARAM(m, p, l, P_FC_W), N, C, 4 * C));
+    CH_CHECK(ch_op_layernorm_bwd(be, g->dres, PARAM(m, grads, l, P_LN2_W),
+                                 PARAM(m, grads, l, P_LN2_B), g->dbuf, a->res2, a->ln2_mean,
+                                 a->ln2_rstd, PARAM(m, p, l, P_LN2_W), N, C));
     /* now dres = dL/d res2, which the attention residual passes on to the block input. */
-    ch_matmul_backward(g->dbuf, PARAM(m, grads, l, P_ATTN_W), PARAM(m, grads, l, P_ATTN_B), g->dres,
-                       a->atty, PARAM(m, p, l, P_ATTN_W), N, C, C);
-    for (int b = 0; b < B; b++) {
-      size_t o = (size_t)b * d->T * 3 * C;
-      const float *q = a->qkv + o;
-      float *dq = g->dqkv + o;
-      ch_attention_backward(dq, dq + C, dq + 2 * C, 3 * C, g->dbuf + (size_t)b * d->T * C, C, q,
-                            q + C, q + 2 * C, 3 * C, a->probs + (size_t)b * d->NH * d->T * d->T,
-                            g->scratch, d->T, d->NH, d->HS);
-    }
-    ch_matmul_backward(g->dbuf, PARAM(m, grads, l, P_QKV_W), PARAM(m, grads, l, P_QKV_B), g->dqkv,
-                       a->ln1, PARAM(m, p, l, P_QKV_W), N, C, 3 * C);
-    ch_layernorm_backward(g->dres, PARAM(m, grads, l, P_LN1_W), PARAM(m, grads, l, P_LN1_B), g->dbuf,
-                          xin, a->ln1_mean, a->ln1_rstd, PARAM(m, p, l, P_LN1_W), N, C);
+    CH_CHECK(ch_op_matmul_bwd(be, g->dbuf, PARAM(m, grads, l, P_ATTN_W),
+                              PARAM(m, grads, l, P_ATTN_B), g->dres, a->atty,
+                              PARAM(m, p, l, P_ATTN_W), N, C, C));
+    CH_CHECK(ch_op_attention_bwd(be, g->dqkv, g->dbuf, a->qkv, a->probs, g->scratch, B, d->T,
+                                 d->NH, d->HS));
+    CH_CHECK(ch_op_matmul_bwd(be, g->dbuf, PARAM(m, grads, l, P_QKV_W),
+                              PARAM(m, grads, l, P_QKV_B), g->dqkv, a->ln1,
+                              PARAM(m, p, l, P_QKV_W), N, C, 3 * C));
+    CH_CHECK(ch_op_layernorm_bwd(be, g->dres, PARAM(m, grads, l, P_LN1_W),
+                                 PARAM(m, grads, l, P_LN1_B), g->dbuf, xin, a->ln1_mean,
+                                 a->ln1_rstd, PARAM(m, p, l, P_LN1_W), N, C));
     CH_CHECK(ch_hook_release(hook, 1 + l, 1));
     CH_CHECK(ch_hook_grad_ready(hook, 1 + l));
   }
-  ch_embedding_backward(PARAM(m, grads, -1, 0), PARAM(m, grads, -1, 1), g->dres, g->inp, N, d->T, C);
+  CH_CHECK(ch_op_embedding_bwd(be, PARAM(m, grads, -1, 0), PARAM(m, grads, -1, 1), g->dres, g->tok,
+                               d->T + 1, B, d->T, C));
   return ch_hook_grad_ready(hook, 0);
 }
 
 static const ch_model_ops gpt_ops = {
-  .name = "gpt", .destroy = gpt_destroy, .forward = gpt_forward, .eval = gpt_eval, .train_step = gpt_train_step,
+  .name = "gpt", .destroy = gpt_destroy, .check = gpt_check, .forward = gpt_forward,
+  .eval = gpt_eval, .train_step = gpt_train_step,
 };

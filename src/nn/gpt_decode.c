@@ -5,37 +5,45 @@
  * tensor-parallel slice of the model (a view with some of the heads and MLP columns, and a
  * reduce across ranks): its cache then holds only this rank's heads. */
 #include <stdlib.h>
-#include <string.h>
 
-#include "cohort/kernels.h"
 #include "nn/gpt_internal.h"
 
 struct ch_kv_cache {
+  const ch_backend *be;
   gpt_shape s;
   int slots;
-  int *len;       /* [slots] tokens held */
-  float *k, *v;   /* [slots][L][T][A], A = NH * HS of this rank */
-  /* Scratch for up to T new rows, one block at a time. */
+  int *len;       /* [slots] tokens held (host) */
+  float *k, *v;   /* backend: [slots][L][T][A], A = NH * HS of this rank */
+  /* Backend scratch for up to T new rows, one block at a time. */
   float *mem;
   gpt_act a;
-  float *x, *lnf, *scratch;
+  float *x, *lnf, *logits, *scratch;
+  int32_t *tok;   /* staging for the new tokens [T] */
 };
 
-ch_status ch_gpt_kv_create(const gpt_shape *s, int slots, ch_kv_cache **out) {
+/* One backend allocation of `floats` floats (+1, so that an empty one is still a buffer). */
+static float *kv_alloc(const ch_backend *be, size_t floats) {
+  void *p = NULL;
+  return ch_op_alloc(be, sizeof(float) * (floats + 1), &p) == CH_OK ? p : NULL;
+}
+
+ch_status ch_gpt_kv_create(const ch_backend *be, const gpt_shape *s, int slots, ch_kv_cache **out) {
   if (slots < 1) return CH_FAIL(CH_ERR_INVALID, "KV cache: slots must be >= 1 (got %d)", slots);
   ch_kv_cache *kv = calloc(1, sizeof *kv);
   if (!kv) return CH_FAIL(CH_ERR_NOMEM, "KV cache");
+  kv->be = be;
   kv->s = *s;
   kv->slots = slots;
   size_t T = (size_t)s->T, C = (size_t)s->C, A = (size_t)s->NH * s->HS, F = (size_t)s->F;
   size_t per_slot = (size_t)s->L * T * A;
   /* One block's rows (ln1, res2, ln2, res3: C each; qkv 3A, atty A; fch, fch_gelu F each; four
-   * norm statistics), the block input x (C per row), one ln_f row and the attention scratch. */
-  size_t scratch = T * (4 * C + 4 * A + 2 * F + 4) + T * C + C + T * T;
+   * norm statistics), the block input x (C per row), one ln_f row, the logits [V], the
+   * attention scratch and the staged tokens (T int32s in float-sized slots). */
+  size_t scratch = T * (4 * C + 4 * A + 2 * F + 4) + T * C + C + (size_t)s->V + T * T + T;
   kv->len = calloc((size_t)slots, sizeof *kv->len);
-  kv->k = ch_alloc_aligned(sizeof(float) * (per_slot * (size_t)slots + 1));
-  kv->v = ch_alloc_aligned(sizeof(float) * (per_slot * (size_t)slots + 1));
-  kv->mem = ch_alloc_aligned(sizeof(float) * scratch);
+  kv->k = kv_alloc(be, per_slot * (size_t)slots);
+  kv->v = kv_alloc(be, per_slot * (size_t)slots);
+  kv->mem = kv_alloc(be, scratch);
   if (!kv->len || !kv->k || !kv->v || !kv->mem) {
     ch_kv_cache_destroy(kv);
     return CH_FAIL(CH_ERR_NOMEM, "KV cache of %d slots (%.1f MiB)", slots,
@@ -57,7 +65,9 @@ ch_status ch_gpt_kv_create(const gpt_shape *s, int slots, ch_kv_cache **out) {
   TAKE(kv->a.res3, T * C);
   TAKE(kv->x, T * C);
   TAKE(kv->lnf, C);
+  TAKE(kv->logits, (size_t)s->V);
   TAKE(kv->scratch, T * T);
+  kv->tok = (int32_t *)p;
 #undef TAKE
   *out = kv;
   return CH_OK;
@@ -66,15 +76,15 @@ ch_status ch_gpt_kv_create(const gpt_shape *s, int slots, ch_kv_cache **out) {
 ch_status ch_kv_cache_create(const ch_model *m, int slots, ch_kv_cache **out) {
   const gpt_shape *s = ch_gpt_shape(m);
   if (!s) return CH_FAIL(CH_ERR_INVALID, "a KV cache needs a GPT model, not '%s'", ch_model_name(m));
-  return ch_gpt_kv_create(s, slots, out);
+  return ch_gpt_kv_create(m->be, s, slots, out);
 }
 
 void ch_kv_cache_destroy(ch_kv_cache *kv) {
   if (!kv) return;
   free(kv->len);
-  ch_free_aligned(kv->k);
-  ch_free_aligned(kv->v);
-  ch_free_aligned(kv->mem);
+  ch_op_free(kv->be, kv->k);
+  ch_op_free(kv->be, kv->v);
+  ch_op_free(kv->be, kv->mem);
   free(kv);
 }
 
@@ -91,23 +101,15 @@ typedef struct decode_ctx {
   int slot, n;
 } decode_ctx;
 
-/* Appends the new rows' keys and values to the cache, then lets the new queries attend every
- * cached position up to their own. */
-static void decode_attend(void *ctx, int l, gpt_act *a) {
+/* Appends the new rows' keys and values to the cache and lets the new queries attend every
+ * cached position up to their own (one op). */
+static ch_status decode_attend(void *ctx, int l, gpt_act *a) {
   decode_ctx *c = ctx;
   ch_kv_cache *kv = c->kv;
   const gpt_shape *s = &kv->s;
   size_t A = (size_t)s->NH * s->HS, layer = ((size_t)c->slot * s->L + (size_t)l) * s->T * A;
-  int past = kv->len[c->slot];
-  float *k = kv->k + layer, *v = kv->v + layer;
-  for (int i = 0; i < c->n; i++) {
-    const float *row = a->qkv + (size_t)i * 3 * A;
-    memcpy(k + (size_t)(past + i) * A, row + A, sizeof(float) * A);
-    memcpy(v + (size_t)(past + i) * A, row + 2 * A, sizeof(float) * A);
-  }
-  if (A > 0)
-    ch_attention_forward(a->atty, (int)A, NULL, kv->scratch, a->qkv, 3 * (int)A, k, v, (int)A, c->n,
-                         past + c->n, s->NH, s->HS);
+  return ch_op_attention_decode(kv->be, a->atty, kv->scratch, a->qkv, kv->k + layer,
+                                kv->v + layer, kv->len[c->slot], c->n, s->NH, s->HS);
 }
 
 ch_status ch_gpt_decode(const gpt_view *v, ch_kv_cache *kv, int slot, const int32_t *tokens, int n,
@@ -124,21 +126,26 @@ ch_status ch_gpt_decode(const gpt_view *v, ch_kv_cache *kv, int slot, const int3
   for (int i = 0; i < n; i++)
     if (tokens[i] < 0 || tokens[i] >= s->V)
       return CH_FAIL(CH_ERR_INVALID, "token %d is outside the vocabulary [0, %d)", tokens[i], s->V);
+  const ch_backend *be = kv->be;
   size_t C = (size_t)s->C;
-  for (int i = 0; i < n; i++) /* x = wte[token] + wpe[position] */
-    ch_add(kv->x + (size_t)i * C, v->wte + (size_t)tokens[i] * C, v->wpe + (size_t)(past + i) * C,
-           (int64_t)C);
+  const void *tok;
+  CH_CHECK(ch_op_stage(be, kv->tok, tokens, sizeof(int32_t) * (size_t)n, &tok));
+  /* x = wte[token] + wpe[position]: one sequence of n tokens at positions past.. */
+  CH_CHECK(ch_op_embedding_fwd(be, kv->x, tok, n, past, v->wte, v->wpe, 1, n, (int)C));
   decode_ctx ctx = {kv, slot, n};
+  /* Block l > 0 reads its input from res3 and writes res3 again, in place (see
+   * ch_gpt_block_forward). */
+  const float *x = kv->x;
   for (int l = 0; l < s->L; l++) {
-    CH_CHECK(ch_gpt_block_forward(v, l, &kv->a, kv->x, n, decode_attend, &ctx, reduce, rctx));
-    memcpy(kv->x, kv->a.res3, sizeof(float) * (size_t)n * C);
+    CH_CHECK(ch_gpt_block_forward(v, l, &kv->a, x, n, decode_attend, &ctx, reduce, rctx));
+    x = kv->a.res3;
   }
   kv->len[slot] = past + n;
   /* Only the last row's logits are needed: ln_f and the tied head on one row. */
-  ch_layernorm_forward(kv->lnf, NULL, NULL, kv->x + (size_t)(n - 1) * C, v->lnf_w, v->lnf_b, 1,
-                       (int)C, CH_GPT_LN_EPS);
-  ch_linear_forward(logits, kv->lnf, v->wte, NULL, 1, (int)C, s->V);
-  return CH_OK;
+  CH_CHECK(ch_op_layernorm_fwd(be, kv->lnf, NULL, NULL, x + (size_t)(n - 1) * C, v->lnf_w,
+                               v->lnf_b, 1, (int)C, CH_GPT_LN_EPS));
+  CH_CHECK(ch_op_linear_fwd(be, kv->logits, kv->lnf, v->wte, NULL, 1, (int)C, s->V));
+  return ch_op_download(be, logits, kv->logits, sizeof(float) * (size_t)s->V);
 }
 
 ch_status ch_model_decode(ch_model *m, const float *params, ch_kv_cache *kv, int slot,

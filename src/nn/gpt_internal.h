@@ -20,8 +20,10 @@ typedef struct gpt_block_w {
       *proj_w, *proj_b;
 } gpt_block_w;
 
-/* A model as one rank holds it: shape, replicated embeddings and ln_f, the blocks [L]. */
+/* A model as one rank holds it: the backend its weights live on, shape, replicated embeddings
+ * and ln_f, the blocks [L]. */
 typedef struct gpt_view {
+  const ch_backend *be;
   gpt_shape s;
   const float *wte, *wpe, *lnf_w, *lnf_b;
   const gpt_block_w *blk;
@@ -33,8 +35,9 @@ typedef struct gpt_act {
       *fch_gelu, *res3;
 } gpt_act;
 
-/* Fills a->atty from a->qkv for block l: the only step where training and decoding differ. */
-typedef void (*ch_gpt_attend)(void *ctx, int l, gpt_act *a);
+/* Fills a->atty from a->qkv for block l (one backend op): the only step where training and
+ * decoding differ. */
+typedef ch_status (*ch_gpt_attend)(void *ctx, int l, gpt_act *a);
 /* Sums x[0..n) over the tensor-parallel ranks in place (NULL: one rank holds everything). */
 typedef ch_status (*ch_gpt_reduce)(void *ctx, float *x, int64_t n);
 
@@ -50,7 +53,15 @@ const gpt_shape *ch_gpt_shape(const ch_model *m);
  * when `m` is not a GPT. */
 const gpt_view *ch_gpt_view(const ch_model *m, const float *p, gpt_view *v, gpt_block_w *blk);
 
-/* Incremental decoding on any view (see ch_model_decode); reduce as for the blocks. */
-ch_status ch_gpt_kv_create(const gpt_shape *s, int slots, ch_kv_cache **out);
+/* The view of one rank's tensor-parallel slice: `local` is a slice of m's layout (same table
+ * order, ch_tp_layout) over `p`. The local heads and MLP width come from the local shapes; a
+ * bias added after the tensor-parallel sum (ch_param_after_reduce) is kept only when
+ * `owns_bias`. Errors: CH_ERR_INVALID (not a GPT, or not a slice of its table). */
+ch_status ch_gpt_view_slice(const ch_model *m, const ch_layout *local, const float *p,
+                            int owns_bias, gpt_view *v, gpt_block_w *blk);
+
+/* Incremental decoding on any view (see ch_model_decode); reduce as for the blocks. The cache
+ * lives on backend `be`. */
+ch_status ch_gpt_kv_create(const ch_backend *be, const gpt_shape *s, int slots, ch_kv_cache **out);
 ch_status ch_gpt_decode(const gpt_view *v, ch_kv_cache *kv, int slot, const int32_t *tokens, int n,
                         float *logits, ch_gpt_reduce reduce, void *rctx);

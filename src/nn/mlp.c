@@ -6,14 +6,14 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "cohort/kernels.h"
 #include "nn/model_internal.h"
 
 typedef struct mlp {
   int nlayers;      /* depth + 1 linears */
   int *dims;        /* dims[0] = in, dims[i+1] = out of layer i */
   int activation;   /* ch_activation */
-  float *arena;     /* z_i for every layer, a_i for hidden layers, two gradient buffers */
+  float *arena;     /* backend memory: z_i for every layer, a_i for hidden layers, two gradient
+                     * buffers */
   float **z, **a;   /* views into the arena; a[0] is the input (not stored) */
   float *dbuf[2];   /* ping-pong gradient buffers of the widest layer */
 } mlp;
@@ -90,11 +90,9 @@ ch_status ch_mlp_init(ch_model *model, const ch_config *cfg, int64_t in_features
   }
   floats += 2 * (size_t)max_batch * widest;
   if (max_batch == 0) goto done; /* layout only */
-  m->arena = ch_alloc_aligned(floats * sizeof(float));
-  if (!m->arena) {
-    st = CH_FAIL(CH_ERR_NOMEM, "MLP activations (%zu bytes)", floats * sizeof(float));
-    goto done;
-  }
+  void *arena = NULL;
+  CH_CHECK_GOTO(ch_op_alloc(model->be, floats * sizeof(float), &arena), st, done);
+  m->arena = arena;
   model->arena_bytes = floats * sizeof(float);
   float *p = m->arena;
   for (int i = 0; i < m->nlayers; i++) {
@@ -115,7 +113,7 @@ done: /* on failure ch_model_create destroys the model */
 static void mlp_destroy(ch_model *model) {
   mlp *m = model->impl;
   if (!m) return;
-  ch_free_aligned(m->arena);
+  ch_op_free(model->be, m->arena);
   free(m->dims);
   free(m->z);
   free(m->a);
@@ -126,6 +124,20 @@ static const float *param(const ch_model *model, const float *flat, int layer, i
   return flat + model->layout.offsets[2 * layer + which];
 }
 
+/* act(z) forward, or its backward dx = dy * act'(z), with the model's activation. */
+static ch_status act_fwd(const ch_model *model, float *y, const float *z, int64_t n) {
+  const mlp *m = model->impl;
+  return m->activation == CH_ACT_GELU ? ch_op_gelu_fwd(model->be, y, z, n)
+                                      : ch_op_relu_fwd(model->be, y, z, n);
+}
+
+static ch_status act_bwd(const ch_model *model, float *dx, const float *dy, const float *z,
+                         int64_t n) {
+  const mlp *m = model->impl;
+  return m->activation == CH_ACT_GELU ? ch_op_gelu_bwd(model->be, dx, dy, z, n)
+                                      : ch_op_relu_bwd(model->be, dx, dy, z, n);
+}
+
 /* Logits [batch, classes] into the arena. Each layer's unit is fetched around its use and
  * released, for good when `last` (no backward follows). */
 static ch_status forward(ch_model *model, const float *params, const float *x, int batch,
@@ -134,14 +146,11 @@ static ch_status forward(ch_model *model, const float *params, const float *x, i
   m->a[0] = (float *)x; /* read only */
   for (int i = 0; i < m->nlayers; i++) {
     CH_CHECK(ch_hook_fetch(hook, i));
-    ch_linear_forward(m->z[i], m->a[i], param(model, params, i, 0), param(model, params, i, 1), batch,
-                      m->dims[i], m->dims[i + 1]);
+    CH_CHECK(ch_op_linear_fwd(model->be, m->z[i], m->a[i], param(model, params, i, 0),
+                              param(model, params, i, 1), batch, m->dims[i], m->dims[i + 1]));
     CH_CHECK(ch_hook_release(hook, i, last));
-    if (i + 1 < m->nlayers) {
-      int64_t n = (int64_t)batch * m->dims[i + 1];
-      if (m->activation == CH_ACT_GELU) ch_gelu_forward(m->a[i + 1], m->z[i], n);
-      else ch_relu_forward(m->a[i + 1], m->z[i], n);
-    }
+    if (i + 1 < m->nlayers)
+      CH_CHECK(act_fwd(model, m->a[i + 1], m->z[i], (int64_t)batch * m->dims[i + 1]));
   }
   *logits = m->z[m->nlayers - 1];
   return CH_OK;
@@ -154,17 +163,16 @@ static ch_status mlp_forward(ch_model *model, const float *params, const float *
 }
 
 static ch_status mlp_eval(ch_model *model, const float *params, const float *x, const int32_t *y,
-                          int batch, const ch_unit_hook *hook, double *loss_sum, int64_t *correct) {
+                          int batch, const ch_unit_hook *hook, double *loss, int64_t *correct) {
   mlp *m = model->impl;
   const float *logits;
   CH_CHECK(forward(model, params, x, batch, hook, 1, &logits));
-  *loss_sum = ch_xent_forward(logits, y, batch, m->dims[m->nlayers], correct);
-  return CH_OK;
+  return ch_op_xent_fwd(model->be, logits, y, 1, batch, 1, m->dims[m->nlayers], loss, correct);
 }
 
 static ch_status mlp_train_step(ch_model *model, const float *params, float *grads,
                                 const float *x, const int32_t *y, int batch, float loss_scale,
-                                const ch_unit_hook *hook, double *loss_sum) {
+                                const ch_unit_hook *hook, double *loss) {
   mlp *m = model->impl;
   const ch_layout *l = &model->layout;
   /* batch == 0 runs the same passes on no rows (the kernels do nothing): every hook fires as
@@ -172,21 +180,20 @@ static ch_status mlp_train_step(ch_model *model, const float *params, float *gra
   const float *logits;
   CH_CHECK(forward(model, params, x, batch, hook, 0, &logits));
   int classes = m->dims[m->nlayers];
-  *loss_sum = ch_xent_fused(m->dbuf[0], logits, y, batch, classes, loss_scale);
+  CH_CHECK(ch_op_xent_fused(model->be, m->dbuf[0], logits, y, 1, batch, 1, classes, loss_scale,
+                            loss));
   /* dbuf[cur] holds dL/dz_i on entry to layer i's backward. */
   int cur = 0;
   for (int i = m->nlayers - 1; i >= 0; i--) {
     float *dx = i > 0 ? m->dbuf[1 - cur] : NULL;
     /* The first layer's backward needs no weights (no dx): nothing to fetch. */
     if (dx) CH_CHECK(ch_hook_fetch(hook, i));
-    ch_linear_backward(dx, grads + l->offsets[2 * i], grads + l->offsets[2 * i + 1],
-                       m->dbuf[cur], m->a[i], param(model, params, i, 0), batch, m->dims[i],
-                       m->dims[i + 1]);
+    CH_CHECK(ch_op_linear_bwd(model->be, dx, grads + l->offsets[2 * i],
+                              grads + l->offsets[2 * i + 1], m->dbuf[cur], m->a[i],
+                              param(model, params, i, 0), batch, m->dims[i], m->dims[i + 1]));
     if (dx) CH_CHECK(ch_hook_release(hook, i, 1));
     if (i > 0) { /* through the activation: dL/dz_{i-1} = dL/da_i * act'(z_{i-1}) */
-      int64_t n = (int64_t)batch * m->dims[i];
-      if (m->activation == CH_ACT_GELU) ch_gelu_backward(dx, dx, m->z[i - 1], n);
-      else ch_relu_backward(dx, dx, m->z[i - 1], n);
+      CH_CHECK(act_bwd(model, dx, dx, m->z[i - 1], (int64_t)batch * m->dims[i]));
       cur = 1 - cur;
     }
     CH_CHECK(ch_hook_grad_ready(hook, i));

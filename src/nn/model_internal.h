@@ -1,32 +1,49 @@
 /* What every model family implements behind include/cohort/model.h. A model owns its spec
- * table layout and activation arena; src/nn/model.c dispatches on cfg->model.type. */
+ * table layout and activation arena; src/nn/model.c dispatches on cfg->model.type, checks and
+ * stages the host batch, and keeps the loss/accuracy accumulators. Families run every op
+ * through m->be (cohort/backend.h): no host code between ops, so any backend runs them. */
 #pragma once
 #include "cohort/model.h"
 
 typedef struct ch_model_ops {
   const char *name;
   void (*destroy)(ch_model *m);
-  /* Logits of the batch in the arena. */
+  /* Host-side check of a batch before it is staged (token range); NULL: none. */
+  ch_status (*check)(const ch_model *m, const int32_t *y, int batch);
+  /* Logits of the batch in the arena. x, y: staged (backend memory). */
   ch_status (*forward)(ch_model *m, const float *params, const float *x, const int32_t *y,
                        int batch, const float **logits);
-  /* Loss summed over the batch's targets; `correct` (may be NULL) counts argmax hits. */
+  /* Adds the loss summed over the batch's targets to *loss and the argmax hits to *correct
+   * (both backend memory). */
   ch_status (*eval)(ch_model *m, const float *params, const float *x, const int32_t *y, int batch,
-                    const ch_unit_hook *hook, double *loss_sum, int64_t *correct);
+                    const ch_unit_hook *hook, double *loss, int64_t *correct);
+  /* Adds the summed loss to *loss (backend memory). */
   ch_status (*train_step)(ch_model *m, const float *params, float *grads, const float *x,
                           const int32_t *y, int batch, float loss_scale, const ch_unit_hook *hook,
-                          double *loss_sum);
+                          double *loss);
 } ch_model_ops;
+
+/* The model's backend accumulators: [0] training loss, [1] eval loss, [2] eval correct. */
+typedef struct ch_model_stats {
+  double train_loss, eval_loss;
+  int64_t eval_correct;
+} ch_model_stats;
 
 struct ch_model {
   const ch_model_ops *ops;
+  const ch_backend *be;
   ch_layout layout;
   int max_batch;
   int64_t sample_floats, sample_ints, targets; /* per sample, see model.h */
   size_t arena_bytes;
+  ch_model_stats *stats;       /* backend memory */
+  float *x_stage;              /* backend staging for host batches (unused on the CPU) */
+  int32_t *y_stage;
   void *impl; /* the family's own state */
 };
 
-/* Family constructors: fill m->layout, sample shape, arena_bytes, impl and ops. */
+/* Family constructors: fill m->layout, sample shape, arena_bytes, impl and ops; allocate
+ * through m->be. */
 ch_status ch_mlp_init(ch_model *m, const ch_config *cfg, int64_t in_features, int64_t classes);
 ch_status ch_gpt_init(ch_model *m, const ch_config *cfg, int64_t vocab);
 
@@ -35,3 +52,8 @@ ch_status ch_model_check_batch(const ch_model *m, int batch);
 
 /* The MLP's hidden activation (ch_activation); -1 when `m` is not an MLP. */
 int ch_mlp_activation(const ch_model *m);
+
+/* Whether parameter i of `l` is a bias added AFTER a tensor-parallel sum (so one rank adds it):
+ * a replicated bias whose weight (the row before it in the spec table) is split. A split
+ * weight with a split bias is column-parallel (each rank adds its part of the bias). */
+int ch_param_after_reduce(const ch_layout *l, int i);

@@ -3,15 +3,17 @@
  * z = x W_l^T + b_l and their activation; layer 2j+1 by input columns -- its partial
  * sum a_l W_l^T is added up over the ranks, then the bias (once) and the activation. A layer
  * left whole runs replicated. GPT: the blocks of gpt.c on a view of this rank's heads and MLP
- * columns (ch_gpt_block_forward with the reduce), the KV cache holding only those heads. */
+ * columns (ch_gpt_block_forward with the reduce), the KV cache holding only those heads.
+ * Which tensors are partial sums and which biases one rank adds come from the spec table
+ * (ch_param_after_reduce); the GPT's table order stays in gpt.c (ch_gpt_view_slice). Runs on
+ * the backend of the model it was created from. */
 #include <stdlib.h>
-#include <string.h>
 
-#include "cohort/kernels.h"
 #include "nn/gpt_internal.h"
 
 struct ch_tp_model {
   const ch_model *m;
+  const ch_backend *be;
   const ch_layout *local;
   const float *p;
   int owns_bias, max_batch;
@@ -19,7 +21,8 @@ struct ch_tp_model {
   void *rctx;
   /* MLP */
   int nlayers, act;
-  float *buf[2];           /* ping-pong activations of the widest layer */
+  float *buf[2];           /* backend: ping-pong activations of the widest layer */
+  float *x_stage;          /* backend staging for the host input rows */
   /* GPT */
   gpt_view view;
   gpt_block_w *blk;
@@ -44,43 +47,24 @@ static ch_status mlp_setup(ch_tp_model *t) {
     widest = out_full > widest ? out_full : widest;
   }
   size_t n = (size_t)t->max_batch * (size_t)widest;
-  t->buf[0] = ch_alloc_aligned(sizeof(float) * (n + 1));
-  t->buf[1] = ch_alloc_aligned(sizeof(float) * (n + 1));
-  return t->buf[0] && t->buf[1] ? CH_OK : CH_FAIL(CH_ERR_NOMEM, "tensor-parallel MLP buffers");
+  size_t xn = (size_t)t->max_batch * (size_t)(l->nparams > 0 ? l->params[0].shape[1] : 0);
+  void *b0 = NULL, *b1 = NULL, *xs = NULL;
+  CH_CHECK(ch_op_alloc(t->be, sizeof(float) * (n + 1), &b0));
+  t->buf[0] = b0;
+  CH_CHECK(ch_op_alloc(t->be, sizeof(float) * (n + 1), &b1));
+  t->buf[1] = b1;
+  CH_CHECK(ch_op_alloc(t->be, sizeof(float) * (xn + 1), &xs));
+  t->x_stage = xs;
+  return CH_OK;
 }
 
-/* The local view of the GPT: heads and MLP columns from the local shapes of block 0. */
+/* The local view of the GPT (gpt.c reads its own table) and a KV cache of its heads. */
 static ch_status gpt_setup(ch_tp_model *t, int kv_slots) {
   const gpt_shape *full = ch_gpt_shape(t->m);
   t->blk = malloc(sizeof *t->blk * (size_t)(full->L > 0 ? full->L : 1));
   if (!t->blk) return CH_FAIL(CH_ERR_NOMEM, "tensor-parallel GPT");
-  /* The local layout has the full one's table order: view it as if it were the whole model,
-   * then correct the shape. */
-  const ch_layout *l = t->local;
-  if (l->nparams != ch_model_layout(t->m)->nparams)
-    return CH_FAIL(CH_ERR_INVALID, "tensor-parallel GPT: %d local tensors, the model has %d",
-                   l->nparams, ch_model_layout(t->m)->nparams);
-  gpt_view *v = &t->view;
-  v->s = *full;
-  v->wte = t->p + l->offsets[0];
-  v->wpe = t->p + l->offsets[1];
-  v->lnf_w = t->p + l->offsets[l->nparams - 2];
-  v->lnf_b = t->p + l->offsets[l->nparams - 1];
-  v->blk = t->blk;
-  enum { PER_BLOCK = 12 };
-  for (int b = 0; b < full->L; b++) {
-    const size_t *o = &l->offsets[2 + PER_BLOCK * b];
-    const float *p = t->p;
-    t->blk[b] = (gpt_block_w){p + o[0], p + o[1], p + o[2], p + o[3], p + o[4],
-                              t->owns_bias ? p + o[5] : NULL, p + o[6], p + o[7], p + o[8],
-                              p + o[9], p + o[10], t->owns_bias ? p + o[11] : NULL};
-  }
-  if (full->L > 0) {
-    const ch_param_spec *qkv = &l->params[2 + 2], *fc = &l->params[2 + 8];
-    v->s.NH = (int)(qkv->shape[1] / 3 / full->HS);
-    v->s.F = (int)fc->shape[1];
-  }
-  return ch_gpt_kv_create(&v->s, kv_slots, &t->kv);
+  CH_CHECK(ch_gpt_view_slice(t->m, t->local, t->p, t->owns_bias, &t->view, t->blk));
+  return ch_gpt_kv_create(t->be, &t->view.s, kv_slots, &t->kv);
 }
 
 ch_status ch_tp_model_create(const ch_model *m, const ch_layout *local, const float *params,
@@ -88,7 +72,8 @@ ch_status ch_tp_model_create(const ch_model *m, const ch_layout *local, const fl
                              void *rctx, ch_tp_model **out) {
   ch_tp_model *t = calloc(1, sizeof *t);
   if (!t) return CH_FAIL(CH_ERR_NOMEM, "tensor-parallel model");
-  *t = (ch_tp_model){.m = m, .local = local, .p = params, .owns_bias = owns_bias,
+  *t = (ch_tp_model){.m = m, .be = ch_model_backend(m), .local = local, .p = params,
+                     .owns_bias = owns_bias,
                      .max_batch = max_batch > 0 ? max_batch : 1, .reduce = reduce, .rctx = rctx};
   ch_status st = ch_gpt_shape(m) ? gpt_setup(t, kv_slots > 0 ? kv_slots : 1) : mlp_setup(t);
   if (st != CH_OK) {
@@ -101,8 +86,9 @@ ch_status ch_tp_model_create(const ch_model *m, const ch_layout *local, const fl
 
 void ch_tp_model_destroy(ch_tp_model *t) {
   if (!t) return;
-  ch_free_aligned(t->buf[0]);
-  ch_free_aligned(t->buf[1]);
+  ch_op_free(t->be, t->buf[0]);
+  ch_op_free(t->be, t->buf[1]);
+  ch_op_free(t->be, t->x_stage);
   free(t->blk);
   ch_kv_cache_destroy(t->kv);
   free(t);
@@ -113,20 +99,25 @@ ch_status ch_tp_model_logits(ch_tp_model *t, const float *x, int batch, const fl
   if (batch < 0 || batch > t->max_batch)
     return CH_FAIL(CH_ERR_INVALID, "batch of %d rows exceeds %d", batch, t->max_batch);
   const ch_layout *l = t->local;
-  const float *in = x;
+  const void *staged = NULL;
+  if (t->nlayers > 0)
+    CH_CHECK(ch_op_stage(t->be, t->x_stage, x,
+                         sizeof(float) * (size_t)batch * (size_t)l->params[0].shape[1], &staged));
+  const float *in = staged;
   for (int i = 0; i < t->nlayers; i++) {
     const ch_param_spec *w = &l->params[2 * i];
     int rows_in = (int)w->shape[1], rows_out = (int)w->shape[0];
     float *z = t->buf[i % 2];
-    int partial = w->split == CH_TP_COLS && t->reduce;
+    /* A layer split by its inputs gives a partial sum; its bias is added once, after it. */
+    int partial = ch_param_after_reduce(l, 2 * i + 1) && t->reduce;
     const float *b = t->p + l->offsets[2 * i + 1];
-    ch_linear_forward(z, in, t->p + l->offsets[2 * i], partial && !t->owns_bias ? NULL : b, batch,
-                      rows_in, rows_out);
+    CH_CHECK(ch_op_linear_fwd(t->be, z, in, t->p + l->offsets[2 * i],
+                              partial && !t->owns_bias ? NULL : b, batch, rows_in, rows_out));
     if (partial) CH_CHECK(t->reduce(t->rctx, z, (int64_t)batch * rows_out));
     if (i + 1 < t->nlayers) {
       int64_t n = (int64_t)batch * rows_out;
-      if (t->act == CH_ACT_GELU) ch_gelu_forward(z, z, n);
-      else ch_relu_forward(z, z, n);
+      CH_CHECK(t->act == CH_ACT_GELU ? ch_op_gelu_fwd(t->be, z, z, n)
+                                     : ch_op_relu_fwd(t->be, z, z, n));
     }
     in = z;
   }

@@ -58,7 +58,7 @@ ch_status ch_dp_create(const ch_config *cfg, const ch_group *g, const ch_layout 
                    l->numel);
   if (!d->grads_mapped) memset(d->grads, 0, bytes);
   for (int u = 0; u < U; u++) d->state[u] = d->params_mapped ? ABSENT : RESIDENT;
-  CH_CHECK(ch_optim_create(cfg, l, &d->own, &d->optim));
+  CH_CHECK(ch_optim_create(ch_backend_cpu(), cfg, l, &d->own, &d->optim)); /* host buffers */
   if (!zero)
     CH_CHECK(ch_ddp_create(g, l, d->grads, cfg->parallel.bucket_mb, cfg->parallel.first_bucket_mb,
                            cfg->parallel.overlap, &d->ddp));
@@ -174,8 +174,8 @@ ch_status ch_dp_reduce(ch_dp *d) {
 }
 
 ch_status ch_dp_clip(ch_dp *d, double max_norm, double *norm) {
-  if (!ch_dp_is_zero(d)) return ch_clip_grad_norm(d->grads, d->l->numel, max_norm, NULL, norm);
-  return ch_clip_grad_norm(d->shard_grads, d->own.numel, max_norm, d->g, norm);
+  if (!ch_dp_is_zero(d)) return ch_clip_grad_norm(ch_optim_backend(d->optim), d->grads, d->l->numel, max_norm, NULL, norm);
+  return ch_clip_grad_norm(ch_optim_backend(d->optim), d->shard_grads, d->own.numel, max_norm, d->g, norm);
 }
 
 ch_status ch_dp_update(ch_dp *d, double lr) {

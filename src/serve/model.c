@@ -60,7 +60,7 @@ ch_status serve_model_from_params(const ch_group *g, const ch_config *cfg, const
   if (!m) return CH_FAIL(CH_ERR_NOMEM, "serving model");
   m->cfg = *cfg;
   m->step = step;
-  ch_status st = ch_model_create(cfg, features, classes, 0, &m->full);
+  ch_status st = ch_model_create(ch_backend_cpu(), cfg, features, classes, 0, &m->full);
   if (st == CH_OK)
     st = ch_tp_layout(ch_model_layout(m->full), g->size, g->rank, &m->local, &m->slices);
   if (st == CH_OK && !(m->params = ch_alloc_aligned(sizeof(float) * (m->local.numel + 1))))

@@ -60,7 +60,7 @@ static ch_status setup(trainer *t, const ch_config *cfg, const ch_group *g) {
   CH_CHECK(ch_source_open(cfg, g, "val", &t->val));
   CH_CHECK(ch_sampler_create(ch_source_samples(t->train), (uint64_t)cfg->train.seed, &t->sampler));
   int max_batch = plan.max_batch;
-  CH_CHECK(ch_model_create(cfg, ch_source_features(t->train), ch_source_classes(t->train), max_batch,
+  CH_CHECK(ch_model_create(ch_backend_cpu(), cfg, ch_source_features(t->train), ch_source_classes(t->train), max_batch,
                            &t->model));
   t->layout = ch_model_layout(t->model);
   t->features = ch_model_sample_floats(t->model);
@@ -124,12 +124,13 @@ static ch_status compute_gradients(trainer *t, double *loss_sum) {
     cnt = cnt < 0 ? 0 : (cnt > t->micro ? t->micro : cnt);
     const ch_unit_hook *hook;
     CH_CHECK(ch_dp_begin_micro(t->dp, (int)i, (int)t->accum, &hook));
-    double l = 0.0;
     CH_CHECK(ch_model_train_step(t->model, ch_dp_params(t->dp), ch_dp_grads(t->dp),
                                  t->x + lo * t->features, t->y + lo * t->ints, (int)cnt, scale,
-                                 hook, &l));
-    *loss_sum += l;
+                                 hook));
   }
+  double l; /* the model summed the micro-steps' losses; one read per step */
+  CH_CHECK(ch_model_take_loss(t->model, &l));
+  *loss_sum += l;
   return ch_dp_reduce(t->dp);
 }
 

@@ -8,7 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "cohort/kernels.h"
+#include "kernels/cpu/cpu_kernels.h"
 #include "testlib.h"
 
 #define TOL 2e-5

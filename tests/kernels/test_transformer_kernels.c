@@ -18,7 +18,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "cohort/kernels.h"
+#include "kernels/cpu/cpu_kernels.h"
 #include "testlib.h"
 
 #define TOL 1e-5

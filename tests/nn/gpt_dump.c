@@ -66,7 +66,7 @@ int main(int argc, char **argv) {
   cfg.optim.eps = 1e-8;
 
   ch_model *m;
-  CHT_OK(ch_model_create(&cfg, 0, V, B, &m));
+  CHT_OK(ch_model_create(ch_backend_cpu(), &cfg, 0, V, B, &m));
   const ch_layout *l = ch_model_layout(m);
   size_t n = l->numel;
   float *params = ch_alloc_aligned(n * sizeof(float)), *grads = ch_alloc_aligned(n * sizeof(float));
@@ -111,17 +111,19 @@ int main(int argc, char **argv) {
   float scale = (float)(1.0 / ((double)B * T));
   double loss_sum;
   memset(grads, 0, n * sizeof(float));
-  CHT_OK(ch_model_train_step(m, params, grads, NULL, tokens, B, scale, NULL, &loss_sum));
+  CHT_OK(ch_model_train_step(m, params, grads, NULL, tokens, B, scale, NULL));
+  CHT_OK(ch_model_take_loss(m, &loss_sum));
   double loss = loss_sum / ((double)B * T);
   h5d_write_array(f, "loss", H5T_NATIVE_DOUBLE, 0, NULL, &loss);
   h5d_write_tensors(f, "grads", l, grads);
 
   ch_optim *o;
-  CHT_OK(ch_optim_create(&cfg, l, &whole, &o));
+  CHT_OK(ch_optim_create(ch_backend_cpu(), &cfg, l, &whole, &o));
   for (int s = 0; s < steps; s++) {
     memset(grads, 0, n * sizeof(float));
     CHT_OK(ch_model_train_step(m, params, grads, NULL, tokens + per_batch * (size_t)(s + 1), B,
-                               scale, NULL, &loss_sum));
+                               scale, NULL));
+    CHT_OK(ch_model_take_loss(m, &loss_sum));
     losses[s] = loss_sum / ((double)B * T);
     ch_optim_step(o, params, CH_ADDR_FLAT, grads, CH_ADDR_FLAT, cfg.optim.lr);
   }

@@ -76,7 +76,7 @@ int main(int argc, char **argv) {
   }
 
   ch_model *m;
-  CHT_OK(ch_model_create(&cfg, in, classes, batch, &m));
+  CHT_OK(ch_model_create(ch_backend_cpu(), &cfg, in, classes, batch, &m));
   const ch_layout *l = ch_model_layout(m);
   float *params = ch_alloc_aligned(l->numel * sizeof(float));
   float *grads = ch_alloc_aligned(l->numel * sizeof(float));
@@ -91,7 +91,8 @@ int main(int argc, char **argv) {
   /* Mean loss: gradients of (1/B) * sum of row losses. */
   float scale = 1.0f / (float)batch;
   double loss_sum;
-  CHT_OK(ch_model_train_step(m, params, grads, x, y, batch, scale, NULL, &loss_sum));
+  CHT_OK(ch_model_train_step(m, params, grads, x, y, batch, scale, NULL));
+  CHT_OK(ch_model_take_loss(m, &loss_sum));
   double loss = loss_sum / batch;
 
   hid_t f = H5Fcreate(out, H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT);
@@ -114,12 +115,13 @@ int main(int argc, char **argv) {
     ch_optim *o;
     ch_segment all;
     ch_shard whole = ch_shard_range(&all, 0, l->numel);
-    CHT_OK(ch_optim_create(&cfg, l, &whole, &o));
+    CHT_OK(ch_optim_create(ch_backend_cpu(), &cfg, l, &whole, &o));
     double *losses = malloc(sizeof *losses * (size_t)steps);
     CHT_ASSERT(losses, "out of memory");
     for (int s = 0; s < steps; s++) {
       memset(grads, 0, l->numel * sizeof(float));
-      CHT_OK(ch_model_train_step(m, params, grads, x, y, batch, scale, NULL, &loss_sum));
+      CHT_OK(ch_model_train_step(m, params, grads, x, y, batch, scale, NULL));
+      CHT_OK(ch_model_take_loss(m, &loss_sum));
       losses[s] = loss_sum / batch;
       ch_optim_step(o, params, CH_ADDR_FLAT, grads, CH_ADDR_FLAT, cfg.optim.lr);
     }

@@ -63,7 +63,7 @@ static void net_create(net *n, int activation, uint64_t seed) {
   cfg.model.depth = DEPTH;
   cfg.model.hidden = HIDDEN;
   cfg.model.activation = activation;
-  CHT_OK(ch_model_create(&cfg, IN, CLASSES, BATCH, &n->m));
+  CHT_OK(ch_model_create(ch_backend_cpu(), &cfg, IN, CLASSES, BATCH, &n->m));
   n->l = ch_model_layout(n->m);
   CHT_ASSERT(n->l->nparams == 2 * (DEPTH + 1) && n->l->nunits == DEPTH + 1,
              "MLP depth %d: %d params in %d units", DEPTH, n->l->nparams, n->l->nunits);
@@ -149,7 +149,8 @@ static void test_fd(int activation) {
   float *p = params_new(n.l, gelu ? 21 : 22);
   float *g = ch_alloc_aligned(n.l->numel * sizeof(float));
   double loss_sum;
-  CHT_OK(ch_model_train_step(n.m, p, g, n.x, n.y, BATCH, 1.0f, NULL, &loss_sum));
+  CHT_OK(ch_model_train_step(n.m, p, g, n.x, n.y, BATCH, 1.0f, NULL));
+  CHT_OK(ch_model_take_loss(n.m, &loss_sum));
   double ref_loss = loss_at(&n, p);
   /* train_step's loss comes from the fused cross-entropy (fp32 exp, 2e-7 relative), eval's from
    * the double-precision one: equal to 1e-6. */
@@ -261,7 +262,8 @@ static void test_contract(int activation) {
   /* One call from zero, with the hook: reverse order, each unit final when announced. */
   hook_log h = {.l = l, .grads = g1, .snap = snap};
   ch_unit_hook hook = {.grad_ready = record_unit, .ctx = &h};
-  CHT_OK(ch_model_train_step(n.m, p, g1, n.x, n.y, BATCH, 1.0f, &hook, &loss1));
+  CHT_OK(ch_model_train_step(n.m, p, g1, n.x, n.y, BATCH, 1.0f, &hook));
+  CHT_OK(ch_model_take_loss(n.m, &loss1));
   check_reverse_order(&h, l->nunits, act);
   for (int u = 0; u < l->nunits; u++) {
     const ch_unit *un = &l->units[u];
@@ -276,7 +278,8 @@ static void test_contract(int activation) {
 
   /* Two calls add up: g2 = g1 + g1. */
   memcpy(g2, g1, numel * sizeof(float));
-  CHT_OK(ch_model_train_step(n.m, p, g2, n.x, n.y, BATCH, 1.0f, NULL, &loss2));
+  CHT_OK(ch_model_train_step(n.m, p, g2, n.x, n.y, BATCH, 1.0f, NULL));
+  CHT_OK(ch_model_take_loss(n.m, &loss2));
   CHT_ASSERT(loss2 == loss1, "%s: loss changed between identical calls", act);
   for (size_t i = 0; i < numel; i++) ref[i] = 2.0f * g1[i];
   double e = cht_max_rel_err(g2, ref, numel, 0.1 * max_abs(ref, numel));
@@ -285,7 +288,8 @@ static void test_contract(int activation) {
   /* Accumulating onto random (non-zero) gradients, with loss_scale 0.25: base + g1 / 4. */
   cht_fill_uniform(base, numel, 33, 0);
   memcpy(g2, base, numel * sizeof(float));
-  CHT_OK(ch_model_train_step(n.m, p, g2, n.x, n.y, BATCH, 0.25f, NULL, &loss2));
+  CHT_OK(ch_model_train_step(n.m, p, g2, n.x, n.y, BATCH, 0.25f, NULL));
+  CHT_OK(ch_model_take_loss(n.m, &loss2));
   CHT_ASSERT(loss2 == loss1, "%s: loss_sum must be unscaled (%g vs %g)", act, loss2, loss1);
   for (size_t i = 0; i < numel; i++) ref[i] = base[i] + 0.25f * g1[i];
   e = cht_max_rel_err(g2, ref, numel, 0.1 * max_abs(ref, numel));
@@ -295,7 +299,8 @@ static void test_contract(int activation) {
   memcpy(g2, base, numel * sizeof(float));
   h = (hook_log){.l = l, .grads = g2, .snap = snap};
   double loss0 = -1;
-  CHT_OK(ch_model_train_step(n.m, p, g2, n.x, n.y, 0, 1.0f, &hook, &loss0));
+  CHT_OK(ch_model_train_step(n.m, p, g2, n.x, n.y, 0, 1.0f, &hook));
+  CHT_OK(ch_model_take_loss(n.m, &loss0));
   check_reverse_order(&h, l->nunits, "batch 0");
   CHT_ASSERT(loss0 == 0.0, "batch 0: loss_sum %g", loss0);
   CHT_ASSERT(!memcmp(g2, base, numel * sizeof(float)), "batch 0 changed the gradients");

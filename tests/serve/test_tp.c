@@ -48,7 +48,7 @@ typedef struct setup {
 
 static void make(setup *s, const ch_config *cfg, int64_t features, int64_t classes, int batch,
                  const ch_group *g, const char *dir) {
-  CHT_OK(ch_model_create(cfg, features, classes, batch, &s->m));
+  CHT_OK(ch_model_create(ch_backend_cpu(), cfg, features, classes, batch, &s->m));
   const ch_layout *l = ch_model_layout(s->m);
   s->full = ch_alloc_aligned(sizeof(float) * l->numel);
   ch_layout_init_params(l, s->full, 11);

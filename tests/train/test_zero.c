@@ -91,7 +91,7 @@ static void check_part(const char *what, const char *part, size_t got, double wa
 static void check_memory(const char *what, const ch_config *c, const ch_group *g,
                          const ch_train_result *r) {
   ch_model *m;
-  CHT_OK(ch_model_create(c, r->features, r->classes, 0, &m));
+  CHT_OK(ch_model_create(ch_backend_cpu(), c, r->features, r->classes, 0, &m));
   const ch_layout *l = ch_model_layout(m);
   double psi = 0;
   for (int i = 0; i < l->nparams; i++) psi += (double)ch_param_numel(&l->params[i]);
