@@ -9,7 +9,7 @@
 #   cohort-default   OPENBLAS_CORETYPE unset: cohort detects the CPU and sets it (what users get)
 #   openblas-auto    OPENBLAS_CORETYPE=auto: an unknown name, so OpenBLAS falls back to its own
 #                    cpuid detection ("Core not found: auto") -- what a program without cohort gets
-#   Prescott         what Debian's OpenBLAS 0.3.21 picks by itself on the Xeons of DESIGN.md s.5
+#   Prescott         what Debian's OpenBLAS 0.3.21 picks by itself on some AVX-512 Xeons (docs/architecture.md)
 #   Haswell SkylakeX Cooperlake Zen Sandybridge   the other plausible families
 #   blis             cblas_sgemm of libblis through ctypes (skipped when libblis is absent;
 #                    BLIS_LIB=/path/libblis.so.4 picks the library)

@@ -1,4 +1,4 @@
-/* Collectives over process groups (DESIGN.md section 2). This is the MPI backend on host
+/* Collectives over process groups (docs/architecture.md). This is the MPI backend on host
  * memory; the NCCL backend (device memory) keeps the same calls. Every collective is blocking
  * when `req` is NULL and non-blocking otherwise: it then returns at once and the caller
  * completes it with ch_comm_wait / ch_comm_test. Only the main thread may call these. */
