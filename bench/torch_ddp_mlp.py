@@ -33,22 +33,7 @@ import os
 import sys
 import time
 
-from cohort_peer import flat_yaml
-
-
-def bind_cores():
-    """Disjoint core share per local rank, like cohort's ch_binding_apply. Returns the count."""
-    local = int(os.environ.get("OMPI_COMM_WORLD_LOCAL_RANK", "0"))
-    nlocal = int(os.environ.get("OMPI_COMM_WORLD_LOCAL_SIZE", "1"))
-    cores = sorted(os.sched_getaffinity(0))
-    total = len(cores)
-    if nlocal <= total:
-        first, last = local * total // nlocal, (local + 1) * total // nlocal
-        mine = cores[first:last]
-    else:
-        mine = [cores[local % total]]
-    os.sched_setaffinity(0, mine)
-    return mine
+from cohort_peer import ddp_peer_start, median
 
 
 def main():
@@ -63,19 +48,7 @@ def main():
     ap.add_argument("overrides", nargs="*", help="key.sub=value, as for cohort")
     a = ap.parse_args()
 
-    cfg = flat_yaml(a.config)
-    for o in a.overrides:
-        k, _, v = o.partition("=")
-        cfg[k] = v
-    rank = int(os.environ.get("OMPI_COMM_WORLD_RANK", os.environ.get("RANK", "0")))
-    world = int(os.environ.get("OMPI_COMM_WORLD_SIZE", os.environ.get("WORLD_SIZE", "1")))
-    os.environ["RANK"], os.environ["WORLD_SIZE"] = str(rank), str(world)
-    os.environ.setdefault("MASTER_ADDR", "127.0.0.1")
-    os.environ.setdefault("MASTER_PORT", "29517")
-    mine = bind_cores()
-    threads = a.threads or len(mine)
-    for v in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
-        os.environ[v] = str(threads)
+    cfg, rank, world, mine, threads = ddp_peer_start(a.config, a.overrides, a.threads, 29517)
 
     import h5py
     import numpy as np
@@ -177,8 +150,7 @@ def main():
                 t_iv = time.perf_counter()
         total = time.perf_counter() - t0
         steady = sorted(ivs[1:] if len(ivs) > 1 else ivs)
-        med = steady[len(steady) // 2] if len(steady) % 2 else 0.5 * (
-            steady[len(steady) // 2 - 1] + steady[len(steady) // 2])
+        med = median(steady)
         results.append((med, step_min, steps * B / total, last_loss, steady))
         if rank == 0:
             print(f"rep {rep}: {med:8.0f} samples/s (median interval), step {1e3 * B / med:.2f} ms, "
@@ -218,9 +190,7 @@ def main():
               f"bucket_cap_mb {bucket_mb}; train split {n} x {d} loaded into memory in "
               f"{t_load:.2f} s", flush=True)
         # pooled like mlp_step: all steady intervals of all reps, median
-        pool = sorted(v for r in results for v in r[4])
-        sps = pool[len(pool) // 2] if len(pool) % 2 else 0.5 * (
-            pool[len(pool) // 2 - 1] + pool[len(pool) // 2])
+        sps = median(v for r in results for v in r[4])
         print(f"summary: n={world} sps={sps:.1f} step_ms={1e3 * B / sps:.3f} "
               f"step_min_ms={1e3 * min(r[1] for r in results):.3f} "
               f"whole_sps={sum(r[2] for r in results) / len(results):.1f} "
