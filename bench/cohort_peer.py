@@ -5,8 +5,11 @@ KV-cache decoding (torch_generate.py) and serving (torchserve_handler.py).
 
 torch is imported inside the functions that need it: the DDP peers bind their cores before
 torch (and OpenBLAS, sized when it loads) is imported."""
+import argparse
 import math
 import os
+import sys
+import types
 
 
 def flat_yaml_text(text):
@@ -77,25 +80,61 @@ def bind_cores():
     return mine
 
 
-def ddp_peer_start(config, overrides, threads, port):
-    """The start of a DDP peer launched by mpirun (Debian's torchrun is broken): the config with
-    its key.sub=value overrides, RANK / WORLD_SIZE from Open MPI's variables, MASTER_ADDR/PORT
-    defaults, the rank bound to its cores and the thread variables set (call before importing
-    torch). Returns (cfg, rank, world, cores, threads)."""
-    cfg = flat_yaml(config)
-    for o in overrides:
+def peer_parser(data_help):
+    """The arguments every DDP peer takes (a peer adds its own)."""
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--config", required=True)
+    ap.add_argument("--data", help=data_help)
+    ap.add_argument("--steps", type=int, help="override train.steps")
+    ap.add_argument("--threads", type=int, help="threads per rank (default: its cores)")
+    ap.add_argument("overrides", nargs="*", help="key.sub=value, as for cohort")
+    return ap
+
+
+def ddp_peer_start(a, port, name):
+    """The start of a DDP peer launched by mpirun (Debian's torchrun is broken), from its parsed
+    peer_parser arguments: the config with its key.sub=value overrides, RANK / WORLD_SIZE from
+    Open MPI's variables, the rank bound to its cores BEFORE torch loads (OpenBLAS sizes its
+    thread pool when it loads), torch's threads, the gloo process group. Returns
+    (cfg, settings, rank, world, cores, threads); settings holds the keys both peers mirror."""
+    cfg = flat_yaml(a.config)
+    for o in a.overrides:
         k, _, v = o.partition("=")
         cfg[k] = v
+    if cfg.get("optim.type", "adamw") != "adamw":
+        sys.exit(f"{name}: only optim.type adamw is mirrored")
     rank = int(os.environ.get("OMPI_COMM_WORLD_RANK", os.environ.get("RANK", "0")))
     world = int(os.environ.get("OMPI_COMM_WORLD_SIZE", os.environ.get("WORLD_SIZE", "1")))
     os.environ["RANK"], os.environ["WORLD_SIZE"] = str(rank), str(world)
     os.environ.setdefault("MASTER_ADDR", "127.0.0.1")
     os.environ.setdefault("MASTER_PORT", str(port))
     mine = bind_cores()
-    threads = threads or len(mine)
+    threads = a.threads or len(mine)
     for v in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
         os.environ[v] = str(threads)
-    return cfg, rank, world, mine, threads
+
+    import torch
+    import torch.distributed as dist
+
+    torch.set_num_threads(threads)
+    torch.set_num_interop_threads(1)
+    dist.init_process_group("gloo", rank=rank, world_size=world)
+    settings = types.SimpleNamespace(
+        B=int(cfg.get("train.batch_size", 64)), steps=a.steps or int(cfg.get("train.steps", 100)),
+        log_every=int(cfg.get("train.log_every", 10)), seed=int(cfg.get("train.seed", 1234)),
+        clip=float(cfg.get("optim.grad_clip", 0.0)),
+        bucket_mb=float(cfg.get("parallel.bucket_mb", 25)))
+    return cfg, settings, rank, world, mine, threads
+
+
+def adamw(torch, cfg, decay, no_decay):
+    """torch's AdamW with the config's lr, betas, eps and weight decay on `decay` only."""
+    wd = float(cfg.get("optim.weight_decay", 0.0))
+    betas = (float(cfg.get("optim.beta1", 0.9)), float(cfg.get("optim.beta2", 0.999)))
+    return torch.optim.AdamW([{"params": decay, "weight_decay": wd},
+                              {"params": no_decay, "weight_decay": 0.0}],
+                             lr=float(cfg.get("optim.lr", 1e-3)), betas=betas,
+                             eps=float(cfg.get("optim.eps", 1e-8)))
 
 
 # ---- GPT-2 as src/nn/gpt.c computes it ---------------------------------------------------------

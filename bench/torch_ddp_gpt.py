@@ -33,13 +33,13 @@ loss sum (like cohort's progress line); interval throughput = log_every * B * T 
 Reported, like bench/gpt_ddp.sh derives cohort's from metrics.jsonl: the median of the interval
 throughputs excluding the first interval (warm-up), their time-weighted mean (tokens of those
 intervals / their time) and the best of them. Last line: "summary: key=value ..." (machine-readable)."""
-import argparse
 import math
 import os
 import sys
 import time
 
-from cohort_peer import ddp_peer_start, gpt_forward, gpt_init, gpt_shapes, gpt_view, median
+from cohort_peer import (adamw, ddp_peer_start, gpt_forward, gpt_init, gpt_shapes, gpt_view, median,
+                         peer_parser)
 
 
 def make_gpt(torch, V, T, L, NH, C):
@@ -61,15 +61,8 @@ def make_gpt(torch, V, T, L, NH, C):
 
 
 def main():
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--config", required=True)
-    ap.add_argument("--data", help="HDF5 made by `cohort data text` (default: data.path)")
-    ap.add_argument("--steps", type=int, help="override train.steps")
-    ap.add_argument("--threads", type=int, help="threads per rank (default: its cores)")
-    ap.add_argument("overrides", nargs="*", help="key.sub=value, as for cohort")
-    a = ap.parse_args()
-
-    cfg, rank, world, mine, threads = ddp_peer_start(a.config, a.overrides, a.threads, 29519)
+    a = peer_parser("HDF5 made by `cohort data text` (default: data.path)").parse_args()
+    cfg, st, rank, world, mine, threads = ddp_peer_start(a, 29519, "torch_ddp_gpt.py")
 
     import h5py
     import numpy as np
@@ -78,29 +71,16 @@ def main():
     import torch.nn.functional as F
     from torch.nn.parallel import DistributedDataParallel as DDP
 
-    torch.set_num_threads(threads)
-    torch.set_num_interop_threads(1)
-    dist.init_process_group("gloo", rank=rank, world_size=world)
-
     if cfg.get("model.type", "mlp") != "gpt":
         sys.exit("torch_ddp_gpt.py: the config's model.type is not gpt")
     L, NH = int(cfg.get("model.n_layer", 4)), int(cfg.get("model.n_head", 4))
     C, T = int(cfg.get("model.n_embd", 128)), int(cfg.get("model.context", 64))
-    B = int(cfg.get("train.batch_size", 64))
-    steps = a.steps or int(cfg.get("train.steps", 100))
-    log_every = int(cfg.get("train.log_every", 10))
-    seed = int(cfg.get("train.seed", 1234))
+    B, steps, log_every, seed = st.B, st.steps, st.log_every, st.seed
+    clip, bucket_mb = st.clip, st.bucket_mb
     lr0 = float(cfg.get("optim.lr", 1e-3))
     min_lr = float(cfg.get("optim.min_lr", 0.0))
     warm = int(cfg.get("optim.warmup_steps", 0))
     cosine = cfg.get("optim.schedule", "constant") == "cosine"
-    wd = float(cfg.get("optim.weight_decay", 0.0))
-    betas = (float(cfg.get("optim.beta1", 0.9)), float(cfg.get("optim.beta2", 0.999)))
-    eps = float(cfg.get("optim.eps", 1e-8))
-    clip = float(cfg.get("optim.grad_clip", 0.0))
-    bucket_mb = float(cfg.get("parallel.bucket_mb", 25))
-    if cfg.get("optim.type", "adamw") != "adamw":
-        sys.exit("torch_ddp_gpt.py: only optim.type adamw is mirrored")
     path = a.data or cfg["data.path"]
 
     t_load = time.perf_counter()
@@ -119,9 +99,7 @@ def main():
     model = DDP(raw, bucket_cap_mb=bucket_mb)
     decay = [p for p in model.parameters() if p.dim() >= 2]
     no_decay = [p for p in model.parameters() if p.dim() < 2]
-    opt = torch.optim.AdamW([{"params": decay, "weight_decay": wd},
-                             {"params": no_decay, "weight_decay": 0.0}],
-                            lr=lr0, betas=betas, eps=eps)
+    opt = adamw(torch, cfg, decay, no_decay)
 
     def lr_at(step):  # ch_lr_at
         if step < warm:

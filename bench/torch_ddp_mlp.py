@@ -27,28 +27,20 @@ Timing: train.steps steps; every train.log_every steps an interval ends with a s
 all_reduce of the loss (like cohort's logging); interval throughput = log_every * B / time.
 Reported: median over intervals excluding the first (warm-up), min step, whole-run samples/s.
 Last line: "summary: key=value ..." for bench/mlp_ddp.sh."""
-import argparse
 import math
 import os
-import sys
 import time
 
-from cohort_peer import ddp_peer_start, median
+from cohort_peer import adamw, ddp_peer_start, median, peer_parser
 
 
 def main():
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--config", required=True)
-    ap.add_argument("--data", help="HDF5 made by `cohort data csv` (default: data.path)")
-    ap.add_argument("--steps", type=int, help="override train.steps")
+    ap = peer_parser("HDF5 made by `cohort data csv` (default: data.path)")
     ap.add_argument("--reps", type=int, default=1, help="timed runs (fresh model each)")
     ap.add_argument("--breakdown", action="store_true",
                     help="also time gather, forward+backward and clip+AdamW without DDP (no comm)")
-    ap.add_argument("--threads", type=int, help="threads per rank (default: its cores)")
-    ap.add_argument("overrides", nargs="*", help="key.sub=value, as for cohort")
     a = ap.parse_args()
-
-    cfg, rank, world, mine, threads = ddp_peer_start(a.config, a.overrides, a.threads, 29517)
+    cfg, st, rank, world, mine, threads = ddp_peer_start(a, 29517, "torch_ddp_mlp.py")
 
     import h5py
     import numpy as np
@@ -57,24 +49,10 @@ def main():
     from torch import nn
     from torch.nn.parallel import DistributedDataParallel as DDP
 
-    torch.set_num_threads(threads)
-    torch.set_num_interop_threads(1)
-    dist.init_process_group("gloo", rank=rank, world_size=world)
-
     depth, hidden = int(cfg.get("model.depth", 2)), int(cfg.get("model.hidden", 128))
     act = cfg.get("model.activation", "relu")
-    B = int(cfg.get("train.batch_size", 64))
-    steps = a.steps or int(cfg.get("train.steps", 100))
-    log_every = int(cfg.get("train.log_every", 10))
-    seed = int(cfg.get("train.seed", 1234))
-    lr = float(cfg.get("optim.lr", 1e-3))
-    wd = float(cfg.get("optim.weight_decay", 0.0))
-    betas = (float(cfg.get("optim.beta1", 0.9)), float(cfg.get("optim.beta2", 0.999)))
-    eps = float(cfg.get("optim.eps", 1e-8))
-    clip = float(cfg.get("optim.grad_clip", 0.0))
-    bucket_mb = float(cfg.get("parallel.bucket_mb", 25))
-    if cfg.get("optim.type", "adamw") != "adamw":
-        sys.exit("torch_ddp_mlp.py: only optim.type adamw is mirrored")
+    B, steps, log_every, seed = st.B, st.steps, st.log_every, st.seed
+    clip, bucket_mb = st.clip, st.bucket_mb
     if cfg.get("optim.schedule", "constant") != "constant" or int(cfg.get("optim.warmup_steps", 0)):
         if rank == 0:
             print("# note: lr schedule not mirrored (constant lr; costs nothing measurable)")
@@ -101,9 +79,7 @@ def main():
         model = DDP(nn.Sequential(*layers), bucket_cap_mb=bucket_mb)
         decay = [p for name, p in model.named_parameters() if name.endswith("weight")]
         no_decay = [p for name, p in model.named_parameters() if not name.endswith("weight")]
-        opt = torch.optim.AdamW([{"params": decay, "weight_decay": wd},
-                                 {"params": no_decay, "weight_decay": 0.0}],
-                                lr=lr, betas=betas, eps=eps)
+        opt = adamw(torch, cfg, decay, no_decay)
         return model, opt
 
     def batch_rows(step, gen_cache={}):
