@@ -9,6 +9,7 @@ import argparse
 import math
 import os
 import sys
+import time
 import types
 
 
@@ -135,6 +136,48 @@ def adamw(torch, cfg, decay, no_decay):
                               {"params": no_decay, "weight_decay": 0.0}],
                              lr=float(cfg.get("optim.lr", 1e-3)), betas=betas,
                              eps=float(cfg.get("optim.eps", 1e-8)))
+
+
+def timed_steps(torch, model, opt, st, cnt, batch, loss_of, per_step, on_step=None, show=None):
+    """The DDP peers' timed loop, shaped like cohort's: st.steps steps of batch(step) -> (x, y),
+    zeroed gradients, loss_of(x, y) (the mean over this rank's cnt samples), backward (DDP
+    reduces), clipping at st.clip, the optimizer step; on_step(step) runs first (the LR). Every
+    st.log_every steps and at the end an interval ends with an allreduce of the loss sum, like
+    cohort's progress line; show(done, loss, rate) then prints it if given. per_step: the work
+    of one step (samples or tokens). Returns ([(work, seconds)] per interval, the fastest step
+    in seconds, the last interval's mean loss, the whole loop's seconds)."""
+    import torch.distributed as dist
+
+    ivs, step_min, loss_acc = [], math.inf, torch.zeros(2, dtype=torch.float64)
+    last_loss = float("nan")
+    dist.barrier()
+    t0 = t_iv = time.perf_counter()
+    for step in range(st.steps):
+        ts = time.perf_counter()
+        if on_step:
+            on_step(step)
+        x, y = batch(step)
+        opt.zero_grad(set_to_none=False)
+        loss = loss_of(x, y)
+        loss.backward()
+        if st.clip > 0:
+            torch.nn.utils.clip_grad_norm_(model.parameters(), st.clip)
+        opt.step()
+        step_min = min(step_min, time.perf_counter() - ts)
+        loss_acc[0] += float(loss.detach()) * cnt
+        loss_acc[1] += cnt
+        done = step + 1
+        if done % st.log_every == 0 or done == st.steps:
+            dist.all_reduce(loss_acc)
+            k = st.log_every if done % st.log_every == 0 else done % st.log_every
+            now = time.perf_counter()
+            ivs.append((k * per_step, now - t_iv))
+            last_loss = float(loss_acc[0] / loss_acc[1])
+            if show:
+                show(done, last_loss, k * per_step / (now - t_iv))
+            loss_acc.zero_()
+            t_iv = time.perf_counter()
+    return ivs, step_min, last_loss, time.perf_counter() - t0
 
 
 # ---- GPT-2 as src/nn/gpt.c computes it ---------------------------------------------------------

@@ -39,7 +39,7 @@ import sys
 import time
 
 from cohort_peer import (adamw, ddp_peer_start, gpt_forward, gpt_init, gpt_shapes, gpt_view, median,
-                         peer_parser)
+                         peer_parser, timed_steps)
 
 
 def make_gpt(torch, V, T, L, NH, C):
@@ -75,8 +75,7 @@ def main():
         sys.exit("torch_ddp_gpt.py: the config's model.type is not gpt")
     L, NH = int(cfg.get("model.n_layer", 4)), int(cfg.get("model.n_head", 4))
     C, T = int(cfg.get("model.n_embd", 128)), int(cfg.get("model.context", 64))
-    B, steps, log_every, seed = st.B, st.steps, st.log_every, st.seed
-    clip, bucket_mb = st.clip, st.bucket_mb
+    B, steps, seed, bucket_mb = st.B, st.steps, st.seed, st.bucket_mb
     lr0 = float(cfg.get("optim.lr", 1e-3))
     min_lr = float(cfg.get("optim.min_lr", 0.0))
     warm = int(cfg.get("optim.warmup_steps", 0))
@@ -112,43 +111,22 @@ def main():
     gen = torch.Generator().manual_seed(seed * 1000003 + rank)
     offs = torch.arange(T + 1)
 
-    def batch():
+    def batch(step):
         starts = torch.randint(0, ntok - T, (cnt,), generator=gen)
         w = tokens[starts[:, None] + offs]               # [cnt, T+1]
         return w[:, :-1], w[:, 1:]
 
-    ivs, step_min, loss_acc = [], math.inf, torch.zeros(2, dtype=torch.float64)
-    last_loss = float("nan")
-    dist.barrier()
-    t0 = t_iv = time.perf_counter()
-    for step in range(steps):
-        ts = time.perf_counter()
-        x, y = batch()
+    def set_lr(step):
         for g in opt.param_groups:
             g["lr"] = lr_at(step)
-        opt.zero_grad(set_to_none=False)
-        logits = model(x)
-        loss = F.cross_entropy(logits.view(-1, V), y.reshape(-1))
-        loss.backward()
-        if clip > 0:
-            torch.nn.utils.clip_grad_norm_(model.parameters(), clip)
-        opt.step()
-        step_min = min(step_min, time.perf_counter() - ts)
-        loss_acc[0] += float(loss.detach()) * cnt
-        loss_acc[1] += cnt
-        done = step + 1
-        if done % log_every == 0 or done == steps:
-            dist.all_reduce(loss_acc)
-            k = log_every if done % log_every == 0 else done % log_every
-            now = time.perf_counter()
-            ivs.append((k * B * T, now - t_iv))
-            last_loss = float(loss_acc[0] / loss_acc[1])
-            if rank == 0:
-                print(f"step {done}/{steps} | loss {last_loss:.4f} | "
-                      f"{k * B * T / (now - t_iv):.0f} tok/s", flush=True)
-            loss_acc.zero_()
-            t_iv = time.perf_counter()
-    total = time.perf_counter() - t0
+
+    def show(done, loss, rate):
+        if rank == 0:
+            print(f"step {done}/{steps} | loss {loss:.4f} | {rate:.0f} tok/s", flush=True)
+
+    ivs, step_min, last_loss, total = timed_steps(
+        torch, model, opt, st, cnt, batch,
+        lambda x, y: F.cross_entropy(model(x).view(-1, V), y.reshape(-1)), B * T, set_lr, show)
     steady = ivs[1:] if len(ivs) > 1 else ivs
     rates = sorted(n / s for n, s in steady)
     med = median(rates)

@@ -27,11 +27,10 @@ Timing: train.steps steps; every train.log_every steps an interval ends with a s
 all_reduce of the loss (like cohort's logging); interval throughput = log_every * B / time.
 Reported: median over intervals excluding the first (warm-up), min step, whole-run samples/s.
 Last line: "summary: key=value ..." for bench/mlp_ddp.sh."""
-import math
 import os
 import time
 
-from cohort_peer import adamw, ddp_peer_start, median, peer_parser
+from cohort_peer import adamw, ddp_peer_start, median, peer_parser, timed_steps
 
 
 def main():
@@ -51,8 +50,7 @@ def main():
 
     depth, hidden = int(cfg.get("model.depth", 2)), int(cfg.get("model.hidden", 128))
     act = cfg.get("model.activation", "relu")
-    B, steps, log_every, seed = st.B, st.steps, st.log_every, st.seed
-    clip, bucket_mb = st.clip, st.bucket_mb
+    B, steps, seed, clip, bucket_mb = st.B, st.steps, st.seed, st.clip, st.bucket_mb
     if cfg.get("optim.schedule", "constant") != "constant" or int(cfg.get("optim.warmup_steps", 0)):
         if rank == 0:
             print("# note: lr schedule not mirrored (constant lr; costs nothing measurable)")
@@ -96,35 +94,17 @@ def main():
             got += take
         return torch.cat(rows) if len(rows) > 1 else rows[0]
 
+    def gather(idx):
+        return x_all[idx], y_all[idx]
+
     loss_fn = nn.CrossEntropyLoss()
     results = []
     for rep in range(a.reps):
         model, opt = build()
-        ivs, step_min, loss_acc = [], math.inf, torch.zeros(2, dtype=torch.float64)
-        dist.barrier()
-        t0 = t_iv = time.perf_counter()
-        for step in range(steps):
-            ts = time.perf_counter()
-            idx = batch_rows(step)
-            xb, yb = x_all[idx], y_all[idx]
-            opt.zero_grad(set_to_none=False)
-            loss = loss_fn(model(xb), yb)
-            loss.backward()
-            if clip > 0:
-                torch.nn.utils.clip_grad_norm_(model.parameters(), clip)
-            opt.step()
-            step_min = min(step_min, time.perf_counter() - ts)
-            loss_acc[0] += float(loss.detach()) * cnt
-            loss_acc[1] += cnt
-            done = step + 1
-            if done % log_every == 0 or done == steps:
-                dist.all_reduce(loss_acc)
-                k = log_every if done % log_every == 0 else done % log_every
-                ivs.append(k * B / (time.perf_counter() - t_iv))
-                last_loss = float(loss_acc[0] / loss_acc[1])
-                loss_acc.zero_()
-                t_iv = time.perf_counter()
-        total = time.perf_counter() - t0
+        ivs, step_min, last_loss, total = timed_steps(
+            torch, model, opt, st, cnt, lambda step: gather(batch_rows(step)),
+            lambda x, y: loss_fn(model(x), y), B)
+        ivs = [n / s for n, s in ivs]
         steady = sorted(ivs[1:] if len(ivs) > 1 else ivs)
         med = median(steady)
         results.append((med, step_min, steps * B / total, last_loss, steady))
