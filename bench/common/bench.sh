@@ -1,0 +1,96 @@
+# shellcheck shell=bash disable=SC2034  # the variables set here are the drivers'
+# Sourced by the bench/*.sh drivers (not run): what they all do the same way.
+#
+#   . "$(dirname "$0")/common/bench.sh"
+#
+# Drivers of `cohort` runs from a build directory (gpt_ddp.sh, mlp_ddp.sh, gpt_generate.sh,
+# zero.sh, serve.sh):
+#   bench_args "OPT... FLAG!..." "$@"
+#                               --opt VALUE sets OPT (upper case, '-' -> '_'), --flag sets
+#                               FLAG=1; anything else prints the usage
+# then, with BUILD set:
+#   bench_setup NAME RUNS_DIR   SRC, PY, COHORT (checked), MPIRUN, DATA, RUNS (both created)
+#   bench_tokens                TOKENS: the Shakespeare token file they share, made on first use
+# Drivers of a bench/ program under the build's own MPI launcher (allreduce.sh, ckpt.sh):
+#   bench_launcher NAME BUILD   mpiexec and flags (Open MPI: --oversubscribe, as root
+#                               --allow-run-as-root); openmpi=1 when it is Open MPI
+# And for all of them:
+#   usage                       prints lines USAGE_LINES (default 2,8) of the driver, exits 2
+#   bench_machine               "host: CPU model, N cores, M GiB" for the header lines
+#   bench_build_type            the build's CMAKE_BUILD_TYPE
+#   bench_load                  the load average (1, 5, 15 min)
+#   free_port                   a free TCP port on 127.0.0.1
+
+usage() { sed -n "${USAGE_LINES:-2,8}p" "$0" | sed 's/^# \{0,1\}//'; exit 2; }
+
+bench_machine() {
+  echo "$(hostname): $(lscpu | sed -n 's/^Model name: *//p'), $(nproc) cores," \
+       "$(free -g | awk '/^Mem:/ {print $2}') GiB"
+}
+
+bench_build_type() { sed -n 's/^CMAKE_BUILD_TYPE:[A-Z]*=//p' "$BUILD/CMakeCache.txt" 2>/dev/null; }
+
+bench_load() { cut -d' ' -f1-3 /proc/loadavg; }
+
+free_port() {
+  "${PY:-/usr/bin/python3}" -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
+}
+
+bench_args() { # "OPT... FLAG!..." ARGS...
+  local spec=" $1 " name var
+  shift
+  while [ $# -gt 0 ]; do
+    name=${1#--}
+    [ "$name" != "$1" ] || usage
+    var=$(echo "$name" | tr 'a-z-' 'A-Z_')
+    if [[ $spec == *" $name! "* ]]; then
+      printf -v "$var" 1
+      shift
+    elif [[ $spec == *" $name "* ]] && [ $# -ge 2 ]; then
+      printf -v "$var" '%s' "$2"
+      shift 2
+    else
+      usage
+    fi
+  done
+}
+
+bench_setup() { # NAME RUNS_DIR
+  SRC=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
+  # Debian's python3 with python3-torch; a `python3` earlier on the PATH may be another build.
+  PY=/usr/bin/python3
+  COHORT=$BUILD/cohort
+  [ -x "$COHORT" ] || { echo "$1: $COHORT not found (build $BUILD first)" >&2; exit 1; }
+  # --oversubscribe: more ranks than cores; --bind-to none: cohort binds its ranks itself (and
+  # the torch peers bind themselves before torch loads).
+  MPIRUN=(mpirun --allow-run-as-root --oversubscribe --bind-to none)
+  # Open MPI 4.1.4's OMPIO read data sieving can return wrong rows (open-mpi/ompi#10546; cohort
+  # warns without this); off for every run, torch's included (it does no MPI-IO).
+  export OMPI_MCA_fbtl_posix_read_datasieving=0
+  DATA=$BUILD/benchdata
+  RUNS=$BUILD/$2
+  mkdir -p "$DATA" "$RUNS"
+}
+
+bench_tokens() {
+  # 1% validation: cohort always evaluates the whole val split after the last step; that is
+  # outside the timed intervals but would add seconds to minutes of wall time per run at 10%.
+  TOKENS=$DATA/shakespeare-bench.h5
+  if [ ! -f "$TOKENS" ]; then
+    "$COHORT" data text "$SRC/examples/shakespeare/input.txt.gz" "$TOKENS" --val-fraction 0.01
+  fi
+}
+
+bench_launcher() { # NAME BUILD
+  mpiexec=$(sed -n 's/^MPIEXEC_EXECUTABLE:FILEPATH=//p' "$2/CMakeCache.txt" 2>/dev/null)
+  [ -n "$mpiexec" ] && [ -x "$mpiexec" ] || mpiexec=$(command -v mpirun)
+  [ -n "$mpiexec" ] || { echo "$1: no mpiexec/mpirun found" >&2; exit 2; }
+  flags=()
+  openmpi=0
+  if "$mpiexec" --version 2>&1 | grep -qiE 'open ?mpi|openrte|open-mpi'; then
+    openmpi=1
+    flags=(--oversubscribe)
+    [ "$(id -u)" -eq 0 ] && flags+=(--allow-run-as-root)
+  fi
+  return 0
+}
