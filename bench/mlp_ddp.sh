@@ -81,30 +81,10 @@ run_cohort() { # name config n round overrides...
 
 run_torch() { # variant(tuned|default) name config n round overrides...
   local variant=$1 name=$2 config=$3 n=$4 r=$5; shift 5
-  local log=$RUNS/$name-n$n-r$r-torch-$variant.log port try
+  local log=$RUNS/$name-n$n-r$r-torch-$variant.log
   echo "## torch ($variant) $name N=$n round $r (load $(bench_load)), OPENBLAS_CORETYPE=${CORETYPE:-unset}"
-  local env=()
-  [ -n "$CORETYPE" ] && env+=(-x OPENBLAS_CORETYPE="$CORETYPE")
-  # tuned: idle OpenMP workers sleep instead of spinning. With 2+ threads per rank torch runs
-  # two thread pools (OpenMP for its own ops, OpenBLAS's pthreads for sgemm); spinning OpenMP
-  # workers then steal the cores the sgemm threads need (measured here: ~2.5x slower steps
-  # at N=1). default: torch as installed.
-  [ "$variant" = tuned ] && env+=(-x OMP_WAIT_POLICY=PASSIVE)
-  # The free port can be taken by another process before torch binds it (a shared machine):
-  # retry with a fresh one.
-  for try in 1 2 3; do
-    port=$(free_port)
-    echo "+ ${MPIRUN[*]} -n $n -x MASTER_ADDR=127.0.0.1 -x MASTER_PORT=$port ${env[*]} $PY $SRC/bench/torch_ddp_mlp.py --config $config --reps 2 --breakdown $*" > "$log"
-    if "${MPIRUN[@]}" -n "$n" -x MASTER_ADDR=127.0.0.1 -x MASTER_PORT="$port" "${env[@]}" "$PY" \
-         "$SRC/bench/torch_ddp_mlp.py" --config "$config" --reps 2 --breakdown "$@" >> "$log" 2>&1; then
-      break
-    fi
-    if [ "$try" = 3 ] || ! grep -q "Address already in use" "$log"; then
-      cat "$log"; echo "mlp_ddp.sh: torch run failed" >&2; exit 1
-    fi
-    echo "   (port $port was taken; retrying)"
-  done
-  sed -n '2,$p' "$log"
+  bench_torch_ddp "$variant" "$log" "$n" torch_ddp_mlp.py --config "$config" --reps 2 --breakdown "$@"
+  sed -n '3,$p' "$log"
 }
 
 if [ -z "$CORETYPE" ]; then
@@ -123,15 +103,7 @@ for w in "${WORKLOADS[@]}"; do
   for r in $(seq 1 "$ROUNDS"); do
     for n in $RANKS; do
       # shellcheck disable=SC2086
-      if [ $((r % 2)) -eq 1 ]; then
-        run_cohort "$name" "$cfg" "$n" "$r" $ov
-        run_torch tuned "$name" "$cfg" "$n" "$r" $ov
-        run_torch default "$name" "$cfg" "$n" "$r" $ov
-      else
-        run_torch default "$name" "$cfg" "$n" "$r" $ov
-        run_torch tuned "$name" "$cfg" "$n" "$r" $ov
-        run_cohort "$name" "$cfg" "$n" "$r" $ov
-      fi
+      bench_round "$r" "$name" "$cfg" "$n" "$r" $ov
     done
   done
 done

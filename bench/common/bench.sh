@@ -11,6 +11,10 @@
 # then, with BUILD set:
 #   bench_setup NAME RUNS_DIR   SRC, PY, COHORT (checked), MPIRUN, DATA, RUNS (both created)
 #   bench_tokens                TOKENS: the Shakespeare token file they share, made on first use
+#   bench_torch_ddp VARIANT LOG N PEER ARGS...
+#                               a torch DDP peer (bench/PEER) on N ranks, tuned or default
+#   bench_round R ARGS...       one round of run_cohort ARGS, run_torch tuned|default ARGS (the
+#                               driver's functions), the order reversed in even rounds
 # Drivers of a bench/ program under the build's own MPI launcher (allreduce.sh, ckpt.sh):
 #   bench_launcher NAME BUILD   mpiexec and flags (Open MPI: --oversubscribe, as root
 #                               --allow-run-as-root); openmpi=1 when it is Open MPI
@@ -78,6 +82,44 @@ bench_tokens() {
   TOKENS=$DATA/shakespeare-bench.h5
   if [ ! -f "$TOKENS" ]; then
     "$COHORT" data text "$SRC/examples/shakespeare/input.txt.gz" "$TOKENS" --val-fraction 0.01
+  fi
+}
+
+bench_torch_ddp() { # VARIANT(tuned|default) LOG N PEER ARGS...
+  local variant=$1 log=$2 n=$3 peer=$4 port try env=()
+  shift 4
+  # torch gets the OpenBLAS kernel family cohort uses (CORETYPE), so that the two compare alike.
+  [ -n "${CORETYPE:-}" ] && env+=(-x OPENBLAS_CORETYPE="$CORETYPE")
+  # tuned: idle OpenMP workers sleep instead of spinning. With 2+ threads per rank torch runs
+  # two thread pools (OpenMP for its own ops, OpenBLAS's pthreads for sgemm); spinning OpenMP
+  # workers then steal the cores the sgemm threads need (measured: ~2.5x slower MLP steps at
+  # N=1). default: torch as installed.
+  [ "$variant" = tuned ] && env+=(-x OMP_WAIT_POLICY=PASSIVE)
+  # The free port can be taken by another process before torch binds it (a shared machine):
+  # retry with a fresh one.
+  for try in 1 2 3; do
+    port=$(free_port)
+    echo "+ ${MPIRUN[*]} -n $n -x MASTER_ADDR=127.0.0.1 -x MASTER_PORT=$port ${env[*]} $PY $SRC/bench/$peer $*" > "$log"
+    echo "# load $(bench_load)" >> "$log"
+    if "${MPIRUN[@]}" -n "$n" -x MASTER_ADDR=127.0.0.1 -x MASTER_PORT="$port" "${env[@]}" "$PY" \
+         "$SRC/bench/$peer" "$@" >> "$log" 2>&1; then
+      return 0
+    fi
+    if [ "$try" = 3 ] || ! grep -q "Address already in use" "$log"; then
+      cat "$log"; echo "$(basename "$0"): torch run failed" >&2; exit 1
+    fi
+    echo "   (port $port was taken; retrying)"
+  done
+}
+
+bench_round() { # ROUND ARGS...
+  # Alternating which side goes first keeps a slow phase of the machine off one side.
+  local r=$1
+  shift
+  if [ $((r % 2)) -eq 1 ]; then
+    run_cohort "$@"; run_torch tuned "$@"; run_torch default "$@"
+  else
+    run_torch default "$@"; run_torch tuned "$@"; run_cohort "$@"
   fi
 }
 
