@@ -138,6 +138,14 @@ def adamw(torch, cfg, decay, no_decay):
                              eps=float(cfg.get("optim.eps", 1e-8)))
 
 
+# Tensors given to gloo collectives, kept until the process ends. When a tensor's Python object
+# dies while a finished gloo work still holds the tensor, torch 1.13 hands the Python object to
+# the tensor, and the gloo thread that later frees the work needs the GIL; if the main thread
+# is then tearing the process group down (holding the GIL, joining that thread), both wait
+# forever (seen at exit of a peer).
+_COLLECTIVE_TENSORS = []
+
+
 def timed_steps(torch, model, opt, st, cnt, batch, loss_of, per_step, on_step=None, show=None):
     """The DDP peers' timed loop, shaped like cohort's: st.steps steps of batch(step) -> (x, y),
     zeroed gradients, loss_of(x, y) (the mean over this rank's cnt samples), backward (DDP
@@ -149,6 +157,7 @@ def timed_steps(torch, model, opt, st, cnt, batch, loss_of, per_step, on_step=No
     import torch.distributed as dist
 
     ivs, step_min, loss_acc = [], math.inf, torch.zeros(2, dtype=torch.float64)
+    _COLLECTIVE_TENSORS.append(loss_acc)
     last_loss = float("nan")
     dist.barrier()
     t0 = t_iv = time.perf_counter()

@@ -72,27 +72,9 @@ run_cohort() { # name n round overrides...
 
 run_torch() { # variant(tuned|default) name n round overrides...
   local variant=$1 name=$2 n=$3 r=$4; shift 4
-  local log=$RUNS/$name-n$n-r$r-torch-$variant.log port try
+  local log=$RUNS/$name-n$n-r$r-torch-$variant.log
   echo "## torch ($variant) $name N=$n round $r (load $(bench_load)), OPENBLAS_CORETYPE=${CORETYPE:-unset}"
-  local env=()
-  [ -n "$CORETYPE" ] && env+=(-x OPENBLAS_CORETYPE="$CORETYPE")
-  # tuned: idle OpenMP workers sleep instead of spinning (torch runs OpenMP for its own ops and
-  # OpenBLAS's pthreads for sgemm; spinning OpenMP workers steal the cores sgemm needs at N=1).
-  [ "$variant" = tuned ] && env+=(-x OMP_WAIT_POLICY=PASSIVE)
-  # The free port can be taken by another process before torch binds it: retry with a fresh one.
-  for try in 1 2 3; do
-    port=$(free_port)
-    echo "+ ${MPIRUN[*]} -n $n -x MASTER_ADDR=127.0.0.1 -x MASTER_PORT=$port ${env[*]} $PY $SRC/bench/torch_ddp_gpt.py --config $CFG $*" > "$log"
-    echo "# load $(bench_load)" >> "$log"
-    if "${MPIRUN[@]}" -n "$n" -x MASTER_ADDR=127.0.0.1 -x MASTER_PORT="$port" "${env[@]}" "$PY" \
-         "$SRC/bench/torch_ddp_gpt.py" --config "$CFG" "$@" >> "$log" 2>&1; then
-      break
-    fi
-    if [ "$try" = 3 ] || ! grep -q "Address already in use" "$log"; then
-      cat "$log"; echo "gpt_ddp.sh: torch run failed" >&2; exit 1
-    fi
-    echo "   (port $port was taken; retrying)"
-  done
+  bench_torch_ddp "$variant" "$log" "$n" torch_ddp_gpt.py --config "$CFG" "$@"
   grep -E 'tok/s|^summary' "$log" || true
 }
 
@@ -111,15 +93,7 @@ for w in "${WORKLOADS[@]}"; do
   for r in $(seq 1 "$ROUNDS"); do
     for n in $RANKS; do
       # shellcheck disable=SC2086
-      if [ $((r % 2)) -eq 1 ]; then
-        run_cohort "$name" "$n" "$r" $ov
-        run_torch tuned "$name" "$n" "$r" $ov
-        run_torch default "$name" "$n" "$r" $ov
-      else
-        run_torch default "$name" "$n" "$r" $ov
-        run_torch tuned "$name" "$n" "$r" $ov
-        run_cohort "$name" "$n" "$r" $ov
-      fi
+      bench_round "$r" "$name" "$n" "$r" $ov
     done
   done
 done
