@@ -29,8 +29,6 @@
 set -euo pipefail
 
 . "$(dirname "$0")/common/bench.sh"
-[ $# -ge 1 ] || usage
-BUILD=$(cd "$1" && pwd); shift
 ROUNDS=1
 RANKS="1 2"
 ONLY=""

@@ -24,8 +24,6 @@ set -euo pipefail
 
 USAGE_LINES=2,9
 . "$(dirname "$0")/common/bench.sh"
-[ $# -ge 1 ] || usage
-BUILD=$(cd "$1" && pwd); shift
 CKPT=""
 ONLY=""
 ROUNDS=3

@@ -37,8 +37,6 @@ set -euo pipefail
 
 USAGE_LINES=2,6
 . "$(dirname "$0")/common/bench.sh"
-[ $# -ge 1 ] || usage
-BUILD=$(cd "$1" && pwd); shift
 DURATION=10
 CONCURRENCY="1 4 16 64"
 GEN_CONCURRENCY="1 4 8"

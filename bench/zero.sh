@@ -26,8 +26,6 @@
 set -euo pipefail
 
 . "$(dirname "$0")/common/bench.sh"
-[ $# -ge 1 ] || usage
-BUILD=$(cd "$1" && pwd); shift
 ROUNDS=1
 RANKS="2 4"
 STEPS=24

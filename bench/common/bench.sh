@@ -6,9 +6,10 @@
 # Drivers of `cohort` runs from a build directory (gpt_ddp.sh, mlp_ddp.sh, gpt_generate.sh,
 # zero.sh, serve.sh):
 #   bench_args "OPT... FLAG!..." "$@"
-#                               --opt VALUE sets OPT (upper case, '-' -> '_'), --flag sets
+#                               BUILD from the first argument (the build directory, required),
+#                               then --opt VALUE sets OPT (upper case, '-' -> '_'), --flag sets
 #                               FLAG=1; anything else prints the usage
-# then, with BUILD set:
+# then:
 #   bench_setup NAME RUNS_DIR   SRC, PY, COHORT (checked), MPIRUN, DATA, RUNS (both created)
 #   bench_tokens                TOKENS: the Shakespeare token file they share, made on first use
 #   bench_torch_ddp VARIANT LOG N PEER ARGS...
@@ -40,8 +41,11 @@ free_port() {
   "${PY:-/usr/bin/python3}" -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
 }
 
-bench_args() { # "OPT... FLAG!..." ARGS...
+bench_args() { # "OPT... FLAG!..." BUILD_DIR ARGS...
   local spec=" $1 " name var
+  shift
+  [ $# -ge 1 ] || usage
+  BUILD=$(cd "$1" && pwd) || exit 2
   shift
   while [ $# -gt 0 ]; do
     name=${1#--}
