@@ -116,19 +116,15 @@ int main(int argc, char **argv) {
   if (st != CH_OK) ch_runtime_fatal(st, "group");
   int me = g.rank, n = g.size;
   if (me == 0) {
-    char model[256], version[MPI_MAX_LIBRARY_VERSION_STRING];
-    int vlen = 0;
-    bench_cpu_model(model, sizeof model);
-    MPI_Get_library_version(version, &vlen);
-    version[strcspn(version, "\n,")] = '\0';
-    long cores = sysconf(_SC_NPROCESSORS_ONLN);
+    bench_machine mc;
+    bench_machine_get(&mc);
     printf("# allreduce fp32 sum in place: cohort = ch_comm_allreduce blocking, raw = "
            "MPI_Allreduce(MPI_IN_PLACE), nb = ch_comm_allreduce non-blocking + ch_comm_wait, "
            "rawnb = MPI_Iallreduce + MPI_Wait\n");
     printf("# %d ranks on %d node(s), %s, %ld cores online%s; rank 0 bound to cores %s\n", n,
-           rt->node_count, model, cores,
-           rt->local_size > cores ? " (OVERSUBSCRIBED: ranks share cores)" : "", rt->cpuset);
-    printf("# %s\n", version);
+           rt->node_count, mc.model, mc.cores,
+           rt->local_size > mc.cores ? " (OVERSUBSCRIBED: ranks share cores)" : "", rt->cpuset);
+    printf("# %s\n", mc.mpi);
     printf("# %s of iterations after %d warmup calls; time = max over ranks; "
            "busbw = algbw * 2(n-1)/n = algbw * %.3f; bandwidths in GB/s (1e9 B/s); "
            "ratios are bandwidth ratios\n",

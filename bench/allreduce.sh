@@ -9,6 +9,7 @@
 # the number of cores is run oversubscribed and marked so: its numbers measure time-sharing of
 # cores as much as communication. Exits nonzero if a run fails.
 set -u
+. "$(dirname "$0")/common/bench.sh"
 build=${1:-build}
 shift $(( $# > 0 ? 1 : 0 ))
 [ "${1:-}" = "--" ] && shift
@@ -16,18 +17,10 @@ bin=$build/bench/allreduce
 [ -x "$bin" ] || { echo "allreduce.sh: $bin not found; build first (cmake --build $build)" >&2; exit 2; }
 RANKS=${RANKS:-2 4}
 
-mpiexec=$(sed -n 's/^MPIEXEC_EXECUTABLE:FILEPATH=//p' "$build/CMakeCache.txt" 2>/dev/null)
-[ -n "$mpiexec" ] && [ -x "$mpiexec" ] || mpiexec=$(command -v mpirun)
-[ -n "$mpiexec" ] || { echo "allreduce.sh: no mpiexec/mpirun found" >&2; exit 2; }
-flags=()
-if "$mpiexec" --version 2>&1 | grep -qiE 'open ?mpi|openrte|open-mpi'; then
-  flags=(--oversubscribe)
-  [ "$(id -u)" -eq 0 ] && flags+=(--allow-run-as-root)
-fi
+bench_launcher allreduce.sh "$build"
 cores=$(nproc)
 
-echo "# allreduce.sh on $(hostname): $(lscpu | sed -n 's/^Model name: *//p'), $cores cores," \
-     "$(free -g | awk '/^Mem:/ {print $2}') GiB, $(date -u +%Y-%m-%dT%H:%MZ)"
+echo "# allreduce.sh on $(bench_machine), $(date -u +%Y-%m-%dT%H:%MZ)"
 echo "# launcher: $mpiexec ${flags[*]}"
 fail=0
 for n in $RANKS; do

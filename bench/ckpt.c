@@ -248,14 +248,10 @@ int main(int argc, char **argv) {
   ch_ckpt_policy policy = {.keep_last = 1, .keep_every = 0};
 
   if (me == 0) {
-    char model[256], mpiv[MPI_MAX_LIBRARY_VERSION_STRING];
-    int vlen = 0;
-    bench_cpu_model(model, sizeof model);
-    MPI_Get_library_version(mpiv, &vlen);
-    mpiv[strcspn(mpiv, "\n,")] = '\0';
-    long cores = sysconf(_SC_NPROCESSORS_ONLN);
-    printf("# ckpt: %d ranks, %s, %ld cores online%s; %s\n", n, model, cores,
-           n > cores ? " (OVERSUBSCRIBED)" : "", mpiv);
+    bench_machine mc;
+    bench_machine_get(&mc);
+    printf("# ckpt: %d ranks, %s, %ld cores online%s; %s\n", n, mc.model, mc.cores,
+           n > mc.cores ? " (OVERSUBSCRIBED)" : "", mc.mpi);
     printf("# state: %d tensors (%d units of a %" PRId64 "-wide weight + bias, the last shorter), "
            "%zu params x 3 buffers"
            " (params, exp_avg, exp_avg_sq) = %zu bytes; dir %s; drop %s; page cache warmed before "

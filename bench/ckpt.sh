@@ -24,6 +24,7 @@
 # warm_page_cache in bench/ckpt.c; 0: off).
 # Exits nonzero only if a run fails (crash, wrong data read back), never because of speed.
 set -u
+. "$(dirname "$0")/common/bench.sh"
 build=${1:-build}
 shift $(( $# > 0 ? 1 : 0 ))
 [ "${1:-}" = "--" ] && shift
@@ -38,14 +39,8 @@ CONFIGS=${CONFIGS:-default=}
 MPI_ARGS=${MPI_ARGS:-}
 WARM=${WARM:-1}
 
-mpiexec=$(sed -n 's/^MPIEXEC_EXECUTABLE:FILEPATH=//p' "$build/CMakeCache.txt" 2>/dev/null)
-[ -n "$mpiexec" ] && [ -x "$mpiexec" ] || mpiexec=$(command -v mpirun)
-[ -n "$mpiexec" ] || { echo "ckpt.sh: no mpiexec/mpirun found" >&2; exit 2; }
-flags=()
-if "$mpiexec" --version 2>&1 | grep -qiE 'open ?mpi|openrte|open-mpi'; then
-  flags=(--oversubscribe --bind-to none)
-  [ "$(id -u)" -eq 0 ] && flags+=(--allow-run-as-root)
-fi
+bench_launcher ckpt.sh "$build"
+[ "$openmpi" = 1 ] && flags+=(--bind-to none)
 read -r -a extra <<<"$MPI_ARGS"
 mkdir -p "$DIR" || exit 2
 cores=$(nproc)
@@ -72,15 +67,14 @@ resident() { # percentage of the file in the page cache
 now() { date +%s.%N; }
 
 payload= # bytes of the checkpoint's tensors, from the first cohort run; dd writes as many
-echo "# ckpt.sh on $(hostname): $(lscpu | sed -n 's/^Model name: *//p'), $cores cores," \
-     "$(free -g | awk '/^Mem:/ {print $2}') GiB, $(date -u +%Y-%m-%dT%H:%MZ)"
+echo "# ckpt.sh on $(bench_machine), $(date -u +%Y-%m-%dT%H:%MZ)"
 echo "# dir $DIR on $(df -P "$DIR" | awk 'NR == 2 {print $1 " (" $6 ", " $2 / 1048576 " GiB)"}')," \
      "$(findmnt -n -o FSTYPE --target "$DIR" 2>/dev/null); page cache before reads: dropped by $drop_method"
 echo "# launcher: $mpiexec ${flags[*]} ${extra[*]}" \
      "($("$mpiexec" --version 2>&1 | grep -m1 -iE 'version|openrte' | tr -s ' \t' ' ' | sed 's/^ //'))"
 echo "# HDF5 (Debian packages):" \
      "$(dpkg-query -W -f='${Package} ${Version}  ' libhdf5-openmpi-103-1 libhdf5-mpich-103-1 2>/dev/null)"
-echo "# load average at start: $(cut -d' ' -f1-3 /proc/loadavg)"
+echo "# load average at start: $(bench_load)"
 for n in $RANKS; do [ "$n" -gt "$cores" ] && echo "# $n ranks: OVERSUBSCRIBED ($n ranks on $cores cores)"; done
 IFS=';' read -r -a configs <<<"$CONFIGS"
 fail=0
@@ -146,7 +140,7 @@ field() { sed -n "s/.* $1=\([^ ]*\).*/\1/p"; }
 
 echo
 echo "## Checkpoint I/O: median of $ROUNDS rounds, GB/s = 10^9 B/s; ratio = cohort / dd" \
-     "(load average at end: $(cut -d' ' -f1-3 /proc/loadavg))"
+     "(load average at end: $(bench_load))"
 echo
 echo "| config | ranks | bytes | cohort save (fsync) | dd write (fsync) | ratio | cohort read | dd read | ratio | cohort write, no fsync |"
 echo "|---|---|---|---|---|---|---|---|---|---|"

@@ -28,45 +28,15 @@
 # Per-run logs: BUILD_DIR/benchruns-gpt/<workload>-n<N>-r<round>-{cohort,torch-tuned,torch-default}.log
 set -euo pipefail
 
-usage() { sed -n '2,8p' "$0" | sed 's/^# \{0,1\}//'; exit 2; }
-[ $# -ge 1 ] || usage
-BUILD=$(cd "$1" && pwd); shift
+. "$(dirname "$0")/common/bench.sh"
 ROUNDS=1
 RANKS="1 2"
 ONLY=""
-while [ $# -gt 0 ]; do
-  case "$1" in
-    --rounds) ROUNDS=$2; shift 2 ;;
-    --ranks) RANKS=$2; shift 2 ;;
-    --only) ONLY=$2; shift 2 ;;
-    *) usage ;;
-  esac
-done
+bench_args "rounds ranks only" "$@"
 case "$ONLY" in ""|tiny|gemm) ;; *) usage ;; esac
 
-SRC=$(cd "$(dirname "$0")/.." && pwd)
-PY=/usr/bin/python3
-COHORT=$BUILD/cohort
-[ -x "$COHORT" ] || { echo "gpt_ddp.sh: $COHORT not found (build $BUILD first)" >&2; exit 1; }
-MPIRUN=(mpirun --allow-run-as-root --oversubscribe --bind-to none)
-# Open MPI 4.1.4's OMPIO read data sieving can return wrong rows (open-mpi/ompi#10546; cohort
-# warns without this); off for every run, torch's included (it does no MPI-IO).
-export OMPI_MCA_fbtl_posix_read_datasieving=0
-DATA=$BUILD/benchdata
-RUNS=$BUILD/benchruns-gpt
-mkdir -p "$DATA" "$RUNS"
-
-# --- data ------------------------------------------------------------------------------------
-# 1% validation: cohort always evaluates the whole val split after the last step; that is outside
-# the timed intervals but would add ~10 s (tiny) to a minute (gemm) of wall time per run at 10%.
-TOKENS=$DATA/shakespeare-bench.h5
-if [ ! -f "$TOKENS" ]; then
-  "$COHORT" data text "$SRC/examples/shakespeare/input.txt.gz" "$TOKENS" --val-fraction 0.01
-fi
-
-free_port() {
-  "$PY" -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
-}
+bench_setup gpt_ddp.sh benchruns-gpt
+bench_tokens
 
 # --- workloads -------------------------------------------------------------------------------
 # name | overrides shared by cohort and torch (on top of configs/gpt-tiny.yaml)
@@ -78,17 +48,17 @@ WORKLOADS=(
 )
 
 CORETYPE=${OPENBLAS_CORETYPE:-}
-echo "# gpt_ddp.sh $(date -u +%Y-%m-%dT%H:%M:%SZ) on $(hostname): $(lscpu | sed -n 's/^Model name: *//p'), $(nproc) cores, $(free -g | awk '/Mem:/ {print $2}') GiB"
-echo "# $(mpirun --version | head -1); $("$PY" -c 'import torch; print("torch", torch.__version__)'); build $BUILD ($(sed -n 's/^CMAKE_BUILD_TYPE:[A-Z]*=//p' "$BUILD/CMakeCache.txt" 2>/dev/null))"
-echo "# load average at start: $(cut -d' ' -f1-3 /proc/loadavg)"
+echo "# gpt_ddp.sh $(date -u +%Y-%m-%dT%H:%M:%SZ) on $(bench_machine)"
+echo "# $(mpirun --version | head -1); $("$PY" -c 'import torch; print("torch", torch.__version__)'); build $BUILD ($(bench_build_type))"
+echo "# load average at start: $(bench_load)"
 
 run_cohort() { # name n round overrides...
   local name=$1 n=$2 r=$3; shift 3
   local log=$RUNS/$name-n$n-r$r-cohort.log dir=$RUNS/$name-n$n-r$r-cohort
-  echo "## cohort $name N=$n round $r (load $(cut -d' ' -f1-3 /proc/loadavg))"
+  echo "## cohort $name N=$n round $r (load $(bench_load))"
   rm -rf "$dir"
   echo "+ ${MPIRUN[*]} -n $n $COHORT train $CFG $* run.dir=$dir --verbose" > "$log"
-  echo "# load $(cut -d' ' -f1-3 /proc/loadavg)" >> "$log"
+  echo "# load $(bench_load)" >> "$log"
   "${MPIRUN[@]}" -n "$n" "$COHORT" train "$CFG" "$@" "run.dir=$dir" --verbose >> "$log" 2>&1 \
     || { cat "$log"; echo "gpt_ddp.sh: cohort run failed" >&2; exit 1; }
   cp "$dir/metrics.jsonl" "$RUNS/$name-n$n-r$r-cohort.metrics.jsonl"
@@ -100,27 +70,9 @@ run_cohort() { # name n round overrides...
 
 run_torch() { # variant(tuned|default) name n round overrides...
   local variant=$1 name=$2 n=$3 r=$4; shift 4
-  local log=$RUNS/$name-n$n-r$r-torch-$variant.log port try
-  echo "## torch ($variant) $name N=$n round $r (load $(cut -d' ' -f1-3 /proc/loadavg)), OPENBLAS_CORETYPE=${CORETYPE:-unset}"
-  local env=()
-  [ -n "$CORETYPE" ] && env+=(-x OPENBLAS_CORETYPE="$CORETYPE")
-  # tuned: idle OpenMP workers sleep instead of spinning (torch runs OpenMP for its own ops and
-  # OpenBLAS's pthreads for sgemm; spinning OpenMP workers steal the cores sgemm needs at N=1).
-  [ "$variant" = tuned ] && env+=(-x OMP_WAIT_POLICY=PASSIVE)
-  # The free port can be taken by another process before torch binds it: retry with a fresh one.
-  for try in 1 2 3; do
-    port=$(free_port)
-    echo "+ ${MPIRUN[*]} -n $n -x MASTER_ADDR=127.0.0.1 -x MASTER_PORT=$port ${env[*]} $PY $SRC/bench/torch_ddp_gpt.py --config $CFG $*" > "$log"
-    echo "# load $(cut -d' ' -f1-3 /proc/loadavg)" >> "$log"
-    if "${MPIRUN[@]}" -n "$n" -x MASTER_ADDR=127.0.0.1 -x MASTER_PORT="$port" "${env[@]}" "$PY" \
-         "$SRC/bench/torch_ddp_gpt.py" --config "$CFG" "$@" >> "$log" 2>&1; then
-      break
-    fi
-    if [ "$try" = 3 ] || ! grep -q "Address already in use" "$log"; then
-      cat "$log"; echo "gpt_ddp.sh: torch run failed" >&2; exit 1
-    fi
-    echo "   (port $port was taken; retrying)"
-  done
+  local log=$RUNS/$name-n$n-r$r-torch-$variant.log
+  echo "## torch ($variant) $name N=$n round $r (load $(bench_load)), OPENBLAS_CORETYPE=${CORETYPE:-unset}"
+  bench_torch_ddp "$variant" "$log" "$n" torch_ddp_gpt.py --config "$CFG" "$@"
   grep -E 'tok/s|^summary' "$log" || true
 }
 
@@ -139,29 +91,18 @@ for w in "${WORKLOADS[@]}"; do
   for r in $(seq 1 "$ROUNDS"); do
     for n in $RANKS; do
       # shellcheck disable=SC2086
-      if [ $((r % 2)) -eq 1 ]; then
-        run_cohort "$name" "$n" "$r" $ov
-        run_torch tuned "$name" "$n" "$r" $ov
-        run_torch default "$name" "$n" "$r" $ov
-      else
-        run_torch default "$name" "$n" "$r" $ov
-        run_torch tuned "$name" "$n" "$r" $ov
-        run_cohort "$name" "$n" "$r" $ov
-      fi
+      bench_round "$r" "$name" "$n" "$r" $ov
     done
   done
 done
 
 # --- table -----------------------------------------------------------------------------------
-"$PY" - "$RUNS" "$ROUNDS" "$RANKS" "$ONLY" <<'EOF'
+PYTHONPATH="$SRC/bench" "$PY" - "$RUNS" "$ROUNDS" "$RANKS" "$ONLY" <<'EOF'
 import json, sys
+from bench_report import log_load as load, median as med, summary as torch
 runs, rounds, ranks, only = sys.argv[1], int(sys.argv[2]), sys.argv[3].split(), sys.argv[4]
 shapes = {"tiny": dict(L=4, NH=4, C=128, T=64, V=256, B=32),
           "gemm": dict(L=4, NH=8, C=512, T=128, V=256, B=16)}
-
-def med(v):
-    v = sorted(v)
-    return v[len(v) // 2] if len(v) % 2 else 0.5 * (v[len(v) // 2 - 1] + v[len(v) // 2])
 
 def cohort(path, B, T):
     """Intervals after the first line of metrics.jsonl -> (median, mean, best tok/s, last loss)."""
@@ -180,21 +121,6 @@ def cohort(path, B, T):
     rates = [n / s for n, s in steady]
     return (med(rates), sum(n for n, _ in steady) / sum(s for _, s in steady), max(rates),
             rows[-1]["loss"])
-
-def torch(path):
-    try:
-        lines = [l for l in open(path) if l.startswith("summary:")]
-    except OSError:
-        return None
-    if not lines:
-        return None
-    return {k: float(v) for k, v in (kv.split("=") for kv in lines[-1].split()[1:])}
-
-def load(path):
-    for l in open(path):
-        if l.startswith("# load "):
-            return l.split()[2]
-    return "?"
 
 print()
 print("Training FLOPs per token (forward + backward = 3 x forward; attention = QK^T and PV at full T x T,")
@@ -243,4 +169,4 @@ for name in ("tiny", "gemm"):
                   f"{load(base + '-cohort.log')} / {load(base + '-torch-tuned.log')} / "
                   f"{load(base + '-torch-default.log')} |")
 EOF
-echo "# load average at end: $(cut -d' ' -f1-3 /proc/loadavg)"
+echo "# load average at end: $(bench_load)"

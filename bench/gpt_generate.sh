@@ -22,44 +22,23 @@
 # Logs: BUILD_DIR/benchruns-gen/<label>-r<round>-{cohort.out,cohort.err,torch.err}
 set -euo pipefail
 
-usage() { sed -n '2,9p' "$0" | sed 's/^# \{0,1\}//'; exit 2; }
-[ $# -ge 1 ] || usage
-BUILD=$(cd "$1" && pwd); shift
+USAGE_LINES=2,9
+. "$(dirname "$0")/common/bench.sh"
 CKPT=""
 ONLY=""
 ROUNDS=3
 PROMPT="ROMEO:"
-MAXTOK=200
-while [ $# -gt 0 ]; do
-  case "$1" in
-    --ckpt) CKPT=$2; shift 2 ;;
-    --only) ONLY=$2; shift 2 ;;
-    --rounds) ROUNDS=$2; shift 2 ;;
-    --prompt) PROMPT=$2; shift 2 ;;
-    --max-tokens) MAXTOK=$2; shift 2 ;;
-    *) usage ;;
-  esac
-done
+MAX_TOKENS=200
+bench_args "ckpt only rounds prompt max-tokens" "$@"
 case "$ONLY" in ""|tiny|wide) ;; *) usage ;; esac
 
-SRC=$(cd "$(dirname "$0")/.." && pwd)
-PY=/usr/bin/python3
-COHORT=$BUILD/cohort
-[ -x "$COHORT" ] || { echo "gpt_generate.sh: $COHORT not found (build $BUILD first)" >&2; exit 1; }
-MPIRUN=(mpirun --allow-run-as-root --oversubscribe --bind-to none)
-export OMPI_MCA_fbtl_posix_read_datasieving=0
-DATA=$BUILD/benchdata
-RUNS=$BUILD/benchruns-gen
-mkdir -p "$DATA" "$RUNS"
-TOKENS=$DATA/shakespeare-bench.h5
-if [ ! -f "$TOKENS" ]; then
-  "$COHORT" data text "$SRC/examples/shakespeare/input.txt.gz" "$TOKENS" --val-fraction 0.01
-fi
+bench_setup gpt_generate.sh benchruns-gen
+bench_tokens
 CORE=$(( $(nproc) - 1 ))
 
-echo "# gpt_generate.sh $(date -u +%Y-%m-%dT%H:%M:%SZ) on $(hostname): $(lscpu | sed -n 's/^Model name: *//p'), $(nproc) cores, $(free -g | awk '/Mem:/ {print $2}') GiB"
-echo "# $("$PY" -c 'import torch; print("torch", torch.__version__)'); build $BUILD ($(sed -n 's/^CMAKE_BUILD_TYPE:[A-Z]*=//p' "$BUILD/CMakeCache.txt" 2>/dev/null)); pinned to core $CORE, 1 thread"
-echo "# load average at start: $(cut -d' ' -f1-3 /proc/loadavg)"
+echo "# gpt_generate.sh $(date -u +%Y-%m-%dT%H:%M:%SZ) on $(bench_machine)"
+echo "# $("$PY" -c 'import torch; print("torch", torch.__version__)'); build $BUILD ($(bench_build_type)); pinned to core $CORE, 1 thread"
+echo "# load average at start: $(bench_load)"
 
 # --- checkpoints -----------------------------------------------------------------------------
 CFG=$SRC/configs/gpt-tiny.yaml
@@ -78,7 +57,7 @@ else
     [ -n "$ONLY" ] && [ "$ONLY" != "$s" ] && continue
     dir=$RUNS/$s
     if [ ! -f "$dir/checkpoints/latest" ]; then
-      echo "## training the $s checkpoint (load $(cut -d' ' -f1-3 /proc/loadavg))"
+      echo "## training the $s checkpoint (load $(bench_load))"
       rm -rf "$dir"
       # shellcheck disable=SC2086
       "${MPIRUN[@]}" -n 2 "$COHORT" train "$CFG" \
@@ -104,9 +83,9 @@ export OPENBLAS_NUM_THREADS=1 OMP_NUM_THREADS=1
 
 run_cohort() { # label round
   local b=$RUNS/$1-r$2
-  echo "+ taskset -c $CORE $COHORT generate ${CK[$1]} --prompt '$PROMPT' --max-tokens $MAXTOK --temperature 0" > "$b-cohort.err"
-  echo "# load $(cut -d' ' -f1-3 /proc/loadavg)" >> "$b-cohort.err"
-  taskset -c "$CORE" "$COHORT" generate "${CK[$1]}" --prompt "$PROMPT" --max-tokens "$MAXTOK" \
+  echo "+ taskset -c $CORE $COHORT generate ${CK[$1]} --prompt '$PROMPT' --max-tokens $MAX_TOKENS --temperature 0" > "$b-cohort.err"
+  echo "# load $(bench_load)" >> "$b-cohort.err"
+  taskset -c "$CORE" "$COHORT" generate "${CK[$1]}" --prompt "$PROMPT" --max-tokens "$MAX_TOKENS" \
     --temperature 0 > "$b-cohort.out" 2>> "$b-cohort.err" \
     || { cat "$b-cohort.err"; echo "gpt_generate.sh: cohort generate failed" >&2; exit 1; }
   echo "cohort: $(grep 'new tokens in' "$b-cohort.err")"
@@ -114,10 +93,10 @@ run_cohort() { # label round
 
 run_torch() { # label round
   local b=$RUNS/$1-r$2
-  echo "+ taskset -c $CORE $PY $SRC/bench/torch_generate.py ${CK[$1]} --prompt '$PROMPT' --max-tokens $MAXTOK --compare $b-cohort.out" > "$b-torch.err"
-  echo "# load $(cut -d' ' -f1-3 /proc/loadavg)" >> "$b-torch.err"
+  echo "+ taskset -c $CORE $PY $SRC/bench/torch_generate.py ${CK[$1]} --prompt '$PROMPT' --max-tokens $MAX_TOKENS --compare $b-cohort.out" > "$b-torch.err"
+  echo "# load $(bench_load)" >> "$b-torch.err"
   taskset -c "$CORE" "$PY" "$SRC/bench/torch_generate.py" "${CK[$1]}" --prompt "$PROMPT" \
-    --max-tokens "$MAXTOK" --compare "$b-cohort.out" > "$b-torch.out" 2>> "$b-torch.err" \
+    --max-tokens "$MAX_TOKENS" --compare "$b-cohort.out" > "$b-torch.out" 2>> "$b-torch.err" \
     || { cat "$b-torch.err"; echo "gpt_generate.sh: torch_generate.py failed" >&2; exit 1; }
   echo "torch:  $(grep 'new tokens in' "$b-torch.err")"
   grep 'agree with' "$b-torch.err" | sed 's/^/        /' || true
@@ -125,7 +104,7 @@ run_torch() { # label round
 
 for label in "${LABELS[@]}"; do
   for r in $(seq 1 "$ROUNDS"); do
-    echo "## $label round $r (load $(cut -d' ' -f1-3 /proc/loadavg))"
+    echo "## $label round $r (load $(bench_load))"
     if [ $((r % 2)) -eq 1 ]; then
       run_cohort "$label" "$r"
       run_torch "$label" "$r"
@@ -148,8 +127,9 @@ for label in "${LABELS[@]}"; do
   head -c 400 "$RUNS/$label-r$ROUNDS-cohort.out"; echo
 done
 
-"$PY" - "$RUNS" "$ROUNDS" "${LABELS[@]}" <<'EOF'
+PYTHONPATH="$SRC/bench" "$PY" - "$RUNS" "$ROUNDS" "${LABELS[@]}" <<'EOF'
 import re, sys
+from bench_report import log_load as load, median as med, summary_text
 runs, rounds, labels = sys.argv[1], int(sys.argv[2]), sys.argv[3:]
 pat = re.compile(r"(\d+) prompt tokens in ([\d.]+) s, (\d+) new tokens in ([\d.]+) s \(([\d.]+) tokens/s")
 
@@ -162,25 +142,13 @@ def parse(path):
     return None
 
 def torch_summary(path):
-    for l in open(path):
-        if l.startswith("summary:"):
-            kv = dict(x.split("=") for x in l.split()[1:])
-            return dict(prompt=int(kv["prompt"]), prefill=float(kv["prefill_s"]), new=int(kv["new"]),
-                        dec=float(kv["decode_s"]), tps=float(kv["tok_s"]))
-    return None
+    kv = summary_text(path)
+    return kv and dict(prompt=int(kv["prompt"]), prefill=float(kv["prefill_s"]), new=int(kv["new"]),
+                       dec=float(kv["decode_s"]), tps=float(kv["tok_s"]))
 
 def agree(path):
-    for l in open(path):
-        if l.startswith("summary:"):
-            kv = dict(x.split("=") for x in l.split()[1:])
-            return f"{kv.get('agree', '?')} / {kv.get('torch_new', '?')}"
-    return "?"
-
-def load(path):
-    for l in open(path):
-        if l.startswith("# load "):
-            return l.split()[2]
-    return "?"
+    kv = summary_text(path) or {}
+    return f"{kv.get('agree', '?')} / {kv.get('torch_new', '?')}"
 
 print()
 print("tokens/s = (new tokens - 1) / decode time after the prompt (1 thread each); prefill = the")
@@ -200,7 +168,6 @@ for lb in labels:
               f"{1e3 * c['prefill']:.2f} / {1e3 * t['prefill']:.2f} | {agree(b + '-torch.err')} | "
               f"{load(b + '-cohort.err')} / {load(b + '-torch.err')} |")
     if cs:
-        med = lambda v: sorted(v)[len(v) // 2]
         print(f"| {lb} | median | | {med(cs):.0f} | {med(ts):.0f} | {med(ratios):.2f} | | | |")
 EOF
-echo "# load average at end: $(cut -d' ' -f1-3 /proc/loadavg)"
+echo "# load average at end: $(bench_load)"

@@ -22,35 +22,15 @@
 # Per-run logs: BUILD_DIR/benchruns/<workload>-n<N>-r<round>-{cohort,torch-tuned,torch-default}.log
 set -euo pipefail
 
-usage() { sed -n '2,8p' "$0" | sed 's/^# \{0,1\}//'; exit 2; }
-[ $# -ge 1 ] || usage
-BUILD=$(cd "$1" && pwd); shift
+. "$(dirname "$0")/common/bench.sh"
 ROUNDS=1
 RANKS="1 2"
 ONLY=""
-while [ $# -gt 0 ]; do
-  case "$1" in
-    --rounds) ROUNDS=$2; shift 2 ;;
-    --ranks) RANKS=$2; shift 2 ;;
-    --only) ONLY=$2; shift 2 ;;
-    *) usage ;;
-  esac
-done
+bench_args "rounds ranks only" "$@"
 
-SRC=$(cd "$(dirname "$0")/.." && pwd)
-PY=/usr/bin/python3
-COHORT=$BUILD/cohort
+bench_setup mlp_ddp.sh benchruns
 MLP_STEP=$BUILD/bench/mlp_step
-for f in "$COHORT" "$MLP_STEP"; do
-  [ -x "$f" ] || { echo "mlp_ddp.sh: $f not found (build $BUILD first)" >&2; exit 1; }
-done
-MPIRUN=(mpirun --allow-run-as-root --oversubscribe --bind-to none)
-# Open MPI 4.1.4's OMPIO read data sieving can return wrong rows (open-mpi/ompi#10546; cohort
-# warns without this); off for every run, torch's included (it does no MPI-IO).
-export OMPI_MCA_fbtl_posix_read_datasieving=0
-DATA=$BUILD/benchdata
-RUNS=$BUILD/benchruns
-mkdir -p "$DATA" "$RUNS"
+[ -x "$MLP_STEP" ] || { echo "mlp_ddp.sh: $MLP_STEP not found (build $BUILD first)" >&2; exit 1; }
 
 # --- data ------------------------------------------------------------------------------------
 if [ ! -f "$DATA/synthetic.h5" ]; then
@@ -64,10 +44,6 @@ if [ ! -f "$DATA/digits.h5" ]; then
   "$COHORT" data csv "$DIGITS_CSV" "$DATA/digits.h5" --val-fraction 0.2 --seed 0
 fi
 
-free_port() {
-  "$PY" -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
-}
-
 # --- workloads -------------------------------------------------------------------------------
 # name | config | overrides shared by cohort and torch
 WORKLOADS=(
@@ -76,14 +52,14 @@ WORKLOADS=(
 )
 
 CORETYPE=${OPENBLAS_CORETYPE:-}
-echo "# mlp_ddp.sh $(date -u +%Y-%m-%dT%H:%M:%SZ) on $(hostname): $(lscpu | sed -n 's/^Model name: *//p'), $(nproc) cores, $(free -g | awk '/Mem:/ {print $2}') GiB"
+echo "# mlp_ddp.sh $(date -u +%Y-%m-%dT%H:%M:%SZ) on $(bench_machine)"
 echo "# $(mpirun --version | head -1); $("$PY" -c 'import torch; print("torch", torch.__version__)'); build $BUILD"
-echo "# load average at start: $(cut -d' ' -f1-3 /proc/loadavg)"
+echo "# load average at start: $(bench_load)"
 
 run_cohort() { # name config n round overrides...
   local name=$1 config=$2 n=$3 r=$4; shift 4
   local log=$RUNS/$name-n$n-r$r-cohort.log
-  echo "## cohort $name N=$n round $r (load $(cut -d' ' -f1 /proc/loadavg))"
+  echo "## cohort $name N=$n round $r (load $(bench_load))"
   echo "+ ${MPIRUN[*]} -n $n $MLP_STEP $config $* run.dir=$RUNS/$name-n$n-r$r" > "$log"
   "${MPIRUN[@]}" -n "$n" "$MLP_STEP" "$config" "$@" "run.dir=$RUNS/$name-n$n-r$r" >> "$log" 2>&1 \
     || { cat "$log"; echo "mlp_ddp.sh: cohort run failed" >&2; exit 1; }
@@ -103,30 +79,10 @@ run_cohort() { # name config n round overrides...
 
 run_torch() { # variant(tuned|default) name config n round overrides...
   local variant=$1 name=$2 config=$3 n=$4 r=$5; shift 5
-  local log=$RUNS/$name-n$n-r$r-torch-$variant.log port try
-  echo "## torch ($variant) $name N=$n round $r (load $(cut -d' ' -f1 /proc/loadavg)), OPENBLAS_CORETYPE=${CORETYPE:-unset}"
-  local env=()
-  [ -n "$CORETYPE" ] && env+=(-x OPENBLAS_CORETYPE="$CORETYPE")
-  # tuned: idle OpenMP workers sleep instead of spinning. With 2+ threads per rank torch runs
-  # two thread pools (OpenMP for its own ops, OpenBLAS's pthreads for sgemm); spinning OpenMP
-  # workers then steal the cores the sgemm threads need (measured here: ~2.5x slower steps
-  # at N=1). default: torch as installed.
-  [ "$variant" = tuned ] && env+=(-x OMP_WAIT_POLICY=PASSIVE)
-  # The free port can be taken by another process before torch binds it (a shared machine):
-  # retry with a fresh one.
-  for try in 1 2 3; do
-    port=$(free_port)
-    echo "+ ${MPIRUN[*]} -n $n -x MASTER_ADDR=127.0.0.1 -x MASTER_PORT=$port ${env[*]} $PY $SRC/bench/torch_ddp_mlp.py --config $config --reps 2 --breakdown $*" > "$log"
-    if "${MPIRUN[@]}" -n "$n" -x MASTER_ADDR=127.0.0.1 -x MASTER_PORT="$port" "${env[@]}" "$PY" \
-         "$SRC/bench/torch_ddp_mlp.py" --config "$config" --reps 2 --breakdown "$@" >> "$log" 2>&1; then
-      break
-    fi
-    if [ "$try" = 3 ] || ! grep -q "Address already in use" "$log"; then
-      cat "$log"; echo "mlp_ddp.sh: torch run failed" >&2; exit 1
-    fi
-    echo "   (port $port was taken; retrying)"
-  done
-  sed -n '2,$p' "$log"
+  local log=$RUNS/$name-n$n-r$r-torch-$variant.log
+  echo "## torch ($variant) $name N=$n round $r (load $(bench_load)), OPENBLAS_CORETYPE=${CORETYPE:-unset}"
+  bench_torch_ddp "$variant" "$log" "$n" torch_ddp_mlp.py --config "$config" --reps 2 --breakdown "$@"
+  sed -n '3,$p' "$log"
 }
 
 if [ -z "$CORETYPE" ]; then
@@ -145,22 +101,15 @@ for w in "${WORKLOADS[@]}"; do
   for r in $(seq 1 "$ROUNDS"); do
     for n in $RANKS; do
       # shellcheck disable=SC2086
-      if [ $((r % 2)) -eq 1 ]; then
-        run_cohort "$name" "$cfg" "$n" "$r" $ov
-        run_torch tuned "$name" "$cfg" "$n" "$r" $ov
-        run_torch default "$name" "$cfg" "$n" "$r" $ov
-      else
-        run_torch default "$name" "$cfg" "$n" "$r" $ov
-        run_torch tuned "$name" "$cfg" "$n" "$r" $ov
-        run_cohort "$name" "$cfg" "$n" "$r" $ov
-      fi
+      bench_round "$r" "$name" "$cfg" "$n" "$r" $ov
     done
   done
 done
 
 # --- table -----------------------------------------------------------------------------------
-"$PY" - "$RUNS" "$ROUNDS" "$RANKS" "$ONLY" <<'EOF'
+PYTHONPATH="$SRC/bench" "$PY" - "$RUNS" "$ROUNDS" "$RANKS" "$ONLY" <<'EOF'
 import glob, os, sys
+from bench_report import summary
 runs, rounds, ranks, only = sys.argv[1], int(sys.argv[2]), sys.argv[3].split(), sys.argv[4]
 
 def cli_sps(path):
@@ -172,13 +121,6 @@ def cli_sps(path):
     except OSError:
         pass
     return float("nan")
-
-def summary(path):
-    with open(path) as f:
-        lines = [l for l in f if l.startswith("summary:")]
-    if not lines:
-        return None
-    return {k: float(v) for k, v in (kv.split("=") for kv in lines[-1].split()[1:])}
 
 print()
 print("samples/s: median of log_every-step intervals (first interval of each run excluded), pooled")
@@ -218,4 +160,4 @@ for name in ("bench-mlp", "digits"):
                   f"{c['whole_sps_on']:.0f} / {cli_sps(f'{runs}/{name}-n{n}-r{r}-cli.log'):.0f} / "
                   f"{t['whole_sps']:.0f} |")
 EOF
-echo "# load average at end: $(cut -d' ' -f1-3 /proc/loadavg)"
+echo "# load average at end: $(bench_load)"

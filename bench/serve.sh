@@ -35,40 +35,22 @@
 # Output: Markdown tables; raw hey output and logs in BUILD_DIR/benchruns-serve/.
 set -euo pipefail
 
-usage() { sed -n '2,6p' "$0" | sed 's/^# \{0,1\}//'; exit 2; }
-[ $# -ge 1 ] || usage
-BUILD=$(cd "$1" && pwd); shift
+USAGE_LINES=2,6
+. "$(dirname "$0")/common/bench.sh"
 DURATION=10
-CONC="1 4 16 64"
-GEN_CONC="1 4 8"
+CONCURRENCY="1 4 16 64"
+GEN_CONCURRENCY="1 4 8"
 ONLY="mlp gpt overhead gen"
-TP=1
-while [ $# -gt 0 ]; do
-  case "$1" in
-    --duration) DURATION=$2; shift 2 ;;
-    --concurrency) CONC=$2; shift 2 ;;
-    --gen-concurrency) GEN_CONC=$2; shift 2 ;;
-    --only) ONLY=$2; shift 2 ;;
-    --no-tp) TP=0; shift ;;
-    *) usage ;;
-  esac
-done
+NO_TP=0
+bench_args "duration concurrency gen-concurrency only no-tp!" "$@"
+CONC=$CONCURRENCY GEN_CONC=$GEN_CONCURRENCY TP=$((1 - NO_TP))
 
-SRC=$(cd "$(dirname "$0")/.." && pwd)
-PY=/usr/bin/python3
-COHORT=$BUILD/cohort
-[ -x "$COHORT" ] || { echo "serve.sh: $COHORT not found (build $BUILD first)" >&2; exit 1; }
+bench_setup serve.sh benchruns-serve
 command -v hey > /dev/null || { echo "serve.sh: hey is not installed (apt-get install hey)" >&2; exit 1; }
-MPIRUN=(mpirun --allow-run-as-root --oversubscribe --bind-to none)
-export OMPI_MCA_fbtl_posix_read_datasieving=0
-DATA=$BUILD/benchdata
-RUNS=$BUILD/benchruns-serve
 VENV=$BUILD/benchvenv
-mkdir -p "$DATA" "$RUNS"
 RESULTS=$RUNS/results.tsv
 : > "$RESULTS"
 OTHERS='gpt_ddp.sh|gpt_generate.sh|mlp_ddp.sh|ckpt.sh'
-load() { cut -d' ' -f1-3 /proc/loadavg; }
 
 # Waits until no other benchmark runs (another engineer's, on this shared machine).
 wait_idle() {
@@ -91,23 +73,22 @@ cleanup() {
 }
 trap cleanup EXIT
 
-echo "# serve.sh $(date -u +%Y-%m-%dT%H:%M:%SZ) on $(hostname): $(lscpu | sed -n 's/^Model name: *//p'), $(nproc) cores, $(free -g | awk '/Mem:/ {print $2}') GiB"
-echo "# build $BUILD ($(sed -n 's/^CMAKE_BUILD_TYPE:[A-Z]*=//p' "$BUILD/CMakeCache.txt" 2>/dev/null)), cohort binary of $(date -u -r "$COHORT" +%Y-%m-%dT%H:%M:%SZ) (source HEAD now $(cd "$SRC" && git rev-parse --short HEAD 2>/dev/null)); hey $(dpkg-query -W -f '${Version}' hey 2>/dev/null)"
+echo "# serve.sh $(date -u +%Y-%m-%dT%H:%M:%SZ) on $(bench_machine)"
+echo "# build $BUILD ($(bench_build_type)), cohort binary of $(date -u -r "$COHORT" +%Y-%m-%dT%H:%M:%SZ) (source HEAD now $(cd "$SRC" && git rev-parse --short HEAD 2>/dev/null)); hey $(dpkg-query -W -f '${Version}' hey 2>/dev/null)"
 echo "# duration ${DURATION} s per point; concurrency $CONC; generation concurrency $GEN_CONC"
-echo "# load average at start: $(load)"
+echo "# load average at start: $(bench_load)"
 
 # --- data and checkpoints (once) ---------------------------------------------------------------
 wait_idle
 DIGITS=$DATA/digits.h5
-TOKENS=$DATA/shakespeare-bench.h5
 [ -f "$DIGITS" ] || "$COHORT" data csv "$SRC/examples/digits/digits.csv.gz" "$DIGITS" --val-fraction 0.2 > /dev/null
-[ -f "$TOKENS" ] || "$COHORT" data text "$SRC/examples/shakespeare/input.txt.gz" "$TOKENS" --val-fraction 0.01 > /dev/null
+bench_tokens > /dev/null
 train() { # name config overrides...
   local name=$1 cfg=$2
   shift 2
   local dir=$DATA/serve-$name
   if [ ! -f "$dir/checkpoints/latest" ]; then
-    echo "## training $name (load $(load))"
+    echo "## training $name (load $(bench_load))"
     rm -rf "$dir"
     echo "+ mpirun -n 2 cohort train $cfg $* run.dir=$dir" > "$DATA/serve-$name-train.log"
     "${MPIRUN[@]}" -n 2 "$COHORT" train "$cfg" "$@" "run.dir=$dir" --verbose >> "$DATA/serve-$name-train.log" 2>&1 \
@@ -177,7 +158,6 @@ stop_cohort() {
     || echo "   WARNING: $label: exit $rc; $(tail -2 "$RUNS/$label.log" | tr '\n' ' ')"
 }
 
-free_port() { "$PY" -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
 
 TS_PORT=""
 TS_MPORT=""
@@ -303,10 +283,10 @@ measure() {
   local out=$RUNS/hey-$wl-$label-c$c.txt
   wait_idle
   local l0 l1
-  l0=$(load)
+  l0=$(bench_load)
   echo "+ hey -z ${DURATION}s -c $c -m POST -T application/json -D $body ${URL[$label]}" > "$out"
   hey -z "${DURATION}s" -c "$c" -m POST -T application/json -D "$body" "${URL[$label]}" >> "$out" 2>&1 || true
-  l1=$(load)
+  l1=$(bench_load)
   "$PY" - "$out" "$wl" "$label" "$c" "${l0%% *}" "${l1%% *}" >> "$RESULTS" <<'EOF'
 import re, sys
 path, wl, label, c, l0, l1 = sys.argv[1:7]
@@ -404,7 +384,7 @@ measure_gen() {
   local out=$RUNS/gen-$label-c$c.txt
   wait_idle
   local l0
-  l0=$(load)
+  l0=$(bench_load)
   echo "+ $PY gen_client.py ${URL[$label-gen]} $c $DURATION plain 64" > "$out"
   "$PY" "$GENCLIENT" "${URL[$label-gen]}" "$c" "$DURATION" plain 64 "$model" >> "$out"
   echo "+ $PY gen_client.py ${URL[$label-gen]} $c $((DURATION / 2)) stream 64" >> "$out"
@@ -422,7 +402,7 @@ EOF
 # run_v2 WORKLOAD MODEL: the five servers, every concurrency, interleaved.
 run_v2() {
   local wl=$1 model=$2 labels=(cohort-b cohort-nob peer-b peer-nob)
-  echo "## $wl: starting servers (load $(load))"
+  echo "## $wl: starting servers (load $(bench_load))"
   start_cohort cohort-b "$model" 1 32 500
   start_cohort cohort-nob "$model" 1 1 0
   start_peer peer-b "$model" 32 1
@@ -454,7 +434,7 @@ for wl in $ONLY; do
   case "$wl" in
     mlp|gpt) run_v2 "$wl" "$wl" ;;
     overhead)
-      echo "## overhead: one linear layer (64 -> 10), batching off, concurrency 1 (load $(load))"
+      echo "## overhead: one linear layer (64 -> 10), batching off, concurrency 1 (load $(bench_load))"
       start_cohort cohort-nob lin 1 1 0
       start_peer peer-nob lin 1 0
       for l in cohort-nob peer-nob; do
@@ -471,7 +451,7 @@ for wl in $ONLY; do
       stop_peer peer-nob
       ;;
     gen)
-      echo "## gen: /v1/completions, prompt \"ROMEO:\", max_tokens 64, temperature 0, --max-batch-size 8 (load $(load))"
+      echo "## gen: /v1/completions, prompt \"ROMEO:\", max_tokens 64, temperature 0, --max-batch-size 8 (load $(bench_load))"
       labels=(cohort-gen peer-gen)
       start_cohort cohort-gen gpt 1 8 0
       start_peer peer-gen gpt 8 5
@@ -572,4 +552,4 @@ if gen:
                   + " | ".join(rat) + " |")
 EOF
 echo
-echo "# load average at end: $(load)"
+echo "# load average at end: $(bench_load)"

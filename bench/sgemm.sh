@@ -9,7 +9,7 @@
 #   cohort-default   OPENBLAS_CORETYPE unset: cohort detects the CPU and sets it (what users get)
 #   openblas-auto    OPENBLAS_CORETYPE=auto: an unknown name, so OpenBLAS falls back to its own
 #                    cpuid detection ("Core not found: auto") -- what a program without cohort gets
-#   Prescott         what Debian's OpenBLAS 0.3.21 picks by itself on the Xeons of DESIGN.md s.5
+#   Prescott         what Debian's OpenBLAS 0.3.21 picks by itself on some AVX-512 Xeons (docs/architecture.md)
 #   Haswell SkylakeX Cooperlake Zen Sandybridge   the other plausible families
 #   blis             cblas_sgemm of libblis through ctypes (skipped when libblis is absent;
 #                    BLIS_LIB=/path/libblis.so.4 picks the library)
@@ -18,6 +18,7 @@
 # GFLOP/s of each config at each n with the ratio to the best config at that n.
 # Exits nonzero only if a run fails (crash, wrong result); missing optional peers are skipped.
 set -u
+. "$(dirname "$0")/common/bench.sh"
 build=${1:-build}
 bin=$build/bench/sgemm
 [ -x "$bin" ] || { echo "sgemm.sh: $bin not found; build first (cmake --build $build)" >&2; exit 2; }
@@ -34,7 +35,7 @@ peer_py=$(mktemp --suffix=.py)
 trap 'rm -f "$out" "$peer_py"' EXIT
 fail=0
 
-echo "# sgemm.sh on $(hostname): $(lscpu | sed -n 's/^Model name: *//p'), $(nproc) cores, $(date -u +%Y-%m-%dT%H:%MZ)"
+echo "# sgemm.sh on $(bench_machine), $(date -u +%Y-%m-%dT%H:%MZ)"
 echo "# sizes $SIZES, threads $THREADS (0 = all cores), best of >= $REPS reps and >= $MIN_TIME s" \
      "per process, best of $ROUNDS rounds"
 

@@ -7,11 +7,11 @@
 
 Launched by mpirun (Debian's torchrun is broken): RANK / WORLD_SIZE come from
 OMPI_COMM_WORLD_RANK / SIZE. What it mirrors of cohort (src/nn/gpt.c), so the two do the same work:
-  - model: GPT-2 with pre-LN blocks  x += c_proj(attn(c_attn(ln_1(x))));  x += mlp(ln_2(x)),
-    fused q|k|v projection, causal attention written out as matmul + mask + softmax + matmul
-    (torch 1.13 has no scaled_dot_product_attention), GELU (tanh approximation), 4x MLP, ln_f,
-    LM head tied to the token embedding, no dropout; LayerNorm eps 1e-5, biases everywhere;
-    init N(0, 0.02), residual projections N(0, 0.02/sqrt(2 L)), zero biases (as cohort);
+  - model: cohort_peer.gpt_forward, GPT-2 as src/nn/gpt.c computes it, on trainable parameters
+    in cohort's names and layouts (Conv1D weights [in, out]); causal attention written out as
+    matmul + mask + softmax + matmul (torch 1.13 has no scaled_dot_product_attention), GELU
+    (tanh approximation), 4x MLP, tied LM head, no dropout; cohort_peer.gpt_init: N(0, 0.02),
+    residual projections N(0, 0.02/sqrt(2 L)), LayerNorm weights 1, zero biases (as cohort);
     n_layer / n_head / n_embd / context from the cohort config (a flat YAML read here, no PyYAML);
     vocab_size 0 = the data's (the file's vocab_size attribute: 256 for the byte tokenizer);
   - loss: cross-entropy, mean over the rank's tokens (DDP averages over ranks -> the mean over the
@@ -33,110 +33,36 @@ loss sum (like cohort's progress line); interval throughput = log_every * B * T 
 Reported, like bench/gpt_ddp.sh derives cohort's from metrics.jsonl: the median of the interval
 throughputs excluding the first interval (warm-up), their time-weighted mean (tokens of those
 intervals / their time) and the best of them. Last line: "summary: key=value ..." (machine-readable)."""
-import argparse
 import math
 import os
 import sys
 import time
 
-from cohort_peer import flat_yaml
-
-
-def bind_cores():
-    """Disjoint core share per local rank, like cohort's ch_binding_apply. Returns the cores."""
-    local = int(os.environ.get("OMPI_COMM_WORLD_LOCAL_RANK", "0"))
-    nlocal = int(os.environ.get("OMPI_COMM_WORLD_LOCAL_SIZE", "1"))
-    cores = sorted(os.sched_getaffinity(0))
-    total = len(cores)
-    if nlocal <= total:
-        mine = cores[local * total // nlocal:(local + 1) * total // nlocal]
-    else:
-        mine = [cores[local % total]]
-    os.sched_setaffinity(0, mine)
-    return mine
+from cohort_peer import (adamw, ddp_peer_start, gpt_forward, gpt_init, gpt_shapes, gpt_view, median,
+                         peer_parser, timed_steps)
 
 
 def make_gpt(torch, V, T, L, NH, C):
-    """The GPT-2 module (built after torch is imported, so that binding comes first)."""
-    from torch import nn
-    import torch.nn.functional as F
+    """The trainable GPT-2 (built after torch is imported, so that binding comes first)."""
+    names, shapes = zip(*gpt_shapes(V, T, L, C))
 
-    # causal mask; a plain tensor, not a buffer (gloo cannot broadcast bool buffers), and
-    # True where attention is NOT allowed
-    masked = ~torch.ones(T, T, dtype=torch.bool).tril()
-
-    class Block(nn.Module):
+    class GPT(torch.nn.Module):
         def __init__(self):
             super().__init__()
-            self.ln_1 = nn.LayerNorm(C, eps=1e-5)
-            self.c_attn = nn.Linear(C, 3 * C)
-            self.attn_proj = nn.Linear(C, C)
-            self.ln_2 = nn.LayerNorm(C, eps=1e-5)
-            self.c_fc = nn.Linear(C, 4 * C)
-            self.mlp_proj = nn.Linear(4 * C, C)
-
-        def forward(self, x):
-            B, t, _ = x.shape
-            hs = C // NH
-            q, k, v = self.c_attn(self.ln_1(x)).split(C, dim=2)
-            q = q.view(B, t, NH, hs).transpose(1, 2)          # [B, NH, t, hs]
-            k = k.view(B, t, NH, hs).transpose(1, 2)
-            v = v.view(B, t, NH, hs).transpose(1, 2)
-            s = (q @ k.transpose(-2, -1)) * (1.0 / math.sqrt(hs))
-            s = s.masked_fill(masked[:t, :t], float("-inf"))
-            y = (F.softmax(s, dim=-1) @ v).transpose(1, 2).reshape(B, t, C)
-            x = x + self.attn_proj(y)
-            return x + self.mlp_proj(F.gelu(self.c_fc(self.ln_2(x)), approximate="tanh"))
-
-    class GPT(nn.Module):
-        def __init__(self):
-            super().__init__()
-            self.wte = nn.Embedding(V, C)
-            self.wpe = nn.Embedding(T, C)
-            self.h = nn.ModuleList(Block() for _ in range(L))
-            self.ln_f = nn.LayerNorm(C, eps=1e-5)
-            proj_std = 0.02 / math.sqrt(2 * L)
-            for name, p in self.named_parameters():
-                if p.dim() == 1:
-                    if name.endswith("bias"):
-                        nn.init.zeros_(p)
-                    else:
-                        nn.init.ones_(p)
-                else:
-                    nn.init.normal_(p, 0.0, proj_std if name.endswith("proj.weight") else 0.02)
+            self.params = torch.nn.ParameterList(torch.nn.Parameter(torch.empty(s)) for s in shapes)
+            for name, p in zip(names, self.params):
+                gpt_init(torch, name, p, L)
+            self.view = gpt_view(dict(zip(names, self.params)), NH)
 
         def forward(self, idx):
-            t = idx.shape[1]
-            x = self.wte(idx) + self.wpe.weight[:t]
-            for blk in self.h:
-                x = blk(x)
-            return F.linear(self.ln_f(x), self.wte.weight)  # tied head
+            return gpt_forward(self.view, idx)
 
     return GPT()
 
 
 def main():
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--config", required=True)
-    ap.add_argument("--data", help="HDF5 made by `cohort data text` (default: data.path)")
-    ap.add_argument("--steps", type=int, help="override train.steps")
-    ap.add_argument("--threads", type=int, help="threads per rank (default: its cores)")
-    ap.add_argument("overrides", nargs="*", help="key.sub=value, as for cohort")
-    a = ap.parse_args()
-
-    cfg = flat_yaml(a.config)
-    for o in a.overrides:
-        k, _, v = o.partition("=")
-        cfg[k] = v
-    rank = int(os.environ.get("OMPI_COMM_WORLD_RANK", os.environ.get("RANK", "0")))
-    world = int(os.environ.get("OMPI_COMM_WORLD_SIZE", os.environ.get("WORLD_SIZE", "1")))
-    os.environ["RANK"], os.environ["WORLD_SIZE"] = str(rank), str(world)
-    os.environ.setdefault("MASTER_ADDR", "127.0.0.1")
-    os.environ.setdefault("MASTER_PORT", "29519")
-    mine = bind_cores()
-    threads = a.threads or len(mine)
-    for v in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
-        os.environ[v] = str(threads)
+    a = peer_parser("HDF5 made by `cohort data text` (default: data.path)").parse_args()
+    cfg, st, rank, world, mine, threads = ddp_peer_start(a, 29519, "torch_ddp_gpt.py")
 
     import h5py
     import numpy as np
@@ -145,29 +71,15 @@ def main():
     import torch.nn.functional as F
     from torch.nn.parallel import DistributedDataParallel as DDP
 
-    torch.set_num_threads(threads)
-    torch.set_num_interop_threads(1)
-    dist.init_process_group("gloo", rank=rank, world_size=world)
-
     if cfg.get("model.type", "mlp") != "gpt":
         sys.exit("torch_ddp_gpt.py: the config's model.type is not gpt")
     L, NH = int(cfg.get("model.n_layer", 4)), int(cfg.get("model.n_head", 4))
     C, T = int(cfg.get("model.n_embd", 128)), int(cfg.get("model.context", 64))
-    B = int(cfg.get("train.batch_size", 64))
-    steps = a.steps or int(cfg.get("train.steps", 100))
-    log_every = int(cfg.get("train.log_every", 10))
-    seed = int(cfg.get("train.seed", 1234))
+    B, steps, seed, bucket_mb = st.B, st.steps, st.seed, st.bucket_mb
     lr0 = float(cfg.get("optim.lr", 1e-3))
     min_lr = float(cfg.get("optim.min_lr", 0.0))
     warm = int(cfg.get("optim.warmup_steps", 0))
     cosine = cfg.get("optim.schedule", "constant") == "cosine"
-    wd = float(cfg.get("optim.weight_decay", 0.0))
-    betas = (float(cfg.get("optim.beta1", 0.9)), float(cfg.get("optim.beta2", 0.999)))
-    eps = float(cfg.get("optim.eps", 1e-8))
-    clip = float(cfg.get("optim.grad_clip", 0.0))
-    bucket_mb = float(cfg.get("parallel.bucket_mb", 25))
-    if cfg.get("optim.type", "adamw") != "adamw":
-        sys.exit("torch_ddp_gpt.py: only optim.type adamw is mirrored")
     path = a.data or cfg["data.path"]
 
     t_load = time.perf_counter()
@@ -186,9 +98,7 @@ def main():
     model = DDP(raw, bucket_cap_mb=bucket_mb)
     decay = [p for p in model.parameters() if p.dim() >= 2]
     no_decay = [p for p in model.parameters() if p.dim() < 2]
-    opt = torch.optim.AdamW([{"params": decay, "weight_decay": wd},
-                             {"params": no_decay, "weight_decay": 0.0}],
-                            lr=lr0, betas=betas, eps=eps)
+    opt = adamw(torch, cfg, decay, no_decay)
 
     def lr_at(step):  # ch_lr_at
         if step < warm:
@@ -201,47 +111,25 @@ def main():
     gen = torch.Generator().manual_seed(seed * 1000003 + rank)
     offs = torch.arange(T + 1)
 
-    def batch():
+    def batch(step):
         starts = torch.randint(0, ntok - T, (cnt,), generator=gen)
         w = tokens[starts[:, None] + offs]               # [cnt, T+1]
         return w[:, :-1], w[:, 1:]
 
-    ivs, step_min, loss_acc = [], math.inf, torch.zeros(2, dtype=torch.float64)
-    last_loss = float("nan")
-    dist.barrier()
-    t0 = t_iv = time.perf_counter()
-    for step in range(steps):
-        ts = time.perf_counter()
-        x, y = batch()
+    def set_lr(step):
         for g in opt.param_groups:
             g["lr"] = lr_at(step)
-        opt.zero_grad(set_to_none=False)
-        logits = model(x)
-        loss = F.cross_entropy(logits.view(-1, V), y.reshape(-1))
-        loss.backward()
-        if clip > 0:
-            torch.nn.utils.clip_grad_norm_(model.parameters(), clip)
-        opt.step()
-        step_min = min(step_min, time.perf_counter() - ts)
-        loss_acc[0] += float(loss.detach()) * cnt
-        loss_acc[1] += cnt
-        done = step + 1
-        if done % log_every == 0 or done == steps:
-            dist.all_reduce(loss_acc)
-            k = log_every if done % log_every == 0 else done % log_every
-            now = time.perf_counter()
-            ivs.append((k * B * T, now - t_iv))
-            last_loss = float(loss_acc[0] / loss_acc[1])
-            if rank == 0:
-                print(f"step {done}/{steps} | loss {last_loss:.4f} | "
-                      f"{k * B * T / (now - t_iv):.0f} tok/s", flush=True)
-            loss_acc.zero_()
-            t_iv = time.perf_counter()
-    total = time.perf_counter() - t0
+
+    def show(done, loss, rate):
+        if rank == 0:
+            print(f"step {done}/{steps} | loss {loss:.4f} | {rate:.0f} tok/s", flush=True)
+
+    ivs, step_min, last_loss, total = timed_steps(
+        torch, model, opt, st, cnt, batch,
+        lambda x, y: F.cross_entropy(model(x).view(-1, V), y.reshape(-1)), B * T, set_lr, show)
     steady = ivs[1:] if len(ivs) > 1 else ivs
     rates = sorted(n / s for n, s in steady)
-    med = rates[len(rates) // 2] if len(rates) % 2 else 0.5 * (
-        rates[len(rates) // 2 - 1] + rates[len(rates) // 2])
+    med = median(rates)
     mean = sum(n for n, _ in steady) / sum(s for _, s in steady)
     if rank == 0:
         print(f"# torch {torch.__version__} DDP gloo, {world} rank(s) x {threads} thread(s) "

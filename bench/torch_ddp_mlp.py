@@ -27,55 +27,19 @@ Timing: train.steps steps; every train.log_every steps an interval ends with a s
 all_reduce of the loss (like cohort's logging); interval throughput = log_every * B / time.
 Reported: median over intervals excluding the first (warm-up), min step, whole-run samples/s.
 Last line: "summary: key=value ..." for bench/mlp_ddp.sh."""
-import argparse
-import math
 import os
-import sys
 import time
 
-from cohort_peer import flat_yaml
-
-
-def bind_cores():
-    """Disjoint core share per local rank, like cohort's ch_binding_apply. Returns the count."""
-    local = int(os.environ.get("OMPI_COMM_WORLD_LOCAL_RANK", "0"))
-    nlocal = int(os.environ.get("OMPI_COMM_WORLD_LOCAL_SIZE", "1"))
-    cores = sorted(os.sched_getaffinity(0))
-    total = len(cores)
-    if nlocal <= total:
-        first, last = local * total // nlocal, (local + 1) * total // nlocal
-        mine = cores[first:last]
-    else:
-        mine = [cores[local % total]]
-    os.sched_setaffinity(0, mine)
-    return mine
+from cohort_peer import adamw, ddp_peer_start, median, peer_parser, timed_steps
 
 
 def main():
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--config", required=True)
-    ap.add_argument("--data", help="HDF5 made by `cohort data csv` (default: data.path)")
-    ap.add_argument("--steps", type=int, help="override train.steps")
+    ap = peer_parser("HDF5 made by `cohort data csv` (default: data.path)")
     ap.add_argument("--reps", type=int, default=1, help="timed runs (fresh model each)")
     ap.add_argument("--breakdown", action="store_true",
                     help="also time gather, forward+backward and clip+AdamW without DDP (no comm)")
-    ap.add_argument("--threads", type=int, help="threads per rank (default: its cores)")
-    ap.add_argument("overrides", nargs="*", help="key.sub=value, as for cohort")
     a = ap.parse_args()
-
-    cfg = flat_yaml(a.config)
-    for o in a.overrides:
-        k, _, v = o.partition("=")
-        cfg[k] = v
-    rank = int(os.environ.get("OMPI_COMM_WORLD_RANK", os.environ.get("RANK", "0")))
-    world = int(os.environ.get("OMPI_COMM_WORLD_SIZE", os.environ.get("WORLD_SIZE", "1")))
-    os.environ["RANK"], os.environ["WORLD_SIZE"] = str(rank), str(world)
-    os.environ.setdefault("MASTER_ADDR", "127.0.0.1")
-    os.environ.setdefault("MASTER_PORT", "29517")
-    mine = bind_cores()
-    threads = a.threads or len(mine)
-    for v in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
-        os.environ[v] = str(threads)
+    cfg, st, rank, world, mine, threads = ddp_peer_start(a, 29517, "torch_ddp_mlp.py")
 
     import h5py
     import numpy as np
@@ -84,24 +48,9 @@ def main():
     from torch import nn
     from torch.nn.parallel import DistributedDataParallel as DDP
 
-    torch.set_num_threads(threads)
-    torch.set_num_interop_threads(1)
-    dist.init_process_group("gloo", rank=rank, world_size=world)
-
     depth, hidden = int(cfg.get("model.depth", 2)), int(cfg.get("model.hidden", 128))
     act = cfg.get("model.activation", "relu")
-    B = int(cfg.get("train.batch_size", 64))
-    steps = a.steps or int(cfg.get("train.steps", 100))
-    log_every = int(cfg.get("train.log_every", 10))
-    seed = int(cfg.get("train.seed", 1234))
-    lr = float(cfg.get("optim.lr", 1e-3))
-    wd = float(cfg.get("optim.weight_decay", 0.0))
-    betas = (float(cfg.get("optim.beta1", 0.9)), float(cfg.get("optim.beta2", 0.999)))
-    eps = float(cfg.get("optim.eps", 1e-8))
-    clip = float(cfg.get("optim.grad_clip", 0.0))
-    bucket_mb = float(cfg.get("parallel.bucket_mb", 25))
-    if cfg.get("optim.type", "adamw") != "adamw":
-        sys.exit("torch_ddp_mlp.py: only optim.type adamw is mirrored")
+    B, steps, seed, clip, bucket_mb = st.B, st.steps, st.seed, st.clip, st.bucket_mb
     if cfg.get("optim.schedule", "constant") != "constant" or int(cfg.get("optim.warmup_steps", 0)):
         if rank == 0:
             print("# note: lr schedule not mirrored (constant lr; costs nothing measurable)")
@@ -128,9 +77,7 @@ def main():
         model = DDP(nn.Sequential(*layers), bucket_cap_mb=bucket_mb)
         decay = [p for name, p in model.named_parameters() if name.endswith("weight")]
         no_decay = [p for name, p in model.named_parameters() if not name.endswith("weight")]
-        opt = torch.optim.AdamW([{"params": decay, "weight_decay": wd},
-                                 {"params": no_decay, "weight_decay": 0.0}],
-                                lr=lr, betas=betas, eps=eps)
+        opt = adamw(torch, cfg, decay, no_decay)
         return model, opt
 
     def batch_rows(step, gen_cache={}):
@@ -147,38 +94,19 @@ def main():
             got += take
         return torch.cat(rows) if len(rows) > 1 else rows[0]
 
+    def gather(idx):
+        return x_all[idx], y_all[idx]
+
     loss_fn = nn.CrossEntropyLoss()
     results = []
     for rep in range(a.reps):
         model, opt = build()
-        ivs, step_min, loss_acc = [], math.inf, torch.zeros(2, dtype=torch.float64)
-        dist.barrier()
-        t0 = t_iv = time.perf_counter()
-        for step in range(steps):
-            ts = time.perf_counter()
-            idx = batch_rows(step)
-            xb, yb = x_all[idx], y_all[idx]
-            opt.zero_grad(set_to_none=False)
-            loss = loss_fn(model(xb), yb)
-            loss.backward()
-            if clip > 0:
-                torch.nn.utils.clip_grad_norm_(model.parameters(), clip)
-            opt.step()
-            step_min = min(step_min, time.perf_counter() - ts)
-            loss_acc[0] += float(loss.detach()) * cnt
-            loss_acc[1] += cnt
-            done = step + 1
-            if done % log_every == 0 or done == steps:
-                dist.all_reduce(loss_acc)
-                k = log_every if done % log_every == 0 else done % log_every
-                ivs.append(k * B / (time.perf_counter() - t_iv))
-                last_loss = float(loss_acc[0] / loss_acc[1])
-                loss_acc.zero_()
-                t_iv = time.perf_counter()
-        total = time.perf_counter() - t0
+        ivs, step_min, last_loss, total = timed_steps(
+            torch, model, opt, st, cnt, lambda step: gather(batch_rows(step)),
+            lambda x, y: loss_fn(model(x), y), B)
+        ivs = [n / s for n, s in ivs]
         steady = sorted(ivs[1:] if len(ivs) > 1 else ivs)
-        med = steady[len(steady) // 2] if len(steady) % 2 else 0.5 * (
-            steady[len(steady) // 2 - 1] + steady[len(steady) // 2])
+        med = median(steady)
         results.append((med, step_min, steps * B / total, last_loss, steady))
         if rank == 0:
             print(f"rep {rep}: {med:8.0f} samples/s (median interval), step {1e3 * B / med:.2f} ms, "
@@ -218,9 +146,7 @@ def main():
               f"bucket_cap_mb {bucket_mb}; train split {n} x {d} loaded into memory in "
               f"{t_load:.2f} s", flush=True)
         # pooled like mlp_step: all steady intervals of all reps, median
-        pool = sorted(v for r in results for v in r[4])
-        sps = pool[len(pool) // 2] if len(pool) % 2 else 0.5 * (
-            pool[len(pool) // 2 - 1] + pool[len(pool) // 2])
+        sps = median(v for r in results for v in r[4])
         print(f"summary: n={world} sps={sps:.1f} step_ms={1e3 * B / sps:.3f} "
               f"step_min_ms={1e3 * min(r[1] for r in results):.3f} "
               f"whole_sps={sum(r[2] for r in results) / len(results):.1f} "

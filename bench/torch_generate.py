@@ -11,11 +11,11 @@ the /model/<name> datasets (Hugging Face GPT-2 names and layouts: Conv1D weights
 from the config stored in the checkpoint's `config` attribute. Byte tokenizer only (token = byte),
 checked against the training data's `tokenizer` attribute when that file is readable.
 
-What it does per call, like src/nn/gpt_decode.c: x = wte[tok] + wpe[pos]; per block ln_1, c_attn,
-the new keys/values appended to the layer's cache, the new queries attending every cached
-position up to their own (causal mask within the prompt), c_proj, residual, ln_2, c_fc, GELU
-(tanh), c_proj, residual; then ln_f and the tied head on the last row only; argmax (the first
-maximum, as ch_sample_token). The prompt is one call (prefill), then one call per new token.
+What it does per call, like src/nn/gpt_decode.c (cohort_peer.gpt_forward with a KV cache):
+x = wte[tok] + wpe[pos]; per block ln_1, c_attn, the new keys/values appended to the layer's
+cache, the new queries attending every cached position up to their own (causal mask within the
+prompt), c_proj, residual, ln_2, c_fc, GELU (tanh), c_proj, residual; then ln_f and the tied
+head on the last row only; argmax (the first maximum, as ch_sample_token). The prompt is one call (prefill), then one call per new token.
 Timing as cohort's: prefill = the first call and its argmax; tokens/s = (new tokens - 1) / the
 time of the rest. Stops at the model's context, as cohort does.
 
@@ -27,7 +27,7 @@ import os
 import sys
 import time
 
-from cohort_peer import flat_yaml_text, resolve_checkpoint
+from cohort_peer import gpt_forward, gpt_layers, gpt_view, load_checkpoint
 
 
 def main():
@@ -43,17 +43,11 @@ def main():
         os.environ[v] = str(a.threads)
 
     import h5py
-    import numpy as np
     import torch
-    import torch.nn.functional as F
 
     torch.set_num_threads(a.threads)
     torch.set_num_interop_threads(1)
-    path = resolve_checkpoint(a.ckpt)
-    with h5py.File(path, "r") as f:
-        cfg_text = f.attrs["config"]
-        cfg = flat_yaml_text(cfg_text.decode() if isinstance(cfg_text, bytes) else cfg_text)
-        w = {k: torch.from_numpy(np.ascontiguousarray(f["model"][k][...])) for k in f["model"]}
+    path, cfg, w, _ = load_checkpoint(a.ckpt)
     if cfg.get("model.type") != "gpt":
         sys.exit(f"torch_generate.py: {path} does not hold a GPT")
     data = cfg.get("data.path", "")
@@ -65,38 +59,14 @@ def main():
             sys.exit(f"torch_generate.py: only the byte tokenizer is supported ({data}: {tok})")
     V, C = w["wte.weight"].shape
     T = w["wpe.weight"].shape[0]
-    L = sum(1 for k in w if k.endswith(".ln_1.weight"))
+    L = gpt_layers(w)
     NH = int(cfg["model.n_head"])
-    HS = C // NH
-    wte, wpe = w["wte.weight"], w["wpe.weight"]
-    blocks = [tuple(w[f"h.{i}.{n}"] for n in (
-        "ln_1.weight", "ln_1.bias", "attn.c_attn.weight", "attn.c_attn.bias",
-        "attn.c_proj.weight", "attn.c_proj.bias", "ln_2.weight", "ln_2.bias",
-        "mlp.c_fc.weight", "mlp.c_fc.bias", "mlp.c_proj.weight", "mlp.c_proj.bias"))
-        for i in range(L)]
-    lnf_w, lnf_b = w["ln_f.weight"], w["ln_f.bias"]
-    scale = 1.0 / (HS ** 0.5)
-    kcache = torch.zeros(L, NH, T, HS)
-    vcache = torch.zeros(L, NH, T, HS)
+    model = gpt_view(w, NH)
+    cache = (torch.zeros(L, 1, NH, T, C // NH), torch.zeros(L, 1, NH, T, C // NH))
 
     def decode(tokens, past):
         """Appends tokens (list) at positions past..; returns the last row's logits [V]."""
-        n = len(tokens)
-        x = wte[torch.tensor(tokens)] + wpe[past:past + n]                        # [n, C]
-        for l, (g1, b1, wa, ba, wp, bp, g2, b2, wf, bf, wo, bo) in enumerate(blocks):
-            qkv = torch.addmm(ba, F.layer_norm(x, (C,), g1, b1, 1e-5), wa)       # [n, 3C]
-            q, k, v = (t.view(n, NH, HS).transpose(0, 1) for t in qkv.split(C, dim=1))
-            kcache[l, :, past:past + n] = k
-            vcache[l, :, past:past + n] = v
-            s = (q @ kcache[l, :, :past + n].transpose(1, 2)) * scale            # [NH, n, past+n]
-            if n > 1:
-                mask = torch.ones(n, past + n, dtype=torch.bool).tril(past)
-                s = s.masked_fill(~mask, float("-inf"))
-            y = (F.softmax(s, dim=-1) @ vcache[l, :, :past + n]).transpose(0, 1).reshape(n, C)
-            x = x + torch.addmm(bp, y, wp)
-            h = F.gelu(torch.addmm(bf, F.layer_norm(x, (C,), g2, b2, 1e-5), wf), approximate="tanh")
-            x = x + torch.addmm(bo, h, wo)
-        return F.layer_norm(x[-1], (C,), lnf_w, lnf_b, 1e-5) @ wte.t()
+        return gpt_forward(model, torch.tensor([tokens]), past, cache, last_only=True)[0]
 
     prompt = list(a.prompt.encode("utf-8"))
     if not 1 <= len(prompt) < T:

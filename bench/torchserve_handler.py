@@ -7,8 +7,9 @@ Packed by bench/serve.sh with torch-model-archiver, with an extra file `peer.jso
   MLP  layers.{i}.weight [out, in] / layers.{i}.bias: torch nn.Linear, relu between them
        (gelu when the stored config says model.activation: gelu); logits and argmax label.
   GPT  Hugging Face GPT-2 names (docs/gpt.md): Conv1D layouts [in, out], fused c_attn, tied
-       head; n_head from the stored config. V2 infer: input_ids [n] -> the last position's
-       logits [vocab] and next_token = argmax (one prefill pass, as cohort's V2 GPT infer).
+       head; n_head from the stored config; the forward is cohort_peer.gpt_forward. V2 infer:
+       input_ids [n] -> the last position's logits [vocab] and next_token = argmax (one
+       prefill pass, as cohort's V2 GPT infer).
 TorchServe batches requests itself (batch_size / max_batch_delay at registration): `handle`
 gets a list of requests. MLP rows of the batch are stacked into one matmul; GPT requests of
 the same length are stacked into one [B, n] forward.
@@ -17,38 +18,26 @@ import json
 import logging
 import os
 
-import h5py
-import numpy as np
 import torch
 import torch.nn.functional as F
 
-from cohort_peer import flat_yaml_text, resolve_checkpoint  # shipped with --extra-files
+from cohort_peer import gpt_forward, gpt_layers, gpt_view, load_checkpoint  # --extra-files
 
 
 class CohortWeights:
     """Loads a cohort checkpoint and runs its forward pass (inference mode, fp32)."""
 
     def __init__(self, ckpt):
-        path = resolve_checkpoint(ckpt)
-        with h5py.File(path, "r") as f:
-            cfg = f.attrs["config"]
-            self.cfg = flat_yaml_text(cfg.decode() if isinstance(cfg, bytes) else cfg)
-            self.w = {k: torch.from_numpy(np.ascontiguousarray(f["model"][k][...])) for k in f["model"]}
-            self.step = int(f.attrs["step"]) if "step" in f.attrs else 0
+        self.path, self.cfg, self.w, self.step = load_checkpoint(ckpt)
         self.version = str(self.step)
-        self.path = path
         self.is_gpt = self.cfg.get("model.type") == "gpt"
         if self.is_gpt:
             w = self.w
             self.V, self.C = w["wte.weight"].shape
             self.T = w["wpe.weight"].shape[0]
-            self.L = sum(1 for k in w if k.endswith(".ln_1.weight"))
+            self.L = gpt_layers(w)
             self.NH = int(self.cfg["model.n_head"])
-            self.blocks = [tuple(w[f"h.{i}.{n}"] for n in (
-                "ln_1.weight", "ln_1.bias", "attn.c_attn.weight", "attn.c_attn.bias",
-                "attn.c_proj.weight", "attn.c_proj.bias", "ln_2.weight", "ln_2.bias",
-                "mlp.c_fc.weight", "mlp.c_fc.bias", "mlp.c_proj.weight", "mlp.c_proj.bias"))
-                for i in range(self.L)]
+            self.gpt = gpt_view(w, self.NH)
         else:
             n = sum(1 for k in self.w if k.endswith(".weight"))
             self.layers = []
@@ -72,45 +61,12 @@ class CohortWeights:
 
     def gpt_last_logits(self, tokens):
         """tokens [B, n] int64 -> logits of the last position [B, V] (a full causal pass)."""
-        B, n = tokens.shape
-        C, NH = self.C, self.NH
-        HS = C // NH
-        x = self.w["wte.weight"][tokens] + self.w["wpe.weight"][:n]               # [B, n, C]
-        mask = torch.ones(n, n, dtype=torch.bool).tril()
-        for (g1, b1, wa, ba, wp, bp, g2, b2, wf, bf, wo, bo) in self.blocks:
-            qkv = F.layer_norm(x, (C,), g1, b1, 1e-5) @ wa + ba
-            q, k, v = (t.view(B, n, NH, HS).transpose(1, 2) for t in qkv.split(C, dim=2))
-            s = (q @ k.transpose(2, 3)) * (1.0 / HS ** 0.5)
-            s = s.masked_fill(~mask, float("-inf"))
-            y = (F.softmax(s, dim=-1) @ v).transpose(1, 2).reshape(B, n, C)
-            x = x + (y @ wp + bp)
-            h = F.gelu(F.layer_norm(x, (C,), g2, b2, 1e-5) @ wf + bf, approximate="tanh")
-            x = x + (h @ wo + bo)
-        last = F.layer_norm(x[:, -1], (C,), self.w["ln_f.weight"], self.w["ln_f.bias"], 1e-5)
-        return last @ self.w["wte.weight"].t()
+        return gpt_forward(self.gpt, tokens, last_only=True)
 
     def gpt_decode(self, tokens, past, kc, vc):
         """KV-cache step: tokens [B, n] at positions past..past+n-1, keys/values appended to
         kc, vc [L, B, NH, T, HS]; returns the last position's logits [B, V]."""
-        B, n = tokens.shape
-        C, NH = self.C, self.NH
-        HS = C // NH
-        x = self.w["wte.weight"][tokens] + self.w["wpe.weight"][past:past + n]
-        for l, (g1, b1, wa, ba, wp, bp, g2, b2, wf, bf, wo, bo) in enumerate(self.blocks):
-            qkv = F.layer_norm(x, (C,), g1, b1, 1e-5) @ wa + ba
-            q, k, v = (t.view(B, n, NH, HS).transpose(1, 2) for t in qkv.split(C, dim=2))
-            kc[l, :, :, past:past + n] = k
-            vc[l, :, :, past:past + n] = v
-            s = (q @ kc[l, :, :, :past + n].transpose(2, 3)) * (1.0 / HS ** 0.5)
-            if n > 1:
-                mask = torch.ones(n, past + n, dtype=torch.bool).tril(past)
-                s = s.masked_fill(~mask, float("-inf"))
-            y = (F.softmax(s, dim=-1) @ vc[l, :, :, :past + n]).transpose(1, 2).reshape(B, n, C)
-            x = x + (y @ wp + bp)
-            h = F.gelu(F.layer_norm(x, (C,), g2, b2, 1e-5) @ wf + bf, approximate="tanh")
-            x = x + (h @ wo + bo)
-        last = F.layer_norm(x[:, -1], (C,), self.w["ln_f.weight"], self.w["ln_f.bias"], 1e-5)
-        return last @ self.w["wte.weight"].t()
+        return gpt_forward(self.gpt, tokens, past, (kc, vc), last_only=True)
 
 
 def _v2_input(body):

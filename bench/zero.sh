@@ -25,44 +25,19 @@
 # Per-run files: BUILD_DIR/benchruns-zero/n<N>-<strategy>-r<round>{.log,.rss.<rank>,/}
 set -euo pipefail
 
-usage() { sed -n '2,8p' "$0" | sed 's/^# \{0,1\}//'; exit 2; }
-[ $# -ge 1 ] || usage
-BUILD=$(cd "$1" && pwd); shift
+. "$(dirname "$0")/common/bench.sh"
 ROUNDS=1
 RANKS="2 4"
 STEPS=24
 WIDE=0
-while [ $# -gt 0 ]; do
-  case "$1" in
-    --rounds) ROUNDS=$2; shift 2 ;;
-    --ranks) RANKS=$2; shift 2 ;;
-    --steps) STEPS=$2; shift 2 ;;
-    --wide) WIDE=1; shift ;;
-    *) usage ;;
-  esac
-done
+bench_args "rounds ranks steps wide!" "$@"
 [ "$STEPS" -ge 6 ] || { echo "zero.sh: --steps must be >= 6 (3 log intervals)" >&2; exit 2; }
 
-SRC=$(cd "$(dirname "$0")/.." && pwd)
-PY=/usr/bin/python3
-COHORT=$BUILD/cohort
 TIME=/usr/bin/time
-[ -x "$COHORT" ] || { echo "zero.sh: $COHORT not found (build $BUILD first)" >&2; exit 1; }
 [ -x "$TIME" ] || { echo "zero.sh: $TIME (GNU time) not found" >&2; exit 1; }
-# --oversubscribe: 4 ranks on a 2-core machine. --bind-to none: cohort binds its ranks itself.
-MPIRUN=(mpirun --allow-run-as-root --oversubscribe --bind-to none)
 export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
-# Open MPI 4.1.4's OMPIO read data sieving can return wrong rows (open-mpi/ompi#10546).
-export OMPI_MCA_fbtl_posix_read_datasieving=0
-DATA=$BUILD/benchdata
-RUNS=$BUILD/benchruns-zero
-if [ "$WIDE" = 1 ]; then RUNS=$RUNS-wide; fi
-mkdir -p "$DATA" "$RUNS"
-
-TOKENS=$DATA/shakespeare-bench.h5
-if [ ! -f "$TOKENS" ]; then
-  "$COHORT" data text "$SRC/examples/shakespeare/input.txt.gz" "$TOKENS" --val-fraction 0.01
-fi
+bench_setup zero.sh "benchruns-zero$([ "$WIDE" = 1 ] && echo -wide)"
+bench_tokens
 
 CFG=$SRC/configs/gpt-tiny.yaml
 BATCH=16 CONTEXT=128 HEADS=8 WIDTH=256
@@ -73,9 +48,9 @@ OVERRIDES=(data.path="$TOKENS" model.n_layer=4 model.n_head="$HEADS" model.n_emb
            train.eval_every=0 optim.warmup_steps=2 run.checkpoint.every=0)
 
 T0=$(date +%s)
-echo "# zero.sh $(date -u +%Y-%m-%dT%H:%M:%SZ) on $(hostname): $(lscpu | sed -n 's/^Model name: *//p'), $(nproc) cores, $(free -g | awk '/Mem:/ {print $2}') GiB"
-echo "# $(mpirun --version | head -1); build $BUILD ($(sed -n 's/^CMAKE_BUILD_TYPE:[A-Z]*=//p' "$BUILD/CMakeCache.txt" 2>/dev/null))"
-echo "# load average at start: $(cut -d' ' -f1-3 /proc/loadavg)"
+echo "# zero.sh $(date -u +%Y-%m-%dT%H:%M:%SZ) on $(bench_machine)"
+echo "# $(mpirun --version | head -1); build $BUILD ($(bench_build_type))"
+echo "# load average at start: $(bench_load)"
 
 run_one() { # n strategy round
   local n=$1 s=$2 r=$3
@@ -87,7 +62,7 @@ run_one() { # n strategy round
              "$base.rss" "$COHORT" train "$CFG" "${OVERRIDES[@]}" train.micro_batch_size="$micro"
              parallel.strategy="$s" run.dir="$dir" --verbose)
   echo "+ ${cmd[*]}" > "$log"
-  echo "# load $(cut -d' ' -f1-3 /proc/loadavg)" >> "$log"
+  echo "# load $(bench_load)" >> "$log"
   t=$(date +%s.%N)
   "${cmd[@]}" >> "$log" 2>&1 || { cat "$log"; echo "zero.sh: $s N=$n round $r failed" >&2; exit 1; }
   t=$(echo "$(date +%s.%N) - $t" | bc)
@@ -106,18 +81,13 @@ for r in $(seq 1 "$ROUNDS"); do
 done
 
 # --- table -----------------------------------------------------------------------------------
-"$PY" - "$RUNS" "$ROUNDS" "$RANKS" "$BATCH" "$CONTEXT" <<'EOF'
+PYTHONPATH="$SRC/bench" "$PY" - "$RUNS" "$ROUNDS" "$RANKS" "$BATCH" "$CONTEXT" <<'EOF'
 import json, os, sys
+from bench_report import median as med
 runs, rounds, ranks = sys.argv[1], int(sys.argv[2]), [int(n) for n in sys.argv[3].split()]
 B, T = int(sys.argv[4]), int(sys.argv[5])
 strategies = ["ddp", "zero1", "zero2", "zero3"]
 MiB = 1048576.0
-
-def med(v):
-    v = sorted(v)
-    if not v:
-        return float("nan")
-    return v[len(v) // 2] if len(v) % 2 else 0.5 * (v[len(v) // 2 - 1] + v[len(v) // 2])
 
 def run(n, s, r):
     base = f"{runs}/n{n}-{s}-r{r}"
@@ -183,4 +153,4 @@ print()
 for n, g in goal.items():
     print(f"goal zero3 step time <= 1.25 x ddp at N={n}: {g:.2f} x ({'met' if g <= 1.25 else 'NOT met'})")
 EOF
-echo "# load average at end: $(cut -d' ' -f1-3 /proc/loadavg); total $(($(date +%s) - T0)) s"
+echo "# load average at end: $(bench_load); total $(($(date +%s) - T0)) s"

@@ -40,8 +40,8 @@ find_package(Threads REQUIRED)
 find_library(COHORT_OPENBLAS_LIBRARY NAMES openblas HINTS ${OPENBLAS_LIBRARY_DIRS} REQUIRED)
 get_filename_component(COHORT_OPENBLAS_REALPATH ${COHORT_OPENBLAS_LIBRARY} REALPATH)
 
-# CUDA: AUTO turns it on when a toolkit is found. No CUDA sources exist yet; enabling the
-# language checks that the toolkit works, and later issues add kernels/cuda.
+# CUDA: AUTO turns it on when a toolkit is found: enabling the language checks that the
+# toolkit works, and kernels/cuda is built (docs/cuda.md).
 set(COHORT_CUDA_ENABLED OFF)
 if(NOT COHORT_CUDA STREQUAL "OFF")
   if(NOT DEFINED CMAKE_CUDA_COMPILER AND EXISTS /usr/local/cuda/bin/nvcc)

@@ -1,9 +1,11 @@
 #include "bench_util.h"
 
 #include <math.h>
+#include <mpi.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 void bench_cpu_model(char *buf, size_t len) {
   snprintf(buf, len, "unknown");
@@ -46,4 +48,14 @@ size_t bench_parse_size(const char *s) {
     case 'g': case 'G': v *= 1024.0 * 1024 * 1024; break;
   }
   return (size_t)v;
+}
+
+void bench_machine_get(bench_machine *m) {
+  bench_cpu_model(m->model, sizeof m->model);
+  char version[MPI_MAX_LIBRARY_VERSION_STRING];
+  int vlen = 0;
+  MPI_Get_library_version(version, &vlen);
+  version[strcspn(version, "\n,")] = '\0';
+  snprintf(m->mpi, sizeof m->mpi, "%s", version);
+  m->cores = sysconf(_SC_NPROCESSORS_ONLN);
 }

@@ -1,4 +1,4 @@
-/* Checkpoints in parallel HDF5 (DESIGN.md section 2; the format is docs/checkpoint-format.md).
+/* Checkpoints in parallel HDF5 (the format is docs/checkpoint-format.md).
  * One file per step holds every parameter and optimizer moment as a whole logical tensor
  * (/model/<name>, /optim/<name>/<state>), named by the parameter spec table. Each rank writes
  * and reads only the part of the flat layout it owns (a ch_shard), with collective MPI-IO, so the

@@ -1,6 +1,6 @@
 /* Serving from the training ranks: rank 0 runs the HTTP front end (KServe V2, OpenAI
  * completions, Prometheus metrics) and the batcher; every rank runs the tensor-parallel forward
- * of its slice of the model in a leader/follower loop (DESIGN.md section 2). */
+ * of its slice of the model in a leader/follower loop (docs/serving.md). */
 #pragma once
 #include <stddef.h>
 #include <stdint.h>

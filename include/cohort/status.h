@@ -1,4 +1,4 @@
-/* Status codes and error propagation (DESIGN.md section 3).
+/* Status codes and error propagation (docs/architecture.md).
  * Library functions return ch_status; CH_CHECK propagates a failure upward, adding the
  * file:line of each hop to a per-thread trace; CH_FAIL records the first message. */
 #pragma once

@@ -1,4 +1,4 @@
-/* Data types, the parameter spec table, and flat parameter buffers (DESIGN.md section 2).
+/* Data types, the parameter spec table, and flat parameter buffers (docs/architecture.md).
  * A model is a table of ch_param_spec rows; that table alone drives allocation, unit layout,
  * sharding, checkpoint names and tensor-parallel slices. Tensors are views into flat buffers. */
 #pragma once

@@ -17,7 +17,8 @@
  * timeout, and nothing is printed while nothing is stalled. A collective that legitimately
  * takes longer than the timeout ends the job too: choose the timeout above the longest one.
  *
- * Threads: this module is the one exception to "only the main thread calls MPI": the watchdog thread calls MPI_Isend / MPI_Irecv / MPI_Test / MPI_Abort on its
+ * Threads: this module is the one exception to "only the main thread calls MPI"
+ * (docs/architecture.md): the watchdog thread calls MPI_Isend / MPI_Irecv / MPI_Test / MPI_Abort on its
  * own duplicate communicator, which is legal because ch_runtime_init asks for
  * MPI_THREAD_MULTIPLE. When MPI provides less, the thread sends nothing: a stalled rank prints
  * its own stall ("another rank is hung or dead") and aborts. Everything else here is called

@@ -1,4 +1,4 @@
-/* Data-parallel strategies behind one front: ddp, zero1, zero2, zero3 (DESIGN.md section 2).
+/* Data-parallel strategies behind one front: ddp, zero1, zero2, zero3 (docs/parallel.md).
  *
  * Every rank owns a shard of the flat layout: its ch_part of every unit (ZeRO), or everything
  * (DDP). The optimizer updates the owned elements only, so its state is 1/N under every ZeRO

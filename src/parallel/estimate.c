@@ -5,7 +5,7 @@
  * (padding included), in fp32 with k optimizer states:
  *   ddp    4 Psi + 4 Psi + 4k Psi        zero1  4 Psi + 4 Psi + 4k S
  *   zero2  4 Psi + 4 S   + 4k S          zero3  4 S   + 4 S   + 4k S
- * The transient buffers are what dp.c's sample_memory measures; see comm_bound. */
+ * The transient buffers are what zero.c's sample_memory measures; see comm_bound. */
 #include "cohort/parallel.h"
 #include "parallel/view.h"
 
@@ -26,11 +26,11 @@ static size_t largest_units(const ch_layout *l, int k) {
   return sum;
 }
 
-/* Upper bound of the transient bytes dp.c measures (comm). A mapped whole-layout view (zero2/3
+/* Upper bound of the transient bytes zero.c measures (comm). A mapped whole-layout view (zero2/3
  * gradients, zero3 parameters) holds at most the pages lying wholly inside live units plus
- * pages that straddle a unit boundary or the end: drop_unit keeps those (a neighbour may be
- * live), so after a step they can all stay resident, two per unit at most (view.h's granule).
- *   Gradients: at most 2 units await their reduce-scatter (on_grad_ready waits for the oldest
+ * pages that straddle a unit boundary or the end: ch_dp_drop_unit keeps those (a neighbour
+ * may be live), so after a step they can all stay resident, two per unit at most (view.h's granule).
+ *   Gradients: at most 2 units await their reduce-scatter (ch_dp_on_grad_ready waits for the oldest
  *   beyond that), 1 unit is being computed, and the GPT's tied embedding unit has its gradient
  *   written by the head at the start of backward and reduced only at its end: 4 units.
  *   Parameters (zero3): the unit being computed, the prefetched next one and the embedding
@@ -68,8 +68,8 @@ ch_status ch_dp_estimate_of(const ch_config *cfg, const ch_layout *l, int strate
   out->memory.grads = (strategy >= CH_STRATEGY_ZERO2 ? S : Psi) * f;
   out->memory.optim = nstates * (zero ? S : Psi) * f;
   out->memory.comm = comm_bound(cfg, l, strategy, accum, S);
-  /* Collective payloads per optimizer step, in units of the layout (dp.c counts each the same
-   * way): an allreduce is a reduce-scatter plus an allgather; zero2/3 reduce-scatter on every
+  /* Collective payloads per optimizer step, in units of the layout (dp.c, zero.c count alike):
+   * an allreduce is a reduce-scatter plus an allgather; zero2/3 reduce-scatter on every
    * micro-step; zero3 gathers every unit for forward and, resharded, again for backward (the
    * GPT keeps its embedding and final LayerNorm units, so this is an upper bound). */
   size_t payloads = 2;

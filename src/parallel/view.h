@@ -1,4 +1,5 @@
-/* The transient whole-layout views of zero2/3 (dp.c) and the bound estimate.c puts on them. */
+/* The transient whole-layout views of zero2/3 (mapped in dp.c, dropped and gathered unit by
+ * unit in zero.c) and the bound estimate.c puts on them. */
 #pragma once
 #include <stddef.h>
 #include <unistd.h>

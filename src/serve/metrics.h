@@ -2,7 +2,7 @@
  * histogram), each with optional labels, rendered in the text exposition format 0.0.4.
  *
  * Naming (documented, not enforced): counters end in _total (cohort_requests_total),
- * histograms of durations are in seconds and end in _seconds (cohort_request_seconds).
+ * histograms of durations are in seconds and end in _seconds (cohort_request_duration_seconds).
  *
  * Threads: register, inc/set/observe and render may all be called from any thread at once.
  * Updates are lock-free atomics on a series; a family's mutex is taken only the first time a

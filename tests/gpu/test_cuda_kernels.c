@@ -1,5 +1,5 @@
-/* CUDA kernels (include/cohort/cuda.h) against the CPU kernels, the reference (DESIGN.md,
- * "Kernels"). Needs a GPU: exits 77 (ctest: skipped) when ch_cuda_device_count() is 0.
+/* CUDA kernels (include/cohort/cuda.h) against the CPU kernels, the reference (docs/cuda.md).
+ * Needs a GPU: exits 77 (ctest: skipped) when ch_cuda_device_count() is 0.
  *
  * Inputs are random (U(-1,1) scaled, never zeros); each case runs the CPU kernel on host copies
  * and the CUDA kernel on device copies, then compares. Measures and tolerances:

@@ -12,7 +12,7 @@ checkpoint with h5py (load_state_dict is strict: names and shapes must match), a
 same batches in float64 -- the reference -- and in float32, whose own error is reported next to
 cohort's as the yardstick of fp32.
 
-Tolerance: 1e-4 relative (the issue's), for logits, loss, every gradient, every AdamW loss and
+Tolerance: 1e-4 relative, for logits, loss, every gradient, every AdamW loss and
 the final parameters (these against 4x fp32 torch's own error, see below). Measured fp32 errors are around 1e-6: the sums here have at most a few
 thousand terms (unit roundoff 6e-8). Bugs (a transposed Conv1D weight, a missing causal mask, a
 wrong scale, layer norm without its bias, untied head, decay on the wrong tensors) give 1e-2
