@@ -2,8 +2,11 @@
 # GPT training throughput: `cohort train` (model.type=gpt) against PyTorch DDP
 # (bench/torch_ddp_gpt.py, gloo), both at 1 and 2 ranks, measured in the same invocation.
 #
-#   bench/gpt_ddp.sh BUILD_DIR [--rounds R] [--ranks "1 2"] [--only tiny|gemm]
+#   bench/gpt_ddp.sh BUILD_DIR [--rounds R] [--ranks "1 2"] [--only tiny|gemm] [--baseline BUILD2]
 #
+# --baseline BUILD2: a second build of cohort (e.g. the commit before a change) runs in every slot
+# too, next to BUILD_DIR's (BUILD first in odd rounds, BUILD2 first in even ones), and a table
+# compares the two: a refactoring's cost measured in one invocation.
 # BUILD_DIR holds a build of cohort (BUILD_DIR/cohort; a Release build for numbers worth keeping).
 # Data is made on first use: BUILD_DIR/benchdata/shakespeare-bench.h5 = `cohort data text
 # examples/shakespeare/input.txt.gz ... --val-fraction 0.01` (byte tokenizer, vocab 256).
@@ -25,14 +28,19 @@
 # twice per slot: "tuned" (OMP_WAIT_POLICY=PASSIVE, the fair peer) and "default" (as installed).
 # cohort: no checkpoints (run.checkpoint.every=0), no evaluation but the final one (which cohort
 # always runs after the last step, outside the timed intervals).
-# Per-run logs: BUILD_DIR/benchruns-gpt/<workload>-n<N>-r<round>-{cohort,torch-tuned,torch-default}.log
+# Per-run logs: BUILD_DIR/benchruns-gpt/<workload>-n<N>-r<round>-{cohort,baseline,torch-tuned,torch-default}.log
 set -euo pipefail
 
 . "$(dirname "$0")/common/bench.sh"
 ROUNDS=1
 RANKS="1 2"
 ONLY=""
-bench_args "rounds ranks only" "$@"
+BASELINE=""
+bench_args "rounds ranks only baseline" "$@"
+if [ -n "$BASELINE" ]; then
+  BASELINE=$(cd "$BASELINE" && pwd) && [ -x "$BASELINE/cohort" ] \
+    || { echo "gpt_ddp.sh: no cohort in --baseline $BASELINE" >&2; exit 2; }
+fi
 case "$ONLY" in ""|tiny|gemm) ;; *) usage ;; esac
 
 bench_setup gpt_ddp.sh benchruns-gpt
@@ -52,19 +60,29 @@ echo "# gpt_ddp.sh $(date -u +%Y-%m-%dT%H:%M:%SZ) on $(bench_machine)"
 echo "# $(mpirun --version | head -1); $("$PY" -c 'import torch; print("torch", torch.__version__)'); build $BUILD ($(bench_build_type))"
 echo "# load average at start: $(bench_load)"
 
-run_cohort() { # name n round overrides...
-  local name=$1 n=$2 r=$3; shift 3
-  local log=$RUNS/$name-n$n-r$r-cohort.log dir=$RUNS/$name-n$n-r$r-cohort
-  echo "## cohort $name N=$n round $r (load $(bench_load))"
+run_build() { # label binary name n round overrides...
+  local label=$1 bin=$2 name=$3 n=$4 r=$5; shift 5
+  local log=$RUNS/$name-n$n-r$r-$label.log dir=$RUNS/$name-n$n-r$r-$label
+  echo "## $label $name N=$n round $r (load $(bench_load))"
   rm -rf "$dir"
-  echo "+ ${MPIRUN[*]} -n $n $COHORT train $CFG $* run.dir=$dir --verbose" > "$log"
+  echo "+ ${MPIRUN[*]} -n $n $bin train $CFG $* run.dir=$dir --verbose" > "$log"
   echo "# load $(bench_load)" >> "$log"
-  "${MPIRUN[@]}" -n "$n" "$COHORT" train "$CFG" "$@" "run.dir=$dir" --verbose >> "$log" 2>&1 \
-    || { cat "$log"; echo "gpt_ddp.sh: cohort run failed" >&2; exit 1; }
-  cp "$dir/metrics.jsonl" "$RUNS/$name-n$n-r$r-cohort.metrics.jsonl"
+  "${MPIRUN[@]}" -n "$n" "$bin" train "$CFG" "$@" "run.dir=$dir" --verbose >> "$log" 2>&1 \
+    || { cat "$log"; echo "gpt_ddp.sh: $label run failed" >&2; exit 1; }
+  cp "$dir/metrics.jsonl" "$RUNS/$name-n$n-r$r-$label.metrics.jsonl"
   grep -E 'OpenBLAS kernels|tok/s|done: ' "$log" | grep -v ' r1\]' || true
   if [ -z "$CORETYPE" ]; then
     CORETYPE=$(sed -n 's/.*OpenBLAS kernels \([A-Za-z0-9_]*\).*/\1/p' "$log" | head -1)
+  fi
+}
+
+run_cohort() { # name n round overrides...: BUILD's cohort, and BUILD2's when --baseline is given
+  if [ -z "$BASELINE" ]; then
+    run_build cohort "$COHORT" "$@"
+  elif [ $(($3 % 2)) -eq 1 ]; then
+    run_build cohort "$COHORT" "$@"; run_build baseline "$BASELINE/cohort" "$@"
+  else
+    run_build baseline "$BASELINE/cohort" "$@"; run_build cohort "$COHORT" "$@"
   fi
 }
 
@@ -97,10 +115,11 @@ for w in "${WORKLOADS[@]}"; do
 done
 
 # --- table -----------------------------------------------------------------------------------
-PYTHONPATH="$SRC/bench" "$PY" - "$RUNS" "$ROUNDS" "$RANKS" "$ONLY" <<'EOF'
+PYTHONPATH="$SRC/bench" "$PY" - "$RUNS" "$ROUNDS" "$RANKS" "$ONLY" "$BASELINE" <<'EOF'
 import json, sys
 from bench_report import log_load as load, median as med, summary as torch
-runs, rounds, ranks, only = sys.argv[1], int(sys.argv[2]), sys.argv[3].split(), sys.argv[4]
+runs, rounds, ranks, only, baseline = (sys.argv[1], int(sys.argv[2]), sys.argv[3].split(), sys.argv[4],
+                                       sys.argv[5])
 shapes = {"tiny": dict(L=4, NH=4, C=128, T=64, V=256, B=32),
           "gemm": dict(L=4, NH=8, C=512, T=128, V=256, B=16)}
 
@@ -168,5 +187,18 @@ for name in ("tiny", "gemm"):
                   f"{c[3]:.3f} / {t['loss']:.3f} | "
                   f"{load(base + '-cohort.log')} / {load(base + '-torch-tuned.log')} / "
                   f"{load(base + '-torch-default.log')} |")
+    if not baseline:
+        continue
+    print(f"\n{name}: this build vs --baseline {baseline} (same slots; ratio = this / baseline)")
+    print("| N | round | tok/s this | tok/s baseline | ratio (median) | mean ratio | best ratio "
+          "| loss this / baseline |")
+    print("|---|---|---:|---:|---:|---:|---:|---|")
+    for n in ranks:
+        for r in range(1, rounds + 1):
+            base = f"{runs}/{name}-n{n}-r{r}"
+            c, b = cohort(f"{base}-cohort.metrics.jsonl", B, T), cohort(f"{base}-baseline.metrics.jsonl", B, T)
+            if c and b:
+                print(f"| {n} | {r} | {c[0]:.0f} | {b[0]:.0f} | {c[0] / b[0]:.3f} | {c[1] / b[1]:.3f} "
+                      f"| {c[2] / b[2]:.3f} | {c[3]:.4f} / {b[3]:.4f} |")
 EOF
 echo "# load average at end: $(bench_load)"
