@@ -3,45 +3,21 @@
  * key or a bad value is an error naming the key and its file:line. */
 #pragma once
 #include <stdint.h>
+#include "cohort/ckpt.h"
+#include "cohort/data.h"
+#include "cohort/model.h"
+#include "cohort/optim.h"
+#include "cohort/parallel.h"
+#include "cohort/serve.h"
 #include "cohort/status.h"
 
-#define CH_PATH_MAX 512
-
-typedef enum ch_model_type { CH_MODEL_MLP = 0, CH_MODEL_GPT } ch_model_type;
-typedef enum ch_activation { CH_ACT_RELU = 0, CH_ACT_GELU } ch_activation;
-typedef enum ch_optim_type { CH_OPTIM_SGD = 0, CH_OPTIM_ADAMW } ch_optim_type;
-typedef enum ch_schedule { CH_SCHED_CONSTANT = 0, CH_SCHED_COSINE } ch_schedule;
-typedef enum ch_strategy {
-  CH_STRATEGY_DDP = 0,
-  CH_STRATEGY_ZERO1,
-  CH_STRATEGY_ZERO2,
-  CH_STRATEGY_ZERO3,
-} ch_strategy;
-
-/* "ddp", "zero1", "zero2", "zero3". */
-const char *ch_strategy_name(int strategy);
-
+/* Each layer's own settings are its struct (model.h, optim.h, parallel.h, data.h, serve.h);
+ * the training config composes them with the train.* and run.* keys. Field names follow the
+ * keys (model.depth is cfg.model.depth) except serve.* (cfg.serve.opts) and serve.after. */
 typedef struct ch_config {
-  struct {
-    int type;          /* ch_model_type */
-    int depth;         /* hidden layers (MLP) */
-    int hidden;        /* hidden width (MLP) */
-    int activation;    /* ch_activation (MLP) */
-    int n_layer, n_head, n_embd; /* GPT blocks, heads, width */
-    int context;       /* GPT context length (tokens) */
-    int64_t vocab_size;  /* GPT vocabulary; 0 = the dataset's */
-  } model;
-  struct {
-    char path[CH_PATH_MAX]; /* HDF5 file made by `cohort data` */
-  } data;
-  struct {
-    int type;          /* ch_optim_type */
-    double lr, weight_decay, momentum, beta1, beta2, eps;
-    double grad_clip;  /* max global L2 norm; 0 disables */
-    int schedule;      /* ch_schedule */
-    int64_t warmup_steps;
-    double min_lr;     /* cosine floor */
-  } optim;
+  ch_model_cfg model;
+  ch_data_cfg data;
+  ch_optim_cfg optim;  /* optim.total_steps is not a key: ch_config_optim fills it */
   struct {
     int64_t steps;
     int64_t batch_size;       /* GLOBAL samples per optimizer step */
@@ -49,14 +25,7 @@ typedef struct ch_config {
     int64_t seed;
     int64_t log_every, eval_every; /* eval_every 0 = only at the end */
   } train;
-  struct {
-    int strategy;      /* ch_strategy */
-    double bucket_mb;  /* DDP gradient bucket size */
-    double first_bucket_mb; /* smaller first bucket so communication starts early */
-    int overlap;       /* start bucket allreduces during backward (else after it) */
-    int reshard_after_forward; /* zero3: gather units again for backward */
-    int prefetch;      /* zero3: prefetch the next unit's parameters */
-  } parallel;
+  ch_parallel_cfg parallel;
   struct {
     char dir[CH_PATH_MAX];
     char resume[CH_PATH_MAX]; /* "none", "auto" or a checkpoint file */
@@ -69,16 +38,12 @@ typedef struct ch_config {
   } run;
   struct {
     int after;                /* serve the trained weights when training ends */
-    char host[64];
-    int64_t port;
-    char model_name[128];
-    char api_key[128];
-    int64_t max_batch_size, max_queue_delay_us, max_queue_size;
-    double timeout;
+    ch_serve_opts opts;       /* serve.host, serve.port, ...: the serve layer's options */
   } serve;
 } ch_config;
 
-/* Fills `cfg` with every key's default. */
+/* Fills `cfg` with every key's default (and the serve options that are not keys with
+ * ch_serve_opts_default's). */
 void ch_config_defaults(ch_config *cfg);
 
 /* Loads `path` (YAML, nested mappings of scalars; NULL: no file) over the defaults, then applies
@@ -111,3 +76,18 @@ char *ch_config_to_yaml(const ch_config *cfg);
 /* Writes ch_config_to_yaml to `path` atomically: `path`.tmp, fsync, rename, fsync of the
  * directory. Errors: CH_ERR_IO naming the file (the temporary file is removed), CH_ERR_NOMEM. */
 ch_status ch_config_write(const ch_config *cfg, const char *path);
+
+/* ---- The layers' views of a config -------------------------------------------------------- */
+
+/* cfg->optim with total_steps = train.steps (the cosine schedule's end). */
+ch_optim_cfg ch_config_optim(const ch_config *cfg);
+
+/* The checkpoint settings, with the directory resolved (run.checkpoint.dir, or
+ * <run.dir>/checkpoints). */
+ch_ckpt_cfg ch_config_ckpt(const ch_config *cfg);
+
+/* Applies the option `flag` ("--max-batch-size") of `cohort serve` with argument `value` to
+ * cfg->serve.opts through the row of the matching serve.* key (serve.max_batch_size), so that
+ * flags and YAML keys share names, ranges and messages ("--max-batch-size: serve.max_batch_size:
+ * must be <= 4096, got 5000"). Errors: CH_ERR_CONFIG (also for a flag with no serve.* key). */
+ch_status ch_config_set_serve_flag(ch_config *cfg, const char *flag, const char *value);

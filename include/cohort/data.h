@@ -6,6 +6,11 @@
 #include "cohort/comm.h"
 #include "cohort/status.h"
 
+/* Where the training data is (the data.* keys of the training config). */
+typedef struct ch_data_cfg {
+  char path[CH_PATH_MAX]; /* HDF5 file made by `cohort data` */
+} ch_data_cfg;
+
 typedef struct ch_csv_opts {
   int label_column;     /* 0-based; -1 = last column */
   double val_fraction;  /* in [0, 1) */

@@ -3,7 +3,6 @@
  * (flat buffers laid out by ch_model_layout), so strategies decide where they live. */
 #pragma once
 #include <stdint.h>
-#include "cohort/config.h"
 #include "cohort/status.h"
 #include "cohort/tensor.h"
 
@@ -26,16 +25,30 @@ ch_status ch_hook_fetch(const ch_unit_hook *h, int unit);
 ch_status ch_hook_release(const ch_unit_hook *h, int unit, int last);
 ch_status ch_hook_grad_ready(const ch_unit_hook *h, int unit);
 
+typedef enum ch_model_type { CH_MODEL_MLP = 0, CH_MODEL_GPT } ch_model_type;
+typedef enum ch_activation { CH_ACT_RELU = 0, CH_ACT_GELU } ch_activation;
+
+/* The architecture (the model.* keys of the training config). */
+typedef struct ch_model_cfg {
+  int type;            /* ch_model_type */
+  int depth;           /* hidden layers (MLP) */
+  int hidden;          /* hidden width (MLP) */
+  int activation;      /* ch_activation (MLP) */
+  int n_layer, n_head, n_embd; /* GPT blocks, heads, width */
+  int context;         /* GPT context length (tokens) */
+  int64_t vocab_size;  /* GPT vocabulary; 0 = the dataset's */
+} ch_model_cfg;
+
 typedef struct ch_model ch_model;
 
-/* Builds the model described by cfg->model (type mlp or gpt) with activations for micro-batches
+/* Builds the model described by cfg (type mlp or gpt) with activations for micro-batches
  * of up to `max_batch` samples. `in_features` and `classes` come from the dataset: for the MLP
  * the float features per row and the number of classes; for the GPT in_features is ignored and
- * `classes` is the dataset's vocabulary (model.vocab_size, when set, must be >= it). Errors:
+ * `classes` is the dataset's vocabulary (cfg->vocab_size, when set, must be >= it). Errors:
  * CH_ERR_CONFIG naming the key (bad shape, n_embd not divisible by n_head), CH_ERR_NOMEM.
  * max_batch 0 builds the spec table and layout only (no activation arena; no forward).
  * Free with ch_model_destroy. */
-ch_status ch_model_create(const ch_config *cfg, int64_t in_features, int64_t classes,
+ch_status ch_model_create(const ch_model_cfg *cfg, int64_t in_features, int64_t classes,
                           int max_batch, ch_model **out);
 void ch_model_destroy(ch_model *m);
 

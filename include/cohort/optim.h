@@ -6,14 +6,27 @@
 #include <stddef.h>
 #include <stdint.h>
 #include "cohort/comm.h"
-#include "cohort/config.h"
 #include "cohort/tensor.h"
+
+typedef enum ch_optim_type { CH_OPTIM_SGD = 0, CH_OPTIM_ADAMW } ch_optim_type;
+typedef enum ch_schedule { CH_SCHED_CONSTANT = 0, CH_SCHED_COSINE } ch_schedule;
+
+/* Optimizer and learning-rate schedule (the optim.* keys of the training config). */
+typedef struct ch_optim_cfg {
+  int type;            /* ch_optim_type */
+  double lr, weight_decay, momentum, beta1, beta2, eps;
+  double grad_clip;    /* max global L2 norm; 0 disables */
+  int schedule;        /* ch_schedule */
+  int64_t warmup_steps;
+  int64_t total_steps; /* where the cosine schedule ends (train.steps) */
+  double min_lr;       /* cosine floor */
+} ch_optim_cfg;
 
 typedef struct ch_optim ch_optim;
 
 /* Zeroed state for shard `own` (borrowed only during the call) of `layout`'s flat buffer,
- * hyper-parameters from cfg->optim. Errors: CH_ERR_NOMEM. Free with ch_optim_destroy. */
-ch_status ch_optim_create(const ch_config *cfg, const ch_layout *layout, const ch_shard *own,
+ * hyper-parameters from cfg. Errors: CH_ERR_NOMEM. Free with ch_optim_destroy. */
+ch_status ch_optim_create(const ch_optim_cfg *cfg, const ch_layout *layout, const ch_shard *own,
                           ch_optim **out);
 void ch_optim_destroy(ch_optim *o);
 
@@ -35,9 +48,9 @@ int ch_optim_nstates(const ch_optim *o);
 const char *ch_optim_state_name(const ch_optim *o, int i);
 float *ch_optim_state(ch_optim *o, int i);
 
-/* Learning rate for 0-based `step`: linear warmup over optim.warmup_steps, then constant or
- * cosine decay from optim.lr to optim.min_lr at train.steps. */
-double ch_lr_at(const ch_config *cfg, int64_t step);
+/* Learning rate for 0-based `step`: linear warmup over cfg->warmup_steps, then constant or
+ * cosine decay from cfg->lr to cfg->min_lr at cfg->total_steps. */
+double ch_lr_at(const ch_optim_cfg *cfg, int64_t step);
 
 /* Global L2 norm of the gradient: sqrt of the sum over ranks of `g` (NULL = unsharded) of the
  * local sums of squares of grads[0..n). If max_norm > 0 and the norm exceeds it, scales grads

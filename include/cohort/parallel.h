@@ -10,6 +10,26 @@
 #include "cohort/model.h"
 #include "cohort/tensor.h"
 
+typedef enum ch_strategy {
+  CH_STRATEGY_DDP = 0,
+  CH_STRATEGY_ZERO1,
+  CH_STRATEGY_ZERO2,
+  CH_STRATEGY_ZERO3,
+} ch_strategy;
+
+/* "ddp", "zero1", "zero2", "zero3" ("?" for another value). */
+const char *ch_strategy_name(int strategy);
+
+/* The data-parallel settings (the parallel.* keys of the training config). */
+typedef struct ch_parallel_cfg {
+  int strategy;           /* ch_strategy */
+  double bucket_mb;       /* DDP gradient bucket size */
+  double first_bucket_mb; /* smaller first bucket so communication starts early */
+  int overlap;            /* start bucket allreduces during backward (else after it) */
+  int reshard_after_forward; /* zero3: gather units again for backward */
+  int prefetch;           /* zero3: prefetch the next unit's parameters */
+} ch_parallel_cfg;
+
 typedef struct ch_ddp ch_ddp;
 
 typedef struct ch_ddp_stats {
@@ -61,10 +81,10 @@ typedef struct ch_dp_stats {
   size_t bytes_communicated; /* last step, per rank, as a ring sends them */
 } ch_dp_stats;
 
-/* Buffers and optimizer for `l` (borrowed, as are cfg's values and g) under
- * cfg->parallel.strategy. Errors: CH_ERR_NOMEM, CH_ERR_INVALID. On failure *out still needs
- * ch_dp_destroy. */
-ch_status ch_dp_create(const ch_config *cfg, const ch_group *g, const ch_layout *l, ch_dp **out);
+/* Buffers and an optimizer (oc) for `l` (borrowed, as is g) under pc->strategy. Errors:
+ * CH_ERR_NOMEM, CH_ERR_INVALID. On failure *out still needs ch_dp_destroy. */
+ch_status ch_dp_create(const ch_parallel_cfg *pc, const ch_optim_cfg *oc, const ch_group *g,
+                       const ch_layout *l, ch_dp **out);
 void ch_dp_destroy(ch_dp *d);
 /* The seeded initial parameters (ch_layout_init_params), each rank writing what it keeps.
  * Collective. */
@@ -106,16 +126,16 @@ ch_dp_memory ch_dp_get_memory(const ch_dp *d);
 
 /* ---- Estimates without running (src/parallel/estimate.c) ---------------------------------
  * What ch_dp would hold and send for layout `l` under `strategy` on `ranks` ranks with
- * `accum` micro-steps per optimizer step and cfg's optimizer (its state count) and parallel.*
- * settings. memory.params/grads/optim are exact for rank 0 (the largest shard); memory.comm is
+ * `accum` micro-steps per optimizer step, with oc's optimizer (its state count) and pc's
+ * settings (pc->strategy is not read). memory.params/grads/optim are exact for rank 0 (the largest shard); memory.comm is
  * an upper bound of the measured peak; bytes_per_step is per rank as a ring sends it, an upper
  * bound for zero3 (it assumes every unit is gathered again for backward). */
 typedef struct ch_dp_estimate {
   ch_dp_memory memory;
   size_t bytes_per_step;
 } ch_dp_estimate;
-ch_status ch_dp_estimate_of(const ch_config *cfg, const ch_layout *l, int strategy, int ranks,
-                            int accum, ch_dp_estimate *out);
+ch_status ch_dp_estimate_of(const ch_parallel_cfg *pc, const ch_optim_cfg *oc, const ch_layout *l,
+                            int strategy, int ranks, int accum, ch_dp_estimate *out);
 
 /* ---- Tensor parallelism (src/parallel/tp.c) ------------------------------------------------
  * Which part of each parameter a tensor-parallel rank holds, from the spec table alone (split,

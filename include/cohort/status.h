@@ -4,6 +4,9 @@
 #pragma once
 #include <stddef.h>
 
+/* Longest file path a config or checkpoint field holds (bytes, with the terminator). */
+#define CH_PATH_MAX 512
+
 typedef enum ch_status {
   CH_OK = 0,
   CH_ERR_INVALID,     /* bad argument or value */

@@ -4,6 +4,7 @@
 #pragma once
 #include <stddef.h>
 #include <stdint.h>
+#include "cohort/ckpt.h"
 #include "cohort/comm.h"
 #include "cohort/config.h"
 #include "cohort/parallel.h"
@@ -24,7 +25,7 @@ typedef struct ch_train_result {
   float *params;           /* final flat parameters when requested (malloc'ed), else NULL */
   size_t numel;
   int64_t step;            /* optimizer steps completed (the checkpoint step numbering) */
-  int64_t features, classes; /* the data shape the model was built for (ch_model_create) */
+  ch_ckpt_model_info model; /* the model and data shape it was built for (ch_model_create) */
 } ch_train_result;
 
 /* How each rank takes its part of a global batch of train.batch_size samples on `ranks` ranks:

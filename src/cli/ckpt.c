@@ -78,7 +78,7 @@ static void print_config(const char *text, ch_layout *layout) {
   printf("batch size      %" PRId64 " (global)\n", cfg.train.batch_size);
   printf("steps           %" PRId64 " (train.steps)\n", cfg.train.steps);
   ch_model *m;
-  if (ch_model_create(&cfg, 1, 2, 1, &m) != CH_OK) return; /* a model this build cannot make */
+  if (ch_model_create(&cfg.model, 1, 2, 1, &m) != CH_OK) return; /* a model this build cannot make */
   const ch_layout *l = ch_model_layout(m);
   if (ch_layout_create(l->params, l->nparams, layout) != CH_OK) memset(layout, 0, sizeof *layout);
   ch_model_destroy(m);

@@ -130,19 +130,19 @@ int ch_cli_generate(int argc, char **argv) {
   if (rc) return rc;
   char path[CH_PATH_MAX * 2 + 16];
   if (ch_cli_resolve_checkpoint("cohort generate", o.ckpt, path, sizeof path)) return 1;
-  ch_config cfg;
+  ch_ckpt_model_info info;
   ch_model *m = NULL;
   float *params = NULL;
   ch_tokenizer *tok = NULL;
   int32_t *prompt = NULL, *seq = NULL;
   char *text = NULL;
   rc = 1;
-  if (ch_ckpt_load_model(path, 1, &cfg, &m, &params) != CH_OK) goto fail;
-  if (cfg.model.type != CH_MODEL_GPT) {
+  if (ch_ckpt_load_model(path, 1, &info, &m, &params) != CH_OK) goto fail;
+  if (info.model.type != CH_MODEL_GPT) {
     fprintf(stderr, "cohort generate: %s holds a '%s' model, not a GPT\n", path, ch_model_name(m));
     goto out;
   }
-  const char *data = o.data ? o.data : cfg.data.path;
+  const char *data = o.data ? o.data : info.data_path;
   if (ch_tokenizer_load(data, &tok) != CH_OK) {
     fprintf(stderr, "cohort generate: the tokenizer comes from the training data %s (use --data "
             "to name another copy): %s\n", data, ch_error_message());

@@ -23,15 +23,16 @@
 
 /* ---- The front -------------------------------------------------------------------------- */
 
-ch_status ch_dp_create(const ch_config *cfg, const ch_group *g, const ch_layout *l, ch_dp **out) {
+ch_status ch_dp_create(const ch_parallel_cfg *pc, const ch_optim_cfg *oc, const ch_group *g,
+                       const ch_layout *l, ch_dp **out) {
   ch_dp *d = calloc(1, sizeof *d);
   if (!d) return CH_FAIL(CH_ERR_NOMEM, "data-parallel strategy");
   *out = d;
   d->g = g;
   d->l = l;
-  d->strategy = cfg->parallel.strategy;
-  d->reshard = cfg->parallel.reshard_after_forward;
-  d->prefetch = cfg->parallel.prefetch;
+  d->strategy = pc->strategy;
+  d->reshard = pc->reshard_after_forward;
+  d->prefetch = pc->prefetch;
   int U = l->nunits, zero = ch_dp_is_zero(d);
   CH_CHECK(ch_shard_create(l, zero ? g->size : 1, zero ? g->rank : 0, zero, &d->own));
   CH_CHECK(ch_shard_create(l, g->size, g->rank, zero, &d->ckpt));
@@ -58,10 +59,10 @@ ch_status ch_dp_create(const ch_config *cfg, const ch_group *g, const ch_layout 
                    l->numel);
   if (!d->grads_mapped) memset(d->grads, 0, bytes);
   for (int u = 0; u < U; u++) d->state[u] = d->params_mapped ? ABSENT : RESIDENT;
-  CH_CHECK(ch_optim_create(cfg, l, &d->own, &d->optim));
+  CH_CHECK(ch_optim_create(oc, l, &d->own, &d->optim));
   if (!zero)
-    CH_CHECK(ch_ddp_create(g, l, d->grads, cfg->parallel.bucket_mb, cfg->parallel.first_bucket_mb,
-                           cfg->parallel.overlap, &d->ddp));
+    CH_CHECK(ch_ddp_create(g, l, d->grads, pc->bucket_mb, pc->first_bucket_mb,
+                           pc->overlap, &d->ddp));
   d->hook = (ch_unit_hook){d->params_mapped ? ch_dp_on_fetch : NULL, ch_dp_on_release, ch_dp_on_grad_ready, d};
   d->measuring = 2;
   size_t f = sizeof(float), n = d->own.numel;
@@ -247,4 +248,9 @@ void ch_dp_reset(ch_dp *d, uint64_t seed) {
   for (int i = 0; i < ch_optim_nstates(d->optim); i++)
     memset(ch_optim_state(d->optim, i), 0, d->own.numel * sizeof(float));
   ch_optim_set_steps(d->optim, 0);
+}
+
+const char *ch_strategy_name(int strategy) {
+  static const char *names[] = {"ddp", "zero1", "zero2", "zero3"};
+  return strategy >= 0 && strategy < 4 ? names[strategy] : "?";
 }

@@ -1,6 +1,6 @@
 /* Flattens a YAML document made of nested mappings of scalars into a list of (dotted key,
  * value, line) entries, with libyaml's event parser. Knows nothing about which keys exist:
- * src/train/config.c checks them against its table. Internal to the library. */
+ * the key engine (src/runtime/keys.c) checks them against a table. Internal to the library. */
 #pragma once
 #include <stddef.h>
 #include <stdio.h>

@@ -21,18 +21,6 @@ void ch_serve_opts_default(ch_serve_opts *o) {
   o->max_connections = 256;
 }
 
-void ch_serve_opts_from_config(const ch_config *cfg, ch_serve_opts *o) {
-  ch_serve_opts_default(o);
-  snprintf(o->host, sizeof o->host, "%s", cfg->serve.host);
-  o->port = (int)(cfg->serve.port <= 65535 ? cfg->serve.port : -1);
-  snprintf(o->model_name, sizeof o->model_name, "%s", cfg->serve.model_name);
-  snprintf(o->api_key, sizeof o->api_key, "%s", cfg->serve.api_key);
-  o->max_batch_size = (int)(cfg->serve.max_batch_size < 4096 ? cfg->serve.max_batch_size : 4096);
-  o->max_queue_delay_us = cfg->serve.max_queue_delay_us;
-  o->max_queue_size = (int)(cfg->serve.max_queue_size < 1 << 20 ? cfg->serve.max_queue_size : 1 << 20);
-  o->request_timeout = cfg->serve.timeout;
-}
-
 ch_status serve_metrics_init(serve_state *s) {
   const char *model[] = {"model", NULL}, *ep[] = {"model", "endpoint", NULL};
   const char *out[] = {"model", "endpoint", "code", NULL}, *stage[] = {"model", "stage", NULL};
@@ -68,7 +56,7 @@ ch_status serve_metrics_init(serve_state *s) {
 static ch_status start_leader(serve_state *s, const char *data_path) {
   serve_model *m = s->model;
   if (m->is_gpt) {
-    const char *data = data_path[0] ? data_path : m->cfg.data.path;
+    const char *data = data_path[0] ? data_path : m->info.data_path;
     if (ch_tokenizer_load(data, &s->tok) != CH_OK)
       return CH_FAIL(CH_ERR_IO, "the tokenizer comes from the training data %s (--data names "
                      "another copy): %s", data, ch_error_message());
@@ -146,12 +134,9 @@ ch_status ch_serve_checkpoint(const ch_group *g, const char *path, const ch_serv
   return serve_main(g, m, dir, o);
 }
 
-ch_status ch_serve_params(const ch_group *g, const ch_config *cfg, const float *params,
-                          int64_t features, int64_t classes, int64_t step,
-                          const ch_serve_opts *o) {
+ch_status ch_serve_params(const ch_group *g, const ch_ckpt_model_info *info, const float *params,
+                          int64_t step, const char *ckpt_dir, const ch_serve_opts *o) {
   serve_model *m = NULL;
-  CH_CHECK(serve_model_from_params(g, cfg, params, features, classes, step, o, &m));
-  char dir[CH_PATH_MAX];
-  ch_ckpt_dir(cfg, dir, sizeof dir);
-  return serve_main(g, m, dir, o);
+  CH_CHECK(serve_model_from_params(g, info, params, step, o, &m));
+  return serve_main(g, m, ckpt_dir, o);
 }

@@ -50,14 +50,13 @@ ch_status ch_trainer_checkpoint(ch_trainer *t, char *path, size_t size) {
   time_t now = time(NULL);
   struct tm tm;
   strftime(m.created, sizeof m.created, "%Y-%m-%dT%H:%M:%SZ", gmtime_r(&now, &tm));
+  m.model = t->info;
   m.config = ch_config_to_yaml(c);
   if (!m.config) return CH_FAIL(CH_ERR_NOMEM, "config text for the checkpoint");
-  char dir[CH_PATH_MAX + 16];
-  ch_ckpt_dir(c, dir, sizeof dir);
-  ch_ckpt_policy policy = {c->run.checkpoint.keep_last, c->run.checkpoint.keep_every};
+  ch_ckpt_policy policy = {t->ckpt.keep_last, t->ckpt.keep_every};
   size_t n = t->layout->numel;
   double t0 = ch_time();
-  ch_status st = ch_ckpt_save(t->g, dir, &policy, t->layout, bufs, nbufs, own, &m, path, size);
+  ch_status st = ch_ckpt_save(t->g, t->ckpt.dir, &policy, t->layout, bufs, nbufs, own, &m, path, size);
   free(m.config);
   CH_CHECK(st);
   double bytes = (double)nbufs * (double)n * sizeof(float);
@@ -112,8 +111,7 @@ ch_status ch_trainer_resume(ch_trainer *t, int *resumed) {
     *resumed = 1;
     return CH_OK;
   }
-  char dir[CH_PATH_MAX + 16];
-  ch_ckpt_dir(t->cfg, dir, sizeof dir);
+  const char *dir = t->ckpt.dir;
   char **paths = NULL;
   int n = 0;
   /* Rank 0 lists the directory and the others follow its choice, so that all ranks try the

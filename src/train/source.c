@@ -67,3 +67,18 @@ void ch_source_describe(const ch_source *s, char *buf, size_t size) {
              (long long)ch_dataset_rows(s->rows), (long long)ch_dataset_features(s->rows),
              ch_dataset_classes(s->rows));
 }
+
+ch_status ch_source_model_info(const ch_config *cfg, const ch_source *s, ch_ckpt_model_info *out) {
+  memset(out, 0, sizeof *out);
+  out->model = cfg->model;
+  out->features = ch_source_features(s);
+  out->classes = ch_source_classes(s);
+  snprintf(out->data_path, sizeof out->data_path, "%s", cfg->data.path);
+  snprintf(out->tokenizer, sizeof out->tokenizer, "none");
+  if (!s->tokens) return CH_OK;
+  ch_tokenizer *tok;
+  CH_CHECK(ch_tokenizer_load(cfg->data.path, &tok));
+  snprintf(out->tokenizer, sizeof out->tokenizer, "%s", ch_tokenizer_name(tok));
+  ch_tokenizer_destroy(tok);
+  return CH_OK;
+}

@@ -48,6 +48,8 @@ ch_status ch_train_plan(const ch_config *c, int n, ch_batch_plan *out) {
 static ch_status setup(trainer *t, const ch_config *cfg, const ch_group *g) {
   memset(t, 0, sizeof *t);
   t->cfg = cfg;
+  t->optim = ch_config_optim(cfg);
+  t->ckpt = ch_config_ckpt(cfg);
   t->g = g;
   ch_batch_plan plan;
   CH_CHECK(ch_train_plan(cfg, g->size, &plan));
@@ -60,8 +62,8 @@ static ch_status setup(trainer *t, const ch_config *cfg, const ch_group *g) {
   CH_CHECK(ch_source_open(cfg, g, "val", &t->val));
   CH_CHECK(ch_sampler_create(ch_source_samples(t->train), (uint64_t)cfg->train.seed, &t->sampler));
   int max_batch = plan.max_batch;
-  CH_CHECK(ch_model_create(cfg, ch_source_features(t->train), ch_source_classes(t->train), max_batch,
-                           &t->model));
+  CH_CHECK(ch_source_model_info(cfg, t->train, &t->info));
+  CH_CHECK(ch_model_create(&cfg->model, t->info.features, t->info.classes, max_batch, &t->model));
   t->layout = ch_model_layout(t->model);
   t->features = ch_model_sample_floats(t->model);
   t->ints = ch_model_sample_ints(t->model);
@@ -71,7 +73,7 @@ static ch_status setup(trainer *t, const ch_config *cfg, const ch_group *g) {
   t->rows = malloc(sizeof *t->rows * xrows);
   t->losses = calloc((size_t)cfg->train.log_every, sizeof *t->losses);
   if (!t->x || !t->y || !t->rows || !t->losses) return CH_FAIL(CH_ERR_NOMEM, "training buffers");
-  CH_CHECK(ch_dp_create(cfg, g, t->layout, &t->dp));
+  CH_CHECK(ch_dp_create(&cfg->parallel, &t->optim, g, t->layout, &t->dp));
   CH_CHECK(ch_dp_init_params(t->dp, (uint64_t)cfg->train.seed));
   int resumed = 0;
   CH_CHECK(ch_trainer_resume(t, &resumed));
@@ -170,7 +172,7 @@ static ch_status start_stop_vote(trainer *t, int32_t *vote, ch_request *req) {
 static ch_status run_loop(trainer *t, ch_train_result *res) {
   const ch_config *c = t->cfg;
   int64_t steps = c->train.steps, batch = c->train.batch_size, first_step = t->step;
-  int64_t every = c->run.checkpoint.every;
+  int64_t every = t->ckpt.every;
   double t_start = ch_time(), t_interval = t_start;
   res->step_seconds_min = INFINITY;
   if (t->step >= steps) CH_WARN("resumed at step %lld: train.steps (%lld) is already reached",
@@ -185,7 +187,7 @@ static ch_status run_loop(trainer *t, ch_train_result *res) {
     CH_CHECK(compute_gradients(t, &loss));
     double norm;
     CH_CHECK(ch_dp_clip(t->dp, c->optim.grad_clip, &norm));
-    double lr = ch_lr_at(c, t->step);
+    double lr = ch_lr_at(&t->optim, t->step);
     CH_CHECK(ch_dp_update(t->dp, lr));
     res->comm_exposed_seconds += ch_dp_get_stats(t->dp).exposed_seconds;
     t->losses[t->n_losses++] = loss;
@@ -267,8 +269,7 @@ ch_status ch_train_run(const ch_config *cfg, const ch_group *dp, int keep_params
     CH_CHECK_GOTO(ch_dp_full_params(t.dp, res->params), st, done);
   }
   res->step = t.step;
-  res->features = ch_source_features(t.train);
-  res->classes = ch_source_classes(t.train);
+  res->model = t.info;
 done:
   teardown(&t);
   ch_watchdog_stop();

@@ -1,7 +1,9 @@
 /* Pieces of the training loop shared between src/train files. */
 #pragma once
 #include <stdio.h>
+#include "cohort/ckpt.h"
 #include "cohort/comm.h"
+#include "cohort/config.h"
 #include "cohort/data.h"
 #include "cohort/model.h"
 #include "cohort/optim.h"
@@ -21,10 +23,17 @@ int64_t ch_source_classes(const ch_source *s);  /* classes, or the vocabulary */
 ch_status ch_source_read(ch_source *s, const int64_t *samples, int64_t n, float *x, int32_t *y);
 /* One line for the startup log. */
 void ch_source_describe(const ch_source *s, char *buf, size_t size);
+/* What a loader needs of a model trained on `s` (the train split) under cfg: the architecture,
+ * the data shape, the tokenizer kind (read from the data file for the GPT) and the data path.
+ * Local. Errors: as ch_tokenizer_load. */
+ch_status ch_source_model_info(const ch_config *cfg, const ch_source *s, ch_ckpt_model_info *out);
 
 /* State of one training run (src/train/train.c; checkpoint glue in resume.c). */
 typedef struct ch_trainer {
   const ch_config *cfg;
+  ch_optim_cfg optim;  /* cfg's, with the schedule's end (ch_config_optim) */
+  ch_ckpt_cfg ckpt;    /* cfg's, directory resolved (ch_config_ckpt) */
+  ch_ckpt_model_info info; /* what checkpoints store about the model */
   const ch_group *g;
   ch_source *train, *val;
   ch_sampler sampler;
