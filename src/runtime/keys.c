@@ -1,7 +1,7 @@
-/* The generic key engine (runtime/keys.h). A value goes text -> (parse) -> kval -> (check) ->
+/* The generic key engine (include/cohort/keys.h). A value goes text -> (parse) -> kval -> (check) ->
  * struct field; validation of a struct reads the field back into a kval and runs the same
  * check, so files, overrides, flags and structs built in code meet the same rules. */
-#include "runtime/keys.h"
+#include "cohort/keys.h"
 
 #include <ctype.h>
 #include <errno.h>
@@ -23,13 +23,13 @@ typedef struct kval {
 
 /* ---- lookup ---------------------------------------------------------------------------- */
 
-const key_row *keys_find(const key_table *t, const char *name) {
+const ch_key_row *ch_keys_find(const ch_key_table *t, const char *name) {
   for (int i = 0; i < t->nrows; i++)
     if (!strcmp(t->rows[i].name, name)) return &t->rows[i];
   return NULL;
 }
 
-static int is_section(const key_table *t, const char *name) {
+static int is_section(const ch_key_table *t, const char *name) {
   size_t n = strlen(name);
   for (int i = 0; i < t->nrows; i++)
     if (!strncmp(t->rows[i].name, name, n) && t->rows[i].name[n] == '.') return 1;
@@ -54,7 +54,7 @@ static int edit_distance(const char *a, const char *b) {
   return prev[lb];
 }
 
-static ch_status unknown_key(const key_table *t, const char *name, const char *where) {
+static ch_status unknown_key(const ch_key_table *t, const char *name, const char *where) {
   const char *best = NULL;
   int best_d = 3; /* suggest only within 2 edits, or a bare leaf name ("lr") */
   for (int i = 0; i < t->nrows; i++) {
@@ -68,9 +68,9 @@ static ch_status unknown_key(const key_table *t, const char *name, const char *w
 }
 
 /* Resolves `name` to its row. A section is fine (*row = NULL) only when `section_ok`. */
-static ch_status find_row(const key_table *t, const char *name, int section_ok, const char *where,
-                          const key_row **row) {
-  *row = keys_find(t, name);
+static ch_status find_row(const ch_key_table *t, const char *name, int section_ok, const char *where,
+                          const ch_key_row **row) {
+  *row = ch_keys_find(t, name);
   if (*row) return CH_OK;
   if (!is_section(t, name)) return unknown_key(t, name, where);
   if (section_ok) return CH_OK;
@@ -81,7 +81,7 @@ static ch_status find_row(const key_table *t, const char *name, int section_ok, 
 
 static int is_digit(char c) { return c >= '0' && c <= '9'; }
 
-static ch_status parse_int(const key_row *k, const char *v, const char *where, kval *out) {
+static ch_status parse_int(const ch_key_row *k, const char *v, const char *where, kval *out) {
   const char *p = v + (*v == '+' || *v == '-');
   int ok = is_digit(*p);
   for (; ok && *p; p++) ok = is_digit(*p);
@@ -95,7 +95,7 @@ static ch_status parse_int(const key_row *k, const char *v, const char *where, k
   return CH_OK;
 }
 
-static ch_status parse_float(const key_row *k, const char *v, const char *where, kval *out) {
+static ch_status parse_float(const ch_key_row *k, const char *v, const char *where, kval *out) {
   char *end = NULL;
   double x = isspace((unsigned char)*v) ? 0.0 : strtod(v, &end); /* strtod skips spaces */
   if (!end || end == v || *end)
@@ -107,7 +107,7 @@ static ch_status parse_float(const key_row *k, const char *v, const char *where,
   return CH_OK;
 }
 
-static ch_status parse_bool(const key_row *k, const char *v, const char *where, kval *out) {
+static ch_status parse_bool(const ch_key_row *k, const char *v, const char *where, kval *out) {
   static const char *const yes[] = {"true", "yes", "on", "1"}, *const no[] = {"false", "no", "off", "0"};
   for (int i = 0; i < 4; i++) {
     if (!strcasecmp(v, yes[i])) return out->i = 1, CH_OK;
@@ -117,14 +117,14 @@ static ch_status parse_bool(const key_row *k, const char *v, const char *where, 
                  where, k->name, v);
 }
 
-static ch_status parse_enum(const key_row *k, const char *v, const char *where, kval *out) {
+static ch_status parse_enum(const ch_key_row *k, const char *v, const char *where, kval *out) {
   size_t n = strlen(v);
   for (const char *a = k->aliases; a && *a;) { /* "alias=choice|..." */
     size_t len = strcspn(a, "="), end = strcspn(a, "|");
     if (len == n && !strncmp(a, v, n)) {
       char target[32];
       snprintf(target, sizeof target, "%.*s", (int)(end - len - 1), a + len + 1);
-      return parse_enum(&(key_row){.name = k->name, .choices = k->choices}, target, where, out);
+      return parse_enum(&(ch_key_row){.name = k->name, .choices = k->choices}, target, where, out);
     }
     a += end + (a[end] == '|');
   }
@@ -139,17 +139,17 @@ static ch_status parse_enum(const key_row *k, const char *v, const char *where, 
   return CH_FAIL(CH_ERR_CONFIG, "%s: %s: '%.80s' is not one of %s", where, k->name, v, k->choices);
 }
 
-static ch_status parse_value(const key_row *k, const char *v, int quoted, const char *where,
+static ch_status parse_value(const ch_key_row *k, const char *v, int quoted, const char *where,
                              kval *out) {
   memset(out, 0, sizeof *out);
   if (ch_yaml_is_null(v, quoted))
     return CH_FAIL(CH_ERR_CONFIG, "%s: %s: missing value", where, k->name);
   switch (k->type) {
-    case KT_INT: return parse_int(k, v, where, out);
-    case KT_FLOAT: return parse_float(k, v, where, out);
-    case KT_BOOL: return parse_bool(k, v, where, out);
-    case KT_ENUM: return parse_enum(k, v, where, out);
-    case KT_STRING: out->s = v; return CH_OK;
+    case CH_KEY_INT: return parse_int(k, v, where, out);
+    case CH_KEY_FLOAT: return parse_float(k, v, where, out);
+    case CH_KEY_BOOL: return parse_bool(k, v, where, out);
+    case CH_KEY_ENUM: return parse_enum(k, v, where, out);
+    case CH_KEY_STRING: out->s = v; return CH_OK;
   }
   return CH_FAIL(CH_ERR_INTERNAL, "%s: bad key type", k->name);
 }
@@ -162,9 +162,9 @@ static int n_choices(const char *choices) {
   return n;
 }
 
-static ch_status check_value(const key_row *k, const kval *v, const char *where) {
+static ch_status check_value(const ch_key_row *k, const kval *v, const char *where) {
   switch (k->type) {
-    case KT_INT: {
+    case CH_KEY_INT: {
       int64_t hi = k->size == sizeof(int) && k->imax > INT_MAX ? INT_MAX : k->imax;
       if (v->i < k->imin)
         return CH_FAIL(CH_ERR_CONFIG, "%s: %s: must be >= %" PRId64 ", got %" PRId64, where,
@@ -174,28 +174,28 @@ static ch_status check_value(const key_row *k, const kval *v, const char *where)
                        k->name, hi, v->i);
       return CH_OK;
     }
-    case KT_FLOAT: {
+    case CH_KEY_FLOAT: {
       double x = v->f;
-      int lo_bad = (k->open & KEY_LO_OPEN) ? !(x > k->fmin) : !(x >= k->fmin);
-      int hi_bad = (k->open & KEY_HI_OPEN) ? !(x < k->fmax) : !(x <= k->fmax);
+      int lo_bad = (k->open & CH_KEY_LO_OPEN) ? !(x > k->fmin) : !(x >= k->fmin);
+      int hi_bad = (k->open & CH_KEY_HI_OPEN) ? !(x < k->fmax) : !(x <= k->fmax);
       if (!isfinite(x) || lo_bad || hi_bad) {
         if (isinf(k->fmax))
           return CH_FAIL(CH_ERR_CONFIG, "%s: %s: must be %s %g, got %g", where, k->name,
-                         (k->open & KEY_LO_OPEN) ? ">" : ">=", k->fmin, x);
+                         (k->open & CH_KEY_LO_OPEN) ? ">" : ">=", k->fmin, x);
         return CH_FAIL(CH_ERR_CONFIG, "%s: %s: must be in %c%g, %g%c, got %g", where, k->name,
-                       (k->open & KEY_LO_OPEN) ? '(' : '[', k->fmin, k->fmax,
-                       (k->open & KEY_HI_OPEN) ? ')' : ']', x);
+                       (k->open & CH_KEY_LO_OPEN) ? '(' : '[', k->fmin, k->fmax,
+                       (k->open & CH_KEY_HI_OPEN) ? ')' : ']', x);
       }
       return CH_OK;
     }
-    case KT_BOOL:
-    case KT_ENUM: {
-      int64_t n = k->type == KT_BOOL ? 2 : n_choices(k->choices);
+    case CH_KEY_BOOL:
+    case CH_KEY_ENUM: {
+      int64_t n = k->type == CH_KEY_BOOL ? 2 : n_choices(k->choices);
       if (v->i < 0 || v->i >= n)
         return CH_FAIL(CH_ERR_CONFIG, "%s: %s: invalid value %" PRId64, where, k->name, v->i);
       return CH_OK;
     }
-    case KT_STRING:
+    case CH_KEY_STRING:
       /* Empty means "derived from another key" for string keys whose default is empty. */
       if (!v->s[0] && k->dflt[0])
         return CH_FAIL(CH_ERR_CONFIG, "%s: %s: must not be empty", where, k->name);
@@ -207,11 +207,11 @@ static ch_status check_value(const key_row *k, const kval *v, const char *where)
   return CH_FAIL(CH_ERR_INTERNAL, "%s: bad key type", k->name);
 }
 
-static void store(void *base, const key_row *k, const kval *v) {
+static void store(void *base, const ch_key_row *k, const kval *v) {
   char *p = (char *)base + k->offset;
   switch (k->type) {
-    case KT_FLOAT: *(double *)p = v->f; break;
-    case KT_STRING:
+    case CH_KEY_FLOAT: *(double *)p = v->f; break;
+    case CH_KEY_STRING:
       memset(p, 0, k->size); /* whole buffer, so equal configs compare equal with memcmp */
       memcpy(p, v->s, strlen(v->s));
       break;
@@ -222,18 +222,18 @@ static void store(void *base, const key_row *k, const kval *v) {
 }
 
 /* Reads a field back. A string without a terminator inside its buffer reads as "". */
-static kval fetch(const void *base, const key_row *k) {
+static kval fetch(const void *base, const ch_key_row *k) {
   const char *p = (const char *)base + k->offset;
   kval v = {0, 0, ""};
   switch (k->type) {
-    case KT_FLOAT: v.f = *(const double *)p; break;
-    case KT_STRING: if (memchr(p, '\0', k->size)) v.s = p; break;
+    case CH_KEY_FLOAT: v.f = *(const double *)p; break;
+    case CH_KEY_STRING: if (memchr(p, '\0', k->size)) v.s = p; break;
     default: v.i = k->size == sizeof(int64_t) ? *(const int64_t *)p : *(const int *)p;
   }
   return v;
 }
 
-static ch_status set_text(void *base, const key_row *k, const char *text, int quoted,
+static ch_status set_text(void *base, const ch_key_row *k, const char *text, int quoted,
                           const char *where) {
   kval v;
   CH_CHECK(parse_value(k, text, quoted, where, &v));
@@ -243,24 +243,24 @@ static ch_status set_text(void *base, const key_row *k, const char *text, int qu
 }
 
 /* Index of the first broken cross-key rule, or -1. */
-static int broken_rule(const key_table *t, const void *base) {
+static int broken_rule(const ch_key_table *t, const void *base) {
   for (int r = 0; r < t->nrules; r++) {
-    const key_row *a = keys_find(t, t->rules[r].lo), *b = keys_find(t, t->rules[r].hi);
+    const ch_key_row *a = ch_keys_find(t, t->rules[r].lo), *b = ch_keys_find(t, t->rules[r].hi);
     kval va = fetch(base, a), vb = fetch(base, b);
-    int bad = (a->type == KT_INT && b->type == KT_INT)
+    int bad = (a->type == CH_KEY_INT && b->type == CH_KEY_INT)
                   ? va.i > vb.i
-                  : (a->type == KT_INT ? (double)va.i : va.f) > (b->type == KT_INT ? (double)vb.i : vb.f);
+                  : (a->type == CH_KEY_INT ? (double)va.i : va.f) > (b->type == CH_KEY_INT ? (double)vb.i : vb.f);
     if (bad) return r;
   }
   return -1;
 }
 
-static ch_status rule_error(const key_table *t, const void *base, int r, const char *where) {
-  const key_row *a = keys_find(t, t->rules[r].lo), *b = keys_find(t, t->rules[r].hi);
+static ch_status rule_error(const ch_key_table *t, const void *base, int r, const char *where) {
+  const ch_key_row *a = ch_keys_find(t, t->rules[r].lo), *b = ch_keys_find(t, t->rules[r].hi);
   kval va = fetch(base, a), vb = fetch(base, b);
   return CH_FAIL(CH_ERR_CONFIG, "%s: %s (%g) must be <= %s (%g)", where, a->name,
-                 a->type == KT_INT ? (double)va.i : va.f, b->name,
-                 b->type == KT_INT ? (double)vb.i : vb.f);
+                 a->type == CH_KEY_INT ? (double)va.i : va.f, b->name,
+                 b->type == CH_KEY_INT ? (double)vb.i : vb.f);
 }
 static ch_status read_file(const char *path, char **text, size_t *len) {
   FILE *f = fopen(path, "rb");
@@ -298,7 +298,7 @@ static void origin_text(origin o, const char *path, const char *const *ovr, char
   else snprintf(buf, n, "defaults");
 }
 
-static ch_status apply_text(const key_table *t, void *base, const char *text, size_t len,
+static ch_status apply_text(const ch_key_table *t, void *base, const char *text, size_t len,
                             const char *path, origin *origins) {
   char where[CH_PATH_MAX + 32];
   ch_yaml_flat flat = {0};
@@ -306,7 +306,7 @@ static ch_status apply_text(const key_table *t, void *base, const char *text, si
   CH_CHECK_GOTO(ch_yaml_flatten(text, len, path, &flat), st, done);
   for (size_t i = 0; i < flat.n; i++) {
     const ch_yaml_entry *e = &flat.entries[i];
-    const key_row *k;
+    const ch_key_row *k;
     snprintf(where, sizeof where, "%s:%d", path, e->line);
     int section_ok = !e->value || ch_yaml_is_null(e->value, e->quoted);
     CH_CHECK_GOTO(find_row(t, e->key, section_ok, where, &k), st, done);
@@ -337,14 +337,14 @@ static int open_sections(FILE *out, const char *prev, const char *key) {
   return depth;
 }
 
-static void write_value(FILE *out, const key_row *k, const kval *v) {
+static void write_value(FILE *out, const ch_key_row *k, const kval *v) {
   char buf[64];
   switch (k->type) {
-    case KT_INT: fprintf(out, "%" PRId64, v->i); break;
-    case KT_FLOAT: ch_yaml_format_double(v->f, buf, sizeof buf); fputs(buf, out); break;
-    case KT_BOOL: fputs(v->i ? "true" : "false", out); break;
-    case KT_STRING: ch_yaml_write_string(out, v->s); break;
-    case KT_ENUM: {
+    case CH_KEY_INT: fprintf(out, "%" PRId64, v->i); break;
+    case CH_KEY_FLOAT: ch_yaml_format_double(v->f, buf, sizeof buf); fputs(buf, out); break;
+    case CH_KEY_BOOL: fputs(v->i ? "true" : "false", out); break;
+    case CH_KEY_STRING: ch_yaml_write_string(out, v->s); break;
+    case CH_KEY_ENUM: {
       const char *c = k->choices;
       for (int64_t i = 0; i < v->i && c; i++) c = strchr(c, '|'), c = c ? c + 1 : NULL;
       if (c && v->i >= 0) fprintf(out, "%.*s", (int)strcspn(c, "|"), c);
@@ -357,7 +357,7 @@ static void write_value(FILE *out, const key_row *k, const kval *v) {
 
 /* ---- public ---------------------------------------------------------------------------- */
 
-void keys_defaults(const key_table *t, void *base) {
+void ch_keys_defaults(const ch_key_table *t, void *base) {
   /* The table's defaults are checked by tests/config; a bad one would leave the field as is. */
   for (int i = 0; i < t->nrows; i++) {
     kval v;
@@ -366,10 +366,10 @@ void keys_defaults(const key_table *t, void *base) {
   }
 }
 
-ch_status keys_set(const key_table *t, void *base, const char *assignment, const char *origin,
-                   const key_row **row) {
+ch_status ch_keys_set(const ch_key_table *t, void *base, const char *assignment, const char *origin,
+                   const ch_key_row **row) {
   char where[320], key[128], name[480];
-  const key_row *k = NULL;
+  const ch_key_row *k = NULL;
   if (row) *row = NULL;
   if (origin) snprintf(where, sizeof where, "%s", origin);
   else snprintf(where, sizeof where, "override '%.280s'", assignment);
@@ -395,16 +395,16 @@ ch_status keys_set(const key_table *t, void *base, const char *assignment, const
   return st;
 }
 
-ch_status keys_set_text(const key_table *t, void *base, const char *key, const char *value,
+ch_status ch_keys_set_text(const ch_key_table *t, void *base, const char *key, const char *value,
                         const char *origin) {
-  const key_row *k;
+  const ch_key_row *k;
   CH_CHECK(find_row(t, key, 0, origin, &k));
   /* quoted: a flag's argument is a string as written ("null" is a name, not YAML's null) */
   CH_CHECK(set_text(base, k, value, 1, origin));
   return CH_OK;
 }
 
-ch_status keys_validate(const key_table *t, const void *base) {
+ch_status ch_keys_validate(const ch_key_table *t, const void *base) {
   for (int i = 0; i < t->nrows; i++) {
     kval v = fetch(base, &t->rows[i]);
     CH_CHECK(check_value(&t->rows[i], &v, "config"));
@@ -414,10 +414,10 @@ ch_status keys_validate(const key_table *t, const void *base) {
   return CH_OK;
 }
 
-ch_status keys_load_text(const key_table *t, void *base, const char *text, size_t len,
+ch_status ch_keys_load_text(const ch_key_table *t, void *base, const char *text, size_t len,
                          const char *name, const char *const *overrides, int noverrides) {
   if (noverrides < 0 || (noverrides > 0 && !overrides))
-    return CH_FAIL(CH_ERR_INVALID, "keys_load_text: bad override list");
+    return CH_FAIL(CH_ERR_INVALID, "ch_keys_load_text: bad override list");
   void *tmp = malloc(t->struct_size);
   origin *origins = malloc(sizeof(origin) * (size_t)t->nrows);
   ch_status st = CH_OK;
@@ -429,14 +429,14 @@ ch_status keys_load_text(const key_table *t, void *base, const char *text, size_
   for (int i = 0; i < t->nrows; i++) origins[i] = (origin){0, -1};
   if (text) CH_CHECK_GOTO(apply_text(t, tmp, text, len, name, origins), st, done);
   for (int i = 0; i < noverrides; i++) {
-    const key_row *k;
-    CH_CHECK_GOTO(keys_set(t, tmp, overrides[i], NULL, &k), st, done);
+    const ch_key_row *k;
+    CH_CHECK_GOTO(ch_keys_set(t, tmp, overrides[i], NULL, &k), st, done);
     origins[k - t->rows].override = i;
   }
   int r = broken_rule(t, tmp);
   if (r >= 0) {
-    origin a = origins[keys_find(t, t->rules[r].lo) - t->rows];
-    origin b = origins[keys_find(t, t->rules[r].hi) - t->rows];
+    origin a = origins[ch_keys_find(t, t->rules[r].lo) - t->rows];
+    origin b = origins[ch_keys_find(t, t->rules[r].hi) - t->rows];
     char where[CH_PATH_MAX + 32];
     origin_text(origin_rank(a) >= origin_rank(b) ? a : b, name, overrides, where, sizeof where);
     st = rule_error(t, tmp, r, where);
@@ -449,24 +449,24 @@ done:
   return st;
 }
 
-ch_status keys_load_file(const key_table *t, void *base, const char *path,
+ch_status ch_keys_load_file(const ch_key_table *t, void *base, const char *path,
                          const char *const *overrides, int noverrides) {
   char *text = NULL;
   size_t len = 0;
   if (path) CH_CHECK(read_file(path, &text, &len));
-  ch_status st = keys_load_text(t, base, text, len, path, overrides, noverrides);
+  ch_status st = ch_keys_load_text(t, base, text, len, path, overrides, noverrides);
   free(text);
   return st;
 }
 
-char *keys_to_yaml(const key_table *t, const void *base) {
+char *ch_keys_to_yaml(const ch_key_table *t, const void *base) {
   char *text = NULL;
   size_t len = 0;
   FILE *out = open_memstream(&text, &len);
   if (!out) return NULL;
   fprintf(out, "# %s\n", t->title);
   for (int i = 0; i < t->nrows; i++) {
-    const key_row *k = &t->rows[i];
+    const ch_key_row *k = &t->rows[i];
     int depth = open_sections(out, i ? t->rows[i - 1].name : NULL, k->name);
     long start = ftell(out);
     fprintf(out, "%*s%s: ", 2 * depth, "", strrchr(k->name, '.') + 1);

@@ -11,19 +11,19 @@
 #include <string.h>
 
 #include "cohort/fs.h"
-#include "runtime/keys.h"
+#include "cohort/keys.h"
 
 #define FIELD(f) offsetof(ch_config, f), sizeof(((ch_config *)0)->f)
-#define K_INT_MAX(k, f, d, lo, hi, h) {k, KT_INT, FIELD(f), d, NULL, lo, hi, 0, 0, 0, h, NULL}
+#define K_INT_MAX(k, f, d, lo, hi, h) {k, CH_KEY_INT, FIELD(f), d, NULL, lo, hi, 0, 0, 0, h, NULL}
 #define K_INT(k, f, d, lo, h) K_INT_MAX(k, f, d, lo, INT64_MAX, h)
-#define K_FLOAT(k, f, d, lo, hi, op, h) {k, KT_FLOAT, FIELD(f), d, NULL, 0, 0, lo, hi, op, h, NULL}
-#define K_BOOL(k, f, d, h) {k, KT_BOOL, FIELD(f), d, NULL, 0, 0, 0, 0, 0, h, NULL}
-#define K_ENUM(k, f, d, c, h) {k, KT_ENUM, FIELD(f), d, c, 0, 0, 0, 0, 0, h, NULL}
-#define K_ENUM_ALIAS(k, f, d, c, a, h) {k, KT_ENUM, FIELD(f), d, c, 0, 0, 0, 0, 0, h, a}
-#define K_STR(k, f, d, h) {k, KT_STRING, FIELD(f), d, NULL, 0, 0, 0, 0, 0, h, NULL}
+#define K_FLOAT(k, f, d, lo, hi, op, h) {k, CH_KEY_FLOAT, FIELD(f), d, NULL, 0, 0, lo, hi, op, h, NULL}
+#define K_BOOL(k, f, d, h) {k, CH_KEY_BOOL, FIELD(f), d, NULL, 0, 0, 0, 0, 0, h, NULL}
+#define K_ENUM(k, f, d, c, h) {k, CH_KEY_ENUM, FIELD(f), d, c, 0, 0, 0, 0, 0, h, NULL}
+#define K_ENUM_ALIAS(k, f, d, c, a, h) {k, CH_KEY_ENUM, FIELD(f), d, c, 0, 0, 0, 0, 0, h, a}
+#define K_STR(k, f, d, h) {k, CH_KEY_STRING, FIELD(f), d, NULL, 0, 0, 0, 0, 0, h, NULL}
 
 /* Keys of one section must be contiguous: the YAML dump opens each section once. */
-static const key_row k_keys[] = {
+static const ch_key_row k_keys[] = {
   K_ENUM("model.type", model.type, "mlp", "mlp|gpt", "model family"),
   K_INT("model.depth", model.depth, "2", 0, "hidden layers (MLP)"),
   K_INT("model.hidden", model.hidden, "128", 1, "hidden width (MLP)"),
@@ -36,12 +36,12 @@ static const key_row k_keys[] = {
         "vocabulary (GPT); 0 = the dataset's, else >= the dataset's"),
   K_STR("data.path", data.path, "examples/digits/digits.h5", "HDF5 file made by `cohort data`"),
   K_ENUM("optim.type", optim.type, "adamw", "sgd|adamw", "optimizer"),
-  K_FLOAT("optim.lr", optim.lr, "1e-3", 0, INFINITY, KEY_LO_OPEN, "peak learning rate"),
+  K_FLOAT("optim.lr", optim.lr, "1e-3", 0, INFINITY, CH_KEY_LO_OPEN, "peak learning rate"),
   K_FLOAT("optim.weight_decay", optim.weight_decay, "0.0", 0, INFINITY, 0, "weight decay"),
-  K_FLOAT("optim.momentum", optim.momentum, "0.9", 0, 1, KEY_HI_OPEN, "SGD momentum"),
-  K_FLOAT("optim.beta1", optim.beta1, "0.9", 0, 1, KEY_HI_OPEN, "AdamW first-moment decay"),
-  K_FLOAT("optim.beta2", optim.beta2, "0.999", 0, 1, KEY_HI_OPEN, "AdamW second-moment decay"),
-  K_FLOAT("optim.eps", optim.eps, "1e-8", 0, INFINITY, KEY_LO_OPEN, "AdamW denominator epsilon"),
+  K_FLOAT("optim.momentum", optim.momentum, "0.9", 0, 1, CH_KEY_HI_OPEN, "SGD momentum"),
+  K_FLOAT("optim.beta1", optim.beta1, "0.9", 0, 1, CH_KEY_HI_OPEN, "AdamW first-moment decay"),
+  K_FLOAT("optim.beta2", optim.beta2, "0.999", 0, 1, CH_KEY_HI_OPEN, "AdamW second-moment decay"),
+  K_FLOAT("optim.eps", optim.eps, "1e-8", 0, INFINITY, CH_KEY_LO_OPEN, "AdamW denominator epsilon"),
   K_FLOAT("optim.grad_clip", optim.grad_clip, "0", 0, INFINITY, 0,
           "max global gradient L2 norm; 0 = off"),
   K_ENUM("optim.schedule", optim.schedule, "constant", "constant|cosine",
@@ -57,9 +57,9 @@ static const key_row k_keys[] = {
   K_INT("train.eval_every", train.eval_every, "0", 0, "evaluate every N steps; 0 = at the end"),
   K_ENUM_ALIAS("parallel.strategy", parallel.strategy, "ddp", "ddp|zero1|zero2|zero3", "fsdp=zero3",
                "data-parallel strategy: replicated (ddp) or ZeRO stage 1/2/3 sharded (fsdp = zero3)"),
-  K_FLOAT("parallel.bucket_mb", parallel.bucket_mb, "25", 0, INFINITY, KEY_LO_OPEN,
+  K_FLOAT("parallel.bucket_mb", parallel.bucket_mb, "25", 0, INFINITY, CH_KEY_LO_OPEN,
           "DDP gradient bucket size, MiB"),
-  K_FLOAT("parallel.first_bucket_mb", parallel.first_bucket_mb, "1", 0, INFINITY, KEY_LO_OPEN,
+  K_FLOAT("parallel.first_bucket_mb", parallel.first_bucket_mb, "1", 0, INFINITY, CH_KEY_LO_OPEN,
           "first bucket size, MiB (small: communication starts early)"),
   K_BOOL("parallel.overlap", parallel.overlap, "true", "allreduce buckets during backward"),
   K_BOOL("parallel.reshard_after_forward", parallel.reshard_after_forward, "true",
@@ -91,17 +91,17 @@ static const key_row k_keys[] = {
         "how long a V2 batch may wait to fill, microseconds"),
   K_INT_MAX("serve.max_queue_size", serve.opts.max_queue_size, "256", 1, 1 << 20,
             "waiting requests before 503"),
-  K_FLOAT("serve.timeout", serve.opts.request_timeout, "60", 0, INFINITY, KEY_LO_OPEN,
+  K_FLOAT("serve.timeout", serve.opts.request_timeout, "60", 0, INFINITY, CH_KEY_LO_OPEN,
           "seconds a request may take before 504"),
 };
 
 /* Cross-key rules, checked after all overrides: value(lo) <= value(hi). */
-static const key_rule k_rules[] = {
+static const ch_key_rule k_rules[] = {
   {"optim.min_lr", "optim.lr"},
   {"optim.warmup_steps", "train.steps"},
 };
 
-static const key_table k_table = {
+static const ch_key_table k_table = {
   k_keys, (int)(sizeof k_keys / sizeof k_keys[0]), k_rules, (int)(sizeof k_rules / sizeof k_rules[0]),
   sizeof(ch_config), "cohort run configuration",
 };
@@ -109,23 +109,23 @@ static const key_table k_table = {
 void ch_config_defaults(ch_config *cfg) {
   memset(cfg, 0, sizeof *cfg); /* whole struct, so equal configs compare equal with memcmp */
   ch_serve_opts_default(&cfg->serve.opts); /* the options that are flags, not keys */
-  keys_defaults(&k_table, cfg);
+  ch_keys_defaults(&k_table, cfg);
 }
 
 ch_status ch_config_set(ch_config *cfg, const char *assignment, const char *origin) {
-  CH_CHECK(keys_set(&k_table, cfg, assignment, origin, NULL));
+  CH_CHECK(ch_keys_set(&k_table, cfg, assignment, origin, NULL));
   return CH_OK;
 }
 
 ch_status ch_config_validate(const ch_config *cfg) {
-  CH_CHECK(keys_validate(&k_table, cfg));
+  CH_CHECK(ch_keys_validate(&k_table, cfg));
   return CH_OK;
 }
 
 ch_status ch_config_load_text(const char *text, const char *name, ch_config *cfg) {
   ch_config tmp;
   ch_config_defaults(&tmp);
-  CH_CHECK(keys_load_text(&k_table, &tmp, text, strlen(text), name, NULL, 0));
+  CH_CHECK(ch_keys_load_text(&k_table, &tmp, text, strlen(text), name, NULL, 0));
   CH_CHECK(ch_config_validate(&tmp));
   *cfg = tmp;
   return CH_OK;
@@ -135,12 +135,12 @@ ch_status ch_config_load(const char *path, const char *const *overrides, int nov
                          ch_config *cfg) {
   ch_config tmp;
   ch_config_defaults(&tmp);
-  CH_CHECK(keys_load_file(&k_table, &tmp, path, overrides, noverrides));
+  CH_CHECK(ch_keys_load_file(&k_table, &tmp, path, overrides, noverrides));
   *cfg = tmp;
   return CH_OK;
 }
 
-char *ch_config_to_yaml(const ch_config *cfg) { return keys_to_yaml(&k_table, cfg); }
+char *ch_config_to_yaml(const ch_config *cfg) { return ch_keys_to_yaml(&k_table, cfg); }
 
 ch_status ch_config_write(const ch_config *cfg, const char *path) {
   char *text = ch_config_to_yaml(cfg);
@@ -172,9 +172,9 @@ ch_status ch_config_set_serve_flag(ch_config *cfg, const char *flag, const char 
   const char *name = flag + strspn(flag, "-");
   int n = snprintf(key, sizeof key, "serve.%s", name);
   for (char *c = key; n > 0 && n < (int)sizeof key && *c; c++) *c = *c == '-' ? '_' : *c;
-  const key_row *row = n > 0 && n < (int)sizeof key ? keys_find(&k_table, key) : NULL;
+  const ch_key_row *row = n > 0 && n < (int)sizeof key ? ch_keys_find(&k_table, key) : NULL;
   if (!row || !strcmp(key, "serve.after"))
     return CH_FAIL(CH_ERR_CONFIG, "%s: unknown option", flag);
-  CH_CHECK(keys_set_text(&k_table, cfg, key, value, flag));
+  CH_CHECK(ch_keys_set_text(&k_table, cfg, key, value, flag));
   return CH_OK;
 }
