@@ -41,7 +41,7 @@ static size_t largest_units(const ch_layout *l, int k) {
 static size_t comm_bound(const ch_parallel_cfg *pc, const ch_layout *l, int strategy, int accum,
                          size_t S) {
   const size_t f = sizeof(float);
-  const size_t view_slack = (size_t)l->nunits * 2 * ch_dp_view_granule(l);
+  const size_t view_slack = (size_t)l->nunits * 2 * dp_view_granule(l);
   if (strategy == CH_STRATEGY_DDP) return 0;
   if (strategy == CH_STRATEGY_ZERO1) return S * f;
   size_t b = f * largest_units(l, 4) + view_slack + (accum > 1 ? S * f : 0);
