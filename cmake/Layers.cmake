@@ -158,7 +158,9 @@ foreach(layer ${COHORT_LAYERS})
   # keeps a scalar errno path that stops the optimizer loops from vectorising.
   # -ffp-contract=off: no implicit a*b+c -> fma, so the AVX-512, AVX2 and baseline clones of a
   # loop (kernels/cpu/simd.h) round identically and results do not depend on the CPU.
-  target_compile_options(cohort_${layer} PRIVATE -fno-math-errno -ffp-contract=off)
+  # -fvisibility=hidden: only functions marked CH_API (the public headers) leave libcohort.
+  target_compile_options(cohort_${layer} PRIVATE -fno-math-errno -ffp-contract=off
+                         -fvisibility=hidden)
   target_link_libraries(cohort_${layer} PRIVATE ${COHORT_LAYER_DEPS})
   list(APPEND COHORT_LAYER_OBJECTS $<TARGET_OBJECTS:cohort_${layer}>)
 

@@ -44,7 +44,7 @@ typedef struct ch_config {
 
 /* Fills `cfg` with every key's default (and the serve options that are not keys with
  * ch_serve_opts_default's). */
-void ch_config_defaults(ch_config *cfg);
+CH_API void ch_config_defaults(ch_config *cfg);
 
 /* Loads `path` (YAML, nested mappings of scalars; NULL: no file) over the defaults, then applies
  * `noverrides` "key.sub=value" strings in order, then checks cross-key rules. On error returns CH_ERR_CONFIG
@@ -52,42 +52,42 @@ void ch_config_defaults(ch_config *cfg);
  * "configs/x.yaml:7: optim.lr: expected a number, got 'fast'" or
  * "configs/x.yaml:3: unknown key 'optim.lrr'" or "override 'train.steps=-1': train.steps: must be
  * >= 1". `cfg` is written only on success. */
-ch_status ch_config_load(const char *path, const char *const *overrides, int noverrides,
+CH_API ch_status ch_config_load(const char *path, const char *const *overrides, int noverrides,
                          ch_config *cfg);
 
 /* As ch_config_load for YAML `text` held in memory (a checkpoint's stored config); `name`
  * stands for the file in messages. */
-ch_status ch_config_load_text(const char *text, const char *name, ch_config *cfg);
+CH_API ch_status ch_config_load_text(const char *text, const char *name, ch_config *cfg);
 
 /* Applies one "key.sub=value" override (value parsed as a YAML scalar) to `cfg`. `origin` prefixes
  * error messages; NULL means "override '<assignment>'". Checks the key's own range but not the
  * cross-key rules (ch_config_load / ch_config_validate do). Errors: CH_ERR_CONFIG (no '=',
  * unknown key, a section, bad value); `cfg` is unchanged on error. */
-ch_status ch_config_set(ch_config *cfg, const char *assignment, const char *origin);
+CH_API ch_status ch_config_set(ch_config *cfg, const char *assignment, const char *origin);
 
 /* Checks every field of `cfg` against its key's range and the cross-key rules
  * (optim.min_lr <= optim.lr, optim.warmup_steps <= train.steps), e.g. for a config built in
  * code. Errors: CH_ERR_CONFIG naming the key ("config: train.steps: must be >= 1, got 0"). */
-ch_status ch_config_validate(const ch_config *cfg);
+CH_API ch_status ch_config_validate(const ch_config *cfg);
 
 /* The resolved config as YAML text (every key, nested), malloc'ed; NULL on allocation failure. */
-char *ch_config_to_yaml(const ch_config *cfg);
+CH_API char *ch_config_to_yaml(const ch_config *cfg);
 
 /* Writes ch_config_to_yaml to `path` atomically: `path`.tmp, fsync, rename, fsync of the
  * directory. Errors: CH_ERR_IO naming the file (the temporary file is removed), CH_ERR_NOMEM. */
-ch_status ch_config_write(const ch_config *cfg, const char *path);
+CH_API ch_status ch_config_write(const ch_config *cfg, const char *path);
 
 /* ---- The layers' views of a config -------------------------------------------------------- */
 
 /* cfg->optim with total_steps = train.steps (the cosine schedule's end). */
-ch_optim_cfg ch_config_optim(const ch_config *cfg);
+CH_API ch_optim_cfg ch_config_optim(const ch_config *cfg);
 
 /* The checkpoint settings, with the directory resolved (run.checkpoint.dir, or
  * <run.dir>/checkpoints). */
-ch_ckpt_cfg ch_config_ckpt(const ch_config *cfg);
+CH_API ch_ckpt_cfg ch_config_ckpt(const ch_config *cfg);
 
 /* Applies the option `flag` ("--max-batch-size") of `cohort serve` with argument `value` to
  * cfg->serve.opts through the row of the matching serve.* key (serve.max_batch_size), so that
  * flags and YAML keys share names, ranges and messages ("--max-batch-size: serve.max_batch_size:
  * must be <= 4096, got 5000"). Errors: CH_ERR_CONFIG (also for a flag with no serve.* key). */
-ch_status ch_config_set_serve_flag(ch_config *cfg, const char *flag, const char *value);
+CH_API ch_status ch_config_set_serve_flag(ch_config *cfg, const char *flag, const char *value);

@@ -42,34 +42,34 @@ typedef struct ch_key_table {
 } ch_key_table;
 
 /* The row named `name`, or NULL. */
-const ch_key_row *ch_keys_find(const ch_key_table *t, const char *name);
+CH_API const ch_key_row *ch_keys_find(const ch_key_table *t, const char *name);
 
 /* Writes every row's default into `base` (other bytes untouched). */
-void ch_keys_defaults(const ch_key_table *t, void *base);
+CH_API void ch_keys_defaults(const ch_key_table *t, void *base);
 
 /* Applies one "key.sub=value" assignment (value parsed as a YAML scalar). `origin` prefixes
  * messages; NULL means "override '<assignment>'". Checks the row's range, not the rules.
  * *row (may be NULL) gets the row set. `base` is unchanged on error (CH_ERR_CONFIG). */
-ch_status ch_keys_set(const ch_key_table *t, void *base, const char *assignment, const char *origin,
+CH_API ch_status ch_keys_set(const ch_key_table *t, void *base, const char *assignment, const char *origin,
                    const ch_key_row **row);
 
 /* Sets `key` from the plain text `value` (not YAML: taken as written, e.g. a command-line flag's
  * argument) with the row's parsing, range and messages, prefixed by `origin`. */
-ch_status ch_keys_set_text(const ch_key_table *t, void *base, const char *key, const char *value,
+CH_API ch_status ch_keys_set_text(const ch_key_table *t, void *base, const char *key, const char *value,
                         const char *origin);
 
 /* Checks every field of `base` against its row and the rules; messages start with "config". */
-ch_status ch_keys_validate(const ch_key_table *t, const void *base);
+CH_API ch_status ch_keys_validate(const ch_key_table *t, const void *base);
 
 /* Loads YAML `text` (`name` stands for the file in messages; NULL text: none) over what `base`
  * holds, then `noverrides` assignments in order, then checks the rules (naming the later of the
  * two settings). `base` is written only on success. Errors: CH_ERR_CONFIG, CH_ERR_NOMEM. */
-ch_status ch_keys_load_text(const ch_key_table *t, void *base, const char *text, size_t len,
+CH_API ch_status ch_keys_load_text(const ch_key_table *t, void *base, const char *text, size_t len,
                          const char *name, const char *const *overrides, int noverrides);
 
 /* As ch_keys_load_text with the file at `path` (NULL: no file). Errors: also CH_ERR_IO. */
-ch_status ch_keys_load_file(const ch_key_table *t, void *base, const char *path,
+CH_API ch_status ch_keys_load_file(const ch_key_table *t, void *base, const char *path,
                          const char *const *overrides, int noverrides);
 
 /* `base` as YAML text (every key, nested, with its help), malloc'ed; NULL on allocation failure. */
-char *ch_keys_to_yaml(const ch_key_table *t, const void *base);
+CH_API char *ch_keys_to_yaml(const ch_key_table *t, const void *base);

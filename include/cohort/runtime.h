@@ -29,18 +29,18 @@ typedef struct ch_runtime_opts {
  * threads, and fills `*out` (the process-wide context, also returned by ch_runtime_get). `opts`
  * may be NULL for defaults. Call once, before any other cohort function. Errors: CH_ERR_MPI,
  * CH_ERR_UNSUPPORTED. */
-ch_status ch_runtime_init(int *argc, char ***argv, const ch_runtime_opts *opts, ch_runtime **out);
+CH_API ch_status ch_runtime_init(int *argc, char ***argv, const ch_runtime_opts *opts, ch_runtime **out);
 
 /* The context made by ch_runtime_init, or NULL before it. */
-ch_runtime *ch_runtime_get(void);
+CH_API ch_runtime *ch_runtime_get(void);
 
 /* Stops the collective watchdog if it runs, frees the communicators and finalises MPI. */
-void ch_runtime_finalize(void);
+CH_API void ch_runtime_finalize(void);
 
 /* Ends the whole job: prints "[cohort rR] fatal on rank R (host): <status>: <message>: <error
  * trace>" to stderr, then MPI_Abort. For unrecoverable failures (a collective failed, a rank must
  * not continue alone). */
-_Noreturn void ch_runtime_fatal(ch_status s, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+CH_API _Noreturn void ch_runtime_fatal(ch_status s, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
 /* Seconds on a monotonic clock. */
-double ch_time(void);
+CH_API double ch_time(void);

@@ -28,17 +28,17 @@ typedef struct ch_serve_opts {
 
 /* Defaults: 127.0.0.1:8000, batch 8, delay 2000 us, queue 256, timeout 60 s, body 16 MiB,
  * 256 connections. */
-void ch_serve_opts_default(ch_serve_opts *o);
+CH_API void ch_serve_opts_default(ch_serve_opts *o);
 
 /* Serves the checkpoint at `path` (a file, or a directory: its `latest`) on every rank of g:
  * each rank loads its tensor-parallel slice (hyperslabs), rank 0 listens. Returns on shutdown
  * (SIGTERM or SIGINT: stop accepting, finish what was accepted, every rank returns CH_OK).
  * Collective. Errors: loading (as ch_ckpt_load_tp), CH_ERR_IO (cannot listen). */
-ch_status ch_serve_checkpoint(const ch_group *g, const char *path, const ch_serve_opts *o);
+CH_API ch_status ch_serve_checkpoint(const ch_group *g, const char *path, const ch_serve_opts *o);
 
 /* Serves the parameters a training run holds in memory (every rank the full flat buffer laid
  * out by info's model and data shape), re-laid out into tensor-parallel slices; no file round
  * trip. `step` is the version; `ckpt_dir` is where "latest" reloads look (may be NULL).
  * Collective. */
-ch_status ch_serve_params(const ch_group *g, const ch_ckpt_model_info *info, const float *params,
+CH_API ch_status ch_serve_params(const ch_group *g, const ch_ckpt_model_info *info, const float *params,
                           int64_t step, const char *ckpt_dir, const ch_serve_opts *o);

@@ -45,7 +45,7 @@ static ch_status write_str(hid_t obj, const char *name, const char *s) {
   return st;
 }
 
-ch_status ch_ckpt_attr_write_u32(hid_t obj, const char *name, uint32_t v) {
+ch_status ckpt_attr_write_u32(hid_t obj, const char *name, uint32_t v) {
   return write_scalar(obj, name, H5T_STD_U32LE, &v);
 }
 
@@ -82,7 +82,7 @@ static ch_status write_model(hid_t file, const ch_ckpt_model_info *mi) {
   return CH_OK;
 }
 
-ch_status ch_ckpt_write_meta(hid_t file, const char *path, const ch_ckpt_meta *m) {
+ch_status ckpt_write_meta(hid_t file, const char *path, const ch_ckpt_meta *m) {
   (void)path;
   CH_CHECK(write_str(file, "format", CH_CKPT_FORMAT));
   CH_CHECK(write_i64(file, "format_version", CH_CKPT_VERSION));
@@ -121,7 +121,7 @@ static ch_status read_scalar(hid_t obj, const char *path, const char *name, hid_
   return rc < 0 ? attr_fail(path, name, "not a readable scalar") : CH_OK;
 }
 
-ch_status ch_ckpt_attr_read_u32(hid_t obj, const char *name, uint32_t *v) {
+ch_status ckpt_attr_read_u32(hid_t obj, const char *name, uint32_t *v) {
   return read_scalar(obj, "", name, H5T_NATIVE_UINT32, v);
 }
 
@@ -194,7 +194,7 @@ static ch_status read_model(hid_t file, const char *path, ch_ckpt_model_info *mi
   return CH_OK;
 }
 
-ch_status ch_ckpt_read_meta(hid_t file, const char *path, ch_ckpt_meta *m) {
+ch_status ckpt_read_meta(hid_t file, const char *path, ch_ckpt_meta *m) {
   memset(m, 0, sizeof *m);
   char format[64];
   if (H5Aexists(file, "format") <= 0)

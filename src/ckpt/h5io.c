@@ -141,7 +141,7 @@ static ch_status check_shard(const ch_layout *l, const ch_shard *own) {
 
 static ch_ckpt_io_stats g_io_stats;
 
-ch_ckpt_io_stats ch_ckpt_get_io_stats(void) { return g_io_stats; }
+ch_ckpt_io_stats ckpt_get_io_stats(void) { return g_io_stats; }
 
 /* Writes (or reads) the piece [a, b) of one dataset collectively (a == b: selects nothing). */
 static herr_t transfer(hid_t dset, hid_t dxpl, const ch_param_spec *ps, int64_t a, int64_t b,
@@ -150,7 +150,7 @@ static herr_t transfer(hid_t dset, hid_t dxpl, const ch_param_spec *ps, int64_t 
   hsize_t n = (hsize_t)(b - a);
   hid_t mspace = H5Screate_simple(1, n ? &n : (hsize_t[]){1}, NULL);
   herr_t rc = fspace < 0 || mspace < 0 ? -1 : 0;
-  if (rc == 0) rc = ch_ckpt_select_range(fspace, ps->ndim, ps->shape, a, b);
+  if (rc == 0) rc = ckpt_select_range(fspace, ps->ndim, ps->shape, a, b);
   if (rc == 0 && n == 0) rc = H5Sselect_none(mspace);
   static float dummy;
   void *buf = n ? (void *)data : &dummy;
@@ -190,14 +190,14 @@ static ch_status create_datasets(hid_t file, const char *path, const ch_layout *
   for (int i = 0; i < nbufs * l->nparams && st == CH_OK; i++) {
     const ch_param_spec *ps = &l->params[i % l->nparams];
     char name[CH_NAME_MAX + 64];
-    ch_ckpt_dataset_path(ps, bufs[i / l->nparams].kind, name, sizeof name);
+    ckpt_dataset_path(ps, bufs[i / l->nparams].kind, name, sizeof name);
     hsize_t dims[CH_MAX_DIMS];
     for (int d = 0; d < ps->ndim; d++) dims[d] = (hsize_t)ps->shape[d];
     hid_t space = H5Screate_simple(ps->ndim, dims, NULL);
     dsets[i] = H5Dcreate2(file, name, H5T_IEEE_F32LE, space, H5P_DEFAULT, dcpl, H5P_DEFAULT);
     H5Sclose(space);
     if (dsets[i] < 0) st = h5_fail(CH_ERR_IO, path, "creating dataset", name);
-    else st = ch_ckpt_attr_write_u32(dsets[i], "crc32", crc[i]);
+    else st = ckpt_attr_write_u32(dsets[i], "crc32", crc[i]);
   }
   H5Pclose(dcpl);
   return st;
@@ -242,7 +242,7 @@ ch_status ch_ckpt_write(const ch_group *g, const char *path, const ch_layout *l,
       pieces[i] = (ch_ckpt_piece){a, e - a, e > a ? crc_of(bufs[b].data + at, e - a) : 0};
       numel[i] = ch_param_numel(&l->params[p]);
     }
-  CH_CHECK_GOTO(ch_ckpt_combine_crcs(g, pieces, k, numel, crc, covered), st, free_all);
+  CH_CHECK_GOTO(ckpt_combine_crcs(g, pieces, k, numel, crc, covered), st, free_all);
   for (int i = 0; i < k; i++)
     if (!covered[i]) {
       st = CH_FAIL(CH_ERR_INVALID, "%s: the ranks' ranges do not cover %s", path,
@@ -259,7 +259,7 @@ ch_status ch_ckpt_write(const ch_group *g, const char *path, const ch_layout *l,
   if (file < 0 || dxpl < 0) {
     st = h5_fail(CH_ERR_IO, path, "cannot create the file", NULL);
   } else {
-    st = ch_ckpt_write_meta(file, path, meta);
+    st = ckpt_write_meta(file, path, meta);
     if (st == CH_OK) st = create_groups(file, path, l, nbufs > 1);
   }
   /* Metadata operations are collective, so ranks fail alike; agreeing makes sure. From here on
@@ -300,7 +300,7 @@ ch_status ch_ckpt_write(const ch_group *g, const char *path, const ch_layout *l,
     float *x = bufs[b].data + at;
     if (transfer(dsets[i], dxpl, &l->params[p], pieces[i].a, pieces[i].a + pieces[i].len, x, 1) < 0) {
       char name[CH_NAME_MAX + 64];
-      ch_ckpt_dataset_path(&l->params[p], bufs[b].kind, name, sizeof name);
+      ckpt_dataset_path(&l->params[p], bufs[b].kind, name, sizeof name);
       ch_status e = h5_fail(CH_ERR_IO, path, "writing (disk full, quota or file size limit?)", name);
       if (st == CH_OK) st = e;
     }
@@ -397,7 +397,7 @@ ch_status ch_ckpt_read(const ch_group *g, const char *path, const ch_layout *l,
   hid_t file = fapl < 0 ? -1 : H5Fopen(path, H5F_ACC_RDONLY, fapl);
   ch_watchdog_leave();
   if (file < 0 || dxpl < 0) st = h5_fail(CH_ERR_IO, path, "cannot open (missing, truncated or not HDF5)", NULL);
-  else st = ch_ckpt_read_meta(file, path, meta);
+  else st = ckpt_read_meta(file, path, meta);
   st = agree(g, st, path);
   ch_status ready = st;
   /* Open and check every dataset, then agree once: metadata is the same on every rank, so
@@ -409,10 +409,10 @@ ch_status ch_ckpt_read(const ch_group *g, const char *path, const ch_layout *l,
   for (int i = 0; i < k && ds && st == CH_OK; i++) {
     const ch_param_spec *ps = &l->params[i % l->nparams];
     char name[CH_NAME_MAX + 64];
-    ch_ckpt_dataset_path(ps, bufs[i / l->nparams].kind, name, sizeof name);
+    ckpt_dataset_path(ps, bufs[i / l->nparams].kind, name, sizeof name);
     numel[i] = ch_param_numel(ps);
     st = open_checked(file, path, name, ps, &ds[i]);
-    if (st == CH_OK) st = ch_ckpt_attr_read_u32(ds[i], "crc32", &stored[i]);
+    if (st == CH_OK) st = ckpt_attr_read_u32(ds[i], "crc32", &stored[i]);
   }
   if (ready == CH_OK) st = agree(g, st, path);
   /* Then one collective read per dataset (all k on every rank, whatever fails locally), each
@@ -436,7 +436,7 @@ ch_status ch_ckpt_read(const ch_group *g, const char *path, const ch_layout *l,
     }
     if (transfer(ds[i], dxpl, &l->params[i % l->nparams], a, e, x, 0) < 0) {
       char name[CH_NAME_MAX + 64];
-      ch_ckpt_dataset_path(&l->params[p], bufs[b].kind, name, sizeof name);
+      ckpt_dataset_path(&l->params[p], bufs[b].kind, name, sizeof name);
       ch_status e = h5_fail(CH_ERR_IO, path, "reading", name);
       if (st == CH_OK) st = e;
     }
@@ -453,10 +453,10 @@ ch_status ch_ckpt_read(const ch_group *g, const char *path, const ch_layout *l,
   if (fapl >= 0) H5Pclose(fapl);
   ch_h5_quiet_end(&q);
   st = agree(g, st, path);
-  if (st == CH_OK) st = ch_ckpt_combine_crcs(g, pieces, k, numel, crc, covered);
+  if (st == CH_OK) st = ckpt_combine_crcs(g, pieces, k, numel, crc, covered);
   for (int i = 0; i < k && st == CH_OK; i++) {
     char name[CH_NAME_MAX + 64];
-    ch_ckpt_dataset_path(&l->params[i % l->nparams], bufs[i / l->nparams].kind, name, sizeof name);
+    ckpt_dataset_path(&l->params[i % l->nparams], bufs[i / l->nparams].kind, name, sizeof name);
     if (!covered[i])
       CH_DEBUG("%s: %s read in part; checksum not verified", path, name);
     else if (crc[i] != stored[i])

@@ -137,9 +137,9 @@ ch_status ch_ckpt_open(const char *path, ch_ckpt_file *f) {
     goto done;
   }
   f->h5 = (int64_t)file;
-  CH_CHECK_GOTO(ch_ckpt_read_meta(file, path, &f->meta), st, done);
+  CH_CHECK_GOTO(ckpt_read_meta(file, path, &f->meta), st, done);
   uint32_t version = 0;
-  CH_CHECK_GOTO(ch_ckpt_attr_read_u32(file, "format_version", &version), st, done);
+  CH_CHECK_GOTO(ckpt_attr_read_u32(file, "format_version", &version), st, done);
   f->format_version = (int)version;
   int cap = 0;
   CH_CHECK_GOTO(list_group(f, "/model", &cap), st, done);
@@ -186,7 +186,7 @@ ch_status ch_ckpt_read_tensor(ch_ckpt_file *f, const ch_ckpt_tensor *t, float *d
   if (t->numel > 0 && H5Dread(d, H5T_IEEE_F32LE, H5S_ALL, H5S_ALL, H5P_DEFAULT, buf) < 0)
     st = h5_fail(CH_ERR_IO, f->path, "cannot read dataset", t->name);
   if (st == CH_OK && H5Aexists(d, "crc32") > 0) {
-    st = ch_ckpt_attr_read_u32(d, "crc32", &check->stored);
+    st = ckpt_attr_read_u32(d, "crc32", &check->stored);
     check->has_crc = st == CH_OK;
     if (st != CH_OK) st = CH_FAIL(CH_ERR_FORMAT, "%s: dataset %s: unreadable crc32 attribute", f->path, t->name);
   }

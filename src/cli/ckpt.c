@@ -26,7 +26,7 @@ static void ckpt_usage(FILE *out) {
           "           PyTorch state_dict names, after verifying their checksums\n");
 }
 
-int ch_cli_resolve_checkpoint(const char *cmd, const char *arg, char *out, size_t size) {
+int cli_resolve_checkpoint(const char *cmd, const char *arg, char *out, size_t size) {
   if (ch_ckpt_resolve(arg, out, size) == CH_OK) return 0;
   fprintf(stderr, "%s: %s\n", cmd, ch_error_message());
   return 1;
@@ -103,7 +103,7 @@ static int has_tensor(const ch_ckpt_file *f, const char *name) {
 
 static int cli_inspect(const char *arg) {
   char path[CH_PATH_MAX * 2 + 16];
-  if (ch_cli_resolve_checkpoint("cohort ckpt inspect", arg, path, sizeof path)) return 1;
+  if (cli_resolve_checkpoint("cohort ckpt inspect", arg, path, sizeof path)) return 1;
   ch_ckpt_file f;
   if (ch_ckpt_open(path, &f) != CH_OK) {
     fprintf(stderr, "cohort ckpt inspect: %s\n", ch_error_message());
@@ -178,7 +178,7 @@ static int cli_inspect(const char *arg) {
 
 static int cli_export(const char *arg, const char *out) {
   char path[CH_PATH_MAX * 2 + 16];
-  if (ch_cli_resolve_checkpoint("cohort ckpt export", arg, path, sizeof path)) return 1;
+  if (cli_resolve_checkpoint("cohort ckpt export", arg, path, sizeof path)) return 1;
   ch_ckpt_file f;
   if (ch_ckpt_open(path, &f) != CH_OK) {
     fprintf(stderr, "cohort ckpt export: %s\n", ch_error_message());
@@ -198,7 +198,7 @@ static int cli_export(const char *arg, const char *out) {
   return 0;
 }
 
-int ch_cli_ckpt(int argc, char **argv) {
+int cli_ckpt(int argc, char **argv) {
   for (int i = 1; i < argc; i++)
     if (!strcmp(argv[i], "-h") || !strcmp(argv[i], "--help")) {
       ckpt_usage(stdout);

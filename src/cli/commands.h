@@ -5,18 +5,18 @@
 #include "cohort/comm.h"
 #include "cohort/runtime.h"
 
-int ch_cli_train(int argc, char **argv);
-int ch_cli_data(int argc, char **argv);
-int ch_cli_ckpt(int argc, char **argv);
-int ch_cli_generate(int argc, char **argv);
-int ch_cli_serve(int argc, char **argv);
-int ch_cli_infer(int argc, char **argv);
-int ch_cli_estimate(int argc, char **argv);
+int cli_train(int argc, char **argv);
+int cli_data(int argc, char **argv);
+int cli_ckpt(int argc, char **argv);
+int cli_generate(int argc, char **argv);
+int cli_serve(int argc, char **argv);
+int cli_infer(int argc, char **argv);
+int cli_estimate(int argc, char **argv);
 
 /* The checkpoint a PATH argument names: the file itself, or for a directory the file its
  * `latest` pointer names (relative to the directory). Returns 0, or 1 with a message on stderr
  * prefixed by `cmd`. */
-int ch_cli_resolve_checkpoint(const char *cmd, const char *arg, char *out, size_t size);
+int cli_resolve_checkpoint(const char *cmd, const char *arg, char *out, size_t size);
 
 /* ---- Shared by the subcommands (src/cli/common.c) ---------------------------------------- */
 

@@ -124,7 +124,7 @@ static int estimate_flag(void *ctx, int argc, char **argv, int *i) {
   return bad;
 }
 
-int ch_cli_estimate(int argc, char **argv) {
+int cli_estimate(int argc, char **argv) {
   estimate_flags fl = {0, 0};
   cli_args args;
   int rc = cli_parse_args("cohort estimate", argc, argv, estimate_flag, &fl, &args);

@@ -119,7 +119,7 @@ static ch_status run(ch_model *m, const float *params, const gen_opts *o, int32_
   return st;
 }
 
-int ch_cli_generate(int argc, char **argv) {
+int cli_generate(int argc, char **argv) {
   for (int i = 1; i < argc; i++)
     if (!strcmp(argv[i], "-h") || !strcmp(argv[i], "--help")) {
       usage(stdout);
@@ -129,7 +129,7 @@ int ch_cli_generate(int argc, char **argv) {
   int rc = parse(argc, argv, &o);
   if (rc) return rc;
   char path[CH_PATH_MAX * 2 + 16];
-  if (ch_cli_resolve_checkpoint("cohort generate", o.ckpt, path, sizeof path)) return 1;
+  if (cli_resolve_checkpoint("cohort generate", o.ckpt, path, sizeof path)) return 1;
   ch_ckpt_model_info info;
   ch_model *m = NULL;
   float *params = NULL;

@@ -94,7 +94,7 @@ done:
   return st;
 }
 
-int ch_cli_infer(int argc, char **argv) {
+int cli_infer(int argc, char **argv) {
   const char *pos[3] = {NULL, NULL, NULL}, *split = "val";
   int npos = 0;
   for (int i = 1; i < argc; i++) {

@@ -76,7 +76,7 @@ static int parse(int argc, char **argv, ch_config *cfg, const char **ckpt) {
   return 0;
 }
 
-int ch_cli_serve(int argc, char **argv) {
+int cli_serve(int argc, char **argv) {
   for (int i = 1; i < argc; i++)
     if (!strcmp(argv[i], "-h") || !strcmp(argv[i], "--help")) {
       usage(stdout);

@@ -31,7 +31,7 @@ static int train_flag(void *ctx, int argc, char **argv, int *i) {
   return 0;
 }
 
-int ch_cli_train(int argc, char **argv) {
+int cli_train(int argc, char **argv) {
   train_flags fl = {0, 0};
   cli_args args;
   int rc = cli_parse_args("cohort train", argc, argv, train_flag, &fl, &args);

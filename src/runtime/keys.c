@@ -142,7 +142,7 @@ static ch_status parse_enum(const ch_key_row *k, const char *v, const char *wher
 static ch_status parse_value(const ch_key_row *k, const char *v, int quoted, const char *where,
                              kval *out) {
   memset(out, 0, sizeof *out);
-  if (ch_yaml_is_null(v, quoted))
+  if (yaml_is_null(v, quoted))
     return CH_FAIL(CH_ERR_CONFIG, "%s: %s: missing value", where, k->name);
   switch (k->type) {
     case CH_KEY_INT: return parse_int(k, v, where, out);
@@ -303,12 +303,12 @@ static ch_status apply_text(const ch_key_table *t, void *base, const char *text,
   char where[CH_PATH_MAX + 32];
   ch_yaml_flat flat = {0};
   ch_status st;
-  CH_CHECK_GOTO(ch_yaml_flatten(text, len, path, &flat), st, done);
+  CH_CHECK_GOTO(yaml_flatten(text, len, path, &flat), st, done);
   for (size_t i = 0; i < flat.n; i++) {
     const ch_yaml_entry *e = &flat.entries[i];
     const ch_key_row *k;
     snprintf(where, sizeof where, "%s:%d", path, e->line);
-    int section_ok = !e->value || ch_yaml_is_null(e->value, e->quoted);
+    int section_ok = !e->value || yaml_is_null(e->value, e->quoted);
     CH_CHECK_GOTO(find_row(t, e->key, section_ok, where, &k), st, done);
     if (!k) continue;
     if (!e->value) {
@@ -319,7 +319,7 @@ static ch_status apply_text(const ch_key_table *t, void *base, const char *text,
     origins[k - t->rows].line = e->line;
   }
 done:
-  ch_yaml_flat_free(&flat);
+  yaml_flat_free(&flat);
   return st;
 }
 
@@ -341,9 +341,9 @@ static void write_value(FILE *out, const ch_key_row *k, const kval *v) {
   char buf[64];
   switch (k->type) {
     case CH_KEY_INT: fprintf(out, "%" PRId64, v->i); break;
-    case CH_KEY_FLOAT: ch_yaml_format_double(v->f, buf, sizeof buf); fputs(buf, out); break;
+    case CH_KEY_FLOAT: yaml_format_double(v->f, buf, sizeof buf); fputs(buf, out); break;
     case CH_KEY_BOOL: fputs(v->i ? "true" : "false", out); break;
-    case CH_KEY_STRING: ch_yaml_write_string(out, v->s); break;
+    case CH_KEY_STRING: yaml_write_string(out, v->s); break;
     case CH_KEY_ENUM: {
       const char *c = k->choices;
       for (int64_t i = 0; i < v->i && c; i++) c = strchr(c, '|'), c = c ? c + 1 : NULL;
@@ -387,7 +387,7 @@ ch_status ch_keys_set(const ch_key_table *t, void *base, const char *assignment,
   snprintf(name, sizeof name, "%s: %s", where, key);
   char *value = NULL;
   int quoted = 0;
-  CH_CHECK(ch_yaml_scalar(eq + 1, name, &value, &quoted));
+  CH_CHECK(yaml_scalar(eq + 1, name, &value, &quoted));
   ch_status st = set_text(base, k, value, quoted, where);
   free(value);
   if (st != CH_OK) ch_error_trace(__FILE__, __LINE__);
