@@ -165,7 +165,7 @@ static size_t carve(gpt *g, float *arena) {
   return used;
 }
 
-ch_status ch_gpt_init(ch_model *m, const ch_model_cfg *cfg, int64_t vocab) {
+ch_status gpt_init(ch_model *m, const ch_model_cfg *cfg, int64_t vocab) {
   const int64_t n_layer = cfg->n_layer, n_head = cfg->n_head, C = cfg->n_embd;
   int64_t V = cfg->vocab_size ? cfg->vocab_size : vocab;
   if (vocab < 1) return CH_FAIL(CH_ERR_INVALID, "GPT: the dataset has no vocabulary size");

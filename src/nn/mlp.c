@@ -52,7 +52,7 @@ static ch_status build_specs(const mlp *m, ch_param_spec **out) {
 
 static const ch_model_ops mlp_ops;
 
-ch_status ch_mlp_init(ch_model *model, const ch_model_cfg *cfg, int64_t in_features, int64_t classes) {
+ch_status mlp_init(ch_model *model, const ch_model_cfg *cfg, int64_t in_features, int64_t classes) {
   int max_batch = model->max_batch;
   if (in_features < 1 || in_features > INT32_MAX || classes < 2 || classes > INT32_MAX)
     return CH_FAIL(CH_ERR_INVALID, "MLP needs >= 1 feature and >= 2 classes (got %lld, %lld)",

@@ -11,8 +11,8 @@ ch_status ch_model_create(const ch_model_cfg *cfg, int64_t in_features, int64_t 
   m->max_batch = max_batch;
   ch_status st;
   switch (cfg->type) {
-    case CH_MODEL_MLP: st = ch_mlp_init(m, cfg, in_features, classes); break;
-    case CH_MODEL_GPT: st = ch_gpt_init(m, cfg, classes); break;
+    case CH_MODEL_MLP: st = mlp_init(m, cfg, in_features, classes); break;
+    case CH_MODEL_GPT: st = gpt_init(m, cfg, classes); break;
     default: st = CH_FAIL(CH_ERR_CONFIG, "model.type: unknown model family %d", cfg->type);
   }
   if (st != CH_OK) {

@@ -27,8 +27,8 @@ struct ch_model {
 };
 
 /* Family constructors: fill m->layout, sample shape, arena_bytes, impl and ops. */
-ch_status ch_mlp_init(ch_model *m, const ch_model_cfg *cfg, int64_t in_features, int64_t classes);
-ch_status ch_gpt_init(ch_model *m, const ch_model_cfg *cfg, int64_t vocab);
+ch_status mlp_init(ch_model *m, const ch_model_cfg *cfg, int64_t in_features, int64_t classes);
+ch_status gpt_init(ch_model *m, const ch_model_cfg *cfg, int64_t vocab);
 
 /* Rejects a batch outside [0, max_batch]. */
 ch_status ch_model_check_batch(const ch_model *m, int batch);
