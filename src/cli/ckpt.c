@@ -119,6 +119,11 @@ static int cli_inspect(const char *arg) {
   printf("world size      %d (at save)\n", m->world_size);
   printf("cohort version  %s\n", m->version);
   printf("created         %s\n", m->created);
+  if (m->has_model) /* what loaders build the model from (format version 2) */
+    printf("data            %" PRId64 " features, %" PRId64 " classes, tokenizer %s, %s\n",
+           m->model.features, m->model.classes, m->model.tokenizer, m->model.data_path);
+  else
+    printf("data            (no model attributes: format version 1, not loadable as a model)\n");
   ch_layout spec;
   print_config(m->config, &spec);
 

@@ -226,8 +226,10 @@ ch_status zero_create(const ch_group *g, const ch_layout *l, const ch_shard *own
   z->params_mapped = strategy == CH_STRATEGY_ZERO3;
   z->grads_mapped = strategy == CH_STRATEGY_ZERO2 || strategy == CH_STRATEGY_ZERO3;
   int huge = dp_view_granule(l) == CH_HUGE;
-  z->params = z->params_mapped ? map_view(z->map_bytes, huge, &z->params_base) : ch_alloc_aligned(bytes);
-  z->grads = z->grads_mapped ? map_view(z->map_bytes, huge, &z->grads_base) : ch_alloc_aligned(bytes);
+  z->params = z->params_mapped ? map_view(z->map_bytes, huge, &z->params_base)
+                                : ch_alloc_aligned(bytes);
+  z->grads = z->grads_mapped ? map_view(z->map_bytes, huge, &z->grads_base)
+                              : ch_alloc_aligned(bytes);
   size_t sb = (own->numel ? own->numel : 1) * sizeof(float);
   z->shard_grads = ch_alloc_aligned(sb);
   if (z->params_mapped) z->shard_params = ch_alloc_aligned(sb);

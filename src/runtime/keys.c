@@ -1,6 +1,6 @@
-/* The generic key engine (include/cohort/keys.h). A value goes text -> (parse) -> kval -> (check) ->
- * struct field; validation of a struct reads the field back into a kval and runs the same
- * check, so files, overrides, flags and structs built in code meet the same rules. */
+/* The generic key engine (include/cohort/keys.h). A value goes text -> (parse) -> kval ->
+ * (check) -> struct field; validation of a struct reads the field back into a kval and runs the
+ * same check, so files, overrides, flags and structs built in code meet the same rules. */
 #include "cohort/keys.h"
 
 #include <ctype.h>

@@ -16,7 +16,8 @@
 #define FIELD(f) offsetof(ch_config, f), sizeof(((ch_config *)0)->f)
 #define K_INT_MAX(k, f, d, lo, hi, h) {k, CH_KEY_INT, FIELD(f), d, NULL, lo, hi, 0, 0, 0, h, NULL}
 #define K_INT(k, f, d, lo, h) K_INT_MAX(k, f, d, lo, INT64_MAX, h)
-#define K_FLOAT(k, f, d, lo, hi, op, h) {k, CH_KEY_FLOAT, FIELD(f), d, NULL, 0, 0, lo, hi, op, h, NULL}
+#define K_FLOAT(k, f, d, lo, hi, op, h) \
+  {k, CH_KEY_FLOAT, FIELD(f), d, NULL, 0, 0, lo, hi, op, h, NULL}
 #define K_BOOL(k, f, d, h) {k, CH_KEY_BOOL, FIELD(f), d, NULL, 0, 0, 0, 0, 0, h, NULL}
 #define K_ENUM(k, f, d, c, h) {k, CH_KEY_ENUM, FIELD(f), d, c, 0, 0, 0, 0, 0, h, NULL}
 #define K_ENUM_ALIAS(k, f, d, c, a, h) {k, CH_KEY_ENUM, FIELD(f), d, c, 0, 0, 0, 0, 0, h, a}
@@ -102,7 +103,8 @@ static const ch_key_rule k_rules[] = {
 };
 
 static const ch_key_table k_table = {
-  k_keys, (int)(sizeof k_keys / sizeof k_keys[0]), k_rules, (int)(sizeof k_rules / sizeof k_rules[0]),
+  k_keys, (int)(sizeof k_keys / sizeof k_keys[0]),
+  k_rules, (int)(sizeof k_rules / sizeof k_rules[0]),
   sizeof(ch_config), "cohort run configuration",
 };
 
