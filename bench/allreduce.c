@@ -112,7 +112,7 @@ int main(int argc, char **argv) {
     goto usage;
 
   ch_group g;
-  st = ch_group_create(MPI_COMM_WORLD, &g);
+  st = ch_group_world(&g);
   if (st != CH_OK) ch_runtime_fatal(st, "group");
   int me = g.rank, n = g.size;
   if (me == 0) {

@@ -203,7 +203,7 @@ int main(int argc, char **argv) {
   if (!dir[0]) snprintf(dir, sizeof dir, "%s/cohort-ckpt-bench", tmp && *tmp ? tmp : "/tmp");
 
   ch_group g;
-  st = ch_group_create(MPI_COMM_WORLD, &g);
+  st = ch_group_world(&g);
   if (st != CH_OK) ch_runtime_fatal(st, "group");
   int me = g.rank, n = g.size;
 

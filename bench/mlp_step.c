@@ -273,7 +273,8 @@ int main(int argc, char **argv) {
     return 2;
   }
   ch_group g;
-  die(ch_group_create(rt->world, &g), "ch_group_create");
+  die(ch_group_world(&g), "ch_group_world");
+  die(ch_blas_init(rt->ncores), "ch_blas_init");
   int root = g.rank == 0;
   char cpu[256];
   bench_cpu_model(cpu, sizeof cpu);

@@ -14,7 +14,7 @@ set(COHORT_LAYERS runtime tensor comm kernels nn optim parallel data ckpt serve 
 set(COHORT_LAYER_runtime_DIRS src/runtime)
 set(COHORT_LAYER_runtime_HEADERS status log rng runtime fs signals keys)
 set(COHORT_LAYER_comm_DIRS src/comm)
-set(COHORT_LAYER_comm_HEADERS comm watchdog)
+set(COHORT_LAYER_comm_HEADERS comm comm_mpi watchdog)
 set(COHORT_LAYER_tensor_DIRS src/tensor)
 set(COHORT_LAYER_tensor_HEADERS tensor)
 set(COHORT_LAYER_kernels_DIRS kernels/cpu)
@@ -40,14 +40,12 @@ set(COHORT_LAYER_train_HEADERS config train cohort)
 # the backend.
 set(COHORT_SHARED_PRIVATE_HEADERS "src/runtime/h5util.h:data,ckpt" "kernels/cpu/simd.h:optim")
 
-# Transitional: the watchdog belongs to comm (it moves to src/comm with the comm change); while
-# it is still in src/runtime, it is compiled as part of comm.
-set(COHORT_LAYER_MOVED_SOURCES "src/runtime/watchdog.c:comm")
+# Sources compiled as part of another layer than their folder's ("file:layer"); none today.
+set(COHORT_LAYER_MOVED_SOURCES)
 
-# Transitional: upward uses in files that another change removes (the comm change: the runtime
-# stops the watchdog through a finalize hook and no longer sets up BLAS). Each entry lets a layer
-# see a higher layer's headers and symbols; remove an entry once its use is gone.
-set(COHORT_LAYER_ALLOWED_UP "runtime:comm,kernels")
+# Upward uses tolerated while another change removes them ("layer:higher,..."): each entry lets
+# a layer see a higher layer's headers and symbols; none today.
+set(COHORT_LAYER_ALLOWED_UP)
 
 # External libraries every layer may use (their headers; libcohort links them).
 set(COHORT_LAYER_DEPS cohort_hdf5 MPI::MPI_C PkgConfig::HWLOC PkgConfig::YAML PkgConfig::CJSON

@@ -6,6 +6,7 @@
 #include "cohort/runtime.h"
 #include "cohort/tensor.h"
 #include "cohort/comm.h"
+#include "cohort/comm_mpi.h"
 #include "cohort/kernels.h"
 #include "cohort/config.h"
 #include "cohort/model.h"

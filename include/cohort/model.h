@@ -111,11 +111,13 @@ CH_API ch_status ch_model_decode(ch_model *m, const float *params, ch_kv_cache *
 
 /* How the next token is drawn. temperature <= 0 (or top_k == 1) is greedy: the argmax. Else
  * p ~ softmax(logits / temperature), restricted to the top_k most likely tokens (0 = all),
- * then to the smallest most-likely set whose mass reaches top_p of that (1 = all). */
+ * then to the smallest most-likely set whose mass reaches top_p of that (1 = all). Only ids
+ * below vocab_real are drawn (the tokenizer's vocabulary when model.vocab_size pads it; 0 = all). */
 typedef struct ch_sampling {
   float temperature;
   int top_k;
   float top_p;
+  int64_t vocab_real;
 } ch_sampling;
 
 /* Draws a token from logits [vocab] with the uniform number u in [0, 1) (the caller's RNG
@@ -155,3 +157,32 @@ CH_API void ch_tp_model_reset(ch_tp_model *t, int slot);
 /* MLP rows per call. */
 CH_API int ch_tp_model_max_batch(const ch_tp_model *t);
 CH_API int ch_tp_model_length(const ch_tp_model *t, int slot);
+
+/* ==== Serving schemas (src/nn/io_schema.c) ===============================================
+ * What a model family takes and gives as tensors when served (the KServe V2 metadata and the
+ * checks of an inference request): names, datatypes, and shapes with -1 for a variable dim
+ * (the batch, a sequence length).
+ *   MLP  input FP32 [-1, features] -> logits FP32 [-1, classes], label INT32 [-1]
+ *   GPT  input_ids INT32 [-1]      -> logits FP32 [vocab] (of the next token), next_token
+ *                                     INT32 [1] (its argmax over the tokenizer's ids) */
+#define CH_IO_MAX_DIMS 4
+#define CH_IO_MAX_TENSORS 4
+
+typedef enum ch_io_dtype { CH_IO_FP32, CH_IO_INT32 } ch_io_dtype;
+
+typedef struct ch_io_tensor {
+  const char *name; /* a static string */
+  ch_io_dtype dtype;
+  int ndim;
+  int64_t shape[CH_IO_MAX_DIMS];
+} ch_io_tensor;
+
+typedef struct ch_io_schema {
+  const char *platform; /* "cohort_mlp", "cohort_gpt" */
+  int ninputs, noutputs;
+  ch_io_tensor inputs[CH_IO_MAX_TENSORS], outputs[CH_IO_MAX_TENSORS];
+} ch_io_schema;
+
+/* The inputs and outputs of m (a layout-only model is enough) as served. Errors:
+ * CH_ERR_INVALID for a family that cannot be served. */
+CH_API ch_status ch_model_io(const ch_model *m, ch_io_schema *out);

@@ -1,4 +1,4 @@
-/* Process runtime: MPI initialisation, rank discovery, core binding, BLAS setup.
+/* Process runtime: MPI initialisation, rank discovery, core binding, finalize hooks.
  * One context per process; it is the only global state cohort keeps. */
 #pragma once
 #include <mpi.h>
@@ -11,7 +11,7 @@ typedef struct ch_runtime {
   int thread_level;           /* provided by MPI: MULTIPLE requested (the watchdog thread also
                                * calls MPI), FUNNELED at least; the main thread makes every
                                * other MPI call */
-  int ncores;                 /* cores bound to this rank; also the BLAS thread count */
+  int ncores;                 /* cores bound to this rank (callers size BLAS threads by it) */
   char cpuset[128];           /* the bound cores, as a list ("0-3") */
   char hostname[64];
   const char *launcher;       /* "slurm", "openmpi", "mpich" or "unknown" (information only) */
@@ -21,20 +21,26 @@ typedef struct ch_runtime {
 } ch_runtime;
 
 typedef struct ch_runtime_opts {
-  int verbose;     /* print binding and BLAS facts on every rank */
+  int verbose;     /* print binding facts on every rank */
   int bind_cores;  /* bind each local rank to a disjoint set of cores (default on) */
 } ch_runtime_opts;
 
-/* Initialises MPI (MULTIPLE requested, FUNNELED required), logging, core binding and BLAS
- * threads, and fills `*out` (the process-wide context, also returned by ch_runtime_get). `opts`
- * may be NULL for defaults. Call once, before any other cohort function. Errors: CH_ERR_MPI,
+/* Initialises MPI (MULTIPLE requested, FUNNELED required), logging and core binding, and
+ * fills `*out` (the process-wide context, also returned by ch_runtime_get). `opts` may be NULL
+ * for defaults. Call once, before any other cohort function. BLAS threads are the caller's
+ * (ch_blas_init(rt->ncores)): runtime uses nothing above it. Errors: CH_ERR_MPI,
  * CH_ERR_UNSUPPORTED. */
 CH_API ch_status ch_runtime_init(int *argc, char ***argv, const ch_runtime_opts *opts, ch_runtime **out);
 
 /* The context made by ch_runtime_init, or NULL before it. */
 CH_API ch_runtime *ch_runtime_get(void);
 
-/* Stops the collective watchdog if it runs, frees the communicators and finalises MPI. */
+/* Registers `fn(ctx)` to run in ch_runtime_finalize before MPI_Finalize, last registered first
+ * (each runs once). For layers above runtime that must clean up while MPI is alive (the
+ * collective watchdog's thread). Errors: CH_ERR_INVALID (null fn), CH_ERR_NOMEM (table full). */
+CH_API ch_status ch_runtime_on_finalize(void (*fn)(void *), void *ctx);
+
+/* Runs the finalize hooks, frees the communicators and finalises MPI. */
 CH_API void ch_runtime_finalize(void);
 
 /* Ends the whole job: prints "[cohort rR] fatal on rank R (host): <status>: <message>: <error

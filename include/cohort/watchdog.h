@@ -17,12 +17,14 @@
  * timeout, and nothing is printed while nothing is stalled. A collective that legitimately
  * takes longer than the timeout ends the job too: choose the timeout above the longest one.
  *
- * Threads: this module is the one exception to "only the main thread calls MPI" (DESIGN.md
- * section 3): the watchdog thread calls MPI_Isend / MPI_Irecv / MPI_Test / MPI_Abort on its
+ * Threads: this module is the one exception to "only the main thread calls MPI": the watchdog thread calls MPI_Isend / MPI_Irecv / MPI_Test / MPI_Abort on its
  * own duplicate communicator, which is legal because ch_runtime_init asks for
  * MPI_THREAD_MULTIPLE. When MPI provides less, the thread sends nothing: a stalled rank prints
  * its own stall ("another rank is hung or dead") and aborts. Everything else here is called
- * by the main thread only. */
+ * by the main thread only.
+ *
+ * Layer: comm (src/comm/watchdog.c). It is MPI's (a group of the MPI backend); the comm
+ * backends mark their blocking waits with enter/leave. */
 #pragma once
 #include <stdint.h>
 #include "cohort/status.h"
@@ -31,7 +33,9 @@ struct ch_group;
 
 /* Starts the watchdog thread for group `g` (collective: every rank of g calls it; dups g's
  * communicator for its own messages). timeout_s <= 0 disables it (a no-op; enter/leave stay
- * cheap). Errors: CH_ERR_MPI (communicator), CH_ERR_INVALID (already started, null group),
+ * cheap). The first start registers ch_watchdog_stop as a runtime finalize hook
+ * (ch_runtime_on_finalize), so ch_runtime_finalize stops it before MPI_Finalize. Errors:
+ * CH_ERR_MPI (communicator), CH_ERR_INVALID (already started, null or non-MPI group),
  * CH_ERR_NOMEM (thread); never CH_ERR_UNSUPPORTED: below MPI_THREAD_MULTIPLE it falls back to
  * reporting this rank's own stall. */
 CH_API ch_status ch_watchdog_start(const struct ch_group *g, double timeout_s);

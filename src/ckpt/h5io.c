@@ -16,6 +16,7 @@
 #include <zlib.h>
 
 #include "ckpt/ckpt_internal.h"
+#include "cohort/comm_mpi.h"
 #include "cohort/log.h"
 #include "cohort/watchdog.h"
 #include "runtime/h5util.h"
@@ -82,7 +83,7 @@ static ch_status agree(const ch_group *g, ch_status st, const char *path) {
 static hid_t open_fapl(const ch_group *g) {
   hid_t fapl = H5Pcreate(H5P_FILE_ACCESS);
   if (fapl < 0) return -1;
-  if (H5Pset_fapl_mpio(fapl, g->comm, MPI_INFO_NULL) < 0 || H5Pset_all_coll_metadata_ops(fapl, 1) < 0 ||
+  if (H5Pset_fapl_mpio(fapl, ch_group_mpi_comm(g), MPI_INFO_NULL) < 0 || H5Pset_all_coll_metadata_ops(fapl, 1) < 0 ||
       H5Pset_coll_metadata_write(fapl, 1) < 0 ||
       H5Pset_alignment(fapl, 1 << 20, 1 << 16) < 0) { /* big tensors start on 64 KiB boundaries */
     H5Pclose(fapl);

@@ -20,8 +20,9 @@ int cli_resolve_checkpoint(const char *cmd, const char *arg, char *out, size_t s
 
 /* ---- Shared by the subcommands (src/cli/common.c) ---------------------------------------- */
 
-/* Starts the runtime (MPI, binding, logging) and the world group for a subcommand that runs on
- * every rank. Returns the runtime, or NULL after printing why (exit 1). Undo with cli_stop. */
+/* Starts the runtime (MPI, binding, logging), BLAS (one thread per bound core) and the world
+ * group for a subcommand that runs on every rank. Returns the runtime, or NULL after printing
+ * why (exit 1); a BLAS or group failure ends the job. Undo with cli_stop. */
 ch_runtime *cli_start(int *argc, char ***argv, int verbose, ch_group *world);
 /* Destroys the world group and finalizes the runtime. */
 void cli_stop(ch_group *world);

@@ -1,9 +1,12 @@
-/* What the subcommands share: runtime start-up and shutdown, and config arguments. */
+/* What the subcommands share: runtime, BLAS and world-group start-up and shutdown, and config
+ * arguments. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "cli/commands.h"
+#include "cohort/kernels.h"
+#include "cohort/log.h"
 
 ch_runtime *cli_start(int *argc, char ***argv, int verbose, ch_group *world) {
   ch_runtime_opts ro = {.verbose = verbose, .bind_cores = 1};
@@ -12,8 +15,14 @@ ch_runtime *cli_start(int *argc, char ***argv, int verbose, ch_group *world) {
     fprintf(stderr, "cohort: runtime initialisation failed: %s\n", ch_error_message());
     return NULL;
   }
-  if (ch_group_create(rt->world, world) != CH_OK)
-    ch_runtime_fatal(CH_ERR_MPI, "cannot create the world group");
+  /* BLAS belongs to the kernels layer, not to runtime: one BLAS thread per core this rank was
+   * bound to, so ranks sharing a node do not oversubscribe it. */
+  if (ch_blas_init(rt->ncores) != CH_OK)
+    ch_runtime_fatal(CH_ERR_UNSUPPORTED, "cannot load OpenBLAS");
+  ch_log(rt->verbose ? CH_LOG_INFO : CH_LOG_DEBUG, "%d BLAS thread%s, OpenBLAS kernels %s%s",
+         rt->ncores, rt->ncores == 1 ? "" : "s", ch_blas_corename(),
+         ch_blas_coretype_choice() ? " (chosen by cohort)" : "");
+  if (ch_group_world(world) != CH_OK) ch_runtime_fatal(CH_ERR_MPI, "cannot create the world group");
   return rt;
 }
 

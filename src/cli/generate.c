@@ -153,6 +153,7 @@ int cli_generate(int argc, char **argv) {
             data, (long long)ch_tokenizer_vocab(tok), (long long)ch_model_vocab(m));
     goto out;
   }
+  o.sampling.vocab_real = ch_tokenizer_vocab(tok); /* a padded vocabulary's extra ids: never */
   int64_t np = 0;
   if (ch_tokenizer_encode(tok, o.prompt, strlen(o.prompt), &prompt, &np) != CH_OK) goto fail;
   int ctx = ch_model_context(m);

@@ -4,7 +4,7 @@
 #pragma once
 #include <hdf5.h>
 #include <stdint.h>
-#include "cohort/comm.h"
+#include "cohort/comm_mpi.h"
 #include "cohort/status.h"
 
 /* Fails with status s and "where: what: <innermost HDF5 message>". */
@@ -24,6 +24,21 @@ ch_status ch_data_write_attr_str(hid_t obj, const char *name, const char *v, con
 ch_status ch_data_commit_file(const char *tmp, const char *out);
 
 /* ---- parallel reading ---- */
+
+/* The readers' collective protocol (h5collective.c). Each runs under one collective-watchdog
+ * mark with HDF5's error printing silenced. */
+
+/* Opens path with ch_data_open_parallel, then runs contents(ctx) (reading attributes, opening
+ * datasets); *file is -1 or open (the caller closes it, also on error). Collective. */
+ch_status ch_data_open_collective(const ch_group *g, const char *path, hid_t *file,
+                                  ch_status (*contents)(void *ctx), void *ctx);
+/* Agrees on every rank's `prepared` status over comm, then, when all are CH_OK, runs read(ctx)
+ * (the transfer). Returns this rank's failure, else another rank's as "<where>: <what> failed
+ * on another rank", else CH_OK. Collective. */
+ch_status ch_data_read_agreed(MPI_Comm comm, ch_status prepared, const char *where,
+                              const char *what, ch_status (*read)(void *ctx), void *ctx);
+/* Closes objs[0..n) (datasets, property lists; -1 skipped), then the file (collective). */
+void ch_data_close_collective(hid_t file, const hid_t *objs, int n);
 
 /* Opens path read-only with the MPI-IO driver over g (collective; collective metadata reads).
  * A missing or unreadable file is reported alike on every rank before any rank enters H5Fopen.

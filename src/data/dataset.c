@@ -9,11 +9,10 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "cohort/comm_mpi.h"
 #include "cohort/data.h"
 #include "cohort/log.h"
-#include "cohort/watchdog.h"
 #include "data/data_internal.h"
-#include "runtime/h5util.h"
 
 struct ch_dataset {
   hid_t file, x, y, dxpl;
@@ -59,24 +58,29 @@ static ch_status open_contents(ch_dataset *ds, const char *path, const char *spl
   return CH_OK;
 }
 
+typedef struct open_args {
+  ch_dataset *ds;
+  const char *path, *split;
+} open_args;
+
+static ch_status open_contents_cb(void *ctx) {
+  const open_args *a = ctx;
+  return open_contents(a->ds, a->path, a->split);
+}
+
 ch_status ch_dataset_open(const ch_group *g, const char *path, const char *split, ch_dataset **out) {
   *out = NULL;
-  if (!g || g->comm == MPI_COMM_NULL || !path || !split)
+  if (!g || ch_group_mpi_comm(g) == MPI_COMM_NULL || !path || !split)
     return CH_FAIL(CH_ERR_INVALID, "ch_dataset_open: null argument");
   if (!split[0] || strchr(split, '/') || strlen(split) > 64)
     return CH_FAIL(CH_ERR_INVALID, "bad split name '%s' (expected e.g. train or val)", split);
   ch_dataset *ds = calloc(1, sizeof *ds);
   if (!ds) return CH_FAIL(CH_ERR_NOMEM, "dataset handle");
   ds->file = ds->x = ds->y = ds->dxpl = -1;
-  ds->comm = g->comm;
+  ds->comm = ch_group_mpi_comm(g);
   snprintf(ds->where, sizeof ds->where, "%s:/%s", path, split);
-  ch_h5_quiet q;
-  ch_h5_quiet_begin(&q);
-  ch_watchdog_enter("hdf5 open"); /* collective: H5Fopen, and metadata reads (all_coll) */
-  ch_status st = ch_data_open_parallel(g, path, &ds->file);
-  if (st == CH_OK) st = open_contents(ds, path, split);
-  ch_watchdog_leave();
-  ch_h5_quiet_end(&q);
+  open_args a = {ds, path, split};
+  ch_status st = ch_data_open_collective(g, path, &ds->file, open_contents_cb, &a);
   if (st != CH_OK) {
     ch_error_trace(__FILE__, __LINE__);
     ch_dataset_close(ds);
@@ -88,15 +92,8 @@ ch_status ch_dataset_open(const ch_group *g, const char *path, const char *split
 
 void ch_dataset_close(ch_dataset *ds) {
   if (!ds) return;
-  ch_h5_quiet q;
-  ch_h5_quiet_begin(&q);
-  ch_watchdog_enter("hdf5 close"); /* H5Fclose is collective */
-  if (ds->x >= 0) H5Dclose(ds->x);
-  if (ds->y >= 0) H5Dclose(ds->y);
-  if (ds->dxpl >= 0) H5Pclose(ds->dxpl);
-  if (ds->file >= 0) H5Fclose(ds->file);
-  ch_watchdog_leave();
-  ch_h5_quiet_end(&q);
+  hid_t objs[] = {ds->x, ds->y, ds->dxpl};
+  ch_data_close_collective(ds->file, objs, 3);
   free(ds);
 }
 
@@ -216,37 +213,28 @@ static ch_status read_prepare(const ch_dataset *ds, const int64_t *rows, int64_t
   return CH_OK;
 }
 
+typedef struct read_args {
+  const ch_dataset *ds;
+  const int64_t *rows;
+  int64_t m;
+  float *x;
+  int32_t *y;
+} read_args;
+
+static ch_status read_selected_cb(void *ctx) {
+  const read_args *a = ctx;
+  return read_selected(a->ds, a->rows, a->m, a->x, a->y);
+}
+
 ch_status ch_dataset_read(ch_dataset *ds, const int64_t *rows, int64_t n, float *x, int32_t *y) {
   row_pos *pairs = NULL;
   int64_t *uniq = NULL, m = 0;
   float *ux = NULL;
   int32_t *uy = NULL;
   ch_status st = read_prepare(ds, rows, n, x, y, &pairs, &uniq, &m, &ux, &uy);
-  /* Agree before the collective transfer, so that a rank with bad arguments does not leave the
-   * others waiting in H5Dread. */
-  int mine = (int)st, worst = 0;
-  /* The agreement and the transfer both wait on the other ranks: one watchdog mark for both. */
-  ch_watchdog_enter("hdf5 read");
-  int rc = MPI_Allreduce(&mine, &worst, 1, MPI_INT, MPI_MAX, ds->comm);
-  if (rc == MPI_SUCCESS && st == CH_OK && worst == CH_OK) {
-    ch_h5_quiet q;
-    ch_h5_quiet_begin(&q);
-    st = read_selected(ds, pairs ? uniq : rows, m, pairs ? ux : x, pairs ? uy : y);
-    ch_h5_quiet_end(&q);
-  }
-  ch_watchdog_leave();
-  if (rc != MPI_SUCCESS) {
-    st = CH_FAIL(CH_ERR_MPI, "%s: MPI_Allreduce failed", ds->where);
-    goto done;
-  }
-  if (st != CH_OK) {
-    ch_error_trace(__FILE__, __LINE__);
-    goto done;
-  }
-  if (worst != CH_OK) {
-    st = CH_FAIL((ch_status)worst, "%s: ch_dataset_read failed on another rank", ds->where);
-    goto done;
-  }
+  read_args a = {ds, pairs ? uniq : rows, m, pairs ? ux : x, pairs ? uy : y};
+  st = ch_data_read_agreed(ds->comm, st, ds->where, "ch_dataset_read", read_selected_cb, &a);
+  if (st != CH_OK) goto done;
   if (pairs) { /* scatter the distinct rows back to the requested order, repeats included */
     size_t d = (size_t)ds->features;
     for (int64_t i = 0, u = -1; i < n; i++) {

@@ -7,6 +7,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "cohort/comm_mpi.h"
 #include "cohort/log.h"
 #include "data/data_internal.h"
 #include "runtime/h5util.h"
@@ -106,14 +107,14 @@ static void warn_ompio_sieving(int rank) {
 ch_status ch_data_open_parallel(const ch_group *g, const char *path, hid_t *file) {
   *file = -1;
   int ok = access(path, R_OK) == 0, err = errno, all = 0;
-  if (MPI_Allreduce(&ok, &all, 1, MPI_INT, MPI_MIN, g->comm) != MPI_SUCCESS)
+  if (MPI_Allreduce(&ok, &all, 1, MPI_INT, MPI_MIN, ch_group_mpi_comm(g)) != MPI_SUCCESS)
     return CH_FAIL(CH_ERR_MPI, "%s: MPI_Allreduce failed", path);
   if (!all)
     return CH_FAIL(CH_ERR_IO, "cannot open %s: %s", path, ok ? "not readable on another rank" : strerror(err));
   hid_t fapl = H5Pcreate(H5P_FILE_ACCESS);
   if (fapl < 0) return ch_data_h5_fail(CH_ERR_IO, path, "file access property list");
   /* Collective metadata reads: rank 0 reads the object headers and broadcasts them. */
-  if (H5Pset_fapl_mpio(fapl, g->comm, MPI_INFO_NULL) < 0 || H5Pset_all_coll_metadata_ops(fapl, 1) < 0) {
+  if (H5Pset_fapl_mpio(fapl, ch_group_mpi_comm(g), MPI_INFO_NULL) < 0 || H5Pset_all_coll_metadata_ops(fapl, 1) < 0) {
     H5Pclose(fapl);
     return ch_data_h5_fail(CH_ERR_IO, path, "H5Pset_fapl_mpio");
   }

@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "cohort/comm_mpi.h"
 #include "cohort/data.h"
 #include "cohort/watchdog.h"
 #include "data/data_internal.h"
@@ -44,7 +45,7 @@ ch_status ch_data_write_predictions(const ch_group *g, const char *out, int64_t 
   ch_watchdog_enter("hdf5 write");
   ch_status st = CH_OK;
   hid_t fapl = H5Pcreate(H5P_FILE_ACCESS), file = -1;
-  if (fapl < 0 || H5Pset_fapl_mpio(fapl, g->comm, MPI_INFO_NULL) < 0)
+  if (fapl < 0 || H5Pset_fapl_mpio(fapl, ch_group_mpi_comm(g), MPI_INFO_NULL) < 0)
     st = ch_data_h5_fail(CH_ERR_IO, tmp, "file access property list");
   if (st == CH_OK && (file = H5Fcreate(tmp, H5F_ACC_TRUNC, H5P_DEFAULT, fapl)) < 0)
     st = ch_data_h5_fail(CH_ERR_IO, tmp, "cannot create");
@@ -60,7 +61,7 @@ ch_status ch_data_write_predictions(const ch_group *g, const char *out, int64_t 
   ch_h5_quiet_end(&q);
   /* Agree, then rank 0 publishes the file whole. */
   int bad = st != CH_OK, any = 0;
-  if (MPI_Allreduce(&bad, &any, 1, MPI_INT, MPI_MAX, g->comm) != MPI_SUCCESS)
+  if (MPI_Allreduce(&bad, &any, 1, MPI_INT, MPI_MAX, ch_group_mpi_comm(g)) != MPI_SUCCESS)
     return CH_FAIL(CH_ERR_MPI, "MPI_Allreduce failed");
   if (any) {
     if (g->rank == 0) remove(tmp);
@@ -68,6 +69,6 @@ ch_status ch_data_write_predictions(const ch_group *g, const char *out, int64_t 
   }
   if (g->rank == 0) st = ch_data_commit_file(tmp, out);
   bad = st != CH_OK;
-  MPI_Allreduce(&bad, &any, 1, MPI_INT, MPI_MAX, g->comm);
+  MPI_Allreduce(&bad, &any, 1, MPI_INT, MPI_MAX, ch_group_mpi_comm(g));
   return any ? (st != CH_OK ? st : CH_FAIL(CH_ERR_IO, "cannot publish %s", out)) : CH_OK;
 }

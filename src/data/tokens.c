@@ -9,11 +9,10 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "cohort/comm_mpi.h"
 #include "cohort/data.h"
 #include "cohort/log.h"
-#include "cohort/watchdog.h"
 #include "data/data_internal.h"
-#include "runtime/h5util.h"
 
 struct ch_tokens {
   hid_t file, ds, dxpl;
@@ -51,9 +50,19 @@ static ch_status open_contents(ch_tokens *t, const char *path, const char *split
   return CH_OK;
 }
 
+typedef struct open_args {
+  ch_tokens *t;
+  const char *path, *split;
+} open_args;
+
+static ch_status open_contents_cb(void *ctx) {
+  const open_args *a = ctx;
+  return open_contents(a->t, a->path, a->split);
+}
+
 ch_status ch_tokens_open(const ch_group *g, const char *path, const char *split, int context, ch_tokens **out) {
   *out = NULL;
-  if (!g || g->comm == MPI_COMM_NULL || !path || !split)
+  if (!g || ch_group_mpi_comm(g) == MPI_COMM_NULL || !path || !split)
     return CH_FAIL(CH_ERR_INVALID, "ch_tokens_open: null argument");
   if (!split[0] || strchr(split, '/') || strlen(split) > 64)
     return CH_FAIL(CH_ERR_INVALID, "bad split name '%s' (expected train or val)", split);
@@ -61,16 +70,11 @@ ch_status ch_tokens_open(const ch_group *g, const char *path, const char *split,
   ch_tokens *t = calloc(1, sizeof *t);
   if (!t) return CH_FAIL(CH_ERR_NOMEM, "token dataset handle");
   t->file = t->ds = t->dxpl = -1;
-  t->comm = g->comm;
+  t->comm = ch_group_mpi_comm(g);
   t->context = context;
   snprintf(t->where, sizeof t->where, "%s:/%s", path, split);
-  ch_h5_quiet q;
-  ch_h5_quiet_begin(&q);
-  ch_watchdog_enter("hdf5 open"); /* collective: H5Fopen, and metadata reads (all_coll) */
-  ch_status st = ch_data_open_parallel(g, path, &t->file);
-  if (st == CH_OK) st = open_contents(t, path, split);
-  ch_watchdog_leave();
-  ch_h5_quiet_end(&q);
+  open_args a = {t, path, split};
+  ch_status st = ch_data_open_collective(g, path, &t->file, open_contents_cb, &a);
   if (st != CH_OK) {
     ch_error_trace(__FILE__, __LINE__);
     ch_tokens_close(t);
@@ -82,14 +86,8 @@ ch_status ch_tokens_open(const ch_group *g, const char *path, const char *split,
 
 void ch_tokens_close(ch_tokens *t) {
   if (!t) return;
-  ch_h5_quiet q;
-  ch_h5_quiet_begin(&q);
-  ch_watchdog_enter("hdf5 close"); /* H5Fclose is collective */
-  if (t->ds >= 0) H5Dclose(t->ds);
-  if (t->dxpl >= 0) H5Pclose(t->dxpl);
-  if (t->file >= 0) H5Fclose(t->file);
-  ch_watchdog_leave();
-  ch_h5_quiet_end(&q);
+  hid_t objs[] = {t->ds, t->dxpl};
+  ch_data_close_collective(t->file, objs, 2);
   free(t);
 }
 
@@ -198,6 +196,17 @@ static ch_status scatter(const ch_tokens *t, const read_plan *p, const int32_t *
   return CH_OK;
 }
 
+typedef struct read_args {
+  const ch_tokens *t;
+  const read_plan *p;
+  int32_t *buf;
+} read_args;
+
+static ch_status read_runs_cb(void *ctx) {
+  const read_args *a = ctx;
+  return read_runs(a->t, a->p, a->buf);
+}
+
 ch_status ch_tokens_read(ch_tokens *t, const int64_t *windows, int64_t n, int32_t *out) {
   read_plan p = {0};
   int32_t *buf = NULL;
@@ -206,22 +215,9 @@ ch_status ch_tokens_read(ch_tokens *t, const int64_t *windows, int64_t n, int32_
     st = CH_FAIL(CH_ERR_INVALID, "%s: null output for %lld windows", t->where, (long long)n);
   if (st == CH_OK && p.total > 0 && !(buf = malloc((size_t)p.total * sizeof *buf)))
     st = CH_FAIL(CH_ERR_NOMEM, "%s: read of %lld tokens", t->where, (long long)p.total);
-  /* Agree before the transfer, so that a rank with bad arguments does not leave the others
-   * waiting; one watchdog mark covers the agreement and the transfer. */
-  int mine = (int)st, worst = 0;
-  ch_watchdog_enter("hdf5 read");
-  int rc = MPI_Allreduce(&mine, &worst, 1, MPI_INT, MPI_MAX, t->comm);
-  if (rc == MPI_SUCCESS && st == CH_OK && worst == CH_OK) {
-    ch_h5_quiet q;
-    ch_h5_quiet_begin(&q);
-    st = read_runs(t, &p, buf);
-    ch_h5_quiet_end(&q);
-  }
-  ch_watchdog_leave();
-  if (rc != MPI_SUCCESS) st = CH_FAIL(CH_ERR_MPI, "%s: MPI_Allreduce failed", t->where);
-  else if (st != CH_OK) ch_error_trace(__FILE__, __LINE__);
-  else if (worst != CH_OK) st = CH_FAIL((ch_status)worst, "%s: ch_tokens_read failed on another rank", t->where);
-  else st = scatter(t, &p, buf, windows, n, out);
+  read_args a = {t, &p, buf};
+  st = ch_data_read_agreed(t->comm, st, t->where, "ch_tokens_read", read_runs_cb, &a);
+  if (st == CH_OK) st = scatter(t, &p, buf, windows, n, out);
   plan_free(&p);
   free(buf);
   return st;

@@ -16,6 +16,9 @@ static int by_prob_desc(const void *a, const void *b) {
 }
 
 int32_t ch_sample_token(const float *logits, int64_t vocab, const ch_sampling *s, float u) {
+  /* Ids past the tokenizer's (a padded model.vocab_size) have logits but no text: never draw
+   * them, in any mode. */
+  if (s->vocab_real > 0 && s->vocab_real < vocab) vocab = s->vocab_real;
   int32_t best = 0;
   for (int64_t i = 1; i < vocab; i++)
     if (logits[i] > logits[best]) best = (int32_t)i;

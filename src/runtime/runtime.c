@@ -9,9 +9,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "cohort/kernels.h"
 #include "cohort/log.h"
-#include "cohort/watchdog.h"
 #include "runtime/binding.h"
 
 static ch_runtime g_rt;
@@ -102,7 +100,6 @@ ch_status ch_runtime_init(int *argc, char ***argv, const ch_runtime_opts *opts, 
   CH_CHECK(ch_binding_apply(rt->local_rank, rt->local_size, opts->bind_cores, &b));
   rt->ncores = b.ncores;
   snprintf(rt->cpuset, sizeof rt->cpuset, "%s", b.cpuset);
-  CH_CHECK(ch_blas_init(rt->ncores));
   g_rt_ready = 1;
 
   int version_len = 0;
@@ -116,12 +113,9 @@ ch_status ch_runtime_init(int *argc, char ***argv, const ch_runtime_opts *opts, 
                                                        : "FUNNELED (watchdog reports this rank only)");
   ch_log_level lvl = rt->verbose ? CH_LOG_INFO : CH_LOG_DEBUG;
   /* The pid: MPICH's launcher names a dead process by pid and host only. */
-  ch_log(lvl, "rank %d/%d on %s, pid %d (node %d/%d, local %d/%d, launcher %s): cores %s%s, %d "
-              "BLAS thread%s, OpenBLAS kernels %s%s",
+  ch_log(lvl, "rank %d/%d on %s, pid %d (node %d/%d, local %d/%d, launcher %s): cores %s%s",
          rt->world_rank, rt->world_size, rt->hostname, (int)getpid(), rt->node_id, rt->node_count,
-         rt->local_rank, rt->local_size, rt->launcher, rt->cpuset, b.shared ? " (shared)" : "",
-         rt->ncores, rt->ncores == 1 ? "" : "s", ch_blas_corename(),
-         ch_blas_coretype_choice() ? " (chosen by cohort)" : "");
+         rt->local_rank, rt->local_size, rt->launcher, rt->cpuset, b.shared ? " (shared)" : "");
   if (b.shared && rt->local_rank == 0)
     CH_WARN("%d ranks on %s but only %d cores: ranks share cores", rt->local_size, rt->hostname,
             b.total_cores);
@@ -131,11 +125,34 @@ ch_status ch_runtime_init(int *argc, char ***argv, const ch_runtime_opts *opts, 
 
 ch_runtime *ch_runtime_get(void) { return g_rt_ready ? &g_rt : NULL; }
 
+/* Finalize hooks: how layers above (the collective watchdog) clean up before MPI_Finalize
+ * without runtime knowing them. A fixed table: a handful of modules register, once each. */
+#define MAX_FINALIZE_HOOKS 16
+static struct {
+  void (*fn)(void *);
+  void *ctx;
+} g_hooks[MAX_FINALIZE_HOOKS];
+static int g_nhooks;
+
+ch_status ch_runtime_on_finalize(void (*fn)(void *), void *ctx) {
+  if (!fn) return CH_FAIL(CH_ERR_INVALID, "null finalize hook");
+  if (g_nhooks == MAX_FINALIZE_HOOKS)
+    return CH_FAIL(CH_ERR_NOMEM, "more than %d finalize hooks", MAX_FINALIZE_HOOKS);
+  g_hooks[g_nhooks].fn = fn;
+  g_hooks[g_nhooks].ctx = ctx;
+  g_nhooks++;
+  return CH_OK;
+}
+
 void ch_runtime_finalize(void) {
   int fin = 0;
   MPI_Finalized(&fin);
   if (fin) return;
-  ch_watchdog_stop();
+  /* Last registered runs first: a later module may depend on an earlier one. */
+  while (g_nhooks > 0) {
+    g_nhooks--;
+    g_hooks[g_nhooks].fn(g_hooks[g_nhooks].ctx);
+  }
   if (g_rt_ready) {
     MPI_Comm_free(&g_rt.local);
     MPI_Comm_free(&g_rt.world);

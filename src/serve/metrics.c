@@ -10,7 +10,7 @@
  * the +Inf bucket of that same read, so the two always agree.
  * Numbers are formatted with snprintf/strtod, which assumes the "C" numeric locale (cohort
  * never calls setlocale). */
-#include "serve/metrics.h"
+#include "serve/metrics_internal.h"
 
 #include <math.h>
 #include <pthread.h>
@@ -20,126 +20,14 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define CH_METRIC_CHAINS 64 /* hash chains per family; servers have a few dozen series */
-
-typedef struct ch_series {
-  struct ch_series *hash_next;  /* set before publication, then immutable */
-  struct ch_series *order_next; /* creation order; guarded by the family mutex */
-  uint64_t hash;
-  char **values;                /* nlabels copies of the label values */
-  _Atomic uint64_t value;       /* bits of the counter/gauge value or of the histogram sum */
-  _Atomic uint64_t buckets[];   /* histogram: nbounds + 1 counts, the last one is +Inf */
-} ch_series;
-
-struct ch_metric {
-  char *name, *help;
-  ch_metric_type type;
-  int nlabels, nbounds;
-  char **label_names;
-  double *bounds;
-  pthread_mutex_t lock; /* series creation and render */
-  _Atomic(ch_series *) chains[CH_METRIC_CHAINS];
-  ch_series *first, *last;
-  _Atomic unsigned long long dropped;
-};
-
-struct ch_metrics {
-  pthread_mutex_t lock; /* the family list */
-  ch_metric **fams;
-  int n, cap;
-};
-
-const double ch_metrics_latency_buckets[] = {
-    0.0005, 0.001, 0.002, 0.004, 0.008, 0.016, 0.032, 0.064, 0.128,
-    0.256,  0.512, 1.024, 2.048, 4.096, 8.192, 16.384, 32.768, 65.536};
-const int ch_metrics_latency_nbuckets =
-    (int)(sizeof ch_metrics_latency_buckets / sizeof ch_metrics_latency_buckets[0]);
-
-static const char *type_name(ch_metric_type t) {
-  return t == CH_METRIC_COUNTER ? "counter" : t == CH_METRIC_GAUGE ? "gauge" : "histogram";
-}
-
-static uint64_t dbits(double v) { uint64_t u; memcpy(&u, &v, sizeof u); return u; }
-static double dfrom(uint64_t u) { double v; memcpy(&v, &u, sizeof v); return v; }
-
 /* *p += v on the double whose bits *p holds. */
 static void atomic_add_double(_Atomic uint64_t *p, double v) {
   uint64_t old = atomic_load_explicit(p, memory_order_relaxed);
-  while (!atomic_compare_exchange_weak_explicit(p, &old, dbits(dfrom(old) + v),
+  while (!atomic_compare_exchange_weak_explicit(p, &old, ch_metric_dbits(ch_metric_dfrom(old) + v),
                                                 memory_order_relaxed, memory_order_relaxed)) {
   }
 }
 
-/* 1 when s matches [a-zA-Z_:][a-zA-Z0-9_:]* (colon allowed only when `colon`). */
-static int valid_name(const char *s, int colon) {
-  if (!s || !*s) return 0;
-  for (const char *c = s; *c; c++) {
-    int alpha = (*c >= 'a' && *c <= 'z') || (*c >= 'A' && *c <= 'Z') || *c == '_' ||
-                (colon && *c == ':');
-    if (!alpha && !(c > s && *c >= '0' && *c <= '9')) return 0;
-  }
-  return 1;
-}
-
-/* 1 when the strings a+sa and b+sb are equal (no allocation). */
-static int cat_eq(const char *a, const char *sa, const char *b, const char *sb) {
-  size_t la = strlen(a), lsa = strlen(sa), lb = strlen(b), lsb = strlen(sb);
-  if (la + lsa != lb + lsb) return 0;
-  for (size_t i = 0; i < la + lsa; i++)
-    if ((i < la ? a[i] : sa[i - la]) != (i < lb ? b[i] : sb[i - lb])) return 0;
-  return 1;
-}
-
-/* 1 when a family (a, ta) and a family (b, tb) would render a sample of the same name. */
-static int samples_collide(const char *a, ch_metric_type ta, const char *b, ch_metric_type tb) {
-  static const char *const hist[] = {"_bucket", "_sum", "_count"}, *const plain[] = {""};
-  const char *const *sa = ta == CH_METRIC_HISTOGRAM ? hist : plain;
-  const char *const *sb = tb == CH_METRIC_HISTOGRAM ? hist : plain;
-  int na = ta == CH_METRIC_HISTOGRAM ? 3 : 1, nb = tb == CH_METRIC_HISTOGRAM ? 3 : 1;
-  for (int i = 0; i < na; i++)
-    for (int j = 0; j < nb; j++)
-      if (cat_eq(a, sa[i], b, sb[j])) return 1;
-  return 0;
-}
-
-/* Checks the arguments of ch_metrics_register; stores the label count in *nlabels. */
-static ch_status check_family(const char *name, ch_metric_type type, const char *const *labels,
-                              const double *bounds, int nbounds, int *nlabels) {
-  if (!valid_name(name, 1))
-    return CH_FAIL(CH_ERR_INVALID, "metric name '%s' is not [a-zA-Z_:][a-zA-Z0-9_:]*",
-                   name ? name : "(null)");
-  if (type != CH_METRIC_COUNTER && type != CH_METRIC_GAUGE && type != CH_METRIC_HISTOGRAM)
-    return CH_FAIL(CH_ERR_INVALID, "metric %s: unknown type %d", name, (int)type);
-  int n = 0;
-  for (; labels && labels[n]; n++) {
-    const char *l = labels[n];
-    if (!valid_name(l, 0) || !strncmp(l, "__", 2))
-      return CH_FAIL(CH_ERR_INVALID, "metric %s: label name '%s' is not [a-zA-Z_][a-zA-Z0-9_]* "
-                     "or starts with __ (reserved)", name, l);
-    if (type == CH_METRIC_HISTOGRAM && !strcmp(l, "le"))
-      return CH_FAIL(CH_ERR_INVALID, "histogram %s: label name 'le' is reserved", name);
-    for (int j = 0; j < n; j++)
-      if (!strcmp(labels[j], l))
-        return CH_FAIL(CH_ERR_INVALID, "metric %s: label '%s' given twice", name, l);
-  }
-  if (type != CH_METRIC_HISTOGRAM) {
-    if (bounds || nbounds)
-      return CH_FAIL(CH_ERR_INVALID, "metric %s: bounds given for a %s", name, type_name(type));
-  } else {
-    if (!bounds || nbounds < 1)
-      return CH_FAIL(CH_ERR_INVALID, "histogram %s: needs nbounds >= 1 (got %d)", name, nbounds);
-    for (int i = 0; i < nbounds; i++) {
-      if (!isfinite(bounds[i]))
-        return CH_FAIL(CH_ERR_INVALID, "histogram %s: bound %d is not finite (+Inf is implicit)",
-                       name, i);
-      if (i > 0 && !(bounds[i] > bounds[i - 1]))
-        return CH_FAIL(CH_ERR_INVALID, "histogram %s: bounds not strictly ascending at %d "
-                       "(%g after %g)", name, i, bounds[i], bounds[i - 1]);
-    }
-  }
-  *nlabels = n;
-  return CH_OK;
-}
 
 /* 1 when family f equals the described one. */
 static int same_family(const ch_metric *f, const char *help, ch_metric_type type,
@@ -220,7 +108,7 @@ static ch_series *series_get(ch_metric *f, const char *const *v) {
     if (s && !(s->values = dup_strings(v, f->nlabels))) { free(s); s = NULL; }
     if (s) {
       s->hash_next = head, s->order_next = NULL, s->hash = h;
-      atomic_init(&s->value, dbits(0.0));
+      atomic_init(&s->value, ch_metric_dbits(0.0));
       for (size_t i = 0; i < nb; i++) atomic_init(&s->buckets[i], 0);
       if (f->last) f->last->order_next = s; else f->first = s;
       f->last = s;
@@ -277,7 +165,7 @@ ch_status ch_metrics_register(ch_metrics *m, const char *name, const char *help,
   if (!m) return CH_FAIL(CH_ERR_INVALID, "ch_metrics_register: registry is NULL");
   if (!help) help = "";
   int nlabels = 0;
-  CH_CHECK(check_family(name, type, label_names, bounds, nbounds, &nlabels));
+  CH_CHECK(ch_metric_check_family(name, type, label_names, bounds, nbounds, &nlabels));
   ch_status st = CH_OK;
   ch_metric *f = NULL;
   pthread_mutex_lock(&m->lock);
@@ -290,9 +178,9 @@ ch_status ch_metrics_register(ch_metrics *m, const char *name, const char *help,
                      "help, labels or buckets", name);
       goto done;
     }
-    if (samples_collide(g->name, g->type, name, type)) {
+    if (ch_metric_samples_collide(g->name, g->type, name, type)) {
       st = CH_FAIL(CH_ERR_INVALID, "metric %s (%s) would render samples named like those "
-                   "of %s (%s)", name, type_name(type), g->name, type_name(g->type));
+                   "of %s (%s)", name, ch_metric_type_name(type), g->name, ch_metric_type_name(g->type));
       goto done;
     }
   }
@@ -355,7 +243,7 @@ void ch_metric_set(ch_metric *f, const char *const *label_values, double v) {
     drop(f, "set", "missing label values or out of memory");
     return;
   }
-  atomic_store_explicit(&s->value, dbits(v), memory_order_relaxed);
+  atomic_store_explicit(&s->value, ch_metric_dbits(v), memory_order_relaxed);
 }
 
 void ch_metric_observe(ch_metric *f, const char *const *label_values, double v) {
@@ -377,123 +265,4 @@ void ch_metric_observe(ch_metric *f, const char *const *label_values, double v) 
 
 unsigned long long ch_metric_dropped(const ch_metric *f) {
   return f ? atomic_load_explicit(&((ch_metric *)f)->dropped, memory_order_relaxed) : 0;
-}
-
-int ch_metrics_format_double(char *buf, size_t size, double v) {
-  if (isnan(v)) return snprintf(buf, size, "NaN");
-  if (isinf(v)) return snprintf(buf, size, v > 0 ? "+Inf" : "-Inf");
-  if (v == floor(v) && fabs(v) < 1e17) return snprintf(buf, size, "%.0f", v);
-  int n = 0;
-  for (int prec = 15; prec <= 17; prec++) { /* shortest of %.15g..%.17g that round-trips */
-    n = snprintf(buf, size, "%.*g", prec, v);
-    if (strtod(buf, NULL) == v) break;
-  }
-  return n;
-}
-
-int ch_metrics_pow2_buckets(double *out, int max_value) {
-  if (max_value < 1) return 0;
-  int n = 0;
-  for (long long p = 1; p < max_value; p *= 2) {
-    if (out) out[n] = (double)p;
-    n++;
-  }
-  if (out) out[n] = max_value;
-  return n + 1;
-}
-
-/* A growing output string; `oom` latches the first allocation failure. */
-typedef struct { char *p; size_t len, cap; int oom; } buf_t;
-
-static void put(buf_t *b, const char *s, size_t n) {
-  if (b->oom) return;
-  if (b->len + n + 1 > b->cap) {
-    size_t cap = b->cap ? b->cap : 4096;
-    while (b->len + n + 1 > cap) cap *= 2;
-    char *p = realloc(b->p, cap);
-    if (!p) { b->oom = 1; return; }
-    b->p = p, b->cap = cap;
-  }
-  memcpy(b->p + b->len, s, n);
-  b->len += n;
-  b->p[b->len] = '\0';
-}
-
-static void puts_(buf_t *b, const char *s) { put(b, s, strlen(s)); }
-
-/* Appends s escaping backslash and newline, and double quotes when `quote` (label values). */
-static void put_escaped(buf_t *b, const char *s, int quote) {
-  for (const char *c = s; *c; c++) {
-    if (*c == '\\') puts_(b, "\\\\");
-    else if (*c == '\n') puts_(b, "\\n");
-    else if (*c == '"' && quote) puts_(b, "\\\"");
-    else put(b, c, 1);
-  }
-}
-
-/* Appends `{k="v",...[,le="le"]}` (nothing when there are no labels and no le). */
-static void put_labels(buf_t *b, const ch_metric *f, const ch_series *s, const char *le) {
-  if (f->nlabels == 0 && !le) return;
-  puts_(b, "{");
-  for (int i = 0; i < f->nlabels; i++) {
-    if (i) puts_(b, ",");
-    puts_(b, f->label_names[i]), puts_(b, "=\"");
-    put_escaped(b, s->values[i], 1), puts_(b, "\"");
-  }
-  if (le) puts_(b, f->nlabels ? ",le=\"" : "le=\""), puts_(b, le), puts_(b, "\"");
-  puts_(b, "}");
-}
-
-/* Appends one sample line: name+suffix, labels, value. */
-static void put_sample(buf_t *b, const ch_metric *f, const char *suffix, const ch_series *s,
-                       const char *le, const char *value) {
-  puts_(b, f->name), puts_(b, suffix), put_labels(b, f, s, le);
-  puts_(b, " "), puts_(b, value), puts_(b, "\n");
-}
-
-static void render_family(buf_t *b, ch_metric *f) {
-  char num[64], le[64];
-  puts_(b, "# HELP "), puts_(b, f->name), puts_(b, " "), put_escaped(b, f->help, 0);
-  puts_(b, "\n# TYPE "), puts_(b, f->name), puts_(b, " "), puts_(b, type_name(f->type));
-  puts_(b, "\n");
-  pthread_mutex_lock(&f->lock);
-  for (const ch_series *s = f->first; s; s = s->order_next) {
-    double value = dfrom(atomic_load_explicit(&s->value, memory_order_relaxed));
-    ch_metrics_format_double(num, sizeof num, value);
-    if (f->type != CH_METRIC_HISTOGRAM) {
-      put_sample(b, f, "", s, NULL, num);
-      continue;
-    }
-    unsigned long long cum = 0;
-    for (int i = 0; i <= f->nbounds; i++) {
-      char count[32];
-      cum += atomic_load_explicit(&s->buckets[i], memory_order_relaxed);
-      snprintf(count, sizeof count, "%llu", cum);
-      if (i < f->nbounds) ch_metrics_format_double(le, sizeof le, f->bounds[i]);
-      put_sample(b, f, "_bucket", s, i < f->nbounds ? le : "+Inf", count);
-    }
-    put_sample(b, f, "_sum", s, NULL, num);
-    snprintf(num, sizeof num, "%llu", cum);
-    put_sample(b, f, "_count", s, NULL, num);
-  }
-  pthread_mutex_unlock(&f->lock);
-}
-
-char *ch_metrics_render(ch_metrics *m, size_t *len) {
-  if (!m) {
-    (void)CH_FAIL(CH_ERR_INVALID, "ch_metrics_render: registry is NULL");
-    return NULL;
-  }
-  buf_t b = {0};
-  put(&b, "", 0); /* an empty registry renders as "" */
-  pthread_mutex_lock(&m->lock);
-  for (int i = 0; i < m->n; i++) render_family(&b, m->fams[i]);
-  pthread_mutex_unlock(&m->lock);
-  if (b.oom) {
-    free(b.p);
-    (void)CH_FAIL(CH_ERR_NOMEM, "ch_metrics_render: out of memory");
-    return NULL;
-  }
-  if (len) *len = b.len;
-  return b.p;
 }

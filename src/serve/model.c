@@ -24,6 +24,7 @@ static ch_status finish(const ch_group *g, serve_model *m, const ch_serve_opts *
     CH_WARN("%d ranks for %d attention heads: %d rank(s) hold no head", g->size,
             m->info.model.n_head, g->size - m->info.model.n_head);
   }
+  CH_CHECK(ch_model_io(m->full, &m->io));
   snprintf(m->version, sizeof m->version, "%lld", (long long)m->step);
   int slots = o->max_batch_size > 0 ? o->max_batch_size : 1;
   return ch_tp_model_create(m->full, &m->local, m->params, g->rank == 0, slots, slots,

@@ -2,7 +2,7 @@
  * openai.h). JSON text is written with the writer of serve/v2.h. */
 #include "serve/openai.h"
 
-#include <cjson/cJSON.h>
+#include <cJSON.h>
 #include <limits.h>
 #include <math.h>
 #include <stdarg.h>

@@ -1,16 +1,30 @@
-/* Requests and the queue between the HTTP threads and the executor (src/serve/server.h). */
+/* Requests, the queue between the HTTP threads and the executor, and the request lifecycle
+ * (src/serve/server.h): accepted (queued) -> finished by the executor -> its answer sent. The
+ * counts SIGTERM reports are kept here only. */
 #include <errno.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
+#include "cohort/log.h"
 #include "cohort/runtime.h"
 #include "serve/server.h"
+
+static _Atomic long g_live; /* requests allocated and not yet freed */
+
+long serve_req_live(void) { return g_live; }
+
+int serve_test_fail_alloc(const char *what) {
+  const char *e = getenv("COHORT_TEST_FAIL_ALLOC");
+  return e && !strcmp(e, what);
+}
 
 serve_req *serve_req_new(serve_kind kind) {
   serve_req *r = calloc(1, sizeof *r);
   if (!r) return NULL;
+  g_live++;
   r->kind = kind;
   r->refs = 1;
   r->slot = -1;
@@ -32,9 +46,10 @@ void serve_req_put(serve_state *s, serve_req *r) {
   for (int i = 0; i < r->nstop; i++) free(r->stop[i]);
   free(r->stop);
   free(r);
+  g_live--;
 }
 
-int serve_submit(serve_state *s, serve_req *r) {
+int serve_submit(serve_state *s, serve_req *r, int *accepted) {
   pthread_mutex_lock(&s->lock);
   int status = 0;
   if (!s->accepting || !s->ready) {
@@ -61,6 +76,7 @@ int serve_submit(serve_state *s, serve_req *r) {
     if (r->kind != SERVE_RELOAD) s->queued++;
     s->inflight++;
     s->accepted++;
+    *accepted = 1;
     pthread_cond_signal(&s->wake);
   }
   pthread_mutex_unlock(&s->lock);
@@ -99,7 +115,7 @@ void serve_finish_locked(serve_state *s, serve_req *r, int http_status, const ch
 void serve_facts_publish(serve_state *s) {
   const serve_model *m = s->model;
   serve_facts f = {.is_gpt = m->is_gpt, .context = m->context, .features = m->features,
-                   .classes = m->classes, .vocab = m->vocab};
+                   .classes = m->classes, .vocab = m->vocab, .io = m->io};
   snprintf(f.version, sizeof f.version, "%s", m->version);
   pthread_mutex_lock(&s->lock);
   s->facts = f;
@@ -111,4 +127,32 @@ serve_facts serve_facts_get(serve_state *s) {
   serve_facts f = s->facts;
   pthread_mutex_unlock(&s->lock);
   return f;
+}
+
+void serve_call_closed(serve_state *s, int ok) {
+  pthread_mutex_lock(&s->lock);
+  s->delivered += ok != 0;
+  s->closed++;
+  pthread_cond_broadcast(&s->wake);
+  pthread_mutex_unlock(&s->lock);
+}
+
+void serve_drain(serve_state *s, double seconds) {
+  double until = ch_time() + seconds;
+  pthread_mutex_lock(&s->lock);
+  while (s->closed < s->accepted && ch_time() < until) {
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    ts.tv_nsec += 10 * 1000000L;
+    if (ts.tv_nsec >= 1000000000L) ts.tv_sec++, ts.tv_nsec -= 1000000000L;
+    pthread_cond_timedwait(&s->wake, &s->lock, &ts);
+  }
+  pthread_mutex_unlock(&s->lock);
+}
+
+void serve_report_answers(serve_state *s) {
+  pthread_mutex_lock(&s->lock);
+  unsigned long long accepted = s->accepted, delivered = s->delivered;
+  pthread_mutex_unlock(&s->lock);
+  CH_INFO("%llu request(s) accepted, %llu answered in full", accepted, delivered);
 }

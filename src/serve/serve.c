@@ -60,6 +60,10 @@ static ch_status start_leader(serve_state *s, const char *data_path) {
     if (ch_tokenizer_load(data, &s->tok) != CH_OK)
       return CH_FAIL(CH_ERR_IO, "the tokenizer comes from the training data %s (--data names "
                      "another copy): %s", data, ch_error_message());
+    s->vocab_real = ch_tokenizer_vocab(s->tok);
+    if (s->vocab_real > m->vocab)
+      return CH_FAIL(CH_ERR_CONFIG, "%s's tokenizer has %lld tokens, the model only %lld", data,
+                     (long long)s->vocab_real, (long long)m->vocab);
   }
   CH_CHECK(serve_metrics_init(s));
   CH_CHECK(serve_http_start(s));
@@ -108,7 +112,11 @@ static ch_status serve_main(const ch_group *g, serve_model *m, const char *ckpt_
     if (g->rank == 0 && st == CH_OK) CH_INFO("server stopped");
   }
   serve_http_stop(s);
-  ch_signals_restore();
+  if (g->rank == 0 && serve_req_live() != 0)
+    CH_WARN("%ld request(s) were never freed (a leak)", serve_req_live());
+  /* The handlers stay installed until the process exits: across nodes SIGTERM reaches the
+   * ranks at different times, and one arriving while this rank is in MPI_Finalize (its server
+   * already stopped by an earlier rank's signal) must not kill it. */
   ch_tokenizer_destroy(s->tok);
   ch_metrics_destroy(s->metrics);
   serve_model_free(s->model);

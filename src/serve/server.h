@@ -1,14 +1,20 @@
 /* Internals of the server (include/cohort/serve.h): requests, the queue between the HTTP
- * threads of rank 0 and the executor on every rank's main thread, and the executor's ops.
+ * threads of rank 0 and the executor on every rank's main thread, and the pieces' seams.
  *
  * Threads: libmicrohttpd runs one thread per connection on rank 0; each turns its body into a
  * serve_req, queues it and sleeps on the request's condition variable. The main thread of rank
  * 0 (the leader) forms batches from the queue and broadcasts each op to the followers; every
  * rank runs it (the tensor-parallel forward); the leader completes the requests. Only main
- * threads call MPI. One mutex (the queue's) guards every request and the queue. */
+ * threads call MPI. One mutex (the queue's) guards every request and the queue.
+ *
+ * Files: http.c (transport) -> route.c (routes, key, limits) -> v2_api.c / openai_api.c (the
+ * two APIs; codecs v2*.c, openai.c, jsonw.c) -> queue.c (requests, queue, lifecycle) ->
+ * lead.c (leader: batch.c's policy, wire.h's ops) and exec.c (the ops on every rank);
+ * model.c (the served model), metrics*.c (Prometheus), serve.c (setup and teardown). */
 #pragma once
 #include <pthread.h>
 #include <stdint.h>
+#include <sys/types.h>
 
 #include "cohort/comm.h"
 #include "cohort/model.h"
@@ -18,6 +24,8 @@
 #include "serve/metrics.h"
 
 typedef enum serve_kind { SERVE_INFER = 1, SERVE_GENERATE, SERVE_RELOAD } serve_kind;
+
+struct serve_state;
 
 typedef struct serve_req {
   serve_kind kind;
@@ -37,7 +45,11 @@ typedef struct serve_req {
   int32_t *out;
   int nout, slot;
   int want_logits;     /* V2 on a GPT: keep the first step's logits in `logits` [vocab] */
-  char *text;          /* decoded generated text (leader), for stop strings */
+  /* Called by the executor (lock held) after each new token out[nout - 1]; returns 1 when the
+   * sequence ends early (a stop string). NULL: token ids only (V2). The front end that sets
+   * it owns what follows (the OpenAI one: the decoded text, for stop strings and streaming). */
+  int (*on_token)(struct serve_state *s, struct serve_req *r);
+  char *text;
   size_t text_len, text_cap;
   const char *finish;  /* "stop" | "length" when done */
   /* RELOAD: a checkpoint path or "latest". */
@@ -65,6 +77,7 @@ typedef struct serve_model {
   int is_gpt;
   int64_t features, classes, vocab;
   int context;
+  ch_io_schema io;         /* the V2 inputs and outputs of its family */
 } serve_model;
 
 /* What the HTTP threads may know of the model: a copy taken under the lock, since a reload
@@ -73,6 +86,7 @@ typedef struct serve_facts {
   int is_gpt, context;
   int64_t features, classes, vocab;
   char version[32];
+  ch_io_schema io;
 } serve_facts;
 
 typedef struct serve_state {
@@ -83,7 +97,8 @@ typedef struct serve_state {
   serve_model *model;      /* the executor's (main thread) */
   serve_facts facts;       /* under lock */
   ch_tokenizer *tok;       /* rank 0, GPT */
-  /* The queue (rank 0). */
+  int64_t vocab_real;      /* rank 0, GPT: the tokenizer's ids; sampling never draws past them */
+  /* The queue (rank 0); accepted/delivered/closed are queue.c's (the request lifecycle). */
   pthread_mutex_t lock;
   pthread_cond_t wake;     /* the executor: new work or shutdown */
   serve_req *infer_head, *infer_tail, *gen_head, *gen_tail, *ctl_head;
@@ -103,19 +118,34 @@ typedef struct serve_state {
 serve_req *serve_req_new(serve_kind kind);
 /* Drops one reference (under s->lock); frees at zero. */
 void serve_req_put(serve_state *s, serve_req *r);
+/* Requests allocated and not freed (process-wide): 0 once a server has stopped, else a leak. */
+long serve_req_live(void);
+/* Test hook: whether COHORT_TEST_FAIL_ALLOC names `what`, an allocation the tests make fail
+ * ("stream": a streamed completion's state). */
+int serve_test_fail_alloc(const char *what);
 /* Queues r (takes a reference) unless the server is not accepting or the queue is full: then
- * returns 503 with a message in r->err. 0 on success. */
-int serve_submit(serve_state *s, serve_req *r);
+ * returns 503 with a message in r->err. 0 on success, and *accepted = 1: the request's call is
+ * owed a complete answer (serve_call_closed counts it). */
+int serve_submit(serve_state *s, serve_req *r, int *accepted);
 /* Waits until r is done or `timeout` seconds pass (then marks it abandoned and returns 504). */
 int serve_wait(serve_state *s, serve_req *r, double timeout);
 /* Marks r done with a status (under the lock) and wakes its waiter. */
 void serve_finish_locked(serve_state *s, serve_req *r, int http_status, const char *err);
 
+/* The connection of a call that had a request accepted has closed: its answer went out in
+ * full (ok) or not. Wakes serve_drain. */
+void serve_call_closed(serve_state *s, int ok);
+/* Shutdown (rank 0): waits up to `seconds` until every accepted request's answer has finished
+ * going out. */
+void serve_drain(serve_state *s, double seconds);
+/* Logs "N request(s) accepted, N answered in full" (once the connections are closed). */
+void serve_report_answers(serve_state *s);
+
 /* The facts of s->model, stored under the lock (executor), and a copy of them (HTTP). */
 void serve_facts_publish(serve_state *s);
 serve_facts serve_facts_get(serve_state *s);
 
-/* ---- exec.c: the executor loop, on every rank's main thread ------------------------------ */
+/* ---- exec.c / lead.c: the executor, on every rank's main thread ------------------------- */
 /* Runs until a shutdown op (leader: after a signal and draining, or serve_stop). Collective. */
 ch_status serve_run(serve_state *s);
 
@@ -129,9 +159,48 @@ ch_status serve_model_from_params(const ch_group *g, const ch_ckpt_model_info *i
                                   serve_model **out);
 void serve_model_free(serve_model *m);
 
-/* ---- http.c (rank 0) --------------------------------------------------------------------- */
+/* ---- http.c: the transport (rank 0; libmicrohttpd, one thread per connection) ------------- */
 ch_status serve_http_start(serve_state *s);
 void serve_http_stop(serve_state *s);
+
+/* One HTTP exchange as the routes and front ends see it. */
+typedef struct serve_call {
+  struct MHD_Connection *c;
+  const char *body;   /* the request body, NUL-terminated after len bytes */
+  size_t len;
+  double t0;          /* arrival, for the latency metric */
+  int accepted;       /* set by serve_submit: a request of this call is owed an answer */
+} serve_call;
+
+/* The value of a request header, or NULL. */
+const char *serve_call_header(serve_call *k, const char *name);
+/* Queues the response (takes `text`, malloc'ed; NULL becomes a 500 "out of memory"). Returns
+ * libmicrohttpd's result (MHD_YES / MHD_NO) for the route to return. */
+int serve_reply(serve_call *k, int status, char *text, const char *content_type);
+int serve_reply_json(serve_call *k, int status, char *json);
+/* {"error": msg}. */
+int serve_reply_error(serve_call *k, int status, const char *msg);
+/* A server-sent-event stream: read() fills buf with up to max bytes (returns the count,
+ * SERVE_STREAM_END or SERVE_STREAM_ERROR); done(cls) runs once when the response is over (also
+ * when it could not be created). */
+#define SERVE_STREAM_END ((ssize_t)-1)   /* libmicrohttpd's END_OF_STREAM */
+#define SERVE_STREAM_ERROR ((ssize_t)-2) /* libmicrohttpd's END_WITH_ERROR */
+int serve_reply_sse(serve_call *k, ssize_t (*read)(void *cls, uint64_t pos, char *buf, size_t max),
+                    void *cls, void (*done)(void *cls));
+/* Counts a finished request: cohort_requests_total and its latency since t0. */
+void serve_count(serve_state *s, const char *endpoint, int status, double t0);
+
+/* ---- route.c: routing, the API key, the small GET endpoints ------------------------------- */
+int serve_route(serve_state *s, serve_call *k, const char *url, const char *method,
+                int too_large);
+
+/* ---- v2_api.c: KServe V2 (model metadata, infer, repository load) ------------------------ */
+int serve_v2_metadata(serve_state *s, serve_call *k);
+int serve_v2_infer(serve_state *s, serve_call *k);
+int serve_v2_load(serve_state *s, serve_call *k);
+
+/* ---- openai_api.c: POST /v1/completions (text: tokenising, detokenising, stop strings) ---- */
+int serve_oai_completions(serve_state *s, serve_call *k);
 
 /* ---- metrics (rank 0) --------------------------------------------------------------------- */
 ch_status serve_metrics_init(serve_state *s);

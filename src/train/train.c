@@ -253,6 +253,7 @@ ch_status ch_train_run(const ch_config *cfg, const ch_group *dp, int keep_params
   memset(res, 0, sizeof *res);
   res->val_loss = res->val_acc = NAN;
   trainer t;
+  memset(&t, 0, sizeof t); /* teardown runs on it even when the watchdog never started */
   ch_status st;
   ch_signals_install();
   CH_CHECK_GOTO(ch_watchdog_start(dp, cfg->run.watchdog_timeout), st, done);

@@ -115,7 +115,7 @@ static void read_latest(char *out, size_t size) {
 int main(int argc, char **argv) {
   ch_runtime *rt;
   CHT_OK(ch_runtime_init(&argc, &argv, NULL, &rt));
-  CHT_OK(ch_group_create(rt->world, &g));
+  CHT_OK(ch_group_world(&g));
   if (g.rank == 0) {
     snprintf(dir, sizeof dir, "/tmp/cohort-ckpt-XXXXXX");
     CHT_ASSERT(mkdtemp(dir), "mkdtemp");

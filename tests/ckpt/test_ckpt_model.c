@@ -65,7 +65,7 @@ int main(int argc, char **argv) {
   ch_runtime *rt;
   CHT_OK(ch_runtime_init(&argc, &argv, NULL, &rt));
   ch_group g;
-  CHT_OK(ch_group_create(rt->world, &g));
+  CHT_OK(ch_group_world(&g));
   char dir[256];
   snprintf(dir, sizeof dir, "%s/cohort_test_ckpt_model_XXXXXX",
            getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp");

@@ -15,7 +15,7 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "cohort/comm.h"
+#include "cohort/comm_mpi.h"
 #include "cohort/rng.h"
 #include "cohort/runtime.h"
 #include "cohort/tensor.h"
@@ -452,13 +452,13 @@ static void test_split(const ch_group *g) {
   free(buf);
   input_free(&in);
   ch_group_destroy(&sub);
-  CHT_ASSERT(sub.comm == MPI_COMM_NULL, "ch_group_destroy left a communicator behind");
+  CHT_ASSERT(ch_group_mpi_comm(&sub) == MPI_COMM_NULL, "ch_group_destroy left a communicator behind");
 
   /* Color MPI_UNDEFINED (as in MPI_Comm_split): rank 0 joins no group, the rest form one. */
   ch_group part;
   CHT_OK(ch_group_split(g, g_rank == 0 ? MPI_UNDEFINED : 1, g_rank, &part));
   if (g_rank == 0) {
-    CHT_ASSERT(part.comm == MPI_COMM_NULL && part.size == 0, "MPI_UNDEFINED: got a group of %d",
+    CHT_ASSERT(ch_group_mpi_comm(&part) == MPI_COMM_NULL && part.size == 0, "MPI_UNDEFINED: got a group of %d",
                part.size);
     int32_t v = 5;
     ch_status s = ch_comm_allreduce(&part, &v, 1, CH_I32, CH_SUM, NULL);
@@ -560,24 +560,80 @@ static void test_errors(const ch_group *g) {
   CHT_ASSERT(one == g_size, "allreduce after errors: %d, expected %d", one, g_size);
 }
 
+/* The backend seam: MPI access through comm_mpi.h, no-color groups, zeroed groups and
+ * requests, and requests kept in a caller-owned array and reused. */
+static void test_backend(const ch_group *g) {
+  CHT_ASSERT(g->ops && g->ops->name && !strcmp(g->ops->name, "mpi"), "world group backend %s",
+             g->ops && g->ops->name ? g->ops->name : "(none)");
+  CHT_ASSERT(ch_group_mpi_comm(NULL) == MPI_COMM_NULL, "null group has a communicator");
+  ch_group zero;
+  memset(&zero, 0, sizeof zero);
+  CHT_ASSERT(ch_group_mpi_comm(&zero) == MPI_COMM_NULL, "zeroed group has a communicator");
+  ch_group_destroy(&zero); /* a no-op */
+  int32_t v = 1;
+  ch_status s = ch_comm_barrier(&zero, NULL);
+  CHT_ASSERT(s == CH_ERR_INVALID, "barrier on a zeroed group returned %s", ch_status_str(s));
+
+  /* ch_group_from_mpi duplicates the communicator it is given. */
+  ch_group dup;
+  CHT_OK(ch_group_from_mpi(ch_group_mpi_comm(g), &dup));
+  int cmp = MPI_UNEQUAL;
+  MPI_Comm_compare(ch_group_mpi_comm(&dup), ch_group_mpi_comm(g), &cmp);
+  CHT_ASSERT(cmp == MPI_CONGRUENT, "ch_group_from_mpi should duplicate (compare = %d)", cmp);
+  CHT_OK(ch_comm_allreduce(&dup, &v, 1, CH_I32, CH_SUM, NULL));
+  CHT_ASSERT(v == g_size, "allreduce on the duplicate: %d, expected %d", v, g_size);
+  ch_group_destroy(&dup);
+  CHT_ASSERT(dup.ops == NULL && ch_group_mpi_comm(&dup) == MPI_COMM_NULL, "destroy left a backend");
+
+  /* CH_GROUP_NO_COLOR: the last rank joins no group. */
+  ch_group part;
+  CHT_OK(ch_group_split(g, g_rank == g_size - 1 ? CH_GROUP_NO_COLOR : 0, g_rank, &part));
+  if (g_rank == g_size - 1) {
+    CHT_ASSERT(part.ops == NULL && part.rank == -1 && part.size == 0, "no color: group %d/%d",
+               part.rank, part.size);
+  } else {
+    CHT_ASSERT(part.size == g_size - 1 && part.rank == g_rank, "no color split: %d/%d",
+               part.rank, part.size);
+  }
+  ch_group_destroy(&part);
+
+  /* A calloc'ed array of requests, started, completed and started again. */
+  enum { NREQ = 4 };
+  ch_request *reqs = calloc(NREQ, sizeof *reqs);
+  int32_t vals[NREQ];
+  CHT_ASSERT(reqs, "out of memory");
+  for (int round = 0; round < 2; round++) {
+    for (int i = 0; i < NREQ; i++) {
+      CHT_ASSERT(!reqs[i].active, "request %d active before start", i);
+      vals[i] = i + round;
+      CHT_OK(ch_comm_allreduce(g, &vals[i], 1, CH_I32, CH_SUM, &reqs[i]));
+    }
+    for (int i = NREQ - 1; i >= 0; i--) CHT_OK(ch_comm_wait(&reqs[i]));
+    for (int i = 0; i < NREQ; i++)
+      CHT_ASSERT(vals[i] == (i + round) * g_size, "request %d round %d: %d", i, round, vals[i]);
+  }
+  free(reqs);
+}
+
 int main(int argc, char **argv) {
   ch_runtime *rt = NULL;
   CHT_OK(ch_runtime_init(&argc, &argv, NULL, &rt));
   ch_group g;
-  CHT_OK(ch_group_create(rt->world, &g));
+  CHT_OK(ch_group_world(&g));
   MPI_Comm_rank(MPI_COMM_WORLD, &g_rank);
   MPI_Comm_size(MPI_COMM_WORLD, &g_size);
   CHT_ASSERT(g.rank == g_rank && g.size == g_size, "group rank/size %d/%d, world %d/%d", g.rank,
              g.size, g_rank, g_size);
   int cmp = MPI_UNEQUAL;
-  MPI_Comm_compare(g.comm, MPI_COMM_WORLD, &cmp);
-  CHT_ASSERT(cmp == MPI_CONGRUENT, "ch_group_create should duplicate world (compare = %d)", cmp);
+  MPI_Comm_compare(ch_group_mpi_comm(&g), MPI_COMM_WORLD, &cmp);
+  CHT_ASSERT(cmp == MPI_CONGRUENT, "ch_group_world should duplicate world (compare = %d)", cmp);
 
   struct { const char *name; void (*fn)(const ch_group *); } tests[] = {
       {"allreduce", test_allreduce},   {"reduce_scatter", test_reduce_scatter},
       {"allgather", test_allgather},   {"broadcast", test_broadcast},
       {"barrier", test_barrier},       {"split", test_split},
       {"outstanding", test_outstanding}, {"errors", test_errors},
+      {"backend", test_backend},
   };
   for (size_t i = 0; i < sizeof tests / sizeof *tests; i++) {
     double t0 = ch_time();

@@ -10,6 +10,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "cohort/comm_mpi.h"
 #include "cohort/comm.h"
 #include "cohort/data.h"
 #include "cohort/rng.h"
@@ -157,10 +158,10 @@ int main(int argc, char **argv) {
   ch_runtime_opts ro = {.verbose = 0, .bind_cores = 0};
   CHT_OK(ch_runtime_init(&argc, &argv, &ro, &rt));
   ch_group g;
-  CHT_OK(ch_group_create(rt->world, &g));
+  CHT_OK(ch_group_world(&g));
   char dir[64] = "/tmp/cohort_test_tokens_XXXXXX", txt[128], h5[128], bad[128];
   if (g.rank == 0) CHT_ASSERT(mkdtemp(dir), "mkdtemp");
-  MPI_Bcast(dir, sizeof dir, MPI_CHAR, 0, g.comm);
+  MPI_Bcast(dir, sizeof dir, MPI_CHAR, 0, ch_group_mpi_comm(&g));
   snprintf(txt, sizeof txt, "%s/text.bin", dir);
   snprintf(h5, sizeof h5, "%s/tokens.h5", dir);
   snprintf(bad, sizeof bad, "%s/bad.h5", dir);
@@ -176,7 +177,7 @@ int main(int argc, char **argv) {
                (long long)st.val_tokens);
     write_bad_file(bad);
   }
-  MPI_Barrier(g.comm);
+  MPI_Barrier(ch_group_mpi_comm(&g));
 
   const int contexts[] = {1, 7, 64, 333};
   for (size_t c = 0; c < sizeof contexts / sizeof *contexts; c++) {
@@ -195,7 +196,7 @@ int main(int argc, char **argv) {
   ch_tokenizer_destroy(tok);
   ch_tokens_close(t);
 
-  MPI_Barrier(g.comm);
+  MPI_Barrier(ch_group_mpi_comm(&g));
   if (g.rank == 0) {
     unlink(txt);
     unlink(h5);

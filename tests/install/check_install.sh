@@ -18,7 +18,7 @@ int main(int argc, char **argv) {
   if (ch_runtime_init(&argc, &argv, NULL, &rt) != CH_OK) return 1;
   float x[3] = {1, 2, 3};
   ch_group g;
-  if (ch_group_create(rt->world, &g) != CH_OK) return 1;
+  if (ch_group_world(&g) != CH_OK || ch_blas_init(rt->ncores) != CH_OK) return 1;
   if (ch_comm_allreduce(&g, x, 3, CH_F32, CH_SUM, NULL) != CH_OK) return 1;
   printf("consumer: rank %d of %d, sum %g, BLAS %s\n", rt->world_rank, rt->world_size, x[2], ch_blas_corename());
   ch_group_destroy(&g);

@@ -39,6 +39,7 @@ static int arg_int(const char *s, const char *what, long lo) {
 int main(int argc, char **argv) {
   ch_runtime *rt = NULL;
   CHT_OK(ch_runtime_init(&argc, &argv, NULL, &rt));
+  CHT_OK(ch_blas_init(rt->ncores)); /* BLAS threads are the caller's, not runtime's */
   if (argc != 10) {
     fprintf(stderr, "usage: %s DIR N_LAYER N_HEAD N_EMBD CONTEXT VOCAB BATCH SEED STEPS\n", argv[0]);
     return 2;
@@ -84,7 +85,7 @@ int main(int argc, char **argv) {
 
   /* The initial parameters as a committed cohort checkpoint. */
   ch_group g;
-  CHT_OK(ch_group_create(rt->world, &g));
+  CHT_OK(ch_group_world(&g));
   char ckdir[1024], path[1200];
   snprintf(ckdir, sizeof ckdir, "%s/ckpt", dir);
   ch_ckpt_buffer buf = {.kind = NULL, .data = params, .addr = CH_ADDR_FLAT};

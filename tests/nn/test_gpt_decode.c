@@ -91,14 +91,14 @@ static void check_sampling(void) {
   const double prob[N] = {0.4, 0.25, 0.15, 0.1, 0.06, 0.04};
   float logits[N];
   for (int i = 0; i < N; i++) logits[i] = (float)log(prob[i]) + 3.0f; /* shift: no effect */
-  ch_sampling greedy = {0.0f, 0, 1.0f};
+  ch_sampling greedy = {0.0f, 0, 1.0f, 0};
   CHT_ASSERT(ch_sample_token(logits, N, &greedy, 0.99f) == 0, "greedy is the argmax");
-  ch_sampling k1 = {1.0f, 1, 1.0f};
+  ch_sampling k1 = {1.0f, 1, 1.0f, 0};
   CHT_ASSERT(ch_sample_token(logits, N, &k1, 0.99f) == 0, "top-k 1 is the argmax");
   struct { ch_sampling s; double expect[N]; } cases[] = {
-    {{1.0f, 0, 1.0f}, {0.4, 0.25, 0.15, 0.1, 0.06, 0.04}},
-    {{1.0f, 3, 1.0f}, {0.4 / 0.8, 0.25 / 0.8, 0.15 / 0.8, 0, 0, 0}},
-    {{1.0f, 0, 0.6f}, {0.4 / 0.65, 0.25 / 0.65, 0, 0, 0, 0}}, /* 0.4 + 0.25 reaches 0.6 */
+    {{1.0f, 0, 1.0f, 0}, {0.4, 0.25, 0.15, 0.1, 0.06, 0.04}},
+    {{1.0f, 3, 1.0f, 0}, {0.4 / 0.8, 0.25 / 0.8, 0.15 / 0.8, 0, 0, 0}},
+    {{1.0f, 0, 0.6f, 0}, {0.4 / 0.65, 0.25 / 0.65, 0, 0, 0, 0}}, /* 0.4 + 0.25 reaches 0.6 */
   };
   for (size_t c = 0; c < sizeof cases / sizeof cases[0]; c++) {
     int count[N] = {0};
@@ -111,7 +111,7 @@ static void check_sampling(void) {
     }
   }
   /* Temperature 0.5 squares the odds: p ~ prob^2. */
-  ch_sampling t05 = {0.5f, 0, 1.0f};
+  ch_sampling t05 = {0.5f, 0, 1.0f, 0};
   double z = 0;
   for (int i = 0; i < N; i++) z += prob[i] * prob[i];
   int c0 = 0;

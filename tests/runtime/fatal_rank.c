@@ -24,7 +24,7 @@ int main(int argc, char **argv) {
     return 77;
   }
   ch_group g;
-  if (ch_group_create(rt->world, &g) != CH_OK) return 2;
+  if (ch_group_world(&g) != CH_OK) return 2;
   if (rt->world_rank == 1) {
     usleep(300 * 1000); /* let the others block in the barrier first */
     ch_status s = save();

@@ -147,7 +147,7 @@ static void test_binding(const ch_runtime *rt) {
 
 static void test_blas(const char *coretype_before) {
   const char *name = ch_blas_corename();
-  CHT_ASSERT(name && name[0], "ch_blas_corename() is empty after ch_runtime_init");
+  CHT_ASSERT(name && name[0], "ch_blas_corename() is empty after ch_blas_init");
   const char *expect = getenv("CHT_EXPECT_CORETYPE");
   if (expect && expect[0]) {
     /* The user's choice wins and cohort records that it chose nothing. */
@@ -264,6 +264,7 @@ int main(int argc, char **argv) {
   }
   ch_runtime *rt = NULL;
   CHT_OK(ch_runtime_init(&argc, &argv, NULL, &rt));
+  CHT_OK(ch_blas_init(rt->ncores)); /* BLAS threads are the caller's, not runtime's */
   struct { const char *name; void (*fn)(const ch_runtime *); } tests[] = {
       {"ranks", test_ranks}, {"nodes", test_nodes}, {"binding", test_binding},
       {"logging", test_logging},

@@ -70,7 +70,7 @@ int main(int argc, char **argv) {
   ch_runtime *rt = NULL;
   CHT_OK(ch_runtime_init(&argc, &argv, NULL, &rt));
   ch_group g;
-  CHT_OK(ch_group_create(rt->world, &g));
+  CHT_OK(ch_group_world(&g));
   int lead = rt->world_rank == 0;
 
   /* Off (never started): enter/leave and stop do nothing. */

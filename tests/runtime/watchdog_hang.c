@@ -54,8 +54,8 @@ int main(int argc, char **argv) {
   }
   int rank = rt->world_rank;
   ch_group g, other;
-  CHT_OK(ch_group_create(rt->world, &g));
-  CHT_OK(ch_group_create(rt->world, &other));
+  CHT_OK(ch_group_world(&g));
+  CHT_OK(ch_group_world(&other));
   CHT_OK(ch_watchdog_start(&g, 2.0));
 
   for (int step = 0; step < 2; step++) {

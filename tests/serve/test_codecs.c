@@ -5,7 +5,7 @@
  * streaming logic against naive references on random strings. Every produced body is parsed
  * back with cJSON. Bodies are passed as exact-size heap copies without a NUL so that ASan
  * catches any read past the end. */
-#include <cjson/cJSON.h>
+#include <cJSON.h>
 #include <math.h>
 #include <stdint.h>
 #include <stdio.h>

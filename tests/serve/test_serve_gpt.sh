@@ -14,12 +14,8 @@ set -euo pipefail
 cohort=$1 src=$2 mpiexec=$3
 shift 3
 flags=("$@")
-py=/usr/bin/python3
-work=$(mktemp -d /tmp/cohort-serve-gpt-XXXXXX)
-pids=()
-cleanup() { for p in "${pids[@]}"; do kill -9 "$p" 2>/dev/null || true; done; rm -rf "$work"; }
-trap cleanup EXIT
-command -v curl >/dev/null || { echo "SKIP: no curl"; exit 77; }
+. "$(dirname "$0")/lib.sh"
+serve_init gpt
 
 "$cohort" data text "$src/examples/shakespeare/input.txt.gz" "$work/text.h5" > /dev/null
 "$mpiexec" -n 2 "${flags[@]}" "$cohort" train "$src/configs/gpt-tiny.yaml" \
@@ -28,28 +24,8 @@ command -v curl >/dev/null || { echo "SKIP: no curl"; exit 77; }
   optim.warmup_steps=10 run.checkpoint.every=150 > "$work/train.txt"
 ck="$work/run/checkpoints"
 
-ranks_of() { # pids of a server's cohort processes (not its launcher)
-  local exe p
-  exe=$(readlink -f "$cohort")
-  for p in $(pgrep -f -- "--port-file $work/$1.port"); do
-    [ "$(readlink -f "/proc/$p/exe" 2>/dev/null)" = "$exe" ] && echo "$p"
-  done
-  return 0
-}
-start() { # start NAME RANKS [serve options...]
-  local name=$1 n=$2
-  shift 2
-  "$mpiexec" -n "$n" "${flags[@]}" "$cohort" serve "$ck" --port 0 --port-file "$work/$name.port" \
-    --model-name tiny "$@" > "$work/$name.log" 2>&1 &
-  pids+=($!)
-  eval "${name}_pid=$!"
-  for _ in $(seq 1 200); do
-    [ -s "$work/$name.port" ] && curl -sf "localhost:$(cat "$work/$name.port")/v2/health/ready" >/dev/null && break
-    sleep 0.1
-  done
-}
-start one 1 --max-batch-size 4
-start two 2 --max-batch-size 4
+start one 1 "$ck" --model-name tiny --max-batch-size 4
+start two 2 "$ck" --model-name tiny --max-batch-size 4
 prompt="ROMEO:"
 "$cohort" generate "$ck" --prompt "$prompt" --max-tokens 40 --temperature 0 > "$work/greedy.txt" 2>/dev/null
 "$cohort" generate "$ck" --prompt "$prompt" --max-tokens 40 --temperature 0.9 --top-k 20 --seed 5 \
@@ -167,12 +143,5 @@ grep -q 'cohort_time_to_first_token_seconds_count{model="tiny"}' "$work/metrics"
 grep -q 'cohort_compute_duration_seconds_count{model="tiny",stage="decode"}' "$work/metrics"
 grep -q 'cohort_requests_total{model="tiny",endpoint="completions",code="200"}' "$work/metrics"
 
-for name in one two; do
-  pid_var=${name}_pid
-  kill -TERM $(ranks_of "$name")
-  rc=0
-  wait "${!pid_var}" || rc=$?
-  grep -q "server stopped" "$work/$name.log" && [ "$rc" -eq 0 ] ||
-    { echo "FAIL: $name: exit $rc"; cat "$work/$name.log"; exit 1; }
-done
+for name in one two; do stop "$name"; done
 echo PASS

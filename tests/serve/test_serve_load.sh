@@ -12,43 +12,24 @@ set -euo pipefail
 cohort=$1 src=$2 mpiexec=$3
 shift 3
 flags=("$@")
-py=/usr/bin/python3
 command -v hey >/dev/null || { echo "SKIP: hey is not installed"; exit 77; }
-command -v curl >/dev/null || { echo "SKIP: no curl"; exit 77; }
-work=$(mktemp -d /tmp/cohort-serve-load-XXXXXX)
-pids=()
-cleanup() { for p in "${pids[@]}"; do kill -9 "$p" 2>/dev/null || true; done; rm -rf "$work"; }
-trap cleanup EXIT
+. "$(dirname "$0")/lib.sh"
+serve_init load
 
 "$cohort" data csv "$src/examples/digits/digits.csv.gz" "$work/digits.h5" --val-fraction 0.2 > /dev/null
 "$mpiexec" -n 2 "${flags[@]}" "$cohort" train "$src/configs/mlp-digits.yaml" \
   data.path="$work/digits.h5" run.dir="$work/run" train.steps=60 run.checkpoint.every=30 \
   train.eval_every=0 optim.warmup_steps=5 > /dev/null
 ck="$work/run/checkpoints"
-"$mpiexec" -n 2 "${flags[@]}" "$cohort" serve "$ck" --port 0 --port-file "$work/port" \
-  --max-batch-size 32 --max-queue-delay-us 1000 --max-queue-size 1024 > "$work/serve.log" 2>&1 &
-server=$!
-pids+=($server)
-for _ in $(seq 1 200); do
-  [ -s "$work/port" ] && curl -sf "localhost:$(cat "$work/port")/v2/health/ready" >/dev/null && break
-  sleep 0.1
-done
-port=$(cat "$work/port")
+start srv 2 "$ck" --max-batch-size 32 --max-queue-delay-us 1000 --max-queue-size 1024
+port=$srv_port
 url="http://127.0.0.1:$port/v2/models/mlp/infer"
 "$py" -c "
 import json, h5py
 x = h5py.File('$work/digits.h5', 'r')['val/x'][:2]
 print(json.dumps({'inputs': [{'name': 'input', 'shape': list(x.shape), 'datatype': 'FP32',
                               'data': x.flatten().tolist()}]}))" > "$work/body.json"
-ranks() {
-  local exe p
-  exe=$(readlink -f "$cohort")
-  for p in $(pgrep -f -- "--port-file $work/port"); do
-    [ "$(readlink -f "/proc/$p/exe" 2>/dev/null)" = "$exe" ] && echo "$p"
-  done
-  return 0
-}
-leader=$(ranks | sort -n | head -1)
+leader=$(ranks_of srv | sort -n | head -1)
 rss() { awk '/^VmRSS/ {print $2}' "/proc/$leader/status"; }
 
 hey -z 3s -c 64 -m POST -T application/json -D "$work/body.json" "$url" > /dev/null # warm-up
@@ -106,15 +87,15 @@ print(json.dumps(outcomes))
 PY
 clients=$!
 sleep 3
-kill -TERM $(ranks)
+kill -TERM $(ranks_of srv)
 rc=0
-wait "$server" || rc=$?
+wait "$srv_pid" || rc=$?
 wait "$clients"
 cat "$work/term.txt"
-grep -q "server stopped" "$work/serve.log" && [ "$rc" -eq 0 ] ||
-  { echo "FAIL: exit $rc"; cat "$work/serve.log"; exit 1; }
-tail -3 "$work/serve.log"
-"$py" - "$work/term.txt" "$work/serve.log" <<'PY'
+grep -q "server stopped" "$work/srv.log" && [ "$rc" -eq 0 ] ||
+  { echo "FAIL: exit $rc"; cat "$work/srv.log"; exit 1; }
+tail -3 "$work/srv.log"
+"$py" - "$work/term.txt" "$work/srv.log" <<'PY'
 import json, re, sys
 o = json.load(open(sys.argv[1]))
 acc, full = map(int, re.search(r"(\d+) request\(s\) accepted, (\d+) answered in full",

@@ -15,12 +15,8 @@ set -euo pipefail
 cohort=$1 src=$2 mpiexec=$3
 shift 3
 flags=("$@")
-py=/usr/bin/python3
-work=$(mktemp -d /tmp/cohort-serve-mlp-XXXXXX)
-pids=()
-cleanup() { for p in "${pids[@]}"; do kill -9 "$p" 2>/dev/null || true; done; rm -rf "$work"; }
-trap cleanup EXIT
-command -v curl >/dev/null || { echo "SKIP: no curl"; exit 77; }
+. "$(dirname "$0")/lib.sh"
+serve_init mlp
 
 "$cohort" data csv "$src/examples/digits/digits.csv.gz" "$work/digits.h5" --val-fraction 0.2 --seed 0
 "$mpiexec" -n 2 "${flags[@]}" "$cohort" train "$src/configs/mlp-digits.yaml" \
@@ -28,29 +24,8 @@ command -v curl >/dev/null || { echo "SKIP: no curl"; exit 77; }
   train.eval_every=0 optim.warmup_steps=10 > "$work/train.txt"
 ck="$work/run/checkpoints"
 
-start() { # start NAME RANKS [serve options...]: serves $ck, waits for the port
-  local name=$1 n=$2
-  shift 2
-  "$mpiexec" -n "$n" "${flags[@]}" "$cohort" serve "$ck" --port 0 --port-file "$work/$name.port" \
-    "$@" > "$work/$name.log" 2>&1 &
-  pids+=($!)
-  eval "${name}_pid=$!"
-  for _ in $(seq 1 200); do
-    [ -s "$work/$name.port" ] && curl -sf "localhost:$(cat "$work/$name.port")/v2/health/ready" >/dev/null && break
-    sleep 0.1
-  done
-  eval "${name}_port=$(cat "$work/$name.port")"
-}
-ranks_of() { # ranks_of NAME: pids of the cohort processes of a server (not its launcher)
-  local exe p
-  exe=$(readlink -f "$cohort")
-  for p in $(pgrep -f -- "--port-file $work/$1.port"); do
-    [ "$(readlink -f "/proc/$p/exe" 2>/dev/null)" = "$exe" ] && echo "$p"
-  done
-  return 0
-}
-start one 1
-start two 2 --max-batch-size 16 --max-queue-delay-us 500
+start one 1 "$ck"
+start two 2 "$ck" --max-batch-size 16 --max-queue-delay-us 500
 echo "serving on ports $one_port (1 rank) and $two_port (2 ranks)"
 
 # Offline predictions of the validation split on 3 ranks (cohort infer, parallel HDF5).
@@ -98,17 +73,6 @@ assert ei <= 1e-5 and (yi == y1).all(), ei
 PY
 
 base="http://127.0.0.1:$two_port"
-check() { # check EXPECTED_STATUS METHOD PATH [curl args...]: status and a JSON body
-  local want=$1 method=$2 path=$3
-  shift 3
-  local got
-  got=$(curl -s -o "$work/body" -w "%{http_code}" -X "$method" "$base$path" "$@")
-  if [ "$got" != "$want" ]; then
-    echo "FAIL: $method $path -> $got (expected $want): $(head -c 300 "$work/body")"; exit 1
-  fi
-  "$py" -c "import json,sys; json.load(open(sys.argv[1]))" "$work/body" ||
-    { echo "FAIL: $method $path: body is not JSON"; exit 1; }
-}
 check 200 GET /v2
 check 200 GET /v2/health/live
 check 200 GET /v2/health/ready
@@ -154,8 +118,8 @@ check 200 POST /v2/models/mlp/infer -d "$good"
 kill "$slow" 2>/dev/null || true
 
 # 401 (API key), 503 (queue full), 504 (timed out): servers made to show them.
-start strict 1 --api-key s3cret --max-queue-size 1
-start slow 1 --timeout 0.000001 --max-batch-size 1
+start strict 1 "$ck" --api-key s3cret --max-queue-size 1
+start slow 1 "$ck" --timeout 0.000001 --max-batch-size 1
 base="http://127.0.0.1:$strict_port"
 check 401 GET /v2/models/mlp
 check 401 POST /v2/models/mlp/infer -d "$good" -H "Authorization: Bearer wrong"
@@ -235,12 +199,5 @@ done
 
 # SIGTERM to every rank (as srun and Slurm's preemption deliver it; Open MPI's mpirun, sent a
 # SIGTERM itself, kills the job and exits 1 whatever the ranks do): all ranks finish, exit 0.
-for name in one two strict slow; do
-  pid_var=${name}_pid
-  kill -TERM $(ranks_of "$name")
-  rc=0
-  wait "${!pid_var}" || rc=$?
-  grep -q "server stopped" "$work/$name.log" || { echo "FAIL: $name did not stop cleanly"; cat "$work/$name.log"; exit 1; }
-  [ "$rc" -eq 0 ] || { echo "FAIL: $name exited $rc"; cat "$work/$name.log"; exit 1; }
-done
+for name in one two strict slow; do stop "$name"; done
 echo PASS

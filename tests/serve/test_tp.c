@@ -161,7 +161,7 @@ int main(int argc, char **argv) {
   CHT_OK(ch_runtime_init(&argc, &argv, NULL, &rt));
   CHT_OK(ch_blas_init(1));
   ch_group g;
-  CHT_OK(ch_group_create(rt->world, &g));
+  CHT_OK(ch_group_world(&g));
   char dir[256] = "";
   if (g.rank == 0) {
     snprintf(dir, sizeof dir, "/tmp/cohort-test-tp-XXXXXX");

@@ -16,7 +16,9 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "cohort/comm_mpi.h"
 #include "cohort/config.h"
+#include "cohort/kernels.h"
 #include "cohort/runtime.h"
 #include "cohort/train.h"
 #include "testlib.h"
@@ -66,7 +68,7 @@ static void compare(const char *what, const ch_config *multi, const ch_config *s
   float *a = train(multi, world, &n1);
   float *b = NULL;
   if (world->rank == 0) b = train(single, self, &n2);
-  MPI_Barrier(world->comm);
+  MPI_Barrier(ch_group_mpi_comm(world));
   if (world->rank == 0) {
     CHT_ASSERT(n1 == n2, "%s: parameter counts differ", what);
     double err = cht_max_rel_err(a, b, n1, 1e-2);
@@ -82,9 +84,10 @@ static void compare(const char *what, const ch_config *multi, const ch_config *s
 int main(int argc, char **argv) {
   ch_runtime *rt;
   CHT_OK(ch_runtime_init(&argc, &argv, NULL, &rt));
+  CHT_OK(ch_blas_init(rt->ncores)); /* BLAS threads are the caller's, not runtime's */
   CHT_ASSERT(argc >= 3, "usage: test_ddp DIGITS.csv.gz TEXT.txt.gz");
   ch_group world, self;
-  CHT_OK(ch_group_create(rt->world, &world));
+  CHT_OK(ch_group_world(&world));
   CHT_OK(ch_group_split(&world, world.rank, 0, &self));
   cht_train_data td;
   cht_train_data_make(&world, argv[1], argv[2], &td);

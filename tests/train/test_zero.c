@@ -22,6 +22,7 @@
 #include <string.h>
 
 #include "cohort/config.h"
+#include "cohort/kernels.h"
 #include "cohort/model.h"
 #include "cohort/parallel.h"
 #include "cohort/runtime.h"
@@ -129,9 +130,10 @@ static void compare(const char *what, ch_config *c, int strategy, const ch_group
 int main(int argc, char **argv) {
   ch_runtime *rt;
   CHT_OK(ch_runtime_init(&argc, &argv, NULL, &rt));
+  CHT_OK(ch_blas_init(rt->ncores)); /* BLAS threads are the caller's, not runtime's */
   CHT_ASSERT(argc >= 3, "usage: test_zero DIGITS.csv.gz TEXT.txt.gz");
   ch_group world;
-  CHT_OK(ch_group_create(rt->world, &world));
+  CHT_OK(ch_group_world(&world));
   cht_train_data td;
   cht_train_data_make(&world, argv[1], argv[2], &td);
   snprintf(g_dir, sizeof g_dir, "%s", td.dir);

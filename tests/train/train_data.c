@@ -4,6 +4,7 @@
 #include <stdlib.h>
 #include <unistd.h>
 
+#include "cohort/comm_mpi.h"
 #include "cohort/data.h"
 #include "testlib.h"
 
@@ -19,11 +20,11 @@ void cht_train_data_make(const ch_group *world, const char *csv, const char *txt
     const char *in[1] = {txt};
     CHT_OK(ch_data_text_convert(in, 1, d->text, NULL, NULL));
   }
-  MPI_Bcast(d, sizeof *d, MPI_CHAR, 0, world->comm);
+  MPI_Bcast(d, sizeof *d, MPI_CHAR, 0, ch_group_mpi_comm(world));
 }
 
 void cht_train_data_remove(const ch_group *world, const cht_train_data *d) {
-  MPI_Barrier(world->comm);
+  MPI_Barrier(ch_group_mpi_comm(world));
   if (world->rank != 0) return;
   char cmd[400];
   snprintf(cmd, sizeof cmd, "rm -rf '%s'", d->dir);

@@ -21,7 +21,7 @@
 #include <string.h>
 #include <time.h>
 
-#include "cohort/comm.h" /* the definition of ch_group only */
+#include "cohort/comm_mpi.h"
 #include "cohort/log.h"
 #include "cohort/runtime.h"
 
@@ -362,7 +362,7 @@ static void release(void) {
 
 /* Communicator, rank map, tables and the posted receive (MPI_THREAD_MULTIPLE only). */
 static ch_status setup_messaging(const ch_group *g) {
-  if (MPI_Comm_dup(g->comm, &g_wd.comm) != MPI_SUCCESS)
+  if (MPI_Comm_dup(ch_group_mpi_comm(g), &g_wd.comm) != MPI_SUCCESS)
     return CH_FAIL(CH_ERR_MPI, "watchdog: MPI_Comm_dup failed");
   MPI_Comm_set_errhandler(g_wd.comm, MPI_ERRORS_RETURN);
   int n = g_wd.size;
@@ -393,8 +393,13 @@ static ch_status setup_messaging(const ch_group *g) {
   return CH_OK;
 }
 
+static void stop_hook(void *ctx) {
+  (void)ctx;
+  ch_watchdog_stop();
+}
+
 ch_status ch_watchdog_start(const ch_group *g, double timeout_s) {
-  if (!g || g->comm == MPI_COMM_NULL) return CH_FAIL(CH_ERR_INVALID, "watchdog on a null group");
+  if (ch_group_mpi_comm(g) == MPI_COMM_NULL) return CH_FAIL(CH_ERR_INVALID, "watchdog on a null group");
   if (g_wd.on) return CH_FAIL(CH_ERR_INVALID, "the watchdog is already running");
   if (!(timeout_s > 0)) return CH_OK;
   int level = MPI_THREAD_SINGLE;
@@ -446,6 +451,9 @@ ch_status ch_watchdog_start(const ch_group *g, double timeout_s) {
     return CH_FAIL(CH_ERR_NOMEM, "cannot start the watchdog thread: %s", strerror(rc));
   }
   g_wd.on = 1;
+  /* ch_runtime_finalize stops the thread before MPI_Finalize (it must not call MPI after). */
+  static int registered;
+  if (!registered) registered = ch_runtime_on_finalize(stop_hook, NULL) == CH_OK;
   CH_DEBUG("collective watchdog: timeout %.1f s, %s", timeout_s,
            g_wd.multiple ? "reports across ranks" : "this rank only (MPI thread level below MULTIPLE)");
   return CH_OK;

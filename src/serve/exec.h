@@ -1,0 +1,15 @@
+/* The executor's ops as every rank runs them (exec.c) and the leader's loop (lead.c). */
+#pragma once
+#include "serve/server.h"
+
+/* INFER: rows x features of x -> logits [rows, classes] (NULL on followers: rank 0 keeps them). */
+ch_status serve_exec_infer(serve_state *s, int64_t rows, const float *x, float *logits);
+/* GEN: decodes every entry of a GEN payload (wire.h) into logits [vocab] (scratch); with reqs
+ * (the leader), samples each entry's next token into reqs[e]->out[nout]. */
+ch_status serve_exec_gen(serve_state *s, int64_t nent, int32_t *buf, float *logits,
+                         serve_req **reqs);
+/* RELOAD: loads path on every rank and switches to it; *refused (CH_ERR_CONFIG, the old model
+ * kept) when it may not replace the served model. Collective. */
+ch_status serve_exec_reload(serve_state *s, const char *path, int *refused);
+/* The leader's loop (rank 0): ops from the queue until shutdown, then STOP. */
+ch_status serve_lead(serve_state *s);

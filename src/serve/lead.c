@@ -1,0 +1,298 @@
+/* The leader (rank 0's main thread): turns the queue into the executor's ops (wire.h), as the
+ * batching policy (batch.h) says, runs them with the followers, and answers the requests. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "cohort/log.h"
+#include "cohort/runtime.h"
+#include "cohort/signals.h"
+#include "serve/batch.h"
+#include "serve/exec.h"
+#include "serve/wire.h"
+
+typedef struct leader {
+  serve_state *s;
+  serve_req **active;   /* [slots] running generations */
+  int nactive;
+  float *logits;
+} leader;
+
+static const char *const k_stage[3] = {"infer", "prefill", "decode"};
+
+static void observe_compute(serve_state *s, int stage, double seconds) {
+  const char *lv[] = {s->model_name, k_stage[stage]};
+  ch_metric_observe(s->m_compute, lv, seconds);
+}
+
+/* A request leaves the queue for the executor: its wait is over. */
+static void start_req(serve_state *s, serve_req *r, double now) {
+  const char *lv[] = {s->model_name};
+  r->t_start = now;
+  ch_metric_observe(s->m_queue, lv, now - r->t_enqueue);
+}
+
+static ch_status lead_infer(serve_state *s, serve_req **batch, int n) {
+  serve_model *m = s->model;
+  /* A reload may have changed the input width since a request was queued: such requests are
+   * answered 503 (retry), the rest run. */
+  int kept = 0;
+  int64_t rows = 0;
+  pthread_mutex_lock(&s->lock);
+  for (int i = 0; i < n; i++) {
+    if (batch[i]->features == m->features) {
+      batch[kept++] = batch[i];
+      rows += batch[i]->rows;
+      continue;
+    }
+    serve_finish_locked(s, batch[i], 503, "the model was replaced by one of another input width");
+    serve_req_put(s, batch[i]);
+  }
+  pthread_mutex_unlock(&s->lock);
+  n = kept;
+  if (n == 0) return CH_OK;
+  float *x = malloc(sizeof(float) * (size_t)(rows * m->features + 1));
+  float *logits = malloc(sizeof(float) * (size_t)(rows * m->classes + 1));
+  ch_status st = x && logits ? CH_OK : CH_FAIL(CH_ERR_NOMEM, "inference batch");
+  int64_t at = 0;
+  double t0 = ch_time();
+  for (int i = 0; st == CH_OK && i < n; i++) {
+    memcpy(x + at * m->features, batch[i]->x, sizeof(float) * (size_t)(batch[i]->rows * m->features));
+    at += batch[i]->rows;
+    start_req(s, batch[i], t0);
+  }
+  serve_op h = {SERVE_OP_INFER, rows, 0, 0};
+  if (st == CH_OK) st = serve_wire_send(s->g, &h);
+  if (st == CH_OK) st = serve_wire_infer(s->g, x, rows, m->features);
+  if (st == CH_OK) st = serve_exec_infer(s, rows, x, logits);
+  observe_compute(s, 0, ch_time() - t0);
+  const char *lv[] = {s->model_name};
+  ch_metric_observe(s->m_batch, lv, (double)rows);
+  pthread_mutex_lock(&s->lock);
+  at = 0;
+  for (int i = 0; i < n; i++) {
+    serve_req *r = batch[i];
+    r->classes = m->classes;
+    snprintf(r->version, sizeof r->version, "%s", m->version);
+    if (st == CH_OK) {
+      r->logits = malloc(sizeof(float) * (size_t)(r->rows * m->classes));
+      r->labels = malloc(sizeof(int32_t) * (size_t)r->rows);
+      if (r->logits && r->labels) {
+        memcpy(r->logits, logits + at * m->classes, sizeof(float) * (size_t)(r->rows * m->classes));
+        for (int64_t k = 0; k < r->rows; k++) {
+          const float *row = r->logits + k * m->classes;
+          int32_t best = 0;
+          for (int64_t c = 1; c < m->classes; c++)
+            if (row[c] > row[best]) best = (int32_t)c;
+          r->labels[k] = best;
+        }
+      }
+      serve_finish_locked(s, r, r->logits && r->labels ? 200 : 500,
+                          r->logits && r->labels ? NULL : "out of memory");
+    } else {
+      serve_finish_locked(s, r, 500, ch_error_message());
+    }
+    at += r->rows;
+    serve_req_put(s, r);
+  }
+  pthread_mutex_unlock(&s->lock);
+  free(x);
+  free(logits);
+  return st;
+}
+
+static ch_status lead_gen(leader *L) {
+  serve_state *s = L->s;
+  serve_model *m = s->model;
+  int slots = s->opts.max_batch_size;
+  serve_req *step[slots];
+  int nent = 0, ntok = 0, nnew = 0;
+  pthread_mutex_lock(&s->lock);
+  for (int i = 0; i < slots; i++) { /* running sequences first, in slot order */
+    serve_req *r = L->active[i];
+    if (!r) continue;
+    step[nent++] = r;
+    ntok += 1;
+  }
+  for (int i = 0; i < slots && s->gen_head; i++) {
+    if (L->active[i]) continue;
+    serve_req *r = s->gen_head;
+    s->gen_head = r->next;
+    if (!s->gen_head) s->gen_tail = NULL;
+    r->next = NULL;
+    s->queued--;
+    r->slot = i;
+    start_req(s, r, ch_time());
+    L->active[i] = r;
+    L->nactive++;
+    step[nent++] = r;
+    ntok += r->nprompt;
+    nnew++;
+  }
+  pthread_mutex_unlock(&s->lock);
+  if (nent == 0) return CH_OK;
+  int32_t *buf = malloc(sizeof(int32_t) * (size_t)(3 * nent + ntok));
+  if (!buf) return CH_FAIL(CH_ERR_NOMEM, "generation step");
+  int32_t *tok = serve_wire_gen_tokens(buf, nent);
+  int off = 0;
+  for (int e = 0; e < nent; e++) {
+    serve_req *r = step[e];
+    int fresh = r->nout == 0, *ent = serve_wire_gen_entry(buf, e);
+    ent[0] = r->slot;
+    ent[1] = fresh ? r->nprompt : 1;
+    ent[2] = fresh;
+    if (fresh) memcpy(tok + off, r->prompt, sizeof(int32_t) * (size_t)r->nprompt);
+    else tok[off] = r->out[r->nout - 1];
+    off += ent[1];
+  }
+  double t0 = ch_time();
+  serve_op h = {SERVE_OP_GEN, nent, ntok, 0};
+  ch_status st = serve_wire_send(s->g, &h);
+  if (st == CH_OK) st = serve_wire_gen(s->g, buf, nent, ntok);
+  if (st == CH_OK) st = serve_exec_gen(s, nent, buf, L->logits, step);
+  free(buf);
+  double t1 = ch_time();
+  observe_compute(s, nnew > 0 ? 1 : 2, t1 - t0);
+  if (st != CH_OK) return st;
+  const char *lv[] = {s->model_name};
+  ch_metric_observe(s->m_batch, lv, (double)nent);
+  ch_metric_inc(s->m_tokens, lv, (double)nent);
+  pthread_mutex_lock(&s->lock);
+  for (int e = 0; e < nent; e++) {
+    serve_req *r = step[e];
+    if (r->nout == 0) {
+      r->t_first = t1;
+      ch_metric_observe(s->m_ttft, lv, t1 - r->t_enqueue);
+    }
+    r->nout++;
+    int stopped = r->on_token && r->on_token(s, r);
+    int full = r->nprompt + r->nout >= m->context;
+    if (stopped || r->nout >= r->max_tokens || full || r->abandoned) {
+      r->finish = stopped ? "stop" : "length";
+      L->active[r->slot] = NULL;
+      L->nactive--;
+      serve_finish_locked(s, r, 200, NULL);
+      serve_req_put(s, r);
+    } else {
+      pthread_cond_broadcast(&r->cond); /* a streaming client sends the new token */
+    }
+  }
+  pthread_mutex_unlock(&s->lock);
+  return CH_OK;
+}
+
+static ch_status lead_reload(serve_state *s, serve_req *r) {
+  char path[CH_PATH_MAX];
+  snprintf(path, sizeof path, "%s", r->path);
+  serve_op h = {SERVE_OP_RELOAD, 0, 0, 0};
+  CH_CHECK(serve_wire_send(s->g, &h));
+  CH_CHECK(serve_wire_path(s->g, path));
+  double t0 = ch_time();
+  int refused;
+  ch_status st = serve_exec_reload(s, path, &refused);
+  pthread_mutex_lock(&s->lock);
+  if (st == CH_OK) {
+    CH_INFO("serving %s version %s (loaded %s in %.2f s)", s->model_name, s->model->version, path,
+            ch_time() - t0);
+    serve_finish_locked(s, r, 200, NULL);
+  } else {
+    CH_WARN("reload of %s failed, still serving version %s: %s", path, s->model->version,
+            ch_error_message());
+    serve_finish_locked(s, r, refused ? 409 : 400, ch_error_message());
+  }
+  serve_req_put(s, r);
+  pthread_mutex_unlock(&s->lock);
+  return CH_OK; /* a failed reload is the client's error; the old model keeps serving */
+}
+
+/* What the queue looks like to the batching policy (lock held). */
+static serve_queue_view view(const leader *L) {
+  const serve_state *s = L->s;
+  serve_queue_view q = {.accepting = s->accepting, .inflight = s->inflight, .queued = s->queued,
+                        .reload_waiting = s->ctl_head != NULL, .gen_running = L->nactive,
+                        .gen_waiting = s->gen_head != NULL, .slots = s->opts.max_batch_size,
+                        .max_batch = s->opts.max_batch_size,
+                        .max_delay = (double)s->opts.max_queue_delay_us * 1e-6};
+  for (serve_req *r = s->infer_head; r && q.infer_rows < q.max_batch; r = r->next)
+    q.infer_rows += r->rows;
+  if (s->infer_head) q.infer_oldest = s->infer_head->t_enqueue;
+  return q;
+}
+
+/* Waits (lock held) until the policy says what to do. */
+static serve_action next_work(leader *L) {
+  serve_state *s = L->s;
+  for (;;) {
+    if (ch_signals_pending() && s->accepting) {
+      s->accepting = 0; /* stop taking requests; finish the accepted ones */
+      CH_INFO("shutting down on signal: finishing %d accepted request(s)", s->inflight);
+    }
+    serve_queue_view q = view(L);
+    double until;
+    serve_action a = serve_batch_decide(&q, ch_time(), &until);
+    if (a != SERVE_DO_WAIT) return a;
+    /* until is on ch_time()'s clock; the condition variable waits on CLOCK_REALTIME. A wait
+     * never exceeds the idle poll, so signals are noticed. */
+    double left = until - ch_time() + 1e-6;
+    if (left > SERVE_IDLE_POLL) left = SERVE_IDLE_POLL;
+    if (left <= 0) continue;
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    long ns = ts.tv_nsec + (long)(left * 1e9);
+    ts.tv_sec += ns / 1000000000L;
+    ts.tv_nsec = ns % 1000000000L;
+    pthread_cond_timedwait(&s->wake, &s->lock, &ts);
+  }
+}
+
+/* Takes the V2 batch the policy chooses off the queue (lock held). */
+static int take_infer_batch(serve_state *s, serve_req **batch, int cap) {
+  int rows[cap], n = 0;
+  for (serve_req *r = s->infer_head; r && n < cap; r = r->next) rows[n++] = r->rows;
+  n = serve_batch_take(rows, n, s->opts.max_batch_size);
+  for (int i = 0; i < n; i++) {
+    serve_req *r = s->infer_head;
+    s->infer_head = r->next;
+    if (!s->infer_head) s->infer_tail = NULL;
+    r->next = NULL;
+    s->queued--;
+    batch[i] = r;
+  }
+  return n;
+}
+
+ch_status serve_lead(serve_state *s) {
+  leader L = {.s = s};
+  int cap = s->opts.max_batch_size > 0 ? s->opts.max_batch_size : 1;
+  L.active = calloc((size_t)cap, sizeof *L.active);
+  L.logits = malloc(sizeof(float) * (size_t)(s->model->vocab > 0 ? s->model->vocab : 1));
+  serve_req **batch = malloc(sizeof *batch * (size_t)cap);
+  ch_status st = L.active && L.logits && batch ? CH_OK : CH_FAIL(CH_ERR_NOMEM, "executor");
+  while (st == CH_OK) {
+    pthread_mutex_lock(&s->lock);
+    serve_action work = next_work(&L);
+    serve_req *ctl = NULL;
+    int n = 0;
+    if (work == SERVE_DO_INFER) n = take_infer_batch(s, batch, cap);
+    if (work == SERVE_DO_RELOAD) {
+      ctl = s->ctl_head;
+      s->ctl_head = ctl->next;
+    }
+    pthread_mutex_unlock(&s->lock);
+    if (work == SERVE_DO_STOP) break;
+    if (work == SERVE_DO_INFER) st = lead_infer(s, batch, n);
+    else if (work == SERVE_DO_GEN) st = lead_gen(&L);
+    else if (work == SERVE_DO_RELOAD) st = lead_reload(s, ctl);
+    if (s->model->vocab > 0) { /* a reload may change the vocabulary */
+      float *lg = realloc(L.logits, sizeof(float) * (size_t)s->model->vocab);
+      if (lg) L.logits = lg;
+    }
+  }
+  serve_op h = {SERVE_OP_STOP, 0, 0, 0};
+  ch_status stop = serve_wire_send(s->g, &h);
+  free(batch);
+  free(L.active);
+  free(L.logits);
+  return st != CH_OK ? st : stop;
+}

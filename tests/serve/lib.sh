@@ -1,0 +1,67 @@
+# Shared setup of the server-level tests (sourced by test_serve_*.sh, never run): the work
+# directory and its cleanup, starting a server and waiting for its port, the pids of its ranks,
+# an HTTP status check, and a clean stop.
+# The sourcing script sets cohort, mpiexec and flags (its arguments), then calls serve_init.
+
+# serve_init TAG: a fresh $work directory; at exit every started launcher is killed and $work
+# removed. Skips (exit 77) without curl.
+serve_init() {
+  command -v curl >/dev/null || { echo "SKIP: no curl"; exit 77; }
+  py=/usr/bin/python3
+  work=$(mktemp -d "/tmp/cohort-serve-$1-XXXXXX")
+  pids=()
+  trap serve_cleanup EXIT
+}
+serve_cleanup() { for p in "${pids[@]}"; do kill -9 "$p" 2>/dev/null || true; done; rm -rf "$work"; }
+
+# start NAME RANKS CHECKPOINT [serve options...]: a server on a free port, logging to
+# $work/NAME.log; sets NAME_pid (its launcher) and NAME_port once it answers /v2/health/ready.
+start() {
+  local name=$1 n=$2 ckpt=$3
+  shift 3
+  "$mpiexec" -n "$n" "${flags[@]}" "$cohort" serve "$ckpt" --port 0 --port-file "$work/$name.port" \
+    "$@" > "$work/$name.log" 2>&1 &
+  pids+=($!)
+  eval "${name}_pid=$!"
+  for _ in $(seq 1 200); do
+    [ -s "$work/$name.port" ] && curl -sf "localhost:$(cat "$work/$name.port")/v2/health/ready" >/dev/null && break
+    sleep 0.1
+  done
+  [ -s "$work/$name.port" ] || { echo "FAIL: server $name did not start"; cat "$work/$name.log"; exit 1; }
+  eval "${name}_port=$(cat "$work/$name.port")"
+}
+
+# ranks_of NAME: pids of the cohort processes of a server (its ranks, not its launcher).
+ranks_of() {
+  local exe p
+  exe=$(readlink -f "$cohort")
+  for p in $(pgrep -f -- "--port-file $work/$1.port"); do
+    [ "$(readlink -f "/proc/$p/exe" 2>/dev/null)" = "$exe" ] && echo "$p"
+  done
+  return 0
+}
+
+# check EXPECTED_STATUS METHOD PATH [curl args...]: the status of $base$PATH, and a JSON body
+# (kept in $work/body).
+check() {
+  local want=$1 method=$2 path=$3
+  shift 3
+  local got
+  got=$(curl -s -o "$work/body" -w "%{http_code}" -X "$method" "$base$path" "$@")
+  if [ "$got" != "$want" ]; then
+    echo "FAIL: $method $path -> $got (expected $want): $(head -c 300 "$work/body")"; exit 1
+  fi
+  "$py" -c "import json,sys; json.load(open(sys.argv[1]))" "$work/body" ||
+    { echo "FAIL: $method $path: body is not JSON"; exit 1; }
+}
+
+# stop NAME: SIGTERM to every rank (as srun and Slurm's preemption deliver it; Open MPI's
+# mpirun, sent a SIGTERM itself, kills the job and exits 1 whatever the ranks do); the
+# launcher must exit 0 and the log say "server stopped".
+stop() {
+  local pid_var=${1}_pid rc=0
+  kill -TERM $(ranks_of "$1")
+  wait "${!pid_var}" || rc=$?
+  grep -q "server stopped" "$work/$1.log" && [ "$rc" -eq 0 ] ||
+    { echo "FAIL: $1: exit $rc"; cat "$work/$1.log"; exit 1; }
+}
