@@ -9,7 +9,7 @@
 static ch_status attr_fail(const char *path, const char *name, const char *what) {
   char msg[256];
   return CH_FAIL(CH_ERR_FORMAT, "%s: attribute '%s': %s%s%s", path, name, what,
-                 ch_h5_error(msg)[0] ? ": " : "", msg);
+                 h5_error(msg)[0] ? ": " : "", msg);
 }
 
 static ch_status write_attr(hid_t obj, const char *name, hid_t type, hid_t space, const void *v) {
@@ -18,7 +18,7 @@ static ch_status write_attr(hid_t obj, const char *name, hid_t type, hid_t space
   if (a >= 0) H5Aclose(a);
   if (rc < 0) {
     char msg[256];
-    return CH_FAIL(CH_ERR_IO, "writing attribute '%s': %s", name, ch_h5_error(msg));
+    return CH_FAIL(CH_ERR_IO, "writing attribute '%s': %s", name, h5_error(msg));
   }
   return CH_OK;
 }

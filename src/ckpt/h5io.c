@@ -23,7 +23,7 @@
 
 static ch_status h5_fail(ch_status s, const char *path, const char *what, const char *name) {
   char msg[256];
-  return CH_FAIL(s, "%s: %s%s%s: %s", path, what, name ? " " : "", name ? name : "", ch_h5_error(msg));
+  return CH_FAIL(s, "%s: %s%s%s: %s", path, what, name ? " " : "", name ? name : "", h5_error(msg));
 }
 
 /* The piece of parameter p that shard `own` holds, as element indices [a, b) of the tensor, and
@@ -252,7 +252,7 @@ ch_status ch_ckpt_write(const ch_group *g, const char *path, const ch_layout *l,
     }
 
   ch_h5_quiet q;
-  ch_h5_quiet_begin(&q);
+  h5_quiet_begin(&q);
   hid_t fapl = open_fapl(g), dxpl = data_dxpl();
   ch_watchdog_enter("hdf5 create");
   hid_t file = fapl < 0 ? -1 : H5Fcreate(path, H5F_ACC_TRUNC, H5P_DEFAULT, fapl);
@@ -323,7 +323,7 @@ ch_status ch_ckpt_write(const ch_group *g, const char *path, const ch_layout *l,
     if (st == CH_OK) st = h5_fail(CH_ERR_IO, path, "closing (flushing) the file", NULL);
   }
   if (fapl >= 0) H5Pclose(fapl);
-  ch_h5_quiet_end(&q);
+  h5_quiet_end(&q);
   st = agree(g, st, path);
 free_all:
   free(pieces);
@@ -392,7 +392,7 @@ ch_status ch_ckpt_read(const ch_group *g, const char *path, const ch_layout *l,
       }
     }
   ch_h5_quiet q;
-  ch_h5_quiet_begin(&q);
+  h5_quiet_begin(&q);
   hid_t fapl = open_fapl(g), dxpl = data_dxpl();
   ch_watchdog_enter("hdf5 open");
   hid_t file = fapl < 0 ? -1 : H5Fopen(path, H5F_ACC_RDONLY, fapl);
@@ -452,7 +452,7 @@ ch_status ch_ckpt_read(const ch_group *g, const char *path, const ch_layout *l,
   if (file >= 0) H5Fclose(file);
   ch_watchdog_leave();
   if (fapl >= 0) H5Pclose(fapl);
-  ch_h5_quiet_end(&q);
+  h5_quiet_end(&q);
   st = agree(g, st, path);
   if (st == CH_OK) st = ckpt_combine_crcs(g, pieces, k, numel, crc, covered);
   for (int i = 0; i < k && st == CH_OK; i++) {

@@ -25,28 +25,28 @@ ch_status serve_metrics_init(serve_state *s) {
   const char *model[] = {"model", NULL}, *ep[] = {"model", "endpoint", NULL};
   const char *out[] = {"model", "endpoint", "code", NULL}, *stage[] = {"model", "stage", NULL};
   double batch[32];
-  int nb = ch_metrics_pow2_buckets(batch, s->opts.max_batch_size > 1 ? s->opts.max_batch_size : 2);
+  int nb = metrics_pow2_buckets(batch, s->opts.max_batch_size > 1 ? s->opts.max_batch_size : 2);
   const double *lat = ch_metrics_latency_buckets;
   int nl = ch_metrics_latency_nbuckets;
-  CH_CHECK(ch_metrics_create(&s->metrics));
+  CH_CHECK(metrics_create(&s->metrics));
   ch_metrics *m = s->metrics;
-  CH_CHECK(ch_metrics_register(m, "cohort_requests_total", "Requests by endpoint and HTTP status",
+  CH_CHECK(metrics_register(m, "cohort_requests_total", "Requests by endpoint and HTTP status",
                                CH_METRIC_COUNTER, out, NULL, 0, &s->m_requests));
-  CH_CHECK(ch_metrics_register(m, "cohort_request_duration_seconds",
+  CH_CHECK(metrics_register(m, "cohort_request_duration_seconds",
                                "Time from a request's arrival to its response",
                                CH_METRIC_HISTOGRAM, ep, lat, nl, &s->m_latency));
-  CH_CHECK(ch_metrics_register(m, "cohort_queue_duration_seconds",
+  CH_CHECK(metrics_register(m, "cohort_queue_duration_seconds",
                                "Time a request waited for the executor", CH_METRIC_HISTOGRAM,
                                model, lat, nl, &s->m_queue));
-  CH_CHECK(ch_metrics_register(m, "cohort_batch_size",
+  CH_CHECK(metrics_register(m, "cohort_batch_size",
                                "Rows (V2) or sequences (generation) per executor step",
                                CH_METRIC_HISTOGRAM, model, batch, nb, &s->m_batch));
-  CH_CHECK(ch_metrics_register(m, "cohort_generated_tokens_total", "Tokens generated",
+  CH_CHECK(metrics_register(m, "cohort_generated_tokens_total", "Tokens generated",
                                CH_METRIC_COUNTER, model, NULL, 0, &s->m_tokens));
-  CH_CHECK(ch_metrics_register(m, "cohort_time_to_first_token_seconds",
+  CH_CHECK(metrics_register(m, "cohort_time_to_first_token_seconds",
                                "Time from a completion request's arrival to its first token",
                                CH_METRIC_HISTOGRAM, model, lat, nl, &s->m_ttft));
-  CH_CHECK(ch_metrics_register(m, "cohort_compute_duration_seconds",
+  CH_CHECK(metrics_register(m, "cohort_compute_duration_seconds",
                                "Executor time per step by stage (infer, prefill, decode)",
                                CH_METRIC_HISTOGRAM, stage, lat, nl, &s->m_compute));
   return CH_OK;
@@ -118,7 +118,7 @@ static ch_status serve_main(const ch_group *g, serve_model *m, const char *ckpt_
    * ranks at different times, and one arriving while this rank is in MPI_Finalize (its server
    * already stopped by an earlier rank's signal) must not kill it. */
   ch_tokenizer_destroy(s->tok);
-  ch_metrics_destroy(s->metrics);
+  metrics_destroy(s->metrics);
   serve_model_free(s->model);
   pthread_cond_destroy(&s->wake);
   pthread_mutex_destroy(&s->lock);
