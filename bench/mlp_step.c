@@ -119,7 +119,7 @@ static double time_comm(const ch_config *cfg, const ch_group *g, int iters, int 
   ch_dataset *ds;
   die(ch_dataset_open(g, cfg->data.path, "train", &ds), "ch_dataset_open");
   ch_model *m;
-  die(ch_model_create(ch_backend_cpu(), cfg, ch_dataset_features(ds), ch_dataset_classes(ds), 1, &m), "model");
+  die(ch_model_create(ch_backend_cpu(), &cfg->model, ch_dataset_features(ds), ch_dataset_classes(ds), 1, &m), "model");
   ch_dataset_close(ds);
   const ch_layout *l = ch_model_layout(m);
   float *grads = ch_alloc_aligned(l->numel * sizeof(float));
@@ -190,7 +190,7 @@ static void time_breakdown(const ch_config *cfg, const ch_group *g, int iters, d
   ch_sampler s;
   die(ch_sampler_create(ch_dataset_rows(ds), (uint64_t)cfg->train.seed, &s), "sampler");
   ch_model *m;
-  die(ch_model_create(ch_backend_cpu(), cfg, D, ch_dataset_classes(ds), (int)local, &m), "model");
+  die(ch_model_create(ch_backend_cpu(), &cfg->model, D, ch_dataset_classes(ds), (int)local, &m), "model");
   const ch_layout *l = ch_model_layout(m);
   float *p = ch_alloc_aligned(l->numel * sizeof(float));
   float *gr = ch_alloc_aligned(l->numel * sizeof(float));
@@ -202,7 +202,7 @@ static void time_breakdown(const ch_config *cfg, const ch_group *g, int iters, d
   ch_optim *o;
   ch_segment all;
   ch_shard whole = ch_shard_range(&all, 0, l->numel);
-  die(ch_optim_create(ch_backend_cpu(), cfg, l, &whole, &o), "optim");
+  die(ch_optim_create(ch_backend_cpu(), &cfg->optim, l, &whole, &o), "optim");
   double *t[3];
   for (int k = 0; k < 3; k++) t[k] = calloc((size_t)iters, sizeof(double));
   for (int it = -3; it < iters; it++) {

@@ -157,7 +157,7 @@ struct ch_backend {
 };
 
 /* The CPU backend (kernels/cpu): host memory, OpenBLAS and the vectorised loops. */
-const ch_backend *ch_backend_cpu(void);
+CH_API const ch_backend *ch_backend_cpu(void);
 
 /* ---- call-site wrappers: ch_op_<op>(be, ...) == be->ops-><op>(be, ...) ------------------ */
 #define CH_OP_(name, ...) return be->ops->name(be, __VA_ARGS__)

@@ -8,13 +8,32 @@
 #include <stddef.h>
 #include <stdint.h>
 #include "cohort/comm.h"
-#include "cohort/config.h"
 #include "cohort/model.h"
 #include "cohort/status.h"
 #include "cohort/tensor.h"
 
 #define CH_CKPT_FORMAT "cohort-checkpoint"
-#define CH_CKPT_VERSION 1
+/* 2: root attributes describe the model (ch_ckpt_model_info); 1 files are still read for
+ * resuming and inspection, but cannot be loaded as a model. */
+#define CH_CKPT_VERSION 2
+
+/* Checkpointing of a training run (the run.checkpoint.* keys, the directory resolved). */
+typedef struct ch_ckpt_cfg {
+  char dir[CH_PATH_MAX + 16]; /* run.checkpoint.dir, or <run.dir>/checkpoints when that is empty */
+  int64_t every;          /* steps between checkpoints; 0 = only on preemption */
+  int64_t keep_last, keep_every; /* retention (ch_ckpt_policy) */
+} ch_ckpt_cfg;
+
+/* What a loader needs to rebuild a model without the training config: the architecture, the
+ * data shape it was built for and where its tokenizer comes from. Stored as root attributes
+ * (model_type, model_depth, ..., data_features, data_classes, tokenizer, data_path). */
+typedef struct ch_ckpt_model_info {
+  ch_model_cfg model;
+  int64_t features;       /* MLP float inputs per sample (0 for the GPT) */
+  int64_t classes;        /* MLP classes, GPT dataset vocabulary (ch_model_create's classes) */
+  char tokenizer[16];     /* "none" (rows), "byte" or "gpt2" */
+  char data_path[CH_PATH_MAX]; /* the training data (the GPT tokenizer's source) */
+} ch_ckpt_model_info;
 
 /* Run state stored in the root attributes. */
 typedef struct ch_ckpt_meta {
@@ -27,7 +46,9 @@ typedef struct ch_ckpt_meta {
   char strategy[16];
   char version[32];    /* cohort version that wrote it */
   char created[32];    /* UTC, ISO 8601 */
-  char *config;        /* resolved config as YAML; save: borrowed, load: malloc'ed (free it) */
+  char *config;        /* resolved config as YAML, for users; save: borrowed, load: malloc'ed */
+  ch_ckpt_model_info model; /* save: written; load: read when has_model */
+  int has_model;       /* load: the file holds the model attributes (format version >= 2) */
   /* Summed loss of each step since the last progress line, so that a resumed run prints the
    * same metrics lines as an uninterrupted one. save: borrowed, load: malloc'ed. */
   double *interval_losses;
@@ -35,7 +56,7 @@ typedef struct ch_ckpt_meta {
 } ch_ckpt_meta;
 
 /* Frees what a load allocated in `m`. */
-void ch_ckpt_meta_free(ch_ckpt_meta *m);
+CH_API void ch_ckpt_meta_free(ch_ckpt_meta *m);
 
 /* One flat buffer laid out by a ch_layout: the parameters (kind NULL, datasets /model/<name>)
  * or one optimizer state (kind "exp_avg", ... : /optim/<name>/<kind>), holding the rank's shard
@@ -51,7 +72,7 @@ typedef struct ch_ckpt_buffer {
  * every parameter, and a parameter may meet only one segment of a shard (so that each rank's
  * piece of a tensor is contiguous). The outcome is agreed: every rank returns the same status.
  * Errors: CH_ERR_IO naming the file (cannot create, disk full), CH_ERR_INVALID. */
-ch_status ch_ckpt_write(const ch_group *g, const char *path, const ch_layout *l,
+CH_API ch_status ch_ckpt_write(const ch_group *g, const char *path, const ch_layout *l,
                         const ch_ckpt_buffer *bufs, int nbufs, const ch_shard *own,
                         const ch_ckpt_meta *meta);
 
@@ -61,7 +82,7 @@ ch_status ch_ckpt_write(const ch_group *g, const char *path, const ch_layout *l,
  * ranks' shards together cover it. Errors: CH_ERR_FORMAT naming the file and the dataset
  * (missing, wrong shape, checksum mismatch, not a cohort checkpoint), CH_ERR_IO (cannot open,
  * truncated). */
-ch_status ch_ckpt_read(const ch_group *g, const char *path, const ch_layout *l,
+CH_API ch_status ch_ckpt_read(const ch_group *g, const char *path, const ch_layout *l,
                        ch_ckpt_buffer *bufs, int nbufs, const ch_shard *own, ch_ckpt_meta *meta);
 
 /* Retention policy: the newest keep_last are kept, plus every step divisible by keep_every
@@ -75,23 +96,20 @@ typedef struct ch_ckpt_policy {
  * replaces the `latest` pointer file atomically, then prunes by `policy`. A failure leaves the
  * previous checkpoints and `latest` untouched and removes the partial file. Collective; the
  * committed path goes to `out` (may be NULL). Errors: as ch_ckpt_write. */
-ch_status ch_ckpt_save(const ch_group *g, const char *dir, const ch_ckpt_policy *policy,
+CH_API ch_status ch_ckpt_save(const ch_group *g, const char *dir, const ch_ckpt_policy *policy,
                        const ch_layout *l, const ch_ckpt_buffer *bufs, int nbufs,
                        const ch_shard *own, const ch_ckpt_meta *meta, char *out, size_t out_size);
 
 /* Committed checkpoints in `dir`, newest step first (partial files are ignored). `*paths` is
  * malloc'ed, each entry too; free with ch_ckpt_list_free. A missing directory is an empty
  * list. Local (no communication). Errors: CH_ERR_IO, CH_ERR_NOMEM. */
-ch_status ch_ckpt_list(const char *dir, char ***paths, int *n);
-void ch_ckpt_list_free(char **paths, int n);
+CH_API ch_status ch_ckpt_list(const char *dir, char ***paths, int *n);
+CH_API void ch_ckpt_list_free(char **paths, int n);
 
 /* The checkpoint a PATH names: the file itself, or for a directory the file its `latest` pointer
  * names (relative to the directory). Local. Errors: CH_ERR_IO, CH_ERR_FORMAT (no or an empty
  * `latest`). */
-ch_status ch_ckpt_resolve(const char *path, char *out, size_t size);
-
-/* The checkpoint directory of a config: run.checkpoint.dir, or <run.dir>/checkpoints. */
-void ch_ckpt_dir(const ch_config *cfg, char *out, size_t size);
+CH_API ch_status ch_ckpt_resolve(const char *path, char *out, size_t size);
 
 /* ---- Serial access for tools (`cohort ckpt inspect|export`); no MPI needed ------------------- */
 
@@ -125,20 +143,20 @@ typedef struct ch_ckpt_check {
  * its tensors. Local. Errors: CH_ERR_IO (cannot open: missing, truncated, not HDF5),
  * CH_ERR_FORMAT (not a cohort checkpoint, a newer format version, bad attributes),
  * CH_ERR_NOMEM. On success close with ch_ckpt_close. */
-ch_status ch_ckpt_open(const char *path, ch_ckpt_file *f);
-void ch_ckpt_close(ch_ckpt_file *f);
+CH_API ch_status ch_ckpt_open(const char *path, ch_ckpt_file *f);
+CH_API void ch_ckpt_close(ch_ckpt_file *f);
 
 /* Reads tensor `t` of `f` whole and checksums it. `data` (t->numel floats, row-major,
  * little-endian: native on x86-64 and aarch64) may be NULL to only verify. A checksum mismatch
  * is not an error here: compare check->stored with check->computed. Errors: CH_ERR_FORMAT /
  * CH_ERR_IO naming the file and the dataset (not float32, unreadable), CH_ERR_NOMEM. */
-ch_status ch_ckpt_read_tensor(ch_ckpt_file *f, const ch_ckpt_tensor *t, float *data,
+CH_API ch_status ch_ckpt_read_tensor(ch_ckpt_file *f, const ch_ckpt_tensor *t, float *data,
                               ch_ckpt_check *check);
 
 /* Reads part of tensor `t`: along dimension `dim` the nblocks ranges [start[b], start[b] + count)
  * (everything else whole), concatenated in row-major order of the file (dim -1: the whole
  * tensor). No checksum (it covers the whole tensor). Errors: CH_ERR_FORMAT, CH_ERR_IO. */
-ch_status ch_ckpt_read_slab(ch_ckpt_file *f, const ch_ckpt_tensor *t, int dim, int nblocks,
+CH_API ch_status ch_ckpt_read_slab(ch_ckpt_file *f, const ch_ckpt_tensor *t, int dim, int nblocks,
                             const int64_t *start, int64_t count, float *data);
 
 /* Writes the model tensors of `f` (/model/<name>, not the optimizer state) to `out` as float32
@@ -147,18 +165,20 @@ ch_status ch_ckpt_read_slab(ch_ckpt_file *f, const ch_ckpt_tensor *t, int dim, i
  * untouched. Atomic (`out`.tmp, fsync, rename, fsync of the directory). Tensor count and file
  * size go to *ntensors and *bytes (may be NULL). Errors: CH_ERR_FORMAT naming the dataset
  * (checksum mismatch or missing, not float32, no model tensors), CH_ERR_IO, CH_ERR_NOMEM. */
-ch_status ch_ckpt_export_safetensors(ch_ckpt_file *f, const char *out, int *ntensors,
+CH_API ch_status ch_ckpt_export_safetensors(ch_ckpt_file *f, const char *out, int *ntensors,
                                      int64_t *bytes);
 
-/* Rebuilds the model a checkpoint holds, by one process: *cfg gets the stored config, *model a
+/* Rebuilds the model a checkpoint holds, by one process, from its model attributes (never the
+ * stored YAML): *info gets them, *model a
  * model for up to `max_batch` samples (ch_model_destroy), *params its parameters
  * (ch_alloc_aligned; free with ch_free_aligned), every checksum verified. Errors: as
  * ch_ckpt_open, CH_ERR_FORMAT naming the dataset (missing, wrong shape, checksum mismatch),
- * CH_ERR_CONFIG (a stored config this build cannot load), CH_ERR_NOMEM. */
-ch_status ch_ckpt_load_model(const char *path, int max_batch, ch_config *cfg, ch_model **model,
-                             float **params);
+ * CH_ERR_FORMAT also for a file without model attributes (format version 1), CH_ERR_CONFIG
+ * (a stored model this build cannot make), CH_ERR_NOMEM. */
+CH_API ch_status ch_ckpt_load_model(const char *path, int max_batch, ch_ckpt_model_info *info,
+                             ch_model **model, float **params);
 
-/* Loads a checkpoint for tensor-parallel serving over g: *cfg gets the stored config, *model a
+/* Loads a checkpoint for tensor-parallel serving over g: *info gets its model attributes, *model a
  * layout-only model (its spec table: ch_model_destroy), *local and *slices this rank's layout
  * and slices (ch_tp_layout), *params its part of every parameter (ch_free_aligned). Each rank
  * reads only its hyperslabs (ch_ckpt_read_slab), whatever world size wrote the file; checksums
@@ -166,5 +186,6 @@ ch_status ch_ckpt_load_model(const char *path, int max_batch, ch_config *cfg, ch
  * any failed. Errors: as ch_ckpt_load_model, CH_ERR_INVALID (a split this rank count cannot
  * make). */
 typedef struct ch_tp_slice ch_tp_slice;
-ch_status ch_ckpt_load_tp(const ch_group *g, const char *path, ch_config *cfg, ch_model **model,
-                          ch_layout *local, ch_tp_slice **slices, float **params);
+CH_API ch_status ch_ckpt_load_tp(const ch_group *g, const char *path, ch_ckpt_model_info *info,
+                          ch_model **model, ch_layout *local, ch_tp_slice **slices,
+                          float **params);

@@ -63,39 +63,39 @@ struct ch_comm_ops {
 
 /* A group over all ranks of the job (the MPI backend: a duplicate of MPI_COMM_WORLD).
  * Collective over the job. Free with ch_group_destroy. */
-ch_status ch_group_world(ch_group *out);
+CH_API ch_status ch_group_world(ch_group *out);
 /* Splits `parent` by `color` (ordered by `key`), as MPI_Comm_split. With a negative color
  * (CH_GROUP_NO_COLOR, MPI_UNDEFINED) the rank joins no group: `out` gets ops NULL, rank -1,
  * size 0, and collectives on it return CH_ERR_INVALID. */
-ch_status ch_group_split(const ch_group *parent, int color, int key, ch_group *out);
+CH_API ch_status ch_group_split(const ch_group *parent, int color, int key, ch_group *out);
 /* Frees the group's backend state; a no-op on a zeroed, destroyed or no-color group. */
-void ch_group_destroy(ch_group *g);
+CH_API void ch_group_destroy(ch_group *g);
 
 /* In-place reduction of `count` elements of `buf` across the group. */
-ch_status ch_comm_allreduce(const ch_group *g, void *buf, size_t count, ch_dtype t, ch_redop op,
+CH_API ch_status ch_comm_allreduce(const ch_group *g, void *buf, size_t count, ch_dtype t, ch_redop op,
                             ch_request *req);
 
 /* Reduces `total` elements of `send` across the group; rank r receives the reduced part
  * [ch_part_offset(total,n,r), +ch_part_count(total,n,r)) into `recv`. */
-ch_status ch_comm_reduce_scatter(const ch_group *g, const void *send, void *recv, size_t total,
+CH_API ch_status ch_comm_reduce_scatter(const ch_group *g, const void *send, void *recv, size_t total,
                                  ch_dtype t, ch_redop op, ch_request *req);
 
 /* Inverse of reduce_scatter's partition: each rank contributes its part `send` (of
  * ch_part_count(total,n,rank) elements) and `recv` gets all `total` elements in rank order.
  * `send` may point into `recv` at the rank's own offset (in place). */
-ch_status ch_comm_allgather(const ch_group *g, const void *send, void *recv, size_t total,
+CH_API ch_status ch_comm_allgather(const ch_group *g, const void *send, void *recv, size_t total,
                             ch_dtype t, ch_request *req);
 
 /* Copies `count` elements of `buf` from `root` to every rank. */
-ch_status ch_comm_broadcast(const ch_group *g, void *buf, size_t count, ch_dtype t, int root,
+CH_API ch_status ch_comm_broadcast(const ch_group *g, void *buf, size_t count, ch_dtype t, int root,
                             ch_request *req);
 
 /* Blocks (or, with `req`, starts) until every rank of the group has entered it. */
-ch_status ch_comm_barrier(const ch_group *g, ch_request *req);
+CH_API ch_status ch_comm_barrier(const ch_group *g, ch_request *req);
 
 /* Completes a request (finishing AVG scaling). A no-op on an inactive request. */
-ch_status ch_comm_wait(ch_request *req);
+CH_API ch_status ch_comm_wait(ch_request *req);
 /* Sets *done to 1 and completes the request if it has finished, else 0. Also drives the
  * backend's progress, which is how non-blocking collectives advance while the main thread
  * computes. */
-ch_status ch_comm_test(ch_request *req, int *done);
+CH_API ch_status ch_comm_test(ch_request *req, int *done);

@@ -3,45 +3,21 @@
  * key or a bad value is an error naming the key and its file:line. */
 #pragma once
 #include <stdint.h>
+#include "cohort/ckpt.h"
+#include "cohort/data.h"
+#include "cohort/model.h"
+#include "cohort/optim.h"
+#include "cohort/parallel.h"
+#include "cohort/serve.h"
 #include "cohort/status.h"
 
-#define CH_PATH_MAX 512
-
-typedef enum ch_model_type { CH_MODEL_MLP = 0, CH_MODEL_GPT } ch_model_type;
-typedef enum ch_activation { CH_ACT_RELU = 0, CH_ACT_GELU } ch_activation;
-typedef enum ch_optim_type { CH_OPTIM_SGD = 0, CH_OPTIM_ADAMW } ch_optim_type;
-typedef enum ch_schedule { CH_SCHED_CONSTANT = 0, CH_SCHED_COSINE } ch_schedule;
-typedef enum ch_strategy {
-  CH_STRATEGY_DDP = 0,
-  CH_STRATEGY_ZERO1,
-  CH_STRATEGY_ZERO2,
-  CH_STRATEGY_ZERO3,
-} ch_strategy;
-
-/* "ddp", "zero1", "zero2", "zero3". */
-const char *ch_strategy_name(int strategy);
-
+/* Each layer's own settings are its struct (model.h, optim.h, parallel.h, data.h, serve.h);
+ * the training config composes them with the train.* and run.* keys. Field names follow the
+ * keys (model.depth is cfg.model.depth) except serve.* (cfg.serve.opts) and serve.after. */
 typedef struct ch_config {
-  struct {
-    int type;          /* ch_model_type */
-    int depth;         /* hidden layers (MLP) */
-    int hidden;        /* hidden width (MLP) */
-    int activation;    /* ch_activation (MLP) */
-    int n_layer, n_head, n_embd; /* GPT blocks, heads, width */
-    int context;       /* GPT context length (tokens) */
-    int64_t vocab_size;  /* GPT vocabulary; 0 = the dataset's */
-  } model;
-  struct {
-    char path[CH_PATH_MAX]; /* HDF5 file made by `cohort data` */
-  } data;
-  struct {
-    int type;          /* ch_optim_type */
-    double lr, weight_decay, momentum, beta1, beta2, eps;
-    double grad_clip;  /* max global L2 norm; 0 disables */
-    int schedule;      /* ch_schedule */
-    int64_t warmup_steps;
-    double min_lr;     /* cosine floor */
-  } optim;
+  ch_model_cfg model;
+  ch_data_cfg data;
+  ch_optim_cfg optim;  /* optim.total_steps is not a key: ch_config_optim fills it */
   struct {
     int64_t steps;
     int64_t batch_size;       /* GLOBAL samples per optimizer step */
@@ -49,14 +25,7 @@ typedef struct ch_config {
     int64_t seed;
     int64_t log_every, eval_every; /* eval_every 0 = only at the end */
   } train;
-  struct {
-    int strategy;      /* ch_strategy */
-    double bucket_mb;  /* DDP gradient bucket size */
-    double first_bucket_mb; /* smaller first bucket so communication starts early */
-    int overlap;       /* start bucket allreduces during backward (else after it) */
-    int reshard_after_forward; /* zero3: gather units again for backward */
-    int prefetch;      /* zero3: prefetch the next unit's parameters */
-  } parallel;
+  ch_parallel_cfg parallel;
   struct {
     char dir[CH_PATH_MAX];
     char resume[CH_PATH_MAX]; /* "none", "auto" or a checkpoint file */
@@ -69,17 +38,13 @@ typedef struct ch_config {
   } run;
   struct {
     int after;                /* serve the trained weights when training ends */
-    char host[64];
-    int64_t port;
-    char model_name[128];
-    char api_key[128];
-    int64_t max_batch_size, max_queue_delay_us, max_queue_size;
-    double timeout;
+    ch_serve_opts opts;       /* serve.host, serve.port, ...: the serve layer's options */
   } serve;
 } ch_config;
 
-/* Fills `cfg` with every key's default. */
-void ch_config_defaults(ch_config *cfg);
+/* Fills `cfg` with every key's default (and the serve options that are not keys with
+ * ch_serve_opts_default's). */
+CH_API void ch_config_defaults(ch_config *cfg);
 
 /* Loads `path` (YAML, nested mappings of scalars; NULL: no file) over the defaults, then applies
  * `noverrides` "key.sub=value" strings in order, then checks cross-key rules. On error returns CH_ERR_CONFIG
@@ -87,27 +52,42 @@ void ch_config_defaults(ch_config *cfg);
  * "configs/x.yaml:7: optim.lr: expected a number, got 'fast'" or
  * "configs/x.yaml:3: unknown key 'optim.lrr'" or "override 'train.steps=-1': train.steps: must be
  * >= 1". `cfg` is written only on success. */
-ch_status ch_config_load(const char *path, const char *const *overrides, int noverrides,
+CH_API ch_status ch_config_load(const char *path, const char *const *overrides, int noverrides,
                          ch_config *cfg);
 
 /* As ch_config_load for YAML `text` held in memory (a checkpoint's stored config); `name`
  * stands for the file in messages. */
-ch_status ch_config_load_text(const char *text, const char *name, ch_config *cfg);
+CH_API ch_status ch_config_load_text(const char *text, const char *name, ch_config *cfg);
 
 /* Applies one "key.sub=value" override (value parsed as a YAML scalar) to `cfg`. `origin` prefixes
  * error messages; NULL means "override '<assignment>'". Checks the key's own range but not the
  * cross-key rules (ch_config_load / ch_config_validate do). Errors: CH_ERR_CONFIG (no '=',
  * unknown key, a section, bad value); `cfg` is unchanged on error. */
-ch_status ch_config_set(ch_config *cfg, const char *assignment, const char *origin);
+CH_API ch_status ch_config_set(ch_config *cfg, const char *assignment, const char *origin);
 
 /* Checks every field of `cfg` against its key's range and the cross-key rules
  * (optim.min_lr <= optim.lr, optim.warmup_steps <= train.steps), e.g. for a config built in
  * code. Errors: CH_ERR_CONFIG naming the key ("config: train.steps: must be >= 1, got 0"). */
-ch_status ch_config_validate(const ch_config *cfg);
+CH_API ch_status ch_config_validate(const ch_config *cfg);
 
 /* The resolved config as YAML text (every key, nested), malloc'ed; NULL on allocation failure. */
-char *ch_config_to_yaml(const ch_config *cfg);
+CH_API char *ch_config_to_yaml(const ch_config *cfg);
 
 /* Writes ch_config_to_yaml to `path` atomically: `path`.tmp, fsync, rename, fsync of the
  * directory. Errors: CH_ERR_IO naming the file (the temporary file is removed), CH_ERR_NOMEM. */
-ch_status ch_config_write(const ch_config *cfg, const char *path);
+CH_API ch_status ch_config_write(const ch_config *cfg, const char *path);
+
+/* ---- The layers' views of a config -------------------------------------------------------- */
+
+/* cfg->optim with total_steps = train.steps (the cosine schedule's end). */
+CH_API ch_optim_cfg ch_config_optim(const ch_config *cfg);
+
+/* The checkpoint settings, with the directory resolved (run.checkpoint.dir, or
+ * <run.dir>/checkpoints). */
+CH_API ch_ckpt_cfg ch_config_ckpt(const ch_config *cfg);
+
+/* Applies the option `flag` ("--max-batch-size") of `cohort serve` with argument `value` to
+ * cfg->serve.opts through the row of the matching serve.* key (serve.max_batch_size), so that
+ * flags and YAML keys share names, ranges and messages ("--max-batch-size: serve.max_batch_size:
+ * must be <= 4096, got 5000"). Errors: CH_ERR_CONFIG (also for a flag with no serve.* key). */
+CH_API ch_status ch_config_set_serve_flag(ch_config *cfg, const char *flag, const char *value);

@@ -30,43 +30,43 @@ typedef uint16_t ch_bf16;
 
 /* Number of CUDA devices this process can use; 0, never an error, when there is no driver or
  * no device (tests skip on 0). */
-int ch_cuda_device_count(void);
+CH_API int ch_cuda_device_count(void);
 
 /* Device allocation of `bytes` (uninitialised) into *p; free with ch_cuda_free (NULL is a no-op). */
-ch_status ch_cuda_alloc(void **p, size_t bytes);
-void ch_cuda_free(void *p);
+CH_API ch_status ch_cuda_alloc(void **p, size_t bytes);
+CH_API void ch_cuda_free(void *p);
 /* Host <-> device copies ordered after the work already queued on `s`; both return when the
  * copy is complete, so host buffers may be reused at once. */
-ch_status ch_cuda_upload(void *dev, const void *host, size_t bytes, ch_cuda_stream s);
-ch_status ch_cuda_download(void *host, const void *dev, size_t bytes, ch_cuda_stream s);
+CH_API ch_status ch_cuda_upload(void *dev, const void *host, size_t bytes, ch_cuda_stream s);
+CH_API ch_status ch_cuda_download(void *host, const void *dev, size_t bytes, ch_cuda_stream s);
 /* A non-blocking stream (does not synchronise with the legacy default stream). */
-ch_status ch_cuda_stream_create(ch_cuda_stream *out);
-void ch_cuda_stream_destroy(ch_cuda_stream s);
+CH_API ch_status ch_cuda_stream_create(ch_cuda_stream *out);
+CH_API void ch_cuda_stream_destroy(ch_cuda_stream s);
 /* Waits for everything queued on `s`; reports the first asynchronous fault of its kernels. */
-ch_status ch_cuda_stream_sync(ch_cuda_stream s);
+CH_API ch_status ch_cuda_stream_sync(ch_cuda_stream s);
 
 /* ---- Elementwise (kernels/cuda/elementwise.cu) ------------------------------------------ */
 
 /* GELU, tanh form, as ch_gelu_forward: y = x / (1 + e^(-2u)), u = sqrt(2/pi) (x + 0.044715 x^3).
  * y may alias x. */
-ch_status ch_cuda_gelu_forward(float *y, const float *x, int64_t n, ch_cuda_stream s);
+CH_API ch_status ch_cuda_gelu_forward(float *y, const float *x, int64_t n, ch_cuda_stream s);
 /* dx = dy * gelu'(x), as ch_gelu_backward; dx may alias dy. */
-ch_status ch_cuda_gelu_backward(float *dx, const float *dy, const float *x, int64_t n,
+CH_API ch_status ch_cuda_gelu_backward(float *dx, const float *dy, const float *x, int64_t n,
                                 ch_cuda_stream s);
 /* y = a + b (the residual add); y may alias a or b. */
-ch_status ch_cuda_add(float *y, const float *a, const float *b, int64_t n, ch_cuda_stream s);
+CH_API ch_status ch_cuda_add(float *y, const float *a, const float *b, int64_t n, ch_cuda_stream s);
 
 /* ---- LayerNorm (kernels/cuda/layernorm.cu) ---------------------------------------------- */
 
 /* As ch_layernorm_forward: y = (x - mean) rstd w + b per row of `dim`; mean and rstd [rows]
  * are written unless NULL. */
-ch_status ch_cuda_layernorm_forward(float *y, float *mean, float *rstd, const float *x,
+CH_API ch_status ch_cuda_layernorm_forward(float *y, float *mean, float *rstd, const float *x,
                                     const float *w, const float *b, int64_t rows, int dim,
                                     float eps, ch_cuda_stream s);
 /* As ch_layernorm_backward: dx += rstd (g - mean(g) - xhat mean(g xhat)) with g = dy w,
  * dw += sum_rows dy xhat, db += sum_rows dy; ALL THREE accumulate. dw and db are summed with
  * float atomics, so their last bits depend on the order blocks finish. */
-ch_status ch_cuda_layernorm_backward(float *dx, float *dw, float *db, const float *dy,
+CH_API ch_status ch_cuda_layernorm_backward(float *dx, float *dw, float *db, const float *dy,
                                      const float *x, const float *mean, const float *rstd,
                                      const float *w, int64_t rows, int dim, ch_cuda_stream s);
 
@@ -77,18 +77,18 @@ ch_status ch_cuda_layernorm_backward(float *dx, float *dw, float *db, const floa
  * sum; here the caller sums `losses` (e.g. after a download, in double), which keeps the kernel
  * free of a cross-block reduction. dlogits may alias logits. labels [batch] on the device, in
  * [0, classes); a row with a label outside gets a NaN loss and no one-hot term. */
-ch_status ch_cuda_xent_fused(float *dlogits, float *losses, const float *logits,
+CH_API ch_status ch_cuda_xent_fused(float *dlogits, float *losses, const float *logits,
                              const int32_t *labels, int batch, int classes, float scale,
                              ch_cuda_stream s);
 
 /* ---- Embedding (kernels/cuda/embedding.cu) ---------------------------------------------- */
 
 /* y[i] = wte[tokens[i]] + wpe[i % T] for i < n, rows of C; tokens on the device, in [0, V). */
-ch_status ch_cuda_embedding_forward(float *y, const int32_t *tokens, const float *wte,
+CH_API ch_status ch_cuda_embedding_forward(float *y, const int32_t *tokens, const float *wte,
                                     const float *wpe, int64_t n, int T, int C, ch_cuda_stream s);
 /* dwte[tokens[i]] += dy[i] (float atomics: repeated tokens sum in any order); dwpe[i % T] +=
  * dy[i] (summed over sequences in order, no atomics). */
-ch_status ch_cuda_embedding_backward(float *dwte, float *dwpe, const float *dy,
+CH_API ch_status ch_cuda_embedding_backward(float *dwte, float *dwpe, const float *dy,
                                      const int32_t *tokens, int64_t n, int T, int C,
                                      ch_cuda_stream s);
 
@@ -105,31 +105,31 @@ typedef struct ch_cuda_adamw_args {
  * p -= (lr/bc1) m / (sqrt(v)/sqrt(bc2) + eps), bc_k = 1 - b_k^t. decay [n] (device bytes, may
  * be NULL = decay everything): element i is decayed only where decay[i] != 0 (the spec table's
  * no_decay parameters hold 0), so one launch covers a whole shard. */
-ch_status ch_cuda_adamw(float *p, const float *g, float *m, float *v, const uint8_t *decay,
+CH_API ch_status ch_cuda_adamw(float *p, const float *g, float *m, float *v, const uint8_t *decay,
                         int64_t n, const ch_cuda_adamw_args *a, ch_cuda_stream s);
 
 /* ---- Casts (kernels/cuda/cast.cu) ------------------------------------------------------- */
 
 /* fp32 -> bf16, round to nearest, ties to even (NaN stays NaN, overflow gives inf). */
-ch_status ch_cuda_f32_to_bf16(ch_bf16 *y, const float *x, int64_t n, ch_cuda_stream s);
+CH_API ch_status ch_cuda_f32_to_bf16(ch_bf16 *y, const float *x, int64_t n, ch_cuda_stream s);
 /* bf16 -> fp32, exact. */
-ch_status ch_cuda_bf16_to_f32(float *y, const ch_bf16 *x, int64_t n, ch_cuda_stream s);
+CH_API ch_status ch_cuda_bf16_to_f32(float *y, const ch_bf16 *x, int64_t n, ch_cuda_stream s);
 
 /* ---- GEMM through cuBLAS (kernels/cuda/gemm.cu) ----------------------------------------- */
 
 /* A cuBLAS handle (one per thread and device). Errors: CH_ERR_UNSUPPORTED, CH_ERR_INTERNAL.
  * Free with ch_cuda_blas_destroy (NULL is a no-op). */
 typedef struct ch_cuda_blas ch_cuda_blas;
-ch_status ch_cuda_blas_create(ch_cuda_blas **out);
-void ch_cuda_blas_destroy(ch_cuda_blas *h);
+CH_API ch_status ch_cuda_blas_create(ch_cuda_blas **out);
+CH_API void ch_cuda_blas_destroy(ch_cuda_blas *h);
 
 /* ch_sgemm on the device: C[m,n] = alpha op(A) op(B) + beta C, row-major, ld* = row strides.
  * True fp32 (the handle's math mode forbids TF32). */
-ch_status ch_cuda_sgemm(ch_cuda_blas *h, int trans_a, int trans_b, int m, int n, int k,
+CH_API ch_status ch_cuda_sgemm(ch_cuda_blas *h, int trans_a, int trans_b, int m, int n, int k,
                         float alpha, const float *a, int lda, const float *b, int ldb, float beta,
                         float *c, int ldc, ch_cuda_stream s);
 /* The same with bf16 A and B, fp32 accumulation (CUBLAS_COMPUTE_32F) and fp32 C. */
-ch_status ch_cuda_gemm_bf16(ch_cuda_blas *h, int trans_a, int trans_b, int m, int n, int k,
+CH_API ch_status ch_cuda_gemm_bf16(ch_cuda_blas *h, int trans_a, int trans_b, int m, int n, int k,
                             float alpha, const ch_bf16 *a, int lda, const ch_bf16 *b, int ldb,
                             float beta, float *c, int ldc, ch_cuda_stream s);
 

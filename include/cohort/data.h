@@ -6,6 +6,11 @@
 #include "cohort/comm.h"
 #include "cohort/status.h"
 
+/* Where the training data is (the data.* keys of the training config). */
+typedef struct ch_data_cfg {
+  char path[CH_PATH_MAX]; /* HDF5 file made by `cohort data` */
+} ch_data_cfg;
+
 typedef struct ch_csv_opts {
   int label_column;     /* 0-based; -1 = last column */
   double val_fraction;  /* in [0, 1) */
@@ -25,28 +30,28 @@ typedef struct ch_csv_stats {
  * The split is stratified: a class of n_c >= 2 rows puts round(val_fraction * n_c) of them,
  * at least 1 and at most n_c - 1 (none when val_fraction is 0), chosen by `seed`, into val;
  * a class of one row stays in train. Rows keep their file order within each split. */
-ch_status ch_data_csv_convert(const char *in_path, const char *out_path, const ch_csv_opts *opts,
+CH_API ch_status ch_data_csv_convert(const char *in_path, const char *out_path, const ch_csv_opts *opts,
                               ch_csv_stats *stats);
 
 typedef struct ch_dataset ch_dataset;
 
 /* Opens split `split` ("train" or "val") of `path` with parallel HDF5 over `g` (collective).
  * Nothing is read yet. Errors: CH_ERR_IO, CH_ERR_FORMAT. Close with ch_dataset_close. */
-ch_status ch_dataset_open(const ch_group *g, const char *path, const char *split, ch_dataset **out);
+CH_API ch_status ch_dataset_open(const ch_group *g, const char *path, const char *split, ch_dataset **out);
 /* Closes the file (collective over the group) and frees `ds`. NULL is a no-op. */
-void ch_dataset_close(ch_dataset *ds);
+CH_API void ch_dataset_close(ch_dataset *ds);
 
 /* Rows of the split, features per row (num_features), classes (num_classes). */
-int64_t ch_dataset_rows(const ch_dataset *ds);
-int64_t ch_dataset_features(const ch_dataset *ds);
-int ch_dataset_classes(const ch_dataset *ds);
+CH_API int64_t ch_dataset_rows(const ch_dataset *ds);
+CH_API int64_t ch_dataset_features(const ch_dataset *ds);
+CH_API int ch_dataset_classes(const ch_dataset *ds);
 
 /* Reads rows `rows[0..n)` (any order, repeats allowed) into x [n,D] and y [n], in that order.
  * Collective over the group: every rank calls it, with its own rows (n may be 0; then rows, x
  * and y may be NULL). Only the selected rows are read (hyperslab selection), never the whole
  * dataset. A row outside [0, rows) on any rank fails the call on every rank (CH_ERR_INVALID),
  * so no rank is left waiting; CH_ERR_FORMAT for a label outside [0, classes); CH_ERR_IO. */
-ch_status ch_dataset_read(ch_dataset *ds, const int64_t *rows, int64_t n, float *x, int32_t *y);
+CH_API ch_status ch_dataset_read(ch_dataset *ds, const int64_t *rows, int64_t n, float *x, int32_t *y);
 
 /* Distributed sampler over a stream of epochs. Global position p (0, 1, 2, ...) maps to sample
  * perm_e[p % N] with e = p / N and perm_e a seeded permutation of [0, N) for epoch e. A global
@@ -63,17 +68,17 @@ typedef struct ch_sampler {
 
 /* A sampler over n >= 1 samples. Errors: CH_ERR_INVALID (n < 1), CH_ERR_NOMEM. The permutation
  * of epoch e is Fisher-Yates from the top, swapping i with ch_rng_below(seed, e, i, i + 1). */
-ch_status ch_sampler_create(int64_t n, uint64_t seed, ch_sampler *out);
-void ch_sampler_destroy(ch_sampler *s);
+CH_API ch_status ch_sampler_create(int64_t n, uint64_t seed, ch_sampler *out);
+CH_API void ch_sampler_destroy(ch_sampler *s);
 
 /* Sample index at global position `pos` (-1 if pos < 0). Recomputes the cached permutation
  * (O(n)) when pos is in another epoch than the last call. */
-int64_t ch_sampler_at(ch_sampler *s, int64_t pos);
+CH_API int64_t ch_sampler_at(ch_sampler *s, int64_t pos);
 
 /* This rank's rows of the global batch [pos, pos + batch): writes
  * ch_part_count(batch, nranks, rank) indices to `rows` and returns that count (-1 for a bad
  * argument: pos < 0, batch < 0, rank outside [0, nranks)). */
-int64_t ch_sampler_batch(ch_sampler *s, int64_t pos, int64_t batch, int nranks, int rank,
+CH_API int64_t ch_sampler_batch(ch_sampler *s, int64_t pos, int64_t batch, int nranks, int rank,
                          int64_t *rows);
 
 /* ---- Text data for language models (`cohort data text`) ----
@@ -101,7 +106,7 @@ typedef struct ch_text_stats {
  * Errors: CH_ERR_IO (cannot read or write a file, naming it), CH_ERR_INVALID (val_fraction
  * outside (0, 1), or a split of fewer than 2 tokens), CH_ERR_FORMAT (a text of fewer than 4
  * tokens), CH_ERR_NOMEM. */
-ch_status ch_data_text_convert(const char *const *in_paths, int nin, const char *out_path,
+CH_API ch_status ch_data_text_convert(const char *const *in_paths, int nin, const char *out_path,
                                const ch_text_opts *opts, ch_text_stats *stats);
 
 typedef struct ch_tokens ch_tokens;
@@ -111,30 +116,30 @@ typedef struct ch_tokens ch_tokens;
  * i*context+context+1). Errors: CH_ERR_FORMAT (no /split/tokens, not integers or not 1-D, no
  * vocab_size, fewer than context+1 tokens -> the message says how many tokens and what
  * context), CH_ERR_IO, CH_ERR_INVALID (context < 1, bad split name). Close with ch_tokens_close. */
-ch_status ch_tokens_open(const ch_group *g, const char *path, const char *split, int context, ch_tokens **out);
+CH_API ch_status ch_tokens_open(const ch_group *g, const char *path, const char *split, int context, ch_tokens **out);
 /* Closes the file and frees t (collective); NULL is a no-op. */
-void ch_tokens_close(ch_tokens *t);
+CH_API void ch_tokens_close(ch_tokens *t);
 /* Tokens in the split. */
-int64_t ch_tokens_count(const ch_tokens *t);
+CH_API int64_t ch_tokens_count(const ch_tokens *t);
 /* Windows: (count - 1) / context. */
-int64_t ch_tokens_windows(const ch_tokens *t);
+CH_API int64_t ch_tokens_windows(const ch_tokens *t);
 /* The file's vocab_size. */
-int64_t ch_tokens_vocab(const ch_tokens *t);
+CH_API int64_t ch_tokens_vocab(const ch_tokens *t);
 /* Entropy of the train split's unigram distribution in nats per token (attribute
  * unigram_entropy): the loss of a model that ignores context. NaN when the file lacks it. */
-double ch_tokens_unigram_entropy(const ch_tokens *t);
+CH_API double ch_tokens_unigram_entropy(const ch_tokens *t);
 
 /* Reads windows[0..n) (any order, repeats allowed) into out [n, context+1]. Collective (every
  * rank calls, n may be 0, then windows and out may be NULL); independent transfer of only the
  * selected token ranges, as ch_dataset_read. A window outside [0, windows) on any rank fails on
  * every rank (CH_ERR_INVALID). A token outside [0, vocab): CH_ERR_FORMAT (this rank). CH_ERR_IO. */
-ch_status ch_tokens_read(ch_tokens *t, const int64_t *windows, int64_t n, int32_t *out);
+CH_API ch_status ch_tokens_read(ch_tokens *t, const int64_t *windows, int64_t n, int32_t *out);
 
 /* Writes a classifier's predictions of N rows (`cohort infer`): /logits float32 [N, C] and
  * /label int32 [N], with root attribute source; this rank supplies rows [first, first + n).
  * Collective (parallel HDF5, collective transfers); written to out.partial, then renamed by
  * rank 0, so `out` appears whole or not at all. Every rank returns the same outcome. Errors:
  * CH_ERR_IO naming the file, CH_ERR_MPI. */
-ch_status ch_data_write_predictions(const ch_group *g, const char *out, int64_t N, int64_t C,
+CH_API ch_status ch_data_write_predictions(const ch_group *g, const char *out, int64_t N, int64_t C,
                                     int64_t first, int64_t n, const float *logits,
                                     const int32_t *labels, const char *source);

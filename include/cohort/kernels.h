@@ -12,13 +12,13 @@
  * detects the CPU with cpuid and sets it (SkylakeX, Cooperlake, Haswell, ...) before the
  * library's constructor runs. Sets `threads` BLAS threads (0 = leave). Idempotent; thread
  * count may be changed by calling again. Errors: CH_ERR_UNSUPPORTED (no OpenBLAS). */
-ch_status ch_blas_init(int threads);
+CH_API ch_status ch_blas_init(int threads);
 /* The kernel family OpenBLAS runs ("SkylakeX"); "" before ch_blas_init. */
-const char *ch_blas_corename(void);
+CH_API const char *ch_blas_corename(void);
 /* The OPENBLAS_CORETYPE cohort chose for this CPU, or NULL when it left OpenBLAS alone. */
-const char *ch_blas_coretype_choice(void);
+CH_API const char *ch_blas_coretype_choice(void);
 
 /* C[m,n] = alpha * op(A) op(B) + beta * C, row-major, op = transpose when trans_* != 0.
  * lda/ldb/ldc are row strides. Calls ch_blas_init(0) on first use if needed. */
-void ch_sgemm(int trans_a, int trans_b, int m, int n, int k, float alpha, const float *a, int lda,
+CH_API void ch_sgemm(int trans_a, int trans_b, int m, int n, int k, float alpha, const float *a, int lda,
               const float *b, int ldb, float beta, float *c, int ldc);

@@ -7,7 +7,6 @@
 #pragma once
 #include <stdint.h>
 #include "cohort/backend.h"
-#include "cohort/config.h"
 #include "cohort/status.h"
 #include "cohort/tensor.h"
 
@@ -26,52 +25,67 @@ typedef struct ch_unit_hook {
 } ch_unit_hook;
 
 /* The callbacks with a NULL-safe front (for model implementations). */
-ch_status ch_hook_fetch(const ch_unit_hook *h, int unit);
-ch_status ch_hook_release(const ch_unit_hook *h, int unit, int last);
-ch_status ch_hook_grad_ready(const ch_unit_hook *h, int unit);
+CH_API ch_status ch_hook_fetch(const ch_unit_hook *h, int unit);
+CH_API ch_status ch_hook_release(const ch_unit_hook *h, int unit, int last);
+CH_API ch_status ch_hook_grad_ready(const ch_unit_hook *h, int unit);
+
+typedef enum ch_model_type { CH_MODEL_MLP = 0, CH_MODEL_GPT } ch_model_type;
+typedef enum ch_activation { CH_ACT_RELU = 0, CH_ACT_GELU } ch_activation;
+
+/* The architecture (the model.* keys of the training config). */
+typedef struct ch_model_cfg {
+  int type;            /* ch_model_type */
+  int depth;           /* hidden layers (MLP) */
+  int hidden;          /* hidden width (MLP) */
+  int activation;      /* ch_activation (MLP) */
+  int n_layer, n_head, n_embd; /* GPT blocks, heads, width */
+  int context;         /* GPT context length (tokens) */
+  int64_t vocab_size;  /* GPT vocabulary; 0 = the dataset's */
+} ch_model_cfg;
 
 typedef struct ch_model ch_model;
 
-/* Builds, on backend `be`, the model described by cfg->model (type mlp or gpt) with activations for micro-batches
+/* Builds, on backend `be`, the model described by cfg (type mlp or gpt) with activations for micro-batches
  * of up to `max_batch` samples. `in_features` and `classes` come from the dataset: for the MLP
  * the float features per row and the number of classes; for the GPT in_features is ignored and
- * `classes` is the dataset's vocabulary (model.vocab_size, when set, must be >= it). Errors:
+ * `classes` is the dataset's vocabulary (cfg->vocab_size, when set, must be >= it). Errors:
  * CH_ERR_CONFIG naming the key (bad shape, n_embd not divisible by n_head), CH_ERR_NOMEM.
  * max_batch 0 builds the spec table and layout only (no activation arena; no forward).
  * Free with ch_model_destroy. */
-ch_status ch_model_create(const ch_backend *be, const ch_config *cfg, int64_t in_features,
-                          int64_t classes, int max_batch, ch_model **out);
-void ch_model_destroy(ch_model *m);
+CH_API ch_status ch_model_create(const ch_backend *be, const ch_model_cfg *cfg,
+                                 int64_t in_features, int64_t classes, int max_batch,
+                                 ch_model **out);
+CH_API void ch_model_destroy(ch_model *m);
 
 /* The parameter spec table and its flat layout (owned by the model). */
-const ch_layout *ch_model_layout(const ch_model *m);
+CH_API const ch_layout *ch_model_layout(const ch_model *m);
 /* The backend the model runs on. */
-const ch_backend *ch_model_backend(const ch_model *m);
+CH_API const ch_backend *ch_model_backend(const ch_model *m);
 /* Bytes of the activation arena. */
-size_t ch_model_activation_bytes(const ch_model *m);
-int ch_model_max_batch(const ch_model *m);
+CH_API size_t ch_model_activation_bytes(const ch_model *m);
+CH_API int ch_model_max_batch(const ch_model *m);
 /* "mlp" or "gpt". */
-const char *ch_model_name(const ch_model *m);
+CH_API const char *ch_model_name(const ch_model *m);
 
 /* The shape of one sample. A batch is x [batch, sample_floats] (float inputs; MLP: the
  * features, GPT: none, x may be NULL) and y [batch, sample_ints] (int32; MLP: the label, GPT:
  * a window of context + 1 tokens whose first `context` are the inputs and last `context` the
  * targets). `targets` is the number of predictions, i.e. loss terms, per sample (MLP 1, GPT
  * context): the trainer scales by 1 / (batch * targets) to get the mean loss. */
-int64_t ch_model_sample_floats(const ch_model *m);
-int64_t ch_model_sample_ints(const ch_model *m);
-int64_t ch_model_targets(const ch_model *m);
+CH_API int64_t ch_model_sample_floats(const ch_model *m);
+CH_API int64_t ch_model_sample_ints(const ch_model *m);
+CH_API int64_t ch_model_targets(const ch_model *m);
 
 /* Forward only: *logits gets [batch * targets, classes] (GPT: [batch * context, vocab], one row
  * per input token) in a model-owned backend buffer (host memory on the CPU backend) valid until
  * the next call. Samples as above (GPT
  * windows: every token, the last included, must be in the vocabulary). */
-ch_status ch_model_forward(ch_model *m, const float *params, const float *x, const int32_t *y,
+CH_API ch_status ch_model_forward(ch_model *m, const float *params, const float *x, const int32_t *y,
                            int batch, const float **logits);
 
 /* Summed loss over the batch's batch * targets predictions and the number of them whose argmax
  * is the target (no backward; one download of both). `hook` (fetch/release only; may be NULL) as in training. */
-ch_status ch_model_eval(ch_model *m, const float *params, const float *x, const int32_t *y,
+CH_API ch_status ch_model_eval(ch_model *m, const float *params, const float *x, const int32_t *y,
                         int batch, const ch_unit_hook *hook, double *loss_sum, int64_t *correct);
 
 /* Forward + backward of loss_scale * (sum of per-target losses). Gradients are ADDED into
@@ -81,30 +95,30 @@ ch_status ch_model_eval(ch_model *m, const float *params, const float *x, const 
  * unit (a rank with no rows still takes part in gradient communication).
  * The unscaled summed loss is ADDED to the model's loss accumulator, a backend buffer: no host
  * read per micro-batch; read it once per step with ch_model_take_loss. */
-ch_status ch_model_train_step(ch_model *m, const float *params, float *grads, const float *x,
+CH_API ch_status ch_model_train_step(ch_model *m, const float *params, float *grads, const float *x,
                               const int32_t *y, int batch, float loss_scale,
                               const ch_unit_hook *hook);
 /* The loss summed by ch_model_train_step since the last take (one download), then resets the
  * accumulator to 0. */
-ch_status ch_model_take_loss(ch_model *m, double *loss_sum);
+CH_API ch_status ch_model_take_loss(ch_model *m, double *loss_sum);
 
 /* ---- Generation (GPT) ------------------------------------------------------------------ */
 
 /* Keys and values of every layer for `slots` sequences of up to model.context tokens, so that
  * each new token costs one incremental step. Errors: CH_ERR_INVALID (not a GPT), CH_ERR_NOMEM. */
 typedef struct ch_kv_cache ch_kv_cache;
-ch_status ch_kv_cache_create(const ch_model *m, int slots, ch_kv_cache **out);
-void ch_kv_cache_destroy(ch_kv_cache *kv);
+CH_API ch_status ch_kv_cache_create(const ch_model *m, int slots, ch_kv_cache **out);
+CH_API void ch_kv_cache_destroy(ch_kv_cache *kv);
 /* Empties a slot (its sequence starts again at position 0). */
-void ch_kv_cache_reset(ch_kv_cache *kv, int slot);
+CH_API void ch_kv_cache_reset(ch_kv_cache *kv, int slot);
 /* Tokens held by a slot. */
-int ch_kv_cache_length(const ch_kv_cache *kv, int slot);
+CH_API int ch_kv_cache_length(const ch_kv_cache *kv, int slot);
 
 /* Runs tokens[0..n) (host memory) through the model after the slot's cached sequence, appends
  * their keys and values to the cache, and writes the next-token logits [vocab] after the last
  * of them to `logits` (host memory). n >= 1 (a prompt is one call, then one token per step). Errors: CH_ERR_INVALID
  * when the sequence would exceed model.context or a token is outside the vocabulary. */
-ch_status ch_model_decode(ch_model *m, const float *params, ch_kv_cache *kv, int slot,
+CH_API ch_status ch_model_decode(ch_model *m, const float *params, ch_kv_cache *kv, int slot,
                           const int32_t *tokens, int n, float *logits);
 
 /* How the next token is drawn. temperature <= 0 (or top_k == 1) is greedy: the argmax. Else
@@ -123,11 +137,11 @@ typedef struct ch_sampling {
  * ch_rng_uniform(seed, CH_SAMPLE_STREAM, k), so `cohort generate --seed S` and a completion
  * request with seed S give the same text. */
 #define CH_SAMPLE_STREAM 11
-int32_t ch_sample_token(const float *logits, int64_t vocab, const ch_sampling *s, float u);
+CH_API int32_t ch_sample_token(const float *logits, int64_t vocab, const ch_sampling *s, float u);
 
 /* The vocabulary and context of a GPT (0 for other models). */
-int64_t ch_model_vocab(const ch_model *m);
-int ch_model_context(const ch_model *m);
+CH_API int64_t ch_model_vocab(const ch_model *m);
+CH_API int ch_model_context(const ch_model *m);
 
 /* ---- Tensor-parallel execution (serving) ------------------------------------------------
  * A model run on one rank's slice of its weights (ch_tp_layout / ch_ckpt_load_tp): column-
@@ -142,20 +156,20 @@ typedef struct ch_tp_model ch_tp_model;
  * outlive the object) this rank's slice. max_batch: MLP rows per call; kv_slots: GPT
  * sequences held at once. Errors: CH_ERR_INVALID (a layout that is not a slice of m's),
  * CH_ERR_NOMEM. */
-ch_status ch_tp_model_create(const ch_model *m, const ch_layout *local, const float *params,
+CH_API ch_status ch_tp_model_create(const ch_model *m, const ch_layout *local, const float *params,
                              int owns_bias, int max_batch, int kv_slots, ch_reduce_fn reduce,
                              void *rctx, ch_tp_model **out);
-void ch_tp_model_destroy(ch_tp_model *t);
+CH_API void ch_tp_model_destroy(ch_tp_model *t);
 /* MLP: logits [batch, classes] (a backend buffer) of host x [batch, features], valid until the
  * next call. */
-ch_status ch_tp_model_logits(ch_tp_model *t, const float *x, int batch, const float **logits);
+CH_API ch_status ch_tp_model_logits(ch_tp_model *t, const float *x, int batch, const float **logits);
 /* GPT: as ch_model_decode, on KV slot `slot` (reset with ch_tp_model_reset). */
-ch_status ch_tp_model_decode(ch_tp_model *t, int slot, const int32_t *tokens, int n,
+CH_API ch_status ch_tp_model_decode(ch_tp_model *t, int slot, const int32_t *tokens, int n,
                              float *logits);
-void ch_tp_model_reset(ch_tp_model *t, int slot);
+CH_API void ch_tp_model_reset(ch_tp_model *t, int slot);
 /* MLP rows per call. */
-int ch_tp_model_max_batch(const ch_tp_model *t);
-int ch_tp_model_length(const ch_tp_model *t, int slot);
+CH_API int ch_tp_model_max_batch(const ch_tp_model *t);
+CH_API int ch_tp_model_length(const ch_tp_model *t, int slot);
 
 /* ==== Serving schemas (src/nn/io_schema.c) ===============================================
  * What a model family takes and gives as tensors when served (the KServe V2 metadata and the
@@ -184,4 +198,4 @@ typedef struct ch_io_schema {
 
 /* The inputs and outputs of m (a layout-only model is enough) as served. Errors:
  * CH_ERR_INVALID for a family that cannot be served. */
-ch_status ch_model_io(const ch_model *m, ch_io_schema *out);
+CH_API ch_status ch_model_io(const ch_model *m, ch_io_schema *out);

@@ -10,6 +10,26 @@
 #include "cohort/model.h"
 #include "cohort/tensor.h"
 
+typedef enum ch_strategy {
+  CH_STRATEGY_DDP = 0,
+  CH_STRATEGY_ZERO1,
+  CH_STRATEGY_ZERO2,
+  CH_STRATEGY_ZERO3,
+} ch_strategy;
+
+/* "ddp", "zero1", "zero2", "zero3" ("?" for another value). */
+CH_API const char *ch_strategy_name(int strategy);
+
+/* The data-parallel settings (the parallel.* keys of the training config). */
+typedef struct ch_parallel_cfg {
+  int strategy;           /* ch_strategy */
+  double bucket_mb;       /* DDP gradient bucket size */
+  double first_bucket_mb; /* smaller first bucket so communication starts early */
+  int overlap;            /* start bucket allreduces during backward (else after it) */
+  int reshard_after_forward; /* zero3: gather units again for backward */
+  int prefetch;           /* zero3: prefetch the next unit's parameters */
+} ch_parallel_cfg;
+
 typedef struct ch_ddp ch_ddp;
 
 typedef struct ch_ddp_stats {
@@ -22,23 +42,23 @@ typedef struct ch_ddp_stats {
 /* Sets up buckets over `grads` (layout->numel floats, owned by the caller). bucket_mb and
  * first_bucket_mb are caps in MiB; a unit larger than a cap gets a bucket of its own.
  * Errors: CH_ERR_INVALID, CH_ERR_NOMEM. Free with ch_ddp_destroy. */
-ch_status ch_ddp_create(const ch_group *g, const ch_layout *layout, float *grads, double bucket_mb,
+CH_API ch_status ch_ddp_create(const ch_group *g, const ch_layout *layout, float *grads, double bucket_mb,
                         double first_bucket_mb, int overlap, ch_ddp **out);
-void ch_ddp_destroy(ch_ddp *d);
+CH_API void ch_ddp_destroy(ch_ddp *d);
 
 /* The hook to pass to ch_model_train_step on the LAST micro-step of an optimizer step (earlier
  * micro-steps pass NULL: accumulation needs no communication). */
-const ch_unit_hook *ch_ddp_hook(ch_ddp *d);
+CH_API const ch_unit_hook *ch_ddp_hook(ch_ddp *d);
 
 /* Starts every bucket not yet started (all of them when overlap is off) and waits for all:
  * afterwards `grads` holds the sum over the group. Call once per optimizer step, after the
  * last micro-step's backward. */
-ch_status ch_ddp_finish(ch_ddp *d);
+CH_API ch_status ch_ddp_finish(ch_ddp *d);
 
 /* Bucket boundaries and timing of the last step. */
-ch_ddp_stats ch_ddp_get_stats(const ch_ddp *d);
+CH_API ch_ddp_stats ch_ddp_get_stats(const ch_ddp *d);
 /* Bucket b's range in the flat buffer (for tests and logging). */
-void ch_ddp_bucket_range(const ch_ddp *d, int b, size_t *offset, size_t *numel);
+CH_API void ch_ddp_bucket_range(const ch_ddp *d, int b, size_t *offset, size_t *numel);
 
 /* ---- Data-parallel strategies (src/parallel/dp.c) ---------------------------------------
  * One front for ddp, zero1, zero2 and zero3 (parallel.strategy): it owns the parameters,
@@ -61,61 +81,61 @@ typedef struct ch_dp_stats {
   size_t bytes_communicated; /* last step, per rank, as a ring sends them */
 } ch_dp_stats;
 
-/* Buffers and optimizer for `l` (borrowed, as are cfg's values and g) under
- * cfg->parallel.strategy. Errors: CH_ERR_NOMEM, CH_ERR_INVALID. On failure *out still needs
- * ch_dp_destroy. */
-ch_status ch_dp_create(const ch_config *cfg, const ch_group *g, const ch_layout *l, ch_dp **out);
-void ch_dp_destroy(ch_dp *d);
+/* Buffers and an optimizer (oc) for `l` (borrowed, as is g) under pc->strategy. Errors:
+ * CH_ERR_NOMEM, CH_ERR_INVALID. On failure *out still needs ch_dp_destroy. */
+CH_API ch_status ch_dp_create(const ch_parallel_cfg *pc, const ch_optim_cfg *oc, const ch_group *g,
+                       const ch_layout *l, ch_dp **out);
+CH_API void ch_dp_destroy(ch_dp *d);
 /* The seeded initial parameters (ch_layout_init_params), each rank writing what it keeps.
  * Collective. */
-ch_status ch_dp_init_params(ch_dp *d, uint64_t seed);
+CH_API ch_status ch_dp_init_params(ch_dp *d, uint64_t seed);
 /* Back to the initial parameters and a fresh optimizer (local). */
-void ch_dp_reset(ch_dp *d, uint64_t seed);
+CH_API void ch_dp_reset(ch_dp *d, uint64_t seed);
 
 /* Whole-layout parameter and gradient buffers to hand the model. Under zero3 only units
  * between the hook's fetch and release hold parameters. */
-float *ch_dp_params(ch_dp *d);
-float *ch_dp_grads(ch_dp *d);
-ch_optim *ch_dp_optim(ch_dp *d);
-int ch_dp_strategy(const ch_dp *d);
+CH_API float *ch_dp_params(ch_dp *d);
+CH_API float *ch_dp_grads(ch_dp *d);
+CH_API ch_optim *ch_dp_optim(ch_dp *d);
+CH_API int ch_dp_strategy(const ch_dp *d);
 
 /* Starts micro-step `micro` of `nmicro` of an optimizer step (the first zeroes the gradients)
  * and gives the hook to pass to ch_model_train_step (may be NULL). Collective under zero2/3. */
-ch_status ch_dp_begin_micro(ch_dp *d, int micro, int nmicro, const ch_unit_hook **hook);
+CH_API ch_status ch_dp_begin_micro(ch_dp *d, int micro, int nmicro, const ch_unit_hook **hook);
 /* After the last micro-step: completes the gradient reduction (each rank's owned part now
  * holds the sum over the group). */
-ch_status ch_dp_reduce(ch_dp *d);
+CH_API ch_status ch_dp_reduce(ch_dp *d);
 /* Clips by the global norm across shards (ch_clip_grad_norm); *norm gets it. Collective. */
-ch_status ch_dp_clip(ch_dp *d, double max_norm, double *norm);
+CH_API ch_status ch_dp_clip(ch_dp *d, double max_norm, double *norm);
 /* The optimizer update of the owned part, then zero1/2 allgather the parameters. */
-ch_status ch_dp_update(ch_dp *d, double lr);
+CH_API ch_status ch_dp_update(ch_dp *d, double lr);
 /* The hook for ch_model_eval (NULL unless zero3). */
-const ch_unit_hook *ch_dp_eval_hook(ch_dp *d);
+CH_API const ch_unit_hook *ch_dp_eval_hook(ch_dp *d);
 
 /* What a checkpoint holds of this rank: buffer 0 the parameters, then the optimizer states
  * (ch_optim_state_name), each with its addressing, and the shard it writes and reads. Returns
  * the buffer count (at most 3). */
-int ch_dp_state_buffers(ch_dp *d, float **data, ch_addr *addr, const ch_shard **own);
+CH_API int ch_dp_state_buffers(ch_dp *d, float **data, ch_addr *addr, const ch_shard **own);
 /* After reading a checkpoint into those buffers: makes the replicas whole again. Collective. */
-ch_status ch_dp_loaded(ch_dp *d);
+CH_API ch_status ch_dp_loaded(ch_dp *d);
 /* The whole parameters into `out` (layout numel floats). Collective under zero3. */
-ch_status ch_dp_full_params(ch_dp *d, float *out);
+CH_API ch_status ch_dp_full_params(ch_dp *d, float *out);
 
-ch_dp_stats ch_dp_get_stats(const ch_dp *d);
-ch_dp_memory ch_dp_get_memory(const ch_dp *d);
+CH_API ch_dp_stats ch_dp_get_stats(const ch_dp *d);
+CH_API ch_dp_memory ch_dp_get_memory(const ch_dp *d);
 
 /* ---- Estimates without running (src/parallel/estimate.c) ---------------------------------
  * What ch_dp would hold and send for layout `l` under `strategy` on `ranks` ranks with
- * `accum` micro-steps per optimizer step and cfg's optimizer (its state count) and parallel.*
- * settings. memory.params/grads/optim are exact for rank 0 (the largest shard); memory.comm is
+ * `accum` micro-steps per optimizer step, with oc's optimizer (its state count) and pc's
+ * settings (pc->strategy is not read). memory.params/grads/optim are exact for rank 0 (the largest shard); memory.comm is
  * an upper bound of the measured peak; bytes_per_step is per rank as a ring sends it, an upper
  * bound for zero3 (it assumes every unit is gathered again for backward). */
 typedef struct ch_dp_estimate {
   ch_dp_memory memory;
   size_t bytes_per_step;
 } ch_dp_estimate;
-ch_status ch_dp_estimate_of(const ch_config *cfg, const ch_layout *l, int strategy, int ranks,
-                            int accum, ch_dp_estimate *out);
+CH_API ch_status ch_dp_estimate_of(const ch_parallel_cfg *pc, const ch_optim_cfg *oc, const ch_layout *l,
+                            int strategy, int ranks, int accum, ch_dp_estimate *out);
 
 /* ---- Tensor parallelism (src/parallel/tp.c) ------------------------------------------------
  * Which part of each parameter a tensor-parallel rank holds, from the spec table alone (split,
@@ -133,14 +153,14 @@ typedef struct ch_tp_slice {
 
 /* The slice of `p` that rank `rank` of `size` holds. Errors: CH_ERR_INVALID (a split dimension
  * that is not a whole number of groups and grains, or too many groups). */
-ch_status ch_tp_slice_of(const ch_param_spec *p, int size, int rank, ch_tp_slice *out);
+CH_API ch_status ch_tp_slice_of(const ch_param_spec *p, int size, int rank, ch_tp_slice *out);
 
 /* The local spec table of a rank as a flat layout (*local), with each parameter's slice
  * (*slices, malloc'ed, local->nparams entries). Free with ch_layout_destroy and free. */
-ch_status ch_tp_layout(const ch_layout *full, int size, int rank, ch_layout *local,
+CH_API ch_status ch_tp_layout(const ch_layout *full, int size, int rank, ch_layout *local,
                        ch_tp_slice **slices);
 
 /* Copies each parameter's slice from the full flat buffer into the local one (serving the
  * weights a training run holds in memory). */
-void ch_tp_extract(const ch_layout *full, const float *full_params, const ch_layout *local,
+CH_API void ch_tp_extract(const ch_layout *full, const float *full_params, const ch_layout *local,
                    const ch_tp_slice *slices, float *local_params);

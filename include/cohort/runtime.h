@@ -30,23 +30,23 @@ typedef struct ch_runtime_opts {
  * for defaults. Call once, before any other cohort function. BLAS threads are the caller's
  * (ch_blas_init(rt->ncores)): runtime uses nothing above it. Errors: CH_ERR_MPI,
  * CH_ERR_UNSUPPORTED. */
-ch_status ch_runtime_init(int *argc, char ***argv, const ch_runtime_opts *opts, ch_runtime **out);
+CH_API ch_status ch_runtime_init(int *argc, char ***argv, const ch_runtime_opts *opts, ch_runtime **out);
 
 /* The context made by ch_runtime_init, or NULL before it. */
-ch_runtime *ch_runtime_get(void);
+CH_API ch_runtime *ch_runtime_get(void);
 
 /* Registers `fn(ctx)` to run in ch_runtime_finalize before MPI_Finalize, last registered first
  * (each runs once). For layers above runtime that must clean up while MPI is alive (the
  * collective watchdog's thread). Errors: CH_ERR_INVALID (null fn), CH_ERR_NOMEM (table full). */
-ch_status ch_runtime_on_finalize(void (*fn)(void *), void *ctx);
+CH_API ch_status ch_runtime_on_finalize(void (*fn)(void *), void *ctx);
 
 /* Runs the finalize hooks, frees the communicators and finalises MPI. */
-void ch_runtime_finalize(void);
+CH_API void ch_runtime_finalize(void);
 
 /* Ends the whole job: prints "[cohort rR] fatal on rank R (host): <status>: <message>: <error
  * trace>" to stderr, then MPI_Abort. For unrecoverable failures (a collective failed, a rank must
  * not continue alone). */
-_Noreturn void ch_runtime_fatal(ch_status s, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+CH_API _Noreturn void ch_runtime_fatal(ch_status s, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
 /* Seconds on a monotonic clock. */
-double ch_time(void);
+CH_API double ch_time(void);

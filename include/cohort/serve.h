@@ -5,13 +5,16 @@
 #include <stddef.h>
 #include <stdint.h>
 #include "cohort/comm.h"
-#include "cohort/config.h"
+#include "cohort/ckpt.h"
 #include "cohort/status.h"
 
+/* The serve.* keys of the training config and the `cohort serve` flags are the same key rows
+ * (src/train/config.c) over these fields; max_body_bytes, max_connections, port_file and
+ * data_path are flags only. */
 typedef struct ch_serve_opts {
   char host[64];              /* bind address; 127.0.0.1 unless told otherwise */
   int port;                   /* 0: an ephemeral port (printed, and written to port_file) */
-  char model_name[128];       /* "" = the config's model type */
+  char model_name[128];       /* "" = the model type */
   char api_key[128];          /* "" = no authentication; else "Authorization: Bearer KEY" */
   int max_batch_size;         /* V2 rows per batch, GPT sequences at once */
   int64_t max_queue_delay_us; /* how long the batcher waits to fill a V2 batch */
@@ -20,25 +23,22 @@ typedef struct ch_serve_opts {
   size_t max_body_bytes;      /* larger bodies get 413 */
   int max_connections;
   char port_file[512];        /* "" or a file that receives the bound port (tests) */
-  char data_path[512];        /* GPT tokenizer source; "" = the config's data.path */
+  char data_path[CH_PATH_MAX]; /* GPT tokenizer source; "" = the model's (ch_ckpt_model_info) */
 } ch_serve_opts;
 
 /* Defaults: 127.0.0.1:8000, batch 8, delay 2000 us, queue 256, timeout 60 s, body 16 MiB,
  * 256 connections. */
-void ch_serve_opts_default(ch_serve_opts *o);
-
-/* Options from a config's serve.* keys (the rest at their defaults). */
-void ch_serve_opts_from_config(const ch_config *cfg, ch_serve_opts *o);
+CH_API void ch_serve_opts_default(ch_serve_opts *o);
 
 /* Serves the checkpoint at `path` (a file, or a directory: its `latest`) on every rank of g:
  * each rank loads its tensor-parallel slice (hyperslabs), rank 0 listens. Returns on shutdown
  * (SIGTERM or SIGINT: stop accepting, finish what was accepted, every rank returns CH_OK).
  * Collective. Errors: loading (as ch_ckpt_load_tp), CH_ERR_IO (cannot listen). */
-ch_status ch_serve_checkpoint(const ch_group *g, const char *path, const ch_serve_opts *o);
+CH_API ch_status ch_serve_checkpoint(const ch_group *g, const char *path, const ch_serve_opts *o);
 
 /* Serves the parameters a training run holds in memory (every rank the full flat buffer laid
- * out by the config's model, for data of `features` x `classes`), re-laid out into
- * tensor-parallel slices; no file round trip. `step` is the version. Collective. */
-ch_status ch_serve_params(const ch_group *g, const ch_config *cfg, const float *params,
-                          int64_t features, int64_t classes, int64_t step,
-                          const ch_serve_opts *o);
+ * out by info's model and data shape), re-laid out into tensor-parallel slices; no file round
+ * trip. `step` is the version; `ckpt_dir` is where "latest" reloads look (may be NULL).
+ * Collective. */
+CH_API ch_status ch_serve_params(const ch_group *g, const ch_ckpt_model_info *info, const float *params,
+                          int64_t step, const char *ckpt_dir, const ch_serve_opts *o);

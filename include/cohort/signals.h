@@ -3,10 +3,11 @@
  * it across ranks, checkpoints and exits. A second signal of either kind restores the default
  * action, so an impatient user can still kill the job at once. */
 #pragma once
+#include "cohort/status.h" /* CH_API */
 
 /* Installs the handlers (idempotent). */
-void ch_signals_install(void);
+CH_API void ch_signals_install(void);
 /* Restores the handlers that were there before ch_signals_install. */
-void ch_signals_restore(void);
+CH_API void ch_signals_restore(void);
 /* The first preemption signal received since install (SIGTERM or SIGUSR1), or 0. */
-int ch_signals_pending(void);
+CH_API int ch_signals_pending(void);

@@ -4,6 +4,13 @@
 #pragma once
 #include <stddef.h>
 
+/* Marks a function of the public API: libcohort is built with -fvisibility=hidden and exports
+ * only what carries CH_API (every function declared in include/cohort/). */
+#define CH_API __attribute__((visibility("default")))
+
+/* Longest file path a config or checkpoint field holds (bytes, with the terminator). */
+#define CH_PATH_MAX 512
+
 typedef enum ch_status {
   CH_OK = 0,
   CH_ERR_INVALID,     /* bad argument or value */
@@ -17,22 +24,22 @@ typedef enum ch_status {
 } ch_status;
 
 /* Short, static name of a status ("invalid argument"). Never NULL. */
-const char *ch_status_str(ch_status s);
+CH_API const char *ch_status_str(ch_status s);
 
 /* Records `s` with a formatted message and the caller's location as the current error of this
  * thread (replacing any earlier one) and returns `s`. Use through CH_FAIL. */
-ch_status ch_error_set(ch_status s, const char *file, int line, const char *fmt, ...)
+CH_API ch_status ch_error_set(ch_status s, const char *file, int line, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));
 
 /* Appends "file:line" to the current error's propagation trace. Use through CH_CHECK. */
-void ch_error_trace(const char *file, int line);
+CH_API void ch_error_trace(const char *file, int line);
 
 /* The current error message of this thread ("" when none), with its trace. Valid until the
  * next ch_error_set on this thread. */
-const char *ch_error_message(void);
+CH_API const char *ch_error_message(void);
 
 /* Forgets the current error of this thread. */
-void ch_error_clear(void);
+CH_API void ch_error_clear(void);
 
 #define CH_FAIL(status, ...) ch_error_set((status), __FILE__, __LINE__, __VA_ARGS__)
 
@@ -56,5 +63,5 @@ void ch_error_clear(void);
   } while (0)
 
 /* 64-byte aligned, zeroed allocation of `bytes` (freed with ch_free_aligned). */
-void *ch_alloc_aligned(size_t bytes);
-void ch_free_aligned(void *p);
+CH_API void *ch_alloc_aligned(size_t bytes);
+CH_API void ch_free_aligned(void *p);

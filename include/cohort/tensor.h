@@ -9,9 +9,9 @@
 typedef enum ch_dtype { CH_F32 = 0, CH_F64, CH_I32, CH_I64, CH_U8, CH_BF16 } ch_dtype;
 
 /* Bytes per element of `t`. */
-size_t ch_dtype_size(ch_dtype t);
+CH_API size_t ch_dtype_size(ch_dtype t);
 /* Lower-case name ("float32"). */
-const char *ch_dtype_name(ch_dtype t);
+CH_API const char *ch_dtype_name(ch_dtype t);
 
 typedef enum ch_init {
   CH_INIT_ZEROS = 0,
@@ -44,7 +44,7 @@ typedef struct ch_param_spec {
 } ch_param_spec;
 
 /* Number of elements of a spec's logical tensor. */
-int64_t ch_param_numel(const ch_param_spec *p);
+CH_API int64_t ch_param_numel(const ch_param_spec *p);
 
 /* Layout of a spec table in one flat buffer: parameters in table order, each unit a contiguous
  * range, each parameter's offset aligned to 16 elements (64 bytes for fp32). */
@@ -64,17 +64,17 @@ typedef struct ch_layout {
 
 /* Builds the flat layout of a spec table (copied). Units must be numbered 0..U-1 and appear in
  * non-decreasing order. Errors: CH_ERR_INVALID, CH_ERR_NOMEM. Free with ch_layout_destroy. */
-ch_status ch_layout_create(const ch_param_spec *specs, int n, ch_layout *out);
-void ch_layout_destroy(ch_layout *l);
+CH_API ch_status ch_layout_create(const ch_param_spec *specs, int n, ch_layout *out);
+CH_API void ch_layout_destroy(ch_layout *l);
 
 /* Fills `flat` (l->numel floats) with each parameter's seeded initial values; padding is 0.
  * Values depend only on (seed, parameter name, element index). */
-void ch_layout_init_params(const ch_layout *l, float *flat, uint64_t seed);
+CH_API void ch_layout_init_params(const ch_layout *l, float *flat, uint64_t seed);
 
 /* Contiguous 1/n slice of [0, total): rank r gets ch_part_count elements at ch_part_offset.
  * The first total % n ranks get one extra element, so any n works. */
-size_t ch_part_offset(size_t total, int n, int r);
-size_t ch_part_count(size_t total, int n, int r);
+CH_API size_t ch_part_offset(size_t total, int n, int r);
+CH_API size_t ch_part_count(size_t total, int n, int r);
 
 /* What one rank owns of a flat layout: segments [offset, offset + numel) in increasing order,
  * which a packed buffer stores one after the other (segment s from element `local`). DDP's
@@ -93,8 +93,8 @@ typedef struct ch_shard {
 /* Rank r of n's shard of `l`: per_unit 0 gives its part of the whole buffer (one segment),
  * per_unit 1 its part of every unit (units smaller than n leave some ranks empty segments).
  * Errors: CH_ERR_NOMEM. Free with ch_shard_destroy. */
-ch_status ch_shard_create(const ch_layout *l, int n, int r, int per_unit, ch_shard *out);
-void ch_shard_destroy(ch_shard *s);
+CH_API ch_status ch_shard_create(const ch_layout *l, int n, int r, int per_unit, ch_shard *out);
+CH_API void ch_shard_destroy(ch_shard *s);
 
 /* The one-segment shard [lo, hi), in `seg` (caller storage). */
 static inline ch_shard ch_shard_range(ch_segment *seg, size_t lo, size_t hi) {
@@ -110,5 +110,5 @@ static inline size_t ch_shard_at(const ch_segment *s, ch_addr a) {
 }
 
 /* ch_layout_init_params restricted to a shard: the same values, written where `addr` says. */
-void ch_layout_init_shard(const ch_layout *l, const ch_shard *own, ch_addr addr, float *buf,
+CH_API void ch_layout_init_shard(const ch_layout *l, const ch_shard *own, ch_addr addr, float *buf,
                           uint64_t seed);

@@ -4,6 +4,7 @@
 #pragma once
 #include <stddef.h>
 #include <stdint.h>
+#include "cohort/ckpt.h"
 #include "cohort/comm.h"
 #include "cohort/config.h"
 #include "cohort/parallel.h"
@@ -24,7 +25,7 @@ typedef struct ch_train_result {
   float *params;           /* final flat parameters when requested (malloc'ed), else NULL */
   size_t numel;
   int64_t step;            /* optimizer steps completed (the checkpoint step numbering) */
-  int64_t features, classes; /* the data shape the model was built for (ch_model_create) */
+  ch_ckpt_model_info model; /* the model and data shape it was built for (ch_model_create) */
 } ch_train_result;
 
 /* How each rank takes its part of a global batch of train.batch_size samples on `ranks` ranks:
@@ -36,7 +37,7 @@ typedef struct ch_batch_plan {
   int64_t local_max, micro, accum;
   int max_batch;
 } ch_batch_plan;
-ch_status ch_train_plan(const ch_config *cfg, int ranks, ch_batch_plan *out);
+CH_API ch_status ch_train_plan(const ch_config *cfg, int ranks, ch_batch_plan *out);
 
 /* Trains cfg's model on cfg->data.path across the data-parallel group `dp` (every rank of the
  * group calls it). With keep_params, res->params receives a copy of the final parameters.
@@ -44,6 +45,6 @@ ch_status ch_train_plan(const ch_config *cfg, int ranks, ch_batch_plan *out);
  * Errors: CH_ERR_CONFIG for settings inconsistent with the world size or data, CH_ERR_IO,
  * CH_ERR_MPI. A failure on one rank is reported by that rank; the caller should treat any
  * error as fatal for the job (other ranks may be blocked in a collective). */
-ch_status ch_train_run(const ch_config *cfg, const ch_group *dp, int keep_params,
+CH_API ch_status ch_train_run(const ch_config *cfg, const ch_group *dp, int keep_params,
                        ch_train_result *res);
-void ch_train_result_free(ch_train_result *res);
+CH_API void ch_train_result_free(ch_train_result *res);

@@ -39,14 +39,14 @@ struct ch_group;
  * CH_ERR_MPI (communicator), CH_ERR_INVALID (already started, null or non-MPI group),
  * CH_ERR_NOMEM (thread); never CH_ERR_UNSUPPORTED: below MPI_THREAD_MULTIPLE it falls back to
  * reporting this rank's own stall. */
-ch_status ch_watchdog_start(const struct ch_group *g, double timeout_s);
+CH_API ch_status ch_watchdog_start(const struct ch_group *g, double timeout_s);
 /* Stops and joins the thread, frees its communicator (collective). No-op when not started. */
-void ch_watchdog_stop(void);
+CH_API void ch_watchdog_stop(void);
 /* Context for messages: the training step the main thread is in. */
-void ch_watchdog_set_step(int64_t step);
+CH_API void ch_watchdog_set_step(int64_t step);
 /* Marks the main thread as waiting in a collective named `op` (a string literal) until the
  * matching leave; nestable (the outermost enter starts the clock and counts one collective).
  * Cheap: a couple of atomic stores (plain moves on x86); nothing at all while it is off. */
-void ch_watchdog_enter(const char *op);
+CH_API void ch_watchdog_enter(const char *op);
 /* Ends the wait begun by the matching ch_watchdog_enter. */
-void ch_watchdog_leave(void);
+CH_API void ch_watchdog_leave(void);

@@ -9,7 +9,7 @@
 static ch_status attr_fail(const char *path, const char *name, const char *what) {
   char msg[256];
   return CH_FAIL(CH_ERR_FORMAT, "%s: attribute '%s': %s%s%s", path, name, what,
-                 ch_h5_error(msg)[0] ? ": " : "", msg);
+                 h5_error(msg)[0] ? ": " : "", msg);
 }
 
 static ch_status write_attr(hid_t obj, const char *name, hid_t type, hid_t space, const void *v) {
@@ -18,7 +18,7 @@ static ch_status write_attr(hid_t obj, const char *name, hid_t type, hid_t space
   if (a >= 0) H5Aclose(a);
   if (rc < 0) {
     char msg[256];
-    return CH_FAIL(CH_ERR_IO, "writing attribute '%s': %s", name, ch_h5_error(msg));
+    return CH_FAIL(CH_ERR_IO, "writing attribute '%s': %s", name, h5_error(msg));
   }
   return CH_OK;
 }
@@ -45,7 +45,7 @@ static ch_status write_str(hid_t obj, const char *name, const char *s) {
   return st;
 }
 
-ch_status ch_ckpt_attr_write_u32(hid_t obj, const char *name, uint32_t v) {
+ch_status ckpt_attr_write_u32(hid_t obj, const char *name, uint32_t v) {
   return write_scalar(obj, name, H5T_STD_U32LE, &v);
 }
 
@@ -57,7 +57,32 @@ static ch_status write_f64(hid_t obj, const char *name, double v) {
   return write_scalar(obj, name, H5T_IEEE_F64LE, &v);
 }
 
-ch_status ch_ckpt_write_meta(hid_t file, const char *path, const ch_ckpt_meta *m) {
+/* The model attributes (format version 2): every field a loader needs, one attribute each. */
+#define MODEL_INTS(X)                                                                          \
+  X("model_depth", model.depth) X("model_hidden", model.hidden)                               \
+  X("model_n_layer", model.n_layer) X("model_n_head", model.n_head)                          \
+  X("model_n_embd", model.n_embd) X("model_context", model.context)                          \
+  X("model_vocab_size", model.vocab_size) X("data_features", features)                       \
+  X("data_classes", classes)
+
+static const char *const k_model_types[] = {"mlp", "gpt"}, *const k_activations[] = {"relu", "gelu"};
+
+static ch_status write_model(hid_t file, const ch_ckpt_model_info *mi) {
+  const ch_model_cfg *mc = &mi->model;
+  if (mc->type < 0 || mc->type > 1 || mc->activation < 0 || mc->activation > 1)
+    return CH_FAIL(CH_ERR_INVALID, "checkpoint: model type %d / activation %d", mc->type,
+                   mc->activation);
+  CH_CHECK(write_str(file, "model_type", k_model_types[mc->type]));
+  CH_CHECK(write_str(file, "model_activation", k_activations[mc->activation]));
+#define WRITE_INT(name, field) CH_CHECK(write_i64(file, name, (int64_t)mi->field));
+  MODEL_INTS(WRITE_INT)
+#undef WRITE_INT
+  CH_CHECK(write_str(file, "tokenizer", mi->tokenizer[0] ? mi->tokenizer : "none"));
+  CH_CHECK(write_str(file, "data_path", mi->data_path));
+  return CH_OK;
+}
+
+ch_status ckpt_write_meta(hid_t file, const char *path, const ch_ckpt_meta *m) {
   (void)path;
   CH_CHECK(write_str(file, "format", CH_CKPT_FORMAT));
   CH_CHECK(write_i64(file, "format_version", CH_CKPT_VERSION));
@@ -72,6 +97,7 @@ ch_status ch_ckpt_write_meta(hid_t file, const char *path, const ch_ckpt_meta *m
   CH_CHECK(write_str(file, "cohort_version", m->version));
   CH_CHECK(write_str(file, "created", m->created));
   CH_CHECK(write_str(file, "config", m->config ? m->config : ""));
+  CH_CHECK(write_model(file, &m->model));
   if (m->n_interval_losses > 0) {
     hsize_t n = (hsize_t)m->n_interval_losses;
     hid_t space = H5Screate_simple(1, &n, NULL);
@@ -95,7 +121,7 @@ static ch_status read_scalar(hid_t obj, const char *path, const char *name, hid_
   return rc < 0 ? attr_fail(path, name, "not a readable scalar") : CH_OK;
 }
 
-ch_status ch_ckpt_attr_read_u32(hid_t obj, const char *name, uint32_t *v) {
+ch_status ckpt_attr_read_u32(hid_t obj, const char *name, uint32_t *v) {
   return read_scalar(obj, "", name, H5T_NATIVE_UINT32, v);
 }
 
@@ -140,7 +166,35 @@ static ch_status read_str_into(hid_t obj, const char *path, const char *name, ch
   return CH_OK;
 }
 
-ch_status ch_ckpt_read_meta(hid_t file, const char *path, ch_ckpt_meta *m) {
+/* Index of `s` in `names`, or -1. */
+static int name_index(const char *s, const char *const *names, int n) {
+  for (int i = 0; i < n; i++)
+    if (!strcmp(s, names[i])) return i;
+  return -1;
+}
+
+static ch_status read_model(hid_t file, const char *path, ch_ckpt_model_info *mi) {
+  char type[16], act[16];
+  int64_t v;
+  CH_CHECK(read_str_into(file, path, "model_type", type, sizeof type));
+  CH_CHECK(read_str_into(file, path, "model_activation", act, sizeof act));
+  mi->model.type = name_index(type, k_model_types, 2);
+  mi->model.activation = name_index(act, k_activations, 2);
+  if (mi->model.type < 0) return attr_fail(path, "model_type", "not mlp or gpt");
+  if (mi->model.activation < 0) return attr_fail(path, "model_activation", "not relu or gelu");
+  /* int fields must fit: a value out of range is a damaged file, not a model */
+#define READ_INT(name, field)                                                                  \
+  CH_CHECK(read_scalar(file, path, name, H5T_NATIVE_INT64, &v));                              \
+  mi->field = v;                                                       \
+  if ((int64_t)mi->field != v || v < 0) return attr_fail(path, name, "out of range");
+  MODEL_INTS(READ_INT)
+#undef READ_INT
+  CH_CHECK(read_str_into(file, path, "tokenizer", mi->tokenizer, sizeof mi->tokenizer));
+  CH_CHECK(read_str_into(file, path, "data_path", mi->data_path, sizeof mi->data_path));
+  return CH_OK;
+}
+
+ch_status ckpt_read_meta(hid_t file, const char *path, ch_ckpt_meta *m) {
   memset(m, 0, sizeof *m);
   char format[64];
   if (H5Aexists(file, "format") <= 0)
@@ -164,6 +218,10 @@ ch_status ch_ckpt_read_meta(hid_t file, const char *path, ch_ckpt_meta *m) {
   CH_CHECK(read_str_into(file, path, "cohort_version", m->version, sizeof m->version));
   CH_CHECK(read_str_into(file, path, "created", m->created, sizeof m->created));
   CH_CHECK(read_str(file, path, "config", &m->config));
+  if (version >= 2) {
+    CH_CHECK(read_model(file, path, &m->model));
+    m->has_model = 1;
+  }
   if (H5Aexists(file, "log_interval_losses") > 0) {
     hid_t a = H5Aopen(file, "log_interval_losses", H5P_DEFAULT);
     hid_t space = a < 0 ? -1 : H5Aget_space(a);

@@ -18,11 +18,6 @@
 #include "cohort/fs.h"
 #include "cohort/log.h"
 
-void ch_ckpt_dir(const ch_config *cfg, char *out, size_t size) {
-  if (cfg->run.checkpoint.dir[0]) snprintf(out, size, "%s", cfg->run.checkpoint.dir);
-  else snprintf(out, size, "%s/checkpoints", cfg->run.dir);
-}
-
 /* Step of a committed checkpoint's file name "step-<digits>.h5", or -1. */
 static int64_t step_of(const char *name) {
   int64_t step;

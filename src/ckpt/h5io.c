@@ -23,7 +23,7 @@
 
 static ch_status h5_fail(ch_status s, const char *path, const char *what, const char *name) {
   char msg[256];
-  return CH_FAIL(s, "%s: %s%s%s: %s", path, what, name ? " " : "", name ? name : "", ch_h5_error(msg));
+  return CH_FAIL(s, "%s: %s%s%s: %s", path, what, name ? " " : "", name ? name : "", h5_error(msg));
 }
 
 /* The piece of parameter p that shard `own` holds, as element indices [a, b) of the tensor, and
@@ -142,7 +142,7 @@ static ch_status check_shard(const ch_layout *l, const ch_shard *own) {
 
 static ch_ckpt_io_stats g_io_stats;
 
-ch_ckpt_io_stats ch_ckpt_get_io_stats(void) { return g_io_stats; }
+ch_ckpt_io_stats ckpt_get_io_stats(void) { return g_io_stats; }
 
 /* Writes (or reads) the piece [a, b) of one dataset collectively (a == b: selects nothing). */
 static herr_t transfer(hid_t dset, hid_t dxpl, const ch_param_spec *ps, int64_t a, int64_t b,
@@ -151,7 +151,7 @@ static herr_t transfer(hid_t dset, hid_t dxpl, const ch_param_spec *ps, int64_t 
   hsize_t n = (hsize_t)(b - a);
   hid_t mspace = H5Screate_simple(1, n ? &n : (hsize_t[]){1}, NULL);
   herr_t rc = fspace < 0 || mspace < 0 ? -1 : 0;
-  if (rc == 0) rc = ch_ckpt_select_range(fspace, ps->ndim, ps->shape, a, b);
+  if (rc == 0) rc = ckpt_select_range(fspace, ps->ndim, ps->shape, a, b);
   if (rc == 0 && n == 0) rc = H5Sselect_none(mspace);
   static float dummy;
   void *buf = n ? (void *)data : &dummy;
@@ -191,14 +191,14 @@ static ch_status create_datasets(hid_t file, const char *path, const ch_layout *
   for (int i = 0; i < nbufs * l->nparams && st == CH_OK; i++) {
     const ch_param_spec *ps = &l->params[i % l->nparams];
     char name[CH_NAME_MAX + 64];
-    ch_ckpt_dataset_path(ps, bufs[i / l->nparams].kind, name, sizeof name);
+    ckpt_dataset_path(ps, bufs[i / l->nparams].kind, name, sizeof name);
     hsize_t dims[CH_MAX_DIMS];
     for (int d = 0; d < ps->ndim; d++) dims[d] = (hsize_t)ps->shape[d];
     hid_t space = H5Screate_simple(ps->ndim, dims, NULL);
     dsets[i] = H5Dcreate2(file, name, H5T_IEEE_F32LE, space, H5P_DEFAULT, dcpl, H5P_DEFAULT);
     H5Sclose(space);
     if (dsets[i] < 0) st = h5_fail(CH_ERR_IO, path, "creating dataset", name);
-    else st = ch_ckpt_attr_write_u32(dsets[i], "crc32", crc[i]);
+    else st = ckpt_attr_write_u32(dsets[i], "crc32", crc[i]);
   }
   H5Pclose(dcpl);
   return st;
@@ -243,7 +243,7 @@ ch_status ch_ckpt_write(const ch_group *g, const char *path, const ch_layout *l,
       pieces[i] = (ch_ckpt_piece){a, e - a, e > a ? crc_of(bufs[b].data + at, e - a) : 0};
       numel[i] = ch_param_numel(&l->params[p]);
     }
-  CH_CHECK_GOTO(ch_ckpt_combine_crcs(g, pieces, k, numel, crc, covered), st, free_all);
+  CH_CHECK_GOTO(ckpt_combine_crcs(g, pieces, k, numel, crc, covered), st, free_all);
   for (int i = 0; i < k; i++)
     if (!covered[i]) {
       st = CH_FAIL(CH_ERR_INVALID, "%s: the ranks' ranges do not cover %s", path,
@@ -252,7 +252,7 @@ ch_status ch_ckpt_write(const ch_group *g, const char *path, const ch_layout *l,
     }
 
   ch_h5_quiet q;
-  ch_h5_quiet_begin(&q);
+  h5_quiet_begin(&q);
   hid_t fapl = open_fapl(g), dxpl = data_dxpl();
   ch_watchdog_enter("hdf5 create");
   hid_t file = fapl < 0 ? -1 : H5Fcreate(path, H5F_ACC_TRUNC, H5P_DEFAULT, fapl);
@@ -260,7 +260,7 @@ ch_status ch_ckpt_write(const ch_group *g, const char *path, const ch_layout *l,
   if (file < 0 || dxpl < 0) {
     st = h5_fail(CH_ERR_IO, path, "cannot create the file", NULL);
   } else {
-    st = ch_ckpt_write_meta(file, path, meta);
+    st = ckpt_write_meta(file, path, meta);
     if (st == CH_OK) st = create_groups(file, path, l, nbufs > 1);
   }
   /* Metadata operations are collective, so ranks fail alike; agreeing makes sure. From here on
@@ -301,7 +301,7 @@ ch_status ch_ckpt_write(const ch_group *g, const char *path, const ch_layout *l,
     float *x = bufs[b].data + at;
     if (transfer(dsets[i], dxpl, &l->params[p], pieces[i].a, pieces[i].a + pieces[i].len, x, 1) < 0) {
       char name[CH_NAME_MAX + 64];
-      ch_ckpt_dataset_path(&l->params[p], bufs[b].kind, name, sizeof name);
+      ckpt_dataset_path(&l->params[p], bufs[b].kind, name, sizeof name);
       ch_status e = h5_fail(CH_ERR_IO, path, "writing (disk full, quota or file size limit?)", name);
       if (st == CH_OK) st = e;
     }
@@ -323,7 +323,7 @@ ch_status ch_ckpt_write(const ch_group *g, const char *path, const ch_layout *l,
     if (st == CH_OK) st = h5_fail(CH_ERR_IO, path, "closing (flushing) the file", NULL);
   }
   if (fapl >= 0) H5Pclose(fapl);
-  ch_h5_quiet_end(&q);
+  h5_quiet_end(&q);
   st = agree(g, st, path);
 free_all:
   free(pieces);
@@ -392,13 +392,13 @@ ch_status ch_ckpt_read(const ch_group *g, const char *path, const ch_layout *l,
       }
     }
   ch_h5_quiet q;
-  ch_h5_quiet_begin(&q);
+  h5_quiet_begin(&q);
   hid_t fapl = open_fapl(g), dxpl = data_dxpl();
   ch_watchdog_enter("hdf5 open");
   hid_t file = fapl < 0 ? -1 : H5Fopen(path, H5F_ACC_RDONLY, fapl);
   ch_watchdog_leave();
   if (file < 0 || dxpl < 0) st = h5_fail(CH_ERR_IO, path, "cannot open (missing, truncated or not HDF5)", NULL);
-  else st = ch_ckpt_read_meta(file, path, meta);
+  else st = ckpt_read_meta(file, path, meta);
   st = agree(g, st, path);
   ch_status ready = st;
   /* Open and check every dataset, then agree once: metadata is the same on every rank, so
@@ -410,10 +410,10 @@ ch_status ch_ckpt_read(const ch_group *g, const char *path, const ch_layout *l,
   for (int i = 0; i < k && ds && st == CH_OK; i++) {
     const ch_param_spec *ps = &l->params[i % l->nparams];
     char name[CH_NAME_MAX + 64];
-    ch_ckpt_dataset_path(ps, bufs[i / l->nparams].kind, name, sizeof name);
+    ckpt_dataset_path(ps, bufs[i / l->nparams].kind, name, sizeof name);
     numel[i] = ch_param_numel(ps);
     st = open_checked(file, path, name, ps, &ds[i]);
-    if (st == CH_OK) st = ch_ckpt_attr_read_u32(ds[i], "crc32", &stored[i]);
+    if (st == CH_OK) st = ckpt_attr_read_u32(ds[i], "crc32", &stored[i]);
   }
   if (ready == CH_OK) st = agree(g, st, path);
   /* Then one collective read per dataset (all k on every rank, whatever fails locally), each
@@ -437,7 +437,7 @@ ch_status ch_ckpt_read(const ch_group *g, const char *path, const ch_layout *l,
     }
     if (transfer(ds[i], dxpl, &l->params[i % l->nparams], a, e, x, 0) < 0) {
       char name[CH_NAME_MAX + 64];
-      ch_ckpt_dataset_path(&l->params[p], bufs[b].kind, name, sizeof name);
+      ckpt_dataset_path(&l->params[p], bufs[b].kind, name, sizeof name);
       ch_status e = h5_fail(CH_ERR_IO, path, "reading", name);
       if (st == CH_OK) st = e;
     }
@@ -452,12 +452,12 @@ ch_status ch_ckpt_read(const ch_group *g, const char *path, const ch_layout *l,
   if (file >= 0) H5Fclose(file);
   ch_watchdog_leave();
   if (fapl >= 0) H5Pclose(fapl);
-  ch_h5_quiet_end(&q);
+  h5_quiet_end(&q);
   st = agree(g, st, path);
-  if (st == CH_OK) st = ch_ckpt_combine_crcs(g, pieces, k, numel, crc, covered);
+  if (st == CH_OK) st = ckpt_combine_crcs(g, pieces, k, numel, crc, covered);
   for (int i = 0; i < k && st == CH_OK; i++) {
     char name[CH_NAME_MAX + 64];
-    ch_ckpt_dataset_path(&l->params[i % l->nparams], bufs[i / l->nparams].kind, name, sizeof name);
+    ckpt_dataset_path(&l->params[i % l->nparams], bufs[i / l->nparams].kind, name, sizeof name);
     if (!covered[i])
       CH_DEBUG("%s: %s read in part; checksum not verified", path, name);
     else if (crc[i] != stored[i])

@@ -18,7 +18,7 @@
 
 static ch_status h5_fail(ch_status s, const char *path, const char *what, const char *name) {
   char msg[256];
-  ch_h5_error(msg);
+  h5_error(msg);
   return CH_FAIL(s, "%s: %s%s%s%s%s", path, what, name ? " " : "", name ? name : "",
                  msg[0] ? ": " : "", msg);
 }
@@ -129,7 +129,7 @@ ch_status ch_ckpt_open(const char *path, ch_ckpt_file *f) {
   f->h5 = -1;
   snprintf(f->path, sizeof f->path, "%s", path);
   ch_h5_quiet q;
-  ch_h5_quiet_begin(&q);
+  h5_quiet_begin(&q);
   ch_status st = CH_OK;
   hid_t file = H5Fopen(path, H5F_ACC_RDONLY, H5P_DEFAULT);
   if (file < 0) {
@@ -137,15 +137,15 @@ ch_status ch_ckpt_open(const char *path, ch_ckpt_file *f) {
     goto done;
   }
   f->h5 = (int64_t)file;
-  CH_CHECK_GOTO(ch_ckpt_read_meta(file, path, &f->meta), st, done);
+  CH_CHECK_GOTO(ckpt_read_meta(file, path, &f->meta), st, done);
   uint32_t version = 0;
-  CH_CHECK_GOTO(ch_ckpt_attr_read_u32(file, "format_version", &version), st, done);
+  CH_CHECK_GOTO(ckpt_attr_read_u32(file, "format_version", &version), st, done);
   f->format_version = (int)version;
   int cap = 0;
   CH_CHECK_GOTO(list_group(f, "/model", &cap), st, done);
   CH_CHECK_GOTO(list_group(f, "/optim", &cap), st, done);
 done:
-  ch_h5_quiet_end(&q);
+  h5_quiet_end(&q);
   if (st != CH_OK) ch_ckpt_close(f);
   return st;
 }
@@ -153,9 +153,9 @@ done:
 void ch_ckpt_close(ch_ckpt_file *f) {
   if (f->h5 >= 0) {
     ch_h5_quiet q;
-    ch_h5_quiet_begin(&q);
+    h5_quiet_begin(&q);
     H5Fclose((hid_t)f->h5);
-    ch_h5_quiet_end(&q);
+    h5_quiet_end(&q);
   }
   f->h5 = -1;
   ch_ckpt_meta_free(&f->meta);
@@ -176,7 +176,7 @@ ch_status ch_ckpt_read_tensor(ch_ckpt_file *f, const ch_ckpt_tensor *t, float *d
   if (!buf) return CH_FAIL(CH_ERR_NOMEM, "%s: reading %s", f->path, t->name);
   ch_status st = CH_OK;
   ch_h5_quiet q;
-  ch_h5_quiet_begin(&q);
+  h5_quiet_begin(&q);
   hid_t d = H5Dopen2((hid_t)f->h5, t->name, H5P_DEFAULT);
   if (d < 0) {
     st = h5_fail(CH_ERR_FORMAT, f->path, "cannot open dataset", t->name);
@@ -186,7 +186,7 @@ ch_status ch_ckpt_read_tensor(ch_ckpt_file *f, const ch_ckpt_tensor *t, float *d
   if (t->numel > 0 && H5Dread(d, H5T_IEEE_F32LE, H5S_ALL, H5S_ALL, H5P_DEFAULT, buf) < 0)
     st = h5_fail(CH_ERR_IO, f->path, "cannot read dataset", t->name);
   if (st == CH_OK && H5Aexists(d, "crc32") > 0) {
-    st = ch_ckpt_attr_read_u32(d, "crc32", &check->stored);
+    st = ckpt_attr_read_u32(d, "crc32", &check->stored);
     check->has_crc = st == CH_OK;
     if (st != CH_OK) st = CH_FAIL(CH_ERR_FORMAT, "%s: dataset %s: unreadable crc32 attribute", f->path, t->name);
   }
@@ -195,7 +195,7 @@ ch_status ch_ckpt_read_tensor(ch_ckpt_file *f, const ch_ckpt_tensor *t, float *d
     check->computed = (uint32_t)crc32_z(crc32(0L, Z_NULL, 0), (const Bytef *)buf,
                                         (z_size_t)t->numel * sizeof(float));
 done:
-  ch_h5_quiet_end(&q);
+  h5_quiet_end(&q);
   if (buf != data) free(buf);
   return st;
 }
@@ -207,7 +207,7 @@ ch_status ch_ckpt_read_slab(ch_ckpt_file *f, const ch_ckpt_tensor *t, int dim, i
                    f->path, t->name, dim + 1);
   ch_status st = CH_OK;
   ch_h5_quiet q;
-  ch_h5_quiet_begin(&q);
+  h5_quiet_begin(&q);
   hid_t d = H5Dopen2((hid_t)f->h5, t->name, H5P_DEFAULT), fs = -1, ms = -1;
   if (d < 0) {
     st = h5_fail(CH_ERR_FORMAT, f->path, "cannot open dataset", t->name);
@@ -232,7 +232,7 @@ done:
   if (ms >= 0) H5Sclose(ms);
   if (fs >= 0) H5Sclose(fs);
   if (d >= 0) H5Dclose(d);
-  ch_h5_quiet_end(&q);
+  h5_quiet_end(&q);
   return st;
 }
 

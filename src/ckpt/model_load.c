@@ -1,5 +1,5 @@
-/* A model rebuilt from a checkpoint alone, by one process (generation, tools): the stored config
- * gives the architecture, the stored tensors the data shape and the parameters. */
+/* A model rebuilt from a checkpoint alone (generation, tools, serving): the model attributes
+ * give the architecture and data shape, the stored tensors the parameters. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -16,43 +16,26 @@ static const ch_ckpt_tensor *find(const ch_ckpt_file *f, const char *name) {
   return NULL;
 }
 
-/* Data shape the model was built for: (features, classes) of the MLP, the vocabulary of the
- * GPT, read off the first and last layers. */
-static ch_status data_shape(const ch_ckpt_file *f, const ch_config *cfg, int64_t *features,
-                            int64_t *classes) {
-  char last[64];
-  const ch_ckpt_tensor *a, *b;
-  if (cfg->model.type == CH_MODEL_GPT) {
-    a = b = find(f, "wte.weight");
-  } else {
-    snprintf(last, sizeof last, "layers.%d.weight", cfg->model.depth);
-    a = find(f, "layers.0.weight");
-    b = find(f, last);
-  }
-  if (!a || !b || a->ndim != 2 || b->ndim != 2)
-    return CH_FAIL(CH_ERR_FORMAT, "%s: the model tensors do not match the stored config", f->path);
-  *features = cfg->model.type == CH_MODEL_GPT ? 0 : a->shape[1];
-  *classes = b->shape[0];
-  return CH_OK;
+/* The model (for max_batch samples; 0: layout only) that the open checkpoint `f` holds, from its
+ * model attributes: the stored YAML is for users and is never parsed. */
+static ch_status build_model(const ch_ckpt_file *f, int max_batch, ch_ckpt_model_info *info,
+                             ch_model **m) {
+  if (!f->meta.has_model)
+    return CH_FAIL(CH_ERR_FORMAT, "%s: format version %d has no model attributes (model_type, "
+                   "data_features, ...): only checkpoints of format version %d or later can be "
+                   "loaded as a model", f->path, f->format_version, 2);
+  *info = f->meta.model;
+  return ch_model_create(ch_backend_cpu(), &info->model, info->features, info->classes, max_batch, m);
 }
 
-/* The model (for max_batch samples; 0: layout only) that the open checkpoint `f` holds. */
-static ch_status build_model(const ch_ckpt_file *f, int max_batch, ch_config *cfg, ch_model **m) {
-  int64_t features = 0, classes = 0;
-  if (!f->meta.config) return CH_FAIL(CH_ERR_FORMAT, "%s: no stored config", f->path);
-  CH_CHECK(ch_config_load_text(f->meta.config, f->path, cfg));
-  CH_CHECK(data_shape(f, cfg, &features, &classes));
-  return ch_model_create(ch_backend_cpu(), cfg, features, classes, max_batch, m);
-}
-
-ch_status ch_ckpt_load_model(const char *path, int max_batch, ch_config *cfg, ch_model **model,
-                             float **params) {
+ch_status ch_ckpt_load_model(const char *path, int max_batch, ch_ckpt_model_info *info,
+                             ch_model **model, float **params) {
   ch_ckpt_file f;
   CH_CHECK(ch_ckpt_open(path, &f));
   ch_status st = CH_OK;
   ch_model *m = NULL;
   float *p = NULL;
-  CH_CHECK_GOTO(build_model(&f, max_batch, cfg, &m), st, done);
+  CH_CHECK_GOTO(build_model(&f, max_batch, info, &m), st, done);
   const ch_layout *l = ch_model_layout(m);
   p = ch_alloc_aligned(l->numel * sizeof(float));
   if (!p) {
@@ -65,7 +48,7 @@ ch_status ch_ckpt_load_model(const char *path, int max_batch, ch_config *cfg, ch
     const ch_ckpt_tensor *t = find(&f, s->name);
     if (!t || t->numel != ch_param_numel(s)) {
       st = CH_FAIL(CH_ERR_FORMAT, "%s: /model/%s is %s", path, s->name,
-                   t ? "of another shape than the config's model" : "missing");
+                   t ? "of another shape than the stored model" : "missing");
       goto done;
     }
     ch_ckpt_check c;
@@ -98,7 +81,7 @@ static ch_status read_slices(ch_ckpt_file *f, const ch_layout *full, const ch_la
     for (int d = 0; same && d < s->ndim; d++) same = t->shape[d] == s->shape[d];
     if (!same)
       return CH_FAIL(CH_ERR_FORMAT, "%s: /model/%s is %s", f->path, s->name,
-                     t ? "of another shape than the config's model" : "missing");
+                     t ? "of another shape than the stored model" : "missing");
     CH_CHECK(ch_ckpt_read_slab(f, t, sl[i].dim, sl[i].ngroups, sl[i].start, sl[i].count,
                                p + local->offsets[i]));
     if (i % size != rank) continue;
@@ -110,8 +93,9 @@ static ch_status read_slices(ch_ckpt_file *f, const ch_layout *full, const ch_la
   return CH_OK;
 }
 
-ch_status ch_ckpt_load_tp(const ch_group *g, const char *path, ch_config *cfg, ch_model **model,
-                          ch_layout *local, ch_tp_slice **slices, float **params) {
+ch_status ch_ckpt_load_tp(const ch_group *g, const char *path, ch_ckpt_model_info *info,
+                          ch_model **model, ch_layout *local, ch_tp_slice **slices,
+                          float **params) {
   ch_ckpt_file f;
   ch_model *m = NULL;
   ch_tp_slice *sl = NULL;
@@ -120,7 +104,7 @@ ch_status ch_ckpt_load_tp(const ch_group *g, const char *path, ch_config *cfg, c
   int opened = 0;
   ch_status st = ch_ckpt_open(path, &f);
   opened = st == CH_OK;
-  if (st == CH_OK) st = build_model(&f, 0, cfg, &m);
+  if (st == CH_OK) st = build_model(&f, 0, info, &m);
   if (st == CH_OK) st = ch_tp_layout(ch_model_layout(m), g->size, g->rank, local, &sl);
   if (st == CH_OK && !(p = ch_alloc_aligned(sizeof(float) * (local->numel + 1))))
     st = CH_FAIL(CH_ERR_NOMEM, "tensor-parallel parameters (%zu floats)", local->numel);

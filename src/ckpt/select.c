@@ -59,13 +59,13 @@ static herr_t select_sub(box_ctx *c, int d, int64_t a, int64_t b) {
   return 0;
 }
 
-herr_t ch_ckpt_select_range(hid_t space, int ndim, const int64_t *shape, int64_t a, int64_t b) {
+herr_t ckpt_select_range(hid_t space, int ndim, const int64_t *shape, int64_t a, int64_t b) {
   if (a >= b) return H5Sselect_none(space);
   box_ctx c = {.space = space, .ndim = ndim, .shape = shape};
   return select_sub(&c, 0, a, b);
 }
 
-void ch_ckpt_dataset_path(const ch_param_spec *p, const char *kind, char *out, size_t size) {
+void ckpt_dataset_path(const ch_param_spec *p, const char *kind, char *out, size_t size) {
   if (kind) snprintf(out, size, "/optim/%s/%s", p->name, kind);
   else snprintf(out, size, "/model/%s", p->name);
 }
@@ -75,7 +75,7 @@ static int cmp_piece(const void *x, const void *y) {
   return (a->a > b->a) - (a->a < b->a);
 }
 
-ch_status ch_ckpt_combine_crcs(const ch_group *g, const ch_ckpt_piece *mine, int k,
+ch_status ckpt_combine_crcs(const ch_group *g, const ch_ckpt_piece *mine, int k,
                                const int64_t *numel, uint32_t *crc, int *covered) {
   int n = g->size;
   size_t per = (size_t)k * 3;

@@ -26,7 +26,7 @@ static void ckpt_usage(FILE *out) {
           "           PyTorch state_dict names, after verifying their checksums\n");
 }
 
-int ch_cli_resolve_checkpoint(const char *cmd, const char *arg, char *out, size_t size) {
+int cli_resolve_checkpoint(const char *cmd, const char *arg, char *out, size_t size) {
   if (ch_ckpt_resolve(arg, out, size) == CH_OK) return 0;
   fprintf(stderr, "%s: %s\n", cmd, ch_error_message());
   return 1;
@@ -78,7 +78,7 @@ static void print_config(const char *text, ch_layout *layout) {
   printf("batch size      %" PRId64 " (global)\n", cfg.train.batch_size);
   printf("steps           %" PRId64 " (train.steps)\n", cfg.train.steps);
   ch_model *m;
-  if (ch_model_create(ch_backend_cpu(), &cfg, 1, 2, 1, &m) != CH_OK) return; /* a model this build cannot make */
+  if (ch_model_create(ch_backend_cpu(), &cfg.model, 1, 2, 1, &m) != CH_OK) return; /* a model this build cannot make */
   const ch_layout *l = ch_model_layout(m);
   if (ch_layout_create(l->params, l->nparams, layout) != CH_OK) memset(layout, 0, sizeof *layout);
   ch_model_destroy(m);
@@ -103,7 +103,7 @@ static int has_tensor(const ch_ckpt_file *f, const char *name) {
 
 static int cli_inspect(const char *arg) {
   char path[CH_PATH_MAX * 2 + 16];
-  if (ch_cli_resolve_checkpoint("cohort ckpt inspect", arg, path, sizeof path)) return 1;
+  if (cli_resolve_checkpoint("cohort ckpt inspect", arg, path, sizeof path)) return 1;
   ch_ckpt_file f;
   if (ch_ckpt_open(path, &f) != CH_OK) {
     fprintf(stderr, "cohort ckpt inspect: %s\n", ch_error_message());
@@ -119,6 +119,11 @@ static int cli_inspect(const char *arg) {
   printf("world size      %d (at save)\n", m->world_size);
   printf("cohort version  %s\n", m->version);
   printf("created         %s\n", m->created);
+  if (m->has_model) /* what loaders build the model from (format version 2) */
+    printf("data            %" PRId64 " features, %" PRId64 " classes, tokenizer %s, %s\n",
+           m->model.features, m->model.classes, m->model.tokenizer, m->model.data_path);
+  else
+    printf("data            (no model attributes: format version 1, not loadable as a model)\n");
   ch_layout spec;
   print_config(m->config, &spec);
 
@@ -178,7 +183,7 @@ static int cli_inspect(const char *arg) {
 
 static int cli_export(const char *arg, const char *out) {
   char path[CH_PATH_MAX * 2 + 16];
-  if (ch_cli_resolve_checkpoint("cohort ckpt export", arg, path, sizeof path)) return 1;
+  if (cli_resolve_checkpoint("cohort ckpt export", arg, path, sizeof path)) return 1;
   ch_ckpt_file f;
   if (ch_ckpt_open(path, &f) != CH_OK) {
     fprintf(stderr, "cohort ckpt export: %s\n", ch_error_message());
@@ -198,7 +203,7 @@ static int cli_export(const char *arg, const char *out) {
   return 0;
 }
 
-int ch_cli_ckpt(int argc, char **argv) {
+int cli_ckpt(int argc, char **argv) {
   for (int i = 1; i < argc; i++)
     if (!strcmp(argv[i], "-h") || !strcmp(argv[i], "--help")) {
       ckpt_usage(stdout);

@@ -2,23 +2,42 @@
  * the process exit code (0 ok, 1 runtime failure, 2 usage or configuration error). */
 #pragma once
 #include <stddef.h>
-
 #include "cohort/comm.h"
 #include "cohort/runtime.h"
 
-int ch_cli_train(int argc, char **argv);
-int ch_cli_data(int argc, char **argv);
-int ch_cli_ckpt(int argc, char **argv);
-int ch_cli_generate(int argc, char **argv);
-int ch_cli_serve(int argc, char **argv);
-int ch_cli_infer(int argc, char **argv);
-int ch_cli_estimate(int argc, char **argv);
+int cli_train(int argc, char **argv);
+int cli_data(int argc, char **argv);
+int cli_ckpt(int argc, char **argv);
+int cli_generate(int argc, char **argv);
+int cli_serve(int argc, char **argv);
+int cli_infer(int argc, char **argv);
+int cli_estimate(int argc, char **argv);
 
 /* The checkpoint a PATH argument names: the file itself, or for a directory the file its
  * `latest` pointer names (relative to the directory). Returns 0, or 1 with a message on stderr
  * prefixed by `cmd`. */
-int ch_cli_resolve_checkpoint(const char *cmd, const char *arg, char *out, size_t size);
+int cli_resolve_checkpoint(const char *cmd, const char *arg, char *out, size_t size);
 
-/* After ch_runtime_init: sets one BLAS thread per bound core (logging the BLAS facts) and
- * creates the world group in `*world`. Ends the job (ch_runtime_fatal) on failure. */
-void ch_cli_world(const ch_runtime *rt, ch_group *world);
+/* ---- Shared by the subcommands (src/cli/common.c) ---------------------------------------- */
+
+/* Starts the runtime (MPI, binding, logging), BLAS (one thread per bound core) and the world
+ * group for a subcommand that runs on every rank. Returns the runtime, or NULL after printing
+ * why (exit 1); a BLAS or group failure ends the job. Undo with cli_stop. */
+ch_runtime *cli_start(int *argc, char ***argv, int verbose, ch_group *world);
+/* Destroys the world group and finalizes the runtime. */
+void cli_stop(ch_group *world);
+
+/* A config subcommand's arguments (train, estimate): CONFIG.yaml, then key.sub=value overrides
+ * in order; every argument starting with '-' goes to `flag`, which consumes it (and may advance
+ * *i past a value) and returns 0, or returns 1 for a bad one. */
+typedef struct cli_args {
+  const char *config;
+  const char **overrides;
+  int noverrides;
+} cli_args;
+typedef int (*cli_flag_fn)(void *ctx, int argc, char **argv, int *i);
+/* Returns 0, or 2 after a message prefixed by `cmd` (an unexpected argument, a bad flag, no
+ * CONFIG.yaml) or 1 (out of memory). Free with cli_args_free in every case. */
+int cli_parse_args(const char *cmd, int argc, char **argv, cli_flag_fn flag, void *ctx,
+                   cli_args *out);
+void cli_args_free(cli_args *a);

@@ -251,7 +251,7 @@ static int cli_data_text(int argc, char **argv) {
   return 0;
 }
 
-int ch_cli_data(int argc, char **argv) {
+int cli_data(int argc, char **argv) {
   if (argc < 2 || !strcmp(argv[1], "-h") || !strcmp(argv[1], "--help")) {
     data_usage(argc < 2 ? stderr : stdout);
     return argc < 2 ? 2 : 0;

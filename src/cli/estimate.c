@@ -108,30 +108,39 @@ static void print_table(const ch_config *cfg, const ch_model *model, int ranks, 
 
 /* The trainer's batch plan (train.c plan_batches) and arena size (setup): micro-batches of the
  * per-rank part of the global batch, and an arena big enough for an eval chunk too. */
-int ch_cli_estimate(int argc, char **argv) {
-  const char *config_path = NULL;
-  const char **overrides = calloc((size_t)argc, sizeof *overrides);
-  int noverrides = 0, ranks = 0, json = 0, bad = 0;
-  if (!overrides) return 1;
-  for (int i = 1; i < argc && !bad; i++) {
-    if (!strcmp(argv[i], "--json")) json = 1;
-    else if (!strcmp(argv[i], "--ranks") && i + 1 < argc) bad = parse_ranks(argv[++i], &ranks);
-    else if (!strncmp(argv[i], "--ranks=", 8)) bad = parse_ranks(argv[i] + 8, &ranks);
-    else if (argv[i][0] == '-') bad = 1;
-    else if (strchr(argv[i], '=')) overrides[noverrides++] = argv[i];
-    else if (!config_path) config_path = argv[i];
-    else bad = 1;
-    if (bad) fprintf(stderr, "cohort estimate: bad argument '%s'\n", argv[i]);
+typedef struct estimate_flags {
+  int ranks, json;
+} estimate_flags;
+
+static int estimate_flag(void *ctx, int argc, char **argv, int *i) {
+  estimate_flags *f = ctx;
+  const char *a = argv[*i];
+  int bad = 0;
+  if (!strcmp(a, "--json")) f->json = 1;
+  else if (!strcmp(a, "--ranks") && *i + 1 < argc) bad = parse_ranks(argv[++*i], &f->ranks);
+  else if (!strncmp(a, "--ranks=", 8)) bad = parse_ranks(a + 8, &f->ranks);
+  else bad = 1;
+  if (bad) fprintf(stderr, "cohort estimate: bad argument '%s'\n", argv[*i]);
+  return bad;
+}
+
+int cli_estimate(int argc, char **argv) {
+  estimate_flags fl = {0, 0};
+  cli_args args;
+  int rc = cli_parse_args("cohort estimate", argc, argv, estimate_flag, &fl, &args);
+  if (!rc && fl.ranks < 1) {
+    fprintf(stderr, "cohort estimate: --ranks N is required (N >= 1)\n");
+    rc = 2;
   }
-  if (bad || !config_path || ranks < 1) {
-    if (!bad && config_path) fprintf(stderr, "cohort estimate: --ranks N is required (N >= 1)\n");
-    usage();
-    free(overrides);
-    return 2;
+  if (rc) {
+    if (rc == 2) usage();
+    cli_args_free(&args);
+    return rc;
   }
+  int ranks = fl.ranks, json = fl.json;
   ch_config cfg;
-  ch_status st = ch_config_load(config_path, overrides, noverrides, &cfg);
-  free(overrides);
+  ch_status st = ch_config_load(args.config, args.overrides, args.noverrides, &cfg);
+  cli_args_free(&args);
   if (st != CH_OK) {
     fprintf(stderr, "cohort estimate: %s\n", ch_error_message());
     return 2;
@@ -146,7 +155,7 @@ int ch_cli_estimate(int argc, char **argv) {
   int arena = plan.max_batch;
   if (dataset_dims(&cfg, &features, &classes)) return 1;
   ch_model *model = NULL;
-  st = ch_model_create(ch_backend_cpu(), &cfg, features, classes, arena, &model);
+  st = ch_model_create(ch_backend_cpu(), &cfg.model, features, classes, arena, &model);
   if (st != CH_OK) {
     fprintf(stderr, "cohort estimate: %s\n", ch_error_message());
     return st == CH_ERR_CONFIG ? 2 : 1;
@@ -155,8 +164,9 @@ int ch_cli_estimate(int argc, char **argv) {
   size_t count = 0;
   for (int i = 0; i < l->nparams; i++) count += (size_t)ch_param_numel(&l->params[i]);
   ch_dp_estimate e[CH_STRATEGY_ZERO3 + 1];
+  ch_optim_cfg oc = ch_config_optim(&cfg);
   for (int s = CH_STRATEGY_DDP; s <= CH_STRATEGY_ZERO3 && st == CH_OK; s++)
-    st = ch_dp_estimate_of(&cfg, l, s, ranks, (int)accum, &e[s]);
+    st = ch_dp_estimate_of(&cfg.parallel, &oc, l, s, ranks, (int)accum, &e[s]);
   if (st != CH_OK) fprintf(stderr, "cohort estimate: %s\n", ch_error_message());
   else if (json) print_json(ranks, accum, count, ch_model_activation_bytes(model), e);
   else print_table(&cfg, model, ranks, micro, accum, count, e);

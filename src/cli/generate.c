@@ -119,7 +119,7 @@ static ch_status run(ch_model *m, const float *params, const gen_opts *o, int32_
   return st;
 }
 
-int ch_cli_generate(int argc, char **argv) {
+int cli_generate(int argc, char **argv) {
   for (int i = 1; i < argc; i++)
     if (!strcmp(argv[i], "-h") || !strcmp(argv[i], "--help")) {
       usage(stdout);
@@ -129,20 +129,20 @@ int ch_cli_generate(int argc, char **argv) {
   int rc = parse(argc, argv, &o);
   if (rc) return rc;
   char path[CH_PATH_MAX * 2 + 16];
-  if (ch_cli_resolve_checkpoint("cohort generate", o.ckpt, path, sizeof path)) return 1;
-  ch_config cfg;
+  if (cli_resolve_checkpoint("cohort generate", o.ckpt, path, sizeof path)) return 1;
+  ch_ckpt_model_info info;
   ch_model *m = NULL;
   float *params = NULL;
   ch_tokenizer *tok = NULL;
   int32_t *prompt = NULL, *seq = NULL;
   char *text = NULL;
   rc = 1;
-  if (ch_ckpt_load_model(path, 1, &cfg, &m, &params) != CH_OK) goto fail;
-  if (cfg.model.type != CH_MODEL_GPT) {
+  if (ch_ckpt_load_model(path, 1, &info, &m, &params) != CH_OK) goto fail;
+  if (info.model.type != CH_MODEL_GPT) {
     fprintf(stderr, "cohort generate: %s holds a '%s' model, not a GPT\n", path, ch_model_name(m));
     goto out;
   }
-  const char *data = o.data ? o.data : cfg.data.path;
+  const char *data = o.data ? o.data : info.data_path;
   if (ch_tokenizer_load(data, &tok) != CH_OK) {
     fprintf(stderr, "cohort generate: the tokenizer comes from the training data %s (use --data "
             "to name another copy): %s\n", data, ch_error_message());

@@ -24,13 +24,13 @@ static ch_status run(const ch_group *g, const char *ckpt, const char *in, const 
                      const char *out, int64_t *rows) {
   char path[CH_PATH_MAX];
   CH_CHECK(ch_ckpt_resolve(ckpt, path, sizeof path));
-  ch_config cfg;
+  ch_ckpt_model_info info;
   ch_model *m = NULL;
   float *params = NULL, *x = NULL, *logits = NULL;
   int32_t *labels = NULL, *y = NULL;
   int64_t *idx = NULL;
   ch_dataset *ds = NULL;
-  ch_status st = ch_ckpt_load_model(path, CHUNK, &cfg, &m, &params);
+  ch_status st = ch_ckpt_load_model(path, CHUNK, &info, &m, &params);
   /* Agree before the collective open, so that a bad checkpoint stops every rank alike. */
   int bad = st != CH_OK;
   ch_status cs = ch_comm_allreduce(g, &bad, 1, CH_I32, CH_MAX, NULL);
@@ -38,14 +38,13 @@ static ch_status run(const ch_group *g, const char *ckpt, const char *in, const 
     if (st == CH_OK) st = cs != CH_OK ? cs : CH_FAIL(CH_ERR_IO, "another rank could not load %s", path);
     goto done;
   }
-  if (cfg.model.type != CH_MODEL_MLP) {
+  if (info.model.type != CH_MODEL_MLP) {
     st = CH_FAIL(CH_ERR_UNSUPPORTED, "%s holds a %s; cohort infer runs classifiers (for text use "
                  "cohort generate or POST /v1/completions)", path, ch_model_name(m));
     goto done;
   }
   CH_CHECK_GOTO(ch_dataset_open(g, in, split, &ds), st, done);
-  const ch_layout *l = ch_model_layout(m);
-  int64_t D = ch_model_sample_floats(m), C = l->params[l->nparams - 2].shape[0]; /* the head */
+  int64_t D = info.features, C = info.classes;
   if (ch_dataset_features(ds) != D) {
     st = CH_FAIL(CH_ERR_INVALID, "%s has %lld features per row, the model takes %lld", in,
                  (long long)ch_dataset_features(ds), (long long)D);
@@ -95,7 +94,7 @@ done:
   return st;
 }
 
-int ch_cli_infer(int argc, char **argv) {
+int cli_infer(int argc, char **argv) {
   const char *pos[3] = {NULL, NULL, NULL}, *split = "val";
   int npos = 0;
   for (int i = 1; i < argc; i++) {
@@ -115,14 +114,9 @@ int ch_cli_infer(int argc, char **argv) {
     usage(stderr);
     return 2;
   }
-  ch_runtime_opts ro = {.bind_cores = 1};
-  ch_runtime *rt;
-  if (ch_runtime_init(&argc, &argv, &ro, &rt) != CH_OK) {
-    fprintf(stderr, "cohort: runtime initialisation failed: %s\n", ch_error_message());
-    return 1;
-  }
   ch_group world;
-  ch_cli_world(rt, &world);
+  ch_runtime *rt = cli_start(&argc, &argv, 0, &world);
+  if (!rt) return 1;
   int64_t rows = 0;
   double t0 = ch_time();
   ch_status st = run(&world, pos[0], pos[1], split, pos[2], &rows);
@@ -134,7 +128,6 @@ int ch_cli_infer(int argc, char **argv) {
     CH_INFO("wrote %s: predictions of %lld rows of %s:/%s in %.2f s on %d rank%s", pos[2],
             (long long)rows, pos[1], split, ch_time() - t0, world.size, world.size == 1 ? "" : "s");
   }
-  ch_group_destroy(&world);
-  ch_runtime_finalize();
+  cli_stop(&world);
   return rc;
 }

@@ -45,13 +45,13 @@ int main(int argc, char **argv) {
     printf("cohort %s (built with %s; %s)\n", COHORT_VERSION, COHORT_MPI_FLAVOR, mpi);
     return 0;
   }
-  if (!strcmp(argv[1], "train")) return ch_cli_train(argc - 1, argv + 1);
-  if (!strcmp(argv[1], "estimate")) return ch_cli_estimate(argc - 1, argv + 1);
-  if (!strcmp(argv[1], "data")) return ch_cli_data(argc - 1, argv + 1);
-  if (!strcmp(argv[1], "ckpt")) return ch_cli_ckpt(argc - 1, argv + 1);
-  if (!strcmp(argv[1], "generate")) return ch_cli_generate(argc - 1, argv + 1);
-  if (!strcmp(argv[1], "serve")) return ch_cli_serve(argc - 1, argv + 1);
-  if (!strcmp(argv[1], "infer")) return ch_cli_infer(argc - 1, argv + 1);
+  if (!strcmp(argv[1], "train")) return cli_train(argc - 1, argv + 1);
+  if (!strcmp(argv[1], "estimate")) return cli_estimate(argc - 1, argv + 1);
+  if (!strcmp(argv[1], "data")) return cli_data(argc - 1, argv + 1);
+  if (!strcmp(argv[1], "ckpt")) return cli_ckpt(argc - 1, argv + 1);
+  if (!strcmp(argv[1], "generate")) return cli_generate(argc - 1, argv + 1);
+  if (!strcmp(argv[1], "serve")) return cli_serve(argc - 1, argv + 1);
+  if (!strcmp(argv[1], "infer")) return cli_infer(argc - 1, argv + 1);
   fprintf(stderr, "cohort: unknown command '%s'\n\n", argv[1]);
   usage(stderr);
   return 2;

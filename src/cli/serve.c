@@ -4,6 +4,7 @@
 #include <string.h>
 
 #include "cli/commands.h"
+#include "cohort/config.h"
 #include "cohort/log.h"
 #include "cohort/runtime.h"
 #include "cohort/serve.h"
@@ -29,8 +30,11 @@ static void usage(FILE *out) {
           "SIGTERM or SIGINT: stop accepting (503), finish accepted requests, exit 0.\n");
 }
 
-/* Parses "--opt value" pairs into o. Returns 0, or 2 with a message. */
-static int parse(int argc, char **argv, ch_serve_opts *o, const char **ckpt) {
+/* Parses "--opt value" pairs into cfg->serve.opts: the flags of serve.* keys through the key
+ * rows (same ranges and messages as the YAML keys), the others here. Returns 0, or 2 with a
+ * message. */
+static int parse(int argc, char **argv, ch_config *cfg, const char **ckpt) {
+  ch_serve_opts *o = &cfg->serve.opts;
   for (int i = 1; i < argc; i++) {
     const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
     if (a[0] != '-') {
@@ -49,23 +53,19 @@ static int parse(int argc, char **argv, ch_serve_opts *o, const char **ckpt) {
     char *end = NULL;
     long long n = strtoll(v, &end, 10);
     int num = end && !*end && end != v;
-    if (!strcmp(a, "--host")) snprintf(o->host, sizeof o->host, "%s", v);
-    else if (!strcmp(a, "--model-name")) snprintf(o->model_name, sizeof o->model_name, "%s", v);
-    else if (!strcmp(a, "--api-key")) snprintf(o->api_key, sizeof o->api_key, "%s", v);
-    else if (!strcmp(a, "--data")) snprintf(o->data_path, sizeof o->data_path, "%s", v);
+    if (!strcmp(a, "--data")) snprintf(o->data_path, sizeof o->data_path, "%s", v);
     else if (!strcmp(a, "--port-file")) snprintf(o->port_file, sizeof o->port_file, "%s", v);
-    else if (!strcmp(a, "--timeout") && (o->request_timeout = strtod(v, &end)) > 0 && !*end) {
-    } else if (!num) {
-      fprintf(stderr, "cohort serve: %s: expected a number, got '%s'\n", a, v);
-      return 2;
-    } else if (!strcmp(a, "--port") && n >= 0 && n < 65536) o->port = (int)n;
-    else if (!strcmp(a, "--max-batch-size") && n >= 1 && n <= 4096) o->max_batch_size = (int)n;
-    else if (!strcmp(a, "--max-queue-delay-us") && n >= 0) o->max_queue_delay_us = n;
-    else if (!strcmp(a, "--max-queue-size") && n >= 1) o->max_queue_size = (int)n;
-    else if (!strcmp(a, "--max-body-bytes") && n >= 64) o->max_body_bytes = (size_t)n;
-    else if (!strcmp(a, "--max-connections") && n >= 1) o->max_connections = (int)n;
-    else {
-      fprintf(stderr, "cohort serve: unknown option, or value out of range: %s %s\n", a, v);
+    else if (!strcmp(a, "--max-body-bytes") && num && n >= 64) o->max_body_bytes = (size_t)n;
+    else if (!strcmp(a, "--max-connections") && num && n >= 1 && n <= 1 << 20)
+      o->max_connections = (int)n;
+    else if (strcmp(a, "--max-body-bytes") && strcmp(a, "--max-connections")) {
+      if (ch_config_set_serve_flag(cfg, a, v) != CH_OK) {
+        fprintf(stderr, "cohort serve: %s\n", ch_error_message());
+        return 2;
+      }
+    } else {
+      fprintf(stderr, "cohort serve: %s: expected an integer >= %d, got '%s'\n", a,
+              strcmp(a, "--max-body-bytes") ? 1 : 64, v);
       return 2;
     }
   }
@@ -76,34 +76,23 @@ static int parse(int argc, char **argv, ch_serve_opts *o, const char **ckpt) {
   return 0;
 }
 
-int ch_cli_serve(int argc, char **argv) {
+int cli_serve(int argc, char **argv) {
   for (int i = 1; i < argc; i++)
     if (!strcmp(argv[i], "-h") || !strcmp(argv[i], "--help")) {
       usage(stdout);
       return 0;
     }
-  ch_serve_opts o;
-  ch_serve_opts_default(&o);
+  ch_config cfg; /* its serve.* defaults are the options' defaults */
+  ch_config_defaults(&cfg);
   const char *ckpt = NULL;
-  int rc = parse(argc, argv, &o, &ckpt);
+  int rc = parse(argc, argv, &cfg, &ckpt);
   if (rc) return rc;
-  ch_runtime_opts ro = {.bind_cores = 1};
-  ch_runtime *rt;
-  if (ch_runtime_init(&argc, &argv, &ro, &rt) != CH_OK) {
-    fprintf(stderr, "cohort: runtime initialisation failed: %s\n", ch_error_message());
-    return 1;
-  }
   ch_group world;
-  ch_cli_world(rt, &world);
-  ch_status st = ch_serve_checkpoint(&world, ckpt, &o);
-  if (st != CH_OK) {
-    /* Loading and startup failures are agreed: every rank gets here with the same outcome. */
-    if (rt->world_rank == 0) fprintf(stderr, "cohort serve: %s\n", ch_error_message());
-    ch_group_destroy(&world);
-    ch_runtime_finalize();
-    return 1;
-  }
-  ch_group_destroy(&world);
-  ch_runtime_finalize();
-  return 0;
+  ch_runtime *rt = cli_start(&argc, &argv, 0, &world);
+  if (!rt) return 1;
+  ch_status st = ch_serve_checkpoint(&world, ckpt, &cfg.serve.opts);
+  /* Loading and startup failures are agreed: every rank gets here with the same outcome. */
+  if (st != CH_OK && rt->world_rank == 0) fprintf(stderr, "cohort serve: %s\n", ch_error_message());
+  cli_stop(&world);
+  return st == CH_OK ? 0 : 1;
 }

@@ -17,31 +17,33 @@ static void usage(void) {
           "  --print-config  print the resolved config (every key, with its help) and exit\n");
 }
 
-int ch_cli_train(int argc, char **argv) {
-  const char *config_path = NULL;
-  const char **overrides = calloc((size_t)argc, sizeof *overrides);
-  int noverrides = 0, verbose = 0, bad_usage = 0, print_config = 0;
-  if (!overrides) return 1;
-  for (int i = 1; i < argc; i++) {
-    if (!strcmp(argv[i], "--verbose") || !strcmp(argv[i], "-v")) verbose = 1;
-    else if (!strcmp(argv[i], "--print-config")) print_config = 1;
-    else if (!strcmp(argv[i], "-h") || !strcmp(argv[i], "--help")) bad_usage = 1;
-    else if (strchr(argv[i], '=')) overrides[noverrides++] = argv[i];
-    else if (!config_path) config_path = argv[i];
-    else {
-      fprintf(stderr, "cohort train: unexpected argument '%s' (overrides are key.sub=value)\n", argv[i]);
-      bad_usage = 1;
-    }
+typedef struct train_flags {
+  int verbose, print_config;
+} train_flags;
+
+static int train_flag(void *ctx, int argc, char **argv, int *i) {
+  train_flags *f = ctx;
+  const char *a = argv[*i];
+  (void)argc;
+  if (!strcmp(a, "--verbose") || !strcmp(a, "-v")) f->verbose = 1;
+  else if (!strcmp(a, "--print-config")) f->print_config = 1;
+  else return 1; /* -h, --help and unknown flags: usage */
+  return 0;
+}
+
+int cli_train(int argc, char **argv) {
+  train_flags fl = {0, 0};
+  cli_args args;
+  int rc = cli_parse_args("cohort train", argc, argv, train_flag, &fl, &args);
+  if (rc) {
+    if (rc == 2) usage();
+    cli_args_free(&args);
+    return rc;
   }
-  if (bad_usage || !config_path) {
-    usage();
-    free(overrides);
-    return 2;
-  }
-  if (print_config) { /* no MPI needed: resolve, print, exit */
+  if (fl.print_config) { /* no MPI needed: resolve, print, exit */
     ch_config cfg;
-    ch_status st = ch_config_load(config_path, overrides, noverrides, &cfg);
-    free(overrides);
+    ch_status st = ch_config_load(args.config, args.overrides, args.noverrides, &cfg);
+    cli_args_free(&args);
     if (st != CH_OK) {
       fprintf(stderr, "cohort train: %s\n", ch_error_message());
       return 2;
@@ -52,32 +54,28 @@ int ch_cli_train(int argc, char **argv) {
     free(yaml);
     return 0;
   }
-  ch_runtime_opts opts = {.verbose = verbose, .bind_cores = 1};
-  ch_runtime *rt;
-  if (ch_runtime_init(&argc, &argv, &opts, &rt) != CH_OK) {
-    fprintf(stderr, "cohort: runtime initialisation failed: %s\n", ch_error_message());
-    free(overrides);
+  ch_group world;
+  ch_runtime *rt = cli_start(&argc, &argv, fl.verbose, &world);
+  if (!rt) {
+    cli_args_free(&args);
     return 1;
   }
   /* Every rank parses the same file and arguments, so a bad config fails identically everywhere
    * and all ranks exit 2 without a collective being left waiting. */
   ch_config cfg;
-  ch_status st = ch_config_load(config_path, overrides, noverrides, &cfg);
-  free(overrides);
+  ch_status st = ch_config_load(args.config, args.overrides, args.noverrides, &cfg);
+  cli_args_free(&args);
   if (st != CH_OK) {
     if (rt->world_rank == 0) fprintf(stderr, "cohort train: %s\n", ch_error_message());
-    ch_runtime_finalize();
+    cli_stop(&world);
     return 2;
   }
-  ch_group world;
-  ch_cli_world(rt, &world);
   ch_train_result res;
   st = ch_train_run(&cfg, &world, cfg.serve.after, &res);
   if (st == CH_ERR_CONFIG) {
     /* Configuration checks happen before any collective that could diverge, on every rank. */
     if (rt->world_rank == 0) fprintf(stderr, "cohort train: %s\n", ch_error_message());
-    ch_group_destroy(&world);
-    ch_runtime_finalize();
+    cli_stop(&world);
     return 2;
   }
   if (st != CH_OK) ch_runtime_fatal(st, "training failed");
@@ -89,13 +87,11 @@ int ch_cli_train(int argc, char **argv) {
   /* serve.after: the same processes serve the weights they hold, re-laid out into
    * tensor-parallel slices (no file round trip), unless a signal preempted the run. */
   if (cfg.serve.after && !res.preempted) {
-    ch_serve_opts so;
-    ch_serve_opts_from_config(&cfg, &so);
-    st = ch_serve_params(&world, &cfg, res.params, res.features, res.classes, res.step, &so);
+    ch_ckpt_cfg cc = ch_config_ckpt(&cfg);
+    st = ch_serve_params(&world, &res.model, res.params, res.step, cc.dir, &cfg.serve.opts);
     if (st != CH_OK) ch_runtime_fatal(st, "serving failed");
   }
   ch_train_result_free(&res);
-  ch_group_destroy(&world);
-  ch_runtime_finalize();
+  cli_stop(&world);
   return 0;
 }

@@ -18,14 +18,14 @@
 
 /* Printable Latin-1 bytes ('!'..'~', 0xA1..0xAC, 0xAE..0xFF) are their own code point; the 68
  * others, in byte order (0x00..0x20, 0x7F..0xA0, 0xAD), get U+0100..U+0143. */
-uint32_t ch_bpe_byte_cp(uint8_t b) {
+uint32_t bpe_byte_cp(uint8_t b) {
   if (b <= 0x20) return 0x100 + b;
   if (b >= 0x7F && b <= 0xA0) return 0x100 + 33 + (b - 0x7Fu);
   if (b == 0xAD) return 0x100 + 67;
   return b;
 }
 
-int ch_bpe_cp_byte(uint32_t cp) {
+int bpe_cp_byte(uint32_t cp) {
   if (cp < 0x100) return (cp > 0x20 && cp < 0x7F) || (cp > 0xA0 && cp != 0xAD) ? (int)cp : -1;
   if (cp < 0x100 + 33) return (int)(cp - 0x100);
   if (cp < 0x100 + 67) return (int)(cp - 0x100 - 33 + 0x7F);
@@ -34,7 +34,7 @@ int ch_bpe_cp_byte(uint32_t cp) {
 
 /* ---- UTF-8 and classes ---- */
 
-size_t ch_bpe_utf8_next(const uint8_t *s, size_t n, size_t i, uint32_t *cp) {
+size_t bpe_utf8_next(const uint8_t *s, size_t n, size_t i, uint32_t *cp) {
   uint8_t b = s[i];
   *cp = CH_BPE_INVALID_CP;
   if (b < 0x80) {
@@ -59,7 +59,7 @@ size_t ch_bpe_utf8_next(const uint8_t *s, size_t n, size_t i, uint32_t *cp) {
   return len;
 }
 
-ch_bpe_class ch_bpe_classify(uint32_t cp) {
+ch_bpe_class bpe_classify(uint32_t cp) {
   static const ch_bpe_class code[4] = {CH_BPE_OTHER, CH_BPE_LETTER, CH_BPE_NUMBER, CH_BPE_SPACE};
   if (cp > 0x10FFFF) return CH_BPE_OTHER;
   /* Last run that starts at or before cp. */
@@ -74,8 +74,8 @@ ch_bpe_class ch_bpe_classify(uint32_t cp) {
 
 static ch_bpe_class class_at(const uint8_t *s, size_t n, size_t i, size_t *len) {
   uint32_t cp;
-  *len = ch_bpe_utf8_next(s, n, i, &cp);
-  return ch_bpe_classify(cp);
+  *len = bpe_utf8_next(s, n, i, &cp);
+  return bpe_classify(cp);
 }
 
 /* End of the run of class c that starts at i. */
@@ -85,7 +85,7 @@ static size_t run_end(const uint8_t *s, size_t n, size_t i, ch_bpe_class c) {
   return i;
 }
 
-size_t ch_bpe_next_piece(const uint8_t *s, size_t n, size_t i) {
+size_t bpe_next_piece(const uint8_t *s, size_t n, size_t i) {
   /* 's 't 're 've 'm 'll 'd (case-sensitive, ASCII apostrophe only). */
   if (s[i] == '\'' && n - i >= 2) {
     uint8_t c = s[i + 1];
@@ -156,7 +156,7 @@ static ch_status strmap_rehash(ch_bpe_strmap *m, int64_t nslot) {
   return CH_OK;
 }
 
-ch_status ch_bpe_strmap_put(ch_bpe_strmap *m, const void *key, size_t len, int64_t value, int *existed) {
+ch_status bpe_strmap_put(ch_bpe_strmap *m, const void *key, size_t len, int64_t value, int *existed) {
   uint64_t h = hash_bytes(key, len);
   if (existed) *existed = 0;
   int64_t f = strmap_find(m, key, len, h);
@@ -190,14 +190,14 @@ ch_status ch_bpe_strmap_put(ch_bpe_strmap *m, const void *key, size_t len, int64
   return CH_OK;
 }
 
-int ch_bpe_strmap_get(const ch_bpe_strmap *m, const void *key, size_t len, int64_t *value) {
+int bpe_strmap_get(const ch_bpe_strmap *m, const void *key, size_t len, int64_t *value) {
   int64_t e = strmap_find(m, key, len, hash_bytes(key, len));
   if (e < 0) return 0;
   *value = m->ent[e].value;
   return 1;
 }
 
-void ch_bpe_strmap_free(ch_bpe_strmap *m) {
+void bpe_strmap_free(ch_bpe_strmap *m) {
   free(m->arena);
   free(m->ent);
   free(m->slot);
@@ -224,7 +224,7 @@ static ch_status merges_grow(ch_bpe_merges *m) {
   ch_bpe_merges g = {malloc((size_t)cap * sizeof *g.key), malloc((size_t)cap * sizeof *g.rank),
                      malloc((size_t)cap * sizeof *g.merged), m->n, cap};
   if (!g.key || !g.rank || !g.merged) {
-    ch_bpe_merges_free(&g);
+    bpe_merges_free(&g);
     return CH_FAIL(CH_ERR_NOMEM, "merge table of %lld slots", (long long)cap);
   }
   memset(g.key, 0xff, (size_t)cap * sizeof *g.key);
@@ -235,12 +235,12 @@ static ch_status merges_grow(ch_bpe_merges *m) {
     g.rank[j] = m->rank[i];
     g.merged[j] = m->merged[i];
   }
-  ch_bpe_merges_free(m);
+  bpe_merges_free(m);
   *m = g;
   return CH_OK;
 }
 
-ch_status ch_bpe_merges_put(ch_bpe_merges *m, int32_t a, int32_t b, int32_t rank, int32_t merged) {
+ch_status bpe_merges_put(ch_bpe_merges *m, int32_t a, int32_t b, int32_t rank, int32_t merged) {
   if ((m->n + 1) * 2 > m->cap) CH_CHECK(merges_grow(m));
   uint64_t k = pair_key(a, b);
   int64_t i = merges_slot(m, k);
@@ -251,7 +251,7 @@ ch_status ch_bpe_merges_put(ch_bpe_merges *m, int32_t a, int32_t b, int32_t rank
   return CH_OK;
 }
 
-int ch_bpe_merges_get(const ch_bpe_merges *m, int32_t a, int32_t b, int32_t *rank, int32_t *merged) {
+int bpe_merges_get(const ch_bpe_merges *m, int32_t a, int32_t b, int32_t *rank, int32_t *merged) {
   if (!m->cap) return 0;
   int64_t i = merges_slot(m, pair_key(a, b));
   if (m->key[i] == UINT64_MAX) return 0;
@@ -260,7 +260,7 @@ int ch_bpe_merges_get(const ch_bpe_merges *m, int32_t a, int32_t b, int32_t *ran
   return 1;
 }
 
-void ch_bpe_merges_free(ch_bpe_merges *m) {
+void bpe_merges_free(ch_bpe_merges *m) {
   free(m->key);
   free(m->rank);
   free(m->merged);
@@ -311,7 +311,7 @@ static ch_bpe_cand heap_pop(ch_bpe_cand *h, int64_t *n) {
 
 static void push_pair(const ch_bpe_merges *m, const ch_bpe_sym *sym, int32_t pos, ch_bpe_cand *h, int64_t *n) {
   int32_t r = sym[pos].next, rank, merged;
-  if (r >= 0 && ch_bpe_merges_get(m, sym[pos].id, sym[r].id, &rank, &merged))
+  if (r >= 0 && bpe_merges_get(m, sym[pos].id, sym[r].id, &rank, &merged))
     heap_push(h, n, (ch_bpe_cand){rank, pos, sym[pos].id, sym[r].id, merged});
 }
 
@@ -338,7 +338,7 @@ static ch_status scratch_reserve(ch_bpe_scratch *s, int64_t len) {
   return CH_OK;
 }
 
-void ch_bpe_scratch_free(ch_bpe_scratch *s) {
+void bpe_scratch_free(ch_bpe_scratch *s) {
   free(s->sym);
   free(s->heap);
   free(s->round);
@@ -350,7 +350,7 @@ void ch_bpe_scratch_free(ch_bpe_scratch *s) {
  * its candidates (one pair, since a rank names one pair) are taken out first and applied in
  * position order, skipping ones an earlier merge of the round destroyed. New candidates wait
  * for a later round even when they rank lower: OpenAI's rewrite would not see them either. */
-ch_status ch_bpe_merge_piece(const ch_bpe_merges *m, const int32_t byte_id[256], const uint8_t *piece,
+ch_status bpe_merge_piece(const ch_bpe_merges *m, const int32_t byte_id[256], const uint8_t *piece,
                              size_t len, ch_bpe_scratch *s, int32_t *out, int64_t *nout) {
   *nout = 0;
   if (len == 0) return CH_OK;

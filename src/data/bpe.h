@@ -13,16 +13,16 @@
 
 /* Code point that stands for byte b in encoder.json and vocab.bpe: printable Latin-1 bytes
  * stand for themselves, the other 68 bytes for U+0100.. in byte order. */
-uint32_t ch_bpe_byte_cp(uint8_t b);
+uint32_t bpe_byte_cp(uint8_t b);
 /* The byte a code point stands for, or -1 if it stands for none. */
-int ch_bpe_cp_byte(uint32_t cp);
+int bpe_cp_byte(uint32_t cp);
 
 /* ---- UTF-8 and character classes ---- */
 
 /* Decodes the code point at s[i] (i < n) strictly (no overlongs, surrogates or values above
  * U+10FFFF) into *cp and returns its length; an invalid byte gives CH_BPE_INVALID_CP, length 1. */
 #define CH_BPE_INVALID_CP 0xFFFFFFFFu
-size_t ch_bpe_utf8_next(const uint8_t *s, size_t n, size_t i, uint32_t *cp);
+size_t bpe_utf8_next(const uint8_t *s, size_t n, size_t i, uint32_t *cp);
 
 /* Classes of the pre-tokeniser: \s (Unicode White_Space), \p{L}, \p{N}, and everything else
  * (punctuation, symbols, marks, controls, unassigned, invalid bytes). */
@@ -32,11 +32,11 @@ typedef enum ch_bpe_class {
   CH_BPE_NUMBER = 'N',
   CH_BPE_OTHER = 'O'
 } ch_bpe_class;
-ch_bpe_class ch_bpe_classify(uint32_t cp);
+ch_bpe_class bpe_classify(uint32_t cp);
 
 /* End of the pre-tokenised piece that starts at s[i] (i < n): the leftmost-alternative match of
  *   's|'t|'re|'ve|'m|'ll|'d| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+|\s+(?!\S)|\s+   at i. */
-size_t ch_bpe_next_piece(const uint8_t *s, size_t n, size_t i);
+size_t bpe_next_piece(const uint8_t *s, size_t n, size_t i);
 
 /* ---- hash maps ---- */
 
@@ -51,11 +51,11 @@ typedef struct ch_bpe_strmap {
 } ch_bpe_strmap;
 
 /* Inserts key -> value; when the key is present, keeps the old value and sets *existed (may be
- * NULL). Errors: CH_ERR_NOMEM. Free with ch_bpe_strmap_free (zero-initialise before first use). */
-ch_status ch_bpe_strmap_put(ch_bpe_strmap *m, const void *key, size_t len, int64_t value, int *existed);
+ * NULL). Errors: CH_ERR_NOMEM. Free with bpe_strmap_free (zero-initialise before first use). */
+ch_status bpe_strmap_put(ch_bpe_strmap *m, const void *key, size_t len, int64_t value, int *existed);
 /* 1 and *value when key is present, else 0. */
-int ch_bpe_strmap_get(const ch_bpe_strmap *m, const void *key, size_t len, int64_t *value);
-void ch_bpe_strmap_free(ch_bpe_strmap *m);
+int bpe_strmap_get(const ch_bpe_strmap *m, const void *key, size_t len, int64_t *value);
+void bpe_strmap_free(ch_bpe_strmap *m);
 
 /* Merge table: pair of token ids (a, b) -> its rank and the id of the merged token. */
 typedef struct ch_bpe_merges {
@@ -66,30 +66,30 @@ typedef struct ch_bpe_merges {
 
 /* Sets the pair's rank and result (a later line for the same pair wins, as in OpenAI's
  * dict(zip(merges, range(n)))). Errors: CH_ERR_NOMEM. */
-ch_status ch_bpe_merges_put(ch_bpe_merges *m, int32_t a, int32_t b, int32_t rank, int32_t merged);
+ch_status bpe_merges_put(ch_bpe_merges *m, int32_t a, int32_t b, int32_t rank, int32_t merged);
 /* 1 with *rank and *merged when (a, b) is a merge, else 0. */
-int ch_bpe_merges_get(const ch_bpe_merges *m, int32_t a, int32_t b, int32_t *rank, int32_t *merged);
-void ch_bpe_merges_free(ch_bpe_merges *m);
+int bpe_merges_get(const ch_bpe_merges *m, int32_t a, int32_t b, int32_t *rank, int32_t *merged);
+void bpe_merges_free(ch_bpe_merges *m);
 
 /* ---- merging one piece ---- */
 
-/* Scratch space of ch_bpe_merge_piece, grown on demand (zero-initialise; free with
- * ch_bpe_scratch_free). */
+/* Scratch space of bpe_merge_piece, grown on demand (zero-initialise; free with
+ * bpe_scratch_free). */
 typedef struct ch_bpe_scratch {
   struct ch_bpe_sym *sym;
   struct ch_bpe_cand *heap, *round;
   int64_t sym_cap, heap_cap, round_cap;
 } ch_bpe_scratch;
-void ch_bpe_scratch_free(ch_bpe_scratch *s);
+void bpe_scratch_free(ch_bpe_scratch *s);
 
 /* BPE of one piece of `len` >= 1 bytes: starts from the ids byte_id[byte] and repeatedly merges
  * every occurrence (left to right, non-overlapping) of the adjacent pair of lowest rank, until
  * no adjacent pair is a merge. Writes the ids to out (room for len ids) and their number to
  * *nout. O(len log len) with a heap. Errors: CH_ERR_NOMEM, CH_ERR_INVALID (len >= 2^31). */
-ch_status ch_bpe_merge_piece(const ch_bpe_merges *m, const int32_t byte_id[256], const uint8_t *piece,
+ch_status bpe_merge_piece(const ch_bpe_merges *m, const int32_t byte_id[256], const uint8_t *piece,
                              size_t len, ch_bpe_scratch *s, int32_t *out, int64_t *nout);
 
 /* The texts a GPT-2 tokenizer was made from (NULL and 0 for the byte tokenizer), to store
  * them with a dataset. Valid while the tokenizer lives. */
-void ch_tokenizer_texts(const ch_tokenizer *t, const char **encoder_json, size_t *encoder_len,
+void tokenizer_texts(const ch_tokenizer *t, const char **encoder_json, size_t *encoder_len,
                         const char **merges, size_t *merges_len);

@@ -267,12 +267,12 @@ static ch_status write_split(hid_t file, const char *name, const csv_table *t, c
   }
   grp = H5Gcreate2(file, name, H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
   if (grp < 0) {
-    st = ch_data_h5_fail(CH_ERR_IO, path, name);
+    st = data_h5_fail(CH_ERR_IO, path, name);
     goto done;
   }
   hsize_t xd[2] = {(hsize_t)count, (hsize_t)d}, yd[1] = {(hsize_t)count};
-  CH_CHECK_GOTO(ch_data_write_dataset(grp, "x", H5T_IEEE_F32LE, H5T_NATIVE_FLOAT, 2, xd, x, path), st, done);
-  CH_CHECK_GOTO(ch_data_write_dataset(grp, "y", H5T_STD_I32LE, H5T_NATIVE_INT32, 1, yd, y, path), st, done);
+  CH_CHECK_GOTO(data_write_dataset(grp, "x", H5T_IEEE_F32LE, H5T_NATIVE_FLOAT, 2, xd, x, path), st, done);
+  CH_CHECK_GOTO(data_write_dataset(grp, "y", H5T_STD_I32LE, H5T_NATIVE_INT32, 1, yd, y, path), st, done);
 done:
   if (grp >= 0) H5Gclose(grp);
   free(x);
@@ -284,15 +284,15 @@ static ch_status write_file(const char *tmp, const char *in_path, const csv_tabl
                             const uint8_t *is_val, int64_t nval) {
   ch_status st = CH_OK;
   hid_t file = H5Fcreate(tmp, H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT);
-  if (file < 0) return ch_data_h5_fail(CH_ERR_IO, tmp, "create failed");
+  if (file < 0) return data_h5_fail(CH_ERR_IO, tmp, "create failed");
   const char *base = strrchr(in_path, '/');
   CH_CHECK_GOTO(write_split(file, "train", t, is_val, 0, t->rows - nval, tmp), st, done);
   CH_CHECK_GOTO(write_split(file, "val", t, is_val, 1, nval, tmp), st, done);
-  CH_CHECK_GOTO(ch_data_write_attr_i64(file, "num_features", t->ncols - 1, tmp), st, done);
-  CH_CHECK_GOTO(ch_data_write_attr_i64(file, "num_classes", (int64_t)t->max_label + 1, tmp), st, done);
-  CH_CHECK_GOTO(ch_data_write_attr_str(file, "source", base ? base + 1 : in_path, tmp), st, done);
+  CH_CHECK_GOTO(data_write_attr_i64(file, "num_features", t->ncols - 1, tmp), st, done);
+  CH_CHECK_GOTO(data_write_attr_i64(file, "num_classes", (int64_t)t->max_label + 1, tmp), st, done);
+  CH_CHECK_GOTO(data_write_attr_str(file, "source", base ? base + 1 : in_path, tmp), st, done);
 done:
-  if (H5Fclose(file) < 0 && st == CH_OK) st = ch_data_h5_fail(CH_ERR_IO, tmp, "close failed");
+  if (H5Fclose(file) < 0 && st == CH_OK) st = data_h5_fail(CH_ERR_IO, tmp, "close failed");
   return st;
 }
 
@@ -312,7 +312,7 @@ ch_status ch_data_csv_convert(const char *in_path, const char *out_path, const c
   char *tmp = NULL;
   int64_t nval = 0;
   ch_h5_quiet q;
-  ch_h5_quiet_begin(&q);
+  h5_quiet_begin(&q);
   CH_CHECK_GOTO(read_table(in_path, o, &t), st, done);
   is_val = calloc((size_t)t.rows, 1);
   tmp = malloc(strlen(out_path) + sizeof ".partial");
@@ -324,7 +324,7 @@ ch_status ch_data_csv_convert(const char *in_path, const char *out_path, const c
   strcpy(tmp, out_path);
   strcat(tmp, ".partial");
   st = write_file(tmp, in_path, &t, is_val, nval);
-  if (st == CH_OK) st = ch_data_commit_file(tmp, out_path);
+  if (st == CH_OK) st = data_commit_file(tmp, out_path);
   if (st != CH_OK) {
     ch_error_trace(__FILE__, __LINE__);
     unlink(tmp);
@@ -338,7 +338,7 @@ ch_status ch_data_csv_convert(const char *in_path, const char *out_path, const c
     stats->num_classes = t.max_label + 1;
   }
 done:
-  ch_h5_quiet_end(&q);
+  h5_quiet_end(&q);
   table_free(&t);
   free(is_val);
   free(tmp);

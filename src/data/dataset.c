@@ -27,14 +27,14 @@ static ch_status open_checked(ch_dataset *ds, const char *split, const char *nam
                               int rank, hsize_t *dims, hid_t *out) {
   char full[160];
   snprintf(full, sizeof full, "/%s/%s", split, name);
-  return ch_data_open_checked(ds->file, ds->where, full, cls, rank, dims, out);
+  return data_open_checked(ds->file, ds->where, full, cls, rank, dims, out);
 }
 
 /* Everything after the file is open: attributes, datasets, their agreement. */
 static ch_status open_contents(ch_dataset *ds, const char *path, const char *split) {
   int64_t nf = 0, nc = 0;
-  CH_CHECK(ch_data_read_attr_i64(ds->file, path, "num_features", &nf));
-  CH_CHECK(ch_data_read_attr_i64(ds->file, path, "num_classes", &nc));
+  CH_CHECK(data_read_attr_i64(ds->file, path, "num_features", &nf));
+  CH_CHECK(data_read_attr_i64(ds->file, path, "num_classes", &nc));
   if (nf < 1) return CH_FAIL(CH_ERR_FORMAT, "%s: num_features = %lld (must be >= 1)", path, (long long)nf);
   if (nc < 1 || nc > INT32_MAX)
     return CH_FAIL(CH_ERR_FORMAT, "%s: num_classes = %lld (must be in 1..2^31-1)", path, (long long)nc);
@@ -54,7 +54,7 @@ static ch_status open_contents(ch_dataset *ds, const char *path, const char *spl
   ds->classes = (int)nc;
   ds->dxpl = H5Pcreate(H5P_DATASET_XFER);
   if (ds->dxpl < 0 || H5Pset_dxpl_mpio(ds->dxpl, H5FD_MPIO_INDEPENDENT) < 0)
-    return ch_data_h5_fail(CH_ERR_IO, ds->where, "transfer property list");
+    return data_h5_fail(CH_ERR_IO, ds->where, "transfer property list");
   return CH_OK;
 }
 
@@ -80,7 +80,7 @@ ch_status ch_dataset_open(const ch_group *g, const char *path, const char *split
   ds->comm = ch_group_mpi_comm(g);
   snprintf(ds->where, sizeof ds->where, "%s:/%s", path, split);
   open_args a = {ds, path, split};
-  ch_status st = ch_data_open_collective(g, path, &ds->file, open_contents_cb, &a);
+  ch_status st = data_open_collective(g, path, &ds->file, open_contents_cb, &a);
   if (st != CH_OK) {
     ch_error_trace(__FILE__, __LINE__);
     ch_dataset_close(ds);
@@ -93,7 +93,7 @@ ch_status ch_dataset_open(const ch_group *g, const char *path, const char *split
 void ch_dataset_close(ch_dataset *ds) {
   if (!ds) return;
   hid_t objs[] = {ds->x, ds->y, ds->dxpl};
-  ch_data_close_collective(ds->file, objs, 3);
+  data_close_collective(ds->file, objs, 3);
   free(ds);
 }
 
@@ -128,9 +128,9 @@ static ch_status select_rows(const ch_dataset *ds, const int64_t *u, int64_t m, 
     len[nruns++] = (hsize_t)(b - a);
     a = b;
   }
-  if (lx < 0 || ly < 0 || (*fx = ch_data_select_runs(lx, start, len, nruns, (hsize_t)ds->features)) < 0 ||
-      (*fy = ch_data_select_runs(ly, start, len, nruns, 1)) < 0)
-    st = ch_data_h5_fail(CH_ERR_IO, ds->where, "row selection");
+  if (lx < 0 || ly < 0 || (*fx = data_select_runs(lx, start, len, nruns, (hsize_t)ds->features)) < 0 ||
+      (*fy = data_select_runs(ly, start, len, nruns, 1)) < 0)
+    st = data_h5_fail(CH_ERR_IO, ds->where, "row selection");
 done:
   if (lx >= 0) H5Sclose(lx);
   if (ly >= 0) H5Sclose(ly);
@@ -157,9 +157,9 @@ static ch_status read_selected(const ch_dataset *ds, const int64_t *u, int64_t m
   hid_t fx = -1, fy = -1;
   hsize_t mx[2] = {m ? (hsize_t)m : 1, (hsize_t)ds->features}, my[1] = {mx[0]};
   hid_t sx = H5Screate_simple(2, mx, NULL), sy = H5Screate_simple(1, my, NULL);
-  if (sx < 0 || sy < 0) st = ch_data_h5_fail(CH_ERR_IO, ds->where, "memory dataspace");
+  if (sx < 0 || sy < 0) st = data_h5_fail(CH_ERR_IO, ds->where, "memory dataspace");
   if (st == CH_OK && m == 0 && (H5Sselect_none(sx) < 0 || H5Sselect_none(sy) < 0))
-    st = ch_data_h5_fail(CH_ERR_IO, ds->where, "selection");
+    st = data_h5_fail(CH_ERR_IO, ds->where, "selection");
   if (st == CH_OK) st = select_rows(ds, u, m, &fx, &fy);
   if (st != CH_OK) {
     ch_error_trace(__FILE__, __LINE__);
@@ -167,9 +167,9 @@ static ch_status read_selected(const ch_dataset *ds, const int64_t *u, int64_t m
     select_nothing(ds->y, &fy, sy);
   }
   if (H5Dread(ds->x, H5T_NATIVE_FLOAT, sx, fx, ds->dxpl, m ? (void *)ux : &dummy_x) < 0 && st == CH_OK)
-    st = ch_data_h5_fail(CH_ERR_IO, ds->where, "reading x");
+    st = data_h5_fail(CH_ERR_IO, ds->where, "reading x");
   if (H5Dread(ds->y, H5T_NATIVE_INT32, sy, fy, ds->dxpl, m ? (void *)uy : &dummy_y) < 0 && st == CH_OK)
-    st = ch_data_h5_fail(CH_ERR_IO, ds->where, "reading y");
+    st = data_h5_fail(CH_ERR_IO, ds->where, "reading y");
   if (st == CH_OK && ch_log_enabled(CH_LOG_DEBUG)) {
     /* HDF5 silently falls back to independent I/O in some cases (e.g. type conversion). */
     H5D_mpio_actual_io_mode_t mode = H5D_MPIO_NO_COLLECTIVE;
@@ -233,7 +233,7 @@ ch_status ch_dataset_read(ch_dataset *ds, const int64_t *rows, int64_t n, float 
   int32_t *uy = NULL;
   ch_status st = read_prepare(ds, rows, n, x, y, &pairs, &uniq, &m, &ux, &uy);
   read_args a = {ds, pairs ? uniq : rows, m, pairs ? ux : x, pairs ? uy : y};
-  st = ch_data_read_agreed(ds->comm, st, ds->where, "ch_dataset_read", read_selected_cb, &a);
+  st = data_read_agreed(ds->comm, st, ds->where, "ch_dataset_read", read_selected_cb, &a);
   if (st != CH_OK) goto done;
   if (pairs) { /* scatter the distinct rows back to the requested order, repeats included */
     size_t d = (size_t)ds->features;

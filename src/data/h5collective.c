@@ -5,19 +5,19 @@
 #include "data/data_internal.h"
 #include "runtime/h5util.h"
 
-ch_status ch_data_open_collective(const ch_group *g, const char *path, hid_t *file,
+ch_status data_open_collective(const ch_group *g, const char *path, hid_t *file,
                                   ch_status (*contents)(void *ctx), void *ctx) {
   ch_h5_quiet q;
-  ch_h5_quiet_begin(&q);
+  h5_quiet_begin(&q);
   ch_watchdog_enter("hdf5 open"); /* collective: H5Fopen, and metadata reads (all_coll) */
-  ch_status st = ch_data_open_parallel(g, path, file);
+  ch_status st = data_open_parallel(g, path, file);
   if (st == CH_OK) st = contents(ctx);
   ch_watchdog_leave();
-  ch_h5_quiet_end(&q);
+  h5_quiet_end(&q);
   return st;
 }
 
-ch_status ch_data_read_agreed(MPI_Comm comm, ch_status prepared, const char *where,
+ch_status data_read_agreed(MPI_Comm comm, ch_status prepared, const char *where,
                               const char *what, ch_status (*read)(void *ctx), void *ctx) {
   /* Agree before the transfer, so that a rank with bad arguments does not leave the others
    * waiting in H5Dread; the agreement and the transfer both wait on the other ranks, so one
@@ -28,9 +28,9 @@ ch_status ch_data_read_agreed(MPI_Comm comm, ch_status prepared, const char *whe
   int rc = MPI_Allreduce(&mine, &worst, 1, MPI_INT, MPI_MAX, comm);
   if (rc == MPI_SUCCESS && st == CH_OK && worst == CH_OK) {
     ch_h5_quiet q;
-    ch_h5_quiet_begin(&q);
+    h5_quiet_begin(&q);
     st = read(ctx);
-    ch_h5_quiet_end(&q);
+    h5_quiet_end(&q);
   }
   ch_watchdog_leave();
   if (rc != MPI_SUCCESS) return CH_FAIL(CH_ERR_MPI, "%s: MPI_Allreduce failed", where);
@@ -42,9 +42,9 @@ ch_status ch_data_read_agreed(MPI_Comm comm, ch_status prepared, const char *whe
   return CH_OK;
 }
 
-void ch_data_close_collective(hid_t file, const hid_t *objs, int n) {
+void data_close_collective(hid_t file, const hid_t *objs, int n) {
   ch_h5_quiet q;
-  ch_h5_quiet_begin(&q);
+  h5_quiet_begin(&q);
   ch_watchdog_enter("hdf5 close"); /* H5Fclose is collective */
   for (int i = 0; i < n; i++) {
     if (objs[i] < 0) continue;
@@ -53,5 +53,5 @@ void ch_data_close_collective(hid_t file, const hid_t *objs, int n) {
   }
   if (file >= 0) H5Fclose(file);
   ch_watchdog_leave();
-  ch_h5_quiet_end(&q);
+  h5_quiet_end(&q);
 }

@@ -12,38 +12,38 @@
 #include "data/data_internal.h"
 #include "runtime/h5util.h"
 
-ch_status ch_data_h5_fail(ch_status s, const char *where, const char *what) {
+ch_status data_h5_fail(ch_status s, const char *where, const char *what) {
   char msg[256];
-  return CH_FAIL(s, "%s: %s: %s", where, what, ch_h5_error(msg));
+  return CH_FAIL(s, "%s: %s: %s", where, what, h5_error(msg));
 }
 
 /* ---- serial writing ---- */
 
-ch_status ch_data_write_dataset(hid_t grp, const char *name, hid_t ftype, hid_t mtype, int rank,
+ch_status data_write_dataset(hid_t grp, const char *name, hid_t ftype, hid_t mtype, int rank,
                                 const hsize_t *dims, const void *data, const char *path) {
   ch_status st = CH_OK;
   hid_t space = H5Screate_simple(rank, dims, NULL);
-  if (space < 0) return ch_data_h5_fail(CH_ERR_IO, path, "H5Screate_simple failed");
+  if (space < 0) return data_h5_fail(CH_ERR_IO, path, "H5Screate_simple failed");
   hid_t ds = H5Dcreate2(grp, name, ftype, space, H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
-  if (ds < 0) st = ch_data_h5_fail(CH_ERR_IO, path, name);
+  if (ds < 0) st = data_h5_fail(CH_ERR_IO, path, name);
   else if (dims[0] > 0 && H5Dwrite(ds, mtype, H5S_ALL, H5S_ALL, H5P_DEFAULT, data) < 0)
-    st = ch_data_h5_fail(CH_ERR_IO, path, name);
+    st = data_h5_fail(CH_ERR_IO, path, name);
   if (ds >= 0) H5Dclose(ds);
   H5Sclose(space);
   return st;
 }
 
-ch_status ch_data_write_attr_i64(hid_t obj, const char *name, int64_t v, const char *path) {
+ch_status data_write_attr_i64(hid_t obj, const char *name, int64_t v, const char *path) {
   ch_status st = CH_OK;
   hid_t space = H5Screate(H5S_SCALAR);
   hid_t a = H5Acreate2(obj, name, H5T_STD_I64LE, space, H5P_DEFAULT, H5P_DEFAULT);
-  if (a < 0 || H5Awrite(a, H5T_NATIVE_INT64, &v) < 0) st = ch_data_h5_fail(CH_ERR_IO, path, name);
+  if (a < 0 || H5Awrite(a, H5T_NATIVE_INT64, &v) < 0) st = data_h5_fail(CH_ERR_IO, path, name);
   if (a >= 0) H5Aclose(a);
   H5Sclose(space);
   return st;
 }
 
-ch_status ch_data_write_attr_str(hid_t obj, const char *name, const char *v, const char *path) {
+ch_status data_write_attr_str(hid_t obj, const char *name, const char *v, const char *path) {
   ch_status st = CH_OK;
   hid_t type = H5Tcopy(H5T_C_S1);
   H5Tset_size(type, strlen(v) + 1);
@@ -51,7 +51,7 @@ ch_status ch_data_write_attr_str(hid_t obj, const char *name, const char *v, con
   H5Tset_cset(type, H5T_CSET_UTF8);
   hid_t space = H5Screate(H5S_SCALAR);
   hid_t a = H5Acreate2(obj, name, type, space, H5P_DEFAULT, H5P_DEFAULT);
-  if (a < 0 || H5Awrite(a, type, v) < 0) st = ch_data_h5_fail(CH_ERR_IO, path, name);
+  if (a < 0 || H5Awrite(a, type, v) < 0) st = data_h5_fail(CH_ERR_IO, path, name);
   if (a >= 0) H5Aclose(a);
   H5Sclose(space);
   H5Tclose(type);
@@ -70,7 +70,7 @@ static ch_status sync_path(const char *path, int dir) {
   return CH_OK;
 }
 
-ch_status ch_data_commit_file(const char *tmp, const char *out) {
+ch_status data_commit_file(const char *tmp, const char *out) {
   CH_CHECK(sync_path(tmp, 0));
   if (rename(tmp, out) != 0) return CH_FAIL(CH_ERR_IO, "rename %s -> %s: %s", tmp, out, strerror(errno));
   const char *slash = strrchr(out, '/');
@@ -104,7 +104,7 @@ static void warn_ompio_sieving(int rank) {
 #endif
 }
 
-ch_status ch_data_open_parallel(const ch_group *g, const char *path, hid_t *file) {
+ch_status data_open_parallel(const ch_group *g, const char *path, hid_t *file) {
   *file = -1;
   int ok = access(path, R_OK) == 0, err = errno, all = 0;
   if (MPI_Allreduce(&ok, &all, 1, MPI_INT, MPI_MIN, ch_group_mpi_comm(g)) != MPI_SUCCESS)
@@ -112,47 +112,47 @@ ch_status ch_data_open_parallel(const ch_group *g, const char *path, hid_t *file
   if (!all)
     return CH_FAIL(CH_ERR_IO, "cannot open %s: %s", path, ok ? "not readable on another rank" : strerror(err));
   hid_t fapl = H5Pcreate(H5P_FILE_ACCESS);
-  if (fapl < 0) return ch_data_h5_fail(CH_ERR_IO, path, "file access property list");
+  if (fapl < 0) return data_h5_fail(CH_ERR_IO, path, "file access property list");
   /* Collective metadata reads: rank 0 reads the object headers and broadcasts them. */
   if (H5Pset_fapl_mpio(fapl, ch_group_mpi_comm(g), MPI_INFO_NULL) < 0 || H5Pset_all_coll_metadata_ops(fapl, 1) < 0) {
     H5Pclose(fapl);
-    return ch_data_h5_fail(CH_ERR_IO, path, "H5Pset_fapl_mpio");
+    return data_h5_fail(CH_ERR_IO, path, "H5Pset_fapl_mpio");
   }
   warn_ompio_sieving(g->rank);
   *file = H5Fopen(path, H5F_ACC_RDONLY, fapl);
   H5Pclose(fapl);
   if (*file < 0) {
     char msg[256];
-    ch_h5_error(msg);
+    h5_error(msg);
     if (H5Fis_hdf5(path) == 0) return CH_FAIL(CH_ERR_FORMAT, "%s is not an HDF5 file", path);
     return CH_FAIL(CH_ERR_IO, "cannot open %s: %s", path, msg);
   }
   return CH_OK;
 }
 
-ch_status ch_data_read_attr_i64(hid_t file, const char *path, const char *name, int64_t *v) {
+ch_status data_read_attr_i64(hid_t file, const char *path, const char *name, int64_t *v) {
   ch_status st = CH_OK;
   if (H5Aexists(file, name) <= 0)
     return CH_FAIL(CH_ERR_FORMAT, "%s: missing root attribute '%s'", path, name);
   hid_t a = H5Aopen(file, name, H5P_DEFAULT);
-  if (a < 0) return ch_data_h5_fail(CH_ERR_IO, path, name);
+  if (a < 0) return data_h5_fail(CH_ERR_IO, path, name);
   hid_t type = H5Aget_type(a), space = H5Aget_space(a);
   if (H5Tget_class(type) != H5T_INTEGER || H5Sget_simple_extent_npoints(space) != 1)
     st = CH_FAIL(CH_ERR_FORMAT, "%s: attribute '%s' is not an integer scalar", path, name);
   else if (H5Aread(a, H5T_NATIVE_INT64, v) < 0)
-    st = ch_data_h5_fail(CH_ERR_IO, path, name);
+    st = data_h5_fail(CH_ERR_IO, path, name);
   H5Sclose(space);
   H5Tclose(type);
   H5Aclose(a);
   return st;
 }
 
-ch_status ch_data_open_checked(hid_t file, const char *where, const char *full, H5T_class_t cls, int rank,
+ch_status data_open_checked(hid_t file, const char *where, const char *full, H5T_class_t cls, int rank,
                                hsize_t *dims, hid_t *out) {
   *out = -1;
   if (H5Lexists(file, full, H5P_DEFAULT) <= 0) return CH_FAIL(CH_ERR_FORMAT, "%s: no dataset %s", where, full);
   *out = H5Dopen2(file, full, H5P_DEFAULT);
-  if (*out < 0) return ch_data_h5_fail(CH_ERR_FORMAT, where, full);
+  if (*out < 0) return data_h5_fail(CH_ERR_FORMAT, where, full);
   hid_t type = H5Dget_type(*out), space = H5Dget_space(*out);
   ch_status st = CH_OK;
   if (H5Tget_class(type) != cls)
@@ -166,7 +166,7 @@ ch_status ch_data_open_checked(hid_t file, const char *where, const char *full, 
   return st;
 }
 
-/* Runs of consecutive rows per leaf selection (see ch_data_select_runs). */
+/* Runs of consecutive rows per leaf selection (see data_select_runs). */
 #define CH_RUNS_PER_LEAF 64
 
 /* A copy of `like` with runs [first, first + k) selected by one-by-one OR. */
@@ -185,7 +185,7 @@ static hid_t leaf_space(hid_t like, const hsize_t *start, const hsize_t *len, in
 /* HDF5 1.10 merges each OR'ed block into the whole span tree, so adding k blocks one by one
  * costs O(k^2) (40000 rows: 70 s); instead leaves of CH_RUNS_PER_LEAF runs are built that way
  * and then merged pairwise, O(k log k) (40000: 0.05 s). */
-hid_t ch_data_select_runs(hid_t like, const hsize_t *start, const hsize_t *len, int64_t nruns, hsize_t cols) {
+hid_t data_select_runs(hid_t like, const hsize_t *start, const hsize_t *len, int64_t nruns, hsize_t cols) {
   if (nruns == 0) {
     hid_t s = H5Scopy(like);
     if (s >= 0 && H5Sselect_none(s) < 0) {

@@ -22,12 +22,12 @@ static ch_status write_rows(hid_t file, const char *name, hid_t ftype, hid_t mty
   hid_t x = H5Pcreate(H5P_DATASET_XFER);
   ch_status st = CH_OK;
   if (d < 0 || ms < 0 || x < 0 || H5Pset_dxpl_mpio(x, H5FD_MPIO_COLLECTIVE) < 0)
-    st = ch_data_h5_fail(CH_ERR_IO, path, name);
+    st = data_h5_fail(CH_ERR_IO, path, name);
   else if (n > 0 ? H5Sselect_hyperslab(fs, H5S_SELECT_SET, start, NULL, count, NULL) < 0
                  : (H5Sselect_none(fs) < 0 || H5Sselect_none(ms) < 0))
-    st = ch_data_h5_fail(CH_ERR_IO, path, name);
+    st = data_h5_fail(CH_ERR_IO, path, name);
   else if (H5Dwrite(d, mtype, ms, fs, x, data) < 0)
-    st = ch_data_h5_fail(CH_ERR_IO, path, name);
+    st = data_h5_fail(CH_ERR_IO, path, name);
   if (x >= 0) H5Pclose(x);
   if (d >= 0) H5Dclose(d);
   if (ms >= 0) H5Sclose(ms);
@@ -41,24 +41,24 @@ ch_status ch_data_write_predictions(const ch_group *g, const char *out, int64_t 
   char tmp[4096];
   snprintf(tmp, sizeof tmp, "%s.partial", out);
   ch_h5_quiet q;
-  ch_h5_quiet_begin(&q);
+  h5_quiet_begin(&q);
   ch_watchdog_enter("hdf5 write");
   ch_status st = CH_OK;
   hid_t fapl = H5Pcreate(H5P_FILE_ACCESS), file = -1;
   if (fapl < 0 || H5Pset_fapl_mpio(fapl, ch_group_mpi_comm(g), MPI_INFO_NULL) < 0)
-    st = ch_data_h5_fail(CH_ERR_IO, tmp, "file access property list");
+    st = data_h5_fail(CH_ERR_IO, tmp, "file access property list");
   if (st == CH_OK && (file = H5Fcreate(tmp, H5F_ACC_TRUNC, H5P_DEFAULT, fapl)) < 0)
-    st = ch_data_h5_fail(CH_ERR_IO, tmp, "cannot create");
+    st = data_h5_fail(CH_ERR_IO, tmp, "cannot create");
   if (st == CH_OK)
     st = write_rows(file, "logits", H5T_IEEE_F32LE, H5T_NATIVE_FLOAT, 2, N, C, first, n, logits, tmp);
   if (st == CH_OK)
     st = write_rows(file, "label", H5T_STD_I32LE, H5T_NATIVE_INT32, 1, N, 1, first, n, labels, tmp);
   /* Attribute writes are collective in parallel HDF5: every rank writes the same value. */
-  if (st == CH_OK) st = ch_data_write_attr_str(file, "source", source, tmp);
-  if (file >= 0 && H5Fclose(file) < 0 && st == CH_OK) st = ch_data_h5_fail(CH_ERR_IO, tmp, "close");
+  if (st == CH_OK) st = data_write_attr_str(file, "source", source, tmp);
+  if (file >= 0 && H5Fclose(file) < 0 && st == CH_OK) st = data_h5_fail(CH_ERR_IO, tmp, "close");
   if (fapl >= 0) H5Pclose(fapl);
   ch_watchdog_leave();
-  ch_h5_quiet_end(&q);
+  h5_quiet_end(&q);
   /* Agree, then rank 0 publishes the file whole. */
   int bad = st != CH_OK, any = 0;
   if (MPI_Allreduce(&bad, &any, 1, MPI_INT, MPI_MAX, ch_group_mpi_comm(g)) != MPI_SUCCESS)
@@ -67,7 +67,7 @@ ch_status ch_data_write_predictions(const ch_group *g, const char *out, int64_t 
     if (g->rank == 0) remove(tmp);
     return st != CH_OK ? st : CH_FAIL(CH_ERR_IO, "%s: another rank failed to write", out);
   }
-  if (g->rank == 0) st = ch_data_commit_file(tmp, out);
+  if (g->rank == 0) st = data_commit_file(tmp, out);
   bad = st != CH_OK;
   MPI_Allreduce(&bad, &any, 1, MPI_INT, MPI_MAX, ch_group_mpi_comm(g));
   return any ? (st != CH_OK ? st : CH_FAIL(CH_ERR_IO, "cannot publish %s", out)) : CH_OK;

@@ -110,9 +110,9 @@ static ch_status unigram_entropy(const int32_t *tokens, int64_t n, int64_t vocab
 
 static ch_status write_tokens(hid_t file, const char *split, const int32_t *tokens, int64_t n, const char *path) {
   hid_t g = H5Gcreate2(file, split, H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
-  if (g < 0) return ch_data_h5_fail(CH_ERR_IO, path, split);
+  if (g < 0) return data_h5_fail(CH_ERR_IO, path, split);
   hsize_t dims[1] = {(hsize_t)n};
-  ch_status st = ch_data_write_dataset(g, "tokens", H5T_STD_I32LE, H5T_NATIVE_INT32, 1, dims, tokens, path);
+  ch_status st = data_write_dataset(g, "tokens", H5T_STD_I32LE, H5T_NATIVE_INT32, 1, dims, tokens, path);
   H5Gclose(g);
   return st;
 }
@@ -120,13 +120,13 @@ static ch_status write_tokens(hid_t file, const char *split, const int32_t *toke
 static ch_status write_tokenizer(hid_t file, const ch_tokenizer *tok, const char *path) {
   const char *enc, *merges;
   size_t enc_len, merges_len;
-  ch_tokenizer_texts(tok, &enc, &enc_len, &merges, &merges_len);
+  tokenizer_texts(tok, &enc, &enc_len, &merges, &merges_len);
   if (!enc) return CH_OK;
   hid_t g = H5Gcreate2(file, "tokenizer", H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
-  if (g < 0) return ch_data_h5_fail(CH_ERR_IO, path, "tokenizer");
+  if (g < 0) return data_h5_fail(CH_ERR_IO, path, "tokenizer");
   hsize_t de[1] = {enc_len}, dm[1] = {merges_len};
-  ch_status st = ch_data_write_dataset(g, "encoder_json", H5T_STD_U8LE, H5T_NATIVE_UINT8, 1, de, enc, path);
-  if (st == CH_OK) st = ch_data_write_dataset(g, "bpe_merges", H5T_STD_U8LE, H5T_NATIVE_UINT8, 1, dm, merges, path);
+  ch_status st = data_write_dataset(g, "encoder_json", H5T_STD_U8LE, H5T_NATIVE_UINT8, 1, de, enc, path);
+  if (st == CH_OK) st = data_write_dataset(g, "bpe_merges", H5T_STD_U8LE, H5T_NATIVE_UINT8, 1, dm, merges, path);
   H5Gclose(g);
   return st;
 }
@@ -138,25 +138,25 @@ static ch_status write_attr_f64(hid_t file, const char *name, double v, const ch
   herr_t w = a < 0 ? -1 : H5Awrite(a, H5T_NATIVE_DOUBLE, &v);
   if (a >= 0) H5Aclose(a);
   if (space >= 0) H5Sclose(space);
-  return w < 0 ? ch_data_h5_fail(CH_ERR_IO, path, name) : CH_OK;
+  return w < 0 ? data_h5_fail(CH_ERR_IO, path, name) : CH_OK;
 }
 
 static ch_status write_file(const char *tmp, const int32_t *tokens, int64_t ntrain, int64_t nval,
                             const ch_tokenizer *tok, const char *source, double entropy_bits) {
   hid_t file = H5Fcreate(tmp, H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT);
-  if (file < 0) return ch_data_h5_fail(CH_ERR_IO, tmp, "create failed");
+  if (file < 0) return data_h5_fail(CH_ERR_IO, tmp, "create failed");
   ch_status st = CH_OK;
   CH_CHECK_GOTO(write_tokens(file, "train", tokens, ntrain, tmp), st, done);
   CH_CHECK_GOTO(write_tokens(file, "val", tokens + ntrain, nval, tmp), st, done);
-  CH_CHECK_GOTO(ch_data_write_attr_i64(file, "vocab_size", ch_tokenizer_vocab(tok), tmp), st, done);
-  CH_CHECK_GOTO(ch_data_write_attr_str(file, "tokenizer", ch_tokenizer_name(tok), tmp), st, done);
-  CH_CHECK_GOTO(ch_data_write_attr_str(file, "source", source, tmp), st, done);
+  CH_CHECK_GOTO(data_write_attr_i64(file, "vocab_size", ch_tokenizer_vocab(tok), tmp), st, done);
+  CH_CHECK_GOTO(data_write_attr_str(file, "tokenizer", ch_tokenizer_name(tok), tmp), st, done);
+  CH_CHECK_GOTO(data_write_attr_str(file, "source", source, tmp), st, done);
   /* In nats, the unit of the trainer's cross-entropy: the loss of a model ignoring context. */
   CH_CHECK_GOTO(write_attr_f64(file, "unigram_entropy", entropy_bits * 0.69314718055994531, tmp), st,
                 done);
   CH_CHECK_GOTO(write_tokenizer(file, tok, tmp), st, done);
 done:
-  if (H5Fclose(file) < 0 && st == CH_OK) st = ch_data_h5_fail(CH_ERR_IO, tmp, "close failed");
+  if (H5Fclose(file) < 0 && st == CH_OK) st = data_h5_fail(CH_ERR_IO, tmp, "close failed");
   return st;
 }
 
@@ -192,7 +192,7 @@ ch_status ch_data_text_convert(const char *const *in_paths, int nin, const char 
   char *tmp = NULL, *source = NULL;
   double bits = 0;
   ch_h5_quiet q;
-  ch_h5_quiet_begin(&q);
+  h5_quiet_begin(&q);
   if (!tok) {
     CH_CHECK_GOTO(ch_tokenizer_create_byte(&own), st, done);
     tok = own;
@@ -210,7 +210,7 @@ ch_status ch_data_text_convert(const char *const *in_paths, int nin, const char 
   strcpy(tmp, out_path);
   strcat(tmp, ".partial");
   st = write_file(tmp, tokens, ntrain, nval, tok, source, bits);
-  if (st == CH_OK) st = ch_data_commit_file(tmp, out_path);
+  if (st == CH_OK) st = data_commit_file(tmp, out_path);
   if (st != CH_OK) {
     ch_error_trace(__FILE__, __LINE__);
     unlink(tmp);
@@ -220,7 +220,7 @@ ch_status ch_data_text_convert(const char *const *in_paths, int nin, const char 
     *stats = (ch_text_stats){.bytes = (int64_t)text.len, .tokens = n, .train_tokens = ntrain, .val_tokens = nval,
                              .vocab = ch_tokenizer_vocab(tok), .unigram_entropy_bits = bits};
 done:
-  ch_h5_quiet_end(&q);
+  h5_quiet_end(&q);
   ch_tokenizer_destroy(own);
   free(text.s);
   free(tokens);
@@ -235,7 +235,7 @@ done:
 static ch_status read_attr_str(hid_t file, const char *path, const char *name, char *buf, size_t size) {
   if (H5Aexists(file, name) <= 0) return CH_FAIL(CH_ERR_FORMAT, "%s: missing root attribute '%s'", path, name);
   hid_t a = H5Aopen(file, name, H5P_DEFAULT);
-  if (a < 0) return ch_data_h5_fail(CH_ERR_IO, path, name);
+  if (a < 0) return data_h5_fail(CH_ERR_IO, path, name);
   hid_t type = H5Aget_type(a), mem = -1;
   ch_status st = CH_OK;
   if (H5Tget_class(type) != H5T_STRING) {
@@ -245,7 +245,7 @@ static ch_status read_attr_str(hid_t file, const char *path, const char *name, c
     mem = H5Tcopy(H5T_C_S1);
     H5Tset_size(mem, H5T_VARIABLE);
     H5Tset_cset(mem, H5Tget_cset(type)); /* HDF5 converts no character sets */
-    if (H5Aread(a, mem, &v) < 0) st = ch_data_h5_fail(CH_ERR_IO, path, name);
+    if (H5Aread(a, mem, &v) < 0) st = data_h5_fail(CH_ERR_IO, path, name);
     else snprintf(buf, size, "%s", v ? v : "");
     if (v) H5free_memory(v);
   } else {
@@ -255,7 +255,7 @@ static ch_status read_attr_str(hid_t file, const char *path, const char *name, c
     H5Tset_size(mem, n + 1);
     H5Tset_cset(mem, H5Tget_cset(type));
     if (!v) st = CH_FAIL(CH_ERR_NOMEM, "%s: attribute '%s'", path, name);
-    else if (H5Aread(a, mem, v) < 0) st = ch_data_h5_fail(CH_ERR_IO, path, name);
+    else if (H5Aread(a, mem, v) < 0) st = data_h5_fail(CH_ERR_IO, path, name);
     else snprintf(buf, size, "%s", v);
     free(v);
   }
@@ -269,12 +269,12 @@ static ch_status read_attr_str(hid_t file, const char *path, const char *name, c
 static ch_status read_bytes(hid_t file, const char *path, const char *full, char **out, size_t *len) {
   hsize_t dims[1] = {0};
   hid_t ds = -1;
-  ch_status st = ch_data_open_checked(file, path, full, H5T_INTEGER, 1, dims, &ds);
+  ch_status st = data_open_checked(file, path, full, H5T_INTEGER, 1, dims, &ds);
   if (st == CH_OK) {
     *out = malloc((size_t)dims[0] + 1);
     if (!*out) st = CH_FAIL(CH_ERR_NOMEM, "%s: %s of %llu bytes", path, full, (unsigned long long)dims[0]);
     else if (dims[0] && H5Dread(ds, H5T_NATIVE_UINT8, H5S_ALL, H5S_ALL, H5P_DEFAULT, *out) < 0)
-      st = ch_data_h5_fail(CH_ERR_IO, path, full);
+      st = data_h5_fail(CH_ERR_IO, path, full);
     else {
       (*out)[dims[0]] = '\0';
       *len = (size_t)dims[0];
@@ -288,7 +288,7 @@ static ch_status load_from(hid_t file, const char *path, ch_tokenizer **out) {
   char name[64];
   int64_t vocab = 0;
   CH_CHECK(read_attr_str(file, path, "tokenizer", name, sizeof name));
-  CH_CHECK(ch_data_read_attr_i64(file, path, "vocab_size", &vocab));
+  CH_CHECK(data_read_attr_i64(file, path, "vocab_size", &vocab));
   if (!strcmp(name, "byte")) {
     CH_CHECK(ch_tokenizer_create_byte(out));
   } else if (!strcmp(name, "gpt2")) {
@@ -318,19 +318,19 @@ ch_status ch_tokenizer_load(const char *h5path, ch_tokenizer **out) {
   if (!h5path) return CH_FAIL(CH_ERR_INVALID, "ch_tokenizer_load: null path");
   if (access(h5path, R_OK) != 0) return CH_FAIL(CH_ERR_IO, "cannot open %s: %s", h5path, strerror(errno));
   ch_h5_quiet q;
-  ch_h5_quiet_begin(&q);
+  h5_quiet_begin(&q);
   ch_status st = CH_OK;
   hid_t file = H5Fopen(h5path, H5F_ACC_RDONLY, H5P_DEFAULT);
   if (file < 0) {
     char msg[256];
-    ch_h5_error(msg);
+    h5_error(msg);
     st = H5Fis_hdf5(h5path) == 0 ? CH_FAIL(CH_ERR_FORMAT, "%s is not an HDF5 file", h5path)
                                  : CH_FAIL(CH_ERR_IO, "cannot open %s: %s", h5path, msg);
   } else {
     st = load_from(file, h5path, out);
     H5Fclose(file);
   }
-  ch_h5_quiet_end(&q);
+  h5_quiet_end(&q);
   if (st != CH_OK) ch_error_trace(__FILE__, __LINE__);
   return st;
 }

@@ -45,14 +45,14 @@ void ch_tokenizer_destroy(ch_tokenizer *t) {
   free(t->bytes);
   free(t->tok_off);
   free(t->tok_len);
-  ch_bpe_merges_free(&t->mt);
+  bpe_merges_free(&t->mt);
   free(t);
 }
 
 const char *ch_tokenizer_name(const ch_tokenizer *t) { return t->kind == TOK_GPT2 ? "gpt2" : "byte"; }
 int64_t ch_tokenizer_vocab(const ch_tokenizer *t) { return t->vocab; }
 
-void ch_tokenizer_texts(const ch_tokenizer *t, const char **encoder_json, size_t *encoder_len,
+void tokenizer_texts(const ch_tokenizer *t, const char **encoder_json, size_t *encoder_len,
                         const char **merges, size_t *merges_len) {
   *encoder_json = t->encoder_json;
   *encoder_len = t->encoder_len;
@@ -67,8 +67,8 @@ static int64_t symbols_to_bytes(const char *s, size_t n, uint8_t *out, uint32_t 
   int64_t k = 0;
   for (size_t i = 0; i < n;) {
     uint32_t cp;
-    i += ch_bpe_utf8_next((const uint8_t *)s, n, i, &cp);
-    int b = cp == CH_BPE_INVALID_CP ? -1 : ch_bpe_cp_byte(cp);
+    i += bpe_utf8_next((const uint8_t *)s, n, i, &cp);
+    int b = cp == CH_BPE_INVALID_CP ? -1 : bpe_cp_byte(cp);
     if (b < 0) {
       *bad = cp;
       return -1;
@@ -110,7 +110,7 @@ static ch_status scan_encoder(const cJSON *root, ch_bpe_strmap *ids, int64_t *ma
       st = CH_FAIL(CH_ERR_FORMAT,
                    "encoder.json: token \"%.60s\" (id %.0f) has U+%04X, which is not in GPT-2's byte alphabet", key,
                    v, (unsigned)bad);
-    else st = ch_bpe_strmap_put(ids, b, (size_t)n, (int64_t)v, &existed);
+    else st = bpe_strmap_put(ids, b, (size_t)n, (int64_t)v, &existed);
     if (st == CH_OK && existed) st = CH_FAIL(CH_ERR_FORMAT, "encoder.json: token \"%.60s\" appears twice", key);
     if (b != buf) free(b);
     CH_CHECK(st);
@@ -175,9 +175,9 @@ static ch_status load_encoder(ch_tokenizer *t, ch_bpe_strmap *ids) {
   for (int b = 0; b < 256; b++) {
     uint8_t c = (uint8_t)b;
     int64_t id;
-    if (!ch_bpe_strmap_get(ids, &c, 1, &id)) {
+    if (!bpe_strmap_get(ids, &c, 1, &id)) {
       st = CH_FAIL(CH_ERR_FORMAT, "encoder.json: no token for byte 0x%02x (the symbol U+%04X)", b,
-                   (unsigned)ch_bpe_byte_cp(c));
+                   (unsigned)bpe_byte_cp(c));
       goto done;
     }
     t->byte_id[b] = (int32_t)id;
@@ -197,7 +197,7 @@ static ch_status merge_part(const ch_bpe_strmap *ids, const char *s, size_t n, i
   if (*blen < 0)
     return CH_FAIL(CH_ERR_FORMAT, "vocab.bpe line %lld: \"%.*s\" has U+%04X, which is not in GPT-2's byte alphabet",
                    (long long)line, (int)n, s, (unsigned)bad);
-  if (!ch_bpe_strmap_get(ids, buf, (size_t)*blen, id))
+  if (!bpe_strmap_get(ids, buf, (size_t)*blen, id))
     return CH_FAIL(CH_ERR_FORMAT, "vocab.bpe line %lld: \"%.*s\" is not a token of encoder.json", (long long)line,
                    (int)n, s);
   return CH_OK;
@@ -231,12 +231,12 @@ static ch_status load_merges(ch_tokenizer *t, const ch_bpe_strmap *ids) {
     int64_t la, lb, a, b, merged;
     CH_CHECK_GOTO(merge_part(ids, s, (size_t)(sp - s), line, buf, &la, &a), st, done);
     CH_CHECK_GOTO(merge_part(ids, sp + 1, (size_t)(e - sp - 1), line, buf + la, &lb, &b), st, done);
-    if (!ch_bpe_strmap_get(ids, buf, (size_t)(la + lb), &merged)) {
+    if (!bpe_strmap_get(ids, buf, (size_t)(la + lb), &merged)) {
       st = CH_FAIL(CH_ERR_FORMAT, "vocab.bpe line %lld: the merge result \"%.*s%.*s\" is not a token of encoder.json",
                    (long long)line, (int)(sp - s), s, (int)(e - sp - 1), sp + 1);
       break;
     }
-    CH_CHECK_GOTO(ch_bpe_merges_put(&t->mt, (int32_t)a, (int32_t)b, rank++, (int32_t)merged), st, done);
+    CH_CHECK_GOTO(bpe_merges_put(&t->mt, (int32_t)a, (int32_t)b, rank++, (int32_t)merged), st, done);
     s = next;
   }
 done:
@@ -267,7 +267,7 @@ ch_status ch_tokenizer_create_gpt2(const char *encoder_json, size_t encoder_len,
   CH_CHECK_GOTO(load_encoder(t, &ids), st, done);
   CH_CHECK_GOTO(load_merges(t, &ids), st, done);
 done:
-  ch_bpe_strmap_free(&ids);
+  bpe_strmap_free(&ids);
   if (st != CH_OK) {
     ch_tokenizer_destroy(t);
     return st;
@@ -288,12 +288,12 @@ typedef struct encode_ctx {
 static ch_status encode_piece(const ch_tokenizer *t, encode_ctx *c, const uint8_t *p, size_t len, int32_t *out,
                               int64_t *n) {
   int64_t v;
-  if (len <= CACHE_MAX_PIECE && ch_bpe_strmap_get(&c->cache, p, len, &v)) {
+  if (len <= CACHE_MAX_PIECE && bpe_strmap_get(&c->cache, p, len, &v)) {
     *n = v & 127;
     memcpy(out, c->pool + (v >> 7), (size_t)*n * sizeof *out);
     return CH_OK;
   }
-  CH_CHECK(ch_bpe_merge_piece(&t->mt, t->byte_id, p, len, &c->scratch, out, n));
+  CH_CHECK(bpe_merge_piece(&t->mt, t->byte_id, p, len, &c->scratch, out, n));
   if (len > CACHE_MAX_PIECE || c->pool_len + *n > CACHE_MAX_TOKENS) return CH_OK;
   if (c->pool_len + *n > c->pool_cap) {
     int64_t cap = c->pool_cap ? c->pool_cap * 2 : 4096;
@@ -303,7 +303,7 @@ static ch_status encode_piece(const ch_tokenizer *t, encode_ctx *c, const uint8_
     c->pool_cap = cap;
   }
   memcpy(c->pool + c->pool_len, out, (size_t)*n * sizeof *out);
-  if (ch_bpe_strmap_put(&c->cache, p, len, c->pool_len << 7 | *n, NULL) == CH_OK) c->pool_len += *n;
+  if (bpe_strmap_put(&c->cache, p, len, c->pool_len << 7 | *n, NULL) == CH_OK) c->pool_len += *n;
   else ch_error_clear();
   return CH_OK;
 }
@@ -324,14 +324,14 @@ ch_status ch_tokenizer_encode(const ch_tokenizer *t, const char *text, size_t le
   } else {
     encode_ctx c = {0};
     for (size_t i = 0; i < len && st == CH_OK;) {
-      size_t e = ch_bpe_next_piece(s, len, i);
+      size_t e = bpe_next_piece(s, len, i);
       int64_t m = 0;
       st = encode_piece(t, &c, s + i, e - i, ids + k, &m);
       k += m;
       i = e;
     }
-    ch_bpe_strmap_free(&c.cache);
-    ch_bpe_scratch_free(&c.scratch);
+    bpe_strmap_free(&c.cache);
+    bpe_scratch_free(&c.scratch);
     free(c.pool);
   }
   if (st != CH_OK) {

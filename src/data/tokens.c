@@ -24,7 +24,7 @@ struct ch_tokens {
 };
 
 static ch_status open_contents(ch_tokens *t, const char *path, const char *split) {
-  CH_CHECK(ch_data_read_attr_i64(t->file, path, "vocab_size", &t->vocab));
+  CH_CHECK(data_read_attr_i64(t->file, path, "vocab_size", &t->vocab));
   if (t->vocab < 1 || t->vocab > (int64_t)INT32_MAX + 1)
     return CH_FAIL(CH_ERR_FORMAT, "%s: vocab_size = %lld (must be in 1..2^31)", path, (long long)t->vocab);
   if (H5Lexists(t->file, split, H5P_DEFAULT) <= 0)
@@ -32,7 +32,7 @@ static ch_status open_contents(ch_tokens *t, const char *path, const char *split
   char full[96];
   snprintf(full, sizeof full, "/%s/tokens", split);
   hsize_t dims[1] = {0};
-  CH_CHECK(ch_data_open_checked(t->file, t->where, full, H5T_INTEGER, 1, dims, &t->ds));
+  CH_CHECK(data_open_checked(t->file, t->where, full, H5T_INTEGER, 1, dims, &t->ds));
   t->count = (int64_t)dims[0];
   if (t->count < (int64_t)t->context + 1)
     return CH_FAIL(CH_ERR_FORMAT, "%s: %s has %lld tokens, too few for context %d (a window needs %lld)", path, full,
@@ -46,7 +46,7 @@ static ch_status open_contents(ch_tokens *t, const char *path, const char *split
   }
   t->dxpl = H5Pcreate(H5P_DATASET_XFER);
   if (t->dxpl < 0 || H5Pset_dxpl_mpio(t->dxpl, H5FD_MPIO_INDEPENDENT) < 0)
-    return ch_data_h5_fail(CH_ERR_IO, t->where, "transfer property list");
+    return data_h5_fail(CH_ERR_IO, t->where, "transfer property list");
   return CH_OK;
 }
 
@@ -74,7 +74,7 @@ ch_status ch_tokens_open(const ch_group *g, const char *path, const char *split,
   t->context = context;
   snprintf(t->where, sizeof t->where, "%s:/%s", path, split);
   open_args a = {t, path, split};
-  ch_status st = ch_data_open_collective(g, path, &t->file, open_contents_cb, &a);
+  ch_status st = data_open_collective(g, path, &t->file, open_contents_cb, &a);
   if (st != CH_OK) {
     ch_error_trace(__FILE__, __LINE__);
     ch_tokens_close(t);
@@ -87,7 +87,7 @@ ch_status ch_tokens_open(const ch_group *g, const char *path, const char *split,
 void ch_tokens_close(ch_tokens *t) {
   if (!t) return;
   hid_t objs[] = {t->ds, t->dxpl};
-  ch_data_close_collective(t->file, objs, 2);
+  data_close_collective(t->file, objs, 2);
   free(t);
 }
 
@@ -155,10 +155,10 @@ static ch_status read_runs(const ch_tokens *t, const read_plan *p, int32_t *buf)
   int32_t dummy = 0;
   hsize_t md[1] = {p->total ? (hsize_t)p->total : 1};
   hid_t mem = H5Screate_simple(1, md, NULL), like = H5Dget_space(t->ds), file = -1;
-  if (mem < 0 || like < 0) st = ch_data_h5_fail(CH_ERR_IO, t->where, "dataspace");
-  if (st == CH_OK && p->total == 0 && H5Sselect_none(mem) < 0) st = ch_data_h5_fail(CH_ERR_IO, t->where, "selection");
-  if (st == CH_OK && (file = ch_data_select_runs(like, p->start, p->len, p->nruns, 1)) < 0)
-    st = ch_data_h5_fail(CH_ERR_IO, t->where, "window selection");
+  if (mem < 0 || like < 0) st = data_h5_fail(CH_ERR_IO, t->where, "dataspace");
+  if (st == CH_OK && p->total == 0 && H5Sselect_none(mem) < 0) st = data_h5_fail(CH_ERR_IO, t->where, "selection");
+  if (st == CH_OK && (file = data_select_runs(like, p->start, p->len, p->nruns, 1)) < 0)
+    st = data_h5_fail(CH_ERR_IO, t->where, "window selection");
   if (st != CH_OK) {
     ch_error_trace(__FILE__, __LINE__);
     if (file < 0) file = H5Dget_space(t->ds);
@@ -166,7 +166,7 @@ static ch_status read_runs(const ch_tokens *t, const read_plan *p, int32_t *buf)
     H5Sselect_none(mem);
   }
   if (H5Dread(t->ds, H5T_NATIVE_INT32, mem, file, t->dxpl, p->total ? (void *)buf : &dummy) < 0 && st == CH_OK)
-    st = ch_data_h5_fail(CH_ERR_IO, t->where, "reading tokens");
+    st = data_h5_fail(CH_ERR_IO, t->where, "reading tokens");
   if (file >= 0) H5Sclose(file);
   if (like >= 0) H5Sclose(like);
   if (mem >= 0) H5Sclose(mem);
@@ -216,7 +216,7 @@ ch_status ch_tokens_read(ch_tokens *t, const int64_t *windows, int64_t n, int32_
   if (st == CH_OK && p.total > 0 && !(buf = malloc((size_t)p.total * sizeof *buf)))
     st = CH_FAIL(CH_ERR_NOMEM, "%s: read of %lld tokens", t->where, (long long)p.total);
   read_args a = {t, &p, buf};
-  st = ch_data_read_agreed(t->comm, st, t->where, "ch_tokens_read", read_runs_cb, &a);
+  st = data_read_agreed(t->comm, st, t->where, "ch_tokens_read", read_runs_cb, &a);
   if (st == CH_OK) st = scatter(t, &p, buf, windows, n, out);
   plan_free(&p);
   free(buf);

@@ -180,9 +180,9 @@ static size_t carve(gpt *g, float *arena) {
   return used;
 }
 
-ch_status ch_gpt_init(ch_model *m, const ch_config *cfg, int64_t vocab) {
-  const int64_t n_layer = cfg->model.n_layer, n_head = cfg->model.n_head, C = cfg->model.n_embd;
-  int64_t V = cfg->model.vocab_size ? cfg->model.vocab_size : vocab;
+ch_status gpt_init(ch_model *m, const ch_model_cfg *cfg, int64_t vocab) {
+  const int64_t n_layer = cfg->n_layer, n_head = cfg->n_head, C = cfg->n_embd;
+  int64_t V = cfg->vocab_size ? cfg->vocab_size : vocab;
   if (vocab < 1) return CH_FAIL(CH_ERR_INVALID, "GPT: the dataset has no vocabulary size");
   if (V < vocab)
     return CH_FAIL(CH_ERR_CONFIG, "model.vocab_size: %lld is smaller than the dataset's "
@@ -190,14 +190,14 @@ ch_status ch_gpt_init(ch_model *m, const ch_config *cfg, int64_t vocab) {
   if (C % n_head != 0)
     return CH_FAIL(CH_ERR_CONFIG, "model.n_embd (%lld) must be divisible by model.n_head (%lld)",
                    (long long)C, (long long)n_head);
-  if (V > INT32_MAX || C > (1 << 20) || cfg->model.context > (1 << 20))
+  if (V > INT32_MAX || C > (1 << 20) || cfg->context > (1 << 20))
     return CH_FAIL(CH_ERR_CONFIG, "model: vocabulary, width or context too large");
   gpt *g = calloc(1, sizeof *g);
   if (!g) return CH_FAIL(CH_ERR_NOMEM, "GPT");
   m->impl = g;
   m->ops = &gpt_ops;
   g->d = (gpt_shape){.L = (int)n_layer, .NH = (int)n_head, .C = (int)C, .HS = (int)(C / n_head),
-                     .F = 4 * (int)C, .T = cfg->model.context, .V = (int)V};
+                     .F = 4 * (int)C, .T = cfg->context, .V = (int)V};
   g->B = m->max_batch;
   g->blk = calloc((size_t)g->d.L, sizeof *g->blk);
   if (!g->blk) return CH_FAIL(CH_ERR_NOMEM, "GPT");

@@ -52,7 +52,7 @@ static ch_status build_specs(const mlp *m, ch_param_spec **out) {
 
 static const ch_model_ops mlp_ops;
 
-ch_status ch_mlp_init(ch_model *model, const ch_config *cfg, int64_t in_features, int64_t classes) {
+ch_status mlp_init(ch_model *model, const ch_model_cfg *cfg, int64_t in_features, int64_t classes) {
   int max_batch = model->max_batch;
   if (in_features < 1 || in_features > INT32_MAX || classes < 2 || classes > INT32_MAX)
     return CH_FAIL(CH_ERR_INVALID, "MLP needs >= 1 feature and >= 2 classes (got %lld, %lld)",
@@ -63,8 +63,8 @@ ch_status ch_mlp_init(ch_model *model, const ch_config *cfg, int64_t in_features
   model->ops = &mlp_ops;
   ch_status st = CH_OK;
   ch_param_spec *specs = NULL;
-  m->nlayers = cfg->model.depth + 1;
-  m->activation = cfg->model.activation;
+  m->nlayers = cfg->depth + 1;
+  m->activation = cfg->activation;
   m->dims = calloc((size_t)m->nlayers + 1, sizeof *m->dims);
   m->z = calloc((size_t)m->nlayers, sizeof *m->z);
   m->a = calloc((size_t)m->nlayers, sizeof *m->a);
@@ -73,7 +73,7 @@ ch_status ch_mlp_init(ch_model *model, const ch_config *cfg, int64_t in_features
     goto done;
   }
   m->dims[0] = (int)in_features;
-  for (int i = 1; i < m->nlayers; i++) m->dims[i] = cfg->model.hidden;
+  for (int i = 1; i < m->nlayers; i++) m->dims[i] = cfg->hidden;
   m->dims[m->nlayers] = (int)classes;
   CH_CHECK_GOTO(build_specs(m, &specs), st, done);
   CH_CHECK_GOTO(ch_layout_create(specs, m->nlayers * 2, &model->layout), st, done);

@@ -4,7 +4,7 @@
 
 #include "nn/model_internal.h"
 
-ch_status ch_model_create(const ch_backend *be, const ch_config *cfg, int64_t in_features,
+ch_status ch_model_create(const ch_backend *be, const ch_model_cfg *cfg, int64_t in_features,
                           int64_t classes, int max_batch, ch_model **out) {
   if (max_batch < 0) return CH_FAIL(CH_ERR_INVALID, "max_batch must be >= 0 (got %d)", max_batch);
   ch_model *m = calloc(1, sizeof *m);
@@ -12,10 +12,10 @@ ch_status ch_model_create(const ch_backend *be, const ch_config *cfg, int64_t in
   m->be = be;
   m->max_batch = max_batch;
   ch_status st;
-  switch (cfg->model.type) {
-    case CH_MODEL_MLP: st = ch_mlp_init(m, cfg, in_features, classes); break;
-    case CH_MODEL_GPT: st = ch_gpt_init(m, cfg, classes); break;
-    default: st = CH_FAIL(CH_ERR_CONFIG, "model.type: unknown model family %d", cfg->model.type);
+  switch (cfg->type) {
+    case CH_MODEL_MLP: st = mlp_init(m, cfg, in_features, classes); break;
+    case CH_MODEL_GPT: st = gpt_init(m, cfg, classes); break;
+    default: st = CH_FAIL(CH_ERR_CONFIG, "model.type: unknown model family %d", cfg->type);
   }
   if (st == CH_OK && max_batch > 0) {
     size_t xb = sizeof(float) * (size_t)max_batch * (size_t)m->sample_floats;

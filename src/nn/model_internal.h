@@ -1,5 +1,5 @@
 /* What every model family implements behind include/cohort/model.h. A model owns its spec
- * table layout and activation arena; src/nn/model.c dispatches on cfg->model.type, checks and
+ * table layout and activation arena; src/nn/model.c dispatches on cfg->type, checks and
  * stages the host batch, and keeps the loss/accuracy accumulators. Families run every op
  * through m->be (cohort/backend.h): no host code between ops, so any backend runs them. */
 #pragma once
@@ -44,8 +44,8 @@ struct ch_model {
 
 /* Family constructors: fill m->layout, sample shape, arena_bytes, impl and ops; allocate
  * through m->be. */
-ch_status ch_mlp_init(ch_model *m, const ch_config *cfg, int64_t in_features, int64_t classes);
-ch_status ch_gpt_init(ch_model *m, const ch_config *cfg, int64_t vocab);
+ch_status mlp_init(ch_model *m, const ch_model_cfg *cfg, int64_t in_features, int64_t classes);
+ch_status gpt_init(ch_model *m, const ch_model_cfg *cfg, int64_t vocab);
 
 /* Rejects a batch outside [0, max_batch]. */
 ch_status ch_model_check_batch(const ch_model *m, int batch);

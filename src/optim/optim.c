@@ -19,17 +19,17 @@ struct ch_optim {
   int64_t steps;
 };
 
-ch_status ch_optim_create(const ch_backend *be, const ch_config *cfg, const ch_layout *layout,
+ch_status ch_optim_create(const ch_backend *be, const ch_optim_cfg *cfg, const ch_layout *layout,
                           const ch_shard *own, ch_optim **out) {
   ch_optim *o = calloc(1, sizeof *o);
   if (!o) return CH_FAIL(CH_ERR_NOMEM, "optimizer");
   o->be = be;
-  o->type = cfg->optim.type;
-  o->weight_decay = cfg->optim.weight_decay;
-  o->momentum = cfg->optim.momentum;
-  o->beta1 = cfg->optim.beta1;
-  o->beta2 = cfg->optim.beta2;
-  o->eps = cfg->optim.eps;
+  o->type = cfg->type;
+  o->weight_decay = cfg->weight_decay;
+  o->momentum = cfg->momentum;
+  o->beta1 = cfg->beta1;
+  o->beta2 = cfg->beta2;
+  o->eps = cfg->eps;
   o->numel = own->numel;
   size_t bytes = (o->numel ? o->numel : 1) * sizeof(float);
   void *m = NULL, *v = NULL;
@@ -110,11 +110,11 @@ ch_status ch_optim_step(ch_optim *o, float *params, ch_addr pa, const float *gra
   return CH_OK;
 }
 
-double ch_lr_at(const ch_config *cfg, int64_t step) {
-  double lr = cfg->optim.lr, min_lr = cfg->optim.min_lr;
-  int64_t warm = cfg->optim.warmup_steps, total = cfg->train.steps;
+double ch_lr_at(const ch_optim_cfg *cfg, int64_t step) {
+  double lr = cfg->lr, min_lr = cfg->min_lr;
+  int64_t warm = cfg->warmup_steps, total = cfg->total_steps;
   if (step < warm) return lr * (double)(step + 1) / (double)warm;
-  if (cfg->optim.schedule == CH_SCHED_CONSTANT || total <= warm) return lr;
+  if (cfg->schedule == CH_SCHED_CONSTANT || total <= warm) return lr;
   double progress = (double)(step - warm) / (double)(total - warm);
   if (progress > 1.0) progress = 1.0;
   return min_lr + 0.5 * (lr - min_lr) * (1.0 + cos(M_PI * progress));

@@ -1,4 +1,5 @@
-/* The ZeRO machinery behind ch_dp (dp.c has the front and the strategies' overview).
+/* The ZeRO stages behind ch_dp (dp.c has the front and the strategies' overview; zero.h the
+ * interface).
  *
  * Transient whole-layout buffers (zero2/3 gradients, zero3 parameters) are anonymous mappings
  * of the layout's size whose pages exist only while a unit is live: dropping a unit returns
@@ -12,13 +13,43 @@
 #include <unistd.h>
 
 #include "cohort/runtime.h"
-#include "parallel/dp_internal.h"
+#include "parallel/view.h"
+#include "parallel/zero.h"
+
+enum { ABSENT = 0, GATHERING, RESIDENT }; /* a zero3 unit's parameters */
+
+struct zero {
+  const ch_group *g;
+  const ch_layout *l;
+  const ch_shard *own;   /* this rank's part of every unit (borrowed) */
+  int strategy, reshard, prefetch;
+  float *params, *grads; /* whole-layout views */
+  size_t map_bytes;      /* size of each mapped (transient) view */
+  void *params_base, *grads_base; /* what mmap returned (the views are aligned inside) */
+  int params_mapped, grads_mapped;
+  float *shard_params;   /* zero3: the parameters at rest (packed) */
+  float *shard_grads;    /* reduced gradient shard (packed) */
+  float *rs_tmp;         /* zero2/3 with accumulation: a later micro-step's reduced shard */
+  ch_request *rs, *ag;   /* per unit */
+  int *rs_tmp_used;      /* per unit: the running reduce-scatter lands in rs_tmp */
+  int *state;            /* zero3, per unit */
+  int *order, norder, *rec, nrec; /* zero3: fetch order of the last training step, and this one's */
+  int pos;
+  int micro_first, micro_last, training;
+  int measuring;         /* sampling resident pages (the first steps) */
+  unsigned char *pages;  /* mincore vector */
+  ch_unit_hook hook;
+  ch_dp_stats stats;
+  size_t comm_peak;
+};
+
+static const ch_segment *seg(const zero *z, int u) { return &z->own->segs[u]; }
 
 /* ---- Transient whole-layout views ------------------------------------------------------ */
 
 /* An anonymous view of `bytes` (a multiple of CH_HUGE) aligned to CH_HUGE, so that a large
  * unit's interior is made of whole huge pages when `huge` (see view.h). */
-float *ch_dp_map_view(size_t bytes, int huge, void **base) {
+static float *map_view(size_t bytes, int huge, void **base) {
   void *p = mmap(NULL, bytes + CH_HUGE, PROT_READ | PROT_WRITE,
                  MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
   if (p == MAP_FAILED) return NULL;
@@ -30,7 +61,7 @@ float *ch_dp_map_view(size_t bytes, int huge, void **base) {
 
 /* Gives unit u's pages of a mapped view back to the kernel; its elements read as zero after.
  * Pages shared with a neighbouring unit stay: their part of u is zeroed by hand. */
-void ch_dp_drop_unit(const ch_dp *d, float *view, int u) {
+static void drop_unit(const zero *d, float *view, int u) {
   const ch_unit *un = &d->l->units[u];
   size_t page = (size_t)sysconf(_SC_PAGESIZE);
   uintptr_t lo = (uintptr_t)(view + un->offset), hi = (uintptr_t)(view + un->offset + un->numel);
@@ -45,7 +76,7 @@ void ch_dp_drop_unit(const ch_dp *d, float *view, int u) {
 }
 
 /* Bytes of a mapped view resident now. */
-static size_t resident(ch_dp *d, const float *view) {
+static size_t resident(zero *d, const float *view) {
   size_t page = (size_t)sysconf(_SC_PAGESIZE), n = (d->map_bytes + page - 1) / page, r = 0;
   if (mincore((void *)view, d->map_bytes, d->pages) != 0) return 0;
   for (size_t i = 0; i < n; i++) r += d->pages[i] & 1;
@@ -53,27 +84,27 @@ static size_t resident(ch_dp *d, const float *view) {
 }
 
 /* Updates the peak of transient memory (first steps only: every step repeats the pattern). */
-static void sample_memory(ch_dp *d) {
+static void sample_memory(zero *d) {
   if (!d->measuring) return;
   size_t b = (d->params_mapped ? resident(d, d->params) : 0) +
              (d->grads_mapped ? resident(d, d->grads) : 0) +
-             (d->rs_tmp ? d->own.numel * sizeof(float) : 0) +
-             (d->strategy == CH_STRATEGY_ZERO1 ? d->own.numel * sizeof(float) : 0);
-  if (b > d->mem.comm) d->mem.comm = b;
+             (d->rs_tmp ? d->own->numel * sizeof(float) : 0) +
+             (d->strategy == CH_STRATEGY_ZERO1 ? d->own->numel * sizeof(float) : 0);
+  if (b > d->comm_peak) d->comm_peak = b;
 }
 
 /* ---- zero3: parameters ------------------------------------------------------------------ */
 
-static ch_status gather(ch_dp *d, int u, int blocking) {
+static ch_status gather(zero *d, int u, int blocking) {
   const ch_unit *un = &d->l->units[u];
   if (d->training) d->stats.bytes_communicated += un->numel * sizeof(float);
   d->state[u] = blocking ? RESIDENT : GATHERING;
-  return ch_comm_allgather(d->g, d->shard_params + ch_dp_seg(d, u)->local, d->params + un->offset,
+  return ch_comm_allgather(d->g, d->shard_params + seg(d, u)->local, d->params + un->offset,
                            un->numel, CH_F32, blocking ? NULL : &d->ag[u]);
 }
 
-ch_status ch_dp_on_fetch(void *ctx, int u) {
-  ch_dp *d = ctx;
+static ch_status on_fetch(void *ctx, int u) {
+  zero *d = ctx;
   if (d->training && d->nrec < 4 * d->l->nunits + 4) d->rec[d->nrec++] = u;
   double t0 = ch_time();
   if (d->state[u] == GATHERING) CH_CHECK(ch_comm_wait(&d->ag[u]));
@@ -90,12 +121,12 @@ ch_status ch_dp_on_fetch(void *ctx, int u) {
   return CH_OK;
 }
 
-ch_status ch_dp_on_release(void *ctx, int u, int last) {
-  ch_dp *d = ctx;
+static ch_status on_release(void *ctx, int u, int last) {
+  zero *d = ctx;
   if (d->strategy != CH_STRATEGY_ZERO3) return CH_OK;
   if (last) sample_memory(d);
   if (last || d->reshard || !d->training) {
-    ch_dp_drop_unit(d, d->params, u);
+    drop_unit(d, d->params, u);
     d->state[u] = ABSENT;
   }
   return CH_OK;
@@ -105,19 +136,19 @@ ch_status ch_dp_on_release(void *ctx, int u, int last) {
 
 /* A unit's reduce-scatter has completed: accumulate it, then drop the unit's whole gradient
  * (zero2/3). */
-static void rs_done(ch_dp *d, int u) {
-  const ch_segment *s = ch_dp_seg(d, u);
+static void rs_done(zero *d, int u) {
+  const ch_segment *s = seg(d, u);
   if (d->rs_tmp_used[u]) {
     float *acc = d->shard_grads + s->local;
     const float *x = d->rs_tmp + s->local;
     for (size_t i = 0; i < s->numel; i++) acc[i] += x[i];
     d->rs_tmp_used[u] = 0;
   }
-  if (d->grads_mapped) ch_dp_drop_unit(d, d->grads, u);
+  if (d->grads_mapped) drop_unit(d, d->grads, u);
 }
 
 /* Drives progress on running reduce-scatters and finishes those that completed. */
-static ch_status poll_rs(ch_dp *d) {
+static ch_status poll_rs(zero *d) {
   for (int u = 0; u < d->l->nunits; u++) {
     if (!d->rs[u].active) continue;
     int done;
@@ -127,16 +158,16 @@ static ch_status poll_rs(ch_dp *d) {
   return CH_OK;
 }
 
-ch_status ch_dp_on_grad_ready(void *ctx, int u) {
-  ch_dp *d = ctx;
+static ch_status on_grad_ready(void *ctx, int u) {
+  zero *d = ctx;
   if (d->strategy == CH_STRATEGY_ZERO1 && !d->micro_last) return CH_OK; /* keep accumulating */
   double t0 = ch_time();
   sample_memory(d);
   const ch_unit *un = &d->l->units[u];
-  const ch_segment *s = ch_dp_seg(d, u);
+  const ch_segment *s = seg(d, u);
   int into_tmp = !d->micro_first && d->strategy != CH_STRATEGY_ZERO1;
   if (into_tmp && !d->rs_tmp) {
-    d->rs_tmp = ch_alloc_aligned((d->own.numel ? d->own.numel : 1) * sizeof(float));
+    d->rs_tmp = ch_alloc_aligned((d->own->numel ? d->own->numel : 1) * sizeof(float));
     if (!d->rs_tmp) return CH_FAIL(CH_ERR_NOMEM, "reduce-scatter accumulation buffer");
   }
   /* At most two units' whole gradients wait for their reduce-scatter (a bound on transient
@@ -167,7 +198,7 @@ ch_status ch_dp_on_grad_ready(void *ctx, int u) {
 
 
 /* Completes every running reduce-scatter (the next backward writes their send buffers). */
-ch_status ch_dp_finish_rs(ch_dp *d) {
+static ch_status finish_rs(zero *d) {
   for (int u = 0; u < d->l->nunits; u++)
     if (d->rs[u].active) {
       CH_CHECK(ch_comm_wait(&d->rs[u]));
@@ -175,3 +206,153 @@ ch_status ch_dp_finish_rs(ch_dp *d) {
     }
   return CH_OK;
 }
+
+/* ---- The object ------------------------------------------------------------------------- */
+
+ch_status zero_create(const ch_group *g, const ch_layout *l, const ch_shard *own, int strategy,
+                      int reshard_after_forward, int prefetch, zero **out) {
+  zero *z = calloc(1, sizeof *z);
+  if (!z) return CH_FAIL(CH_ERR_NOMEM, "ZeRO state");
+  *out = z;
+  z->g = g;
+  z->l = l;
+  z->own = own;
+  z->strategy = strategy;
+  z->reshard = reshard_after_forward;
+  z->prefetch = prefetch;
+  int U = l->nunits;
+  size_t bytes = l->numel * sizeof(float), page = (size_t)sysconf(_SC_PAGESIZE);
+  z->map_bytes = (bytes + CH_HUGE - 1) / CH_HUGE * CH_HUGE;
+  z->params_mapped = strategy == CH_STRATEGY_ZERO3;
+  z->grads_mapped = strategy == CH_STRATEGY_ZERO2 || strategy == CH_STRATEGY_ZERO3;
+  int huge = dp_view_granule(l) == CH_HUGE;
+  z->params = z->params_mapped ? map_view(z->map_bytes, huge, &z->params_base)
+                                : ch_alloc_aligned(bytes);
+  z->grads = z->grads_mapped ? map_view(z->map_bytes, huge, &z->grads_base)
+                              : ch_alloc_aligned(bytes);
+  size_t sb = (own->numel ? own->numel : 1) * sizeof(float);
+  z->shard_grads = ch_alloc_aligned(sb);
+  if (z->params_mapped) z->shard_params = ch_alloc_aligned(sb);
+  z->rs = calloc((size_t)U, sizeof *z->rs);
+  z->ag = calloc((size_t)U, sizeof *z->ag);
+  z->rs_tmp_used = calloc((size_t)U, sizeof *z->rs_tmp_used);
+  z->state = calloc((size_t)U, sizeof *z->state);
+  z->order = calloc((size_t)(4 * U + 4), sizeof *z->order);
+  z->rec = calloc((size_t)(4 * U + 4), sizeof *z->rec);
+  z->pages = calloc(z->map_bytes / page + 1, 1);
+  if (!z->params || !z->grads || !z->shard_grads || (z->params_mapped && !z->shard_params) ||
+      !z->rs || !z->ag || !z->rs_tmp_used || !z->state || !z->order || !z->rec || !z->pages)
+    return CH_FAIL(CH_ERR_NOMEM, "%s buffers for %zu parameters", ch_strategy_name(strategy),
+                   l->numel);
+  if (!z->grads_mapped) memset(z->grads, 0, bytes);
+  for (int u = 0; u < U; u++) z->state[u] = z->params_mapped ? ABSENT : RESIDENT;
+  z->hook = (ch_unit_hook){z->params_mapped ? on_fetch : NULL, on_release, on_grad_ready, z};
+  z->measuring = 2;
+  return CH_OK;
+}
+
+void zero_destroy(zero *z) {
+  if (!z) return;
+  for (int u = 0; z->rs && u < z->l->nunits; u++) ch_comm_wait(&z->rs[u]);
+  for (int u = 0; z->ag && u < z->l->nunits; u++) ch_comm_wait(&z->ag[u]);
+  if (z->params_mapped && z->params) munmap(z->params_base, z->map_bytes + CH_HUGE);
+  else if (!z->params_mapped) ch_free_aligned(z->params);
+  if (z->grads_mapped && z->grads) munmap(z->grads_base, z->map_bytes + CH_HUGE);
+  else if (!z->grads_mapped) ch_free_aligned(z->grads);
+  ch_free_aligned(z->shard_params);
+  ch_free_aligned(z->shard_grads);
+  ch_free_aligned(z->rs_tmp);
+  free(z->rs);
+  free(z->ag);
+  free(z->rs_tmp_used);
+  free(z->state);
+  free(z->order);
+  free(z->rec);
+  free(z->pages);
+  free(z);
+}
+
+float *zero_params(zero *z) { return z->params; }
+float *zero_grads(zero *z) { return z->grads; }
+float *zero_shard_grads(zero *z) { return z->shard_grads; }
+float *zero_shard_params(zero *z) { return z->shard_params; }
+
+void zero_init_params(zero *z, uint64_t seed) {
+  if (z->params_mapped) ch_layout_init_shard(z->l, z->own, CH_ADDR_PACKED, z->shard_params, seed);
+  else ch_layout_init_params(z->l, z->params, seed);
+}
+
+ch_status zero_begin_micro(zero *z, int first, int last, const ch_unit_hook **hook) {
+  z->micro_first = first;
+  z->micro_last = last;
+  z->training = 1;
+  z->pos = 0;
+  *hook = &z->hook;
+  if (first) {
+    z->stats = (ch_dp_stats){0, 0, 0};
+    z->nrec = 0;
+    if (!z->grads_mapped) memset(z->grads, 0, z->l->numel * sizeof(float));
+    return CH_OK;
+  }
+  double t0 = ch_time();
+  CH_CHECK(finish_rs(z));
+  z->stats.exposed_seconds += ch_time() - t0;
+  return CH_OK;
+}
+
+ch_status zero_reduce(zero *z) {
+  double t0 = ch_time();
+  CH_CHECK(finish_rs(z));
+  z->stats.exposed_seconds += ch_time() - t0;
+  if (z->params_mapped) {
+    /* The recorded order steers the next step's prefetches; nothing stays gathered. */
+    memcpy(z->order, z->rec, sizeof *z->rec * (size_t)z->nrec);
+    z->norder = z->nrec;
+    for (int u = 0; u < z->l->nunits; u++) {
+      if (z->state[u] == GATHERING) CH_CHECK(ch_comm_wait(&z->ag[u]));
+      if (z->state[u] != ABSENT) drop_unit(z, z->params, u);
+      z->state[u] = ABSENT;
+    }
+  }
+  z->training = 0;
+  return CH_OK;
+}
+
+ch_status zero_publish(zero *z) {
+  if (z->params_mapped) return CH_OK;
+  double t0 = ch_time();
+  for (int u = 0; u < z->l->nunits; u++) {
+    const ch_unit *un = &z->l->units[u];
+    z->stats.bytes_communicated += un->numel * sizeof(float);
+    CH_CHECK(ch_comm_allgather(z->g, z->params + seg(z, u)->offset, z->params + un->offset,
+                               un->numel, CH_F32, &z->ag[u]));
+  }
+  for (int u = 0; u < z->l->nunits; u++) CH_CHECK(ch_comm_wait(&z->ag[u]));
+  z->stats.exposed_seconds += ch_time() - t0;
+  return CH_OK;
+}
+
+void zero_step_done(zero *z) {
+  if (z->measuring) z->measuring--;
+}
+
+const ch_unit_hook *zero_eval_hook(zero *z) {
+  z->training = 0;
+  return z->params_mapped ? &z->hook : NULL;
+}
+
+ch_status zero_full_params(zero *z, float *out) {
+  if (!z->params_mapped) {
+    memcpy(out, z->params, z->l->numel * sizeof(float));
+    return CH_OK;
+  }
+  for (int u = 0; u < z->l->nunits; u++) {
+    const ch_unit *un = &z->l->units[u];
+    CH_CHECK(ch_comm_allgather(z->g, z->shard_params + seg(z, u)->local, out + un->offset,
+                               un->numel, CH_F32, NULL));
+  }
+  return CH_OK;
+}
+
+ch_dp_stats zero_stats(const zero *z) { return z->stats; }
+size_t zero_comm_peak(const zero *z) { return z->comm_peak; }

@@ -13,4 +13,4 @@ typedef struct ch_binding {
 /* Computes this rank's share and, when `bind` is set, binds the process to it (PUs of those
  * cores). Errors: CH_ERR_UNSUPPORTED when hwloc cannot read the topology. A failed bind
  * (e.g. cgroup limits) is a warning, not an error. */
-ch_status ch_binding_apply(int local_rank, int local_size, int bind, ch_binding *out);
+ch_status binding_apply(int local_rank, int local_size, int bind, ch_binding *out);

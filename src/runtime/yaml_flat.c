@@ -53,12 +53,12 @@ static ch_status parse_error(const yaml_parser_t *p, const char *name, int with_
   return fail_at(name, line, "YAML syntax error: %s", problem);
 }
 
-int ch_yaml_is_null(const char *value, int quoted) {
+int yaml_is_null(const char *value, int quoted) {
   if (quoted) return 0;
   return value[0] == '\0' || !strcmp(value, "~") || !strcasecmp(value, "null");
 }
 
-void ch_yaml_flat_free(ch_yaml_flat *f) {
+void yaml_flat_free(ch_yaml_flat *f) {
   for (size_t i = 0; i < f->n; i++) {
     free(f->entries[i].key);
     free(f->entries[i].value);
@@ -122,7 +122,7 @@ static ch_status on_scalar(flat_state *s, const yaml_event_t *ev, int line) {
   int quoted = ev->data.scalar.style != YAML_PLAIN_SCALAR_STYLE;
   if (memchr(v, '\0', len)) return fail_at(s->name, line, "NUL character in a scalar");
   if (s->depth == 0) { /* the whole document is one scalar: fine only when it is null */
-    if (ch_yaml_is_null(v, quoted)) return CH_OK;
+    if (yaml_is_null(v, quoted)) return CH_OK;
     return fail_at(s->name, line, "expected a mapping of keys at the top level, got '%.60s'", v);
   }
   int d = s->depth - 1;
@@ -170,7 +170,7 @@ static ch_status on_event(flat_state *s, const yaml_event_t *ev) {
   }
 }
 
-ch_status ch_yaml_flatten(const char *text, size_t len, const char *name, ch_yaml_flat *out) {
+ch_status yaml_flatten(const char *text, size_t len, const char *name, ch_yaml_flat *out) {
   yaml_parser_t parser;
   if (!yaml_parser_initialize(&parser))
     return CH_FAIL(CH_ERR_NOMEM, "%s: cannot initialise the YAML parser", name);
@@ -199,7 +199,7 @@ ch_status ch_yaml_flatten(const char *text, size_t len, const char *name, ch_yam
   return st;
 }
 
-ch_status ch_yaml_scalar(const char *text, const char *name, char **value, int *quoted) {
+ch_status yaml_scalar(const char *text, const char *name, char **value, int *quoted) {
   *value = NULL;
   *quoted = 0;
   yaml_parser_t parser;
@@ -253,7 +253,7 @@ ch_status ch_yaml_scalar(const char *text, const char *name, char **value, int *
 
 /* ---- emitting scalars ------------------------------------------------------------------ */
 
-void ch_yaml_format_double(double x, char *buf, size_t n) {
+void yaml_format_double(double x, char *buf, size_t n) {
   for (int prec = 15; prec <= 17; prec++) {
     snprintf(buf, n, "%.*g", prec, x);
     if (strtod(buf, NULL) == x) break;
@@ -288,7 +288,7 @@ static int plain_is_safe(const char *s) {
   return 1;
 }
 
-void ch_yaml_write_string(FILE *out, const char *s) {
+void yaml_write_string(FILE *out, const char *s) {
   if (plain_is_safe(s)) {
     fputs(s, out);
     return;

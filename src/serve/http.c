@@ -60,7 +60,7 @@ int serve_reply_json(serve_call *k, int status, char *json) {
 }
 
 int serve_reply_error(serve_call *k, int status, const char *msg) {
-  return serve_reply_json(k, status, ch_v2_error(msg));
+  return serve_reply_json(k, status, v2_error(msg));
 }
 
 int serve_reply_sse(serve_call *k, ssize_t (*read)(void *cls, uint64_t pos, char *buf, size_t max),
@@ -82,9 +82,9 @@ void serve_count(serve_state *s, const char *endpoint, int status, double t0) {
   char code[8];
   snprintf(code, sizeof code, "%d", status);
   const char *lv[] = {s->model_name, endpoint, code};
-  ch_metric_inc(s->m_requests, lv, 1);
+  metric_inc(s->m_requests, lv, 1);
   const char *lv2[] = {s->model_name, endpoint};
-  ch_metric_observe(s->m_latency, lv2, ch_time() - t0);
+  metric_observe(s->m_latency, lv2, ch_time() - t0);
 }
 
 /* ---- connections ------------------------------------------------------------------------ */

@@ -23,14 +23,14 @@ static int jw_reserve(ch_jsonw *w, size_t extra) {
   return 1;
 }
 
-void ch_jsonw_raw(ch_jsonw *w, const char *s, size_t n) {
+void jsonw_raw(ch_jsonw *w, const char *s, size_t n) {
   if (!jw_reserve(w, n)) return;
   if (n) memcpy(w->buf + w->len, s, n);
   w->len += n;
   w->buf[w->len] = 0;
 }
 
-void ch_jsonw_fmt(ch_jsonw *w, const char *fmt, ...) {
+void jsonw_fmt(ch_jsonw *w, const char *fmt, ...) {
   char tmp[128];
   va_list ap;
   va_start(ap, fmt);
@@ -39,7 +39,7 @@ void ch_jsonw_fmt(ch_jsonw *w, const char *fmt, ...) {
   if (n < 0) {
     w->failed = 1;
   } else if ((size_t)n < sizeof tmp) {
-    ch_jsonw_raw(w, tmp, (size_t)n);
+    jsonw_raw(w, tmp, (size_t)n);
   } else if (jw_reserve(w, (size_t)n)) {
     va_start(ap, fmt);
     vsnprintf(w->buf + w->len, (size_t)n + 1, fmt, ap);
@@ -48,7 +48,7 @@ void ch_jsonw_fmt(ch_jsonw *w, const char *fmt, ...) {
   }
 }
 
-int ch_jsonw_utf8_seq(const unsigned char *s, size_t avail) {
+int jsonw_utf8_seq(const unsigned char *s, size_t avail) {
   unsigned c = s[0];
   int n;
   unsigned lo = 0x80, hi = 0xBF; /* allowed range of the second byte */
@@ -73,11 +73,11 @@ int ch_jsonw_utf8_seq(const unsigned char *s, size_t avail) {
   return n;
 }
 
-void ch_jsonw_str(ch_jsonw *w, const char *s, size_t n) {
+void jsonw_str(ch_jsonw *w, const char *s, size_t n) {
   static const char hex[] = "0123456789abcdef";
   const unsigned char *p = (const unsigned char *)(s ? s : "");
   if (!s) n = 0;
-  ch_jsonw_raw(w, "\"", 1);
+  jsonw_raw(w, "\"", 1);
   size_t run = 0, i = 0; /* p[run..i) is pending verbatim output */
   while (i < n) {
     unsigned c = p[i];
@@ -85,35 +85,35 @@ void ch_jsonw_str(ch_jsonw *w, const char *s, size_t n) {
       i++;
       continue;
     }
-    int len = c < 0x80 ? 1 : ch_jsonw_utf8_seq(p + i, n - i);
+    int len = c < 0x80 ? 1 : jsonw_utf8_seq(p + i, n - i);
     if (len > 1) {
       i += (size_t)len;
       continue;
     }
-    ch_jsonw_raw(w, (const char *)p + run, i - run);
-    if (c == '"') ch_jsonw_raw(w, "\\\"", 2);
-    else if (c == '\\') ch_jsonw_raw(w, "\\\\", 2);
-    else if (c == '\n') ch_jsonw_raw(w, "\\n", 2);
-    else if (c == '\r') ch_jsonw_raw(w, "\\r", 2);
-    else if (c == '\t') ch_jsonw_raw(w, "\\t", 2);
+    jsonw_raw(w, (const char *)p + run, i - run);
+    if (c == '"') jsonw_raw(w, "\\\"", 2);
+    else if (c == '\\') jsonw_raw(w, "\\\\", 2);
+    else if (c == '\n') jsonw_raw(w, "\\n", 2);
+    else if (c == '\r') jsonw_raw(w, "\\r", 2);
+    else if (c == '\t') jsonw_raw(w, "\\t", 2);
     else if (c < 0x20) {
       char u[6] = {'\\', 'u', '0', '0', hex[c >> 4], hex[c & 15]};
-      ch_jsonw_raw(w, u, 6);
+      jsonw_raw(w, u, 6);
     } else {
-      ch_jsonw_raw(w, "\xEF\xBF\xBD", 3); /* U+FFFD REPLACEMENT CHARACTER */
+      jsonw_raw(w, "\xEF\xBF\xBD", 3); /* U+FFFD REPLACEMENT CHARACTER */
     }
     run = ++i;
   }
-  ch_jsonw_raw(w, (const char *)p + run, i - run);
-  ch_jsonw_raw(w, "\"", 1);
+  jsonw_raw(w, (const char *)p + run, i - run);
+  jsonw_raw(w, "\"", 1);
 }
 
-void ch_jsonw_f32(ch_jsonw *w, float v) {
-  if (isfinite(v)) ch_jsonw_fmt(w, "%.9g", (double)v);
-  else ch_jsonw_raw(w, "null", 4);
+void jsonw_f32(ch_jsonw *w, float v) {
+  if (isfinite(v)) jsonw_fmt(w, "%.9g", (double)v);
+  else jsonw_raw(w, "null", 4);
 }
 
-char *ch_jsonw_finish(ch_jsonw *w) {
+char *jsonw_finish(ch_jsonw *w) {
   char *s = w->buf;
   if (!w->failed && !s) s = calloc(1, 1);
   if (w->failed) {

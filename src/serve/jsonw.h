@@ -4,7 +4,7 @@
 #include <stddef.h>
 
 /* A growing text buffer; zero-initialise. After an allocation fails every call is a no-op and
- * ch_jsonw_finish returns NULL, so builders check once at the end. */
+ * jsonw_finish returns NULL, so builders check once at the end. */
 typedef struct ch_jsonw {
   char *buf;
   size_t len, cap;
@@ -12,18 +12,18 @@ typedef struct ch_jsonw {
 } ch_jsonw;
 
 /* Appends n bytes verbatim. */
-void ch_jsonw_raw(ch_jsonw *w, const char *s, size_t n);
+void jsonw_raw(ch_jsonw *w, const char *s, size_t n);
 /* Appends printf-formatted text verbatim. */
-void ch_jsonw_fmt(ch_jsonw *w, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+void jsonw_fmt(ch_jsonw *w, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 /* Appends s[0..n) as a quoted JSON string: '"', '\\' and control bytes escaped, valid UTF-8 kept,
  * each byte of an invalid or truncated UTF-8 sequence replaced by U+FFFD. s may be NULL (n 0). */
-void ch_jsonw_str(ch_jsonw *w, const char *s, size_t n);
+void jsonw_str(ch_jsonw *w, const char *s, size_t n);
 /* Appends a float as %.9g (reads back bit-exact as float32), or null when not finite. */
-void ch_jsonw_f32(ch_jsonw *w, float v);
+void jsonw_f32(ch_jsonw *w, float v);
 /* Returns the NUL-terminated text (caller frees) and resets w; NULL if anything failed. */
-char *ch_jsonw_finish(ch_jsonw *w);
+char *jsonw_finish(ch_jsonw *w);
 
 /* Length of the UTF-8 sequence at s (avail bytes left): 1-4 for a complete well-formed one
  * (no overlongs, surrogates or values above U+10FFFF), 0 if s[0] cannot start one or a later
  * byte breaks it, -1 if the bytes so far are a valid but incomplete start (avail too short). */
-int ch_jsonw_utf8_seq(const unsigned char *s, size_t avail);
+int jsonw_utf8_seq(const unsigned char *s, size_t avail);

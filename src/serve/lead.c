@@ -23,14 +23,14 @@ static const char *const k_stage[3] = {"infer", "prefill", "decode"};
 
 static void observe_compute(serve_state *s, int stage, double seconds) {
   const char *lv[] = {s->model_name, k_stage[stage]};
-  ch_metric_observe(s->m_compute, lv, seconds);
+  metric_observe(s->m_compute, lv, seconds);
 }
 
 /* A request leaves the queue for the executor: its wait is over. */
 static void start_req(serve_state *s, serve_req *r, double now) {
   const char *lv[] = {s->model_name};
   r->t_start = now;
-  ch_metric_observe(s->m_queue, lv, now - r->t_enqueue);
+  metric_observe(s->m_queue, lv, now - r->t_enqueue);
 }
 
 static ch_status lead_infer(serve_state *s, serve_req **batch, int n) {
@@ -68,7 +68,7 @@ static ch_status lead_infer(serve_state *s, serve_req **batch, int n) {
   if (st == CH_OK) st = serve_exec_infer(s, rows, x, logits);
   observe_compute(s, 0, ch_time() - t0);
   const char *lv[] = {s->model_name};
-  ch_metric_observe(s->m_batch, lv, (double)rows);
+  metric_observe(s->m_batch, lv, (double)rows);
   pthread_mutex_lock(&s->lock);
   at = 0;
   for (int i = 0; i < n; i++) {
@@ -156,14 +156,14 @@ static ch_status lead_gen(leader *L) {
   observe_compute(s, nnew > 0 ? 1 : 2, t1 - t0);
   if (st != CH_OK) return st;
   const char *lv[] = {s->model_name};
-  ch_metric_observe(s->m_batch, lv, (double)nent);
-  ch_metric_inc(s->m_tokens, lv, (double)nent);
+  metric_observe(s->m_batch, lv, (double)nent);
+  metric_inc(s->m_tokens, lv, (double)nent);
   pthread_mutex_lock(&s->lock);
   for (int e = 0; e < nent; e++) {
     serve_req *r = step[e];
     if (r->nout == 0) {
       r->t_first = t1;
-      ch_metric_observe(s->m_ttft, lv, t1 - r->t_enqueue);
+      metric_observe(s->m_ttft, lv, t1 - r->t_enqueue);
     }
     r->nout++;
     int stopped = r->on_token && r->on_token(s, r);

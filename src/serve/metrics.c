@@ -23,7 +23,7 @@
 /* *p += v on the double whose bits *p holds. */
 static void atomic_add_double(_Atomic uint64_t *p, double v) {
   uint64_t old = atomic_load_explicit(p, memory_order_relaxed);
-  while (!atomic_compare_exchange_weak_explicit(p, &old, ch_metric_dbits(ch_metric_dfrom(old) + v),
+  while (!atomic_compare_exchange_weak_explicit(p, &old, metric_dbits(metric_dfrom(old) + v),
                                                 memory_order_relaxed, memory_order_relaxed)) {
   }
 }
@@ -108,7 +108,7 @@ static ch_series *series_get(ch_metric *f, const char *const *v) {
     if (s && !(s->values = dup_strings(v, f->nlabels))) { free(s); s = NULL; }
     if (s) {
       s->hash_next = head, s->order_next = NULL, s->hash = h;
-      atomic_init(&s->value, ch_metric_dbits(0.0));
+      atomic_init(&s->value, metric_dbits(0.0));
       for (size_t i = 0; i < nb; i++) atomic_init(&s->buckets[i], 0);
       if (f->last) f->last->order_next = s; else f->first = s;
       f->last = s;
@@ -119,16 +119,16 @@ static ch_series *series_get(ch_metric *f, const char *const *v) {
   return s;
 }
 
-ch_status ch_metrics_create(ch_metrics **out) {
-  if (!out) return CH_FAIL(CH_ERR_INVALID, "ch_metrics_create: out is NULL");
+ch_status metrics_create(ch_metrics **out) {
+  if (!out) return CH_FAIL(CH_ERR_INVALID, "metrics_create: out is NULL");
   ch_metrics *m = calloc(1, sizeof *m);
-  if (!m) return CH_FAIL(CH_ERR_NOMEM, "ch_metrics_create: out of memory");
+  if (!m) return CH_FAIL(CH_ERR_NOMEM, "metrics_create: out of memory");
   pthread_mutex_init(&m->lock, NULL);
   *out = m;
   return CH_OK;
 }
 
-void ch_metrics_destroy(ch_metrics *m) {
+void metrics_destroy(ch_metrics *m) {
   if (!m) return;
   for (int i = 0; i < m->n; i++) family_free(m->fams[i]);
   free(m->fams);
@@ -159,13 +159,13 @@ fail:
   return NULL;
 }
 
-ch_status ch_metrics_register(ch_metrics *m, const char *name, const char *help,
+ch_status metrics_register(ch_metrics *m, const char *name, const char *help,
                               ch_metric_type type, const char *const *label_names,
                               const double *bounds, int nbounds, ch_metric **out) {
-  if (!m) return CH_FAIL(CH_ERR_INVALID, "ch_metrics_register: registry is NULL");
+  if (!m) return CH_FAIL(CH_ERR_INVALID, "metrics_register: registry is NULL");
   if (!help) help = "";
   int nlabels = 0;
-  CH_CHECK(ch_metric_check_family(name, type, label_names, bounds, nbounds, &nlabels));
+  CH_CHECK(metric_check_family(name, type, label_names, bounds, nbounds, &nlabels));
   ch_status st = CH_OK;
   ch_metric *f = NULL;
   pthread_mutex_lock(&m->lock);
@@ -178,9 +178,9 @@ ch_status ch_metrics_register(ch_metrics *m, const char *name, const char *help,
                      "help, labels or buckets", name);
       goto done;
     }
-    if (ch_metric_samples_collide(g->name, g->type, name, type)) {
+    if (metric_samples_collide(g->name, g->type, name, type)) {
       st = CH_FAIL(CH_ERR_INVALID, "metric %s (%s) would render samples named like those "
-                   "of %s (%s)", name, ch_metric_type_name(type), g->name, ch_metric_type_name(g->type));
+                   "of %s (%s)", name, metric_type_name(type), g->name, metric_type_name(g->type));
       goto done;
     }
   }
@@ -201,7 +201,7 @@ done:
   return st;
 }
 
-ch_metric *ch_metrics_find(ch_metrics *m, const char *name) {
+ch_metric *metrics_find(ch_metrics *m, const char *name) {
   ch_metric *f = NULL;
   if (!m || !name) return NULL;
   pthread_mutex_lock(&m->lock);
@@ -217,7 +217,7 @@ static void drop(ch_metric *f, const char *op, const char *why) {
   (void)CH_FAIL(CH_ERR_INVALID, "%s on metric %s ignored: %s", op, f ? f->name : "(null)", why);
 }
 
-void ch_metric_inc(ch_metric *f, const char *const *label_values, double v) {
+void metric_inc(ch_metric *f, const char *const *label_values, double v) {
   if (!f) { drop(f, "inc", "family is NULL"); return; }
   if (f->type == CH_METRIC_HISTOGRAM) {
     drop(f, "inc", "it is a histogram (use observe)");
@@ -235,7 +235,7 @@ void ch_metric_inc(ch_metric *f, const char *const *label_values, double v) {
   atomic_add_double(&s->value, v);
 }
 
-void ch_metric_set(ch_metric *f, const char *const *label_values, double v) {
+void metric_set(ch_metric *f, const char *const *label_values, double v) {
   if (!f) { drop(f, "set", "family is NULL"); return; }
   if (f->type != CH_METRIC_GAUGE) { drop(f, "set", "only gauges can be set"); return; }
   ch_series *s = series_get(f, label_values);
@@ -243,10 +243,10 @@ void ch_metric_set(ch_metric *f, const char *const *label_values, double v) {
     drop(f, "set", "missing label values or out of memory");
     return;
   }
-  atomic_store_explicit(&s->value, ch_metric_dbits(v), memory_order_relaxed);
+  atomic_store_explicit(&s->value, metric_dbits(v), memory_order_relaxed);
 }
 
-void ch_metric_observe(ch_metric *f, const char *const *label_values, double v) {
+void metric_observe(ch_metric *f, const char *const *label_values, double v) {
   if (!f) { drop(f, "observe", "family is NULL"); return; }
   if (f->type != CH_METRIC_HISTOGRAM) { drop(f, "observe", "it is not a histogram"); return; }
   ch_series *s = series_get(f, label_values);
@@ -263,6 +263,6 @@ void ch_metric_observe(ch_metric *f, const char *const *label_values, double v) 
   atomic_add_double(&s->value, v);
 }
 
-unsigned long long ch_metric_dropped(const ch_metric *f) {
+unsigned long long metric_dropped(const ch_metric *f) {
   return f ? atomic_load_explicit(&((ch_metric *)f)->dropped, memory_order_relaxed) : 0;
 }

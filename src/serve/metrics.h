@@ -20,12 +20,12 @@ typedef struct ch_metric ch_metric;   /* one family: name, help, type, label nam
 
 typedef enum { CH_METRIC_COUNTER, CH_METRIC_GAUGE, CH_METRIC_HISTOGRAM } ch_metric_type;
 
-/* Creates an empty registry in *out (free with ch_metrics_destroy). CH_ERR_NOMEM. */
-ch_status ch_metrics_create(ch_metrics **out);
+/* Creates an empty registry in *out (free with metrics_destroy). CH_ERR_NOMEM. */
+ch_status metrics_create(ch_metrics **out);
 
 /* Frees the registry, all its families and series; NULL is a no-op. No other thread may use
  * the registry or its families during or after the call. */
-void ch_metrics_destroy(ch_metrics *m);
+void metrics_destroy(ch_metrics *m);
 
 /* Registers a family and stores it in *out (owned by the registry; out may be NULL).
  * name matches [a-zA-Z_:][a-zA-Z0-9_:]*; help is any text (NULL = ""); label_names is a
@@ -38,32 +38,32 @@ void ch_metrics_destroy(ch_metrics *m);
  * identical. CH_ERR_INVALID for a bad argument, a different family of the same name, or a
  * name whose samples (name, name_bucket/_sum/_count for histograms) would collide with
  * another family's samples; CH_ERR_NOMEM. */
-ch_status ch_metrics_register(ch_metrics *m, const char *name, const char *help,
+ch_status metrics_register(ch_metrics *m, const char *name, const char *help,
                               ch_metric_type type, const char *const *label_names,
                               const double *bounds, int nbounds, ch_metric **out);
 
 /* The family registered under name, or NULL. */
-ch_metric *ch_metrics_find(ch_metrics *m, const char *name);
+ch_metric *metrics_find(ch_metrics *m, const char *name);
 
 /* Update calls. label_values holds exactly one non-NULL value per label name, in the order of
  * label_names (NULL when the family has no labels); a series is created on first use of a
  * value combination. A call that does not fit the family (wrong type for the operation, a
  * counter increment that is negative or NaN, NULL label_values on a labelled family, out of
  * memory) changes nothing, records a CH_FAIL message on the calling thread and is counted by
- * ch_metric_dropped. */
+ * metric_dropped. */
 
 /* Counter: value += v (v >= 0). Gauge: value += v (any sign). */
-void ch_metric_inc(ch_metric *f, const char *const *label_values, double v);
+void metric_inc(ch_metric *f, const char *const *label_values, double v);
 
 /* Gauge: value = v. */
-void ch_metric_set(ch_metric *f, const char *const *label_values, double v);
+void metric_set(ch_metric *f, const char *const *label_values, double v);
 
 /* Histogram: counts v in the first bucket whose bound is >= v (+Inf for larger values and
  * NaN), adds v to _sum and 1 to _count. */
-void ch_metric_observe(ch_metric *f, const char *const *label_values, double v);
+void metric_observe(ch_metric *f, const char *const *label_values, double v);
 
 /* How many update calls on f were ignored as misuse (see above). */
-unsigned long long ch_metric_dropped(const ch_metric *f);
+unsigned long long metric_dropped(const ch_metric *f);
 
 /* The whole registry in the Prometheus text format 0.0.4: per family "# HELP", "# TYPE",
  * then one sample per series (histograms: cumulative name_bucket{...,le="..."} lines ending
@@ -73,11 +73,11 @@ unsigned long long ch_metric_dropped(const ch_metric *f);
  * below 1e17 without exponent, and +Inf, -Inf, NaN. Returns a malloc'ed NUL-terminated string
  * (caller frees) with its length excluding the NUL in *len (len may be NULL); NULL with a
  * CH_FAIL message when out of memory. */
-char *ch_metrics_render(ch_metrics *m, size_t *len);
+char *metrics_render(ch_metrics *m, size_t *len);
 
-/* Formats v as in ch_metrics_render into buf (32 bytes are always enough); returns the
+/* Formats v as in metrics_render into buf (32 bytes are always enough); returns the
  * length written. */
-int ch_metrics_format_double(char *buf, size_t size, double v);
+int metrics_format_double(char *buf, size_t size, double v);
 
 /* Default latency buckets in seconds, for request latency and time to first token: 18 bounds
  * 0.0005 * 2^k for k = 0..17, i.e. 0.0005, 0.001, 0.002, ..., 16.384, 32.768, 65.536 s. A
@@ -89,4 +89,4 @@ extern const int ch_metrics_latency_nbuckets;
 /* Batch-size style bounds into out: 1, 2, 4, ... (powers of two below max_value), then
  * max_value itself; returns the count (0 when max_value < 1). out may be NULL to only count;
  * otherwise it must hold the count (32 entries suffice for any int). */
-int ch_metrics_pow2_buckets(double *out, int max_value);
+int metrics_pow2_buckets(double *out, int max_value);

@@ -39,16 +39,16 @@ struct ch_metrics {
 
 
 /* The protocol's name of a metric type. */
-static inline const char *ch_metric_type_name(ch_metric_type t) {
+static inline const char *metric_type_name(ch_metric_type t) {
   return t == CH_METRIC_COUNTER ? "counter" : t == CH_METRIC_GAUGE ? "gauge" : "histogram";
 }
 
 /* A double as the bits an atomic holds, and back. */
-static inline uint64_t ch_metric_dbits(double v) { uint64_t u; memcpy(&u, &v, sizeof u); return u; }
-static inline double ch_metric_dfrom(uint64_t u) { double v; memcpy(&v, &u, sizeof v); return v; }
+static inline uint64_t metric_dbits(double v) { uint64_t u; memcpy(&u, &v, sizeof u); return u; }
+static inline double metric_dfrom(uint64_t u) { double v; memcpy(&v, &u, sizeof v); return v; }
 
-/* metrics_names.c: checks ch_metrics_register's arguments (the label count into *nlabels). */
-ch_status ch_metric_check_family(const char *name, ch_metric_type type, const char *const *labels,
+/* metrics_names.c: checks metrics_register's arguments (the label count into *nlabels). */
+ch_status metric_check_family(const char *name, ch_metric_type type, const char *const *labels,
                                  const double *bounds, int nbounds, int *nlabels);
 /* 1 when two families' sample names (with _count, _sum, _bucket, _total) could collide. */
-int ch_metric_samples_collide(const char *a, ch_metric_type ta, const char *b, ch_metric_type tb);
+int metric_samples_collide(const char *a, ch_metric_type ta, const char *b, ch_metric_type tb);

@@ -1,4 +1,4 @@
-/* What ch_metrics_register accepts (metrics.c): valid metric and label names, bucket bounds,
+/* What metrics_register accepts (metrics.c): valid metric and label names, bucket bounds,
  * and family names whose samples would collide in the text format (a counter "x" and a
  * histogram "x" both print "x_count"-like names). */
 #include <math.h>
@@ -28,7 +28,7 @@ static int cat_eq(const char *a, const char *sa, const char *b, const char *sb) 
 }
 
 /* 1 when a family (a, ta) and a family (b, tb) would render a sample of the same name. */
-int ch_metric_samples_collide(const char *a, ch_metric_type ta, const char *b, ch_metric_type tb) {
+int metric_samples_collide(const char *a, ch_metric_type ta, const char *b, ch_metric_type tb) {
   static const char *const hist[] = {"_bucket", "_sum", "_count"}, *const plain[] = {""};
   const char *const *sa = ta == CH_METRIC_HISTOGRAM ? hist : plain;
   const char *const *sb = tb == CH_METRIC_HISTOGRAM ? hist : plain;
@@ -39,8 +39,8 @@ int ch_metric_samples_collide(const char *a, ch_metric_type ta, const char *b, c
   return 0;
 }
 
-/* Checks the arguments of ch_metrics_register; stores the label count in *nlabels. */
-ch_status ch_metric_check_family(const char *name, ch_metric_type type, const char *const *labels,
+/* Checks the arguments of metrics_register; stores the label count in *nlabels. */
+ch_status metric_check_family(const char *name, ch_metric_type type, const char *const *labels,
                                  const double *bounds, int nbounds, int *nlabels) {
   if (!valid_name(name, 1))
     return CH_FAIL(CH_ERR_INVALID, "metric name '%s' is not [a-zA-Z_:][a-zA-Z0-9_:]*",
@@ -61,7 +61,7 @@ ch_status ch_metric_check_family(const char *name, ch_metric_type type, const ch
   }
   if (type != CH_METRIC_HISTOGRAM) {
     if (bounds || nbounds)
-      return CH_FAIL(CH_ERR_INVALID, "metric %s: bounds given for a %s", name, ch_metric_type_name(type));
+      return CH_FAIL(CH_ERR_INVALID, "metric %s: bounds given for a %s", name, metric_type_name(type));
   } else {
     if (!bounds || nbounds < 1)
       return CH_FAIL(CH_ERR_INVALID, "histogram %s: needs nbounds >= 1 (got %d)", name, nbounds);

@@ -16,7 +16,7 @@ const double ch_metrics_latency_buckets[] = {
 const int ch_metrics_latency_nbuckets =
     (int)(sizeof ch_metrics_latency_buckets / sizeof ch_metrics_latency_buckets[0]);
 
-int ch_metrics_format_double(char *buf, size_t size, double v) {
+int metrics_format_double(char *buf, size_t size, double v) {
   if (isnan(v)) return snprintf(buf, size, "NaN");
   if (isinf(v)) return snprintf(buf, size, v > 0 ? "+Inf" : "-Inf");
   if (v == floor(v) && fabs(v) < 1e17) return snprintf(buf, size, "%.0f", v);
@@ -28,7 +28,7 @@ int ch_metrics_format_double(char *buf, size_t size, double v) {
   return n;
 }
 
-int ch_metrics_pow2_buckets(double *out, int max_value) {
+int metrics_pow2_buckets(double *out, int max_value) {
   if (max_value < 1) return 0;
   int n = 0;
   for (long long p = 1; p < max_value; p *= 2) {
@@ -91,12 +91,12 @@ static void put_sample(buf_t *b, const ch_metric *f, const char *suffix, const c
 static void render_family(buf_t *b, ch_metric *f) {
   char num[64], le[64];
   puts_(b, "# HELP "), puts_(b, f->name), puts_(b, " "), put_escaped(b, f->help, 0);
-  puts_(b, "\n# TYPE "), puts_(b, f->name), puts_(b, " "), puts_(b, ch_metric_type_name(f->type));
+  puts_(b, "\n# TYPE "), puts_(b, f->name), puts_(b, " "), puts_(b, metric_type_name(f->type));
   puts_(b, "\n");
   pthread_mutex_lock(&f->lock);
   for (const ch_series *s = f->first; s; s = s->order_next) {
-    double value = ch_metric_dfrom(atomic_load_explicit(&s->value, memory_order_relaxed));
-    ch_metrics_format_double(num, sizeof num, value);
+    double value = metric_dfrom(atomic_load_explicit(&s->value, memory_order_relaxed));
+    metrics_format_double(num, sizeof num, value);
     if (f->type != CH_METRIC_HISTOGRAM) {
       put_sample(b, f, "", s, NULL, num);
       continue;
@@ -106,7 +106,7 @@ static void render_family(buf_t *b, ch_metric *f) {
       char count[32];
       cum += atomic_load_explicit(&s->buckets[i], memory_order_relaxed);
       snprintf(count, sizeof count, "%llu", cum);
-      if (i < f->nbounds) ch_metrics_format_double(le, sizeof le, f->bounds[i]);
+      if (i < f->nbounds) metrics_format_double(le, sizeof le, f->bounds[i]);
       put_sample(b, f, "_bucket", s, i < f->nbounds ? le : "+Inf", count);
     }
     put_sample(b, f, "_sum", s, NULL, num);
@@ -116,9 +116,9 @@ static void render_family(buf_t *b, ch_metric *f) {
   pthread_mutex_unlock(&f->lock);
 }
 
-char *ch_metrics_render(ch_metrics *m, size_t *len) {
+char *metrics_render(ch_metrics *m, size_t *len) {
   if (!m) {
-    (void)CH_FAIL(CH_ERR_INVALID, "ch_metrics_render: registry is NULL");
+    (void)CH_FAIL(CH_ERR_INVALID, "metrics_render: registry is NULL");
     return NULL;
   }
   buf_t b = {0};
@@ -128,7 +128,7 @@ char *ch_metrics_render(ch_metrics *m, size_t *len) {
   pthread_mutex_unlock(&m->lock);
   if (b.oom) {
     free(b.p);
-    (void)CH_FAIL(CH_ERR_NOMEM, "ch_metrics_render: out of memory");
+    (void)CH_FAIL(CH_ERR_NOMEM, "metrics_render: out of memory");
     return NULL;
   }
   if (len) *len = b.len;

@@ -14,16 +14,15 @@ static ch_status sum_over(void *ctx, float *x, int64_t n) {
 
 /* Shape facts and the executor, once full/local/slices/params are set. */
 static ch_status finish(const ch_group *g, serve_model *m, const ch_serve_opts *o) {
-  m->is_gpt = m->cfg.model.type == CH_MODEL_GPT;
+  m->is_gpt = m->info.model.type == CH_MODEL_GPT;
   m->vocab = ch_model_vocab(m->full);
   m->context = ch_model_context(m->full);
   if (!m->is_gpt) {
-    const ch_layout *l = ch_model_layout(m->full);
-    m->features = l->params[0].shape[1];
-    m->classes = l->params[l->nparams - 2].shape[0];
-  } else if (g->size > m->cfg.model.n_head && g->rank == 0) {
+    m->features = m->info.features;
+    m->classes = m->info.classes;
+  } else if (g->size > m->info.model.n_head && g->rank == 0) {
     CH_WARN("%d ranks for %d attention heads: %d rank(s) hold no head", g->size,
-            m->cfg.model.n_head, g->size - m->cfg.model.n_head);
+            m->info.model.n_head, g->size - m->info.model.n_head);
   }
   CH_CHECK(ch_model_io(m->full, &m->io));
   snprintf(m->version, sizeof m->version, "%lld", (long long)m->step);
@@ -36,7 +35,7 @@ ch_status serve_model_load(const ch_group *g, const char *path, const ch_serve_o
                            serve_model **out) {
   serve_model *m = calloc(1, sizeof *m);
   if (!m) return CH_FAIL(CH_ERR_NOMEM, "serving model");
-  ch_status st = ch_ckpt_load_tp(g, path, &m->cfg, &m->full, &m->local, &m->slices, &m->params);
+  ch_status st = ch_ckpt_load_tp(g, path, &m->info, &m->full, &m->local, &m->slices, &m->params);
   if (st == CH_OK) {
     ch_ckpt_file f; /* the version: the step of the checkpoint */
     if (ch_ckpt_open(path, &f) == CH_OK) {
@@ -53,14 +52,14 @@ ch_status serve_model_load(const ch_group *g, const char *path, const ch_serve_o
   return CH_OK;
 }
 
-ch_status serve_model_from_params(const ch_group *g, const ch_config *cfg, const float *params,
-                                  int64_t features, int64_t classes, int64_t step,
-                                  const ch_serve_opts *o, serve_model **out) {
+ch_status serve_model_from_params(const ch_group *g, const ch_ckpt_model_info *info,
+                                  const float *params, int64_t step, const ch_serve_opts *o,
+                                  serve_model **out) {
   serve_model *m = calloc(1, sizeof *m);
   if (!m) return CH_FAIL(CH_ERR_NOMEM, "serving model");
-  m->cfg = *cfg;
+  m->info = *info;
   m->step = step;
-  ch_status st = ch_model_create(ch_backend_cpu(), cfg, features, classes, 0, &m->full);
+  ch_status st = ch_model_create(ch_backend_cpu(), &info->model, info->features, info->classes, 0, &m->full);
   if (st == CH_OK)
     st = ch_tp_layout(ch_model_layout(m->full), g->size, g->rank, &m->local, &m->slices);
   if (st == CH_OK && !(m->params = ch_alloc_aligned(sizeof(float) * (m->local.numel + 1))))

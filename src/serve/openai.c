@@ -12,7 +12,7 @@
 
 #include "serve/v2.h"
 
-#define OAI_FAIL(...) ch_codec_fail(err, errlen, 400, __VA_ARGS__)
+#define OAI_FAIL(...) codec_fail(err, errlen, 400, __VA_ARGS__)
 
 /* The field `key` unless absent or JSON null. */
 static const cJSON *field(const cJSON *root, const char *key) {
@@ -56,7 +56,7 @@ static int parse_prompt(ch_oai_request *r, const cJSON *root, char *err, size_t 
   }
   if (!cJSON_IsString(p)) return OAI_FAIL("'prompt' must be a string or a list of one string");
   r->prompt = dup_str(p->valuestring);
-  return r->prompt ? 0 : ch_codec_fail(err, errlen, 500, "out of memory");
+  return r->prompt ? 0 : codec_fail(err, errlen, 500, "out of memory");
 }
 
 /* "stop": a string or a list of up to CH_OAI_MAX_STOP non-empty strings. */
@@ -70,12 +70,12 @@ static int parse_stop(ch_oai_request *r, const cJSON *root, char *err, size_t er
     return OAI_FAIL("'stop' holds %d sequences; at most %d are allowed", n, CH_OAI_MAX_STOP);
   if (n == 0) return 0;
   r->stop = calloc((size_t)n, sizeof *r->stop);
-  if (!r->stop) return ch_codec_fail(err, errlen, 500, "out of memory");
+  if (!r->stop) return codec_fail(err, errlen, 500, "out of memory");
   for (e = cJSON_IsString(s) ? s : s->child; r->nstop < n; e = e->next) {
     if (!cJSON_IsString(e)) return OAI_FAIL("'stop' must be a string or a list of strings");
     if (!e->valuestring[0]) return OAI_FAIL("'stop' sequences must not be empty");
     if (!(r->stop[r->nstop] = dup_str(e->valuestring)))
-      return ch_codec_fail(err, errlen, 500, "out of memory");
+      return codec_fail(err, errlen, 500, "out of memory");
     r->nstop++;
   }
   return 0;
@@ -98,7 +98,7 @@ static int check_unsupported(const cJSON *root, char *err, size_t errlen) {
   return 0;
 }
 
-/* The body of ch_oai_parse_completion once JSON parsing succeeded. */
+/* The body of oai_parse_completion once JSON parsing succeeded. */
 static int parse_root(ch_oai_request *r, const cJSON *root, int max_context, char *err,
                       size_t errlen) {
   int st;
@@ -151,7 +151,7 @@ static int parse_root(ch_oai_request *r, const cJSON *root, int max_context, cha
   return parse_stop(r, root, err, errlen);
 }
 
-int ch_oai_parse_completion(const char *body, size_t len, int max_context, ch_oai_request *out,
+int oai_parse_completion(const char *body, size_t len, int max_context, ch_oai_request *out,
                             char *err, size_t errlen) {
   memset(out, 0, sizeof *out);
   if (err && errlen) err[0] = 0;
@@ -165,11 +165,11 @@ int ch_oai_parse_completion(const char *body, size_t len, int max_context, ch_oa
   int st = at < len ? OAI_FAIL("body is not valid JSON at byte %zu (text after the value)", at)
                     : parse_root(out, root, max_context, err, errlen);
   cJSON_Delete(root);
-  if (st) ch_oai_request_free(out);
+  if (st) oai_request_free(out);
   return st;
 }
 
-void ch_oai_request_free(ch_oai_request *r) {
+void oai_request_free(ch_oai_request *r) {
   free(r->prompt);
   for (int i = 0; i < r->nstop; i++) free(r->stop[i]);
   free(r->stop);
@@ -178,59 +178,59 @@ void ch_oai_request_free(ch_oai_request *r) {
 
 /* ---- response bodies ---- */
 
-static void put_str(ch_jsonw *w, const char *s) { ch_jsonw_str(w, s, s ? strlen(s) : 0); }
+static void put_str(ch_jsonw *w, const char *s) { jsonw_str(w, s, s ? strlen(s) : 0); }
 
 /* {"id":..,"object":"text_completion","created":..,"model":..,"choices":[{"text":text,
  * "index":0,"logprobs":null,"finish_reason":.. }] -- shared by the response and the chunks. */
 static void put_choice_object(ch_jsonw *w, const char *id, long created, const char *model,
                               const char *text, size_t len, const char *finish_reason) {
-  ch_jsonw_raw(w, "{\"id\":", 6);
+  jsonw_raw(w, "{\"id\":", 6);
   put_str(w, id);
-  ch_jsonw_fmt(w, ",\"object\":\"text_completion\",\"created\":%ld,\"model\":", created);
+  jsonw_fmt(w, ",\"object\":\"text_completion\",\"created\":%ld,\"model\":", created);
   put_str(w, model);
-  ch_jsonw_raw(w, ",\"choices\":[{\"text\":", 20);
-  ch_jsonw_str(w, text, len);
-  ch_jsonw_raw(w, ",\"index\":0,\"logprobs\":null,\"finish_reason\":", 43);
+  jsonw_raw(w, ",\"choices\":[{\"text\":", 20);
+  jsonw_str(w, text, len);
+  jsonw_raw(w, ",\"index\":0,\"logprobs\":null,\"finish_reason\":", 43);
   if (finish_reason) put_str(w, finish_reason);
-  else ch_jsonw_raw(w, "null", 4);
-  ch_jsonw_raw(w, "}]", 2);
+  else jsonw_raw(w, "null", 4);
+  jsonw_raw(w, "}]", 2);
 }
 
-char *ch_oai_completion(const char *id, long created, const char *model, const char *text,
+char *oai_completion(const char *id, long created, const char *model, const char *text,
                         size_t text_len, const char *finish_reason, int prompt_tokens,
                         int completion_tokens) {
   ch_jsonw w = {0};
   put_choice_object(&w, id, created, model, text, text_len, finish_reason);
-  ch_jsonw_fmt(&w, ",\"usage\":{\"prompt_tokens\":%d,\"completion_tokens\":%d,"
+  jsonw_fmt(&w, ",\"usage\":{\"prompt_tokens\":%d,\"completion_tokens\":%d,"
                "\"total_tokens\":%lld}}", prompt_tokens, completion_tokens,
                (long long)prompt_tokens + completion_tokens);
-  return ch_jsonw_finish(&w);
+  return jsonw_finish(&w);
 }
 
-char *ch_oai_chunk(const char *id, long created, const char *model, const char *delta,
+char *oai_chunk(const char *id, long created, const char *model, const char *delta,
                    size_t delta_len, const char *finish_reason) {
   ch_jsonw w = {0};
-  ch_jsonw_raw(&w, "data: ", 6);
+  jsonw_raw(&w, "data: ", 6);
   put_choice_object(&w, id, created, model, delta, delta_len, finish_reason);
-  ch_jsonw_raw(&w, "}\n\n", 3);
-  return ch_jsonw_finish(&w);
+  jsonw_raw(&w, "}\n\n", 3);
+  return jsonw_finish(&w);
 }
 
-char *ch_oai_models(const char *const *names, int n, long created) {
+char *oai_models(const char *const *names, int n, long created) {
   ch_jsonw w = {0};
-  ch_jsonw_raw(&w, "{\"object\":\"list\",\"data\":[", 25);
+  jsonw_raw(&w, "{\"object\":\"list\",\"data\":[", 25);
   for (int i = 0; i < n; i++) {
-    ch_jsonw_raw(&w, i ? ",{\"id\":" : "{\"id\":", i ? 7 : 6);
+    jsonw_raw(&w, i ? ",{\"id\":" : "{\"id\":", i ? 7 : 6);
     put_str(&w, names[i]);
-    ch_jsonw_fmt(&w, ",\"object\":\"model\",\"created\":%ld,\"owned_by\":\"cohort\"}", created);
+    jsonw_fmt(&w, ",\"object\":\"model\",\"created\":%ld,\"owned_by\":\"cohort\"}", created);
   }
-  ch_jsonw_raw(&w, "]}", 2);
-  return ch_jsonw_finish(&w);
+  jsonw_raw(&w, "]}", 2);
+  return jsonw_finish(&w);
 }
 
 /* ---- stop sequences ---- */
 
-int64_t ch_oai_find_stop(const char *text, size_t len, char *const *stop, int nstop) {
+int64_t oai_find_stop(const char *text, size_t len, char *const *stop, int nstop) {
   /* Scanning start positions in order makes the first hit the earliest; stop strings are a few
    * bytes and there are at most four, so this is linear in practice. */
   for (size_t i = 0; i < len; i++)
@@ -242,7 +242,7 @@ int64_t ch_oai_find_stop(const char *text, size_t len, char *const *stop, int ns
   return -1;
 }
 
-size_t ch_oai_holdback(const char *text, size_t len, char *const *stop, int nstop) {
+size_t oai_holdback(const char *text, size_t len, char *const *stop, int nstop) {
   size_t best = 0;
   for (int j = 0; j < nstop; j++) {
     size_t m = stop[j] ? strlen(stop[j]) : 0;
@@ -257,12 +257,12 @@ size_t ch_oai_holdback(const char *text, size_t len, char *const *stop, int nsto
   return best;
 }
 
-size_t ch_oai_utf8_holdback(const char *text, size_t len) {
+size_t oai_utf8_holdback(const char *text, size_t len) {
   const unsigned char *p = (const unsigned char *)text;
   for (size_t k = 1; k <= 3 && k <= len; k++) {
     unsigned c = p[len - k];
     if (c < 0x80) return 0;
-    if (c >= 0xC0) return ch_jsonw_utf8_seq(p + len - k, k) == -1 ? k : 0;
+    if (c >= 0xC0) return jsonw_utf8_seq(p + len - k, k) == -1 ? k : 0;
   }
   return 0;
 }

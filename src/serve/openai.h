@@ -3,7 +3,7 @@
  * model list, and the stop-sequence logic that both paths share. Pure functions (no HTTP, no
  * MPI, no globals); safe from any thread. Text is bytes: any byte sequence becomes a valid
  * JSON string (invalid UTF-8 bytes turn into U+FFFD), so a token that ends in the middle of a
- * character must be held back by the streamer (ch_oai_utf8_holdback) to come out whole. */
+ * character must be held back by the streamer (oai_utf8_holdback) to come out whole. */
 #pragma once
 #include <stddef.h>
 #include <stdint.h>
@@ -35,40 +35,40 @@ typedef struct ch_oai_request {
  * change the shape of the answer and that cohort does not implement (n, best_of, echo,
  * logprobs, suffix) are rejected when set to anything but their default. max_context > 0 caps
  * max_tokens (the server still checks prompt tokens + max_tokens against the context).
- * Free with ch_oai_request_free. */
-int ch_oai_parse_completion(const char *body, size_t len, int max_context, ch_oai_request *out,
+ * Free with oai_request_free. */
+int oai_parse_completion(const char *body, size_t len, int max_context, ch_oai_request *out,
                             char *err, size_t errlen);
 /* Frees what parsing allocated and zeroes *r (safe on a zeroed request). */
-void ch_oai_request_free(ch_oai_request *r);
+void oai_request_free(ch_oai_request *r);
 
 /* The non-streaming response: {"id","object":"text_completion","created","model","choices":[{
  * "text","index":0,"logprobs":null,"finish_reason"}],"usage":{"prompt_tokens",
  * "completion_tokens","total_tokens"}}; finish_reason NULL prints null. Malloc'ed or NULL. */
-char *ch_oai_completion(const char *id, long created, const char *model, const char *text,
+char *oai_completion(const char *id, long created, const char *model, const char *text,
                         size_t text_len, const char *finish_reason, int prompt_tokens,
                         int completion_tokens);
 
 /* One server-sent event of a stream: "data: {same object, choices[0].text = delta,
  * finish_reason null (NULL) or final}\n\n" (the JSON holds no newline). Malloc'ed or NULL.
  * After the last chunk send CH_OAI_SSE_DONE. */
-char *ch_oai_chunk(const char *id, long created, const char *model, const char *delta,
+char *oai_chunk(const char *id, long created, const char *model, const char *delta,
                    size_t delta_len, const char *finish_reason);
 
 /* GET /v1/models: {"object":"list","data":[{"id","object":"model","created","owned_by":
  * "cohort"}]}. Malloc'ed or NULL. */
-char *ch_oai_models(const char *const *names, int n, long created);
+char *oai_models(const char *const *names, int n, long created);
 
 /* Where generation stops: the length of text before the earliest occurrence of any stop string
  * fully inside text[0..len) (the stop string itself is not returned, as in OpenAI), or -1 when
  * none occurs. Empty stop strings are ignored. */
-int64_t ch_oai_find_stop(const char *text, size_t len, char *const *stop, int nstop);
+int64_t oai_find_stop(const char *text, size_t len, char *const *stop, int nstop);
 
 /* For streaming: how many trailing bytes of text must not be sent yet because they could be the
  * start of a stop string (the longest suffix that is a proper prefix of one). Send
- * text[sent .. len - holdback) after checking ch_oai_find_stop. */
-size_t ch_oai_holdback(const char *text, size_t len, char *const *stop, int nstop);
+ * text[sent .. len - holdback) after checking oai_find_stop. */
+size_t oai_holdback(const char *text, size_t len, char *const *stop, int nstop);
 
 /* For streaming: how many trailing bytes (0-3) are a valid but unfinished UTF-8 character,
- * which the next token may complete. Hold back the larger of this and ch_oai_holdback; at the
+ * which the next token may complete. Hold back the larger of this and oai_holdback; at the
  * end of the stream send everything. */
-size_t ch_oai_utf8_holdback(const char *text, size_t len);
+size_t oai_utf8_holdback(const char *text, size_t len);

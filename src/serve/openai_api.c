@@ -35,18 +35,18 @@ static int on_token(serve_state *s, serve_req *r) {
     }
     free(piece);
   }
-  return r->nstop > 0 && ch_oai_find_stop(r->text, r->text_len, r->stop, r->nstop) >= 0;
+  return r->nstop > 0 && oai_find_stop(r->text, r->text_len, r->stop, r->nstop) >= 0;
 }
 
 /* Text of r ready to send: up to the first stop string; while running, minus what could still
  * turn into a stop string or complete a UTF-8 character. Lock held. */
 static size_t sendable(const serve_req *r, int *stopped) {
-  int64_t stop = ch_oai_find_stop(r->text, r->text_len, r->stop, r->nstop);
+  int64_t stop = oai_find_stop(r->text, r->text_len, r->stop, r->nstop);
   *stopped = stop >= 0;
   if (stop >= 0) return (size_t)stop;
   if (r->done) return r->text_len;
-  size_t hold = ch_oai_holdback(r->text, r->text_len, r->stop, r->nstop);
-  size_t u = ch_oai_utf8_holdback(r->text, r->text_len);
+  size_t hold = oai_holdback(r->text, r->text_len, r->stop, r->nstop);
+  size_t u = oai_utf8_holdback(r->text, r->text_len);
   hold = hold > u ? hold : u;
   return r->text_len > hold ? r->text_len - hold : 0;
 }
@@ -92,7 +92,7 @@ static char *next_event(stream *st, int *failed) {
   const char *finish = NULL;
   if (r->done || stopped) finish = stopped ? "stop" : (r->finish ? r->finish : "length");
   if (stopped) r->abandoned = 1; /* no need to generate further */
-  char *ev = ch_oai_chunk(st->id, st->created, st->q.model[0] ? st->q.model : s->model_name,
+  char *ev = oai_chunk(st->id, st->created, st->q.model[0] ? st->q.model : s->model_name,
                           r->text + st->sent, upto - st->sent, finish);
   st->sent = upto;
   if (finish) st->final_sent = 1;
@@ -139,7 +139,7 @@ static void stream_free(void *cls) {
   serve_req_put(s, st->r);
   pthread_mutex_unlock(&s->lock);
   serve_count(s, "completions", st->done_sent ? 200 : 499, st->t0);
-  ch_oai_request_free(&st->q);
+  oai_request_free(&st->q);
   free(st->pending);
   free(st);
 }
@@ -189,7 +189,7 @@ static serve_req *make_request(serve_state *s, const serve_facts *m, ch_oai_requ
 
 /* Answers with an error; frees q. */
 static int refuse(serve_state *s, serve_call *k, ch_oai_request *q, int status, const char *err) {
-  ch_oai_request_free(q);
+  oai_request_free(q);
   serve_count(s, "completions", status, k->t0);
   return serve_reply_error(k, status, err);
 }
@@ -201,7 +201,7 @@ int serve_oai_completions(serve_state *s, serve_call *k) {
   memset(&q, 0, sizeof q);
   if (!m->is_gpt)
     return refuse(s, k, &q, 400, "this model is a classifier: use POST /v2/models/{m}/infer");
-  int status = ch_oai_parse_completion(k->body, k->len, m->context, &q, err, sizeof err);
+  int status = oai_parse_completion(k->body, k->len, m->context, &q, err, sizeof err);
   if (status) return refuse(s, k, &q, status, err);
   if (q.model[0] && strcmp(q.model, s->model_name) != 0) {
     snprintf(err, sizeof err, "model '%s' not found (serving '%s')", q.model, s->model_name);
@@ -238,14 +238,14 @@ int serve_oai_completions(serve_state *s, serve_call *k) {
   if (status == 200) {
     int stopped = 0;
     size_t len = sendable(r, &stopped);
-    body = ch_oai_completion(id, created, q.model[0] ? q.model : s->model_name, r->text ? r->text : "",
+    body = oai_completion(id, created, q.model[0] ? q.model : s->model_name, r->text ? r->text : "",
                              len, stopped ? "stop" : r->finish, r->nprompt, r->nout);
   } else {
-    body = ch_v2_error(r->err);
+    body = v2_error(r->err);
   }
   serve_req_put(s, r);
   pthread_mutex_unlock(&s->lock);
-  ch_oai_request_free(&q);
+  oai_request_free(&q);
   serve_count(s, "completions", status, k->t0);
   return serve_reply_json(k, status, body);
 }

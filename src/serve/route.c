@@ -101,14 +101,14 @@ int serve_route(serve_state *s, serve_call *k, const char *url, const char *meth
     return serve_reply_error(k, 413, msg);
   }
   if (get && !strcmp(url, "/v2"))
-    return serve_reply_json(k, 200, ch_v2_server_metadata("cohort", COHORT_VERSION));
+    return serve_reply_json(k, 200, v2_server_metadata("cohort", COHORT_VERSION));
   if (get && !strcmp(url, "/metrics")) {
     size_t len = 0;
-    return serve_reply(k, 200, ch_metrics_render(s->metrics, &len), "text/plain; version=0.0.4");
+    return serve_reply(k, 200, metrics_render(s->metrics, &len), "text/plain; version=0.0.4");
   }
   if (get && !strcmp(url, "/v1/models")) {
     const char *names[] = {s->model_name};
-    return serve_reply_json(k, 200, ch_oai_models(names, 1, (long)time(NULL)));
+    return serve_reply_json(k, 200, oai_models(names, 1, (long)time(NULL)));
   }
   if (!strcmp(url, "/v1/completions")) {
     if (!post) return serve_reply_error(k, 405, "use POST");

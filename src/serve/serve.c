@@ -21,44 +21,32 @@ void ch_serve_opts_default(ch_serve_opts *o) {
   o->max_connections = 256;
 }
 
-void ch_serve_opts_from_config(const ch_config *cfg, ch_serve_opts *o) {
-  ch_serve_opts_default(o);
-  snprintf(o->host, sizeof o->host, "%s", cfg->serve.host);
-  o->port = (int)(cfg->serve.port <= 65535 ? cfg->serve.port : -1);
-  snprintf(o->model_name, sizeof o->model_name, "%s", cfg->serve.model_name);
-  snprintf(o->api_key, sizeof o->api_key, "%s", cfg->serve.api_key);
-  o->max_batch_size = (int)(cfg->serve.max_batch_size < 4096 ? cfg->serve.max_batch_size : 4096);
-  o->max_queue_delay_us = cfg->serve.max_queue_delay_us;
-  o->max_queue_size = (int)(cfg->serve.max_queue_size < 1 << 20 ? cfg->serve.max_queue_size : 1 << 20);
-  o->request_timeout = cfg->serve.timeout;
-}
-
 ch_status serve_metrics_init(serve_state *s) {
   const char *model[] = {"model", NULL}, *ep[] = {"model", "endpoint", NULL};
   const char *out[] = {"model", "endpoint", "code", NULL}, *stage[] = {"model", "stage", NULL};
   double batch[32];
-  int nb = ch_metrics_pow2_buckets(batch, s->opts.max_batch_size > 1 ? s->opts.max_batch_size : 2);
+  int nb = metrics_pow2_buckets(batch, s->opts.max_batch_size > 1 ? s->opts.max_batch_size : 2);
   const double *lat = ch_metrics_latency_buckets;
   int nl = ch_metrics_latency_nbuckets;
-  CH_CHECK(ch_metrics_create(&s->metrics));
+  CH_CHECK(metrics_create(&s->metrics));
   ch_metrics *m = s->metrics;
-  CH_CHECK(ch_metrics_register(m, "cohort_requests_total", "Requests by endpoint and HTTP status",
+  CH_CHECK(metrics_register(m, "cohort_requests_total", "Requests by endpoint and HTTP status",
                                CH_METRIC_COUNTER, out, NULL, 0, &s->m_requests));
-  CH_CHECK(ch_metrics_register(m, "cohort_request_duration_seconds",
+  CH_CHECK(metrics_register(m, "cohort_request_duration_seconds",
                                "Time from a request's arrival to its response",
                                CH_METRIC_HISTOGRAM, ep, lat, nl, &s->m_latency));
-  CH_CHECK(ch_metrics_register(m, "cohort_queue_duration_seconds",
+  CH_CHECK(metrics_register(m, "cohort_queue_duration_seconds",
                                "Time a request waited for the executor", CH_METRIC_HISTOGRAM,
                                model, lat, nl, &s->m_queue));
-  CH_CHECK(ch_metrics_register(m, "cohort_batch_size",
+  CH_CHECK(metrics_register(m, "cohort_batch_size",
                                "Rows (V2) or sequences (generation) per executor step",
                                CH_METRIC_HISTOGRAM, model, batch, nb, &s->m_batch));
-  CH_CHECK(ch_metrics_register(m, "cohort_generated_tokens_total", "Tokens generated",
+  CH_CHECK(metrics_register(m, "cohort_generated_tokens_total", "Tokens generated",
                                CH_METRIC_COUNTER, model, NULL, 0, &s->m_tokens));
-  CH_CHECK(ch_metrics_register(m, "cohort_time_to_first_token_seconds",
+  CH_CHECK(metrics_register(m, "cohort_time_to_first_token_seconds",
                                "Time from a completion request's arrival to its first token",
                                CH_METRIC_HISTOGRAM, model, lat, nl, &s->m_ttft));
-  CH_CHECK(ch_metrics_register(m, "cohort_compute_duration_seconds",
+  CH_CHECK(metrics_register(m, "cohort_compute_duration_seconds",
                                "Executor time per step by stage (infer, prefill, decode)",
                                CH_METRIC_HISTOGRAM, stage, lat, nl, &s->m_compute));
   return CH_OK;
@@ -68,7 +56,7 @@ ch_status serve_metrics_init(serve_state *s) {
 static ch_status start_leader(serve_state *s, const char *data_path) {
   serve_model *m = s->model;
   if (m->is_gpt) {
-    const char *data = data_path[0] ? data_path : m->cfg.data.path;
+    const char *data = data_path[0] ? data_path : m->info.data_path;
     if (ch_tokenizer_load(data, &s->tok) != CH_OK)
       return CH_FAIL(CH_ERR_IO, "the tokenizer comes from the training data %s (--data names "
                      "another copy): %s", data, ch_error_message());
@@ -130,7 +118,7 @@ static ch_status serve_main(const ch_group *g, serve_model *m, const char *ckpt_
    * ranks at different times, and one arriving while this rank is in MPI_Finalize (its server
    * already stopped by an earlier rank's signal) must not kill it. */
   ch_tokenizer_destroy(s->tok);
-  ch_metrics_destroy(s->metrics);
+  metrics_destroy(s->metrics);
   serve_model_free(s->model);
   pthread_cond_destroy(&s->wake);
   pthread_mutex_destroy(&s->lock);
@@ -154,12 +142,9 @@ ch_status ch_serve_checkpoint(const ch_group *g, const char *path, const ch_serv
   return serve_main(g, m, dir, o);
 }
 
-ch_status ch_serve_params(const ch_group *g, const ch_config *cfg, const float *params,
-                          int64_t features, int64_t classes, int64_t step,
-                          const ch_serve_opts *o) {
+ch_status ch_serve_params(const ch_group *g, const ch_ckpt_model_info *info, const float *params,
+                          int64_t step, const char *ckpt_dir, const ch_serve_opts *o) {
   serve_model *m = NULL;
-  CH_CHECK(serve_model_from_params(g, cfg, params, features, classes, step, o, &m));
-  char dir[CH_PATH_MAX];
-  ch_ckpt_dir(cfg, dir, sizeof dir);
-  return serve_main(g, m, dir, o);
+  CH_CHECK(serve_model_from_params(g, info, params, step, o, &m));
+  return serve_main(g, m, ckpt_dir, o);
 }

@@ -17,7 +17,6 @@
 #include <sys/types.h>
 
 #include "cohort/comm.h"
-#include "cohort/config.h"
 #include "cohort/model.h"
 #include "cohort/parallel.h"
 #include "cohort/serve.h"
@@ -67,7 +66,7 @@ typedef struct serve_req {
 
 /* The model as this rank serves it. */
 typedef struct serve_model {
-  ch_config cfg;
+  ch_ckpt_model_info info; /* architecture, data shape, tokenizer source */
   ch_model *full;          /* layout-only: the architecture */
   ch_layout local;
   ch_tp_slice *slices;
@@ -155,9 +154,9 @@ ch_status serve_run(serve_state *s);
 ch_status serve_model_load(const ch_group *g, const char *path, const ch_serve_opts *o,
                            serve_model **out);
 /* Slices weights held in memory (collective: every rank holds the full params). */
-ch_status serve_model_from_params(const ch_group *g, const ch_config *cfg, const float *params,
-                                  int64_t features, int64_t classes, int64_t step,
-                                  const ch_serve_opts *o, serve_model **out);
+ch_status serve_model_from_params(const ch_group *g, const ch_ckpt_model_info *info,
+                                  const float *params, int64_t step, const ch_serve_opts *o,
+                                  serve_model **out);
 void serve_model_free(serve_model *m);
 
 /* ---- http.c: the transport (rank 0; libmicrohttpd, one thread per connection) ------------- */

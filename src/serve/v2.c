@@ -34,7 +34,7 @@ static int parse_input(ch_v2_request *r, int i, const cJSON *o, v2_ctx *c) {
   const cJSON *dt = cJSON_GetObjectItemCaseSensitive(o, "datatype");
   if (!dt) return V2_FAIL(c, "input '%s': missing field 'datatype'", in->name);
   if (!cJSON_IsString(dt)) return V2_FAIL(c, "input '%s': 'datatype' must be a string", in->name);
-  if (ch_v2_dtype_parse(dt->valuestring, &in->dtype))
+  if (v2_dtype_parse(dt->valuestring, &in->dtype))
     return V2_FAIL(c, "input '%s': datatype '%.32s' is unknown", in->name, dt->valuestring);
   if (in->dtype == CH_V2_BYTES)
     return V2_FAIL(c, "input '%s': datatype 'BYTES' is not supported (this model takes numeric "
@@ -52,7 +52,7 @@ static int parse_outputs(ch_v2_request *r, const cJSON *outs, v2_ctx *c) {
     return V2_FAIL(c, "'outputs' names %d tensors; at most %d are supported", n, CH_V2_MAX_OUTPUTS);
   if (n == 0) return 0;
   r->outputs = calloc((size_t)n, sizeof *r->outputs);
-  if (!r->outputs) return ch_codec_fail(c->err, c->errlen, 500, "out of memory");
+  if (!r->outputs) return codec_fail(c->err, c->errlen, 500, "out of memory");
   const cJSON *o;
   char what[48];
   int i = 0, st;
@@ -70,7 +70,7 @@ static int parse_outputs(ch_v2_request *r, const cJSON *outs, v2_ctx *c) {
   return 0;
 }
 
-/* The body of ch_v2_parse_request once JSON parsing succeeded. */
+/* The body of v2_parse_request once JSON parsing succeeded. */
 static int parse_root(ch_v2_request *r, const cJSON *root, int max_inputs, v2_ctx *c) {
   if (!cJSON_IsObject(root)) return V2_FAIL(c, "body must be a JSON object");
   const cJSON *id = cJSON_GetObjectItemCaseSensitive(root, "id");
@@ -89,18 +89,18 @@ static int parse_root(ch_v2_request *r, const cJSON *root, int max_inputs, v2_ct
   if (n > max_inputs)
     return V2_FAIL(c, "the request has %d inputs, more than the limit of %d", n, max_inputs);
   r->inputs = calloc((size_t)n, sizeof *r->inputs);
-  if (!r->inputs) return ch_codec_fail(c->err, c->errlen, 500, "out of memory");
+  if (!r->inputs) return codec_fail(c->err, c->errlen, 500, "out of memory");
   const cJSON *o;
   int st;
   cJSON_ArrayForEach(o, inputs) {
-    /* Counted as we go so that ch_v2_request_free frees what a failure leaves behind. */
+    /* Counted as we go so that v2_request_free frees what a failure leaves behind. */
     r->ninputs++;
     if ((st = parse_input(r, r->ninputs - 1, o, c))) return st;
   }
   return parse_outputs(r, cJSON_GetObjectItemCaseSensitive(root, "outputs"), c);
 }
 
-int ch_v2_parse_request(const char *body, size_t len, const ch_v2_limits *limits,
+int v2_parse_request(const char *body, size_t len, const ch_v2_limits *limits,
                         ch_v2_request *out, char *err, size_t errlen) {
   memset(out, 0, sizeof *out);
   if (err && errlen) err[0] = 0;
@@ -119,11 +119,11 @@ int ch_v2_parse_request(const char *body, size_t len, const ch_v2_limits *limits
   int st = at < len ? V2_FAIL(&c, "body is not valid JSON at byte %zu (text after the value)", at)
                     : parse_root(out, root, max_inputs, &c);
   cJSON_Delete(root);
-  if (st) ch_v2_request_free(out);
+  if (st) v2_request_free(out);
   return st;
 }
 
-void ch_v2_request_free(ch_v2_request *r) {
+void v2_request_free(ch_v2_request *r) {
   for (int i = 0; i < r->ninputs; i++) {
     free(r->inputs[i].f32);
     free(r->inputs[i].i32);
@@ -133,13 +133,13 @@ void ch_v2_request_free(ch_v2_request *r) {
   memset(r, 0, sizeof *r);
 }
 
-int ch_v2_check_outputs(const ch_v2_request *req, const char *const *names, int n,
+int v2_check_outputs(const ch_v2_request *req, const char *const *names, int n,
                         char *err, size_t errlen) {
   for (int j = 0; req && j < req->noutputs; j++) {
     int found = 0;
     for (int i = 0; i < n && !found; i++) found = !strcmp(names[i], req->outputs[j]);
     if (!found)
-      return ch_codec_fail(err, errlen, 400, "requested output '%s' is not an output of the model",
+      return codec_fail(err, errlen, 400, "requested output '%s' is not an output of the model",
                   req->outputs[j]);
   }
   return 0;

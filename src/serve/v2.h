@@ -28,16 +28,16 @@ typedef enum ch_v2_dtype {
 } ch_v2_dtype;
 
 /* The protocol's name of a datatype ("FP32"); "?" for a value outside the enum. */
-const char *ch_v2_dtype_name(ch_v2_dtype t);
+const char *v2_dtype_name(ch_v2_dtype t);
 /* Writes a formatted message into err (when errlen allows) and returns `status`: how the
  * codecs (v2.c, openai.c) report a bad request. */
-int ch_codec_fail(char *err, size_t errlen, int status, const char *fmt, ...)
+int codec_fail(char *err, size_t errlen, int status, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));
 
 /* Looks a name up (case-sensitive, as the protocol says): 0 and *t, or -1 when unknown. */
-int ch_v2_dtype_parse(const char *name, ch_v2_dtype *t);
+int v2_dtype_parse(const char *name, ch_v2_dtype *t);
 /* 1 for BOOL and the INT/UINT types, else 0. */
-int ch_v2_dtype_is_integral(ch_v2_dtype t);
+int v2_dtype_is_integral(ch_v2_dtype t);
 
 /* One input tensor. f32 always holds the data (row-major, numel values); i32 holds it too when
  * the datatype is integral (BOOL, INTn, UINTn) and every value fits int32, else i32 is NULL. */
@@ -71,11 +71,11 @@ typedef struct ch_v2_limits {
  * an HTTP status (400 bad request; 500 out of memory) with a message naming the input and
  * field in err (errlen may be 0); on failure *out is left zeroed. Accepts data flat or nested
  * exactly as the shape (row-major); rejects BYTES inputs, binary data, NaN/Infinity, integral
- * values that are not exact integers of their type's range. Free with ch_v2_request_free. */
-int ch_v2_parse_request(const char *body, size_t len, const ch_v2_limits *limits,
+ * values that are not exact integers of their type's range. Free with v2_request_free. */
+int v2_parse_request(const char *body, size_t len, const ch_v2_limits *limits,
                         ch_v2_request *out, char *err, size_t errlen);
-/* Frees what ch_v2_parse_request allocated and zeroes *r (safe on a zeroed request). */
-void ch_v2_request_free(ch_v2_request *r);
+/* Frees what v2_parse_request allocated and zeroes *r (safe on a zeroed request). */
+void v2_request_free(ch_v2_request *r);
 
 /* One output tensor of the model. Data comes from i32 when set and the datatype is integral,
  * else from f32 (numel values, row-major); BYTES outputs are not supported. */
@@ -89,8 +89,8 @@ typedef struct ch_v2_output {
 } ch_v2_output;
 
 /* Returns 0 when every output the request names is among `names`, else 400 with a message
- * naming the first unknown one (check before running the model; ch_v2_response needs it). */
-int ch_v2_check_outputs(const ch_v2_request *req, const char *const *names, int n,
+ * naming the first unknown one (check before running the model; v2_response needs it). */
+int v2_check_outputs(const ch_v2_request *req, const char *const *names, int n,
                         char *err, size_t errlen);
 
 /* Inference response {"model_name","model_version"(if version),"id"(if req has one),
@@ -99,11 +99,11 @@ int ch_v2_check_outputs(const ch_v2_request *req, const char *const *names, int 
  * as float32; NaN/Inf (not JSON) print as null. Returns malloc'ed text, or NULL when out of
  * memory, an output is malformed (ndim, negative dim, no data, BYTES) or a requested output
  * is missing. */
-char *ch_v2_response(const char *model, const char *version, const ch_v2_request *req,
+char *v2_response(const char *model, const char *version, const ch_v2_request *req,
                      const ch_v2_output *outs, int nouts);
 
 /* {"error": msg} with msg escaped; malloc'ed, NULL when out of memory. */
-char *ch_v2_error(const char *msg);
+char *v2_error(const char *msg);
 
 /* An input or output in model metadata; shape -1 marks a variable dim (e.g. the batch). */
 typedef struct ch_v2_tensor_meta {
@@ -114,9 +114,9 @@ typedef struct ch_v2_tensor_meta {
 } ch_v2_tensor_meta;
 
 /* Server metadata (GET /v2): {"name","version","extensions":[]}; malloc'ed or NULL. */
-char *ch_v2_server_metadata(const char *name, const char *version);
+char *v2_server_metadata(const char *name, const char *version);
 /* Model metadata (GET /v2/models/{m}): {"name","versions","platform","inputs","outputs"}, each
  * tensor {"name","datatype","shape"}; versions omitted when nversions is 0. Malloc'ed or NULL. */
-char *ch_v2_model_metadata(const char *model, const char *const *versions, int nversions,
+char *v2_model_metadata(const char *model, const char *const *versions, int nversions,
                            const char *platform, const ch_v2_tensor_meta *inputs, int nin,
                            const ch_v2_tensor_meta *outputs, int nout);

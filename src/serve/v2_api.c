@@ -40,7 +40,7 @@ int serve_v2_metadata(serve_state *s, serve_call *k) {
   ch_v2_tensor_meta in[CH_IO_MAX_TENSORS], out[CH_IO_MAX_TENSORS];
   for (int i = 0; i < f.io.ninputs; i++) in[i] = v2_meta(&f.io.inputs[i]);
   for (int i = 0; i < f.io.noutputs; i++) out[i] = v2_meta(&f.io.outputs[i]);
-  return serve_reply_json(k, 200, ch_v2_model_metadata(s->model_name, versions, 1, f.io.platform,
+  return serve_reply_json(k, 200, v2_model_metadata(s->model_name, versions, 1, f.io.platform,
                                                        in, f.io.ninputs, out, f.io.noutputs));
 }
 
@@ -73,7 +73,7 @@ static int infer_gpt(serve_state *s, serve_call *k, ch_v2_request *req, const se
     if (in->i32[i] < 0 || in->i32[i] >= vocab)
       snprintf(err, sizeof err, "input '%s': token %d at %lld is outside the vocabulary [0, %lld)",
                in->name, in->i32[i], (long long)i, (long long)vocab);
-  if (!err[0] && ch_v2_check_outputs(req, outs, nouts, err, sizeof err) == 0) err[0] = '\0';
+  if (!err[0] && v2_check_outputs(req, outs, nouts, err, sizeof err) == 0) err[0] = '\0';
   if (err[0]) {
     serve_count(s, "infer", 400, k->t0);
     return serve_reply_error(k, 400, err);
@@ -100,9 +100,9 @@ static int infer_gpt(serve_state *s, serve_call *k, ch_v2_request *req, const se
     ch_v2_output o[2] = {
         {.name = lo->name, .dtype = v2_dtype(lo->dtype), .ndim = 1, .shape = {vocab}, .f32 = r->logits},
         {.name = nt->name, .dtype = v2_dtype(nt->dtype), .ndim = 1, .shape = {1}, .i32 = r->out}};
-    body = ch_v2_response(s->model_name, m->version, req, o, 2);
+    body = v2_response(s->model_name, m->version, req, o, 2);
   } else {
-    body = ch_v2_error(r->err);
+    body = v2_error(r->err);
   }
   put(s, r);
   serve_count(s, "infer", status, k->t0);
@@ -127,7 +127,7 @@ static int infer_mlp(serve_state *s, serve_call *k, ch_v2_request *req, const se
              (long long)features, (long long)features);
   } else if ((rows = in->ndim == 2 ? in->shape[0] : 1) < 1) {
     snprintf(err, sizeof err, "input '%s': no rows", in->name);
-  } else if (ch_v2_check_outputs(req, outs, nouts, err, sizeof err) == 0) {
+  } else if (v2_check_outputs(req, outs, nouts, err, sizeof err) == 0) {
     err[0] = '\0';
   }
   if (err[0]) {
@@ -153,9 +153,9 @@ static int infer_mlp(serve_state *s, serve_call *k, ch_v2_request *req, const se
         {.name = lo->name, .dtype = v2_dtype(lo->dtype), .ndim = 2, .shape = {rows, r->classes},
          .f32 = r->logits},
         {.name = la->name, .dtype = v2_dtype(la->dtype), .ndim = 1, .shape = {rows}, .i32 = r->labels}};
-    body = ch_v2_response(s->model_name, r->version, req, o, 2);
+    body = v2_response(s->model_name, r->version, req, o, 2);
   } else {
-    body = ch_v2_error(r->err);
+    body = v2_error(r->err);
   }
   put(s, r);
   serve_count(s, "infer", status, k->t0);
@@ -167,13 +167,13 @@ int serve_v2_infer(serve_state *s, serve_call *k) {
   char err[256] = "";
   ch_v2_request req;
   ch_v2_limits lim = {.max_elements = (int64_t)s->opts.max_body_bytes, .max_inputs = 4};
-  int status = ch_v2_parse_request(k->body, k->len, &lim, &req, err, sizeof err);
+  int status = v2_parse_request(k->body, k->len, &lim, &req, err, sizeof err);
   if (status) {
     serve_count(s, "infer", status, k->t0);
     return serve_reply_error(k, status, err);
   }
   int ret = f.is_gpt ? infer_gpt(s, k, &req, &f) : infer_mlp(s, k, &req, &f);
-  ch_v2_request_free(&req);
+  v2_request_free(&req);
   return ret;
 }
 
@@ -224,7 +224,7 @@ int serve_v2_load(serve_state *s, serve_call *k) {
              s->model_name, serve_facts_get(s).version);
     body = strdup(msg);
   } else {
-    body = ch_v2_error(r->err);
+    body = v2_error(r->err);
   }
   put(s, r);
   serve_count(s, "load", status, k->t0);

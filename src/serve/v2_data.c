@@ -13,11 +13,11 @@ static const char *const dtype_names[CH_V2_NDTYPES] = {
     "BOOL", "UINT8", "UINT16", "UINT32", "UINT64", "INT8", "INT16",
     "INT32", "INT64", "FP16", "FP32", "FP64", "BF16", "BYTES"};
 
-const char *ch_v2_dtype_name(ch_v2_dtype t) {
+const char *v2_dtype_name(ch_v2_dtype t) {
   return (unsigned)t < CH_V2_NDTYPES ? dtype_names[t] : "?";
 }
 
-int ch_v2_dtype_parse(const char *name, ch_v2_dtype *t) {
+int v2_dtype_parse(const char *name, ch_v2_dtype *t) {
   for (int i = 0; i < CH_V2_NDTYPES; i++)
     if (strcmp(name, dtype_names[i]) == 0) {
       *t = (ch_v2_dtype)i;
@@ -26,9 +26,9 @@ int ch_v2_dtype_parse(const char *name, ch_v2_dtype *t) {
   return -1;
 }
 
-int ch_v2_dtype_is_integral(ch_v2_dtype t) { return t >= CH_V2_BOOL && t <= CH_V2_INT64; }
+int v2_dtype_is_integral(ch_v2_dtype t) { return t >= CH_V2_BOOL && t <= CH_V2_INT64; }
 
-int ch_codec_fail(char *err, size_t errlen, int status, const char *fmt, ...) {
+int codec_fail(char *err, size_t errlen, int status, const char *fmt, ...) {
   if (err && errlen) {
     va_list ap;
     va_start(ap, fmt);
@@ -89,7 +89,7 @@ static int convert_elem(ch_v2_input *in, const cJSON *e, int64_t k, int *fits, v
   }
   if (!isfinite(v)) /* a literal like 1e999 overflows strtod */
     return V2_FAIL(c, "input '%s': element %lld: NaN/Infinity is not allowed", nm, kk);
-  if (ch_v2_dtype_is_integral(in->dtype)) {
+  if (v2_dtype_is_integral(in->dtype)) {
     double lo, hi;
     int_range(in->dtype, &lo, &hi);
     if (in->dtype == CH_V2_BOOL && v != 0 && v != 1)
@@ -216,11 +216,11 @@ int v2_parse_data(ch_v2_input *in, const cJSON *data, v2_ctx *c) {
                      (long long)k);
   }
   size_t n = in->numel > 0 ? (size_t)in->numel : 1;
-  if (n > SIZE_MAX / sizeof(float)) return ch_codec_fail(c->err, c->errlen, 500, "out of memory");
+  if (n > SIZE_MAX / sizeof(float)) return codec_fail(c->err, c->errlen, 500, "out of memory");
   in->f32 = malloc(n * sizeof(float));
-  if (ch_v2_dtype_is_integral(in->dtype)) in->i32 = malloc(n * sizeof(int32_t));
-  if (!in->f32 || (ch_v2_dtype_is_integral(in->dtype) && !in->i32))
-    return ch_codec_fail(c->err, c->errlen, 500, "out of memory for input '%s'", in->name);
+  if (v2_dtype_is_integral(in->dtype)) in->i32 = malloc(n * sizeof(int32_t));
+  if (!in->f32 || (v2_dtype_is_integral(in->dtype) && !in->i32))
+    return codec_fail(c->err, c->errlen, 500, "out of memory for input '%s'", in->name);
   k = 0;
   if (nested) {
     if ((st = walk_nested(in, data, 0, idx, &k, 1, &fits, c))) return st;

@@ -12,7 +12,7 @@ typedef struct v2_ctx {
   int64_t used;   /* elements of the inputs parsed so far */
 } v2_ctx;
 
-#define V2_FAIL(c, ...) ch_codec_fail((c)->err, (c)->errlen, 400, __VA_ARGS__)
+#define V2_FAIL(c, ...) codec_fail((c)->err, (c)->errlen, 400, __VA_ARGS__)
 
 /* Parses an input's "shape" into in->ndim/shape/numel, within the elements left (c->used
  * grows). 0 or 400. */

@@ -7,12 +7,12 @@
 
 #include "serve/v2.h"
 
-static void put_str(ch_jsonw *w, const char *s) { ch_jsonw_str(w, s, s ? strlen(s) : 0); }
+static void put_str(ch_jsonw *w, const char *s) { jsonw_str(w, s, s ? strlen(s) : 0); }
 
 static void put_shape(ch_jsonw *w, const int64_t *shape, int ndim) {
-  ch_jsonw_raw(w, "[", 1);
-  for (int d = 0; d < ndim; d++) ch_jsonw_fmt(w, "%s%lld", d ? "," : "", (long long)shape[d]);
-  ch_jsonw_raw(w, "]", 1);
+  jsonw_raw(w, "[", 1);
+  for (int d = 0; d < ndim; d++) jsonw_fmt(w, "%s%lld", d ? "," : "", (long long)shape[d]);
+  jsonw_raw(w, "]", 1);
 }
 
 /* Appends one output object; 0, or -1 when the output is malformed. */
@@ -22,45 +22,45 @@ static int put_output(ch_jsonw *w, const ch_v2_output *o) {
   int64_t n = 1;
   for (int d = 0; d < o->ndim; d++)
     if (o->shape[d] < 0 || __builtin_mul_overflow(n, o->shape[d], &n)) return -1;
-  int integral = ch_v2_dtype_is_integral(o->dtype);
+  int integral = v2_dtype_is_integral(o->dtype);
   const int32_t *iv = o->i32 && (integral || !o->f32) ? o->i32 : NULL;
   if (n > 0 && !iv && !o->f32) return -1;
-  ch_jsonw_raw(w, "{\"name\":", 8);
+  jsonw_raw(w, "{\"name\":", 8);
   put_str(w, o->name);
-  ch_jsonw_fmt(w, ",\"datatype\":\"%s\",\"shape\":", ch_v2_dtype_name(o->dtype));
+  jsonw_fmt(w, ",\"datatype\":\"%s\",\"shape\":", v2_dtype_name(o->dtype));
   put_shape(w, o->shape, o->ndim);
-  ch_jsonw_raw(w, ",\"data\":[", 9);
+  jsonw_raw(w, ",\"data\":[", 9);
   for (int64_t k = 0; k < n && !w->failed; k++) {
-    if (k) ch_jsonw_raw(w, ",", 1);
+    if (k) jsonw_raw(w, ",", 1);
     if (o->dtype == CH_V2_BOOL) {
       int t = iv ? iv[k] != 0 : o->f32[k] != 0;
-      ch_jsonw_raw(w, t ? "true" : "false", t ? 4 : 5);
+      jsonw_raw(w, t ? "true" : "false", t ? 4 : 5);
     } else if (iv) {
-      ch_jsonw_fmt(w, "%d", (int)iv[k]);
+      jsonw_fmt(w, "%d", (int)iv[k]);
     } else if (integral && isfinite(o->f32[k])) {
-      ch_jsonw_fmt(w, "%.0f", (double)o->f32[k]);
+      jsonw_fmt(w, "%.0f", (double)o->f32[k]);
     } else {
-      ch_jsonw_f32(w, o->f32[k]);
+      jsonw_f32(w, o->f32[k]);
     }
   }
-  ch_jsonw_raw(w, "]}", 2);
+  jsonw_raw(w, "]}", 2);
   return 0;
 }
 
-char *ch_v2_response(const char *model, const char *version, const ch_v2_request *req,
+char *v2_response(const char *model, const char *version, const ch_v2_request *req,
                      const ch_v2_output *outs, int nouts) {
   ch_jsonw w = {0};
-  ch_jsonw_raw(&w, "{\"model_name\":", 14);
+  jsonw_raw(&w, "{\"model_name\":", 14);
   put_str(&w, model);
   if (version) {
-    ch_jsonw_raw(&w, ",\"model_version\":", 17);
+    jsonw_raw(&w, ",\"model_version\":", 17);
     put_str(&w, version);
   }
   if (req && req->has_id) {
-    ch_jsonw_raw(&w, ",\"id\":", 6);
+    jsonw_raw(&w, ",\"id\":", 6);
     put_str(&w, req->id);
   }
-  ch_jsonw_raw(&w, ",\"outputs\":[", 12);
+  jsonw_raw(&w, ",\"outputs\":[", 12);
   int ok = 1;
   if (req && req->noutputs > 0) {
     for (int j = 0; j < req->noutputs && ok; j++) {
@@ -68,18 +68,18 @@ char *ch_v2_response(const char *model, const char *version, const ch_v2_request
       while (i < nouts && !(outs[i].name && !strcmp(outs[i].name, req->outputs[j]))) i++;
       if (i == nouts) ok = 0;
       else {
-        if (j) ch_jsonw_raw(&w, ",", 1);
+        if (j) jsonw_raw(&w, ",", 1);
         ok = put_output(&w, &outs[i]) == 0;
       }
     }
   } else {
     for (int i = 0; i < nouts && ok; i++) {
-      if (i) ch_jsonw_raw(&w, ",", 1);
+      if (i) jsonw_raw(&w, ",", 1);
       ok = put_output(&w, &outs[i]) == 0;
     }
   }
-  ch_jsonw_raw(&w, "]}", 2);
-  char *s = ch_jsonw_finish(&w);
+  jsonw_raw(&w, "]}", 2);
+  char *s = jsonw_finish(&w);
   if (!ok) {
     free(s);
     return NULL;
@@ -87,55 +87,55 @@ char *ch_v2_response(const char *model, const char *version, const ch_v2_request
   return s;
 }
 
-char *ch_v2_error(const char *msg) {
+char *v2_error(const char *msg) {
   ch_jsonw w = {0};
-  ch_jsonw_raw(&w, "{\"error\":", 9);
+  jsonw_raw(&w, "{\"error\":", 9);
   put_str(&w, msg ? msg : "unknown error");
-  ch_jsonw_raw(&w, "}", 1);
-  return ch_jsonw_finish(&w);
+  jsonw_raw(&w, "}", 1);
+  return jsonw_finish(&w);
 }
 
-char *ch_v2_server_metadata(const char *name, const char *version) {
+char *v2_server_metadata(const char *name, const char *version) {
   ch_jsonw w = {0};
-  ch_jsonw_raw(&w, "{\"name\":", 8);
+  jsonw_raw(&w, "{\"name\":", 8);
   put_str(&w, name);
-  ch_jsonw_raw(&w, ",\"version\":", 11);
+  jsonw_raw(&w, ",\"version\":", 11);
   put_str(&w, version);
-  ch_jsonw_raw(&w, ",\"extensions\":[]}", 17);
-  return ch_jsonw_finish(&w);
+  jsonw_raw(&w, ",\"extensions\":[]}", 17);
+  return jsonw_finish(&w);
 }
 
 static void put_metas(ch_jsonw *w, const char *key, const ch_v2_tensor_meta *t, int n) {
-  ch_jsonw_fmt(w, ",\"%s\":[", key);
+  jsonw_fmt(w, ",\"%s\":[", key);
   for (int i = 0; i < n; i++) {
-    ch_jsonw_raw(w, i ? ",{\"name\":" : "{\"name\":", i ? 9 : 8);
+    jsonw_raw(w, i ? ",{\"name\":" : "{\"name\":", i ? 9 : 8);
     put_str(w, t[i].name);
-    ch_jsonw_fmt(w, ",\"datatype\":\"%s\",\"shape\":", ch_v2_dtype_name(t[i].dtype));
+    jsonw_fmt(w, ",\"datatype\":\"%s\",\"shape\":", v2_dtype_name(t[i].dtype));
     int nd = t[i].ndim < 0 ? 0 : t[i].ndim > CH_V2_MAX_DIMS ? CH_V2_MAX_DIMS : t[i].ndim;
     put_shape(w, t[i].shape, nd);
-    ch_jsonw_raw(w, "}", 1);
+    jsonw_raw(w, "}", 1);
   }
-  ch_jsonw_raw(w, "]", 1);
+  jsonw_raw(w, "]", 1);
 }
 
-char *ch_v2_model_metadata(const char *model, const char *const *versions, int nversions,
+char *v2_model_metadata(const char *model, const char *const *versions, int nversions,
                            const char *platform, const ch_v2_tensor_meta *inputs, int nin,
                            const ch_v2_tensor_meta *outputs, int nout) {
   ch_jsonw w = {0};
-  ch_jsonw_raw(&w, "{\"name\":", 8);
+  jsonw_raw(&w, "{\"name\":", 8);
   put_str(&w, model);
   if (nversions > 0) {
-    ch_jsonw_raw(&w, ",\"versions\":[", 13);
+    jsonw_raw(&w, ",\"versions\":[", 13);
     for (int i = 0; i < nversions; i++) {
-      if (i) ch_jsonw_raw(&w, ",", 1);
+      if (i) jsonw_raw(&w, ",", 1);
       put_str(&w, versions[i]);
     }
-    ch_jsonw_raw(&w, "]", 1);
+    jsonw_raw(&w, "]", 1);
   }
-  ch_jsonw_raw(&w, ",\"platform\":", 12);
+  jsonw_raw(&w, ",\"platform\":", 12);
   put_str(&w, platform);
   put_metas(&w, "inputs", inputs, nin);
   put_metas(&w, "outputs", outputs, nout);
-  ch_jsonw_raw(&w, "}", 1);
-  return ch_jsonw_finish(&w);
+  jsonw_raw(&w, "}", 1);
+  return jsonw_finish(&w);
 }

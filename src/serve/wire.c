@@ -3,7 +3,7 @@
 
 #include <time.h>
 
-#include "cohort/config.h" /* CH_PATH_MAX */
+#include "cohort/status.h" /* CH_PATH_MAX */
 #include "cohort/runtime.h"
 
 static void sleep_us(long us) {

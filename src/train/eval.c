@@ -5,10 +5,10 @@
 #include "cohort/tensor.h"
 #include "train/train_internal.h"
 
-ch_status ch_train_evaluate(ch_model *m, const float *params, const ch_unit_hook *hook,
+ch_status train_evaluate(ch_model *m, const float *params, const ch_unit_hook *hook,
                             ch_source *val, const ch_group *g, float *xbuf, int32_t *ybuf,
                             double *loss, double *acc) {
-  int64_t n = ch_source_samples(val);
+  int64_t n = source_samples(val);
   int64_t first = (int64_t)ch_part_offset((size_t)n, g->size, g->rank);
   int64_t mine = (int64_t)ch_part_count((size_t)n, g->size, g->rank);
   int64_t most = (int64_t)ch_part_count((size_t)n, g->size, 0); /* rank 0 has the largest part */
@@ -22,7 +22,7 @@ ch_status ch_train_evaluate(ch_model *m, const float *params, const ch_unit_hook
     int64_t lo = r * chunk, cnt = mine - lo;
     cnt = cnt < 0 ? 0 : (cnt > chunk ? chunk : cnt);
     for (int64_t i = 0; i < cnt; i++) rows[i] = first + lo + i;
-    CH_CHECK_GOTO(ch_source_read(val, rows, cnt, xbuf, ybuf), st, done);
+    CH_CHECK_GOTO(source_read(val, rows, cnt, xbuf, ybuf), st, done);
     double l;
     int64_t correct = 0;
     CH_CHECK_GOTO(ch_model_eval(m, params, xbuf, ybuf, (int)cnt, hook, &l, &correct), st, done);

@@ -27,7 +27,7 @@ static int buffers(ch_trainer *t, ch_ckpt_buffer *bufs, const ch_shard **own) {
   return n;
 }
 
-ch_status ch_trainer_reduce_losses(ch_trainer *t) {
+ch_status trainer_reduce_losses(ch_trainer *t) {
   int n = t->n_losses - t->n_global;
   if (n > 0)
     CH_CHECK(ch_comm_allreduce(t->g, t->losses + t->n_global, (size_t)n, CH_F64, CH_SUM, NULL));
@@ -35,29 +35,28 @@ ch_status ch_trainer_reduce_losses(ch_trainer *t) {
   return CH_OK;
 }
 
-ch_status ch_trainer_checkpoint(ch_trainer *t, char *path, size_t size) {
+ch_status trainer_checkpoint(ch_trainer *t, char *path, size_t size) {
   const ch_config *c = t->cfg;
-  CH_CHECK(ch_trainer_reduce_losses(t));
+  CH_CHECK(trainer_reduce_losses(t));
   ch_ckpt_buffer bufs[3];
   const ch_shard *own;
   int nbufs = buffers(t, bufs, &own);
   ch_ckpt_meta m = {.step = t->step, .samples = t->position, .seed = c->train.seed,
                     .optim_steps = ch_optim_steps(ch_dp_optim(t->dp)), .world_size = t->g->size,
                     .interval_losses = t->losses, .n_interval_losses = t->n_losses};
-  m.epoch = (double)t->position / (double)ch_source_samples(t->train);
+  m.epoch = (double)t->position / (double)source_samples(t->train);
   snprintf(m.strategy, sizeof m.strategy, "%s", ch_strategy_name(c->parallel.strategy));
   snprintf(m.version, sizeof m.version, "%s", COHORT_VERSION);
   time_t now = time(NULL);
   struct tm tm;
   strftime(m.created, sizeof m.created, "%Y-%m-%dT%H:%M:%SZ", gmtime_r(&now, &tm));
+  m.model = t->info;
   m.config = ch_config_to_yaml(c);
   if (!m.config) return CH_FAIL(CH_ERR_NOMEM, "config text for the checkpoint");
-  char dir[CH_PATH_MAX + 16];
-  ch_ckpt_dir(c, dir, sizeof dir);
-  ch_ckpt_policy policy = {c->run.checkpoint.keep_last, c->run.checkpoint.keep_every};
+  ch_ckpt_policy policy = {t->ckpt.keep_last, t->ckpt.keep_every};
   size_t n = t->layout->numel;
   double t0 = ch_time();
-  ch_status st = ch_ckpt_save(t->g, dir, &policy, t->layout, bufs, nbufs, own, &m, path, size);
+  ch_status st = ch_ckpt_save(t->g, t->ckpt.dir, &policy, t->layout, bufs, nbufs, own, &m, path, size);
   free(m.config);
   CH_CHECK(st);
   double bytes = (double)nbufs * (double)n * sizeof(float);
@@ -86,7 +85,7 @@ static ch_status load(ch_trainer *t, const char *path) {
     CH_WARN("%s was written with train.seed=%" PRId64 "; continuing its data order, not "
             "train.seed=%" PRId64, path, m.seed, t->cfg->train.seed);
     ch_sampler_destroy(&t->sampler);
-    st = ch_sampler_create(ch_source_samples(t->train), (uint64_t)m.seed, &t->sampler);
+    st = ch_sampler_create(source_samples(t->train), (uint64_t)m.seed, &t->sampler);
     if (st != CH_OK) goto done;
   }
   t->step = m.step;
@@ -103,7 +102,7 @@ done:
   return st;
 }
 
-ch_status ch_trainer_resume(ch_trainer *t, int *resumed) {
+ch_status trainer_resume(ch_trainer *t, int *resumed) {
   const char *mode = t->cfg->run.resume;
   *resumed = 0;
   if (!strcmp(mode, "none") || !mode[0]) return CH_OK;
@@ -112,8 +111,7 @@ ch_status ch_trainer_resume(ch_trainer *t, int *resumed) {
     *resumed = 1;
     return CH_OK;
   }
-  char dir[CH_PATH_MAX + 16];
-  ch_ckpt_dir(t->cfg, dir, sizeof dir);
+  const char *dir = t->ckpt.dir;
   char **paths = NULL;
   int n = 0;
   /* Rank 0 lists the directory and the others follow its choice, so that all ranks try the
@@ -174,7 +172,7 @@ static ch_status truncate_metrics(const char *path, int64_t step) {
   return st;
 }
 
-ch_status ch_trainer_open_metrics(ch_trainer *t, int resumed) {
+ch_status trainer_open_metrics(ch_trainer *t, int resumed) {
   if (t->g->rank != 0) return CH_OK;
   char path[CH_PATH_MAX + 32];
   snprintf(path, sizeof path, "%s/metrics.jsonl", t->cfg->run.dir);

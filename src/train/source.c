@@ -13,7 +13,7 @@ struct ch_source {
   int train; /* the train split (describes the unigram baseline) */
 };
 
-ch_status ch_source_open(const ch_config *cfg, const ch_group *g, const char *split,
+ch_status source_open(const ch_config *cfg, const ch_group *g, const char *split,
                          ch_source **out) {
   ch_source *s = calloc(1, sizeof *s);
   if (!s) return CH_FAIL(CH_ERR_NOMEM, "data source");
@@ -29,31 +29,31 @@ ch_status ch_source_open(const ch_config *cfg, const ch_group *g, const char *sp
   return CH_OK;
 }
 
-void ch_source_close(ch_source *s) {
+void source_close(ch_source *s) {
   if (!s) return;
   ch_dataset_close(s->rows);
   ch_tokens_close(s->tokens);
   free(s);
 }
 
-int64_t ch_source_samples(const ch_source *s) {
+int64_t source_samples(const ch_source *s) {
   return s->tokens ? ch_tokens_windows(s->tokens) : ch_dataset_rows(s->rows);
 }
 
-int64_t ch_source_features(const ch_source *s) {
+int64_t source_features(const ch_source *s) {
   return s->tokens ? 0 : ch_dataset_features(s->rows);
 }
 
-int64_t ch_source_classes(const ch_source *s) {
+int64_t source_classes(const ch_source *s) {
   return s->tokens ? ch_tokens_vocab(s->tokens) : ch_dataset_classes(s->rows);
 }
 
-ch_status ch_source_read(ch_source *s, const int64_t *samples, int64_t n, float *x, int32_t *y) {
+ch_status source_read(ch_source *s, const int64_t *samples, int64_t n, float *x, int32_t *y) {
   return s->tokens ? ch_tokens_read(s->tokens, samples, n, y)
                    : ch_dataset_read(s->rows, samples, n, x, y);
 }
 
-void ch_source_describe(const ch_source *s, char *buf, size_t size) {
+void source_describe(const ch_source *s, char *buf, size_t size) {
   if (s->tokens) {
     int n = snprintf(buf, size, "%lld tokens in %lld windows, vocabulary %lld",
                      (long long)ch_tokens_count(s->tokens), (long long)ch_tokens_windows(s->tokens),
@@ -66,4 +66,19 @@ void ch_source_describe(const ch_source *s, char *buf, size_t size) {
     snprintf(buf, size, "%lld rows x %lld features, %d classes",
              (long long)ch_dataset_rows(s->rows), (long long)ch_dataset_features(s->rows),
              ch_dataset_classes(s->rows));
+}
+
+ch_status source_model_info(const ch_config *cfg, const ch_source *s, ch_ckpt_model_info *out) {
+  memset(out, 0, sizeof *out);
+  out->model = cfg->model;
+  out->features = source_features(s);
+  out->classes = source_classes(s);
+  snprintf(out->data_path, sizeof out->data_path, "%s", cfg->data.path);
+  snprintf(out->tokenizer, sizeof out->tokenizer, "none");
+  if (!s->tokens) return CH_OK;
+  ch_tokenizer *tok;
+  CH_CHECK(ch_tokenizer_load(cfg->data.path, &tok));
+  snprintf(out->tokenizer, sizeof out->tokenizer, "%s", ch_tokenizer_name(tok));
+  ch_tokenizer_destroy(tok);
+  return CH_OK;
 }

@@ -48,20 +48,23 @@ ch_status ch_train_plan(const ch_config *c, int n, ch_batch_plan *out) {
 static ch_status setup(trainer *t, const ch_config *cfg, const ch_group *g) {
   memset(t, 0, sizeof *t);
   t->cfg = cfg;
+  t->optim = ch_config_optim(cfg);
+  t->ckpt = ch_config_ckpt(cfg);
   t->g = g;
   ch_batch_plan plan;
   CH_CHECK(ch_train_plan(cfg, g->size, &plan));
   t->local_max = plan.local_max;
   t->micro = plan.micro;
   t->accum = plan.accum;
-  CH_CHECK(ch_source_open(cfg, g, "train", &t->train));
-  if (ch_source_samples(t->train) < 1)
+  CH_CHECK(source_open(cfg, g, "train", &t->train));
+  if (source_samples(t->train) < 1)
     return CH_FAIL(CH_ERR_CONFIG, "data.path %s: the train split is empty", cfg->data.path);
-  CH_CHECK(ch_source_open(cfg, g, "val", &t->val));
-  CH_CHECK(ch_sampler_create(ch_source_samples(t->train), (uint64_t)cfg->train.seed, &t->sampler));
+  CH_CHECK(source_open(cfg, g, "val", &t->val));
+  CH_CHECK(ch_sampler_create(source_samples(t->train), (uint64_t)cfg->train.seed, &t->sampler));
   int max_batch = plan.max_batch;
-  CH_CHECK(ch_model_create(ch_backend_cpu(), cfg, ch_source_features(t->train), ch_source_classes(t->train), max_batch,
-                           &t->model));
+  CH_CHECK(source_model_info(cfg, t->train, &t->info));
+  CH_CHECK(ch_model_create(ch_backend_cpu(), &cfg->model, t->info.features, t->info.classes,
+                           max_batch, &t->model));
   t->layout = ch_model_layout(t->model);
   t->features = ch_model_sample_floats(t->model);
   t->ints = ch_model_sample_ints(t->model);
@@ -71,22 +74,22 @@ static ch_status setup(trainer *t, const ch_config *cfg, const ch_group *g) {
   t->rows = malloc(sizeof *t->rows * xrows);
   t->losses = calloc((size_t)cfg->train.log_every, sizeof *t->losses);
   if (!t->x || !t->y || !t->rows || !t->losses) return CH_FAIL(CH_ERR_NOMEM, "training buffers");
-  CH_CHECK(ch_dp_create(cfg, g, t->layout, &t->dp));
+  CH_CHECK(ch_dp_create(&cfg->parallel, &t->optim, g, t->layout, &t->dp));
   CH_CHECK(ch_dp_init_params(t->dp, (uint64_t)cfg->train.seed));
   int resumed = 0;
-  CH_CHECK(ch_trainer_resume(t, &resumed));
+  CH_CHECK(trainer_resume(t, &resumed));
   if (g->rank == 0) {
     CH_CHECK(ch_mkdir_p(cfg->run.dir));
     char path[CH_PATH_MAX + 32];
     snprintf(path, sizeof path, "%s/config.yaml", cfg->run.dir);
     CH_CHECK(ch_config_write(cfg, path));
   }
-  CH_CHECK(ch_trainer_open_metrics(t, resumed));
+  CH_CHECK(trainer_open_metrics(t, resumed));
   size_t nparams = 0;
   for (int i = 0; i < t->layout->nparams; i++) nparams += (size_t)ch_param_numel(&t->layout->params[i]);
   char train_desc[160], val_desc[160];
-  ch_source_describe(t->train, train_desc, sizeof train_desc);
-  ch_source_describe(t->val, val_desc, sizeof val_desc);
+  source_describe(t->train, train_desc, sizeof train_desc);
+  source_describe(t->val, val_desc, sizeof val_desc);
   CH_INFO("model %s: %zu parameters in %d units; activation arena %.2f MiB (%d samples)",
           ch_model_name(t->model), nparams, t->layout->nunits,
           (double)ch_model_activation_bytes(t->model) / 1048576.0, ch_model_max_batch(t->model));
@@ -103,8 +106,8 @@ static void teardown(trainer *t) {
   ch_dp_destroy(t->dp);
   ch_model_destroy(t->model);
   ch_sampler_destroy(&t->sampler);
-  ch_source_close(t->val);
-  ch_source_close(t->train);
+  source_close(t->val);
+  source_close(t->train);
   free(t->x);
   free(t->y);
   free(t->rows);
@@ -116,7 +119,7 @@ static void teardown(trainer *t) {
 static ch_status compute_gradients(trainer *t, double *loss_sum) {
   int64_t batch = t->cfg->train.batch_size;
   int64_t mine = ch_sampler_batch(&t->sampler, t->position, batch, t->g->size, t->g->rank, t->rows);
-  CH_CHECK(ch_source_read(t->train, t->rows, mine, t->x, t->y));
+  CH_CHECK(source_read(t->train, t->rows, mine, t->x, t->y));
   /* The mean over every target of the global batch (tokens, for the GPT). */
   float scale = (float)(1.0 / ((double)batch * (double)ch_model_targets(t->model)));
   for (int64_t i = 0; i < t->accum; i++) {
@@ -139,21 +142,21 @@ static ch_status log_progress(trainer *t, double lr, double norm, int do_eval, d
                               double t_start, int64_t first_step, ch_train_result *res) {
   const ch_config *c = t->cfg;
   int64_t batch = c->train.batch_size, steps = c->train.steps;
-  CH_CHECK(ch_trainer_reduce_losses(t));
+  CH_CHECK(trainer_reduce_losses(t));
   double sum = 0.0;
   for (int i = 0; i < t->n_losses; i++) sum += t->losses[i];
   ch_progress p = {.step = t->step, .total_steps = steps, .lr = lr, .grad_norm = norm,
                    .val_loss = NAN, .val_acc = NAN, .targets = ch_model_targets(t->model)};
-  p.epoch = (double)t->position / (double)ch_source_samples(t->train);
+  p.epoch = (double)t->position / (double)source_samples(t->train);
   p.loss = sum / ((double)t->n_losses * (double)batch * (double)ch_model_targets(t->model));
   p.samples_per_s = (double)(t->n_losses * batch) / elapsed;
   p.eta_seconds = (double)(steps - t->step) * (ch_time() - t_start) / (double)(t->step - first_step);
-  if (do_eval && ch_source_samples(t->val) > 0)
-    CH_CHECK(ch_train_evaluate(t->model, ch_dp_params(t->dp), ch_dp_eval_hook(t->dp), t->val,
+  if (do_eval && source_samples(t->val) > 0)
+    CH_CHECK(train_evaluate(t->model, ch_dp_params(t->dp), ch_dp_eval_hook(t->dp), t->val,
                                t->g, t->x, t->y, &p.val_loss, &p.val_acc));
   if (t->g->rank == 0) {
-    ch_progress_print(&p);
-    ch_progress_write_json(t->metrics, &p);
+    progress_print(&p);
+    progress_write_json(t->metrics, &p);
   }
   res->train_loss = p.loss;
   res->val_loss = p.val_loss;
@@ -171,7 +174,7 @@ static ch_status start_stop_vote(trainer *t, int32_t *vote, ch_request *req) {
 static ch_status run_loop(trainer *t, ch_train_result *res) {
   const ch_config *c = t->cfg;
   int64_t steps = c->train.steps, batch = c->train.batch_size, first_step = t->step;
-  int64_t every = c->run.checkpoint.every;
+  int64_t every = t->ckpt.every;
   double t_start = ch_time(), t_interval = t_start;
   res->step_seconds_min = INFINITY;
   if (t->step >= steps) CH_WARN("resumed at step %lld: train.steps (%lld) is already reached",
@@ -186,7 +189,7 @@ static ch_status run_loop(trainer *t, ch_train_result *res) {
     CH_CHECK(compute_gradients(t, &loss));
     double norm;
     CH_CHECK(ch_dp_clip(t->dp, c->optim.grad_clip, &norm));
-    double lr = ch_lr_at(c, t->step);
+    double lr = ch_lr_at(&t->optim, t->step);
     CH_CHECK(ch_dp_update(t->dp, lr));
     res->comm_exposed_seconds += ch_dp_get_stats(t->dp).exposed_seconds;
     t->losses[t->n_losses++] = loss;
@@ -204,7 +207,7 @@ static ch_status run_loop(trainer *t, ch_train_result *res) {
     CH_CHECK(ch_comm_wait(&vote_req));
     if (vote || (every > 0 && (t->step % every == 0 || last))) {
       char path[CH_PATH_MAX * 2 + 32];
-      CH_CHECK(ch_trainer_checkpoint(t, path, sizeof path));
+      CH_CHECK(trainer_checkpoint(t, path, sizeof path));
       if (vote) {
         CH_INFO("stopping on %s: checkpoint of step %lld is %s; resume with run.resume=auto",
                 vote == SIGTERM ? "SIGTERM" : "SIGUSR1", (long long)t->step, path);
@@ -269,8 +272,7 @@ ch_status ch_train_run(const ch_config *cfg, const ch_group *dp, int keep_params
     CH_CHECK_GOTO(ch_dp_full_params(t.dp, res->params), st, done);
   }
   res->step = t.step;
-  res->features = ch_source_features(t.train);
-  res->classes = ch_source_classes(t.train);
+  res->model = t.info;
 done:
   teardown(&t);
   ch_watchdog_stop();

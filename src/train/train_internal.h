@@ -1,7 +1,9 @@
 /* Pieces of the training loop shared between src/train files. */
 #pragma once
 #include <stdio.h>
+#include "cohort/ckpt.h"
 #include "cohort/comm.h"
+#include "cohort/config.h"
 #include "cohort/data.h"
 #include "cohort/model.h"
 #include "cohort/optim.h"
@@ -11,20 +13,27 @@
 /* Training or validation samples: dataset rows (MLP) or token windows (GPT), by sample index
  * (src/train/source.c). Open/close/read are collective over the group. */
 typedef struct ch_source ch_source;
-ch_status ch_source_open(const ch_config *cfg, const ch_group *g, const char *split,
+ch_status source_open(const ch_config *cfg, const ch_group *g, const char *split,
                          ch_source **out);
-void ch_source_close(ch_source *s);
-int64_t ch_source_samples(const ch_source *s);
-int64_t ch_source_features(const ch_source *s); /* float inputs per sample (0 for tokens) */
-int64_t ch_source_classes(const ch_source *s);  /* classes, or the vocabulary */
+void source_close(ch_source *s);
+int64_t source_samples(const ch_source *s);
+int64_t source_features(const ch_source *s); /* float inputs per sample (0 for tokens) */
+int64_t source_classes(const ch_source *s);  /* classes, or the vocabulary */
 /* Samples into x [n, features] and y [n, ints per sample] (see ch_model_sample_ints). */
-ch_status ch_source_read(ch_source *s, const int64_t *samples, int64_t n, float *x, int32_t *y);
+ch_status source_read(ch_source *s, const int64_t *samples, int64_t n, float *x, int32_t *y);
 /* One line for the startup log. */
-void ch_source_describe(const ch_source *s, char *buf, size_t size);
+void source_describe(const ch_source *s, char *buf, size_t size);
+/* What a loader needs of a model trained on `s` (the train split) under cfg: the architecture,
+ * the data shape, the tokenizer kind (read from the data file for the GPT) and the data path.
+ * Local. Errors: as ch_tokenizer_load. */
+ch_status source_model_info(const ch_config *cfg, const ch_source *s, ch_ckpt_model_info *out);
 
 /* State of one training run (src/train/train.c; checkpoint glue in resume.c). */
 typedef struct ch_trainer {
   const ch_config *cfg;
+  ch_optim_cfg optim;  /* cfg's, with the schedule's end (ch_config_optim) */
+  ch_ckpt_cfg ckpt;    /* cfg's, directory resolved (ch_config_ckpt) */
+  ch_ckpt_model_info info; /* what checkpoints store about the model */
   const ch_group *g;
   ch_source *train, *val;
   ch_sampler sampler;
@@ -51,26 +60,26 @@ typedef struct ch_trainer {
 } ch_trainer;
 
 /* Sums entries [n_global, n_losses) of t->losses over the ranks (collective). */
-ch_status ch_trainer_reduce_losses(ch_trainer *t);
+ch_status trainer_reduce_losses(ch_trainer *t);
 
 /* Restores the state of the checkpoint chosen by run.resume (none / auto / a path) into `t`,
  * whose parameters and optimizer already exist. Sets *resumed. Collective. Errors: CH_ERR_IO,
  * CH_ERR_FORMAT (a named checkpoint that is unreadable), CH_ERR_CONFIG (it does not fit the
  * model). With auto, unreadable checkpoints are skipped with a warning. */
-ch_status ch_trainer_resume(ch_trainer *t, int *resumed);
+ch_status trainer_resume(ch_trainer *t, int *resumed);
 
 /* Writes and commits a checkpoint of the current state (collective). *path gets its file. */
-ch_status ch_trainer_checkpoint(ch_trainer *t, char *path, size_t size);
+ch_status trainer_checkpoint(ch_trainer *t, char *path, size_t size);
 
 /* Opens run.dir/metrics.jsonl (rank 0): truncated for a fresh run; for a resumed one, lines
  * past the resumed step are dropped so that the file reads as one uninterrupted run. */
-ch_status ch_trainer_open_metrics(ch_trainer *t, int resumed);
+ch_status trainer_open_metrics(ch_trainer *t, int resumed);
 
 /* Validation over the whole split: each rank evaluates its contiguous part in chunks of the
  * model's max batch (every rank the same number of chunks, some empty, so that `hook`'s
  * collectives match); results are summed over the group. Loss and accuracy are per target
  * (per token for the GPT). */
-ch_status ch_train_evaluate(ch_model *m, const float *params, const ch_unit_hook *hook,
+ch_status train_evaluate(ch_model *m, const float *params, const ch_unit_hook *hook,
                             ch_source *val, const ch_group *g, float *xbuf, int32_t *ybuf,
                             double *loss, double *acc);
 
@@ -85,6 +94,6 @@ typedef struct ch_progress {
 } ch_progress;
 
 /* Prints the progress line (rank 0's stdout via the logger). */
-void ch_progress_print(const ch_progress *p);
+void progress_print(const ch_progress *p);
 /* Appends one JSON object line to `f` and flushes it. */
-void ch_progress_write_json(FILE *f, const ch_progress *p);
+void progress_write_json(FILE *f, const ch_progress *p);

@@ -1,4 +1,4 @@
-/* ch_ckpt_select_range against a naive enumeration: for random shapes of 1-4 dims and random
+/* ckpt_select_range against a naive enumeration: for random shapes of 1-4 dims and random
  * element ranges [a, b), the hyperslab union must select exactly the elements whose row-major
  * index lies in [a, b). Serial (HDF5 dataspaces only). */
 #include <hdf5.h>
@@ -14,7 +14,7 @@ static int check(int ndim, const int64_t *shape, int64_t a, int64_t b) {
   int64_t n = 1;
   for (int d = 0; d < ndim; d++) dims[d] = (hsize_t)shape[d], n *= shape[d];
   hid_t space = H5Screate_simple(ndim, dims, NULL);
-  CHT_ASSERT(ch_ckpt_select_range(space, ndim, shape, a, b) >= 0, "select failed");
+  CHT_ASSERT(ckpt_select_range(space, ndim, shape, a, b) >= 0, "select failed");
   CHT_ASSERT(H5Sget_select_npoints(space) == b - a, "npoints %lld != %lld",
              (long long)H5Sget_select_npoints(space), (long long)(b - a));
   char *mark = calloc((size_t)n, 1);

@@ -76,7 +76,7 @@ static void check_pieces(const char *text, const char *want) {
   char got[512];
   size_t n = strlen(text), k = 0;
   for (size_t i = 0; i < n;) {
-    size_t e = ch_bpe_next_piece((const uint8_t *)text, n, i);
+    size_t e = bpe_next_piece((const uint8_t *)text, n, i);
     CHT_ASSERT(e > i && e <= n, "pieces of '%s': no progress at %zu", text, i);
     k += (size_t)snprintf(got + k, sizeof got - k, "%s%.*s", i ? "|" : "", (int)(e - i), text + i);
     i = e;
@@ -100,25 +100,25 @@ static void check_pretokenizer(void) {
   check_pieces("ab\xff\xfe cd\xe2\x82x", "ab|\xff\xfe| cd|\xe2\x82|x");
   check_pieces("x\xc2\xb2\xe2\x85\xab_y", "x|\xc2\xb2\xe2\x85\xab|_|y");
   /* classes of a few code points, and strict UTF-8 */
-  CHT_ASSERT(ch_bpe_classify('a') == CH_BPE_LETTER && ch_bpe_classify('7') == CH_BPE_NUMBER &&
-                 ch_bpe_classify('_') == CH_BPE_OTHER && ch_bpe_classify(0x1C) == CH_BPE_OTHER &&
-                 ch_bpe_classify(0x85) == CH_BPE_SPACE && ch_bpe_classify(0x4E2D) == CH_BPE_LETTER &&
-                 ch_bpe_classify(0x2167) == CH_BPE_NUMBER && ch_bpe_classify(0x2019) == CH_BPE_OTHER &&
-                 ch_bpe_classify(0x10FFFF) == CH_BPE_OTHER && ch_bpe_classify(CH_BPE_INVALID_CP) == CH_BPE_OTHER,
+  CHT_ASSERT(bpe_classify('a') == CH_BPE_LETTER && bpe_classify('7') == CH_BPE_NUMBER &&
+                 bpe_classify('_') == CH_BPE_OTHER && bpe_classify(0x1C) == CH_BPE_OTHER &&
+                 bpe_classify(0x85) == CH_BPE_SPACE && bpe_classify(0x4E2D) == CH_BPE_LETTER &&
+                 bpe_classify(0x2167) == CH_BPE_NUMBER && bpe_classify(0x2019) == CH_BPE_OTHER &&
+                 bpe_classify(0x10FFFF) == CH_BPE_OTHER && bpe_classify(CH_BPE_INVALID_CP) == CH_BPE_OTHER,
              "character classes");
   static const char *const invalid[] = {"\xc0\x80", "\xe0\x9f\xbf", "\xed\xa0\x80", "\xf4\x90\x80\x80", "\xf5\x80",
                                         "\x80", "\xe2\x82"};
   for (size_t i = 0; i < sizeof invalid / sizeof *invalid; i++) {
     uint32_t cp;
-    size_t l = ch_bpe_utf8_next((const uint8_t *)invalid[i], strlen(invalid[i]), 0, &cp);
+    size_t l = bpe_utf8_next((const uint8_t *)invalid[i], strlen(invalid[i]), 0, &cp);
     CHT_ASSERT(l == 1 && cp == CH_BPE_INVALID_CP, "invalid UTF-8 %zu accepted", i);
   }
   uint32_t cp;
-  CHT_ASSERT(ch_bpe_utf8_next((const uint8_t *)"\xf4\x8f\xbf\xbf", 4, 0, &cp) == 4 && cp == 0x10FFFF, "U+10FFFF");
+  CHT_ASSERT(bpe_utf8_next((const uint8_t *)"\xf4\x8f\xbf\xbf", 4, 0, &cp) == 4 && cp == 0x10FFFF, "U+10FFFF");
   for (int b = 0; b < 256; b++)
-    CHT_ASSERT(ch_bpe_cp_byte(ch_bpe_byte_cp((uint8_t)b)) == b, "byte alphabet at %d", b);
-  CHT_ASSERT(ch_bpe_byte_cp(' ') == 0x120 && ch_bpe_byte_cp('\n') == 0x10A && ch_bpe_byte_cp('a') == 'a' &&
-                 ch_bpe_byte_cp(0xAD) == 0x143 && ch_bpe_cp_byte(0x144) == -1 && ch_bpe_cp_byte(0x20) == -1,
+    CHT_ASSERT(bpe_cp_byte(bpe_byte_cp((uint8_t)b)) == b, "byte alphabet at %d", b);
+  CHT_ASSERT(bpe_byte_cp(' ') == 0x120 && bpe_byte_cp('\n') == 0x10A && bpe_byte_cp('a') == 'a' &&
+                 bpe_byte_cp(0xAD) == 0x143 && bpe_cp_byte(0x144) == -1 && bpe_cp_byte(0x20) == -1,
              "GPT-2 byte alphabet");
 }
 
@@ -269,7 +269,7 @@ static void dump(const tv_vocab *v, const char *dir) {
   snprintf(path, sizeof path, "%s/vocab.bpe", dir);
   tv_write_file(path, v->mer, v->mer_len, 0);
   char *cls = malloc(0x110000);
-  for (uint32_t cp = 0; cp < 0x110000; cp++) cls[cp] = (char)ch_bpe_classify(cp);
+  for (uint32_t cp = 0; cp < 0x110000; cp++) cls[cp] = (char)bpe_classify(cp);
   snprintf(path, sizeof path, "%s/classes.bin", dir);
   tv_write_file(path, cls, 0x110000, 0);
   free(cls);

@@ -134,7 +134,7 @@ void tv_make(tv_vocab *v, uint64_t seed) {
  * as \u escapes when `escape`) or raw UTF-8. */
 static void put_symbols(FILE *f, const uint8_t *b, int n, int json, int escape) {
   for (int i = 0; i < n; i++) {
-    uint32_t cp = ch_bpe_byte_cp(b[i]);
+    uint32_t cp = bpe_byte_cp(b[i]);
     if (json && (cp == '"' || cp == '\\')) fprintf(f, "\\%c", (char)cp);
     else if (cp < 0x80) fputc((int)cp, f);
     else if (json && escape && cp >= 0x100) fprintf(f, "\\u%04x", (unsigned)cp);

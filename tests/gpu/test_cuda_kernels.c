@@ -245,7 +245,7 @@ static void test_adamw(int mis) {
   ch_optim *o;
   ch_segment seg;
   ch_shard whole = ch_shard_range(&seg, 0, n);
-  CHT_OK(ch_optim_create(ch_backend_cpu(), &cfg, &l, &whole, &o));
+  CHT_OK(ch_optim_create(ch_backend_cpu(), &cfg.optim, &l, &whole, &o));
 
   /* The CPU's spans: each parameter's slot, padding included, takes its decay setting. */
   uint8_t *mask = malloc(n);

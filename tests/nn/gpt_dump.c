@@ -66,7 +66,7 @@ int main(int argc, char **argv) {
   cfg.optim.eps = 1e-8;
 
   ch_model *m;
-  CHT_OK(ch_model_create(ch_backend_cpu(), &cfg, 0, V, B, &m));
+  CHT_OK(ch_model_create(ch_backend_cpu(), &cfg.model, 0, V, B, &m));
   const ch_layout *l = ch_model_layout(m);
   size_t n = l->numel;
   float *params = ch_alloc_aligned(n * sizeof(float)), *grads = ch_alloc_aligned(n * sizeof(float));
@@ -96,6 +96,7 @@ int main(int argc, char **argv) {
   snprintf(meta.version, sizeof meta.version, "test");
   snprintf(meta.created, sizeof meta.created, "1970-01-01T00:00:00Z");
   meta.config = ch_config_to_yaml(&cfg);
+  meta.model = (ch_ckpt_model_info){.model = cfg.model, .classes = V, .tokenizer = "byte"};
   ch_ckpt_policy keep = {1, 0};
   CHT_OK(ch_ckpt_save(&g, ckdir, &keep, l, &buf, 1, &whole, &meta, path, sizeof path));
   free(meta.config);
@@ -118,7 +119,7 @@ int main(int argc, char **argv) {
   h5d_write_tensors(f, "grads", l, grads);
 
   ch_optim *o;
-  CHT_OK(ch_optim_create(ch_backend_cpu(), &cfg, l, &whole, &o));
+  CHT_OK(ch_optim_create(ch_backend_cpu(), &cfg.optim, l, &whole, &o));
   for (int s = 0; s < steps; s++) {
     memset(grads, 0, n * sizeof(float));
     CHT_OK(ch_model_train_step(m, params, grads, NULL, tokens + per_batch * (size_t)(s + 1), B,

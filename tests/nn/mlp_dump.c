@@ -76,7 +76,7 @@ int main(int argc, char **argv) {
   }
 
   ch_model *m;
-  CHT_OK(ch_model_create(ch_backend_cpu(), &cfg, in, classes, batch, &m));
+  CHT_OK(ch_model_create(ch_backend_cpu(), &cfg.model, in, classes, batch, &m));
   const ch_layout *l = ch_model_layout(m);
   float *params = ch_alloc_aligned(l->numel * sizeof(float));
   float *grads = ch_alloc_aligned(l->numel * sizeof(float));
@@ -115,7 +115,7 @@ int main(int argc, char **argv) {
     ch_optim *o;
     ch_segment all;
     ch_shard whole = ch_shard_range(&all, 0, l->numel);
-    CHT_OK(ch_optim_create(ch_backend_cpu(), &cfg, l, &whole, &o));
+    CHT_OK(ch_optim_create(ch_backend_cpu(), &cfg.optim, l, &whole, &o));
     double *losses = malloc(sizeof *losses * (size_t)steps);
     CHT_ASSERT(losses, "out of memory");
     for (int s = 0; s < steps; s++) {

@@ -165,7 +165,7 @@ typedef struct run {
 static void run_model(const ch_backend *be, const ch_config *cfg, int64_t in, int64_t classes,
                       int batch, const float *x, const int32_t *y, uint64_t seed, run *r) {
   ch_model *m;
-  CHT_OK(ch_model_create(be, cfg, in, classes, batch, &m));
+  CHT_OK(ch_model_create(be, &cfg->model, in, classes, batch, &m));
   CHT_ASSERT(ch_model_backend(m) == be, "model backend");
   const ch_layout *l = ch_model_layout(m);
   size_t n = l->numel;
@@ -190,10 +190,10 @@ static void run_model(const ch_backend *be, const ch_config *cfg, int64_t in, in
   ch_segment all;
   ch_shard whole = ch_shard_range(&all, 0, n);
   for (int type = 0; type < 2; type++) {
-    ch_config oc = *cfg;
-    oc.optim.type = type == 0 ? CH_OPTIM_ADAMW : CH_OPTIM_SGD;
-    oc.optim.momentum = 0.9;
-    oc.optim.weight_decay = 0.1;
+    ch_optim_cfg oc = ch_config_optim(cfg);
+    oc.type = type == 0 ? CH_OPTIM_ADAMW : CH_OPTIM_SGD;
+    oc.momentum = 0.9;
+    oc.weight_decay = 0.1;
     ch_optim *o;
     CHT_OK(ch_optim_create(be, &oc, l, &whole, &o));
     CHT_ASSERT(ch_optim_backend(o) == be, "optimizer backend");
@@ -240,7 +240,7 @@ static void check_mlp(void) {
     run_model(ch_backend_cpu(), &cfg, IN, CLASSES, B, x, y, 11, &a);
     run_model(&counting, &cfg, IN, CLASSES, B, x, y, 11, &b);
     ch_model *m;
-    CHT_OK(ch_model_create(ch_backend_cpu(), &cfg, IN, CLASSES, 0, &m));
+    CHT_OK(ch_model_create(ch_backend_cpu(), &cfg.model, IN, CLASSES, 0, &m));
     compare(&a, &b, ch_model_layout(m)->numel, (size_t)B * CLASSES, act == 0 ? "mlp relu" : "mlp gelu");
     ch_model_destroy(m);
     free_run(&a);
@@ -263,8 +263,8 @@ static void check_gpt(void) {
   run_model(ch_backend_cpu(), &cfg, 0, V, B, NULL, win, 13, &a);
   run_model(&counting, &cfg, 0, V, B, NULL, win, 13, &b);
   ch_model *ma, *mb;
-  CHT_OK(ch_model_create(ch_backend_cpu(), &cfg, 0, V, 1, &ma));
-  CHT_OK(ch_model_create(&counting, &cfg, 0, V, 1, &mb));
+  CHT_OK(ch_model_create(ch_backend_cpu(), &cfg.model, 0, V, 1, &ma));
+  CHT_OK(ch_model_create(&counting, &cfg.model, 0, V, 1, &mb));
   size_t n = ch_model_layout(ma)->numel;
   compare(&a, &b, n, (size_t)B * T * V, "gpt");
   /* KV-cache decoding: a prompt of 3 tokens, then one at a time. */

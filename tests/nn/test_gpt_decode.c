@@ -37,7 +37,7 @@ static void check_decoder(void) {
   cfg.model.n_embd = C;
   cfg.model.context = T;
   ch_model *m;
-  CHT_OK(ch_model_create(ch_backend_cpu(), &cfg, 0, V, 2, &m));
+  CHT_OK(ch_model_create(ch_backend_cpu(), &cfg.model, 0, V, 2, &m));
   const ch_layout *l = ch_model_layout(m);
   float *p = ch_alloc_aligned(l->numel * sizeof(float));
   CHT_ASSERT(p, "oom");

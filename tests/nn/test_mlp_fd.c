@@ -63,7 +63,7 @@ static void net_create(net *n, int activation, uint64_t seed) {
   cfg.model.depth = DEPTH;
   cfg.model.hidden = HIDDEN;
   cfg.model.activation = activation;
-  CHT_OK(ch_model_create(ch_backend_cpu(), &cfg, IN, CLASSES, BATCH, &n->m));
+  CHT_OK(ch_model_create(ch_backend_cpu(), &cfg.model, IN, CLASSES, BATCH, &n->m));
   n->l = ch_model_layout(n->m);
   CHT_ASSERT(n->l->nparams == 2 * (DEPTH + 1) && n->l->nunits == DEPTH + 1,
              "MLP depth %d: %d params in %d units", DEPTH, n->l->nparams, n->l->nunits);

@@ -44,7 +44,7 @@ static int v2_parse(const char *body, size_t len, const ch_v2_limits *lim, ch_v2
                     char *err, size_t errlen) {
   char *copy = malloc(len ? len : 1);
   memcpy(copy, body, len);
-  int st = ch_v2_parse_request(copy, len, lim, r, err, errlen);
+  int st = v2_parse_request(copy, len, lim, r, err, errlen);
   free(copy);
   return st;
 }
@@ -52,7 +52,7 @@ static int oai_parse(const char *body, int max_context, ch_oai_request *r, char 
   size_t len = strlen(body);
   char *copy = malloc(len ? len : 1);
   memcpy(copy, body, len);
-  int st = ch_oai_parse_completion(copy, len, max_context, r, err, n);
+  int st = oai_parse_completion(copy, len, max_context, r, err, n);
   free(copy);
   return st;
 }
@@ -260,7 +260,7 @@ static void expect_bad(const char *body, size_t len, int64_t max_el, const char 
              err, w1, w2 ? " / " : "", w2 ? w2 : "");
   static const ch_v2_request zero;
   CHT_ASSERT(!memcmp(&r, &zero, sizeof r), "%.200s: request not zeroed after failure", body);
-  ch_v2_request_free(&r);
+  v2_request_free(&r);
 }
 
 static void test_v2_bad(void) {
@@ -333,7 +333,7 @@ static void test_v2_fuzz(void) {
         for (int64_t k = 0; k < n; k++) CHT_ASSERT(isfinite(r.inputs[i].f32[k]), "finite");
       }
     }
-    ch_v2_request_free(&r);
+    v2_request_free(&r);
   }
   free(buf);
   CHT_ASSERT(ok > 50, "only %d of the mutations parsed; the fuzzer is not exercising success", ok);
@@ -392,7 +392,7 @@ static void test_v2_fp32(void) {
     /* Echo it back as the model's output: the response must carry the same bits. */
     ch_v2_output o = {"y", CH_V2_FP32, in->ndim, {0}, in->f32, NULL};
     memcpy(o.shape, in->shape, sizeof o.shape);
-    char *resp = ch_v2_response("mlp", "3", &r, &o, 1);
+    char *resp = v2_response("mlp", "3", &r, &o, 1);
     cJSON *j = jparse(resp);
     CHT_ASSERT(!strcmp(jstr(j, "model_name"), "mlp") && !strcmp(jstr(j, "model_version"), "3") &&
                !cJSON_GetObjectItem(j, "id"), "response header");
@@ -409,7 +409,7 @@ static void test_v2_fp32(void) {
     }
     cJSON_Delete(j);
     free(resp);
-    ch_v2_request_free(&r);
+    v2_request_free(&r);
   }
   free(body);
 }
@@ -438,7 +438,7 @@ static void test_v2_types(void) {
   for (int k = 0; k < 32; k++)
     CHT_ASSERT(in->i32[k] == v[k] && in->f32[k] == (float)v[k], "INT32 element %d", k);
   ch_v2_output o = {"ids", CH_V2_INT32, 2, {4, 8}, NULL, in->i32};
-  char *resp = ch_v2_response("m", NULL, NULL, &o, 1);
+  char *resp = v2_response("m", NULL, NULL, &o, 1);
   cJSON *j = jparse(resp);
   CHT_ASSERT(!cJSON_GetObjectItem(j, "model_version"), "no version given, none printed");
   const cJSON *e, *data = jget(cJSON_GetArrayItem(jget(j, "outputs"), 0), "data");
@@ -450,35 +450,35 @@ static void test_v2_types(void) {
   CHT_ASSERT(k == 32, "INT32 count");
   cJSON_Delete(j);
   free(resp);
-  ch_v2_request_free(&r);
+  v2_request_free(&r);
 
   /* INT64 beyond int32: f32 only; within int32: i32 too. */
   in = parse_one("{\"inputs\":[{\"name\":\"a\",\"datatype\":\"INT64\",\"shape\":[4],"
                  "\"data\":[1099511627776,-4611686018427387904,9007199254740992,-5]}]}", &r);
   CHT_ASSERT(!in->i32 && in->f32[0] == 1099511627776.0f && in->f32[1] == -4611686018427387904.0f &&
              in->f32[2] == 9007199254740992.0f && in->f32[3] == -5, "INT64 wide");
-  ch_v2_request_free(&r);
+  v2_request_free(&r);
   in = parse_one("{\"inputs\":[{\"name\":\"a\",\"datatype\":\"INT64\",\"shape\":[3],"
                  "\"data\":[-2147483648,2147483647,7]}]}", &r);
   CHT_ASSERT(in->i32 && in->i32[0] == INT32_MIN && in->i32[1] == INT32_MAX && in->i32[2] == 7,
              "INT64 narrow");
-  ch_v2_request_free(&r);
+  v2_request_free(&r);
   in = parse_one("{\"inputs\":[{\"name\":\"a\",\"datatype\":\"UINT32\",\"shape\":[2],"
                  "\"data\":[0,4294967295]}]}", &r);
   CHT_ASSERT(!in->i32 && in->f32[1] == 4294967295.0f, "UINT32 top");
-  ch_v2_request_free(&r);
+  v2_request_free(&r);
   in = parse_one("{\"inputs\":[{\"name\":\"a\",\"datatype\":\"UINT64\",\"shape\":[1],"
                  "\"data\":[18446744073709549568]}]}", &r);
   CHT_ASSERT(!in->i32 && in->f32[0] == 18446744073709549568.0f, "UINT64 top");
-  ch_v2_request_free(&r);
+  v2_request_free(&r);
   in = parse_one("{\"inputs\":[{\"name\":\"a\",\"datatype\":\"INT8\",\"shape\":[3],"
                  "\"data\":[-128,127,-0.0]}]}", &r);
   CHT_ASSERT(in->i32 && in->i32[0] == -128 && in->i32[1] == 127 && in->i32[2] == 0, "INT8");
-  ch_v2_request_free(&r);
+  v2_request_free(&r);
   in = parse_one("{\"inputs\":[{\"name\":\"a\",\"datatype\":\"UINT8\",\"shape\":[2],"
                  "\"data\":[0,255]}]}", &r);
   CHT_ASSERT(in->i32 && in->i32[1] == 255, "UINT8");
-  ch_v2_request_free(&r);
+  v2_request_free(&r);
 
   /* BOOL: JSON booleans and 0/1; the response prints booleans. */
   in = parse_one("{\"inputs\":[{\"name\":\"m\",\"datatype\":\"BOOL\",\"shape\":[2,2],"
@@ -486,10 +486,10 @@ static void test_v2_types(void) {
   CHT_ASSERT(in->i32 && in->i32[0] == 1 && in->i32[1] == 0 && in->i32[2] == 1 && in->i32[3] == 0 &&
              in->f32[0] == 1 && in->f32[3] == 0, "BOOL");
   ch_v2_output ob = {"m", CH_V2_BOOL, 2, {2, 2}, in->f32, in->i32};
-  resp = ch_v2_response("m", NULL, &r, &ob, 1);
+  resp = v2_response("m", NULL, &r, &ob, 1);
   CHT_ASSERT(strstr(resp, "\"data\":[true,false,true,false]"), "BOOL out: %s", resp);
   free(resp);
-  ch_v2_request_free(&r);
+  v2_request_free(&r);
 
   /* FP64 -> nearest float; FP16 edges; BF16. */
   double dv[16];
@@ -502,32 +502,32 @@ static void test_v2_types(void) {
   in = parse_one(body, &r);
   CHT_ASSERT(!in->i32, "FP64 has no i32");
   for (k = 0; k < 16; k++) CHT_ASSERT(bits(in->f32[k]) == bits((float)dv[k]), "FP64 %d", k);
-  ch_v2_request_free(&r);
+  v2_request_free(&r);
   in = parse_one("{\"inputs\":[{\"name\":\"h\",\"datatype\":\"FP16\",\"shape\":[3],"
                  "\"data\":[65504,-65504,0.5]}]}", &r);
   CHT_ASSERT(in->f32[0] == 65504 && in->f32[1] == -65504 && in->f32[2] == 0.5f && !in->i32, "FP16");
-  ch_v2_request_free(&r);
+  v2_request_free(&r);
   in = parse_one("{\"inputs\":[{\"name\":\"h\",\"datatype\":\"BF16\",\"shape\":[1],"
                  "\"data\":[-3.5]}]}", &r);
   CHT_ASSERT(in->dtype == CH_V2_BF16 && in->f32[0] == -3.5f, "BF16");
-  ch_v2_request_free(&r);
+  v2_request_free(&r);
 
   /* Scalars and empty tensors. */
   in = parse_one("{\"inputs\":[{\"name\":\"s\",\"datatype\":\"FP32\",\"shape\":[],\"data\":[7]}]}", &r);
   CHT_ASSERT(in->ndim == 0 && in->numel == 1 && in->f32[0] == 7, "scalar");
-  ch_v2_request_free(&r);
+  v2_request_free(&r);
   in = parse_one("{\"inputs\":[{\"name\":\"e\",\"datatype\":\"FP32\",\"shape\":[0],\"data\":[]}]}", &r);
   CHT_ASSERT(in->ndim == 1 && in->numel == 0 && in->f32, "empty");
-  ch_v2_request_free(&r);
+  v2_request_free(&r);
   in = parse_one("{\"inputs\":[{\"name\":\"e\",\"datatype\":\"INT32\",\"shape\":[2,0],"
                  "\"data\":[[],[]]}]}", &r);
   CHT_ASSERT(in->numel == 0 && in->shape[0] == 2 && in->i32, "empty nested");
-  ch_v2_request_free(&r);
+  v2_request_free(&r);
   /* A zero dim empties the tensor even when the other dims multiply past the limit. */
   in = parse_one("{\"inputs\":[{\"name\":\"e\",\"datatype\":\"FP32\",\"shape\":[16777216,0,16777216],"
                  "\"data\":[]}]}", &r);
   CHT_ASSERT(in->numel == 0 && in->shape[2] == 16777216, "empty with big dims");
-  ch_v2_request_free(&r);
+  v2_request_free(&r);
 }
 
 static void test_v2_request_fields(void) {
@@ -554,8 +554,8 @@ static void test_v2_request_fields(void) {
                           {"extra", CH_V2_FP32, 1, {1}, extra, NULL},
                           {"probs", CH_V2_FP32, 2, {3, 2}, probs, NULL}};
   const char *names[3] = {"logits", "extra", "probs"};
-  CHT_ASSERT(ch_v2_check_outputs(&r, names, 3, err, sizeof err) == 0, "outputs known");
-  char *resp = ch_v2_response("gpt", NULL, &r, outs, 3);
+  CHT_ASSERT(v2_check_outputs(&r, names, 3, err, sizeof err) == 0, "outputs known");
+  char *resp = v2_response("gpt", NULL, &r, outs, 3);
   cJSON *j = jparse(resp);
   CHT_ASSERT(!strcmp(jstr(j, "id"), r.id), "id echoed");
   const cJSON *jo = jget(j, "outputs");
@@ -576,12 +576,12 @@ static void test_v2_request_fields(void) {
   cJSON_Delete(j);
   free(resp);
   /* A requested output the model lacks: check_outputs names it, the response refuses. */
-  CHT_ASSERT(ch_v2_check_outputs(&r, names, 2, err, sizeof err) == 400 &&
+  CHT_ASSERT(v2_check_outputs(&r, names, 2, err, sizeof err) == 400 &&
              strstr(err, "requested output 'probs' is not an output of the model"), "%s", err);
-  CHT_ASSERT(!ch_v2_response("gpt", NULL, &r, outs, 2), "missing requested output -> NULL");
-  ch_v2_request_free(&r);
+  CHT_ASSERT(!v2_response("gpt", NULL, &r, outs, 2), "missing requested output -> NULL");
+  v2_request_free(&r);
   CHT_ASSERT(r.inputs == NULL && r.ninputs == 0, "free zeroes");
-  ch_v2_request_free(&r); /* twice is harmless */
+  v2_request_free(&r); /* twice is harmless */
 }
 
 static void test_v2_bodies(void) {
@@ -589,29 +589,29 @@ static void test_v2_bodies(void) {
    * outputs are refused. */
   float f[4] = {NAN, INFINITY, -1.5f, 3};
   ch_v2_output o = {"y", CH_V2_FP32, 1, {4}, f, NULL};
-  char *s = ch_v2_response("m", NULL, NULL, &o, 1);
+  char *s = v2_response("m", NULL, NULL, &o, 1);
   cJSON *j = jparse(s);
   CHT_ASSERT(strstr(s, "[null,null,-1.5,3]"), "%s", s);
   cJSON_Delete(j);
   free(s);
   float g[3] = {7, -2, 100000};
   ch_v2_output oi = {"c", CH_V2_INT64, 1, {3}, g, NULL};
-  s = ch_v2_response("m", NULL, NULL, &oi, 1);
+  s = v2_response("m", NULL, NULL, &oi, 1);
   CHT_ASSERT(strstr(s, "\"datatype\":\"INT64\",\"shape\":[3],\"data\":[7,-2,100000]"), "%s", s);
   free(s);
   ch_v2_output bad[4] = {{"a", CH_V2_FP32, 9, {1}, f, NULL},
                          {"b", CH_V2_FP32, 1, {-1}, f, NULL},
                          {"c", CH_V2_FP32, 1, {2}, NULL, NULL},
                          {"d", CH_V2_BYTES, 1, {1}, f, NULL}};
-  for (int i = 0; i < 4; i++) CHT_ASSERT(!ch_v2_response("m", NULL, NULL, &bad[i], 1), "bad %d", i);
+  for (int i = 0; i < 4; i++) CHT_ASSERT(!v2_response("m", NULL, NULL, &bad[i], 1), "bad %d", i);
   ch_v2_output empty = {"z", CH_V2_FP32, 2, {0, 5}, NULL, NULL};
-  s = ch_v2_response("m", NULL, NULL, &empty, 1);
+  s = v2_response("m", NULL, NULL, &empty, 1);
   CHT_ASSERT(strstr(s, "\"shape\":[0,5],\"data\":[]"), "%s", s);
   free(s);
 
   /* Error body: escapes and invalid UTF-8. */
   const char *msg = "input 'x': \"q\" \\ line\nctl\x01 bad\xFF ok\xC3\xA9 cut\xE2\x82";
-  s = ch_v2_error(msg);
+  s = v2_error(msg);
   j = jparse(s);
   CHT_ASSERT(!strcmp(jstr(j, "error"), "input 'x': \"q\" \\ line\nctl\x01 bad\xEF\xBF\xBD ok\xC3\xA9 "
                      "cut\xEF\xBF\xBD\xEF\xBF\xBD"), "error: %s", s);
@@ -619,7 +619,7 @@ static void test_v2_bodies(void) {
   free(s);
 
   /* Metadata. */
-  s = ch_v2_server_metadata("cohort", "0.1.0");
+  s = v2_server_metadata("cohort", "0.1.0");
   j = jparse(s);
   CHT_ASSERT(!strcmp(jstr(j, "name"), "cohort") && !strcmp(jstr(j, "version"), "0.1.0") &&
              cJSON_IsArray(jget(j, "extensions")), "server metadata %s", s);
@@ -628,7 +628,7 @@ static void test_v2_bodies(void) {
   const char *vers[2] = {"1", "2"};
   ch_v2_tensor_meta in[2] = {{"x", CH_V2_FP32, 2, {-1, 784}}, {"mask", CH_V2_BOOL, 1, {-1}}};
   ch_v2_tensor_meta out[1] = {{"logits", CH_V2_FP32, 2, {-1, 10}}};
-  s = ch_v2_model_metadata("mlp", vers, 2, "cohort_c", in, 2, out, 1);
+  s = v2_model_metadata("mlp", vers, 2, "cohort_c", in, 2, out, 1);
   j = jparse(s);
   CHT_ASSERT(!strcmp(jstr(j, "name"), "mlp") && !strcmp(jstr(j, "platform"), "cohort_c") &&
              cJSON_GetArraySize(jget(j, "versions")) == 2 &&
@@ -640,7 +640,7 @@ static void test_v2_bodies(void) {
              cJSON_GetArrayItem(jget(o0, "shape"), 1)->valuedouble == 10, "output meta");
   cJSON_Delete(j);
   free(s);
-  s = ch_v2_model_metadata("m", NULL, 0, "p", NULL, 0, NULL, 0);
+  s = v2_model_metadata("m", NULL, 0, "p", NULL, 0, NULL, 0);
   j = jparse(s);
   CHT_ASSERT(!cJSON_GetObjectItem(j, "versions") && cJSON_GetArraySize(jget(j, "inputs")) == 0, "%s", s);
   cJSON_Delete(j);
@@ -648,10 +648,10 @@ static void test_v2_bodies(void) {
 
   for (int t = 0; t < CH_V2_NDTYPES; t++) {
     ch_v2_dtype back;
-    CHT_ASSERT(!ch_v2_dtype_parse(ch_v2_dtype_name((ch_v2_dtype)t), &back) && back == (ch_v2_dtype)t,
+    CHT_ASSERT(!v2_dtype_parse(v2_dtype_name((ch_v2_dtype)t), &back) && back == (ch_v2_dtype)t,
                "dtype %d", t);
   }
-  CHT_ASSERT(!strcmp(ch_v2_dtype_name(CH_V2_UINT16), "UINT16") && !strcmp(ch_v2_dtype_name(CH_V2_FP64), "FP64"),
+  CHT_ASSERT(!strcmp(v2_dtype_name(CH_V2_UINT16), "UINT16") && !strcmp(v2_dtype_name(CH_V2_FP64), "FP64"),
              "dtype names");
 }
 
@@ -679,8 +679,8 @@ static void test_jsonw_random(void) {
     }
     if (it % 3 == 0 && n) n -= rnd_below(n); /* cut anywhere, even inside a character */
     ch_jsonw w = {0};
-    ch_jsonw_str(&w, (const char *)in, n);
-    char *s = ch_jsonw_finish(&w);
+    jsonw_str(&w, (const char *)in, n);
+    char *s = jsonw_finish(&w);
     size_t slen = strlen(s), wl = ref_clean(in, n, want);
     unsigned char chk[1024];
     CHT_ASSERT(ref_clean((const unsigned char *)s, slen, chk) == slen && !memcmp(chk, s, slen),
@@ -693,27 +693,27 @@ static void test_jsonw_random(void) {
     free(s);
   }
   ch_jsonw w = {0};
-  ch_jsonw_str(&w, "a\0b", 3);
-  char *s = ch_jsonw_finish(&w);
+  jsonw_str(&w, "a\0b", 3);
+  char *s = jsonw_finish(&w);
   CHT_ASSERT(!strcmp(s, "\"a\\u0000b\""), "NUL escaped: %s", s);
   free(s);
-  ch_jsonw_str(&w, NULL, 0);
-  s = ch_jsonw_finish(&w);
+  jsonw_str(&w, NULL, 0);
+  s = jsonw_finish(&w);
   CHT_ASSERT(!strcmp(s, "\"\""), "NULL string");
   free(s);
-  ch_jsonw_f32(&w, 0.1f);
-  ch_jsonw_raw(&w, ",", 1);
-  ch_jsonw_f32(&w, -0.0f);
-  s = ch_jsonw_finish(&w);
+  jsonw_f32(&w, 0.1f);
+  jsonw_raw(&w, ",", 1);
+  jsonw_f32(&w, -0.0f);
+  s = jsonw_finish(&w);
   CHT_ASSERT(!strcmp(s, "0.100000001,-0"), "%s", s);
   free(s);
   /* Long formatted text grows the buffer correctly. */
   char big[700];
   memset(big, 'z', sizeof big - 1);
   big[sizeof big - 1] = 0;
-  ch_jsonw_raw(&w, "<", 1);
-  ch_jsonw_fmt(&w, "%s|%d", big, 42);
-  s = ch_jsonw_finish(&w);
+  jsonw_raw(&w, "<", 1);
+  jsonw_fmt(&w, "%s|%d", big, 42);
+  s = jsonw_finish(&w);
   CHT_ASSERT(strlen(s) == 1 + 699 + 3 && !strcmp(s + 700, "|42"), "long fmt");
   free(s);
 }
@@ -727,10 +727,10 @@ static void test_oai_parse(void) {
   CHT_ASSERT(!strcmp(r.model, "gpt") && !strcmp(r.prompt, "Hello") && r.max_tokens == 16 &&
              r.temperature == 1 && r.top_p == 1 && r.top_k == 0 && !r.has_seed && r.nstop == 0 &&
              !r.stop && !r.stream && r.n == 1, "defaults");
-  ch_oai_request_free(&r);
+  oai_request_free(&r);
   CHT_ASSERT(oai_parse("{\"model\":\"gpt\",\"prompt\":\"x\"}", 8, &r, err, sizeof err) == 0 &&
              r.max_tokens == 8, "default capped by the context");
-  ch_oai_request_free(&r);
+  oai_request_free(&r);
   const char *full =
       "{\"model\":\"gpt\",\"prompt\":[\"Once \\\"upon\\\"\\n\"],\"max_tokens\":100,\"temperature\":0,"
       "\"top_p\":0.5,\"top_k\":40,\"seed\":-1,\"stop\":[\"\\n\",\"END\"],\"stream\":true,\"n\":1,"
@@ -740,17 +740,17 @@ static void test_oai_parse(void) {
   CHT_ASSERT(!strcmp(r.prompt, "Once \"upon\"\n") && r.max_tokens == 100 && r.temperature == 0 &&
              r.top_p == 0.5f && r.top_k == 40 && r.has_seed && r.seed == UINT64_MAX && r.nstop == 2 &&
              !strcmp(r.stop[0], "\n") && !strcmp(r.stop[1], "END") && r.stream == 1, "full fields");
-  ch_oai_request_free(&r);
+  oai_request_free(&r);
   CHT_ASSERT(oai_parse("{\"model\":\"m\",\"prompt\":\"p\",\"seed\":18446744073709549568,\"stop\":\"x\","
                        "\"max_tokens\":null,\"temperature\":null,\"top_p\":1,\"stream\":null,\"n\":null}",
                        0, &r, err, sizeof err) == 0, "%s", err);
   CHT_ASSERT(r.seed == 18446744073709549568ull && r.nstop == 1 && !strcmp(r.stop[0], "x") &&
              r.max_tokens == 16 && r.temperature == 1 && !r.stream, "seed/stop/null fields");
-  ch_oai_request_free(&r);
+  oai_request_free(&r);
   CHT_ASSERT(oai_parse("{\"model\":\"m\",\"prompt\":\"\",\"seed\":42,\"temperature\":2,\"max_tokens\":64}",
                        64, &r, err, sizeof err) == 0 && r.seed == 42 && r.temperature == 2 &&
              r.max_tokens == 64 && r.prompt[0] == 0, "edges: %s", err);
-  ch_oai_request_free(&r);
+  oai_request_free(&r);
 
   static const struct { const char *body; int ctx; const char *want; } bad[] = {
       {"", 0, "body is empty"},
@@ -813,7 +813,7 @@ static void test_oai_parse(void) {
   model[127] = 0;
   snprintf(body, sizeof body, "{\"model\":\"%s\",\"prompt\":\"p\"}", model);
   CHT_ASSERT(oai_parse(body, 0, &r, err, sizeof err) == 0 && strlen(r.model) == 127, "%s", err);
-  ch_oai_request_free(&r);
+  oai_request_free(&r);
 }
 
 static void test_oai_bodies(void) {
@@ -823,7 +823,7 @@ static void test_oai_bodies(void) {
     for (size_t i = 0; i < n; i++) text[i] = (unsigned char)(1 + rnd_below(255));
     size_t wl = ref_clean(text, n, want);
     int pt = (int)rnd_below(1000), ct = (int)rnd_below(1000);
-    char *s = ch_oai_completion("cmpl-1", 1700000000L + it, "gpt", (const char *)text, n,
+    char *s = oai_completion("cmpl-1", 1700000000L + it, "gpt", (const char *)text, n,
                                 it % 2 ? "stop" : "length", pt, ct);
     cJSON *j = jparse(s);
     CHT_ASSERT(!strcmp(jstr(j, "id"), "cmpl-1") && !strcmp(jstr(j, "object"), "text_completion") &&
@@ -839,7 +839,7 @@ static void test_oai_bodies(void) {
     cJSON_Delete(j);
     free(s);
 
-    s = ch_oai_chunk("cmpl-1", 5, "gpt", (const char *)text, n, it % 2 ? NULL : "stop");
+    s = oai_chunk("cmpl-1", 5, "gpt", (const char *)text, n, it % 2 ? NULL : "stop");
     size_t sl = strlen(s);
     CHT_ASSERT(!strncmp(s, "data: ", 6) && sl > 8 && !strcmp(s + sl - 2, "\n\n") &&
                !memchr(s, '\n', sl - 2) && !memchr(s, '\r', sl), "SSE framing: %s", s);
@@ -853,14 +853,14 @@ static void test_oai_bodies(void) {
     cJSON_Delete(j);
     free(s);
   }
-  char *s = ch_oai_completion("x", 0, "m", "", 0, NULL, 0, 0);
+  char *s = oai_completion("x", 0, "m", "", 0, NULL, 0, 0);
   cJSON *j = jparse(s);
   CHT_ASSERT(cJSON_IsNull(jget(cJSON_GetArrayItem(jget(j, "choices"), 0), "finish_reason")), "null reason");
   cJSON_Delete(j);
   free(s);
   CHT_ASSERT(!strcmp(CH_OAI_SSE_DONE, "data: [DONE]\n\n"), "terminator");
   const char *names[2] = {"gpt-small", "mlp\"x"};
-  s = ch_oai_models(names, 2, 123);
+  s = oai_models(names, 2, 123);
   j = jparse(s);
   const cJSON *d = jget(j, "data");
   CHT_ASSERT(!strcmp(jstr(j, "object"), "list") && cJSON_GetArraySize(d) == 2 &&
@@ -870,7 +870,7 @@ static void test_oai_bodies(void) {
              !strcmp(jstr(cJSON_GetArrayItem(d, 0), "owned_by"), "cohort"), "models: %s", s);
   cJSON_Delete(j);
   free(s);
-  s = ch_oai_models(NULL, 0, 1);
+  s = oai_models(NULL, 0, 1);
   CHT_ASSERT(!strcmp(s, "{\"object\":\"list\",\"data\":[]}"), "%s", s);
   free(s);
 }
@@ -909,18 +909,18 @@ static void test_stop_random(void) {
     rnd_text(text, n, alpha);
     int ns = (int)rnd_below(5);
     for (int j = 0; j < ns; j++) rnd_text(sbuf[j], 1 + rnd_below(4), alpha);
-    int64_t f = ch_oai_find_stop(text, n, stop, ns), fr = naive_find(text, n, stop, ns);
+    int64_t f = oai_find_stop(text, n, stop, ns), fr = naive_find(text, n, stop, ns);
     CHT_ASSERT(f == fr, "find_stop('%s') = %lld, reference %lld", text, (long long)f, (long long)fr);
-    size_t h = ch_oai_holdback(text, n, stop, ns), hr = naive_holdback(text, n, stop, ns);
+    size_t h = oai_holdback(text, n, stop, ns), hr = naive_holdback(text, n, stop, ns);
     CHT_ASSERT(h == hr, "holdback('%s') = %zu, reference %zu", text, h, hr);
   }
   char *none[1] = {""};
-  CHT_ASSERT(ch_oai_find_stop("abc", 3, none, 1) == -1 && ch_oai_holdback("abc", 3, none, 1) == 0,
+  CHT_ASSERT(oai_find_stop("abc", 3, none, 1) == -1 && oai_holdback("abc", 3, none, 1) == 0,
              "empty stop strings are ignored");
   char *st[2] = {"\n\n", "END"};
-  CHT_ASSERT(ch_oai_find_stop("one\ntwo END\n\nx", 14, st, 2) == 8, "example find");
-  CHT_ASSERT(ch_oai_holdback("two EN", 6, st, 2) == 2 && ch_oai_holdback("two\n", 4, st, 2) == 1 &&
-             ch_oai_holdback("two", 3, st, 2) == 0, "example holdback");
+  CHT_ASSERT(oai_find_stop("one\ntwo END\n\nx", 14, st, 2) == 8, "example find");
+  CHT_ASSERT(oai_holdback("two EN", 6, st, 2) == 2 && oai_holdback("two\n", 4, st, 2) == 1 &&
+             oai_holdback("two", 3, st, 2) == 0, "example holdback");
 }
 
 /* 1 when s[0..k) is a valid UTF-8 character missing its last bytes: the reference decoder
@@ -975,7 +975,7 @@ static void test_stream_random(void) {
       cuts[ncut++] = L;
     }
     for (size_t c = 0; c < ncut; c++) {
-      int64_t f = ch_oai_find_stop(text, cuts[c], stop, ns);
+      int64_t f = oai_find_stop(text, cuts[c], stop, ns);
       if (f >= 0) {
         final = (size_t)f;
         break;
@@ -984,16 +984,16 @@ static void test_stream_random(void) {
     int done = 0;
     for (size_t c = 0; c < ncut && !done; c++) {
       size_t cur = cuts[c], upto;
-      int64_t f = ch_oai_find_stop(text, cur, stop, ns);
+      int64_t f = oai_find_stop(text, cur, stop, ns);
       if (f >= 0) upto = (size_t)f, done = 1;
       else if (c + 1 == ncut) upto = cur;
       else {
-        size_t h1 = ch_oai_holdback(text, cur, stop, ns), h2 = ch_oai_utf8_holdback(text, cur);
+        size_t h1 = oai_holdback(text, cur, stop, ns), h2 = oai_utf8_holdback(text, cur);
         upto = cur - (h1 > h2 ? h1 : h2);
       }
       CHT_ASSERT(upto >= sent, "iteration %d: would have to take back sent text", it);
       if (upto > sent) {
-        char *s = ch_oai_chunk("c", 0, "m", text + sent, upto - sent, NULL);
+        char *s = oai_chunk("c", 0, "m", text + sent, upto - sent, NULL);
         size_t sl = strlen(s);
         s[sl - 2] = 0;
         cJSON *j = jparse(s + 6);
@@ -1017,13 +1017,13 @@ static void test_stream_random(void) {
     size_t want = 0;
     for (size_t k = 1; k <= 3 && k <= n; k++)
       if (naive_incomplete(b + n - k, k)) want = k;
-    size_t got = ch_oai_utf8_holdback((const char *)b, n);
+    size_t got = oai_utf8_holdback((const char *)b, n);
     CHT_ASSERT(got == want, "utf8_holdback of %zu bytes (%02x %02x %02x ..) = %zu, reference %zu",
                n, n > 0 ? b[n - 1] : 0, n > 1 ? b[n - 2] : 0, n > 2 ? b[n - 3] : 0, got, want);
   }
-  CHT_ASSERT(ch_oai_utf8_holdback("x\xE2\x82", 3) == 2 && ch_oai_utf8_holdback("x\xE2\x82\xAC", 4) == 0 &&
-             ch_oai_utf8_holdback("\xF0\x9F\x98", 3) == 3 && ch_oai_utf8_holdback("\xC3", 1) == 1 &&
-             ch_oai_utf8_holdback("\xE0\x80", 2) == 0, "utf8_holdback examples");
+  CHT_ASSERT(oai_utf8_holdback("x\xE2\x82", 3) == 2 && oai_utf8_holdback("x\xE2\x82\xAC", 4) == 0 &&
+             oai_utf8_holdback("\xF0\x9F\x98", 3) == 3 && oai_utf8_holdback("\xC3", 1) == 1 &&
+             oai_utf8_holdback("\xE0\x80", 2) == 0, "utf8_holdback examples");
 }
 
 int main(void) {

@@ -22,7 +22,7 @@
 #include "testlib.h"
 
 static double fmt_roundtrip(double v, char *buf) {
-  int n = ch_metrics_format_double(buf, 32, v);
+  int n = metrics_format_double(buf, 32, v);
   CHT_ASSERT(n > 0 && n < 32 && (size_t)n == strlen(buf), "format length %d for %a", n, v);
   if (!strcmp(buf, "+Inf")) return INFINITY;
   if (!strcmp(buf, "-Inf")) return -INFINITY;
@@ -89,78 +89,78 @@ static void expect_invalid(ch_status s, const char *what) {
 static void test_registration(void) {
   ch_metrics *m;
   ch_metric *f = NULL, *g = NULL;
-  CHT_OK(ch_metrics_create(&m));
+  CHT_OK(metrics_create(&m));
   static const char *bad_names[] = {"", "1abc", "a-b", "a b", "x\xc3\xa9", "a{b}"};
   for (size_t i = 0; i < sizeof bad_names / sizeof bad_names[0]; i++)
-    expect_invalid(ch_metrics_register(m, bad_names[i], "h", CH_METRIC_GAUGE, NULL, NULL, 0, &f),
+    expect_invalid(metrics_register(m, bad_names[i], "h", CH_METRIC_GAUGE, NULL, NULL, 0, &f),
                    bad_names[i]);
-  expect_invalid(ch_metrics_register(m, NULL, "h", CH_METRIC_GAUGE, NULL, NULL, 0, &f),
+  expect_invalid(metrics_register(m, NULL, "h", CH_METRIC_GAUGE, NULL, NULL, 0, &f),
                  "NULL name");
-  expect_invalid(ch_metrics_register(m, "t", "h", (ch_metric_type)7, NULL, NULL, 0, &f),
+  expect_invalid(metrics_register(m, "t", "h", (ch_metric_type)7, NULL, NULL, 0, &f),
                  "bad type");
   static const char *const bad_labels[][3] = {{"__x", NULL}, {"1a", NULL}, {"a", "a", NULL},
                                               {"a:b", NULL}, {"", NULL},   {"a-b", NULL}};
   for (size_t i = 0; i < sizeof bad_labels / sizeof bad_labels[0]; i++)
     expect_invalid(
-        ch_metrics_register(m, "c_total", "h", CH_METRIC_COUNTER, bad_labels[i], NULL, 0, &f),
+        metrics_register(m, "c_total", "h", CH_METRIC_COUNTER, bad_labels[i], NULL, 0, &f),
         bad_labels[i][0]);
   const char *le[] = {"route", "le", NULL};
   double b2[] = {1, 2}, same[] = {1, 1}, down[] = {2, 1}, nan[] = {NAN}, inf[] = {1, INFINITY};
-  expect_invalid(ch_metrics_register(m, "h_seconds", "h", CH_METRIC_HISTOGRAM, le, b2, 2, &f),
+  expect_invalid(metrics_register(m, "h_seconds", "h", CH_METRIC_HISTOGRAM, le, b2, 2, &f),
                  "le label");
-  expect_invalid(ch_metrics_register(m, "h_seconds", "h", CH_METRIC_HISTOGRAM, NULL, b2, 0, &f),
+  expect_invalid(metrics_register(m, "h_seconds", "h", CH_METRIC_HISTOGRAM, NULL, b2, 0, &f),
                  "0 bounds");
-  expect_invalid(ch_metrics_register(m, "h_seconds", "h", CH_METRIC_HISTOGRAM, NULL, NULL, 2, &f),
+  expect_invalid(metrics_register(m, "h_seconds", "h", CH_METRIC_HISTOGRAM, NULL, NULL, 2, &f),
                  "NULL bounds");
-  expect_invalid(ch_metrics_register(m, "h_seconds", "h", CH_METRIC_HISTOGRAM, NULL, same, 2, &f),
+  expect_invalid(metrics_register(m, "h_seconds", "h", CH_METRIC_HISTOGRAM, NULL, same, 2, &f),
                  "equal bounds");
-  expect_invalid(ch_metrics_register(m, "h_seconds", "h", CH_METRIC_HISTOGRAM, NULL, down, 2, &f),
+  expect_invalid(metrics_register(m, "h_seconds", "h", CH_METRIC_HISTOGRAM, NULL, down, 2, &f),
                  "descending");
-  expect_invalid(ch_metrics_register(m, "h_seconds", "h", CH_METRIC_HISTOGRAM, NULL, nan, 1, &f),
+  expect_invalid(metrics_register(m, "h_seconds", "h", CH_METRIC_HISTOGRAM, NULL, nan, 1, &f),
                  "NaN bound");
-  expect_invalid(ch_metrics_register(m, "h_seconds", "h", CH_METRIC_HISTOGRAM, NULL, inf, 2, &f),
+  expect_invalid(metrics_register(m, "h_seconds", "h", CH_METRIC_HISTOGRAM, NULL, inf, 2, &f),
                  "Inf bound");
-  expect_invalid(ch_metrics_register(m, "g", "h", CH_METRIC_GAUGE, NULL, b2, 2, &f),
+  expect_invalid(metrics_register(m, "g", "h", CH_METRIC_GAUGE, NULL, b2, 2, &f),
                  "gauge bounds");
-  CHT_ASSERT(ch_metrics_find(m, "h_seconds") == NULL, "failed registration left a family");
+  CHT_ASSERT(metrics_find(m, "h_seconds") == NULL, "failed registration left a family");
 
   /* Odd but valid names; le is fine as a label of a non-histogram. */
-  CHT_OK(ch_metrics_register(m, ":a:b_9", "h", CH_METRIC_GAUGE, NULL, NULL, 0, NULL));
-  CHT_OK(ch_metrics_register(m, "_x", NULL, CH_METRIC_GAUGE, le, NULL, 0, NULL));
+  CHT_OK(metrics_register(m, ":a:b_9", "h", CH_METRIC_GAUGE, NULL, NULL, 0, NULL));
+  CHT_OK(metrics_register(m, "_x", NULL, CH_METRIC_GAUGE, le, NULL, 0, NULL));
 
   const char *ab[] = {"a", "b", NULL}, *ba[] = {"b", "a", NULL}, *a[] = {"a", NULL};
-  CHT_OK(ch_metrics_register(m, "c_total", "help", CH_METRIC_COUNTER, ab, NULL, 0, &f));
-  CHT_OK(ch_metrics_register(m, "c_total", "help", CH_METRIC_COUNTER, ab, NULL, 0, &g));
-  CHT_ASSERT(f && f == g && ch_metrics_find(m, "c_total") == f,
+  CHT_OK(metrics_register(m, "c_total", "help", CH_METRIC_COUNTER, ab, NULL, 0, &f));
+  CHT_OK(metrics_register(m, "c_total", "help", CH_METRIC_COUNTER, ab, NULL, 0, &g));
+  CHT_ASSERT(f && f == g && metrics_find(m, "c_total") == f,
              "identical registration: other family");
-  expect_invalid(ch_metrics_register(m, "c_total", "other", CH_METRIC_COUNTER, ab, NULL, 0, &g),
+  expect_invalid(metrics_register(m, "c_total", "other", CH_METRIC_COUNTER, ab, NULL, 0, &g),
                  "help");
-  expect_invalid(ch_metrics_register(m, "c_total", "help", CH_METRIC_GAUGE, ab, NULL, 0, &g),
+  expect_invalid(metrics_register(m, "c_total", "help", CH_METRIC_GAUGE, ab, NULL, 0, &g),
                  "type");
-  expect_invalid(ch_metrics_register(m, "c_total", "help", CH_METRIC_COUNTER, ba, NULL, 0, &g),
+  expect_invalid(metrics_register(m, "c_total", "help", CH_METRIC_COUNTER, ba, NULL, 0, &g),
                  "order");
-  expect_invalid(ch_metrics_register(m, "c_total", "help", CH_METRIC_COUNTER, a, NULL, 0, &g),
+  expect_invalid(metrics_register(m, "c_total", "help", CH_METRIC_COUNTER, a, NULL, 0, &g),
                  "count");
-  expect_invalid(ch_metrics_register(m, "c_total", "help", CH_METRIC_COUNTER, NULL, NULL, 0, &g),
+  expect_invalid(metrics_register(m, "c_total", "help", CH_METRIC_COUNTER, NULL, NULL, 0, &g),
                  "none");
 
   double b3[] = {1, 2, 3}, b2x[] = {1, 2.5};
-  CHT_OK(ch_metrics_register(m, "lat", "h", CH_METRIC_HISTOGRAM, NULL, b2, 2, &f));
-  CHT_OK(ch_metrics_register(m, "lat", "h", CH_METRIC_HISTOGRAM, NULL, b2, 2, &g));
+  CHT_OK(metrics_register(m, "lat", "h", CH_METRIC_HISTOGRAM, NULL, b2, 2, &f));
+  CHT_OK(metrics_register(m, "lat", "h", CH_METRIC_HISTOGRAM, NULL, b2, 2, &g));
   CHT_ASSERT(f == g, "identical histogram: other family");
-  expect_invalid(ch_metrics_register(m, "lat", "h", CH_METRIC_HISTOGRAM, NULL, b3, 3, &g),
+  expect_invalid(metrics_register(m, "lat", "h", CH_METRIC_HISTOGRAM, NULL, b3, 3, &g),
                  "more bounds");
-  expect_invalid(ch_metrics_register(m, "lat", "h", CH_METRIC_HISTOGRAM, NULL, b2x, 2, &g),
+  expect_invalid(metrics_register(m, "lat", "h", CH_METRIC_HISTOGRAM, NULL, b2x, 2, &g),
                  "other bound");
   /* Sample names must not collide across families (in either registration order). */
-  expect_invalid(ch_metrics_register(m, "lat_count", "h", CH_METRIC_GAUGE, NULL, NULL, 0, &g),
+  expect_invalid(metrics_register(m, "lat_count", "h", CH_METRIC_GAUGE, NULL, NULL, 0, &g),
                  "lat_count");
-  expect_invalid(ch_metrics_register(m, "lat_bucket", "h", CH_METRIC_COUNTER, NULL, NULL, 0, &g),
+  expect_invalid(metrics_register(m, "lat_bucket", "h", CH_METRIC_COUNTER, NULL, NULL, 0, &g),
                  "lat_bucket");
-  CHT_OK(ch_metrics_register(m, "q_sum", "h", CH_METRIC_GAUGE, NULL, NULL, 0, NULL));
-  expect_invalid(ch_metrics_register(m, "q", "h", CH_METRIC_HISTOGRAM, NULL, b2, 2, &g),
+  CHT_OK(metrics_register(m, "q_sum", "h", CH_METRIC_GAUGE, NULL, NULL, 0, NULL));
+  expect_invalid(metrics_register(m, "q", "h", CH_METRIC_HISTOGRAM, NULL, b2, 2, &g),
                  "q vs q_sum");
-  CHT_OK(ch_metrics_register(m, "q_su", "h", CH_METRIC_HISTOGRAM, NULL, b2, 2, NULL));
+  CHT_OK(metrics_register(m, "q_su", "h", CH_METRIC_HISTOGRAM, NULL, b2, 2, NULL));
 
   char *text;
   cht_prom p;
@@ -172,8 +172,8 @@ static void test_registration(void) {
                order[i]);
   CHT_ASSERT(!strcmp(p.fams[1].help, "") && !strcmp(p.fams[2].type, "counter"), "help/type");
   free(text), cht_prom_free(&p);
-  ch_metrics_destroy(m);
-  ch_metrics_destroy(NULL);
+  metrics_destroy(m);
+  metrics_destroy(NULL);
 }
 
 /* A small registry rendered in full: registration and creation order, unlabelled series present
@@ -205,33 +205,33 @@ static void test_golden(void) {
       "cohort_ttft_seconds_bucket{model=\"m\",le=\"0.001\"} 1\n";
   ch_metrics *m;
   ch_metric *req, *depth, *batch, *ttft;
-  CHT_OK(ch_metrics_create(&m));
+  CHT_OK(metrics_create(&m));
   const char *rc[] = {"route", "code", NULL}, *model[] = {"model", NULL};
   double b[8];
-  int nb = ch_metrics_pow2_buckets(b, 6);
-  CHT_OK(ch_metrics_register(m, "cohort_requests_total", "Requests answered, by route and status.",
+  int nb = metrics_pow2_buckets(b, 6);
+  CHT_OK(metrics_register(m, "cohort_requests_total", "Requests answered, by route and status.",
                              CH_METRIC_COUNTER, rc, NULL, 0, &req));
-  CHT_OK(ch_metrics_register(m, "cohort_queue_depth",
+  CHT_OK(metrics_register(m, "cohort_queue_depth",
                              "Requests waiting.\nSecond line with a \\ and \"quotes\".",
                              CH_METRIC_GAUGE, NULL, NULL, 0, &depth));
-  CHT_OK(ch_metrics_register(m, "cohort_unused", "Never used.", CH_METRIC_GAUGE, model, NULL, 0,
+  CHT_OK(metrics_register(m, "cohort_unused", "Never used.", CH_METRIC_GAUGE, model, NULL, 0,
                              NULL));
-  CHT_OK(ch_metrics_register(m, "cohort_batch_size", "Sequences per batch.", CH_METRIC_HISTOGRAM,
+  CHT_OK(metrics_register(m, "cohort_batch_size", "Sequences per batch.", CH_METRIC_HISTOGRAM,
                              NULL, b, nb, &batch));
-  CHT_OK(ch_metrics_register(m, "cohort_ttft_seconds", "Time to first token.", CH_METRIC_HISTOGRAM,
+  CHT_OK(metrics_register(m, "cohort_ttft_seconds", "Time to first token.", CH_METRIC_HISTOGRAM,
                              model, ch_metrics_latency_buckets, ch_metrics_latency_nbuckets,
                              &ttft));
   const char *gen[] = {"/v1/generate", "200"}, *mod[] = {"/v1/models", "200"},
              *odd[] = {"a\\b\"c\nd", "404"};
-  ch_metric_inc(req, gen, 1), ch_metric_inc(req, mod, 0.25), ch_metric_inc(req, odd, 1);
-  ch_metric_inc(req, gen, 2);
-  ch_metric_observe(batch, NULL, 1), ch_metric_observe(batch, NULL, -INFINITY);
-  ch_metric_observe(batch, NULL, 3), ch_metric_observe(batch, NULL, INFINITY);
-  ch_metric_observe(batch, NULL, NAN);
+  metric_inc(req, gen, 1), metric_inc(req, mod, 0.25), metric_inc(req, odd, 1);
+  metric_inc(req, gen, 2);
+  metric_observe(batch, NULL, 1), metric_observe(batch, NULL, -INFINITY);
+  metric_observe(batch, NULL, 3), metric_observe(batch, NULL, INFINITY);
+  metric_observe(batch, NULL, NAN);
   const char *mv[] = {"m"};
-  ch_metric_observe(ttft, mv, 0.001);
+  metric_observe(ttft, mv, 0.001);
   size_t len;
-  char *text = ch_metrics_render(m, &len);
+  char *text = metrics_render(m, &len);
   CHT_ASSERT(text && !strncmp(text, want, strlen(want)), "render:\n%s\nwant (prefix):\n%s", text,
              want);
   CHT_ASSERT(strstr(text,
@@ -241,40 +241,40 @@ static void test_golden(void) {
                     "cohort_ttft_seconds_count{model=\"m\"} 1\n"),
              "ttft tail:\n%s", text);
   free(text);
-  ch_metrics_destroy(m);
+  metrics_destroy(m);
 }
 
 /* Updates that do not fit the family change nothing and are counted. */
 static void test_misuse(void) {
   ch_metrics *m;
   ch_metric *c, *g, *h, *cl;
-  CHT_OK(ch_metrics_create(&m));
+  CHT_OK(metrics_create(&m));
   double b[] = {1};
   const char *k[] = {"k", NULL}, *v[] = {"x"};
-  CHT_OK(ch_metrics_register(m, "c_total", "", CH_METRIC_COUNTER, NULL, NULL, 0, &c));
-  CHT_OK(ch_metrics_register(m, "g", "", CH_METRIC_GAUGE, NULL, NULL, 0, &g));
-  CHT_OK(ch_metrics_register(m, "h", "", CH_METRIC_HISTOGRAM, NULL, b, 1, &h));
-  CHT_OK(ch_metrics_register(m, "cl_total", "", CH_METRIC_COUNTER, k, NULL, 0, &cl));
-  ch_metric_inc(c, NULL, 2.5), ch_metric_set(g, NULL, -7.5), ch_metric_observe(h, NULL, 0.5);
-  ch_metric_inc(cl, v, 1);
-  char *before = ch_metrics_render(m, NULL);
-  ch_metric_inc(c, NULL, -1), ch_metric_inc(c, NULL, NAN), ch_metric_set(c, NULL, 0);
-  ch_metric_observe(c, NULL, 1), ch_metric_inc(h, NULL, 1), ch_metric_set(h, NULL, 1);
-  ch_metric_observe(g, NULL, 1), ch_metric_inc(cl, NULL, 1), ch_metric_set(cl, v, 1);
+  CHT_OK(metrics_register(m, "c_total", "", CH_METRIC_COUNTER, NULL, NULL, 0, &c));
+  CHT_OK(metrics_register(m, "g", "", CH_METRIC_GAUGE, NULL, NULL, 0, &g));
+  CHT_OK(metrics_register(m, "h", "", CH_METRIC_HISTOGRAM, NULL, b, 1, &h));
+  CHT_OK(metrics_register(m, "cl_total", "", CH_METRIC_COUNTER, k, NULL, 0, &cl));
+  metric_inc(c, NULL, 2.5), metric_set(g, NULL, -7.5), metric_observe(h, NULL, 0.5);
+  metric_inc(cl, v, 1);
+  char *before = metrics_render(m, NULL);
+  metric_inc(c, NULL, -1), metric_inc(c, NULL, NAN), metric_set(c, NULL, 0);
+  metric_observe(c, NULL, 1), metric_inc(h, NULL, 1), metric_set(h, NULL, 1);
+  metric_observe(g, NULL, 1), metric_inc(cl, NULL, 1), metric_set(cl, v, 1);
   const char *nullv[] = {NULL};
-  ch_metric_inc(cl, nullv, 1);
-  ch_metric_inc(NULL, NULL, 1), ch_metric_set(NULL, NULL, 1), ch_metric_observe(NULL, NULL, 1);
+  metric_inc(cl, nullv, 1);
+  metric_inc(NULL, NULL, 1), metric_set(NULL, NULL, 1), metric_observe(NULL, NULL, 1);
   CHT_ASSERT(ch_error_message()[0], "misuse left no error message");
   ch_error_clear();
-  char *after = ch_metrics_render(m, NULL);
+  char *after = metrics_render(m, NULL);
   CHT_ASSERT(before && after && !strcmp(before, after), "misuse changed the registry:\n%s\n---\n%s",
              before, after);
   unsigned long long dropped =
-      ch_metric_dropped(c) + ch_metric_dropped(g) + ch_metric_dropped(h) + ch_metric_dropped(cl);
-  CHT_ASSERT(ch_metric_dropped(c) == 4 && dropped == 10, "dropped c=%llu total=%llu",
-             ch_metric_dropped(c), dropped);
+      metric_dropped(c) + metric_dropped(g) + metric_dropped(h) + metric_dropped(cl);
+  CHT_ASSERT(metric_dropped(c) == 4 && dropped == 10, "dropped c=%llu total=%llu",
+             metric_dropped(c), dropped);
   /* Gauges take any sign and any value, counters +Inf. */
-  ch_metric_inc(g, NULL, -2.5), ch_metric_inc(c, NULL, INFINITY);
+  metric_inc(g, NULL, -2.5), metric_inc(c, NULL, INFINITY);
   char *text;
   cht_prom p;
   cht_prom_render(m, &text, &p);
@@ -282,7 +282,7 @@ static void test_misuse(void) {
       cht_prom_value(&p, "g", NULL) == -10 && cht_prom_value(&p, "c_total", NULL) == INFINITY,
       "values\n%s", text);
   free(before), free(after), free(text), cht_prom_free(&p);
-  ch_metrics_destroy(m);
+  metrics_destroy(m);
 }
 
 static void test_bucket_helpers(void) {
@@ -299,14 +299,14 @@ static void test_bucket_helpers(void) {
                {256, 9, 256}, {INT_MAX, 32, INT_MAX}};
   for (size_t c = 0; c < sizeof cases / sizeof cases[0]; c++) {
     double b[32];
-    int k = ch_metrics_pow2_buckets(b, cases[c].max);
-    CHT_ASSERT(k == cases[c].n && ch_metrics_pow2_buckets(NULL, cases[c].max) == k,
+    int k = metrics_pow2_buckets(b, cases[c].max);
+    CHT_ASSERT(k == cases[c].n && metrics_pow2_buckets(NULL, cases[c].max) == k,
                "pow2(%d) -> %d", cases[c].max, k);
     CHT_ASSERT(b[k - 1] == cases[c].last, "pow2(%d) last %g", cases[c].max, b[k - 1]);
     for (int i = 0; i < k - 1; i++)
       CHT_ASSERT(b[i] == ldexp(1, i), "pow2(%d)[%d] = %g", cases[c].max, i, b[i]);
   }
-  CHT_ASSERT(ch_metrics_pow2_buckets(NULL, 0) == 0 && ch_metrics_pow2_buckets(NULL, -5) == 0,
+  CHT_ASSERT(metrics_pow2_buckets(NULL, 0) == 0 && metrics_pow2_buckets(NULL, -5) == 0,
              "pow2 of < 1");
 }
 

@@ -57,7 +57,7 @@ static void dump_histogram(ch_metrics *m, FILE *e, const char *name, const char 
   snprintf(bname, sizeof bname, "%s_bucket", name);
   snprintf(sname, sizeof sname, "%s_sum", name);
   snprintf(cname, sizeof cname, "%s_count", name);
-  CHT_OK(ch_metrics_register(m, name, help, CH_METRIC_HISTOGRAM, label ? keys : NULL, b, nb, &h));
+  CHT_OK(metrics_register(m, name, help, CH_METRIC_HISTOGRAM, label ? keys : NULL, b, nb, &h));
   put_family(e, name, "histogram", help);
   enum { NVAL = 400 };
   for (int s = 0; s < nser; s++) {
@@ -71,7 +71,7 @@ static void dump_histogram(ch_metrics *m, FILE *e, const char *name, const char 
       int pick = (int)ch_rng_below(seed, 1, c, 3);
       v[i] = pick == 0 ? b[ch_rng_below(seed, 2, c, (uint64_t)nb)]
                        : b[nb - 1] * 1.2 * ch_rng_uniform(seed, 3, c) - (pick == 2 ? 0.01 : 0);
-      ch_metric_observe(h, label ? vals : NULL, v[i]);
+      metric_observe(h, label ? vals : NULL, v[i]);
       sum += v[i];
     }
     for (int j = 0; j <= nb; j++) {
@@ -89,12 +89,12 @@ int test_metrics_dump(const char *render_path, const char *expect_path) {
   ch_metric *req, *spec;
   FILE *e = fopen(expect_path, "w"), *r = fopen(render_path, "w");
   CHT_ASSERT(e && r, "cannot open %s or %s", render_path, expect_path);
-  CHT_OK(ch_metrics_create(&m));
+  CHT_OK(metrics_create(&m));
 
   const char *rc[] = {"route", "code", NULL}, *codes[] = {"200", "404", "503"};
   const char *help1 = "Requests by route and code; \\ backslash, \"quotes\"\nand a second line.";
   CHT_OK(
-      ch_metrics_register(m, "dump_requests_total", help1, CH_METRIC_COUNTER, rc, NULL, 0, &req));
+      metrics_register(m, "dump_requests_total", help1, CH_METRIC_COUNTER, rc, NULL, 0, &req));
   put_family(e, "dump_requests_total", "counter", help1);
   for (int s = 0; s < 40; s++) {
     char route[80], prefix[16];
@@ -105,16 +105,16 @@ int test_metrics_dump(const char *render_path, const char *expect_path) {
     int n = 1 + (int)ch_rng_below(5, 1, (uint64_t)s, 20);
     for (int i = 0; i < n; i++) {
       double v = (double)ch_rng_below(5, 2, (uint64_t)(s * 100 + i), 1000) / 16;
-      ch_metric_inc(req, vals, v);
+      metric_inc(req, vals, v);
       total += v;
     }
-    if (s == 7) ch_metric_inc(req, vals, INFINITY), total = INFINITY;
+    if (s == 7) metric_inc(req, vals, INFINITY), total = INFINITY;
     put_sample(e, "dump_requests_total", total, rc, vals, 2, 0, 0);
   }
 
   const char *which[] = {"which", NULL};
   const char *help2 = "Special values: NaN, +Inf, -0, extremes and random bit patterns.";
-  CHT_OK(ch_metrics_register(m, "dump_special", help2, CH_METRIC_GAUGE, which, NULL, 0, &spec));
+  CHT_OK(metrics_register(m, "dump_special", help2, CH_METRIC_GAUGE, which, NULL, 0, &spec));
   put_family(e, "dump_special", "gauge", help2);
   double special[] = {
       NAN, INFINITY, -INFINITY,           -0.0,      DBL_MAX, -DBL_MAX, DBL_TRUE_MIN, DBL_MIN,
@@ -129,30 +129,30 @@ int test_metrics_dump(const char *render_path, const char *expect_path) {
     char lv[16];
     snprintf(lv, sizeof lv, "v%d", s);
     const char *vals[] = {lv};
-    ch_metric_set(spec, vals, 1234.5); /* overwritten: set is not add */
-    ch_metric_set(spec, vals, v);
+    metric_set(spec, vals, 1234.5); /* overwritten: set is not add */
+    metric_set(spec, vals, v);
     put_sample(e, "dump_special", v, which, vals, 1, 0, 0);
   }
 
   dump_histogram(m, e, "dump_latency_seconds", "Request latency.", "model", 3,
                  ch_metrics_latency_buckets, ch_metrics_latency_nbuckets, 8);
   double pow2[32];
-  int np = ch_metrics_pow2_buckets(pow2, 64);
+  int np = metrics_pow2_buckets(pow2, 64);
   dump_histogram(m, e, "dump_batch_size", "Batch size.", NULL, 1, pow2, np, 9);
 
   const char *x[] = {"x", NULL};
-  CHT_OK(ch_metrics_register(m, "dump_empty", "No series yet.", CH_METRIC_GAUGE, x, NULL, 0, NULL));
+  CHT_OK(metrics_register(m, "dump_empty", "No series yet.", CH_METRIC_GAUGE, x, NULL, 0, NULL));
   put_family(e, "dump_empty", "gauge", "No series yet.");
-  CHT_OK(ch_metrics_register(m, "dump_plain_total", "Never incremented.", CH_METRIC_COUNTER, NULL,
+  CHT_OK(metrics_register(m, "dump_plain_total", "Never incremented.", CH_METRIC_COUNTER, NULL,
                              NULL, 0, NULL));
   put_family(e, "dump_plain_total", "counter", "Never incremented.");
   put_sample(e, "dump_plain_total", 0, NULL, NULL, 0, 0, 0);
 
   size_t len;
-  char *text = ch_metrics_render(m, &len);
+  char *text = metrics_render(m, &len);
   CHT_ASSERT(text && fwrite(text, 1, len, r) == len, "render or write failed");
   free(text);
-  ch_metrics_destroy(m);
+  metrics_destroy(m);
   CHT_ASSERT(!fclose(r) && !fclose(e), "close failed");
   return 0;
 }

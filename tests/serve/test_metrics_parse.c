@@ -199,7 +199,7 @@ int cht_prom_find(const cht_prom *p, int from, const char *name, const char *con
 void cht_prom_render(ch_metrics *m, char **text, cht_prom *p) {
   size_t len = 0;
   char err[256];
-  *text = ch_metrics_render(m, &len);
+  *text = metrics_render(m, &len);
   CHT_ASSERT(*text, "render failed: %s", ch_error_message());
   CHT_ASSERT(strlen(*text) == len, "render length %zu != strlen %zu", len, strlen(*text));
   CHT_ASSERT(!cht_prom_parse(*text, len, p, err, sizeof err), "parse: %s\n%s", err, *text);

@@ -39,21 +39,21 @@ void test_escaping(void) {
   double val[N];
   ch_metrics *m;
   ch_metric *g, *h;
-  CHT_OK(ch_metrics_create(&m));
+  CHT_OK(metrics_create(&m));
   const char *names[] = {"a", "b", NULL};
   char help[128] = "x";
   random_string(help, 5, 0, 20);
-  CHT_OK(ch_metrics_register(m, "esc", help, CH_METRIC_GAUGE, names, NULL, 0, &g));
+  CHT_OK(metrics_register(m, "esc", help, CH_METRIC_GAUGE, names, NULL, 0, &g));
   CHT_OK(
-      ch_metrics_register(m, "esc_h", "", CH_METRIC_HISTOGRAM, names + 1, (double[]){0.5}, 1, &h));
+      metrics_register(m, "esc_h", "", CH_METRIC_HISTOGRAM, names + 1, (double[]){0.5}, 1, &h));
   for (int i = 0; i < N; i++) {
     snprintf(a[i], sizeof a[i], "i%d:", i); /* unique combination per i */
     random_string(a[i], 6, (uint64_t)i, 12);
     random_string(b[i], 7, (uint64_t)i, 12);
     val[i] = random_double(8, 0, (uint64_t)i);
     const char *v[] = {a[i], b[i]};
-    ch_metric_set(g, v, val[i]);
-    ch_metric_observe(h, v + 1, 0.25); /* b values repeat rarely; only structure is checked */
+    metric_set(g, v, val[i]);
+    metric_observe(h, v + 1, 0.25); /* b values repeat rarely; only structure is checked */
   }
   char *text;
   cht_prom p;
@@ -73,7 +73,7 @@ void test_escaping(void) {
   }
   CHT_ASSERT(!strstr(text, "\n\"") && !strstr(text, "\\\n"), "raw newline inside a label");
   free(text), cht_prom_free(&p);
-  ch_metrics_destroy(m);
+  metrics_destroy(m);
 }
 
 /* Observes vals into a labelled histogram over `bounds` and compares every cumulative bucket,
@@ -81,12 +81,12 @@ void test_escaping(void) {
 static void check_histogram(const double *bounds, int nb, const double *vals, int n) {
   ch_metrics *m;
   ch_metric *h;
-  CHT_OK(ch_metrics_create(&m));
+  CHT_OK(metrics_create(&m));
   const char *k[] = {"k", NULL}, *x[] = {"x"}, *y[] = {"y"};
-  CHT_OK(ch_metrics_register(m, "h", "", CH_METRIC_HISTOGRAM, k, bounds, nb, &h));
+  CHT_OK(metrics_register(m, "h", "", CH_METRIC_HISTOGRAM, k, bounds, nb, &h));
   for (int i = 0; i < n; i++) {
-    ch_metric_observe(h, x, vals[i]);
-    if (i % 3 == 0) ch_metric_observe(h, y, vals[i]);
+    metric_observe(h, x, vals[i]);
+    if (i % 3 == 0) metric_observe(h, y, vals[i]);
   }
   char *text;
   cht_prom p;
@@ -117,7 +117,7 @@ static void check_histogram(const double *bounds, int nb, const double *vals, in
                label);
   }
   free(text), cht_prom_free(&p);
-  ch_metrics_destroy(m);
+  metrics_destroy(m);
 }
 
 /* Random values: on a bound, one ulp either side of one, uniform over and beyond the range. */
@@ -148,7 +148,7 @@ void test_histograms(void) {
   }
   random_values(vals, N, ch_metrics_latency_buckets, ch_metrics_latency_nbuckets, 100);
   check_histogram(ch_metrics_latency_buckets, ch_metrics_latency_nbuckets, vals, N);
-  int nb = ch_metrics_pow2_buckets(b, 48);
+  int nb = metrics_pow2_buckets(b, 48);
   random_values(vals, N, b, nb, 101);
   check_histogram(b, nb, vals, N);
 }
@@ -170,13 +170,13 @@ static void *worker(void *arg) {
   worker_t *w = arg;
   ch_metric *f = NULL;
   const char *kind[] = {"kind", NULL};
-  CHT_OK(ch_metrics_register(w->m, "ops_total", "Ops.", CH_METRIC_COUNTER, kind, NULL, 0, &f));
+  CHT_OK(metrics_register(w->m, "ops_total", "Ops.", CH_METRIC_COUNTER, kind, NULL, 0, &f));
   CHT_ASSERT(f == w->ops, "thread %d: re-registration gave another family", w->id);
   char own[16], name[32];
   snprintf(own, sizeof own, "t%d", w->id);
   snprintf(name, sizeof name, "worker_%d_total", w->id);
-  CHT_OK(ch_metrics_register(w->m, name, "Per thread.", CH_METRIC_COUNTER, NULL, NULL, 0, &f));
-  ch_metric_inc(f, NULL, w->id + 1);
+  CHT_OK(metrics_register(w->m, name, "Per thread.", CH_METRIC_COUNTER, NULL, NULL, 0, &f));
+  metric_inc(f, NULL, w->id + 1);
   atomic_fetch_add(w->ready, 1);
   while (atomic_load(w->ready) < NTHREADS) sched_yield();
   const char *kinds[3] = {"read", "write", own};
@@ -186,10 +186,10 @@ static void *worker(void *arg) {
     double v = (double)((u >> 8) % 1000) / 8;
     double hv = (u >> 24) % 4 == 0 ? TB[(u >> 28) % NB] : (double)((u >> 32) % 2560) / 1024;
     double g = ((double)((u >> 44) % 201) - 100) / 4;
-    ch_metric_inc(w->ops, &kinds[k], v);
-    ch_metric_observe(w->lat, &ROUTES[r], hv);
-    ch_metric_inc(w->req, NULL, 1);
-    ch_metric_inc(w->gauge, NULL, g);
+    metric_inc(w->ops, &kinds[k], v);
+    metric_observe(w->lat, &ROUTES[r], hv);
+    metric_inc(w->req, NULL, 1);
+    metric_inc(w->gauge, NULL, g);
     w->ops_sum[k] += v, w->lat_sum[r] += hv, w->gauge_sum += g;
     for (int b = 0; b < NB; b++) w->lat_cum[r][b] += hv <= TB[b];
     w->lat_cum[r][NB]++;
@@ -216,7 +216,7 @@ static void *racer(void *arg) {
     lv[snprintf(lv, 16, "r%d:", round)] = 'x';
     const char *v[] = {lv};
     while (atomic_load(&r->round) != round) sched_yield();
-    ch_metric_inc(r->f, v, 1);
+    metric_inc(r->f, v, 1);
     if (atomic_fetch_add(&r->arrived, 1) == NRACERS * (round + 1) - 1) /* the last one */
       atomic_store(&r->round, round + 1);
   }
@@ -227,10 +227,10 @@ static void *racer(void *arg) {
 static void test_creation_race(void) {
   ch_metrics *m;
   const char *k[] = {"k", NULL};
-  CHT_OK(ch_metrics_create(&m));
+  CHT_OK(metrics_create(&m));
   static race_t r;
   atomic_init(&r.round, 0), atomic_init(&r.arrived, 0);
-  CHT_OK(ch_metrics_register(m, "race_total", "", CH_METRIC_COUNTER, k, NULL, 0, &r.f));
+  CHT_OK(metrics_register(m, "race_total", "", CH_METRIC_COUNTER, k, NULL, 0, &r.f));
   pthread_t th[NRACERS];
   for (int i = 0; i < NRACERS; i++)
     CHT_ASSERT(!pthread_create(&th[i], NULL, racer, &r), "pthread_create");
@@ -243,7 +243,7 @@ static void test_creation_race(void) {
     CHT_ASSERT(p.samples[i].value == NRACERS && strlen(p.samples[i].vals[0]) == RACE_LEN,
                "series %.8s: %s", p.samples[i].vals[0], p.samples[i].value_text);
   free(text), cht_prom_free(&p);
-  ch_metrics_destroy(m);
+  metrics_destroy(m);
 }
 
 typedef struct {
@@ -285,16 +285,16 @@ static void *renderer(void *arg) {
 void test_threads(void) {
   test_creation_race();
   ch_metrics *m;
-  CHT_OK(ch_metrics_create(&m));
+  CHT_OK(metrics_create(&m));
   static worker_t w[NTHREADS];
   const char *kind[] = {"kind", NULL}, *route[] = {"route", NULL};
   ch_metric *ops, *lat, *req, *gauge;
-  CHT_OK(ch_metrics_register(m, "ops_total", "Ops.", CH_METRIC_COUNTER, kind, NULL, 0, &ops));
+  CHT_OK(metrics_register(m, "ops_total", "Ops.", CH_METRIC_COUNTER, kind, NULL, 0, &ops));
   CHT_OK(
-      ch_metrics_register(m, "lat_seconds", "Latency.", CH_METRIC_HISTOGRAM, route, TB, NB, &lat));
-  CHT_OK(ch_metrics_register(m, "requests_total", "Requests.", CH_METRIC_COUNTER, NULL, NULL, 0,
+      metrics_register(m, "lat_seconds", "Latency.", CH_METRIC_HISTOGRAM, route, TB, NB, &lat));
+  CHT_OK(metrics_register(m, "requests_total", "Requests.", CH_METRIC_COUNTER, NULL, NULL, 0,
                              &req));
-  CHT_OK(ch_metrics_register(m, "level", "Level.", CH_METRIC_GAUGE, NULL, NULL, 0, &gauge));
+  CHT_OK(metrics_register(m, "level", "Level.", CH_METRIC_GAUGE, NULL, NULL, 0, &gauge));
   renderer_t r = {.m = m, .done = 0, .renders = 0};
   pthread_t th[NTHREADS], rt;
   atomic_int ready = 0;
@@ -345,7 +345,7 @@ void test_threads(void) {
     }
     for (int b = 0; b <= NB; b++) {
       char le[32];
-      ch_metrics_format_double(le, sizeof le, b < NB ? TB[b] : INFINITY);
+      metrics_format_double(le, sizeof le, b < NB ? TB[b] : INFINITY);
       double got = cht_prom_value(&p, "lat_seconds_bucket",
                                   (const char *[]){"route", ROUTES[rr], "le", le, NULL});
       CHT_ASSERT(got == (double)cum[b], "route %d le=%s: %.0f, want %llu", rr, le, got, cum[b]);
@@ -357,12 +357,12 @@ void test_threads(void) {
                               (const char *[]){"route", ROUTES[rr], NULL}) == (double)cum[NB],
                "route %d count", rr);
   }
-  CHT_ASSERT(ch_metric_dropped(ops) + ch_metric_dropped(lat) + ch_metric_dropped(req) +
-                     ch_metric_dropped(gauge) ==
+  CHT_ASSERT(metric_dropped(ops) + metric_dropped(lat) + metric_dropped(req) +
+                     metric_dropped(gauge) ==
                  0,
              "dropped updates");
   CHT_ASSERT(r.renders >= 1, "no concurrent render");
   printf("test_threads: %d x %d updates, %d concurrent renders\n", NTHREADS, NOPS, r.renders);
   free(text), cht_prom_free(&p);
-  ch_metrics_destroy(m);
+  metrics_destroy(m);
 }

@@ -48,7 +48,7 @@ typedef struct setup {
 
 static void make(setup *s, const ch_config *cfg, int64_t features, int64_t classes, int batch,
                  const ch_group *g, const char *dir) {
-  CHT_OK(ch_model_create(ch_backend_cpu(), cfg, features, classes, batch, &s->m));
+  CHT_OK(ch_model_create(ch_backend_cpu(), &cfg->model, features, classes, batch, &s->m));
   const ch_layout *l = ch_model_layout(s->m);
   s->full = ch_alloc_aligned(sizeof(float) * l->numel);
   ch_layout_init_params(l, s->full, 11);
@@ -65,6 +65,7 @@ static void make(setup *s, const ch_config *cfg, int64_t features, int64_t class
   snprintf(meta.version, sizeof meta.version, "test");
   snprintf(meta.created, sizeof meta.created, "1970-01-01T00:00:00Z");
   meta.config = ch_config_to_yaml(cfg);
+  meta.model = (ch_ckpt_model_info){.model = cfg->model, .features = features, .classes = classes};
   ch_ckpt_policy keep = {1, 0};
   size_t lo = ch_part_offset(l->numel, g->size, g->rank);
   size_t hi = lo + ch_part_count(l->numel, g->size, g->rank);
@@ -72,15 +73,16 @@ static void make(setup *s, const ch_config *cfg, int64_t features, int64_t class
   ch_shard mine = ch_shard_range(&seg, lo, hi);
   CHT_OK(ch_ckpt_save(g, dir, &keep, l, &buf, 1, &mine, &meta, path, sizeof path));
   free(meta.config);
-  ch_config cfg2;
+  ch_ckpt_model_info info2;
   ch_model *m2;
   ch_layout ll2;
   ch_tp_slice *sl2;
   float *p2;
-  CHT_OK(ch_ckpt_load_tp(g, path, &cfg2, &m2, &ll2, &sl2, &p2));
+  CHT_OK(ch_ckpt_load_tp(g, path, &info2, &m2, &ll2, &sl2, &p2));
   CHT_ASSERT(ll2.numel == s->ll.numel && memcmp(p2, s->local, sizeof(float) * ll2.numel) == 0,
              "slices read from the checkpoint differ from the in-memory extract");
-  CHT_ASSERT(cfg2.model.type == cfg->model.type, "config round trip");
+  CHT_ASSERT(!memcmp(&info2.model, &cfg->model, sizeof info2.model) && info2.features == features &&
+                 info2.classes == classes, "model attributes round trip");
   ch_free_aligned(p2);
   free(sl2);
   ch_layout_destroy(&ll2);

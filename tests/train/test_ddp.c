@@ -29,24 +29,7 @@
 static char g_dir[256];
 
 static void base_config(ch_config *c, const char *data, const char *name) {
-  ch_config_defaults(c);
-  snprintf(c->data.path, sizeof c->data.path, "%s", data);
-  snprintf(c->run.dir, sizeof c->run.dir, "%s/%s", g_dir, name);
-  c->model.depth = 2;
-  c->model.hidden = 48;
-  c->model.activation = CH_ACT_GELU;
-  c->optim.type = CH_OPTIM_ADAMW;
-  c->optim.lr = 2e-3;
-  c->optim.weight_decay = 0.01;
-  c->optim.grad_clip = 1.0;
-  c->optim.schedule = CH_SCHED_COSINE;
-  c->optim.warmup_steps = 5;
-  c->train.steps = 20;
-  c->train.batch_size = 50;
-  c->train.log_every = 10;
-  c->train.eval_every = 0;
-  c->parallel.bucket_mb = 0.01; /* several buckets for this small model */
-  c->parallel.first_bucket_mb = 0.002;
+  cht_mlp_config(c, data, g_dir, name, 50, 1.0, 0);
 }
 
 static void gpt_config(ch_config *c, const char *data, const char *name) {

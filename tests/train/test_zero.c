@@ -34,25 +34,10 @@
 
 static char g_dir[256];
 
+/* grad_clip 0.5: below the gradient norm on the first steps, so clipping acts; evaluation
+ * every 10 steps: under zero3 it gathers units too. */
 static void mlp_config(ch_config *c, const char *data, const char *name) {
-  ch_config_defaults(c);
-  snprintf(c->data.path, sizeof c->data.path, "%s", data);
-  snprintf(c->run.dir, sizeof c->run.dir, "%s/%s", g_dir, name);
-  c->model.depth = 2;
-  c->model.hidden = 48;
-  c->model.activation = CH_ACT_GELU;
-  c->optim.type = CH_OPTIM_ADAMW;
-  c->optim.lr = 2e-3;
-  c->optim.weight_decay = 0.01;
-  c->optim.grad_clip = 0.5; /* below the gradient norm on the first steps: clipping acts */
-  c->optim.schedule = CH_SCHED_COSINE;
-  c->optim.warmup_steps = 5;
-  c->train.steps = 20;
-  c->train.batch_size = 48;
-  c->train.log_every = 10;
-  c->train.eval_every = 10; /* evaluation under zero3 gathers units too */
-  c->parallel.bucket_mb = 0.01;
-  c->parallel.first_bucket_mb = 0.002;
+  cht_mlp_config(c, data, g_dir, name, 48, 0.5, 10);
 }
 
 static void gpt_config(ch_config *c, const char *data, const char *name) {
@@ -91,7 +76,7 @@ static void check_part(const char *what, const char *part, size_t got, double wa
 static void check_memory(const char *what, const ch_config *c, const ch_group *g,
                          const ch_train_result *r) {
   ch_model *m;
-  CHT_OK(ch_model_create(ch_backend_cpu(), c, r->features, r->classes, 0, &m));
+  CHT_OK(ch_model_create(ch_backend_cpu(), &c->model, r->model.features, r->model.classes, 0, &m));
   const ch_layout *l = ch_model_layout(m);
   double psi = 0;
   for (int i = 0; i < l->nparams; i++) psi += (double)ch_param_numel(&l->params[i]);
@@ -105,7 +90,8 @@ static void check_memory(const char *what, const ch_config *c, const ch_group *g
   ch_batch_plan plan;
   CHT_OK(ch_train_plan(c, g->size, &plan));
   ch_dp_estimate e;
-  CHT_OK(ch_dp_estimate_of(c, l, s, g->size, (int)plan.accum, &e));
+  ch_optim_cfg oc = ch_config_optim(c);
+  CHT_OK(ch_dp_estimate_of(&c->parallel, &oc, l, s, g->size, (int)plan.accum, &e));
   if (g->rank == 0)
     CHT_ASSERT(e.memory.params == r->memory.params && e.memory.grads == r->memory.grads &&
                    e.memory.optim == r->memory.optim,

@@ -30,3 +30,25 @@ void cht_train_data_remove(const ch_group *world, const cht_train_data *d) {
   snprintf(cmd, sizeof cmd, "rm -rf '%s'", d->dir);
   CHT_ASSERT(system(cmd) == 0, "cleanup of %s", d->dir);
 }
+
+void cht_mlp_config(ch_config *c, const char *data, const char *dir, const char *name,
+                    int64_t batch, double grad_clip, int64_t eval_every) {
+  ch_config_defaults(c);
+  snprintf(c->data.path, sizeof c->data.path, "%s", data);
+  snprintf(c->run.dir, sizeof c->run.dir, "%s/%s", dir, name);
+  c->model.depth = 2;
+  c->model.hidden = 48;
+  c->model.activation = CH_ACT_GELU;
+  c->optim.type = CH_OPTIM_ADAMW;
+  c->optim.lr = 2e-3;
+  c->optim.weight_decay = 0.01;
+  c->optim.grad_clip = grad_clip;
+  c->optim.schedule = CH_SCHED_COSINE;
+  c->optim.warmup_steps = 5;
+  c->train.steps = 20;
+  c->train.batch_size = batch;
+  c->train.log_every = 10;
+  c->train.eval_every = eval_every;
+  c->parallel.bucket_mb = 0.01;
+  c->parallel.first_bucket_mb = 0.002;
+}

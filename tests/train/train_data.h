@@ -3,6 +3,7 @@
  * the paths. */
 #pragma once
 #include "cohort/comm.h"
+#include "cohort/config.h"
 
 typedef struct cht_train_data {
   char dir[256];     /* the temporary directory (removed by cht_train_data_remove) */
@@ -15,3 +16,9 @@ void cht_train_data_make(const ch_group *world, const char *csv, const char *txt
                          cht_train_data *d);
 /* Collective: rank 0 removes the directory after every rank is done with it. */
 void cht_train_data_remove(const ch_group *world, const cht_train_data *d);
+
+/* The MLP run both tests start from: a 2 x 48 GELU MLP on `data`, AdamW with a cosine schedule
+ * (5 warmup steps), clipping at grad_clip, 20 steps of `batch` samples, logging every 10, small
+ * buckets (several for this model), run.dir <dir>/<name>. Each test adjusts the rest. */
+void cht_mlp_config(ch_config *c, const char *data, const char *dir, const char *name,
+                    int64_t batch, double grad_clip, int64_t eval_every);

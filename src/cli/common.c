@@ -1,0 +1,58 @@
+/* What the subcommands share: runtime, BLAS and world-group start-up and shutdown, and config
+ * arguments. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cli/commands.h"
+#include "cohort/kernels.h"
+#include "cohort/log.h"
+
+ch_runtime *cli_start(int *argc, char ***argv, int verbose, ch_group *world) {
+  ch_runtime_opts ro = {.verbose = verbose, .bind_cores = 1};
+  ch_runtime *rt;
+  if (ch_runtime_init(argc, argv, &ro, &rt) != CH_OK) {
+    fprintf(stderr, "cohort: runtime initialisation failed: %s\n", ch_error_message());
+    return NULL;
+  }
+  /* BLAS belongs to the kernels layer, not to runtime: one BLAS thread per core this rank was
+   * bound to, so ranks sharing a node do not oversubscribe it. */
+  if (ch_blas_init(rt->ncores) != CH_OK)
+    ch_runtime_fatal(CH_ERR_UNSUPPORTED, "cannot load OpenBLAS");
+  ch_log(rt->verbose ? CH_LOG_INFO : CH_LOG_DEBUG, "%d BLAS thread%s, OpenBLAS kernels %s%s",
+         rt->ncores, rt->ncores == 1 ? "" : "s", ch_blas_corename(),
+         ch_blas_coretype_choice() ? " (chosen by cohort)" : "");
+  if (ch_group_world(world) != CH_OK) ch_runtime_fatal(CH_ERR_MPI, "cannot create the world group");
+  return rt;
+}
+
+void cli_stop(ch_group *world) {
+  ch_group_destroy(world);
+  ch_runtime_finalize();
+}
+
+int cli_parse_args(const char *cmd, int argc, char **argv, cli_flag_fn flag, void *ctx,
+                   cli_args *out) {
+  memset(out, 0, sizeof *out);
+  out->overrides = calloc((size_t)argc + 1, sizeof *out->overrides);
+  if (!out->overrides) return 1;
+  for (int i = 1; i < argc; i++) {
+    const char *a = argv[i];
+    if (a[0] == '-') {
+      if (flag(ctx, argc, argv, &i)) return 2;
+    } else if (strchr(a, '=')) {
+      out->overrides[out->noverrides++] = a;
+    } else if (!out->config) {
+      out->config = a;
+    } else {
+      fprintf(stderr, "%s: unexpected argument '%s' (overrides are key.sub=value)\n", cmd, a);
+      return 2;
+    }
+  }
+  return out->config ? 0 : 2;
+}
+
+void cli_args_free(cli_args *a) {
+  free(a->overrides);
+  a->overrides = NULL;
+}
