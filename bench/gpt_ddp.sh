@@ -3,10 +3,12 @@
 # (bench/torch_ddp_gpt.py, gloo), both at 1 and 2 ranks, measured in the same invocation.
 #
 #   bench/gpt_ddp.sh BUILD_DIR [--rounds R] [--ranks "1 2"] [--only tiny|gemm] [--baseline BUILD2]
+#                     [--cohort-only]
 #
 # --baseline BUILD2: a second build of cohort (e.g. the commit before a change) runs in every slot
 # too, next to BUILD_DIR's (BUILD first in odd rounds, BUILD2 first in even ones), and a table
-# compares the two: a refactoring's cost measured in one invocation.
+# compares the two: a refactoring's cost measured in one invocation. --cohort-only skips the torch
+# peers (with --baseline: the A/B table alone).
 # BUILD_DIR holds a build of cohort (BUILD_DIR/cohort; a Release build for numbers worth keeping).
 # Data is made on first use: BUILD_DIR/benchdata/shakespeare-bench.h5 = `cohort data text
 # examples/shakespeare/input.txt.gz ... --val-fraction 0.01` (byte tokenizer, vocab 256).
@@ -36,7 +38,8 @@ ROUNDS=1
 RANKS="1 2"
 ONLY=""
 BASELINE=""
-bench_args "rounds ranks only baseline" "$@"
+COHORT_ONLY=""
+bench_args "rounds ranks only baseline cohort-only!" "$@"
 if [ -n "$BASELINE" ]; then
   BASELINE=$(cd "$BASELINE" && pwd) && [ -x "$BASELINE/cohort" ] \
     || { echo "gpt_ddp.sh: no cohort in --baseline $BASELINE" >&2; exit 2; }
@@ -87,6 +90,7 @@ run_cohort() { # name n round overrides...: BUILD's cohort, and BUILD2's when --
 }
 
 run_torch() { # variant(tuned|default) name n round overrides...
+  [ -z "$COHORT_ONLY" ] || return 0
   local variant=$1 name=$2 n=$3 r=$4; shift 4
   local log=$RUNS/$name-n$n-r$r-torch-$variant.log
   echo "## torch ($variant) $name N=$n round $r (load $(bench_load)), OPENBLAS_CORETYPE=${CORETYPE:-unset}"

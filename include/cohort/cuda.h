@@ -47,10 +47,10 @@ CH_API ch_status ch_cuda_stream_sync(ch_cuda_stream s);
 
 /* ---- Elementwise (kernels/cuda/elementwise.cu) ------------------------------------------ */
 
-/* GELU, tanh form, as ch_gelu_forward: y = x / (1 + e^(-2u)), u = sqrt(2/pi) (x + 0.044715 x^3).
+/* GELU, tanh form, as cpu_gelu_forward: y = x / (1 + e^(-2u)), u = sqrt(2/pi) (x + 0.044715 x^3).
  * y may alias x. */
 CH_API ch_status ch_cuda_gelu_forward(float *y, const float *x, int64_t n, ch_cuda_stream s);
-/* dx = dy * gelu'(x), as ch_gelu_backward; dx may alias dy. */
+/* dx = dy * gelu'(x), as cpu_gelu_backward; dx may alias dy. */
 CH_API ch_status ch_cuda_gelu_backward(float *dx, const float *dy, const float *x, int64_t n,
                                 ch_cuda_stream s);
 /* y = a + b (the residual add); y may alias a or b. */
@@ -58,12 +58,12 @@ CH_API ch_status ch_cuda_add(float *y, const float *a, const float *b, int64_t n
 
 /* ---- LayerNorm (kernels/cuda/layernorm.cu) ---------------------------------------------- */
 
-/* As ch_layernorm_forward: y = (x - mean) rstd w + b per row of `dim`; mean and rstd [rows]
+/* As cpu_layernorm_forward: y = (x - mean) rstd w + b per row of `dim`; mean and rstd [rows]
  * are written unless NULL. */
 CH_API ch_status ch_cuda_layernorm_forward(float *y, float *mean, float *rstd, const float *x,
                                     const float *w, const float *b, int64_t rows, int dim,
                                     float eps, ch_cuda_stream s);
-/* As ch_layernorm_backward: dx += rstd (g - mean(g) - xhat mean(g xhat)) with g = dy w,
+/* As cpu_layernorm_backward: dx += rstd (g - mean(g) - xhat mean(g xhat)) with g = dy w,
  * dw += sum_rows dy xhat, db += sum_rows dy; ALL THREE accumulate. dw and db are summed with
  * float atomics, so their last bits depend on the order blocks finish. */
 CH_API ch_status ch_cuda_layernorm_backward(float *dx, float *dw, float *db, const float *dy,
@@ -72,7 +72,7 @@ CH_API ch_status ch_cuda_layernorm_backward(float *dx, float *dw, float *db, con
 
 /* ---- Softmax cross-entropy (kernels/cuda/xent.cu) --------------------------------------- */
 
-/* ch_xent_fused on the device: dlogits = scale (softmax(logits) - onehot(label)) and, per row,
+/* cpu_xent_fused on the device: dlogits = scale (softmax(logits) - onehot(label)) and, per row,
  * losses[i] = -log softmax(logits_i)[labels[i]] (fp32, [batch]). The CPU kernel returns the
  * sum; here the caller sums `losses` (e.g. after a download, in double), which keeps the kernel
  * free of a cross-block reduction. dlogits may alias logits. labels [batch] on the device, in

@@ -32,7 +32,7 @@ static int imin(int a, int b) { return a < b ? a : b; }
 CH_VECTORIZE static void softmax_row_causal(float *s, int n, int len) {
   float mx = s[0];
   for (int j = 1; j < n; j++) mx = s[j] > mx ? s[j] : mx;
-  for (int j = 0; j < n; j++) s[j] = ch_exp_f32(s[j] - mx);
+  for (int j = 0; j < n; j++) s[j] = cpu_exp_f32(s[j] - mx);
   /* Eight partial sums in a fixed order: the same result on every instruction set. */
   float part[8] = {0};
   int j = 0;
@@ -46,8 +46,9 @@ CH_VECTORIZE static void softmax_row_causal(float *s, int n, int len) {
   for (j = n; j < len; j++) s[j] = 0.0f;
 }
 
-void ch_attention_forward(float *out, int ldo, float *probs, float *scratch, const float *q, int ldq,
-                          const float *k, const float *v, int ldkv, int Tq, int Tk, int NH, int HS) {
+void cpu_attention_forward(float *out, int ldo, float *probs, float *scratch, const float *q,
+                           int ldq, const float *k, const float *v, int ldkv, int Tq, int Tk,
+                           int NH, int HS) {
   const float scale = 1.0f / sqrtf((float)HS);
   const int off = Tk - Tq; /* absolute position of query 0 */
   for (int h = 0; h < NH; h++) {
@@ -66,9 +67,9 @@ void ch_attention_forward(float *out, int ldo, float *probs, float *scratch, con
   }
 }
 
-void ch_attention_backward(float *dq, float *dk, float *dv, int ld, const float *dout, int ldo,
-                           const float *q, const float *k, const float *v, int ldq, const float *probs,
-                           float *scratch, int T, int NH, int HS) {
+void cpu_attention_backward(float *dq, float *dk, float *dv, int ld, const float *dout, int ldo,
+                            const float *q, const float *k, const float *v, int ldq,
+                            const float *probs, float *scratch, int T, int NH, int HS) {
   const float scale = 1.0f / sqrtf((float)HS);
   float *ds = scratch; /* dP, then dS in place: T*T floats of the 2*T*T allowed */
   for (int h = 0; h < NH; h++) {

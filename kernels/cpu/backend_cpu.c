@@ -6,84 +6,84 @@
 #include "cohort/backend.h"
 #include "kernels/cpu/cpu_kernels.h"
 
-static ch_status cpu_alloc(const ch_backend *be, size_t bytes, void **out) {
+static ch_status op_alloc(const ch_backend *be, size_t bytes, void **out) {
   (void)be;
   *out = ch_alloc_aligned(bytes ? bytes : 1);
   return *out ? CH_OK : CH_FAIL(CH_ERR_NOMEM, "%zu bytes of host memory", bytes);
 }
 
-static void cpu_free(const ch_backend *be, void *p) {
+static void op_free(const ch_backend *be, void *p) {
   (void)be;
   ch_free_aligned(p);
 }
 
-static ch_status cpu_copy(const ch_backend *be, void *dst, const void *src, size_t bytes) {
+static ch_status op_copy(const ch_backend *be, void *dst, const void *src, size_t bytes) {
   (void)be;
   if (bytes && dst != src) memcpy(dst, src, bytes);
   return CH_OK;
 }
 
-static ch_status cpu_stage(const ch_backend *be, void *staging, const void *host, size_t bytes,
-                           const void **dev) {
+static ch_status op_stage(const ch_backend *be, void *staging, const void *host, size_t bytes,
+                          const void **dev) {
   (void)be, (void)staging, (void)bytes;
   *dev = host;
   return CH_OK;
 }
 
-static ch_status cpu_memset(const ch_backend *be, void *dst, int byte, size_t bytes) {
+static ch_status op_memset(const ch_backend *be, void *dst, int byte, size_t bytes) {
   (void)be;
   if (bytes) memset(dst, byte, bytes);
   return CH_OK;
 }
 
-static ch_status cpu_sync(const ch_backend *be) {
+static ch_status op_sync(const ch_backend *be) {
   (void)be;
   return CH_OK;
 }
 
-static ch_status cpu_linear_fwd(const ch_backend *be, float *y, const float *x, const float *w,
-                                const float *b, int64_t batch, int in, int out) {
+static ch_status op_linear_fwd(const ch_backend *be, float *y, const float *x, const float *w,
+                               const float *b, int64_t batch, int in, int out) {
   (void)be;
-  ch_linear_forward(y, x, w, b, (int)batch, in, out);
+  cpu_linear_forward(y, x, w, b, (int)batch, in, out);
   return CH_OK;
 }
 
-static ch_status cpu_linear_bwd(const ch_backend *be, float *dx, float *dw, float *db,
-                                const float *dy, const float *x, const float *w, int64_t batch,
-                                int in, int out) {
+static ch_status op_linear_bwd(const ch_backend *be, float *dx, float *dw, float *db,
+                               const float *dy, const float *x, const float *w, int64_t batch,
+                               int in, int out) {
   (void)be;
-  ch_linear_backward(dx, dw, db, dy, x, w, (int)batch, in, out);
+  cpu_linear_backward(dx, dw, db, dy, x, w, (int)batch, in, out);
   return CH_OK;
 }
 
-static ch_status cpu_matmul_fwd(const ch_backend *be, float *y, const float *x, const float *w,
-                                const float *b, int64_t batch, int in, int out) {
+static ch_status op_matmul_fwd(const ch_backend *be, float *y, const float *x, const float *w,
+                               const float *b, int64_t batch, int in, int out) {
   (void)be;
-  ch_matmul_forward(y, x, w, b, batch, in, out);
+  cpu_matmul_forward(y, x, w, b, batch, in, out);
   return CH_OK;
 }
 
-static ch_status cpu_matmul_bwd(const ch_backend *be, float *dx, float *dw, float *db,
-                                const float *dy, const float *x, const float *w, int64_t batch,
-                                int in, int out) {
+static ch_status op_matmul_bwd(const ch_backend *be, float *dx, float *dw, float *db,
+                               const float *dy, const float *x, const float *w, int64_t batch,
+                               int in, int out) {
   (void)be;
-  ch_matmul_backward(dx, dw, db, dy, x, w, batch, in, out);
+  cpu_matmul_backward(dx, dw, db, dy, x, w, batch, in, out);
   return CH_OK;
 }
 
-static ch_status cpu_layernorm_fwd(const ch_backend *be, float *y, float *mean, float *rstd,
-                                   const float *x, const float *w, const float *b, int64_t rows,
-                                   int dim, float eps) {
+static ch_status op_layernorm_fwd(const ch_backend *be, float *y, float *mean, float *rstd,
+                                  const float *x, const float *w, const float *b, int64_t rows,
+                                  int dim, float eps) {
   (void)be;
-  ch_layernorm_forward(y, mean, rstd, x, w, b, rows, dim, eps);
+  cpu_layernorm_forward(y, mean, rstd, x, w, b, rows, dim, eps);
   return CH_OK;
 }
 
-static ch_status cpu_layernorm_bwd(const ch_backend *be, float *dx, float *dw, float *db,
-                                   const float *dy, const float *x, const float *mean,
-                                   const float *rstd, const float *w, int64_t rows, int dim) {
+static ch_status op_layernorm_bwd(const ch_backend *be, float *dx, float *dw, float *db,
+                                  const float *dy, const float *x, const float *mean,
+                                  const float *rstd, const float *w, int64_t rows, int dim) {
   (void)be;
-  ch_layernorm_backward(dx, dw, db, dy, x, mean, rstd, w, rows, dim);
+  cpu_layernorm_backward(dx, dw, db, dy, x, mean, rstd, w, rows, dim);
   return CH_OK;
 }
 
@@ -101,64 +101,64 @@ static ch_status cpu_layernorm_bwd(const ch_backend *be, float *dx, float *dw, f
     kernel(dx, dy, x, n);                                                                  \
     return CH_OK;                                                                          \
   }
-CPU_UNARY(cpu_gelu_fwd, ch_gelu_forward)
-CPU_UNARY(cpu_relu_fwd, ch_relu_forward)
-CPU_BACKWARD(cpu_gelu_bwd, ch_gelu_backward)
-CPU_BACKWARD(cpu_relu_bwd, ch_relu_backward)
+CPU_UNARY(op_gelu_fwd, cpu_gelu_forward)
+CPU_UNARY(op_relu_fwd, cpu_relu_forward)
+CPU_BACKWARD(op_gelu_bwd, cpu_gelu_backward)
+CPU_BACKWARD(op_relu_bwd, cpu_relu_backward)
 #undef CPU_UNARY
 #undef CPU_BACKWARD
 
-static ch_status cpu_add(const ch_backend *be, float *y, const float *a, const float *b,
-                         int64_t n) {
+static ch_status op_add(const ch_backend *be, float *y, const float *a, const float *b,
+                        int64_t n) {
   (void)be;
-  ch_add(y, a, b, n);
+  cpu_add(y, a, b, n);
   return CH_OK;
 }
 
-static ch_status cpu_scale(const ch_backend *be, float *x, float s, int64_t n) {
+static ch_status op_scale(const ch_backend *be, float *x, float s, int64_t n) {
   (void)be;
-  ch_scale(x, s, n);
+  cpu_scale(x, s, n);
   return CH_OK;
 }
 
-static ch_status cpu_sumsq(const ch_backend *be, const float *x, int64_t n, double *out) {
+static ch_status op_sumsq(const ch_backend *be, const float *x, int64_t n, double *out) {
   (void)be;
-  *out = ch_sumsq(x, n);
+  *out = cpu_sumsq(x, n);
   return CH_OK;
 }
 
 /* Sequence by sequence: the kernel is one sequence's attention (its GEMMs are the parallel
  * part), and this loop is the batch a GPU backend runs as one launch. */
-static ch_status cpu_attention_fwd(const ch_backend *be, float *out, float *probs,
-                                   const float *qkv, int B, int T, int NH, int HS) {
+static ch_status op_attention_fwd(const ch_backend *be, float *out, float *probs,
+                                  const float *qkv, int B, int T, int NH, int HS) {
   (void)be;
   int C = NH * HS;
   for (int b = 0; b < B; b++) {
     const float *q = qkv + (size_t)b * T * 3 * C;
-    ch_attention_forward(out + (size_t)b * T * C, C, probs + (size_t)b * NH * T * T, NULL, q,
-                         3 * C, q + C, q + 2 * C, 3 * C, T, T, NH, HS);
+    cpu_attention_forward(out + (size_t)b * T * C, C, probs + (size_t)b * NH * T * T, NULL, q,
+                          3 * C, q + C, q + 2 * C, 3 * C, T, T, NH, HS);
   }
   return CH_OK;
 }
 
-static ch_status cpu_attention_bwd(const ch_backend *be, float *dqkv, const float *dout,
-                                   const float *qkv, const float *probs, float *scratch, int B,
-                                   int T, int NH, int HS) {
+static ch_status op_attention_bwd(const ch_backend *be, float *dqkv, const float *dout,
+                                  const float *qkv, const float *probs, float *scratch, int B,
+                                  int T, int NH, int HS) {
   (void)be;
   int C = NH * HS;
   for (int b = 0; b < B; b++) {
     size_t o = (size_t)b * T * 3 * C;
     const float *q = qkv + o;
     float *dq = dqkv + o;
-    ch_attention_backward(dq, dq + C, dq + 2 * C, 3 * C, dout + (size_t)b * T * C, C, q, q + C,
-                          q + 2 * C, 3 * C, probs + (size_t)b * NH * T * T, scratch, T, NH, HS);
+    cpu_attention_backward(dq, dq + C, dq + 2 * C, 3 * C, dout + (size_t)b * T * C, C, q, q + C,
+                           q + 2 * C, 3 * C, probs + (size_t)b * NH * T * T, scratch, T, NH, HS);
   }
   return CH_OK;
 }
 
-static ch_status cpu_attention_decode(const ch_backend *be, float *out, float *scratch,
-                                      const float *qkv, float *kcache, float *vcache, int past,
-                                      int n, int NH, int HS) {
+static ch_status op_attention_decode(const ch_backend *be, float *out, float *scratch,
+                                     const float *qkv, float *kcache, float *vcache, int past,
+                                     int n, int NH, int HS) {
   (void)be;
   size_t C = (size_t)NH * HS;
   if (C == 0) return CH_OK; /* a tensor-parallel rank without heads */
@@ -167,100 +167,100 @@ static ch_status cpu_attention_decode(const ch_backend *be, float *out, float *s
     memcpy(kcache + (size_t)(past + i) * C, row + C, sizeof(float) * C);
     memcpy(vcache + (size_t)(past + i) * C, row + 2 * C, sizeof(float) * C);
   }
-  ch_attention_forward(out, (int)C, NULL, scratch, qkv, 3 * (int)C, kcache, vcache, (int)C, n,
-                       past + n, NH, HS);
+  cpu_attention_forward(out, (int)C, NULL, scratch, qkv, 3 * (int)C, kcache, vcache, (int)C, n,
+                        past + n, NH, HS);
   return CH_OK;
 }
 
-static ch_status cpu_embedding_fwd(const ch_backend *be, float *y, const int32_t *tokens,
-                                   int64_t ldt, int pos0, const float *wte, const float *wpe,
-                                   int B, int T, int C) {
+static ch_status op_embedding_fwd(const ch_backend *be, float *y, const int32_t *tokens,
+                                  int64_t ldt, int pos0, const float *wte, const float *wpe,
+                                  int B, int T, int C) {
   (void)be;
   for (int b = 0; b < B; b++)
-    ch_embedding_forward(y + (size_t)b * T * C, tokens + b * ldt, wte, wpe + (size_t)pos0 * C, T,
-                         T, C);
+    cpu_embedding_forward(y + (size_t)b * T * C, tokens + b * ldt, wte, wpe + (size_t)pos0 * C, T,
+                          T, C);
   return CH_OK;
 }
 
-static ch_status cpu_embedding_bwd(const ch_backend *be, float *dwte, float *dwpe,
-                                   const float *dy, const int32_t *tokens, int64_t ldt, int B,
-                                   int T, int C) {
+static ch_status op_embedding_bwd(const ch_backend *be, float *dwte, float *dwpe,
+                                  const float *dy, const int32_t *tokens, int64_t ldt, int B,
+                                  int T, int C) {
   (void)be;
   for (int b = 0; b < B; b++)
-    ch_embedding_backward(dwte, dwpe, dy + (size_t)b * T * C, tokens + b * ldt, T, T, C);
+    cpu_embedding_backward(dwte, dwpe, dy + (size_t)b * T * C, tokens + b * ldt, T, T, C);
   return CH_OK;
 }
 
-static ch_status cpu_xent_fwd(const ch_backend *be, const float *logits, const int32_t *labels,
-                              int64_t ldl, int B, int T, int classes, double *loss,
-                              int64_t *correct) {
+static ch_status op_xent_fwd(const ch_backend *be, const float *logits, const int32_t *labels,
+                             int64_t ldl, int B, int T, int classes, double *loss,
+                             int64_t *correct) {
   (void)be;
-  *loss += ch_xent_forward_seq(logits, labels, ldl, B, T, classes, correct);
+  *loss += cpu_xent_forward_seq(logits, labels, ldl, B, T, classes, correct);
   return CH_OK;
 }
 
-static ch_status cpu_xent_fused(const ch_backend *be, float *dlogits, const float *logits,
-                                const int32_t *labels, int64_t ldl, int B, int T, int classes,
-                                float scale, double *loss) {
+static ch_status op_xent_fused(const ch_backend *be, float *dlogits, const float *logits,
+                               const int32_t *labels, int64_t ldl, int B, int T, int classes,
+                               float scale, double *loss) {
   (void)be;
-  *loss += ch_xent_fused_seq(dlogits, logits, labels, ldl, B, T, classes, scale);
+  *loss += cpu_xent_fused_seq(dlogits, logits, labels, ldl, B, T, classes, scale);
   return CH_OK;
 }
 
-static ch_status cpu_adamw(const ch_backend *be, const ch_span *spans, int nspans, float *p,
-                           int p_flat, const float *g, int g_flat, float *m, float *v,
-                           const ch_adamw_args *a) {
+static ch_status op_adamw(const ch_backend *be, const ch_span *spans, int nspans, float *p,
+                          int p_flat, const float *g, int g_flat, float *m, float *v,
+                          const ch_adamw_args *a) {
   (void)be;
   float step_size = a->lr / a->bc1;
   for (int s = 0; s < nspans; s++) {
     const ch_span *sp = &spans[s];
     float wd = sp->decay ? a->weight_decay : 0.0f;
-    ch_adamw_span(p + (p_flat ? sp->flat : sp->local), g + (g_flat ? sp->flat : sp->local),
-                  m + sp->local, v + sp->local, sp->n, 1.0f - a->lr * wd, a->beta1, a->beta2,
-                  step_size, a->sqrt_bc2, a->eps);
+    cpu_adamw_span(p + (p_flat ? sp->flat : sp->local), g + (g_flat ? sp->flat : sp->local),
+                   m + sp->local, v + sp->local, sp->n, 1.0f - a->lr * wd, a->beta1, a->beta2,
+                   step_size, a->sqrt_bc2, a->eps);
   }
   return CH_OK;
 }
 
-static ch_status cpu_sgd(const ch_backend *be, const ch_span *spans, int nspans, float *p,
-                         int p_flat, const float *g, int g_flat, float *m,
-                         const ch_sgd_args *a) {
+static ch_status op_sgd(const ch_backend *be, const ch_span *spans, int nspans, float *p,
+                        int p_flat, const float *g, int g_flat, float *m,
+                        const ch_sgd_args *a) {
   (void)be;
   for (int s = 0; s < nspans; s++) {
     const ch_span *sp = &spans[s];
-    ch_sgd_span(p + (p_flat ? sp->flat : sp->local), g + (g_flat ? sp->flat : sp->local),
-                m + sp->local, sp->n, a->lr, sp->decay ? a->weight_decay : 0.0f, a->momentum,
-                a->first);
+    cpu_sgd_span(p + (p_flat ? sp->flat : sp->local), g + (g_flat ? sp->flat : sp->local),
+                 m + sp->local, sp->n, a->lr, sp->decay ? a->weight_decay : 0.0f, a->momentum,
+                 a->first);
   }
   return CH_OK;
 }
 
-static ch_status cpu_cast_f32_bf16(const ch_backend *be, uint16_t *y, const float *x, int64_t n) {
+static ch_status op_cast_f32_bf16(const ch_backend *be, uint16_t *y, const float *x, int64_t n) {
   (void)be;
-  ch_f32_to_bf16(y, x, n);
+  cpu_f32_to_bf16(y, x, n);
   return CH_OK;
 }
 
-static ch_status cpu_cast_bf16_f32(const ch_backend *be, float *y, const uint16_t *x, int64_t n) {
+static ch_status op_cast_bf16_f32(const ch_backend *be, float *y, const uint16_t *x, int64_t n) {
   (void)be;
-  ch_bf16_to_f32(y, x, n);
+  cpu_bf16_to_f32(y, x, n);
   return CH_OK;
 }
 
 static const ch_backend_ops cpu_ops = {
-  .alloc = cpu_alloc, .free = cpu_free, .upload = cpu_copy, .download = cpu_copy,
-  .stage = cpu_stage, .memset = cpu_memset, .sync = cpu_sync,
-  .linear_fwd = cpu_linear_fwd, .linear_bwd = cpu_linear_bwd,
-  .matmul_fwd = cpu_matmul_fwd, .matmul_bwd = cpu_matmul_bwd,
-  .layernorm_fwd = cpu_layernorm_fwd, .layernorm_bwd = cpu_layernorm_bwd,
-  .gelu_fwd = cpu_gelu_fwd, .gelu_bwd = cpu_gelu_bwd, .relu_fwd = cpu_relu_fwd,
-  .relu_bwd = cpu_relu_bwd, .add = cpu_add, .scale = cpu_scale, .sumsq = cpu_sumsq,
-  .attention_fwd = cpu_attention_fwd, .attention_bwd = cpu_attention_bwd,
-  .attention_decode = cpu_attention_decode,
-  .embedding_fwd = cpu_embedding_fwd, .embedding_bwd = cpu_embedding_bwd,
-  .xent_fwd = cpu_xent_fwd, .xent_fused = cpu_xent_fused,
-  .adamw = cpu_adamw, .sgd = cpu_sgd,
-  .cast_f32_bf16 = cpu_cast_f32_bf16, .cast_bf16_f32 = cpu_cast_bf16_f32,
+  .alloc = op_alloc, .free = op_free, .upload = op_copy, .download = op_copy,
+  .stage = op_stage, .memset = op_memset, .sync = op_sync,
+  .linear_fwd = op_linear_fwd, .linear_bwd = op_linear_bwd,
+  .matmul_fwd = op_matmul_fwd, .matmul_bwd = op_matmul_bwd,
+  .layernorm_fwd = op_layernorm_fwd, .layernorm_bwd = op_layernorm_bwd,
+  .gelu_fwd = op_gelu_fwd, .gelu_bwd = op_gelu_bwd, .relu_fwd = op_relu_fwd,
+  .relu_bwd = op_relu_bwd, .add = op_add, .scale = op_scale, .sumsq = op_sumsq,
+  .attention_fwd = op_attention_fwd, .attention_bwd = op_attention_bwd,
+  .attention_decode = op_attention_decode,
+  .embedding_fwd = op_embedding_fwd, .embedding_bwd = op_embedding_bwd,
+  .xent_fwd = op_xent_fwd, .xent_fused = op_xent_fused,
+  .adamw = op_adamw, .sgd = op_sgd,
+  .cast_f32_bf16 = op_cast_f32_bf16, .cast_bf16_f32 = op_cast_bf16_f32,
 };
 
 static const ch_backend cpu_backend = {.name = "cpu", .ops = &cpu_ops, .ctx = NULL};

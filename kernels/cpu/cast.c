@@ -3,7 +3,7 @@
 
 #include "kernels/cpu/cpu_kernels.h"
 
-void ch_f32_to_bf16(uint16_t *y, const float *x, int64_t n) {
+void cpu_f32_to_bf16(uint16_t *y, const float *x, int64_t n) {
   for (int64_t i = 0; i < n; i++) {
     uint32_t u;
     memcpy(&u, &x[i], sizeof u);
@@ -17,7 +17,7 @@ void ch_f32_to_bf16(uint16_t *y, const float *x, int64_t n) {
   }
 }
 
-void ch_bf16_to_f32(float *y, const uint16_t *x, int64_t n) {
+void cpu_bf16_to_f32(float *y, const uint16_t *x, int64_t n) {
   for (int64_t i = 0; i < n; i++) {
     uint32_t u = (uint32_t)x[i] << 16;
     memcpy(&y[i], &u, sizeof u);

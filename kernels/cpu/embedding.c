@@ -3,8 +3,8 @@
 #include "kernels/cpu/cpu_kernels.h"
 #include "kernels/cpu/simd.h"
 
-CH_VECTORIZE void ch_embedding_forward(float *y, const int32_t *tokens, const float *wte,
-                                       const float *wpe, int64_t n, int T, int C) {
+CH_VECTORIZE void cpu_embedding_forward(float *y, const int32_t *tokens, const float *wte,
+                                        const float *wpe, int64_t n, int T, int C) {
   for (int64_t i = 0; i < n; i++) {
     const float *te = wte + (int64_t)tokens[i] * C, *pe = wpe + (i % T) * C;
     float *yr = y + i * C;
@@ -13,8 +13,8 @@ CH_VECTORIZE void ch_embedding_forward(float *y, const int32_t *tokens, const fl
 }
 
 /* Rows run in order, so the result does not depend on anything but the inputs. */
-CH_VECTORIZE void ch_embedding_backward(float *dwte, float *dwpe, const float *dy,
-                                        const int32_t *tokens, int64_t n, int T, int C) {
+CH_VECTORIZE void cpu_embedding_backward(float *dwte, float *dwpe, const float *dy,
+                                         const int32_t *tokens, int64_t n, int T, int C) {
   for (int64_t i = 0; i < n; i++) {
     const float *g = dy + i * C;
     float *te = dwte + (int64_t)tokens[i] * C, *pe = dwpe + (i % T) * C;

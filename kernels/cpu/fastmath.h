@@ -10,7 +10,7 @@
  * e^x = 2^n e^r with n = round(x / ln 2), r = x - n ln 2 in [-ln2/2, ln2/2] (ln 2 split in a
  * high part exact in float and a low part), e^r by its Taylor series to degree 7 (truncation
  * error r^8/8! < 5e-9), 2^n built from its exponent bits. */
-static inline float ch_exp_f32(float x) {
+static inline float cpu_exp_f32(float x) {
   x = x < -87.0f ? -87.0f : x;
   x = x > 88.0f ? 88.0f : x;
   /* Adding and subtracting 1.5 * 2^23 rounds to the nearest integer (round-half-even). */

@@ -6,7 +6,7 @@
  * Backward, with g_j = dy_j w_j (the gradient with respect to xhat):
  *   dx_j = rstd (g_j - mean_k(g_k) - xhat_j mean_k(g_k xhat_k)),
  *   dw_j = sum_rows dy_j xhat_j,  db_j = sum_rows dy_j.
- * Row sums use eight double accumulators, as ch_sumsq does: a fixed summation order, so the
+ * Row sums use eight double accumulators, as cpu_sumsq does: a fixed summation order, so the
  * AVX-512, AVX2 and baseline clones give the same bits, and still vectorised. */
 #include <math.h>
 
@@ -15,9 +15,9 @@
 
 /* The two-pass mean/variance keeps var >= 0 and exact for constant rows (no E[x^2]-E[x]^2
  * cancellation). */
-CH_VECTORIZE void ch_layernorm_forward(float *y, float *mean, float *rstd, const float *x,
-                                       const float *w, const float *b, int64_t rows, int dim,
-                                       float eps) {
+CH_VECTORIZE void cpu_layernorm_forward(float *y, float *mean, float *rstd, const float *x,
+                                        const float *w, const float *b, int64_t rows, int dim,
+                                        float eps) {
   for (int64_t r = 0; r < rows; r++) {
     const float *xr = x + r * dim;
     float *yr = y + r * dim;
@@ -46,9 +46,9 @@ CH_VECTORIZE void ch_layernorm_forward(float *y, float *mean, float *rstd, const
   }
 }
 
-CH_VECTORIZE void ch_layernorm_backward(float *dx, float *dw, float *db, const float *dy,
-                                        const float *x, const float *mean, const float *rstd,
-                                        const float *w, int64_t rows, int dim) {
+CH_VECTORIZE void cpu_layernorm_backward(float *dx, float *dw, float *db, const float *dy,
+                                         const float *x, const float *mean, const float *rstd,
+                                         const float *w, int64_t rows, int dim) {
   for (int64_t r = 0; r < rows; r++) {
     const float *xr = x + r * dim, *dyr = dy + r * dim;
     float *dxr = dx + r * dim;

@@ -4,8 +4,8 @@
 
 #include "kernels/cpu/cpu_kernels.h"
 
-void ch_linear_forward(float *y, const float *x, const float *w, const float *b, int batch,
-                       int in, int out) {
+void cpu_linear_forward(float *y, const float *x, const float *w, const float *b, int batch,
+                        int in, int out) {
   if (batch <= 0) return;
   if (b) {
     for (int i = 0; i < batch; i++) memcpy(y + (size_t)i * out, b, sizeof *b * (size_t)out);
@@ -14,8 +14,8 @@ void ch_linear_forward(float *y, const float *x, const float *w, const float *b,
   ch_sgemm(0, 1, batch, out, in, 1.0f, x, in, w, in, b ? 1.0f : 0.0f, y, out);
 }
 
-void ch_linear_backward(float *dx, float *dw, float *db, const float *dy, const float *x,
-                        const float *w, int batch, int in, int out) {
+void cpu_linear_backward(float *dx, float *dw, float *db, const float *dy, const float *x,
+                         const float *w, int batch, int in, int out) {
   if (batch <= 0) return;
   /* dx[B,in] = dy[B,out] * W[out,in] */
   if (dx) ch_sgemm(0, 0, batch, in, out, 1.0f, dy, out, w, in, 0.0f, dx, in);
@@ -30,8 +30,8 @@ void ch_linear_backward(float *dx, float *dw, float *db, const float *dy, const 
 }
 
 /* GPT-2 stores its projections as Conv1D weights W[in, out]: y = x W + b. */
-void ch_matmul_forward(float *y, const float *x, const float *w, const float *b, int64_t batch,
-                       int in, int out) {
+void cpu_matmul_forward(float *y, const float *x, const float *w, const float *b, int64_t batch,
+                        int in, int out) {
   if (batch <= 0) return;
   if (b) {
     for (int64_t i = 0; i < batch; i++) memcpy(y + (size_t)i * out, b, sizeof *b * (size_t)out);
@@ -39,8 +39,8 @@ void ch_matmul_forward(float *y, const float *x, const float *w, const float *b,
   ch_sgemm(0, 0, (int)batch, out, in, 1.0f, x, in, w, out, b ? 1.0f : 0.0f, y, out);
 }
 
-void ch_matmul_backward(float *dx, float *dw, float *db, const float *dy, const float *x,
-                        const float *w, int64_t batch, int in, int out) {
+void cpu_matmul_backward(float *dx, float *dw, float *db, const float *dy, const float *x,
+                         const float *w, int64_t batch, int in, int out) {
   if (batch <= 0) return;
   /* dx[B,in] = dy[B,out] W[in,out]^T */
   if (dx) ch_sgemm(0, 1, (int)batch, in, out, 1.0f, dy, out, w, out, 0.0f, dx, in);

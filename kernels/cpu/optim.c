@@ -6,8 +6,8 @@
 #include "kernels/cpu/cpu_kernels.h"
 #include "kernels/cpu/simd.h"
 
-CH_VECTORIZE void ch_sgd_span(float *restrict p, const float *restrict g, float *restrict m,
-                              size_t n, float lr, float wd, float mu, int first) {
+CH_VECTORIZE void cpu_sgd_span(float *restrict p, const float *restrict g, float *restrict m,
+                               size_t n, float lr, float wd, float mu, int first) {
   for (size_t i = 0; i < n; i++) {
     float d = g[i] + wd * p[i];
     if (mu != 0.0f) {
@@ -18,9 +18,9 @@ CH_VECTORIZE void ch_sgd_span(float *restrict p, const float *restrict g, float 
   }
 }
 
-CH_VECTORIZE void ch_adamw_span(float *restrict p, const float *restrict g, float *restrict m,
-                                float *restrict v, size_t n, float decay, float b1, float b2,
-                                float step_size, float sqrt_bc2, float eps) {
+CH_VECTORIZE void cpu_adamw_span(float *restrict p, const float *restrict g, float *restrict m,
+                                 float *restrict v, size_t n, float decay, float b1, float b2,
+                                 float step_size, float sqrt_bc2, float eps) {
   for (size_t i = 0; i < n; i++) {
     p[i] *= decay;
     m[i] = b1 * m[i] + (1.0f - b1) * g[i];

@@ -4,7 +4,7 @@
 
 /* Eight independent double accumulators: a fixed summation order (so results do not depend on
  * the instruction set chosen) that still vectorises. */
-CH_VECTORIZE double ch_sumsq(const float *x, int64_t n) {
+CH_VECTORIZE double cpu_sumsq(const float *x, int64_t n) {
   double acc[8] = {0};
   int64_t i = 0;
   for (; i + 8 <= n; i += 8)
@@ -13,11 +13,11 @@ CH_VECTORIZE double ch_sumsq(const float *x, int64_t n) {
   return ((acc[0] + acc[1]) + (acc[2] + acc[3])) + ((acc[4] + acc[5]) + (acc[6] + acc[7]));
 }
 
-CH_VECTORIZE void ch_scale(float *x, float s, int64_t n) {
+CH_VECTORIZE void cpu_scale(float *x, float s, int64_t n) {
   for (int64_t i = 0; i < n; i++) x[i] *= s;
 }
 
 /* Elementwise, so y aliasing a or b (exactly) is safe: y[i] reads only a[i], b[i]. */
-CH_VECTORIZE void ch_add(float *y, const float *a, const float *b, int64_t n) {
+CH_VECTORIZE void cpu_add(float *y, const float *a, const float *b, int64_t n) {
   for (int64_t i = 0; i < n; i++) y[i] = a[i] + b[i];
 }

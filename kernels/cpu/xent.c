@@ -5,13 +5,13 @@
 #include "kernels/cpu/fastmath.h"
 #include "kernels/cpu/simd.h"
 
-double ch_xent_forward(const float *logits, const int32_t *labels, int batch, int classes,
-                       int64_t *correct) {
-  return ch_xent_forward_seq(logits, labels, 1, batch, 1, classes, correct);
+double cpu_xent_forward(const float *logits, const int32_t *labels, int batch, int classes,
+                        int64_t *correct) {
+  return cpu_xent_forward_seq(logits, labels, 1, batch, 1, classes, correct);
 }
 
-double ch_xent_forward_seq(const float *logits, const int32_t *labels, int64_t ldl, int B, int T,
-                           int classes, int64_t *correct) {
+double cpu_xent_forward_seq(const float *logits, const int32_t *labels, int64_t ldl, int B, int T,
+                            int classes, int64_t *correct) {
   double total = 0.0;
   for (int i = 0; i < B * T; i++) {
     const float *row = logits + (size_t)i * classes;
@@ -32,8 +32,8 @@ double ch_xent_forward_seq(const float *logits, const int32_t *labels, int64_t l
   return total;
 }
 
-void ch_xent_backward(float *dlogits, const float *logits, const int32_t *labels, int batch,
-                      int classes, float scale) {
+void cpu_xent_backward(float *dlogits, const float *logits, const int32_t *labels, int batch,
+                       int classes, float scale) {
   for (int i = 0; i < batch; i++) {
     const float *row = logits + (size_t)i * classes;
     float *drow = dlogits + (size_t)i * classes;
@@ -59,7 +59,7 @@ CH_VECTORIZE static double xent_row(float *d, const float *z, int32_t label, int
   float mx = part[0];
   for (int u = 1; u < 8; u++) mx = part[u] > mx ? part[u] : mx;
   for (; j < C; j++) mx = z[j] > mx ? z[j] : mx;
-  for (j = 0; j < C; j++) d[j] = ch_exp_f32(z[j] - mx);
+  for (j = 0; j < C; j++) d[j] = cpu_exp_f32(z[j] - mx);
   double sums[8] = {0};
   for (j = 0; j + 8 <= C; j += 8)
     for (int u = 0; u < 8; u++) sums[u] += (double)d[j + u];
@@ -72,13 +72,13 @@ CH_VECTORIZE static double xent_row(float *d, const float *z, int32_t label, int
   return log(sum) - (double)(zl - mx);
 }
 
-double ch_xent_fused(float *dlogits, const float *logits, const int32_t *labels, int batch,
-                     int classes, float scale) {
-  return ch_xent_fused_seq(dlogits, logits, labels, 1, batch, 1, classes, scale);
+double cpu_xent_fused(float *dlogits, const float *logits, const int32_t *labels, int batch,
+                      int classes, float scale) {
+  return cpu_xent_fused_seq(dlogits, logits, labels, 1, batch, 1, classes, scale);
 }
 
-double ch_xent_fused_seq(float *dlogits, const float *logits, const int32_t *labels, int64_t ldl,
-                         int B, int T, int classes, float scale) {
+double cpu_xent_fused_seq(float *dlogits, const float *logits, const int32_t *labels, int64_t ldl,
+                          int B, int T, int classes, float scale) {
   double total = 0.0;
   for (int i = 0; i < B * T; i++)
     total += xent_row(dlogits + (size_t)i * classes, logits + (size_t)i * classes,

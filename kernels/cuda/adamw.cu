@@ -33,16 +33,16 @@ __global__ void adamw_kernel(float *p, const float *g, float *m, float *v, const
                              int64_t n, adamw_k k) {
   int64_t stride = (int64_t)gridDim.x * blockDim.x, nv = n / V;
   for (int64_t i = (int64_t)blockIdx.x * blockDim.x + threadIdx.x; i < nv; i += stride) {
-    ch_vec<V> pv = ch_load<V>(p + i * V), gv = ch_load<V>(g + i * V);
-    ch_vec<V> mv = ch_load<V>(m + i * V), vv = ch_load<V>(v + i * V);
+    fvec<V> pv = fvec_load<V>(p + i * V), gv = fvec_load<V>(g + i * V);
+    fvec<V> mv = fvec_load<V>(m + i * V), vv = fvec_load<V>(v + i * V);
 #pragma unroll
     for (int l = 0; l < V; l++) {
       float decay = (!mask || mask[i * V + l]) ? k.decay : 1.0f;
       adamw_one(pv.v[l], gv.v[l], mv.v[l], vv.v[l], decay, k);
     }
-    ch_store<V>(p + i * V, pv);
-    ch_store<V>(m + i * V, mv);
-    ch_store<V>(v + i * V, vv);
+    fvec_store<V>(p + i * V, pv);
+    fvec_store<V>(m + i * V, mv);
+    fvec_store<V>(v + i * V, vv);
   }
   for (int64_t i = nv * V + (int64_t)blockIdx.x * blockDim.x + threadIdx.x; i < n; i += stride)
     adamw_one(p[i], g[i], m[i], v[i], (!mask || mask[i]) ? k.decay : 1.0f, k);
@@ -63,10 +63,10 @@ ch_status ch_cuda_adamw(float *p, const float *g, float *m, float *v, const uint
   float sqrt_bc2 = (float)sqrt(1.0 - pow(a->beta2, t));
   adamw_k k = {1.0f - lr * wd, b1, 1.0f - b1, b2, 1.0f - b2, lr / bc1, sqrt_bc2, (float)a->eps};
   const int threads = 256;
-  if (ch_cuda_aligned16(p) && ch_cuda_aligned16(g) && ch_cuda_aligned16(m) && ch_cuda_aligned16(v))
-    adamw_kernel<4><<<ch_cuda_grid(n / 4 + 1, threads, 8), threads, 0, s>>>(p, g, m, v, decay, n, k);
+  if (cuda_aligned16(p) && cuda_aligned16(g) && cuda_aligned16(m) && cuda_aligned16(v))
+    adamw_kernel<4><<<cuda_grid(n / 4 + 1, threads, 8), threads, 0, s>>>(p, g, m, v, decay, n, k);
   else
-    adamw_kernel<1><<<ch_cuda_grid(n, threads, 8), threads, 0, s>>>(p, g, m, v, decay, n, k);
+    adamw_kernel<1><<<cuda_grid(n, threads, 8), threads, 0, s>>>(p, g, m, v, decay, n, k);
   CH_CUDA_LAUNCHED("adamw");
   return CH_OK;
 }

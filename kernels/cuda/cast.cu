@@ -19,7 +19,7 @@ template <int V>
 __global__ void to_bf16(ch_bf16 *y, const float *x, int64_t n) {
   int64_t stride = (int64_t)gridDim.x * blockDim.x, nv = n / V;
   for (int64_t i = (int64_t)blockIdx.x * blockDim.x + threadIdx.x; i < nv; i += stride) {
-    ch_vec<V> xv = ch_load<V>(x + i * V);
+    fvec<V> xv = fvec_load<V>(x + i * V);
     if constexpr (V == 4) {
       /* .x of a bfloat162 sits at the lower address, so element order is kept */
       __nv_bfloat162 lo = __floats2bfloat162_rn(xv.v[0], xv.v[1]);
@@ -39,7 +39,7 @@ template <int V>
 __global__ void from_bf16(float *y, const ch_bf16 *x, int64_t n) {
   int64_t stride = (int64_t)gridDim.x * blockDim.x, nv = n / V;
   for (int64_t i = (int64_t)blockIdx.x * blockDim.x + threadIdx.x; i < nv; i += stride) {
-    ch_vec<V> yv;
+    fvec<V> yv;
     if constexpr (V == 4) {
       uint2 bits = *reinterpret_cast<const uint2 *>(x + i * V); /* 4 bf16, little-endian */
       yv.v[0] = __uint_as_float(bits.x << 16);
@@ -49,7 +49,7 @@ __global__ void from_bf16(float *y, const ch_bf16 *x, int64_t n) {
     } else {
       yv.v[0] = __uint_as_float((uint32_t)x[i] << 16);
     }
-    ch_store<V>(y + i * V, yv);
+    fvec_store<V>(y + i * V, yv);
   }
   for (int64_t i = nv * V + (int64_t)blockIdx.x * blockDim.x + threadIdx.x; i < n; i += stride)
     y[i] = __uint_as_float((uint32_t)x[i] << 16);
@@ -60,10 +60,10 @@ __global__ void from_bf16(float *y, const ch_bf16 *x, int64_t n) {
 ch_status ch_cuda_f32_to_bf16(ch_bf16 *y, const float *x, int64_t n, ch_cuda_stream s) {
   if (n < 0) return CH_FAIL(CH_ERR_INVALID, "cast to bf16: n = %lld", (long long)n);
   if (n == 0) return CH_OK;
-  if (ch_cuda_aligned16(x) && aligned8(y))
-    to_bf16<4><<<ch_cuda_grid(n / 4 + 1, kThreads, 8), kThreads, 0, s>>>(y, x, n);
+  if (cuda_aligned16(x) && aligned8(y))
+    to_bf16<4><<<cuda_grid(n / 4 + 1, kThreads, 8), kThreads, 0, s>>>(y, x, n);
   else
-    to_bf16<1><<<ch_cuda_grid(n, kThreads, 8), kThreads, 0, s>>>(y, x, n);
+    to_bf16<1><<<cuda_grid(n, kThreads, 8), kThreads, 0, s>>>(y, x, n);
   CH_CUDA_LAUNCHED("cast to bf16");
   return CH_OK;
 }
@@ -71,10 +71,10 @@ ch_status ch_cuda_f32_to_bf16(ch_bf16 *y, const float *x, int64_t n, ch_cuda_str
 ch_status ch_cuda_bf16_to_f32(float *y, const ch_bf16 *x, int64_t n, ch_cuda_stream s) {
   if (n < 0) return CH_FAIL(CH_ERR_INVALID, "cast from bf16: n = %lld", (long long)n);
   if (n == 0) return CH_OK;
-  if (ch_cuda_aligned16(y) && aligned8(x))
-    from_bf16<4><<<ch_cuda_grid(n / 4 + 1, kThreads, 8), kThreads, 0, s>>>(y, x, n);
+  if (cuda_aligned16(y) && aligned8(x))
+    from_bf16<4><<<cuda_grid(n / 4 + 1, kThreads, 8), kThreads, 0, s>>>(y, x, n);
   else
-    from_bf16<1><<<ch_cuda_grid(n, kThreads, 8), kThreads, 0, s>>>(y, x, n);
+    from_bf16<1><<<cuda_grid(n, kThreads, 8), kThreads, 0, s>>>(y, x, n);
   CH_CUDA_LAUNCHED("cast from bf16");
   return CH_OK;
 }

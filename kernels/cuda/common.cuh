@@ -8,12 +8,12 @@
 
 /* A failed CUDA call as a ch_status with the message "what: CUDA's error string (its name)"
  * (kernels/cuda/device.cu). */
-ch_status ch_cuda_error(cudaError_t e, const char *file, int line, const char *what);
+ch_status cuda_fail(cudaError_t e, const char *file, int line, const char *what);
 
 #define CH_CUDA_TRY(call, what)                                               \
   do {                                                                        \
     cudaError_t e_ = (call);                                                  \
-    if (e_ != cudaSuccess) return ch_cuda_error(e_, __FILE__, __LINE__, what); \
+    if (e_ != cudaSuccess) return cuda_fail(e_, __FILE__, __LINE__, what);     \
   } while (0)
 
 /* After a kernel launch: a bad launch configuration, or a fault left by earlier work. */
@@ -22,7 +22,7 @@ ch_status ch_cuda_error(cudaError_t e, const char *file, int line, const char *w
 /* Blocks for a grid-stride loop over `work` items, `per_block` items per block per trip: as
  * many as the work needs, capped at `per_sm` blocks per multiprocessor (enough to hide latency;
  * more only adds scheduling). */
-static inline int ch_cuda_grid(int64_t work, int per_block, int per_sm) {
+static inline int cuda_grid(int64_t work, int per_block, int per_sm) {
   int dev = 0, sms = 0;
   if (cudaGetDevice(&dev) != cudaSuccess ||
       cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, dev) != cudaSuccess || sms <= 0)
@@ -31,14 +31,14 @@ static inline int ch_cuda_grid(int64_t work, int per_block, int per_sm) {
   return (int)(need < cap ? (need > 0 ? need : 1) : cap);
 }
 
-static inline bool ch_cuda_aligned16(const void *p) { return ((uintptr_t)p & 15u) == 0; }
+static inline bool cuda_aligned16(const void *p) { return ((uintptr_t)p & 15u) == 0; }
 
 /* Butterfly reductions over the 32 lanes of a warp; every lane gets the result. */
-__device__ __forceinline__ float ch_warp_sum(float v) {
+__device__ __forceinline__ float warp_sum(float v) {
   for (int o = 16; o > 0; o >>= 1) v += __shfl_xor_sync(0xffffffffu, v, o);
   return v;
 }
-__device__ __forceinline__ float ch_warp_max(float v) {
+__device__ __forceinline__ float warp_max(float v) {
   for (int o = 16; o > 0; o >>= 1) v = fmaxf(v, __shfl_xor_sync(0xffffffffu, v, o));
   return v;
 }
@@ -47,14 +47,14 @@ __device__ __forceinline__ float ch_warp_max(float v) {
  * must be 16-byte aligned; V = 1: any float). Kernels are templated on V and the host picks 4
  * when the pointers and row lengths allow it. */
 template <int V>
-struct alignas(4 * V) ch_vec {
+struct alignas(4 * V) fvec {
   float v[V];
 };
 template <int V>
-__device__ __forceinline__ ch_vec<V> ch_load(const float *p) {
-  return *reinterpret_cast<const ch_vec<V> *>(p);
+__device__ __forceinline__ fvec<V> fvec_load(const float *p) {
+  return *reinterpret_cast<const fvec<V> *>(p);
 }
 template <int V>
-__device__ __forceinline__ void ch_store(float *p, const ch_vec<V> &x) {
-  *reinterpret_cast<ch_vec<V> *>(p) = x;
+__device__ __forceinline__ void fvec_store(float *p, const fvec<V> &x) {
+  *reinterpret_cast<fvec<V> *>(p) = x;
 }

@@ -1,7 +1,7 @@
 /* Devices, memory and streams; CUDA errors as ch_status. */
 #include "kernels/cuda/common.cuh"
 
-ch_status ch_cuda_error(cudaError_t e, const char *file, int line, const char *what) {
+ch_status cuda_fail(cudaError_t e, const char *file, int line, const char *what) {
   ch_status s = CH_ERR_INTERNAL;
   if (e == cudaErrorMemoryAllocation)
     s = CH_ERR_NOMEM;

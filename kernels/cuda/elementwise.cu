@@ -12,7 +12,7 @@ namespace {
 /* GELU in the sigmoid form of kernels/cpu/activation.c: with u = c (x + a x^3),
  * 0.5 x (1 + tanh u) = x s, s = 1 / (1 + e^(-2u)), free of the cancellation of 1 + tanh u for
  * x << 0. gelu'(x) = s + 2 x s (1 - s) c (1 + 3 a x^2), with 1 - s = e^(-2u) s.
- * expf (not __expf): its error is 2 ulp, against the CPU's ch_exp_f32 at < 2e-7 relative. */
+ * expf (not __expf): its error is 2 ulp, against the CPU's cpu_exp_f32 at < 2e-7 relative. */
 constexpr float kGeluC = 0.7978845608028654f; /* sqrt(2/pi) */
 constexpr float kGeluA = 0.044715f;
 
@@ -40,11 +40,11 @@ template <int V, int NIN, class F>
 __global__ void map_kernel(float *y, const float *a, const float *b, int64_t n, F f) {
   int64_t stride = (int64_t)gridDim.x * blockDim.x, nv = n / V;
   for (int64_t i = (int64_t)blockIdx.x * blockDim.x + threadIdx.x; i < nv; i += stride) {
-    ch_vec<V> va = ch_load<V>(a + i * V), vb = {};
-    if constexpr (NIN == 2) vb = ch_load<V>(b + i * V);
+    fvec<V> va = fvec_load<V>(a + i * V), vb = {};
+    if constexpr (NIN == 2) vb = fvec_load<V>(b + i * V);
 #pragma unroll
     for (int l = 0; l < V; l++) va.v[l] = f(va.v[l], vb.v[l]);
-    ch_store<V>(y + i * V, va);
+    fvec_store<V>(y + i * V, va);
   }
   for (int64_t i = nv * V + (int64_t)blockIdx.x * blockDim.x + threadIdx.x; i < n; i += stride)
     y[i] = f(a[i], NIN == 2 ? b[i] : 0.0f);
@@ -55,11 +55,11 @@ ch_status map(float *y, const float *a, const float *b, int64_t n, F f, ch_cuda_
   if (n < 0) return CH_FAIL(CH_ERR_INVALID, "elementwise op: n = %lld", (long long)n);
   if (n == 0) return CH_OK;
   const int threads = 256;
-  bool vec = ch_cuda_aligned16(y) && ch_cuda_aligned16(a) && (NIN == 1 || ch_cuda_aligned16(b));
+  bool vec = cuda_aligned16(y) && cuda_aligned16(a) && (NIN == 1 || cuda_aligned16(b));
   if (vec)
-    map_kernel<4, NIN><<<ch_cuda_grid(n / 4 + 1, threads, 8), threads, 0, s>>>(y, a, b, n, f);
+    map_kernel<4, NIN><<<cuda_grid(n / 4 + 1, threads, 8), threads, 0, s>>>(y, a, b, n, f);
   else
-    map_kernel<1, NIN><<<ch_cuda_grid(n, threads, 8), threads, 0, s>>>(y, a, b, n, f);
+    map_kernel<1, NIN><<<cuda_grid(n, threads, 8), threads, 0, s>>>(y, a, b, n, f);
   CH_CUDA_LAUNCHED("elementwise kernel");
   return CH_OK;
 }

@@ -19,11 +19,11 @@ __global__ void emb_forward(float *y, const int32_t *tokens, const float *wte, c
   for (int64_t idx = (int64_t)blockIdx.x * blockDim.x + threadIdx.x; idx < total; idx += stride) {
     int64_t i = idx / cv;
     int c = (int)(idx - i * cv) * V;
-    ch_vec<V> te = ch_load<V>(wte + (int64_t)tokens[i] * C + c);
-    ch_vec<V> pe = ch_load<V>(wpe + (i % T) * C + c);
+    fvec<V> te = fvec_load<V>(wte + (int64_t)tokens[i] * C + c);
+    fvec<V> pe = fvec_load<V>(wpe + (i % T) * C + c);
 #pragma unroll
     for (int l = 0; l < V; l++) te.v[l] += pe.v[l];
-    ch_store<V>(y + i * C + c, te);
+    fvec_store<V>(y + i * C + c, te);
   }
 }
 
@@ -59,10 +59,10 @@ ch_status ch_cuda_embedding_forward(float *y, const int32_t *tokens, const float
                                     const float *wpe, int64_t n, int T, int C, ch_cuda_stream s) {
   CH_CHECK(check(n, T, C));
   if (n == 0) return CH_OK;
-  if (C % 4 == 0 && ch_cuda_aligned16(y) && ch_cuda_aligned16(wte) && ch_cuda_aligned16(wpe))
-    emb_forward<4><<<ch_cuda_grid(n * C / 4, kThreads, 8), kThreads, 0, s>>>(y, tokens, wte, wpe, n, T, C);
+  if (C % 4 == 0 && cuda_aligned16(y) && cuda_aligned16(wte) && cuda_aligned16(wpe))
+    emb_forward<4><<<cuda_grid(n * C / 4, kThreads, 8), kThreads, 0, s>>>(y, tokens, wte, wpe, n, T, C);
   else
-    emb_forward<1><<<ch_cuda_grid(n * C, kThreads, 8), kThreads, 0, s>>>(y, tokens, wte, wpe, n, T, C);
+    emb_forward<1><<<cuda_grid(n * C, kThreads, 8), kThreads, 0, s>>>(y, tokens, wte, wpe, n, T, C);
   CH_CUDA_LAUNCHED("embedding forward");
   return CH_OK;
 }
@@ -72,10 +72,10 @@ ch_status ch_cuda_embedding_backward(float *dwte, float *dwpe, const float *dy,
                                      ch_cuda_stream s) {
   CH_CHECK(check(n, T, C));
   if (n == 0) return CH_OK;
-  emb_backward_wte<<<ch_cuda_grid(n * C, kThreads, 8), kThreads, 0, s>>>(dwte, dy, tokens, n, C);
+  emb_backward_wte<<<cuda_grid(n * C, kThreads, 8), kThreads, 0, s>>>(dwte, dy, tokens, n, C);
   CH_CUDA_LAUNCHED("embedding backward (wte)");
   int64_t positions = n < T ? n : T;
-  emb_backward_wpe<<<ch_cuda_grid(positions * C, kThreads, 8), kThreads, 0, s>>>(dwpe, dy, n, T, C);
+  emb_backward_wpe<<<cuda_grid(positions * C, kThreads, 8), kThreads, 0, s>>>(dwpe, dy, n, T, C);
   CH_CUDA_LAUNCHED("embedding backward (wpe)");
   return CH_OK;
 }

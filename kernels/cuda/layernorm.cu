@@ -30,24 +30,24 @@ __global__ void __launch_bounds__(kWarps * 32)
     const float *xr = x + r * dim;
     float acc = 0.0f;
     for (int j = lane * V; j < dim; j += 32 * V) {
-      ch_vec<V> xv = ch_load<V>(xr + j);
+      fvec<V> xv = fvec_load<V>(xr + j);
 #pragma unroll
       for (int l = 0; l < V; l++) acc += xv.v[l];
     }
-    float mu = ch_warp_sum(acc) / (float)dim;
+    float mu = warp_sum(acc) / (float)dim;
     acc = 0.0f;
     for (int j = lane * V; j < dim; j += 32 * V) {
-      ch_vec<V> xv = ch_load<V>(xr + j);
+      fvec<V> xv = fvec_load<V>(xr + j);
 #pragma unroll
       for (int l = 0; l < V; l++) acc += (xv.v[l] - mu) * (xv.v[l] - mu);
     }
-    float var = ch_warp_sum(acc) / (float)dim;
+    float var = warp_sum(acc) / (float)dim;
     float rs = 1.0f / sqrtf(var + eps); /* IEEE sqrt and division, not rsqrtf's 2 ulp */
     for (int j = lane * V; j < dim; j += 32 * V) {
-      ch_vec<V> xv = ch_load<V>(xr + j), wv = ch_load<V>(w + j), bv = ch_load<V>(b + j);
+      fvec<V> xv = fvec_load<V>(xr + j), wv = fvec_load<V>(w + j), bv = fvec_load<V>(b + j);
 #pragma unroll
       for (int l = 0; l < V; l++) xv.v[l] = (xv.v[l] - mu) * rs * wv.v[l] + bv.v[l];
-      ch_store<V>(y + r * dim + j, xv);
+      fvec_store<V>(y + r * dim + j, xv);
     }
     if (lane == 0) {
       if (mean) mean[r] = mu;
@@ -77,7 +77,7 @@ __global__ void __launch_bounds__(kWarps * 32)
     const float *xr = x + r * dim, *dyr = dy + r * dim;
     float mu = mean[r], rs = rstd[r], s1 = 0.0f, s2 = 0.0f;
     for (int j = lane * V; j < dim; j += 32 * V) {
-      ch_vec<V> xv = ch_load<V>(xr + j), gv = ch_load<V>(dyr + j), wv = ch_load<V>(w + j);
+      fvec<V> xv = fvec_load<V>(xr + j), gv = fvec_load<V>(dyr + j), wv = fvec_load<V>(w + j);
 #pragma unroll
       for (int l = 0; l < V; l++) {
         float g = gv.v[l] * wv.v[l];
@@ -85,10 +85,10 @@ __global__ void __launch_bounds__(kWarps * 32)
         s2 += g * ((xv.v[l] - mu) * rs);
       }
     }
-    float m1 = ch_warp_sum(s1) / (float)dim, m2 = ch_warp_sum(s2) / (float)dim;
+    float m1 = warp_sum(s1) / (float)dim, m2 = warp_sum(s2) / (float)dim;
     for (int j = lane * V; j < dim; j += 32 * V) {
-      ch_vec<V> xv = ch_load<V>(xr + j), gv = ch_load<V>(dyr + j), wv = ch_load<V>(w + j);
-      ch_vec<V> dv = ch_load<V>(dx + r * dim + j);
+      fvec<V> xv = fvec_load<V>(xr + j), gv = fvec_load<V>(dyr + j), wv = fvec_load<V>(w + j);
+      fvec<V> dv = fvec_load<V>(dx + r * dim + j);
 #pragma unroll
       for (int l = 0; l < V; l++) {
         float xh = (xv.v[l] - mu) * rs, g = gv.v[l] * wv.v[l];
@@ -96,7 +96,7 @@ __global__ void __launch_bounds__(kWarps * 32)
         atomicAdd(pdw + j + l, gv.v[l] * xh);
         atomicAdd(pdb + j + l, gv.v[l]);
       }
-      ch_store<V>(dx + r * dim + j, dv);
+      fvec_store<V>(dx + r * dim + j, dv);
     }
   }
   if constexpr (SHARED) {
@@ -110,8 +110,8 @@ __global__ void __launch_bounds__(kWarps * 32)
 
 /* V = 4 needs every row start 16-byte aligned: D % 4 == 0 and aligned base pointers. */
 bool use_vec4(int dim, const void *p0, const void *p1, const void *p2, const void *p3) {
-  return dim % 4 == 0 && ch_cuda_aligned16(p0) && ch_cuda_aligned16(p1) &&
-         ch_cuda_aligned16(p2) && ch_cuda_aligned16(p3);
+  return dim % 4 == 0 && cuda_aligned16(p0) && cuda_aligned16(p1) &&
+         cuda_aligned16(p2) && cuda_aligned16(p3);
 }
 
 } // namespace
@@ -122,7 +122,7 @@ ch_status ch_cuda_layernorm_forward(float *y, float *mean, float *rstd, const fl
   if (rows < 0 || dim <= 0)
     return CH_FAIL(CH_ERR_INVALID, "layernorm: rows = %lld, dim = %d", (long long)rows, dim);
   if (rows == 0) return CH_OK;
-  int grid = ch_cuda_grid(rows, kWarps, 16);
+  int grid = cuda_grid(rows, kWarps, 16);
   if (use_vec4(dim, y, x, w, b))
     ln_forward<4><<<grid, kWarps * 32, 0, s>>>(y, mean, rstd, x, w, b, rows, dim, eps);
   else
@@ -138,7 +138,7 @@ ch_status ch_cuda_layernorm_backward(float *dx, float *dw, float *db, const floa
     return CH_FAIL(CH_ERR_INVALID, "layernorm: rows = %lld, dim = %d", (long long)rows, dim);
   if (rows == 0) return CH_OK;
   /* Fewer, fuller blocks than forward: each block ends with 2 D global atomics. */
-  int grid = ch_cuda_grid(rows, kWarps, 2);
+  int grid = cuda_grid(rows, kWarps, 2);
   bool v4 = use_vec4(dim, dx, dy, x, w), shared = dim <= kSharedMaxDim;
   size_t smem = shared ? 2 * (size_t)dim * sizeof(float) : 0;
   if (v4 && shared)

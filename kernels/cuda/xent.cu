@@ -1,5 +1,5 @@
 /* Fused softmax cross-entropy: the loss of each row and the gradient of scale * (sum of the
- * losses) in one kernel; the math of ch_xent_fused (kernels/cpu/xent.c). For a row z with
+ * losses) in one kernel; the math of cpu_xent_fused (kernels/cpu/xent.c). For a row z with
  * label t: m = max_j z_j, S = sum_j e^(z_j - m), loss = log S - (z_t - m),
  * d_j = scale e^(z_j - m) / S - scale [j == t].
  *
@@ -22,13 +22,13 @@ constexpr int kThreads = 512;
  * leading __syncthreads lets `red` be reused by consecutive calls. */
 template <bool MAX>
 __device__ float block_reduce(float v, float *red) {
-  v = MAX ? ch_warp_max(v) : ch_warp_sum(v);
+  v = MAX ? warp_max(v) : warp_sum(v);
   int lane = threadIdx.x & 31, warp = threadIdx.x / 32, nwarps = blockDim.x / 32;
   __syncthreads();
   if (lane == 0) red[warp] = v;
   __syncthreads();
   v = lane < nwarps ? red[lane] : (MAX ? -INFINITY : 0.0f);
-  return MAX ? ch_warp_max(v) : ch_warp_sum(v);
+  return MAX ? warp_max(v) : warp_sum(v);
 }
 
 /* d may alias z: z_t is read before the first __syncthreads, and in the last pass each thread

@@ -21,19 +21,19 @@ ch_status ckpt_attr_write_u32(hid_t obj, const char *name, uint32_t v);
 ch_status ckpt_attr_read_u32(hid_t obj, const char *name, uint32_t *v);
 
 /* One rank's piece of one tensor: elements [a, a + len) with their CRC-32. */
-typedef struct ch_ckpt_piece {
+typedef struct ckpt_piece {
   int64_t a, len, crc;
-} ch_ckpt_piece;
+} ckpt_piece;
 
 /* Gathers every rank's pieces (k per rank, same order everywhere) and combines, for each of
  * the k tensors of numel[i] elements, the CRC-32 of the whole tensor into crc[i]; covered[i] is
  * 0 when the pieces do not tile the tensor. Collective. Errors: CH_ERR_MPI, CH_ERR_NOMEM. */
-ch_status ckpt_combine_crcs(const ch_group *g, const ch_ckpt_piece *mine, int k,
-                               const int64_t *numel, uint32_t *crc, int *covered);
+ch_status ckpt_combine_crcs(const ch_group *g, const ckpt_piece *mine, int k,
+                            const int64_t *numel, uint32_t *crc, int *covered);
 
 /* Dataset transfers of this process so far, by the mode HDF5 actually used
  * (H5Pget_mpio_actual_io_mode): tests check that checkpoint I/O really is collective. */
-typedef struct ch_ckpt_io_stats {
+typedef struct ckpt_io_stats {
   int64_t collective, independent;
-} ch_ckpt_io_stats;
-ch_ckpt_io_stats ckpt_get_io_stats(void);
+} ckpt_io_stats;
+ckpt_io_stats ckpt_get_io_stats(void);

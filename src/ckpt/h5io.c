@@ -140,9 +140,9 @@ static ch_status check_shard(const ch_layout *l, const ch_shard *own) {
   return CH_OK;
 }
 
-static ch_ckpt_io_stats g_io_stats;
+static ckpt_io_stats g_io_stats;
 
-ch_ckpt_io_stats ckpt_get_io_stats(void) { return g_io_stats; }
+ckpt_io_stats ckpt_get_io_stats(void) { return g_io_stats; }
 
 /* Writes (or reads) the piece [a, b) of one dataset collectively (a == b: selects nothing). */
 static herr_t transfer(hid_t dset, hid_t dxpl, const ch_param_spec *ps, int64_t a, int64_t b,
@@ -226,7 +226,7 @@ ch_status ch_ckpt_write(const ch_group *g, const char *path, const ch_layout *l,
                         const ch_ckpt_meta *meta) {
   CH_CHECK(check_shard(l, own));
   int k = nbufs * l->nparams;
-  ch_ckpt_piece *pieces = calloc((size_t)k + 1, sizeof *pieces);
+  ckpt_piece *pieces = calloc((size_t)k + 1, sizeof *pieces);
   int64_t *numel = calloc((size_t)k + 1, sizeof *numel);
   uint32_t *crc = calloc((size_t)k + 1, sizeof *crc);
   int *covered = calloc((size_t)k + 1, sizeof *covered);
@@ -240,7 +240,7 @@ ch_status ch_ckpt_write(const ch_group *g, const char *path, const ch_layout *l,
       int64_t a, e;
       size_t at;
       piece_of(l, p, own, &bufs[b], &a, &e, &at);
-      pieces[i] = (ch_ckpt_piece){a, e - a, e > a ? crc_of(bufs[b].data + at, e - a) : 0};
+      pieces[i] = (ckpt_piece){a, e - a, e > a ? crc_of(bufs[b].data + at, e - a) : 0};
       numel[i] = ch_param_numel(&l->params[p]);
     }
   CH_CHECK_GOTO(ckpt_combine_crcs(g, pieces, k, numel, crc, covered), st, free_all);
@@ -251,7 +251,7 @@ ch_status ch_ckpt_write(const ch_group *g, const char *path, const ch_layout *l,
       goto free_all;
     }
 
-  ch_h5_quiet q;
+  h5_quiet q;
   h5_quiet_begin(&q);
   hid_t fapl = open_fapl(g), dxpl = data_dxpl();
   ch_watchdog_enter("hdf5 create");
@@ -368,7 +368,7 @@ ch_status ch_ckpt_read(const ch_group *g, const char *path, const ch_layout *l,
   memset(meta, 0, sizeof *meta);
   CH_CHECK(check_shard(l, own));
   int k = nbufs * l->nparams;
-  ch_ckpt_piece *pieces = calloc((size_t)k + 1, sizeof *pieces);
+  ckpt_piece *pieces = calloc((size_t)k + 1, sizeof *pieces);
   int64_t *numel = calloc((size_t)k + 1, sizeof *numel);
   uint32_t *crc = calloc((size_t)k + 1, sizeof *crc), *stored = calloc((size_t)k + 1, sizeof *stored);
   int *covered = calloc((size_t)k + 1, sizeof *covered);
@@ -391,7 +391,7 @@ ch_status ch_ckpt_read(const ch_group *g, const char *path, const ch_layout *l,
                  (e - a) * sizeof(float));
       }
     }
-  ch_h5_quiet q;
+  h5_quiet q;
   h5_quiet_begin(&q);
   hid_t fapl = open_fapl(g), dxpl = data_dxpl();
   ch_watchdog_enter("hdf5 open");
@@ -441,7 +441,7 @@ ch_status ch_ckpt_read(const ch_group *g, const char *path, const ch_layout *l,
       ch_status e = h5_fail(CH_ERR_IO, path, "reading", name);
       if (st == CH_OK) st = e;
     }
-    pieces[i] = (ch_ckpt_piece){a, e - a, e > a ? crc_of(x, e - a) : 0};
+    pieces[i] = (ckpt_piece){a, e - a, e > a ? crc_of(x, e - a) : 0};
   }
   if (ra >= 0) close(ra);
   for (int i = 0; i < k && ds; i++)

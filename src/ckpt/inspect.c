@@ -128,7 +128,7 @@ ch_status ch_ckpt_open(const char *path, ch_ckpt_file *f) {
   memset(f, 0, sizeof *f);
   f->h5 = -1;
   snprintf(f->path, sizeof f->path, "%s", path);
-  ch_h5_quiet q;
+  h5_quiet q;
   h5_quiet_begin(&q);
   ch_status st = CH_OK;
   hid_t file = H5Fopen(path, H5F_ACC_RDONLY, H5P_DEFAULT);
@@ -152,7 +152,7 @@ done:
 
 void ch_ckpt_close(ch_ckpt_file *f) {
   if (f->h5 >= 0) {
-    ch_h5_quiet q;
+    h5_quiet q;
     h5_quiet_begin(&q);
     H5Fclose((hid_t)f->h5);
     h5_quiet_end(&q);
@@ -175,7 +175,7 @@ ch_status ch_ckpt_read_tensor(ch_ckpt_file *f, const ch_ckpt_tensor *t, float *d
   float *buf = data ? data : malloc(sizeof(float) * (size_t)(t->numel ? t->numel : 1));
   if (!buf) return CH_FAIL(CH_ERR_NOMEM, "%s: reading %s", f->path, t->name);
   ch_status st = CH_OK;
-  ch_h5_quiet q;
+  h5_quiet q;
   h5_quiet_begin(&q);
   hid_t d = H5Dopen2((hid_t)f->h5, t->name, H5P_DEFAULT);
   if (d < 0) {
@@ -206,7 +206,7 @@ ch_status ch_ckpt_read_slab(ch_ckpt_file *f, const ch_ckpt_tensor *t, int dim, i
     return CH_FAIL(CH_ERR_FORMAT, "%s: dataset %s: not a float32 tensor of >= %d dimensions",
                    f->path, t->name, dim + 1);
   ch_status st = CH_OK;
-  ch_h5_quiet q;
+  h5_quiet q;
   h5_quiet_begin(&q);
   hid_t d = H5Dopen2((hid_t)f->h5, t->name, H5P_DEFAULT), fs = -1, ms = -1;
   if (d < 0) {

@@ -71,16 +71,16 @@ void ckpt_dataset_path(const ch_param_spec *p, const char *kind, char *out, size
 }
 
 static int cmp_piece(const void *x, const void *y) {
-  const ch_ckpt_piece *a = x, *b = y;
+  const ckpt_piece *a = x, *b = y;
   return (a->a > b->a) - (a->a < b->a);
 }
 
-ch_status ckpt_combine_crcs(const ch_group *g, const ch_ckpt_piece *mine, int k,
-                               const int64_t *numel, uint32_t *crc, int *covered) {
+ch_status ckpt_combine_crcs(const ch_group *g, const ckpt_piece *mine, int k,
+                            const int64_t *numel, uint32_t *crc, int *covered) {
   int n = g->size;
   size_t per = (size_t)k * 3;
   int64_t *all = calloc(per * (size_t)n + 1, sizeof *all);
-  ch_ckpt_piece *row = malloc(sizeof *row * (size_t)n);
+  ckpt_piece *row = malloc(sizeof *row * (size_t)n);
   ch_status st = CH_OK;
   if (!all || !row) {
     st = CH_FAIL(CH_ERR_NOMEM, "checksum exchange");
@@ -97,7 +97,7 @@ ch_status ckpt_combine_crcs(const ch_group *g, const ch_ckpt_piece *mine, int k,
     int m = 0;
     for (int r = 0; r < n; r++) {
       const int64_t *p = all + per * (size_t)r + 3 * (size_t)i;
-      if (p[1] > 0) row[m++] = (ch_ckpt_piece){p[0], p[1], p[2]};
+      if (p[1] > 0) row[m++] = (ckpt_piece){p[0], p[1], p[2]};
     }
     qsort(row, (size_t)m, sizeof *row, cmp_piece);
     /* CRC-32 of A||B = crc32_combine(crc(A), crc(B), len(B)): pieces fold left in order. */

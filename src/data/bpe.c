@@ -59,27 +59,27 @@ size_t bpe_utf8_next(const uint8_t *s, size_t n, size_t i, uint32_t *cp) {
   return len;
 }
 
-ch_bpe_class bpe_classify(uint32_t cp) {
-  static const ch_bpe_class code[4] = {CH_BPE_OTHER, CH_BPE_LETTER, CH_BPE_NUMBER, CH_BPE_SPACE};
+bpe_class bpe_classify(uint32_t cp) {
+  static const bpe_class code[4] = {CH_BPE_OTHER, CH_BPE_LETTER, CH_BPE_NUMBER, CH_BPE_SPACE};
   if (cp > 0x10FFFF) return CH_BPE_OTHER;
   /* Last run that starts at or before cp. */
   size_t a = 0, b = CH_UNICODE_RUNS;
   while (b - a > 1) {
     size_t mid = (a + b) / 2;
-    if ((ch_unicode_runs[mid] >> 2) <= cp) a = mid;
+    if ((unicode_runs[mid] >> 2) <= cp) a = mid;
     else b = mid;
   }
-  return code[ch_unicode_runs[a] & 3];
+  return code[unicode_runs[a] & 3];
 }
 
-static ch_bpe_class class_at(const uint8_t *s, size_t n, size_t i, size_t *len) {
+static bpe_class class_at(const uint8_t *s, size_t n, size_t i, size_t *len) {
   uint32_t cp;
   *len = bpe_utf8_next(s, n, i, &cp);
   return bpe_classify(cp);
 }
 
 /* End of the run of class c that starts at i. */
-static size_t run_end(const uint8_t *s, size_t n, size_t i, ch_bpe_class c) {
+static size_t run_end(const uint8_t *s, size_t n, size_t i, bpe_class c) {
   size_t len;
   while (i < n && class_at(s, n, i, &len) == c) i += len;
   return i;
@@ -94,11 +94,11 @@ size_t bpe_next_piece(const uint8_t *s, size_t n, size_t i) {
       return i + 3;
   }
   size_t len;
-  ch_bpe_class c = class_at(s, n, i, &len);
+  bpe_class c = class_at(s, n, i, &len);
   /* ` ?X+` for X = letters, numbers, other: a space joins the run that follows it. */
   if (s[i] == ' ' && n - i >= 2) {
     size_t len1;
-    ch_bpe_class c1 = class_at(s, n, i + 1, &len1);
+    bpe_class c1 = class_at(s, n, i + 1, &len1);
     if (c1 != CH_BPE_SPACE) return run_end(s, n, i + 1, c1);
   }
   if (c != CH_BPE_SPACE) return run_end(s, n, i, c);
@@ -118,11 +118,11 @@ size_t bpe_next_piece(const uint8_t *s, size_t n, size_t i) {
 
 /* ---- byte string -> int64 map ---- */
 
-typedef struct ch_bpe_strent {
+typedef struct bpe_strent {
   size_t off, len;
   uint64_t hash;
   int64_t value;
-} ch_bpe_strent;
+} bpe_strent;
 
 static uint64_t hash_bytes(const void *p, size_t len) {
   const uint8_t *s = p;
@@ -131,17 +131,17 @@ static uint64_t hash_bytes(const void *p, size_t len) {
   return h ^ (h >> 29);
 }
 
-static int64_t strmap_find(const ch_bpe_strmap *m, const void *key, size_t len, uint64_t h) {
+static int64_t strmap_find(const bpe_strmap *m, const void *key, size_t len, uint64_t h) {
   if (!m->nslot) return -1;
   for (int64_t i = (int64_t)(h & (uint64_t)(m->nslot - 1));; i = (i + 1) & (m->nslot - 1)) {
     int64_t e = m->slot[i];
     if (e < 0) return -1 - i; /* free slot i */
-    const ch_bpe_strent *x = &m->ent[e];
+    const bpe_strent *x = &m->ent[e];
     if (x->hash == h && x->len == len && !memcmp(m->arena + x->off, key, len)) return e;
   }
 }
 
-static ch_status strmap_rehash(ch_bpe_strmap *m, int64_t nslot) {
+static ch_status strmap_rehash(bpe_strmap *m, int64_t nslot) {
   int64_t *slot = malloc((size_t)nslot * sizeof *slot);
   if (!slot) return CH_FAIL(CH_ERR_NOMEM, "hash table of %lld slots", (long long)nslot);
   memset(slot, 0xff, (size_t)nslot * sizeof *slot);
@@ -156,7 +156,7 @@ static ch_status strmap_rehash(ch_bpe_strmap *m, int64_t nslot) {
   return CH_OK;
 }
 
-ch_status bpe_strmap_put(ch_bpe_strmap *m, const void *key, size_t len, int64_t value, int *existed) {
+ch_status bpe_strmap_put(bpe_strmap *m, const void *key, size_t len, int64_t value, int *existed) {
   uint64_t h = hash_bytes(key, len);
   if (existed) *existed = 0;
   int64_t f = strmap_find(m, key, len, h);
@@ -170,7 +170,7 @@ ch_status bpe_strmap_put(ch_bpe_strmap *m, const void *key, size_t len, int64_t 
   }
   if (m->nent == m->ent_cap) {
     int64_t cap = m->ent_cap ? m->ent_cap * 2 : 32;
-    ch_bpe_strent *e = realloc(m->ent, (size_t)cap * sizeof *e);
+    bpe_strent *e = realloc(m->ent, (size_t)cap * sizeof *e);
     if (!e) return CH_FAIL(CH_ERR_NOMEM, "hash table of %lld entries", (long long)cap);
     m->ent = e;
     m->ent_cap = cap;
@@ -184,20 +184,20 @@ ch_status bpe_strmap_put(ch_bpe_strmap *m, const void *key, size_t len, int64_t 
     m->arena_cap = cap;
   }
   if (len) memcpy(m->arena + m->arena_len, key, len);
-  m->ent[m->nent] = (ch_bpe_strent){m->arena_len, len, h, value};
+  m->ent[m->nent] = (bpe_strent){m->arena_len, len, h, value};
   m->arena_len += len;
   m->slot[-1 - f] = m->nent++;
   return CH_OK;
 }
 
-int bpe_strmap_get(const ch_bpe_strmap *m, const void *key, size_t len, int64_t *value) {
+int bpe_strmap_get(const bpe_strmap *m, const void *key, size_t len, int64_t *value) {
   int64_t e = strmap_find(m, key, len, hash_bytes(key, len));
   if (e < 0) return 0;
   *value = m->ent[e].value;
   return 1;
 }
 
-void bpe_strmap_free(ch_bpe_strmap *m) {
+void bpe_strmap_free(bpe_strmap *m) {
   free(m->arena);
   free(m->ent);
   free(m->slot);
@@ -213,15 +213,15 @@ static uint64_t pair_hash(uint64_t k) {
   return k ^ (k >> 29);
 }
 
-static int64_t merges_slot(const ch_bpe_merges *m, uint64_t k) {
+static int64_t merges_slot(const bpe_merges *m, uint64_t k) {
   int64_t i = (int64_t)(pair_hash(k) & (uint64_t)(m->cap - 1));
   while (m->key[i] != UINT64_MAX && m->key[i] != k) i = (i + 1) & (m->cap - 1);
   return i;
 }
 
-static ch_status merges_grow(ch_bpe_merges *m) {
+static ch_status merges_grow(bpe_merges *m) {
   int64_t cap = m->cap ? m->cap * 2 : 1024;
-  ch_bpe_merges g = {malloc((size_t)cap * sizeof *g.key), malloc((size_t)cap * sizeof *g.rank),
+  bpe_merges g = {malloc((size_t)cap * sizeof *g.key), malloc((size_t)cap * sizeof *g.rank),
                      malloc((size_t)cap * sizeof *g.merged), m->n, cap};
   if (!g.key || !g.rank || !g.merged) {
     bpe_merges_free(&g);
@@ -240,7 +240,7 @@ static ch_status merges_grow(ch_bpe_merges *m) {
   return CH_OK;
 }
 
-ch_status bpe_merges_put(ch_bpe_merges *m, int32_t a, int32_t b, int32_t rank, int32_t merged) {
+ch_status bpe_merges_put(bpe_merges *m, int32_t a, int32_t b, int32_t rank, int32_t merged) {
   if ((m->n + 1) * 2 > m->cap) CH_CHECK(merges_grow(m));
   uint64_t k = pair_key(a, b);
   int64_t i = merges_slot(m, k);
@@ -251,7 +251,7 @@ ch_status bpe_merges_put(ch_bpe_merges *m, int32_t a, int32_t b, int32_t rank, i
   return CH_OK;
 }
 
-int bpe_merges_get(const ch_bpe_merges *m, int32_t a, int32_t b, int32_t *rank, int32_t *merged) {
+int bpe_merges_get(const bpe_merges *m, int32_t a, int32_t b, int32_t *rank, int32_t *merged) {
   if (!m->cap) return 0;
   int64_t i = merges_slot(m, pair_key(a, b));
   if (m->key[i] == UINT64_MAX) return 0;
@@ -260,7 +260,7 @@ int bpe_merges_get(const ch_bpe_merges *m, int32_t a, int32_t b, int32_t *rank, 
   return 1;
 }
 
-void bpe_merges_free(ch_bpe_merges *m) {
+void bpe_merges_free(bpe_merges *m) {
   free(m->key);
   free(m->rank);
   free(m->merged);
@@ -271,21 +271,21 @@ void bpe_merges_free(ch_bpe_merges *m) {
 
 /* A symbol of the piece, at the byte offset where it starts; merged symbols keep the left
  * one's offset, and prev/next link the live ones (-1 at the ends). id -1: merged away. */
-typedef struct ch_bpe_sym {
+typedef struct bpe_sym {
   int32_t id, prev, next;
-} ch_bpe_sym;
+} bpe_sym;
 
 /* A candidate merge of the symbol at pos with its right neighbour, valid while both still
  * have the ids it was made for. */
-typedef struct ch_bpe_cand {
+typedef struct bpe_cand {
   int32_t rank, pos, left, right, merged;
-} ch_bpe_cand;
+} bpe_cand;
 
-static int cand_less(const ch_bpe_cand *a, const ch_bpe_cand *b) {
+static int cand_less(const bpe_cand *a, const bpe_cand *b) {
   return a->rank < b->rank || (a->rank == b->rank && a->pos < b->pos);
 }
 
-static void heap_push(ch_bpe_cand *h, int64_t *n, ch_bpe_cand c) {
+static void heap_push(bpe_cand *h, int64_t *n, bpe_cand c) {
   int64_t i = (*n)++;
   while (i > 0 && cand_less(&c, &h[(i - 1) / 2])) {
     h[i] = h[(i - 1) / 2];
@@ -294,8 +294,8 @@ static void heap_push(ch_bpe_cand *h, int64_t *n, ch_bpe_cand c) {
   h[i] = c;
 }
 
-static ch_bpe_cand heap_pop(ch_bpe_cand *h, int64_t *n) {
-  ch_bpe_cand top = h[0], last = h[--*n];
+static bpe_cand heap_pop(bpe_cand *h, int64_t *n) {
+  bpe_cand top = h[0], last = h[--*n];
   int64_t i = 0;
   for (;;) {
     int64_t c = 2 * i + 1;
@@ -309,28 +309,29 @@ static ch_bpe_cand heap_pop(ch_bpe_cand *h, int64_t *n) {
   return top;
 }
 
-static void push_pair(const ch_bpe_merges *m, const ch_bpe_sym *sym, int32_t pos, ch_bpe_cand *h, int64_t *n) {
+static void push_pair(const bpe_merges *m, const bpe_sym *sym, int32_t pos, bpe_cand *h,
+                      int64_t *n) {
   int32_t r = sym[pos].next, rank, merged;
   if (r >= 0 && bpe_merges_get(m, sym[pos].id, sym[r].id, &rank, &merged))
-    heap_push(h, n, (ch_bpe_cand){rank, pos, sym[pos].id, sym[r].id, merged});
+    heap_push(h, n, (bpe_cand){rank, pos, sym[pos].id, sym[r].id, merged});
 }
 
-static ch_status scratch_reserve(ch_bpe_scratch *s, int64_t len) {
+static ch_status scratch_reserve(bpe_scratch *s, int64_t len) {
   /* Candidates pushed: len - 1 at the start, at most 2 per merge after. */
   if (s->sym_cap < len) {
-    ch_bpe_sym *p = realloc(s->sym, (size_t)len * sizeof *p);
+    bpe_sym *p = realloc(s->sym, (size_t)len * sizeof *p);
     if (!p) return CH_FAIL(CH_ERR_NOMEM, "bpe scratch for a piece of %lld bytes", (long long)len);
     s->sym = p;
     s->sym_cap = len;
   }
   if (s->heap_cap < 3 * len) {
-    ch_bpe_cand *h = realloc(s->heap, (size_t)(3 * len) * sizeof *h);
+    bpe_cand *h = realloc(s->heap, (size_t)(3 * len) * sizeof *h);
     if (!h) return CH_FAIL(CH_ERR_NOMEM, "bpe scratch for a piece of %lld bytes", (long long)len);
     s->heap = h;
     s->heap_cap = 3 * len;
   }
   if (s->round_cap < 3 * len) {
-    ch_bpe_cand *r = realloc(s->round, (size_t)(3 * len) * sizeof *r);
+    bpe_cand *r = realloc(s->round, (size_t)(3 * len) * sizeof *r);
     if (!r) return CH_FAIL(CH_ERR_NOMEM, "bpe scratch for a piece of %lld bytes", (long long)len);
     s->round = r;
     s->round_cap = 3 * len;
@@ -338,7 +339,7 @@ static ch_status scratch_reserve(ch_bpe_scratch *s, int64_t len) {
   return CH_OK;
 }
 
-void bpe_scratch_free(ch_bpe_scratch *s) {
+void bpe_scratch_free(bpe_scratch *s) {
   free(s->sym);
   free(s->heap);
   free(s->round);
@@ -350,15 +351,16 @@ void bpe_scratch_free(ch_bpe_scratch *s) {
  * its candidates (one pair, since a rank names one pair) are taken out first and applied in
  * position order, skipping ones an earlier merge of the round destroyed. New candidates wait
  * for a later round even when they rank lower: OpenAI's rewrite would not see them either. */
-ch_status bpe_merge_piece(const ch_bpe_merges *m, const int32_t byte_id[256], const uint8_t *piece,
-                             size_t len, ch_bpe_scratch *s, int32_t *out, int64_t *nout) {
+ch_status bpe_merge_piece(const bpe_merges *m, const int32_t byte_id[256], const uint8_t *piece,
+                          size_t len, bpe_scratch *s, int32_t *out, int64_t *nout) {
   *nout = 0;
   if (len == 0) return CH_OK;
   if (len >= INT32_MAX / 4) return CH_FAIL(CH_ERR_INVALID, "a piece of %zu bytes is too long for BPE", len);
   int32_t n = (int32_t)len;
   CH_CHECK(scratch_reserve(s, n));
-  ch_bpe_sym *sym = s->sym;
-  for (int32_t i = 0; i < n; i++) sym[i] = (ch_bpe_sym){byte_id[piece[i]], i - 1, i + 1 < n ? i + 1 : -1};
+  bpe_sym *sym = s->sym;
+  for (int32_t i = 0; i < n; i++)
+    sym[i] = (bpe_sym){byte_id[piece[i]], i - 1, i + 1 < n ? i + 1 : -1};
   int64_t nh = 0;
   for (int32_t i = 0; i + 1 < n; i++) push_pair(m, sym, i, s->heap, &nh);
   while (nh > 0) {
@@ -366,7 +368,7 @@ ch_status bpe_merge_piece(const ch_bpe_merges *m, const int32_t byte_id[256], co
     int32_t rank = s->heap[0].rank;
     while (nh > 0 && s->heap[0].rank == rank) s->round[nr++] = heap_pop(s->heap, &nh);
     for (int64_t k = 0; k < nr; k++) {
-      const ch_bpe_cand *c = &s->round[k];
+      const bpe_cand *c = &s->round[k];
       int32_t l = c->pos, r = sym[l].next;
       if (sym[l].id != c->left || r < 0 || sym[r].id != c->right) continue; /* stale */
       sym[l].id = c->merged;

@@ -311,7 +311,7 @@ ch_status ch_data_csv_convert(const char *in_path, const char *out_path, const c
   uint8_t *is_val = NULL;
   char *tmp = NULL;
   int64_t nval = 0;
-  ch_h5_quiet q;
+  h5_quiet q;
   h5_quiet_begin(&q);
   CH_CHECK_GOTO(read_table(in_path, o, &t), st, done);
   is_val = calloc((size_t)t.rows, 1);

@@ -1,6 +1,6 @@
 /* HDF5 helpers shared by the data layer's converters (csv.c, text.c) and parallel readers
  * (dataset.c, tokens.c); not installed. Code in h5common.c. Callers silence HDF5's error
- * printing (ch_h5_quiet) around them. */
+ * printing (h5_quiet) around them. */
 #pragma once
 #include <hdf5.h>
 #include <stdint.h>
@@ -15,7 +15,7 @@ ch_status data_h5_fail(ch_status s, const char *where, const char *what);
 /* Creates dataset `name` in grp (contiguous) of file type ftype with `rank` dims and writes
  * data (memory type mtype) when dims[0] > 0. Errors: CH_ERR_IO naming path and name. */
 ch_status data_write_dataset(hid_t grp, const char *name, hid_t ftype, hid_t mtype, int rank,
-                                const hsize_t *dims, const void *data, const char *path);
+                             const hsize_t *dims, const void *data, const char *path);
 /* Scalar attributes of obj: int64, and a fixed-length NUL-terminated UTF-8 string. */
 ch_status data_write_attr_i64(hid_t obj, const char *name, int64_t v, const char *path);
 ch_status data_write_attr_str(hid_t obj, const char *name, const char *v, const char *path);
@@ -31,12 +31,12 @@ ch_status data_commit_file(const char *tmp, const char *out);
 /* Opens path with data_open_parallel, then runs contents(ctx) (reading attributes, opening
  * datasets); *file is -1 or open (the caller closes it, also on error). Collective. */
 ch_status data_open_collective(const ch_group *g, const char *path, hid_t *file,
-                                  ch_status (*contents)(void *ctx), void *ctx);
+                               ch_status (*contents)(void *ctx), void *ctx);
 /* Agrees on every rank's `prepared` status over comm, then, when all are CH_OK, runs read(ctx)
  * (the transfer). Returns this rank's failure, else another rank's as "<where>: <what> failed
  * on another rank", else CH_OK. Collective. */
 ch_status data_read_agreed(MPI_Comm comm, ch_status prepared, const char *where,
-                              const char *what, ch_status (*read)(void *ctx), void *ctx);
+                           const char *what, ch_status (*read)(void *ctx), void *ctx);
 /* Closes objs[0..n) (datasets, property lists; -1 skipped), then the file (collective). */
 void data_close_collective(hid_t file, const hid_t *objs, int n);
 
@@ -51,7 +51,7 @@ ch_status data_read_attr_i64(hid_t file, const char *path, const char *name, int
  * H5T_FLOAT) and number of dimensions; dims receive its shape. *out is -1 or open (the caller
  * closes it, also on error). Errors: CH_ERR_FORMAT naming `where` and the dataset. */
 ch_status data_open_checked(hid_t file, const char *where, const char *full, H5T_class_t cls, int rank,
-                               hsize_t *dims, hid_t *out);
+                            hsize_t *dims, hid_t *out);
 /* A copy of the file space `like` selecting the row runs (start[i], len[i]) (sorted, disjoint)
  * with all `cols` columns (cols is ignored for a 1-D space), or nothing when nruns is 0;
  * -1 on an HDF5 error. O(nruns log nruns). */

@@ -6,8 +6,8 @@
 #include "runtime/h5util.h"
 
 ch_status data_open_collective(const ch_group *g, const char *path, hid_t *file,
-                                  ch_status (*contents)(void *ctx), void *ctx) {
-  ch_h5_quiet q;
+                               ch_status (*contents)(void *ctx), void *ctx) {
+  h5_quiet q;
   h5_quiet_begin(&q);
   ch_watchdog_enter("hdf5 open"); /* collective: H5Fopen, and metadata reads (all_coll) */
   ch_status st = data_open_parallel(g, path, file);
@@ -18,7 +18,7 @@ ch_status data_open_collective(const ch_group *g, const char *path, hid_t *file,
 }
 
 ch_status data_read_agreed(MPI_Comm comm, ch_status prepared, const char *where,
-                              const char *what, ch_status (*read)(void *ctx), void *ctx) {
+                           const char *what, ch_status (*read)(void *ctx), void *ctx) {
   /* Agree before the transfer, so that a rank with bad arguments does not leave the others
    * waiting in H5Dread; the agreement and the transfer both wait on the other ranks, so one
    * watchdog mark covers both. */
@@ -27,7 +27,7 @@ ch_status data_read_agreed(MPI_Comm comm, ch_status prepared, const char *where,
   ch_watchdog_enter("hdf5 read");
   int rc = MPI_Allreduce(&mine, &worst, 1, MPI_INT, MPI_MAX, comm);
   if (rc == MPI_SUCCESS && st == CH_OK && worst == CH_OK) {
-    ch_h5_quiet q;
+    h5_quiet q;
     h5_quiet_begin(&q);
     st = read(ctx);
     h5_quiet_end(&q);
@@ -43,7 +43,7 @@ ch_status data_read_agreed(MPI_Comm comm, ch_status prepared, const char *where,
 }
 
 void data_close_collective(hid_t file, const hid_t *objs, int n) {
-  ch_h5_quiet q;
+  h5_quiet q;
   h5_quiet_begin(&q);
   ch_watchdog_enter("hdf5 close"); /* H5Fclose is collective */
   for (int i = 0; i < n; i++) {

@@ -20,7 +20,7 @@ ch_status data_h5_fail(ch_status s, const char *where, const char *what) {
 /* ---- serial writing ---- */
 
 ch_status data_write_dataset(hid_t grp, const char *name, hid_t ftype, hid_t mtype, int rank,
-                                const hsize_t *dims, const void *data, const char *path) {
+                             const hsize_t *dims, const void *data, const char *path) {
   ch_status st = CH_OK;
   hid_t space = H5Screate_simple(rank, dims, NULL);
   if (space < 0) return data_h5_fail(CH_ERR_IO, path, "H5Screate_simple failed");
@@ -148,7 +148,7 @@ ch_status data_read_attr_i64(hid_t file, const char *path, const char *name, int
 }
 
 ch_status data_open_checked(hid_t file, const char *where, const char *full, H5T_class_t cls, int rank,
-                               hsize_t *dims, hid_t *out) {
+                            hsize_t *dims, hid_t *out) {
   *out = -1;
   if (H5Lexists(file, full, H5P_DEFAULT) <= 0) return CH_FAIL(CH_ERR_FORMAT, "%s: no dataset %s", where, full);
   *out = H5Dopen2(file, full, H5P_DEFAULT);

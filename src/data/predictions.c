@@ -40,7 +40,7 @@ ch_status ch_data_write_predictions(const ch_group *g, const char *out, int64_t 
                                     const int32_t *labels, const char *source) {
   char tmp[4096];
   snprintf(tmp, sizeof tmp, "%s.partial", out);
-  ch_h5_quiet q;
+  h5_quiet q;
   h5_quiet_begin(&q);
   ch_watchdog_enter("hdf5 write");
   ch_status st = CH_OK;

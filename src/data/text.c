@@ -191,7 +191,7 @@ ch_status ch_data_text_convert(const char *const *in_paths, int nin, const char 
   int64_t n = 0, ntrain = 0, nval = 0;
   char *tmp = NULL, *source = NULL;
   double bits = 0;
-  ch_h5_quiet q;
+  h5_quiet q;
   h5_quiet_begin(&q);
   if (!tok) {
     CH_CHECK_GOTO(ch_tokenizer_create_byte(&own), st, done);
@@ -317,7 +317,7 @@ ch_status ch_tokenizer_load(const char *h5path, ch_tokenizer **out) {
   *out = NULL;
   if (!h5path) return CH_FAIL(CH_ERR_INVALID, "ch_tokenizer_load: null path");
   if (access(h5path, R_OK) != 0) return CH_FAIL(CH_ERR_IO, "cannot open %s: %s", h5path, strerror(errno));
-  ch_h5_quiet q;
+  h5_quiet q;
   h5_quiet_begin(&q);
   ch_status st = CH_OK;
   hid_t file = H5Fopen(h5path, H5F_ACC_RDONLY, H5P_DEFAULT);

@@ -23,7 +23,7 @@ struct ch_tokenizer {
   int64_t *tok_off;   /* [vocab] offset into bytes */
   int32_t *tok_len;   /* [vocab] length, -1 for an id without a token */
   int32_t byte_id[256];
-  ch_bpe_merges mt;
+  bpe_merges mt;
 };
 
 /* Pieces up to this many bytes are cached per encode call (words, mostly). */
@@ -53,7 +53,7 @@ const char *ch_tokenizer_name(const ch_tokenizer *t) { return t->kind == TOK_GPT
 int64_t ch_tokenizer_vocab(const ch_tokenizer *t) { return t->vocab; }
 
 void tokenizer_texts(const ch_tokenizer *t, const char **encoder_json, size_t *encoder_len,
-                        const char **merges, size_t *merges_len) {
+                     const char **merges, size_t *merges_len) {
   *encoder_json = t->encoder_json;
   *encoder_len = t->encoder_len;
   *merges = t->merges;
@@ -86,7 +86,7 @@ static int json_line(const char *text, const char *at) {
 
 /* First pass over the encoder: checks every entry, fills the string -> id map (keys as bytes)
  * and the total of the token lengths; *max_id the largest id. */
-static ch_status scan_encoder(const cJSON *root, ch_bpe_strmap *ids, int64_t *max_id, size_t *total) {
+static ch_status scan_encoder(const cJSON *root, bpe_strmap *ids, int64_t *max_id, size_t *total) {
   const cJSON *e;
   uint8_t buf[1024];
   *max_id = -1;
@@ -122,7 +122,7 @@ static ch_status scan_encoder(const cJSON *root, ch_bpe_strmap *ids, int64_t *ma
 }
 
 /* Parses the encoder into the id tables of t. */
-static ch_status load_encoder(ch_tokenizer *t, ch_bpe_strmap *ids) {
+static ch_status load_encoder(ch_tokenizer *t, bpe_strmap *ids) {
   const char *end = NULL;
   cJSON *root = cJSON_ParseWithLengthOpts(t->encoder_json, t->encoder_len, &end, 0);
   if (!root) {
@@ -188,8 +188,8 @@ done:
 }
 
 /* One side of a merge line as token bytes -> its id. */
-static ch_status merge_part(const ch_bpe_strmap *ids, const char *s, size_t n, int64_t line, uint8_t *buf,
-                            int64_t *blen, int64_t *id) {
+static ch_status merge_part(const bpe_strmap *ids, const char *s, size_t n, int64_t line,
+                            uint8_t *buf, int64_t *blen, int64_t *id) {
   uint32_t bad = 0;
   *blen = symbols_to_bytes(s, n, buf, &bad);
   if (*blen < 0 && bad == CH_BPE_INVALID_CP)
@@ -204,7 +204,7 @@ static ch_status merge_part(const ch_bpe_strmap *ids, const char *s, size_t n, i
 }
 
 /* Parses the merges: line by line, rank = index among the merge lines. */
-static ch_status load_merges(ch_tokenizer *t, const ch_bpe_strmap *ids) {
+static ch_status load_merges(ch_tokenizer *t, const bpe_strmap *ids) {
   const char *s = t->merges, *end = s + t->merges_len;
   uint8_t *buf = malloc(t->merges_len + 1);
   if (!buf) return CH_FAIL(CH_ERR_NOMEM, "vocab.bpe of %zu bytes", t->merges_len);
@@ -253,7 +253,7 @@ ch_status ch_tokenizer_create_gpt2(const char *encoder_json, size_t encoder_len,
   t->kind = TOK_GPT2;
   t->encoder_json = malloc(encoder_len + 1);
   t->merges = malloc(merges_len + 1);
-  ch_bpe_strmap ids = {0};
+  bpe_strmap ids = {0};
   ch_status st = CH_OK;
   if (!t->encoder_json || !t->merges) {
     st = CH_FAIL(CH_ERR_NOMEM, "tokenizer texts of %zu + %zu bytes", encoder_len, merges_len);
@@ -279,10 +279,10 @@ done:
 /* Encoding with a per-call cache of piece -> ids (kept per call so that a tokenizer stays
  * immutable and thread-safe). */
 typedef struct encode_ctx {
-  ch_bpe_strmap cache;  /* piece -> (offset in pool) << 7 | count */
+  bpe_strmap cache;  /* piece -> (offset in pool) << 7 | count */
   int32_t *pool;
   int64_t pool_len, pool_cap;
-  ch_bpe_scratch scratch;
+  bpe_scratch scratch;
 } encode_ctx;
 
 static ch_status encode_piece(const ch_tokenizer *t, encode_ctx *c, const uint8_t *p, size_t len, int32_t *out,

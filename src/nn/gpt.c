@@ -93,9 +93,9 @@ static float *param(const ch_model *m, const float *flat, int layer, int which) 
 }
 #define PARAM(m, flat, l, w) param(m, flat, l, w)
 
-static const ch_model_ops gpt_ops;
+static const model_ops gpt_ops;
 
-const gpt_shape *ch_gpt_shape(const ch_model *m) {
+const gpt_shape *gpt_shape_of(const ch_model *m) {
   return m->ops == &gpt_ops ? &((const gpt *)m->impl)->d : NULL;
 }
 
@@ -111,7 +111,7 @@ static void fill_view(const ch_model *m, const ch_layout *l, const float *p, int
     int first = 2 + P_PER_BLOCK * b;
     const float *w[P_PER_BLOCK];
     for (int i = 0; i < P_PER_BLOCK; i++)
-      w[i] = !owns_bias && ch_param_after_reduce(l, first + i) ? NULL : p + o[first + i];
+      w[i] = !owns_bias && param_after_reduce(l, first + i) ? NULL : p + o[first + i];
     blk[b] = (gpt_block_w){w[P_LN1_W], w[P_LN1_B], w[P_QKV_W], w[P_QKV_B], w[P_ATTN_W],
                            w[P_ATTN_B], w[P_LN2_W], w[P_LN2_B], w[P_FC_W], w[P_FC_B],
                            w[P_PROJ_W], w[P_PROJ_B]};
@@ -122,14 +122,14 @@ static void fill_view(const ch_model *m, const ch_layout *l, const float *p, int
   }
 }
 
-const gpt_view *ch_gpt_view(const ch_model *m, const float *p, gpt_view *v, gpt_block_w *blk) {
+const gpt_view *gpt_view_of(const ch_model *m, const float *p, gpt_view *v, gpt_block_w *blk) {
   if (m->ops != &gpt_ops) return NULL;
   fill_view(m, &m->layout, p, 1, v, blk);
   return v;
 }
 
-ch_status ch_gpt_view_slice(const ch_model *m, const ch_layout *local, const float *p,
-                            int owns_bias, gpt_view *v, gpt_block_w *blk) {
+ch_status gpt_view_slice(const ch_model *m, const ch_layout *local, const float *p,
+                         int owns_bias, gpt_view *v, gpt_block_w *blk) {
   if (m->ops != &gpt_ops)
     return CH_FAIL(CH_ERR_INVALID, "a GPT view of a '%s' model", m->ops->name);
   if (local->nparams != m->layout.nparams)
@@ -250,8 +250,8 @@ static ch_status gpt_check(const ch_model *m, const int32_t *y, int B) {
   return CH_OK;
 }
 
-ch_status ch_gpt_block_forward(const gpt_view *v, int l, gpt_act *a, const float *x, int64_t N,
-                               ch_gpt_attend attend, void *actx, ch_gpt_reduce reduce, void *rctx) {
+ch_status gpt_block_forward(const gpt_view *v, int l, gpt_act *a, const float *x, int64_t N,
+                            gpt_attend_fn attend, void *actx, gpt_reduce_fn reduce, void *rctx) {
   const ch_backend *be = v->be;
   const gpt_block_w *w = &v->blk[l];
   int C = v->s.C, A = v->s.NH * v->s.HS, F = v->s.F;
@@ -297,14 +297,14 @@ static ch_status forward(ch_model *m, const float *p, int B, const ch_unit_hook 
   int64_t N = (int64_t)B * d->T;
   int C = d->C;
   gpt_view v;
-  ch_gpt_view(m, p, &v, g->blk);
+  gpt_view_of(m, p, &v, g->blk);
   train_attend_ctx ctx = {&v, B};
   CH_CHECK(ch_hook_fetch(hook, 0));
   CH_CHECK(ch_op_embedding_fwd(m->be, g->enc, g->tok, d->T + 1, 0, v.wte, v.wpe, B, d->T, C));
   for (int l = 0; l < d->L; l++) {
     CH_CHECK(ch_hook_fetch(hook, 1 + l));
-    CH_CHECK(ch_gpt_block_forward(&v, l, &g->acts[l], l == 0 ? g->enc : g->acts[l - 1].res3, N,
-                                  train_attend, &ctx, NULL, NULL));
+    CH_CHECK(gpt_block_forward(&v, l, &g->acts[l], l == 0 ? g->enc : g->acts[l - 1].res3, N,
+                               train_attend, &ctx, NULL, NULL));
     CH_CHECK(ch_hook_release(hook, 1 + l, last));
   }
   const float *xl = d->L > 0 ? g->acts[d->L - 1].res3 : g->enc;
@@ -399,7 +399,7 @@ static ch_status gpt_train_step(ch_model *m, const float *p, float *grads, const
   return ch_hook_grad_ready(hook, 0);
 }
 
-static const ch_model_ops gpt_ops = {
+static const model_ops gpt_ops = {
   .name = "gpt", .destroy = gpt_destroy, .check = gpt_check, .forward = gpt_forward,
   .eval = gpt_eval, .train_step = gpt_train_step,
 };

@@ -1,6 +1,6 @@
 /* Incremental GPT decoding with a KV cache: the keys and values of every token already seen are
  * kept per layer, so appending n tokens costs the blocks over those n rows only; their queries
- * attend the cached keys (ch_attention_forward with Tq = n, Tk = length + n). A whole sequence
+ * attend the cached keys (cpu_attention_forward with Tq = n, Tk = length + n). A whole sequence
  * decoded at once from an empty slot is the uncached computation. The same code runs a
  * tensor-parallel slice of the model (a view with some of the heads and MLP columns, and a
  * reduce across ranks): its cache then holds only this rank's heads. */
@@ -27,7 +27,7 @@ static float *kv_alloc(const ch_backend *be, size_t floats) {
   return ch_op_alloc(be, sizeof(float) * (floats + 1), &p) == CH_OK ? p : NULL;
 }
 
-ch_status ch_gpt_kv_create(const ch_backend *be, const gpt_shape *s, int slots, ch_kv_cache **out) {
+ch_status gpt_kv_create(const ch_backend *be, const gpt_shape *s, int slots, ch_kv_cache **out) {
   if (slots < 1) return CH_FAIL(CH_ERR_INVALID, "KV cache: slots must be >= 1 (got %d)", slots);
   ch_kv_cache *kv = calloc(1, sizeof *kv);
   if (!kv) return CH_FAIL(CH_ERR_NOMEM, "KV cache");
@@ -74,9 +74,9 @@ ch_status ch_gpt_kv_create(const ch_backend *be, const gpt_shape *s, int slots, 
 }
 
 ch_status ch_kv_cache_create(const ch_model *m, int slots, ch_kv_cache **out) {
-  const gpt_shape *s = ch_gpt_shape(m);
+  const gpt_shape *s = gpt_shape_of(m);
   if (!s) return CH_FAIL(CH_ERR_INVALID, "a KV cache needs a GPT model, not '%s'", ch_model_name(m));
-  return ch_gpt_kv_create(m->be, s, slots, out);
+  return gpt_kv_create(m->be, s, slots, out);
 }
 
 void ch_kv_cache_destroy(ch_kv_cache *kv) {
@@ -112,8 +112,8 @@ static ch_status decode_attend(void *ctx, int l, gpt_act *a) {
                                 kv->v + layer, kv->len[c->slot], c->n, s->NH, s->HS);
 }
 
-ch_status ch_gpt_decode(const gpt_view *v, ch_kv_cache *kv, int slot, const int32_t *tokens, int n,
-                        float *logits, ch_gpt_reduce reduce, void *rctx) {
+ch_status gpt_decode(const gpt_view *v, ch_kv_cache *kv, int slot, const int32_t *tokens, int n,
+                     float *logits, gpt_reduce_fn reduce, void *rctx) {
   const gpt_shape *s = &kv->s;
   if (v->s.L != s->L || v->s.C != s->C || v->s.NH != s->NH || v->s.F != s->F || v->s.T != s->T)
     return CH_FAIL(CH_ERR_INVALID, "KV cache made for another model shape");
@@ -134,10 +134,10 @@ ch_status ch_gpt_decode(const gpt_view *v, ch_kv_cache *kv, int slot, const int3
   CH_CHECK(ch_op_embedding_fwd(be, kv->x, tok, n, past, v->wte, v->wpe, 1, n, (int)C));
   decode_ctx ctx = {kv, slot, n};
   /* Block l > 0 reads its input from res3 and writes res3 again, in place (see
-   * ch_gpt_block_forward). */
+   * gpt_block_forward). */
   const float *x = kv->x;
   for (int l = 0; l < s->L; l++) {
-    CH_CHECK(ch_gpt_block_forward(v, l, &kv->a, x, n, decode_attend, &ctx, reduce, rctx));
+    CH_CHECK(gpt_block_forward(v, l, &kv->a, x, n, decode_attend, &ctx, reduce, rctx));
     x = kv->a.res3;
   }
   kv->len[slot] = past + n;
@@ -150,23 +150,23 @@ ch_status ch_gpt_decode(const gpt_view *v, ch_kv_cache *kv, int slot, const int3
 
 ch_status ch_model_decode(ch_model *m, const float *params, ch_kv_cache *kv, int slot,
                           const int32_t *tokens, int n, float *logits) {
-  const gpt_shape *s = ch_gpt_shape(m);
+  const gpt_shape *s = gpt_shape_of(m);
   if (!s) return CH_FAIL(CH_ERR_INVALID, "decoding needs a GPT model, not '%s'", ch_model_name(m));
   gpt_block_w *blk = malloc(sizeof *blk * (size_t)s->L);
   if (!blk) return CH_FAIL(CH_ERR_NOMEM, "GPT view");
   gpt_view v;
-  ch_gpt_view(m, params, &v, blk);
-  ch_status st = ch_gpt_decode(&v, kv, slot, tokens, n, logits, NULL, NULL);
+  gpt_view_of(m, params, &v, blk);
+  ch_status st = gpt_decode(&v, kv, slot, tokens, n, logits, NULL, NULL);
   free(blk);
   return st;
 }
 
 int64_t ch_model_vocab(const ch_model *m) {
-  const gpt_shape *s = ch_gpt_shape(m);
+  const gpt_shape *s = gpt_shape_of(m);
   return s ? s->V : 0;
 }
 
 int ch_model_context(const ch_model *m) {
-  const gpt_shape *s = ch_gpt_shape(m);
+  const gpt_shape *s = gpt_shape_of(m);
   return s ? s->T : 0;
 }

@@ -37,31 +37,31 @@ typedef struct gpt_act {
 
 /* Fills a->atty from a->qkv for block l (one backend op): the only step where training and
  * decoding differ. */
-typedef ch_status (*ch_gpt_attend)(void *ctx, int l, gpt_act *a);
+typedef ch_status (*gpt_attend_fn)(void *ctx, int l, gpt_act *a);
 /* Sums x[0..n) over the tensor-parallel ranks in place (NULL: one rank holds everything). */
-typedef ch_status (*ch_gpt_reduce)(void *ctx, float *x, int64_t n);
+typedef ch_status (*gpt_reduce_fn)(void *ctx, float *x, int64_t n);
 
 /* Block l over N rows: x -> a->res3, keeping every intermediate in `a`. With a reduce, the two
  * row-parallel projections are summed over the ranks before their bias and residual. */
-ch_status ch_gpt_block_forward(const gpt_view *v, int l, gpt_act *a, const float *x, int64_t N,
-                               ch_gpt_attend attend, void *actx, ch_gpt_reduce reduce, void *rctx);
+ch_status gpt_block_forward(const gpt_view *v, int l, gpt_act *a, const float *x, int64_t N,
+                            gpt_attend_fn attend, void *actx, gpt_reduce_fn reduce, void *rctx);
 
 /* The shape of a GPT model (the whole model), or NULL when `m` is not a GPT. */
-const gpt_shape *ch_gpt_shape(const ch_model *m);
+const gpt_shape *gpt_shape_of(const ch_model *m);
 
 /* The view of a whole (single-rank) GPT over the flat buffer `p`, blocks written to blk [L]; NULL
  * when `m` is not a GPT. */
-const gpt_view *ch_gpt_view(const ch_model *m, const float *p, gpt_view *v, gpt_block_w *blk);
+const gpt_view *gpt_view_of(const ch_model *m, const float *p, gpt_view *v, gpt_block_w *blk);
 
 /* The view of one rank's tensor-parallel slice: `local` is a slice of m's layout (same table
  * order, ch_tp_layout) over `p`. The local heads and MLP width come from the local shapes; a
- * bias added after the tensor-parallel sum (ch_param_after_reduce) is kept only when
+ * bias added after the tensor-parallel sum (param_after_reduce) is kept only when
  * `owns_bias`. Errors: CH_ERR_INVALID (not a GPT, or not a slice of its table). */
-ch_status ch_gpt_view_slice(const ch_model *m, const ch_layout *local, const float *p,
-                            int owns_bias, gpt_view *v, gpt_block_w *blk);
+ch_status gpt_view_slice(const ch_model *m, const ch_layout *local, const float *p,
+                         int owns_bias, gpt_view *v, gpt_block_w *blk);
 
 /* Incremental decoding on any view (see ch_model_decode); reduce as for the blocks. The cache
  * lives on backend `be`. */
-ch_status ch_gpt_kv_create(const ch_backend *be, const gpt_shape *s, int slots, ch_kv_cache **out);
-ch_status ch_gpt_decode(const gpt_view *v, ch_kv_cache *kv, int slot, const int32_t *tokens, int n,
-                        float *logits, ch_gpt_reduce reduce, void *rctx);
+ch_status gpt_kv_create(const ch_backend *be, const gpt_shape *s, int slots, ch_kv_cache **out);
+ch_status gpt_decode(const gpt_view *v, ch_kv_cache *kv, int slot, const int32_t *tokens, int n,
+                     float *logits, gpt_reduce_fn reduce, void *rctx);

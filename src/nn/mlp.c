@@ -50,7 +50,7 @@ static ch_status build_specs(const mlp *m, ch_param_spec **out) {
   return CH_OK;
 }
 
-static const ch_model_ops mlp_ops;
+static const model_ops mlp_ops;
 
 ch_status mlp_init(ch_model *model, const ch_model_cfg *cfg, int64_t in_features, int64_t classes) {
   int max_batch = model->max_batch;
@@ -201,10 +201,10 @@ static ch_status mlp_train_step(ch_model *model, const float *params, float *gra
   return CH_OK;
 }
 
-int ch_mlp_activation(const ch_model *m) {
+int mlp_activation(const ch_model *m) {
   return m->ops == &mlp_ops ? ((const mlp *)m->impl)->activation : -1;
 }
 
-static const ch_model_ops mlp_ops = {
+static const model_ops mlp_ops = {
   .name = "mlp", .destroy = mlp_destroy, .forward = mlp_forward, .eval = mlp_eval, .train_step = mlp_train_step,
 };

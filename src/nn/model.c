@@ -21,9 +21,9 @@ ch_status ch_model_create(const ch_backend *be, const ch_model_cfg *cfg, int64_t
     size_t xb = sizeof(float) * (size_t)max_batch * (size_t)m->sample_floats;
     size_t yb = sizeof(int32_t) * (size_t)max_batch * (size_t)m->sample_ints;
     void *stats = NULL, *xs = NULL, *ys = NULL;
-    st = ch_op_alloc(be, sizeof(ch_model_stats), &stats);
+    st = ch_op_alloc(be, sizeof(model_stats), &stats);
     m->stats = stats;
-    if (st == CH_OK) st = ch_op_memset(be, m->stats, 0, sizeof(ch_model_stats));
+    if (st == CH_OK) st = ch_op_memset(be, m->stats, 0, sizeof(model_stats));
     if (st == CH_OK) st = ch_op_alloc(be, xb, &xs);
     m->x_stage = xs;
     if (st == CH_OK) st = ch_op_alloc(be, yb, &ys);
@@ -57,14 +57,14 @@ int64_t ch_model_sample_floats(const ch_model *m) { return m->sample_floats; }
 int64_t ch_model_sample_ints(const ch_model *m) { return m->sample_ints; }
 int64_t ch_model_targets(const ch_model *m) { return m->targets; }
 
-ch_status ch_model_check_batch(const ch_model *m, int batch) {
+ch_status model_check_batch(const ch_model *m, int batch) {
   if (batch < 0 || batch > m->max_batch)
     return CH_FAIL(CH_ERR_INVALID, "batch of %d samples exceeds the model's max_batch %d", batch,
                    m->max_batch);
   return CH_OK;
 }
 
-int ch_param_after_reduce(const ch_layout *l, int i) {
+int param_after_reduce(const ch_layout *l, int i) {
   return i > 0 && l->params[i].ndim == 1 && l->params[i].split == CH_TP_NONE &&
          l->params[i - 1].ndim == 2 && l->params[i - 1].split != CH_TP_NONE;
 }
@@ -73,7 +73,7 @@ int ch_param_after_reduce(const ch_layout *l, int i) {
  * batch has no such part). */
 static ch_status stage(ch_model *m, const float *x, const int32_t *y, int batch, const float **dx,
                        const int32_t **dy) {
-  CH_CHECK(ch_model_check_batch(m, batch));
+  CH_CHECK(model_check_batch(m, batch));
   if (y && m->ops->check) CH_CHECK(m->ops->check(m, y, batch));
   const void *px = NULL, *py = NULL;
   if (x && m->sample_floats > 0)
@@ -100,10 +100,10 @@ ch_status ch_model_eval(ch_model *m, const float *params, const float *x, const 
   const float *dx;
   const int32_t *dy;
   CH_CHECK(stage(m, x, y, batch, &dx, &dy));
-  ch_model_stats *s = m->stats;
+  model_stats *s = m->stats;
   CH_CHECK(ch_op_memset(m->be, &s->eval_loss, 0, sizeof(double) + sizeof(int64_t)));
   CH_CHECK(m->ops->eval(m, params, dx, dy, batch, hook, &s->eval_loss, &s->eval_correct));
-  ch_model_stats h;
+  model_stats h;
   CH_CHECK(ch_op_download(m->be, &h.eval_loss, &s->eval_loss, sizeof(double) + sizeof(int64_t)));
   *loss_sum = h.eval_loss;
   if (correct) *correct += h.eval_correct;

@@ -5,7 +5,7 @@
 #pragma once
 #include "cohort/model.h"
 
-typedef struct ch_model_ops {
+typedef struct model_ops {
   const char *name;
   void (*destroy)(ch_model *m);
   /* Host-side check of a batch before it is staged (token range); NULL: none. */
@@ -21,22 +21,22 @@ typedef struct ch_model_ops {
   ch_status (*train_step)(ch_model *m, const float *params, float *grads, const float *x,
                           const int32_t *y, int batch, float loss_scale, const ch_unit_hook *hook,
                           double *loss);
-} ch_model_ops;
+} model_ops;
 
 /* The model's backend accumulators: [0] training loss, [1] eval loss, [2] eval correct. */
-typedef struct ch_model_stats {
+typedef struct model_stats {
   double train_loss, eval_loss;
   int64_t eval_correct;
-} ch_model_stats;
+} model_stats;
 
 struct ch_model {
-  const ch_model_ops *ops;
+  const model_ops *ops;
   const ch_backend *be;
   ch_layout layout;
   int max_batch;
   int64_t sample_floats, sample_ints, targets; /* per sample, see model.h */
   size_t arena_bytes;
-  ch_model_stats *stats;       /* backend memory */
+  model_stats *stats;          /* backend memory */
   float *x_stage;              /* backend staging for host batches (unused on the CPU) */
   int32_t *y_stage;
   void *impl; /* the family's own state */
@@ -48,12 +48,12 @@ ch_status mlp_init(ch_model *m, const ch_model_cfg *cfg, int64_t in_features, in
 ch_status gpt_init(ch_model *m, const ch_model_cfg *cfg, int64_t vocab);
 
 /* Rejects a batch outside [0, max_batch]. */
-ch_status ch_model_check_batch(const ch_model *m, int batch);
+ch_status model_check_batch(const ch_model *m, int batch);
 
 /* The MLP's hidden activation (ch_activation); -1 when `m` is not an MLP. */
-int ch_mlp_activation(const ch_model *m);
+int mlp_activation(const ch_model *m);
 
 /* Whether parameter i of `l` is a bias added AFTER a tensor-parallel sum (so one rank adds it):
  * a replicated bias whose weight (the row before it in the spec table) is split. A split
  * weight with a split bias is column-parallel (each rank adds its part of the bias). */
-int ch_param_after_reduce(const ch_layout *l, int i);
+int param_after_reduce(const ch_layout *l, int i);

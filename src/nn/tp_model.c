@@ -3,9 +3,9 @@
  * z = x W_l^T + b_l and their activation; layer 2j+1 by input columns -- its partial
  * sum a_l W_l^T is added up over the ranks, then the bias (once) and the activation. A layer
  * left whole runs replicated. GPT: the blocks of gpt.c on a view of this rank's heads and MLP
- * columns (ch_gpt_block_forward with the reduce), the KV cache holding only those heads.
+ * columns (gpt_block_forward with the reduce), the KV cache holding only those heads.
  * Which tensors are partial sums and which biases one rank adds come from the spec table
- * (ch_param_after_reduce); the GPT's table order stays in gpt.c (ch_gpt_view_slice). Runs on
+ * (param_after_reduce); the GPT's table order stays in gpt.c (gpt_view_slice). Runs on
  * the backend of the model it was created from. */
 #include <stdlib.h>
 
@@ -33,7 +33,7 @@ struct ch_tp_model {
 static ch_status mlp_setup(ch_tp_model *t) {
   const ch_layout *l = t->local;
   t->nlayers = l->nparams / 2;
-  t->act = ch_mlp_activation(t->m);
+  t->act = mlp_activation(t->m);
   int64_t widest = 0;
   for (int i = 0; i < t->nlayers; i++) {
     const ch_param_spec *w = &l->params[2 * i];
@@ -60,11 +60,11 @@ static ch_status mlp_setup(ch_tp_model *t) {
 
 /* The local view of the GPT (gpt.c reads its own table) and a KV cache of its heads. */
 static ch_status gpt_setup(ch_tp_model *t, int kv_slots) {
-  const gpt_shape *full = ch_gpt_shape(t->m);
+  const gpt_shape *full = gpt_shape_of(t->m);
   t->blk = malloc(sizeof *t->blk * (size_t)(full->L > 0 ? full->L : 1));
   if (!t->blk) return CH_FAIL(CH_ERR_NOMEM, "tensor-parallel GPT");
-  CH_CHECK(ch_gpt_view_slice(t->m, t->local, t->p, t->owns_bias, &t->view, t->blk));
-  return ch_gpt_kv_create(t->be, &t->view.s, kv_slots, &t->kv);
+  CH_CHECK(gpt_view_slice(t->m, t->local, t->p, t->owns_bias, &t->view, t->blk));
+  return gpt_kv_create(t->be, &t->view.s, kv_slots, &t->kv);
 }
 
 ch_status ch_tp_model_create(const ch_model *m, const ch_layout *local, const float *params,
@@ -75,7 +75,7 @@ ch_status ch_tp_model_create(const ch_model *m, const ch_layout *local, const fl
   *t = (ch_tp_model){.m = m, .be = ch_model_backend(m), .local = local, .p = params,
                      .owns_bias = owns_bias,
                      .max_batch = max_batch > 0 ? max_batch : 1, .reduce = reduce, .rctx = rctx};
-  ch_status st = ch_gpt_shape(m) ? gpt_setup(t, kv_slots > 0 ? kv_slots : 1) : mlp_setup(t);
+  ch_status st = gpt_shape_of(m) ? gpt_setup(t, kv_slots > 0 ? kv_slots : 1) : mlp_setup(t);
   if (st != CH_OK) {
     ch_tp_model_destroy(t);
     return st;
@@ -95,7 +95,7 @@ void ch_tp_model_destroy(ch_tp_model *t) {
 }
 
 ch_status ch_tp_model_logits(ch_tp_model *t, const float *x, int batch, const float **logits) {
-  if (ch_gpt_shape(t->m)) return CH_FAIL(CH_ERR_INVALID, "ch_tp_model_logits: not an MLP");
+  if (gpt_shape_of(t->m)) return CH_FAIL(CH_ERR_INVALID, "ch_tp_model_logits: not an MLP");
   if (batch < 0 || batch > t->max_batch)
     return CH_FAIL(CH_ERR_INVALID, "batch of %d rows exceeds %d", batch, t->max_batch);
   const ch_layout *l = t->local;
@@ -109,7 +109,7 @@ ch_status ch_tp_model_logits(ch_tp_model *t, const float *x, int batch, const fl
     int rows_in = (int)w->shape[1], rows_out = (int)w->shape[0];
     float *z = t->buf[i % 2];
     /* A layer split by its inputs gives a partial sum; its bias is added once, after it. */
-    int partial = ch_param_after_reduce(l, 2 * i + 1) && t->reduce;
+    int partial = param_after_reduce(l, 2 * i + 1) && t->reduce;
     const float *b = t->p + l->offsets[2 * i + 1];
     CH_CHECK(ch_op_linear_fwd(t->be, z, in, t->p + l->offsets[2 * i],
                               partial && !t->owns_bias ? NULL : b, batch, rows_in, rows_out));
@@ -128,7 +128,7 @@ ch_status ch_tp_model_logits(ch_tp_model *t, const float *x, int batch, const fl
 ch_status ch_tp_model_decode(ch_tp_model *t, int slot, const int32_t *tokens, int n,
                              float *logits) {
   if (!t->kv) return CH_FAIL(CH_ERR_INVALID, "ch_tp_model_decode: not a GPT");
-  return ch_gpt_decode(&t->view, t->kv, slot, tokens, n, logits, t->reduce, t->rctx);
+  return gpt_decode(&t->view, t->kv, slot, tokens, n, logits, t->reduce, t->rctx);
 }
 
 void ch_tp_model_reset(ch_tp_model *t, int slot) {

@@ -28,10 +28,10 @@ static size_t largest_units(const ch_layout *l, int k) {
 
 /* Upper bound of the transient bytes zero.c measures (comm). A mapped whole-layout view (zero2/3
  * gradients, zero3 parameters) holds at most the pages lying wholly inside live units plus
- * pages that straddle a unit boundary or the end: ch_dp_drop_unit keeps those (a neighbour
+ * pages that straddle a unit boundary or the end: zero.c's drop_unit keeps those (a neighbour
  * may be live), so after a step they can all stay resident, two per unit at most (view.h's granule).
- *   Gradients: at most 2 units await their reduce-scatter (ch_dp_on_grad_ready waits for the oldest
- *   beyond that), 1 unit is being computed, and the GPT's tied embedding unit has its gradient
+ *   Gradients: at most 2 units await their reduce-scatter (zero.c's on_grad_ready waits for the
+ *   oldest beyond that), 1 unit is being computed, and the GPT's tied embedding unit has its gradient
  *   written by the head at the start of backward and reduced only at its end: 4 units.
  *   Parameters (zero3): the unit being computed, the prefetched next one and the embedding
  *   unit, which the GPT holds through forward: 3 units. Without reshard_after_forward nothing

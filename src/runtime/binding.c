@@ -7,7 +7,7 @@
 
 #include "cohort/log.h"
 
-ch_status binding_apply(int local_rank, int local_size, int bind, ch_binding *out) {
+ch_status binding_apply(int local_rank, int local_size, int bind, binding *out) {
   memset(out, 0, sizeof *out);
   hwloc_topology_t topo;
   if (hwloc_topology_init(&topo) != 0 || hwloc_topology_load(topo) != 0)

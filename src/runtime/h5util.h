@@ -7,13 +7,13 @@
 #include <stdio.h>
 #include <string.h>
 
-typedef struct ch_h5_quiet {
+typedef struct h5_quiet {
   H5E_auto2_t func;
   void *data;
-} ch_h5_quiet;
+} h5_quiet;
 
 /* Turns off HDF5's automatic error printing, remembering the previous handler. */
-static inline void h5_quiet_begin(ch_h5_quiet *q) {
+static inline void h5_quiet_begin(h5_quiet *q) {
   q->func = NULL;
   q->data = NULL;
   H5Eget_auto2(H5E_DEFAULT, &q->func, &q->data);
@@ -21,7 +21,7 @@ static inline void h5_quiet_begin(ch_h5_quiet *q) {
 }
 
 /* Restores the handler saved by h5_quiet_begin. */
-static inline void h5_quiet_end(const ch_h5_quiet *q) { H5Eset_auto2(H5E_DEFAULT, q->func, q->data); }
+static inline void h5_quiet_end(const h5_quiet *q) { H5Eset_auto2(H5E_DEFAULT, q->func, q->data); }
 
 static inline herr_t h5_walk_first_(unsigned n, const H5E_error2_t *e, void *buf) {
   if (n == 0 && e->desc) snprintf(buf, 256, "%s", e->desc);

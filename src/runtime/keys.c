@@ -301,11 +301,11 @@ static void origin_text(origin o, const char *path, const char *const *ovr, char
 static ch_status apply_text(const ch_key_table *t, void *base, const char *text, size_t len,
                             const char *path, origin *origins) {
   char where[CH_PATH_MAX + 32];
-  ch_yaml_flat flat = {0};
+  yaml_flat flat = {0};
   ch_status st;
   CH_CHECK_GOTO(yaml_flatten(text, len, path, &flat), st, done);
   for (size_t i = 0; i < flat.n; i++) {
-    const ch_yaml_entry *e = &flat.entries[i];
+    const yaml_entry *e = &flat.entries[i];
     const ch_key_row *k;
     snprintf(where, sizeof where, "%s:%d", path, e->line);
     int section_ok = !e->value || yaml_is_null(e->value, e->quoted);
@@ -367,7 +367,7 @@ void ch_keys_defaults(const ch_key_table *t, void *base) {
 }
 
 ch_status ch_keys_set(const ch_key_table *t, void *base, const char *assignment, const char *origin,
-                   const ch_key_row **row) {
+                      const ch_key_row **row) {
   char where[320], key[128], name[480];
   const ch_key_row *k = NULL;
   if (row) *row = NULL;
@@ -396,7 +396,7 @@ ch_status ch_keys_set(const ch_key_table *t, void *base, const char *assignment,
 }
 
 ch_status ch_keys_set_text(const ch_key_table *t, void *base, const char *key, const char *value,
-                        const char *origin) {
+                           const char *origin) {
   const ch_key_row *k;
   CH_CHECK(find_row(t, key, 0, origin, &k));
   /* quoted: a flag's argument is a string as written ("null" is a name, not YAML's null) */
@@ -415,7 +415,7 @@ ch_status ch_keys_validate(const ch_key_table *t, const void *base) {
 }
 
 ch_status ch_keys_load_text(const ch_key_table *t, void *base, const char *text, size_t len,
-                         const char *name, const char *const *overrides, int noverrides) {
+                            const char *name, const char *const *overrides, int noverrides) {
   if (noverrides < 0 || (noverrides > 0 && !overrides))
     return CH_FAIL(CH_ERR_INVALID, "ch_keys_load_text: bad override list");
   void *tmp = malloc(t->struct_size);
@@ -450,7 +450,7 @@ done:
 }
 
 ch_status ch_keys_load_file(const ch_key_table *t, void *base, const char *path,
-                         const char *const *overrides, int noverrides) {
+                            const char *const *overrides, int noverrides) {
   char *text = NULL;
   size_t len = 0;
   if (path) CH_CHECK(read_file(path, &text, &len));

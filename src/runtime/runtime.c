@@ -96,7 +96,7 @@ ch_status ch_runtime_init(int *argc, char ***argv, const ch_runtime_opts *opts, 
   MPI_Comm_size(rt->local, &rt->local_size);
   CH_CHECK(discover_nodes(rt));
 
-  ch_binding b = {0};
+  binding b = {0};
   CH_CHECK(binding_apply(rt->local_rank, rt->local_size, opts->bind_cores, &b));
   rt->ncores = b.ncores;
   snprintf(rt->cpuset, sizeof rt->cpuset, "%s", b.cpuset);

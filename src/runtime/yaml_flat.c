@@ -17,7 +17,7 @@
 
 typedef struct flat_state {
   const char *name;
-  ch_yaml_flat *out;
+  yaml_flat *out;
   char path[YF_MAX_KEY];       /* dotted key of the current position */
   size_t base[YF_MAX_DEPTH];   /* strlen(path) before the keys of each open mapping */
   int have_key[YF_MAX_DEPTH];  /* a key was read and its value is pending */
@@ -58,7 +58,7 @@ int yaml_is_null(const char *value, int quoted) {
   return value[0] == '\0' || !strcmp(value, "~") || !strcasecmp(value, "null");
 }
 
-void yaml_flat_free(ch_yaml_flat *f) {
+void yaml_flat_free(yaml_flat *f) {
   for (size_t i = 0; i < f->n; i++) {
     free(f->entries[i].key);
     free(f->entries[i].value);
@@ -77,19 +77,19 @@ static char *dup_bytes(const void *p, size_t n) {
 
 /* Appends (s->path, value) as an entry; value NULL marks a section. */
 static ch_status add_entry(flat_state *s, const char *value, size_t len, int line, int quoted) {
-  ch_yaml_flat *f = s->out;
+  yaml_flat *f = s->out;
   for (size_t i = 0; i < f->n; i++)
     if (!strcmp(f->entries[i].key, s->path))
       return fail_at(s->name, line, "duplicate key '%s' (first at line %d)", s->path,
                      f->entries[i].line);
   if (f->n == f->cap) {
     size_t cap = f->cap ? 2 * f->cap : 32;
-    ch_yaml_entry *e = realloc(f->entries, cap * sizeof *e);
+    yaml_entry *e = realloc(f->entries, cap * sizeof *e);
     if (!e) return CH_FAIL(CH_ERR_NOMEM, "%s: out of memory", s->name);
     f->entries = e;
     f->cap = cap;
   }
-  ch_yaml_entry *e = &f->entries[f->n];
+  yaml_entry *e = &f->entries[f->n];
   e->key = dup_bytes(s->path, strlen(s->path));
   e->value = value ? dup_bytes(value, len) : NULL;
   e->line = line;
@@ -170,7 +170,7 @@ static ch_status on_event(flat_state *s, const yaml_event_t *ev) {
   }
 }
 
-ch_status yaml_flatten(const char *text, size_t len, const char *name, ch_yaml_flat *out) {
+ch_status yaml_flatten(const char *text, size_t len, const char *name, yaml_flat *out) {
   yaml_parser_t parser;
   if (!yaml_parser_initialize(&parser))
     return CH_FAIL(CH_ERR_NOMEM, "%s: cannot initialise the YAML parser", name);

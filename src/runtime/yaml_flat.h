@@ -6,30 +6,30 @@
 #include <stdio.h>
 #include "cohort/status.h"
 
-typedef struct ch_yaml_entry {
+typedef struct yaml_entry {
   char *key;   /* dotted path, e.g. "optim.lr" */
   char *value; /* scalar text; NULL when the key's value is a mapping (a section) */
   int line;    /* 1-based line of the key */
   int quoted;  /* the scalar was written quoted or as a block ('...', "...", |, >) */
-} ch_yaml_entry;
+} yaml_entry;
 
-typedef struct ch_yaml_flat {
-  ch_yaml_entry *entries; /* in document order */
+typedef struct yaml_flat {
+  yaml_entry *entries; /* in document order */
   size_t n, cap;
-} ch_yaml_flat;
+} yaml_flat;
 
 /* Parses `len` bytes of YAML `text` into `out` (which must be zeroed; free it with
  * yaml_flat_free even on error). `name` (e.g. the file path) prefixes every message as
  * "name:line: ...". An empty document or one holding only a null is valid and gives no entries.
  * Errors: CH_ERR_CONFIG for a syntax error, a sequence, an alias, a non-scalar key, a duplicate
  * key, more than one document or a top level that is not a mapping; CH_ERR_NOMEM. */
-ch_status yaml_flatten(const char *text, size_t len, const char *name, ch_yaml_flat *out);
+ch_status yaml_flatten(const char *text, size_t len, const char *name, yaml_flat *out);
 
 /* Frees the entries of `f` and zeroes it. Accepts a zeroed or partly filled `f`. */
-void yaml_flat_free(ch_yaml_flat *f);
+void yaml_flat_free(yaml_flat *f);
 
 /* Parses `text` as one YAML scalar (quotes removed, escapes resolved, comments dropped) into a
- * malloc'ed `*value` (caller frees) and sets `*quoted` as in ch_yaml_entry. Empty text gives "".
+ * malloc'ed `*value` (caller frees) and sets `*quoted` as in yaml_entry. Empty text gives "".
  * `name` prefixes messages. Errors: CH_ERR_CONFIG for a syntax error or a value that is not a
  * single scalar (a sequence, a mapping); CH_ERR_NOMEM. */
 ch_status yaml_scalar(const char *text, const char *name, char **value, int *quoted);

@@ -9,7 +9,7 @@
 #include <string.h>
 
 /* Makes room for `extra` more bytes plus a NUL; 0 once anything failed. */
-static int jw_reserve(ch_jsonw *w, size_t extra) {
+static int jw_reserve(jsonw *w, size_t extra) {
   if (w->failed) return 0;
   if (extra > SIZE_MAX / 2 - w->len) return !(w->failed = 1);
   size_t need = w->len + extra + 1;
@@ -23,14 +23,14 @@ static int jw_reserve(ch_jsonw *w, size_t extra) {
   return 1;
 }
 
-void jsonw_raw(ch_jsonw *w, const char *s, size_t n) {
+void jsonw_raw(jsonw *w, const char *s, size_t n) {
   if (!jw_reserve(w, n)) return;
   if (n) memcpy(w->buf + w->len, s, n);
   w->len += n;
   w->buf[w->len] = 0;
 }
 
-void jsonw_fmt(ch_jsonw *w, const char *fmt, ...) {
+void jsonw_fmt(jsonw *w, const char *fmt, ...) {
   char tmp[128];
   va_list ap;
   va_start(ap, fmt);
@@ -73,7 +73,7 @@ int jsonw_utf8_seq(const unsigned char *s, size_t avail) {
   return n;
 }
 
-void jsonw_str(ch_jsonw *w, const char *s, size_t n) {
+void jsonw_str(jsonw *w, const char *s, size_t n) {
   static const char hex[] = "0123456789abcdef";
   const unsigned char *p = (const unsigned char *)(s ? s : "");
   if (!s) n = 0;
@@ -108,12 +108,12 @@ void jsonw_str(ch_jsonw *w, const char *s, size_t n) {
   jsonw_raw(w, "\"", 1);
 }
 
-void jsonw_f32(ch_jsonw *w, float v) {
+void jsonw_f32(jsonw *w, float v) {
   if (isfinite(v)) jsonw_fmt(w, "%.9g", (double)v);
   else jsonw_raw(w, "null", 4);
 }
 
-char *jsonw_finish(ch_jsonw *w) {
+char *jsonw_finish(jsonw *w) {
   char *s = w->buf;
   if (!w->failed && !s) s = calloc(1, 1);
   if (w->failed) {

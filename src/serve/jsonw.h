@@ -5,23 +5,23 @@
 
 /* A growing text buffer; zero-initialise. After an allocation fails every call is a no-op and
  * jsonw_finish returns NULL, so builders check once at the end. */
-typedef struct ch_jsonw {
+typedef struct jsonw {
   char *buf;
   size_t len, cap;
   int failed;
-} ch_jsonw;
+} jsonw;
 
 /* Appends n bytes verbatim. */
-void jsonw_raw(ch_jsonw *w, const char *s, size_t n);
+void jsonw_raw(jsonw *w, const char *s, size_t n);
 /* Appends printf-formatted text verbatim. */
-void jsonw_fmt(ch_jsonw *w, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+void jsonw_fmt(jsonw *w, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 /* Appends s[0..n) as a quoted JSON string: '"', '\\' and control bytes escaped, valid UTF-8 kept,
  * each byte of an invalid or truncated UTF-8 sequence replaced by U+FFFD. s may be NULL (n 0). */
-void jsonw_str(ch_jsonw *w, const char *s, size_t n);
+void jsonw_str(jsonw *w, const char *s, size_t n);
 /* Appends a float as %.9g (reads back bit-exact as float32), or null when not finite. */
-void jsonw_f32(ch_jsonw *w, float v);
+void jsonw_f32(jsonw *w, float v);
 /* Returns the NUL-terminated text (caller frees) and resets w; NULL if anything failed. */
-char *jsonw_finish(ch_jsonw *w);
+char *jsonw_finish(jsonw *w);
 
 /* Length of the UTF-8 sequence at s (avail bytes left): 1-4 for a complete well-formed one
  * (no overlongs, surrogates or values above U+10FFFF), 0 if s[0] cannot start one or a later

@@ -30,7 +30,7 @@ static void atomic_add_double(_Atomic uint64_t *p, double v) {
 
 
 /* 1 when family f equals the described one. */
-static int same_family(const ch_metric *f, const char *help, ch_metric_type type,
+static int same_family(const metric *f, const char *help, metric_type type,
                        const char *const *labels, int nlabels, const double *bounds,
                        int nbounds) {
   if (f->type != type || strcmp(f->help, help) || f->nlabels != nlabels) return 0;
@@ -55,9 +55,9 @@ static char **dup_strings(const char *const *s, int n) {
   return out;
 }
 
-static void family_free(ch_metric *f) {
+static void family_free(metric *f) {
   if (!f) return;
-  for (ch_series *s = f->first, *next; s; s = next) {
+  for (series *s = f->first, *next; s; s = next) {
     next = s->order_next;
     free_strings(s->values, f->nlabels);
     free(s);
@@ -77,7 +77,7 @@ static uint64_t hash_values(const char *const *v, int n) {
   return h;
 }
 
-static ch_series *chain_find(ch_series *s, uint64_t h, const char *const *v, int n) {
+static series *chain_find(series *s, uint64_t h, const char *const *v, int n) {
   for (; s; s = s->hash_next) {
     if (s->hash != h) continue;
     int i = 0;
@@ -89,18 +89,18 @@ static ch_series *chain_find(ch_series *s, uint64_t h, const char *const *v, int
 
 /* The series of f for label values v, created (with zero values) on first use; NULL when v
  * is unusable or memory runs out. Lock-free when the series exists. */
-static ch_series *series_get(ch_metric *f, const char *const *v) {
+static series *series_get(metric *f, const char *const *v) {
   if (f->nlabels > 0) {
     if (!v) return NULL;
     for (int i = 0; i < f->nlabels; i++)
       if (!v[i]) return NULL;
   }
   uint64_t h = hash_values(v, f->nlabels);
-  _Atomic(ch_series *) *chain = &f->chains[h % CH_METRIC_CHAINS];
-  ch_series *s = chain_find(atomic_load_explicit(chain, memory_order_acquire), h, v, f->nlabels);
+  _Atomic(series *) *chain = &f->chains[h % CH_METRIC_CHAINS];
+  series *s = chain_find(atomic_load_explicit(chain, memory_order_acquire), h, v, f->nlabels);
   if (s) return s;
   pthread_mutex_lock(&f->lock);
-  ch_series *head = atomic_load_explicit(chain, memory_order_relaxed);
+  series *head = atomic_load_explicit(chain, memory_order_relaxed);
   s = chain_find(head, h, v, f->nlabels);
   if (!s) {
     size_t nb = f->type == CH_METRIC_HISTOGRAM ? (size_t)f->nbounds + 1 : 0;
@@ -119,16 +119,16 @@ static ch_series *series_get(ch_metric *f, const char *const *v) {
   return s;
 }
 
-ch_status metrics_create(ch_metrics **out) {
+ch_status metrics_create(metrics **out) {
   if (!out) return CH_FAIL(CH_ERR_INVALID, "metrics_create: out is NULL");
-  ch_metrics *m = calloc(1, sizeof *m);
+  metrics *m = calloc(1, sizeof *m);
   if (!m) return CH_FAIL(CH_ERR_NOMEM, "metrics_create: out of memory");
   pthread_mutex_init(&m->lock, NULL);
   *out = m;
   return CH_OK;
 }
 
-void metrics_destroy(ch_metrics *m) {
+void metrics_destroy(metrics *m) {
   if (!m) return;
   for (int i = 0; i < m->n; i++) family_free(m->fams[i]);
   free(m->fams);
@@ -137,10 +137,10 @@ void metrics_destroy(ch_metrics *m) {
 }
 
 /* Builds a new family (unlabelled ones get their single series); NULL when out of memory. */
-static ch_metric *family_new(const char *name, const char *help, ch_metric_type type,
-                             const char *const *labels, int nlabels, const double *bounds,
-                             int nbounds) {
-  ch_metric *f = calloc(1, sizeof *f);
+static metric *family_new(const char *name, const char *help, metric_type type,
+                          const char *const *labels, int nlabels, const double *bounds,
+                          int nbounds) {
+  metric *f = calloc(1, sizeof *f);
   if (!f) return NULL;
   pthread_mutex_init(&f->lock, NULL);
   f->type = type, f->nlabels = nlabels;
@@ -159,18 +159,18 @@ fail:
   return NULL;
 }
 
-ch_status metrics_register(ch_metrics *m, const char *name, const char *help,
-                              ch_metric_type type, const char *const *label_names,
-                              const double *bounds, int nbounds, ch_metric **out) {
+ch_status metrics_register(metrics *m, const char *name, const char *help,
+                           metric_type type, const char *const *label_names,
+                           const double *bounds, int nbounds, metric **out) {
   if (!m) return CH_FAIL(CH_ERR_INVALID, "metrics_register: registry is NULL");
   if (!help) help = "";
   int nlabels = 0;
   CH_CHECK(metric_check_family(name, type, label_names, bounds, nbounds, &nlabels));
   ch_status st = CH_OK;
-  ch_metric *f = NULL;
+  metric *f = NULL;
   pthread_mutex_lock(&m->lock);
   for (int i = 0; i < m->n; i++) {
-    ch_metric *g = m->fams[i];
+    metric *g = m->fams[i];
     if (!strcmp(g->name, name)) {
       if (same_family(g, help, type, label_names, nlabels, bounds, nbounds)) f = g;
       else
@@ -186,7 +186,7 @@ ch_status metrics_register(ch_metrics *m, const char *name, const char *help,
   }
   if (m->n == m->cap) {
     int cap = m->cap ? 2 * m->cap : 16;
-    ch_metric **fams = realloc(m->fams, sizeof *fams * (size_t)cap);
+    metric **fams = realloc(m->fams, sizeof *fams * (size_t)cap);
     if (!fams) { st = CH_FAIL(CH_ERR_NOMEM, "metric %s: out of memory", name); goto done; }
     m->fams = fams, m->cap = cap;
   }
@@ -201,8 +201,8 @@ done:
   return st;
 }
 
-ch_metric *metrics_find(ch_metrics *m, const char *name) {
-  ch_metric *f = NULL;
+metric *metrics_find(metrics *m, const char *name) {
+  metric *f = NULL;
   if (!m || !name) return NULL;
   pthread_mutex_lock(&m->lock);
   for (int i = 0; i < m->n && !f; i++)
@@ -212,12 +212,12 @@ ch_metric *metrics_find(ch_metrics *m, const char *name) {
 }
 
 /* Counts and reports an ignored update on f. */
-static void drop(ch_metric *f, const char *op, const char *why) {
+static void drop(metric *f, const char *op, const char *why) {
   if (f) atomic_fetch_add_explicit(&f->dropped, 1, memory_order_relaxed);
   (void)CH_FAIL(CH_ERR_INVALID, "%s on metric %s ignored: %s", op, f ? f->name : "(null)", why);
 }
 
-void metric_inc(ch_metric *f, const char *const *label_values, double v) {
+void metric_inc(metric *f, const char *const *label_values, double v) {
   if (!f) { drop(f, "inc", "family is NULL"); return; }
   if (f->type == CH_METRIC_HISTOGRAM) {
     drop(f, "inc", "it is a histogram (use observe)");
@@ -227,7 +227,7 @@ void metric_inc(ch_metric *f, const char *const *label_values, double v) {
     drop(f, "inc", "counter increment is negative or NaN");
     return;
   }
-  ch_series *s = series_get(f, label_values);
+  series *s = series_get(f, label_values);
   if (!s) {
     drop(f, "inc", "missing label values or out of memory");
     return;
@@ -235,10 +235,10 @@ void metric_inc(ch_metric *f, const char *const *label_values, double v) {
   atomic_add_double(&s->value, v);
 }
 
-void metric_set(ch_metric *f, const char *const *label_values, double v) {
+void metric_set(metric *f, const char *const *label_values, double v) {
   if (!f) { drop(f, "set", "family is NULL"); return; }
   if (f->type != CH_METRIC_GAUGE) { drop(f, "set", "only gauges can be set"); return; }
-  ch_series *s = series_get(f, label_values);
+  series *s = series_get(f, label_values);
   if (!s) {
     drop(f, "set", "missing label values or out of memory");
     return;
@@ -246,10 +246,10 @@ void metric_set(ch_metric *f, const char *const *label_values, double v) {
   atomic_store_explicit(&s->value, metric_dbits(v), memory_order_relaxed);
 }
 
-void metric_observe(ch_metric *f, const char *const *label_values, double v) {
+void metric_observe(metric *f, const char *const *label_values, double v) {
   if (!f) { drop(f, "observe", "family is NULL"); return; }
   if (f->type != CH_METRIC_HISTOGRAM) { drop(f, "observe", "it is not a histogram"); return; }
-  ch_series *s = series_get(f, label_values);
+  series *s = series_get(f, label_values);
   if (!s) {
     drop(f, "observe", "missing label values or out of memory");
     return;
@@ -263,6 +263,6 @@ void metric_observe(ch_metric *f, const char *const *label_values, double v) {
   atomic_add_double(&s->value, v);
 }
 
-unsigned long long metric_dropped(const ch_metric *f) {
-  return f ? atomic_load_explicit(&((ch_metric *)f)->dropped, memory_order_relaxed) : 0;
+unsigned long long metric_dropped(const metric *f) {
+  return f ? atomic_load_explicit(&((metric *)f)->dropped, memory_order_relaxed) : 0;
 }

@@ -15,17 +15,17 @@
 
 #include "cohort/status.h"
 
-typedef struct ch_metrics ch_metrics; /* a registry */
-typedef struct ch_metric ch_metric;   /* one family: name, help, type, label names, buckets */
+typedef struct metrics metrics; /* a registry */
+typedef struct metric metric;   /* one family: name, help, type, label names, buckets */
 
-typedef enum { CH_METRIC_COUNTER, CH_METRIC_GAUGE, CH_METRIC_HISTOGRAM } ch_metric_type;
+typedef enum { CH_METRIC_COUNTER, CH_METRIC_GAUGE, CH_METRIC_HISTOGRAM } metric_type;
 
 /* Creates an empty registry in *out (free with metrics_destroy). CH_ERR_NOMEM. */
-ch_status metrics_create(ch_metrics **out);
+ch_status metrics_create(metrics **out);
 
 /* Frees the registry, all its families and series; NULL is a no-op. No other thread may use
  * the registry or its families during or after the call. */
-void metrics_destroy(ch_metrics *m);
+void metrics_destroy(metrics *m);
 
 /* Registers a family and stores it in *out (owned by the registry; out may be NULL).
  * name matches [a-zA-Z_:][a-zA-Z0-9_:]*; help is any text (NULL = ""); label_names is a
@@ -38,12 +38,12 @@ void metrics_destroy(ch_metrics *m);
  * identical. CH_ERR_INVALID for a bad argument, a different family of the same name, or a
  * name whose samples (name, name_bucket/_sum/_count for histograms) would collide with
  * another family's samples; CH_ERR_NOMEM. */
-ch_status metrics_register(ch_metrics *m, const char *name, const char *help,
-                              ch_metric_type type, const char *const *label_names,
-                              const double *bounds, int nbounds, ch_metric **out);
+ch_status metrics_register(metrics *m, const char *name, const char *help,
+                           metric_type type, const char *const *label_names,
+                           const double *bounds, int nbounds, metric **out);
 
 /* The family registered under name, or NULL. */
-ch_metric *metrics_find(ch_metrics *m, const char *name);
+metric *metrics_find(metrics *m, const char *name);
 
 /* Update calls. label_values holds exactly one non-NULL value per label name, in the order of
  * label_names (NULL when the family has no labels); a series is created on first use of a
@@ -53,17 +53,17 @@ ch_metric *metrics_find(ch_metrics *m, const char *name);
  * metric_dropped. */
 
 /* Counter: value += v (v >= 0). Gauge: value += v (any sign). */
-void metric_inc(ch_metric *f, const char *const *label_values, double v);
+void metric_inc(metric *f, const char *const *label_values, double v);
 
 /* Gauge: value = v. */
-void metric_set(ch_metric *f, const char *const *label_values, double v);
+void metric_set(metric *f, const char *const *label_values, double v);
 
 /* Histogram: counts v in the first bucket whose bound is >= v (+Inf for larger values and
  * NaN), adds v to _sum and 1 to _count. */
-void metric_observe(ch_metric *f, const char *const *label_values, double v);
+void metric_observe(metric *f, const char *const *label_values, double v);
 
 /* How many update calls on f were ignored as misuse (see above). */
-unsigned long long metric_dropped(const ch_metric *f);
+unsigned long long metric_dropped(const metric *f);
 
 /* The whole registry in the Prometheus text format 0.0.4: per family "# HELP", "# TYPE",
  * then one sample per series (histograms: cumulative name_bucket{...,le="..."} lines ending
@@ -73,7 +73,7 @@ unsigned long long metric_dropped(const ch_metric *f);
  * below 1e17 without exponent, and +Inf, -Inf, NaN. Returns a malloc'ed NUL-terminated string
  * (caller frees) with its length excluding the NUL in *len (len may be NULL); NULL with a
  * CH_FAIL message when out of memory. */
-char *metrics_render(ch_metrics *m, size_t *len);
+char *metrics_render(metrics *m, size_t *len);
 
 /* Formats v as in metrics_render into buf (32 bytes are always enough); returns the
  * length written. */
@@ -83,8 +83,8 @@ int metrics_format_double(char *buf, size_t size, double v);
  * 0.0005 * 2^k for k = 0..17, i.e. 0.0005, 0.001, 0.002, ..., 16.384, 32.768, 65.536 s. A
  * constant factor of 2 bounds the relative error of a quantile interpolated inside a bucket
  * evenly from half a millisecond to a minute. */
-extern const double ch_metrics_latency_buckets[];
-extern const int ch_metrics_latency_nbuckets;
+extern const double metrics_latency_buckets[];
+extern const int metrics_latency_nbuckets;
 
 /* Batch-size style bounds into out: 1, 2, 4, ... (powers of two below max_value), then
  * max_value itself; returns the count (0 when max_value < 1). out may be NULL to only count;

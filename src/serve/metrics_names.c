@@ -28,7 +28,7 @@ static int cat_eq(const char *a, const char *sa, const char *b, const char *sb) 
 }
 
 /* 1 when a family (a, ta) and a family (b, tb) would render a sample of the same name. */
-int metric_samples_collide(const char *a, ch_metric_type ta, const char *b, ch_metric_type tb) {
+int metric_samples_collide(const char *a, metric_type ta, const char *b, metric_type tb) {
   static const char *const hist[] = {"_bucket", "_sum", "_count"}, *const plain[] = {""};
   const char *const *sa = ta == CH_METRIC_HISTOGRAM ? hist : plain;
   const char *const *sb = tb == CH_METRIC_HISTOGRAM ? hist : plain;
@@ -40,8 +40,8 @@ int metric_samples_collide(const char *a, ch_metric_type ta, const char *b, ch_m
 }
 
 /* Checks the arguments of metrics_register; stores the label count in *nlabels. */
-ch_status metric_check_family(const char *name, ch_metric_type type, const char *const *labels,
-                                 const double *bounds, int nbounds, int *nlabels) {
+ch_status metric_check_family(const char *name, metric_type type, const char *const *labels,
+                              const double *bounds, int nbounds, int *nlabels) {
   if (!valid_name(name, 1))
     return CH_FAIL(CH_ERR_INVALID, "metric name '%s' is not [a-zA-Z_:][a-zA-Z0-9_:]*",
                    name ? name : "(null)");

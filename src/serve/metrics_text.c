@@ -10,11 +10,11 @@
 #include <stdlib.h>
 #include <string.h>
 
-const double ch_metrics_latency_buckets[] = {
+const double metrics_latency_buckets[] = {
     0.0005, 0.001, 0.002, 0.004, 0.008, 0.016, 0.032, 0.064, 0.128,
     0.256,  0.512, 1.024, 2.048, 4.096, 8.192, 16.384, 32.768, 65.536};
-const int ch_metrics_latency_nbuckets =
-    (int)(sizeof ch_metrics_latency_buckets / sizeof ch_metrics_latency_buckets[0]);
+const int metrics_latency_nbuckets =
+    (int)(sizeof metrics_latency_buckets / sizeof metrics_latency_buckets[0]);
 
 int metrics_format_double(char *buf, size_t size, double v) {
   if (isnan(v)) return snprintf(buf, size, "NaN");
@@ -69,7 +69,7 @@ static void put_escaped(buf_t *b, const char *s, int quote) {
 }
 
 /* Appends `{k="v",...[,le="le"]}` (nothing when there are no labels and no le). */
-static void put_labels(buf_t *b, const ch_metric *f, const ch_series *s, const char *le) {
+static void put_labels(buf_t *b, const metric *f, const series *s, const char *le) {
   if (f->nlabels == 0 && !le) return;
   puts_(b, "{");
   for (int i = 0; i < f->nlabels; i++) {
@@ -82,19 +82,19 @@ static void put_labels(buf_t *b, const ch_metric *f, const ch_series *s, const c
 }
 
 /* Appends one sample line: name+suffix, labels, value. */
-static void put_sample(buf_t *b, const ch_metric *f, const char *suffix, const ch_series *s,
+static void put_sample(buf_t *b, const metric *f, const char *suffix, const series *s,
                        const char *le, const char *value) {
   puts_(b, f->name), puts_(b, suffix), put_labels(b, f, s, le);
   puts_(b, " "), puts_(b, value), puts_(b, "\n");
 }
 
-static void render_family(buf_t *b, ch_metric *f) {
+static void render_family(buf_t *b, metric *f) {
   char num[64], le[64];
   puts_(b, "# HELP "), puts_(b, f->name), puts_(b, " "), put_escaped(b, f->help, 0);
   puts_(b, "\n# TYPE "), puts_(b, f->name), puts_(b, " "), puts_(b, metric_type_name(f->type));
   puts_(b, "\n");
   pthread_mutex_lock(&f->lock);
-  for (const ch_series *s = f->first; s; s = s->order_next) {
+  for (const series *s = f->first; s; s = s->order_next) {
     double value = metric_dfrom(atomic_load_explicit(&s->value, memory_order_relaxed));
     metrics_format_double(num, sizeof num, value);
     if (f->type != CH_METRIC_HISTOGRAM) {
@@ -116,7 +116,7 @@ static void render_family(buf_t *b, ch_metric *f) {
   pthread_mutex_unlock(&f->lock);
 }
 
-char *metrics_render(ch_metrics *m, size_t *len) {
+char *metrics_render(metrics *m, size_t *len) {
   if (!m) {
     (void)CH_FAIL(CH_ERR_INVALID, "metrics_render: registry is NULL");
     return NULL;

@@ -43,7 +43,7 @@ static char *dup_str(const char *s) {
 }
 
 /* "prompt": a string or a list holding one string. */
-static int parse_prompt(ch_oai_request *r, const cJSON *root, char *err, size_t errlen) {
+static int parse_prompt(oai_request *r, const cJSON *root, char *err, size_t errlen) {
   const cJSON *p = field(root, "prompt");
   if (!p) return OAI_FAIL("missing field 'prompt'");
   if (cJSON_IsArray(p)) {
@@ -60,7 +60,7 @@ static int parse_prompt(ch_oai_request *r, const cJSON *root, char *err, size_t 
 }
 
 /* "stop": a string or a list of up to CH_OAI_MAX_STOP non-empty strings. */
-static int parse_stop(ch_oai_request *r, const cJSON *root, char *err, size_t errlen) {
+static int parse_stop(oai_request *r, const cJSON *root, char *err, size_t errlen) {
   const cJSON *s = field(root, "stop"), *e;
   if (!s) return 0;
   if (!cJSON_IsString(s) && !cJSON_IsArray(s))
@@ -99,7 +99,7 @@ static int check_unsupported(const cJSON *root, char *err, size_t errlen) {
 }
 
 /* The body of oai_parse_completion once JSON parsing succeeded. */
-static int parse_root(ch_oai_request *r, const cJSON *root, int max_context, char *err,
+static int parse_root(oai_request *r, const cJSON *root, int max_context, char *err,
                       size_t errlen) {
   int st;
   if (!cJSON_IsObject(root)) return OAI_FAIL("body must be a JSON object");
@@ -151,8 +151,8 @@ static int parse_root(ch_oai_request *r, const cJSON *root, int max_context, cha
   return parse_stop(r, root, err, errlen);
 }
 
-int oai_parse_completion(const char *body, size_t len, int max_context, ch_oai_request *out,
-                            char *err, size_t errlen) {
+int oai_parse_completion(const char *body, size_t len, int max_context, oai_request *out,
+                         char *err, size_t errlen) {
   memset(out, 0, sizeof *out);
   if (err && errlen) err[0] = 0;
   if (!body || len == 0) return OAI_FAIL("body is empty");
@@ -169,7 +169,7 @@ int oai_parse_completion(const char *body, size_t len, int max_context, ch_oai_r
   return st;
 }
 
-void oai_request_free(ch_oai_request *r) {
+void oai_request_free(oai_request *r) {
   free(r->prompt);
   for (int i = 0; i < r->nstop; i++) free(r->stop[i]);
   free(r->stop);
@@ -178,11 +178,11 @@ void oai_request_free(ch_oai_request *r) {
 
 /* ---- response bodies ---- */
 
-static void put_str(ch_jsonw *w, const char *s) { jsonw_str(w, s, s ? strlen(s) : 0); }
+static void put_str(jsonw *w, const char *s) { jsonw_str(w, s, s ? strlen(s) : 0); }
 
 /* {"id":..,"object":"text_completion","created":..,"model":..,"choices":[{"text":text,
  * "index":0,"logprobs":null,"finish_reason":.. }] -- shared by the response and the chunks. */
-static void put_choice_object(ch_jsonw *w, const char *id, long created, const char *model,
+static void put_choice_object(jsonw *w, const char *id, long created, const char *model,
                               const char *text, size_t len, const char *finish_reason) {
   jsonw_raw(w, "{\"id\":", 6);
   put_str(w, id);
@@ -197,19 +197,19 @@ static void put_choice_object(ch_jsonw *w, const char *id, long created, const c
 }
 
 char *oai_completion(const char *id, long created, const char *model, const char *text,
-                        size_t text_len, const char *finish_reason, int prompt_tokens,
-                        int completion_tokens) {
-  ch_jsonw w = {0};
+                     size_t text_len, const char *finish_reason, int prompt_tokens,
+                     int completion_tokens) {
+  jsonw w = {0};
   put_choice_object(&w, id, created, model, text, text_len, finish_reason);
   jsonw_fmt(&w, ",\"usage\":{\"prompt_tokens\":%d,\"completion_tokens\":%d,"
                "\"total_tokens\":%lld}}", prompt_tokens, completion_tokens,
-               (long long)prompt_tokens + completion_tokens);
+            (long long)prompt_tokens + completion_tokens);
   return jsonw_finish(&w);
 }
 
 char *oai_chunk(const char *id, long created, const char *model, const char *delta,
-                   size_t delta_len, const char *finish_reason) {
-  ch_jsonw w = {0};
+                size_t delta_len, const char *finish_reason) {
+  jsonw w = {0};
   jsonw_raw(&w, "data: ", 6);
   put_choice_object(&w, id, created, model, delta, delta_len, finish_reason);
   jsonw_raw(&w, "}\n\n", 3);
@@ -217,7 +217,7 @@ char *oai_chunk(const char *id, long created, const char *model, const char *del
 }
 
 char *oai_models(const char *const *names, int n, long created) {
-  ch_jsonw w = {0};
+  jsonw w = {0};
   jsonw_raw(&w, "{\"object\":\"list\",\"data\":[", 25);
   for (int i = 0; i < n; i++) {
     jsonw_raw(&w, i ? ",{\"id\":" : "{\"id\":", i ? 7 : 6);

@@ -14,7 +14,7 @@
 /* The event that ends a stream. */
 #define CH_OAI_SSE_DONE "data: [DONE]\n\n"
 
-typedef struct ch_oai_request {
+typedef struct oai_request {
   char model[CH_OAI_MODEL_MAX];
   char *prompt;      /* malloc'ed; a string, or a list holding one string */
   int max_tokens;    /* >= 1; default 16, lowered to max_context when that is smaller */
@@ -27,7 +27,7 @@ typedef struct ch_oai_request {
   int nstop;
   int stream;        /* 0/1, default 0 */
   int n;             /* always 1 (anything else is rejected) */
-} ch_oai_request;
+} oai_request;
 
 /* Parses a POST /v1/completions body (len bytes, no NUL needed). Returns 0 and fills *out, or
  * 400 (500 when out of memory) with a message naming the field in err; *out is left zeroed on
@@ -36,23 +36,23 @@ typedef struct ch_oai_request {
  * logprobs, suffix) are rejected when set to anything but their default. max_context > 0 caps
  * max_tokens (the server still checks prompt tokens + max_tokens against the context).
  * Free with oai_request_free. */
-int oai_parse_completion(const char *body, size_t len, int max_context, ch_oai_request *out,
-                            char *err, size_t errlen);
+int oai_parse_completion(const char *body, size_t len, int max_context, oai_request *out,
+                         char *err, size_t errlen);
 /* Frees what parsing allocated and zeroes *r (safe on a zeroed request). */
-void oai_request_free(ch_oai_request *r);
+void oai_request_free(oai_request *r);
 
 /* The non-streaming response: {"id","object":"text_completion","created","model","choices":[{
  * "text","index":0,"logprobs":null,"finish_reason"}],"usage":{"prompt_tokens",
  * "completion_tokens","total_tokens"}}; finish_reason NULL prints null. Malloc'ed or NULL. */
 char *oai_completion(const char *id, long created, const char *model, const char *text,
-                        size_t text_len, const char *finish_reason, int prompt_tokens,
-                        int completion_tokens);
+                     size_t text_len, const char *finish_reason, int prompt_tokens,
+                     int completion_tokens);
 
 /* One server-sent event of a stream: "data: {same object, choices[0].text = delta,
  * finish_reason null (NULL) or final}\n\n" (the JSON holds no newline). Malloc'ed or NULL.
  * After the last chunk send CH_OAI_SSE_DONE. */
 char *oai_chunk(const char *id, long created, const char *model, const char *delta,
-                   size_t delta_len, const char *finish_reason);
+                size_t delta_len, const char *finish_reason);
 
 /* GET /v1/models: {"object":"list","data":[{"id","object":"model","created","owned_by":
  * "cohort"}]}. Malloc'ed or NULL. */

@@ -56,7 +56,7 @@ static size_t sendable(const serve_req *r, int *stopped) {
 typedef struct stream {
   serve_state *s;
   serve_req *r;
-  ch_oai_request q;
+  oai_request q;
   char id[48];
   long created;
   size_t sent;        /* text bytes sent */
@@ -93,7 +93,7 @@ static char *next_event(stream *st, int *failed) {
   if (r->done || stopped) finish = stopped ? "stop" : (r->finish ? r->finish : "length");
   if (stopped) r->abandoned = 1; /* no need to generate further */
   char *ev = oai_chunk(st->id, st->created, st->q.model[0] ? st->q.model : s->model_name,
-                          r->text + st->sent, upto - st->sent, finish);
+                       r->text + st->sent, upto - st->sent, finish);
   st->sent = upto;
   if (finish) st->final_sent = 1;
   *failed = !ev;
@@ -147,7 +147,7 @@ static void stream_free(void *cls) {
 /* ---- POST /v1/completions ---------------------------------------------------------------- */
 
 /* A generation request for q's prompt, or NULL with an error answered (status in *status). */
-static serve_req *make_request(serve_state *s, const serve_facts *m, ch_oai_request *q,
+static serve_req *make_request(serve_state *s, const serve_facts *m, oai_request *q,
                                char *err, size_t errlen, int *status) {
   int32_t *prompt = NULL;
   int64_t np = 0;
@@ -188,7 +188,7 @@ static serve_req *make_request(serve_state *s, const serve_facts *m, ch_oai_requ
 }
 
 /* Answers with an error; frees q. */
-static int refuse(serve_state *s, serve_call *k, ch_oai_request *q, int status, const char *err) {
+static int refuse(serve_state *s, serve_call *k, oai_request *q, int status, const char *err) {
   oai_request_free(q);
   serve_count(s, "completions", status, k->t0);
   return serve_reply_error(k, status, err);
@@ -197,7 +197,7 @@ static int refuse(serve_state *s, serve_call *k, ch_oai_request *q, int status, 
 int serve_oai_completions(serve_state *s, serve_call *k) {
   serve_facts f = serve_facts_get(s), *m = &f;
   char err[400] = "";
-  ch_oai_request q;
+  oai_request q;
   memset(&q, 0, sizeof q);
   if (!m->is_gpt)
     return refuse(s, k, &q, 400, "this model is a classifier: use POST /v2/models/{m}/infer");
@@ -239,7 +239,7 @@ int serve_oai_completions(serve_state *s, serve_call *k) {
     int stopped = 0;
     size_t len = sendable(r, &stopped);
     body = oai_completion(id, created, q.model[0] ? q.model : s->model_name, r->text ? r->text : "",
-                             len, stopped ? "stop" : r->finish, r->nprompt, r->nout);
+                          len, stopped ? "stop" : r->finish, r->nprompt, r->nout);
   } else {
     body = v2_error(r->err);
   }

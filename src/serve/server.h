@@ -108,8 +108,8 @@ typedef struct serve_state {
   unsigned long long accepted, delivered; /* requests queued; of them, responses fully sent */
   unsigned long long closed;               /* of them, responses whose sending ended at all */
   /* Metrics (rank 0). */
-  ch_metrics *metrics;
-  ch_metric *m_requests, *m_latency, *m_queue, *m_batch, *m_tokens, *m_ttft, *m_compute,
+  metrics *metrics;
+  metric *m_requests, *m_latency, *m_queue, *m_batch, *m_tokens, *m_ttft, *m_compute,
       *m_inflight;
   void *http;              /* struct MHD_Daemon */
 } serve_state;

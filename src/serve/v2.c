@@ -19,8 +19,8 @@ static int get_name(const cJSON *s, const char *what, char *dst, size_t cap, v2_
 }
 
 /* Parses inputs[i] into r->inputs[i]. */
-static int parse_input(ch_v2_request *r, int i, const cJSON *o, v2_ctx *c) {
-  ch_v2_input *in = &r->inputs[i];
+static int parse_input(v2_request *r, int i, const cJSON *o, v2_ctx *c) {
+  v2_input *in = &r->inputs[i];
   char what[48];
   if (!cJSON_IsObject(o)) return V2_FAIL(c, "inputs[%d] must be an object", i);
   const cJSON *name = cJSON_GetObjectItemCaseSensitive(o, "name");
@@ -44,7 +44,7 @@ static int parse_input(ch_v2_request *r, int i, const cJSON *o, v2_ctx *c) {
 }
 
 /* Parses the optional "outputs": [{"name": ...}, ...]. */
-static int parse_outputs(ch_v2_request *r, const cJSON *outs, v2_ctx *c) {
+static int parse_outputs(v2_request *r, const cJSON *outs, v2_ctx *c) {
   if (!outs || cJSON_IsNull(outs)) return 0;
   if (!cJSON_IsArray(outs)) return V2_FAIL(c, "'outputs' must be an array");
   int n = cJSON_GetArraySize(outs);
@@ -71,7 +71,7 @@ static int parse_outputs(ch_v2_request *r, const cJSON *outs, v2_ctx *c) {
 }
 
 /* The body of v2_parse_request once JSON parsing succeeded. */
-static int parse_root(ch_v2_request *r, const cJSON *root, int max_inputs, v2_ctx *c) {
+static int parse_root(v2_request *r, const cJSON *root, int max_inputs, v2_ctx *c) {
   if (!cJSON_IsObject(root)) return V2_FAIL(c, "body must be a JSON object");
   const cJSON *id = cJSON_GetObjectItemCaseSensitive(root, "id");
   if (id && !cJSON_IsNull(id)) {
@@ -100,8 +100,8 @@ static int parse_root(ch_v2_request *r, const cJSON *root, int max_inputs, v2_ct
   return parse_outputs(r, cJSON_GetObjectItemCaseSensitive(root, "outputs"), c);
 }
 
-int v2_parse_request(const char *body, size_t len, const ch_v2_limits *limits,
-                        ch_v2_request *out, char *err, size_t errlen) {
+int v2_parse_request(const char *body, size_t len, const v2_limits *limits,
+                     v2_request *out, char *err, size_t errlen) {
   memset(out, 0, sizeof *out);
   if (err && errlen) err[0] = 0;
   v2_ctx c = {err, errlen, CH_V2_DEFAULT_MAX_ELEMENTS, 0};
@@ -123,7 +123,7 @@ int v2_parse_request(const char *body, size_t len, const ch_v2_limits *limits,
   return st;
 }
 
-void v2_request_free(ch_v2_request *r) {
+void v2_request_free(v2_request *r) {
   for (int i = 0; i < r->ninputs; i++) {
     free(r->inputs[i].f32);
     free(r->inputs[i].i32);
@@ -133,8 +133,8 @@ void v2_request_free(ch_v2_request *r) {
   memset(r, 0, sizeof *r);
 }
 
-int v2_check_outputs(const ch_v2_request *req, const char *const *names, int n,
-                        char *err, size_t errlen) {
+int v2_check_outputs(const v2_request *req, const char *const *names, int n,
+                     char *err, size_t errlen) {
   for (int j = 0; req && j < req->noutputs; j++) {
     int found = 0;
     for (int i = 0; i < n && !found; i++) found = !strcmp(names[i], req->outputs[j]);

@@ -19,10 +19,10 @@ static void put(serve_state *s, serve_req *r) {
   pthread_mutex_unlock(&s->lock);
 }
 
-static ch_v2_dtype v2_dtype(ch_io_dtype t) { return t == CH_IO_INT32 ? CH_V2_INT32 : CH_V2_FP32; }
+static v2_dtype v2_dtype_of(ch_io_dtype t) { return t == CH_IO_INT32 ? CH_V2_INT32 : CH_V2_FP32; }
 
-static ch_v2_tensor_meta v2_meta(const ch_io_tensor *t) {
-  ch_v2_tensor_meta v = {.name = t->name, .dtype = v2_dtype(t->dtype), .ndim = t->ndim};
+static v2_tensor_meta v2_meta(const ch_io_tensor *t) {
+  v2_tensor_meta v = {.name = t->name, .dtype = v2_dtype_of(t->dtype), .ndim = t->ndim};
   for (int d = 0; d < t->ndim; d++) v.shape[d] = t->shape[d];
   return v;
 }
@@ -37,11 +37,11 @@ static int output_names(const ch_io_schema *io, const char **names) {
 int serve_v2_metadata(serve_state *s, serve_call *k) {
   serve_facts f = serve_facts_get(s);
   const char *versions[1] = {f.version};
-  ch_v2_tensor_meta in[CH_IO_MAX_TENSORS], out[CH_IO_MAX_TENSORS];
+  v2_tensor_meta in[CH_IO_MAX_TENSORS], out[CH_IO_MAX_TENSORS];
   for (int i = 0; i < f.io.ninputs; i++) in[i] = v2_meta(&f.io.inputs[i]);
   for (int i = 0; i < f.io.noutputs; i++) out[i] = v2_meta(&f.io.outputs[i]);
   return serve_reply_json(k, 200, v2_model_metadata(s->model_name, versions, 1, f.io.platform,
-                                                       in, f.io.ninputs, out, f.io.noutputs));
+                                                    in, f.io.ninputs, out, f.io.noutputs));
 }
 
 /* Submits r and waits for its answer: 200 or an error status with r->err. */
@@ -54,13 +54,13 @@ static int run(serve_state *s, serve_call *k, serve_req *r) {
 /* The GPT (its schema: ch_model_io): input_ids INT32 [n] (or [1, n]) -> the next token's
  * logits [vocab] and its argmax, one prefill step through the same executor and KV slots as
  * completions. */
-static int infer_gpt(serve_state *s, serve_call *k, ch_v2_request *req, const serve_facts *m) {
+static int infer_gpt(serve_state *s, serve_call *k, v2_request *req, const serve_facts *m) {
   char err[256] = "";
   const ch_io_schema *io = &m->io; /* input_ids [-1] -> logits [vocab], next_token [1] */
   const char *outs[CH_IO_MAX_TENSORS];
   int nouts = output_names(io, outs);
   int64_t vocab = io->outputs[0].shape[0];
-  const ch_v2_input *in = req->ninputs == io->ninputs ? &req->inputs[0] : NULL;
+  const v2_input *in = req->ninputs == io->ninputs ? &req->inputs[0] : NULL;
   int64_t n = in ? in->numel : 0;
   if (!in) snprintf(err, sizeof err, "expected exactly one input, got %d", req->ninputs);
   else if ((io->inputs[0].dtype == CH_IO_INT32 && !in->i32) ||
@@ -97,9 +97,9 @@ static int infer_gpt(serve_state *s, serve_call *k, ch_v2_request *req, const se
   char *body;
   if (status == 200) {
     const ch_io_tensor *lo = &io->outputs[0], *nt = &io->outputs[1];
-    ch_v2_output o[2] = {
-        {.name = lo->name, .dtype = v2_dtype(lo->dtype), .ndim = 1, .shape = {vocab}, .f32 = r->logits},
-        {.name = nt->name, .dtype = v2_dtype(nt->dtype), .ndim = 1, .shape = {1}, .i32 = r->out}};
+    v2_output o[2] = {
+        {.name = lo->name, .dtype = v2_dtype_of(lo->dtype), .ndim = 1, .shape = {vocab}, .f32 = r->logits},
+        {.name = nt->name, .dtype = v2_dtype_of(nt->dtype), .ndim = 1, .shape = {1}, .i32 = r->out}};
     body = v2_response(s->model_name, m->version, req, o, 2);
   } else {
     body = v2_error(r->err);
@@ -111,13 +111,13 @@ static int infer_gpt(serve_state *s, serve_call *k, ch_v2_request *req, const se
 
 /* The MLP (its schema: ch_model_io): input FP32 (or any numeric type) [N, features] or
  * [features] -> logits [N, classes], label [N]. */
-static int infer_mlp(serve_state *s, serve_call *k, ch_v2_request *req, const serve_facts *m) {
+static int infer_mlp(serve_state *s, serve_call *k, v2_request *req, const serve_facts *m) {
   char err[256] = "";
   const ch_io_schema *io = &m->io; /* input [-1, features] -> logits [-1, classes], label [-1] */
   const char *outs[CH_IO_MAX_TENSORS];
   int nouts = output_names(io, outs);
   int64_t features = io->inputs[0].shape[1];
-  const ch_v2_input *in = req->ninputs == io->ninputs ? &req->inputs[0] : NULL;
+  const v2_input *in = req->ninputs == io->ninputs ? &req->inputs[0] : NULL;
   int64_t rows = 0;
   if (!in) {
     snprintf(err, sizeof err, "expected exactly one input, got %d", req->ninputs);
@@ -149,10 +149,10 @@ static int infer_mlp(serve_state *s, serve_call *k, ch_v2_request *req, const se
   char *body;
   if (status == 200) {
     const ch_io_tensor *lo = &io->outputs[0], *la = &io->outputs[1];
-    ch_v2_output o[2] = {
-        {.name = lo->name, .dtype = v2_dtype(lo->dtype), .ndim = 2, .shape = {rows, r->classes},
+    v2_output o[2] = {
+        {.name = lo->name, .dtype = v2_dtype_of(lo->dtype), .ndim = 2, .shape = {rows, r->classes},
          .f32 = r->logits},
-        {.name = la->name, .dtype = v2_dtype(la->dtype), .ndim = 1, .shape = {rows}, .i32 = r->labels}};
+        {.name = la->name, .dtype = v2_dtype_of(la->dtype), .ndim = 1, .shape = {rows}, .i32 = r->labels}};
     body = v2_response(s->model_name, r->version, req, o, 2);
   } else {
     body = v2_error(r->err);
@@ -165,8 +165,8 @@ static int infer_mlp(serve_state *s, serve_call *k, ch_v2_request *req, const se
 int serve_v2_infer(serve_state *s, serve_call *k) {
   serve_facts f = serve_facts_get(s);
   char err[256] = "";
-  ch_v2_request req;
-  ch_v2_limits lim = {.max_elements = (int64_t)s->opts.max_body_bytes, .max_inputs = 4};
+  v2_request req;
+  v2_limits lim = {.max_elements = (int64_t)s->opts.max_body_bytes, .max_inputs = 4};
   int status = v2_parse_request(k->body, k->len, &lim, &req, err, sizeof err);
   if (status) {
     serve_count(s, "infer", status, k->t0);

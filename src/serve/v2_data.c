@@ -13,20 +13,20 @@ static const char *const dtype_names[CH_V2_NDTYPES] = {
     "BOOL", "UINT8", "UINT16", "UINT32", "UINT64", "INT8", "INT16",
     "INT32", "INT64", "FP16", "FP32", "FP64", "BF16", "BYTES"};
 
-const char *v2_dtype_name(ch_v2_dtype t) {
+const char *v2_dtype_name(v2_dtype t) {
   return (unsigned)t < CH_V2_NDTYPES ? dtype_names[t] : "?";
 }
 
-int v2_dtype_parse(const char *name, ch_v2_dtype *t) {
+int v2_dtype_parse(const char *name, v2_dtype *t) {
   for (int i = 0; i < CH_V2_NDTYPES; i++)
     if (strcmp(name, dtype_names[i]) == 0) {
-      *t = (ch_v2_dtype)i;
+      *t = (v2_dtype)i;
       return 0;
     }
   return -1;
 }
 
-int v2_dtype_is_integral(ch_v2_dtype t) { return t >= CH_V2_BOOL && t <= CH_V2_INT64; }
+int v2_dtype_is_integral(v2_dtype t) { return t >= CH_V2_BOOL && t <= CH_V2_INT64; }
 
 int codec_fail(char *err, size_t errlen, int status, const char *fmt, ...) {
   if (err && errlen) {
@@ -55,7 +55,7 @@ static int is_nonfinite_name(const char *s) {
 }
 
 /* Inclusive value range of an integral datatype, as doubles (2^63 and 2^64 are exact). */
-static void int_range(ch_v2_dtype t, double *lo, double *hi) {
+static void int_range(v2_dtype t, double *lo, double *hi) {
   static const double r[][2] = {
       [CH_V2_BOOL] = {0, 1},
       [CH_V2_UINT8] = {0, 255},
@@ -73,7 +73,7 @@ static void int_range(ch_v2_dtype t, double *lo, double *hi) {
 
 /* Converts element k (row-major) of input `in` from JSON into f32[k] and i32[k]; clears *fits
  * when an integral value lies outside int32. Returns 0 or 400. */
-static int convert_elem(ch_v2_input *in, const cJSON *e, int64_t k, int *fits, v2_ctx *c) {
+static int convert_elem(v2_input *in, const cJSON *e, int64_t k, int *fits, v2_ctx *c) {
   const char *nm = in->name;
   long long kk = (long long)k;
   double v;
@@ -120,7 +120,7 @@ static int convert_elem(ch_v2_input *in, const cJSON *e, int64_t k, int *fits, v
 /* Walks nested data `a` at depth d against in->shape: each array at depth d holds shape[d]
  * entries, arrays down to depth ndim-1 and scalars below. Counts leaves into *k; converts them
  * when `convert` (the first pass only checks the structure, before anything is allocated). */
-static int walk_nested(ch_v2_input *in, const cJSON *a, int d, int64_t *idx, int64_t *k,
+static int walk_nested(v2_input *in, const cJSON *a, int d, int64_t *idx, int64_t *k,
                        int convert, int *fits, v2_ctx *c) {
   char path[16 + CH_V2_MAX_DIMS * 22], sh[CH_V2_MAX_DIMS * 22];
   size_t at = (size_t)snprintf(path, sizeof path, "data");
@@ -154,7 +154,7 @@ static int walk_nested(ch_v2_input *in, const cJSON *a, int d, int64_t *idx, int
 
 /* Parses "shape": each dim an integer in [0, limit], their product within int64 and, added to
  * the elements of earlier inputs, within the limit. Sets ndim, shape and numel. */
-int v2_parse_shape(ch_v2_input *in, const cJSON *shape, v2_ctx *c) {
+int v2_parse_shape(v2_input *in, const cJSON *shape, v2_ctx *c) {
   char sh[CH_V2_MAX_DIMS * 22];
   if (!shape) return V2_FAIL(c, "input '%s': missing field 'shape'", in->name);
   if (!cJSON_IsArray(shape)) return V2_FAIL(c, "input '%s': 'shape' must be an array", in->name);
@@ -196,7 +196,7 @@ int v2_parse_shape(ch_v2_input *in, const cJSON *shape, v2_ctx *c) {
 }
 
 /* Parses "data" into freshly allocated f32 (and i32) arrays. */
-int v2_parse_data(ch_v2_input *in, const cJSON *data, v2_ctx *c) {
+int v2_parse_data(v2_input *in, const cJSON *data, v2_ctx *c) {
   char sh[CH_V2_MAX_DIMS * 22];
   if (!data)
     return V2_FAIL(c, "input '%s': missing field 'data' (binary tensor data is not supported)",

@@ -16,7 +16,7 @@ typedef struct v2_ctx {
 
 /* Parses an input's "shape" into in->ndim/shape/numel, within the elements left (c->used
  * grows). 0 or 400. */
-int v2_parse_shape(ch_v2_input *in, const cJSON *shape, v2_ctx *c);
+int v2_parse_shape(v2_input *in, const cJSON *shape, v2_ctx *c);
 /* Parses an input's "data" (flat or nested as the shape) into freshly allocated f32 (and i32)
  * arrays. 0, 400 or 500. */
-int v2_parse_data(ch_v2_input *in, const cJSON *data, v2_ctx *c);
+int v2_parse_data(v2_input *in, const cJSON *data, v2_ctx *c);

@@ -7,16 +7,16 @@
 
 #include "serve/v2.h"
 
-static void put_str(ch_jsonw *w, const char *s) { jsonw_str(w, s, s ? strlen(s) : 0); }
+static void put_str(jsonw *w, const char *s) { jsonw_str(w, s, s ? strlen(s) : 0); }
 
-static void put_shape(ch_jsonw *w, const int64_t *shape, int ndim) {
+static void put_shape(jsonw *w, const int64_t *shape, int ndim) {
   jsonw_raw(w, "[", 1);
   for (int d = 0; d < ndim; d++) jsonw_fmt(w, "%s%lld", d ? "," : "", (long long)shape[d]);
   jsonw_raw(w, "]", 1);
 }
 
 /* Appends one output object; 0, or -1 when the output is malformed. */
-static int put_output(ch_jsonw *w, const ch_v2_output *o) {
+static int put_output(jsonw *w, const v2_output *o) {
   if (!o->name || o->ndim < 0 || o->ndim > CH_V2_MAX_DIMS || (unsigned)o->dtype >= CH_V2_BYTES)
     return -1;
   int64_t n = 1;
@@ -47,9 +47,9 @@ static int put_output(ch_jsonw *w, const ch_v2_output *o) {
   return 0;
 }
 
-char *v2_response(const char *model, const char *version, const ch_v2_request *req,
-                     const ch_v2_output *outs, int nouts) {
-  ch_jsonw w = {0};
+char *v2_response(const char *model, const char *version, const v2_request *req,
+                  const v2_output *outs, int nouts) {
+  jsonw w = {0};
   jsonw_raw(&w, "{\"model_name\":", 14);
   put_str(&w, model);
   if (version) {
@@ -88,7 +88,7 @@ char *v2_response(const char *model, const char *version, const ch_v2_request *r
 }
 
 char *v2_error(const char *msg) {
-  ch_jsonw w = {0};
+  jsonw w = {0};
   jsonw_raw(&w, "{\"error\":", 9);
   put_str(&w, msg ? msg : "unknown error");
   jsonw_raw(&w, "}", 1);
@@ -96,7 +96,7 @@ char *v2_error(const char *msg) {
 }
 
 char *v2_server_metadata(const char *name, const char *version) {
-  ch_jsonw w = {0};
+  jsonw w = {0};
   jsonw_raw(&w, "{\"name\":", 8);
   put_str(&w, name);
   jsonw_raw(&w, ",\"version\":", 11);
@@ -105,7 +105,7 @@ char *v2_server_metadata(const char *name, const char *version) {
   return jsonw_finish(&w);
 }
 
-static void put_metas(ch_jsonw *w, const char *key, const ch_v2_tensor_meta *t, int n) {
+static void put_metas(jsonw *w, const char *key, const v2_tensor_meta *t, int n) {
   jsonw_fmt(w, ",\"%s\":[", key);
   for (int i = 0; i < n; i++) {
     jsonw_raw(w, i ? ",{\"name\":" : "{\"name\":", i ? 9 : 8);
@@ -119,9 +119,9 @@ static void put_metas(ch_jsonw *w, const char *key, const ch_v2_tensor_meta *t, 
 }
 
 char *v2_model_metadata(const char *model, const char *const *versions, int nversions,
-                           const char *platform, const ch_v2_tensor_meta *inputs, int nin,
-                           const ch_v2_tensor_meta *outputs, int nout) {
-  ch_jsonw w = {0};
+                        const char *platform, const v2_tensor_meta *inputs, int nin,
+                        const v2_tensor_meta *outputs, int nout) {
+  jsonw w = {0};
   jsonw_raw(&w, "{\"name\":", 8);
   put_str(&w, model);
   if (nversions > 0) {

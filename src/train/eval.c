@@ -6,8 +6,8 @@
 #include "train/train_internal.h"
 
 ch_status train_evaluate(ch_model *m, const float *params, const ch_unit_hook *hook,
-                            ch_source *val, const ch_group *g, float *xbuf, int32_t *ybuf,
-                            double *loss, double *acc) {
+                         source *val, const ch_group *g, float *xbuf, int32_t *ybuf,
+                         double *loss, double *acc) {
   int64_t n = source_samples(val);
   int64_t first = (int64_t)ch_part_offset((size_t)n, g->size, g->rank);
   int64_t mine = (int64_t)ch_part_count((size_t)n, g->size, g->rank);

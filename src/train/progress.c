@@ -15,7 +15,7 @@ static void format_duration(double s, char *buf, size_t n) {
   else snprintf(buf, n, "%ld:%02ld", t / 60, t % 60);
 }
 
-void progress_print(const ch_progress *p) {
+void progress_print(const progress *p) {
   char eta[32], val[96] = "";
   format_duration(p->eta_seconds, eta, sizeof eta);
   if (!isnan(p->val_loss))
@@ -28,7 +28,7 @@ void progress_print(const ch_progress *p) {
           tokens ? "tok" : "samples", eta, val);
 }
 
-void progress_write_json(FILE *f, const ch_progress *p) {
+void progress_write_json(FILE *f, const progress *p) {
   /* %.9g round-trips float32 values; metrics are otherwise plain numbers. */
   fprintf(f, "{\"step\": %lld, \"epoch\": %lld, \"epoch_float\": %.6f, \"loss\": %.9g, "
              "\"lr\": %.9g, \"grad_norm\": %.9g, \"samples_per_s\": %.1f",

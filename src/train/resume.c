@@ -17,7 +17,7 @@
 #include "train/train_internal.h"
 
 /* Parameters and optimizer states as checkpoint buffers; returns the count. */
-static int buffers(ch_trainer *t, ch_ckpt_buffer *bufs, const ch_shard **own) {
+static int buffers(trainer *t, ch_ckpt_buffer *bufs, const ch_shard **own) {
   float *data[3];
   ch_addr addr[3];
   int n = ch_dp_state_buffers(t->dp, data, addr, own);
@@ -27,7 +27,7 @@ static int buffers(ch_trainer *t, ch_ckpt_buffer *bufs, const ch_shard **own) {
   return n;
 }
 
-ch_status trainer_reduce_losses(ch_trainer *t) {
+ch_status trainer_reduce_losses(trainer *t) {
   int n = t->n_losses - t->n_global;
   if (n > 0)
     CH_CHECK(ch_comm_allreduce(t->g, t->losses + t->n_global, (size_t)n, CH_F64, CH_SUM, NULL));
@@ -35,7 +35,7 @@ ch_status trainer_reduce_losses(ch_trainer *t) {
   return CH_OK;
 }
 
-ch_status trainer_checkpoint(ch_trainer *t, char *path, size_t size) {
+ch_status trainer_checkpoint(trainer *t, char *path, size_t size) {
   const ch_config *c = t->cfg;
   CH_CHECK(trainer_reduce_losses(t));
   ch_ckpt_buffer bufs[3];
@@ -66,7 +66,7 @@ ch_status trainer_checkpoint(ch_trainer *t, char *path, size_t size) {
 }
 
 /* Reads `path` into the trainer; on success the state is the checkpoint's on every rank. */
-static ch_status load(ch_trainer *t, const char *path) {
+static ch_status load(trainer *t, const char *path) {
   ch_ckpt_buffer bufs[3];
   const ch_shard *own;
   int nbufs = buffers(t, bufs, &own);
@@ -102,7 +102,7 @@ done:
   return st;
 }
 
-ch_status trainer_resume(ch_trainer *t, int *resumed) {
+ch_status trainer_resume(trainer *t, int *resumed) {
   const char *mode = t->cfg->run.resume;
   *resumed = 0;
   if (!strcmp(mode, "none") || !mode[0]) return CH_OK;
@@ -172,7 +172,7 @@ static ch_status truncate_metrics(const char *path, int64_t step) {
   return st;
 }
 
-ch_status trainer_open_metrics(ch_trainer *t, int resumed) {
+ch_status trainer_open_metrics(trainer *t, int resumed) {
   if (t->g->rank != 0) return CH_OK;
   char path[CH_PATH_MAX + 32];
   snprintf(path, sizeof path, "%s/metrics.jsonl", t->cfg->run.dir);

@@ -7,15 +7,15 @@
 
 #include "train/train_internal.h"
 
-struct ch_source {
+struct source {
   ch_dataset *rows;
   ch_tokens *tokens;
   int train; /* the train split (describes the unigram baseline) */
 };
 
 ch_status source_open(const ch_config *cfg, const ch_group *g, const char *split,
-                         ch_source **out) {
-  ch_source *s = calloc(1, sizeof *s);
+                      source **out) {
+  source *s = calloc(1, sizeof *s);
   if (!s) return CH_FAIL(CH_ERR_NOMEM, "data source");
   s->train = !strcmp(split, "train");
   ch_status st = cfg->model.type == CH_MODEL_GPT
@@ -29,31 +29,31 @@ ch_status source_open(const ch_config *cfg, const ch_group *g, const char *split
   return CH_OK;
 }
 
-void source_close(ch_source *s) {
+void source_close(source *s) {
   if (!s) return;
   ch_dataset_close(s->rows);
   ch_tokens_close(s->tokens);
   free(s);
 }
 
-int64_t source_samples(const ch_source *s) {
+int64_t source_samples(const source *s) {
   return s->tokens ? ch_tokens_windows(s->tokens) : ch_dataset_rows(s->rows);
 }
 
-int64_t source_features(const ch_source *s) {
+int64_t source_features(const source *s) {
   return s->tokens ? 0 : ch_dataset_features(s->rows);
 }
 
-int64_t source_classes(const ch_source *s) {
+int64_t source_classes(const source *s) {
   return s->tokens ? ch_tokens_vocab(s->tokens) : ch_dataset_classes(s->rows);
 }
 
-ch_status source_read(ch_source *s, const int64_t *samples, int64_t n, float *x, int32_t *y) {
+ch_status source_read(source *s, const int64_t *samples, int64_t n, float *x, int32_t *y) {
   return s->tokens ? ch_tokens_read(s->tokens, samples, n, y)
                    : ch_dataset_read(s->rows, samples, n, x, y);
 }
 
-void source_describe(const ch_source *s, char *buf, size_t size) {
+void source_describe(const source *s, char *buf, size_t size) {
   if (s->tokens) {
     int n = snprintf(buf, size, "%lld tokens in %lld windows, vocabulary %lld",
                      (long long)ch_tokens_count(s->tokens), (long long)ch_tokens_windows(s->tokens),
@@ -68,7 +68,7 @@ void source_describe(const ch_source *s, char *buf, size_t size) {
              ch_dataset_classes(s->rows));
 }
 
-ch_status source_model_info(const ch_config *cfg, const ch_source *s, ch_ckpt_model_info *out) {
+ch_status source_model_info(const ch_config *cfg, const source *s, ch_ckpt_model_info *out) {
   memset(out, 0, sizeof *out);
   out->model = cfg->model;
   out->features = source_features(s);

@@ -25,7 +25,6 @@
 #include "cohort/watchdog.h"
 #include "train/train_internal.h"
 
-typedef ch_trainer trainer;
 
 ch_status ch_train_plan(const ch_config *c, int n, ch_batch_plan *out) {
   out->local_max = (int64_t)ch_part_count((size_t)c->train.batch_size, n, 0);
@@ -145,7 +144,7 @@ static ch_status log_progress(trainer *t, double lr, double norm, int do_eval, d
   CH_CHECK(trainer_reduce_losses(t));
   double sum = 0.0;
   for (int i = 0; i < t->n_losses; i++) sum += t->losses[i];
-  ch_progress p = {.step = t->step, .total_steps = steps, .lr = lr, .grad_norm = norm,
+  progress p = {.step = t->step, .total_steps = steps, .lr = lr, .grad_norm = norm,
                    .val_loss = NAN, .val_acc = NAN, .targets = ch_model_targets(t->model)};
   p.epoch = (double)t->position / (double)source_samples(t->train);
   p.loss = sum / ((double)t->n_losses * (double)batch * (double)ch_model_targets(t->model));
@@ -153,7 +152,7 @@ static ch_status log_progress(trainer *t, double lr, double norm, int do_eval, d
   p.eta_seconds = (double)(steps - t->step) * (ch_time() - t_start) / (double)(t->step - first_step);
   if (do_eval && source_samples(t->val) > 0)
     CH_CHECK(train_evaluate(t->model, ch_dp_params(t->dp), ch_dp_eval_hook(t->dp), t->val,
-                               t->g, t->x, t->y, &p.val_loss, &p.val_acc));
+                            t->g, t->x, t->y, &p.val_loss, &p.val_acc));
   if (t->g->rank == 0) {
     progress_print(&p);
     progress_write_json(t->metrics, &p);

@@ -12,30 +12,30 @@
 
 /* Training or validation samples: dataset rows (MLP) or token windows (GPT), by sample index
  * (src/train/source.c). Open/close/read are collective over the group. */
-typedef struct ch_source ch_source;
+typedef struct source source;
 ch_status source_open(const ch_config *cfg, const ch_group *g, const char *split,
-                         ch_source **out);
-void source_close(ch_source *s);
-int64_t source_samples(const ch_source *s);
-int64_t source_features(const ch_source *s); /* float inputs per sample (0 for tokens) */
-int64_t source_classes(const ch_source *s);  /* classes, or the vocabulary */
+                      source **out);
+void source_close(source *s);
+int64_t source_samples(const source *s);
+int64_t source_features(const source *s); /* float inputs per sample (0 for tokens) */
+int64_t source_classes(const source *s);  /* classes, or the vocabulary */
 /* Samples into x [n, features] and y [n, ints per sample] (see ch_model_sample_ints). */
-ch_status source_read(ch_source *s, const int64_t *samples, int64_t n, float *x, int32_t *y);
+ch_status source_read(source *s, const int64_t *samples, int64_t n, float *x, int32_t *y);
 /* One line for the startup log. */
-void source_describe(const ch_source *s, char *buf, size_t size);
+void source_describe(const source *s, char *buf, size_t size);
 /* What a loader needs of a model trained on `s` (the train split) under cfg: the architecture,
  * the data shape, the tokenizer kind (read from the data file for the GPT) and the data path.
  * Local. Errors: as ch_tokenizer_load. */
-ch_status source_model_info(const ch_config *cfg, const ch_source *s, ch_ckpt_model_info *out);
+ch_status source_model_info(const ch_config *cfg, const source *s, ch_ckpt_model_info *out);
 
 /* State of one training run (src/train/train.c; checkpoint glue in resume.c). */
-typedef struct ch_trainer {
+typedef struct trainer {
   const ch_config *cfg;
   ch_optim_cfg optim;  /* cfg's, with the schedule's end (ch_config_optim) */
   ch_ckpt_cfg ckpt;    /* cfg's, directory resolved (ch_config_ckpt) */
   ch_ckpt_model_info info; /* what checkpoints store about the model */
   const ch_group *g;
-  ch_source *train, *val;
+  source *train, *val;
   ch_sampler sampler;
   int64_t position;    /* global samples consumed: the sampler's position */
   int64_t step;        /* optimizer steps completed */
@@ -57,43 +57,43 @@ typedef struct ch_trainer {
   double *losses;
   int n_losses, n_global;
   FILE *metrics;
-} ch_trainer;
+} trainer;
 
 /* Sums entries [n_global, n_losses) of t->losses over the ranks (collective). */
-ch_status trainer_reduce_losses(ch_trainer *t);
+ch_status trainer_reduce_losses(trainer *t);
 
 /* Restores the state of the checkpoint chosen by run.resume (none / auto / a path) into `t`,
  * whose parameters and optimizer already exist. Sets *resumed. Collective. Errors: CH_ERR_IO,
  * CH_ERR_FORMAT (a named checkpoint that is unreadable), CH_ERR_CONFIG (it does not fit the
  * model). With auto, unreadable checkpoints are skipped with a warning. */
-ch_status trainer_resume(ch_trainer *t, int *resumed);
+ch_status trainer_resume(trainer *t, int *resumed);
 
 /* Writes and commits a checkpoint of the current state (collective). *path gets its file. */
-ch_status trainer_checkpoint(ch_trainer *t, char *path, size_t size);
+ch_status trainer_checkpoint(trainer *t, char *path, size_t size);
 
 /* Opens run.dir/metrics.jsonl (rank 0): truncated for a fresh run; for a resumed one, lines
  * past the resumed step are dropped so that the file reads as one uninterrupted run. */
-ch_status trainer_open_metrics(ch_trainer *t, int resumed);
+ch_status trainer_open_metrics(trainer *t, int resumed);
 
 /* Validation over the whole split: each rank evaluates its contiguous part in chunks of the
  * model's max batch (every rank the same number of chunks, some empty, so that `hook`'s
  * collectives match); results are summed over the group. Loss and accuracy are per target
  * (per token for the GPT). */
 ch_status train_evaluate(ch_model *m, const float *params, const ch_unit_hook *hook,
-                            ch_source *val, const ch_group *g, float *xbuf, int32_t *ybuf,
-                            double *loss, double *acc);
+                         source *val, const ch_group *g, float *xbuf, int32_t *ybuf,
+                         double *loss, double *acc);
 
 /* One logged step, as printed and as written to metrics.jsonl. val_* are NaN when not
  * evaluated at this step. */
-typedef struct ch_progress {
+typedef struct progress {
   int64_t step, total_steps;
   double epoch;            /* fractional epochs of the training split consumed */
   double loss, lr, grad_norm, samples_per_s, eta_seconds;
   double val_loss, val_acc;
   int64_t targets;         /* predictions per sample: tokens/s = samples/s x targets */
-} ch_progress;
+} progress;
 
 /* Prints the progress line (rank 0's stdout via the logger). */
-void progress_print(const ch_progress *p);
+void progress_print(const progress *p);
 /* Appends one JSON object line to `f` and flushes it. */
-void progress_write_json(FILE *f, const ch_progress *p);
+void progress_write_json(FILE *f, const progress *p);

@@ -131,7 +131,7 @@ int main(int argc, char **argv) {
   my_range(&l, g.rank, &lo, &hi);
 
   /* Round trip with another partition, metadata, collective transfers. */
-  ch_ckpt_io_stats before = ckpt_get_io_stats();
+  ckpt_io_stats before = ckpt_get_io_stats();
   char path[600];
   ch_ckpt_meta m = make_meta(1, losses);
   CHT_OK(ch_ckpt_save(&g, dir, &keep, &l, bufs, 3, SHARD(lo, hi), &m, path, sizeof path));
@@ -141,7 +141,7 @@ int main(int argc, char **argv) {
              r.world_size == g.size && !strcmp(r.strategy, "ddp") && !strcmp(r.config, m.config) &&
              r.n_interval_losses == 3 && r.interval_losses[2] == 3.125, "metadata did not round-trip");
   ch_ckpt_meta_free(&r);
-  ch_ckpt_io_stats after = ckpt_get_io_stats();
+  ckpt_io_stats after = ckpt_get_io_stats();
   CHT_ASSERT(after.independent == before.independent && after.collective - before.collective == 24,
              "transfers: %lld collective, %lld independent (want 24 collective: 12 datasets "
              "written + 12 read)", (long long)(after.collective - before.collective),

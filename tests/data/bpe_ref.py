@@ -186,7 +186,7 @@ def table():
     code = {'O': 0, 'L': 1, 'N': 2, 'S': 3}
     print(f'#define CH_UNICODE_VERSION "{unicodedata.unidata_version}"')
     print(f'#define CH_UNICODE_RUNS {len(runs)}')
-    print('static const uint32_t ch_unicode_runs[CH_UNICODE_RUNS] = {')
+    print('static const uint32_t unicode_runs[CH_UNICODE_RUNS] = {')
     items = [f'0x{(cp << 2) | code[c]:07x}' for cp, c in runs]
     for i in range(0, len(items), 8):
         print('    ' + ', '.join(items[i:i + 8]) + ',')

@@ -97,17 +97,17 @@ static void test_elementwise(int64_t n, int mis) {
   float *ref = malloc(sizeof *ref * n);
   float *dx = dcopy(x, n, mis), *ddy = dcopy(dy, n, mis), *dout = dcopy(x, n, mis);
 
-  ch_gelu_forward(ref, x, n);
+  cpu_gelu_forward(ref, x, n);
   CHT_OK(ch_cuda_gelu_forward(dout, dx, n, S));
   down(got, dout, sizeof *got * n);
   check("gelu_forward", cas, err(got, ref, n), TOL);
 
-  ch_gelu_backward(ref, dy, x, n);
+  cpu_gelu_backward(ref, dy, x, n);
   CHT_OK(ch_cuda_gelu_backward(dout, ddy, dx, n, S));
   down(got, dout, sizeof *got * n);
   check("gelu_backward", cas, err(got, ref, n), TOL);
 
-  ch_add(ref, x, dy, n);
+  cpu_add(ref, x, dy, n);
   CHT_OK(ch_cuda_add(dx, dx, ddy, n, S)); /* in place: y aliases a */
   down(got, dx, sizeof *got * n);
   check("add (in place)", cas, err(got, ref, n), 0.0);
@@ -131,7 +131,7 @@ static void test_layernorm(int64_t rows, int dim, int mis) {
   float *dx_ = dcopy(x, n, mis), *dw_ = dcopy(w, dim, mis), *db_ = dcopy(b, dim, mis);
   float *dy_out = dcopy(x, n, mis), *dmean = dcopy(x, rows, 0), *drstd = dcopy(x, rows, 0);
 
-  ch_layernorm_forward(y, mean, rstd, x, w, b, rows, dim, 1e-5f);
+  cpu_layernorm_forward(y, mean, rstd, x, w, b, rows, dim, 1e-5f);
   CHT_OK(ch_cuda_layernorm_forward(dy_out, dmean, drstd, dx_, dw_, db_, rows, dim, 1e-5f, S));
   down(got, dy_out, sizeof *got * n);
   check("layernorm_forward y", cas, err(got, y, n), TOL);
@@ -145,7 +145,7 @@ static void test_layernorm(int64_t rows, int dim, int mis) {
   float *gb = rnd(dim, 9, 1.0f, 0.0f);
   float *ddy = dcopy(dy, n, mis), *dgx = dcopy(gx, n, mis), *dgw = dcopy(gw, dim, 0), *dgb = dcopy(gb, dim, 0);
   up(dmean, mean, sizeof *mean * rows), up(drstd, rstd, sizeof *rstd * rows); /* same saved stats */
-  ch_layernorm_backward(gx, gw, gb, dy, x, mean, rstd, w, rows, dim);
+  cpu_layernorm_backward(gx, gw, gb, dy, x, mean, rstd, w, rows, dim);
   CHT_OK(ch_cuda_layernorm_backward(dgx, dgw, dgb, ddy, dx_, dmean, drstd, dw_, rows, dim, S));
   down(got, dgx, sizeof *got * n);
   check("layernorm_backward dx", cas, err(got, gx, n), TOL);
@@ -172,7 +172,7 @@ static void test_xent(int batch, int classes, int alias) {
   int32_t *labels = malloc(sizeof *labels * batch);
   for (int i = 0; i < batch; i++) labels[i] = (int32_t)ch_rng_below(11, 12, (uint64_t)i, (uint64_t)classes);
   float scale = 1.0f / (float)batch;
-  double loss_ref = ch_xent_fused(ref, z, labels, batch, classes, scale);
+  double loss_ref = cpu_xent_fused(ref, z, labels, batch, classes, scale);
 
   float *dz = dcopy(z, n, 0), *dd = alias ? dz : dcopy(z, n, 0), *dl = dmalloc(sizeof *dl * batch);
   int32_t *dlab = dmalloc(sizeof *dlab * batch);
@@ -204,7 +204,7 @@ static void test_embedding(int V, int T, int C, int64_t n) {
   int32_t *dtok = dmalloc(sizeof *dtok * n);
   up(dtok, tok, sizeof *tok * n);
 
-  ch_embedding_forward(y, tok, wte, wpe, n, T, C);
+  cpu_embedding_forward(y, tok, wte, wpe, n, T, C);
   CHT_OK(ch_cuda_embedding_forward(dy_, dtok, dwte, dwpe, n, T, C, S));
   down(got, dy_, sizeof *got * n * C);
   check("embedding_forward", cas, err(got, y, (size_t)n * C), 0.0);
@@ -212,7 +212,7 @@ static void test_embedding(int V, int T, int C, int64_t n) {
   /* backward accumulates: the tables' current values are the starting gradients */
   float *g = rnd((size_t)n * C, 16, 1.0f, 0.0f);
   up(dy_, g, sizeof *g * n * C);
-  ch_embedding_backward(wte, wpe, g, tok, n, T, C);
+  cpu_embedding_backward(wte, wpe, g, tok, n, T, C);
   CHT_OK(ch_cuda_embedding_backward(dwte, dwpe, dy_, dtok, n, T, C, S));
   float *gt = malloc(sizeof *gt * (size_t)(V > T ? V : T) * C);
   down(gt, dwte, sizeof *gt * V * C);

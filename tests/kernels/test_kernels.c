@@ -70,8 +70,8 @@ static void test_linear(int batch, int in, int out) {
     for (int i = 0; i < batch; i++) s += dy[(size_t)i * out + o];
     dbref[o] = (float)s;
   }
-  ch_linear_forward(y, x, w, b, batch, in, out);
-  ch_linear_backward(dx, dw, db, dy, x, w, batch, in, out);
+  cpu_linear_forward(y, x, w, b, batch, in, out);
+  cpu_linear_backward(dx, dw, db, dy, x, w, batch, in, out);
   double e1 = cht_max_rel_err(y, yref, (size_t)batch * out, 1.0);
   double e2 = cht_max_rel_err(dx, dxref, (size_t)batch * in, 1.0);
   double e3 = cht_max_rel_err(dw, dwref, (size_t)out * in, 1.0);
@@ -90,16 +90,16 @@ static void test_activations(void) {
   enum { N = 1001 };
   float *x = rnd(N, 20), *dy = rnd(N, 21), y[N], dx[N], yref[N], dxref[N];
   for (int i = 0; i < N; i++) x[i] *= 4.0f; /* cover the tails of gelu */
-  ch_relu_forward(y, x, N);
-  ch_relu_backward(dx, dy, x, N);
+  cpu_relu_forward(y, x, N);
+  cpu_relu_backward(dx, dy, x, N);
   for (int i = 0; i < N; i++) {
     yref[i] = x[i] > 0 ? x[i] : 0;
     dxref[i] = x[i] > 0 ? dy[i] : 0;
   }
   CHT_ASSERT(cht_max_rel_err(y, yref, N, 1e-6) == 0 && cht_max_rel_err(dx, dxref, N, 1e-6) == 0,
              "relu mismatch");
-  ch_gelu_forward(y, x, N);
-  ch_gelu_backward(dx, dy, x, N);
+  cpu_gelu_forward(y, x, N);
+  cpu_gelu_backward(dx, dy, x, N);
   for (int i = 0; i < N; i++) {
     yref[i] = (float)gelu_ref(x[i]);
     /* derivative by central difference in double precision (truncation error ~h^2 = 1e-12) */
@@ -136,8 +136,8 @@ static void test_xent(int batch, int classes) {
       dzref[(size_t)i * classes + j] = (float)(scale * (exp((double)r[j]) / s - (j == lab[i])));
   }
   int64_t correct = 0;
-  double loss = ch_xent_forward(z, lab, batch, classes, &correct);
-  ch_xent_backward(dz, z, lab, batch, classes, scale);
+  double loss = cpu_xent_forward(z, lab, batch, classes, &correct);
+  cpu_xent_backward(dz, z, lab, batch, classes, scale);
   CHT_ASSERT(fabs(loss - ref) / fabs(ref) < 1e-9, "xent loss %g vs %g", loss, ref);
   CHT_ASSERT(correct == ref_correct, "xent correct %lld vs %lld", (long long)correct, (long long)ref_correct);
   double e = cht_max_rel_err(dz, dzref, (size_t)batch * classes, 1e-6);
@@ -145,7 +145,7 @@ static void test_xent(int batch, int classes) {
   /* The fused pass, in place as the GPT runs it: its exp is fp32 (2e-7 relative), so the loss
    * is held to 1e-6 relative; the gradient to the same 1e-5 as the reference kernel. */
   memcpy(dz, z, sizeof *dz * (size_t)batch * classes);
-  double fused = ch_xent_fused(dz, dz, lab, batch, classes, scale);
+  double fused = cpu_xent_fused(dz, dz, lab, batch, classes, scale);
   double ef = cht_max_rel_err(dz, dzref, (size_t)batch * classes, 1e-6);
   CHT_ASSERT(fabs(fused - ref) / fabs(ref) < 1e-6 && ef < 1e-5, "fused xent: loss %g vs %g, grad %g",
              fused, ref, ef);

@@ -169,9 +169,9 @@ static void test_attention(int T, int NH, int HS, int fused, int fd) {
     dq = dqkv, dk = dqkv + TC, dv = dqkv + 2 * TC;
   }
 
-  ch_attention_forward(out, ldo, probs, NULL, q, ld, k, v, ld, T, T, NH, HS);
-  ch_attention_forward(out2, ldo, NULL, scratch, q, ld, k, v, ld, T, T, NH, HS);
-  ch_attention_backward(dq, dk, dv, ld, dout, C, q, k, v, ld, probs, bscratch, T, NH, HS);
+  cpu_attention_forward(out, ldo, probs, NULL, q, ld, k, v, ld, T, T, NH, HS);
+  cpu_attention_forward(out2, ldo, NULL, scratch, q, ld, k, v, ld, T, T, NH, HS);
+  cpu_attention_backward(dq, dk, dv, ld, dout, C, q, k, v, ld, probs, bscratch, T, NH, HS);
 
   double *qkvd = dbl(qkv, TC * 3), *doutd = dbl(dout, TC);
   double *oref = malloc(sizeof *oref * TC), *Pref = malloc(sizeof *Pref * NH * TT);
@@ -244,12 +244,13 @@ static void test_attention_tail(int Tq, int Tk, int NH, int HS) {
     memcpy(vc + (size_t)t * C, qkv + (size_t)t * 3 * C + 2 * C, sizeof *vc * C);
   }
   float *full = malloc(sizeof *full * TC), *pfull = malloc(sizeof *pfull * NH * Tk * Tk);
-  ch_attention_forward(full, C, pfull, NULL, qkv, 3 * C, qkv + C, qkv + 2 * C, 3 * C, Tk, Tk, NH, HS);
+  cpu_attention_forward(full, C, pfull, NULL, qkv, 3 * C, qkv + C, qkv + 2 * C, 3 * C, Tk, Tk, NH,
+                        HS);
   float *out = rnd((size_t)Tq * C, 301), *out2 = malloc(sizeof *out2 * (size_t)Tq * C);
   float *probs = rnd((size_t)NH * Tq * Tk, 302), *scratch = rnd((size_t)Tq * Tk, 303);
   const float *q = qkv + (size_t)off * 3 * C;
-  ch_attention_forward(out, C, probs, NULL, q, 3 * C, kc, vc, C, Tq, Tk, NH, HS);
-  ch_attention_forward(out2, C, NULL, scratch, q, 3 * C, kc, vc, C, Tq, Tk, NH, HS);
+  cpu_attention_forward(out, C, probs, NULL, q, 3 * C, kc, vc, C, Tq, Tk, NH, HS);
+  cpu_attention_forward(out2, C, NULL, scratch, q, 3 * C, kc, vc, C, Tq, Tk, NH, HS);
 
   double *qkvd = dbl(qkv, TC * 3), *oref = malloc(sizeof *oref * (size_t)Tq * C);
   double *Pref = malloc(sizeof *Pref * NH * Tq * Tk);
@@ -310,8 +311,8 @@ static void test_layernorm(int rows, int dim, int fd) {
   /* gradients start random: all three accumulate */
   float *dx = rnd(n, 407), *dw = rnd(dim, 408), *db = rnd(dim, 409);
   double *dx0 = dbl(dx, n), *dw0 = dbl(dw, dim), *db0 = dbl(db, dim);
-  ch_layernorm_forward(y, mean, rstd, x, w, b, rows, dim, 1e-5f);
-  ch_layernorm_backward(dx, dw, db, dy, x, mean, rstd, w, rows, dim);
+  cpu_layernorm_forward(y, mean, rstd, x, w, b, rows, dim, 1e-5f);
+  cpu_layernorm_backward(dx, dw, db, dy, x, mean, rstd, w, rows, dim);
 
   double *xd = dbl(x, n), *wd = dbl(w, dim), *bd = dbl(b, dim), *dyd = dbl(dy, n);
   double *yr = malloc(sizeof *yr * n), *mr = malloc(sizeof *mr * rows), *rr = malloc(sizeof *rr * rows);
@@ -388,8 +389,8 @@ static void test_embedding(int V, int B, int T, int C) {
   float *wte = rnd((size_t)V * C, 500), *wpe = rnd((size_t)T * C, 501), *dy = rnd((size_t)n * C, 502);
   float *y = rnd((size_t)n * C, 503), *dwte = rnd((size_t)V * C, 504), *dwpe = rnd((size_t)T * C, 505);
   double *dwte0 = dbl(dwte, (size_t)V * C), *dwpe0 = dbl(dwpe, (size_t)T * C);
-  ch_embedding_forward(y, tok, wte, wpe, n, T, C);
-  ch_embedding_backward(dwte, dwpe, dy, tok, n, T, C);
+  cpu_embedding_forward(y, tok, wte, wpe, n, T, C);
+  cpu_embedding_backward(dwte, dwpe, dy, tok, n, T, C);
 
   double *yr = malloc(sizeof *yr * n * C), *gte = calloc((size_t)V * C, sizeof *gte);
   double *gpe = calloc((size_t)T * C, sizeof *gpe);
@@ -439,9 +440,9 @@ static void test_embedding(int V, int B, int T, int C) {
 static void test_add(int64_t n) {
   float *a = rnd(n, 600), *b = rnd(n, 601), *y = rnd(n, 602), *ref = malloc(sizeof *ref * n);
   for (int64_t i = 0; i < n; i++) ref[i] = a[i] + b[i]; /* one IEEE add: exact match expected */
-  ch_add(y, a, b, n);
+  cpu_add(y, a, b, n);
   CHT_ASSERT(memcmp(y, ref, sizeof *y * n) == 0, "add n=%lld", (long long)n);
-  ch_add(a, a, b, n); /* y aliasing a */
+  cpu_add(a, a, b, n); /* y aliasing a */
   CHT_ASSERT(memcmp(a, ref, sizeof *a * n) == 0, "add aliased n=%lld", (long long)n);
   free(a), free(b), free(y), free(ref);
 }

@@ -40,7 +40,7 @@ static uint32_t bits(float f) {
   return b;
 }
 
-static int v2_parse(const char *body, size_t len, const ch_v2_limits *lim, ch_v2_request *r,
+static int v2_parse(const char *body, size_t len, const v2_limits *lim, v2_request *r,
                     char *err, size_t errlen) {
   char *copy = malloc(len ? len : 1);
   memcpy(copy, body, len);
@@ -48,7 +48,7 @@ static int v2_parse(const char *body, size_t len, const ch_v2_limits *lim, ch_v2
   free(copy);
   return st;
 }
-static int oai_parse(const char *body, int max_context, ch_oai_request *r, char *err, size_t n) {
+static int oai_parse(const char *body, int max_context, oai_request *r, char *err, size_t n) {
   size_t len = strlen(body);
   char *copy = malloc(len ? len : 1);
   memcpy(copy, body, len);
@@ -250,15 +250,15 @@ static const bad_case bad_cases[] = {
 /* One bad body -> 400 with both substrings in the message and *out zeroed. */
 static void expect_bad(const char *body, size_t len, int64_t max_el, const char *w1,
                        const char *w2) {
-  ch_v2_limits lim = {max_el ? max_el : 1000, 4};
-  ch_v2_request r;
+  v2_limits lim = {max_el ? max_el : 1000, 4};
+  v2_request r;
   char err[512];
   memset(&r, 0xAB, sizeof r);
   int st = v2_parse(body, len, &lim, &r, err, sizeof err);
   CHT_ASSERT(st == 400, "%.200s: status %d (want 400), err '%s'", body, st, err);
   CHT_ASSERT(strstr(err, w1) && (!w2 || strstr(err, w2)), "%.200s: err '%s' lacks '%s'%s%s", body,
              err, w1, w2 ? " / " : "", w2 ? w2 : "");
-  static const ch_v2_request zero;
+  static const v2_request zero;
   CHT_ASSERT(!memcmp(&r, &zero, sizeof r), "%.200s: request not zeroed after failure", body);
   v2_request_free(&r);
 }
@@ -290,7 +290,7 @@ static void test_v2_bad(void) {
     expect_bad(good, n, 0, n ? "body is not valid JSON at byte" : "body is empty", NULL);
   /* A short error buffer is truncated, not overrun; no buffer at all is fine too. */
   char small[9];
-  ch_v2_request r;
+  v2_request r;
   CHT_ASSERT(v2_parse("{}", 2, NULL, &r, small, sizeof small) == 400 && strlen(small) == 8,
              "short err buffer");
   CHT_ASSERT(v2_parse("{}", 2, NULL, &r, NULL, 0) == 400, "NULL err buffer");
@@ -319,7 +319,7 @@ static void test_v2_fuzz(void) {
         buf[at] = ch;
       }
     }
-    ch_v2_request r;
+    v2_request r;
     char err[256];
     int st = v2_parse(buf, len, NULL, &r, err, sizeof err);
     CHT_ASSERT(st == 0 || (st == 400 && err[0]), "mutation %d: status %d '%s'", it, st, err);
@@ -377,11 +377,11 @@ static void test_v2_fp32(void) {
     int64_t written = 0;
     at += put_floats(body + at, x, shape, ndims[s], 0, nested, &written);
     at += (size_t)sprintf(body + at, "}]}");
-    ch_v2_request r;
+    v2_request r;
     char err[256];
     int st = v2_parse(body, at, NULL, &r, err, sizeof err);
     CHT_ASSERT(st == 0, "trial %d: %s\n%s", trial, err, body);
-    const ch_v2_input *in = &r.inputs[0];
+    const v2_input *in = &r.inputs[0];
     CHT_ASSERT(r.ninputs == 1 && !r.has_id && r.noutputs == 0 && !strcmp(in->name, "x") &&
                in->dtype == CH_V2_FP32 && in->ndim == ndims[s] && in->numel == n && !in->i32,
                "trial %d: header fields", trial);
@@ -390,7 +390,7 @@ static void test_v2_fp32(void) {
       CHT_ASSERT(bits(in->f32[k]) == bits(x[k]), "trial %d element %lld: %.9g != %.9g", trial,
                  (long long)k, in->f32[k], x[k]);
     /* Echo it back as the model's output: the response must carry the same bits. */
-    ch_v2_output o = {"y", CH_V2_FP32, in->ndim, {0}, in->f32, NULL};
+    v2_output o = {"y", CH_V2_FP32, in->ndim, {0}, in->f32, NULL};
     memcpy(o.shape, in->shape, sizeof o.shape);
     char *resp = v2_response("mlp", "3", &r, &o, 1);
     cJSON *j = jparse(resp);
@@ -415,7 +415,7 @@ static void test_v2_fp32(void) {
 }
 
 /* Parses `body`, which must succeed with one input, into *r. */
-static const ch_v2_input *parse_one(const char *body, ch_v2_request *r) {
+static const v2_input *parse_one(const char *body, v2_request *r) {
   char err[256];
   int st = v2_parse(body, strlen(body), NULL, r, err, sizeof err);
   CHT_ASSERT(st == 0, "%s: %s", body, err);
@@ -423,7 +423,7 @@ static const ch_v2_input *parse_one(const char *body, ch_v2_request *r) {
 }
 
 static void test_v2_types(void) {
-  ch_v2_request r;
+  v2_request r;
   char body[4096];
   /* INT32: random values over the full range, and its edges. */
   int32_t v[32];
@@ -433,11 +433,11 @@ static void test_v2_types(void) {
     at += (size_t)sprintf(body + at, "%s%d", k ? "," : "", v[k]);
   }
   sprintf(body + at, "]}]}");
-  const ch_v2_input *in = parse_one(body, &r);
+  const v2_input *in = parse_one(body, &r);
   CHT_ASSERT(in->i32 && in->numel == 32, "INT32 has i32");
   for (int k = 0; k < 32; k++)
     CHT_ASSERT(in->i32[k] == v[k] && in->f32[k] == (float)v[k], "INT32 element %d", k);
-  ch_v2_output o = {"ids", CH_V2_INT32, 2, {4, 8}, NULL, in->i32};
+  v2_output o = {"ids", CH_V2_INT32, 2, {4, 8}, NULL, in->i32};
   char *resp = v2_response("m", NULL, NULL, &o, 1);
   cJSON *j = jparse(resp);
   CHT_ASSERT(!cJSON_GetObjectItem(j, "model_version"), "no version given, none printed");
@@ -485,7 +485,7 @@ static void test_v2_types(void) {
                  "\"data\":[[true,false],[1,0]]}]}", &r);
   CHT_ASSERT(in->i32 && in->i32[0] == 1 && in->i32[1] == 0 && in->i32[2] == 1 && in->i32[3] == 0 &&
              in->f32[0] == 1 && in->f32[3] == 0, "BOOL");
-  ch_v2_output ob = {"m", CH_V2_BOOL, 2, {2, 2}, in->f32, in->i32};
+  v2_output ob = {"m", CH_V2_BOOL, 2, {2, 2}, in->f32, in->i32};
   resp = v2_response("m", NULL, &r, &ob, 1);
   CHT_ASSERT(strstr(resp, "\"data\":[true,false,true,false]"), "BOOL out: %s", resp);
   free(resp);
@@ -531,7 +531,7 @@ static void test_v2_types(void) {
 }
 
 static void test_v2_request_fields(void) {
-  ch_v2_request r;
+  v2_request r;
   char err[256];
   /* Whitespace around the body, unknown fields and "parameters" are accepted; the id (with
    * escapes) is kept and echoed; limits are inclusive; requested outputs come back in the
@@ -541,7 +541,7 @@ static void test_v2_request_fields(void) {
       "\"inputs\":[{\"name\":\"a\",\"datatype\":\"FP32\",\"shape\":[2,2],\"data\":[1,2,3,4],"
       "\"parameters\":{}},{\"name\":\"b\",\"datatype\":\"INT32\",\"shape\":[2],\"data\":[5,6]}],"
       "\"outputs\":[{\"name\":\"probs\",\"parameters\":{\"classification\":2}},{\"name\":\"logits\"}]} \t\n";
-  ch_v2_limits lim = {6, 2};
+  v2_limits lim = {6, 2};
   int st = v2_parse(body, strlen(body), &lim, &r, err, sizeof err);
   CHT_ASSERT(st == 0, "fields: %s", err);
   CHT_ASSERT(r.has_id && !strcmp(r.id, "q\"1\n\xC3\xA9\xF0\x9F\x98\x80"), "id '%s'", r.id);
@@ -550,7 +550,7 @@ static void test_v2_request_fields(void) {
              "requested outputs");
   float logits[6], probs[6], extra[1] = {1};
   for (int k = 0; k < 6; k++) logits[k] = rnd_float(), probs[k] = rnd_float();
-  ch_v2_output outs[3] = {{"logits", CH_V2_FP32, 2, {2, 3}, logits, NULL},
+  v2_output outs[3] = {{"logits", CH_V2_FP32, 2, {2, 3}, logits, NULL},
                           {"extra", CH_V2_FP32, 1, {1}, extra, NULL},
                           {"probs", CH_V2_FP32, 2, {3, 2}, probs, NULL}};
   const char *names[3] = {"logits", "extra", "probs"};
@@ -588,23 +588,23 @@ static void test_v2_bodies(void) {
   /* Non-finite outputs print null; integral outputs from floats print integers; malformed
    * outputs are refused. */
   float f[4] = {NAN, INFINITY, -1.5f, 3};
-  ch_v2_output o = {"y", CH_V2_FP32, 1, {4}, f, NULL};
+  v2_output o = {"y", CH_V2_FP32, 1, {4}, f, NULL};
   char *s = v2_response("m", NULL, NULL, &o, 1);
   cJSON *j = jparse(s);
   CHT_ASSERT(strstr(s, "[null,null,-1.5,3]"), "%s", s);
   cJSON_Delete(j);
   free(s);
   float g[3] = {7, -2, 100000};
-  ch_v2_output oi = {"c", CH_V2_INT64, 1, {3}, g, NULL};
+  v2_output oi = {"c", CH_V2_INT64, 1, {3}, g, NULL};
   s = v2_response("m", NULL, NULL, &oi, 1);
   CHT_ASSERT(strstr(s, "\"datatype\":\"INT64\",\"shape\":[3],\"data\":[7,-2,100000]"), "%s", s);
   free(s);
-  ch_v2_output bad[4] = {{"a", CH_V2_FP32, 9, {1}, f, NULL},
+  v2_output bad[4] = {{"a", CH_V2_FP32, 9, {1}, f, NULL},
                          {"b", CH_V2_FP32, 1, {-1}, f, NULL},
                          {"c", CH_V2_FP32, 1, {2}, NULL, NULL},
                          {"d", CH_V2_BYTES, 1, {1}, f, NULL}};
   for (int i = 0; i < 4; i++) CHT_ASSERT(!v2_response("m", NULL, NULL, &bad[i], 1), "bad %d", i);
-  ch_v2_output empty = {"z", CH_V2_FP32, 2, {0, 5}, NULL, NULL};
+  v2_output empty = {"z", CH_V2_FP32, 2, {0, 5}, NULL, NULL};
   s = v2_response("m", NULL, NULL, &empty, 1);
   CHT_ASSERT(strstr(s, "\"shape\":[0,5],\"data\":[]"), "%s", s);
   free(s);
@@ -626,8 +626,8 @@ static void test_v2_bodies(void) {
   cJSON_Delete(j);
   free(s);
   const char *vers[2] = {"1", "2"};
-  ch_v2_tensor_meta in[2] = {{"x", CH_V2_FP32, 2, {-1, 784}}, {"mask", CH_V2_BOOL, 1, {-1}}};
-  ch_v2_tensor_meta out[1] = {{"logits", CH_V2_FP32, 2, {-1, 10}}};
+  v2_tensor_meta in[2] = {{"x", CH_V2_FP32, 2, {-1, 784}}, {"mask", CH_V2_BOOL, 1, {-1}}};
+  v2_tensor_meta out[1] = {{"logits", CH_V2_FP32, 2, {-1, 10}}};
   s = v2_model_metadata("mlp", vers, 2, "cohort_c", in, 2, out, 1);
   j = jparse(s);
   CHT_ASSERT(!strcmp(jstr(j, "name"), "mlp") && !strcmp(jstr(j, "platform"), "cohort_c") &&
@@ -647,8 +647,8 @@ static void test_v2_bodies(void) {
   free(s);
 
   for (int t = 0; t < CH_V2_NDTYPES; t++) {
-    ch_v2_dtype back;
-    CHT_ASSERT(!v2_dtype_parse(v2_dtype_name((ch_v2_dtype)t), &back) && back == (ch_v2_dtype)t,
+    v2_dtype back;
+    CHT_ASSERT(!v2_dtype_parse(v2_dtype_name((v2_dtype)t), &back) && back == (v2_dtype)t,
                "dtype %d", t);
   }
   CHT_ASSERT(!strcmp(v2_dtype_name(CH_V2_UINT16), "UINT16") && !strcmp(v2_dtype_name(CH_V2_FP64), "FP64"),
@@ -678,7 +678,7 @@ static void test_jsonw_random(void) {
       }
     }
     if (it % 3 == 0 && n) n -= rnd_below(n); /* cut anywhere, even inside a character */
-    ch_jsonw w = {0};
+    jsonw w = {0};
     jsonw_str(&w, (const char *)in, n);
     char *s = jsonw_finish(&w);
     size_t slen = strlen(s), wl = ref_clean(in, n, want);
@@ -692,7 +692,7 @@ static void test_jsonw_random(void) {
     cJSON_Delete(j);
     free(s);
   }
-  ch_jsonw w = {0};
+  jsonw w = {0};
   jsonw_str(&w, "a\0b", 3);
   char *s = jsonw_finish(&w);
   CHT_ASSERT(!strcmp(s, "\"a\\u0000b\""), "NUL escaped: %s", s);
@@ -721,7 +721,7 @@ static void test_jsonw_random(void) {
 /* ================================ OpenAI ================================ */
 
 static void test_oai_parse(void) {
-  ch_oai_request r;
+  oai_request r;
   char err[256];
   CHT_ASSERT(oai_parse("{\"model\":\"gpt\",\"prompt\":\"Hello\"}", 0, &r, err, sizeof err) == 0, "%s", err);
   CHT_ASSERT(!strcmp(r.model, "gpt") && !strcmp(r.prompt, "Hello") && r.max_tokens == 16 &&
@@ -824,7 +824,7 @@ static void test_oai_bodies(void) {
     size_t wl = ref_clean(text, n, want);
     int pt = (int)rnd_below(1000), ct = (int)rnd_below(1000);
     char *s = oai_completion("cmpl-1", 1700000000L + it, "gpt", (const char *)text, n,
-                                it % 2 ? "stop" : "length", pt, ct);
+                             it % 2 ? "stop" : "length", pt, ct);
     cJSON *j = jparse(s);
     CHT_ASSERT(!strcmp(jstr(j, "id"), "cmpl-1") && !strcmp(jstr(j, "object"), "text_completion") &&
                jnum(j, "created") == 1700000000.0 + it && !strcmp(jstr(j, "model"), "gpt"), "head");

@@ -87,8 +87,8 @@ static void expect_invalid(ch_status s, const char *what) {
 }
 
 static void test_registration(void) {
-  ch_metrics *m;
-  ch_metric *f = NULL, *g = NULL;
+  metrics *m;
+  metric *f = NULL, *g = NULL;
   CHT_OK(metrics_create(&m));
   static const char *bad_names[] = {"", "1abc", "a-b", "a b", "x\xc3\xa9", "a{b}"};
   for (size_t i = 0; i < sizeof bad_names / sizeof bad_names[0]; i++)
@@ -96,7 +96,7 @@ static void test_registration(void) {
                    bad_names[i]);
   expect_invalid(metrics_register(m, NULL, "h", CH_METRIC_GAUGE, NULL, NULL, 0, &f),
                  "NULL name");
-  expect_invalid(metrics_register(m, "t", "h", (ch_metric_type)7, NULL, NULL, 0, &f),
+  expect_invalid(metrics_register(m, "t", "h", (metric_type)7, NULL, NULL, 0, &f),
                  "bad type");
   static const char *const bad_labels[][3] = {{"__x", NULL}, {"1a", NULL}, {"a", "a", NULL},
                                               {"a:b", NULL}, {"", NULL},   {"a-b", NULL}};
@@ -203,24 +203,24 @@ static void test_golden(void) {
       "# TYPE cohort_ttft_seconds histogram\n"
       "cohort_ttft_seconds_bucket{model=\"m\",le=\"0.0005\"} 0\n"
       "cohort_ttft_seconds_bucket{model=\"m\",le=\"0.001\"} 1\n";
-  ch_metrics *m;
-  ch_metric *req, *depth, *batch, *ttft;
+  metrics *m;
+  metric *req, *depth, *batch, *ttft;
   CHT_OK(metrics_create(&m));
   const char *rc[] = {"route", "code", NULL}, *model[] = {"model", NULL};
   double b[8];
   int nb = metrics_pow2_buckets(b, 6);
   CHT_OK(metrics_register(m, "cohort_requests_total", "Requests answered, by route and status.",
-                             CH_METRIC_COUNTER, rc, NULL, 0, &req));
+                          CH_METRIC_COUNTER, rc, NULL, 0, &req));
   CHT_OK(metrics_register(m, "cohort_queue_depth",
-                             "Requests waiting.\nSecond line with a \\ and \"quotes\".",
-                             CH_METRIC_GAUGE, NULL, NULL, 0, &depth));
+                          "Requests waiting.\nSecond line with a \\ and \"quotes\".",
+                          CH_METRIC_GAUGE, NULL, NULL, 0, &depth));
   CHT_OK(metrics_register(m, "cohort_unused", "Never used.", CH_METRIC_GAUGE, model, NULL, 0,
-                             NULL));
+                          NULL));
   CHT_OK(metrics_register(m, "cohort_batch_size", "Sequences per batch.", CH_METRIC_HISTOGRAM,
-                             NULL, b, nb, &batch));
+                          NULL, b, nb, &batch));
   CHT_OK(metrics_register(m, "cohort_ttft_seconds", "Time to first token.", CH_METRIC_HISTOGRAM,
-                             model, ch_metrics_latency_buckets, ch_metrics_latency_nbuckets,
-                             &ttft));
+                          model, metrics_latency_buckets, metrics_latency_nbuckets,
+                          &ttft));
   const char *gen[] = {"/v1/generate", "200"}, *mod[] = {"/v1/models", "200"},
              *odd[] = {"a\\b\"c\nd", "404"};
   metric_inc(req, gen, 1), metric_inc(req, mod, 0.25), metric_inc(req, odd, 1);
@@ -246,8 +246,8 @@ static void test_golden(void) {
 
 /* Updates that do not fit the family change nothing and are counted. */
 static void test_misuse(void) {
-  ch_metrics *m;
-  ch_metric *c, *g, *h, *cl;
+  metrics *m;
+  metric *c, *g, *h, *cl;
   CHT_OK(metrics_create(&m));
   double b[] = {1};
   const char *k[] = {"k", NULL}, *v[] = {"x"};
@@ -286,8 +286,8 @@ static void test_misuse(void) {
 }
 
 static void test_bucket_helpers(void) {
-  const double *lb = ch_metrics_latency_buckets;
-  int n = ch_metrics_latency_nbuckets;
+  const double *lb = metrics_latency_buckets;
+  int n = metrics_latency_nbuckets;
   CHT_ASSERT(n == 18 && lb[0] == 0.0005 && lb[n - 1] >= 60 && lb[n - 1] < 70,
              "latency buckets n=%d", n);
   for (int i = 1; i < n; i++)

@@ -49,9 +49,9 @@ static void random_label(char *out, size_t size, const char *prefix, uint64_t i)
 }
 
 /* Registers a histogram, observes nser series of nval values each, writes the expectations. */
-static void dump_histogram(ch_metrics *m, FILE *e, const char *name, const char *help,
+static void dump_histogram(metrics *m, FILE *e, const char *name, const char *help,
                            const char *label, int nser, const double *b, int nb, uint64_t seed) {
-  ch_metric *h;
+  metric *h;
   const char *keys[] = {label, NULL};
   char bname[64], sname[64], cname[64];
   snprintf(bname, sizeof bname, "%s_bucket", name);
@@ -85,8 +85,8 @@ static void dump_histogram(ch_metrics *m, FILE *e, const char *name, const char 
 }
 
 int test_metrics_dump(const char *render_path, const char *expect_path) {
-  ch_metrics *m;
-  ch_metric *req, *spec;
+  metrics *m;
+  metric *req, *spec;
   FILE *e = fopen(expect_path, "w"), *r = fopen(render_path, "w");
   CHT_ASSERT(e && r, "cannot open %s or %s", render_path, expect_path);
   CHT_OK(metrics_create(&m));
@@ -135,7 +135,7 @@ int test_metrics_dump(const char *render_path, const char *expect_path) {
   }
 
   dump_histogram(m, e, "dump_latency_seconds", "Request latency.", "model", 3,
-                 ch_metrics_latency_buckets, ch_metrics_latency_nbuckets, 8);
+                 metrics_latency_buckets, metrics_latency_nbuckets, 8);
   double pow2[32];
   int np = metrics_pow2_buckets(pow2, 64);
   dump_histogram(m, e, "dump_batch_size", "Batch size.", NULL, 1, pow2, np, 9);
@@ -144,7 +144,7 @@ int test_metrics_dump(const char *render_path, const char *expect_path) {
   CHT_OK(metrics_register(m, "dump_empty", "No series yet.", CH_METRIC_GAUGE, x, NULL, 0, NULL));
   put_family(e, "dump_empty", "gauge", "No series yet.");
   CHT_OK(metrics_register(m, "dump_plain_total", "Never incremented.", CH_METRIC_COUNTER, NULL,
-                             NULL, 0, NULL));
+                          NULL, 0, NULL));
   put_family(e, "dump_plain_total", "counter", "Never incremented.");
   put_sample(e, "dump_plain_total", 0, NULL, NULL, 0, 0, 0);
 

@@ -196,7 +196,7 @@ int cht_prom_find(const cht_prom *p, int from, const char *name, const char *con
   return -1;
 }
 
-void cht_prom_render(ch_metrics *m, char **text, cht_prom *p) {
+void cht_prom_render(metrics *m, char **text, cht_prom *p) {
   size_t len = 0;
   char err[256];
   *text = metrics_render(m, &len);

@@ -40,7 +40,7 @@ int cht_prom_find(const cht_prom *p, int from, const char *name, const char *con
 
 /* Renders m and parses the result, failing the test on any error; the caller frees *text and
  * *p. */
-void cht_prom_render(ch_metrics *m, char **text, cht_prom *p);
+void cht_prom_render(metrics *m, char **text, cht_prom *p);
 
 /* Value of the one sample with this name and labels (kv as in cht_prom_find); fails the test
  * when there is none or more than one. */

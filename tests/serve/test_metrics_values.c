@@ -37,8 +37,8 @@ void test_escaping(void) {
   enum { N = 300 };
   static char a[N][64], b[N][64];
   double val[N];
-  ch_metrics *m;
-  ch_metric *g, *h;
+  metrics *m;
+  metric *g, *h;
   CHT_OK(metrics_create(&m));
   const char *names[] = {"a", "b", NULL};
   char help[128] = "x";
@@ -79,8 +79,8 @@ void test_escaping(void) {
 /* Observes vals into a labelled histogram over `bounds` and compares every cumulative bucket,
  * _sum and _count with a naive count; series "y" gets every third value. */
 static void check_histogram(const double *bounds, int nb, const double *vals, int n) {
-  ch_metrics *m;
-  ch_metric *h;
+  metrics *m;
+  metric *h;
   CHT_OK(metrics_create(&m));
   const char *k[] = {"k", NULL}, *x[] = {"x"}, *y[] = {"y"};
   CHT_OK(metrics_register(m, "h", "", CH_METRIC_HISTOGRAM, k, bounds, nb, &h));
@@ -146,8 +146,8 @@ void test_histograms(void) {
     random_values(vals, N, b, nb, seed);
     check_histogram(b, nb, vals, N);
   }
-  random_values(vals, N, ch_metrics_latency_buckets, ch_metrics_latency_nbuckets, 100);
-  check_histogram(ch_metrics_latency_buckets, ch_metrics_latency_nbuckets, vals, N);
+  random_values(vals, N, metrics_latency_buckets, metrics_latency_nbuckets, 100);
+  check_histogram(metrics_latency_buckets, metrics_latency_nbuckets, vals, N);
   int nb = metrics_pow2_buckets(b, 48);
   random_values(vals, N, b, nb, 101);
   check_histogram(b, nb, vals, N);
@@ -160,15 +160,15 @@ static const char *const ROUTES[NROUTES] = {"/a", "/b", "/c\"q", "/d\\e\n"};
 typedef struct {
   int id;
   atomic_int *ready; /* start gate: all workers begin their updates together */
-  ch_metrics *m;
-  ch_metric *ops, *lat, *req, *gauge;
+  metrics *m;
+  metric *ops, *lat, *req, *gauge;
   double ops_sum[3], lat_sum[NROUTES], gauge_sum;
   unsigned long long lat_cum[NROUTES][NB + 1];
 } worker_t;
 
 static void *worker(void *arg) {
   worker_t *w = arg;
-  ch_metric *f = NULL;
+  metric *f = NULL;
   const char *kind[] = {"kind", NULL};
   CHT_OK(metrics_register(w->m, "ops_total", "Ops.", CH_METRIC_COUNTER, kind, NULL, 0, &f));
   CHT_ASSERT(f == w->ops, "thread %d: re-registration gave another family", w->id);
@@ -204,7 +204,7 @@ static void *worker(void *arg) {
  * than that: each series must still be created once and count every thread. */
 enum { NRACERS = 8, ROUNDS = 300, RACE_LEN = 1 << 16 };
 typedef struct {
-  ch_metric *f;
+  metric *f;
   atomic_int round, arrived;
 } race_t;
 
@@ -225,7 +225,7 @@ static void *racer(void *arg) {
 }
 
 static void test_creation_race(void) {
-  ch_metrics *m;
+  metrics *m;
   const char *k[] = {"k", NULL};
   CHT_OK(metrics_create(&m));
   static race_t r;
@@ -247,7 +247,7 @@ static void test_creation_race(void) {
 }
 
 typedef struct {
-  ch_metrics *m;
+  metrics *m;
   atomic_int done;
   int renders;
 } renderer_t;
@@ -284,16 +284,16 @@ static void *renderer(void *arg) {
 
 void test_threads(void) {
   test_creation_race();
-  ch_metrics *m;
+  metrics *m;
   CHT_OK(metrics_create(&m));
   static worker_t w[NTHREADS];
   const char *kind[] = {"kind", NULL}, *route[] = {"route", NULL};
-  ch_metric *ops, *lat, *req, *gauge;
+  metric *ops, *lat, *req, *gauge;
   CHT_OK(metrics_register(m, "ops_total", "Ops.", CH_METRIC_COUNTER, kind, NULL, 0, &ops));
   CHT_OK(
       metrics_register(m, "lat_seconds", "Latency.", CH_METRIC_HISTOGRAM, route, TB, NB, &lat));
   CHT_OK(metrics_register(m, "requests_total", "Requests.", CH_METRIC_COUNTER, NULL, NULL, 0,
-                             &req));
+                          &req));
   CHT_OK(metrics_register(m, "level", "Level.", CH_METRIC_GAUGE, NULL, NULL, 0, &gauge));
   renderer_t r = {.m = m, .done = 0, .renders = 0};
   pthread_t th[NTHREADS], rt;
