@@ -41,35 +41,24 @@ static ch_status op_sync(const ch_backend *be) {
   return CH_OK;
 }
 
-static ch_status op_linear_fwd(const ch_backend *be, float *y, const float *x, const float *w,
-                               const float *b, int64_t batch, int in, int out) {
-  (void)be;
-  cpu_linear_forward(y, x, w, b, (int)batch, in, out);
-  return CH_OK;
-}
-
-static ch_status op_linear_bwd(const ch_backend *be, float *dx, float *dw, float *db,
-                               const float *dy, const float *x, const float *w, int64_t batch,
-                               int in, int out) {
-  (void)be;
-  cpu_linear_backward(dx, dw, db, dy, x, w, (int)batch, in, out);
-  return CH_OK;
-}
-
-static ch_status op_matmul_fwd(const ch_backend *be, float *y, const float *x, const float *w,
-                               const float *b, int64_t batch, int in, int out) {
-  (void)be;
-  cpu_matmul_forward(y, x, w, b, batch, in, out);
-  return CH_OK;
-}
-
-static ch_status op_matmul_bwd(const ch_backend *be, float *dx, float *dw, float *db,
-                               const float *dy, const float *x, const float *w, int64_t batch,
-                               int in, int out) {
-  (void)be;
-  cpu_matmul_backward(dx, dw, db, dy, x, w, batch, in, out);
-  return CH_OK;
-}
+/* GEMM-shaped ops of one signature: linear (W [out, in]) and matmul (W [in, out]). */
+#define CPU_GEMM(fwd, bwd, kernel_fwd, kernel_bwd)                                          \
+  static ch_status fwd(const ch_backend *be, float *y, const float *x, const float *w,     \
+                       const float *b, int64_t batch, int in, int out) {                   \
+    (void)be;                                                                              \
+    kernel_fwd(y, x, w, b, batch, in, out);                                                \
+    return CH_OK;                                                                          \
+  }                                                                                        \
+  static ch_status bwd(const ch_backend *be, float *dx, float *dw, float *db,              \
+                       const float *dy, const float *x, const float *w, int64_t batch,     \
+                       int in, int out) {                                                  \
+    (void)be;                                                                              \
+    kernel_bwd(dx, dw, db, dy, x, w, batch, in, out);                                      \
+    return CH_OK;                                                                          \
+  }
+CPU_GEMM(op_linear_fwd, op_linear_bwd, cpu_linear_forward, cpu_linear_backward)
+CPU_GEMM(op_matmul_fwd, op_matmul_bwd, cpu_matmul_forward, cpu_matmul_backward)
+#undef CPU_GEMM
 
 static ch_status op_layernorm_fwd(const ch_backend *be, float *y, float *mean, float *rstd,
                                   const float *x, const float *w, const float *b, int64_t rows,

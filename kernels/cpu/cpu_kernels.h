@@ -8,11 +8,11 @@
 #include "cohort/kernels.h"
 
 /* ---- Linear: y[B,out] = x[B,in] W^T + b, W [out,in] (PyTorch convention) --------------- */
-void cpu_linear_forward(float *y, const float *x, const float *w, const float *b, int batch,
+void cpu_linear_forward(float *y, const float *x, const float *w, const float *b, int64_t batch,
                         int in, int out);
 /* dx = dy W (skipped if dx NULL); dW += dy^T x; db += sum_b dy (skipped if db NULL). */
 void cpu_linear_backward(float *dx, float *dw, float *db, const float *dy, const float *x,
-                         const float *w, int batch, int in, int out);
+                         const float *w, int64_t batch, int in, int out);
 
 /* ---- Matmul in GPT-2's Conv1D layout: y[B,out] = x[B,in] W[in,out] + b ------------------ */
 void cpu_matmul_forward(float *y, const float *x, const float *w, const float *b, int64_t batch,

@@ -55,26 +55,30 @@ __global__ void from_bf16(float *y, const ch_bf16 *x, int64_t n) {
     y[i] = __uint_as_float((uint32_t)x[i] << 16);
 }
 
-} // namespace
-
-ch_status ch_cuda_f32_to_bf16(ch_bf16 *y, const float *x, int64_t n, ch_cuda_stream s) {
-  if (n < 0) return CH_FAIL(CH_ERR_INVALID, "cast to bf16: n = %lld", (long long)n);
+/* Launches a cast over n elements: `wide` (4 per thread) when `vec` says both buffers allow
+ * it, else `scalar`. `what` names the cast in errors. */
+template <typename Y, typename X>
+ch_status launch_cast(void (*wide)(Y *, const X *, int64_t),
+                      void (*scalar)(Y *, const X *, int64_t), bool vec, Y *y, const X *x,
+                      int64_t n, ch_cuda_stream s, const char *what) {
+  if (n < 0) return CH_FAIL(CH_ERR_INVALID, "%s: n = %lld", what, (long long)n);
   if (n == 0) return CH_OK;
-  if (cuda_aligned16(x) && aligned8(y))
-    to_bf16<4><<<cuda_grid(n / 4 + 1, kThreads, 8), kThreads, 0, s>>>(y, x, n);
+  if (vec)
+    wide<<<cuda_grid(n / 4 + 1, kThreads, 8), kThreads, 0, s>>>(y, x, n);
   else
-    to_bf16<1><<<cuda_grid(n, kThreads, 8), kThreads, 0, s>>>(y, x, n);
-  CH_CUDA_LAUNCHED("cast to bf16");
+    scalar<<<cuda_grid(n, kThreads, 8), kThreads, 0, s>>>(y, x, n);
+  CH_CUDA_TRY(cudaGetLastError(), what); /* a bad launch, or a fault left by earlier work */
   return CH_OK;
 }
 
+} // namespace
+
+ch_status ch_cuda_f32_to_bf16(ch_bf16 *y, const float *x, int64_t n, ch_cuda_stream s) {
+  return launch_cast(to_bf16<4>, to_bf16<1>, cuda_aligned16(x) && aligned8(y), y, x, n, s,
+                     "cast to bf16");
+}
+
 ch_status ch_cuda_bf16_to_f32(float *y, const ch_bf16 *x, int64_t n, ch_cuda_stream s) {
-  if (n < 0) return CH_FAIL(CH_ERR_INVALID, "cast from bf16: n = %lld", (long long)n);
-  if (n == 0) return CH_OK;
-  if (cuda_aligned16(y) && aligned8(x))
-    from_bf16<4><<<cuda_grid(n / 4 + 1, kThreads, 8), kThreads, 0, s>>>(y, x, n);
-  else
-    from_bf16<1><<<cuda_grid(n, kThreads, 8), kThreads, 0, s>>>(y, x, n);
-  CH_CUDA_LAUNCHED("cast from bf16");
-  return CH_OK;
+  return launch_cast(from_bf16<4>, from_bf16<1>, cuda_aligned16(y) && aligned8(x), y, x, n, s,
+                     "cast from bf16");
 }

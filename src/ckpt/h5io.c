@@ -26,25 +26,41 @@ static ch_status h5_fail(ch_status s, const char *path, const char *what, const 
   return CH_FAIL(s, "%s: %s%s%s: %s", path, what, name ? " " : "", name ? name : "", h5_error(msg));
 }
 
-/* The piece of parameter p that shard `own` holds, as element indices [a, b) of the tensor, and
- * the position of element a in a buffer of `bufs`' addressing (check_shard made sure that a
- * parameter meets at most one segment). */
-static void piece_of(const ch_layout *l, int p, const ch_shard *own, const ch_ckpt_buffer *buf,
-                     int64_t *a, int64_t *b, size_t *at) {
+/* Dataset i of a checkpoint is parameter i % nparams of buffer i / nparams. Its piece that shard
+ * `own` holds, as element indices [a, b) of the tensor; returns where element a sits in that
+ * buffer (check_shard made sure that a parameter meets at most one segment). */
+static float *piece_of(const ch_layout *l, const ch_shard *own, const ch_ckpt_buffer *bufs, int i,
+                       int64_t *a, int64_t *b) {
+  int p = i % l->nparams;
+  const ch_ckpt_buffer *buf = &bufs[i / l->nparams];
   int64_t off = (int64_t)l->offsets[p], n = ch_param_numel(&l->params[p]);
   *a = *b = 0;
-  *at = 0;
-  for (int i = 0; i < own->nsegs; i++) {
-    const ch_segment *g = &own->segs[i];
+  for (int j = 0; j < own->nsegs; j++) {
+    const ch_segment *g = &own->segs[j];
     int64_t s = (int64_t)g->offset - off, e = s + (int64_t)g->numel;
     s = s < 0 ? 0 : s;
     e = e > n ? n : e;
     if (s >= e) continue;
     *a = s;
     *b = e;
-    *at = ch_shard_at(g, buf->addr) + (size_t)(off + s - (int64_t)g->offset);
-    return;
+    return buf->data + ch_shard_at(g, buf->addr) + (size_t)(off + s - (int64_t)g->offset);
   }
+  return buf->data;
+}
+
+/* The HDF5 path of dataset i (see piece_of). */
+static void dataset_name(const ch_layout *l, const ch_ckpt_buffer *bufs, int i, char *name,
+                         size_t size) {
+  ckpt_dataset_path(&l->params[i % l->nparams], bufs[i / l->nparams].kind, name, size);
+}
+
+/* A failed transfer of dataset i, kept in *st unless an earlier failure is there already. */
+static void transfer_failed(ch_status *st, const char *path, const char *what, const ch_layout *l,
+                            const ch_ckpt_buffer *bufs, int i) {
+  char name[CH_NAME_MAX + 64];
+  dataset_name(l, bufs, i, name, sizeof name);
+  ch_status e = h5_fail(CH_ERR_IO, path, what, name);
+  if (*st == CH_OK) *st = e;
 }
 
 /* CRC-32 (the zlib polynomial and values). libdeflate's carry-less-multiply version runs at
@@ -191,7 +207,7 @@ static ch_status create_datasets(hid_t file, const char *path, const ch_layout *
   for (int i = 0; i < nbufs * l->nparams && st == CH_OK; i++) {
     const ch_param_spec *ps = &l->params[i % l->nparams];
     char name[CH_NAME_MAX + 64];
-    ckpt_dataset_path(ps, bufs[i / l->nparams].kind, name, sizeof name);
+    dataset_name(l, bufs, i, name, sizeof name);
     hsize_t dims[CH_MAX_DIMS];
     for (int d = 0; d < ps->ndim; d++) dims[d] = (hsize_t)ps->shape[d];
     hid_t space = H5Screate_simple(ps->ndim, dims, NULL);
@@ -234,15 +250,12 @@ ch_status ch_ckpt_write(const ch_group *g, const char *path, const ch_layout *l,
   if (!pieces || !numel || !crc || !covered) st = CH_FAIL(CH_ERR_NOMEM, "checkpoint write");
   st = agree(g, st, path);
   if (st != CH_OK) goto free_all;
-  for (int b = 0; b < nbufs; b++)
-    for (int p = 0; p < l->nparams; p++) {
-      int i = b * l->nparams + p;
-      int64_t a, e;
-      size_t at;
-      piece_of(l, p, own, &bufs[b], &a, &e, &at);
-      pieces[i] = (ckpt_piece){a, e - a, e > a ? crc_of(bufs[b].data + at, e - a) : 0};
-      numel[i] = ch_param_numel(&l->params[p]);
-    }
+  for (int i = 0; i < k; i++) {
+    int64_t a, e;
+    const float *x = piece_of(l, own, bufs, i, &a, &e);
+    pieces[i] = (ckpt_piece){a, e - a, e > a ? crc_of(x, e - a) : 0};
+    numel[i] = ch_param_numel(&l->params[i % l->nparams]);
+  }
   CH_CHECK_GOTO(ckpt_combine_crcs(g, pieces, k, numel, crc, covered), st, free_all);
   for (int i = 0; i < k; i++)
     if (!covered[i]) {
@@ -294,18 +307,11 @@ ch_status ch_ckpt_write(const ch_group *g, const char *path, const ch_layout *l,
   int go = st == CH_OK;
   int wb = go ? open(path, O_RDONLY | O_CLOEXEC) : -1;
   for (int i = 0; i < k && go; i++) {
-    int b = i / l->nparams, p = i % l->nparams;
     int64_t a, e;
-    size_t at;
-    piece_of(l, p, own, &bufs[b], &a, &e, &at);
-    float *x = bufs[b].data + at;
-    if (transfer(dsets[i], dxpl, &l->params[p], pieces[i].a, pieces[i].a + pieces[i].len, x, 1) < 0) {
-      char name[CH_NAME_MAX + 64];
-      ckpt_dataset_path(&l->params[p], bufs[b].kind, name, sizeof name);
-      ch_status e = h5_fail(CH_ERR_IO, path, "writing (disk full, quota or file size limit?)", name);
-      if (st == CH_OK) st = e;
-    }
-    off_t len, off = file_range(dsets[i], pieces[i].a, pieces[i].a + pieces[i].len, &len);
+    float *x = piece_of(l, own, bufs, i, &a, &e);
+    if (transfer(dsets[i], dxpl, &l->params[i % l->nparams], a, e, x, 1) < 0)
+      transfer_failed(&st, path, "writing (disk full, quota or file size limit?)", l, bufs, i);
+    off_t len, off = file_range(dsets[i], a, e, &len);
     if (wb >= 0 && len > 0) sync_file_range(wb, off, len, SYNC_FILE_RANGE_WRITE); /* a hint */
   }
   if (wb >= 0) close(wb);
@@ -410,7 +416,7 @@ ch_status ch_ckpt_read(const ch_group *g, const char *path, const ch_layout *l,
   for (int i = 0; i < k && ds && st == CH_OK; i++) {
     const ch_param_spec *ps = &l->params[i % l->nparams];
     char name[CH_NAME_MAX + 64];
-    ckpt_dataset_path(ps, bufs[i / l->nparams].kind, name, sizeof name);
+    dataset_name(l, bufs, i, name, sizeof name);
     numel[i] = ch_param_numel(ps);
     st = open_checked(file, path, name, ps, &ds[i]);
     if (st == CH_OK) st = ckpt_attr_read_u32(ds[i], "crc32", &stored[i]);
@@ -421,26 +427,18 @@ ch_status ch_ckpt_read(const ch_group *g, const char *path, const ch_layout *l,
   int go = st == CH_OK;
   int ra = go ? open(path, O_RDONLY | O_CLOEXEC) : -1;
   for (int i = 0; i < k && go; i++) {
-    int b = i / l->nparams, p = i % l->nparams;
     int64_t a, e;
-    size_t at;
-    piece_of(l, p, own, &bufs[b], &a, &e, &at);
-    float *x = bufs[b].data + at;
+    float *x = piece_of(l, own, bufs, i, &a, &e);
     for (int j = i + 1; j < k && ra >= 0; j++) {
       int64_t a2, e2;
-      size_t at2;
-      piece_of(l, j % l->nparams, own, &bufs[j / l->nparams], &a2, &e2, &at2);
+      piece_of(l, own, bufs, j, &a2, &e2);
       if (e2 <= a2) continue;
       off_t len, off = file_range(ds[j], a2, e2, &len);
       if (len > 0) posix_fadvise(ra, off, len, POSIX_FADV_WILLNEED); /* a hint */
       break;
     }
-    if (transfer(ds[i], dxpl, &l->params[i % l->nparams], a, e, x, 0) < 0) {
-      char name[CH_NAME_MAX + 64];
-      ckpt_dataset_path(&l->params[p], bufs[b].kind, name, sizeof name);
-      ch_status e = h5_fail(CH_ERR_IO, path, "reading", name);
-      if (st == CH_OK) st = e;
-    }
+    if (transfer(ds[i], dxpl, &l->params[i % l->nparams], a, e, x, 0) < 0)
+      transfer_failed(&st, path, "reading", l, bufs, i);
     pieces[i] = (ckpt_piece){a, e - a, e > a ? crc_of(x, e - a) : 0};
   }
   if (ra >= 0) close(ra);
@@ -457,7 +455,7 @@ ch_status ch_ckpt_read(const ch_group *g, const char *path, const ch_layout *l,
   if (st == CH_OK) st = ckpt_combine_crcs(g, pieces, k, numel, crc, covered);
   for (int i = 0; i < k && st == CH_OK; i++) {
     char name[CH_NAME_MAX + 64];
-    ckpt_dataset_path(&l->params[i % l->nparams], bufs[i / l->nparams].kind, name, sizeof name);
+    dataset_name(l, bufs, i, name, sizeof name);
     if (!covered[i])
       CH_DEBUG("%s: %s read in part; checksum not verified", path, name);
     else if (crc[i] != stored[i])

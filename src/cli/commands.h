@@ -3,6 +3,7 @@
 #pragma once
 #include <stddef.h>
 #include "cohort/comm.h"
+#include "cohort/config.h"
 #include "cohort/runtime.h"
 
 int cli_train(int argc, char **argv);
@@ -36,8 +37,13 @@ typedef struct cli_args {
   int noverrides;
 } cli_args;
 typedef int (*cli_flag_fn)(void *ctx, int argc, char **argv, int *i);
-/* Returns 0, or 2 after a message prefixed by `cmd` (an unexpected argument, a bad flag, no
- * CONFIG.yaml) or 1 (out of memory). Free with cli_args_free in every case. */
+/* Returns 0 (free `out` with cli_args_free or cli_load_config), or, with `out` freed, 2 after a
+ * message prefixed by `cmd` (an unexpected argument, a bad flag, no CONFIG.yaml) and `usage`,
+ * or 1 (out of memory). */
 int cli_parse_args(const char *cmd, int argc, char **argv, cli_flag_fn flag, void *ctx,
-                   cli_args *out);
+                   void (*usage)(void), cli_args *out);
 void cli_args_free(cli_args *a);
+/* Loads a's CONFIG.yaml with its overrides into *cfg and frees `a`. Returns 0, or 2 after the
+ * error, prefixed by `cmd`, on stderr where `report` is set (rank 0 of a job: the ranks all
+ * fail alike). */
+int cli_load_config(const char *cmd, cli_args *a, int report, ch_config *cfg);

@@ -31,8 +31,8 @@ void cli_stop(ch_group *world) {
   ch_runtime_finalize();
 }
 
-int cli_parse_args(const char *cmd, int argc, char **argv, cli_flag_fn flag, void *ctx,
-                   cli_args *out) {
+static int parse_args(const char *cmd, int argc, char **argv, cli_flag_fn flag, void *ctx,
+                      cli_args *out) {
   memset(out, 0, sizeof *out);
   out->overrides = calloc((size_t)argc + 1, sizeof *out->overrides);
   if (!out->overrides) return 1;
@@ -52,7 +52,25 @@ int cli_parse_args(const char *cmd, int argc, char **argv, cli_flag_fn flag, voi
   return out->config ? 0 : 2;
 }
 
+int cli_parse_args(const char *cmd, int argc, char **argv, cli_flag_fn flag, void *ctx,
+                   void (*usage)(void), cli_args *out) {
+  int rc = parse_args(cmd, argc, argv, flag, ctx, out);
+  if (rc) {
+    if (rc == 2) usage();
+    cli_args_free(out);
+  }
+  return rc;
+}
+
 void cli_args_free(cli_args *a) {
   free(a->overrides);
   a->overrides = NULL;
+}
+
+int cli_load_config(const char *cmd, cli_args *a, int report, ch_config *cfg) {
+  ch_status st = ch_config_load(a->config, a->overrides, a->noverrides, cfg);
+  cli_args_free(a);
+  if (st == CH_OK) return 0;
+  if (report) fprintf(stderr, "%s: %s\n", cmd, ch_error_message());
+  return 2;
 }

@@ -127,24 +127,17 @@ static int estimate_flag(void *ctx, int argc, char **argv, int *i) {
 int cli_estimate(int argc, char **argv) {
   estimate_flags fl = {0, 0};
   cli_args args;
-  int rc = cli_parse_args("cohort estimate", argc, argv, estimate_flag, &fl, &args);
-  if (!rc && fl.ranks < 1) {
+  int rc = cli_parse_args("cohort estimate", argc, argv, estimate_flag, &fl, usage, &args);
+  if (rc) return rc;
+  if (fl.ranks < 1) {
     fprintf(stderr, "cohort estimate: --ranks N is required (N >= 1)\n");
-    rc = 2;
-  }
-  if (rc) {
-    if (rc == 2) usage();
+    usage();
     cli_args_free(&args);
-    return rc;
+    return 2;
   }
   int ranks = fl.ranks, json = fl.json;
   ch_config cfg;
-  ch_status st = ch_config_load(args.config, args.overrides, args.noverrides, &cfg);
-  cli_args_free(&args);
-  if (st != CH_OK) {
-    fprintf(stderr, "cohort estimate: %s\n", ch_error_message());
-    return 2;
-  }
+  if (cli_load_config("cohort estimate", &args, 1, &cfg)) return 2;
   int64_t features, classes;
   ch_batch_plan plan;
   if (ch_train_plan(&cfg, ranks, &plan) != CH_OK) {
@@ -155,7 +148,7 @@ int cli_estimate(int argc, char **argv) {
   int arena = plan.max_batch;
   if (dataset_dims(&cfg, &features, &classes)) return 1;
   ch_model *model = NULL;
-  st = ch_model_create(ch_backend_cpu(), &cfg.model, features, classes, arena, &model);
+  ch_status st = ch_model_create(ch_backend_cpu(), &cfg.model, features, classes, arena, &model);
   if (st != CH_OK) {
     fprintf(stderr, "cohort estimate: %s\n", ch_error_message());
     return st == CH_ERR_CONFIG ? 2 : 1;

@@ -34,20 +34,11 @@ static int train_flag(void *ctx, int argc, char **argv, int *i) {
 int cli_train(int argc, char **argv) {
   train_flags fl = {0, 0};
   cli_args args;
-  int rc = cli_parse_args("cohort train", argc, argv, train_flag, &fl, &args);
-  if (rc) {
-    if (rc == 2) usage();
-    cli_args_free(&args);
-    return rc;
-  }
+  int rc = cli_parse_args("cohort train", argc, argv, train_flag, &fl, usage, &args);
+  if (rc) return rc;
   if (fl.print_config) { /* no MPI needed: resolve, print, exit */
     ch_config cfg;
-    ch_status st = ch_config_load(args.config, args.overrides, args.noverrides, &cfg);
-    cli_args_free(&args);
-    if (st != CH_OK) {
-      fprintf(stderr, "cohort train: %s\n", ch_error_message());
-      return 2;
-    }
+    if (cli_load_config("cohort train", &args, 1, &cfg)) return 2;
     char *yaml = ch_config_to_yaml(&cfg);
     if (!yaml) return 1;
     fputs(yaml, stdout);
@@ -63,15 +54,12 @@ int cli_train(int argc, char **argv) {
   /* Every rank parses the same file and arguments, so a bad config fails identically everywhere
    * and all ranks exit 2 without a collective being left waiting. */
   ch_config cfg;
-  ch_status st = ch_config_load(args.config, args.overrides, args.noverrides, &cfg);
-  cli_args_free(&args);
-  if (st != CH_OK) {
-    if (rt->world_rank == 0) fprintf(stderr, "cohort train: %s\n", ch_error_message());
+  if (cli_load_config("cohort train", &args, rt->world_rank == 0, &cfg)) {
     cli_stop(&world);
     return 2;
   }
   ch_train_result res;
-  st = ch_train_run(&cfg, &world, cfg.serve.after, &res);
+  ch_status st = ch_train_run(&cfg, &world, cfg.serve.after, &res);
   if (st == CH_ERR_CONFIG) {
     /* Configuration checks happen before any collective that could diverge, on every rank. */
     if (rt->world_rank == 0) fprintf(stderr, "cohort train: %s\n", ch_error_message());

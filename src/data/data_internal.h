@@ -28,10 +28,18 @@ ch_status data_commit_file(const char *tmp, const char *out);
 /* The readers' collective protocol (h5collective.c). Each runs under one collective-watchdog
  * mark with HDF5's error printing silenced. */
 
-/* Opens path with data_open_parallel, then runs contents(ctx) (reading attributes, opening
- * datasets); *file is -1 or open (the caller closes it, also on error). Collective. */
-ch_status data_open_collective(const ch_group *g, const char *path, hid_t *file,
-                               ch_status (*contents)(void *ctx), void *ctx);
+/* The argument checks of a split reader's open (`fn` names it): g, path and split given, split
+ * a plain name (train, val, ...). Errors: CH_ERR_INVALID. Local. */
+ch_status data_check_open(const char *fn, const ch_group *g, const char *path, const char *split);
+/* Opens path with data_open_parallel, checks that it has group /<split>, then runs
+ * contents(reader, path, split) (reading attributes, opening datasets); *file is -1 or open (the
+ * caller closes it, also on error). Collective. */
+ch_status data_open_split(const ch_group *g, const char *path, const char *split, hid_t *file,
+                          ch_status (*contents)(void *reader, const char *path, const char *split),
+                          void *reader);
+/* The transfer property list of the readers' reads: independent I/O (see dataset.c's top
+ * comment). *out is -1 or open. Errors: CH_ERR_IO naming `where`. */
+ch_status data_independent_dxpl(const char *where, hid_t *out);
 /* Agrees on every rank's `prepared` status over comm, then, when all are CH_OK, runs read(ctx)
  * (the transfer). Returns this rank's failure, else another rank's as "<where>: <what> failed
  * on another rank", else CH_OK. Collective. */

@@ -31,15 +31,14 @@ static ch_status open_checked(ch_dataset *ds, const char *split, const char *nam
 }
 
 /* Everything after the file is open: attributes, datasets, their agreement. */
-static ch_status open_contents(ch_dataset *ds, const char *path, const char *split) {
+static ch_status open_contents(void *reader, const char *path, const char *split) {
+  ch_dataset *ds = reader;
   int64_t nf = 0, nc = 0;
   CH_CHECK(data_read_attr_i64(ds->file, path, "num_features", &nf));
   CH_CHECK(data_read_attr_i64(ds->file, path, "num_classes", &nc));
   if (nf < 1) return CH_FAIL(CH_ERR_FORMAT, "%s: num_features = %lld (must be >= 1)", path, (long long)nf);
   if (nc < 1 || nc > INT32_MAX)
     return CH_FAIL(CH_ERR_FORMAT, "%s: num_classes = %lld (must be in 1..2^31-1)", path, (long long)nc);
-  if (H5Lexists(ds->file, split, H5P_DEFAULT) <= 0)
-    return CH_FAIL(CH_ERR_FORMAT, "%s: no split '%s' (group /%s)", path, split, split);
   hsize_t xd[2] = {0, 0}, yd[1] = {0};
   CH_CHECK(open_checked(ds, split, "x", H5T_FLOAT, 2, xd, &ds->x));
   CH_CHECK(open_checked(ds, split, "y", H5T_INTEGER, 1, yd, &ds->y));
@@ -52,35 +51,18 @@ static ch_status open_contents(ch_dataset *ds, const char *path, const char *spl
   ds->rows = (int64_t)xd[0];
   ds->features = nf;
   ds->classes = (int)nc;
-  ds->dxpl = H5Pcreate(H5P_DATASET_XFER);
-  if (ds->dxpl < 0 || H5Pset_dxpl_mpio(ds->dxpl, H5FD_MPIO_INDEPENDENT) < 0)
-    return data_h5_fail(CH_ERR_IO, ds->where, "transfer property list");
-  return CH_OK;
-}
-
-typedef struct open_args {
-  ch_dataset *ds;
-  const char *path, *split;
-} open_args;
-
-static ch_status open_contents_cb(void *ctx) {
-  const open_args *a = ctx;
-  return open_contents(a->ds, a->path, a->split);
+  return data_independent_dxpl(ds->where, &ds->dxpl);
 }
 
 ch_status ch_dataset_open(const ch_group *g, const char *path, const char *split, ch_dataset **out) {
   *out = NULL;
-  if (!g || ch_group_mpi_comm(g) == MPI_COMM_NULL || !path || !split)
-    return CH_FAIL(CH_ERR_INVALID, "ch_dataset_open: null argument");
-  if (!split[0] || strchr(split, '/') || strlen(split) > 64)
-    return CH_FAIL(CH_ERR_INVALID, "bad split name '%s' (expected e.g. train or val)", split);
+  CH_CHECK(data_check_open("ch_dataset_open", g, path, split));
   ch_dataset *ds = calloc(1, sizeof *ds);
   if (!ds) return CH_FAIL(CH_ERR_NOMEM, "dataset handle");
   ds->file = ds->x = ds->y = ds->dxpl = -1;
   ds->comm = ch_group_mpi_comm(g);
   snprintf(ds->where, sizeof ds->where, "%s:/%s", path, split);
-  open_args a = {ds, path, split};
-  ch_status st = data_open_collective(g, path, &ds->file, open_contents_cb, &a);
+  ch_status st = data_open_split(g, path, split, &ds->file, open_contents, ds);
   if (st != CH_OK) {
     ch_error_trace(__FILE__, __LINE__);
     ch_dataset_close(ds);

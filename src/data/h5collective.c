@@ -1,20 +1,40 @@
 /* The collective protocol of the parallel readers (dataset.c, tokens.c): open, agreed read and
  * close, each under one collective-watchdog mark with HDF5's error printing silenced. */
+#include <string.h>
+
 #include "cohort/comm_mpi.h"
 #include "cohort/watchdog.h"
 #include "data/data_internal.h"
 #include "runtime/h5util.h"
 
-ch_status data_open_collective(const ch_group *g, const char *path, hid_t *file,
-                               ch_status (*contents)(void *ctx), void *ctx) {
+ch_status data_check_open(const char *fn, const ch_group *g, const char *path, const char *split) {
+  if (!g || ch_group_mpi_comm(g) == MPI_COMM_NULL || !path || !split)
+    return CH_FAIL(CH_ERR_INVALID, "%s: null argument", fn);
+  if (!split[0] || strchr(split, '/') || strlen(split) > 64)
+    return CH_FAIL(CH_ERR_INVALID, "bad split name '%s' (expected e.g. train or val)", split);
+  return CH_OK;
+}
+
+ch_status data_open_split(const ch_group *g, const char *path, const char *split, hid_t *file,
+                          ch_status (*contents)(void *reader, const char *path, const char *split),
+                          void *reader) {
   h5_quiet q;
   h5_quiet_begin(&q);
   ch_watchdog_enter("hdf5 open"); /* collective: H5Fopen, and metadata reads (all_coll) */
   ch_status st = data_open_parallel(g, path, file);
-  if (st == CH_OK) st = contents(ctx);
+  if (st == CH_OK && H5Lexists(*file, split, H5P_DEFAULT) <= 0)
+    st = CH_FAIL(CH_ERR_FORMAT, "%s: no split '%s' (group /%s)", path, split, split);
+  if (st == CH_OK) st = contents(reader, path, split);
   ch_watchdog_leave();
   h5_quiet_end(&q);
   return st;
+}
+
+ch_status data_independent_dxpl(const char *where, hid_t *out) {
+  *out = H5Pcreate(H5P_DATASET_XFER);
+  if (*out < 0 || H5Pset_dxpl_mpio(*out, H5FD_MPIO_INDEPENDENT) < 0)
+    return data_h5_fail(CH_ERR_IO, where, "transfer property list");
+  return CH_OK;
 }
 
 ch_status data_read_agreed(MPI_Comm comm, ch_status prepared, const char *where,

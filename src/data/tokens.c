@@ -23,12 +23,12 @@ struct ch_tokens {
   char where[256]; /* "path:/split" for messages */
 };
 
-static ch_status open_contents(ch_tokens *t, const char *path, const char *split) {
+/* Everything after the file is open: attributes, the token dataset. */
+static ch_status open_contents(void *reader, const char *path, const char *split) {
+  ch_tokens *t = reader;
   CH_CHECK(data_read_attr_i64(t->file, path, "vocab_size", &t->vocab));
   if (t->vocab < 1 || t->vocab > (int64_t)INT32_MAX + 1)
     return CH_FAIL(CH_ERR_FORMAT, "%s: vocab_size = %lld (must be in 1..2^31)", path, (long long)t->vocab);
-  if (H5Lexists(t->file, split, H5P_DEFAULT) <= 0)
-    return CH_FAIL(CH_ERR_FORMAT, "%s: no split '%s' (group /%s)", path, split, split);
   char full[96];
   snprintf(full, sizeof full, "/%s/tokens", split);
   hsize_t dims[1] = {0};
@@ -44,28 +44,12 @@ static ch_status open_contents(ch_tokens *t, const char *path, const char *split
     if (a < 0 || H5Aread(a, H5T_NATIVE_DOUBLE, &t->unigram_entropy) < 0) t->unigram_entropy = NAN;
     if (a >= 0) H5Aclose(a);
   }
-  t->dxpl = H5Pcreate(H5P_DATASET_XFER);
-  if (t->dxpl < 0 || H5Pset_dxpl_mpio(t->dxpl, H5FD_MPIO_INDEPENDENT) < 0)
-    return data_h5_fail(CH_ERR_IO, t->where, "transfer property list");
-  return CH_OK;
-}
-
-typedef struct open_args {
-  ch_tokens *t;
-  const char *path, *split;
-} open_args;
-
-static ch_status open_contents_cb(void *ctx) {
-  const open_args *a = ctx;
-  return open_contents(a->t, a->path, a->split);
+  return data_independent_dxpl(t->where, &t->dxpl);
 }
 
 ch_status ch_tokens_open(const ch_group *g, const char *path, const char *split, int context, ch_tokens **out) {
   *out = NULL;
-  if (!g || ch_group_mpi_comm(g) == MPI_COMM_NULL || !path || !split)
-    return CH_FAIL(CH_ERR_INVALID, "ch_tokens_open: null argument");
-  if (!split[0] || strchr(split, '/') || strlen(split) > 64)
-    return CH_FAIL(CH_ERR_INVALID, "bad split name '%s' (expected train or val)", split);
+  CH_CHECK(data_check_open("ch_tokens_open", g, path, split));
   if (context < 1) return CH_FAIL(CH_ERR_INVALID, "context %d (must be >= 1)", context);
   ch_tokens *t = calloc(1, sizeof *t);
   if (!t) return CH_FAIL(CH_ERR_NOMEM, "token dataset handle");
@@ -73,8 +57,7 @@ ch_status ch_tokens_open(const ch_group *g, const char *path, const char *split,
   t->comm = ch_group_mpi_comm(g);
   t->context = context;
   snprintf(t->where, sizeof t->where, "%s:/%s", path, split);
-  open_args a = {t, path, split};
-  ch_status st = data_open_collective(g, path, &t->file, open_contents_cb, &a);
+  ch_status st = data_open_split(g, path, split, &t->file, open_contents, t);
   if (st != CH_OK) {
     ch_error_trace(__FILE__, __LINE__);
     ch_tokens_close(t);

@@ -31,18 +31,10 @@ typedef struct gpt {
 
 static void spec(ch_param_spec *p, const char *name, int unit, int ndim, int64_t d0, int64_t d1,
                  ch_init init, float scale, ch_tp_split split, int groups, int64_t grain) {
+  *p = (ch_param_spec){.ndim = ndim, .shape = {d0, d1}, .init = init, .init_scale = scale,
+                       .dtype = CH_F32, .split = split, .tp_groups = groups, .tp_grain = grain,
+                       .unit = unit, .no_decay = ndim == 1 /* biases and LayerNorm parameters */};
   snprintf(p->name, sizeof p->name, "%s", name);
-  p->ndim = ndim;
-  p->shape[0] = d0;
-  p->shape[1] = d1;
-  p->init = init;
-  p->init_scale = scale;
-  p->dtype = CH_F32;
-  p->split = split;
-  p->tp_groups = groups;
-  p->tp_grain = grain;
-  p->unit = unit;
-  p->no_decay = ndim == 1; /* biases and LayerNorm parameters */
 }
 
 /* GPT-2's initialisation: N(0, 0.02), residual projections N(0, 0.02 / sqrt(2 L)), zero

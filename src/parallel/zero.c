@@ -214,12 +214,8 @@ ch_status zero_create(const ch_group *g, const ch_layout *l, const ch_shard *own
   zero *z = calloc(1, sizeof *z);
   if (!z) return CH_FAIL(CH_ERR_NOMEM, "ZeRO state");
   *out = z;
-  z->g = g;
-  z->l = l;
-  z->own = own;
-  z->strategy = strategy;
-  z->reshard = reshard_after_forward;
-  z->prefetch = prefetch;
+  *z = (zero){.g = g, .l = l, .own = own, .strategy = strategy,
+              .reshard = reshard_after_forward, .prefetch = prefetch};
   int U = l->nunits;
   size_t bytes = l->numel * sizeof(float), page = (size_t)sysconf(_SC_PAGESIZE);
   z->map_bytes = (bytes + CH_HUGE - 1) / CH_HUGE * CH_HUGE;

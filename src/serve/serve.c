@@ -28,27 +28,34 @@ ch_status serve_metrics_init(serve_state *s) {
   int nb = metrics_pow2_buckets(batch, s->opts.max_batch_size > 1 ? s->opts.max_batch_size : 2);
   const double *lat = metrics_latency_buckets;
   int nl = metrics_latency_nbuckets;
+  const struct {
+    const char *name, *help;
+    metric_type type;
+    const char *const *labels;
+    const double *bounds;
+    int nbounds;
+    metric **out;
+  } fam[] = {
+    {"cohort_requests_total", "Requests by endpoint and HTTP status", CH_METRIC_COUNTER, out,
+     NULL, 0, &s->m_requests},
+    {"cohort_request_duration_seconds", "Time from a request's arrival to its response",
+     CH_METRIC_HISTOGRAM, ep, lat, nl, &s->m_latency},
+    {"cohort_queue_duration_seconds", "Time a request waited for the executor",
+     CH_METRIC_HISTOGRAM, model, lat, nl, &s->m_queue},
+    {"cohort_batch_size", "Rows (V2) or sequences (generation) per executor step",
+     CH_METRIC_HISTOGRAM, model, batch, nb, &s->m_batch},
+    {"cohort_generated_tokens_total", "Tokens generated", CH_METRIC_COUNTER, model, NULL, 0,
+     &s->m_tokens},
+    {"cohort_time_to_first_token_seconds",
+     "Time from a completion request's arrival to its first token", CH_METRIC_HISTOGRAM, model,
+     lat, nl, &s->m_ttft},
+    {"cohort_compute_duration_seconds", "Executor time per step by stage (infer, prefill, decode)",
+     CH_METRIC_HISTOGRAM, stage, lat, nl, &s->m_compute},
+  };
   CH_CHECK(metrics_create(&s->metrics));
-  metrics *m = s->metrics;
-  CH_CHECK(metrics_register(m, "cohort_requests_total", "Requests by endpoint and HTTP status",
-                            CH_METRIC_COUNTER, out, NULL, 0, &s->m_requests));
-  CH_CHECK(metrics_register(m, "cohort_request_duration_seconds",
-                            "Time from a request's arrival to its response",
-                            CH_METRIC_HISTOGRAM, ep, lat, nl, &s->m_latency));
-  CH_CHECK(metrics_register(m, "cohort_queue_duration_seconds",
-                            "Time a request waited for the executor", CH_METRIC_HISTOGRAM,
-                            model, lat, nl, &s->m_queue));
-  CH_CHECK(metrics_register(m, "cohort_batch_size",
-                            "Rows (V2) or sequences (generation) per executor step",
-                            CH_METRIC_HISTOGRAM, model, batch, nb, &s->m_batch));
-  CH_CHECK(metrics_register(m, "cohort_generated_tokens_total", "Tokens generated",
-                            CH_METRIC_COUNTER, model, NULL, 0, &s->m_tokens));
-  CH_CHECK(metrics_register(m, "cohort_time_to_first_token_seconds",
-                            "Time from a completion request's arrival to its first token",
-                            CH_METRIC_HISTOGRAM, model, lat, nl, &s->m_ttft));
-  CH_CHECK(metrics_register(m, "cohort_compute_duration_seconds",
-                            "Executor time per step by stage (infer, prefill, decode)",
-                            CH_METRIC_HISTOGRAM, stage, lat, nl, &s->m_compute));
+  for (size_t i = 0; i < sizeof fam / sizeof *fam; i++)
+    CH_CHECK(metrics_register(s->metrics, fam[i].name, fam[i].help, fam[i].type, fam[i].labels,
+                              fam[i].bounds, fam[i].nbounds, fam[i].out));
   return CH_OK;
 }
 
