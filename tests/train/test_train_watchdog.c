@@ -31,6 +31,7 @@ int main(int argc, char **argv) {
   CHT_ASSERT(st != CH_OK, "ch_train_run ran although its watchdog could not start");
   printf("PASS: a watchdog that cannot start fails ch_train_run cleanly (%s)\n", ch_error_message());
   ch_watchdog_stop();
+  ch_group_destroy(&world);
   ch_runtime_finalize();
   return 0;
 }
