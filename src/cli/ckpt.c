@@ -101,14 +101,20 @@ static int has_tensor(const ch_ckpt_file *f, const char *name) {
   return 0;
 }
 
+/* The checkpoint file `arg` names (see cli_resolve_checkpoint), opened: returns 0, or 1 after a
+ * message prefixed by `cmd`. */
+static int open_checkpoint(const char *cmd, const char *arg, char *path, size_t size,
+                           ch_ckpt_file *f) {
+  if (cli_resolve_checkpoint(cmd, arg, path, size)) return 1;
+  if (ch_ckpt_open(path, f) == CH_OK) return 0;
+  fprintf(stderr, "%s: %s\n", cmd, ch_error_message());
+  return 1;
+}
+
 static int cli_inspect(const char *arg) {
   char path[CH_PATH_MAX * 2 + 16];
-  if (cli_resolve_checkpoint("cohort ckpt inspect", arg, path, sizeof path)) return 1;
   ch_ckpt_file f;
-  if (ch_ckpt_open(path, &f) != CH_OK) {
-    fprintf(stderr, "cohort ckpt inspect: %s\n", ch_error_message());
-    return 1;
-  }
+  if (open_checkpoint("cohort ckpt inspect", arg, path, sizeof path, &f)) return 1;
   const ch_ckpt_meta *m = &f.meta;
   printf("file            %s\n", path);
   printf("format          %s, version %d\n", CH_CKPT_FORMAT, f.format_version);
@@ -183,12 +189,8 @@ static int cli_inspect(const char *arg) {
 
 static int cli_export(const char *arg, const char *out) {
   char path[CH_PATH_MAX * 2 + 16];
-  if (cli_resolve_checkpoint("cohort ckpt export", arg, path, sizeof path)) return 1;
   ch_ckpt_file f;
-  if (ch_ckpt_open(path, &f) != CH_OK) {
-    fprintf(stderr, "cohort ckpt export: %s\n", ch_error_message());
-    return 1;
-  }
+  if (open_checkpoint("cohort ckpt export", arg, path, sizeof path, &f)) return 1;
   int n = 0;
   int64_t bytes = 0;
   ch_status st = ch_ckpt_export_safetensors(&f, out, &n, &bytes);
@@ -204,11 +206,7 @@ static int cli_export(const char *arg, const char *out) {
 }
 
 int cli_ckpt(int argc, char **argv) {
-  for (int i = 1; i < argc; i++)
-    if (!strcmp(argv[i], "-h") || !strcmp(argv[i], "--help")) {
-      ckpt_usage(stdout);
-      return 0;
-    }
+  if (cli_help(argc, argv, ckpt_usage)) return 0;
   if (argc == 3 && !strcmp(argv[1], "inspect")) return cli_inspect(argv[2]);
   if (argc == 4 && !strcmp(argv[1], "export")) return cli_export(argv[2], argv[3]);
   if (argc >= 2 && strcmp(argv[1], "inspect") && strcmp(argv[1], "export"))

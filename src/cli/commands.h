@@ -2,6 +2,7 @@
  * the process exit code (0 ok, 1 runtime failure, 2 usage or configuration error). */
 #pragma once
 #include <stddef.h>
+#include <stdio.h>
 #include "cohort/comm.h"
 #include "cohort/config.h"
 #include "cohort/runtime.h"
@@ -27,6 +28,10 @@ int cli_resolve_checkpoint(const char *cmd, const char *arg, char *out, size_t s
 ch_runtime *cli_start(int *argc, char ***argv, int verbose, ch_group *world);
 /* Destroys the world group and finalizes the runtime. */
 void cli_stop(ch_group *world);
+
+/* When any argument is -h or --help: prints usage(stdout) and returns 1 (the subcommand then
+ * exits 0); else returns 0. */
+int cli_help(int argc, char **argv, void (*usage)(FILE *out));
 
 /* A config subcommand's arguments (train, estimate): CONFIG.yaml, then key.sub=value overrides
  * in order; every argument starting with '-' goes to `flag`, which consumes it (and may advance

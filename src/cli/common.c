@@ -31,6 +31,15 @@ void cli_stop(ch_group *world) {
   ch_runtime_finalize();
 }
 
+int cli_help(int argc, char **argv, void (*usage)(FILE *out)) {
+  for (int i = 1; i < argc; i++)
+    if (!strcmp(argv[i], "-h") || !strcmp(argv[i], "--help")) {
+      usage(stdout);
+      return 1;
+    }
+  return 0;
+}
+
 static int parse_args(const char *cmd, int argc, char **argv, cli_flag_fn flag, void *ctx,
                       cli_args *out) {
   memset(out, 0, sizeof *out);

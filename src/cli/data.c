@@ -44,6 +44,21 @@ static int usage_error(const char *fmt, const char *arg) {
   return 2;
 }
 
+/* Option argv[*i], "--name VALUE" or "--name=VALUE", one of names[0..n): returns its index and
+ * its value in *val, *i advanced past a separate value; or -1 after a usage error (an unknown
+ * option, a missing value). */
+static int take_option(int argc, char **argv, int *i, const char *const *names, int n,
+                       const char **val) {
+  const char *a = argv[*i], *eq = strchr(a, '=');
+  size_t len = eq ? (size_t)(eq - a) : strlen(a);
+  int k = 0;
+  while (k < n && !(strlen(names[k]) == len && !strncmp(a, names[k], len))) k++;
+  if (k == n) return usage_error("unknown option '%s'", a), -1;
+  *val = eq ? eq + 1 : (*i + 1 < argc ? argv[++*i] : NULL);
+  if (!*val) return usage_error("option '%s' needs a value", a), -1;
+  return k;
+}
+
 /* Parses the value of option `name`; returns 0 on success. */
 static int parse_int(const char *s, int *v) {
   char *end;
@@ -84,21 +99,15 @@ static int cli_data_csv(int argc, char **argv) {
       return 0;
     }
     if (a[0] == '-' && a[1] == '-') {
-      /* --opt VALUE or --opt=VALUE */
-      const char *eq = strchr(a, '=');
-      size_t len = eq ? (size_t)(eq - a) : strlen(a);
-      const char *val = eq ? eq + 1 : (i + 1 < argc ? argv[i + 1] : NULL);
-      int is_label = len == 14 && !strncmp(a, "--label-column", len);
-      int is_frac = len == 14 && !strncmp(a, "--val-fraction", len);
-      int is_seed = len == 6 && !strncmp(a, "--seed", len);
-      if (!is_label && !is_frac && !is_seed) return usage_error("unknown option '%s'", a);
-      if (!val) return usage_error("option '%s' needs a value", a);
-      if (!eq) i++;
-      if (is_label && parse_int(val, &o.label_column))
+      static const char *const opts[] = {"--label-column", "--val-fraction", "--seed"};
+      const char *val;
+      int k = take_option(argc, argv, &i, opts, 3, &val);
+      if (k < 0) return 2;
+      if (k == 0 && parse_int(val, &o.label_column))
         return usage_error("--label-column: '%s' is not a column index (0-based, or -1 for the last)", val);
-      if (is_frac && parse_frac(val, &o.val_fraction))
+      if (k == 1 && parse_frac(val, &o.val_fraction))
         return usage_error("--val-fraction: '%s' is not a number in [0, 1)", val);
-      if (is_seed && parse_u64(val, &o.seed))
+      if (k == 2 && parse_u64(val, &o.seed))
         return usage_error("--seed: '%s' is not a non-negative integer", val);
       continue;
     }
@@ -188,24 +197,18 @@ static int cli_data_text(int argc, char **argv) {
       return 0;
     }
     if (a[0] == '-' && a[1] == '-') {
-      const char *eq = strchr(a, '=');
-      size_t len = eq ? (size_t)(eq - a) : strlen(a);
-      const char *val = eq ? eq + 1 : (i + 1 < argc ? argv[i + 1] : NULL);
-      int is_frac = len == 14 && !strncmp(a, "--val-fraction", len);
-      int is_tok = len == 11 && !strncmp(a, "--tokenizer", len);
-      int is_vocab = len == 7 && !strncmp(a, "--vocab", len);
-      int is_merges = len == 8 && !strncmp(a, "--merges", len);
-      if (!is_frac && !is_tok && !is_vocab && !is_merges) rc = usage_error("unknown option '%s'", a);
-      else if (!val) rc = usage_error("option '%s' needs a value", a);
-      else if (is_frac && (parse_frac(val, &frac) || frac <= 0))
+      static const char *const opts[] = {"--val-fraction", "--tokenizer", "--vocab", "--merges"};
+      const char *val;
+      int k = take_option(argc, argv, &i, opts, 4, &val);
+      if (k < 0) rc = 2;
+      else if (k == 0 && (parse_frac(val, &frac) || frac <= 0))
         rc = usage_error("--val-fraction: '%s' is not a number in (0, 1)", val);
-      else if (is_tok && strcmp(val, "byte") && strcmp(val, "gpt2"))
+      else if (k == 1 && strcmp(val, "byte") && strcmp(val, "gpt2"))
         rc = usage_error("--tokenizer: '%s' is not byte or gpt2", val);
       if (rc) break;
-      if (!eq) i++;
-      if (is_tok) tokenizer = val;
-      if (is_vocab) vocab = val;
-      if (is_merges) merges = val;
+      if (k == 1) tokenizer = val;
+      if (k == 2) vocab = val;
+      if (k == 3) merges = val;
       continue;
     }
     pos[npos++] = a;

@@ -120,11 +120,7 @@ static ch_status run(ch_model *m, const float *params, const gen_opts *o, int32_
 }
 
 int cli_generate(int argc, char **argv) {
-  for (int i = 1; i < argc; i++)
-    if (!strcmp(argv[i], "-h") || !strcmp(argv[i], "--help")) {
-      usage(stdout);
-      return 0;
-    }
+  if (cli_help(argc, argv, usage)) return 0;
   gen_opts o;
   int rc = parse(argc, argv, &o);
   if (rc) return rc;

@@ -77,11 +77,7 @@ static int parse(int argc, char **argv, ch_config *cfg, const char **ckpt) {
 }
 
 int cli_serve(int argc, char **argv) {
-  for (int i = 1; i < argc; i++)
-    if (!strcmp(argv[i], "-h") || !strcmp(argv[i], "--help")) {
-      usage(stdout);
-      return 0;
-    }
+  if (cli_help(argc, argv, usage)) return 0;
   ch_config cfg; /* its serve.* defaults are the options' defaults */
   ch_config_defaults(&cfg);
   const char *ckpt = NULL;

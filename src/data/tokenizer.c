@@ -268,12 +268,9 @@ ch_status ch_tokenizer_create_gpt2(const char *encoder_json, size_t encoder_len,
   CH_CHECK_GOTO(load_merges(t, &ids), st, done);
 done:
   bpe_strmap_free(&ids);
-  if (st != CH_OK) {
-    ch_tokenizer_destroy(t);
-    return st;
-  }
-  *out = t;
-  return CH_OK;
+  if (st == CH_OK) *out = t;
+  else ch_tokenizer_destroy(t);
+  return st;
 }
 
 /* Encoding with a per-call cache of piece -> ids (kept per call so that a tokenizer stays

@@ -30,12 +30,9 @@ ch_status ch_model_create(const ch_backend *be, const ch_model_cfg *cfg, int64_t
     m->y_stage = ys;
     m->arena_bytes += xb + yb;
   }
-  if (st != CH_OK) {
-    ch_model_destroy(m);
-    return st;
-  }
-  *out = m;
-  return CH_OK;
+  if (st == CH_OK) *out = m;
+  else ch_model_destroy(m);
+  return st;
 }
 
 void ch_model_destroy(ch_model *m) {

@@ -76,12 +76,9 @@ ch_status ch_tp_model_create(const ch_model *m, const ch_layout *local, const fl
                      .owns_bias = owns_bias,
                      .max_batch = max_batch > 0 ? max_batch : 1, .reduce = reduce, .rctx = rctx};
   ch_status st = gpt_shape_of(m) ? gpt_setup(t, kv_slots > 0 ? kv_slots : 1) : mlp_setup(t);
-  if (st != CH_OK) {
-    ch_tp_model_destroy(t);
-    return st;
-  }
-  *out = t;
-  return CH_OK;
+  if (st == CH_OK) *out = t;
+  else ch_tp_model_destroy(t);
+  return st;
 }
 
 void ch_tp_model_destroy(ch_tp_model *t) {

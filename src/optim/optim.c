@@ -56,12 +56,9 @@ ch_status ch_optim_create(const ch_backend *be, const ch_optim_cfg *cfg, const c
   }
   ch_status st = ch_op_memset(be, o->m, 0, bytes);
   if (st == CH_OK && o->v) st = ch_op_memset(be, o->v, 0, bytes);
-  if (st != CH_OK) {
-    ch_optim_destroy(o);
-    return st;
-  }
-  *out = o;
-  return CH_OK;
+  if (st == CH_OK) *out = o;
+  else ch_optim_destroy(o);
+  return st;
 }
 
 void ch_optim_destroy(ch_optim *o) {

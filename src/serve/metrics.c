@@ -217,43 +217,40 @@ static void drop(metric *f, const char *op, const char *why) {
   (void)CH_FAIL(CH_ERR_INVALID, "%s on metric %s ignored: %s", op, f ? f->name : "(null)", why);
 }
 
-void metric_inc(metric *f, const char *const *label_values, double v) {
-  if (!f) { drop(f, "inc", "family is NULL"); return; }
-  if (f->type == CH_METRIC_HISTOGRAM) {
-    drop(f, "inc", "it is a histogram (use observe)");
-    return;
-  }
-  if (f->type == CH_METRIC_COUNTER && !(v >= 0)) {
-    drop(f, "inc", "counter increment is negative or NaN");
-    return;
+/* The series of f that an update `op` goes to, or NULL after drop(): no family, `refused` (why
+ * this update does not apply to the family; NULL when it does), or no series (label values
+ * missing, out of memory). */
+static series *target(metric *f, const char *const *label_values, const char *op,
+                      const char *refused) {
+  if (!f) refused = "family is NULL";
+  if (refused) {
+    drop(f, op, refused);
+    return NULL;
   }
   series *s = series_get(f, label_values);
-  if (!s) {
-    drop(f, "inc", "missing label values or out of memory");
-    return;
-  }
-  atomic_add_double(&s->value, v);
+  if (!s) drop(f, op, "missing label values or out of memory");
+  return s;
+}
+
+void metric_inc(metric *f, const char *const *label_values, double v) {
+  const char *refused = NULL;
+  if (f && f->type == CH_METRIC_HISTOGRAM) refused = "it is a histogram (use observe)";
+  else if (f && f->type == CH_METRIC_COUNTER && !(v >= 0))
+    refused = "counter increment is negative or NaN";
+  series *s = target(f, label_values, "inc", refused);
+  if (s) atomic_add_double(&s->value, v);
 }
 
 void metric_set(metric *f, const char *const *label_values, double v) {
-  if (!f) { drop(f, "set", "family is NULL"); return; }
-  if (f->type != CH_METRIC_GAUGE) { drop(f, "set", "only gauges can be set"); return; }
-  series *s = series_get(f, label_values);
-  if (!s) {
-    drop(f, "set", "missing label values or out of memory");
-    return;
-  }
-  atomic_store_explicit(&s->value, metric_dbits(v), memory_order_relaxed);
+  series *s = target(f, label_values, "set",
+                     f && f->type != CH_METRIC_GAUGE ? "only gauges can be set" : NULL);
+  if (s) atomic_store_explicit(&s->value, metric_dbits(v), memory_order_relaxed);
 }
 
 void metric_observe(metric *f, const char *const *label_values, double v) {
-  if (!f) { drop(f, "observe", "family is NULL"); return; }
-  if (f->type != CH_METRIC_HISTOGRAM) { drop(f, "observe", "it is not a histogram"); return; }
-  series *s = series_get(f, label_values);
-  if (!s) {
-    drop(f, "observe", "missing label values or out of memory");
-    return;
-  }
+  series *s = target(f, label_values, "observe",
+                     f && f->type != CH_METRIC_HISTOGRAM ? "it is not a histogram" : NULL);
+  if (!s) return;
   int lo = 0, hi = f->nbounds; /* first bound >= v; NaN compares false and lands in +Inf */
   while (lo < hi) {
     int mid = (lo + hi) / 2;

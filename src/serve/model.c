@@ -44,12 +44,9 @@ ch_status serve_model_load(const ch_group *g, const char *path, const ch_serve_o
     }
     st = finish(g, m, o);
   }
-  if (st != CH_OK) {
-    serve_model_free(m);
-    return st;
-  }
-  *out = m;
-  return CH_OK;
+  if (st == CH_OK) *out = m;
+  else serve_model_free(m);
+  return st;
 }
 
 ch_status serve_model_from_params(const ch_group *g, const ch_ckpt_model_info *info,
@@ -68,12 +65,9 @@ ch_status serve_model_from_params(const ch_group *g, const ch_ckpt_model_info *i
     ch_tp_extract(ch_model_layout(m->full), params, &m->local, m->slices, m->params);
     st = finish(g, m, o);
   }
-  if (st != CH_OK) {
-    serve_model_free(m);
-    return st;
-  }
-  *out = m;
-  return CH_OK;
+  if (st == CH_OK) *out = m;
+  else serve_model_free(m);
+  return st;
 }
 
 void serve_model_free(serve_model *m) {

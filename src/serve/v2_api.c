@@ -51,6 +51,21 @@ static int run(serve_state *s, serve_call *k, serve_req *r) {
   return status;
 }
 
+/* An inference refused before it reached the queue (a bad request). */
+static int refuse(serve_state *s, serve_call *k, int status, const char *err) {
+  serve_count(s, "infer", status, k->t0);
+  return serve_reply_error(k, status, err);
+}
+
+/* The reply to a finished inference: its outputs o[0..2) (200) or r's error; drops r. */
+static int reply(serve_state *s, serve_call *k, const v2_request *req, serve_req *r, int status,
+                 const char *version, const v2_output *o) {
+  char *body = status == 200 ? v2_response(s->model_name, version, req, o, 2) : v2_error(r->err);
+  put(s, r);
+  serve_count(s, "infer", status, k->t0);
+  return serve_reply_json(k, status, body);
+}
+
 /* The GPT (its schema: ch_model_io): input_ids INT32 [n] (or [1, n]) -> the next token's
  * logits [vocab] and its argmax, one prefill step through the same executor and KV slots as
  * completions. */
@@ -74,10 +89,7 @@ static int infer_gpt(serve_state *s, serve_call *k, v2_request *req, const serve
       snprintf(err, sizeof err, "input '%s': token %d at %lld is outside the vocabulary [0, %lld)",
                in->name, in->i32[i], (long long)i, (long long)vocab);
   if (!err[0] && v2_check_outputs(req, outs, nouts, err, sizeof err) == 0) err[0] = '\0';
-  if (err[0]) {
-    serve_count(s, "infer", 400, k->t0);
-    return serve_reply_error(k, 400, err);
-  }
+  if (err[0]) return refuse(s, k, 400, err);
   serve_req *r = serve_req_new(SERVE_GENERATE);
   if (r) {
     r->nprompt = (int)n;
@@ -94,19 +106,12 @@ static int infer_gpt(serve_state *s, serve_call *k, v2_request *req, const serve
     return serve_reply_error(k, 500, "out of memory");
   }
   int status = run(s, k, r);
-  char *body;
-  if (status == 200) {
-    const ch_io_tensor *lo = &io->outputs[0], *nt = &io->outputs[1];
-    v2_output o[2] = {
-        {.name = lo->name, .dtype = v2_dtype_of(lo->dtype), .ndim = 1, .shape = {vocab}, .f32 = r->logits},
-        {.name = nt->name, .dtype = v2_dtype_of(nt->dtype), .ndim = 1, .shape = {1}, .i32 = r->out}};
-    body = v2_response(s->model_name, m->version, req, o, 2);
-  } else {
-    body = v2_error(r->err);
-  }
-  put(s, r);
-  serve_count(s, "infer", status, k->t0);
-  return serve_reply_json(k, status, body);
+  const ch_io_tensor *lo = &io->outputs[0], *nt = &io->outputs[1];
+  v2_output o[2] = {{.name = lo->name, .dtype = v2_dtype_of(lo->dtype), .ndim = 1,
+                     .shape = {vocab}, .f32 = r->logits},
+                    {.name = nt->name, .dtype = v2_dtype_of(nt->dtype), .ndim = 1, .shape = {1},
+                     .i32 = r->out}};
+  return reply(s, k, req, r, status, m->version, o);
 }
 
 /* The MLP (its schema: ch_model_io): input FP32 (or any numeric type) [N, features] or
@@ -130,10 +135,7 @@ static int infer_mlp(serve_state *s, serve_call *k, v2_request *req, const serve
   } else if (v2_check_outputs(req, outs, nouts, err, sizeof err) == 0) {
     err[0] = '\0';
   }
-  if (err[0]) {
-    serve_count(s, "infer", 400, k->t0);
-    return serve_reply_error(k, 400, err);
-  }
+  if (err[0]) return refuse(s, k, 400, err);
   serve_req *r = serve_req_new(SERVE_INFER);
   if (r) {
     r->rows = (int)rows;
@@ -146,20 +148,12 @@ static int infer_mlp(serve_state *s, serve_call *k, v2_request *req, const serve
     return serve_reply_error(k, 500, "out of memory");
   }
   int status = run(s, k, r);
-  char *body;
-  if (status == 200) {
-    const ch_io_tensor *lo = &io->outputs[0], *la = &io->outputs[1];
-    v2_output o[2] = {
-        {.name = lo->name, .dtype = v2_dtype_of(lo->dtype), .ndim = 2, .shape = {rows, r->classes},
-         .f32 = r->logits},
-        {.name = la->name, .dtype = v2_dtype_of(la->dtype), .ndim = 1, .shape = {rows}, .i32 = r->labels}};
-    body = v2_response(s->model_name, r->version, req, o, 2);
-  } else {
-    body = v2_error(r->err);
-  }
-  put(s, r);
-  serve_count(s, "infer", status, k->t0);
-  return serve_reply_json(k, status, body);
+  const ch_io_tensor *lo = &io->outputs[0], *la = &io->outputs[1];
+  v2_output o[2] = {{.name = lo->name, .dtype = v2_dtype_of(lo->dtype), .ndim = 2,
+                     .shape = {rows, r->classes}, .f32 = r->logits},
+                    {.name = la->name, .dtype = v2_dtype_of(la->dtype), .ndim = 1,
+                     .shape = {rows}, .i32 = r->labels}};
+  return reply(s, k, req, r, status, r->version, o);
 }
 
 int serve_v2_infer(serve_state *s, serve_call *k) {
@@ -168,10 +162,7 @@ int serve_v2_infer(serve_state *s, serve_call *k) {
   v2_request req;
   v2_limits lim = {.max_elements = (int64_t)s->opts.max_body_bytes, .max_inputs = 4};
   int status = v2_parse_request(k->body, k->len, &lim, &req, err, sizeof err);
-  if (status) {
-    serve_count(s, "infer", status, k->t0);
-    return serve_reply_error(k, status, err);
-  }
+  if (status) return refuse(s, k, status, err);
   int ret = f.is_gpt ? infer_gpt(s, k, &req, &f) : infer_mlp(s, k, &req, &f);
   v2_request_free(&req);
   return ret;

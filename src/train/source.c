@@ -21,12 +21,9 @@ ch_status source_open(const ch_config *cfg, const ch_group *g, const char *split
   ch_status st = cfg->model.type == CH_MODEL_GPT
                      ? ch_tokens_open(g, cfg->data.path, split, cfg->model.context, &s->tokens)
                      : ch_dataset_open(g, cfg->data.path, split, &s->rows);
-  if (st != CH_OK) {
-    free(s);
-    return st;
-  }
-  *out = s;
-  return CH_OK;
+  if (st == CH_OK) *out = s;
+  else free(s);
+  return st;
 }
 
 void source_close(source *s) {
