@@ -213,82 +213,79 @@ static void finish_again(int mode, ch_request *r) {
 static const ch_dtype reduce_types[] = {CH_F32, CH_F64, CH_I32, CH_I64};
 #define NREDUCE_TYPES 4
 
-static void counts_for(size_t *c, int *nc) {
+static const ch_dtype all_types[] = {CH_F32, CH_F64, CH_I32, CH_I64, CH_U8};
+#define NALL_TYPES 5
+
+/* Runs one_case on an input of each of types[0..ntypes) and each count (empty, fewer and more
+ * elements than ranks, one large), input streams seed + 16 * type index + count index. */
+static void for_each_input(const ch_group *g, const ch_dtype *types, int ntypes, uint64_t seed,
+                           void (*one_case)(const ch_group *g, const input *in)) {
   size_t n = (size_t)g_size;
-  size_t list[] = {0, 1, n - 1, n + 1, 7, 1000003};
-  *nc = (int)(sizeof list / sizeof *list);
-  memcpy(c, list, sizeof list);
+  const size_t counts[] = {0, 1, n - 1, n + 1, 7, 1000003};
+  for (int ti = 0; ti < ntypes; ti++)
+    for (int ci = 0; ci < (int)(sizeof counts / sizeof *counts); ci++) {
+      input in;
+      input_make(&in, types[ti], counts[ci], seed + (uint64_t)(ti * 16 + ci));
+      one_case(g, &in);
+      input_free(&in);
+    }
+}
+
+static void allreduce_case(const ch_group *g, const input *in) {
+  void *buf = out_alloc(in->count, in->esz);
+  for (int op = CH_SUM; op <= CH_MIN; op++) {
+    for (int mode = 0; mode < M_COUNT; mode++) {
+      char what[160];
+      snprintf(what, sizeof what, "allreduce %s %s count %zu %s", ch_dtype_name(in->t),
+               op_name[op], in->count, mode_name[mode]);
+      memcpy(buf, in->mine, in->count * in->esz);
+      ch_request r;
+      CHT_OK(ch_comm_allreduce(g, buf, in->count, in->t, (ch_redop)op, req_for(mode, &r)));
+      finish(mode, &r, what);
+      check_reduced(what, buf, in->count, 0, in, (ch_redop)op);
+      finish_again(mode, &r);
+      check_reduced(what, buf, in->count, 0, in, (ch_redop)op);
+      guard_check(buf, in->count, in->esz, what);
+    }
+  }
+  free(buf);
 }
 
 static void test_allreduce(const ch_group *g) {
-  size_t counts[8];
-  int nc;
-  counts_for(counts, &nc);
-  for (int ti = 0; ti < NREDUCE_TYPES; ti++) {
-    for (int ci = 0; ci < nc; ci++) {
-      ch_dtype t = reduce_types[ti];
-      input in;
-      input_make(&in, t, counts[ci], 100 + (uint64_t)(ti * 16 + ci));
-      void *buf = out_alloc(in.count, in.esz);
-      for (int op = CH_SUM; op <= CH_MIN; op++) {
-        for (int mode = 0; mode < M_COUNT; mode++) {
-          char what[160];
-          snprintf(what, sizeof what, "allreduce %s %s count %zu %s", ch_dtype_name(t),
-                   op_name[op], in.count, mode_name[mode]);
-          memcpy(buf, in.mine, in.count * in.esz);
-          ch_request r;
-          CHT_OK(ch_comm_allreduce(g, buf, in.count, t, (ch_redop)op, req_for(mode, &r)));
-          finish(mode, &r, what);
-          check_reduced(what, buf, in.count, 0, &in, (ch_redop)op);
-          finish_again(mode, &r);
-          check_reduced(what, buf, in.count, 0, &in, (ch_redop)op);
-          guard_check(buf, in.count, in.esz, what);
-        }
-      }
-      free(buf);
-      input_free(&in);
+  for_each_input(g, reduce_types, NREDUCE_TYPES, 100, allreduce_case);
+}
+
+static void reduce_scatter_case(const ch_group *g, const input *in) {
+  size_t off = ch_part_offset(in->count, g_size, g_rank);
+  size_t mine = ch_part_count(in->count, g_size, g_rank);
+  void *recv = out_alloc(mine, in->esz);
+  void *send = malloc(in->count * in->esz + 1);
+  CHT_ASSERT(send, "out of memory");
+  for (int op = CH_SUM; op <= CH_AVG; op++) {
+    for (int mode = 0; mode < M_COUNT; mode++) {
+      char what[160];
+      snprintf(what, sizeof what, "reduce_scatter %s %s total %zu (part %zu at %zu) %s",
+               ch_dtype_name(in->t), op_name[op], in->count, mine, off, mode_name[mode]);
+      memcpy(send, in->mine, in->count * in->esz);
+      memset(recv, 0x5A, mine * in->esz);
+      ch_request r;
+      CHT_OK(ch_comm_reduce_scatter(g, send, recv, in->count, in->t, (ch_redop)op,
+                                    req_for(mode, &r)));
+      finish(mode, &r, what);
+      check_reduced(what, recv, mine, off, in, (ch_redop)op);
+      finish_again(mode, &r);
+      check_reduced(what, recv, mine, off, in, (ch_redop)op);
+      guard_check(recv, mine, in->esz, what);
+      CHT_ASSERT(memcmp(send, in->mine, in->count * in->esz) == 0, "%s: modified its send buffer",
+                 what);
     }
   }
+  free(send);
+  free(recv);
 }
 
 static void test_reduce_scatter(const ch_group *g) {
-  size_t counts[8];
-  int nc;
-  counts_for(counts, &nc);
-  for (int ti = 0; ti < NREDUCE_TYPES; ti++) {
-    for (int ci = 0; ci < nc; ci++) {
-      ch_dtype t = reduce_types[ti];
-      input in;
-      input_make(&in, t, counts[ci], 200 + (uint64_t)(ti * 16 + ci));
-      size_t off = ch_part_offset(in.count, g_size, g_rank);
-      size_t mine = ch_part_count(in.count, g_size, g_rank);
-      void *recv = out_alloc(mine, in.esz);
-      void *send = malloc(in.count * in.esz + 1);
-      CHT_ASSERT(send, "out of memory");
-      for (int op = CH_SUM; op <= CH_AVG; op++) {
-        for (int mode = 0; mode < M_COUNT; mode++) {
-          char what[160];
-          snprintf(what, sizeof what, "reduce_scatter %s %s total %zu (part %zu at %zu) %s",
-                   ch_dtype_name(t), op_name[op], in.count, mine, off, mode_name[mode]);
-          memcpy(send, in.mine, in.count * in.esz);
-          memset(recv, 0x5A, mine * in.esz);
-          ch_request r;
-          CHT_OK(ch_comm_reduce_scatter(g, send, recv, in.count, t, (ch_redop)op,
-                                        req_for(mode, &r)));
-          finish(mode, &r, what);
-          check_reduced(what, recv, mine, off, &in, (ch_redop)op);
-          finish_again(mode, &r);
-          check_reduced(what, recv, mine, off, &in, (ch_redop)op);
-          guard_check(recv, mine, in.esz, what);
-          CHT_ASSERT(memcmp(send, in.mine, in.count * in.esz) == 0, "%s: modified its send buffer",
-                     what);
-        }
-      }
-      free(send);
-      free(recv);
-      input_free(&in);
-    }
-  }
+  for_each_input(g, reduce_types, NREDUCE_TYPES, 200, reduce_scatter_case);
 }
 
 /* recv must hold, at every rank r's part, rank r's input at those positions. */
@@ -304,84 +301,69 @@ static void check_gathered(const char *what, const void *recv, const input *in) 
   }
 }
 
-static void test_allgather(const ch_group *g) {
-  static const ch_dtype types[] = {CH_F32, CH_F64, CH_I32, CH_I64, CH_U8};
-  size_t counts[8];
-  int nc;
-  counts_for(counts, &nc);
-  for (int ti = 0; ti < 5; ti++) {
-    for (int ci = 0; ci < nc; ci++) {
-      ch_dtype t = types[ti];
-      input in;
-      input_make(&in, t, counts[ci], 300 + (uint64_t)(ti * 16 + ci));
-      size_t off = ch_part_offset(in.count, g_size, g_rank);
-      size_t mine = ch_part_count(in.count, g_size, g_rank);
-      void *recv = out_alloc(in.count, in.esz);
-      void *send = malloc(mine * in.esz + 1);
-      CHT_ASSERT(send, "out of memory");
-      for (int inplace = 0; inplace <= 1; inplace++) {
-        for (int mode = 0; mode < M_COUNT; mode++) {
-          char what[160];
-          snprintf(what, sizeof what, "allgather %s total %zu%s %s", ch_dtype_name(t), in.count,
-                   inplace ? " in place" : "", mode_name[mode]);
-          memset(recv, 0x5A, in.count * in.esz);
-          const void *src;
-          if (inplace) {
-            memcpy((char *)recv + off * in.esz, (const char *)in.mine + off * in.esz, mine * in.esz);
-            src = (char *)recv + off * in.esz;
-          } else {
-            memcpy(send, (const char *)in.mine + off * in.esz, mine * in.esz);
-            src = send;
-          }
-          ch_request r;
-          CHT_OK(ch_comm_allgather(g, src, recv, in.count, t, req_for(mode, &r)));
-          finish(mode, &r, what);
-          check_gathered(what, recv, &in);
-          guard_check(recv, in.count, in.esz, what);
-          if (!inplace)
-            CHT_ASSERT(memcmp(send, (const char *)in.mine + off * in.esz, mine * in.esz) == 0,
-                       "%s: modified its send buffer", what);
-        }
+static void allgather_case(const ch_group *g, const input *in) {
+  size_t off = ch_part_offset(in->count, g_size, g_rank);
+  size_t mine = ch_part_count(in->count, g_size, g_rank);
+  void *recv = out_alloc(in->count, in->esz);
+  void *send = malloc(mine * in->esz + 1);
+  CHT_ASSERT(send, "out of memory");
+  for (int inplace = 0; inplace <= 1; inplace++) {
+    for (int mode = 0; mode < M_COUNT; mode++) {
+      char what[160];
+      snprintf(what, sizeof what, "allgather %s total %zu%s %s", ch_dtype_name(in->t), in->count,
+               inplace ? " in place" : "", mode_name[mode]);
+      memset(recv, 0x5A, in->count * in->esz);
+      const void *src;
+      if (inplace) {
+        memcpy((char *)recv + off * in->esz, (const char *)in->mine + off * in->esz,
+               mine * in->esz);
+        src = (char *)recv + off * in->esz;
+      } else {
+        memcpy(send, (const char *)in->mine + off * in->esz, mine * in->esz);
+        src = send;
       }
-      free(send);
-      free(recv);
-      input_free(&in);
+      ch_request r;
+      CHT_OK(ch_comm_allgather(g, src, recv, in->count, in->t, req_for(mode, &r)));
+      finish(mode, &r, what);
+      check_gathered(what, recv, in);
+      guard_check(recv, in->count, in->esz, what);
+      if (!inplace)
+        CHT_ASSERT(memcmp(send, (const char *)in->mine + off * in->esz, mine * in->esz) == 0,
+                   "%s: modified its send buffer", what);
     }
   }
+  free(send);
+  free(recv);
+}
+
+static void test_allgather(const ch_group *g) {
+  for_each_input(g, all_types, NALL_TYPES, 300, allgather_case);
+}
+
+static void broadcast_case(const ch_group *g, const input *in) {
+  void *buf = out_alloc(in->count, in->esz);
+  for (int root = 0; root < g_size; root++) {
+    for (int mode = 0; mode < M_COUNT; mode++) {
+      char what[160];
+      snprintf(what, sizeof what, "broadcast %s count %zu root %d %s", ch_dtype_name(in->t),
+               in->count, root, mode_name[mode]);
+      memcpy(buf, in->mine, in->count * in->esz); /* every rank starts from its own data */
+      ch_request r;
+      CHT_OK(ch_comm_broadcast(g, buf, in->count, in->t, root, req_for(mode, &r)));
+      finish(mode, &r, what);
+      if (in->count && memcmp(buf, input_at(in, root, 0), in->count * in->esz) != 0) {
+        for (size_t k = 0; k < in->count; k++)
+          CHT_ASSERT(memcmp((char *)buf + k * in->esz, input_at(in, root, k), in->esz) == 0,
+                     "%s: element %zu differs from the root's", what, k);
+      }
+      guard_check(buf, in->count, in->esz, what);
+    }
+  }
+  free(buf);
 }
 
 static void test_broadcast(const ch_group *g) {
-  static const ch_dtype types[] = {CH_F32, CH_F64, CH_I32, CH_I64, CH_U8};
-  size_t counts[8];
-  int nc;
-  counts_for(counts, &nc);
-  for (int ti = 0; ti < 5; ti++) {
-    for (int ci = 0; ci < nc; ci++) {
-      ch_dtype t = types[ti];
-      input in;
-      input_make(&in, t, counts[ci], 400 + (uint64_t)(ti * 16 + ci));
-      void *buf = out_alloc(in.count, in.esz);
-      for (int root = 0; root < g_size; root++) {
-        for (int mode = 0; mode < M_COUNT; mode++) {
-          char what[160];
-          snprintf(what, sizeof what, "broadcast %s count %zu root %d %s", ch_dtype_name(t),
-                   in.count, root, mode_name[mode]);
-          memcpy(buf, in.mine, in.count * in.esz); /* every rank starts from its own data */
-          ch_request r;
-          CHT_OK(ch_comm_broadcast(g, buf, in.count, t, root, req_for(mode, &r)));
-          finish(mode, &r, what);
-          if (in.count && memcmp(buf, input_at(&in, root, 0), in.count * in.esz) != 0) {
-            for (size_t k = 0; k < in.count; k++)
-              CHT_ASSERT(memcmp((char *)buf + k * in.esz, input_at(&in, root, k), in.esz) == 0,
-                         "%s: element %zu differs from the root's", what, k);
-          }
-          guard_check(buf, in.count, in.esz, what);
-        }
-      }
-      free(buf);
-      input_free(&in);
-    }
-  }
+  for_each_input(g, all_types, NALL_TYPES, 400, broadcast_case);
 }
 
 /* The last rank arrives 0.5 s late; nobody may leave the barrier before it arrives. Times

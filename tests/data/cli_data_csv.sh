@@ -7,18 +7,7 @@ cohort=$1
 digits=$2
 dir=$(mktemp -d /tmp/cohort_test_cli_XXXXXX) || exit 1
 trap 'rm -rf "$dir"' EXIT
-fail() { echo "FAIL: $*" >&2; exit 1; }
-
-# expect CODE PATTERN ARGS...: runs `cohort ARGS`, checks the exit code and that the combined
-# output matches PATTERN (grep -E).
-expect() {
-  code=$1 pattern=$2
-  shift 2
-  "$cohort" "$@" >"$dir/out.txt" 2>&1
-  got=$?
-  [ "$got" -eq "$code" ] || { cat "$dir/out.txt" >&2; fail "cohort $*: exit $got, expected $code"; }
-  grep -Eq -- "$pattern" "$dir/out.txt" || { cat "$dir/out.txt" >&2; fail "cohort $*: output lacks '$pattern'"; }
-}
+. "$(dirname "$0")/lib.sh" # fail, expect
 
 expect 0 'rows +1797 \(train 1438, val 359\)' data csv "$digits" "$dir/digits.h5"
 grep -Eq 'features +64' "$dir/out.txt" || fail "features line"

@@ -8,18 +8,7 @@ set -u
 cohort=$1 py=$2 check=$3 shakespeare=$4
 dir=$(mktemp -d /tmp/cohort_test_text_XXXXXX) || exit 1
 trap 'rm -rf "$dir"' EXIT
-fail() { echo "FAIL: $*" >&2; exit 1; }
-
-# expect CODE PATTERN ARGS...: runs `cohort ARGS`, checks the exit code and that the combined
-# output matches PATTERN (grep -E).
-expect() {
-  code=$1 pattern=$2
-  shift 2
-  "$cohort" "$@" >"$dir/out.txt" 2>&1
-  got=$?
-  [ "$got" -eq "$code" ] || { cat "$dir/out.txt" >&2; fail "cohort $*: exit $got, expected $code"; }
-  grep -Eq -- "$pattern" "$dir/out.txt" || { cat "$dir/out.txt" >&2; fail "cohort $*: output lacks '$pattern'"; }
-}
+. "$(dirname "$0")/lib.sh" # fail, expect
 
 seed=$(od -An -N4 -tu4 /dev/urandom | tr -d ' ')
 echo "seed $seed"

@@ -169,8 +169,7 @@ int main(int argc, char **argv) {
   ch_group g;
   CHT_OK(ch_group_world(&g));
   char dir[64] = "/tmp/cohort_test_dataset_XXXXXX", csv[128], h5a[128], h5b[128];
-  if (g.rank == 0) CHT_ASSERT(mkdtemp(dir), "mkdtemp");
-  MPI_Bcast(dir, sizeof dir, MPI_CHAR, 0, ch_group_mpi_comm(&g));
+  cht_world_tmpdir(dir, sizeof dir);
   snprintf(csv, sizeof csv, "%s/rows.csv", dir);
   snprintf(h5a, sizeof h5a, "%s/all.h5", dir);
   snprintf(h5b, sizeof h5b, "%s/split.h5", dir);
@@ -187,13 +186,7 @@ int main(int argc, char **argv) {
   check_split(&g, h5b);
   check_open_errors(&g, dir, h5a, csv);
 
-  MPI_Barrier(ch_group_mpi_comm(&g));
-  if (g.rank == 0) {
-    unlink(csv);
-    unlink(h5a);
-    unlink(h5b);
-    rmdir(dir);
-  }
+  cht_world_tmpdir_remove(dir);
   ch_group_destroy(&g);
   ch_runtime_finalize();
   return 0;

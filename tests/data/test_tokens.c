@@ -160,8 +160,7 @@ int main(int argc, char **argv) {
   ch_group g;
   CHT_OK(ch_group_world(&g));
   char dir[64] = "/tmp/cohort_test_tokens_XXXXXX", txt[128], h5[128], bad[128];
-  if (g.rank == 0) CHT_ASSERT(mkdtemp(dir), "mkdtemp");
-  MPI_Bcast(dir, sizeof dir, MPI_CHAR, 0, ch_group_mpi_comm(&g));
+  cht_world_tmpdir(dir, sizeof dir);
   snprintf(txt, sizeof txt, "%s/text.bin", dir);
   snprintf(h5, sizeof h5, "%s/tokens.h5", dir);
   snprintf(bad, sizeof bad, "%s/bad.h5", dir);
@@ -196,13 +195,7 @@ int main(int argc, char **argv) {
   ch_tokenizer_destroy(tok);
   ch_tokens_close(t);
 
-  MPI_Barrier(ch_group_mpi_comm(&g));
-  if (g.rank == 0) {
-    unlink(txt);
-    unlink(h5);
-    unlink(bad);
-    rmdir(dir);
-  }
+  cht_world_tmpdir_remove(dir);
   ch_group_destroy(&g);
   ch_runtime_finalize();
   return 0;

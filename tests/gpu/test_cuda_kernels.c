@@ -88,6 +88,13 @@ static void check(const char *op, const char *cas, double e, double tol) {
   CHT_ASSERT(e <= tol, "%s (%s): error %.3g over tolerance %.3g", op, cas, e, tol);
 }
 
+/* Downloads n floats of dev into got and checks them against ref. */
+static void check_dev(const char *op, const char *cas, float *got, const float *dev,
+                      const float *ref, size_t n, double tol) {
+  down(got, dev, sizeof *got * n);
+  check(op, cas, err(got, ref, n), tol);
+}
+
 /* ---- elementwise ------------------------------------------------------------------------- */
 
 static void test_elementwise(int64_t n, int mis) {
@@ -99,18 +106,15 @@ static void test_elementwise(int64_t n, int mis) {
 
   cpu_gelu_forward(ref, x, n);
   CHT_OK(ch_cuda_gelu_forward(dout, dx, n, S));
-  down(got, dout, sizeof *got * n);
-  check("gelu_forward", cas, err(got, ref, n), TOL);
+  check_dev("gelu_forward", cas, got, dout, ref, n, TOL);
 
   cpu_gelu_backward(ref, dy, x, n);
   CHT_OK(ch_cuda_gelu_backward(dout, ddy, dx, n, S));
-  down(got, dout, sizeof *got * n);
-  check("gelu_backward", cas, err(got, ref, n), TOL);
+  check_dev("gelu_backward", cas, got, dout, ref, n, TOL);
 
   cpu_add(ref, x, dy, n);
   CHT_OK(ch_cuda_add(dx, dx, ddy, n, S)); /* in place: y aliases a */
-  down(got, dx, sizeof *got * n);
-  check("add (in place)", cas, err(got, ref, n), 0.0);
+  check_dev("add (in place)", cas, got, dx, ref, n, 0.0);
 
   ch_cuda_free(dx - mis), ch_cuda_free(ddy - mis), ch_cuda_free(dout - mis);
   free(x), free(dy), free(got), free(ref);
@@ -133,12 +137,9 @@ static void test_layernorm(int64_t rows, int dim, int mis) {
 
   cpu_layernorm_forward(y, mean, rstd, x, w, b, rows, dim, 1e-5f);
   CHT_OK(ch_cuda_layernorm_forward(dy_out, dmean, drstd, dx_, dw_, db_, rows, dim, 1e-5f, S));
-  down(got, dy_out, sizeof *got * n);
-  check("layernorm_forward y", cas, err(got, y, n), TOL);
-  down(got, dmean, sizeof *got * rows);
-  check("layernorm_forward mean", cas, err(got, mean, rows), TOL);
-  down(got, drstd, sizeof *got * rows);
-  check("layernorm_forward rstd", cas, err(got, rstd, rows), TOL);
+  check_dev("layernorm_forward y", cas, got, dy_out, y, n, TOL);
+  check_dev("layernorm_forward mean", cas, got, dmean, mean, rows, TOL);
+  check_dev("layernorm_forward rstd", cas, got, drstd, rstd, rows, TOL);
 
   /* backward accumulates into dx, dw, db: start all three from random values */
   float *dy = rnd(n, 6, 1.0f, 0.0f), *gx = rnd(n, 7, 1.0f, 0.0f), *gw = rnd(dim, 8, 1.0f, 0.0f);
@@ -147,12 +148,9 @@ static void test_layernorm(int64_t rows, int dim, int mis) {
   up(dmean, mean, sizeof *mean * rows), up(drstd, rstd, sizeof *rstd * rows); /* same saved stats */
   cpu_layernorm_backward(gx, gw, gb, dy, x, mean, rstd, w, rows, dim);
   CHT_OK(ch_cuda_layernorm_backward(dgx, dgw, dgb, ddy, dx_, dmean, drstd, dw_, rows, dim, S));
-  down(got, dgx, sizeof *got * n);
-  check("layernorm_backward dx", cas, err(got, gx, n), TOL);
-  down(got, dgw, sizeof *got * dim);
-  check("layernorm_backward dw", cas, err(got, gw, dim), TOL);
-  down(got, dgb, sizeof *got * dim);
-  check("layernorm_backward db", cas, err(got, gb, dim), TOL);
+  check_dev("layernorm_backward dx", cas, got, dgx, gx, n, TOL);
+  check_dev("layernorm_backward dw", cas, got, dgw, gw, dim, TOL);
+  check_dev("layernorm_backward db", cas, got, dgb, gb, dim, TOL);
 
   ch_cuda_free(dx_ - mis), ch_cuda_free(dw_ - mis), ch_cuda_free(db_ - mis), ch_cuda_free(dy_out - mis);
   ch_cuda_free(dmean), ch_cuda_free(drstd), ch_cuda_free(ddy - mis), ch_cuda_free(dgx - mis);
@@ -275,8 +273,7 @@ static void test_adamw(int mis) {
   const char *names[3] = {"adamw p", "adamw m", "adamw v"};
   size_t differ = 0;
   for (int k = 0; k < 3; k++) {
-    down(got, dev[k], sizeof *got * n);
-    check(names[k], cas, err(got, ref[k], n), TOL);
+    check_dev(names[k], cas, got, dev[k], ref[k], n, TOL);
     differ += (size_t)(memcmp(got, ref[k], sizeof *got * n) != 0);
   }
   printf("  adamw (%s): %s bitwise\n", cas, differ ? "NOT" : "equal to the CPU optimizer");
@@ -375,8 +372,7 @@ static void test_gemm(ch_cuda_blas *blas, int ta, int tb, int m, int n, int k) {
 
   ch_sgemm(ta, tb, m, n, k, 0.7f, a, lda, b, ldb, 0.3f, ref, ldc);
   CHT_OK(ch_cuda_sgemm(blas, ta, tb, m, n, k, 0.7f, da, lda, db, ldb, 0.3f, dc, ldc, S));
-  down(got, dc, sizeof *got * nc);
-  check("sgemm", cas, err(got, ref, nc), TOL);
+  check_dev("sgemm", cas, got, dc, ref, nc, TOL);
 
   uint16_t *ha = dmalloc(sizeof *ha * na), *hb = dmalloc(sizeof *hb * nb);
   CHT_OK(ch_cuda_f32_to_bf16(ha, da, (int64_t)na, S));

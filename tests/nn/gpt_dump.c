@@ -47,11 +47,8 @@ int main(int argc, char **argv) {
   const char *dir = argv[1];
   ch_config cfg;
   ch_config_defaults(&cfg);
-  cfg.model.type = CH_MODEL_GPT;
-  cfg.model.n_layer = arg_int(argv[2], "N_LAYER", 1);
-  cfg.model.n_head = arg_int(argv[3], "N_HEAD", 1);
-  cfg.model.n_embd = arg_int(argv[4], "N_EMBD", 1);
-  cfg.model.context = arg_int(argv[5], "CONTEXT", 1);
+  cht_gpt(&cfg.model, arg_int(argv[2], "N_LAYER", 1), arg_int(argv[3], "N_HEAD", 1),
+          arg_int(argv[4], "N_EMBD", 1), arg_int(argv[5], "CONTEXT", 1));
   int V = arg_int(argv[6], "VOCAB", 2), B = arg_int(argv[7], "BATCH", 1);
   uint64_t seed = (uint64_t)arg_int(argv[8], "SEED", 0);
   int steps = arg_int(argv[9], "STEPS", 1), T = cfg.model.context;

@@ -16,30 +16,8 @@ void h5d_write_array(hid_t loc, const char *name, hid_t type, int rank, const hs
   H5CK(H5Sclose(space));
 }
 
-void h5d_attr_double(hid_t loc, const char *name, double v) {
-  hid_t space = H5Screate(H5S_SCALAR);
-  H5CK(space);
-  hid_t a = H5Acreate2(loc, name, H5T_NATIVE_DOUBLE, space, H5P_DEFAULT, H5P_DEFAULT);
-  H5CK(a);
-  H5CK(H5Awrite(a, H5T_NATIVE_DOUBLE, &v));
-  H5CK(H5Aclose(a));
-  H5CK(H5Sclose(space));
-}
-
-void h5d_attr_int(hid_t loc, const char *name, long long v) {
-  hid_t space = H5Screate(H5S_SCALAR);
-  H5CK(space);
-  hid_t a = H5Acreate2(loc, name, H5T_NATIVE_LLONG, space, H5P_DEFAULT, H5P_DEFAULT);
-  H5CK(a);
-  H5CK(H5Awrite(a, H5T_NATIVE_LLONG, &v));
-  H5CK(H5Aclose(a));
-  H5CK(H5Sclose(space));
-}
-
-void h5d_attr_string(hid_t loc, const char *name, const char *v) {
-  hid_t type = H5Tcopy(H5T_C_S1);
-  H5CK(type);
-  H5CK(H5Tset_size(type, strlen(v)));
+/* A scalar attribute of memory (and file) type `type` holding the value at v. */
+static void attr_scalar(hid_t loc, const char *name, hid_t type, const void *v) {
   hid_t space = H5Screate(H5S_SCALAR);
   H5CK(space);
   hid_t a = H5Acreate2(loc, name, type, space, H5P_DEFAULT, H5P_DEFAULT);
@@ -47,6 +25,21 @@ void h5d_attr_string(hid_t loc, const char *name, const char *v) {
   H5CK(H5Awrite(a, type, v));
   H5CK(H5Aclose(a));
   H5CK(H5Sclose(space));
+}
+
+void h5d_attr_double(hid_t loc, const char *name, double v) {
+  attr_scalar(loc, name, H5T_NATIVE_DOUBLE, &v);
+}
+
+void h5d_attr_int(hid_t loc, const char *name, long long v) {
+  attr_scalar(loc, name, H5T_NATIVE_LLONG, &v);
+}
+
+void h5d_attr_string(hid_t loc, const char *name, const char *v) {
+  hid_t type = H5Tcopy(H5T_C_S1);
+  H5CK(type);
+  H5CK(H5Tset_size(type, strlen(v)));
+  attr_scalar(loc, name, type, v);
   H5CK(H5Tclose(type));
 }
 

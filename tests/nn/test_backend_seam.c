@@ -252,11 +252,7 @@ static void check_gpt(void) {
   enum { T = 8, V = 29, B = 3 };
   ch_config cfg;
   ch_config_defaults(&cfg);
-  cfg.model.type = CH_MODEL_GPT;
-  cfg.model.n_layer = 2;
-  cfg.model.n_head = 2;
-  cfg.model.n_embd = 16;
-  cfg.model.context = T;
+  cht_gpt(&cfg.model, 2, 2, 16, T);
   int32_t win[B * (T + 1)];
   for (int i = 0; i < B * (T + 1); i++) win[i] = (int32_t)ch_rng_below(7, 1, (uint64_t)i, V);
   run a, b;

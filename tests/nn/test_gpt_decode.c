@@ -31,11 +31,7 @@ static double row_err(const float *a, const float *b, int n) {
 static void check_decoder(void) {
   ch_config cfg;
   ch_config_defaults(&cfg);
-  cfg.model.type = CH_MODEL_GPT;
-  cfg.model.n_layer = L;
-  cfg.model.n_head = NH;
-  cfg.model.n_embd = C;
-  cfg.model.context = T;
+  cht_gpt(&cfg.model, L, NH, C, T);
   ch_model *m;
   CHT_OK(ch_model_create(ch_backend_cpu(), &cfg.model, 0, V, 2, &m));
   const ch_layout *l = ch_model_layout(m);

@@ -27,14 +27,7 @@ import subprocess
 import sys
 import tempfile
 
-try:
-    import h5py
-    import numpy as np
-    import torch
-    import torch.nn.functional as F
-except ImportError as e:  # pragma: no cover - depends on the machine
-    print(f"skip: cannot import torch/h5py/numpy: {e}")
-    sys.exit(77)
+from reftest import F, h5py, np, rel_err, torch  # exits 77 (SKIP) without them
 
 TOL = 1e-4
 FLOOR = 0.1
@@ -93,16 +86,6 @@ class GPT(torch.nn.Module):
             hid = F.gelu(self.conv1d(b.ln_2(x), b.mlp.c_fc), approximate="tanh")
             x = x + self.conv1d(hid, b.mlp.c_proj)
         return self.ln_f(x) @ self.wte.weight.T  # tied head
-
-
-def rel_err(c, r, floor_frac):
-    c = np.asarray(c, dtype=np.float64)
-    r = np.asarray(r, dtype=np.float64)
-    floor = floor_frac * float(np.max(np.abs(r))) if r.size else 0.0
-    denom = np.maximum(np.abs(r), floor)
-    if np.any(denom == 0):
-        return 0.0 if np.array_equal(c, r) else float("inf")
-    return float(np.max(np.abs(c - r) / denom))
 
 
 def checkpoint_params(path):

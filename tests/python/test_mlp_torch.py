@@ -41,14 +41,7 @@ import subprocess
 import sys
 import tempfile
 
-try:
-    import h5py
-    import numpy as np
-    import torch
-    import torch.nn.functional as F
-except ImportError as e:  # pragma: no cover - depends on the machine
-    print(f"skip: cannot import torch/h5py/numpy: {e}")
-    sys.exit(77)
+from reftest import F, h5py, np, rel_err, torch  # exits 77 (SKIP) without them
 from cohort_mlp import MLP  # noqa: E402
 
 TOL = 1e-5
@@ -74,17 +67,6 @@ def attr(f, name):
 
 def tensors(group):
     return {name: torch.from_numpy(group[name][...]) for name in group.keys()}
-
-
-def rel_err(c, r, floor_frac):
-    """Max over entries of |c - r| / max(|r|, floor_frac * max|r|)."""
-    c = np.asarray(c, dtype=np.float64)
-    r = np.asarray(r, dtype=np.float64)
-    floor = floor_frac * float(np.max(np.abs(r))) if r.size else 0.0
-    denom = np.maximum(np.abs(r), floor)
-    if np.any(denom == 0):
-        return 0.0 if np.array_equal(c, r) else float("inf")
-    return float(np.max(np.abs(c - r) / denom))
 
 
 def make_model(f, params, dtype):

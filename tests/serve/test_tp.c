@@ -125,11 +125,7 @@ static void check_gpt(const ch_group *g, const char *dir) {
   enum { V = 37, T = 16 };
   ch_config cfg;
   ch_config_defaults(&cfg);
-  cfg.model.type = CH_MODEL_GPT;
-  cfg.model.n_layer = 2;
-  cfg.model.n_head = 3;
-  cfg.model.n_embd = 24;
-  cfg.model.context = T;
+  cht_gpt(&cfg.model, 2, 3, 24, T);
   setup s;
   make(&s, &cfg, 0, V, 1, g, dir);
   ch_kv_cache *kv;

@@ -34,11 +34,7 @@ static void base_config(ch_config *c, const char *data, const char *name) {
 
 static void gpt_config(ch_config *c, const char *data, const char *name) {
   base_config(c, data, name);
-  c->model.type = CH_MODEL_GPT;
-  c->model.n_layer = 2;
-  c->model.n_head = 2;
-  c->model.n_embd = 32;
-  c->model.context = 32;
+  cht_gpt(&c->model, 2, 2, 32, 32);
   /* SGD, not AdamW: AdamW divides each element's step by its own gradient scale, so elements
    * whose gradients are tiny (rare tokens' embedding rows) turn fp32 summation-order noise into
    * steps of size lr, and N-rank and 1-rank runs part by ~1e-4 after a few steps however
@@ -139,7 +135,7 @@ int main(int argc, char **argv) {
   multi.train.micro_batch_size = gl % 2 == 0 ? gl / 2 : 1;
   compare("gpt accumulation, batch 10", &multi, &single, &world, &self, TOL);
 
-  cht_train_data_remove(&world, &td);
+  cht_world_tmpdir_remove(td.dir);
   if (world.rank == 0) {
     printf("ddp equivalence: all checks passed on %d ranks\n", world.size);
   }

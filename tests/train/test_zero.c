@@ -42,11 +42,7 @@ static void mlp_config(ch_config *c, const char *data, const char *name) {
 
 static void gpt_config(ch_config *c, const char *data, const char *name) {
   mlp_config(c, data, name);
-  c->model.type = CH_MODEL_GPT;
-  c->model.n_layer = 2;
-  c->model.n_head = 2;
-  c->model.n_embd = 32;
-  c->model.context = 32;
+  cht_gpt(&c->model, 2, 2, 32, 32);
   c->train.batch_size = 16;
   c->optim.lr = 5e-4;
   c->optim.eps = 1e-6;
@@ -172,7 +168,7 @@ int main(int argc, char **argv) {
   c.train.steps = 8;
   compare("gpt zero3 empty micro-steps", &c, CH_STRATEGY_ZERO3, &world);
 
-  cht_train_data_remove(&world, &td);
+  cht_world_tmpdir_remove(td.dir);
   if (world.rank == 0) {
     printf("zero equivalence and memory: all checks passed on %d ranks\n", world.size);
   }

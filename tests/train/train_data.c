@@ -10,9 +10,9 @@
 
 void cht_train_data_make(const ch_group *world, const char *csv, const char *txt,
                          cht_train_data *d) {
+  snprintf(d->dir, sizeof d->dir, "/tmp/cohort-test-train-XXXXXX");
+  cht_world_tmpdir(d->dir, sizeof d->dir);
   if (world->rank == 0) {
-    snprintf(d->dir, sizeof d->dir, "/tmp/cohort-test-train-XXXXXX");
-    CHT_ASSERT(mkdtemp(d->dir), "mkdtemp");
     snprintf(d->digits, sizeof d->digits, "%s/digits.h5", d->dir);
     ch_csv_opts o = {.label_column = -1, .val_fraction = 0.2, .seed = 0};
     CHT_OK(ch_data_csv_convert(csv, d->digits, &o, NULL));
@@ -21,14 +21,6 @@ void cht_train_data_make(const ch_group *world, const char *csv, const char *txt
     CHT_OK(ch_data_text_convert(in, 1, d->text, NULL, NULL));
   }
   MPI_Bcast(d, sizeof *d, MPI_CHAR, 0, ch_group_mpi_comm(world));
-}
-
-void cht_train_data_remove(const ch_group *world, const cht_train_data *d) {
-  MPI_Barrier(ch_group_mpi_comm(world));
-  if (world->rank != 0) return;
-  char cmd[400];
-  snprintf(cmd, sizeof cmd, "rm -rf '%s'", d->dir);
-  CHT_ASSERT(system(cmd) == 0, "cleanup of %s", d->dir);
 }
 
 void cht_mlp_config(ch_config *c, const char *data, const char *dir, const char *name,

@@ -6,7 +6,7 @@
 #include "cohort/config.h"
 
 typedef struct cht_train_data {
-  char dir[256];     /* the temporary directory (removed by cht_train_data_remove) */
+  char dir[256];     /* the temporary directory (remove it with cht_world_tmpdir_remove) */
   char digits[300];  /* digits.h5: 64 features, 10 classes, 20% validation */
   char text[300];    /* text.h5: byte tokens */
 } cht_train_data;
@@ -14,8 +14,6 @@ typedef struct cht_train_data {
 /* Collective over `world`. csv and txt: the argv paths of the shipped files. */
 void cht_train_data_make(const ch_group *world, const char *csv, const char *txt,
                          cht_train_data *d);
-/* Collective: rank 0 removes the directory after every rank is done with it. */
-void cht_train_data_remove(const ch_group *world, const cht_train_data *d);
 
 /* The MLP run both tests start from: a 2 x 48 GELU MLP on `data`, AdamW with a cosine schedule
  * (5 warmup steps), clipping at grad_clip, 20 steps of `batch` samples, logging every 10, small
