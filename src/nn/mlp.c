@@ -205,6 +205,30 @@ int mlp_activation(const ch_model *m) {
   return m->ops == &mlp_ops ? ((const mlp *)m->impl)->activation : -1;
 }
 
+int mlp_layers(const ch_model *m) { return m->ops == &mlp_ops ? ((const mlp *)m->impl)->nlayers : 0; }
+
+ch_status mlp_view_slice(const ch_model *model, const ch_layout *local, const float *p,
+                         mlp_layer_view *out) {
+  int n = mlp_layers(model);
+  if (n == 0) return CH_FAIL(CH_ERR_INVALID, "tensor-parallel MLP: not an MLP");
+  if (local->nparams != 2 * n)
+    return CH_FAIL(CH_ERR_INVALID, "tensor-parallel MLP: %d tensors, expected %d",
+                   local->nparams, 2 * n);
+  const mlp *m = model->impl;
+  for (int i = 0; i < n; i++) { /* build_specs: layer i is rows 2i (weight) and 2i+1 (bias) */
+    const ch_param_spec *w = &local->params[2 * i];
+    if (w->ndim != 2) return CH_FAIL(CH_ERR_INVALID, "tensor-parallel MLP: %s is not 2-D", w->name);
+    if (i > 0 && w->split != CH_TP_COLS && w->shape[1] != local->params[2 * i - 2].shape[0])
+      return CH_FAIL(CH_ERR_INVALID, "tensor-parallel MLP: %s does not follow the layer before",
+                     w->name);
+    out[i] = (mlp_layer_view){.w = p + local->offsets[2 * i], .b = p + local->offsets[2 * i + 1],
+                              .in = (int)w->shape[1], .out = (int)w->shape[0],
+                              .out_full = m->dims[i + 1],
+                              .partial = param_after_reduce(local, 2 * i + 1)};
+  }
+  return CH_OK;
+}
+
 static const model_ops mlp_ops = {
   .name = "mlp", .destroy = mlp_destroy, .forward = mlp_forward, .eval = mlp_eval, .train_step = mlp_train_step,
 };

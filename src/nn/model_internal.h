@@ -53,6 +53,22 @@ ch_status model_check_batch(const ch_model *m, int batch);
 /* The MLP's hidden activation (ch_activation); -1 when `m` is not an MLP. */
 int mlp_activation(const ch_model *m);
 
+/* One linear layer of an MLP as a tensor-parallel rank holds it: weight [out, in] and bias
+ * (views into the rank's buffer), out_full the layer's whole output width, `partial` when its
+ * output is a partial sum over the ranks (split by inputs: the bias is added once, after the
+ * sum, param_after_reduce). */
+typedef struct mlp_layer_view {
+  const float *w, *b;
+  int in, out, out_full, partial;
+} mlp_layer_view;
+/* The layers of `local` (a slice of m's spec table, ch_tp_layout) over `p`, in order: mlp.c
+ * reads its own table, so no other file knows its parameter order. `out` holds
+ * mlp_layers(m) entries. Errors: CH_ERR_INVALID (not an MLP, or not a slice of its table). */
+ch_status mlp_view_slice(const ch_model *m, const ch_layout *local, const float *p,
+                         mlp_layer_view *out);
+/* Linear layers of the MLP (depth + 1); 0 when `m` is not an MLP. */
+int mlp_layers(const ch_model *m);
+
 /* Whether parameter i of `l` is a bias added AFTER a tensor-parallel sum (so one rank adds it):
  * a replicated bias whose weight (the row before it in the spec table) is split. A split
  * weight with a split bias is column-parallel (each rank adds its part of the bias). */

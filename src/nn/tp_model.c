@@ -5,8 +5,9 @@
  * left whole runs replicated. GPT: the blocks of gpt.c on a view of this rank's heads and MLP
  * columns (gpt_block_forward with the reduce), the KV cache holding only those heads.
  * Which tensors are partial sums and which biases one rank adds come from the spec table
- * (param_after_reduce); the GPT's table order stays in gpt.c (gpt_view_slice). Runs on
- * the backend of the model it was created from. */
+ * (param_after_reduce); each family's table order stays in its own file (mlp_view_slice,
+ * gpt_view_slice), so this file knows no parameter by position. Runs on the backend of the
+ * model it was created from. */
 #include <stdlib.h>
 
 #include "nn/gpt_internal.h"
@@ -21,6 +22,7 @@ struct ch_tp_model {
   void *rctx;
   /* MLP */
   int nlayers, act;
+  mlp_layer_view *layers;  /* mlp.c's view of this rank's slice */
   float *buf[2];           /* backend: ping-pong activations of the widest layer */
   float *x_stage;          /* backend staging for the host input rows */
   /* GPT */
@@ -29,25 +31,21 @@ struct ch_tp_model {
   ch_kv_cache *kv;
 };
 
-/* Shapes of the local layers; the widest row width. */
+/* The local layers (mlp.c reads its table) and buffers for the widest of them. */
 static ch_status mlp_setup(ch_tp_model *t) {
-  const ch_layout *l = t->local;
-  t->nlayers = l->nparams / 2;
+  t->nlayers = mlp_layers(t->m);
   t->act = mlp_activation(t->m);
+  t->layers = calloc((size_t)(t->nlayers > 0 ? t->nlayers : 1), sizeof *t->layers);
+  if (!t->layers) return CH_FAIL(CH_ERR_NOMEM, "tensor-parallel MLP");
+  CH_CHECK(mlp_view_slice(t->m, t->local, t->p, t->layers));
   int64_t widest = 0;
   for (int i = 0; i < t->nlayers; i++) {
-    const ch_param_spec *w = &l->params[2 * i];
-    if (w->ndim != 2) return CH_FAIL(CH_ERR_INVALID, "tensor-parallel MLP: %s is not 2-D", w->name);
-    if (i > 0 && w->split != CH_TP_COLS && w->shape[1] != l->params[2 * i - 2].shape[0])
-      return CH_FAIL(CH_ERR_INVALID, "tensor-parallel MLP: %s does not follow the layer before",
-                     w->name);
     /* A column-parallel layer consumes the full output of the row-parallel one after the sum. */
-    int64_t out_full = ch_model_layout(t->m)->params[2 * i].shape[0];
-    widest = w->shape[0] > widest ? w->shape[0] : widest;
-    widest = out_full > widest ? out_full : widest;
+    widest = t->layers[i].out > widest ? t->layers[i].out : widest;
+    widest = t->layers[i].out_full > widest ? t->layers[i].out_full : widest;
   }
   size_t n = (size_t)t->max_batch * (size_t)widest;
-  size_t xn = (size_t)t->max_batch * (size_t)(l->nparams > 0 ? l->params[0].shape[1] : 0);
+  size_t xn = (size_t)t->max_batch * (size_t)(t->nlayers > 0 ? t->layers[0].in : 0);
   void *b0 = NULL, *b1 = NULL, *xs = NULL;
   CH_CHECK(ch_op_alloc(t->be, sizeof(float) * (n + 1), &b0));
   t->buf[0] = b0;
@@ -87,6 +85,7 @@ void ch_tp_model_destroy(ch_tp_model *t) {
   ch_op_free(t->be, t->buf[1]);
   ch_op_free(t->be, t->x_stage);
   free(t->blk);
+  free(t->layers);
   ch_kv_cache_destroy(t->kv);
   free(t);
 }
@@ -95,21 +94,19 @@ ch_status ch_tp_model_logits(ch_tp_model *t, const float *x, int batch, const fl
   if (gpt_shape_of(t->m)) return CH_FAIL(CH_ERR_INVALID, "ch_tp_model_logits: not an MLP");
   if (batch < 0 || batch > t->max_batch)
     return CH_FAIL(CH_ERR_INVALID, "batch of %d rows exceeds %d", batch, t->max_batch);
-  const ch_layout *l = t->local;
   const void *staged = NULL;
   if (t->nlayers > 0)
     CH_CHECK(ch_op_stage(t->be, t->x_stage, x,
-                         sizeof(float) * (size_t)batch * (size_t)l->params[0].shape[1], &staged));
+                         sizeof(float) * (size_t)batch * (size_t)t->layers[0].in, &staged));
   const float *in = staged;
   for (int i = 0; i < t->nlayers; i++) {
-    const ch_param_spec *w = &l->params[2 * i];
-    int rows_in = (int)w->shape[1], rows_out = (int)w->shape[0];
+    const mlp_layer_view *v = &t->layers[i];
+    int rows_out = v->out;
     float *z = t->buf[i % 2];
     /* A layer split by its inputs gives a partial sum; its bias is added once, after it. */
-    int partial = param_after_reduce(l, 2 * i + 1) && t->reduce;
-    const float *b = t->p + l->offsets[2 * i + 1];
-    CH_CHECK(ch_op_linear_fwd(t->be, z, in, t->p + l->offsets[2 * i],
-                              partial && !t->owns_bias ? NULL : b, batch, rows_in, rows_out));
+    int partial = v->partial && t->reduce;
+    CH_CHECK(ch_op_linear_fwd(t->be, z, in, v->w, partial && !t->owns_bias ? NULL : v->b, batch,
+                              v->in, rows_out));
     if (partial) CH_CHECK(t->reduce(t->rctx, z, (int64_t)batch * rows_out));
     if (i + 1 < t->nlayers) {
       int64_t n = (int64_t)batch * rows_out;
