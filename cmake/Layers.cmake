@@ -38,13 +38,6 @@ set(COHORT_LAYER_train_HEADERS config train cohort)
 # helpers of the two layers that use HDF5.
 set(COHORT_SHARED_PRIVATE_HEADERS "src/runtime/h5util.h:data,ckpt")
 
-# Sources compiled as part of another layer than their folder's ("file:layer"); none today.
-set(COHORT_LAYER_MOVED_SOURCES)
-
-# Upward uses tolerated while another change removes them ("layer:higher,..."): each entry lets
-# a layer see a higher layer's headers and symbols; none today.
-set(COHORT_LAYER_ALLOWED_UP)
-
 # External libraries every layer may use (their headers; libcohort links them).
 set(COHORT_LAYER_DEPS cohort_hdf5 MPI::MPI_C PkgConfig::HWLOC PkgConfig::YAML PkgConfig::CJSON
     PkgConfig::MHD Threads::Threads ZLIB::ZLIB ${CMAKE_DL_LIBS} m)
@@ -64,27 +57,11 @@ foreach(h ${_public})
   endif()
 endforeach()
 
-# Layers a layer may use: itself and those below it; a transitional allowance raises the top to
-# the highest layer it names (with everything below that).
+# Layers a layer may use: itself and those below it.
 function(_cohort_visible_layers layer out)
-  set(top ${layer})
-  list(FIND COHORT_LAYERS ${layer} top_index)
-  foreach(entry ${COHORT_LAYER_ALLOWED_UP})
-    string(REPLACE ":" ";" parts ${entry})
-    list(GET parts 0 who)
-    list(GET parts 1 ups)
-    if(who STREQUAL layer)
-      string(REPLACE "," ";" ups "${ups}")
-      foreach(u ${ups})
-        list(FIND COHORT_LAYERS ${u} i)
-        if(i GREATER top_index)
-          set(top_index ${i})
-        endif()
-      endforeach()
-    endif()
-  endforeach()
+  list(FIND COHORT_LAYERS ${layer} top)
   set(result)
-  foreach(i RANGE ${top_index})
+  foreach(i RANGE ${top})
     list(GET COHORT_LAYERS ${i} l)
     list(APPEND result ${l})
   endforeach()
@@ -99,7 +76,6 @@ endfunction()
 
 # ---- one object library, include tree and check per layer -------------------------------------
 set(COHORT_LAYER_OBJECTS)
-set(_below_objects)
 foreach(layer ${COHORT_LAYERS})
   set(inc ${PROJECT_BINARY_DIR}/layers/${layer})
   file(REMOVE_RECURSE ${inc})
@@ -120,18 +96,6 @@ foreach(layer ${COHORT_LAYERS})
     foreach(p ${private})
       _cohort_link(${PROJECT_SOURCE_DIR}/${dir}/${p} ${inc}/${prefix}/${p})
     endforeach()
-  endforeach()
-  foreach(entry ${COHORT_LAYER_MOVED_SOURCES})
-    string(REPLACE ":" ";" parts ${entry})
-    list(GET parts 0 file)
-    list(GET parts 1 owner)
-    if(EXISTS ${PROJECT_SOURCE_DIR}/${file})
-      if(owner STREQUAL layer)
-        list(APPEND sources ${PROJECT_SOURCE_DIR}/${file})
-      else()
-        list(REMOVE_ITEM sources ${PROJECT_SOURCE_DIR}/${file})
-      endif()
-    endif()
   endforeach()
   foreach(entry ${COHORT_SHARED_PRIVATE_HEADERS})
     string(REPLACE ":" ";" parts ${entry})
@@ -161,15 +125,10 @@ foreach(layer ${COHORT_LAYERS})
   list(APPEND COHORT_LAYER_OBJECTS $<TARGET_OBJECTS:cohort_${layer}>)
 
   # The call check: this layer and the ones it may use, with no undefined symbol left.
-  # (A lower layer's transitional allowance brings what it uses along.)
   set(check_objects)
   foreach(l ${visible})
-    _cohort_visible_layers(${l} below)
-    foreach(b ${below})
-      list(APPEND check_objects $<TARGET_OBJECTS:cohort_${b}>)
-    endforeach()
+    list(APPEND check_objects $<TARGET_OBJECTS:cohort_${l}>)
   endforeach()
-  list(REMOVE_DUPLICATES check_objects)
   add_library(cohort_layer_check_${layer} SHARED ${check_objects})
   target_link_options(cohort_layer_check_${layer} PRIVATE -Wl,--no-undefined)
   target_link_libraries(cohort_layer_check_${layer} PRIVATE ${COHORT_LAYER_DEPS})
