@@ -55,10 +55,6 @@ CH_API void ch_config_defaults(ch_config *cfg);
 CH_API ch_status ch_config_load(const char *path, const char *const *overrides, int noverrides,
                          ch_config *cfg);
 
-/* As ch_config_load for YAML `text` held in memory (a checkpoint's stored config); `name`
- * stands for the file in messages. */
-CH_API ch_status ch_config_load_text(const char *text, const char *name, ch_config *cfg);
-
 /* Applies one "key.sub=value" override (value parsed as a YAML scalar) to `cfg`. `origin` prefixes
  * error messages; NULL means "override '<assignment>'". Checks the key's own range but not the
  * cross-key rules (ch_config_load / ch_config_validate do). Errors: CH_ERR_CONFIG (no '=',

@@ -106,8 +106,7 @@ static void print_table(const ch_config *cfg, const ch_model *model, int ranks, 
   printf("  zero3  (2 + 2 + K) Psi/N     %10.2f MiB\n", 16 * psi / n / MiB);
 }
 
-/* The trainer's batch plan (train.c plan_batches) and arena size (setup): micro-batches of the
- * per-rank part of the global batch, and an arena big enough for an eval chunk too. */
+/* The command's own flags (the rest, CONFIG and overrides, as `cohort train` takes them). */
 typedef struct estimate_flags {
   int ranks, json;
 } estimate_flags;

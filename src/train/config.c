@@ -124,15 +124,6 @@ ch_status ch_config_validate(const ch_config *cfg) {
   return CH_OK;
 }
 
-ch_status ch_config_load_text(const char *text, const char *name, ch_config *cfg) {
-  ch_config tmp;
-  ch_config_defaults(&tmp);
-  CH_CHECK(ch_keys_load_text(&k_table, &tmp, text, strlen(text), name, NULL, 0));
-  CH_CHECK(ch_config_validate(&tmp));
-  *cfg = tmp;
-  return CH_OK;
-}
-
 ch_status ch_config_load(const char *path, const char *const *overrides, int noverrides,
                          ch_config *cfg) {
   ch_config tmp;
