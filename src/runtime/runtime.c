@@ -173,6 +173,10 @@ void ch_runtime_fatal(ch_status s, const char *fmt, ...) {
           g_rt.hostname[0] ? g_rt.hostname : "?", ch_status_str(s), msg, detail[0] ? ": " : "",
           detail);
   fflush(stderr);
+  /* The launcher forwards stderr through a pipe and may stop reading it as soon as it sees
+   * the abort (MPICH's hydra lost this line under load): give it time to drain the pipe. */
+  struct timespec drain = {0, 250 * 1000 * 1000};
+  nanosleep(&drain, NULL);
   int inited = 0, fin = 0;
   MPI_Initialized(&inited);
   MPI_Finalized(&fin);
