@@ -18,11 +18,17 @@
 #   other    a crash, a dead or hung rank (the collective watchdog aborts with 3), a lost node:
 #            log it, wait DELAY seconds, relaunch. After N restarts, exit with the last status.
 #
-# SIGTERM, SIGINT and SIGUSR1 (Slurm's warning before a time limit or preemption, on which
-# cohort checkpoints and exits) are forwarded to the running command, SIGINT as SIGTERM (a
-# non-interactive shell starts commands with SIGINT ignored). After a forwarded signal nothing
-# is relaunched: the script exits with the command's status. A signal during the pause between
-# attempts ends the script with the last status.
+# SIGTERM, SIGINT (Ctrl-C) and SIGUSR1 (Slurm's warning before a time limit or preemption) ask
+# the ranks to stop: cohort finishes the step, checkpoints and exits 0 on SIGTERM or SIGUSR1 alike.
+# They are forwarded so that they reach the ranks, as Slurm delivers them:
+#   - to an MPI launcher (mpirun, mpiexec, launchers/mpirun.sh) as SIGUSR1, which Open MPI and
+#     MPICH forward to every rank; on SIGTERM or SIGINT the launcher would kill the job itself,
+#     losing the steps since the last checkpoint;
+#   - to any other command (srun, which forwards signals to its tasks) SIGINT as SIGTERM.
+# The command runs in its own process group, so that Ctrl-C in a terminal reaches this script
+# only, not the launcher and the ranks directly. After a forwarded signal nothing is relaunched:
+# the script exits with the command's status. A signal during the pause between attempts ends
+# the script with the last status.
 #
 # Options:
 #   --max-restarts N   relaunches after the first attempt   [COHORT_MAX_RESTARTS, else 3]
@@ -52,26 +58,37 @@ done
 [[ $max =~ ^[0-9]+$ ]] || { echo "$0: --max-restarts must be a whole number, not '$max'" >&2; exit 2; }
 [[ $delay =~ ^[0-9]+(\.[0-9]+)?$ ]] || { echo "$0: --delay must be seconds, not '$delay'" >&2; exit 2; }
 
+# The signal that asks the command's ranks to stop (see the header).
+stop_signal=TERM
+case ${1##*/} in
+mpirun | mpirun.* | mpiexec | mpiexec.* | orterun | prterun) stop_signal=USR1 ;;
+esac
+
 child=0     # pid of the running attempt, 0 between attempts
 stopping='' # the signal received (TERM or USR1), if any: relaunch no more
 forwarded=0 # a signal was forwarded since the last wait
-on_signal() { # on_signal SIGNAL-TO-FORWARD
+on_signal() { # on_signal TERM|USR1 [SIGNAL-RECEIVED]: SIGINT is handled as TERM
   stopping=$1
   if ((child)); then
-    echo "restart.sh: forwarding SIG$1 to the running command; no restart after it" >&2
-    kill -"$1" "$child" 2>/dev/null
+    local sig=$1
+    [[ $sig == TERM ]] && sig=$stop_signal
+    echo "restart.sh: forwarding SIG${2:-$1} to the running command as SIG$sig; no restart after it" >&2
+    kill -"$sig" "$child" 2>/dev/null
     forwarded=1
   fi
 }
-trap 'on_signal TERM' TERM INT
+trap 'on_signal TERM' TERM
+trap 'on_signal TERM INT' INT
 trap 'on_signal USR1' USR1
 
 attempt=0
 status=0
 while :; do
   attempt=$((attempt + 1))
+  set -m # job control: the command gets a process group of its own (see the header)
   "$@" run.resume=auto &
   child=$!
+  set +m
   [[ -n $stopping ]] && on_signal "$stopping" # arrived while the command was being started
   # `wait` returns early (status > 128) when a trapped signal arrives: wait again until the
   # command itself has exited. A second wait on a command already waited for answers 127; the
