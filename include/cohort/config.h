@@ -24,6 +24,7 @@ typedef struct ch_config {
     int64_t micro_batch_size; /* per rank per micro-step; 0 = no accumulation */
     int64_t seed;
     int64_t log_every, eval_every; /* eval_every 0 = only at the end */
+    int64_t max_nonfinite_steps;   /* non-finite steps in a row (each skipped) that stop the run */
   } train;
   ch_parallel_cfg parallel;
   struct {

@@ -19,7 +19,8 @@ typedef struct ch_key_row {
   size_t offset, size; /* field in the struct; ints are int or int64_t, strings char[size] */
   const char *dflt;    /* default, written as in a YAML file */
   const char *choices; /* enum: "a|b|c"; the stored value is the index */
-  int64_t imin, imax;  /* int: inclusive range (further clamped to the field's width) */
+  int64_t imin, imax;  /* int: inclusive range; must fit the field (a table that does not is an
+                        * internal error, reported by every check of the row) */
   double fmin, fmax;   /* float: range, ends excluded per `open` */
   int open;
   const char *help;

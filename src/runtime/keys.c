@@ -88,9 +88,10 @@ static ch_status parse_int(const ch_key_row *k, const char *v, const char *where
   if (!ok) return CH_FAIL(CH_ERR_CONFIG, "%s: %s: expected an integer, got '%.80s'", where, k->name, v);
   errno = 0;
   long long x = strtoll(v, NULL, 10);
+  /* Beyond int64 (or the int field): never stored, so it can never be cut to a smaller value. */
   if (errno == ERANGE || (k->size == sizeof(int) && (x < INT_MIN || x > INT_MAX)))
-    return CH_FAIL(CH_ERR_CONFIG, "%s: %s: %.80s is out of range (max %lld)", where, k->name, v,
-                   k->size == sizeof(int) ? (long long)INT_MAX : (long long)INT64_MAX);
+    return CH_FAIL(CH_ERR_CONFIG, "%s: %s: %.80s is out of range (allowed: [%" PRId64 ", %"
+                   PRId64 "])", where, k->name, v, k->imin, k->imax);
   out->i = x;
   return CH_OK;
 }
@@ -165,13 +166,16 @@ static int n_choices(const char *choices) {
 static ch_status check_value(const ch_key_row *k, const kval *v, const char *where) {
   switch (k->type) {
     case CH_KEY_INT: {
-      int64_t hi = k->size == sizeof(int) && k->imax > INT_MAX ? INT_MAX : k->imax;
-      if (v->i < k->imin)
-        return CH_FAIL(CH_ERR_CONFIG, "%s: %s: must be >= %" PRId64 ", got %" PRId64, where,
-                       k->name, k->imin, v->i);
-      if (v->i > hi)
-        return CH_FAIL(CH_ERR_CONFIG, "%s: %s: must be <= %" PRId64 ", got %" PRId64, where,
-                       k->name, hi, v->i);
+      /* A range the field cannot hold is a bug in the table, never a silent clamp. */
+      if (k->imin > k->imax ||
+          (k->size == sizeof(int) && (k->imin < INT_MIN || k->imax > INT_MAX)))
+        return CH_FAIL(CH_ERR_INTERNAL, "key table: %s: range [%" PRId64 ", %" PRId64 "] does "
+                       "not fit its %zu-byte field", k->name, k->imin, k->imax, k->size);
+      if (v->i < k->imin || v->i > k->imax)
+        return CH_FAIL(CH_ERR_CONFIG, "%s: %s: must be %s %" PRId64 ", got %" PRId64
+                       " (allowed: [%" PRId64 ", %" PRId64 "])", where, k->name,
+                       v->i < k->imin ? ">=" : "<=", v->i < k->imin ? k->imin : k->imax, v->i,
+                       k->imin, k->imax);
       return CH_OK;
     }
     case CH_KEY_FLOAT: {
