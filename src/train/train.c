@@ -62,6 +62,7 @@ static ch_status setup(trainer *t, const ch_config *cfg, const ch_group *g) {
   CH_CHECK(ch_sampler_create(source_samples(t->train), (uint64_t)cfg->train.seed, &t->sampler));
   int max_batch = plan.max_batch;
   CH_CHECK(source_model_info(cfg, t->train, &t->info));
+  CH_CHECK(trainer_check_sizes(cfg, &plan, &t->info));
   CH_CHECK(ch_model_create(ch_backend_cpu(), &cfg->model, t->info.features, t->info.classes,
                            max_batch, &t->model));
   t->layout = ch_model_layout(t->model);

@@ -28,6 +28,13 @@ void source_describe(const source *s, char *buf, size_t size);
  * Local. Errors: as ch_tokenizer_load. */
 ch_status source_model_info(const ch_config *cfg, const source *s, ch_ckpt_model_info *out);
 
+/* Checks, before anything is allocated, that every buffer the trainer and its model size from
+ * cfg's keys, the batch plan and the data's shape (info) is a product that neither wraps around
+ * nor exceeds 256 TiB (src/train/sizes.c). Local; the same answer on every rank. Errors:
+ * CH_ERR_CONFIG naming the keys of the product. */
+ch_status trainer_check_sizes(const ch_config *cfg, const ch_batch_plan *plan,
+                              const ch_ckpt_model_info *info);
+
 /* State of one training run (src/train/train.c; checkpoint glue in resume.c). */
 typedef struct trainer {
   const ch_config *cfg;
