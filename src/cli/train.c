@@ -66,6 +66,12 @@ int cli_train(int argc, char **argv) {
     cli_stop(&world);
     return 2;
   }
+  if (st != CH_OK && res.nonfinite_stop) {
+    /* Every rank stopped at the same step with the same error: no collective is left waiting. */
+    if (rt->world_rank == 0) fprintf(stderr, "cohort train: %s\n", ch_error_message());
+    cli_stop(&world);
+    return 1;
+  }
   if (st != CH_OK) ch_runtime_fatal(st, "training failed");
   if (rt->world_rank == 0)
     CH_INFO("done: %lld steps in %.1f s (%.0f samples/s), final loss %.4f, val_loss %.4f, "
