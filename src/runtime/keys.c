@@ -157,6 +157,15 @@ static ch_status parse_value(const ch_key_row *k, const char *v, int quoted, con
 
 /* ---- kval <-> struct, checks ----------------------------------------------------------- */
 
+/* Writes the name of an enum's choice i into buf; 0 when i is out of range (buf unchanged). */
+static int choice_name(const ch_key_row *k, int64_t i, char *buf, size_t n) {
+  const char *c = k->choices;
+  for (int64_t j = 0; j < i && c; j++) c = strchr(c, '|'), c = c ? c + 1 : NULL;
+  if (!c || i < 0) return 0;
+  snprintf(buf, n, "%.*s", (int)strcspn(c, "|"), c);
+  return 1;
+}
+
 static int n_choices(const char *choices) {
   int n = 1;
   for (; *choices; choices++) n += *choices == '|';
@@ -303,11 +312,12 @@ static void origin_text(origin o, const char *path, const char *const *ovr, char
 }
 
 static ch_status apply_text(const ch_key_table *t, void *base, const char *text, size_t len,
-                            const char *path, origin *origins) {
+                            const char *path, origin *origins, int *nkeys) {
   char where[CH_PATH_MAX + 32];
   yaml_flat flat = {0};
   ch_status st;
   CH_CHECK_GOTO(yaml_flatten(text, len, path, &flat), st, done);
+  *nkeys = (int)flat.n;
   for (size_t i = 0; i < flat.n; i++) {
     const yaml_entry *e = &flat.entries[i];
     const ch_key_row *k;
@@ -325,6 +335,37 @@ static ch_status apply_text(const ch_key_table *t, void *base, const char *text,
 done:
   yaml_flat_free(&flat);
   return st;
+}
+
+/* ---- warnings ---------------------------------------------------------------------------- */
+
+/* Warns about each key that was set (origin) to other than its default while its scope's enum
+ * key has another choice: a value that changes nothing is almost always a mistake (a GPT config
+ * with model.hidden). A key at its default changes nothing either way, so a dumped config,
+ * which lists every key, draws no warning. */
+static void warn_scopes(const ch_key_table *t, const void *base, const origin *origins,
+                        const char *path, const char *const *ovr, ch_key_warn_fn warn, void *ctx) {
+  char where[CH_PATH_MAX + 320], msg[CH_PATH_MAX + 640];
+  for (int i = 0; i < t->nscopes; i++) {
+    const ch_key_scope *sc = &t->scopes[i];
+    const ch_key_row *k = ch_keys_find(t, sc->key), *on = ch_keys_find(t, sc->on);
+    kval want, dflt, v = fetch(base, k);
+    if (!k || !on || parse_enum(on, sc->value, "scope", &want) != CH_OK ||
+        fetch(base, on).i == want.i)
+      continue;
+    origin o = origins[k - t->rows];
+    if ((o.line == 0 && o.override < 0) || parse_value(k, k->dflt, 0, "default", &dflt) != CH_OK)
+      continue;
+    int same = k->type == CH_KEY_FLOAT ? v.f == dflt.f
+               : k->type == CH_KEY_STRING ? !strcmp(v.s, dflt.s) : v.i == dflt.i;
+    if (same) continue;
+    char current[64] = "?";
+    choice_name(on, fetch(base, on).i, current, sizeof current);
+    origin_text(o, path, ovr, where, sizeof where);
+    snprintf(msg, sizeof msg, "%s: %s has no effect: it is a key of %s %s, and %s is %s",
+             where, k->name, on->name, sc->value, on->name, current);
+    warn(ctx, msg);
+  }
 }
 
 /* ---- YAML dump ----------------------------------------------------------------------- */
@@ -348,13 +389,10 @@ static void write_value(FILE *out, const ch_key_row *k, const kval *v) {
     case CH_KEY_FLOAT: yaml_format_double(v->f, buf, sizeof buf); fputs(buf, out); break;
     case CH_KEY_BOOL: fputs(v->i ? "true" : "false", out); break;
     case CH_KEY_STRING: yaml_write_string(out, v->s); break;
-    case CH_KEY_ENUM: {
-      const char *c = k->choices;
-      for (int64_t i = 0; i < v->i && c; i++) c = strchr(c, '|'), c = c ? c + 1 : NULL;
-      if (c && v->i >= 0) fprintf(out, "%.*s", (int)strcspn(c, "|"), c);
+    case CH_KEY_ENUM:
+      if (choice_name(k, v->i, buf, sizeof buf)) fputs(buf, out);
       else fprintf(out, "%" PRId64, v->i); /* out of range: reloading reports it */
       break;
-    }
   }
 }
 
@@ -419,7 +457,8 @@ ch_status ch_keys_validate(const ch_key_table *t, const void *base) {
 }
 
 ch_status ch_keys_load_text(const ch_key_table *t, void *base, const char *text, size_t len,
-                            const char *name, const char *const *overrides, int noverrides) {
+                            const char *name, const char *const *overrides, int noverrides,
+                            ch_key_warn_fn warn, void *ctx) {
   if (noverrides < 0 || (noverrides > 0 && !overrides))
     return CH_FAIL(CH_ERR_INVALID, "ch_keys_load_text: bad override list");
   void *tmp = malloc(t->struct_size);
@@ -431,7 +470,8 @@ ch_status ch_keys_load_text(const ch_key_table *t, void *base, const char *text,
   }
   memcpy(tmp, base, t->struct_size);
   for (int i = 0; i < t->nrows; i++) origins[i] = (origin){0, -1};
-  if (text) CH_CHECK_GOTO(apply_text(t, tmp, text, len, name, origins), st, done);
+  int nkeys = 0;
+  if (text) CH_CHECK_GOTO(apply_text(t, tmp, text, len, name, origins, &nkeys), st, done);
   for (int i = 0; i < noverrides; i++) {
     const ch_key_row *k;
     CH_CHECK_GOTO(ch_keys_set(t, tmp, overrides[i], NULL, &k), st, done);
@@ -447,6 +487,13 @@ ch_status ch_keys_load_text(const ch_key_table *t, void *base, const char *text,
     goto done;
   }
   memcpy(base, tmp, t->struct_size);
+  if (warn && text && nkeys == 0) {
+    char msg[CH_PATH_MAX + 96];
+    snprintf(msg, sizeof msg, "%s sets no key (empty or only comments): every key not given as "
+             "an override has its default", name);
+    warn(ctx, msg);
+  }
+  if (warn) warn_scopes(t, tmp, origins, name, overrides, warn, ctx);
 done:
   free(tmp);
   free(origins);
@@ -454,11 +501,12 @@ done:
 }
 
 ch_status ch_keys_load_file(const ch_key_table *t, void *base, const char *path,
-                            const char *const *overrides, int noverrides) {
+                            const char *const *overrides, int noverrides, ch_key_warn_fn warn,
+                            void *ctx) {
   char *text = NULL;
   size_t len = 0;
   if (path) CH_CHECK(read_file(path, &text, &len));
-  ch_status st = ch_keys_load_text(t, base, text, len, path, overrides, noverrides);
+  ch_status st = ch_keys_load_text(t, base, text, len, path, overrides, noverrides, warn, ctx);
   free(text);
   return st;
 }

@@ -115,10 +115,21 @@ static const ch_key_rule k_rules[] = {
   {"optim.warmup_steps", "train.steps"},
 };
 
+/* Each model family's keys: set to other than the default under the other family, they change
+ * nothing, and loading warns (not an error: a config may keep both families' settings, as the
+ * dump of a resolved config does). */
+static const ch_key_scope k_scopes[] = {
+  {"model.depth", "model.type", "mlp"},     {"model.hidden", "model.type", "mlp"},
+  {"model.activation", "model.type", "mlp"}, {"model.n_layer", "model.type", "gpt"},
+  {"model.n_head", "model.type", "gpt"},    {"model.n_embd", "model.type", "gpt"},
+  {"model.context", "model.type", "gpt"},   {"model.vocab_size", "model.type", "gpt"},
+};
+
 static const ch_key_table k_table = {
   k_keys, (int)(sizeof k_keys / sizeof k_keys[0]),
   k_rules, (int)(sizeof k_rules / sizeof k_rules[0]),
   sizeof(ch_config), "cohort run configuration",
+  k_scopes, (int)(sizeof k_scopes / sizeof k_scopes[0]),
 };
 
 void ch_config_defaults(ch_config *cfg) {
@@ -137,12 +148,18 @@ ch_status ch_config_validate(const ch_config *cfg) {
   return CH_OK;
 }
 
-ch_status ch_config_load(const char *path, const char *const *overrides, int noverrides,
-                         ch_config *cfg) {
+ch_status ch_config_load_warn(const char *path, const char *const *overrides, int noverrides,
+                              ch_config *cfg, ch_key_warn_fn warn, void *ctx) {
   ch_config tmp;
   ch_config_defaults(&tmp);
-  CH_CHECK(ch_keys_load_file(&k_table, &tmp, path, overrides, noverrides));
+  CH_CHECK(ch_keys_load_file(&k_table, &tmp, path, overrides, noverrides, warn, ctx));
   *cfg = tmp;
+  return CH_OK;
+}
+
+ch_status ch_config_load(const char *path, const char *const *overrides, int noverrides,
+                         ch_config *cfg) {
+  CH_CHECK(ch_config_load_warn(path, overrides, noverrides, cfg, NULL, NULL));
   return CH_OK;
 }
 

@@ -278,7 +278,7 @@ static ch_status report_memory(const trainer *t, const ch_train_result *res) {
 ch_status ch_train_run(const ch_config *cfg, const ch_group *dp, int keep_params,
                        ch_train_result *res) {
   memset(res, 0, sizeof *res);
-  res->val_loss = res->val_acc = NAN;
+  res->train_loss = res->val_loss = res->val_acc = NAN; /* until a step or evaluation runs */
   trainer t;
   memset(&t, 0, sizeof t); /* teardown runs on it even when the watchdog never started */
   ch_status st;

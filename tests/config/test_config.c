@@ -328,6 +328,66 @@ static void test_round_trip(void) {
   }
 }
 
+/* Collects the warnings of a load. */
+typedef struct warnings {
+  int n;
+  char text[8][1400];
+} warnings;
+
+static void collect(void *ctx, const char *message) {
+  warnings *w = ctx;
+  if (w->n < 8) snprintf(w->text[w->n], sizeof w->text[0], "%s", message);
+  w->n++;
+}
+
+/* Loads `path` with `ov` and checks the warnings: exactly `n`, the i-th containing want[i]. */
+static void expect_warnings(const char *path, const char *const *ov, int nov, int n,
+                            const char *const *want) {
+  warnings w = {0};
+  ch_config c;
+  CHT_OK(ch_config_load_warn(path, ov, nov, &c, collect, &w));
+  CHT_ASSERT(w.n == n, "%s: %d warnings, expected %d (first: %s)", path ? path : "(none)", w.n, n,
+             w.n ? w.text[0] : "-");
+  for (int i = 0; i < n; i++)
+    CHT_ASSERT(strstr(w.text[i], want[i]), "warning %d\n  %s\nlacks\n  %s", i, w.text[i], want[i]);
+}
+
+static void test_warnings(void) {
+  char want[3][1200];
+  /* A file that sets no key is named. */
+  snprintf(want[0], sizeof want[0], "%s sets no key (empty or only comments)", file("empty.yaml"));
+  expect_warnings(file("empty.yaml"), NULL, 0, 1, (const char *[]){want[0]});
+  snprintf(want[0], sizeof want[0], "%s sets no key", file("comments.yaml"));
+  expect_warnings(file("comments.yaml"), NULL, 0, 1, (const char *[]){want[0]});
+  /* Keys of the other model family: named with file:line (or the override) and the family. */
+  snprintf(want[0], sizeof want[0], "%s:4: model.depth has no effect: it is a key of model.type "
+           "mlp, and model.type is gpt", file("good.yaml"));
+  snprintf(want[1], sizeof want[1], "%s:5: model.hidden has no effect", file("good.yaml"));
+  snprintf(want[2], sizeof want[2], "%s:6: model.activation has no effect", file("good.yaml"));
+  expect_warnings(file("good.yaml"), NULL, 0, 3, (const char *[]){want[0], want[1], want[2]});
+  expect_warnings(NULL, (const char *[]){"model.type=gpt", "model.hidden=64"}, 2, 1,
+                  (const char *[]){"override 'model.hidden=64': model.hidden has no effect: it "
+                                   "is a key of model.type mlp, and model.type is gpt"});
+  expect_warnings(NULL, (const char *[]){"model.n_embd=64"}, 1, 1,
+                  (const char *[]){"override 'model.n_embd=64': model.n_embd has no effect: it "
+                                   "is a key of model.type gpt, and model.type is mlp"});
+  /* Set to the default (as in a dumped config, which lists every key): nothing to warn about. */
+  expect_warnings(NULL, (const char *[]){"model.type=gpt", "model.hidden=128"}, 2, 0, NULL);
+  ch_config c;
+  ch_config_defaults(&c);
+  c.model.type = CH_MODEL_GPT;
+  char *dump = ch_config_to_yaml(&c);
+  CHT_ASSERT(dump, "dump");
+  expect_warnings(write_tmp("gpt_dump.yaml", dump), NULL, 0, 0, NULL);
+  free(dump);
+  /* ch_config_load itself stays silent, and a failed load warns about nothing. */
+  warnings w = {0};
+  CHT_ASSERT(ch_config_load_warn(file("e_number.yaml"), (const char *[]){"model.n_embd=64"}, 1,
+                                 &c, collect, &w) == CH_ERR_CONFIG && w.n == 0,
+             "a failed load: %d warnings", w.n);
+  unlink(write_tmp("gpt_dump.yaml", ""));
+}
+
 static void test_write(void) {
   ch_config c;
   CHT_OK(ch_config_load(file("good.yaml"), (const char *[]){"train.seed=77"}, 1, &c));
@@ -368,6 +428,7 @@ int main(int argc, char **argv) {
   test_overrides();
   test_file_errors();
   test_round_trip();
+  test_warnings();
   test_write();
   rmdir(g_tmp);
   printf("test_config: ok\n");
