@@ -5,6 +5,7 @@
 #include <stdint.h>
 #include "cohort/ckpt.h"
 #include "cohort/data.h"
+#include "cohort/keys.h"
 #include "cohort/model.h"
 #include "cohort/optim.h"
 #include "cohort/parallel.h"
@@ -24,6 +25,7 @@ typedef struct ch_config {
     int64_t micro_batch_size; /* per rank per micro-step; 0 = no accumulation */
     int64_t seed;
     int64_t log_every, eval_every; /* eval_every 0 = only at the end */
+    int64_t max_nonfinite_steps;   /* non-finite steps in a row (each skipped) that stop the run */
   } train;
   ch_parallel_cfg parallel;
   struct {
@@ -54,6 +56,13 @@ CH_API void ch_config_defaults(ch_config *cfg);
  * >= 1". `cfg` is written only on success. */
 CH_API ch_status ch_config_load(const char *path, const char *const *overrides, int noverrides,
                          ch_config *cfg);
+
+/* ch_config_load, and then `warn` (may be NULL) gets each warning: a file that sets no key,
+ * and a key of the other model family set to other than its default (it has no effect), e.g.
+ * "configs/x.yaml:5: model.hidden has no effect: it is a key of model.type mlp, and model.type
+ * is gpt". ch_config_load drops them (a stored config is not the user's to fix). */
+CH_API ch_status ch_config_load_warn(const char *path, const char *const *overrides, int noverrides,
+                                     ch_config *cfg, ch_key_warn_fn warn, void *ctx);
 
 /* Applies one "key.sub=value" override (value parsed as a YAML scalar) to `cfg`. `origin` prefixes
  * error messages; NULL means "override '<assignment>'". Checks the key's own range but not the

@@ -19,7 +19,8 @@ typedef struct ch_key_row {
   size_t offset, size; /* field in the struct; ints are int or int64_t, strings char[size] */
   const char *dflt;    /* default, written as in a YAML file */
   const char *choices; /* enum: "a|b|c"; the stored value is the index */
-  int64_t imin, imax;  /* int: inclusive range (further clamped to the field's width) */
+  int64_t imin, imax;  /* int: inclusive range; must fit the field (a table that does not is an
+                        * internal error, reported by every check of the row) */
   double fmin, fmax;   /* float: range, ends excluded per `open` */
   int open;
   const char *help;
@@ -31,6 +32,12 @@ typedef struct ch_key_rule {
   const char *lo, *hi;
 } ch_key_rule;
 
+/* A key that has an effect only while the enum key `on` has the choice `value` (a model
+ * family's keys: model.hidden only with model.type mlp). */
+typedef struct ch_key_scope {
+  const char *key, *on, *value;
+} ch_key_scope;
+
 /* Keys of one section must be contiguous in `rows`: the YAML dump opens each section once. */
 typedef struct ch_key_table {
   const ch_key_row *rows;
@@ -39,7 +46,12 @@ typedef struct ch_key_table {
   int nrules;
   size_t struct_size;  /* sizeof the struct the offsets point into */
   const char *title;   /* first line of the YAML dump, after "# " */
+  const ch_key_scope *scopes;
+  int nscopes;
 } ch_key_table;
+
+/* Receives each warning of a successful load, one message at a time (no trailing newline). */
+typedef void (*ch_key_warn_fn)(void *ctx, const char *message);
 
 /* The row named `name`, or NULL. */
 CH_API const ch_key_row *ch_keys_find(const ch_key_table *t, const char *name);
@@ -63,13 +75,18 @@ CH_API ch_status ch_keys_validate(const ch_key_table *t, const void *base);
 
 /* Loads YAML `text` (`name` stands for the file in messages; NULL text: none) over what `base`
  * holds, then `noverrides` assignments in order, then checks the rules (naming the later of the
- * two settings). `base` is written only on success. Errors: CH_ERR_CONFIG, CH_ERR_NOMEM. */
+ * two settings). `base` is written only on success. Then `warn` (may be NULL) gets a warning
+ * for a text that sets no key, and for each key set (in the text or an override) to other than
+ * its default while a scope of the table makes it ineffective, naming the key, where it was
+ * set and the scope. Errors: CH_ERR_CONFIG, CH_ERR_NOMEM. */
 CH_API ch_status ch_keys_load_text(const ch_key_table *t, void *base, const char *text, size_t len,
-                         const char *name, const char *const *overrides, int noverrides);
+                         const char *name, const char *const *overrides, int noverrides,
+                         ch_key_warn_fn warn, void *ctx);
 
 /* As ch_keys_load_text with the file at `path` (NULL: no file). Errors: also CH_ERR_IO. */
 CH_API ch_status ch_keys_load_file(const ch_key_table *t, void *base, const char *path,
-                         const char *const *overrides, int noverrides);
+                         const char *const *overrides, int noverrides, ch_key_warn_fn warn,
+                         void *ctx);
 
 /* `base` as YAML text (every key, nested, with its help), malloc'ed; NULL on allocation failure. */
 CH_API char *ch_keys_to_yaml(const ch_key_table *t, const void *base);

@@ -13,7 +13,10 @@
 typedef struct ch_train_result {
   int64_t steps;           /* optimizer steps taken by this call (after a resume: since it) */
   int preempted;           /* the signal (SIGTERM, SIGUSR1) that stopped the run early, or 0 */
-  double train_loss;       /* mean loss over the last log interval */
+  int64_t nonfinite_stop;  /* the step at which train.max_nonfinite_steps non-finite steps in a
+                            * row stopped the run (its error is the same on every rank, which
+                            * all return from ch_train_run: the job may end cleanly), or 0 */
+  double train_loss;       /* mean loss over the last log interval (NaN when no step ran) */
   double val_loss, val_acc; /* final evaluation (NaN without a validation split) */
   double seconds;          /* wall time of the step loop */
   double samples_per_s;    /* global samples per second over the whole loop */

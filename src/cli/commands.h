@@ -50,5 +50,5 @@ int cli_parse_args(const char *cmd, int argc, char **argv, cli_flag_fn flag, voi
 void cli_args_free(cli_args *a);
 /* Loads a's CONFIG.yaml with its overrides into *cfg and frees `a`. Returns 0, or 2 after the
  * error, prefixed by `cmd`, on stderr where `report` is set (rank 0 of a job: the ranks all
- * fail alike). */
+ * fail alike); the load's warnings (ch_config_load_warn) go to stderr there too. */
 int cli_load_config(const char *cmd, cli_args *a, int report, ch_config *cfg);

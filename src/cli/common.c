@@ -76,8 +76,14 @@ void cli_args_free(cli_args *a) {
   a->overrides = NULL;
 }
 
+/* Prints a warning of the config load, prefixed by the command (ctx). */
+static void print_warning(void *ctx, const char *message) {
+  fprintf(stderr, "%s: warning: %s\n", (const char *)ctx, message);
+}
+
 int cli_load_config(const char *cmd, cli_args *a, int report, ch_config *cfg) {
-  ch_status st = ch_config_load(a->config, a->overrides, a->noverrides, cfg);
+  ch_status st = ch_config_load_warn(a->config, a->overrides, a->noverrides, cfg,
+                                     report ? print_warning : NULL, (void *)cmd);
   cli_args_free(a);
   if (st == CH_OK) return 0;
   if (report) fprintf(stderr, "%s: %s\n", cmd, ch_error_message());

@@ -1,4 +1,5 @@
 /* `cohort train CONFIG.yaml [key.sub=value ...] [--verbose]` */
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -29,6 +30,22 @@ static int train_flag(void *ctx, int argc, char **argv, int *i) {
   else if (!strcmp(a, "--print-config")) f->print_config = 1;
   else return 1; /* -h, --help and unknown flags: usage */
   return 0;
+}
+
+/* The end-of-run line: only figures this run measured (no loss when no step ran, no
+ * validation figures without a validation split). */
+static void print_summary(const ch_train_result *res, const ch_config *cfg) {
+  if (res->steps == 0) {
+    CH_INFO("done: no step to run: the run is at step %lld and train.steps is %lld; run dir %s",
+            (long long)res->step, (long long)cfg->train.steps, cfg->run.dir);
+    return;
+  }
+  char val[96] = "";
+  if (!isnan(res->val_loss))
+    snprintf(val, sizeof val, ", val_loss %.4f, val_acc %.2f%%", res->val_loss, 100.0 * res->val_acc);
+  CH_INFO("done: %lld steps in %.1f s (%.0f samples/s), final loss %.4f%s; run dir %s",
+          (long long)res->steps, res->seconds, res->samples_per_s, res->train_loss, val,
+          cfg->run.dir);
 }
 
 int cli_train(int argc, char **argv) {
@@ -66,12 +83,14 @@ int cli_train(int argc, char **argv) {
     cli_stop(&world);
     return 2;
   }
+  if (st != CH_OK && res.nonfinite_stop) {
+    /* Every rank stopped at the same step with the same error: no collective is left waiting. */
+    if (rt->world_rank == 0) fprintf(stderr, "cohort train: %s\n", ch_error_message());
+    cli_stop(&world);
+    return 1;
+  }
   if (st != CH_OK) ch_runtime_fatal(st, "training failed");
-  if (rt->world_rank == 0)
-    CH_INFO("done: %lld steps in %.1f s (%.0f samples/s), final loss %.4f, val_loss %.4f, "
-            "val_acc %.2f%%; run dir %s",
-            (long long)res.steps, res.seconds, res.samples_per_s, res.train_loss, res.val_loss,
-            100.0 * res.val_acc, cfg.run.dir);
+  if (rt->world_rank == 0) print_summary(&res, &cfg);
   /* serve.after: the same processes serve the weights they hold, re-laid out into
    * tensor-parallel slices (no file round trip), unless a signal preempted the run. */
   if (cfg.serve.after && !res.preempted) {

@@ -9,11 +9,11 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
-#include <zlib.h>
 
 #include "cohort/data.h"
 #include "cohort/rng.h"
 #include "data/data_internal.h"
+#include "data/gzin.h"
 #include "runtime/h5util.h"
 
 #define CSV_MAX_LABEL (INT32_MAX - 1) /* so that num_classes = max label + 1 fits an int */
@@ -49,12 +49,9 @@ static ch_status read_line(gzFile f, const char *path, char **buf, size_t *cap, 
       *cap = ncap;
     }
     size_t room = *cap - n > INT_MAX ? INT_MAX : *cap - n;
-    if (!gzgets(f, *buf + n, (int)room)) {
-      int err = Z_OK;
-      const char *msg = gzerror(f, &err);
-      if (err != Z_OK) return CH_FAIL(CH_ERR_IO, "%s: read failed: %s", path, err == Z_ERRNO ? strerror(errno) : msg);
-      break; /* end of file */
-    }
+    int part = 0;
+    CH_CHECK(gzin_gets(f, path, *buf + n, (int)room, &part));
+    if (!part) break; /* end of file */
     n += strlen(*buf + n);
     *got = 1;
     if (n && (*buf)[n - 1] == '\n') break;
@@ -187,10 +184,8 @@ static ch_status read_table(const char *path, const ch_csv_opts *o, csv_table *t
   ch_status st = CH_OK;
   char *buf = NULL;
   size_t cap = 0;
-  errno = 0;
-  gzFile f = gzopen(path, "rb"); /* reads plain files transparently as well */
-  if (!f) return CH_FAIL(CH_ERR_IO, "cannot open %s: %s", path, errno ? strerror(errno) : "out of memory");
-  gzbuffer(f, 1 << 17);
+  gzFile f;
+  CH_CHECK(gzin_open(path, &f));
   for (int64_t lineno = 1;; lineno++) {
     int got = 0;
     CH_CHECK_GOTO(read_line(f, path, &buf, &cap, &got), st, done);

@@ -11,11 +11,11 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
-#include <zlib.h>
 
 #include "cohort/data.h"
 #include "data/bpe.h"
 #include "data/data_internal.h"
+#include "data/gzin.h"
 #include "runtime/h5util.h"
 
 /* Longest `source` attribute written; more input names are summarised. */
@@ -39,23 +39,15 @@ static ch_status buf_reserve(text_buf *b, size_t more) {
 
 /* Appends the whole file (gzip or plain: zlib reads plain files transparently) to b. */
 static ch_status append_file(text_buf *b, const char *path) {
-  errno = 0;
-  gzFile f = gzopen(path, "rb");
-  if (!f) return CH_FAIL(CH_ERR_IO, "cannot open %s: %s", path, errno ? strerror(errno) : "out of memory");
-  gzbuffer(f, 1 << 17);
+  gzFile f;
+  CH_CHECK(gzin_open(path, &f));
   ch_status st = CH_OK;
   for (;;) {
     CH_CHECK_GOTO(buf_reserve(b, 1 << 16), st, done);
-    size_t room = b->cap - b->len > (1u << 30) ? (1u << 30) : b->cap - b->len;
-    int got = gzread(f, b->s + b->len, (unsigned)room);
-    if (got < 0) {
-      int err = Z_OK;
-      const char *msg = gzerror(f, &err);
-      st = CH_FAIL(CH_ERR_IO, "%s: read failed: %s", path, err == Z_ERRNO ? strerror(errno) : msg);
-      goto done;
-    }
+    size_t room = b->cap - b->len > (1u << 30) ? (1u << 30) : b->cap - b->len, got;
+    CH_CHECK_GOTO(gzin_read(f, path, b->s + b->len, room, &got), st, done);
     if (got == 0) break;
-    b->len += (size_t)got;
+    b->len += got;
   }
 done:
   gzclose(f);

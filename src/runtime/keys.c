@@ -88,9 +88,10 @@ static ch_status parse_int(const ch_key_row *k, const char *v, const char *where
   if (!ok) return CH_FAIL(CH_ERR_CONFIG, "%s: %s: expected an integer, got '%.80s'", where, k->name, v);
   errno = 0;
   long long x = strtoll(v, NULL, 10);
+  /* Beyond int64 (or the int field): never stored, so it can never be cut to a smaller value. */
   if (errno == ERANGE || (k->size == sizeof(int) && (x < INT_MIN || x > INT_MAX)))
-    return CH_FAIL(CH_ERR_CONFIG, "%s: %s: %.80s is out of range (max %lld)", where, k->name, v,
-                   k->size == sizeof(int) ? (long long)INT_MAX : (long long)INT64_MAX);
+    return CH_FAIL(CH_ERR_CONFIG, "%s: %s: %.80s is out of range (allowed: [%" PRId64 ", %"
+                   PRId64 "])", where, k->name, v, k->imin, k->imax);
   out->i = x;
   return CH_OK;
 }
@@ -156,6 +157,15 @@ static ch_status parse_value(const ch_key_row *k, const char *v, int quoted, con
 
 /* ---- kval <-> struct, checks ----------------------------------------------------------- */
 
+/* Writes the name of an enum's choice i into buf; 0 when i is out of range (buf unchanged). */
+static int choice_name(const ch_key_row *k, int64_t i, char *buf, size_t n) {
+  const char *c = k->choices;
+  for (int64_t j = 0; j < i && c; j++) c = strchr(c, '|'), c = c ? c + 1 : NULL;
+  if (!c || i < 0) return 0;
+  snprintf(buf, n, "%.*s", (int)strcspn(c, "|"), c);
+  return 1;
+}
+
 static int n_choices(const char *choices) {
   int n = 1;
   for (; *choices; choices++) n += *choices == '|';
@@ -165,13 +175,16 @@ static int n_choices(const char *choices) {
 static ch_status check_value(const ch_key_row *k, const kval *v, const char *where) {
   switch (k->type) {
     case CH_KEY_INT: {
-      int64_t hi = k->size == sizeof(int) && k->imax > INT_MAX ? INT_MAX : k->imax;
-      if (v->i < k->imin)
-        return CH_FAIL(CH_ERR_CONFIG, "%s: %s: must be >= %" PRId64 ", got %" PRId64, where,
-                       k->name, k->imin, v->i);
-      if (v->i > hi)
-        return CH_FAIL(CH_ERR_CONFIG, "%s: %s: must be <= %" PRId64 ", got %" PRId64, where,
-                       k->name, hi, v->i);
+      /* A range the field cannot hold is a bug in the table, never a silent clamp. */
+      if (k->imin > k->imax ||
+          (k->size == sizeof(int) && (k->imin < INT_MIN || k->imax > INT_MAX)))
+        return CH_FAIL(CH_ERR_INTERNAL, "key table: %s: range [%" PRId64 ", %" PRId64 "] does "
+                       "not fit its %zu-byte field", k->name, k->imin, k->imax, k->size);
+      if (v->i < k->imin || v->i > k->imax)
+        return CH_FAIL(CH_ERR_CONFIG, "%s: %s: must be %s %" PRId64 ", got %" PRId64
+                       " (allowed: [%" PRId64 ", %" PRId64 "])", where, k->name,
+                       v->i < k->imin ? ">=" : "<=", v->i < k->imin ? k->imin : k->imax, v->i,
+                       k->imin, k->imax);
       return CH_OK;
     }
     case CH_KEY_FLOAT: {
@@ -299,11 +312,12 @@ static void origin_text(origin o, const char *path, const char *const *ovr, char
 }
 
 static ch_status apply_text(const ch_key_table *t, void *base, const char *text, size_t len,
-                            const char *path, origin *origins) {
+                            const char *path, origin *origins, int *nkeys) {
   char where[CH_PATH_MAX + 32];
   yaml_flat flat = {0};
   ch_status st;
   CH_CHECK_GOTO(yaml_flatten(text, len, path, &flat), st, done);
+  *nkeys = (int)flat.n;
   for (size_t i = 0; i < flat.n; i++) {
     const yaml_entry *e = &flat.entries[i];
     const ch_key_row *k;
@@ -321,6 +335,37 @@ static ch_status apply_text(const ch_key_table *t, void *base, const char *text,
 done:
   yaml_flat_free(&flat);
   return st;
+}
+
+/* ---- warnings ---------------------------------------------------------------------------- */
+
+/* Warns about each key that was set (origin) to other than its default while its scope's enum
+ * key has another choice: a value that changes nothing is almost always a mistake (a GPT config
+ * with model.hidden). A key at its default changes nothing either way, so a dumped config,
+ * which lists every key, draws no warning. */
+static void warn_scopes(const ch_key_table *t, const void *base, const origin *origins,
+                        const char *path, const char *const *ovr, ch_key_warn_fn warn, void *ctx) {
+  char where[CH_PATH_MAX + 320], msg[CH_PATH_MAX + 640];
+  for (int i = 0; i < t->nscopes; i++) {
+    const ch_key_scope *sc = &t->scopes[i];
+    const ch_key_row *k = ch_keys_find(t, sc->key), *on = ch_keys_find(t, sc->on);
+    kval want, dflt, v = fetch(base, k);
+    if (!k || !on || parse_enum(on, sc->value, "scope", &want) != CH_OK ||
+        fetch(base, on).i == want.i)
+      continue;
+    origin o = origins[k - t->rows];
+    if ((o.line == 0 && o.override < 0) || parse_value(k, k->dflt, 0, "default", &dflt) != CH_OK)
+      continue;
+    int same = k->type == CH_KEY_FLOAT ? v.f == dflt.f
+               : k->type == CH_KEY_STRING ? !strcmp(v.s, dflt.s) : v.i == dflt.i;
+    if (same) continue;
+    char current[64] = "?";
+    choice_name(on, fetch(base, on).i, current, sizeof current);
+    origin_text(o, path, ovr, where, sizeof where);
+    snprintf(msg, sizeof msg, "%s: %s has no effect: it is a key of %s %s, and %s is %s",
+             where, k->name, on->name, sc->value, on->name, current);
+    warn(ctx, msg);
+  }
 }
 
 /* ---- YAML dump ----------------------------------------------------------------------- */
@@ -344,13 +389,10 @@ static void write_value(FILE *out, const ch_key_row *k, const kval *v) {
     case CH_KEY_FLOAT: yaml_format_double(v->f, buf, sizeof buf); fputs(buf, out); break;
     case CH_KEY_BOOL: fputs(v->i ? "true" : "false", out); break;
     case CH_KEY_STRING: yaml_write_string(out, v->s); break;
-    case CH_KEY_ENUM: {
-      const char *c = k->choices;
-      for (int64_t i = 0; i < v->i && c; i++) c = strchr(c, '|'), c = c ? c + 1 : NULL;
-      if (c && v->i >= 0) fprintf(out, "%.*s", (int)strcspn(c, "|"), c);
+    case CH_KEY_ENUM:
+      if (choice_name(k, v->i, buf, sizeof buf)) fputs(buf, out);
       else fprintf(out, "%" PRId64, v->i); /* out of range: reloading reports it */
       break;
-    }
   }
 }
 
@@ -415,7 +457,8 @@ ch_status ch_keys_validate(const ch_key_table *t, const void *base) {
 }
 
 ch_status ch_keys_load_text(const ch_key_table *t, void *base, const char *text, size_t len,
-                            const char *name, const char *const *overrides, int noverrides) {
+                            const char *name, const char *const *overrides, int noverrides,
+                            ch_key_warn_fn warn, void *ctx) {
   if (noverrides < 0 || (noverrides > 0 && !overrides))
     return CH_FAIL(CH_ERR_INVALID, "ch_keys_load_text: bad override list");
   void *tmp = malloc(t->struct_size);
@@ -427,7 +470,8 @@ ch_status ch_keys_load_text(const ch_key_table *t, void *base, const char *text,
   }
   memcpy(tmp, base, t->struct_size);
   for (int i = 0; i < t->nrows; i++) origins[i] = (origin){0, -1};
-  if (text) CH_CHECK_GOTO(apply_text(t, tmp, text, len, name, origins), st, done);
+  int nkeys = 0;
+  if (text) CH_CHECK_GOTO(apply_text(t, tmp, text, len, name, origins, &nkeys), st, done);
   for (int i = 0; i < noverrides; i++) {
     const ch_key_row *k;
     CH_CHECK_GOTO(ch_keys_set(t, tmp, overrides[i], NULL, &k), st, done);
@@ -443,6 +487,13 @@ ch_status ch_keys_load_text(const ch_key_table *t, void *base, const char *text,
     goto done;
   }
   memcpy(base, tmp, t->struct_size);
+  if (warn && text && nkeys == 0) {
+    char msg[CH_PATH_MAX + 96];
+    snprintf(msg, sizeof msg, "%s sets no key (empty or only comments): every key not given as "
+             "an override has its default", name);
+    warn(ctx, msg);
+  }
+  if (warn) warn_scopes(t, tmp, origins, name, overrides, warn, ctx);
 done:
   free(tmp);
   free(origins);
@@ -450,11 +501,12 @@ done:
 }
 
 ch_status ch_keys_load_file(const ch_key_table *t, void *base, const char *path,
-                            const char *const *overrides, int noverrides) {
+                            const char *const *overrides, int noverrides, ch_key_warn_fn warn,
+                            void *ctx) {
   char *text = NULL;
   size_t len = 0;
   if (path) CH_CHECK(read_file(path, &text, &len));
-  ch_status st = ch_keys_load_text(t, base, text, len, path, overrides, noverrides);
+  ch_status st = ch_keys_load_text(t, base, text, len, path, overrides, noverrides, warn, ctx);
   free(text);
   return st;
 }

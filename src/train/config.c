@@ -14,8 +14,9 @@
 #include "cohort/keys.h"
 
 #define FIELD(f) offsetof(ch_config, f), sizeof(((ch_config *)0)->f)
+/* Every integer key has an upper bound that means something (what a buffer, a counter or a
+ * product of keys can hold: docs/configuration.md), so no value is ever cut to fit a field. */
 #define K_INT_MAX(k, f, d, lo, hi, h) {k, CH_KEY_INT, FIELD(f), d, NULL, lo, hi, 0, 0, 0, h, NULL}
-#define K_INT(k, f, d, lo, h) K_INT_MAX(k, f, d, lo, INT64_MAX, h)
 #define K_FLOAT(k, f, d, lo, hi, op, h) \
   {k, CH_KEY_FLOAT, FIELD(f), d, NULL, 0, 0, lo, hi, op, h, NULL}
 #define K_BOOL(k, f, d, h) {k, CH_KEY_BOOL, FIELD(f), d, NULL, 0, 0, 0, 0, 0, h, NULL}
@@ -23,18 +24,24 @@
 #define K_ENUM_ALIAS(k, f, d, c, a, h) {k, CH_KEY_ENUM, FIELD(f), d, c, 0, 0, 0, 0, 0, h, a}
 #define K_STR(k, f, d, h) {k, CH_KEY_STRING, FIELD(f), d, NULL, 0, 0, 0, 0, 0, h, NULL}
 
+/* Steps and samples: train.steps x train.batch_size, the sampler's position, stays far below
+ * 2^63 (2^40 x 2^22 = 2^62). */
+#define MAX_STEPS 1000000000000LL
+#define MAX_BATCH (1LL << 22)
+
 /* Keys of one section must be contiguous: the YAML dump opens each section once. */
 static const ch_key_row k_keys[] = {
   K_ENUM("model.type", model.type, "mlp", "mlp|gpt", "model family"),
-  K_INT("model.depth", model.depth, "2", 0, "hidden layers (MLP)"),
-  K_INT("model.hidden", model.hidden, "128", 1, "hidden width (MLP)"),
+  K_INT_MAX("model.depth", model.depth, "2", 0, 1024, "hidden layers (MLP)"),
+  K_INT_MAX("model.hidden", model.hidden, "128", 1, 1 << 20, "hidden width (MLP)"),
   K_ENUM("model.activation", model.activation, "relu", "relu|gelu", "hidden activation (MLP)"),
-  K_INT("model.n_layer", model.n_layer, "4", 1, "transformer blocks (GPT)"),
-  K_INT("model.n_head", model.n_head, "4", 1, "attention heads, dividing model.n_embd (GPT)"),
-  K_INT("model.n_embd", model.n_embd, "128", 1, "width (GPT)"),
-  K_INT("model.context", model.context, "64", 1, "context length in tokens (GPT)"),
-  K_INT("model.vocab_size", model.vocab_size, "0", 0,
-        "vocabulary (GPT); 0 = the dataset's, else >= the dataset's"),
+  K_INT_MAX("model.n_layer", model.n_layer, "4", 1, 1024, "transformer blocks (GPT)"),
+  K_INT_MAX("model.n_head", model.n_head, "4", 1, 1024,
+            "attention heads, dividing model.n_embd (GPT)"),
+  K_INT_MAX("model.n_embd", model.n_embd, "128", 1, 1 << 16, "width (GPT)"),
+  K_INT_MAX("model.context", model.context, "64", 1, 1 << 20, "context length in tokens (GPT)"),
+  K_INT_MAX("model.vocab_size", model.vocab_size, "0", 0, 1 << 24,
+            "vocabulary (GPT); 0 = the dataset's, else >= the dataset's"),
   K_STR("data.path", data.path, "examples/digits/digits.h5", "HDF5 file made by `cohort data`"),
   K_ENUM("optim.type", optim.type, "adamw", "sgd|adamw", "optimizer"),
   K_FLOAT("optim.lr", optim.lr, "1e-3", 0, INFINITY, CH_KEY_LO_OPEN, "peak learning rate"),
@@ -47,15 +54,21 @@ static const ch_key_row k_keys[] = {
           "max global gradient L2 norm; 0 = off"),
   K_ENUM("optim.schedule", optim.schedule, "constant", "constant|cosine",
          "learning-rate schedule after warmup"),
-  K_INT("optim.warmup_steps", optim.warmup_steps, "0", 0, "linear warmup steps (<= train.steps)"),
+  K_INT_MAX("optim.warmup_steps", optim.warmup_steps, "0", 0, MAX_STEPS,
+            "linear warmup steps (<= train.steps)"),
   K_FLOAT("optim.min_lr", optim.min_lr, "0", 0, INFINITY, 0, "cosine floor (<= optim.lr)"),
-  K_INT("train.steps", train.steps, "100", 1, "optimizer steps"),
-  K_INT("train.batch_size", train.batch_size, "64", 1, "global samples per optimizer step"),
-  K_INT("train.micro_batch_size", train.micro_batch_size, "0", 0,
-        "samples per rank per micro-step; 0 = no accumulation"),
-  K_INT("train.seed", train.seed, "1234", 0, "seed of initialisation and sampling"),
-  K_INT("train.log_every", train.log_every, "10", 1, "log every N steps"),
-  K_INT("train.eval_every", train.eval_every, "0", 0, "evaluate every N steps; 0 = at the end"),
+  K_INT_MAX("train.steps", train.steps, "100", 1, MAX_STEPS, "optimizer steps"),
+  K_INT_MAX("train.batch_size", train.batch_size, "64", 1, MAX_BATCH,
+            "global samples per optimizer step"),
+  K_INT_MAX("train.micro_batch_size", train.micro_batch_size, "0", 0, MAX_BATCH,
+            "samples per rank per micro-step; 0 = no accumulation"),
+  K_INT_MAX("train.seed", train.seed, "1234", 0, INT64_MAX, "seed of initialisation and sampling"),
+  K_INT_MAX("train.log_every", train.log_every, "10", 1, 1000000, "log every N steps"),
+  K_INT_MAX("train.eval_every", train.eval_every, "0", 0, MAX_STEPS,
+            "evaluate every N steps; 0 = at the end"),
+  K_INT_MAX("train.max_nonfinite_steps", train.max_nonfinite_steps, "5", 1, 1000000,
+            "stop with an error after N steps in a row whose loss or gradient norm is not "
+            "finite (each is skipped, with a warning)"),
   K_ENUM_ALIAS("parallel.strategy", parallel.strategy, "ddp", "ddp|zero1|zero2|zero3", "fsdp=zero3",
                "data-parallel strategy: replicated (ddp) or ZeRO stage 1/2/3 sharded (fsdp = zero3)"),
   K_FLOAT("parallel.bucket_mb", parallel.bucket_mb, "25", 0, INFINITY, CH_KEY_LO_OPEN,
@@ -65,19 +78,19 @@ static const ch_key_row k_keys[] = {
   K_BOOL("parallel.overlap", parallel.overlap, "true", "allreduce buckets during backward"),
   K_BOOL("parallel.reshard_after_forward", parallel.reshard_after_forward, "true",
          "zero3: drop a unit's gathered parameters after its forward (gather again for backward)"),
-  K_INT("parallel.prefetch", parallel.prefetch, "1", 0,
-        "zero3: gather the next unit while the current one computes (0 = off)"),
+  K_INT_MAX("parallel.prefetch", parallel.prefetch, "1", 0, 1,
+            "zero3: gather the next unit while the current one computes (0 = off)"),
   K_STR("run.dir", run.dir, "runs/default", "run directory: logs, checkpoints"),
   K_STR("run.resume", run.resume, "none",
         "none | auto (newest valid checkpoint, else start fresh) | PATH of a checkpoint file"),
   K_FLOAT("run.watchdog_timeout", run.watchdog_timeout, "300", 0, INFINITY, 0,
           "seconds a rank may wait in one collective before the job is aborted; 0 = off"),
-  K_INT("run.checkpoint.every", run.checkpoint.every, "0", 0,
-        "write a checkpoint every N steps (and at the end); 0 = only on preemption"),
-  K_INT("run.checkpoint.keep_last", run.checkpoint.keep_last, "3", 1,
-        "keep the newest N checkpoints"),
-  K_INT("run.checkpoint.keep_every", run.checkpoint.keep_every, "0", 0,
-        "also keep every checkpoint whose step is a multiple of N; 0 = none"),
+  K_INT_MAX("run.checkpoint.every", run.checkpoint.every, "0", 0, MAX_STEPS,
+            "write a checkpoint every N steps (and at the end); 0 = only on preemption"),
+  K_INT_MAX("run.checkpoint.keep_last", run.checkpoint.keep_last, "3", 1, 1000000,
+            "keep the newest N checkpoints"),
+  K_INT_MAX("run.checkpoint.keep_every", run.checkpoint.keep_every, "0", 0, MAX_STEPS,
+            "also keep every checkpoint whose step is a multiple of N; 0 = none"),
   K_STR("run.checkpoint.dir", run.checkpoint.dir, "",
         "checkpoint directory; empty = <run.dir>/checkpoints"),
   K_BOOL("serve.after", serve.after, "false",
@@ -88,8 +101,8 @@ static const ch_key_row k_keys[] = {
   K_STR("serve.api_key", serve.opts.api_key, "", "require Authorization: Bearer KEY; empty = open"),
   K_INT_MAX("serve.max_batch_size", serve.opts.max_batch_size, "8", 1, 4096,
             "V2 rows per batch, sequences generated at once"),
-  K_INT("serve.max_queue_delay_us", serve.opts.max_queue_delay_us, "2000", 0,
-        "how long a V2 batch may wait to fill, microseconds"),
+  K_INT_MAX("serve.max_queue_delay_us", serve.opts.max_queue_delay_us, "2000", 0, 60000000,
+            "how long a V2 batch may wait to fill, microseconds"),
   K_INT_MAX("serve.max_queue_size", serve.opts.max_queue_size, "256", 1, 1 << 20,
             "waiting requests before 503"),
   K_FLOAT("serve.timeout", serve.opts.request_timeout, "60", 0, INFINITY, CH_KEY_LO_OPEN,
@@ -102,10 +115,21 @@ static const ch_key_rule k_rules[] = {
   {"optim.warmup_steps", "train.steps"},
 };
 
+/* Each model family's keys: set to other than the default under the other family, they change
+ * nothing, and loading warns (not an error: a config may keep both families' settings, as the
+ * dump of a resolved config does). */
+static const ch_key_scope k_scopes[] = {
+  {"model.depth", "model.type", "mlp"},     {"model.hidden", "model.type", "mlp"},
+  {"model.activation", "model.type", "mlp"}, {"model.n_layer", "model.type", "gpt"},
+  {"model.n_head", "model.type", "gpt"},    {"model.n_embd", "model.type", "gpt"},
+  {"model.context", "model.type", "gpt"},   {"model.vocab_size", "model.type", "gpt"},
+};
+
 static const ch_key_table k_table = {
   k_keys, (int)(sizeof k_keys / sizeof k_keys[0]),
   k_rules, (int)(sizeof k_rules / sizeof k_rules[0]),
   sizeof(ch_config), "cohort run configuration",
+  k_scopes, (int)(sizeof k_scopes / sizeof k_scopes[0]),
 };
 
 void ch_config_defaults(ch_config *cfg) {
@@ -124,12 +148,18 @@ ch_status ch_config_validate(const ch_config *cfg) {
   return CH_OK;
 }
 
-ch_status ch_config_load(const char *path, const char *const *overrides, int noverrides,
-                         ch_config *cfg) {
+ch_status ch_config_load_warn(const char *path, const char *const *overrides, int noverrides,
+                              ch_config *cfg, ch_key_warn_fn warn, void *ctx) {
   ch_config tmp;
   ch_config_defaults(&tmp);
-  CH_CHECK(ch_keys_load_file(&k_table, &tmp, path, overrides, noverrides));
+  CH_CHECK(ch_keys_load_file(&k_table, &tmp, path, overrides, noverrides, warn, ctx));
   *cfg = tmp;
+  return CH_OK;
+}
+
+ch_status ch_config_load(const char *path, const char *const *overrides, int noverrides,
+                         ch_config *cfg) {
+  CH_CHECK(ch_config_load_warn(path, overrides, noverrides, cfg, NULL, NULL));
   return CH_OK;
 }
 

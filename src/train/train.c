@@ -62,6 +62,7 @@ static ch_status setup(trainer *t, const ch_config *cfg, const ch_group *g) {
   CH_CHECK(ch_sampler_create(source_samples(t->train), (uint64_t)cfg->train.seed, &t->sampler));
   int max_batch = plan.max_batch;
   CH_CHECK(source_model_info(cfg, t->train, &t->info));
+  CH_CHECK(trainer_check_sizes(cfg, &plan, &t->info));
   CH_CHECK(ch_model_create(ch_backend_cpu(), &cfg->model, t->info.features, t->info.classes,
                            max_batch, &t->model));
   t->layout = ch_model_layout(t->model);
@@ -145,10 +146,12 @@ static ch_status log_progress(trainer *t, double lr, double norm, int do_eval, d
   double sum = 0.0;
   for (int i = 0; i < t->n_losses; i++) sum += t->losses[i];
   progress p = {.step = t->step, .total_steps = steps, .lr = lr, .grad_norm = norm,
-                   .val_loss = NAN, .val_acc = NAN, .targets = ch_model_targets(t->model)};
+                   .val_loss = NAN, .val_acc = NAN, .targets = ch_model_targets(t->model),
+                   .skipped = t->n_skipped};
   p.epoch = (double)t->position / (double)source_samples(t->train);
-  p.loss = sum / ((double)t->n_losses * (double)batch * (double)ch_model_targets(t->model));
-  p.samples_per_s = (double)(t->n_losses * batch) / elapsed;
+  p.loss = t->n_losses > 0 ? sum / ((double)t->n_losses * (double)batch *
+                                    (double)ch_model_targets(t->model)) : NAN;
+  p.samples_per_s = (double)((t->n_losses + t->n_skipped) * batch) / elapsed;
   p.eta_seconds = (double)(steps - t->step) * (ch_time() - t_start) / (double)(t->step - first_step);
   if (do_eval && source_samples(t->val) > 0)
     CH_CHECK(train_evaluate(t->model, ch_dp_params(t->dp), ch_dp_eval_hook(t->dp), t->val,
@@ -161,6 +164,7 @@ static ch_status log_progress(trainer *t, double lr, double norm, int do_eval, d
   res->val_loss = p.val_loss;
   res->val_acc = p.val_acc;
   t->n_losses = t->n_global = 0;
+  t->n_skipped = 0;
   return CH_OK;
 }
 
@@ -186,12 +190,28 @@ static ch_status run_loop(trainer *t, ch_train_result *res) {
     CH_CHECK(start_stop_vote(t, &vote, &vote_req));
     double loss = 0.0;
     CH_CHECK(compute_gradients(t, &loss));
+    /* A loss that is not finite on some rank, or a norm that is not (computed from the reduced
+     * gradient, the same on every rank), skips the update on every rank alike. */
+    int32_t bad_loss;
+    ch_request bad_req;
+    CH_CHECK(trainer_loss_vote(t, loss, &bad_loss, &bad_req));
     double norm;
     CH_CHECK(ch_dp_clip(t->dp, c->optim.grad_clip, &norm));
+    CH_CHECK(ch_comm_wait(&bad_req));
     double lr = ch_lr_at(&t->optim, t->step);
-    CH_CHECK(ch_dp_update(t->dp, lr));
+    if (bad_loss || !isfinite(norm)) {
+      ch_status st = trainer_skip_step(t, bad_loss, norm);
+      if (st != CH_OK) {
+        CH_CHECK(ch_comm_wait(&vote_req)); /* every rank stops here: no collective left open */
+        res->nonfinite_stop = t->step + 1;
+        return st;
+      }
+    } else {
+      t->nonfinite_run = 0;
+      CH_CHECK(ch_dp_update(t->dp, lr));
+      t->losses[t->n_losses++] = loss;
+    }
     res->comm_exposed_seconds += ch_dp_get_stats(t->dp).exposed_seconds;
-    t->losses[t->n_losses++] = loss;
     t->step++;
     t->position += batch;
     double now = ch_time();
@@ -206,6 +226,12 @@ static ch_status run_loop(trainer *t, ch_train_result *res) {
     CH_CHECK(ch_comm_wait(&vote_req));
     if (vote || (every > 0 && (t->step % every == 0 || last))) {
       char path[CH_PATH_MAX * 2 + 32];
+      /* Skipped steps keep the state finite; this is the last guard (an update to Inf). */
+      ch_status st = trainer_check_finite(t);
+      if (st != CH_OK) {
+        res->nonfinite_stop = t->step;
+        return st;
+      }
       CH_CHECK(trainer_checkpoint(t, path, sizeof path));
       if (vote) {
         CH_INFO("stopping on %s: checkpoint of step %lld is %s; resume with run.resume=auto",
@@ -252,7 +278,7 @@ static ch_status report_memory(const trainer *t, const ch_train_result *res) {
 ch_status ch_train_run(const ch_config *cfg, const ch_group *dp, int keep_params,
                        ch_train_result *res) {
   memset(res, 0, sizeof *res);
-  res->val_loss = res->val_acc = NAN;
+  res->train_loss = res->val_loss = res->val_acc = NAN; /* until a step or evaluation runs */
   trainer t;
   memset(&t, 0, sizeof t); /* teardown runs on it even when the watchdog never started */
   ch_status st;

@@ -28,6 +28,13 @@ void source_describe(const source *s, char *buf, size_t size);
  * Local. Errors: as ch_tokenizer_load. */
 ch_status source_model_info(const ch_config *cfg, const source *s, ch_ckpt_model_info *out);
 
+/* Checks, before anything is allocated, that every buffer the trainer and its model size from
+ * cfg's keys, the batch plan and the data's shape (info) is a product that neither wraps around
+ * nor exceeds 256 TiB (src/train/sizes.c). Local; the same answer on every rank. Errors:
+ * CH_ERR_CONFIG naming the keys of the product. */
+ch_status trainer_check_sizes(const ch_config *cfg, const ch_batch_plan *plan,
+                              const ch_ckpt_model_info *info);
+
 /* State of one training run (src/train/train.c; checkpoint glue in resume.c). */
 typedef struct trainer {
   const ch_config *cfg;
@@ -56,8 +63,22 @@ typedef struct trainer {
    * independent of where a run was interrupted. */
   double *losses;
   int n_losses, n_global;
+  int64_t nonfinite_run; /* steps skipped in a row for a non-finite loss or gradient norm */
+  int64_t n_skipped;     /* steps skipped since the last progress line */
   FILE *metrics;
 } trainer;
+
+/* Non-finite steps (src/train/nonfinite.c). */
+/* Starts the agreement on this step's loss: after ch_comm_wait(req), *bad is 1 when the loss
+ * of some rank is not finite. Collective. */
+ch_status trainer_loss_vote(trainer *t, double loss, int32_t *bad, ch_request *req);
+/* Counts a skipped step (bad_loss from the vote, or a non-finite norm: the same on every rank)
+ * and warns on rank 0 naming the step. Errors: CH_ERR_INVALID naming the step once
+ * train.max_nonfinite_steps steps in a row were skipped (on every rank alike). */
+ch_status trainer_skip_step(trainer *t, int32_t bad_loss, double norm);
+/* Checks that everything a checkpoint would hold (parameters, optimizer state) is finite on
+ * every rank. Collective. Errors: CH_ERR_INVALID naming the step and the parameter. */
+ch_status trainer_check_finite(trainer *t);
 
 /* Sums entries [n_global, n_losses) of t->losses over the ranks (collective). */
 ch_status trainer_reduce_losses(trainer *t);
@@ -91,6 +112,8 @@ typedef struct progress {
   double loss, lr, grad_norm, samples_per_s, eta_seconds;
   double val_loss, val_acc;
   int64_t targets;         /* predictions per sample: tokens/s = samples/s x targets */
+  int64_t skipped;         /* steps skipped (non-finite) since the last line; loss is the mean
+                            * over the others (NaN when none) */
 } progress;
 
 /* Prints the progress line (rank 0's stdout via the logger). */

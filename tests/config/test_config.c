@@ -40,7 +40,8 @@ static void test_defaults(void) {
                  c.optim.schedule == CH_SCHED_CONSTANT && c.optim.warmup_steps == 0 &&
                  c.optim.min_lr == 0.0, "optim defaults");
   CHT_ASSERT(c.train.steps == 100 && c.train.batch_size == 64 && c.train.micro_batch_size == 0 &&
-                 c.train.seed == 1234 && c.train.log_every == 10 && c.train.eval_every == 0,
+                 c.train.seed == 1234 && c.train.log_every == 10 && c.train.eval_every == 0 &&
+                 c.train.max_nonfinite_steps == 5,
              "train defaults");
   CHT_ASSERT(c.parallel.strategy == CH_STRATEGY_DDP && c.parallel.bucket_mb == 25.0 &&
                  c.parallel.first_bucket_mb == 1.0 && c.parallel.overlap == 1, "parallel defaults");
@@ -120,8 +121,9 @@ static void test_overrides(void) {
   free(dump);
   CHT_OK(ch_config_set(&c, "parallel.strategy=zero1", NULL));
   CHT_ASSERT(c.parallel.strategy == CH_STRATEGY_ZERO1, "zero1 -> %d", c.parallel.strategy);
-  CHT_OK(ch_config_set(&c, "train.steps=9223372036854775807", NULL));
-  CHT_ASSERT(c.train.steps == INT64_MAX, "int64 max");
+  /* train.seed is the key whose range is the whole of int64 (train.steps is bounded). */
+  CHT_OK(ch_config_set(&c, "train.seed=9223372036854775807", NULL));
+  CHT_ASSERT(c.train.seed == INT64_MAX, "int64 max");
 
   /* A custom origin prefixes the message; a failed set leaves the config as it was. */
   ch_config before = c;
@@ -148,6 +150,22 @@ static void test_overrides(void) {
     {"model.depth=3000000000", "model.depth: 3000000000 is out of range"},
     {"model.hidden=-5", "model.hidden: must be >= 1, got -5"},
     {"train.seed=9223372036854775808", "train.seed: 9223372036854775808 is out of range"},
+    /* every integer key has a bound, named with the allowed range; nothing is cut to fit */
+    {"train.batch_size=4611686018427387904",
+     "override 'train.batch_size=4611686018427387904': train.batch_size: must be <= 4194304, "
+     "got 4611686018427387904 (allowed: [1, 4194304])"},
+    {"model.hidden=2147483648", "model.hidden: 2147483648 is out of range (allowed: [1, 1048576])"},
+    {"model.hidden=2147483647", "model.hidden: must be <= 1048576, got 2147483647"},
+    {"model.depth=-1", "model.depth: must be >= 0, got -1 (allowed: [0, 1024])"},
+    {"model.n_embd=1000000", "model.n_embd: must be <= 65536"},
+    {"model.context=2000000", "model.context: must be <= 1048576"},
+    {"model.vocab_size=4294967296", "model.vocab_size: must be <= 16777216"},
+    {"train.steps=9223372036854775807", "train.steps: must be <= 1000000000000"},
+    {"train.micro_batch_size=4194305", "train.micro_batch_size: must be <= 4194304"},
+    {"train.log_every=1000000000", "train.log_every: must be <= 1000000"},
+    {"run.checkpoint.keep_last=99999999", "run.checkpoint.keep_last: must be <= 1000000"},
+    {"parallel.prefetch=2", "parallel.prefetch: must be <= 1"},
+    {"train.max_nonfinite_steps=0", "train.max_nonfinite_steps: must be >= 1"},
     {"train.steps=12abc", "train.steps: expected an integer, got '12abc'"},
     {"train.batch_size=1.5", "train.batch_size: expected an integer, got '1.5'"},
     {"train.batch_size=1e3", "train.batch_size: expected an integer, got '1e3'"},
@@ -195,6 +213,8 @@ static void test_file_errors(void) {
     {"e_mapping.yaml", 2, "optim.lr: expected a value, got a mapping"},
     {"e_section.yaml", 3, "model is a section, not a value"},
     {"e_int_range.yaml", 2, "model.hidden: 99999999999 is out of range"},
+    {"e_batch_range.yaml", 3, "train.batch_size: must be <= 4194304, got 4611686018427387904 "
+                              "(allowed: [1, 4194304])"},
     {"e_int64_range.yaml", 2, "train.seed: 99999999999999999999 is out of range"},
     {"e_junk.yaml", 2, "train.steps: expected an integer, got '12abc'"},
     {"e_int_float.yaml", 2, "train.batch_size: expected an integer, got '1.5'"},
@@ -267,7 +287,7 @@ static void test_round_trip(void) {
     const char *hash = strstr(p + 1, "  # ");
     leaves += hash && (!end || hash < end);
   }
-  CHT_ASSERT(leaves == 49, "expected 49 keys in the dump, found %d:\n%s", leaves, y);
+  CHT_ASSERT(leaves == 50, "expected 50 keys in the dump, found %d:\n%s", leaves, y);
   /* floats always carry a '.', so that YAML 1.1 readers (PyYAML) also see floats */
   CHT_ASSERT(strstr(y, "\n  lr: 0.001 ") && strstr(y, "\n  eps: 1.0e-08 ") &&
                  strstr(y, "\n  bucket_mb: 25.0 ") && strstr(y, "\n  overlap: true ") &&
@@ -286,7 +306,7 @@ static void test_round_trip(void) {
     ch_config_defaults(&c);
     c.model.type = (int)(next_u64() % 2);
     c.model.depth = (int)(next_u64() % 1000);
-    c.model.hidden = 1 + (int)(next_u64() % 2147483647);
+    c.model.hidden = 1 + (int)(next_u64() % (1u << 20)); /* the key's whole range */
     c.optim.lr = next_unit() * 10;
     c.optim.min_lr = c.optim.lr * next_unit();
     c.optim.weight_decay = next_unit() * 1e-3;
@@ -295,7 +315,7 @@ static void test_round_trip(void) {
     c.optim.beta2 = 1 - next_unit() * 1e-3;
     c.optim.eps = next_unit() * 1e-310; /* subnormal */
     c.optim.grad_clip = next_unit() * 1e6;
-    c.train.steps = 1 + (int64_t)(next_u64() >> 2);
+    c.train.steps = 1 + (int64_t)(next_u64() % 1000000000000ull);
     c.optim.warmup_steps = (int64_t)(next_u64() % (uint64_t)c.train.steps);
     c.train.seed = (int64_t)(next_u64() >> 1);
     c.parallel.bucket_mb = next_unit() * 1e3;
@@ -306,6 +326,66 @@ static void test_round_trip(void) {
     CHT_OK(ch_config_validate(&c));
     round_trip(&c, c.data.path);
   }
+}
+
+/* Collects the warnings of a load. */
+typedef struct warnings {
+  int n;
+  char text[8][1400];
+} warnings;
+
+static void collect(void *ctx, const char *message) {
+  warnings *w = ctx;
+  if (w->n < 8) snprintf(w->text[w->n], sizeof w->text[0], "%s", message);
+  w->n++;
+}
+
+/* Loads `path` with `ov` and checks the warnings: exactly `n`, the i-th containing want[i]. */
+static void expect_warnings(const char *path, const char *const *ov, int nov, int n,
+                            const char *const *want) {
+  warnings w = {0};
+  ch_config c;
+  CHT_OK(ch_config_load_warn(path, ov, nov, &c, collect, &w));
+  CHT_ASSERT(w.n == n, "%s: %d warnings, expected %d (first: %s)", path ? path : "(none)", w.n, n,
+             w.n ? w.text[0] : "-");
+  for (int i = 0; i < n; i++)
+    CHT_ASSERT(strstr(w.text[i], want[i]), "warning %d\n  %s\nlacks\n  %s", i, w.text[i], want[i]);
+}
+
+static void test_warnings(void) {
+  char want[3][1200];
+  /* A file that sets no key is named. */
+  snprintf(want[0], sizeof want[0], "%s sets no key (empty or only comments)", file("empty.yaml"));
+  expect_warnings(file("empty.yaml"), NULL, 0, 1, (const char *[]){want[0]});
+  snprintf(want[0], sizeof want[0], "%s sets no key", file("comments.yaml"));
+  expect_warnings(file("comments.yaml"), NULL, 0, 1, (const char *[]){want[0]});
+  /* Keys of the other model family: named with file:line (or the override) and the family. */
+  snprintf(want[0], sizeof want[0], "%s:4: model.depth has no effect: it is a key of model.type "
+           "mlp, and model.type is gpt", file("good.yaml"));
+  snprintf(want[1], sizeof want[1], "%s:5: model.hidden has no effect", file("good.yaml"));
+  snprintf(want[2], sizeof want[2], "%s:6: model.activation has no effect", file("good.yaml"));
+  expect_warnings(file("good.yaml"), NULL, 0, 3, (const char *[]){want[0], want[1], want[2]});
+  expect_warnings(NULL, (const char *[]){"model.type=gpt", "model.hidden=64"}, 2, 1,
+                  (const char *[]){"override 'model.hidden=64': model.hidden has no effect: it "
+                                   "is a key of model.type mlp, and model.type is gpt"});
+  expect_warnings(NULL, (const char *[]){"model.n_embd=64"}, 1, 1,
+                  (const char *[]){"override 'model.n_embd=64': model.n_embd has no effect: it "
+                                   "is a key of model.type gpt, and model.type is mlp"});
+  /* Set to the default (as in a dumped config, which lists every key): nothing to warn about. */
+  expect_warnings(NULL, (const char *[]){"model.type=gpt", "model.hidden=128"}, 2, 0, NULL);
+  ch_config c;
+  ch_config_defaults(&c);
+  c.model.type = CH_MODEL_GPT;
+  char *dump = ch_config_to_yaml(&c);
+  CHT_ASSERT(dump, "dump");
+  expect_warnings(write_tmp("gpt_dump.yaml", dump), NULL, 0, 0, NULL);
+  free(dump);
+  /* ch_config_load itself stays silent, and a failed load warns about nothing. */
+  warnings w = {0};
+  CHT_ASSERT(ch_config_load_warn(file("e_number.yaml"), (const char *[]){"model.n_embd=64"}, 1,
+                                 &c, collect, &w) == CH_ERR_CONFIG && w.n == 0,
+             "a failed load: %d warnings", w.n);
+  unlink(write_tmp("gpt_dump.yaml", ""));
 }
 
 static void test_write(void) {
@@ -348,6 +428,7 @@ int main(int argc, char **argv) {
   test_overrides();
   test_file_errors();
   test_round_trip();
+  test_warnings();
   test_write();
   rmdir(g_tmp);
   printf("test_config: ok\n");

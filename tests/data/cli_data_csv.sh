@@ -29,5 +29,8 @@ expect 2 'label column 70 is out of range' data csv "$digits" "$dir/x.h5" --labe
 expect 1 'cannot open .*nope\.csv' data csv "$dir/nope.csv" "$dir/x.h5"
 printf '1,2,0\n3,x,1\n' >"$dir/bad.csv"
 expect 1 'bad\.csv:2: column 2' data csv "$dir/bad.csv" "$dir/x.h5"
+# A truncated .gz: the same check and message as `data text` (one reader, src/data/gzin.c).
+head -c 4000 "$digits" >"$dir/trunc.csv.gz"
+expect 1 'trunc\.csv\.gz: truncated gzip file \(unexpected end of file\)' data csv "$dir/trunc.csv.gz" "$dir/x.h5"
 [ ! -e "$dir/x.h5" ] && [ ! -e "$dir/x.h5.partial" ] || fail "failed conversion left a file"
 echo "cli_data_csv: ok"

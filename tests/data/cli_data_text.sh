@@ -50,5 +50,8 @@ expect 1 'cannot read --vocab .*none\.json' data text "$a" "$dir/x.h5" --tokeniz
 printf '#version: 0.2\nx y z\n' >"$dir/bad.bpe"
 expect 1 'vocab\.bpe line 2: expected two tokens' data text "$a" "$dir/x.h5" --tokenizer gpt2 \
   --vocab "$dir/encoder.json" --merges "$dir/bad.bpe"
+# A truncated .gz is an error naming the file, never half the text kept (issue 12, item 9).
+head -c 200000 "$shakespeare" >"$dir/trunc.txt.gz"
+expect 1 'trunc\.txt\.gz: truncated gzip file \(unexpected end of file\)' data text "$a" "$dir/trunc.txt.gz" "$dir/x.h5"
 [ ! -e "$dir/x.h5" ] && [ ! -e "$dir/x.h5.partial" ] || fail "failed conversion left a file"
 echo "cli_data_text: ok"
