@@ -11,7 +11,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/statvfs.h>
 #include <unistd.h>
 
 #include "ckpt/ckpt_internal.h"
@@ -129,18 +128,6 @@ static void prune(const char *dir, const ch_ckpt_policy *policy, const char *kee
   ch_ckpt_list_free(paths, n);
 }
 
-/* Fails early, with a clear message, when the file system cannot hold the checkpoint (the
- * tensors plus 10% and 128 KiB for HDF5 metadata). Writing would fail anyway, later. */
-static ch_status check_space(const char *dir, double bytes) {
-  struct statvfs fs;
-  if (statvfs(dir, &fs) != 0) return CH_OK; /* unknown: let the write tell */
-  double avail = (double)fs.f_bavail * (double)fs.f_frsize, need = bytes * 1.1 + 131072.0;
-  if (avail < need)
-    return CH_FAIL(CH_ERR_IO, "not enough space for a checkpoint in %s: it needs about %.1f MiB, "
-                   "%.1f MiB are free", dir, need / 1048576.0, avail / 1048576.0);
-  return CH_OK;
-}
-
 /* fsync of the file from this rank: each rank flushes what it wrote (on a parallel file system
  * a client's dirty pages are its own). */
 static ch_status sync_file(const char *path) {
@@ -172,7 +159,7 @@ ch_status ch_ckpt_save(const ch_group *g, const char *dir, const ch_ckpt_policy 
   if (g->rank == 0) {
     st = ch_mkdir_p(dir);
     if (st == CH_OK) remove_partials(dir);
-    if (st == CH_OK) st = check_space(dir, (double)nbufs * (double)l->numel * sizeof(float));
+    if (st == CH_OK) st = ckpt_space_check(dir, (double)nbufs * (double)l->numel * sizeof(float));
   }
   CH_CHECK(from_root(g, st));
   st = ch_ckpt_write(g, partial, l, bufs, nbufs, own, meta);
