@@ -13,9 +13,10 @@
 #include "cohort/tensor.h"
 
 #define CH_CKPT_FORMAT "cohort-checkpoint"
-/* 2: root attributes describe the model (ch_ckpt_model_info); 1 files are still read for
- * resuming and inspection, but cannot be loaded as a model. */
-#define CH_CKPT_VERSION 2
+/* 3: a checksum of the root attributes (attrs_crc32), verified on every load; 2: root attributes
+ * describe the model (ch_ckpt_model_info). 2 files load with their attributes unverified; 1 files
+ * are still read for resuming and inspection, but cannot be loaded as a model. */
+#define CH_CKPT_VERSION 3
 
 /* Checkpointing of a training run (the run.checkpoint.* keys, the directory resolved). */
 typedef struct ch_ckpt_cfg {
@@ -49,6 +50,8 @@ typedef struct ch_ckpt_meta {
   char *config;        /* resolved config as YAML, for users; save: borrowed, load: malloc'ed */
   ch_ckpt_model_info model; /* save: written; load: read when has_model */
   int has_model;       /* load: the file holds the model attributes (format version >= 2) */
+  int attrs_verified;  /* load: the root attributes' checksum was verified (version >= 3); a
+                        * mismatch fails the load */
   /* Summed loss of each step since the last progress line, so that a resumed run prints the
    * same metrics lines as an uninterrupted one. save: borrowed, load: malloc'ed. */
   double *interval_losses;

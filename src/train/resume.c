@@ -74,6 +74,9 @@ static ch_status load(trainer *t, const char *path) {
   CH_CHECK(ch_ckpt_read(t->g, path, t->layout, bufs, nbufs, own, &m));
   CH_CHECK(ch_dp_loaded(t->dp));
   ch_status st = CH_OK;
+  if (!m.attrs_verified && t->g->rank == 0)
+    CH_WARN("%s: format version < 3: its root attributes (step, samples, ...) are not covered by "
+            "a checksum and cannot be verified", path);
   if (m.n_interval_losses > t->cfg->train.log_every) {
     st = CH_FAIL(CH_ERR_CONFIG, "%s holds %d steps of an unfinished log interval but "
                  "train.log_every is %" PRId64 ": resume with train.log_every >= %d",
