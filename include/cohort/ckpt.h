@@ -13,9 +13,10 @@
 #include "cohort/tensor.h"
 
 #define CH_CKPT_FORMAT "cohort-checkpoint"
-/* 2: root attributes describe the model (ch_ckpt_model_info); 1 files are still read for
- * resuming and inspection, but cannot be loaded as a model. */
-#define CH_CKPT_VERSION 2
+/* 3: a checksum of the root attributes (attrs_crc32), verified on every load; 2: root attributes
+ * describe the model (ch_ckpt_model_info). 2 files load with their attributes unverified; 1 files
+ * are still read for resuming and inspection, but cannot be loaded as a model. */
+#define CH_CKPT_VERSION 3
 
 /* Checkpointing of a training run (the run.checkpoint.* keys, the directory resolved). */
 typedef struct ch_ckpt_cfg {
@@ -49,6 +50,8 @@ typedef struct ch_ckpt_meta {
   char *config;        /* resolved config as YAML, for users; save: borrowed, load: malloc'ed */
   ch_ckpt_model_info model; /* save: written; load: read when has_model */
   int has_model;       /* load: the file holds the model attributes (format version >= 2) */
+  int attrs_verified;  /* load: the root attributes' checksum was verified (version >= 3); a
+                        * mismatch fails the load */
   /* Summed loss of each step since the last progress line, so that a resumed run prints the
    * same metrics lines as an uninterrupted one. save: borrowed, load: malloc'ed. */
   double *interval_losses;
@@ -85,17 +88,21 @@ CH_API ch_status ch_ckpt_write(const ch_group *g, const char *path, const ch_lay
 CH_API ch_status ch_ckpt_read(const ch_group *g, const char *path, const ch_layout *l,
                        ch_ckpt_buffer *bufs, int nbufs, const ch_shard *own, ch_ckpt_meta *meta);
 
-/* Retention policy: the newest keep_last are kept, plus every step divisible by keep_every
- * (0: none). */
+/* Retention policy over the checkpoints this process committed (never a file it did not write,
+ * such as an earlier run's): the newest keep_last are kept, plus every step divisible by
+ * keep_every (0: none). */
 typedef struct ch_ckpt_policy {
   int64_t keep_last, keep_every;
 } ch_ckpt_policy;
 
 /* Saves and commits a checkpoint of `meta->step` in `dir` (created if needed): writes
  * step-XXXXXXXX.h5.partial, closes it, renames it to step-XXXXXXXX.h5, fsyncs the directory,
- * replaces the `latest` pointer file atomically, then prunes by `policy`. A failure leaves the
- * previous checkpoints and `latest` untouched and removes the partial file. Collective; the
- * committed path goes to `out` (may be NULL). Errors: as ch_ckpt_write. */
+ * replaces the `latest` pointer file atomically, then prunes this process's earlier saves by
+ * `policy` (files it did not commit are kept, said once). The space the file needs is checked
+ * and reserved before HDF5 writes anything (a disk full during the save is an agreed CH_ERR_IO
+ * naming the file, never a hang). A failure leaves the previous checkpoints and `latest`
+ * untouched and removes the partial file. Collective; the committed path goes to `out` (may
+ * be NULL). Errors: as ch_ckpt_write. */
 CH_API ch_status ch_ckpt_save(const ch_group *g, const char *dir, const ch_ckpt_policy *policy,
                        const ch_layout *l, const ch_ckpt_buffer *bufs, int nbufs,
                        const ch_shard *own, const ch_ckpt_meta *meta, char *out, size_t out_size);

@@ -37,3 +37,43 @@ typedef struct ckpt_io_stats {
   int64_t collective, independent;
 } ckpt_io_stats;
 ckpt_io_stats ckpt_get_io_stats(void);
+
+/* Test hooks (fault.c), driven by COHORT_FAULT_CKPT=<fault>:<step>. ckpt_fault_is: that fault is
+ * asked for the checkpoint of `step`. ckpt_fault_fill: fills the file system of `path` when the
+ * checkpoint of `step` reaches `point` (fault fill-<point> or fill-<point>-unreserved); call it
+ * on one rank. Both do nothing without the variable. */
+int ckpt_fault_is(int64_t step, const char *fault);
+void ckpt_fault_fill(const char *path, int64_t step, const char *point);
+
+/* Disk space of a checkpoint file (space.c; the order of the steps is explained there).
+ * ckpt_space_need: bytes a file of `tensor_bytes` of tensors needs (tensors, HDF5 metadata,
+ * alignment), as estimated by every step below. */
+double ckpt_space_need(double tensor_bytes);
+/* statvfs preflight of directory `dir`; CH_ERR_IO naming it when the estimate does not fit. */
+ch_status ckpt_space_check(const char *dir, double tensor_bytes);
+/* Rank 0, before H5Fcreate: creates `path` and allocates `bytes` (the file is truncated by the
+ * create). CH_ERR_IO naming the path and the errno ("No space left on device") when that fails;
+ * a file system without fallocate counts as success. */
+ch_status ckpt_space_probe(const char *path, double bytes);
+/* Rank 0, after H5Fcreate and before any HDF5 write: reserves `bytes` beyond the end of file
+ * (FALLOC_FL_KEEP_SIZE). Errors as ckpt_space_probe. */
+ch_status ckpt_space_reserve(const char *path, double bytes);
+/* Rank 0: allocates [0, bytes) (the datasets' exact extent) and sets the size; on failure the
+ * file is extended sparsely and the error returned. */
+ch_status ckpt_space_extend(const char *path, double bytes);
+/* Rank 0, after a successful close: frees the reserved blocks beyond the end of file. */
+void ckpt_space_release(const char *path);
+/* Why a write of `path` may have failed, for messages: " (no space left on the device: 0.0 MiB
+ * free on its file system)" or " (12.5 MiB free ...)"; "" when unknown. */
+void ckpt_space_hint(const char *path, char *buf, size_t size);
+/* Rank 0, after an agreed failure and before the close: frees the file's blocks (truncates it
+ * to 0; it is deleted afterwards) so that HDF5's flush at close finds room. */
+void ckpt_space_discard(const char *path);
+
+/* Deadline of a close after a failed save (deadline.c): unless disarmed within `seconds`
+ * (rank 0; other ranks 5 s more), rank 0 removes `path` and the job ends (ch_runtime_fatal)
+ * with a message naming `path` and `why`. NULL when no thread could be started (no deadline). */
+typedef struct ckpt_deadline ckpt_deadline;
+ckpt_deadline *ckpt_deadline_arm(const char *path, int rank, double seconds, const char *why);
+/* Cancels the deadline and frees it (NULL: nothing). */
+void ckpt_deadline_disarm(ckpt_deadline *d);

@@ -11,7 +11,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/statvfs.h>
 #include <unistd.h>
 
 #include "ckpt/ckpt_internal.h"
@@ -106,39 +105,73 @@ static void remove_partials(const char *dir) {
   closedir(d);
 }
 
-/* Deletes committed checkpoints that the policy does not keep; `keep` is never deleted. */
+/* Checkpoints this process committed (rank 0), the only ones retention may delete: files of an
+ * earlier run in the same directory (the run this one resumed, or one it starts fresh over
+ * with run.resume=never) are never deleted, since a run that cannot read them must not be
+ * able to destroy them. */
+static struct {
+  char **v;
+  int n, cap, told;
+} g_written;
+
+static void remember(const char *path) {
+  if (g_written.n == g_written.cap) {
+    int cap = g_written.cap ? 2 * g_written.cap : 16;
+    char **v = realloc(g_written.v, sizeof *v * (size_t)cap);
+    if (!v) return; /* then it is never deleted: the safe side */
+    g_written.v = v;
+    g_written.cap = cap;
+  }
+  if ((g_written.v[g_written.n] = strdup(path))) g_written.n++;
+}
+
+/* Index of `path` among the files this process committed, or -1. */
+static int written_here(const char *path) {
+  for (int i = 0; i < g_written.n; i++)
+    if (!strcmp(g_written.v[i], path)) return i;
+  return -1;
+}
+
+static void forget(int i) {
+  free(g_written.v[i]);
+  g_written.v[i] = g_written.v[--g_written.n];
+}
+
+/* Deletes this run's committed checkpoints that the policy does not keep (keep_last counts this
+ * run's files only); `keep` is never deleted, nor any file this run did not write. */
 static void prune(const char *dir, const ch_ckpt_policy *policy, const char *keep) {
   char **paths;
   int n;
   if (ch_ckpt_list(dir, &paths, &n) != CH_OK) return;
-  int removed = 0;
+  int removed = 0, own = 0, foreign = 0;
   for (int i = 0; i < n; i++) {
+    int w = written_here(paths[i]);
+    if (w < 0) {
+      foreign++;
+      continue;
+    }
     const char *base = strrchr(paths[i], '/') + 1;
     int64_t step = step_of(base);
-    int kept = i < policy->keep_last || !strcmp(paths[i], keep) ||
+    int kept = own++ < policy->keep_last || !strcmp(paths[i], keep) ||
                (policy->keep_every > 0 && step % policy->keep_every == 0);
     if (kept) continue;
     if (unlink(paths[i]) == 0) {
       removed++;
+      forget(w);
       CH_DEBUG("pruned %s", paths[i]);
     } else {
       CH_WARN("cannot remove old checkpoint %s: %s", paths[i], strerror(errno));
     }
   }
+  if (foreign && !g_written.told) {
+    g_written.told = 1;
+    CH_INFO("retention: %d checkpoint%s in %s %s not written by this run and %s kept (retention "
+            "deletes only this run's checkpoints; remove them by hand when no longer needed)",
+            foreign, foreign == 1 ? "" : "s", dir, foreign == 1 ? "was" : "were",
+            foreign == 1 ? "is" : "are");
+  }
   if (removed) ch_fsync_parent_dir(paths[0]);
   ch_ckpt_list_free(paths, n);
-}
-
-/* Fails early, with a clear message, when the file system cannot hold the checkpoint (the
- * tensors plus 10% and 128 KiB for HDF5 metadata). Writing would fail anyway, later. */
-static ch_status check_space(const char *dir, double bytes) {
-  struct statvfs fs;
-  if (statvfs(dir, &fs) != 0) return CH_OK; /* unknown: let the write tell */
-  double avail = (double)fs.f_bavail * (double)fs.f_frsize, need = bytes * 1.1 + 131072.0;
-  if (avail < need)
-    return CH_FAIL(CH_ERR_IO, "not enough space for a checkpoint in %s: it needs about %.1f MiB, "
-                   "%.1f MiB are free", dir, need / 1048576.0, avail / 1048576.0);
-  return CH_OK;
 }
 
 /* fsync of the file from this rank: each rank flushes what it wrote (on a parallel file system
@@ -172,7 +205,7 @@ ch_status ch_ckpt_save(const ch_group *g, const char *dir, const ch_ckpt_policy 
   if (g->rank == 0) {
     st = ch_mkdir_p(dir);
     if (st == CH_OK) remove_partials(dir);
-    if (st == CH_OK) st = check_space(dir, (double)nbufs * (double)l->numel * sizeof(float));
+    if (st == CH_OK) st = ckpt_space_check(dir, (double)nbufs * (double)l->numel * sizeof(float));
   }
   CH_CHECK(from_root(g, st));
   st = ch_ckpt_write(g, partial, l, bufs, nbufs, own, meta);
@@ -198,7 +231,10 @@ ch_status ch_ckpt_save(const ch_group *g, const char *dir, const ch_ckpt_policy 
       int len = snprintf(text, sizeof text, "%s\n", strrchr(final, '/') + 1);
       st = ch_write_file_atomic(pointer, text, (size_t)len);
     }
-    if (st == CH_OK) prune(dir, policy, final);
+    if (st == CH_OK) {
+      if (written_here(final) < 0) remember(final);
+      prune(dir, policy, final);
+    }
   }
   CH_CHECK(from_root(g, st));
   if (out) snprintf(out, out_size, "%s", final);

@@ -26,6 +26,16 @@ static ch_status h5_fail(ch_status s, const char *path, const char *what, const 
   return CH_FAIL(s, "%s: %s%s%s: %s", path, what, name ? " " : "", name ? name : "", h5_error(msg));
 }
 
+/* A failed HDF5 write: as h5_fail, plus what the file system has left (HDF5 says only "file
+ * write failed"), so that a full disk is named as such. */
+static ch_status write_fail(const char *path, const char *what, const char *name) {
+  char msg[256], hint[128];
+  h5_error(msg);
+  ckpt_space_hint(path, hint, sizeof hint);
+  return CH_FAIL(CH_ERR_IO, "%s: %s%s%s: %s%s", path, what, name ? " " : "", name ? name : "", msg,
+                 hint);
+}
+
 /* Dataset i of a checkpoint is parameter i % nparams of buffer i / nparams. Its piece that shard
  * `own` holds, as element indices [a, b) of the tensor; returns where element a sits in that
  * buffer (check_shard made sure that a parameter meets at most one segment). */
@@ -55,11 +65,11 @@ static void dataset_name(const ch_layout *l, const ch_ckpt_buffer *bufs, int i, 
 }
 
 /* A failed transfer of dataset i, kept in *st unless an earlier failure is there already. */
-static void transfer_failed(ch_status *st, const char *path, const char *what, const ch_layout *l,
-                            const ch_ckpt_buffer *bufs, int i) {
+static void transfer_failed(ch_status *st, const char *path, const char *what, int write,
+                            const ch_layout *l, const ch_ckpt_buffer *bufs, int i) {
   char name[CH_NAME_MAX + 64];
   dataset_name(l, bufs, i, name, sizeof name);
-  ch_status e = h5_fail(CH_ERR_IO, path, what, name);
+  ch_status e = write ? write_fail(path, what, name) : h5_fail(CH_ERR_IO, path, what, name);
   if (*st == CH_OK) *st = e;
 }
 
@@ -220,23 +230,6 @@ static ch_status create_datasets(hid_t file, const char *path, const ch_layout *
   return st;
 }
 
-/* Rank 0: allocates the first `size` bytes of the file on disk. If that fails the file is
- * extended sparsely instead, so that closing it needs no allocation, and the error is returned.
- * File systems without fallocate support count as success. */
-static ch_status reserve_space(const char *path, hsize_t size) {
-  int fd = open(path, O_RDWR | O_CLOEXEC);
-  if (fd < 0) return CH_FAIL(CH_ERR_IO, "%s: cannot open: %s", path, strerror(errno));
-  int rc = posix_fallocate(fd, 0, (off_t)size);
-  ch_status st = CH_OK;
-  if (rc != 0 && rc != EOPNOTSUPP && rc != EINVAL) {
-    st = CH_FAIL(CH_ERR_IO, "%s: cannot reserve %.1f MiB for the checkpoint: %s", path,
-                 (double)size / 1048576.0, strerror(rc));
-    if (ftruncate(fd, (off_t)size) != 0) CH_DEBUG("%s: sparse extension failed too", path);
-  }
-  close(fd);
-  return st;
-}
-
 ch_status ch_ckpt_write(const ch_group *g, const char *path, const ch_layout *l,
                         const ch_ckpt_buffer *bufs, int nbufs, const ch_shard *own,
                         const ch_ckpt_meta *meta) {
@@ -264,15 +257,30 @@ ch_status ch_ckpt_write(const ch_group *g, const char *path, const ch_layout *l,
       goto free_all;
     }
 
+  /* Space first (space.c): HDF5 must never meet ENOSPC in a metadata write, since the ranks
+   * would then deadlock in H5Fclose. The probe runs before any HDF5 file exists, so failing
+   * there is clean. */
+  double need = ckpt_space_need((double)nbufs * (double)l->numel * sizeof(float));
+  if (g->rank == 0) {
+    ckpt_fault_fill(path, meta->step, "create");
+    st = ckpt_space_probe(path, need);
+  }
+  st = agree(g, st, path);
+  if (st != CH_OK) {
+    if (g->rank == 0) unlink(path);
+    goto free_all;
+  }
   h5_quiet q;
   h5_quiet_begin(&q);
   hid_t fapl = open_fapl(g), dxpl = data_dxpl();
   ch_watchdog_enter("hdf5 create");
   hid_t file = fapl < 0 ? -1 : H5Fcreate(path, H5F_ACC_TRUNC, H5P_DEFAULT, fapl);
   ch_watchdog_leave();
-  if (file < 0 || dxpl < 0) {
-    st = h5_fail(CH_ERR_IO, path, "cannot create the file", NULL);
-  } else {
+  if (file < 0 || dxpl < 0) st = h5_fail(CH_ERR_IO, path, "cannot create the file", NULL);
+  else if (g->rank == 0 && !ckpt_fault_is(meta->step, "fill-meta-unreserved"))
+    st = ckpt_space_reserve(path, need); /* the create truncated the probe's allocation */
+  st = agree(g, st, path);
+  if (st == CH_OK) {
     st = ckpt_write_meta(file, path, meta);
     if (st == CH_OK) st = create_groups(file, path, l, nbufs > 1);
   }
@@ -283,13 +291,15 @@ ch_status ch_ckpt_write(const ch_group *g, const char *path, const ch_layout *l,
   for (int i = 0; i < k && dsets; i++) dsets[i] = -1;
   if (!dsets && st == CH_OK) st = CH_FAIL(CH_ERR_NOMEM, "checkpoint write");
   st = agree(g, st, path);
-  /* Phase 1, metadata: every dataset with its checksum, flushed to the file before any data.
-   * Space for the whole file is then reserved, so that running out of space shows up here,
+  /* Phase 1, metadata: every dataset with its checksum, flushed to the file (into the space
+   * reserved above) before any data. The datasets' extent is then allocated exactly, so that
+   * on a file system without KEEP_SIZE reservations running out of space still shows up here,
    * while HDF5 has nothing left to write, and not halfway through a flush (HDF5 1.10 cannot
    * close a file whose flush failed). */
   if (st == CH_OK) st = create_datasets(file, path, l, bufs, nbufs, crc, dsets);
+  if (g->rank == 0) ckpt_fault_fill(path, meta->step, "meta");
   if (st == CH_OK && H5Fflush(file, H5F_SCOPE_GLOBAL) < 0)
-    st = h5_fail(CH_ERR_IO, path, "flushing metadata", NULL);
+    st = write_fail(path, "flushing metadata", NULL);
   st = agree(g, st, path);
   /* Metadata is on disk now; only the datasets' raw data is still to come. */
   hsize_t size = 0;
@@ -298,8 +308,9 @@ ch_status ch_ckpt_write(const ch_group *g, const char *path, const ch_layout *l,
     hsize_t end = off == HADDR_UNDEF ? 0 : off + H5Dget_storage_size(dsets[i]);
     if (end > size) size = end;
   }
-  if (st == CH_OK && g->rank == 0) st = reserve_space(path, size);
+  if (st == CH_OK && g->rank == 0) st = ckpt_space_extend(path, (double)size);
   st = agree(g, st, path);
+  if (g->rank == 0 && st == CH_OK) ckpt_fault_fill(path, meta->step, "data");
   /* Phase 2, data: one collective write per dataset, each rank its own piece; every rank makes
    * all k calls even after a local failure, and the ranks agree once at the end. After each
    * piece the kernel is asked to start writing it back (sync_file_range), so the disk works
@@ -310,7 +321,7 @@ ch_status ch_ckpt_write(const ch_group *g, const char *path, const ch_layout *l,
     int64_t a, e;
     float *x = piece_of(l, own, bufs, i, &a, &e);
     if (transfer(dsets[i], dxpl, &l->params[i % l->nparams], a, e, x, 1) < 0)
-      transfer_failed(&st, path, "writing (disk full, quota or file size limit?)", l, bufs, i);
+      transfer_failed(&st, path, "writing", 1, l, bufs, i);
     off_t len, off = file_range(dsets[i], a, e, &len);
     if (wb >= 0 && len > 0) sync_file_range(wb, off, len, SYNC_FILE_RANGE_WRITE); /* a hint */
   }
@@ -320,14 +331,24 @@ ch_status ch_ckpt_write(const ch_group *g, const char *path, const ch_layout *l,
     if (dsets[i] >= 0) H5Dclose(dsets[i]);
   free(dsets);
   if (dxpl >= 0) H5Pclose(dxpl);
+  /* After a failure the close retries any unwritten metadata: give it room (the partial file
+   * is deleted anyway) and a deadline, since a flush that fails on some ranks only deadlocks
+   * (deadline.c). */
+  ckpt_deadline *deadline = NULL;
+  if (st != CH_OK && file >= 0) {
+    if (g->rank == 0) ckpt_space_discard(path);
+    deadline = ckpt_deadline_arm(path, g->rank, 15.0, ch_error_message());
+  }
   ch_watchdog_enter("hdf5 close");
   herr_t closed = file >= 0 ? H5Fclose(file) : 0;
   ch_watchdog_leave();
+  ckpt_deadline_disarm(deadline);
   if (closed < 0) {
     /* HDF5 1.10 leaves a half-closed file behind that crashes its shutdown at MPI_Finalize;
-     * reserving the space before any data (phase 1) is what keeps this branch rare. */
-    if (st == CH_OK) st = h5_fail(CH_ERR_IO, path, "closing (flushing) the file", NULL);
+     * reserving the space before any metadata (space.c) is what keeps this branch rare. */
+    if (st == CH_OK) st = write_fail(path, "closing (flushing) the file", NULL);
   }
+  if (closed >= 0 && st == CH_OK && g->rank == 0) ckpt_space_release(path);
   if (fapl >= 0) H5Pclose(fapl);
   h5_quiet_end(&q);
   st = agree(g, st, path);
@@ -438,7 +459,7 @@ ch_status ch_ckpt_read(const ch_group *g, const char *path, const ch_layout *l,
       break;
     }
     if (transfer(ds[i], dxpl, &l->params[i % l->nparams], a, e, x, 0) < 0)
-      transfer_failed(&st, path, "reading", l, bufs, i);
+      transfer_failed(&st, path, "reading", 0, l, bufs, i);
     pieces[i] = (ckpt_piece){a, e - a, e > a ? crc_of(x, e - a) : 0};
   }
   if (ra >= 0) close(ra);

@@ -24,6 +24,9 @@ static ch_status build_model(const ch_ckpt_file *f, int max_batch, ch_ckpt_model
     return CH_FAIL(CH_ERR_FORMAT, "%s: format version %d has no model attributes (model_type, "
                    "data_features, ...): only checkpoints of format version %d or later can be "
                    "loaded as a model", f->path, f->format_version, 2);
+  if (!f->meta.attrs_verified)
+    CH_WARN("%s: format version %d: its root attributes are not covered by a checksum and "
+            "cannot be verified", f->path, f->format_version);
   *info = f->meta.model;
   return ch_model_create(ch_backend_cpu(), &info->model, info->features, info->classes, max_batch, m);
 }

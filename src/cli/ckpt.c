@@ -125,6 +125,9 @@ static int cli_inspect(const char *arg) {
   printf("world size      %d (at save)\n", m->world_size);
   printf("cohort version  %s\n", m->version);
   printf("created         %s\n", m->created);
+  /* a mismatch fails ch_ckpt_open already */
+  printf("attributes      %s\n", m->attrs_verified ? "checksum ok (attrs_crc32)"
+                                                   : "not covered by a checksum (format version < 3)");
   if (m->has_model) /* what loaders build the model from (format version 2) */
     printf("data            %" PRId64 " features, %" PRId64 " classes, tokenizer %s, %s\n",
            m->model.features, m->model.classes, m->model.tokenizer, m->model.data_path);

@@ -74,6 +74,9 @@ static ch_status load(trainer *t, const char *path) {
   CH_CHECK(ch_ckpt_read(t->g, path, t->layout, bufs, nbufs, own, &m));
   CH_CHECK(ch_dp_loaded(t->dp));
   ch_status st = CH_OK;
+  if (!m.attrs_verified && t->g->rank == 0)
+    CH_WARN("%s: format version < 3: its root attributes (step, samples, ...) are not covered by "
+            "a checksum and cannot be verified", path);
   if (m.n_interval_losses > t->cfg->train.log_every) {
     st = CH_FAIL(CH_ERR_CONFIG, "%s holds %d steps of an unfinished log interval but "
                  "train.log_every is %" PRId64 ": resume with train.log_every >= %d",
@@ -102,11 +105,38 @@ done:
   return st;
 }
 
+/* "N checkpoints (step-00000040.h5, step-00000020.h5, ...)": the files of a listing, for
+ * messages. */
+static void describe(char **paths, int n, char *out, size_t size) {
+  int len = snprintf(out, size, "%d checkpoint%s (", n, n == 1 ? "" : "s");
+  for (int i = 0; i < n && i < 4 && len > 0 && (size_t)len < size; i++)
+    len += snprintf(out + len, size - (size_t)len, "%s%s", i ? ", " : "", strrchr(paths[i], '/') + 1);
+  if (len > 0 && (size_t)len < size) snprintf(out + len, size - (size_t)len, "%s)", n > 4 ? ", ..." : "");
+}
+
+/* Refuses to start fresh over the checkpoints in the directory (`what` says why it would), on
+ * every rank with rank 0's text: starting fresh would overwrite them, and a run that cannot
+ * read them (a passing file system fault) must not destroy them. */
+static ch_status refuse(trainer *t, char **paths, int n, const char *what) {
+  char msg[1536] = "";
+  if (t->g->rank == 0) {
+    char files[384];
+    describe(paths, n, files, sizeof files);
+    snprintf(msg, sizeof msg, "%s holds %s: %s; refusing to start fresh over them. Resume with "
+             "run.resume=auto (the newest readable one) or run.resume=PATH, start fresh "
+             "deliberately with "
+             "run.resume=never (their files are kept; only a checkpoint of the same step is "
+             "replaced), or use another run.checkpoint.dir", t->ckpt.dir, files, what);
+  }
+  CH_CHECK(ch_comm_broadcast(t->g, msg, sizeof msg, CH_U8, 0, NULL));
+  return CH_FAIL(CH_ERR_CONFIG, "%s", msg);
+}
+
 ch_status trainer_resume(trainer *t, int *resumed) {
   const char *mode = t->cfg->run.resume;
   *resumed = 0;
-  if (!strcmp(mode, "none") || !mode[0]) return CH_OK;
-  if (strcmp(mode, "auto") != 0) {
+  int fresh = !strcmp(mode, "none") || !mode[0], never = !strcmp(mode, "never");
+  if (!fresh && !never && strcmp(mode, "auto") != 0) {
     CH_CHECK(load(t, mode));
     *resumed = 1;
     return CH_OK;
@@ -121,6 +151,14 @@ ch_status trainer_resume(trainer *t, int *resumed) {
   count = st == CH_OK ? n : -1;
   CH_CHECK(ch_comm_broadcast(t->g, &count, 1, CH_I32, 0, NULL));
   if (count < 0) return t->g->rank == 0 ? st : CH_FAIL(CH_ERR_IO, "cannot list %s", dir);
+  if (fresh || never) {
+    if (count > 0 && never)
+      CH_INFO("run.resume=never: starting fresh in %s, which holds %d checkpoint%s of an earlier "
+              "run (kept)", dir, (int)count, count == 1 ? "" : "s");
+    st = count > 0 && fresh ? refuse(t, paths, n, "run.resume=none would start fresh") : CH_OK;
+    ch_ckpt_list_free(paths, n);
+    return st;
+  }
   for (int i = 0; i < count && !*resumed; i++) {
     char path[CH_PATH_MAX * 2] = "";
     if (t->g->rank == 0) snprintf(path, sizeof path, "%s", paths[i]);
@@ -135,17 +173,12 @@ ch_status trainer_resume(trainer *t, int *resumed) {
       break;
     }
   }
+  if (st == CH_OK && !*resumed && count > 0)
+    st = refuse(t, paths, n, "run.resume=auto found none of them readable (see the warnings "
+                "above; `cohort ckpt inspect FILE` tells what is wrong)");
   ch_ckpt_list_free(paths, n);
   CH_CHECK(st);
-  if (*resumed) return CH_OK;
-  if (count == 0) {
-    CH_INFO("run.resume=auto: no checkpoint in %s; starting fresh", dir);
-    return CH_OK;
-  }
-  /* A skipped file may have overwritten part of the state: go back to the initial one. */
-  CH_WARN("run.resume=auto: none of the %d checkpoints in %s is readable; starting fresh",
-          (int)count, dir);
-  ch_dp_reset(t->dp, (uint64_t)t->cfg->train.seed);
+  if (!*resumed) CH_INFO("run.resume=auto: no checkpoint in %s; starting fresh", dir);
   return CH_OK;
 }
 

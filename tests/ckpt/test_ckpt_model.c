@@ -49,7 +49,8 @@ static void check(const ch_group *g, const char *dir, const ch_ckpt_model_info *
 
   /* The same file as an older cohort wrote it: no model attributes, format version 1. */
   hid_t f = H5Fopen(path, H5F_ACC_RDWR, H5P_DEFAULT);
-  CHT_ASSERT(f >= 0 && H5Adelete(f, "model_type") >= 0, "cannot edit %s", path);
+  CHT_ASSERT(f >= 0 && H5Adelete(f, "model_type") >= 0 && H5Adelete(f, "attrs_crc32") >= 0,
+             "cannot edit %s", path);
   hid_t a = H5Aopen(f, "format_version", H5P_DEFAULT);
   int64_t v1 = 1;
   CHT_ASSERT(a >= 0 && H5Awrite(a, H5T_NATIVE_INT64, &v1) >= 0, "cannot edit format_version");
