@@ -5,6 +5,7 @@
  *   GEN     each entry decodes its tokens in its own KV slot (continuous batching: sequences
  *           join and leave at step boundaries); the leader samples the next tokens
  *   RELOAD  every rank loads its slices of a checkpoint, then the model is switched
+ *   SYNC    every rank says whether a signal reached it (the leader then drains and stops)
  *   STOP    every rank returns */
 #include <stdio.h>
 #include <stdlib.h>
@@ -12,6 +13,7 @@
 
 #include "cohort/log.h"
 #include "cohort/rng.h"
+#include "cohort/signals.h"
 #include "serve/exec.h"
 #include "serve/wire.h"
 
@@ -85,6 +87,13 @@ ch_status serve_exec_reload(serve_state *s, const char *path, int *refused) {
   return CH_OK;
 }
 
+ch_status serve_exec_sync(serve_state *s, int32_t out[2]) {
+  int sig = ch_signals_pending();
+  out[0] = sig;
+  out[1] = sig ? s->g->rank : -1;
+  return ch_comm_allreduce(s->g, out, 2, CH_I32, CH_MAX, NULL);
+}
+
 /* ---- followers -------------------------------------------------------------------------- */
 
 static ch_status follow_infer(serve_state *s, const serve_op *h) {
@@ -125,6 +134,11 @@ static ch_status follower(serve_state *s) {
       case SERVE_OP_INFER: CH_CHECK(follow_infer(s, &h)); break;
       case SERVE_OP_GEN: CH_CHECK(follow_gen(s, &h)); break;
       case SERVE_OP_RELOAD: CH_CHECK(follow_reload(s)); break;
+      case SERVE_OP_SYNC: {
+        int32_t vote[2];
+        CH_CHECK(serve_exec_sync(s, vote));
+        break; /* the leader drains on a signal, then sends STOP */
+      }
       default: return CH_FAIL(CH_ERR_INTERNAL, "serving: unknown op %lld", (long long)h.op);
     }
   }

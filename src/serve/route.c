@@ -73,7 +73,7 @@ static int route_model(serve_state *s, serve_call *k, const char *url, int get, 
   }
   if (!tail[0] && get) return serve_v2_metadata(s, k);
   if (!strcmp(tail, "/ready") && get) {
-    int ready = s->ready && s->accepting;
+    int ready = serve_ready(s);
     snprintf(msg, sizeof msg, "{\"name\": \"%s\", \"ready\": %s}", s->model_name, ready ? "true" : "false");
     return serve_reply_json(k, ready ? 200 : 503, strdup(msg));
   }
@@ -89,7 +89,7 @@ int serve_route(serve_state *s, serve_call *k, const char *url, const char *meth
   int get = !strcmp(method, "GET"), post = !strcmp(method, "POST");
   if (get && !strcmp(url, "/v2/health/live")) return serve_reply_json(k, 200, strdup("{\"live\": true}"));
   if (get && !strcmp(url, "/v2/health/ready")) { /* probes need no key */
-    int ready = s->ready && s->accepting;
+    int ready = serve_ready(s);
     return serve_reply_json(k, ready ? 200 : 503,
                             strdup(ready ? "{\"ready\": true}" : "{\"ready\": false}"));
   }

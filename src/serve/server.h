@@ -104,6 +104,8 @@ typedef struct serve_state {
   serve_req *infer_head, *infer_tail, *gen_head, *gen_tail, *ctl_head;
   int queued;              /* requests waiting (not yet running) */
   int accepting, ready;
+  double step_since;       /* when the executor's current step began; 0 between steps */
+  double stall_after;      /* a step longer than this: not ready (serve_ready) */
   int inflight;            /* accepted, not yet finished */
   unsigned long long accepted, delivered; /* requests queued; of them, responses fully sent */
   unsigned long long closed;               /* of them, responses whose sending ended at all */
@@ -123,6 +125,11 @@ long serve_req_live(void);
 /* Test hook: whether COHORT_TEST_FAIL_ALLOC names `what`, an allocation the tests make fail
  * ("stream": a streamed completion's state). */
 int serve_test_fail_alloc(const char *what);
+/* Whether the server takes requests (lock held): started, not shutting down, and the executor
+ * not stuck in one step for more than s->stall_after seconds (a hung rank: the watchdog ends
+ * the job soon after). Health, model readiness and serve_submit all ask this. */
+int serve_ready_locked(serve_state *s);
+int serve_ready(serve_state *s);
 /* Queues r (takes a reference) unless the server is not accepting or the queue is full: then
  * returns 503 with a message in r->err. 0 on success, and *accepted = 1: the request's call is
  * owed a complete answer (serve_call_closed counts it). */

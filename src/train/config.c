@@ -94,6 +94,8 @@ static const ch_key_row k_keys[] = {
             "waiting requests before 503"),
   K_FLOAT("serve.timeout", serve.opts.request_timeout, "60", 0, INFINITY, CH_KEY_LO_OPEN,
           "seconds a request may take before 504"),
+  K_FLOAT("serve.watchdog_timeout", serve.opts.watchdog_timeout, "300", 0, INFINITY, 0,
+          "seconds a serving rank may wait in one collective before the job is aborted; 0 = off"),
 };
 
 /* Cross-key rules, checked after all overrides: value(lo) <= value(hi). */
