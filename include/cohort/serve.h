@@ -27,6 +27,8 @@ typedef struct ch_serve_opts {
                                  for serving); 0 = off */
   char port_file[512];        /* "" or a file that receives the bound port (tests) */
   char data_path[CH_PATH_MAX]; /* GPT tokenizer source; "" = the model's (ch_ckpt_model_info) */
+  char model_repository[CH_PATH_MAX]; /* the directory tree repository loads may read from;
+                                         "" = the served checkpoint's directory */
 } ch_serve_opts;
 
 /* Defaults: 127.0.0.1:8000, batch 8, delay 2000 us, queue 256, timeout 60 s, body 16 MiB,

@@ -70,15 +70,13 @@ static const char *reload_conflict(const serve_model *cur, const serve_model *ne
   return buf;
 }
 
-ch_status serve_exec_reload(serve_state *s, const char *path, int *refused) {
+ch_status serve_exec_reload(serve_state *s, const char *path) {
   serve_model *next = NULL;
   char why[256];
-  *refused = 0;
   ch_status st = serve_model_load(s->g, path, &s->opts, &next); /* collective, agreed */
   if (st != CH_OK) return st;
   if (reload_conflict(s->model, next, why, sizeof why)) {
     serve_model_free(next);
-    *refused = 1;
     return CH_FAIL(CH_ERR_CONFIG, "%s", why);
   }
   serve_model_free(s->model);
@@ -119,8 +117,7 @@ static ch_status follow_gen(serve_state *s, const serve_op *h) {
 static ch_status follow_reload(serve_state *s) {
   char path[CH_PATH_MAX] = "";
   CH_CHECK(serve_wire_path(s->g, path));
-  int refused;
-  if (serve_exec_reload(s, path, &refused) != CH_OK)
+  if (serve_exec_reload(s, path) != CH_OK)
     CH_WARN("reload of %s failed; still serving the previous version", path);
   return CH_OK; /* a failed reload keeps the old model on every rank */
 }

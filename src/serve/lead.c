@@ -191,8 +191,7 @@ static ch_status lead_reload(serve_state *s, serve_req *r) {
   CH_CHECK(serve_wire_send(s->g, &h));
   CH_CHECK(serve_wire_path(s->g, path));
   double t0 = ch_time();
-  int refused;
-  ch_status st = serve_exec_reload(s, path, &refused);
+  ch_status st = serve_exec_reload(s, path);
   pthread_mutex_lock(&s->lock);
   if (st == CH_OK) {
     CH_INFO("serving %s version %s (loaded %s in %.2f s)", s->model_name, s->model->version, path,
@@ -201,7 +200,7 @@ static ch_status lead_reload(serve_state *s, serve_req *r) {
   } else {
     CH_WARN("reload of %s failed, still serving version %s: %s", path, s->model->version,
             ch_error_message());
-    serve_finish_locked(s, r, refused ? 409 : 400, ch_error_message());
+    serve_finish_locked(s, r, 400, ch_error_message()); /* the request's fault, either way */
   }
   serve_req_put(s, r);
   pthread_mutex_unlock(&s->lock);

@@ -6,8 +6,8 @@
  *   POST /v1/completions, GET /v1/models                (OpenAI; SSE when "stream": true)
  *   GET  /metrics                                       (Prometheus text format)
  * Errors are {"error": "..."}: 400 bad input, 401 key, 404 unknown route/model/version,
- * 405 method, 409 reload refused (another model family), 413 body too large, 503 not
- * ready/overloaded/shutting down, 504 timed out. */
+ * 405 method, 413 body too large, 503 not ready/overloaded/shutting down, 504 timed out. A
+ * reload of another model family, or of a path outside the model repository, is a 400. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>

@@ -83,6 +83,13 @@ static ch_status start_leader(serve_state *s, const char *data_path) {
       return CH_FAIL(CH_ERR_CONFIG, "%s's tokenizer has %lld tokens, the model only %lld", data,
                      (long long)s->vocab_real, (long long)m->vocab);
   }
+  /* The model repository: loads are confined to it (repo.c). */
+  const char *repo = s->opts.model_repository[0] ? s->opts.model_repository : s->ckpt_dir;
+  if (serve_repo_root(repo, s->repo_root, sizeof s->repo_root) != 0) {
+    if (s->opts.model_repository[0])
+      return CH_FAIL(CH_ERR_CONFIG, "--model-repository %s: not a directory that exists", repo);
+    s->repo_root[0] = '\0'; /* serving from memory with no checkpoint directory: no loads */
+  }
   CH_CHECK(serve_metrics_init(s));
   CH_CHECK(serve_http_start(s));
   if (s->opts.port_file[0]) {
@@ -108,7 +115,9 @@ static ch_status serve_main(const ch_group *g, serve_model *m, const char *ckpt_
   s->stall_after = stall_after(o);
   snprintf(s->model_name, sizeof s->model_name, "%s",
            o->model_name[0] ? o->model_name : (m->is_gpt ? "gpt" : "mlp"));
-  snprintf(s->ckpt_dir, sizeof s->ckpt_dir, "%s", ckpt_dir ? ckpt_dir : "");
+  /* Its real path when it exists: "latest" reloads name it, checked against the repository. */
+  if (!ckpt_dir || serve_repo_root(ckpt_dir, s->ckpt_dir, sizeof s->ckpt_dir) != 0)
+    snprintf(s->ckpt_dir, sizeof s->ckpt_dir, "%s", ckpt_dir ? ckpt_dir : "");
   pthread_mutex_init(&s->lock, NULL);
   pthread_cond_init(&s->wake, NULL);
   serve_facts_publish(s);

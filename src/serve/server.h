@@ -94,6 +94,7 @@ typedef struct serve_state {
   ch_serve_opts opts;
   char model_name[128];
   char ckpt_dir[CH_PATH_MAX]; /* for "latest" reloads; "" when serving from memory */
+  char repo_root[CH_PATH_MAX]; /* real path of the model repository; "" = no loads */
   serve_model *model;      /* the executor's (main thread) */
   serve_facts facts;       /* under lock */
   ch_tokenizer *tok;       /* rank 0, GPT */
@@ -165,6 +166,15 @@ ch_status serve_model_from_params(const ch_group *g, const ch_ckpt_model_info *i
                                   const float *params, int64_t step, const ch_serve_opts *o,
                                   serve_model **out);
 void serve_model_free(serve_model *m);
+
+/* ---- repo.c: the model repository (which paths a load may name) -------------------------- */
+/* The real path of `dir` into root[n]: 0, or -1 when it does not resolve (or is empty). */
+int serve_repo_root(const char *dir, char *root, size_t n);
+/* The checkpoint file a load request's `path` names (absolute, or relative to the repository),
+ * as a real path inside `root` (the real path of the repository; "" = loads refused), into
+ * out[n]. 0, or 400 with a message in err that never tells whether an outside path exists. */
+int serve_repo_confine(const char *root, const char *path, char *out, size_t n, char *err,
+                       size_t errn);
 
 /* ---- http.c: the transport (rank 0; libmicrohttpd, one thread per connection) ------------- */
 ch_status serve_http_start(serve_state *s);

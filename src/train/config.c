@@ -96,6 +96,9 @@ static const ch_key_row k_keys[] = {
           "seconds a request may take before 504"),
   K_FLOAT("serve.watchdog_timeout", serve.opts.watchdog_timeout, "300", 0, INFINITY, 0,
           "seconds a serving rank may wait in one collective before the job is aborted; 0 = off"),
+  K_STR("serve.model_repository", serve.opts.model_repository, "",
+        "directory the repository load endpoint may read checkpoints from; empty = the served "
+        "checkpoint's directory"),
 };
 
 /* Cross-key rules, checked after all overrides: value(lo) <= value(hi). */
