@@ -22,6 +22,10 @@ typedef struct ch_serve_opts {
   double request_timeout;     /* seconds a request may wait and run (504 after) */
   size_t max_body_bytes;      /* larger bodies get 413 */
   int max_connections;
+  int max_connections_per_client; /* per client IP address; 0 = half of max_connections */
+  double read_deadline;       /* seconds a request's headers and body may take to arrive, from
+                                 its connection's start (or its previous request's end); a
+                                 slower one is cut; 0 = only the inactivity --timeout */
   double watchdog_timeout;    /* seconds a rank may wait in one collective before the job is
                                  aborted naming the hung rank (run.watchdog_timeout's meaning
                                  for serving); 0 = off */
@@ -32,7 +36,7 @@ typedef struct ch_serve_opts {
 } ch_serve_opts;
 
 /* Defaults: 127.0.0.1:8000, batch 8, delay 2000 us, queue 256, timeout 60 s, body 16 MiB,
- * 256 connections, watchdog 300 s. */
+ * 256 connections (128 per client), requests arriving within 30 s, watchdog 300 s. */
 CH_API void ch_serve_opts_default(ch_serve_opts *o);
 
 /* Serves the checkpoint at `path` (a file, or a directory: its `latest`) on every rank of g:

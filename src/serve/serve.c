@@ -20,6 +20,8 @@ void ch_serve_opts_default(ch_serve_opts *o) {
   o->request_timeout = 60.0;
   o->max_body_bytes = (size_t)16 << 20;
   o->max_connections = 256;
+  o->max_connections_per_client = 0;
+  o->read_deadline = 30.0;
   o->watchdog_timeout = 300.0;
 }
 

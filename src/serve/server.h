@@ -21,6 +21,7 @@
 #include "cohort/parallel.h"
 #include "cohort/serve.h"
 #include "cohort/tokenizer.h"
+#include "serve/loglimit.h"
 #include "serve/metrics.h"
 
 typedef enum serve_kind { SERVE_INFER = 1, SERVE_GENERATE, SERVE_RELOAD } serve_kind;
@@ -115,6 +116,8 @@ typedef struct serve_state {
   metric *m_requests, *m_latency, *m_queue, *m_batch, *m_tokens, *m_ttft, *m_compute,
       *m_inflight;
   void *http;              /* struct MHD_Daemon */
+  struct serve_conns *conns; /* its connections and their request deadline (conns.h) */
+  serve_loglimit http_log; /* lines clients can cause: libmicrohttpd's, cut connections */
 } serve_state;
 
 /* ---- queue.c ---------------------------------------------------------------------------- */
@@ -191,6 +194,8 @@ typedef struct serve_call {
 
 /* The value of a request header, or NULL. */
 const char *serve_call_header(serve_call *k, const char *name);
+/* The same with its length in bytes (a value may hold NUL bytes: compare all of it). */
+const char *serve_call_header_n(serve_call *k, const char *name, size_t *len);
 /* Queues the response (takes `text`, malloc'ed; NULL becomes a 500 "out of memory"). Returns
  * libmicrohttpd's result (MHD_YES / MHD_NO) for the route to return. */
 int serve_reply(serve_call *k, int status, char *text, const char *content_type);
