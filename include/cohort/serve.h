@@ -22,17 +22,27 @@ typedef struct ch_serve_opts {
   double request_timeout;     /* seconds a request may wait and run (504 after) */
   size_t max_body_bytes;      /* larger bodies get 413 */
   int max_connections;
+  int max_connections_per_client; /* per client IP address; 0 = half of max_connections */
+  double read_deadline;       /* seconds a request's headers and body may take to arrive, from
+                                 its connection's start (or its previous request's end); a
+                                 slower one is cut; 0 = only the inactivity --timeout */
+  double watchdog_timeout;    /* seconds a rank may wait in one collective before the job is
+                                 aborted naming the hung rank (run.watchdog_timeout's meaning
+                                 for serving); 0 = off */
   char port_file[512];        /* "" or a file that receives the bound port (tests) */
   char data_path[CH_PATH_MAX]; /* GPT tokenizer source; "" = the model's (ch_ckpt_model_info) */
+  char model_repository[CH_PATH_MAX]; /* the directory tree repository loads may read from;
+                                         "" = the served checkpoint's directory */
 } ch_serve_opts;
 
 /* Defaults: 127.0.0.1:8000, batch 8, delay 2000 us, queue 256, timeout 60 s, body 16 MiB,
- * 256 connections. */
+ * 256 connections (128 per client), requests arriving within 30 s, watchdog 300 s. */
 CH_API void ch_serve_opts_default(ch_serve_opts *o);
 
 /* Serves the checkpoint at `path` (a file, or a directory: its `latest`) on every rank of g:
  * each rank loads its tensor-parallel slice (hyperslabs), rank 0 listens. Returns on shutdown
- * (SIGTERM or SIGINT: stop accepting, finish what was accepted, every rank returns CH_OK).
+ * (SIGTERM or SIGUSR1 to any rank: stop accepting, finish what was accepted, every rank returns
+ * CH_OK). Runs the collective watchdog (o->watchdog_timeout): a hung rank ends the job.
  * Collective. Errors: loading (as ch_ckpt_load_tp), CH_ERR_IO (cannot listen). */
 CH_API ch_status ch_serve_checkpoint(const ch_group *g, const char *path, const ch_serve_opts *o);
 

@@ -25,9 +25,11 @@ static void usage(FILE *out) {
           "  --timeout S               seconds a request may take before 504 (60)\n"
           "  --max-body-bytes N        larger bodies get 413 (16777216)\n"
           "  --max-connections C       concurrent connections (256)\n"
+          "  --watchdog-timeout S      seconds a rank may wait in one collective before the job\n"
+          "                            is aborted naming the hung rank (300; 0 = off)\n"
           "  --data DATA.h5            GPT tokenizer source (default: the config's data.path)\n"
           "  --port-file FILE          write the bound port to FILE\n"
-          "SIGTERM or SIGINT: stop accepting (503), finish accepted requests, exit 0.\n");
+          "SIGTERM to any rank: stop accepting (503), finish accepted requests, exit 0.\n");
 }
 
 /* Parses "--opt value" pairs into cfg->serve.opts: the flags of serve.* keys through the key

@@ -5,6 +5,7 @@
  *   GEN     each entry decodes its tokens in its own KV slot (continuous batching: sequences
  *           join and leave at step boundaries); the leader samples the next tokens
  *   RELOAD  every rank loads its slices of a checkpoint, then the model is switched
+ *   SYNC    every rank says whether a signal reached it (the leader then drains and stops)
  *   STOP    every rank returns */
 #include <stdio.h>
 #include <stdlib.h>
@@ -12,6 +13,7 @@
 
 #include "cohort/log.h"
 #include "cohort/rng.h"
+#include "cohort/signals.h"
 #include "serve/exec.h"
 #include "serve/wire.h"
 
@@ -68,21 +70,26 @@ static const char *reload_conflict(const serve_model *cur, const serve_model *ne
   return buf;
 }
 
-ch_status serve_exec_reload(serve_state *s, const char *path, int *refused) {
+ch_status serve_exec_reload(serve_state *s, const char *path) {
   serve_model *next = NULL;
   char why[256];
-  *refused = 0;
   ch_status st = serve_model_load(s->g, path, &s->opts, &next); /* collective, agreed */
   if (st != CH_OK) return st;
   if (reload_conflict(s->model, next, why, sizeof why)) {
     serve_model_free(next);
-    *refused = 1;
     return CH_FAIL(CH_ERR_CONFIG, "%s", why);
   }
   serve_model_free(s->model);
   s->model = next;
   if (s->g->rank == 0) serve_facts_publish(s);
   return CH_OK;
+}
+
+ch_status serve_exec_sync(serve_state *s, int32_t out[2]) {
+  int sig = ch_signals_pending();
+  out[0] = sig;
+  out[1] = sig ? s->g->rank : -1;
+  return ch_comm_allreduce(s->g, out, 2, CH_I32, CH_MAX, NULL);
 }
 
 /* ---- followers -------------------------------------------------------------------------- */
@@ -110,8 +117,7 @@ static ch_status follow_gen(serve_state *s, const serve_op *h) {
 static ch_status follow_reload(serve_state *s) {
   char path[CH_PATH_MAX] = "";
   CH_CHECK(serve_wire_path(s->g, path));
-  int refused;
-  if (serve_exec_reload(s, path, &refused) != CH_OK)
+  if (serve_exec_reload(s, path) != CH_OK)
     CH_WARN("reload of %s failed; still serving the previous version", path);
   return CH_OK; /* a failed reload keeps the old model on every rank */
 }
@@ -125,6 +131,11 @@ static ch_status follower(serve_state *s) {
       case SERVE_OP_INFER: CH_CHECK(follow_infer(s, &h)); break;
       case SERVE_OP_GEN: CH_CHECK(follow_gen(s, &h)); break;
       case SERVE_OP_RELOAD: CH_CHECK(follow_reload(s)); break;
+      case SERVE_OP_SYNC: {
+        int32_t vote[2];
+        CH_CHECK(serve_exec_sync(s, vote));
+        break; /* the leader drains on a signal, then sends STOP */
+      }
       default: return CH_FAIL(CH_ERR_INTERNAL, "serving: unknown op %lld", (long long)h.op);
     }
   }

@@ -1,15 +1,19 @@
 /* The HTTP transport on rank 0 (libmicrohttpd, one thread per connection): the listening
- * socket, request bodies within --max-body-bytes, responses, and the end of each connection.
- * What a request means is route.c's; what each API does is v2_api.c's and openai_api.c's. */
+ * socket, the connection limits (total, per client, the deadline for a request to arrive:
+ * conns.c), request bodies within --max-body-bytes, responses, the end of each connection, and
+ * libmicrohttpd's log lines (rate-limited: clients cause them). What a request means is
+ * route.c's; what each API does is v2_api.c's and openai_api.c's. */
 #include <arpa/inet.h>
 #include <microhttpd.h>
 #include <netinet/in.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "cohort/log.h"
 #include "cohort/runtime.h"
+#include "serve/conns.h"
 #include "serve/server.h"
 #include "serve/v2.h"
 
@@ -34,6 +38,14 @@ typedef struct conn {
 
 const char *serve_call_header(serve_call *k, const char *name) {
   return MHD_lookup_connection_value(k->c, MHD_HEADER_KIND, name);
+}
+
+const char *serve_call_header_n(serve_call *k, const char *name, size_t *len) {
+  const char *v = NULL;
+  *len = 0;
+  if (MHD_lookup_connection_value_n(k->c, MHD_HEADER_KIND, name, strlen(name), &v, len) != MHD_YES)
+    return NULL;
+  return v;
 }
 
 int serve_reply(serve_call *k, int status, char *text, const char *content_type) {
@@ -111,6 +123,36 @@ static int take_body(serve_state *s, conn *cn, const char *data, size_t n) {
   return 0;
 }
 
+/* Content-Length headers seen: the first value, and whether another one differs. */
+typedef struct lengths {
+  const char *first;
+  size_t first_len;
+  int conflict;
+} lengths;
+
+static mhd_result each_header(void *cls, enum MHD_ValueKind kind, const char *key, size_t key_len,
+                              const char *value, size_t value_len) {
+  (void)kind;
+  (void)key_len;
+  lengths *l = cls;
+  if (strcasecmp(key, MHD_HTTP_HEADER_CONTENT_LENGTH) != 0 || !value) return MHD_YES;
+  if (!l->first) {
+    l->first = value;
+    l->first_len = value_len;
+  } else if (value_len != l->first_len || memcmp(value, l->first, value_len) != 0) {
+    l->conflict = 1;
+  }
+  return MHD_YES;
+}
+
+/* Two different Content-Length headers make the body's end ambiguous (libmicrohttpd takes one
+ * of them; a proxy in front may take the other): such a request is refused (RFC 9112, 6.3). */
+static int lengths_conflict(struct MHD_Connection *c) {
+  lengths l = {0};
+  MHD_get_connection_values_n(c, MHD_HEADER_KIND, each_header, &l);
+  return l.conflict;
+}
+
 static mhd_result on_request(void *cls, struct MHD_Connection *c, const char *url,
                              const char *method, const char *version, const char *upload,
                              size_t *upload_size, void **ctx) {
@@ -121,6 +163,10 @@ static mhd_result on_request(void *cls, struct MHD_Connection *c, const char *ur
     cn = calloc(1, sizeof *cn);
     if (!cn) return MHD_NO;
     *ctx = cn;
+    if (lengths_conflict(c)) { /* answered at once; the body is not read */
+      cn->call = (serve_call){.c = c, .body = "", .t0 = ch_time()};
+      return (mhd_result)serve_reply_error(&cn->call, 400, "conflicting Content-Length headers");
+    }
     return MHD_YES;
   }
   if (*upload_size > 0) {
@@ -128,6 +174,7 @@ static mhd_result on_request(void *cls, struct MHD_Connection *c, const char *ur
     *upload_size = 0;
     return MHD_YES;
   }
+  if (s->conns) serve_conns_arrived(s->conns, c, 1); /* no deadline while it is answered */
   cn->call = (serve_call){.c = c, .body = cn->body ? cn->body : "", .len = cn->len,
                           .t0 = ch_time()};
   return (mhd_result)serve_route(s, &cn->call, url, method, cn->too_large);
@@ -135,15 +182,29 @@ static mhd_result on_request(void *cls, struct MHD_Connection *c, const char *ur
 
 static void on_completed(void *cls, struct MHD_Connection *c, void **ctx,
                          enum MHD_RequestTerminationCode code) {
-  (void)c;
   serve_state *s = cls;
   conn *cn = *ctx;
+  if (s->conns) serve_conns_arrived(s->conns, c, 0); /* the next request's deadline starts */
   if (cn && cn->call.accepted) serve_call_closed(s, code == MHD_REQUEST_TERMINATED_COMPLETED_OK);
   if (cn) {
     free(cn->body);
     free(cn);
   }
   *ctx = NULL;
+}
+
+/* libmicrohttpd's messages (one per malformed request, per refused connection, ...): at most
+ * HTTP_LOG_LINES a minute, then a count of the lines left out. */
+#define HTTP_LOG_LINES 10
+static void on_log(void *cls, const char *fmt, va_list ap) {
+  serve_state *s = cls;
+  unsigned long dropped;
+  if (!serve_loglimit_take(&s->http_log, ch_time(), &dropped)) return;
+  if (dropped) CH_WARN("http: %lu similar message(s) left out", dropped);
+  char line[512];
+  vsnprintf(line, sizeof line, fmt, ap);
+  line[strcspn(line, "\r\n")] = '\0';
+  CH_WARN("http: %s", line);
 }
 
 ch_status serve_http_start(serve_state *s) {
@@ -153,15 +214,30 @@ ch_status serve_http_start(serve_state *s) {
   addr.sin_port = htons((uint16_t)s->opts.port);
   if (inet_pton(AF_INET, s->opts.host, &addr.sin_addr) != 1)
     return CH_FAIL(CH_ERR_INVALID, "--host %s: not an IPv4 address", s->opts.host);
+  serve_loglimit_init(&s->http_log, HTTP_LOG_LINES, 60.0);
+  if (s->opts.read_deadline > 0 && !(s->conns = serve_conns_start(s->opts.read_deadline, &s->http_log)))
+    return CH_FAIL(CH_ERR_NOMEM, "cannot start the connection sweeper");
+  /* One client may hold half the slots by default, so one slow or greedy client never holds
+   * them all. */
+  int per = s->opts.max_connections_per_client > 0 ? s->opts.max_connections_per_client
+                                                   : (s->opts.max_connections + 1) / 2;
   struct MHD_Daemon *d = MHD_start_daemon(
       MHD_USE_THREAD_PER_CONNECTION | MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_ERROR_LOG,
       (uint16_t)s->opts.port, NULL, NULL, on_request, s, MHD_OPTION_SOCK_ADDR, &addr,
       MHD_OPTION_NOTIFY_COMPLETED, on_completed, s, MHD_OPTION_CONNECTION_LIMIT,
-      (unsigned)s->opts.max_connections, MHD_OPTION_CONNECTION_TIMEOUT,
-      (unsigned)(s->opts.request_timeout > 1 ? s->opts.request_timeout : 1), MHD_OPTION_END);
-  if (!d)
+      (unsigned)s->opts.max_connections, MHD_OPTION_PER_IP_CONNECTION_LIMIT, (unsigned)per,
+      MHD_OPTION_CONNECTION_TIMEOUT,
+      (unsigned)(s->opts.request_timeout > 1 ? s->opts.request_timeout : 1),
+      MHD_OPTION_EXTERNAL_LOGGER, on_log, s,
+      s->conns ? MHD_OPTION_NOTIFY_CONNECTION : MHD_OPTION_END, serve_conns_notify, s->conns,
+      MHD_OPTION_END);
+  if (!d) {
+    serve_conns_stop(s->conns);
+    s->conns = NULL;
+    serve_loglimit_destroy(&s->http_log);
     return CH_FAIL(CH_ERR_IO, "cannot listen on %s:%d (in use, or not permitted)", s->opts.host,
                    s->opts.port);
+  }
   const union MHD_DaemonInfo *info = MHD_get_daemon_info(d, MHD_DAEMON_INFO_BIND_PORT);
   if (info) s->opts.port = info->port;
   s->http = d;
@@ -175,5 +251,10 @@ void serve_http_stop(serve_state *s) {
   serve_drain(s, 10.0);
   MHD_stop_daemon(s->http); /* joins the connection threads */
   s->http = NULL;
+  serve_conns_stop(s->conns);
+  s->conns = NULL;
+  unsigned long dropped = serve_loglimit_flush(&s->http_log);
+  if (dropped) CH_WARN("http: %lu similar message(s) left out", dropped);
+  serve_loglimit_destroy(&s->http_log);
   serve_report_answers(s);
 }

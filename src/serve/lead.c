@@ -1,5 +1,6 @@
 /* The leader (rank 0's main thread): turns the queue into the executor's ops (wire.h), as the
  * batching policy (batch.h) says, runs them with the followers, and answers the requests. */
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -17,6 +18,7 @@ typedef struct leader {
   serve_req **active;   /* [slots] running generations */
   int nactive;
   float *logits;
+  double last_sync;     /* when the last SYNC op ran */
 } leader;
 
 static const char *const k_stage[3] = {"infer", "prefill", "decode"};
@@ -189,8 +191,7 @@ static ch_status lead_reload(serve_state *s, serve_req *r) {
   CH_CHECK(serve_wire_send(s->g, &h));
   CH_CHECK(serve_wire_path(s->g, path));
   double t0 = ch_time();
-  int refused;
-  ch_status st = serve_exec_reload(s, path, &refused);
+  ch_status st = serve_exec_reload(s, path);
   pthread_mutex_lock(&s->lock);
   if (st == CH_OK) {
     CH_INFO("serving %s version %s (loaded %s in %.2f s)", s->model_name, s->model->version, path,
@@ -199,11 +200,38 @@ static ch_status lead_reload(serve_state *s, serve_req *r) {
   } else {
     CH_WARN("reload of %s failed, still serving version %s: %s", path, s->model->version,
             ch_error_message());
-    serve_finish_locked(s, r, refused ? 409 : 400, ch_error_message());
+    serve_finish_locked(s, r, 400, ch_error_message()); /* the request's fault, either way */
   }
   serve_req_put(s, r);
   pthread_mutex_unlock(&s->lock);
   return CH_OK; /* a failed reload is the client's error; the old model keeps serving */
+}
+
+/* A preemption signal reached rank `rank` (lock held): stop taking requests and finish the
+ * accepted ones, then the loop sends STOP. Once; later signals change nothing. */
+static void begin_shutdown(serve_state *s, int sig, int rank) {
+  if (!s->accepting) return;
+  s->accepting = 0;
+  CH_INFO("shutting down on %s to rank %d: finishing %d accepted request(s)",
+          sig == SIGTERM ? "SIGTERM" : sig == SIGUSR1 ? "SIGUSR1" : "a signal", rank, s->inflight);
+}
+
+/* SYNC: the ranks agree on signals (any rank's SIGTERM stops the whole server, as in
+ * training), and the leader enters a collective with every follower at least every
+ * SERVE_SYNC_EVERY seconds, where the watchdog sees a hung one. */
+static ch_status lead_sync(leader *L) {
+  serve_state *s = L->s;
+  serve_op h = {SERVE_OP_SYNC, 0, 0, 0};
+  int32_t vote[2];
+  CH_CHECK(serve_wire_send(s->g, &h));
+  CH_CHECK(serve_exec_sync(s, vote));
+  L->last_sync = ch_time();
+  if (vote[0]) {
+    pthread_mutex_lock(&s->lock);
+    begin_shutdown(s, vote[0], vote[1]);
+    pthread_mutex_unlock(&s->lock);
+  }
+  return CH_OK;
 }
 
 /* What the queue looks like to the batching policy (lock held). */
@@ -213,7 +241,8 @@ static serve_queue_view view(const leader *L) {
                         .reload_waiting = s->ctl_head != NULL, .gen_running = L->nactive,
                         .gen_waiting = s->gen_head != NULL, .slots = s->opts.max_batch_size,
                         .max_batch = s->opts.max_batch_size,
-                        .max_delay = (double)s->opts.max_queue_delay_us * 1e-6};
+                        .max_delay = (double)s->opts.max_queue_delay_us * 1e-6,
+                        .sync_due = s->g->size > 1 ? L->last_sync + SERVE_SYNC_EVERY : 0};
   for (serve_req *r = s->infer_head; r && q.infer_rows < q.max_batch; r = r->next)
     q.infer_rows += r->rows;
   if (s->infer_head) q.infer_oldest = s->infer_head->t_enqueue;
@@ -224,10 +253,7 @@ static serve_queue_view view(const leader *L) {
 static serve_action next_work(leader *L) {
   serve_state *s = L->s;
   for (;;) {
-    if (ch_signals_pending() && s->accepting) {
-      s->accepting = 0; /* stop taking requests; finish the accepted ones */
-      CH_INFO("shutting down on signal: finishing %d accepted request(s)", s->inflight);
-    }
+    if (ch_signals_pending()) begin_shutdown(s, ch_signals_pending(), 0);
     serve_queue_view q = view(L);
     double until;
     serve_action a = serve_batch_decide(&q, ch_time(), &until);
@@ -263,7 +289,7 @@ static int take_infer_batch(serve_state *s, serve_req **batch, int cap) {
 }
 
 ch_status serve_lead(serve_state *s) {
-  leader L = {.s = s};
+  leader L = {.s = s, .last_sync = ch_time()};
   int cap = s->opts.max_batch_size > 0 ? s->opts.max_batch_size : 1;
   L.active = calloc((size_t)cap, sizeof *L.active);
   L.logits = malloc(sizeof(float) * (size_t)(s->model->vocab > 0 ? s->model->vocab : 1));
@@ -279,11 +305,16 @@ ch_status serve_lead(serve_state *s) {
       ctl = s->ctl_head;
       s->ctl_head = ctl->next;
     }
+    s->step_since = work == SERVE_DO_STOP ? 0 : ch_time(); /* serve_ready: a step stuck? */
     pthread_mutex_unlock(&s->lock);
     if (work == SERVE_DO_STOP) break;
     if (work == SERVE_DO_INFER) st = lead_infer(s, batch, n);
     else if (work == SERVE_DO_GEN) st = lead_gen(&L);
     else if (work == SERVE_DO_RELOAD) st = lead_reload(s, ctl);
+    else if (work == SERVE_DO_SYNC) st = lead_sync(&L);
+    pthread_mutex_lock(&s->lock);
+    s->step_since = 0;
+    pthread_mutex_unlock(&s->lock);
     if (s->model->vocab > 0) { /* a reload may change the vocabulary */
       float *lg = realloc(L.logits, sizeof(float) * (size_t)s->model->vocab);
       if (lg) L.logits = lg;

@@ -49,12 +49,26 @@ void serve_req_put(serve_state *s, serve_req *r) {
   g_live--;
 }
 
+int serve_ready_locked(serve_state *s) {
+  return s->ready && s->accepting && !(s->step_since > 0 && ch_time() - s->step_since > s->stall_after);
+}
+
+int serve_ready(serve_state *s) {
+  pthread_mutex_lock(&s->lock);
+  int ready = serve_ready_locked(s);
+  pthread_mutex_unlock(&s->lock);
+  return ready;
+}
+
 int serve_submit(serve_state *s, serve_req *r, int *accepted) {
   pthread_mutex_lock(&s->lock);
   int status = 0;
-  if (!s->accepting || !s->ready) {
+  if (!serve_ready_locked(s)) {
     status = 503;
-    snprintf(r->err, sizeof r->err, "%s", s->accepting ? "the model is not ready" : "shutting down");
+    snprintf(r->err, sizeof r->err, "%s",
+             !s->accepting ? "shutting down"
+             : !s->ready   ? "the model is not ready"
+                           : "not ready: the executor is stuck in one step (a rank may be hung)");
   } else if (r->kind != SERVE_RELOAD && s->queued >= s->opts.max_queue_size) {
     status = 503;
     snprintf(r->err, sizeof r->err, "overloaded: %d requests are waiting", s->queued);

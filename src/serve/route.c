@@ -6,8 +6,8 @@
  *   POST /v1/completions, GET /v1/models                (OpenAI; SSE when "stream": true)
  *   GET  /metrics                                       (Prometheus text format)
  * Errors are {"error": "..."}: 400 bad input, 401 key, 404 unknown route/model/version,
- * 405 method, 409 reload refused (another model family), 413 body too large, 503 not
- * ready/overloaded/shutting down, 504 timed out. */
+ * 405 method, 413 body too large, 503 not ready/overloaded/shutting down, 504 timed out. A
+ * reload of another model family, or of a path outside the model repository, is a 400. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -18,10 +18,20 @@
 #include "serve/server.h"
 #include "serve/v2.h"
 
+/* "Bearer KEY" exactly: the header's whole length (a value may hold a NUL byte, after which
+ * a C-string compare would stop: "Bearer KEY\0junk" used to pass), compared in a time that
+ * depends only on the key's length. */
 static int authorized(serve_state *s, serve_call *k) {
-  if (!s->opts.api_key[0]) return 1;
-  const char *h = serve_call_header(k, "Authorization");
-  return h && !strncmp(h, "Bearer ", 7) && !strcmp(h + 7, s->opts.api_key);
+  const char *key = s->opts.api_key;
+  if (!key[0]) return 1;
+  size_t n = 0, nk = strlen(key);
+  const char *h = serve_call_header_n(k, "Authorization", &n);
+  if (!h || n < 7 || memcmp(h, "Bearer ", 7) != 0) return 0;
+  h += 7;
+  n -= 7;
+  unsigned char diff = n != nk;
+  for (size_t i = 0; i < nk; i++) diff |= (unsigned char)((i < n ? h[i] : 0) ^ key[i]);
+  return diff == 0;
 }
 
 /* Splits "/v2/models/{m}[/versions/{v}][/tail]": returns 0 when path starts with it. */
@@ -73,7 +83,7 @@ static int route_model(serve_state *s, serve_call *k, const char *url, int get, 
   }
   if (!tail[0] && get) return serve_v2_metadata(s, k);
   if (!strcmp(tail, "/ready") && get) {
-    int ready = s->ready && s->accepting;
+    int ready = serve_ready(s);
     snprintf(msg, sizeof msg, "{\"name\": \"%s\", \"ready\": %s}", s->model_name, ready ? "true" : "false");
     return serve_reply_json(k, ready ? 200 : 503, strdup(msg));
   }
@@ -89,7 +99,7 @@ int serve_route(serve_state *s, serve_call *k, const char *url, const char *meth
   int get = !strcmp(method, "GET"), post = !strcmp(method, "POST");
   if (get && !strcmp(url, "/v2/health/live")) return serve_reply_json(k, 200, strdup("{\"live\": true}"));
   if (get && !strcmp(url, "/v2/health/ready")) { /* probes need no key */
-    int ready = s->ready && s->accepting;
+    int ready = serve_ready(s);
     return serve_reply_json(k, ready ? 200 : 503,
                             strdup(ready ? "{\"ready\": true}" : "{\"ready\": false}"));
   }

@@ -7,6 +7,7 @@
 #include "cohort/ckpt.h"
 #include "cohort/log.h"
 #include "cohort/signals.h"
+#include "cohort/watchdog.h"
 #include "serve/server.h"
 
 void ch_serve_opts_default(ch_serve_opts *o) {
@@ -19,6 +20,18 @@ void ch_serve_opts_default(ch_serve_opts *o) {
   o->request_timeout = 60.0;
   o->max_body_bytes = (size_t)16 << 20;
   o->max_connections = 256;
+  o->max_connections_per_client = 0;
+  o->read_deadline = 30.0;
+  o->watchdog_timeout = 300.0;
+}
+
+/* How long one executor step may run before the server says it is not ready: the request
+ * timeout (every request would time out anyway), and at most half the watchdog's timeout, so
+ * that probes see a hung rank well before the watchdog ends the job. */
+static double stall_after(const ch_serve_opts *o) {
+  double t = o->request_timeout > 0 ? o->request_timeout : 60.0;
+  if (o->watchdog_timeout > 0 && o->watchdog_timeout / 2 < t) t = o->watchdog_timeout / 2;
+  return t;
 }
 
 ch_status serve_metrics_init(serve_state *s) {
@@ -72,6 +85,13 @@ static ch_status start_leader(serve_state *s, const char *data_path) {
       return CH_FAIL(CH_ERR_CONFIG, "%s's tokenizer has %lld tokens, the model only %lld", data,
                      (long long)s->vocab_real, (long long)m->vocab);
   }
+  /* The model repository: loads are confined to it (repo.c). */
+  const char *repo = s->opts.model_repository[0] ? s->opts.model_repository : s->ckpt_dir;
+  if (serve_repo_root(repo, s->repo_root, sizeof s->repo_root) != 0) {
+    if (s->opts.model_repository[0])
+      return CH_FAIL(CH_ERR_CONFIG, "--model-repository %s: not a directory that exists", repo);
+    s->repo_root[0] = '\0'; /* serving from memory with no checkpoint directory: no loads */
+  }
   CH_CHECK(serve_metrics_init(s));
   CH_CHECK(serve_http_start(s));
   if (s->opts.port_file[0]) {
@@ -94,14 +114,19 @@ static ch_status serve_main(const ch_group *g, serve_model *m, const char *ckpt_
   s->opts = *o;
   if (s->opts.max_batch_size < 1) s->opts.max_batch_size = 1;
   s->model = m;
+  s->stall_after = stall_after(o);
   snprintf(s->model_name, sizeof s->model_name, "%s",
            o->model_name[0] ? o->model_name : (m->is_gpt ? "gpt" : "mlp"));
-  snprintf(s->ckpt_dir, sizeof s->ckpt_dir, "%s", ckpt_dir ? ckpt_dir : "");
+  /* Its real path when it exists: "latest" reloads name it, checked against the repository. */
+  if (!ckpt_dir || serve_repo_root(ckpt_dir, s->ckpt_dir, sizeof s->ckpt_dir) != 0)
+    snprintf(s->ckpt_dir, sizeof s->ckpt_dir, "%s", ckpt_dir ? ckpt_dir : "");
   pthread_mutex_init(&s->lock, NULL);
   pthread_cond_init(&s->wake, NULL);
   serve_facts_publish(s);
-  ch_signals_install(); /* every rank: SIGTERM must not kill followers; the leader decides */
-  ch_status st = g->rank == 0 ? start_leader(s, o->data_path) : CH_OK;
+  ch_signals_install(); /* every rank: SIGTERM must not kill followers; the ranks agree (SYNC) */
+  /* A hung rank ends the job naming it, as in training (every rank starts it: collective). */
+  ch_status st = ch_watchdog_start(g, o->watchdog_timeout);
+  if (st == CH_OK && g->rank == 0) st = start_leader(s, o->data_path);
   /* Every rank learns whether rank 0 could start. */
   int bad = st != CH_OK;
   ch_status cs = ch_comm_allreduce(g, &bad, 1, CH_I32, CH_MAX, NULL);
@@ -119,6 +144,7 @@ static ch_status serve_main(const ch_group *g, serve_model *m, const char *ckpt_
     if (g->rank == 0 && st == CH_OK) CH_INFO("server stopped");
   }
   serve_http_stop(s);
+  ch_watchdog_stop();
   if (g->rank == 0 && serve_req_live() != 0)
     CH_WARN("%ld request(s) were never freed (a leak)", serve_req_live());
   /* The handlers stay installed until the process exits: across nodes SIGTERM reaches the

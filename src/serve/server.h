@@ -21,6 +21,7 @@
 #include "cohort/parallel.h"
 #include "cohort/serve.h"
 #include "cohort/tokenizer.h"
+#include "serve/loglimit.h"
 #include "serve/metrics.h"
 
 typedef enum serve_kind { SERVE_INFER = 1, SERVE_GENERATE, SERVE_RELOAD } serve_kind;
@@ -94,6 +95,7 @@ typedef struct serve_state {
   ch_serve_opts opts;
   char model_name[128];
   char ckpt_dir[CH_PATH_MAX]; /* for "latest" reloads; "" when serving from memory */
+  char repo_root[CH_PATH_MAX]; /* real path of the model repository; "" = no loads */
   serve_model *model;      /* the executor's (main thread) */
   serve_facts facts;       /* under lock */
   ch_tokenizer *tok;       /* rank 0, GPT */
@@ -104,6 +106,8 @@ typedef struct serve_state {
   serve_req *infer_head, *infer_tail, *gen_head, *gen_tail, *ctl_head;
   int queued;              /* requests waiting (not yet running) */
   int accepting, ready;
+  double step_since;       /* when the executor's current step began; 0 between steps */
+  double stall_after;      /* a step longer than this: not ready (serve_ready) */
   int inflight;            /* accepted, not yet finished */
   unsigned long long accepted, delivered; /* requests queued; of them, responses fully sent */
   unsigned long long closed;               /* of them, responses whose sending ended at all */
@@ -112,6 +116,8 @@ typedef struct serve_state {
   metric *m_requests, *m_latency, *m_queue, *m_batch, *m_tokens, *m_ttft, *m_compute,
       *m_inflight;
   void *http;              /* struct MHD_Daemon */
+  struct serve_conns *conns; /* its connections and their request deadline (conns.h) */
+  serve_loglimit http_log; /* lines clients can cause: libmicrohttpd's, cut connections */
 } serve_state;
 
 /* ---- queue.c ---------------------------------------------------------------------------- */
@@ -123,6 +129,11 @@ long serve_req_live(void);
 /* Test hook: whether COHORT_TEST_FAIL_ALLOC names `what`, an allocation the tests make fail
  * ("stream": a streamed completion's state). */
 int serve_test_fail_alloc(const char *what);
+/* Whether the server takes requests (lock held): started, not shutting down, and the executor
+ * not stuck in one step for more than s->stall_after seconds (a hung rank: the watchdog ends
+ * the job soon after). Health, model readiness and serve_submit all ask this. */
+int serve_ready_locked(serve_state *s);
+int serve_ready(serve_state *s);
 /* Queues r (takes a reference) unless the server is not accepting or the queue is full: then
  * returns 503 with a message in r->err. 0 on success, and *accepted = 1: the request's call is
  * owed a complete answer (serve_call_closed counts it). */
@@ -159,6 +170,15 @@ ch_status serve_model_from_params(const ch_group *g, const ch_ckpt_model_info *i
                                   serve_model **out);
 void serve_model_free(serve_model *m);
 
+/* ---- repo.c: the model repository (which paths a load may name) -------------------------- */
+/* The real path of `dir` into root[n]: 0, or -1 when it does not resolve (or is empty). */
+int serve_repo_root(const char *dir, char *root, size_t n);
+/* The checkpoint file a load request's `path` names (absolute, or relative to the repository),
+ * as a real path inside `root` (the real path of the repository; "" = loads refused), into
+ * out[n]. 0, or 400 with a message in err that never tells whether an outside path exists. */
+int serve_repo_confine(const char *root, const char *path, char *out, size_t n, char *err,
+                       size_t errn);
+
 /* ---- http.c: the transport (rank 0; libmicrohttpd, one thread per connection) ------------- */
 ch_status serve_http_start(serve_state *s);
 void serve_http_stop(serve_state *s);
@@ -174,6 +194,8 @@ typedef struct serve_call {
 
 /* The value of a request header, or NULL. */
 const char *serve_call_header(serve_call *k, const char *name);
+/* The same with its length in bytes (a value may hold NUL bytes: compare all of it). */
+const char *serve_call_header_n(serve_call *k, const char *name, size_t *len);
 /* Queues the response (takes `text`, malloc'ed; NULL becomes a 500 "out of memory"). Returns
  * libmicrohttpd's result (MHD_YES / MHD_NO) for the route to return. */
 int serve_reply(serve_call *k, int status, char *text, const char *content_type);

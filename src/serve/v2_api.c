@@ -199,9 +199,10 @@ int serve_v2_load(serve_state *s, serve_call *k) {
     serve_count(s, "load", 400, k->t0);
     return serve_reply_error(k, 400, err);
   }
-  if (ch_ckpt_resolve(path, resolved, sizeof resolved) != CH_OK) {
+  char why[CH_PATH_MAX + 256];
+  if (serve_repo_confine(s->repo_root, path, resolved, sizeof resolved, why, sizeof why)) {
     serve_count(s, "load", 400, k->t0);
-    return serve_reply_error(k, 400, ch_error_message());
+    return serve_reply_error(k, 400, why);
   }
   serve_req *r = serve_req_new(SERVE_RELOAD);
   if (!r) return serve_reply_error(k, 500, "out of memory");

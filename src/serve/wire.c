@@ -5,6 +5,7 @@
 
 #include "cohort/status.h" /* CH_PATH_MAX */
 #include "cohort/runtime.h"
+#include "cohort/watchdog.h"
 
 static void sleep_us(long us) {
   struct timespec ts = {us / 1000000, (us % 1000000) * 1000};
@@ -23,13 +24,16 @@ ch_status serve_wire_recv(const ch_group *g, serve_op *h) {
   ch_request req;
   CH_CHECK(ch_comm_broadcast(g, h, 4, CH_I64, 0, &req));
   long nap = 50;
-  for (;;) {
-    int done = 0;
-    CH_CHECK(ch_comm_test(&req, &done));
-    if (done) return CH_OK;
+  ch_status st = CH_OK;
+  ch_watchdog_enter("wait");
+  for (int done = 0; st == CH_OK && !done;) {
+    st = ch_comm_test(&req, &done);
+    if (st != CH_OK || done) break;
     sleep_us(nap);
     nap = nap < 2000 ? nap * 2 : 2000;
   }
+  ch_watchdog_leave();
+  return st;
 }
 
 ch_status serve_wire_infer(const ch_group *g, float *x, int64_t rows, int64_t features) {

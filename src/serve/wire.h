@@ -6,6 +6,8 @@
  *           the tokens of every entry in order [b] -- a new sequence's prompt (reset 1), or
  *           the one token sampled at the last step (reset 0)
  *   RELOAD  a checkpoint path, CH_PATH_MAX bytes
+ *   SYNC    -, then every rank joins an allreduce (MAX) of int32 {signal, rank}: whether a
+ *           preemption signal reached a rank (exec.c); sent every SERVE_SYNC_EVERY seconds
  * Followers wait for a header with a non-blocking broadcast polled with growing sleeps (50 us
  * up to 2 ms), so an idle follower costs a few % of a core while a busy stream of ops still
  * starts within microseconds. */
@@ -14,7 +16,7 @@
 
 #include "cohort/comm.h"
 
-enum { SERVE_OP_STOP = 1, SERVE_OP_INFER, SERVE_OP_GEN, SERVE_OP_RELOAD };
+enum { SERVE_OP_STOP = 1, SERVE_OP_INFER, SERVE_OP_GEN, SERVE_OP_RELOAD, SERVE_OP_SYNC };
 
 typedef struct serve_op {
   int64_t op, a, b, c;
@@ -22,7 +24,9 @@ typedef struct serve_op {
 
 /* Leader: sends a header (collective with the followers' serve_wire_recv). */
 ch_status serve_wire_send(const ch_group *g, const serve_op *h);
-/* Followers: the next header, without spinning a core while idle. */
+/* Followers: the next header, without spinning a core while idle. The wait counts as one
+ * collective for the watchdog, as the leader's send does: the leader sends at least a SYNC
+ * every SERVE_SYNC_EVERY seconds, so a follower waiting far longer has a hung leader. */
 ch_status serve_wire_recv(const ch_group *g, serve_op *h);
 
 /* The payloads: rank 0 sends, the others receive into the same buffers. */

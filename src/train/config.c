@@ -107,6 +107,15 @@ static const ch_key_row k_keys[] = {
             "waiting requests before 503"),
   K_FLOAT("serve.timeout", serve.opts.request_timeout, "60", 0, INFINITY, CH_KEY_LO_OPEN,
           "seconds a request may take before 504"),
+  K_INT_MAX("serve.max_connections_per_client", serve.opts.max_connections_per_client, "0", 0,
+            1 << 20, "connections one client IP address may hold; 0 = half of --max-connections"),
+  K_FLOAT("serve.read_deadline", serve.opts.read_deadline, "30", 0, INFINITY, 0,
+          "seconds a request's headers and body may take to arrive; slower ones are cut; 0 = off"),
+  K_FLOAT("serve.watchdog_timeout", serve.opts.watchdog_timeout, "300", 0, INFINITY, 0,
+          "seconds a serving rank may wait in one collective before the job is aborted; 0 = off"),
+  K_STR("serve.model_repository", serve.opts.model_repository, "",
+        "directory the repository load endpoint may read checkpoints from; empty = the served "
+        "checkpoint's directory"),
 };
 
 /* Cross-key rules, checked after all overrides: value(lo) <= value(hi). */

@@ -65,3 +65,35 @@ stop() {
   grep -q "server stopped" "$work/$1.log" && [ "$rc" -eq 0 ] ||
     { echo "FAIL: $1: exit $rc"; cat "$work/$1.log"; exit 1; }
 }
+
+# rank_pid NAME R: the pid of rank R of a server (from the launcher's environment variables:
+# Open MPI's OMPI_COMM_WORLD_RANK or MPICH's PMI_RANK); empty when not found.
+rank_pid() {
+  local p r
+  for p in $(ranks_of "$1"); do
+    r=$(tr '\0' '\n' < "/proc/$p/environ" 2>/dev/null |
+        sed -n 's/^\(OMPI_COMM_WORLD_RANK\|PMI_RANK\)=//p' | head -1)
+    [ "$r" = "$2" ] && { echo "$p"; return 0; }
+  done
+  return 0
+}
+
+# mlp_checkpoint DIR: trains the digits MLP briefly (1 rank) into DIR/checkpoints.
+mlp_checkpoint() {
+  [ -s "$work/digits.h5" ] ||
+    "$cohort" data csv "$src/examples/digits/digits.csv.gz" "$work/digits.h5" --val-fraction 0.2 > /dev/null
+  "$mpiexec" -n 1 "${flags[@]}" "$cohort" train "$src/configs/mlp-digits.yaml" \
+    data.path="$work/digits.h5" run.dir="$1" train.steps=20 run.checkpoint.every=20 \
+    train.eval_every=0 optim.warmup_steps=5 > "$1.txt"
+}
+
+# mlp_body FILE [ROWS]: a V2 infer body of ROWS (1) validation rows of the digits data.
+mlp_body() {
+  "$py" - "$work/digits.h5" "${2:-1}" > "$1" <<'PY'
+import json, sys
+import h5py
+x = h5py.File(sys.argv[1], "r")["val/x"][:int(sys.argv[2])]
+print(json.dumps({"inputs": [{"name": "input", "shape": list(x.shape), "datatype": "FP32",
+                              "data": x.flatten().tolist()}]}))
+PY
+}

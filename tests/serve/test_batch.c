@@ -55,6 +55,23 @@ int main(void) {
   q.accepting = 0;
   CHT_ASSERT(serve_batch_decide(&q, 5.0, &until) == SERVE_DO_INFER, "draining: no waiting");
 
+  /* The periodic SYNC op: first when due, and no wait outlasts it. */
+  q = base();
+  q.sync_due = 7.0;
+  CHT_ASSERT(serve_batch_decide(&q, 6.99, &until) == SERVE_DO_WAIT && until <= 7.0, "sync not due");
+  CHT_ASSERT(serve_batch_decide(&q, 7.0, &until) == SERVE_DO_SYNC, "sync due while idle");
+  q.gen_running = 2;
+  CHT_ASSERT(serve_batch_decide(&q, 7.5, &until) == SERVE_DO_SYNC, "sync due while generating");
+  q.gen_running = 0;
+  q.inflight = q.queued = 1;
+  q.infer_rows = 1;
+  q.infer_oldest = 6.999;
+  q.max_delay = 0.5;
+  CHT_ASSERT(serve_batch_decide(&q, 6.9995, &until) == SERVE_DO_INFER, "every accepted request queued");
+  q.inflight = 2;
+  CHT_ASSERT(serve_batch_decide(&q, 6.9995, &until) == SERVE_DO_WAIT && until == 7.0,
+             "a partial batch's wait ends at the sync (until %g)", until);
+
   int rows[] = {3, 4, 2, 1};
   CHT_ASSERT(serve_batch_take(rows, 4, 8) == 2, "3 + 4 rows fit 8, 3 + 4 + 2 do not");
   CHT_ASSERT(serve_batch_take(rows, 4, 2) == 1, "the first request always goes");

@@ -4,8 +4,10 @@
 #     made the most likely (so any unmasked sampler picks them): `cohort generate` and
 #     /v1/completions (greedy, temperature, top-k, top-p) never draw a padded id (every token
 #     is one byte of the text, the text equals generate's), V2's next_token is a real token;
-#   - a reload of the other family's checkpoint is refused (409, JSON) both ways, and the old
-#     model keeps serving (it used to be accepted: the next completion crashed the job);
+#   - a reload of the other family's checkpoint is refused (400, JSON, naming the family) both
+#     ways, and the old model keeps serving under its name (/v1/models, metadata) (it used to
+#     be accepted: the next completion crashed the job; then refused with 409, now 400 as
+#     issue 12 asks);
 #   - a V2 infer on the GPT counts as accepted and answered: SIGTERM right after it stops at
 #     once with "1 request(s) accepted, 1 answered in full" (it used to wait 10 s, 0 answered);
 #   - cohort_queue_duration_seconds is observed on a GPT server;
@@ -65,7 +67,7 @@ for m in "${modes[@]}"; do
 done
 
 # --- the GPT server (2 ranks) ---
-start gpt 2 "$gck" --model-name tiny --max-batch-size 4
+start gpt 2 "$gck" --model-name tiny --max-batch-size 4 --model-repository "$work"
 "$py" - "$gpt_port" "$work" "$prompt" > "$work/gpt_checks.txt" 2>&1 <<'PY' || fail "completions on a padded vocabulary: $(tail -3 "$work/gpt_checks.txt")"
 import json, sys, urllib.request
 port, work, prompt = sys.argv[1:4]
@@ -110,7 +112,8 @@ meta "$gpt_port" tiny "['cohort_gpt', ('input_ids', 'INT32', [-1]), ('logits', '
 # --- a reload of the other family: refused, the old model serving ---
 code=$(curl -s -o "$work/body" -w "%{http_code}" -X POST "$base/v2/repository/models/tiny/load" \
   -d "{\"parameters\":{\"path\":\"$mck\"}}")
-[ "$code" = 409 ] && grep -q '"error"' "$work/body" || fail "GPT server loading an MLP: $code $(cat "$work/body")"
+[ "$code" = 400 ] && grep -q '"error".*holds an MLP' "$work/body" || fail "GPT server loading an MLP: $code $(cat "$work/body")"
+curl -s "$base/v1/models" | grep -q '"id":"tiny"' || fail "/v1/models after a refused reload: $(curl -s "$base/v1/models")"
 code=$(curl -s -o "$work/body" -w "%{http_code}" -X POST "$base/v1/completions" \
   -d '{"model": "tiny", "prompt": "ROMEO:", "max_tokens": 4}')
 [ "$code" = 200 ] || fail "completion after a refused reload: $code $(cat "$work/body")"
@@ -150,13 +153,14 @@ wait "$gpt_pid" || rc=$?
 [ "$rc" -eq 0 ] || fail "SIGTERM to rank 1 after rank 0 stopped: mpiexec exited $rc"
 
 # --- an MLP server told to load the GPT: refused, still serving (last: it used to crash) ---
-start mlp 1 "$mck"
+start mlp 1 "$mck" --model-repository "$work"
 base="http://127.0.0.1:$mlp_port"
 meta "$mlp_port" mlp "['cohort_mlp', ('input', 'FP32', [-1, 64]), ('logits', 'FP32', [-1, 10]), ('label', 'INT32', [-1])]" ||
   fail "MLP metadata"
 code=$(curl -s -o "$work/body" -w "%{http_code}" -X POST "$base/v2/repository/models/mlp/load" \
   -d "{\"parameters\":{\"path\":\"$gck\"}}")
-[ "$code" = 409 ] && grep -q '"error"' "$work/body" || fail "MLP server loading a GPT: $code $(cat "$work/body")"
+[ "$code" = 400 ] && grep -q '"error".*holds a GPT' "$work/body" || fail "MLP server loading a GPT: $code $(cat "$work/body")"
+curl -s "$base/v1/models" | grep -q '"id":"mlp"' || fail "/v1/models after a refused reload: $(curl -s "$base/v1/models")"
 code=$(curl -s -o "$work/body" -w "%{http_code}" -X POST "$base/v1/completions" \
   -d '{"model": "mlp", "prompt": "hi", "max_tokens": 2}' || true)
 [ "$code" = 400 ] || fail "completions on the MLP server after the refused reload: $code"
