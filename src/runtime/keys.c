@@ -349,10 +349,11 @@ static void warn_scopes(const ch_key_table *t, const void *base, const origin *o
   for (int i = 0; i < t->nscopes; i++) {
     const ch_key_scope *sc = &t->scopes[i];
     const ch_key_row *k = ch_keys_find(t, sc->key), *on = ch_keys_find(t, sc->on);
-    kval want, dflt, v = fetch(base, k);
+    kval want, dflt;
     if (!k || !on || parse_enum(on, sc->value, "scope", &want) != CH_OK ||
         fetch(base, on).i == want.i)
       continue;
+    kval v = fetch(base, k);
     origin o = origins[k - t->rows];
     if ((o.line == 0 && o.override < 0) || parse_value(k, k->dflt, 0, "default", &dflt) != CH_OK)
       continue;
