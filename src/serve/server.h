@@ -216,6 +216,10 @@ int serve_reply_sse(serve_call *k, ssize_t (*read)(void *cls, uint64_t pos, char
 void serve_count(serve_state *s, const char *endpoint, int status, double t0);
 
 /* ---- route.c: routing, the API key, the small GET endpoints ------------------------------- */
+/* Whether the Authorization value h[0..n) is exactly "Bearer KEY": over its whole length (a
+ * value may hold a NUL byte, where a C-string compare stops: "Bearer KEY\0junk" must fail), in
+ * a time that depends only on the key's length. h may be NULL (no header). */
+int serve_bearer_ok(const char *h, size_t n, const char *key);
 int serve_route(serve_state *s, serve_call *k, const char *url, const char *method,
                 int too_large);
 
