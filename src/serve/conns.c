@@ -24,9 +24,9 @@ struct serve_conns {
   pthread_t thread;
   int stopping;
   double deadline, tick;
-  serve_loglimit *log;
+  serve_loglimit log;  /* its own: libmicrohttpd's lines must not crowd these out */
   track *head;
-  unsigned long cut;
+  unsigned long cut, unlogged; /* cut in all; of them, not yet in a log line */
 };
 
 void serve_conns_notify(void *cls, struct MHD_Connection *c, void **socket_context,
@@ -86,6 +86,7 @@ static int sweep(serve_conns *t, double now) {
     n++;
   }
   t->cut += (unsigned long)n;
+  t->unlogged += (unsigned long)n;
   return n;
 }
 
@@ -100,28 +101,28 @@ static void *sweeper(void *arg) {
     until.tv_nsec = ns % 1000000000L;
     pthread_cond_timedwait(&t->cond, &t->lock, &until);
     if (t->stopping) break;
-    int n = sweep(t, ch_time());
-    if (n == 0) continue;
-    pthread_mutex_unlock(&t->lock);
+    if (sweep(t, ch_time()) == 0) continue;
+    /* A line counts every cut since the last line, so none goes unreported for long. */
     unsigned long dropped;
-    if (serve_loglimit_take(t->log, ch_time(), &dropped)) {
-      if (dropped) CH_WARN("http: %lu similar message(s) left out", dropped);
-      CH_WARN("http: closed %d connection(s) whose request had not arrived within %g s", n,
-              t->deadline);
-    }
+    if (!serve_loglimit_take(&t->log, ch_time(), &dropped)) continue;
+    unsigned long n = t->unlogged, total = t->cut;
+    t->unlogged = 0;
+    pthread_mutex_unlock(&t->lock);
+    CH_WARN("http: closed %lu connection(s) whose request had not arrived within %g s (%lu in all)",
+            n, t->deadline, total);
     pthread_mutex_lock(&t->lock);
   }
   pthread_mutex_unlock(&t->lock);
   return NULL;
 }
 
-serve_conns *serve_conns_start(double deadline, serve_loglimit *log) {
+serve_conns *serve_conns_start(double deadline) {
   serve_conns *t = calloc(1, sizeof *t);
   if (!t) return NULL;
   t->deadline = deadline;
   t->tick = deadline / 8 < 0.25 ? deadline / 8 : 0.25;
   if (t->tick < 0.01) t->tick = 0.01;
-  t->log = log;
+  serve_loglimit_init(&t->log, 6, 60.0);
   pthread_mutex_init(&t->lock, NULL);
   pthread_condattr_t ca;
   pthread_condattr_init(&ca);
@@ -135,6 +136,7 @@ serve_conns *serve_conns_start(double deadline, serve_loglimit *log) {
   int rc = pthread_create(&t->thread, NULL, sweeper, t);
   pthread_sigmask(SIG_SETMASK, &old, NULL);
   if (rc != 0) {
+    serve_loglimit_destroy(&t->log);
     pthread_cond_destroy(&t->cond);
     pthread_mutex_destroy(&t->lock);
     free(t);
@@ -155,6 +157,10 @@ void serve_conns_stop(serve_conns *t) {
     t->head = k->next;
     free(k);
   }
+  if (t->unlogged)
+    CH_WARN("http: closed %lu connection(s) whose request had not arrived within %g s (%lu in all)",
+            t->unlogged, t->deadline, t->cut);
+  serve_loglimit_destroy(&t->log);
   pthread_cond_destroy(&t->cond);
   pthread_mutex_destroy(&t->lock);
   free(t);

@@ -15,9 +15,9 @@
 
 typedef struct serve_conns serve_conns;
 
-/* Starts the sweeper (deadline > 0 seconds); `log` (borrowed) limits its log lines. NULL when
- * out of memory or the thread cannot start. */
-serve_conns *serve_conns_start(double deadline, serve_loglimit *log);
+/* Starts the sweeper (deadline > 0 seconds). It logs the connections it cuts, at most a few
+ * lines a minute. NULL when out of memory or the thread cannot start. */
+serve_conns *serve_conns_start(double deadline);
 /* Stops the sweeper (after libmicrohttpd has stopped: no connection is left) and frees. */
 void serve_conns_stop(serve_conns *t);
 /* MHD_OPTION_NOTIFY_CONNECTION's callback (cls: the serve_conns). */

@@ -215,7 +215,7 @@ ch_status serve_http_start(serve_state *s) {
   if (inet_pton(AF_INET, s->opts.host, &addr.sin_addr) != 1)
     return CH_FAIL(CH_ERR_INVALID, "--host %s: not an IPv4 address", s->opts.host);
   serve_loglimit_init(&s->http_log, HTTP_LOG_LINES, 60.0);
-  if (s->opts.read_deadline > 0 && !(s->conns = serve_conns_start(s->opts.read_deadline, &s->http_log)))
+  if (s->opts.read_deadline > 0 && !(s->conns = serve_conns_start(s->opts.read_deadline)))
     return CH_FAIL(CH_ERR_NOMEM, "cannot start the connection sweeper");
   /* One client may hold half the slots by default, so one slow or greedy client never holds
    * them all. */
@@ -223,12 +223,13 @@ ch_status serve_http_start(serve_state *s) {
                                                    : (s->opts.max_connections + 1) / 2;
   struct MHD_Daemon *d = MHD_start_daemon(
       MHD_USE_THREAD_PER_CONNECTION | MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_ERROR_LOG,
-      (uint16_t)s->opts.port, NULL, NULL, on_request, s, MHD_OPTION_SOCK_ADDR, &addr,
+      (uint16_t)s->opts.port, NULL, NULL, on_request, s,
+      MHD_OPTION_EXTERNAL_LOGGER, on_log, s, /* first: it applies to the options that follow */
+      MHD_OPTION_SOCK_ADDR, &addr,
       MHD_OPTION_NOTIFY_COMPLETED, on_completed, s, MHD_OPTION_CONNECTION_LIMIT,
       (unsigned)s->opts.max_connections, MHD_OPTION_PER_IP_CONNECTION_LIMIT, (unsigned)per,
       MHD_OPTION_CONNECTION_TIMEOUT,
       (unsigned)(s->opts.request_timeout > 1 ? s->opts.request_timeout : 1),
-      MHD_OPTION_EXTERNAL_LOGGER, on_log, s,
       s->conns ? MHD_OPTION_NOTIFY_CONNECTION : MHD_OPTION_END, serve_conns_notify, s->conns,
       MHD_OPTION_END);
   if (!d) {

@@ -18,20 +18,21 @@
 #include "serve/server.h"
 #include "serve/v2.h"
 
-/* "Bearer KEY" exactly: the header's whole length (a value may hold a NUL byte, after which
- * a C-string compare would stop: "Bearer KEY\0junk" used to pass), compared in a time that
- * depends only on the key's length. */
-static int authorized(serve_state *s, serve_call *k) {
-  const char *key = s->opts.api_key;
-  if (!key[0]) return 1;
-  size_t n = 0, nk = strlen(key);
-  const char *h = serve_call_header_n(k, "Authorization", &n);
+int serve_bearer_ok(const char *h, size_t n, const char *key) {
+  size_t nk = strlen(key);
   if (!h || n < 7 || memcmp(h, "Bearer ", 7) != 0) return 0;
   h += 7;
   n -= 7;
   unsigned char diff = n != nk;
   for (size_t i = 0; i < nk; i++) diff |= (unsigned char)((i < n ? h[i] : 0) ^ key[i]);
   return diff == 0;
+}
+
+static int authorized(serve_state *s, serve_call *k) {
+  if (!s->opts.api_key[0]) return 1;
+  size_t n = 0;
+  const char *h = serve_call_header_n(k, "Authorization", &n);
+  return serve_bearer_ok(h, n, s->opts.api_key);
 }
 
 /* Splits "/v2/models/{m}[/versions/{v}][/tail]": returns 0 when path starts with it. */

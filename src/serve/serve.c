@@ -26,10 +26,11 @@ void ch_serve_opts_default(ch_serve_opts *o) {
 }
 
 /* How long one executor step may run before the server says it is not ready: the request
- * timeout (every request would time out anyway), and at most half the watchdog's timeout, so
+ * timeout (every request would time out anyway), but never under 5 s (a tiny --timeout is a
+ * budget for requests, not a sign of a hung rank), and at most half the watchdog's timeout, so
  * that probes see a hung rank well before the watchdog ends the job. */
 static double stall_after(const ch_serve_opts *o) {
-  double t = o->request_timeout > 0 ? o->request_timeout : 60.0;
+  double t = o->request_timeout > 5.0 ? o->request_timeout : 5.0;
   if (o->watchdog_timeout > 0 && o->watchdog_timeout / 2 < t) t = o->watchdog_timeout / 2;
   return t;
 }

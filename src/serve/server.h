@@ -7,10 +7,12 @@
  * rank runs it (the tensor-parallel forward); the leader completes the requests. Only main
  * threads call MPI. One mutex (the queue's) guards every request and the queue.
  *
- * Files: http.c (transport) -> route.c (routes, key, limits) -> v2_api.c / openai_api.c (the
- * two APIs; codecs v2*.c, openai.c, jsonw.c) -> queue.c (requests, queue, lifecycle) ->
- * lead.c (leader: batch.c's policy, wire.h's ops) and exec.c (the ops on every rank);
- * model.c (the served model), metrics*.c (Prometheus), serve.c (setup and teardown). */
+ * Files: http.c (transport; conns.c: connections and the request deadline; loglimit.c) ->
+ * route.c (routes, key, limits) -> v2_api.c / openai_api.c (the two APIs; codecs v2*.c,
+ * openai.c, jsonw.c; repo.c: which paths a load may name) -> queue.c (requests, queue,
+ * lifecycle, readiness) -> lead.c (leader: batch.c's policy, wire.h's ops) and exec.c (the ops
+ * on every rank); model.c (the served model), metrics*.c (Prometheus), serve.c (setup and
+ * teardown, the watchdog). */
 #pragma once
 #include <pthread.h>
 #include <stdint.h>
@@ -117,7 +119,7 @@ typedef struct serve_state {
       *m_inflight;
   void *http;              /* struct MHD_Daemon */
   struct serve_conns *conns; /* its connections and their request deadline (conns.h) */
-  serve_loglimit http_log; /* lines clients can cause: libmicrohttpd's, cut connections */
+  serve_loglimit http_log; /* libmicrohttpd's lines (clients cause them: rate-limited) */
 } serve_state;
 
 /* ---- queue.c ---------------------------------------------------------------------------- */
@@ -133,6 +135,7 @@ int serve_test_fail_alloc(const char *what);
  * not stuck in one step for more than s->stall_after seconds (a hung rank: the watchdog ends
  * the job soon after). Health, model readiness and serve_submit all ask this. */
 int serve_ready_locked(serve_state *s);
+/* The same, taking the lock (the HTTP threads' probes). */
 int serve_ready(serve_state *s);
 /* Queues r (takes a reference) unless the server is not accepting or the queue is full: then
  * returns 503 with a message in r->err. 0 on success, and *accepted = 1: the request's call is
@@ -213,6 +216,10 @@ int serve_reply_sse(serve_call *k, ssize_t (*read)(void *cls, uint64_t pos, char
 void serve_count(serve_state *s, const char *endpoint, int status, double t0);
 
 /* ---- route.c: routing, the API key, the small GET endpoints ------------------------------- */
+/* Whether the Authorization value h[0..n) is exactly "Bearer KEY": over its whole length (a
+ * value may hold a NUL byte, where a C-string compare stops: "Bearer KEY\0junk" must fail), in
+ * a time that depends only on the key's length. h may be NULL (no header). */
+int serve_bearer_ok(const char *h, size_t n, const char *key);
 int serve_route(serve_state *s, serve_call *k, const char *url, const char *method,
                 int too_large);
 
