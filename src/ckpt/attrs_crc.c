@@ -113,7 +113,7 @@ static ch_status attrs_crc(hid_t file, const char *path, uint32_t *crc) {
   ch_status st = CH_OK;
   if (H5Aiterate2(file, H5_INDEX_NAME, H5_ITER_NATIVE, &idx, collect, &ns) < 0)
     st = CH_FAIL(CH_ERR_FORMAT, "%s: cannot list the root attributes", path);
-  if (st == CH_OK) qsort(ns.v, (size_t)ns.n, sizeof *ns.v, by_name);
+  if (st == CH_OK && ns.n > 0) qsort(ns.v, (size_t)ns.n, sizeof *ns.v, by_name);
   canon c = {0};
   for (int i = 0; i < ns.n && st == CH_OK; i++) st = canon_attr(file, path, ns.v[i], &c);
   if (st == CH_OK && c.failed) st = CH_FAIL(CH_ERR_NOMEM, "%s: attribute checksum", path);
