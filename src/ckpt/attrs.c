@@ -1,16 +1,13 @@
 /* Checkpoint metadata as HDF5 attributes of the root group (docs/checkpoint-format.md).
- * Attributes are metadata: in parallel HDF5 every rank writes the same value collectively. */
+ * Attributes are metadata: in parallel HDF5 every rank writes the same value collectively.
+ * The last one written, attrs_crc32, checksums all the others (attrs_crc.c). */
 #include <stdlib.h>
 #include <string.h>
-#include <zlib.h>
 
 #include "ckpt/ckpt_internal.h"
 #include "runtime/h5util.h"
 
-#define ATTRS_CRC "attrs_crc32" /* the root attributes' checksum (format version 3) */
-static ch_status attrs_crc(hid_t file, const char *path, uint32_t *crc);
-
-static ch_status attr_fail(const char *path, const char *name, const char *what) {
+ch_status ckpt_attr_fail(const char *path, const char *name, const char *what) {
   char msg[256];
   return CH_FAIL(CH_ERR_FORMAT, "%s: attribute '%s': %s%s%s", path, name, what,
                  h5_error(msg)[0] ? ": " : "", msg);
@@ -109,22 +106,20 @@ ch_status ckpt_write_meta(hid_t file, const char *path, const ch_ckpt_meta *m) {
     CH_CHECK(st);
   }
   /* last: it covers every attribute written above */
-  uint32_t crc;
-  CH_CHECK(attrs_crc(file, path, &crc));
-  return ckpt_attr_write_u32(file, ATTRS_CRC, crc);
+  return ckpt_attrs_seal(file, path);
 }
 
 /* Reads a scalar numeric attribute, converting to `mem_type`. */
 static ch_status read_scalar(hid_t obj, const char *path, const char *name, hid_t mem_type, void *v) {
-  if (H5Aexists(obj, name) <= 0) return attr_fail(path, name, "missing");
+  if (H5Aexists(obj, name) <= 0) return ckpt_attr_fail(path, name, "missing");
   hid_t a = H5Aopen(obj, name, H5P_DEFAULT);
-  if (a < 0) return attr_fail(path, name, "cannot open");
+  if (a < 0) return ckpt_attr_fail(path, name, "cannot open");
   hid_t space = H5Aget_space(a);
   int ok = space >= 0 && H5Sget_simple_extent_npoints(space) == 1;
   if (space >= 0) H5Sclose(space);
   herr_t rc = ok ? H5Aread(a, mem_type, v) : -1;
   H5Aclose(a);
-  return rc < 0 ? attr_fail(path, name, "not a readable scalar") : CH_OK;
+  return rc < 0 ? ckpt_attr_fail(path, name, "not a readable scalar") : CH_OK;
 }
 
 ch_status ckpt_attr_read_u32(hid_t obj, const char *name, uint32_t *v) {
@@ -132,19 +127,19 @@ ch_status ckpt_attr_read_u32(hid_t obj, const char *name, uint32_t *v) {
 }
 
 /* Reads a string attribute (variable or fixed length) into a malloc'ed copy. */
-static ch_status read_str(hid_t obj, const char *path, const char *name, char **out) {
+ch_status ckpt_attr_read_str(hid_t obj, const char *path, const char *name, char **out) {
   *out = NULL;
-  if (H5Aexists(obj, name) <= 0) return attr_fail(path, name, "missing");
+  if (H5Aexists(obj, name) <= 0) return ckpt_attr_fail(path, name, "missing");
   hid_t a = H5Aopen(obj, name, H5P_DEFAULT);
-  if (a < 0) return attr_fail(path, name, "cannot open");
+  if (a < 0) return ckpt_attr_fail(path, name, "cannot open");
   hid_t ft = H5Aget_type(a);
   ch_status st = CH_OK;
   if (ft < 0 || H5Tget_class(ft) != H5T_STRING) {
-    st = attr_fail(path, name, "not a string");
+    st = ckpt_attr_fail(path, name, "not a string");
   } else if (H5Tis_variable_str(ft) > 0) {
     hid_t mt = str_type();
     char *s = NULL;
-    if (H5Aread(a, mt, &s) < 0 || !s) st = attr_fail(path, name, "cannot read");
+    if (H5Aread(a, mt, &s) < 0 || !s) st = ckpt_attr_fail(path, name, "cannot read");
     else {
       *out = strdup(s);
       H5free_memory(s);
@@ -155,7 +150,7 @@ static ch_status read_str(hid_t obj, const char *path, const char *name, char **
     hid_t mt = H5Tcopy(H5T_C_S1);
     H5Tset_size(mt, n + 1);
     *out = calloc(n + 1, 1);
-    if (*out && H5Aread(a, mt, *out) < 0) st = attr_fail(path, name, "cannot read");
+    if (*out && H5Aread(a, mt, *out) < 0) st = ckpt_attr_fail(path, name, "cannot read");
     H5Tclose(mt);
   }
   if (st == CH_OK && !*out) st = CH_FAIL(CH_ERR_NOMEM, "attribute '%s'", name);
@@ -166,7 +161,7 @@ static ch_status read_str(hid_t obj, const char *path, const char *name, char **
 
 static ch_status read_str_into(hid_t obj, const char *path, const char *name, char *buf, size_t size) {
   char *s;
-  CH_CHECK(read_str(obj, path, name, &s));
+  CH_CHECK(ckpt_attr_read_str(obj, path, name, &s));
   snprintf(buf, size, "%s", s);
   free(s);
   return CH_OK;
@@ -186,157 +181,17 @@ static ch_status read_model(hid_t file, const char *path, ch_ckpt_model_info *mi
   CH_CHECK(read_str_into(file, path, "model_activation", act, sizeof act));
   mi->model.type = name_index(type, k_model_types, 2);
   mi->model.activation = name_index(act, k_activations, 2);
-  if (mi->model.type < 0) return attr_fail(path, "model_type", "not mlp or gpt");
-  if (mi->model.activation < 0) return attr_fail(path, "model_activation", "not relu or gelu");
+  if (mi->model.type < 0) return ckpt_attr_fail(path, "model_type", "not mlp or gpt");
+  if (mi->model.activation < 0) return ckpt_attr_fail(path, "model_activation", "not relu or gelu");
   /* int fields must fit: a value out of range is a damaged file, not a model */
 #define READ_INT(name, field)                                                                  \
   CH_CHECK(read_scalar(file, path, name, H5T_NATIVE_INT64, &v));                              \
   mi->field = v;                                                       \
-  if ((int64_t)mi->field != v || v < 0) return attr_fail(path, name, "out of range");
+  if ((int64_t)mi->field != v || v < 0) return ckpt_attr_fail(path, name, "out of range");
   MODEL_INTS(READ_INT)
 #undef READ_INT
   CH_CHECK(read_str_into(file, path, "tokenizer", mi->tokenizer, sizeof mi->tokenizer));
   CH_CHECK(read_str_into(file, path, "data_path", mi->data_path, sizeof mi->data_path));
-  return CH_OK;
-}
-
-/* ---- The root attributes' checksum (format version 3) ---------------------------------------
- * attrs_crc32 is the zlib CRC-32 of a canonical serialisation of every other root attribute, in
- * strcmp order of their names; each contributes
- *   name bytes, 0x00, a class byte ('i' integer, 'f' float, 's' string), the element count n
- *   (uint64 LE), then the n values: 'i' int64 LE, 'f' float64 LE, 's' length (uint64 LE) + bytes.
- * So a changed, added or removed attribute changes it, whatever its type; readers in other
- * languages can recompute it (docs/checkpoint-format.md has it in Python). */
-typedef struct canon {
-  unsigned char *buf;
-  size_t len, cap;
-  int failed;
-} canon;
-
-static void put(canon *c, const void *p, size_t n) {
-  if (c->failed) return;
-  if (c->len + n > c->cap) {
-    size_t cap = c->cap ? c->cap : 4096;
-    while (cap < c->len + n) cap *= 2;
-    unsigned char *b = realloc(c->buf, cap);
-    if (!b) {
-      c->failed = 1;
-      return;
-    }
-    c->buf = b;
-    c->cap = cap;
-  }
-  memcpy(c->buf + c->len, p, n);
-  c->len += n;
-}
-
-static void put_u64(canon *c, uint64_t v) {
-  unsigned char b[8];
-  for (int i = 0; i < 8; i++) b[i] = (unsigned char)(v >> (8 * i));
-  put(c, b, 8);
-}
-
-typedef struct names {
-  char **v;
-  int n, cap;
-} names;
-
-static herr_t collect(hid_t obj, const char *name, const H5A_info_t *info, void *arg) {
-  (void)obj;
-  (void)info;
-  names *ns = arg;
-  if (!strcmp(name, ATTRS_CRC)) return 0;
-  if (ns->n == ns->cap) {
-    int cap = ns->cap ? 2 * ns->cap : 64;
-    char **v = realloc(ns->v, sizeof *v * (size_t)cap);
-    if (!v) return -1;
-    ns->v = v;
-    ns->cap = cap;
-  }
-  if (!(ns->v[ns->n] = strdup(name))) return -1;
-  ns->n++;
-  return 0;
-}
-
-static int by_name(const void *a, const void *b) {
-  return strcmp(*(char *const *)a, *(char *const *)b);
-}
-
-/* Appends attribute `name` of `obj` to the serialisation. */
-static ch_status canon_attr(hid_t obj, const char *path, const char *name, canon *c) {
-  hid_t a = H5Aopen(obj, name, H5P_DEFAULT);
-  if (a < 0) return attr_fail(path, name, "cannot open");
-  hid_t ft = H5Aget_type(a), space = H5Aget_space(a);
-  hssize_t n = space < 0 ? -1 : H5Sget_simple_extent_npoints(space);
-  H5T_class_t cls = ft < 0 ? H5T_NO_CLASS : H5Tget_class(ft);
-  if (space >= 0) H5Sclose(space);
-  if (ft >= 0) H5Tclose(ft);
-  H5Aclose(a);
-  ch_status st = CH_OK;
-  put(c, name, strlen(name) + 1);
-  if (cls == H5T_STRING && n == 1) {
-    char *s;
-    CH_CHECK(read_str(obj, path, name, &s));
-    put(c, "s", 1);
-    put_u64(c, 1);
-    put_u64(c, strlen(s));
-    put(c, s, strlen(s));
-    free(s);
-  } else if ((cls == H5T_INTEGER || cls == H5T_FLOAT) && n >= 0 && n < (1 << 24)) {
-    int64_t *v = malloc(sizeof *v * (size_t)(n + 1));
-    if (!v) return CH_FAIL(CH_ERR_NOMEM, "attribute '%s'", name);
-    a = H5Aopen(obj, name, H5P_DEFAULT);
-    /* int64 and float64 are both 8 bytes: the float's bits are written as an integer */
-    herr_t rc = a < 0 ? -1 : H5Aread(a, cls == H5T_INTEGER ? H5T_NATIVE_INT64 : H5T_NATIVE_DOUBLE, v);
-    if (a >= 0) H5Aclose(a);
-    if (rc < 0) st = attr_fail(path, name, "cannot read");
-    put(c, cls == H5T_INTEGER ? "i" : "f", 1);
-    put_u64(c, (uint64_t)n);
-    for (hssize_t i = 0; i < n && st == CH_OK; i++) put_u64(c, (uint64_t)v[i]);
-    free(v);
-  } else {
-    st = attr_fail(path, name, "not an integer, float or string (cannot be checksummed)");
-  }
-  return st;
-}
-
-/* The checksum of the root attributes of `file` other than attrs_crc32. */
-static ch_status attrs_crc(hid_t file, const char *path, uint32_t *crc) {
-  names ns = {0};
-  hsize_t idx = 0;
-  ch_status st = CH_OK;
-  if (H5Aiterate2(file, H5_INDEX_NAME, H5_ITER_NATIVE, &idx, collect, &ns) < 0)
-    st = CH_FAIL(CH_ERR_FORMAT, "%s: cannot list the root attributes", path);
-  if (st == CH_OK) qsort(ns.v, (size_t)ns.n, sizeof *ns.v, by_name);
-  canon c = {0};
-  for (int i = 0; i < ns.n && st == CH_OK; i++) st = canon_attr(file, path, ns.v[i], &c);
-  if (st == CH_OK && c.failed) st = CH_FAIL(CH_ERR_NOMEM, "%s: attribute checksum", path);
-  if (st == CH_OK)
-    *crc = (uint32_t)crc32_z(crc32(0L, Z_NULL, 0), c.buf ? c.buf : (const Bytef *)"", c.len);
-  for (int i = 0; i < ns.n; i++) free(ns.v[i]);
-  free(ns.v);
-  free(c.buf);
-  return st;
-}
-
-/* Verifies attrs_crc32 when the file has it (any version: a flipped format_version must not
- * switch the check off); *verified tells. Files of format version 3 or later must have it. */
-static ch_status verify_attrs(hid_t file, const char *path, int64_t version, int *verified) {
-  *verified = 0;
-  if (H5Aexists(file, ATTRS_CRC) <= 0) {
-    if (version >= 3)
-      return CH_FAIL(CH_ERR_FORMAT, "%s: attribute '" ATTRS_CRC "' (the root attributes' "
-                     "checksum) is missing", path);
-    return CH_OK;
-  }
-  uint32_t stored, computed;
-  CH_CHECK(read_scalar(file, path, ATTRS_CRC, H5T_NATIVE_UINT32, &stored));
-  CH_CHECK(attrs_crc(file, path, &computed));
-  if (stored != computed)
-    return CH_FAIL(CH_ERR_FORMAT, "%s: root attribute checksum mismatch (stored " ATTRS_CRC
-                   " %08x, the attributes hash to %08x): an attribute (step, samples, config, "
-                   "...) is corrupt", path, stored, computed);
-  *verified = 1;
   return CH_OK;
 }
 
@@ -351,7 +206,7 @@ ch_status ckpt_read_meta(hid_t file, const char *path, ch_ckpt_meta *m) {
   int64_t version = 0, ws = 0;
   CH_CHECK(read_scalar(file, path, "format_version", H5T_NATIVE_INT64, &version));
   /* before any value is believed, the version included */
-  CH_CHECK(verify_attrs(file, path, version, &m->attrs_verified));
+  CH_CHECK(ckpt_attrs_verify(file, path, version, &m->attrs_verified));
   if (version < 1 || version > CH_CKPT_VERSION)
     return CH_FAIL(CH_ERR_FORMAT, "%s: format version %lld is not supported (this cohort reads "
                    "1..%d)", path, (long long)version, CH_CKPT_VERSION);
@@ -365,7 +220,7 @@ ch_status ckpt_read_meta(hid_t file, const char *path, ch_ckpt_meta *m) {
   CH_CHECK(read_str_into(file, path, "strategy", m->strategy, sizeof m->strategy));
   CH_CHECK(read_str_into(file, path, "cohort_version", m->version, sizeof m->version));
   CH_CHECK(read_str_into(file, path, "created", m->created, sizeof m->created));
-  CH_CHECK(read_str(file, path, "config", &m->config));
+  CH_CHECK(ckpt_attr_read_str(file, path, "config", &m->config));
   if (version >= 2) {
     CH_CHECK(read_model(file, path, &m->model));
     m->has_model = 1;
@@ -381,7 +236,7 @@ ch_status ckpt_read_meta(hid_t file, const char *path, ch_ckpt_meta *m) {
         m->n_interval_losses = (int)n;
     }
     if (a >= 0) H5Aclose(a);
-    if (m->n_interval_losses != n) return attr_fail(path, "log_interval_losses", "cannot read");
+    if (m->n_interval_losses != n) return ckpt_attr_fail(path, "log_interval_losses", "cannot read");
   }
   return CH_OK;
 }

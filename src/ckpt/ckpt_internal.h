@@ -19,6 +19,19 @@ ch_status ckpt_read_meta(hid_t file, const char *path, ch_ckpt_meta *m);
 /* Scalar attribute helpers (also used by `cohort ckpt inspect`). */
 ch_status ckpt_attr_write_u32(hid_t obj, const char *name, uint32_t v);
 ch_status ckpt_attr_read_u32(hid_t obj, const char *name, uint32_t *v);
+/* A string attribute (variable or fixed length) as a malloc'ed copy. Errors: CH_ERR_FORMAT
+ * naming the attribute (missing, not a string), CH_ERR_NOMEM. */
+ch_status ckpt_attr_read_str(hid_t obj, const char *path, const char *name, char **out);
+/* CH_ERR_FORMAT "PATH: attribute 'NAME': WHAT[: the HDF5 message]". */
+ch_status ckpt_attr_fail(const char *path, const char *name, const char *what);
+
+/* The root attributes' checksum (attrs_crc.c). ckpt_attrs_seal: writes attrs_crc32 over every
+ * other root attribute (call after the last one; collective like any attribute write). */
+ch_status ckpt_attrs_seal(hid_t file, const char *path);
+/* Verifies attrs_crc32 whenever the file has it (any version: a flipped format_version must not
+ * switch the check off); *verified says whether it did. A file of format version >= 3 must
+ * have it. Errors: CH_ERR_FORMAT naming the attribute checksum (mismatch, missing). */
+ch_status ckpt_attrs_verify(hid_t file, const char *path, int64_t version, int *verified);
 
 /* One rank's piece of one tensor: elements [a, a + len) with their CRC-32. */
 typedef struct ckpt_piece {

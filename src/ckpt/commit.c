@@ -230,6 +230,12 @@ ch_status ch_ckpt_save(const ch_group *g, const char *dir, const ch_ckpt_policy 
       snprintf(pointer, sizeof pointer, "%s/latest", dir);
       int len = snprintf(text, sizeof text, "%s\n", strrchr(final, '/') + 1);
       st = ch_write_file_atomic(pointer, text, (size_t)len);
+      if (st != CH_OK) { /* the file is whole and verified: keep it; say where things stand */
+        char why[512];
+        snprintf(why, sizeof why, "%s", ch_error_message());
+        st = CH_FAIL(st, "%s is committed, but `latest` still names the previous checkpoint "
+                     "(run.resume=auto takes the newest readable file): %s", final, why);
+      }
     }
     if (st == CH_OK) {
       if (written_here(final) < 0) remember(final);

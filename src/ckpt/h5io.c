@@ -31,6 +31,8 @@ static ch_status h5_fail(ch_status s, const char *path, const char *what, const 
 static ch_status write_fail(const char *path, const char *what, const char *name) {
   char msg[256], hint[128];
   h5_error(msg);
+  for (char *c = msg; *c; c++) /* MPI error strings span lines: keep the message one line */
+    if (*c == '\n') *c = ' ';
   ckpt_space_hint(path, hint, sizeof hint);
   return CH_FAIL(CH_ERR_IO, "%s: %s%s%s: %s%s", path, what, name ? " " : "", name ? name : "", msg,
                  hint);
@@ -230,6 +232,10 @@ static ch_status create_datasets(hid_t file, const char *path, const ch_layout *
   return st;
 }
 
+/* Seconds the close of a failed save may take before the job is ended (deadline.c): it has at
+ * most the metadata left to write, which takes well under a second when it works at all. */
+#define CLOSE_DEADLINE_S 15.0
+
 ch_status ch_ckpt_write(const ch_group *g, const char *path, const ch_layout *l,
                         const ch_ckpt_buffer *bufs, int nbufs, const ch_shard *own,
                         const ch_ckpt_meta *meta) {
@@ -337,7 +343,7 @@ ch_status ch_ckpt_write(const ch_group *g, const char *path, const ch_layout *l,
   ckpt_deadline *deadline = NULL;
   if (st != CH_OK && file >= 0) {
     if (g->rank == 0) ckpt_space_discard(path);
-    deadline = ckpt_deadline_arm(path, g->rank, 15.0, ch_error_message());
+    deadline = ckpt_deadline_arm(path, g->rank, CLOSE_DEADLINE_S, ch_error_message());
   }
   ch_watchdog_enter("hdf5 close");
   herr_t closed = file >= 0 ? H5Fclose(file) : 0;

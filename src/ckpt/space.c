@@ -8,10 +8,13 @@
  *   3. reservation (ckpt_space_reserve), just after H5Fcreate and before any metadata: the
  *      estimated size is allocated beyond the end of the file (FALLOC_FL_KEEP_SIZE), so that
  *      neither metadata nor data can meet ENOSPC later, whoever else writes to the disk;
- *   4. after the metadata is on disk, the datasets' exact range is allocated (ckpt_space_extend);
+ *   4. after the metadata is on disk, the datasets' exact range is allocated (ckpt_space_extend;
+ *      needed too because some MPI libraries' set_size at the flush drops the blocks reserved
+ *      beyond the end: Open MPI's does, MPICH's does not);
  *   5. after the close, what the estimate reserved beyond the end is returned
  *      (ckpt_space_release).
- * File systems without fallocate skip 2-4 (the preflight still runs). When a save fails anyway,
+ * File systems without fallocate skip 2 and 3 (the preflight still runs; 4 falls back to glibc's
+ * emulation, which writes zeros). When a save fails anyway,
  * ckpt_space_discard frees the partial file's blocks so that HDF5's final flush at close has
  * room. */
 #define _GNU_SOURCE /* fallocate, FALLOC_FL_* */
