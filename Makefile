@@ -31,7 +31,7 @@ data-text: build $(SHAKESPEARE)
 
 # The GPT example: train gpt-tiny on 2 ranks, then generate from its last checkpoint.
 gpt: data-text
-	launchers/mpirun.sh $(NP) $(COHORT) train configs/gpt-tiny.yaml
+	launchers/mpirun.sh $(NP) $(COHORT) train configs/gpt-tiny.yaml run.resume=never
 	$(COHORT) generate runs/gpt-tiny/checkpoints --prompt "ROMEO:" --max-tokens 200 --temperature 0.8 --top-k 40
 
 # Train on NP ranks, serve from the same processes, query, stop (examples/digits/demo.sh).

@@ -82,7 +82,9 @@ static const ch_key_row k_keys[] = {
             "zero3: gather the next unit while the current one computes (0 = off)"),
   K_STR("run.dir", run.dir, "runs/default", "run directory: logs, checkpoints"),
   K_STR("run.resume", run.resume, "none",
-        "none | auto (newest valid checkpoint, else start fresh) | PATH of a checkpoint file"),
+        "none (start fresh; refused over existing checkpoints) | never (start fresh even then; "
+        "their files are kept) | auto (newest valid checkpoint; none there: start fresh; none "
+        "readable: refused) | PATH of a checkpoint file"),
   K_FLOAT("run.watchdog_timeout", run.watchdog_timeout, "300", 0, INFINITY, 0,
           "seconds a rank may wait in one collective before the job is aborted; 0 = off"),
   K_INT_MAX("run.checkpoint.every", run.checkpoint.every, "0", 0, MAX_STEPS,
