@@ -14,7 +14,7 @@ log=$(mktemp /tmp/cohort-demo-XXXXXX.log)
 trap 'rm -f "$log"' EXIT
 
 "$here/launchers/mpirun.sh" "$np" "$cohort" train "$here/configs/mlp-digits.yaml" \
-  run.resume=never serve.after=true serve.port=0 2>&1 | tee "$log" &
+  serve.after=true serve.port=0 run.resume=never 2>&1 | tee "$log" &
 job=$!
 for _ in $(seq 1 600); do
   grep -q "serving mlp" "$log" && break
