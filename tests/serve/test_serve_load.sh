@@ -60,31 +60,7 @@ grep -q 'cohort_requests_total{model="mlp",endpoint="infer",code="200"} '"$((n +
   echo "note: metrics count includes warm-up requests"
 
 # SIGTERM under load.
-"$py" - "$port" "$work/body.json" > "$work/term.txt" <<'PY' &
-import http.client, json, sys, threading, time
-port, body = int(sys.argv[1]), open(sys.argv[2]).read()
-outcomes, lock, stop = {}, threading.Lock(), time.time() + 8
-def client():
-    while time.time() < stop:
-        try:
-            c = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
-            c.request("POST", "/v2/models/mlp/infer", body, {"Content-Type": "application/json"})
-            r = c.getresponse()
-            r.read()
-            key = str(r.status)
-        except ConnectionRefusedError:
-            key = "refused"      # the listening socket is gone: never accepted
-        except Exception as e:   # noqa: BLE001 - reset or cut off mid-request: a lost request
-            key = type(e).__name__
-        with lock:
-            outcomes[key] = outcomes.get(key, 0) + 1
-        if key == "refused":
-            time.sleep(0.05)
-threads = [threading.Thread(target=client) for _ in range(16)]
-[t.start() for t in threads]
-[t.join() for t in threads]
-print(json.dumps(outcomes))
-PY
+"$py" "$(dirname "$0")/busy_clients.py" "$port" "$work/body.json" 8 16 > "$work/term.txt" &
 clients=$!
 sleep 3
 kill -TERM $(ranks_of srv)

@@ -19,31 +19,7 @@ start srv 2 "$work/run/checkpoints"
 r1=$(rank_pid srv 1)
 [ -n "$r1" ] || { echo "FAIL: cannot find rank 1's process"; exit 1; }
 
-"$py" - "$srv_port" "$work/body.json" > "$work/clients.txt" <<'PY' &
-import http.client, json, sys, threading, time
-port, body = int(sys.argv[1]), open(sys.argv[2]).read()
-outcomes, lock, stop = {}, threading.Lock(), time.time() + 40
-def client():
-    while time.time() < stop:
-        try:
-            c = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
-            c.request("POST", "/v2/models/mlp/infer", body, {"Content-Type": "application/json"})
-            r = c.getresponse()
-            r.read()
-            key = str(r.status)
-        except ConnectionRefusedError:
-            key = "refused"
-        except Exception as e:  # noqa: BLE001 - cut off mid-request: a lost request
-            key = type(e).__name__
-        with lock:
-            outcomes[key] = outcomes.get(key, 0) + 1
-        if key == "refused":
-            break
-threads = [threading.Thread(target=client) for _ in range(8)]
-for t in threads: t.start()
-for t in threads: t.join()
-print(json.dumps(outcomes))
-PY
+"$py" "$(dirname "$0")/busy_clients.py" "$srv_port" "$work/body.json" 40 8 > "$work/clients.txt" &
 clients=$!
 sleep 2
 kill -TERM "$r1"
