@@ -89,8 +89,6 @@ CH_API void ch_dp_destroy(ch_dp *d);
 /* The seeded initial parameters (ch_layout_init_params), each rank writing what it keeps.
  * Collective. */
 CH_API ch_status ch_dp_init_params(ch_dp *d, uint64_t seed);
-/* Back to the initial parameters and a fresh optimizer (local). */
-CH_API void ch_dp_reset(ch_dp *d, uint64_t seed);
 
 /* Whole-layout parameter and gradient buffers to hand the model. Under zero3 only units
  * between the hook's fetch and release hold parameters. */

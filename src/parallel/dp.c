@@ -183,14 +183,6 @@ ch_dp_memory ch_dp_get_memory(const ch_dp *d) {
   return m;
 }
 
-void ch_dp_reset(ch_dp *d, uint64_t seed) {
-  if (is_zero(d)) zero_init_params(d->z, seed);
-  else ch_layout_init_params(d->l, d->params, seed);
-  for (int i = 0; i < ch_optim_nstates(d->optim); i++)
-    memset(ch_optim_state(d->optim, i), 0, d->own.numel * sizeof(float));
-  ch_optim_set_steps(d->optim, 0);
-}
-
 const char *ch_strategy_name(int strategy) {
   static const char *names[] = {"ddp", "zero1", "zero2", "zero3"};
   return strategy >= 0 && strategy < 4 ? names[strategy] : "?";
