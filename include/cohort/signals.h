@@ -11,3 +11,5 @@ CH_API void ch_signals_install(void);
 CH_API void ch_signals_restore(void);
 /* The first preemption signal received since install (SIGTERM or SIGUSR1), or 0. */
 CH_API int ch_signals_pending(void);
+/* "SIGTERM", "SIGUSR1" for those two, else "a signal": for messages. */
+CH_API const char *ch_signal_name(int sig);

@@ -31,10 +31,15 @@
 
 double ckpt_space_need(double tensor_bytes) { return tensor_bytes * 1.1 + 131072.0; }
 
-ch_status ckpt_space_check(const char *dir, double tensor_bytes) {
+/* Bytes free to unprivileged writers on the file system holding `dir`, or -1 if unknown. */
+static double free_bytes(const char *dir) {
   struct statvfs fs;
-  if (statvfs(dir, &fs) != 0) return CH_OK; /* unknown: let the write tell */
-  double avail = (double)fs.f_bavail * (double)fs.f_frsize, need = ckpt_space_need(tensor_bytes);
+  return statvfs(dir, &fs) == 0 ? (double)fs.f_bavail * (double)fs.f_frsize : -1.0;
+}
+
+ch_status ckpt_space_check(const char *dir, double tensor_bytes) {
+  double avail = free_bytes(dir), need = ckpt_space_need(tensor_bytes);
+  if (avail < 0) return CH_OK; /* unknown: let the write tell */
   if (avail < need)
     return CH_FAIL(CH_ERR_IO, "not enough space for a checkpoint in %s: it needs about %.1f MiB, "
                    "%.1f MiB are free (no space left on the device)", dir, need / 1048576.0,
@@ -102,10 +107,9 @@ void ckpt_space_hint(const char *path, char *buf, size_t size) {
   char *slash = strrchr(dir, '/');
   if (slash) *slash = '\0';
   else snprintf(dir, sizeof dir, ".");
-  struct statvfs fs;
+  double avail = free_bytes(dir);
   buf[0] = '\0';
-  if (statvfs(dir, &fs) != 0) return;
-  double avail = (double)fs.f_bavail * (double)fs.f_frsize;
+  if (avail < 0) return;
   snprintf(buf, size, " (%s%.1f MiB free on its file system)",
            avail < 1048576.0 ? "no space left on the device: " : "", avail / 1048576.0);
 }

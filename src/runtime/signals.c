@@ -39,3 +39,7 @@ void ch_signals_restore(void) {
 }
 
 int ch_signals_pending(void) { return g_pending; }
+
+const char *ch_signal_name(int sig) {
+  return sig == SIGTERM ? "SIGTERM" : sig == SIGUSR1 ? "SIGUSR1" : "a signal";
+}

@@ -196,11 +196,15 @@ static void on_completed(void *cls, struct MHD_Connection *c, void **ctx,
 /* libmicrohttpd's messages (one per malformed request, per refused connection, ...): at most
  * HTTP_LOG_LINES a minute, then a count of the lines left out. */
 #define HTTP_LOG_LINES 10
+static void log_dropped(unsigned long dropped) {
+  if (dropped) CH_WARN("http: %lu similar message(s) left out", dropped);
+}
+
 static void on_log(void *cls, const char *fmt, va_list ap) {
   serve_state *s = cls;
   unsigned long dropped;
   if (!serve_loglimit_take(&s->http_log, ch_time(), &dropped)) return;
-  if (dropped) CH_WARN("http: %lu similar message(s) left out", dropped);
+  log_dropped(dropped);
   char line[512];
   vsnprintf(line, sizeof line, fmt, ap);
   line[strcspn(line, "\r\n")] = '\0';
@@ -254,8 +258,7 @@ void serve_http_stop(serve_state *s) {
   s->http = NULL;
   serve_conns_stop(s->conns);
   s->conns = NULL;
-  unsigned long dropped = serve_loglimit_flush(&s->http_log);
-  if (dropped) CH_WARN("http: %lu similar message(s) left out", dropped);
+  log_dropped(serve_loglimit_flush(&s->http_log));
   serve_loglimit_destroy(&s->http_log);
   serve_report_answers(s);
 }

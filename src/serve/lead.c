@@ -1,6 +1,5 @@
 /* The leader (rank 0's main thread): turns the queue into the executor's ops (wire.h), as the
  * batching policy (batch.h) says, runs them with the followers, and answers the requests. */
-#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -213,7 +212,7 @@ static void begin_shutdown(serve_state *s, int sig, int rank) {
   if (!s->accepting) return;
   s->accepting = 0;
   CH_INFO("shutting down on %s to rank %d: finishing %d accepted request(s)",
-          sig == SIGTERM ? "SIGTERM" : sig == SIGUSR1 ? "SIGUSR1" : "a signal", rank, s->inflight);
+          ch_signal_name(sig), rank, s->inflight);
 }
 
 /* SYNC: the ranks agree on signals (any rank's SIGTERM stops the whole server, as in

@@ -8,7 +8,6 @@
  *      ranks hold unequal parts;
  *   5. clip by global norm, learning rate from the schedule, optimizer update. */
 #include <math.h>
-#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -235,7 +234,7 @@ static ch_status run_loop(trainer *t, ch_train_result *res) {
       CH_CHECK(trainer_checkpoint(t, path, sizeof path));
       if (vote) {
         CH_INFO("stopping on %s: checkpoint of step %lld is %s; resume with run.resume=auto",
-                vote == SIGTERM ? "SIGTERM" : "SIGUSR1", (long long)t->step, path);
+                ch_signal_name(vote), (long long)t->step, path);
         res->preempted = vote;
         break;
       }
