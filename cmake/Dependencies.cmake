@@ -55,6 +55,8 @@ if(NOT COHORT_CUDA STREQUAL "OFF")
     endif()
     enable_language(CUDA)
     find_package(CUDAToolkit REQUIRED)
+    # NCCL ships beside the toolkit here but has no CMake package: find_library.
+    find_library(COHORT_NCCL_LIBRARY nccl HINTS ${CUDAToolkit_LIBRARY_DIR} REQUIRED)
     set(COHORT_CUDA_ENABLED ON)
   elseif(COHORT_CUDA STREQUAL "ON")
     message(FATAL_ERROR "COHORT_CUDA=ON but no CUDA toolkit was found (set CMAKE_CUDA_COMPILER)")

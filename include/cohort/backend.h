@@ -20,6 +20,10 @@
 #include <stdint.h>
 #include "cohort/status.h"
 
+#ifdef __cplusplus
+extern "C" {
+#endif
+
 typedef struct ch_backend ch_backend;
 
 /* A run of n optimizer-owned elements with one weight-decay setting (from the spec table's
@@ -193,3 +197,7 @@ static inline ch_status ch_op_sgd(const ch_backend *be, const ch_span *spans, in
 static inline ch_status ch_op_cast_f32_bf16(const ch_backend *be, uint16_t *y, const float *x, int64_t n) { CH_OP_(cast_f32_bf16, y, x, n); }
 static inline ch_status ch_op_cast_bf16_f32(const ch_backend *be, float *y, const uint16_t *x, int64_t n) { CH_OP_(cast_bf16_f32, y, x, n); }
 #undef CH_OP_
+
+#ifdef __cplusplus
+}
+#endif

@@ -11,6 +11,10 @@
 #include "cohort/status.h"
 #include "cohort/tensor.h"
 
+#ifdef __cplusplus
+extern "C" {
+#endif
+
 typedef enum ch_redop { CH_SUM = 0, CH_AVG, CH_MAX, CH_MIN } ch_redop;
 
 /* ch_group_split color for "join no group" (MPI_UNDEFINED is accepted too). */
@@ -35,7 +39,11 @@ typedef struct ch_group {
 typedef struct ch_request {
   const ch_comm_ops *ops; /* backend that started it */
   int active;
+#ifdef __cplusplus
+  alignas(16) unsigned char state[64];
+#else
   _Alignas(16) unsigned char state[64];
+#endif
 } ch_request;
 
 /* What a backend provides. Each entry has the contract of the public function of the same
@@ -99,3 +107,7 @@ CH_API ch_status ch_comm_wait(ch_request *req);
  * backend's progress, which is how non-blocking collectives advance while the main thread
  * computes. */
 CH_API ch_status ch_comm_test(ch_request *req, int *done);
+
+#ifdef __cplusplus
+}
+#endif

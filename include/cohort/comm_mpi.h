@@ -5,6 +5,10 @@
 #include <mpi.h>
 #include "cohort/comm.h"
 
+#ifdef __cplusplus
+extern "C" {
+#endif
+
 /* The group's communicator, or MPI_COMM_NULL when the group is not a live MPI group (no
  * color, destroyed, another backend). Borrowed: the group keeps owning it. */
 CH_API MPI_Comm ch_group_mpi_comm(const ch_group *g);
@@ -12,3 +16,7 @@ CH_API MPI_Comm ch_group_mpi_comm(const ch_group *g);
 /* A group over all ranks of `c`, on a duplicate of it (errors returned, not fatal). Collective
  * over `c`. Free with ch_group_destroy. Errors: CH_ERR_MPI, CH_ERR_NOMEM. */
 CH_API ch_status ch_group_from_mpi(MPI_Comm c, ch_group *out);
+
+#ifdef __cplusplus
+}
+#endif

@@ -136,3 +136,33 @@ CH_API ch_status ch_cuda_gemm_bf16(ch_cuda_blas *h, int trans_a, int trans_b, in
 #ifdef __cplusplus
 }
 #endif
+
+/* ---- The backend library's entry point ---------------------------------------------------
+ * libcohort loads libcohort_cuda (or libcohort_cuda_emu) with dlopen and calls
+ * cohort_cuda_plugin() for this table (cohort/device.h). */
+#include "cohort/backend.h"
+#include "cohort/comm.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+#define CH_CUDA_PLUGIN_ABI 1
+typedef struct ch_cuda_plugin {
+  int abi;            /* CH_CUDA_PLUGIN_ABI */
+  const char *flavor; /* "cuda" or "cuda (emulated)" */
+  /* Devices this process can use; 0 without a driver or a device (never an error). */
+  int (*device_count)(void);
+  /* The PCI bus id of `device` ("0000:3b:00.0"), for binding to its nearest cores. */
+  ch_status (*pci_bus_id)(int device, char *buf, int len);
+  /* A backend on `device` (made current for the calling thread) with `precision`
+   * (ch_precision): its own stream, cuBLAS/cuBLASLt handles. Free with backend_destroy. */
+  ch_status (*backend_create)(int device, int precision, ch_backend **out);
+  void (*backend_destroy)(ch_backend *be);
+  /* A NCCL group over parent's ranks, ordered against `be`'s stream (comm_nccl.cu). Collective
+   * over parent. */
+  ch_status (*group_create)(const ch_group *parent, const ch_backend *be, ch_group *out);
+} ch_cuda_plugin;
+CH_API const ch_cuda_plugin *cohort_cuda_plugin(void);
+#ifdef __cplusplus
+}
+#endif

@@ -3,6 +3,10 @@
 #pragma once
 #include "cohort/status.h" /* CH_API */
 
+#ifdef __cplusplus
+extern "C" {
+#endif
+
 typedef enum ch_log_level { CH_LOG_DEBUG = 0, CH_LOG_INFO, CH_LOG_WARN, CH_LOG_ERROR } ch_log_level;
 
 /* Reads COHORT_LOG / COHORT_LOG_RANKS and remembers this process's world rank for prefixes.
@@ -19,3 +23,7 @@ CH_API void ch_log(ch_log_level level, const char *fmt, ...) __attribute__((form
 #define CH_INFO(...) ch_log(CH_LOG_INFO, __VA_ARGS__)
 #define CH_WARN(...) ch_log(CH_LOG_WARN, __VA_ARGS__)
 #define CH_ERROR(...) ch_log(CH_LOG_ERROR, __VA_ARGS__)
+
+#ifdef __cplusplus
+}
+#endif

@@ -4,6 +4,10 @@
 #include <mpi.h>
 #include "cohort/status.h"
 
+#ifdef __cplusplus
+extern "C" {
+#endif
+
 typedef struct ch_runtime {
   int world_rank, world_size;
   int local_rank, local_size; /* ranks on this node, from MPI_Comm_split_type(SHARED) */
@@ -50,3 +54,7 @@ CH_API _Noreturn void ch_runtime_fatal(ch_status s, const char *fmt, ...) __attr
 
 /* Seconds on a monotonic clock. */
 CH_API double ch_time(void);
+
+#ifdef __cplusplus
+}
+#endif

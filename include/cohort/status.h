@@ -4,6 +4,10 @@
 #pragma once
 #include <stddef.h>
 
+#ifdef __cplusplus
+extern "C" {
+#endif
+
 /* Marks a function of the public API: libcohort is built with -fvisibility=hidden and exports
  * only what carries CH_API (every function declared in include/cohort/). */
 #define CH_API __attribute__((visibility("default")))
@@ -65,3 +69,7 @@ CH_API void ch_error_clear(void);
 /* 64-byte aligned, zeroed allocation of `bytes` (freed with ch_free_aligned). */
 CH_API void *ch_alloc_aligned(size_t bytes);
 CH_API void ch_free_aligned(void *p);
+
+#ifdef __cplusplus
+}
+#endif

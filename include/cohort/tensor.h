@@ -6,6 +6,10 @@
 #include <stdint.h>
 #include "cohort/status.h"
 
+#ifdef __cplusplus
+extern "C" {
+#endif
+
 typedef enum ch_dtype { CH_F32 = 0, CH_F64, CH_I32, CH_I64, CH_U8, CH_BF16 } ch_dtype;
 
 /* Bytes per element of `t`. */
@@ -112,3 +116,7 @@ static inline size_t ch_shard_at(const ch_segment *s, ch_addr a) {
 /* ch_layout_init_params restricted to a shard: the same values, written where `addr` says. */
 CH_API void ch_layout_init_shard(const ch_layout *l, const ch_shard *own, ch_addr addr, float *buf,
                           uint64_t seed);
+
+#ifdef __cplusplus
+}
+#endif

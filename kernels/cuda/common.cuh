@@ -1,6 +1,9 @@
 /* Shared by the kernels/cuda sources: CUDA errors as ch_status, launch sizes, warp reductions,
  * vector loads. */
 #pragma once
+#ifdef COHORT_CUDA_EMU
+#include "kernels/cuda/emu/emu.h" /* host emulation: must precede the CUDA headers */
+#endif
 #include <cuda_runtime.h>
 #include <stdint.h>
 
@@ -18,6 +21,20 @@ ch_status cuda_fail(cudaError_t e, const char *file, int line, const char *what)
 
 /* After a kernel launch: a bad launch configuration, or a fault left by earlier work. */
 #define CH_CUDA_LAUNCHED(name) CH_CUDA_TRY(cudaGetLastError(), "launch of " name)
+
+/* One launch syntax for nvcc and the host emulation (kernels/cuda/emu): the kernel comes last so
+ * that a template's commas need no parentheses:
+ *   CH_LAUNCH(grid, block, smem_bytes, stream, my_kernel<4>)(arg, ...);
+ * Dynamic shared memory (the launch's smem_bytes) is declared inside a kernel with
+ *   CH_DYNAMIC_SHARED(float, part);
+ * Static __shared__ arrays are written as usual. */
+#ifdef COHORT_CUDA_EMU
+#define CH_LAUNCH(grid, block, smem, stream, ...) emu_launch((grid), (block), (smem), (stream), __VA_ARGS__)
+#define CH_DYNAMIC_SHARED(T, name) T *name = static_cast<T *>(emu_dynamic_shared())
+#else
+#define CH_LAUNCH(grid, block, smem, stream, ...) __VA_ARGS__<<<(grid), (block), (smem), (stream)>>>
+#define CH_DYNAMIC_SHARED(T, name) extern __shared__ __align__(16) T name[]
+#endif
 
 /* Blocks for a grid-stride loop over `work` items, `per_block` items per block per trip: as
  * many as the work needs, capped at `per_sm` blocks per multiprocessor (enough to hide latency;
