@@ -37,7 +37,9 @@
 #include <string.h>
 
 #include "cohort/comm_mpi.h"
+extern "C" { /* cohort/watchdog.h has no C++ guard of its own */
 #include "cohort/watchdog.h"
+}
 #include "kernels/cuda/ops.h"
 
 #if defined(COHORT_CUDA_EMU) && !defined(emu_nccl_use_comm)
