@@ -31,6 +31,12 @@
  * The group owns a duplicate of the parent's communicator (ch_group_from_mpi): NCCL's unique
  * id is broadcast over it, it serves the host-buffer collectives and split, and the parent may
  * be destroyed before this group. */
+#ifndef OMPI_SKIP_MPICXX
+#define OMPI_SKIP_MPICXX 1 /* MPI's C API only: its C++ bindings would need libmpi_cxx */
+#endif
+#ifndef MPICH_SKIP_MPICXX
+#define MPICH_SKIP_MPICXX 1
+#endif
 #include <mpi.h>
 #include <nccl.h>
 #include <stdlib.h>
