@@ -73,6 +73,12 @@ else
   exit 1
 fi
 mkdir -p "$work"
+# The build's MPI launcher and its flags (Open MPI: --oversubscribe, as root --allow-run-as-root).
+# shellcheck disable=SC1091
+. "$repo/bench/common/bench.sh"
+bench_launcher run.sh "$build" # sets mpiexec, flags
+# shellcheck disable=SC2154
+MPIRUN=("$mpiexec" "${flags[@]}")
 
 # ---- 2. tests -------------------------------------------------------------------------------
 phase_begin tests
@@ -102,13 +108,10 @@ fi
 
 # ---- 4. NCCL bus bandwidth ------------------------------------------------------------------
 phase_begin nccl
-# shellcheck disable=SC1091,SC2154  # bench.sh's bench_launcher sets mpiexec and flags
 if [ "$NGPU" -lt 2 ]; then
   phase_end "skipped: 1 GPU (needs 2+)"
 else
-  . "$repo/bench/common/bench.sh"
-  bench_launcher run.sh "$build"
-  if "$mpiexec" "${flags[@]}" -n "$NGPU" "$build/bench/cuda/nccl_busbw" | tee "$work/nccl.log"; then
+  if "${MPIRUN[@]}" -n "$NGPU" "$build/bench/cuda/nccl_busbw" | tee "$work/nccl.log"; then
     while read -r _ bytes raw ours; do
       row "allreduce busbw $((bytes >> 20)) MiB, $NGPU GPUs" "raw NCCL $raw GB/s, cohort $ours GB/s"
     done < <(grep '^busbw ' "$work/nccl.log")
@@ -136,7 +139,7 @@ if [ ! -f "$tokens" ]; then
 elif ! "$build/cohort" train "$repo/configs/gpt2-124m.yaml" --print-config 2>/dev/null | grep -q '^device:'; then
   phase_end "skipped: this cohort has no device key yet"
 else
-  timeout "${GPT_TIMEOUT:-180}" "$build/cohort" train "$repo/configs/gpt2-124m.yaml" \
+  timeout "${GPT_TIMEOUT:-180}" "${MPIRUN[@]}" -n 1 "$build/cohort" train "$repo/configs/gpt2-124m.yaml" \
     device=cuda precision=bf16 data.path="$tokens" run.dir="$run" train.steps=30 \
     train.log_every=5 > "$work/gpt2.log" 2>&1
   rc=$?
