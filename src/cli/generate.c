@@ -133,7 +133,7 @@ int cli_generate(int argc, char **argv) {
   int32_t *prompt = NULL, *seq = NULL;
   char *text = NULL;
   rc = 1;
-  if (ch_ckpt_load_model(path, 1, &info, &m, &params) != CH_OK) goto fail;
+  if (ch_ckpt_load_model(path, ch_backend_cpu(), 1, &info, &m, &params) != CH_OK) goto fail;
   if (info.model.type != CH_MODEL_GPT) {
     fprintf(stderr, "cohort generate: %s holds a '%s' model, not a GPT\n", path, ch_model_name(m));
     goto out;

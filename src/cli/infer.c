@@ -30,7 +30,7 @@ static ch_status run(const ch_group *g, const char *ckpt, const char *in, const 
   int32_t *labels = NULL, *y = NULL;
   int64_t *idx = NULL;
   ch_dataset *ds = NULL;
-  ch_status st = ch_ckpt_load_model(path, CHUNK, &info, &m, &params);
+  ch_status st = ch_ckpt_load_model(path, ch_backend_cpu(), CHUNK, &info, &m, &params);
   /* Agree before the collective open, so that a bad checkpoint stops every rank alike. */
   int bad = st != CH_OK;
   ch_status cs = ch_comm_allreduce(g, &bad, 1, CH_I32, CH_MAX, NULL);
