@@ -177,8 +177,8 @@ CH_API ch_status ch_ckpt_export_safetensors(ch_ckpt_file *f, const char *out, in
 
 /* Rebuilds the model a checkpoint holds, by one process, from its model attributes (never the
  * stored YAML): *info gets them, *model a model on backend `be` for up to `max_batch` samples
- * (ch_model_destroy), *params its parameters in HOST memory (ch_alloc_aligned; free with
- * ch_free_aligned; upload them for a device backend), every checksum verified. Errors: as
+ * (ch_model_destroy), *params its parameters in be's memory (free with ch_op_free(be, ...);
+ * on the CPU that is ch_free_aligned), every checksum verified. Errors: as
  * ch_ckpt_open, CH_ERR_FORMAT naming the dataset (missing, wrong shape, checksum mismatch),
  * CH_ERR_FORMAT also for a file without model attributes (format version 1), CH_ERR_CONFIG
  * (a stored model this build cannot make), CH_ERR_NOMEM. */
