@@ -209,7 +209,9 @@ ch_ckpt_cfg ch_config_ckpt(const ch_config *cfg) {
 ch_status ch_config_set_serve_flag(ch_config *cfg, const char *flag, const char *value) {
   char key[64];
   const char *name = flag + strspn(flag, "-");
-  int n = snprintf(key, sizeof key, "serve.%s", name);
+  /* The device keys are the job's, not serving's: the same rows as `device` / `precision`. */
+  int top = !strcmp(name, "device") || !strcmp(name, "precision");
+  int n = snprintf(key, sizeof key, "%s%s", top ? "" : "serve.", name);
   for (char *c = key; n > 0 && n < (int)sizeof key && *c; c++) *c = *c == '-' ? '_' : *c;
   const ch_key_row *row = n > 0 && n < (int)sizeof key ? ch_keys_find(&k_table, key) : NULL;
   if (!row || !strcmp(key, "serve.after"))
