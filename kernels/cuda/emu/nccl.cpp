@@ -138,6 +138,14 @@ ncclResult_t check(const char *what, ncclComm_t comm, size_t count, ncclDataType
   return ncclSuccess;
 }
 
+/* NCCL refuses a NULL buffer wherever the call would touch one. */
+ncclResult_t buffers(const char *what, const void *send, bool need_send, const void *recv,
+                     bool need_recv) {
+  if ((need_send && !send) || (need_recv && !recv))
+    return fail(ncclInvalidArgument, "%s: NULL %s buffer", what, need_send && !send ? "send" : "receive");
+  return ncclSuccess;
+}
+
 ncclResult_t mpi_result(const char *what, int rc) {
   if (rc == MPI_SUCCESS) return ncclSuccess;
   char msg[MPI_MAX_ERROR_STRING];
@@ -294,6 +302,7 @@ ncclResult_t ncclAllReduce(const void *send, void *recv, size_t count, ncclDataT
   args a;
   ncclResult_t r = check("ncclAllReduce", comm, count, t, op, 0, &a);
   if (r != ncclSuccess || count == 0) return r;
+  if ((r = buffers("ncclAllReduce", send, true, recv, true)) != ncclSuccess) return r;
   host_access guard;
   r = mpi_result("ncclAllReduce", MPI_Allreduce(send == recv ? MPI_IN_PLACE : send, recv,
                                                 (int)count, a.type, mpi_op(t, op), comm->mpi));
@@ -306,8 +315,9 @@ ncclResult_t ncclReduce(const void *send, void *recv, size_t count, ncclDataType
   args a;
   ncclResult_t r = check("ncclReduce", comm, count, t, op, root, &a);
   if (r != ncclSuccess || count == 0) return r;
-  host_access guard;
   const bool at_root = comm->rank == root;
+  if ((r = buffers("ncclReduce", send, true, recv, at_root)) != ncclSuccess) return r;
+  host_access guard;
   r = mpi_result("ncclReduce", MPI_Reduce(at_root && send == recv ? MPI_IN_PLACE : send, recv,
                                           (int)count, a.type, mpi_op(t, op), root, comm->mpi));
   if (r == ncclSuccess && at_root && op == ncclAvg) average(recv, count, t, comm->size);
@@ -319,6 +329,7 @@ ncclResult_t ncclBroadcast(const void *send, void *recv, size_t count, ncclDataT
   args a;
   ncclResult_t r = check("ncclBroadcast", comm, count, t, ncclSum, root, &a);
   if (r != ncclSuccess || count == 0) return r;
+  if ((r = buffers("ncclBroadcast", send, comm->rank == root, recv, true)) != ncclSuccess) return r;
   host_access guard;
   if (comm->rank == root && send != recv) std::memmove(recv, send, count * a.size);
   return mpi_result("ncclBroadcast", MPI_Bcast(recv, (int)count, a.type, root, comm->mpi));
@@ -330,6 +341,7 @@ ncclResult_t ncclAllGather(const void *send, void *recv, size_t sendcount, ncclD
   args a;
   ncclResult_t r = check("ncclAllGather", comm, sendcount, t, ncclSum, 0, &a);
   if (r != ncclSuccess || sendcount == 0) return r;
+  if ((r = buffers("ncclAllGather", send, true, recv, true)) != ncclSuccess) return r;
   host_access guard;
   const bool in_place = send == (const char *)recv + (size_t)comm->rank * sendcount * a.size;
   return mpi_result("ncclAllGather", MPI_Allgather(in_place ? MPI_IN_PLACE : send, (int)sendcount,
@@ -344,6 +356,7 @@ ncclResult_t ncclReduceScatter(const void *send, void *recv, size_t recvcount, n
   args a;
   ncclResult_t r = check("ncclReduceScatter", comm, recvcount, t, op, 0, &a);
   if (r != ncclSuccess || recvcount == 0) return r;
+  if ((r = buffers("ncclReduceScatter", send, true, recv, true)) != ncclSuccess) return r;
   host_access guard;
   const size_t bytes = recvcount * a.size, total = bytes * (size_t)comm->size;
   const char *s = (const char *)send, *d = (const char *)recv;
