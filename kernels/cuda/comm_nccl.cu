@@ -46,13 +46,8 @@
 extern "C" { /* cohort/watchdog.h has no C++ guard of its own */
 #include "cohort/watchdog.h"
 }
+#include "kernels/cuda/emu/nccl_emu.h" /* emu_nccl_use_comm: a no-op outside the emulation */
 #include "kernels/cuda/ops.h"
-
-#if defined(COHORT_CUDA_EMU) && !defined(emu_nccl_use_comm)
-/* The emulated ncclCommInitRank runs over MPI and must be told which communicator the unique id
- * went over (kernels/cuda/emu). */
-extern "C" void emu_nccl_use_comm(MPI_Comm comm);
-#endif
 
 namespace {
 
@@ -300,9 +295,7 @@ ch_status init_state(nccl_group *ng) {
     return CH_FAIL(CH_ERR_MPI, "NCCL group: broadcast of the unique id failed");
   if (!ok) return CH_FAIL(CH_ERR_INTERNAL, "NCCL group: ncclGetUniqueId failed on rank 0");
   CH_CUDA_TRY(cudaSetDevice(cuda_ctx_of(ng->be)->device), "cudaSetDevice");
-#ifdef COHORT_CUDA_EMU
-  emu_nccl_use_comm(mc);
-#endif
+  emu_nccl_use_comm(mc); /* the emulated NCCL runs over this communicator */
   ch_watchdog_enter("nccl_init");
   ncclResult_t r = ncclCommInitRank(&ng->comm, ng->host.size, id, ng->host.rank);
   ch_watchdog_leave();
