@@ -126,8 +126,8 @@ struct args {
 
 ncclResult_t check(const char *what, ncclComm_t comm, size_t count, ncclDataType_t t, int op,
                    int root, args *a) {
-  if (!comm) return fail(ncclInvalidArgument, "%s: NULL communicator", what);
   a->type = mpi_type(t, &a->size);
+  if (!comm) return fail(ncclInvalidArgument, "%s: NULL communicator", what);
   if (a->type == MPI_DATATYPE_NULL)
     return fail(ncclInvalidArgument, "%s: datatype %d is not emulated", what, (int)t);
   if (op < 0 || op > ncclAvg) return fail(ncclInvalidArgument, "%s: invalid op %d", what, op);
