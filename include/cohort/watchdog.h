@@ -30,6 +30,10 @@
 #include <stdint.h>
 #include "cohort/status.h"
 
+#ifdef __cplusplus
+extern "C" {
+#endif
+
 struct ch_group;
 
 /* Starts the watchdog thread for group `g` (collective: every rank of g calls it; dups g's
@@ -50,3 +54,7 @@ CH_API void ch_watchdog_set_step(int64_t step);
 CH_API void ch_watchdog_enter(const char *op);
 /* Ends the wait begun by the matching ch_watchdog_enter. */
 CH_API void ch_watchdog_leave(void);
+
+#ifdef __cplusplus
+}
+#endif

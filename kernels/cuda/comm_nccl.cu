@@ -43,9 +43,7 @@
 #include <string.h>
 
 #include "cohort/comm_mpi.h"
-extern "C" { /* cohort/watchdog.h has no C++ guard of its own */
 #include "cohort/watchdog.h"
-}
 #include "kernels/cuda/emu/nccl_emu.h" /* emu_nccl_use_comm: a no-op outside the emulation */
 #include "kernels/cuda/ops.h"
 

@@ -5,7 +5,10 @@
  * transposes are handled once and the product loop is one shape. The product loop keeps, for a
  * block of IB rows and 4 columns of D, 4 x IB float accumulators and walks p = 0 .. k-1 in
  * order: every D[i, j] is acc += a[i, p] * b[p, j] in exactly k order, as one GPU thread's
- * accumulator, while the loop over i is contiguous and vectorizes. */
+ * accumulator, while the loop over i is contiguous and vectorizes. Each product is rounded
+ * before the add (the library builds with -ffp-contract=off; a GPU fuses them): exact either way
+ * for bf16 inputs (8 x 8 significant bits fit in fp32), within the same k * 2^-24 bound for
+ * fp32 inputs. 768 x 768 x 768 in fp32 takes about 0.06-0.08 s on one core at -O3. */
 #include "gemm_ref.h"
 
 #include <algorithm>

@@ -62,18 +62,34 @@ template <int OP> void bf16_op(void *in, void *inout, int *len, MPI_Datatype *) 
     y[i] = emu::float_to_bf16(combine<OP>(emu::bf16_to_float(x[i]), emu::bf16_to_float(y[i])));
 }
 
+MPI_Op g_bf16_ops[4] = {MPI_OP_NULL, MPI_OP_NULL, MPI_OP_NULL, MPI_OP_NULL}; /* sum prod max min */
+
+/* MPI_Finalize deletes MPI_COMM_SELF's attributes first, while MPI still works: the bf16 ops
+ * are freed there. */
+int free_bf16_ops(MPI_Comm, int, void *, void *) {
+  for (MPI_Op &op : g_bf16_ops)
+    if (op != MPI_OP_NULL) MPI_Op_free(&op);
+  return MPI_SUCCESS;
+}
+
+/* Creates the bf16 ops once, from ncclCommInitRank (before any collective can need them, and on
+ * the thread that initializes, so no lock is needed). */
+void bf16_ops_init() {
+  if (g_bf16_ops[0] != MPI_OP_NULL) return;
+  MPI_Op_create(bf16_op<ncclSum>, 1, &g_bf16_ops[ncclSum]);
+  MPI_Op_create(bf16_op<ncclProd>, 1, &g_bf16_ops[ncclProd]);
+  MPI_Op_create(bf16_op<ncclMax>, 1, &g_bf16_ops[ncclMax]);
+  MPI_Op_create(bf16_op<ncclMin>, 1, &g_bf16_ops[ncclMin]);
+  int key = MPI_KEYVAL_INVALID;
+  MPI_Comm_create_keyval(MPI_COMM_NULL_COPY_FN, free_bf16_ops, &key, nullptr);
+  MPI_Comm_set_attr(MPI_COMM_SELF, key, nullptr);
+}
+
 /* The MPI op for (type, op); Avg reduces with the sum (divided afterwards). */
 MPI_Op mpi_op(ncclDataType_t t, ncclRedOp_t op) {
-  static MPI_Op bf16[4] = {MPI_OP_NULL, MPI_OP_NULL, MPI_OP_NULL, MPI_OP_NULL};
-  const int o = op == ncclAvg ? (int)ncclSum : (int)op;
-  if (t == ncclBfloat16) {
-    static MPI_User_function *fns[4] = {bf16_op<ncclSum>, bf16_op<ncclProd>, bf16_op<ncclMax>,
-                                        bf16_op<ncclMin>};
-    if (bf16[o] == MPI_OP_NULL) MPI_Op_create(fns[o], 1, &bf16[o]);
-    return bf16[o];
-  }
   static const MPI_Op builtin[4] = {MPI_SUM, MPI_PROD, MPI_MAX, MPI_MIN};
-  return builtin[o];
+  const int o = op == ncclAvg ? (int)ncclSum : (int)op;
+  return t == ncclBfloat16 ? g_bf16_ops[o] : builtin[o];
 }
 
 /* MPI type and size of an NCCL type the emulation has; MPI_DATATYPE_NULL otherwise. */
@@ -126,8 +142,8 @@ struct args {
 
 ncclResult_t check(const char *what, ncclComm_t comm, size_t count, ncclDataType_t t, int op,
                    int root, args *a) {
-  if (!comm) return fail(ncclInvalidArgument, "%s: NULL communicator", what);
   a->type = mpi_type(t, &a->size);
+  if (!comm) return fail(ncclInvalidArgument, "%s: NULL communicator", what);
   if (a->type == MPI_DATATYPE_NULL)
     return fail(ncclInvalidArgument, "%s: datatype %d is not emulated", what, (int)t);
   if (op < 0 || op > ncclAvg) return fail(ncclInvalidArgument, "%s: invalid op %d", what, op);
@@ -216,6 +232,7 @@ ncclResult_t ncclCommInitRank(ncclComm_t *out, int nranks, ncclUniqueId id, int 
                 nranks, rank, size, me);
   if (all[1] != h || all[2] != ~h)
     return fail(ncclInvalidUsage, "ncclCommInitRank: the ranks passed different unique ids");
+  bf16_ops_init();
   ncclComm *c = new (std::nothrow) ncclComm{MPI_COMM_NULL, rank, nranks, 0};
   if (!c) return fail(ncclSystemError, "ncclCommInitRank: out of memory");
   r = mpi_result("ncclCommInitRank", MPI_Comm_dup(base, &c->mpi));
