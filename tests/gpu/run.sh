@@ -16,7 +16,7 @@ rc=0
 log=$build/Testing/Temporary/LastTest.log
 if [ -f "$log" ]; then
   echo
-  grep -E '^(\| |  adamw|[0-9]+ CUDA device|no CUDA device|cuda ops:|FAIL)' "$log" || true
+  grep -E '^(\| |[0-9]+ CUDA device|no CUDA device|cuda ops:|FAIL)' "$log" || true
   if [ $rc = 0 ] && grep -q '^no CUDA device: skipped' "$log"; then
     echo "tests/gpu/run.sh: no CUDA device visible, nothing was tested" >&2
     rc=77

@@ -20,7 +20,8 @@
  *   by 1e-7..1e-6 of it; a wrong index, stride, mask or term gives 1e-2 and more.
  * - xent gradient: per-element relative error, TOL: off-label entries are scale p_j, ~1/classes
  *   of the largest entry, which the measure above would not see; they are products of
- *   positive terms (no cancellation), so each is accurate to a few ulp.
+ *   positive terms (no cancellation), so each is accurate to a few ulp. The label's entry
+ *   scale (p - 1) cancels as p -> 1 and is judged relative to scale (err_xent_grad).
  * - sumsq: relative, 1e-12: both sides add the same exact double products (a float times a
  *   float fits in a double), in other orders: ~log2(n) 2^-53. */
 #include <math.h>
@@ -97,13 +98,19 @@ static double err_max(const float *a, const float *r, size_t n) {
   return num / fmax(den, 1e-300);
 }
 
-/* max_i |a_i - r_i| / |r_i|, entries below `floor` times the largest judged at that floor. */
-static double err_elem(const float *a, const float *r, size_t n, double floor) {
-  double big = 0, e = 0;
-  for (size_t i = 0; i < n; i++) big = fmax(big, fabs((double)r[i]));
-  for (size_t i = 0; i < n; i++) {
-    double d = fabs((double)a[i] - (double)r[i]) / fmax(fabs((double)r[i]), floor * big);
-    if (!(d <= e)) e = d;
+/* The xent gradient's error: max_j |a_j - r_j| / (|r_j| + scale [j == label]). Off-label
+ * entries are scale p_j, products of positive terms, judged relative to themselves; the label
+ * entry scale (p_t - 1) cancels when p_t is near 1, so it is judged by the size of its terms. */
+static double err_xent_grad(const float *a, const float *r, const int32_t *labels, int64_t ldl,
+                            int T, size_t rows, int classes, float scale) {
+  double e = 0;
+  for (size_t i = 0; i < rows; i++) {
+    int32_t t = labels[(i / T) * ldl + i % T];
+    for (int j = 0; j < classes; j++) {
+      size_t k = i * classes + j;
+      double d = fabs((double)a[k] - (double)r[k]) / (fabs((double)r[k]) + (j == t ? scale : 0.0));
+      if (!(d <= e)) e = d;
+    }
   }
   return e;
 }
@@ -399,11 +406,11 @@ static void check_xent(int B, int T, int classes, int64_t ldl) {
   CHT_OK(ch_op_download(GPU, &gfloss, dfloss, sizeof gfloss));
   report("xent_fused", cas, err_rel(gfloss, floss), TOL);
   float *g = hcopy(dd, sizeof *g * n);
-  report("xent_fused", "  dlogits (per element)", err_elem(g, d, n, 1e-30), TOL);
+  report("xent_fused", "  dlogits (per element)", err_xent_grad(g, d, lab, ldl, T, rows, classes, scale), TOL);
   CHT_OK(ch_op_xent_fused(GPU, dz, dz, dlab, ldl, B, T, classes, scale, dfloss));
   free(g);
   g = hcopy(dz, sizeof *g * n);
-  report("xent_fused", "  dlogits in place", err_elem(g, d, n, 1e-30), TOL);
+  report("xent_fused", "  dlogits in place", err_xent_grad(g, d, lab, ldl, T, rows, classes, scale), TOL);
   free(z), free(lab), free(d), free(g);
 }
 
