@@ -45,10 +45,13 @@ static int nchecks;
 static void *dev_allocs[4096];
 static int ndev_allocs;
 
-/* `bytes` of device memory at byte offset `mis` past a 256-aligned allocation. */
+/* `bytes` of device memory at byte offset `mis` past a 256-aligned allocation, filled with
+ * 0x5A bytes (floats of 1.5e16): an op that should overwrite its output but adds to it, or
+ * leaves part of it, shows. */
 static void *dalloc(size_t bytes, size_t mis) {
   void *p = NULL;
   CHT_OK(ch_op_alloc(GPU, bytes + mis + 16, &p));
+  CHT_OK(ch_op_memset(GPU, p, 0x5A, bytes + mis + 16));
   CHT_ASSERT(ndev_allocs < 4096, "too many device buffers");
   dev_allocs[ndev_allocs++] = p;
   return (char *)p + mis;
