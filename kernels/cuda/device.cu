@@ -1,4 +1,5 @@
-/* Devices, memory and streams; CUDA errors as ch_status. */
+/* Device count, host <-> device copies and stream waits (the backend's memory ops use them);
+ * CUDA errors as ch_status. */
 #include "kernels/cuda/common.cuh"
 
 ch_status cuda_fail(cudaError_t e, const char *file, int line, const char *what) {
@@ -25,16 +26,6 @@ int ch_cuda_device_count(void) {
   return n;
 }
 
-ch_status ch_cuda_alloc(void **p, size_t bytes) {
-  *p = NULL;
-  CH_CUDA_TRY(cudaMalloc(p, bytes ? bytes : 1), "cudaMalloc");
-  return CH_OK;
-}
-
-void ch_cuda_free(void *p) {
-  if (p) (void)cudaFree(p);
-}
-
 /* cudaMemcpyAsync on `s` keeps the copy ordered after the stream's kernels (a plain cudaMemcpy
  * would not wait for a non-blocking stream); the sync makes the call complete on return. */
 ch_status ch_cuda_upload(void *dev, const void *host, size_t bytes, ch_cuda_stream s) {
@@ -49,16 +40,6 @@ ch_status ch_cuda_download(void *host, const void *dev, size_t bytes, ch_cuda_st
   CH_CUDA_TRY(cudaMemcpyAsync(host, dev, bytes, cudaMemcpyDeviceToHost, s), "copy to host");
   CH_CUDA_TRY(cudaStreamSynchronize(s), "copy to host");
   return CH_OK;
-}
-
-ch_status ch_cuda_stream_create(ch_cuda_stream *out) {
-  *out = NULL;
-  CH_CUDA_TRY(cudaStreamCreateWithFlags(out, cudaStreamNonBlocking), "cudaStreamCreate");
-  return CH_OK;
-}
-
-void ch_cuda_stream_destroy(ch_cuda_stream s) {
-  if (s) (void)cudaStreamDestroy(s);
 }
 
 ch_status ch_cuda_stream_sync(ch_cuda_stream s) {

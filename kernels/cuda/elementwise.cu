@@ -1,11 +1,13 @@
-/* Elementwise ops: GELU forward/backward and add.
+/* Elementwise ops of the backend: GELU and ReLU forward/backward, add, scale.
  *
  * Decomposition: a grid-stride loop in which each thread handles V consecutive elements per
  * trip, V = 4 (one 16-byte load per operand) when every pointer is 16-byte aligned, else V = 1;
  * the n % V tail runs scalar after the vector part. These ops are bound by memory bandwidth, so
  * wide loads and a grid sized to the device (not to n) are what matters. No __restrict__:
- * outputs may alias inputs, and each element is read before it is written by the same thread. */
-#include "kernels/cuda/common.cuh"
+ * outputs may alias inputs, and each element is read before it is written by the same thread.
+ * Every op is one IEEE float expression per element, as on the CPU (kernels/cpu/activation.c,
+ * vector.c): add, scale and ReLU give the CPU's bits; GELU differs by the exp (below). */
+#include "kernels/cuda/ops.h"
 
 namespace {
 
@@ -31,8 +33,21 @@ struct gelu_bwd { /* (dy, x) -> dx */
   }
 };
 
+struct relu_fwd {
+  __device__ float operator()(float x, float) const { return x > 0.0f ? x : 0.0f; }
+};
+
+struct relu_bwd { /* (dy, x) -> dx */
+  __device__ float operator()(float dy, float x) const { return x > 0.0f ? dy : 0.0f; }
+};
+
 struct add_op {
   __device__ float operator()(float a, float b) const { return a + b; }
+};
+
+struct scale_op {
+  float s;
+  __device__ float operator()(float x, float) const { return x * s; }
 };
 
 /* y[i] = f(a[i], b[i]); with NIN == 1, b is not read (f gets 0). */
@@ -50,31 +65,47 @@ __global__ void map_kernel(float *y, const float *a, const float *b, int64_t n, 
     y[i] = f(a[i], NIN == 2 ? b[i] : 0.0f);
 }
 
+/* Launches map_kernel for y = f(a, b) over n elements on be's stream. */
 template <int NIN, class F>
-ch_status map(float *y, const float *a, const float *b, int64_t n, F f, ch_cuda_stream s) {
-  if (n < 0) return CH_FAIL(CH_ERR_INVALID, "elementwise op: n = %lld", (long long)n);
+ch_status map(const ch_backend *be, float *y, const float *a, const float *b, int64_t n, F f,
+              const char *what) {
+  if (n < 0) return CH_FAIL(CH_ERR_INVALID, "%s: n = %lld", what, (long long)n);
   if (n == 0) return CH_OK;
+  cudaStream_t s = cuda_ctx_of(be)->stream;
   const int threads = 256;
   bool vec = cuda_aligned16(y) && cuda_aligned16(a) && (NIN == 1 || cuda_aligned16(b));
   if (vec)
-    CH_LAUNCH(cuda_grid(n / 4 + 1, threads, 8), threads, 0, s, map_kernel<4, NIN>)(y, a, b, n, f);
+    CH_LAUNCH(cuda_grid(n / 4 + 1, threads, 8), threads, 0, s, map_kernel<4, NIN, F>)(y, a, b, n, f);
   else
-    CH_LAUNCH(cuda_grid(n, threads, 8), threads, 0, s, map_kernel<1, NIN>)(y, a, b, n, f);
-  CH_CUDA_LAUNCHED("elementwise kernel");
+    CH_LAUNCH(cuda_grid(n, threads, 8), threads, 0, s, map_kernel<1, NIN, F>)(y, a, b, n, f);
+  CH_CUDA_TRY(cudaGetLastError(), what);
   return CH_OK;
 }
 
 } // namespace
 
-ch_status ch_cuda_gelu_forward(float *y, const float *x, int64_t n, ch_cuda_stream s) {
-  return map<1>(y, x, nullptr, n, gelu_fwd{}, s);
+ch_status cuda_gelu_fwd(const ch_backend *be, float *y, const float *x, int64_t n) {
+  return map<1>(be, y, x, nullptr, n, gelu_fwd{}, "gelu forward");
 }
 
-ch_status ch_cuda_gelu_backward(float *dx, const float *dy, const float *x, int64_t n,
-                                ch_cuda_stream s) {
-  return map<2>(dx, dy, x, n, gelu_bwd{}, s);
+ch_status cuda_gelu_bwd(const ch_backend *be, float *dx, const float *dy, const float *x,
+                        int64_t n) {
+  return map<2>(be, dx, dy, x, n, gelu_bwd{}, "gelu backward");
 }
 
-ch_status ch_cuda_add(float *y, const float *a, const float *b, int64_t n, ch_cuda_stream s) {
-  return map<2>(y, a, b, n, add_op{}, s);
+ch_status cuda_relu_fwd(const ch_backend *be, float *y, const float *x, int64_t n) {
+  return map<1>(be, y, x, nullptr, n, relu_fwd{}, "relu forward");
+}
+
+ch_status cuda_relu_bwd(const ch_backend *be, float *dx, const float *dy, const float *x,
+                        int64_t n) {
+  return map<2>(be, dx, dy, x, n, relu_bwd{}, "relu backward");
+}
+
+ch_status cuda_add(const ch_backend *be, float *y, const float *a, const float *b, int64_t n) {
+  return map<2>(be, y, a, b, n, add_op{}, "add");
+}
+
+ch_status cuda_scale(const ch_backend *be, float *x, float s, int64_t n) {
+  return map<1>(be, x, x, nullptr, n, scale_op{s}, "scale");
 }

@@ -11,7 +11,7 @@
  * which keeps one kernel correct for any D. Mean and variance take two passes, as on the CPU,
  * so var >= 0 and constant rows are exact. Versus the CPU's double accumulators the fp32 sums
  * differ by a few ulp of the row's scale, well inside the 1e-5 the tests allow. */
-#include "kernels/cuda/common.cuh"
+#include "kernels/cuda/ops.h"
 
 namespace {
 
@@ -116,12 +116,13 @@ bool use_vec4(int dim, const void *p0, const void *p1, const void *p2, const voi
 
 } // namespace
 
-ch_status ch_cuda_layernorm_forward(float *y, float *mean, float *rstd, const float *x,
-                                    const float *w, const float *b, int64_t rows, int dim,
-                                    float eps, ch_cuda_stream s) {
+ch_status cuda_layernorm_fwd(const ch_backend *be, float *y, float *mean, float *rstd,
+                             const float *x, const float *w, const float *b, int64_t rows,
+                             int dim, float eps) {
   if (rows < 0 || dim <= 0)
     return CH_FAIL(CH_ERR_INVALID, "layernorm: rows = %lld, dim = %d", (long long)rows, dim);
   if (rows == 0) return CH_OK;
+  cudaStream_t s = cuda_ctx_of(be)->stream;
   int grid = cuda_grid(rows, kWarps, 16);
   if (use_vec4(dim, y, x, w, b))
     CH_LAUNCH(grid, kWarps * 32, 0, s, ln_forward<4>)(y, mean, rstd, x, w, b, rows, dim, eps);
@@ -131,12 +132,13 @@ ch_status ch_cuda_layernorm_forward(float *y, float *mean, float *rstd, const fl
   return CH_OK;
 }
 
-ch_status ch_cuda_layernorm_backward(float *dx, float *dw, float *db, const float *dy,
-                                     const float *x, const float *mean, const float *rstd,
-                                     const float *w, int64_t rows, int dim, ch_cuda_stream s) {
+ch_status cuda_layernorm_bwd(const ch_backend *be, float *dx, float *dw, float *db,
+                             const float *dy, const float *x, const float *mean,
+                             const float *rstd, const float *w, int64_t rows, int dim) {
   if (rows < 0 || dim <= 0)
     return CH_FAIL(CH_ERR_INVALID, "layernorm: rows = %lld, dim = %d", (long long)rows, dim);
   if (rows == 0) return CH_OK;
+  cudaStream_t s = cuda_ctx_of(be)->stream;
   /* Fewer, fuller blocks than forward: each block ends with 2 D global atomics. */
   int grid = cuda_grid(rows, kWarps, 2);
   bool v4 = use_vec4(dim, dx, dy, x, w), shared = dim <= kSharedMaxDim;

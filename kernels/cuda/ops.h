@@ -4,9 +4,9 @@
  * (download and sync wait); reductions stay in device buffers. Contracts: cohort/backend.h.
  *
  * Files: memory and the table (backend_cuda.cu), GEMMs and the linear/Conv1D ops (linear.cu,
- * gemm.cu), attention (attention.cu), LayerNorm (layernorm.cu), elementwise ops and sumsq
- * (elementwise.cu), embedding (embedding.cu), cross-entropy (xent.cu), optimizers (adamw.cu),
- * casts (cast.cu). */
+ * gemm.cu), attention (attention.cu), LayerNorm (layernorm.cu), elementwise ops
+ * (elementwise.cu), sumsq and deterministic double sums (reduce.cu), embedding (embedding.cu),
+ * cross-entropy (xent.cu), optimizers (optim.cu), casts (cast.cu). */
 #pragma once
 #include <cublasLt.h>
 #include <cublas_v2.h>
