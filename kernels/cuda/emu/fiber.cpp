@@ -25,16 +25,40 @@
 
 #include "kernels/cuda/emu/internal.h"
 
-#if defined(__SANITIZE_ADDRESS__)
-#define EMU_ASAN 1
-#elif defined(__has_feature)
-#if __has_feature(address_sanitizer)
-#define EMU_ASAN 1
-#endif
-#endif
 #ifdef EMU_ASAN
-#include <sanitizer/asan_interface.h>
 #include <sanitizer/common_interface_defs.h>
+#endif
+
+/* The switch itself. On x86-64 a few instructions: push the callee-saved registers, swap stack
+ * pointers, pop, return (swapcontext also saves the signal mask, a system call per switch,
+ * about 20x slower). Elsewhere ucontext. */
+#if defined(__x86_64__)
+#define EMU_ASM_SWITCH 1
+/* Saves this context's stack pointer to *save and continues the one saved at `to`. */
+extern "C" void emu_ctx_switch(void **save, void *to);
+asm(R"(
+  .text
+  .globl emu_ctx_switch
+  .hidden emu_ctx_switch
+  .type emu_ctx_switch, @function
+emu_ctx_switch:
+  pushq %rbp
+  pushq %rbx
+  pushq %r12
+  pushq %r13
+  pushq %r14
+  pushq %r15
+  movq %rsp, (%rdi)
+  movq %rsi, %rsp
+  popq %r15
+  popq %r14
+  popq %r13
+  popq %r12
+  popq %rbx
+  popq %rbp
+  ret
+  .size emu_ctx_switch, .-emu_ctx_switch
+)");
 #endif
 
 namespace emu {
@@ -54,7 +78,11 @@ enum { RUNNABLE, WAITING_BLOCK, WAITING_WARP, EXITED };
 
 struct fiber {
   thread_ids ids;
+#ifdef EMU_ASM_SWITCH
+  void *sp;
+#else
   ucontext_t ctx;
+#endif
   int state;
   int stack;     /* index in the pool, -1 before it first runs */
   unsigned lane, warp;
@@ -72,7 +100,11 @@ struct warp_rec {
 
 /* One per OS thread that launches kernels. */
 struct scheduler {
+#ifdef EMU_ASM_SWITCH
+  void *main_sp = nullptr;
+#else
   ucontext_t main;
+#endif
   void *main_fake = nullptr;
   const void *main_bottom = nullptr;
   size_t main_size = 0;
@@ -107,7 +139,9 @@ struct scheduler {
     shared = static_cast<unsigned char *>(aligned_alloc(256, kSharedPerBlockOptin));
     fibers.resize(kMaxThreadsPerBlock);
     warps.resize(kMaxThreadsPerBlock / 32);
+#ifndef EMU_ASM_SWITCH
     for (fiber &f : fibers) getcontext(&f.ctx); /* once: makecontext reuses it per block */
+#endif
   }
   ~scheduler() {
     munmap(stacks, stride * kMaxThreadsPerBlock);
@@ -134,17 +168,34 @@ scheduler &sched() {
 
 void fiber_main();
 
+/* A fresh context on stack i that starts in fiber_main. */
+void prepare(scheduler &s, fiber &f) {
+  char *base = s.stack_base(f.stack);
+#ifdef EMU_ASAN
+  ASAN_UNPOISON_MEMORY_REGION(base, kStack); /* frames of an earlier fiber */
+#endif
+#ifdef EMU_ASM_SWITCH
+  /* What emu_ctx_switch pops: six registers, then the return address fiber_main, entered as
+   * if called (its stack pointer 8 below a 16-byte boundary), above it a null return address. */
+  void **sp = reinterpret_cast<void **>(base + kStack - 16);
+  sp[1] = nullptr;
+  sp[0] = reinterpret_cast<void *>(fiber_main);
+  sp -= 6;
+  for (int r = 0; r < 6; r++) sp[r] = nullptr;
+  f.sp = sp;
+#else
+  f.ctx.uc_stack.ss_sp = base;
+  f.ctx.uc_stack.ss_size = kStack;
+  f.ctx.uc_link = nullptr;
+  makecontext(&f.ctx, fiber_main, 0);
+#endif
+}
+
 void resume(scheduler &s, fiber &f) {
-  if (f.stack < 0) { /* first run: a stack from the pool and a fresh context */
+  if (f.stack < 0) { /* first run: a stack from the pool */
     f.stack = s.free_stacks.back();
     s.free_stacks.pop_back();
-#ifdef EMU_ASAN
-    ASAN_UNPOISON_MEMORY_REGION(s.stack_base(f.stack), kStack); /* frames of an earlier fiber */
-#endif
-    f.ctx.uc_stack.ss_sp = s.stack_base(f.stack);
-    f.ctx.uc_stack.ss_size = kStack;
-    f.ctx.uc_link = nullptr;
-    makecontext(&f.ctx, fiber_main, 0);
+    prepare(s, f);
   }
   s.cur = &f;
   cur_thread = &f.ids;
@@ -152,7 +203,11 @@ void resume(scheduler &s, fiber &f) {
 #ifdef EMU_ASAN
   __sanitizer_start_switch_fiber(&s.main_fake, s.stack_base(f.stack), kStack);
 #endif
+#ifdef EMU_ASM_SWITCH
+  emu_ctx_switch(&s.main_sp, f.sp);
+#else
   swapcontext(&s.main, &f.ctx);
+#endif
 #ifdef EMU_ASAN
   __sanitizer_finish_switch_fiber(s.main_fake, nullptr, nullptr);
 #endif
@@ -163,9 +218,14 @@ void yield(scheduler &s, int state) {
   fiber &f = *s.cur;
   f.state = state;
 #ifdef EMU_ASAN
-  __sanitizer_start_switch_fiber(&f.fake_stack, s.main_bottom, s.main_size);
+  __sanitizer_start_switch_fiber(state == EXITED ? nullptr : &f.fake_stack, s.main_bottom,
+                                 s.main_size); /* an exited fiber's stack is done */
 #endif
+#ifdef EMU_ASM_SWITCH
+  emu_ctx_switch(&f.sp, s.main_sp);
+#else
   swapcontext(&f.ctx, &s.main);
+#endif
 #ifdef EMU_ASAN
   __sanitizer_finish_switch_fiber(f.fake_stack, nullptr, nullptr);
 #endif
@@ -177,11 +237,8 @@ void fiber_main() {
   __sanitizer_finish_switch_fiber(nullptr, &s.main_bottom, &s.main_size);
 #endif
   s.body(s.arg);
-  s.cur->state = EXITED;
-#ifdef EMU_ASAN
-  __sanitizer_start_switch_fiber(nullptr, s.main_bottom, s.main_size); /* this stack is done */
-#endif
-  setcontext(&s.main);
+  yield(s, EXITED); /* never resumed: the next block prepares a fresh context */
+  abort();
 }
 
 /* ---- barriers (scheduler side) ---- */

@@ -4,7 +4,11 @@
  *
  * The guard is one mprotect of the range's used extent (its high-water mark, page-rounded)
  * when the process-wide access count goes 0 -> 1 (read/write) and 1 -> 0 (none). All devices
- * share the range; each allocation remembers its device. */
+ * share the range; each allocation remembers its device.
+ *
+ * Under AddressSanitizer every allocation is followed by a redzone of at least 256 bytes, and
+ * everything but the live bytes is poisoned (freed blocks too), so a kernel or copy that reads
+ * past its buffer or after cudaFree is reported where it happens. */
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -22,7 +26,8 @@ namespace emu {
 namespace {
 
 struct block {
-  size_t size;
+  size_t size;  /* carved from the pool (rounded, redzone included) */
+  size_t bytes; /* asked for: the end of what copies may touch */
   int device;
 };
 
@@ -68,6 +73,16 @@ pool &mem() {
 
 size_t round_up(size_t n, size_t a) { return (n + a - 1) / a * a; }
 
+#ifdef EMU_ASAN
+constexpr size_t kRedzone = 256;
+void poison(char *p, size_t n) { ASAN_POISON_MEMORY_REGION(p, n); }
+void unpoison(char *p, size_t n) { ASAN_UNPOISON_MEMORY_REGION(p, n); }
+#else
+constexpr size_t kRedzone = 0;
+void poison(char *, size_t) {}
+void unpoison(char *, size_t) {}
+#endif
+
 void insert_free(pool &p, size_t off, size_t size) {
   auto next = p.free_.lower_bound(off);
   if (next != p.free_.end() && off + size == next->first) { /* merge with the block after */
@@ -99,7 +114,8 @@ std::map<size_t, block>::iterator find(pool &p, const void *ptr) {
 
 void *device_alloc(size_t bytes, int device) {
   pool &p = mem();
-  size_t need = round_up(bytes ? bytes : 1, kDeviceAlign);
+  if (!bytes) bytes = 1;
+  size_t need = round_up(bytes + kRedzone, kDeviceAlign);
   std::lock_guard<std::mutex> lock(p.mu);
   auto it = p.free_.begin();
   while (it != p.free_.end() && it->second < need) ++it;
@@ -107,16 +123,18 @@ void *device_alloc(size_t bytes, int device) {
   size_t off = it->first, rest = it->second - need;
   p.free_.erase(it);
   if (rest) p.free_[off + need] = rest;
-  p.live[off] = block{need, device};
+  p.live[off] = block{need, bytes, device};
   p.used += need;
   size_t page = (size_t)sysconf(_SC_PAGESIZE), end = round_up(off + need, page);
   if (end > p.top) {
     if (p.open()) p.protect(p.top, end, true);
+    poison(p.base + p.top, end - p.top); /* the shadow of new extent only: never 64 GiB */
     p.top = end;
   }
   /* Never-written device memory reads as NaN (0xFF bytes), not as the host's zero pages. */
   if (!p.open()) p.protect(off - off % page, end, true);
-  memset(p.base + off, 0xFF, need);
+  unpoison(p.base + off, bytes);
+  memset(p.base + off, 0xFF, bytes);
   if (!p.open()) p.protect(off - off % page, end, false);
   return p.base + off;
 }
@@ -133,6 +151,7 @@ bool device_free(void *ptr) {
    * device_alloc fills them anyway). */
   size_t page = (size_t)sysconf(_SC_PAGESIZE), lo = round_up(off, page), hi = (off + size) / page * page;
   if (size >= ((size_t)1 << 20) && hi > lo) (void)madvise(p.base + lo, hi - lo, MADV_DONTNEED);
+  poison(p.base + off, size);
   insert_free(p, off, size);
   return true;
 }
@@ -160,7 +179,7 @@ extern "C" int emu_is_device_range(const void *ptr, size_t bytes) {
   auto it = emu::find(p, ptr);
   if (it == p.live.end()) return 0;
   size_t off = (size_t)(static_cast<const char *>(ptr) - p.base);
-  return off + bytes <= it->first + it->second.size;
+  return off + bytes <= it->first + it->second.bytes;
 }
 
 extern "C" void emu_host_access_begin(void) {
