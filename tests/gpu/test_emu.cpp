@@ -107,6 +107,22 @@ __global__ void warp_ops(int *out) {
   o[7] = __shfl_xor_sync(0xffffffffu, v, 4, 8);
 }
 
+/* Block votes over two consecutive barriers (the double buffering must keep them apart). */
+__global__ void block_votes(int *out) {
+  int t = (int)threadIdx.x;
+  int c1 = __syncthreads_count(t % 3 == 0);
+  int c2 = __syncthreads_count(t < 10);
+  int a = __syncthreads_and(t >= 0), o = __syncthreads_or(t == 77), z = __syncthreads_or(0);
+  if (t == 5) {
+    out[0] = c1;
+    out[1] = c2;
+    out[2] = a;
+    out[3] = o;
+    out[4] = z;
+    out[5] = (int)__activemask();
+  }
+}
+
 __global__ void atomics(int *count, float *bins, int *maxv, unsigned *cas_wins) {
   int g = (int)(blockIdx.x * blockDim.x + threadIdx.x);
   atomicAdd(count, 1);
@@ -218,7 +234,14 @@ static void test_warp_ops() {
     CHECK(o[7] == partner, "xor in segments t %d: %d want %d", t, o[7], partner);
   }
   CUDA_OK(cudaFree(d));
-  printf("warp shuffles, ballot, any, all (partial last warp) ok\n");
+  int *v = dev<int>(6);
+  CH_LAUNCH(1, 100, 0, 0, block_votes)(v);
+  CUDA_OK(cudaGetLastError());
+  std::vector<int> r = down(v, 6);
+  CHECK(r[0] == 34 && r[1] == 10 && r[2] == 1 && r[3] == 1 && r[4] == 0 && r[5] == -1,
+        "block votes %d %d %d %d %d %x", r[0], r[1], r[2], r[3], r[4], r[5]);
+  CUDA_OK(cudaFree(v));
+  printf("warp shuffles, ballot, any, all (partial last warp), block votes ok\n");
 }
 
 static void test_atomics() {

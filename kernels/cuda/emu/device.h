@@ -54,6 +54,13 @@ extern thread_local block_ids cur_block;
 
 /* __syncthreads: waits until every thread of the block that has not exited is here. */
 void sync_block();
+/* __syncthreads_count: the barrier, returning how many threads passed a true predicate;
+ * *participants gets how many took part. */
+int sync_block_count(int pred, int *participants);
+/* __activemask: the lanes of the caller's warp that exist. The emulation runs a warp's lanes
+ * one after another, so it has no convergence to report; as a converged GPU warp would, it
+ * names them all (warp operations then wait only for those that have not exited). */
+unsigned active_mask();
 /* __syncwarp(mask): waits until the lanes of `mask` that have not exited are here. */
 void sync_warp(unsigned mask);
 /* Every lane of `mask` deposits `mine` and meets the others; returns the value lane `src`
@@ -87,6 +94,16 @@ T shfl_from(unsigned mask, T v, int src) {
 
 inline void __syncthreads() { emu::sync_block(); }
 inline void __syncwarp(unsigned mask = 0xffffffffu) { emu::sync_warp(mask); }
+inline int __syncthreads_count(int pred) {
+  int n;
+  return emu::sync_block_count(pred, &n);
+}
+inline int __syncthreads_or(int pred) { return __syncthreads_count(pred) != 0; }
+inline int __syncthreads_and(int pred) {
+  int n, c = emu::sync_block_count(pred, &n);
+  return c == n;
+}
+inline unsigned __activemask() { return emu::active_mask(); }
 
 /* Shuffles with CUDA's lane arithmetic: `width` (a power of two <= 32) splits the warp into
  * segments; a source outside the caller's segment yields the caller's own value. */

@@ -32,7 +32,8 @@
 /* The switch itself. On x86-64 a few instructions: push the callee-saved registers, swap stack
  * pointers, pop, return (swapcontext also saves the signal mask, a system call per switch,
  * about 20x slower). Elsewhere ucontext. */
-#if defined(__x86_64__)
+/* (-DCOHORT_CUDA_EMU_UCONTEXT forces the portable path, to test it.) */
+#if defined(__x86_64__) && !defined(COHORT_CUDA_EMU_UCONTEXT)
 #define EMU_ASM_SWITCH 1
 /* Saves this context's stack pointer to *save and continues the one saved at `to`. */
 extern "C" void emu_ctx_switch(void **save, void *to);
@@ -91,6 +92,7 @@ struct fiber {
 };
 
 struct warp_rec {
+  unsigned exist;     /* lanes that exist (a partial last warp has fewer than 32) */
   unsigned live;      /* lanes that exist and have not exited */
   unsigned arrived;   /* lanes waiting at the current warp barrier */
   unsigned group[2];  /* the lanes released together by the barrier of each parity */
@@ -112,6 +114,10 @@ struct scheduler {
   std::vector<warp_rec> warps;
   fiber *cur = nullptr;
   int live = 0, at_block = 0;
+  /* __syncthreads_count/and/or: true predicates per block barrier and its participants,
+   * double-buffered by the parity of block_gen (barriers released so far in this block). */
+  unsigned block_gen = 0;
+  int votes[2] = {0, 0}, voters[2] = {0, 0};
   char *stacks = nullptr; /* kMaxThreadsPerBlock stacks, each above a guard page */
   size_t stride = 0;
   std::vector<int> free_stacks;
@@ -247,7 +253,10 @@ void release_block(scheduler &s, int n) {
   if (s.at_block == 0 || s.at_block != s.live) return;
   for (int i = 0; i < n; i++)
     if (s.fibers[i].state == WAITING_BLOCK) s.fibers[i].state = RUNNABLE;
+  s.voters[s.block_gen & 1] = s.at_block;
   s.at_block = 0;
+  s.block_gen++;
+  s.votes[s.block_gen & 1] = 0; /* the next barrier's: every thread has read it two ago */
 }
 
 void release_warp(scheduler &s, unsigned w) {
@@ -292,13 +301,15 @@ void run_block(scheduler &s, int n) {
   for (int w = 0; w * 32 < n; w++) {
     int lanes = n - w * 32 < 32 ? n - w * 32 : 32;
     warp_rec &r = s.warps[w];
-    r.live = lanes == 32 ? ~0u : (1u << lanes) - 1;
+    r.exist = r.live = lanes == 32 ? ~0u : (1u << lanes) - 1;
     r.arrived = 0;
     r.group[0] = r.group[1] = 0;
     r.gen = 0;
   }
   s.live = n;
   s.at_block = 0;
+  s.block_gen = 0;
+  s.votes[0] = s.votes[1] = 0;
   while (s.live > 0) {
     bool ran = false;
     for (int i = 0; i < n; i++) {
@@ -357,6 +368,20 @@ scheduler &device_side(const char *op) {
 void sync_block() {
   scheduler &s = device_side("__syncthreads");
   yield(s, WAITING_BLOCK);
+}
+
+int sync_block_count(int pred, int *participants) {
+  scheduler &s = device_side("__syncthreads_count");
+  unsigned p = s.block_gen & 1;
+  s.votes[p] += pred != 0;
+  yield(s, WAITING_BLOCK);
+  *participants = s.voters[p];
+  return s.votes[p];
+}
+
+unsigned active_mask() {
+  scheduler &s = device_side("__activemask");
+  return s.warps[s.cur->warp].exist;
 }
 
 void sync_warp(unsigned mask) {
