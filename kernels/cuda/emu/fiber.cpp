@@ -87,7 +87,6 @@ struct fiber {
   int state;
   int stack;     /* index in the pool, -1 before it first runs */
   unsigned lane, warp;
-  unsigned mask; /* the warp operation's mask while WAITING_WARP */
   void *fake_stack;
 };
 
@@ -95,6 +94,7 @@ struct warp_rec {
   unsigned exist;     /* lanes that exist (a partial last warp has fewer than 32) */
   unsigned live;      /* lanes that exist and have not exited */
   unsigned arrived;   /* lanes waiting at the current warp barrier */
+  unsigned want;      /* the union of their masks: who must arrive before it releases */
   unsigned group[2];  /* the lanes released together by the barrier of each parity */
   unsigned gen;       /* barriers released so far: values go to slot[gen & 1] */
   uint64_t slot[2][32];
@@ -262,15 +262,12 @@ void release_block(scheduler &s, int n) {
 void release_warp(scheduler &s, unsigned w) {
   warp_rec &r = s.warps[w];
   if (!r.arrived) return;
-  unsigned want = 0;
-  for (unsigned l = 0; l < 32; l++)
-    if (r.arrived >> l & 1) want |= s.fibers[w * 32 + l].mask;
-  want &= r.live;
+  unsigned want = r.want & r.live;
   if ((r.arrived & want) != want) return;
   r.group[r.gen & 1] = r.arrived;
   for (unsigned l = 0; l < 32; l++)
     if (r.arrived >> l & 1) s.fibers[w * 32 + l].state = RUNNABLE;
-  r.arrived = 0;
+  r.arrived = r.want = 0;
   r.gen++;
 }
 
@@ -302,7 +299,7 @@ void run_block(scheduler &s, int n) {
     int lanes = n - w * 32 < 32 ? n - w * 32 : 32;
     warp_rec &r = s.warps[w];
     r.exist = r.live = lanes == 32 ? ~0u : (1u << lanes) - 1;
-    r.arrived = 0;
+    r.arrived = r.want = 0;
     r.group[0] = r.group[1] = 0;
     r.gen = 0;
   }
@@ -346,7 +343,7 @@ unsigned warp_wait(scheduler &s, unsigned mask) {
   if (!(mask >> f.lane & 1)) fail(s, "a warp operation's mask does not name the calling lane");
   warp_rec &r = s.warps[f.warp];
   unsigned parity = r.gen & 1;
-  f.mask = mask;
+  r.want |= mask;
   r.arrived |= 1u << f.lane;
   yield(s, WAITING_WARP);
   return parity;
