@@ -460,6 +460,16 @@ static void timings() {
   CHECK(down(r, 1)[0] == rounds, "barrier kernel");
   printf("barriers: %d x %d threads: %.1f ms, %lld resumptions, %.0f ns per switch pair\n",
          rounds, threads, 1e3 * (t1 - t0), k, 1e9 * (t1 - t0) / (double)k);
+  /* A launch's fixed cost with 64 MiB of device memory in use (populated): mostly the guard's
+   * two mprotects, cheap only where transparent huge pages are available. */
+  void *big;
+  CUDA_OK(cudaMalloc(&big, 64 << 20));
+  CUDA_OK(cudaMemset(big, 0, 64 << 20));
+  t0 = seconds();
+  for (int i = 0; i < 100; i++) CH_LAUNCH(1, 32, 0, 0, many_barriers)(r, 0);
+  t1 = seconds();
+  printf("launch with 64 MiB in use: %.1f us\n", 1e6 * (t1 - t0) / 100);
+  CUDA_OK(cudaFree(big));
   CUDA_OK(cudaFree(x));
   CUDA_OK(cudaFree(r));
 }

@@ -2,7 +2,7 @@
  * carved by a first-fit allocator with coalescing free lists, and the guard that keeps it
  * unreadable by host code outside kernels, copies and emulated library calls.
  *
- * The guard is one mprotect of the range's used extent (its high-water mark, page-rounded)
+ * The guard is one mprotect of the range's used extent (its high-water mark, in 2 MiB steps)
  * when the process-wide access count goes 0 -> 1 (read/write) and 1 -> 0 (none). All devices
  * share the range; each allocation remembers its device.
  *
@@ -25,6 +25,8 @@
 namespace emu {
 namespace {
 
+constexpr size_t kHuge = (size_t)2 << 20; /* x86-64's transparent huge page */
+
 struct block {
   size_t size;  /* carved from the pool (rounded, redzone included) */
   size_t bytes; /* asked for: the end of what copies may touch */
@@ -35,7 +37,7 @@ struct pool {
   std::mutex mu;
   char *base = nullptr;
   size_t size = 0;
-  size_t top = 0;   /* page-rounded end of everything ever allocated */
+  size_t top = 0;   /* end of everything ever allocated, rounded to kHuge */
   size_t used = 0;
   int access = 0;   /* open host-access windows (kernels, copies, library calls) */
   bool guard = true;
@@ -45,11 +47,14 @@ struct pool {
   pool() {
     const char *g = getenv("COHORT_CUDA_EMU_GUARD");
     guard = !(g && strcmp(g, "0") == 0);
-    /* 64 GiB of address space; less where the address-space limit forbids it. */
+    /* 64 GiB of address space (less where the address-space limit forbids it), aligned to
+     * transparent huge pages: an mprotect costs per page table entry it changes, so 2 MiB
+     * pages make the guard's flips 512x cheaper (a launch with 64 MiB in use: 8 ms -> us). */
     for (size = kDeviceMemory; size >= ((size_t)1 << 30); size /= 2) {
-      void *m = mmap(nullptr, size, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+      void *m = mmap(nullptr, size + kHuge, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE,
+                     -1, 0);
       if (m != MAP_FAILED) {
-        base = static_cast<char *>(m);
+        base = static_cast<char *>(m) + (kHuge - (uintptr_t)m % kHuge) % kHuge;
         break;
       }
     }
@@ -57,6 +62,7 @@ struct pool {
       perror("cohort CUDA emulation: reserving device memory");
       abort();
     }
+    (void)madvise(base, size, MADV_HUGEPAGE); /* a hint: fine where THP is off */
     free_[0] = size;
   }
 
@@ -125,17 +131,18 @@ void *device_alloc(size_t bytes, int device) {
   if (rest) p.free_[off + need] = rest;
   p.live[off] = block{need, bytes, device};
   p.used += need;
-  size_t page = (size_t)sysconf(_SC_PAGESIZE), end = round_up(off + need, page);
+  size_t end = round_up(off + need, kHuge);
   if (end > p.top) {
     if (p.open()) p.protect(p.top, end, true);
     poison(p.base + p.top, end - p.top); /* the shadow of new extent only: never 64 GiB */
     p.top = end;
   }
   /* Never-written device memory reads as NaN (0xFF bytes), not as the host's zero pages. */
-  if (!p.open()) p.protect(off - off % page, end, true);
+  size_t lo = off / kHuge * kHuge;
+  if (!p.open()) p.protect(lo, end, true);
   unpoison(p.base + off, bytes);
   memset(p.base + off, 0xFF, bytes);
-  if (!p.open()) p.protect(off - off % page, end, false);
+  if (!p.open()) p.protect(lo, end, false);
   return p.base + off;
 }
 
@@ -147,10 +154,10 @@ bool device_free(void *ptr) {
   size_t off = it->first, size = it->second.size;
   p.live.erase(it);
   p.used -= size;
-  /* Give large blocks' pages back to the system (they read as zero when reused, and
-   * device_alloc fills them anyway). */
-  size_t page = (size_t)sysconf(_SC_PAGESIZE), lo = round_up(off, page), hi = (off + size) / page * page;
-  if (size >= ((size_t)1 << 20) && hi > lo) (void)madvise(p.base + lo, hi - lo, MADV_DONTNEED);
+  /* Give whole huge pages inside large blocks back to the system (they read as zero when
+   * reused, and device_alloc fills them anyway). */
+  size_t lo = round_up(off, kHuge), hi = (off + size) / kHuge * kHuge;
+  if (hi > lo) (void)madvise(p.base + lo, hi - lo, MADV_DONTNEED);
   poison(p.base + off, size);
   insert_free(p, off, size);
   return true;
