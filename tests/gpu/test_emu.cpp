@@ -107,6 +107,22 @@ __global__ void warp_ops(int *out) {
   o[7] = __shfl_xor_sync(0xffffffffu, v, 4, 8);
 }
 
+/* Block votes over two consecutive barriers (the double buffering must keep them apart). */
+__global__ void block_votes(int *out) {
+  int t = (int)threadIdx.x;
+  int c1 = __syncthreads_count(t % 3 == 0);
+  int c2 = __syncthreads_count(t < 10);
+  int a = __syncthreads_and(t >= 0), o = __syncthreads_or(t == 77), z = __syncthreads_or(0);
+  if (t == 5) {
+    out[0] = c1;
+    out[1] = c2;
+    out[2] = a;
+    out[3] = o;
+    out[4] = z;
+    out[5] = (int)__activemask();
+  }
+}
+
 __global__ void atomics(int *count, float *bins, int *maxv, unsigned *cas_wins) {
   int g = (int)(blockIdx.x * blockDim.x + threadIdx.x);
   atomicAdd(count, 1);
@@ -133,6 +149,10 @@ __global__ void bad_barrier(int *x) {
     x[threadIdx.x] = __shfl_xor_sync(0xffffffffu, 1, 1);
   else
     __syncthreads();
+}
+
+__global__ void read_past(const float *x, float *y, int n) {
+  if (threadIdx.x == 0) y[0] = x[n]; /* one past the end */
 }
 
 /* ---- checks ---- */
@@ -214,7 +234,14 @@ static void test_warp_ops() {
     CHECK(o[7] == partner, "xor in segments t %d: %d want %d", t, o[7], partner);
   }
   CUDA_OK(cudaFree(d));
-  printf("warp shuffles, ballot, any, all (partial last warp) ok\n");
+  int *v = dev<int>(6);
+  CH_LAUNCH(1, 100, 0, 0, block_votes)(v);
+  CUDA_OK(cudaGetLastError());
+  std::vector<int> r = down(v, 6);
+  CHECK(r[0] == 34 && r[1] == 10 && r[2] == 1 && r[3] == 1 && r[4] == 0 && r[5] == -1,
+        "block votes %d %d %d %d %d %x", r[0], r[1], r[2], r[3], r[4], r[5]);
+  CUDA_OK(cudaFree(v));
+  printf("warp shuffles, ballot, any, all (partial last warp), block votes ok\n");
 }
 
 static void test_atomics() {
@@ -383,6 +410,11 @@ static void deadlocked_kernel() {
   CH_LAUNCH(1, 64, 0, 0, bad_barrier)(x);
 }
 
+static void out_of_bounds_kernel() {
+  float *x = dev<float>(100), *y = dev<float>(1);
+  CH_LAUNCH(1, 32, 0, 0, read_past)(x, y, 100);
+}
+
 static void test_death() {
   g_dev = dev<float>(16);
   int sig = in_child(touch_device);
@@ -395,6 +427,15 @@ static void test_death() {
   fprintf(stderr, "(the deadlock report below is expected)\n");
   sig = in_child(deadlocked_kernel);
   CHECK(sig == SIGABRT || sig < 0, "deadlocked kernel: signal %d", sig);
+#if defined(__SANITIZE_ADDRESS__)
+  /* Device allocations carry poisoned redzones under ASan: a kernel reading past its buffer
+   * is reported (the child exits non-zero). */
+  fprintf(stderr, "(the AddressSanitizer report below is expected)\n");
+  sig = in_child(out_of_bounds_kernel);
+  CHECK(sig < 0 || sig == SIGABRT, "out-of-bounds kernel read under ASan: %d", sig);
+#else
+  (void)out_of_bounds_kernel;
+#endif
   printf("death tests: host access faults, deadlock aborts ok\n");
 }
 
@@ -419,6 +460,16 @@ static void timings() {
   CHECK(down(r, 1)[0] == rounds, "barrier kernel");
   printf("barriers: %d x %d threads: %.1f ms, %lld resumptions, %.0f ns per switch pair\n",
          rounds, threads, 1e3 * (t1 - t0), k, 1e9 * (t1 - t0) / (double)k);
+  /* A launch's fixed cost with 64 MiB of device memory in use (populated): mostly the guard's
+   * two mprotects, cheap only where transparent huge pages are available. */
+  void *big;
+  CUDA_OK(cudaMalloc(&big, 64 << 20));
+  CUDA_OK(cudaMemset(big, 0, 64 << 20));
+  t0 = seconds();
+  for (int i = 0; i < 100; i++) CH_LAUNCH(1, 32, 0, 0, many_barriers)(r, 0);
+  t1 = seconds();
+  printf("launch with 64 MiB in use: %.1f us\n", 1e6 * (t1 - t0) / 100);
+  CUDA_OK(cudaFree(big));
   CUDA_OK(cudaFree(x));
   CUDA_OK(cudaFree(r));
 }

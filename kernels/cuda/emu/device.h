@@ -54,6 +54,13 @@ extern thread_local block_ids cur_block;
 
 /* __syncthreads: waits until every thread of the block that has not exited is here. */
 void sync_block();
+/* __syncthreads_count: the barrier, returning how many threads passed a true predicate;
+ * *participants gets how many took part. */
+int sync_block_count(int pred, int *participants);
+/* __activemask: the lanes of the caller's warp that exist. The emulation runs a warp's lanes
+ * one after another, so it has no convergence to report; as a converged GPU warp would, it
+ * names them all (warp operations then wait only for those that have not exited). */
+unsigned active_mask();
 /* __syncwarp(mask): waits until the lanes of `mask` that have not exited are here. */
 void sync_warp(unsigned mask);
 /* Every lane of `mask` deposits `mine` and meets the others; returns the value lane `src`
@@ -87,6 +94,16 @@ T shfl_from(unsigned mask, T v, int src) {
 
 inline void __syncthreads() { emu::sync_block(); }
 inline void __syncwarp(unsigned mask = 0xffffffffu) { emu::sync_warp(mask); }
+inline int __syncthreads_count(int pred) {
+  int n;
+  return emu::sync_block_count(pred, &n);
+}
+inline int __syncthreads_or(int pred) { return __syncthreads_count(pred) != 0; }
+inline int __syncthreads_and(int pred) {
+  int n, c = emu::sync_block_count(pred, &n);
+  return c == n;
+}
+inline unsigned __activemask() { return emu::active_mask(); }
 
 /* Shuffles with CUDA's lane arithmetic: `width` (a power of two <= 32) splits the warp into
  * segments; a source outside the caller's segment yields the caller's own value. */
@@ -103,7 +120,8 @@ inline T __shfl_xor_sync(unsigned mask, T v, int lane_mask, int width = 32) {
 template <class T>
 inline T __shfl_down_sync(unsigned mask, T v, unsigned delta, int width = 32) {
   int lane = (int)emu::lane_id();
-  return emu::shfl_from(mask, v, (lane & (width - 1)) + (int)delta < width ? lane + (int)delta : lane);
+  bool inside = (lane & (width - 1)) + (int)delta < width;
+  return emu::shfl_from(mask, v, inside ? lane + (int)delta : lane);
 }
 template <class T>
 inline T __shfl_up_sync(unsigned mask, T v, unsigned delta, int width = 32) {
@@ -118,8 +136,17 @@ inline int __all_sync(unsigned mask, int pred) {
 }
 
 /* ---- atomics: plain read-modify-writes (see the top of this file for why they are atomic) ---- */
+/* Integer sums wrap around as on the GPU: computed as unsigned long long, then narrowed (signed
+ * overflow would be undefined in C++). */
+template <class T>
+inline T emu_wrap_add(T a, T b) {
+  if constexpr (std::is_integral<T>::value)
+    return (T)((unsigned long long)a + (unsigned long long)b);
+  else
+    return a + b;
+}
 #define EMU_ATOMIC_ADD(T)                                                                    \
-  inline T atomicAdd(T *p, T v) { T old = *p; *p = old + v; return old; }                    \
+  inline T atomicAdd(T *p, T v) { T old = *p; *p = emu_wrap_add(old, v); return old; }       \
   inline T atomicExch(T *p, T v) { T old = *p; *p = v; return old; }
 EMU_ATOMIC_ADD(int)
 EMU_ATOMIC_ADD(unsigned)
@@ -128,7 +155,7 @@ EMU_ATOMIC_ADD(float)
 EMU_ATOMIC_ADD(double)
 #undef EMU_ATOMIC_ADD
 #define EMU_ATOMIC_INT(T)                                                                    \
-  inline T atomicSub(T *p, T v) { T old = *p; *p = old - v; return old; }                    \
+  inline T atomicSub(T *p, T v) { T old = *p; *p = emu_wrap_add(old, (T)(0ull - v)); return old; } \
   inline T atomicMax(T *p, T v) { T old = *p; *p = old > v ? old : v; return old; }          \
   inline T atomicMin(T *p, T v) { T old = *p; *p = old < v ? old : v; return old; }          \
   inline T atomicAnd(T *p, T v) { T old = *p; *p = old & v; return old; }                    \
@@ -209,7 +236,11 @@ class launcher {
       F f;
       T args;
     } k{f_, T(std::forward<A>(a)...)};
-    launch_run(c_, [](void *p) { auto *c = static_cast<call *>(p); std::apply(c->f, c->args); }, &k);
+    auto body = [](void *p) {
+      auto *c = static_cast<call *>(p);
+      std::apply(c->f, c->args);
+    };
+    launch_run(c_, body, &k);
   }
 
  private:

@@ -25,16 +25,41 @@
 
 #include "kernels/cuda/emu/internal.h"
 
-#if defined(__SANITIZE_ADDRESS__)
-#define EMU_ASAN 1
-#elif defined(__has_feature)
-#if __has_feature(address_sanitizer)
-#define EMU_ASAN 1
-#endif
-#endif
 #ifdef EMU_ASAN
-#include <sanitizer/asan_interface.h>
 #include <sanitizer/common_interface_defs.h>
+#endif
+
+/* The switch itself. On x86-64 a few instructions: push the callee-saved registers, swap stack
+ * pointers, pop, return (swapcontext also saves the signal mask, a system call per switch,
+ * about 20x slower). Elsewhere ucontext. */
+/* (-DCOHORT_CUDA_EMU_UCONTEXT forces the portable path, to test it.) */
+#if defined(__x86_64__) && !defined(COHORT_CUDA_EMU_UCONTEXT)
+#define EMU_ASM_SWITCH 1
+/* Saves this context's stack pointer to *save and continues the one saved at `to`. */
+extern "C" void emu_ctx_switch(void **save, void *to);
+asm(R"(
+  .text
+  .globl emu_ctx_switch
+  .hidden emu_ctx_switch
+  .type emu_ctx_switch, @function
+emu_ctx_switch:
+  pushq %rbp
+  pushq %rbx
+  pushq %r12
+  pushq %r13
+  pushq %r14
+  pushq %r15
+  movq %rsp, (%rdi)
+  movq %rsi, %rsp
+  popq %r15
+  popq %r14
+  popq %r13
+  popq %r12
+  popq %rbx
+  popq %rbp
+  ret
+  .size emu_ctx_switch, .-emu_ctx_switch
+)");
 #endif
 
 namespace emu {
@@ -54,17 +79,22 @@ enum { RUNNABLE, WAITING_BLOCK, WAITING_WARP, EXITED };
 
 struct fiber {
   thread_ids ids;
+#ifdef EMU_ASM_SWITCH
+  void *sp;
+#else
   ucontext_t ctx;
+#endif
   int state;
   int stack;     /* index in the pool, -1 before it first runs */
   unsigned lane, warp;
-  unsigned mask; /* the warp operation's mask while WAITING_WARP */
   void *fake_stack;
 };
 
 struct warp_rec {
+  unsigned exist;     /* lanes that exist (a partial last warp has fewer than 32) */
   unsigned live;      /* lanes that exist and have not exited */
   unsigned arrived;   /* lanes waiting at the current warp barrier */
+  unsigned want;      /* the union of their masks: who must arrive before it releases */
   unsigned group[2];  /* the lanes released together by the barrier of each parity */
   unsigned gen;       /* barriers released so far: values go to slot[gen & 1] */
   uint64_t slot[2][32];
@@ -72,7 +102,11 @@ struct warp_rec {
 
 /* One per OS thread that launches kernels. */
 struct scheduler {
+#ifdef EMU_ASM_SWITCH
+  void *main_sp = nullptr;
+#else
   ucontext_t main;
+#endif
   void *main_fake = nullptr;
   const void *main_bottom = nullptr;
   size_t main_size = 0;
@@ -80,6 +114,10 @@ struct scheduler {
   std::vector<warp_rec> warps;
   fiber *cur = nullptr;
   int live = 0, at_block = 0;
+  /* __syncthreads_count/and/or: true predicates per block barrier and its participants,
+   * double-buffered by the parity of block_gen (barriers released so far in this block). */
+  unsigned block_gen = 0;
+  int votes[2] = {0, 0}, voters[2] = {0, 0};
   char *stacks = nullptr; /* kMaxThreadsPerBlock stacks, each above a guard page */
   size_t stride = 0;
   std::vector<int> free_stacks;
@@ -107,7 +145,9 @@ struct scheduler {
     shared = static_cast<unsigned char *>(aligned_alloc(256, kSharedPerBlockOptin));
     fibers.resize(kMaxThreadsPerBlock);
     warps.resize(kMaxThreadsPerBlock / 32);
+#ifndef EMU_ASM_SWITCH
     for (fiber &f : fibers) getcontext(&f.ctx); /* once: makecontext reuses it per block */
+#endif
   }
   ~scheduler() {
     munmap(stacks, stride * kMaxThreadsPerBlock);
@@ -134,17 +174,34 @@ scheduler &sched() {
 
 void fiber_main();
 
+/* A fresh context on stack i that starts in fiber_main. */
+void prepare(scheduler &s, fiber &f) {
+  char *base = s.stack_base(f.stack);
+#ifdef EMU_ASAN
+  ASAN_UNPOISON_MEMORY_REGION(base, kStack); /* frames of an earlier fiber */
+#endif
+#ifdef EMU_ASM_SWITCH
+  /* What emu_ctx_switch pops: six registers, then the return address fiber_main, entered as
+   * if called (its stack pointer 8 below a 16-byte boundary), above it a null return address. */
+  void **sp = reinterpret_cast<void **>(base + kStack - 16);
+  sp[1] = nullptr;
+  sp[0] = reinterpret_cast<void *>(fiber_main);
+  sp -= 6;
+  for (int r = 0; r < 6; r++) sp[r] = nullptr;
+  f.sp = sp;
+#else
+  f.ctx.uc_stack.ss_sp = base;
+  f.ctx.uc_stack.ss_size = kStack;
+  f.ctx.uc_link = nullptr;
+  makecontext(&f.ctx, fiber_main, 0);
+#endif
+}
+
 void resume(scheduler &s, fiber &f) {
-  if (f.stack < 0) { /* first run: a stack from the pool and a fresh context */
+  if (f.stack < 0) { /* first run: a stack from the pool */
     f.stack = s.free_stacks.back();
     s.free_stacks.pop_back();
-#ifdef EMU_ASAN
-    ASAN_UNPOISON_MEMORY_REGION(s.stack_base(f.stack), kStack); /* frames of an earlier fiber */
-#endif
-    f.ctx.uc_stack.ss_sp = s.stack_base(f.stack);
-    f.ctx.uc_stack.ss_size = kStack;
-    f.ctx.uc_link = nullptr;
-    makecontext(&f.ctx, fiber_main, 0);
+    prepare(s, f);
   }
   s.cur = &f;
   cur_thread = &f.ids;
@@ -152,7 +209,11 @@ void resume(scheduler &s, fiber &f) {
 #ifdef EMU_ASAN
   __sanitizer_start_switch_fiber(&s.main_fake, s.stack_base(f.stack), kStack);
 #endif
+#ifdef EMU_ASM_SWITCH
+  emu_ctx_switch(&s.main_sp, f.sp);
+#else
   swapcontext(&s.main, &f.ctx);
+#endif
 #ifdef EMU_ASAN
   __sanitizer_finish_switch_fiber(s.main_fake, nullptr, nullptr);
 #endif
@@ -163,9 +224,14 @@ void yield(scheduler &s, int state) {
   fiber &f = *s.cur;
   f.state = state;
 #ifdef EMU_ASAN
-  __sanitizer_start_switch_fiber(&f.fake_stack, s.main_bottom, s.main_size);
+  __sanitizer_start_switch_fiber(state == EXITED ? nullptr : &f.fake_stack, s.main_bottom,
+                                 s.main_size); /* an exited fiber's stack is done */
 #endif
+#ifdef EMU_ASM_SWITCH
+  emu_ctx_switch(&f.sp, s.main_sp);
+#else
   swapcontext(&f.ctx, &s.main);
+#endif
 #ifdef EMU_ASAN
   __sanitizer_finish_switch_fiber(f.fake_stack, nullptr, nullptr);
 #endif
@@ -177,11 +243,8 @@ void fiber_main() {
   __sanitizer_finish_switch_fiber(nullptr, &s.main_bottom, &s.main_size);
 #endif
   s.body(s.arg);
-  s.cur->state = EXITED;
-#ifdef EMU_ASAN
-  __sanitizer_start_switch_fiber(nullptr, s.main_bottom, s.main_size); /* this stack is done */
-#endif
-  setcontext(&s.main);
+  yield(s, EXITED); /* never resumed: the next block prepares a fresh context */
+  abort();
 }
 
 /* ---- barriers (scheduler side) ---- */
@@ -190,21 +253,21 @@ void release_block(scheduler &s, int n) {
   if (s.at_block == 0 || s.at_block != s.live) return;
   for (int i = 0; i < n; i++)
     if (s.fibers[i].state == WAITING_BLOCK) s.fibers[i].state = RUNNABLE;
+  s.voters[s.block_gen & 1] = s.at_block;
   s.at_block = 0;
+  s.block_gen++;
+  s.votes[s.block_gen & 1] = 0; /* the next barrier's: every thread has read it two ago */
 }
 
 void release_warp(scheduler &s, unsigned w) {
   warp_rec &r = s.warps[w];
   if (!r.arrived) return;
-  unsigned want = 0;
-  for (unsigned l = 0; l < 32; l++)
-    if (r.arrived >> l & 1) want |= s.fibers[w * 32 + l].mask;
-  want &= r.live;
+  unsigned want = r.want & r.live;
   if ((r.arrived & want) != want) return;
   r.group[r.gen & 1] = r.arrived;
   for (unsigned l = 0; l < 32; l++)
     if (r.arrived >> l & 1) s.fibers[w * 32 + l].state = RUNNABLE;
-  r.arrived = 0;
+  r.arrived = r.want = 0;
   r.gen++;
 }
 
@@ -235,13 +298,15 @@ void run_block(scheduler &s, int n) {
   for (int w = 0; w * 32 < n; w++) {
     int lanes = n - w * 32 < 32 ? n - w * 32 : 32;
     warp_rec &r = s.warps[w];
-    r.live = lanes == 32 ? ~0u : (1u << lanes) - 1;
-    r.arrived = 0;
+    r.exist = r.live = lanes == 32 ? ~0u : (1u << lanes) - 1;
+    r.arrived = r.want = 0;
     r.group[0] = r.group[1] = 0;
     r.gen = 0;
   }
   s.live = n;
   s.at_block = 0;
+  s.block_gen = 0;
+  s.votes[0] = s.votes[1] = 0;
   while (s.live > 0) {
     bool ran = false;
     for (int i = 0; i < n; i++) {
@@ -278,7 +343,7 @@ unsigned warp_wait(scheduler &s, unsigned mask) {
   if (!(mask >> f.lane & 1)) fail(s, "a warp operation's mask does not name the calling lane");
   warp_rec &r = s.warps[f.warp];
   unsigned parity = r.gen & 1;
-  f.mask = mask;
+  r.want |= mask;
   r.arrived |= 1u << f.lane;
   yield(s, WAITING_WARP);
   return parity;
@@ -300,6 +365,20 @@ scheduler &device_side(const char *op) {
 void sync_block() {
   scheduler &s = device_side("__syncthreads");
   yield(s, WAITING_BLOCK);
+}
+
+int sync_block_count(int pred, int *participants) {
+  scheduler &s = device_side("__syncthreads_count");
+  unsigned p = s.block_gen & 1;
+  s.votes[p] += pred != 0;
+  yield(s, WAITING_BLOCK);
+  *participants = s.voters[p];
+  return s.votes[p];
+}
+
+unsigned active_mask() {
+  scheduler &s = device_side("__activemask");
+  return s.warps[s.cur->warp].exist;
 }
 
 void sync_warp(unsigned mask) {

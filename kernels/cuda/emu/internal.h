@@ -5,6 +5,19 @@
 
 #include "kernels/cuda/emu/emu.h"
 
+/* AddressSanitizer builds: fiber switches are announced to it (fiber.cpp) and device
+ * allocations get poisoned redzones (memory.cpp), so it checks kernels' accesses too. */
+#if defined(__SANITIZE_ADDRESS__)
+#define EMU_ASAN 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define EMU_ASAN 1
+#endif
+#endif
+#ifdef EMU_ASAN
+#include <sanitizer/asan_interface.h>
+#endif
+
 namespace emu {
 
 /* An H100-like device, except 4 multiprocessors (so that grid-stride loops really loop). */
