@@ -9,6 +9,7 @@
 #include <stdlib.h>
 
 #include "kernels/cuda/common.cuh"
+#include "kernels/cuda/gemm.cuh"
 
 struct ch_cuda_blas {
   cublasHandle_t h;
@@ -73,16 +74,62 @@ void ch_cuda_blas_destroy(ch_cuda_blas *b) {
   free(b);
 }
 
+/* The one cuBLAS call behind every GEMM: operands swapped as the file comment explains; bf16
+ * operands go through the Ex entry points with fp32 compute and an fp32 C. */
+ch_status cuda_gemm(cublasHandle_t h, bool bf16, int ta, int tb, int m, int n, int k, float alpha,
+                    const void *a, int lda, long long sa, const void *b, int ldb, long long sb,
+                    float beta, float *c, int ldc, long long sc, int batch) {
+  CH_CHECK(check(bf16 ? "gemm (bf16)" : "gemm", ta, tb, m, n, k, lda, ldb, ldc));
+  if (batch < 0) return CH_FAIL(CH_ERR_INVALID, "gemm: batch %d", batch);
+  if (m == 0 || n == 0 || batch == 0) return CH_OK;
+  cublasOperation_t oa = op(tb), ob = op(ta); /* cuBLAS's A is our B and the other way round */
+  if (batch == 1 && !bf16)
+    BLAS_TRY(cublasSgemm(h, oa, ob, n, m, k, &alpha, (const float *)b, ldb, (const float *)a, lda,
+                         &beta, c, ldc),
+             "cublasSgemm");
+  else if (batch == 1)
+    BLAS_TRY(cublasGemmEx(h, oa, ob, n, m, k, &alpha, b, CUDA_R_16BF, ldb, a, CUDA_R_16BF, lda,
+                          &beta, c, CUDA_R_32F, ldc, CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT),
+             "cublasGemmEx (bf16)");
+  else if (!bf16)
+    BLAS_TRY(cublasSgemmStridedBatched(h, oa, ob, n, m, k, &alpha, (const float *)b, ldb, sb,
+                                       (const float *)a, lda, sa, &beta, c, ldc, sc, batch),
+             "cublasSgemmStridedBatched");
+  else
+    BLAS_TRY(cublasGemmStridedBatchedEx(h, oa, ob, n, m, k, &alpha, b, CUDA_R_16BF, ldb, sb, a,
+                                        CUDA_R_16BF, lda, sa, &beta, c, CUDA_R_32F, ldc, sc, batch,
+                                        CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT),
+             "cublasGemmStridedBatchedEx (bf16)");
+  return CH_OK;
+}
+
+ch_status cuda_scratch_parts(cuda_ctx *c, int count, const size_t bytes[], void *parts[]) {
+  size_t off[8], total = 0;
+  if (count < 0 || count > 8) return CH_FAIL(CH_ERR_INVALID, "scratch parts: %d", count);
+  for (int i = 0; i < count; i++) {
+    off[i] = total;
+    total += (bytes[i] + 255) & ~(size_t)255;
+  }
+  void *base = NULL;
+  CH_CHECK(cuda_scratch(c, total ? total : 1, &base));
+  for (int i = 0; i < count; i++) parts[i] = (char *)base + off[i];
+  return CH_OK;
+}
+
+ch_status cuda_operand(cuda_ctx *c, const float *x, int64_t n, void *dst, const void **op) {
+  *op = x;
+  if (!cuda_bf16_gemms(c)) return CH_OK;
+  CH_CHECK(ch_cuda_f32_to_bf16((ch_bf16 *)dst, x, n, c->stream));
+  *op = dst;
+  return CH_OK;
+}
+
 ch_status ch_cuda_sgemm(ch_cuda_blas *h, int trans_a, int trans_b, int m, int n, int k,
                         float alpha, const float *a, int lda, const float *b, int ldb, float beta,
                         float *c, int ldc, ch_cuda_stream s) {
-  CH_CHECK(check("sgemm", trans_a, trans_b, m, n, k, lda, ldb, ldc));
-  if (m == 0 || n == 0) return CH_OK;
   BLAS_TRY(cublasSetStream(h->h, s), "cublasSetStream");
-  BLAS_TRY(cublasSgemm(h->h, op(trans_b), op(trans_a), n, m, k, &alpha, b, ldb, a, lda, &beta, c,
-                       ldc),
-           "cublasSgemm");
-  return CH_OK;
+  return cuda_gemm(h->h, false, trans_a, trans_b, m, n, k, alpha, a, lda, 0, b, ldb, 0, beta, c,
+                   ldc, 0, 1);
 }
 
 /* bf16 inputs, fp32 accumulation and output: each product of two bf16 values is exact in fp32
@@ -90,12 +137,7 @@ ch_status ch_cuda_sgemm(ch_cuda_blas *h, int trans_a, int trans_b, int m, int n,
 ch_status ch_cuda_gemm_bf16(ch_cuda_blas *h, int trans_a, int trans_b, int m, int n, int k,
                             float alpha, const ch_bf16 *a, int lda, const ch_bf16 *b, int ldb,
                             float beta, float *c, int ldc, ch_cuda_stream s) {
-  CH_CHECK(check("gemm_bf16", trans_a, trans_b, m, n, k, lda, ldb, ldc));
-  if (m == 0 || n == 0) return CH_OK;
   BLAS_TRY(cublasSetStream(h->h, s), "cublasSetStream");
-  BLAS_TRY(cublasGemmEx(h->h, op(trans_b), op(trans_a), n, m, k, &alpha, b, CUDA_R_16BF, ldb, a,
-                        CUDA_R_16BF, lda, &beta, c, CUDA_R_32F, ldc, CUBLAS_COMPUTE_32F,
-                        CUBLAS_GEMM_DEFAULT),
-           "cublasGemmEx (bf16)");
-  return CH_OK;
+  return cuda_gemm(h->h, true, trans_a, trans_b, m, n, k, alpha, a, lda, 0, b, ldb, 0, beta, c,
+                   ldc, 0, 1);
 }

@@ -1,0 +1,119 @@
+/* The dense layers of the backend seam: PyTorch's Linear (W [out, in], y = x W^T + b) and GPT-2's
+ * Conv1D (W [in, out], y = x W + b), forward and backward, as the CPU's kernels/cpu/linear.c:
+ *   forward   y = b (broadcast, when given), then y += x op(W)        (one GEMM, beta = 1)
+ *   backward  dx = dy op(W)^T (overwritten), dW += op'(dy, x) (beta = 1), db += sum_rows dy.
+ * The GEMMs go through cuda_gemm (gemm.cu) with operands in the context's precision (gemm.cuh:
+ * bf16 copies of x, W, dy in bf16 mode; fp32 accumulation and fp32 results either way). */
+#include "kernels/cuda/gemm.cuh"
+
+namespace {
+
+/* y[r, j] = b[j] for r < rows, j < cols: the GEMM then adds x op(W) with beta = 1. */
+__global__ void fill_rows(float *y, const float *b, int64_t rows, int cols) {
+  int64_t n = rows * cols, stride = (int64_t)gridDim.x * blockDim.x;
+  for (int64_t i = (int64_t)blockIdx.x * blockDim.x + threadIdx.x; i < n; i += stride)
+    y[i] = b[i % cols];
+}
+
+/* db[j] += sum over rows of dy[r, j], deterministically (no atomics): a block of 32 x 8 threads
+ * owns 32 columns; thread (x, y) sums rows y, y + 8, ... of column x in order, and thread (x, 0)
+ * adds the 8 partial sums in y order. Reads are coalesced (a warp reads 32 adjacent columns). */
+constexpr int kColTile = 32, kRowLanes = 8;
+__global__ void bias_grad(float *db, const float *dy, int64_t rows, int cols) {
+  __shared__ float part[kRowLanes][kColTile + 1];
+  int j = blockIdx.x * kColTile + threadIdx.x;
+  float s = 0.0f;
+  if (j < cols)
+    for (int64_t r = threadIdx.y; r < rows; r += kRowLanes) s += dy[r * cols + j];
+  part[threadIdx.y][threadIdx.x] = s;
+  __syncthreads();
+  if (threadIdx.y == 0 && j < cols) {
+    float t = 0.0f;
+    for (int y = 0; y < kRowLanes; y++) t += part[y][threadIdx.x];
+    db[j] += t;
+  }
+}
+
+ch_status check_shape(const char *what, int64_t batch, int in, int out) {
+  if (batch < 0 || batch > INT32_MAX || in < 0 || out < 0)
+    return CH_FAIL(CH_ERR_INVALID, "%s: batch %lld, in %d, out %d", what, (long long)batch, in,
+                   out);
+  return CH_OK;
+}
+
+/* y[B,out] = x[B,in] op(W) + b with op(W) = W^T when w_out_in (W [out,in]), else W (W [in,out]). */
+ch_status forward(const ch_backend *be, float *y, const float *x, const float *w, const float *b,
+                  int64_t batch, int in, int out, int w_out_in) {
+  CH_CHECK(check_shape(w_out_in ? "linear_fwd" : "matmul_fwd", batch, in, out));
+  if (batch == 0 || out == 0) return CH_OK;
+  cuda_ctx *c = cuda_ctx_of(be);
+  if (b) {
+    int64_t n = batch * out;
+    CH_LAUNCH(cuda_grid(n, 256, 8), 256, 0, c->stream, fill_rows)(y, b, batch, out);
+    CH_CUDA_LAUNCHED("fill_rows");
+  }
+  size_t bytes[2] = {cuda_operand_bytes(c, batch * in), cuda_operand_bytes(c, (int64_t)in * out)};
+  void *part[2];
+  const void *xo, *wo;
+  CH_CHECK(cuda_scratch_parts(c, 2, bytes, part));
+  CH_CHECK(cuda_operand(c, x, batch * in, part[0], &xo));
+  CH_CHECK(cuda_operand(c, w, (int64_t)in * out, part[1], &wo));
+  return cuda_gemm(c->blas, cuda_bf16_gemms(c), 0, w_out_in, (int)batch, out, in, 1.0f, xo, in, 0,
+                   wo, w_out_in ? in : out, 0, b ? 1.0f : 0.0f, y, out, 0, 1);
+}
+
+/* Backward of forward(): dx = dy op(W)^T (if dx), dW += dy^T x or x^T dy, db += sum_rows dy. */
+ch_status backward(const ch_backend *be, float *dx, float *dw, float *db, const float *dy,
+                   const float *x, const float *w, int64_t batch, int in, int out, int w_out_in) {
+  CH_CHECK(check_shape(w_out_in ? "linear_bwd" : "matmul_bwd", batch, in, out));
+  if (batch == 0) return CH_OK;
+  cuda_ctx *c = cuda_ctx_of(be);
+  bool bf = cuda_bf16_gemms(c);
+  int64_t nx = batch * in, nw = (int64_t)in * out, ny = batch * out;
+  size_t bytes[3] = {cuda_operand_bytes(c, dx ? nw : 0), cuda_operand_bytes(c, nx),
+                     cuda_operand_bytes(c, ny)};
+  void *part[3];
+  const void *wo = w, *xo, *dyo;
+  CH_CHECK(cuda_scratch_parts(c, 3, bytes, part));
+  if (dx) CH_CHECK(cuda_operand(c, w, nw, part[0], &wo));
+  CH_CHECK(cuda_operand(c, x, nx, part[1], &xo));
+  CH_CHECK(cuda_operand(c, dy, ny, part[2], &dyo));
+  int ldw = w_out_in ? in : out;
+  if (dx) /* dx[B,in] = dy[B,out] op(W)^T */
+    CH_CHECK(cuda_gemm(c->blas, bf, 0, !w_out_in, (int)batch, in, out, 1.0f, dyo, out, 0, wo, ldw,
+                       0, 0.0f, dx, in, 0, 1));
+  if (w_out_in) /* dW[out,in] += dy^T[out,B] x[B,in] */
+    CH_CHECK(cuda_gemm(c->blas, bf, 1, 0, out, in, (int)batch, 1.0f, dyo, out, 0, xo, in, 0, 1.0f,
+                       dw, in, 0, 1));
+  else /* dW[in,out] += x^T[in,B] dy[B,out] */
+    CH_CHECK(cuda_gemm(c->blas, bf, 1, 0, in, out, (int)batch, 1.0f, xo, in, 0, dyo, out, 0, 1.0f,
+                       dw, out, 0, 1));
+  if (db && out > 0) {
+    dim3 block(kColTile, kRowLanes);
+    CH_LAUNCH((out + kColTile - 1) / kColTile, block, 0, c->stream, bias_grad)(db, dy, batch, out);
+    CH_CUDA_LAUNCHED("bias_grad");
+  }
+  return CH_OK;
+}
+
+} // namespace
+
+ch_status cuda_linear_fwd(const ch_backend *be, float *y, const float *x, const float *w,
+                          const float *b, int64_t batch, int in, int out) {
+  return forward(be, y, x, w, b, batch, in, out, 1);
+}
+
+ch_status cuda_linear_bwd(const ch_backend *be, float *dx, float *dw, float *db, const float *dy,
+                          const float *x, const float *w, int64_t batch, int in, int out) {
+  return backward(be, dx, dw, db, dy, x, w, batch, in, out, 1);
+}
+
+ch_status cuda_matmul_fwd(const ch_backend *be, float *y, const float *x, const float *w,
+                          const float *b, int64_t batch, int in, int out) {
+  return forward(be, y, x, w, b, batch, in, out, 0);
+}
+
+ch_status cuda_matmul_bwd(const ch_backend *be, float *dx, float *dw, float *db, const float *dy,
+                          const float *x, const float *w, int64_t batch, int in, int out) {
+  return backward(be, dx, dw, db, dy, x, w, batch, in, out, 0);
+}
