@@ -15,23 +15,48 @@ __global__ void fill_rows(float *y, const float *b, int64_t rows, int cols) {
     y[i] = b[i % cols];
 }
 
-/* db[j] += sum over rows of dy[r, j], deterministically (no atomics): a block of 32 x 8 threads
- * owns 32 columns; thread (x, y) sums rows y, y + 8, ... of column x in order, and thread (x, 0)
- * adds the 8 partial sums in y order. Reads are coalesced (a warp reads 32 adjacent columns). */
-constexpr int kColTile = 32, kRowLanes = 8;
-__global__ void bias_grad(float *db, const float *dy, int64_t rows, int cols) {
-  __shared__ float part[kRowLanes][kColTile + 1];
+/* db[j] += sum over rows of dy[r, j], deterministically (no atomics, an order fixed by the
+ * shape) and with enough blocks to fill the device, in two passes:
+ * 1. bias_grad_part: block (x, y) of 32 x 8 threads owns 32 columns of one chunk of kRowChunk
+ *    rows; thread (c, l) sums rows l, l + 8, ... of the chunk in column c in order (a warp reads
+ *    32 adjacent floats), and thread (c, 0) adds the 8 lane sums in order into part[y, column].
+ * 2. bias_grad_sum: db[j] += the chunks' partial sums of column j, in chunk order. */
+constexpr int kColTile = 32, kRowLanes = 8, kRowChunk = 256;
+__global__ void bias_grad_part(float *part, const float *dy, int64_t rows, int cols) {
+  __shared__ float lane[kRowLanes][kColTile + 1];
   int j = blockIdx.x * kColTile + threadIdx.x;
+  int64_t r0 = (int64_t)blockIdx.y * kRowChunk, r1 = r0 + kRowChunk < rows ? r0 + kRowChunk : rows;
   float s = 0.0f;
   if (j < cols)
-    for (int64_t r = threadIdx.y; r < rows; r += kRowLanes) s += dy[r * cols + j];
-  part[threadIdx.y][threadIdx.x] = s;
+    for (int64_t r = r0 + threadIdx.y; r < r1; r += kRowLanes) s += dy[r * cols + j];
+  lane[threadIdx.y][threadIdx.x] = s;
   __syncthreads();
   if (threadIdx.y == 0 && j < cols) {
     float t = 0.0f;
-    for (int y = 0; y < kRowLanes; y++) t += part[y][threadIdx.x];
-    db[j] += t;
+    for (int l = 0; l < kRowLanes; l++) t += lane[l][threadIdx.x];
+    part[(int64_t)blockIdx.y * cols + j] = t;
   }
+}
+__global__ void bias_grad_sum(float *db, const float *part, int chunks, int cols) {
+  int j = blockIdx.x * blockDim.x + threadIdx.x;
+  if (j >= cols) return;
+  float t = 0.0f;
+  for (int c = 0; c < chunks; c++) t += part[(int64_t)c * cols + j];
+  db[j] += t;
+}
+
+/* db += sum_rows dy through `part`, scratch of bias_grad_chunks(rows) * cols floats. */
+int bias_grad_chunks(int64_t rows) { return (int)((rows + kRowChunk - 1) / kRowChunk); }
+ch_status bias_grad(cuda_ctx *c, float *db, const float *dy, int64_t rows, int cols, float *part) {
+  int chunks = bias_grad_chunks(rows);
+  if (chunks > 65535) /* the grid's y limit */
+    return CH_FAIL(CH_ERR_INVALID, "bias gradient: %lld rows", (long long)rows);
+  dim3 grid((cols + kColTile - 1) / kColTile, chunks), block(kColTile, kRowLanes);
+  CH_LAUNCH(grid, block, 0, c->stream, bias_grad_part)(part, dy, rows, cols);
+  CH_CUDA_LAUNCHED("bias_grad_part");
+  CH_LAUNCH((cols + 255) / 256, 256, 0, c->stream, bias_grad_sum)(db, part, chunks, cols);
+  CH_CUDA_LAUNCHED("bias_grad_sum");
+  return CH_OK;
 }
 
 ch_status check_shape(const char *what, int64_t batch, int in, int out) {
@@ -70,11 +95,12 @@ ch_status backward(const ch_backend *be, float *dx, float *dw, float *db, const 
   cuda_ctx *c = cuda_ctx_of(be);
   bool bf = cuda_bf16_gemms(c);
   int64_t nx = batch * in, nw = (int64_t)in * out, ny = batch * out;
-  size_t bytes[3] = {cuda_operand_bytes(c, dx ? nw : 0), cuda_operand_bytes(c, nx),
-                     cuda_operand_bytes(c, ny)};
-  void *part[3];
+  size_t bytes[4] = {cuda_operand_bytes(c, dx ? nw : 0), cuda_operand_bytes(c, nx),
+                     cuda_operand_bytes(c, ny),
+                     db ? sizeof(float) * bias_grad_chunks(batch) * out : 0};
+  void *part[4];
   const void *wo = w, *xo, *dyo;
-  CH_CHECK(cuda_scratch_parts(c, 3, bytes, part));
+  CH_CHECK(cuda_scratch_parts(c, 4, bytes, part));
   if (dx) CH_CHECK(cuda_operand(c, w, nw, part[0], &wo));
   CH_CHECK(cuda_operand(c, x, nx, part[1], &xo));
   CH_CHECK(cuda_operand(c, dy, ny, part[2], &dyo));
@@ -88,11 +114,7 @@ ch_status backward(const ch_backend *be, float *dx, float *dw, float *db, const 
   else /* dW[in,out] += x^T[in,B] dy[B,out] */
     CH_CHECK(cuda_gemm(c->blas, bf, 1, 0, in, out, (int)batch, 1.0f, xo, in, 0, dyo, out, 0, 1.0f,
                        dw, out, 0, 1));
-  if (db && out > 0) {
-    dim3 block(kColTile, kRowLanes);
-    CH_LAUNCH((out + kColTile - 1) / kColTile, block, 0, c->stream, bias_grad)(db, dy, batch, out);
-    CH_CUDA_LAUNCHED("bias_grad");
-  }
+  if (db && out > 0) CH_CHECK(bias_grad(c, db, dy, batch, out, (float *)part[3]));
   return CH_OK;
 }
 
