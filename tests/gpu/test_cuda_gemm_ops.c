@@ -83,6 +83,9 @@ static double maxabs(const float *x, size_t n) {
   return m;
 }
 
+/* a / b, 0 when both are 0 (a bound relative to an all-zero reference, T = 1's dq). */
+static double ratio(double a, double b) { return a == 0 ? 0 : a / b; }
+
 /* max_i |a_i - r_i| / max_j |r_j| (NaN fails). */
 static double err(const float *a, const float *r, size_t n) {
   double num = 0;
@@ -288,10 +291,10 @@ static void test_attention(const ch_backend *gpu, int bf16, int B, int T, int NH
     double mqk = 0, p_col, ds_row, ds_col; /* max |q|, |k|: the first 2C columns of each row */
     for (size_t i = 0; i < rows; i++) mqk = fmax(mqk, maxabs(qr + i * 3 * C, 2 * (size_t)C));
     bwd_sums(qr, dr, rprobs, B, T, NH, HS, &p_col, &ds_row, &ds_col);
-    to += BF16_U * maxabs(v, no) / maxabs(rout, no);
-    tq += BF16_U * ds_row * mqk / maxabs(r[0], no);
-    tk += BF16_U * ds_col * mqk / maxabs(r[1], no);
-    tv += BF16_U * p_col * maxabs(dr, no) / maxabs(r[2], no);
+    to += ratio(BF16_U * maxabs(v, no), maxabs(rout, no));
+    tq += ratio(BF16_U * ds_row * mqk, maxabs(r[0], no));
+    tk += ratio(BF16_U * ds_col * mqk, maxabs(r[1], no));
+    tv += ratio(BF16_U * p_col * maxabs(dr, no), maxabs(r[2], no));
     free(v);
   }
   check("attention_fwd out", cas, out, rout, no, to);
@@ -335,7 +338,7 @@ static void test_decode(const ch_backend *gpu, int bf16, int past, int n, int NH
     float *q16 = bf16_round(qkv, no * 3), *k16 = bf16_round(kc0, nc), *v16 = bf16_round(vc0, nc);
     float *out16, *k2, *v2;
     run_decode(CPU, q16, k16, v16, cap, past, n, NH, HS, &out16, &k2, &v2);
-    double tol = ACC_TOL + BF16_U * maxabs(v2, (size_t)(past + n) * C) / maxabs(out16, no);
+    double tol = ACC_TOL + ratio(BF16_U * maxabs(v2, (size_t)(past + n) * C), maxabs(out16, no));
     char cas16[128];
     snprintf(cas16, sizeof cas16, "%s vs rounded", cas);
     check("attention_decode out", cas16, out, out16, no, tol);
