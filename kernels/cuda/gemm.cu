@@ -5,6 +5,7 @@
  * C^T = op(B)^T op(A)^T, and op(X)^T in column-major terms is X' (the stored transpose) when op
  * is the identity, X'^T when it transposes: call cuBLAS with the operands swapped, m and n
  * swapped, and each operand's own trans flag unchanged. */
+#include <cublasLt.h>
 #include <cublas_v2.h>
 #include <stdlib.h>
 
@@ -47,7 +48,105 @@ ch_status check(const char *what, int ta, int tb, int m, int n, int k, int lda, 
   return CH_OK;
 }
 
+/* y[m,n] = fill[j] for every row: the bias a GEMM with beta = 1 then adds to. */
+__global__ void fill_rows(float *y, const float *fill, int m, int n, int ldy) {
+  int64_t total = (int64_t)m * n, stride = (int64_t)gridDim.x * blockDim.x;
+  for (int64_t i = (int64_t)blockIdx.x * blockDim.x + threadIdx.x; i < total; i += stride)
+    y[i / n * ldy + i % n] = fill[i % n];
+}
+
+/* cuBLASLt's descriptors of one matmul, destroyed together. */
+struct lt_descs {
+  cublasLtMatmulDesc_t op = nullptr;
+  cublasLtMatrixLayout_t a = nullptr, b = nullptr, y = nullptr;
+  cublasLtMatmulPreference_t pref = nullptr;
+  ~lt_descs() {
+    if (pref) (void)cublasLtMatmulPreferenceDestroy(pref);
+    if (y) (void)cublasLtMatrixLayoutDestroy(y);
+    if (b) (void)cublasLtMatrixLayoutDestroy(b);
+    if (a) (void)cublasLtMatrixLayoutDestroy(a);
+    if (op) (void)cublasLtMatmulDescDestroy(op);
+  }
+};
+
+/* Column-major layout of a row-major operand stored [rows, cols] with row stride ld. */
+cublasStatus_t lt_layout(cublasLtMatrixLayout_t *out, bool bf16, int rows, int cols, int ld) {
+  return cublasLtMatrixLayoutCreate(out, bf16 ? CUDA_R_16BF : CUDA_R_32F, (uint64_t)cols,
+                                    (uint64_t)rows, ld);
+}
+
+/* cuda_gemm_bias through cublasLtMatmul, the bias added by its epilogue. *ran = false (and
+ * CH_OK) when the heuristic offers no algorithm, so that the caller takes the cuBLAS path. The
+ * operands are swapped as in cuda_gemm; Lt's A (our B) is stored [k, n] or, transposed, [n, k]. */
+ch_status lt_gemm_bias(cuda_ctx *c, bool bf16, int ta, int tb, int m, int n, int k,
+                       const void *a, int lda, const void *b, int ldb, float *y, int ldy,
+                       const float *bias, bool *ran) {
+  lt_descs d;
+  *ran = false;
+  cublasOperation_t oa = op(tb), ob = op(ta);
+  cublasLtEpilogue_t epi = bias ? CUBLASLT_EPILOGUE_BIAS : CUBLASLT_EPILOGUE_DEFAULT;
+  cudaDataType_t bias_type = CUDA_R_32F;
+  BLAS_TRY(cublasLtMatmulDescCreate(&d.op, CUBLAS_COMPUTE_32F, CUDA_R_32F), "Lt matmul desc");
+  BLAS_TRY(cublasLtMatmulDescSetAttribute(d.op, CUBLASLT_MATMUL_DESC_TRANSA, &oa, sizeof oa),
+           "Lt TRANSA");
+  BLAS_TRY(cublasLtMatmulDescSetAttribute(d.op, CUBLASLT_MATMUL_DESC_TRANSB, &ob, sizeof ob),
+           "Lt TRANSB");
+  BLAS_TRY(cublasLtMatmulDescSetAttribute(d.op, CUBLASLT_MATMUL_DESC_EPILOGUE, &epi, sizeof epi),
+           "Lt EPILOGUE");
+  if (bias) {
+    BLAS_TRY(cublasLtMatmulDescSetAttribute(d.op, CUBLASLT_MATMUL_DESC_BIAS_POINTER, &bias,
+                                            sizeof bias),
+             "Lt BIAS_POINTER");
+    BLAS_TRY(cublasLtMatmulDescSetAttribute(d.op, CUBLASLT_MATMUL_DESC_BIAS_DATA_TYPE, &bias_type,
+                                            sizeof bias_type),
+             "Lt BIAS_DATA_TYPE");
+  }
+  BLAS_TRY(lt_layout(&d.a, bf16, tb ? n : k, tb ? k : n, ldb), "Lt layout (B)");
+  BLAS_TRY(lt_layout(&d.b, bf16, ta ? k : m, ta ? m : k, lda), "Lt layout (A)");
+  BLAS_TRY(lt_layout(&d.y, false, m, n, ldy), "Lt layout (C)");
+  BLAS_TRY(cublasLtMatmulPreferenceCreate(&d.pref), "Lt preference");
+  BLAS_TRY(cublasLtMatmulPreferenceSetAttribute(d.pref, CUBLASLT_MATMUL_PREF_MAX_WORKSPACE_BYTES,
+                                                &c->lt_workspace_bytes,
+                                                sizeof c->lt_workspace_bytes),
+           "Lt workspace preference");
+  cublasLtMatmulHeuristicResult_t best;
+  int found = 0;
+  cublasStatus_t st = cublasLtMatmulAlgoGetHeuristic(c->lt, d.op, d.a, d.b, d.y, d.y, d.pref, 1,
+                                                     &best, &found);
+  if (st == CUBLAS_STATUS_NOT_SUPPORTED || (st == CUBLAS_STATUS_SUCCESS && found == 0))
+    return CH_OK;
+  BLAS_TRY(st, "cublasLtMatmulAlgoGetHeuristic");
+  float one = 1.0f, zero = 0.0f;
+  BLAS_TRY(cublasLtMatmul(c->lt, d.op, &one, b, d.a, a, d.b, &zero, y, d.y, y, d.y, &best.algo,
+                          c->lt_workspace, c->lt_workspace_bytes, c->stream),
+           "cublasLtMatmul");
+  *ran = true;
+  return CH_OK;
+}
+
+bool aligned256(const void *p) { return ((uintptr_t)p & 255u) == 0; }
+
 } // namespace
+
+ch_status cuda_gemm_bias(cuda_ctx *c, bool bf16, int ta, int tb, int m, int n, int k,
+                         const void *a, int lda, const void *b, int ldb, float *y, int ldy,
+                         const float *bias) {
+  CH_CHECK(check(bf16 ? "gemm_bias (bf16)" : "gemm_bias", ta, tb, m, n, k, lda, ldb, ldy));
+  if (m == 0 || n == 0) return CH_OK;
+  /* cuBLASLt's heuristic assumes 256-byte aligned operands (its MIN_ALIGNMENT preferences'
+   * default); views into larger buffers (parameters in a flat buffer) take the cuBLAS path. */
+  if (k > 0 && aligned256(a) && aligned256(b) && aligned256(y) && (!bias || aligned256(bias))) {
+    bool ran = false;
+    CH_CHECK(lt_gemm_bias(c, bf16, ta, tb, m, n, k, a, lda, b, ldb, y, ldy, bias, &ran));
+    if (ran) return CH_OK;
+  }
+  if (bias) {
+    CH_LAUNCH(cuda_grid((int64_t)m * n, 256, 8), 256, 0, c->stream, fill_rows)(y, bias, m, n, ldy);
+    CH_CUDA_LAUNCHED("fill_rows");
+  }
+  return cuda_gemm(c->blas, bf16, ta, tb, m, n, k, 1.0f, a, lda, 0, b, ldb, 0, bias ? 1.0f : 0.0f,
+                   y, ldy, 0, 1);
+}
 
 ch_status ch_cuda_blas_create(ch_cuda_blas **out) {
   *out = NULL;

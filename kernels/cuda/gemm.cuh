@@ -20,6 +20,14 @@ ch_status cuda_gemm(cublasHandle_t h, bool bf16, int ta, int tb, int m, int n, i
                     const void *a, int lda, long long sa, const void *b, int ldb, long long sb,
                     float beta, float *c, int ldc, long long sc, int batch);
 
+/* y[m,n] = op(A) op(B) + bias (bias [n] added to every row; NULL: none), row-major as
+ * cuda_gemm, y overwritten, on the context's stream: through cuBLASLt with the bias in its
+ * epilogue when every pointer is 256-byte aligned (what its heuristic assumes), else a bias fill
+ * and cuda_gemm with beta = 1. */
+ch_status cuda_gemm_bias(cuda_ctx *c, bool bf16, int ta, int tb, int m, int n, int k,
+                         const void *a, int lda, const void *b, int ldb, float *y, int ldy,
+                         const float *bias);
+
 /* One cuda_scratch buffer cut into `count` parts (count <= 8) of bytes[i] each (0 allowed),
  * every part 256-byte aligned: parts[i]. Valid until the next cuda_scratch call. */
 ch_status cuda_scratch_parts(cuda_ctx *c, int count, const size_t bytes[], void *parts[]);

@@ -1,19 +1,12 @@
 /* The dense layers of the backend seam: PyTorch's Linear (W [out, in], y = x W^T + b) and GPT-2's
  * Conv1D (W [in, out], y = x W + b), forward and backward, as the CPU's kernels/cpu/linear.c:
- *   forward   y = b (broadcast, when given), then y += x op(W)        (one GEMM, beta = 1)
+ *   forward   y = x op(W) + b                     (one GEMM, the bias in cuBLASLt's epilogue)
  *   backward  dx = dy op(W)^T (overwritten), dW += op'(dy, x) (beta = 1), db += sum_rows dy.
  * The GEMMs go through cuda_gemm (gemm.cu) with operands in the context's precision (gemm.cuh:
  * bf16 copies of x, W, dy in bf16 mode; fp32 accumulation and fp32 results either way). */
 #include "kernels/cuda/gemm.cuh"
 
 namespace {
-
-/* y[r, j] = b[j] for r < rows, j < cols: the GEMM then adds x op(W) with beta = 1. */
-__global__ void fill_rows(float *y, const float *b, int64_t rows, int cols) {
-  int64_t n = rows * cols, stride = (int64_t)gridDim.x * blockDim.x;
-  for (int64_t i = (int64_t)blockIdx.x * blockDim.x + threadIdx.x; i < n; i += stride)
-    y[i] = b[i % cols];
-}
 
 /* db[j] += sum over rows of dy[r, j], deterministically (no atomics, an order fixed by the
  * shape) and with enough blocks to fill the device, in two passes:
@@ -72,19 +65,14 @@ ch_status forward(const ch_backend *be, float *y, const float *x, const float *w
   CH_CHECK(check_shape(w_out_in ? "linear_fwd" : "matmul_fwd", batch, in, out));
   if (batch == 0 || out == 0) return CH_OK;
   cuda_ctx *c = cuda_ctx_of(be);
-  if (b) {
-    int64_t n = batch * out;
-    CH_LAUNCH(cuda_grid(n, 256, 8), 256, 0, c->stream, fill_rows)(y, b, batch, out);
-    CH_CUDA_LAUNCHED("fill_rows");
-  }
   size_t bytes[2] = {cuda_operand_bytes(c, batch * in), cuda_operand_bytes(c, (int64_t)in * out)};
   void *part[2];
   const void *xo, *wo;
   CH_CHECK(cuda_scratch_parts(c, 2, bytes, part));
   CH_CHECK(cuda_operand(c, x, batch * in, part[0], &xo));
   CH_CHECK(cuda_operand(c, w, (int64_t)in * out, part[1], &wo));
-  return cuda_gemm(c->blas, cuda_bf16_gemms(c), 0, w_out_in, (int)batch, out, in, 1.0f, xo, in, 0,
-                   wo, w_out_in ? in : out, 0, b ? 1.0f : 0.0f, y, out, 0, 1);
+  return cuda_gemm_bias(c, cuda_bf16_gemms(c), 0, w_out_in, (int)batch, out, in, xo, in, wo,
+                        w_out_in ? in : out, y, out, b);
 }
 
 /* Backward of forward(): dx = dy op(W)^T (if dx), dW += dy^T x or x^T dy, db += sum_rows dy. */
