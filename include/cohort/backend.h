@@ -163,6 +163,12 @@ struct ch_backend {
 /* The CPU backend (kernels/cpu): host memory, OpenBLAS and the vectorised loops. */
 CH_API const ch_backend *ch_backend_cpu(void);
 
+/* Whether `be`'s memory is host memory (the CPU backend): host code may then read and write its
+ * buffers directly; otherwise only through upload/download. */
+static inline int ch_backend_is_host(const ch_backend *be) {
+  return be->ops == ch_backend_cpu()->ops;
+}
+
 /* ---- call-site wrappers: ch_op_<op>(be, ...) == be->ops-><op>(be, ...) ------------------ */
 #define CH_OP_(name, ...) return be->ops->name(be, __VA_ARGS__)
 static inline ch_status ch_op_alloc(const ch_backend *be, size_t bytes, void **out) { CH_OP_(alloc, bytes, out); }

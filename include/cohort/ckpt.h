@@ -176,23 +176,24 @@ CH_API ch_status ch_ckpt_export_safetensors(ch_ckpt_file *f, const char *out, in
                                      int64_t *bytes);
 
 /* Rebuilds the model a checkpoint holds, by one process, from its model attributes (never the
- * stored YAML): *info gets them, *model a
- * model for up to `max_batch` samples (ch_model_destroy), *params its parameters
- * (ch_alloc_aligned; free with ch_free_aligned), every checksum verified. Errors: as
+ * stored YAML): *info gets them, *model a model on backend `be` for up to `max_batch` samples
+ * (ch_model_destroy), *params its parameters in be's memory (free with ch_op_free(be, ...);
+ * on the CPU that is ch_free_aligned), every checksum verified. Errors: as
  * ch_ckpt_open, CH_ERR_FORMAT naming the dataset (missing, wrong shape, checksum mismatch),
  * CH_ERR_FORMAT also for a file without model attributes (format version 1), CH_ERR_CONFIG
  * (a stored model this build cannot make), CH_ERR_NOMEM. */
-CH_API ch_status ch_ckpt_load_model(const char *path, int max_batch, ch_ckpt_model_info *info,
-                             ch_model **model, float **params);
+CH_API ch_status ch_ckpt_load_model(const char *path, const ch_backend *be, int max_batch,
+                                    ch_ckpt_model_info *info, ch_model **model, float **params);
 
 /* Loads a checkpoint for tensor-parallel serving over g: *info gets its model attributes, *model a
- * layout-only model (its spec table: ch_model_destroy), *local and *slices this rank's layout
- * and slices (ch_tp_layout), *params its part of every parameter (ch_free_aligned). Each rank
+ * layout-only model on backend `be` (its spec table: ch_model_destroy), *local and *slices this
+ * rank's layout and slices (ch_tp_layout), *params its part of every parameter in HOST memory
+ * (ch_free_aligned). Each rank
  * reads only its hyperslabs (ch_ckpt_read_slab), whatever world size wrote the file; checksums
  * are verified tensor by tensor, each by one rank. Collective; every rank returns an error when
  * any failed. Errors: as ch_ckpt_load_model, CH_ERR_INVALID (a split this rank count cannot
  * make). */
 typedef struct ch_tp_slice ch_tp_slice;
-CH_API ch_status ch_ckpt_load_tp(const ch_group *g, const char *path, ch_ckpt_model_info *info,
-                          ch_model **model, ch_layout *local, ch_tp_slice **slices,
-                          float **params);
+CH_API ch_status ch_ckpt_load_tp(const ch_group *g, const char *path, const ch_backend *be,
+                                 ch_ckpt_model_info *info, ch_model **model, ch_layout *local,
+                                 ch_tp_slice **slices, float **params);

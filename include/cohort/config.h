@@ -5,6 +5,7 @@
 #include <stdint.h>
 #include "cohort/ckpt.h"
 #include "cohort/data.h"
+#include "cohort/device.h"
 #include "cohort/keys.h"
 #include "cohort/model.h"
 #include "cohort/optim.h"
@@ -16,6 +17,7 @@
  * the training config composes them with the train.* and run.* keys. Field names follow the
  * keys (model.depth is cfg.model.depth) except serve.* (cfg.serve.opts) and serve.after. */
 typedef struct ch_config {
+  ch_device_cfg device; /* device, precision */
   ch_model_cfg model;
   ch_data_cfg data;
   ch_optim_cfg optim;  /* optim.total_steps is not a key: ch_config_optim fills it */

@@ -81,10 +81,12 @@ typedef struct ch_dp_stats {
   size_t bytes_communicated; /* last step, per rank, as a ring sends them */
 } ch_dp_stats;
 
-/* Buffers and an optimizer (oc) for `l` (borrowed, as is g) under pc->strategy. Errors:
+/* Buffers on backend `be` and an optimizer (oc) for `l` under pc->strategy, reduced over `g`,
+ * whose collectives must take be's memory (ch_device_group). be, g and l are borrowed. Errors:
  * CH_ERR_NOMEM, CH_ERR_INVALID. On failure *out still needs ch_dp_destroy. */
-CH_API ch_status ch_dp_create(const ch_parallel_cfg *pc, const ch_optim_cfg *oc, const ch_group *g,
-                       const ch_layout *l, ch_dp **out);
+CH_API ch_status ch_dp_create(const ch_parallel_cfg *pc, const ch_optim_cfg *oc,
+                              const ch_backend *be, const ch_group *g, const ch_layout *l,
+                              ch_dp **out);
 CH_API void ch_dp_destroy(ch_dp *d);
 /* The seeded initial parameters (ch_layout_init_params), each rank writing what it keeps.
  * Collective. */
@@ -110,13 +112,16 @@ CH_API ch_status ch_dp_update(ch_dp *d, double lr);
 /* The hook for ch_model_eval (NULL unless zero3). */
 CH_API const ch_unit_hook *ch_dp_eval_hook(ch_dp *d);
 
-/* What a checkpoint holds of this rank: buffer 0 the parameters, then the optimizer states
- * (ch_optim_state_name), each with its addressing, and the shard it writes and reads. Returns
- * the buffer count (at most 3). */
-CH_API int ch_dp_state_buffers(ch_dp *d, float **data, ch_addr *addr, const ch_shard **own);
-/* After reading a checkpoint into those buffers: makes the replicas whole again. Collective. */
+/* What a checkpoint holds of this rank, in HOST memory: buffer 0 the parameters, then the
+ * optimizer states (ch_optim_state_name), each with its addressing, and the shard it writes and
+ * reads; *nbufs gets the count (at most 3). On a device backend the buffers are host copies
+ * made now (valid until the next call). Errors: CH_ERR_NOMEM, a failed download. */
+CH_API ch_status ch_dp_state_buffers(ch_dp *d, float **data, ch_addr *addr, const ch_shard **own,
+                                     int *nbufs);
+/* After reading a checkpoint into those buffers: makes the replicas whole again (uploading the
+ * host copies first on a device). Collective. */
 CH_API ch_status ch_dp_loaded(ch_dp *d);
-/* The whole parameters into `out` (layout numel floats). Collective under zero3. */
+/* The whole parameters into host `out` (layout numel floats). Collective under zero3. */
 CH_API ch_status ch_dp_full_params(ch_dp *d, float *out);
 
 CH_API ch_dp_stats ch_dp_get_stats(const ch_dp *d);

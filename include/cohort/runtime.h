@@ -17,6 +17,7 @@ typedef struct ch_runtime {
                                * other MPI call */
   int ncores;                 /* cores bound to this rank (callers size BLAS threads by it) */
   char cpuset[128];           /* the bound cores, as a list ("0-3") */
+  int bind_cores;             /* binding was asked for (ch_runtime_opts.bind_cores) */
   char hostname[64];
   const char *launcher;       /* "slurm", "openmpi", "mpich" or "unknown" (information only) */
   int verbose;
@@ -50,7 +51,19 @@ CH_API void ch_runtime_finalize(void);
 /* Ends the whole job: prints "[cohort rR] fatal on rank R (host): <status>: <message>: <error
  * trace>" to stderr, then MPI_Abort. For unrecoverable failures (a collective failed, a rank must
  * not continue alone). */
-CH_API _Noreturn void ch_runtime_fatal(ch_status s, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+#ifdef __cplusplus
+[[noreturn]]
+#else
+_Noreturn
+#endif
+CH_API void ch_runtime_fatal(ch_status s, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+/* Rebinds this rank to the cores nearest the PCI device `pci_bus_id` ("0000:3b:00.0", a GPU):
+ * the local ranks whose devices share a locality split its cores evenly. Collective over the
+ * node's ranks (every local rank calls it, with its own device). A device hwloc does not know
+ * (no PCI information, an emulated GPU) keeps the current binding; so does a run without
+ * binding. Never an error: a failed bind is a warning. */
+CH_API void ch_runtime_bind_near(const char *pci_bus_id);
 
 /* Seconds on a monotonic clock. */
 CH_API double ch_time(void);

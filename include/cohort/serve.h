@@ -6,6 +6,7 @@
 #include <stdint.h>
 #include "cohort/comm.h"
 #include "cohort/ckpt.h"
+#include "cohort/device.h"
 #include "cohort/status.h"
 
 /* The serve.* keys of the training config and the `cohort serve` flags are the same key rows
@@ -33,6 +34,8 @@ typedef struct ch_serve_opts {
   char data_path[CH_PATH_MAX]; /* GPT tokenizer source; "" = the model's (ch_ckpt_model_info) */
   char model_repository[CH_PATH_MAX]; /* the directory tree repository loads may read from;
                                          "" = the served checkpoint's directory */
+  ch_device_cfg device;       /* where each rank computes its slice (the `device` and `precision`
+                                 keys; cohort serve --device/--precision) */
 } ch_serve_opts;
 
 /* Defaults: 127.0.0.1:8000, batch 8, delay 2000 us, queue 256, timeout 60 s, body 16 MiB,

@@ -18,8 +18,8 @@ static const ch_ckpt_tensor *find(const ch_ckpt_file *f, const char *name) {
 
 /* The model (for max_batch samples; 0: layout only) that the open checkpoint `f` holds, from its
  * model attributes: the stored YAML is for users and is never parsed. */
-static ch_status build_model(const ch_ckpt_file *f, int max_batch, ch_ckpt_model_info *info,
-                             ch_model **m) {
+static ch_status build_model(const ch_ckpt_file *f, const ch_backend *be, int max_batch,
+                             ch_ckpt_model_info *info, ch_model **m) {
   if (!f->meta.has_model)
     return CH_FAIL(CH_ERR_FORMAT, "%s: format version %d has no model attributes (model_type, "
                    "data_features, ...): only checkpoints of format version %d or later can be "
@@ -28,17 +28,17 @@ static ch_status build_model(const ch_ckpt_file *f, int max_batch, ch_ckpt_model
     CH_WARN("%s: format version %d: its root attributes are not covered by a checksum and "
             "cannot be verified", f->path, f->format_version);
   *info = f->meta.model;
-  return ch_model_create(ch_backend_cpu(), &info->model, info->features, info->classes, max_batch, m);
+  return ch_model_create(be, &info->model, info->features, info->classes, max_batch, m);
 }
 
-ch_status ch_ckpt_load_model(const char *path, int max_batch, ch_ckpt_model_info *info,
-                             ch_model **model, float **params) {
+ch_status ch_ckpt_load_model(const char *path, const ch_backend *be, int max_batch,
+                             ch_ckpt_model_info *info, ch_model **model, float **params) {
   ch_ckpt_file f;
   CH_CHECK(ch_ckpt_open(path, &f));
   ch_status st = CH_OK;
   ch_model *m = NULL;
   float *p = NULL;
-  CH_CHECK_GOTO(build_model(&f, max_batch, info, &m), st, done);
+  CH_CHECK_GOTO(build_model(&f, be, max_batch, info, &m), st, done);
   const ch_layout *l = ch_model_layout(m);
   p = ch_alloc_aligned(l->numel * sizeof(float));
   if (!p) {
@@ -63,9 +63,19 @@ ch_status ch_ckpt_load_model(const char *path, int max_batch, ch_ckpt_model_info
   }
 done:
   ch_ckpt_close(&f);
+  if (st == CH_OK && !ch_backend_is_host(be)) { /* read on the host, then to the device */
+    size_t bytes = ch_model_layout(m)->numel * sizeof(float);
+    void *d = NULL;
+    st = ch_op_alloc(be, bytes, &d);
+    if (st == CH_OK) st = ch_op_upload(be, d, p, bytes);
+    ch_free_aligned(p);
+    p = NULL;
+    if (st == CH_OK) p = d;
+    else ch_op_free(be, d);
+  }
   if (st != CH_OK) {
     ch_model_destroy(m);
-    ch_free_aligned(p);
+    ch_free_aligned(p); /* host memory here, or NULL */
     return st;
   }
   *model = m;
@@ -96,7 +106,8 @@ static ch_status read_slices(ch_ckpt_file *f, const ch_layout *full, const ch_la
   return CH_OK;
 }
 
-ch_status ch_ckpt_load_tp(const ch_group *g, const char *path, ch_ckpt_model_info *info,
+ch_status ch_ckpt_load_tp(const ch_group *g, const char *path, const ch_backend *be,
+                          ch_ckpt_model_info *info,
                           ch_model **model, ch_layout *local, ch_tp_slice **slices,
                           float **params) {
   ch_ckpt_file f;
@@ -107,7 +118,7 @@ ch_status ch_ckpt_load_tp(const ch_group *g, const char *path, ch_ckpt_model_inf
   int opened = 0;
   ch_status st = ch_ckpt_open(path, &f);
   opened = st == CH_OK;
-  if (st == CH_OK) st = build_model(&f, 0, info, &m);
+  if (st == CH_OK) st = build_model(&f, be, 0, info, &m);
   if (st == CH_OK) st = ch_tp_layout(ch_model_layout(m), g->size, g->rank, local, &sl);
   if (st == CH_OK && !(p = ch_alloc_aligned(sizeof(float) * (local->numel + 1))))
     st = CH_FAIL(CH_ERR_NOMEM, "tensor-parallel parameters (%zu floats)", local->numel);

@@ -19,6 +19,7 @@ static void usage(FILE *out) {
   fprintf(out,
           "usage: cohort generate CHECKPOINT --prompt TEXT [--max-tokens N] [--temperature T]\n"
           "                       [--top-k K] [--top-p P] [--seed S] [--data DATA.h5] [--no-cache]\n"
+          "                       [--device cpu|cuda] [--precision fp32|bf16]\n"
           "\n"
           "CHECKPOINT is a GPT checkpoint file or a checkpoint directory (its `latest`). The\n"
           "tokenizer is the one stored in the training data (the checkpoint's data.path, or\n"
@@ -28,6 +29,7 @@ static void usage(FILE *out) {
 }
 
 typedef struct gen_opts {
+  ch_config cfg; /* its device and precision keys (--device, --precision) */
   const char *ckpt, *prompt, *data;
   int max_tokens, no_cache;
   ch_sampling sampling;
@@ -36,6 +38,7 @@ typedef struct gen_opts {
 
 static int parse(int argc, char **argv, gen_opts *o) {
   *o = (gen_opts){.max_tokens = 64, .sampling = {1.0f, 0, 1.0f}};
+  ch_config_defaults(&o->cfg);
   for (int i = 1; i < argc; i++) {
     const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
     char *end = NULL;
@@ -63,7 +66,12 @@ static int parse(int argc, char **argv, gen_opts *o) {
     else if (!strcmp(a, "--top-k")) o->sampling.top_k = (int)strtol(v, &end, 10);
     else if (!strcmp(a, "--top-p")) o->sampling.top_p = strtof(v, &end);
     else if (!strcmp(a, "--seed")) o->seed = strtoull(v, &end, 10);
-    else {
+    else if (!strcmp(a, "--device") || !strcmp(a, "--precision")) {
+      if (ch_config_set_serve_flag(&o->cfg, a, v) != CH_OK) {
+        fprintf(stderr, "cohort generate: %s\n", ch_error_message());
+        return 2;
+      }
+    } else {
       fprintf(stderr, "cohort generate: unknown option '%s'\n", a);
       return 2;
     }
@@ -129,11 +137,15 @@ int cli_generate(int argc, char **argv) {
   ch_ckpt_model_info info;
   ch_model *m = NULL;
   float *params = NULL;
+  ch_device *dev = NULL;
+  const ch_backend *be = NULL;
   ch_tokenizer *tok = NULL;
   int32_t *prompt = NULL, *seq = NULL;
   char *text = NULL;
   rc = 1;
-  if (ch_ckpt_load_model(path, 1, &info, &m, &params) != CH_OK) goto fail;
+  if (ch_device_open(&o.cfg.device, &dev) != CH_OK) goto fail;
+  be = ch_device_backend(dev);
+  if (ch_ckpt_load_model(path, be, 1, &info, &m, &params) != CH_OK) goto fail;
   if (info.model.type != CH_MODEL_GPT) {
     fprintf(stderr, "cohort generate: %s holds a '%s' model, not a GPT\n", path, ch_model_name(m));
     goto out;
@@ -184,6 +196,7 @@ out:
   free(prompt);
   ch_tokenizer_destroy(tok);
   ch_model_destroy(m);
-  ch_free_aligned(params);
+  if (params) ch_op_free(be, params);
+  ch_device_close(dev);
   return rc;
 }

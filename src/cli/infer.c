@@ -16,12 +16,13 @@ enum { CHUNK = 256 };
 
 static void usage(FILE *out) {
   fprintf(out, "usage: [mpirun -n N] cohort infer CHECKPOINT IN.h5 OUT.h5 [--split val|train]\n"
+               "                                  [--device cpu|cuda] [--precision fp32|bf16]\n"
                "  predictions of a classifier for every row of the split (default val):\n"
                "  OUT.h5 /logits float32 [rows, classes], /label int32 [rows]\n");
 }
 
-static ch_status run(const ch_group *g, const char *ckpt, const char *in, const char *split,
-                     const char *out, int64_t *rows) {
+static ch_status run(const ch_group *g, const ch_backend *be, const char *ckpt, const char *in,
+                     const char *split, const char *out, int64_t *rows) {
   char path[CH_PATH_MAX];
   CH_CHECK(ch_ckpt_resolve(ckpt, path, sizeof path));
   ch_ckpt_model_info info;
@@ -30,7 +31,7 @@ static ch_status run(const ch_group *g, const char *ckpt, const char *in, const 
   int32_t *labels = NULL, *y = NULL;
   int64_t *idx = NULL;
   ch_dataset *ds = NULL;
-  ch_status st = ch_ckpt_load_model(path, CHUNK, &info, &m, &params);
+  ch_status st = ch_ckpt_load_model(path, be, CHUNK, &info, &m, &params);
   /* Agree before the collective open, so that a bad checkpoint stops every rank alike. */
   int bad = st != CH_OK;
   ch_status cs = ch_comm_allreduce(g, &bad, 1, CH_I32, CH_MAX, NULL);
@@ -72,9 +73,10 @@ static ch_status run(const ch_group *g, const char *ckpt, const char *in, const 
     if (n == 0) continue;
     const float *out_rows;
     CH_CHECK_GOTO(ch_model_forward(m, params, x, NULL, (int)n, &out_rows), st, done);
-    memcpy(logits + lo * C, out_rows, sizeof(float) * (size_t)(n * C));
+    CH_CHECK_GOTO(ch_op_download(be, logits + lo * C, out_rows, sizeof(float) * (size_t)(n * C)),
+                  st, done);
     for (int64_t i = 0; i < n; i++) {
-      const float *r = out_rows + i * C;
+      const float *r = logits + (lo + i) * C;
       int32_t best = 0;
       for (int64_t c = 1; c < C; c++)
         if (r[c] > r[best]) best = (int32_t)c;
@@ -89,7 +91,7 @@ static ch_status run(const ch_group *g, const char *ckpt, const char *in, const 
 done:
   if (ds) ch_dataset_close(ds);
   free(x), free(y), free(idx), free(logits), free(labels);
-  ch_free_aligned(params);
+  if (params) ch_op_free(be, params);
   ch_model_destroy(m);
   return st;
 }
@@ -97,13 +99,21 @@ done:
 int cli_infer(int argc, char **argv) {
   const char *pos[3] = {NULL, NULL, NULL}, *split = "val";
   int npos = 0;
+  ch_config cfg; /* its device and precision keys */
+  ch_config_defaults(&cfg);
   for (int i = 1; i < argc; i++) {
     if (!strcmp(argv[i], "-h") || !strcmp(argv[i], "--help")) {
       usage(stdout);
       return 0;
     }
     if (!strcmp(argv[i], "--split") && i + 1 < argc) split = argv[++i];
-    else if (argv[i][0] != '-' && npos < 3) pos[npos++] = argv[i];
+    else if ((!strcmp(argv[i], "--device") || !strcmp(argv[i], "--precision")) && i + 1 < argc) {
+      if (ch_config_set_serve_flag(&cfg, argv[i], argv[i + 1]) != CH_OK) {
+        fprintf(stderr, "cohort infer: %s\n", ch_error_message());
+        return 2;
+      }
+      i++;
+    } else if (argv[i][0] != '-' && npos < 3) pos[npos++] = argv[i];
     else {
       fprintf(stderr, "cohort infer: unexpected argument '%s'\n", argv[i]);
       usage(stderr);
@@ -119,7 +129,16 @@ int cli_infer(int argc, char **argv) {
   if (!rt) return 1;
   int64_t rows = 0;
   double t0 = ch_time();
-  ch_status st = run(&world, pos[0], pos[1], split, pos[2], &rows);
+  ch_device *dev = NULL;
+  ch_status st = ch_device_open(&cfg.device, &dev);
+  /* Agreed, so that a rank without a device stops every rank alike. */
+  int bad = st != CH_OK;
+  if (ch_comm_allreduce(&world, &bad, 1, CH_I32, CH_MAX, NULL) == CH_OK && bad && st == CH_OK)
+    st = CH_FAIL(CH_ERR_UNSUPPORTED, "another rank could not open device %s",
+                 ch_device_describe(dev));
+  if (st == CH_OK)
+    st = run(&world, ch_device_backend(dev), pos[0], pos[1], split, pos[2], &rows);
+  ch_device_close(dev);
   int rc = 0;
   if (st != CH_OK) { /* every failure is agreed: rank 0 reports it */
     if (rt->world_rank == 0) fprintf(stderr, "cohort infer: %s\n", ch_error_message());

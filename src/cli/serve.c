@@ -34,6 +34,9 @@ static void usage(FILE *out) {
           "                            the served checkpoint's directory)\n"
           "  --watchdog-timeout S      seconds a rank may wait in one collective before the job\n"
           "                            is aborted naming the hung rank (300; 0 = off)\n"
+          "  --device cpu|cuda         where each rank computes its slice (cpu; cuda: the GPU\n"
+          "                            of its local rank)\n"
+          "  --precision fp32|bf16     GEMM arithmetic on cuda (fp32)\n"
           "  --data DATA.h5            GPT tokenizer source (default: the config's data.path)\n"
           "  --port-file FILE          write the bound port to FILE\n"
           "SIGTERM to any rank: stop accepting (503), finish accepted requests, exit 0.\n");
@@ -95,6 +98,7 @@ int cli_serve(int argc, char **argv) {
   ch_group world;
   ch_runtime *rt = cli_start(&argc, &argv, 0, &world);
   if (!rt) return 1;
+  cfg.serve.opts.device = cfg.device; /* --device / --precision */
   ch_status st = ch_serve_checkpoint(&world, ckpt, &cfg.serve.opts);
   /* Loading and startup failures are agreed: every rank gets here with the same outcome. */
   if (st != CH_OK && rt->world_rank == 0) fprintf(stderr, "cohort serve: %s\n", ch_error_message());

@@ -95,6 +95,7 @@ int cli_train(int argc, char **argv) {
    * tensor-parallel slices (no file round trip), unless a signal preempted the run. */
   if (cfg.serve.after && !res.preempted) {
     ch_ckpt_cfg cc = ch_config_ckpt(&cfg);
+    cfg.serve.opts.device = cfg.device; /* serving computes where training did */
     st = ch_serve_params(&world, &res.model, res.params, res.step, cc.dir, &cfg.serve.opts);
     if (st != CH_OK) ch_runtime_fatal(st, "serving failed");
   }

@@ -21,6 +21,7 @@
 #include "parallel/zero.h"
 
 struct ch_dp {
+  const ch_backend *be;  /* where params, grads and optimizer state live */
   const ch_group *g;
   const ch_layout *l;
   int strategy;
@@ -32,34 +33,38 @@ struct ch_dp {
   ch_ddp *ddp;
   ch_dp_stats stats;     /* ddp */
   ch_dp_memory mem;
+  float *mirror[3];      /* device backends: host copies of the checkpointed state */
 };
 
 static int is_zero(const ch_dp *d) { return d->z != NULL; }
 
-ch_status ch_dp_create(const ch_parallel_cfg *pc, const ch_optim_cfg *oc, const ch_group *g,
-                       const ch_layout *l, ch_dp **out) {
+ch_status ch_dp_create(const ch_parallel_cfg *pc, const ch_optim_cfg *oc, const ch_backend *be,
+                       const ch_group *g, const ch_layout *l, ch_dp **out) {
   ch_dp *d = calloc(1, sizeof *d);
   if (!d) return CH_FAIL(CH_ERR_NOMEM, "data-parallel strategy");
   *out = d;
+  d->be = be;
   d->g = g;
   d->l = l;
   d->strategy = pc->strategy;
   int zero = d->strategy != CH_STRATEGY_DDP;
   CH_CHECK(ch_shard_create(l, zero ? g->size : 1, zero ? g->rank : 0, zero, &d->own));
   CH_CHECK(ch_shard_create(l, g->size, g->rank, zero, &d->ckpt));
-  CH_CHECK(ch_optim_create(ch_backend_cpu(), oc, l, &d->own, &d->optim)); /* host buffers */
+  CH_CHECK(ch_optim_create(be, oc, l, &d->own, &d->optim));
   size_t f = sizeof(float), n = d->own.numel;
   d->mem.params = (d->strategy == CH_STRATEGY_ZERO3 ? n : l->numel) * f;
   d->mem.grads = (d->strategy >= CH_STRATEGY_ZERO2 ? n : l->numel) * f;
   d->mem.optim = (size_t)ch_optim_nstates(d->optim) * n * f;
   if (zero)
-    return zero_create(g, l, &d->own, d->strategy, pc->reshard_after_forward, pc->prefetch, &d->z);
+    return zero_create(be, g, l, &d->own, d->strategy, pc->reshard_after_forward, pc->prefetch,
+                       &d->z);
   size_t bytes = l->numel * f;
-  d->params = ch_alloc_aligned(bytes);
-  d->grads = ch_alloc_aligned(bytes);
-  if (!d->params || !d->grads)
-    return CH_FAIL(CH_ERR_NOMEM, "ddp buffers for %zu parameters", l->numel);
-  memset(d->grads, 0, bytes);
+  void *p = NULL, *gr = NULL;
+  CH_CHECK(ch_op_alloc(be, bytes, &p));
+  d->params = p;
+  CH_CHECK(ch_op_alloc(be, bytes, &gr));
+  d->grads = gr;
+  CH_CHECK(ch_op_memset(be, d->grads, 0, bytes));
   return ch_ddp_create(g, l, d->grads, pc->bucket_mb, pc->first_bucket_mb, pc->overlap, &d->ddp);
 }
 
@@ -68,23 +73,31 @@ void ch_dp_destroy(ch_dp *d) {
   zero_destroy(d->z);
   ch_ddp_destroy(d->ddp);
   ch_optim_destroy(d->optim);
-  ch_free_aligned(d->params);
-  ch_free_aligned(d->grads);
+  ch_op_free(d->be, d->params);
+  ch_op_free(d->be, d->grads);
+  for (int b = 0; b < 3; b++) free(d->mirror[b]);
   ch_shard_destroy(&d->own);
   ch_shard_destroy(&d->ckpt);
   free(d);
 }
 
 ch_status ch_dp_init_params(ch_dp *d, uint64_t seed) {
-  if (is_zero(d) && zero_shard_params(d->z)) { /* zero3: each rank writes what it keeps */
-    zero_init_params(d->z, seed);
-    return CH_OK;
+  if (is_zero(d)) {
+    CH_CHECK(zero_init_params(d->z, seed)); /* each rank writes what it keeps */
+    if (zero_shard_params(d->z)) return CH_OK;
+  } else if (ch_backend_is_host(d->be)) {
+    ch_layout_init_params(d->l, d->params, seed);
+  } else {
+    float *h = malloc(d->l->numel * sizeof(float) + 1);
+    if (!h) return CH_FAIL(CH_ERR_NOMEM, "initial parameters (%zu floats)", d->l->numel);
+    ch_layout_init_params(d->l, h, seed);
+    ch_status st = ch_op_upload(d->be, d->params, h, d->l->numel * sizeof(float));
+    free(h);
+    CH_CHECK(st);
   }
-  float *p = ch_dp_params(d);
-  ch_layout_init_params(d->l, p, seed);
   /* Init is a pure function of the seed, so replicas agree already; the broadcast makes that
    * an invariant rather than an assumption (as torch DDP does at construction). */
-  return ch_comm_broadcast(d->g, p, d->l->numel, CH_F32, 0, NULL);
+  return ch_comm_broadcast(d->g, ch_dp_params(d), d->l->numel, CH_F32, 0, NULL);
 }
 
 float *ch_dp_params(ch_dp *d) { return is_zero(d) ? zero_params(d->z) : d->params; }
@@ -97,7 +110,7 @@ ch_status ch_dp_begin_micro(ch_dp *d, int micro, int nmicro, const ch_unit_hook 
   if (is_zero(d)) return zero_begin_micro(d->z, first, last, hook);
   if (first) {
     d->stats = (ch_dp_stats){0, 0, 0};
-    memset(d->grads, 0, d->l->numel * sizeof(float));
+    CH_CHECK(ch_op_memset(d->be, d->grads, 0, d->l->numel * sizeof(float)));
   }
   *hook = last ? ch_ddp_hook(d->ddp) : NULL; /* accumulation needs no communication */
   return CH_OK;
@@ -136,37 +149,57 @@ ch_status ch_dp_update(ch_dp *d, double lr) {
 
 const ch_unit_hook *ch_dp_eval_hook(ch_dp *d) { return is_zero(d) ? zero_eval_hook(d->z) : NULL; }
 
-int ch_dp_state_buffers(ch_dp *d, float **data, ch_addr *addr, const ch_shard **own) {
+/* The checkpointed buffers where they live (backend memory) and each one's element count. */
+static int state_buffers(ch_dp *d, float **data, ch_addr *addr, size_t *count) {
   int n = 0;
   float *shard = is_zero(d) ? zero_shard_params(d->z) : NULL;
   data[n] = shard ? shard : ch_dp_params(d);
+  count[n] = shard ? d->own.numel : d->l->numel;
   addr[n++] = shard ? CH_ADDR_PACKED : CH_ADDR_FLAT;
   /* DDP's optimizer state covers the whole layout, so packed is flat there. */
   for (int i = 0; i < ch_optim_nstates(d->optim); i++) {
     data[n] = ch_optim_state(d->optim, i);
+    count[n] = d->own.numel;
     addr[n++] = is_zero(d) ? CH_ADDR_PACKED : CH_ADDR_FLAT;
   }
-  *own = &d->ckpt;
   return n;
 }
 
+ch_status ch_dp_state_buffers(ch_dp *d, float **data, ch_addr *addr, const ch_shard **own,
+                              int *nbufs) {
+  size_t count[3];
+  int n = state_buffers(d, data, addr, count);
+  *own = &d->ckpt;
+  *nbufs = n;
+  if (ch_backend_is_host(d->be)) return CH_OK;
+  for (int b = 0; b < n; b++) { /* a device's state, copied to the host */
+    if (!d->mirror[b] && !(d->mirror[b] = malloc(count[b] * sizeof(float) + 1)))
+      return CH_FAIL(CH_ERR_NOMEM, "host copy of the checkpoint state (%zu floats)", count[b]);
+    CH_CHECK(ch_op_download(d->be, d->mirror[b], data[b], count[b] * sizeof(float)));
+    data[b] = d->mirror[b];
+  }
+  return CH_OK;
+}
+
 ch_status ch_dp_loaded(ch_dp *d) {
-  if (is_zero(d)) return zero_publish(d->z);
-  /* DDP: each rank read its slice of everything; allgather makes the replicas whole. */
   float *data[3];
   ch_addr addr[3];
-  const ch_shard *own;
-  int n = ch_dp_state_buffers(d, data, addr, &own);
+  size_t count[3];
+  int n = state_buffers(d, data, addr, count);
+  if (!ch_backend_is_host(d->be)) /* what was read went into the host copies */
+    for (int b = 0; b < n; b++)
+      CH_CHECK(ch_op_upload(d->be, data[b], d->mirror[b], count[b] * sizeof(float)));
+  if (is_zero(d)) return zero_publish(d->z);
+  /* DDP: each rank read its slice of everything; allgather makes the replicas whole. */
   for (int b = 0; b < n; b++)
-    CH_CHECK(ch_comm_allgather(d->g, data[b] + own->segs[0].offset, data[b], d->l->numel, CH_F32,
-                               NULL));
+    CH_CHECK(ch_comm_allgather(d->g, data[b] + d->ckpt.segs[0].offset, data[b], d->l->numel,
+                               CH_F32, NULL));
   return CH_OK;
 }
 
 ch_status ch_dp_full_params(ch_dp *d, float *out) {
   if (is_zero(d)) return zero_full_params(d->z, out);
-  memcpy(out, d->params, d->l->numel * sizeof(float));
-  return CH_OK;
+  return ch_op_download(d->be, out, d->params, d->l->numel * sizeof(float));
 }
 
 ch_dp_stats ch_dp_get_stats(const ch_dp *d) {

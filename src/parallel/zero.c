@@ -19,6 +19,8 @@
 enum { ABSENT = 0, GATHERING, RESIDENT }; /* a zero3 unit's parameters */
 
 struct zero {
+  const ch_backend *be;  /* where every buffer lives */
+  int host;              /* be's memory is host memory: transient views are mappings */
   const ch_group *g;
   const ch_layout *l;
   const ch_shard *own;   /* this rank's part of every unit (borrowed) */
@@ -26,6 +28,9 @@ struct zero {
   float *params, *grads; /* whole-layout views */
   size_t map_bytes;      /* size of each mapped (transient) view */
   void *params_base, *grads_base; /* what mmap returned (the views are aligned inside) */
+  /* Transient views: units live only while used (zero3 parameters, zero2/3 gradients). On the
+   * host they are mappings whose pages are returned when a unit drops; on a device, whole
+   * allocations whose dropped units are zeroed (the memory is not returned: docs/cuda.md). */
   int params_mapped, grads_mapped;
   float *shard_params;   /* zero3: the parameters at rest (packed) */
   float *shard_grads;    /* reduced gradient shard (packed) */
@@ -60,9 +65,11 @@ static float *map_view(size_t bytes, int huge, void **base) {
 }
 
 /* Gives unit u's pages of a mapped view back to the kernel; its elements read as zero after.
- * Pages shared with a neighbouring unit stay: their part of u is zeroed by hand. */
-static void drop_unit(const zero *d, float *view, int u) {
+ * Pages shared with a neighbouring unit stay: their part of u is zeroed by hand. On a device the
+ * unit is zeroed. */
+static ch_status drop_unit(const zero *d, float *view, int u) {
   const ch_unit *un = &d->l->units[u];
+  if (!d->host) return ch_op_memset(d->be, view + un->offset, 0, un->numel * sizeof(float));
   size_t page = (size_t)sysconf(_SC_PAGESIZE);
   uintptr_t lo = (uintptr_t)(view + un->offset), hi = (uintptr_t)(view + un->offset + un->numel);
   uintptr_t a = (lo + page - 1) / page * page, b = hi / page * page;
@@ -73,6 +80,7 @@ static void drop_unit(const zero *d, float *view, int u) {
   } else {
     memset((void *)lo, 0, hi - lo);
   }
+  return CH_OK;
 }
 
 /* Bytes of a mapped view resident now. */
@@ -85,7 +93,7 @@ static size_t resident(zero *d, const float *view) {
 
 /* Updates the peak of transient memory (first steps only: every step repeats the pattern). */
 static void sample_memory(zero *d) {
-  if (!d->measuring) return;
+  if (!d->measuring || !d->host) return;
   size_t b = (d->params_mapped ? resident(d, d->params) : 0) +
              (d->grads_mapped ? resident(d, d->grads) : 0) +
              (d->rs_tmp ? d->own->numel * sizeof(float) : 0) +
@@ -126,7 +134,7 @@ static ch_status on_release(void *ctx, int u, int last) {
   if (d->strategy != CH_STRATEGY_ZERO3) return CH_OK;
   if (last) sample_memory(d);
   if (last || d->reshard || !d->training) {
-    drop_unit(d, d->params, u);
+    CH_CHECK(drop_unit(d, d->params, u));
     d->state[u] = ABSENT;
   }
   return CH_OK;
@@ -136,15 +144,14 @@ static ch_status on_release(void *ctx, int u, int last) {
 
 /* A unit's reduce-scatter has completed: accumulate it, then drop the unit's whole gradient
  * (zero2/3). */
-static void rs_done(zero *d, int u) {
+static ch_status rs_done(zero *d, int u) {
   const ch_segment *s = seg(d, u);
   if (d->rs_tmp_used[u]) {
     float *acc = d->shard_grads + s->local;
-    const float *x = d->rs_tmp + s->local;
-    for (size_t i = 0; i < s->numel; i++) acc[i] += x[i];
+    CH_CHECK(ch_op_add(d->be, acc, acc, d->rs_tmp + s->local, (int64_t)s->numel));
     d->rs_tmp_used[u] = 0;
   }
-  if (d->grads_mapped) drop_unit(d, d->grads, u);
+  return d->grads_mapped ? drop_unit(d, d->grads, u) : CH_OK;
 }
 
 /* Drives progress on running reduce-scatters and finishes those that completed. */
@@ -153,7 +160,7 @@ static ch_status poll_rs(zero *d) {
     if (!d->rs[u].active) continue;
     int done;
     CH_CHECK(ch_comm_test(&d->rs[u], &done));
-    if (done) rs_done(d, u);
+    if (done) CH_CHECK(rs_done(d, u));
   }
   return CH_OK;
 }
@@ -167,8 +174,9 @@ static ch_status on_grad_ready(void *ctx, int u) {
   const ch_segment *s = seg(d, u);
   int into_tmp = !d->micro_first && d->strategy != CH_STRATEGY_ZERO1;
   if (into_tmp && !d->rs_tmp) {
-    d->rs_tmp = ch_alloc_aligned((d->own->numel ? d->own->numel : 1) * sizeof(float));
-    if (!d->rs_tmp) return CH_FAIL(CH_ERR_NOMEM, "reduce-scatter accumulation buffer");
+    void *p;
+    CH_CHECK(ch_op_alloc(d->be, d->own->numel * sizeof(float), &p));
+    d->rs_tmp = p;
   }
   /* At most two units' whole gradients wait for their reduce-scatter (a bound on transient
    * memory; overlap needs no more): finish the oldest, which is the highest unit. */
@@ -180,7 +188,7 @@ static ch_status on_grad_ready(void *ctx, int u) {
     if (active >= 2) {
       double w = ch_time();
       CH_CHECK(ch_comm_wait(&d->rs[oldest]));
-      rs_done(d, oldest);
+      CH_CHECK(rs_done(d, oldest));
       w = ch_time() - w;
       d->stats.exposed_seconds += w; /* blocked: not part of the launch cost */
       t0 += w;
@@ -202,33 +210,40 @@ static ch_status finish_rs(zero *d) {
   for (int u = 0; u < d->l->nunits; u++)
     if (d->rs[u].active) {
       CH_CHECK(ch_comm_wait(&d->rs[u]));
-      rs_done(d, u);
+      CH_CHECK(rs_done(d, u));
     }
   return CH_OK;
 }
 
 /* ---- The object ------------------------------------------------------------------------- */
 
-ch_status zero_create(const ch_group *g, const ch_layout *l, const ch_shard *own, int strategy,
-                      int reshard_after_forward, int prefetch, zero **out) {
+/* Backend memory for a buffer of `bytes`: NULL on failure (the caller reports it). */
+static float *alloc(const zero *z, size_t bytes) {
+  void *p = NULL;
+  return ch_op_alloc(z->be, bytes, &p) == CH_OK ? p : NULL;
+}
+
+ch_status zero_create(const ch_backend *be, const ch_group *g, const ch_layout *l,
+                      const ch_shard *own, int strategy, int reshard_after_forward, int prefetch,
+                      zero **out) {
   zero *z = calloc(1, sizeof *z);
   if (!z) return CH_FAIL(CH_ERR_NOMEM, "ZeRO state");
   *out = z;
-  *z = (zero){.g = g, .l = l, .own = own, .strategy = strategy,
-              .reshard = reshard_after_forward, .prefetch = prefetch};
+  *z = (zero){.be = be, .host = ch_backend_is_host(be), .g = g, .l = l, .own = own,
+              .strategy = strategy, .reshard = reshard_after_forward, .prefetch = prefetch};
   int U = l->nunits;
   size_t bytes = l->numel * sizeof(float), page = (size_t)sysconf(_SC_PAGESIZE);
   z->map_bytes = (bytes + CH_HUGE - 1) / CH_HUGE * CH_HUGE;
   z->params_mapped = strategy == CH_STRATEGY_ZERO3;
   z->grads_mapped = strategy == CH_STRATEGY_ZERO2 || strategy == CH_STRATEGY_ZERO3;
   int huge = dp_view_granule(l) == CH_HUGE;
-  z->params = z->params_mapped ? map_view(z->map_bytes, huge, &z->params_base)
-                                : ch_alloc_aligned(bytes);
-  z->grads = z->grads_mapped ? map_view(z->map_bytes, huge, &z->grads_base)
-                              : ch_alloc_aligned(bytes);
-  size_t sb = (own->numel ? own->numel : 1) * sizeof(float);
-  z->shard_grads = ch_alloc_aligned(sb);
-  if (z->params_mapped) z->shard_params = ch_alloc_aligned(sb);
+  z->params = z->params_mapped && z->host ? map_view(z->map_bytes, huge, &z->params_base)
+                                          : alloc(z, bytes);
+  z->grads = z->grads_mapped && z->host ? map_view(z->map_bytes, huge, &z->grads_base)
+                                        : alloc(z, bytes);
+  size_t sb = own->numel * sizeof(float);
+  z->shard_grads = alloc(z, sb);
+  if (z->params_mapped) z->shard_params = alloc(z, sb);
   z->rs = calloc((size_t)U, sizeof *z->rs);
   z->ag = calloc((size_t)U, sizeof *z->ag);
   z->rs_tmp_used = calloc((size_t)U, sizeof *z->rs_tmp_used);
@@ -240,24 +255,33 @@ ch_status zero_create(const ch_group *g, const ch_layout *l, const ch_shard *own
       !z->rs || !z->ag || !z->rs_tmp_used || !z->state || !z->order || !z->rec || !z->pages)
     return CH_FAIL(CH_ERR_NOMEM, "%s buffers for %zu parameters", ch_strategy_name(strategy),
                    l->numel);
-  if (!z->grads_mapped) memset(z->grads, 0, bytes);
+  /* Mapped views read as zeros; everything else starts zeroed too (units enter as zeros). */
+  if (!z->grads_mapped || !z->host) CH_CHECK(ch_op_memset(be, z->grads, 0, bytes));
+  if (z->params_mapped && !z->host) CH_CHECK(ch_op_memset(be, z->params, 0, bytes));
   for (int u = 0; u < U; u++) z->state[u] = z->params_mapped ? ABSENT : RESIDENT;
   z->hook = (ch_unit_hook){z->params_mapped ? on_fetch : NULL, on_release, on_grad_ready, z};
   z->measuring = 2;
   return CH_OK;
 }
 
+/* Frees a whole-layout view: a mapping, or backend memory. */
+static void free_view(zero *z, float *view, int mapped, void *base) {
+  if (mapped && z->host) {
+    if (view) munmap(base, z->map_bytes + CH_HUGE);
+  } else {
+    ch_op_free(z->be, view);
+  }
+}
+
 void zero_destroy(zero *z) {
   if (!z) return;
   for (int u = 0; z->rs && u < z->l->nunits; u++) ch_comm_wait(&z->rs[u]);
   for (int u = 0; z->ag && u < z->l->nunits; u++) ch_comm_wait(&z->ag[u]);
-  if (z->params_mapped && z->params) munmap(z->params_base, z->map_bytes + CH_HUGE);
-  else if (!z->params_mapped) ch_free_aligned(z->params);
-  if (z->grads_mapped && z->grads) munmap(z->grads_base, z->map_bytes + CH_HUGE);
-  else if (!z->grads_mapped) ch_free_aligned(z->grads);
-  ch_free_aligned(z->shard_params);
-  ch_free_aligned(z->shard_grads);
-  ch_free_aligned(z->rs_tmp);
+  free_view(z, z->params, z->params_mapped, z->params_base);
+  free_view(z, z->grads, z->grads_mapped, z->grads_base);
+  ch_op_free(z->be, z->shard_params);
+  ch_op_free(z->be, z->shard_grads);
+  ch_op_free(z->be, z->rs_tmp);
   free(z->rs);
   free(z->ag);
   free(z->rs_tmp_used);
@@ -273,9 +297,16 @@ float *zero_grads(zero *z) { return z->grads; }
 float *zero_shard_grads(zero *z) { return z->shard_grads; }
 float *zero_shard_params(zero *z) { return z->shard_params; }
 
-void zero_init_params(zero *z, uint64_t seed) {
-  if (z->params_mapped) ch_layout_init_shard(z->l, z->own, CH_ADDR_PACKED, z->shard_params, seed);
-  else ch_layout_init_params(z->l, z->params, seed);
+ch_status zero_init_params(zero *z, uint64_t seed) {
+  size_t n = z->params_mapped ? z->own->numel : z->l->numel;
+  float *dst = z->params_mapped ? z->shard_params : z->params;
+  float *h = z->host ? dst : malloc((n ? n : 1) * sizeof(float));
+  if (!h) return CH_FAIL(CH_ERR_NOMEM, "initial parameters (%zu floats)", n);
+  if (z->params_mapped) ch_layout_init_shard(z->l, z->own, CH_ADDR_PACKED, h, seed);
+  else ch_layout_init_params(z->l, h, seed);
+  ch_status st = z->host ? CH_OK : ch_op_upload(z->be, dst, h, n * sizeof(float));
+  if (h != dst) free(h);
+  return st;
 }
 
 ch_status zero_begin_micro(zero *z, int first, int last, const ch_unit_hook **hook) {
@@ -287,7 +318,7 @@ ch_status zero_begin_micro(zero *z, int first, int last, const ch_unit_hook **ho
   if (first) {
     z->stats = (ch_dp_stats){0, 0, 0};
     z->nrec = 0;
-    if (!z->grads_mapped) memset(z->grads, 0, z->l->numel * sizeof(float));
+    if (!z->grads_mapped) CH_CHECK(ch_op_memset(z->be, z->grads, 0, z->l->numel * sizeof(float)));
     return CH_OK;
   }
   double t0 = ch_time();
@@ -306,7 +337,7 @@ ch_status zero_reduce(zero *z) {
     z->norder = z->nrec;
     for (int u = 0; u < z->l->nunits; u++) {
       if (z->state[u] == GATHERING) CH_CHECK(ch_comm_wait(&z->ag[u]));
-      if (z->state[u] != ABSENT) drop_unit(z, z->params, u);
+      if (z->state[u] != ABSENT) CH_CHECK(drop_unit(z, z->params, u));
       z->state[u] = ABSENT;
     }
   }
@@ -338,16 +369,22 @@ const ch_unit_hook *zero_eval_hook(zero *z) {
 }
 
 ch_status zero_full_params(zero *z, float *out) {
-  if (!z->params_mapped) {
-    memcpy(out, z->params, z->l->numel * sizeof(float));
-    return CH_OK;
-  }
-  for (int u = 0; u < z->l->nunits; u++) {
+  size_t bytes = z->l->numel * sizeof(float);
+  if (!z->params_mapped) return ch_op_download(z->be, out, z->params, bytes);
+  /* zero3: every unit gathered into a whole buffer of the backend's (out itself on the host). */
+  float *whole = z->host ? out : alloc(z, bytes);
+  if (!whole) return CH_FAIL(CH_ERR_NOMEM, "whole parameters (%zu bytes)", bytes);
+  ch_status st = CH_OK;
+  for (int u = 0; u < z->l->nunits && st == CH_OK; u++) {
     const ch_unit *un = &z->l->units[u];
-    CH_CHECK(ch_comm_allgather(z->g, z->shard_params + seg(z, u)->local, out + un->offset,
-                               un->numel, CH_F32, NULL));
+    st = ch_comm_allgather(z->g, z->shard_params + seg(z, u)->local, whole + un->offset,
+                           un->numel, CH_F32, NULL);
   }
-  return CH_OK;
+  if (whole != out) {
+    if (st == CH_OK) st = ch_op_download(z->be, out, whole, bytes);
+    ch_op_free(z->be, whole);
+  }
+  return st;
 }
 
 ch_dp_stats zero_stats(const zero *z) { return z->stats; }

@@ -7,11 +7,12 @@
 
 typedef struct zero zero;
 
-/* Buffers for ZeRO stage `strategy` (CH_STRATEGY_ZERO1..3) of `l` over g; `own` is this rank's
- * shard (borrowed, as are g and l). Errors: CH_ERR_NOMEM. On failure *out still needs
- * zero_destroy. */
-ch_status zero_create(const ch_group *g, const ch_layout *l, const ch_shard *own, int strategy,
-                      int reshard_after_forward, int prefetch, zero **out);
+/* Buffers on backend `be` for ZeRO stage `strategy` (CH_STRATEGY_ZERO1..3) of `l` over g; `own`
+ * is this rank's shard (borrowed, as are be, g and l). Errors: CH_ERR_NOMEM. On failure *out
+ * still needs zero_destroy. */
+ch_status zero_create(const ch_backend *be, const ch_group *g, const ch_layout *l,
+                      const ch_shard *own, int strategy, int reshard_after_forward, int prefetch,
+                      zero **out);
 /* Waits for what is in flight and frees everything. NULL is a no-op. */
 void zero_destroy(zero *z);
 
@@ -22,8 +23,9 @@ float *zero_grads(zero *z);
 float *zero_shard_grads(zero *z);
 float *zero_shard_params(zero *z);
 
-/* The seeded initial parameters of what this rank keeps (ch_layout_init_*). Local. */
-void zero_init_params(zero *z, uint64_t seed);
+/* The seeded initial parameters of what this rank keeps (ch_layout_init_*; made on the host and
+ * uploaded on a device). Local. */
+ch_status zero_init_params(zero *z, uint64_t seed);
 /* Starts a micro-step (first: the gradients start from zero and statistics restart; a later
  * one first completes the previous micro-step's reduce-scatters) and gives the hook. */
 ch_status zero_begin_micro(zero *z, int first, int last, const ch_unit_hook **hook);
@@ -35,7 +37,7 @@ ch_status zero_publish(zero *z);
 void zero_step_done(zero *z);
 /* The hook for a forward-only pass (NULL unless zero3). */
 const ch_unit_hook *zero_eval_hook(zero *z);
-/* The whole parameters into `out`. Collective under zero3. */
+/* The whole parameters into host `out`. Collective under zero3. */
 ch_status zero_full_params(zero *z, float *out);
 
 /* Statistics of the last step (payload bytes as sent to the collectives) and the transient

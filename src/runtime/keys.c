@@ -522,7 +522,8 @@ char *ch_keys_to_yaml(const ch_key_table *t, const void *base) {
     const ch_key_row *k = &t->rows[i];
     int depth = open_sections(out, i ? t->rows[i - 1].name : NULL, k->name);
     long start = ftell(out);
-    fprintf(out, "%*s%s: ", 2 * depth, "", strrchr(k->name, '.') + 1);
+    const char *leaf = strrchr(k->name, '.');
+    fprintf(out, "%*s%s: ", 2 * depth, "", leaf ? leaf + 1 : k->name); /* top-level: no dot */
     kval v = fetch(base, k);
     write_value(out, k, &v);
     int width = (int)(ftell(out) - start);

@@ -99,6 +99,7 @@ ch_status ch_runtime_init(int *argc, char ***argv, const ch_runtime_opts *opts, 
   binding b = {0};
   CH_CHECK(binding_apply(rt->local_rank, rt->local_size, opts->bind_cores, &b));
   rt->ncores = b.ncores;
+  rt->bind_cores = opts->bind_cores;
   snprintf(rt->cpuset, sizeof rt->cpuset, "%s", b.cpuset);
   g_rt_ready = 1;
 

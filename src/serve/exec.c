@@ -24,7 +24,9 @@ ch_status serve_exec_infer(serve_state *s, int64_t rows, const float *x, float *
     int n = (int)(rows - lo < chunk ? rows - lo : chunk);
     const float *out;
     CH_CHECK(ch_tp_model_logits(m->tp, x + lo * m->features, n, &out));
-    if (logits) memcpy(logits + lo * m->classes, out, sizeof(float) * (size_t)(n * m->classes));
+    if (logits) /* the leader's answer: the backend's logits to the host */
+      CH_CHECK(ch_op_download(m->be, logits + lo * m->classes, out,
+                              sizeof(float) * (size_t)(n * m->classes)));
   }
   return CH_OK;
 }
@@ -73,7 +75,7 @@ static const char *reload_conflict(const serve_model *cur, const serve_model *ne
 ch_status serve_exec_reload(serve_state *s, const char *path) {
   serve_model *next = NULL;
   char why[256];
-  ch_status st = serve_model_load(s->g, path, &s->opts, &next); /* collective, agreed */
+  ch_status st = serve_model_load(s->g, &s->dev, path, &s->opts, &next); /* collective, agreed */
   if (st != CH_OK) return st;
   if (reload_conflict(s->model, next, why, sizeof why)) {
     serve_model_free(next);

@@ -103,15 +103,19 @@ static ch_status start_leader(serve_state *s, const char *data_path) {
   return CH_OK;
 }
 
-static ch_status serve_main(const ch_group *g, serve_model *m, const char *ckpt_dir,
+/* Runs the server over model m on device d (both owned from here on). */
+static ch_status serve_main(const ch_group *g, serve_dev *d, serve_model *m, const char *ckpt_dir,
                             const ch_serve_opts *o) {
-  if (o->port < 0 || o->port > 65535) {
+  serve_state *s = o->port < 0 || o->port > 65535 ? NULL : calloc(1, sizeof *s);
+  if (!s) {
     serve_model_free(m);
-    return CH_FAIL(CH_ERR_CONFIG, "serve.port %d is not a TCP port (0-65535)", o->port);
+    serve_dev_close(d);
+    return o->port < 0 || o->port > 65535
+               ? CH_FAIL(CH_ERR_CONFIG, "serve.port %d is not a TCP port (0-65535)", o->port)
+               : CH_FAIL(CH_ERR_NOMEM, "server");
   }
-  serve_state *s = calloc(1, sizeof *s);
-  if (!s) return CH_FAIL(CH_ERR_NOMEM, "server");
   s->g = g;
+  s->dev = *d;
   s->opts = *o;
   if (s->opts.max_batch_size < 1) s->opts.max_batch_size = 1;
   s->model = m;
@@ -154,6 +158,7 @@ static ch_status serve_main(const ch_group *g, serve_model *m, const char *ckpt_
   ch_tokenizer_destroy(s->tok);
   metrics_destroy(s->metrics);
   serve_model_free(s->model);
+  serve_dev_close(&s->dev);
   pthread_cond_destroy(&s->wake);
   pthread_mutex_destroy(&s->lock);
   free(s);
@@ -164,7 +169,13 @@ ch_status ch_serve_checkpoint(const ch_group *g, const char *path, const ch_serv
   char file[CH_PATH_MAX];
   CH_CHECK(ch_ckpt_resolve(path, file, sizeof file));
   serve_model *m = NULL;
-  CH_CHECK(serve_model_load(g, file, o, &m));
+  serve_dev d;
+  ch_status st = serve_dev_open(g, o, &d);
+  if (st == CH_OK) st = serve_model_load(g, &d, file, o, &m);
+  if (st != CH_OK) {
+    serve_dev_close(&d);
+    return st;
+  }
   /* "latest" reloads look in the directory that was named, or the file's own directory. */
   char dir[CH_PATH_MAX];
   snprintf(dir, sizeof dir, "%s", strcmp(file, path) ? path : file);
@@ -173,12 +184,18 @@ ch_status ch_serve_checkpoint(const ch_group *g, const char *path, const ch_serv
     if (slash) *slash = '\0';
     else snprintf(dir, sizeof dir, ".");
   }
-  return serve_main(g, m, dir, o);
+  return serve_main(g, &d, m, dir, o);
 }
 
 ch_status ch_serve_params(const ch_group *g, const ch_ckpt_model_info *info, const float *params,
                           int64_t step, const char *ckpt_dir, const ch_serve_opts *o) {
   serve_model *m = NULL;
-  CH_CHECK(serve_model_from_params(g, info, params, step, o, &m));
-  return serve_main(g, m, ckpt_dir, o);
+  serve_dev d;
+  ch_status st = serve_dev_open(g, o, &d);
+  if (st == CH_OK) st = serve_model_from_params(g, &d, info, params, step, o, &m);
+  if (st != CH_OK) {
+    serve_dev_close(&d);
+    return st;
+  }
+  return serve_main(g, &d, m, ckpt_dir, o);
 }

@@ -68,12 +68,20 @@ typedef struct serve_req {
 } serve_req;
 
 /* The model as this rank serves it. */
+/* Where the served model computes: the device of ch_serve_opts.device and a group over the
+ * serving ranks for its tensor-parallel sums (on the device's memory). */
+typedef struct serve_dev {
+  ch_device *dev;
+  ch_group g;
+} serve_dev;
+
 typedef struct serve_model {
   ch_ckpt_model_info info; /* architecture, data shape, tokenizer source */
+  const ch_backend *be;    /* the device's backend: full, params and tp live there */
   ch_model *full;          /* layout-only: the architecture */
   ch_layout local;
   ch_tp_slice *slices;
-  float *params;
+  float *params;           /* this rank's slices, backend memory */
   ch_tp_model *tp;
   int64_t step;            /* the version */
   char version[32];
@@ -94,6 +102,7 @@ typedef struct serve_facts {
 
 typedef struct serve_state {
   const ch_group *g;
+  serve_dev dev;           /* owned: closed when the server ends */
   ch_serve_opts opts;
   char model_name[128];
   char ckpt_dir[CH_PATH_MAX]; /* for "latest" reloads; "" when serving from memory */
@@ -164,13 +173,16 @@ serve_facts serve_facts_get(serve_state *s);
 ch_status serve_run(serve_state *s);
 
 /* ---- model.c ---------------------------------------------------------------------------- */
-/* Loads a checkpoint's slices on every rank (collective). */
-ch_status serve_model_load(const ch_group *g, const char *path, const ch_serve_opts *o,
-                           serve_model **out);
-/* Slices weights held in memory (collective: every rank holds the full params). */
-ch_status serve_model_from_params(const ch_group *g, const ch_ckpt_model_info *info,
-                                  const float *params, int64_t step, const ch_serve_opts *o,
-                                  serve_model **out);
+/* Opens o->device and its group over g's ranks (collective); close with serve_dev_close. */
+ch_status serve_dev_open(const ch_group *g, const ch_serve_opts *o, serve_dev *d);
+void serve_dev_close(serve_dev *d);
+/* Loads a checkpoint's slices on every rank onto d's device (collective). */
+ch_status serve_model_load(const ch_group *g, const serve_dev *d, const char *path,
+                           const ch_serve_opts *o, serve_model **out);
+/* Slices weights held in host memory (collective: every rank holds the full params). */
+ch_status serve_model_from_params(const ch_group *g, const serve_dev *d,
+                                  const ch_ckpt_model_info *info, const float *params,
+                                  int64_t step, const ch_serve_opts *o, serve_model **out);
 void serve_model_free(serve_model *m);
 
 /* ---- repo.c: the model repository (which paths a load may name) -------------------------- */

@@ -31,6 +31,11 @@
 
 /* Keys of one section must be contiguous: the YAML dump opens each section once. */
 static const ch_key_row k_keys[] = {
+  K_ENUM("device", device.kind, "cpu", "cpu|cuda",
+         "where to compute: cpu, or cuda (one GPU per rank, by local rank; docs/cuda.md)"),
+  K_ENUM("precision", device.precision, "fp32", "fp32|bf16",
+         "GEMM arithmetic: fp32, or bf16 operands with fp32 accumulation (cuda only; weights, "
+         "optimizer state and loss stay fp32)"),
   K_ENUM("model.type", model.type, "mlp", "mlp|gpt", "model family"),
   K_INT_MAX("model.depth", model.depth, "2", 0, 1024, "hidden layers (MLP)"),
   K_INT_MAX("model.hidden", model.hidden, "128", 1, 1 << 20, "hidden width (MLP)"),
@@ -204,7 +209,9 @@ ch_ckpt_cfg ch_config_ckpt(const ch_config *cfg) {
 ch_status ch_config_set_serve_flag(ch_config *cfg, const char *flag, const char *value) {
   char key[64];
   const char *name = flag + strspn(flag, "-");
-  int n = snprintf(key, sizeof key, "serve.%s", name);
+  /* The device keys are the job's, not serving's: the same rows as `device` / `precision`. */
+  int top = !strcmp(name, "device") || !strcmp(name, "precision");
+  int n = snprintf(key, sizeof key, "%s%s", top ? "" : "serve.", name);
   for (char *c = key; n > 0 && n < (int)sizeof key && *c; c++) *c = *c == '-' ? '_' : *c;
   const ch_key_row *row = n > 0 && n < (int)sizeof key ? ch_keys_find(&k_table, key) : NULL;
   if (!row || !strcmp(key, "serve.after"))

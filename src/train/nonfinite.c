@@ -46,7 +46,8 @@ ch_status trainer_check_finite(trainer *t) {
   float *data[3];
   ch_addr addr[3];
   const ch_shard *own;
-  int nbufs = ch_dp_state_buffers(t->dp, data, addr, &own);
+  int nbufs = 0;
+  CH_CHECK(ch_dp_state_buffers(t->dp, data, addr, &own, &nbufs));
   /* Local: the buffer and flat position of the first non-finite element this rank writes. */
   int64_t where[2] = {-1, -1};
   for (int b = 0; b < nbufs && where[0] < 0; b++)

@@ -16,15 +16,15 @@
 #include "cohort_build.h"
 #include "train/train_internal.h"
 
-/* Parameters and optimizer states as checkpoint buffers; returns the count. */
-static int buffers(trainer *t, ch_ckpt_buffer *bufs, const ch_shard **own) {
+/* Parameters and optimizer states as checkpoint buffers (host memory); *n gets the count. */
+static ch_status buffers(trainer *t, ch_ckpt_buffer *bufs, const ch_shard **own, int *n) {
   float *data[3];
   ch_addr addr[3];
-  int n = ch_dp_state_buffers(t->dp, data, addr, own);
+  CH_CHECK(ch_dp_state_buffers(t->dp, data, addr, own, n));
   ch_optim *o = ch_dp_optim(t->dp);
-  for (int i = 0; i < n; i++)
+  for (int i = 0; i < *n; i++)
     bufs[i] = (ch_ckpt_buffer){i ? ch_optim_state_name(o, i - 1) : NULL, data[i], addr[i]};
-  return n;
+  return CH_OK;
 }
 
 ch_status trainer_reduce_losses(trainer *t) {
@@ -40,7 +40,8 @@ ch_status trainer_checkpoint(trainer *t, char *path, size_t size) {
   CH_CHECK(trainer_reduce_losses(t));
   ch_ckpt_buffer bufs[3];
   const ch_shard *own;
-  int nbufs = buffers(t, bufs, &own);
+  int nbufs = 0;
+  CH_CHECK(buffers(t, bufs, &own, &nbufs));
   ch_ckpt_meta m = {.step = t->step, .samples = t->position, .seed = c->train.seed,
                     .optim_steps = ch_optim_steps(ch_dp_optim(t->dp)), .world_size = t->g->size,
                     .interval_losses = t->losses, .n_interval_losses = t->n_losses};
@@ -69,7 +70,8 @@ ch_status trainer_checkpoint(trainer *t, char *path, size_t size) {
 static ch_status load(trainer *t, const char *path) {
   ch_ckpt_buffer bufs[3];
   const ch_shard *own;
-  int nbufs = buffers(t, bufs, &own);
+  int nbufs = 0;
+  CH_CHECK(buffers(t, bufs, &own, &nbufs));
   ch_ckpt_meta m;
   CH_CHECK(ch_ckpt_read(t->g, path, t->layout, bufs, nbufs, own, &m));
   CH_CHECK(ch_dp_loaded(t->dp));

@@ -62,8 +62,11 @@ static ch_status setup(trainer *t, const ch_config *cfg, const ch_group *g) {
   int max_batch = plan.max_batch;
   CH_CHECK(source_model_info(cfg, t->train, &t->info));
   CH_CHECK(trainer_check_sizes(cfg, &plan, &t->info));
-  CH_CHECK(ch_model_create(ch_backend_cpu(), &cfg->model, t->info.features, t->info.classes,
-                           max_batch, &t->model));
+  CH_CHECK(ch_device_open(&cfg->device, &t->dev));
+  const ch_backend *be = ch_device_backend(t->dev);
+  CH_CHECK(ch_device_group(t->dev, g, &t->dg));
+  CH_CHECK(ch_model_create(be, &cfg->model, t->info.features, t->info.classes, max_batch,
+                           &t->model));
   t->layout = ch_model_layout(t->model);
   t->features = ch_model_sample_floats(t->model);
   t->ints = ch_model_sample_ints(t->model);
@@ -73,7 +76,7 @@ static ch_status setup(trainer *t, const ch_config *cfg, const ch_group *g) {
   t->rows = malloc(sizeof *t->rows * xrows);
   t->losses = calloc((size_t)cfg->train.log_every, sizeof *t->losses);
   if (!t->x || !t->y || !t->rows || !t->losses) return CH_FAIL(CH_ERR_NOMEM, "training buffers");
-  CH_CHECK(ch_dp_create(&cfg->parallel, &t->optim, g, t->layout, &t->dp));
+  CH_CHECK(ch_dp_create(&cfg->parallel, &t->optim, be, &t->dg, t->layout, &t->dp));
   CH_CHECK(ch_dp_init_params(t->dp, (uint64_t)cfg->train.seed));
   int resumed = 0;
   CH_CHECK(trainer_resume(t, &resumed));
@@ -93,8 +96,9 @@ static ch_status setup(trainer *t, const ch_config *cfg, const ch_group *g) {
           ch_model_name(t->model), nparams, t->layout->nunits,
           (double)ch_model_activation_bytes(t->model) / 1048576.0, ch_model_max_batch(t->model));
   CH_INFO("data %s: train %s; val %s", cfg->data.path, train_desc, val_desc);
-  CH_INFO("%d rank%s, strategy %s; global batch %lld = up to %lld per rank x %lld micro-step%s "
-          "of %lld", g->size, g->size == 1 ? "" : "s", ch_strategy_name(cfg->parallel.strategy),
+  CH_INFO("%d rank%s on %s, strategy %s; global batch %lld = up to %lld per rank x %lld "
+          "micro-step%s of %lld", g->size, g->size == 1 ? "" : "s", ch_device_describe(t->dev),
+          ch_strategy_name(cfg->parallel.strategy),
           (long long)cfg->train.batch_size, (long long)t->local_max, (long long)t->accum,
           t->accum == 1 ? "" : "s", (long long)t->micro);
   return CH_OK;
@@ -104,6 +108,8 @@ static void teardown(trainer *t) {
   if (t->metrics) fclose(t->metrics);
   ch_dp_destroy(t->dp);
   ch_model_destroy(t->model);
+  ch_group_destroy(&t->dg);
+  ch_device_close(t->dev);
   ch_sampler_destroy(&t->sampler);
   source_close(t->val);
   source_close(t->train);

@@ -41,7 +41,9 @@ typedef struct trainer {
   ch_optim_cfg optim;  /* cfg's, with the schedule's end (ch_config_optim) */
   ch_ckpt_cfg ckpt;    /* cfg's, directory resolved (ch_config_ckpt) */
   ch_ckpt_model_info info; /* what checkpoints store about the model */
-  const ch_group *g;
+  const ch_group *g;    /* the job's ranks (host memory: control, checkpoints, data) */
+  ch_device *dev;       /* where the model computes (cfg->device) */
+  ch_group dg;          /* g's ranks for the strategy's collectives on the device's memory */
   source *train, *val;
   ch_sampler sampler;
   int64_t position;    /* global samples consumed: the sampler's position */

@@ -38,7 +38,7 @@ static void check(const ch_group *g, const char *dir, const ch_ckpt_model_info *
   ch_ckpt_model_info got;
   ch_model *m;
   float *p;
-  CHT_OK(ch_ckpt_load_model(path, 2, &got, &m, &p));
+  CHT_OK(ch_ckpt_load_model(path, ch_backend_cpu(), 2, &got, &m, &p));
   CHT_ASSERT(!memcmp(&got.model, &want->model, sizeof got.model) &&
                  got.features == want->features && got.classes == want->classes &&
                  !strcmp(got.tokenizer, want->tokenizer) && !strcmp(got.data_path, want->data_path),
@@ -56,7 +56,7 @@ static void check(const ch_group *g, const char *dir, const ch_ckpt_model_info *
   CHT_ASSERT(a >= 0 && H5Awrite(a, H5T_NATIVE_INT64, &v1) >= 0, "cannot edit format_version");
   H5Aclose(a);
   H5Fclose(f);
-  ch_status st = ch_ckpt_load_model(path, 2, &got, &m, &p);
+  ch_status st = ch_ckpt_load_model(path, ch_backend_cpu(), 2, &got, &m, &p);
   CHT_ASSERT(st == CH_ERR_FORMAT && strstr(ch_error_message(), "has no model attributes"),
              "a version 1 file: %s: %s", ch_status_str(st), ch_error_message());
   unlink(path);

@@ -78,7 +78,7 @@ static void make(setup *s, const ch_config *cfg, int64_t features, int64_t class
   ch_layout ll2;
   ch_tp_slice *sl2;
   float *p2;
-  CHT_OK(ch_ckpt_load_tp(g, path, &info2, &m2, &ll2, &sl2, &p2));
+  CHT_OK(ch_ckpt_load_tp(g, path, ch_backend_cpu(), &info2, &m2, &ll2, &sl2, &p2));
   CHT_ASSERT(ll2.numel == s->ll.numel && memcmp(p2, s->local, sizeof(float) * ll2.numel) == 0,
              "slices read from the checkpoint differ from the in-memory extract");
   CHT_ASSERT(!memcmp(&info2.model, &cfg->model, sizeof info2.model) && info2.features == features &&
