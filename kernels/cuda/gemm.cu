@@ -113,7 +113,8 @@ ch_status lt_gemm_bias(cuda_ctx *c, bool bf16, int ta, int tb, int m, int n, int
   int found = 0;
   cublasStatus_t st = cublasLtMatmulAlgoGetHeuristic(c->lt, d.op, d.a, d.b, d.y, d.y, d.pref, 1,
                                                      &best, &found);
-  if (st == CUBLAS_STATUS_NOT_SUPPORTED || (st == CUBLAS_STATUS_SUCCESS && found == 0))
+  if (st == CUBLAS_STATUS_NOT_SUPPORTED ||
+      (st == CUBLAS_STATUS_SUCCESS && (found == 0 || best.state != CUBLAS_STATUS_SUCCESS)))
     return CH_OK;
   BLAS_TRY(st, "cublasLtMatmulAlgoGetHeuristic");
   float one = 1.0f, zero = 0.0f;
