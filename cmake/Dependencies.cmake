@@ -63,6 +63,25 @@ if(NOT COHORT_CUDA STREQUAL "OFF")
   endif()
 endif()
 
+# The host emulation of CUDA (kernels/cuda/emu, docs/cuda-emulation.md): the same kernels built
+# by the C++ compiler and run on the CPU, so CI tests the CUDA backend without a GPU. It needs
+# only the CUDA, cuBLAS and NCCL headers (no nvcc, no driver). AUTO: on when they are found.
+set(COHORT_CUDA_EMU AUTO CACHE STRING "CUDA host emulation: AUTO (on when the CUDA and NCCL headers are found), ON, OFF")
+set_property(CACHE COHORT_CUDA_EMU PROPERTY STRINGS AUTO ON OFF)
+set(COHORT_CUDA_EMU_ENABLED OFF)
+if(NOT COHORT_CUDA_EMU STREQUAL "OFF")
+  find_path(COHORT_CUDA_RUNTIME_INCLUDE_DIR cuda_runtime_api.h
+            HINTS ${CUDAToolkit_INCLUDE_DIRS} /usr/local/cuda/include)
+  find_path(COHORT_NCCL_INCLUDE_DIR nccl.h HINTS ${CUDAToolkit_INCLUDE_DIRS} /usr/local/cuda/include)
+  if(COHORT_CUDA_RUNTIME_INCLUDE_DIR AND COHORT_NCCL_INCLUDE_DIR)
+    enable_language(CXX)
+    set(COHORT_CUDA_EMU_ENABLED ON)
+  elseif(COHORT_CUDA_EMU STREQUAL "ON")
+    message(FATAL_ERROR "COHORT_CUDA_EMU=ON but cuda_runtime_api.h or nccl.h was not found "
+                        "(set COHORT_CUDA_RUNTIME_INCLUDE_DIR / COHORT_NCCL_INCLUDE_DIR)")
+  endif()
+endif()
+
 # pkg-config name of the MPI the library was built against (for cohort.pc's Requires).
 if(COHORT_MPI_FLAVOR STREQUAL "mpich")
   set(COHORT_PC_MPI mpich)

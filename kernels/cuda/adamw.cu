@@ -64,9 +64,9 @@ ch_status ch_cuda_adamw(float *p, const float *g, float *m, float *v, const uint
   adamw_k k = {1.0f - lr * wd, b1, 1.0f - b1, b2, 1.0f - b2, lr / bc1, sqrt_bc2, (float)a->eps};
   const int threads = 256;
   if (cuda_aligned16(p) && cuda_aligned16(g) && cuda_aligned16(m) && cuda_aligned16(v))
-    adamw_kernel<4><<<cuda_grid(n / 4 + 1, threads, 8), threads, 0, s>>>(p, g, m, v, decay, n, k);
+    CH_LAUNCH(cuda_grid(n / 4 + 1, threads, 8), threads, 0, s, adamw_kernel<4>)(p, g, m, v, decay, n, k);
   else
-    adamw_kernel<1><<<cuda_grid(n, threads, 8), threads, 0, s>>>(p, g, m, v, decay, n, k);
+    CH_LAUNCH(cuda_grid(n, threads, 8), threads, 0, s, adamw_kernel<1>)(p, g, m, v, decay, n, k);
   CH_CUDA_LAUNCHED("adamw");
   return CH_OK;
 }

@@ -64,9 +64,9 @@ ch_status launch_cast(void (*wide)(Y *, const X *, int64_t),
   if (n < 0) return CH_FAIL(CH_ERR_INVALID, "%s: n = %lld", what, (long long)n);
   if (n == 0) return CH_OK;
   if (vec)
-    wide<<<cuda_grid(n / 4 + 1, kThreads, 8), kThreads, 0, s>>>(y, x, n);
+    CH_LAUNCH(cuda_grid(n / 4 + 1, kThreads, 8), kThreads, 0, s, wide)(y, x, n);
   else
-    scalar<<<cuda_grid(n, kThreads, 8), kThreads, 0, s>>>(y, x, n);
+    CH_LAUNCH(cuda_grid(n, kThreads, 8), kThreads, 0, s, scalar)(y, x, n);
   CH_CUDA_TRY(cudaGetLastError(), what); /* a bad launch, or a fault left by earlier work */
   return CH_OK;
 }

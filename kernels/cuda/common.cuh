@@ -29,7 +29,12 @@ ch_status cuda_fail(cudaError_t e, const char *file, int line, const char *what)
  *   CH_DYNAMIC_SHARED(float, part);
  * Static __shared__ arrays are written as usual. */
 #ifdef COHORT_CUDA_EMU
-#define CH_LAUNCH(grid, block, smem, stream, ...) emu_launch((grid), (block), (smem), (stream), __VA_ARGS__)
+/* A generic lambda, not the kernel's address: a template kernel may still deduce parameters
+ * (map_kernel<4, NIN> deduces its functor type) from the arguments, and a kernel held in a
+ * variable (cast.cu) is captured. */
+#define CH_LAUNCH(grid, block, smem, stream, ...)                                              \
+  emu_launch((grid), (block), (smem), (stream), [=](auto &&...a_) { __VA_ARGS__(a_...); },      \
+             #__VA_ARGS__)
 #define CH_DYNAMIC_SHARED(T, name) T *name = static_cast<T *>(emu_dynamic_shared())
 #else
 #define CH_LAUNCH(grid, block, smem, stream, ...) __VA_ARGS__<<<(grid), (block), (smem), (stream)>>>

@@ -57,9 +57,9 @@ ch_status map(float *y, const float *a, const float *b, int64_t n, F f, ch_cuda_
   const int threads = 256;
   bool vec = cuda_aligned16(y) && cuda_aligned16(a) && (NIN == 1 || cuda_aligned16(b));
   if (vec)
-    map_kernel<4, NIN><<<cuda_grid(n / 4 + 1, threads, 8), threads, 0, s>>>(y, a, b, n, f);
+    CH_LAUNCH(cuda_grid(n / 4 + 1, threads, 8), threads, 0, s, map_kernel<4, NIN>)(y, a, b, n, f);
   else
-    map_kernel<1, NIN><<<cuda_grid(n, threads, 8), threads, 0, s>>>(y, a, b, n, f);
+    CH_LAUNCH(cuda_grid(n, threads, 8), threads, 0, s, map_kernel<1, NIN>)(y, a, b, n, f);
   CH_CUDA_LAUNCHED("elementwise kernel");
   return CH_OK;
 }

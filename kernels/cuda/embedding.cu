@@ -60,9 +60,9 @@ ch_status ch_cuda_embedding_forward(float *y, const int32_t *tokens, const float
   CH_CHECK(check(n, T, C));
   if (n == 0) return CH_OK;
   if (C % 4 == 0 && cuda_aligned16(y) && cuda_aligned16(wte) && cuda_aligned16(wpe))
-    emb_forward<4><<<cuda_grid(n * C / 4, kThreads, 8), kThreads, 0, s>>>(y, tokens, wte, wpe, n, T, C);
+    CH_LAUNCH(cuda_grid(n * C / 4, kThreads, 8), kThreads, 0, s, emb_forward<4>)(y, tokens, wte, wpe, n, T, C);
   else
-    emb_forward<1><<<cuda_grid(n * C, kThreads, 8), kThreads, 0, s>>>(y, tokens, wte, wpe, n, T, C);
+    CH_LAUNCH(cuda_grid(n * C, kThreads, 8), kThreads, 0, s, emb_forward<1>)(y, tokens, wte, wpe, n, T, C);
   CH_CUDA_LAUNCHED("embedding forward");
   return CH_OK;
 }
@@ -72,10 +72,10 @@ ch_status ch_cuda_embedding_backward(float *dwte, float *dwpe, const float *dy,
                                      ch_cuda_stream s) {
   CH_CHECK(check(n, T, C));
   if (n == 0) return CH_OK;
-  emb_backward_wte<<<cuda_grid(n * C, kThreads, 8), kThreads, 0, s>>>(dwte, dy, tokens, n, C);
+  CH_LAUNCH(cuda_grid(n * C, kThreads, 8), kThreads, 0, s, emb_backward_wte)(dwte, dy, tokens, n, C);
   CH_CUDA_LAUNCHED("embedding backward (wte)");
   int64_t positions = n < T ? n : T;
-  emb_backward_wpe<<<cuda_grid(positions * C, kThreads, 8), kThreads, 0, s>>>(dwpe, dy, n, T, C);
+  CH_LAUNCH(cuda_grid(positions * C, kThreads, 8), kThreads, 0, s, emb_backward_wpe)(dwpe, dy, n, T, C);
   CH_CUDA_LAUNCHED("embedding backward (wpe)");
   return CH_OK;
 }

@@ -63,7 +63,7 @@ template <int V, bool SHARED>
 __global__ void __launch_bounds__(kWarps * 32)
     ln_backward(float *dx, float *dw, float *db, const float *dy, const float *x,
                 const float *mean, const float *rstd, const float *w, int64_t rows, int dim) {
-  extern __shared__ float part[]; /* SHARED: dw partial [dim], then db partial [dim] */
+  CH_DYNAMIC_SHARED(float, part); /* SHARED: dw partial [dim], then db partial [dim] */
   float *pdw = dw, *pdb = db;
   if constexpr (SHARED) {
     for (int j = threadIdx.x; j < 2 * dim; j += blockDim.x) part[j] = 0.0f;
@@ -124,9 +124,9 @@ ch_status ch_cuda_layernorm_forward(float *y, float *mean, float *rstd, const fl
   if (rows == 0) return CH_OK;
   int grid = cuda_grid(rows, kWarps, 16);
   if (use_vec4(dim, y, x, w, b))
-    ln_forward<4><<<grid, kWarps * 32, 0, s>>>(y, mean, rstd, x, w, b, rows, dim, eps);
+    CH_LAUNCH(grid, kWarps * 32, 0, s, ln_forward<4>)(y, mean, rstd, x, w, b, rows, dim, eps);
   else
-    ln_forward<1><<<grid, kWarps * 32, 0, s>>>(y, mean, rstd, x, w, b, rows, dim, eps);
+    CH_LAUNCH(grid, kWarps * 32, 0, s, ln_forward<1>)(y, mean, rstd, x, w, b, rows, dim, eps);
   CH_CUDA_LAUNCHED("layernorm forward");
   return CH_OK;
 }
@@ -142,13 +142,13 @@ ch_status ch_cuda_layernorm_backward(float *dx, float *dw, float *db, const floa
   bool v4 = use_vec4(dim, dx, dy, x, w), shared = dim <= kSharedMaxDim;
   size_t smem = shared ? 2 * (size_t)dim * sizeof(float) : 0;
   if (v4 && shared)
-    ln_backward<4, true><<<grid, kWarps * 32, smem, s>>>(dx, dw, db, dy, x, mean, rstd, w, rows, dim);
+    CH_LAUNCH(grid, kWarps * 32, smem, s, ln_backward<4, true>)(dx, dw, db, dy, x, mean, rstd, w, rows, dim);
   else if (v4)
-    ln_backward<4, false><<<grid, kWarps * 32, 0, s>>>(dx, dw, db, dy, x, mean, rstd, w, rows, dim);
+    CH_LAUNCH(grid, kWarps * 32, 0, s, ln_backward<4, false>)(dx, dw, db, dy, x, mean, rstd, w, rows, dim);
   else if (shared)
-    ln_backward<1, true><<<grid, kWarps * 32, smem, s>>>(dx, dw, db, dy, x, mean, rstd, w, rows, dim);
+    CH_LAUNCH(grid, kWarps * 32, smem, s, ln_backward<1, true>)(dx, dw, db, dy, x, mean, rstd, w, rows, dim);
   else
-    ln_backward<1, false><<<grid, kWarps * 32, 0, s>>>(dx, dw, db, dy, x, mean, rstd, w, rows, dim);
+    CH_LAUNCH(grid, kWarps * 32, 0, s, ln_backward<1, false>)(dx, dw, db, dy, x, mean, rstd, w, rows, dim);
   CH_CUDA_LAUNCHED("layernorm backward");
   return CH_OK;
 }

@@ -69,7 +69,7 @@ ch_status ch_cuda_xent_fused(float *dlogits, float *losses, const float *logits,
   if (batch == 0) return CH_OK;
   /* Short rows would leave most of a 512-thread block idle: shrink it to whole warps. */
   int threads = classes >= kThreads ? kThreads : ((classes + 31) / 32) * 32;
-  xent_fused<<<batch, threads, 0, s>>>(dlogits, losses, logits, labels, classes, scale);
+  CH_LAUNCH(batch, threads, 0, s, xent_fused)(dlogits, losses, logits, labels, classes, scale);
   CH_CUDA_LAUNCHED("xent fused");
   return CH_OK;
 }

@@ -139,9 +139,9 @@ static ch_status serve_main(const ch_group *g, serve_dev *d, serve_model *m, con
   else if (bad && st == CH_OK) st = CH_FAIL(CH_ERR_IO, "rank 0 could not start the server");
   if (st == CH_OK) {
     if (g->rank == 0)
-      CH_INFO("serving %s (%s) version %s on http://%s:%d with %d rank%s (tensor parallel)",
-              s->model_name, m->is_gpt ? "gpt" : "mlp", m->version, s->opts.host, s->opts.port,
-              g->size, g->size == 1 ? "" : "s");
+      CH_INFO("serving %s (%s) version %s on http://%s:%d with %d rank%s (tensor parallel) "
+              "on %s", s->model_name, m->is_gpt ? "gpt" : "mlp", m->version, s->opts.host,
+              s->opts.port, g->size, g->size == 1 ? "" : "s", ch_device_describe(s->dev.dev));
     pthread_mutex_lock(&s->lock);
     s->ready = s->accepting = 1;
     pthread_mutex_unlock(&s->lock);

@@ -1,4 +1,4 @@
-/* Host emulation of CUDA (docs/cuda.md, "Emulation"): the same kernels/cuda/*.cu sources, built
+/* Host emulation of CUDA (docs/cuda-emulation.md): the same kernels/cuda .cu sources, built
  * with the host C++ compiler (-DCOHORT_CUDA_EMU) into libcohort_cuda_emu, run on the CPU. Each
  * CUDA thread of a block runs as a fiber; blocks run one after another. The CUDA, cuBLAS,
  * cuBLASLt and NCCL headers are the real ones (they are plain C/C++ declarations); this folder
@@ -15,16 +15,32 @@
  * Device memory: cudaMalloc returns memory the host cannot touch outside a kernel or an
  * emulated library call (it is PROT_NONE otherwise), so a host dereference of a device pointer
  * faults here as it would on a GPU. Emulated library code (cuBLAS, NCCL over MPI, copies) wraps
- * its host-side access in emu_host_access_begin/end (nesting allowed).
+ * its host-side access in emu_host_access_begin/end (nesting allowed). COHORT_CUDA_EMU_GUARD=0
+ * in the environment leaves device memory readable by the host (for debugging).
  *
  * NCCL: ncclCommInitRank needs the MPI communicator the unique id was broadcast on; the caller
- * names it first with emu_nccl_use_comm (a no-op macro outside the emulation). */
+ * names it first with emu_nccl_use_comm (a no-op macro outside the emulation).
+ *
+ * Files: device.h (keywords, built-ins, intrinsics, warp ops, launch; C++ only), fiber.cpp
+ * (threads as fibers, barriers, the launch), memory.cpp (device memory and its guard),
+ * runtime.cpp (the CUDA runtime API), errors.cpp (error names and strings). */
 #pragma once
+#include <stddef.h>
+
 #ifdef __cplusplus
 extern "C" {
 #endif
+/* Opens (nestable) a window in which the calling process may read and write device memory
+ * from host code; emu_host_access_end closes it. Thread-safe; the window is process-wide. */
 void emu_host_access_begin(void);
 void emu_host_access_end(void);
+/* 1 when p .. p + bytes lies inside one live cudaMalloc allocation (emulated library code uses
+ * it to check its arguments as the real library would). */
+int emu_is_device_range(const void *p, size_t bytes);
 #ifdef __cplusplus
 }
+#endif
+
+#ifdef __cplusplus
+#include "kernels/cuda/emu/device.h"
 #endif
