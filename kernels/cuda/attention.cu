@@ -90,7 +90,7 @@ ch_status cuda_attention_fwd(const ch_backend *be, float *out, float *probs, con
   void *part[2];
   const void *x, *p = probs;
   CH_CHECK(cuda_scratch_parts(c, 2, bytes, part));
-  CH_CHECK(cuda_operand(c, qkv, nqkv, part[0], &x));
+  CH_CHECK(cuda_operand(be, qkv, nqkv, part[0], &x));
   for (int b = 0; b < B; b++) {
     int64_t q0 = (int64_t)b * T * 3 * C;
     float *pb = probs + b * NH * tt;
@@ -98,7 +98,7 @@ ch_status cuda_attention_fwd(const ch_backend *be, float *out, float *probs, con
     CH_CHECK(cuda_gemm(c->blas, bf, 0, 1, T, T, HS, 1.0f / sqrtf((float)HS), cuda_elem(x, q0, bf),
                        3 * C, HS, cuda_elem(x, q0 + C, bf), 3 * C, HS, 0.0f, pb, T, tt, NH));
     CH_CHECK(launch_softmax(c, pb, (int64_t)NH * T, T, T, 0));
-    CH_CHECK(cuda_operand(c, pb, NH * tt, part[1], &p));
+    CH_CHECK(cuda_operand(be, pb, NH * tt, part[1], &p));
     /* out_h = P_h v_h into out [T, C] at column h*HS */
     CH_CHECK(cuda_gemm(c->blas, bf, 0, 0, T, HS, T, 1.0f, p, T, tt, cuda_elem(x, q0 + 2 * C, bf),
                        3 * C, HS, 0.0f, out + (int64_t)b * T * C, C, HS, NH));
@@ -127,8 +127,8 @@ ch_status cuda_attention_bwd(const ch_backend *be, float *dqkv, const float *dou
   CH_CHECK(cuda_scratch_parts(c, 5, bytes, part));
   float *ds = (float *)part[0];
   const void *x, *dy, *p, *dso;
-  CH_CHECK(cuda_operand(c, qkv, nqkv, part[1], &x));
-  CH_CHECK(cuda_operand(c, dout, nout, part[2], &dy));
+  CH_CHECK(cuda_operand(be, qkv, nqkv, part[1], &x));
+  CH_CHECK(cuda_operand(be, dout, nout, part[2], &dy));
   dim3 block(32, kRowsPerBlock);
   int64_t rows = (int64_t)NH * T;
   for (int b = 0; b < B; b++) {
@@ -143,8 +143,8 @@ ch_status cuda_attention_bwd(const ch_backend *be, float *dqkv, const float *dou
     CH_LAUNCH((unsigned)((rows + kRowsPerBlock - 1) / kRowsPerBlock), block, 0, c->stream,
               softmax_causal_bwd)(ds, pb, rows, T, scale);
     CH_CUDA_LAUNCHED("softmax_causal_bwd");
-    CH_CHECK(cuda_operand(c, pb, NH * tt, part[3], &p));
-    CH_CHECK(cuda_operand(c, ds, NH * tt, part[4], &dso));
+    CH_CHECK(cuda_operand(be, pb, NH * tt, part[3], &p));
+    CH_CHECK(cuda_operand(be, ds, NH * tt, part[4], &dso));
     /* dq_h = dS_h k_h;  dk_h = dS_h^T q_h;  dv_h = P_h^T dout_h (all overwritten) */
     CH_CHECK(cuda_gemm(c->blas, bf, 0, 0, T, HS, T, 1.0f, dso, T, tt, k, 3 * C, HS, 0.0f, dq,
                        3 * C, HS, NH));
@@ -179,13 +179,13 @@ ch_status cuda_attention_decode(const ch_backend *be, float *out, float *scratch
   CH_CHECK(cuda_scratch_parts(c, 5, bytes, part));
   float *s = (float *)part[0];
   const void *q, *k, *v, *p;
-  CH_CHECK(cuda_operand(c, qkv, (int64_t)n * 3 * C, part[1], &q));
-  CH_CHECK(cuda_operand(c, kcache, nkv, part[2], &k));
-  CH_CHECK(cuda_operand(c, vcache, nkv, part[3], &v));
+  CH_CHECK(cuda_operand(be, qkv, (int64_t)n * 3 * C, part[1], &q));
+  CH_CHECK(cuda_operand(be, kcache, nkv, part[2], &k));
+  CH_CHECK(cuda_operand(be, vcache, nkv, part[3], &v));
   /* S_h [n, Tk] = scale q_h k_h^T; the causal offset is past */
   CH_CHECK(cuda_gemm(c->blas, bf, 0, 1, n, Tk, HS, 1.0f / sqrtf((float)HS), q, 3 * C, HS, k, C, HS,
                      0.0f, s, Tk, ns, NH));
   CH_CHECK(launch_softmax(c, s, (int64_t)NH * n, n, Tk, past));
-  CH_CHECK(cuda_operand(c, s, NH * ns, part[4], &p));
+  CH_CHECK(cuda_operand(be, s, NH * ns, part[4], &p));
   return cuda_gemm(c->blas, bf, 0, 0, n, HS, Tk, 1.0f, p, Tk, ns, v, C, HS, 0.0f, out, C, HS, NH);
 }

@@ -216,7 +216,9 @@ ch_status cuda_scratch_parts(cuda_ctx *c, int count, const size_t bytes[], void 
   return CH_OK;
 }
 
-ch_status cuda_operand(cuda_ctx *c, const float *x, int64_t n, void *dst, const void **op) {
+ch_status cuda_operand(const ch_backend *be, const float *x, int64_t n, void *dst,
+                       const void **op) {
+  cuda_ctx *c = cuda_ctx_of(be);
   *op = x;
   if (!cuda_bf16_gemms(c)) return CH_OK;
   CH_CHECK(ch_cuda_f32_to_bf16((ch_bf16 *)dst, x, n, c->stream));

@@ -39,7 +39,8 @@ static inline size_t cuda_operand_bytes(const cuda_ctx *c, int64_t n) {
 
 /* The GEMM operand of fp32 tensor x [n]: x itself in fp32 mode; in bf16 mode its bf16 rounding,
  * written into dst (cuda_operand_bytes of scratch). */
-ch_status cuda_operand(cuda_ctx *c, const float *x, int64_t n, void *dst, const void **op);
+ch_status cuda_operand(const ch_backend *be, const float *x, int64_t n, void *dst,
+                       const void **op);
 
 /* Element i of a GEMM operand (fp32 or bf16 as `bf16` says). */
 static inline const void *cuda_elem(const void *p, int64_t i, bool bf16) {

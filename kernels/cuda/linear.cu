@@ -69,8 +69,8 @@ ch_status forward(const ch_backend *be, float *y, const float *x, const float *w
   void *part[2];
   const void *xo, *wo;
   CH_CHECK(cuda_scratch_parts(c, 2, bytes, part));
-  CH_CHECK(cuda_operand(c, x, batch * in, part[0], &xo));
-  CH_CHECK(cuda_operand(c, w, (int64_t)in * out, part[1], &wo));
+  CH_CHECK(cuda_operand(be, x, batch * in, part[0], &xo));
+  CH_CHECK(cuda_operand(be, w, (int64_t)in * out, part[1], &wo));
   return cuda_gemm_bias(c, cuda_bf16_gemms(c), 0, w_out_in, (int)batch, out, in, xo, in, wo,
                         w_out_in ? in : out, y, out, b);
 }
@@ -89,9 +89,9 @@ ch_status backward(const ch_backend *be, float *dx, float *dw, float *db, const 
   void *part[4];
   const void *wo = w, *xo, *dyo;
   CH_CHECK(cuda_scratch_parts(c, 4, bytes, part));
-  if (dx) CH_CHECK(cuda_operand(c, w, nw, part[0], &wo));
-  CH_CHECK(cuda_operand(c, x, nx, part[1], &xo));
-  CH_CHECK(cuda_operand(c, dy, ny, part[2], &dyo));
+  if (dx) CH_CHECK(cuda_operand(be, w, nw, part[0], &wo));
+  CH_CHECK(cuda_operand(be, x, nx, part[1], &xo));
+  CH_CHECK(cuda_operand(be, dy, ny, part[2], &dyo));
   int ldw = w_out_in ? in : out;
   if (dx) /* dx[B,in] = dy[B,out] op(W)^T */
     CH_CHECK(cuda_gemm(c->blas, bf, 0, !w_out_in, (int)batch, in, out, 1.0f, dyo, out, 0, wo, ldw,

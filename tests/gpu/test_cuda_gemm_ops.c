@@ -181,7 +181,8 @@ static void check_dense(const char *op, const char *cas, const dense_in *d, cons
   char name[64];
   size_t nx = (size_t)d->batch * d->in, nw = (size_t)d->in * d->out, ny = (size_t)d->batch * d->out;
   snprintf(name, sizeof name, "%s y", op), check(name, cas, got->y, ref->y, ny, tol);
-  if (d->has_dx) snprintf(name, sizeof name, "%s dx", op), check(name, cas, got->dx, ref->dx, nx, tol);
+  if (d->has_dx)
+    snprintf(name, sizeof name, "%s dx", op), check(name, cas, got->dx, ref->dx, nx, tol);
   snprintf(name, sizeof name, "%s dW (+=)", op), check(name, cas, got->dw, ref->dw, nw, tol);
   if (d->has_b)
     snprintf(name, sizeof name, "%s db (+=)", op),
@@ -236,7 +237,8 @@ static float *cols(const float *x, size_t rows, int ld, int c0, int n) {
 static void bwd_sums(const float *qkv, const float *dout, const float *probs, int B, int T,
                      int NH, int HS, double *p_col, double *ds_row, double *ds_col) {
   int C = NH * HS;
-  double scale = 1.0 / sqrt((double)HS), *ds = malloc(sizeof *ds * T * T), *dot = malloc(sizeof *dot * T);
+  double scale = 1.0 / sqrt((double)HS);
+  double *ds = malloc(sizeof *ds * T * T), *dot = malloc(sizeof *dot * T);
   *p_col = *ds_row = *ds_col = 0;
   for (int b = 0; b < B; b++)
     for (int h = 0; h < NH; h++) {
@@ -293,13 +295,15 @@ static void test_attention(const ch_backend *gpu, int bf16, int B, int T, int NH
   size_t rows = (size_t)B * T, nq = rows * 3 * C, no = rows * C, np = (size_t)B * NH * T * T;
   float *qkv = rnd(nq, 10), *dout = rnd(no, 11);
   /* the CPU's inputs: what the GPU's GEMMs read */
-  float *qr = bf16 ? bf16_round(qkv, nq) : dup(qkv, nq), *dr = bf16 ? bf16_round(dout, no) : dup(dout, no);
+  float *qr = bf16 ? bf16_round(qkv, nq) : dup(qkv, nq);
+  float *dr = bf16 ? bf16_round(dout, no) : dup(dout, no);
   float *out, *probs, *dqkv, *rout, *rprobs, *rdqkv;
   run_attention(gpu, qkv, dout, B, T, NH, HS, &out, &probs, &dqkv);
   run_attention(CPU, qr, dr, B, T, NH, HS, &rout, &rprobs, &rdqkv);
   double tol = bf16 ? ACC_TOL : FP32_TOL, tq = tol, tk = tol, tv = tol, to = tol;
   float *g[3], *r[3];
-  for (int t = 0; t < 3; t++) g[t] = cols(dqkv, rows, 3 * C, t * C, C), r[t] = cols(rdqkv, rows, 3 * C, t * C, C);
+  for (int t = 0; t < 3; t++) /* dq, dk, dv */
+    g[t] = cols(dqkv, rows, 3 * C, t * C, C), r[t] = cols(rdqkv, rows, 3 * C, t * C, C);
   if (bf16) { /* + the bounds of the internal roundings, relative to the largest entry */
     float *v = cols(qr, rows, 3 * C, 2 * C, C);
     double mqk = 0, p_col, ds_row, ds_col; /* max |q|, |k|: the first 2C columns of each row */
