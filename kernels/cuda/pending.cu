@@ -23,4 +23,3 @@ ch_status cuda_sgd(const ch_backend *, const ch_span *, int, float *, int, const
 ch_status cuda_cast_f32_bf16(const ch_backend *, uint16_t *, const float *, int64_t) { PENDING("cast_f32_bf16"); }
 ch_status cuda_cast_bf16_f32(const ch_backend *, float *, const uint16_t *, int64_t) { PENDING("cast_bf16_f32"); }
 
-ch_status cuda_group_create(const ch_group *, const ch_backend *, ch_group *) { PENDING("group_create (NCCL)"); }

@@ -16,6 +16,7 @@ cohort=$1 src=$2 lib=$3 mpiexec=$4
 shift 4
 flags=("$@")
 export COHORT_CUDA_LIBRARY=$lib
+case "$lib" in *_emu.so*) ;; *) nvidia-smi -L >/dev/null 2>&1 || { echo "no CUDA device: skipped"; exit 77; } ;; esac
 work=$(mktemp -d /tmp/cohort-cuda-train-XXXXXX)
 trap 'rm -rf "$work"' EXIT
 py=/usr/bin/python3
