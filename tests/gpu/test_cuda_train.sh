@@ -2,14 +2,14 @@
 # Training on device=cuda against the CPU, end to end through `cohort train` on 2 ranks (the
 # CUDA library is the emulated one in CI, COHORT_CUDA_EMULATE=1, or the real one on a GPU):
 #   - 20 AdamW steps of a small GPT under DDP and under ZeRO-3 on cuda (NCCL groups) track CPU
-#     DDP's losses step by step within 1e-3 (fp32 in both; the summation orders differ, and AdamW
+#     DDP's losses step by step within 1e-4 (fp32 in both; the summation orders differ, and AdamW
 #     turns the rounding noise of gradients that are zero in exact arithmetic, the key bias, into
-#     steps of size lr, so runs drift apart slowly: the same bound the 3-rank reshard test uses);
-#   - precision=bf16 stays within a band of 5e-2 of the fp32 loss at every step (GEMM operands
-#     rounded to 8 significant bits; the loss of a 20-step run moves ~2 nats, its bf16 noise a
-#     few hundredths) and still falls;
+#     steps of size lr, so runs drift apart slowly; the emulation measures ~5e-9, a GPU's GEMMs
+#     reorder more);
+#   - precision=bf16 stays within a band of 1e-2 of the fp32 loss at every step (GEMM operands
+#     rounded to 8 significant bits, relative error 2^-9 = 2e-3 each) and still falls;
 #   - a cuda checkpoint resumes on CPU, and a CPU checkpoint on cuda: steps 11..20 track the
-#     uninterrupted CPU run within 1e-3, and the files are ordinary checkpoints (h5py reads them).
+#     uninterrupted CPU run within 1e-4, and the files are ordinary checkpoints (h5py reads them).
 # Usage: test_cuda_train.sh COHORT SOURCE_DIR CUDA_LIBRARY MPIEXEC [MPIEXEC_FLAGS...]
 set -euo pipefail
 cohort=$1 src=$2 lib=$3 mpiexec=$4
@@ -52,12 +52,12 @@ PY
 train cpu device=cpu
 train cuda_ddp device=cuda
 grep -q "on cuda" "$work/cuda_ddp.txt" || { echo "FAIL: the run did not say it ran on cuda"; exit 1; }
-compare cpu cuda_ddp 1e-3
+compare cpu cuda_ddp 1e-4
 train cuda_zero3 device=cuda parallel.strategy=zero3
-compare cpu cuda_zero3 1e-3
+compare cpu cuda_zero3 1e-4
 train cuda_bf16 device=cuda precision=bf16
 grep -q "bf16" "$work/cuda_bf16.txt" || { echo "FAIL: bf16 not reported"; exit 1; }
-compare cpu cuda_bf16 5e-2
+compare cpu cuda_bf16 1e-2
 "$py" - "$work/cuda_bf16/metrics.jsonl" <<'PY'
 import json, sys
 rows = [json.loads(l) for l in open(sys.argv[1])]
@@ -66,10 +66,10 @@ PY
 
 # Across devices: the step-10 checkpoints continue on the other device.
 train cuda_to_cpu device=cpu run.resume="$work/cuda_ddp/checkpoints/step-00000010.h5"
-compare cpu cuda_to_cpu 1e-3 11
+compare cpu cuda_to_cpu 1e-4 11
 train cpu_to_cuda device=cuda parallel.strategy=zero3 \
   run.resume="$work/cpu/checkpoints/step-00000010.h5"
-compare cpu cpu_to_cuda 1e-3 11
+compare cpu cpu_to_cuda 1e-4 11
 "$py" - "$work/cuda_zero3/checkpoints/step-00000020.h5" <<'PY'
 import h5py, sys
 with h5py.File(sys.argv[1], "r") as f:
