@@ -12,10 +12,10 @@
  *     vs OpenBLAS's blocked FMA loops, fp32 tree reductions vs the CPU's double accumulators);
  *     one reordered sum of k terms moves a result by ~k^0.5 2^-24 of its scale (~1e-6 at
  *     k = 64), and a two-block backward chains a few such steps;
- *   bf16 1e-2 (5 x 2^-9): each GEMM operand is rounded to 8 significant bits (relative error up
- *     to 2^-9 = 2e-3 per operand); summed over k products the errors partly cancel and grow a
- *     little with depth through the backward pass (measured: 2e-3 .. 4e-3); the loss, an average
- *     over many rows, is held to 1e-3.
+ *   bf16 1e-2 (2.5 u): each GEMM operand is rounded to 8 significant bits, a relative error of
+ *     at most u = 2^-8 = 3.9e-3 (about u / 3 on average); summed over k products the errors
+ *     partly cancel and grow a little with depth through the backward pass (measured 2e-3 ..
+ *     4e-3); the loss, an average over many rows, is held to 1e-3.
  * The run prints every measured error. */
 #include <math.h>
 #include <stdio.h>

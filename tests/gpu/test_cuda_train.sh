@@ -7,7 +7,7 @@
 #     steps of size lr, so runs drift apart slowly; the emulation measures ~5e-9, a GPU's GEMMs
 #     reorder more);
 #   - precision=bf16 stays within a band of 1e-2 of the fp32 loss at every step (GEMM operands
-#     rounded to 8 significant bits, relative error 2^-9 = 2e-3 each) and still falls;
+#     rounded to 8 significant bits, relative error up to 2^-8 = 3.9e-3 each) and still falls;
 #   - a cuda checkpoint resumes on CPU, and a CPU checkpoint on cuda: steps 11..20 track the
 #     uninterrupted CPU run within 1e-4, and the files are ordinary checkpoints (h5py reads them).
 # Usage: test_cuda_train.sh COHORT SOURCE_DIR CUDA_LIBRARY MPIEXEC [MPIEXEC_FLAGS...]
