@@ -221,7 +221,7 @@ ch_status cuda_operand(const ch_backend *be, const float *x, int64_t n, void *ds
   cuda_ctx *c = cuda_ctx_of(be);
   *op = x;
   if (!cuda_bf16_gemms(c)) return CH_OK;
-  CH_CHECK(ch_cuda_f32_to_bf16((ch_bf16 *)dst, x, n, c->stream));
+  CH_CHECK(cuda_cast_f32_bf16(be, (uint16_t *)dst, x, n));
   *op = dst;
   return CH_OK;
 }
