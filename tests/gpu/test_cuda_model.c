@@ -1,9 +1,10 @@
 /* Whole models on the CUDA backend against the CPU backend, from the same parameters and batch:
  * the MLP (ReLU and GELU) and a GPT, a training step of two accumulated micro-batches (the loss
  * and EVERY gradient), evaluation (loss, correct count), the forward's logits, two optimizer
- * steps (AdamW for the MLP; SGD for the GPT, whose key-bias gradients are zero in exact
- * arithmetic: AdamW would turn their rounding noise into steps of size lr, which no tolerance on
- * parameters could bound), clipping, and the GPT's KV-cache decoding; in fp32 and in bf16 (GEMM operands rounded to
+ * steps (AdamW for the MLP in fp32; SGD otherwise: AdamW turns a gradient's noise into a step
+ * of size lr wherever the gradient is near zero, the GPT's key bias (zero in exact arithmetic)
+ * or a bf16-rounded MLP gradient, so no tolerance on parameters could bound it), clipping, and
+ * the GPT's KV-cache decoding; in fp32 and in bf16 (GEMM operands rounded to
  * bf16, fp32 accumulation).
  *
  * Tolerances, as max |cuda - cpu| / max |cpu| over a tensor:
@@ -11,9 +12,10 @@
  *     vs OpenBLAS's blocked FMA loops, fp32 tree reductions vs the CPU's double accumulators);
  *     one reordered sum of k terms moves a result by ~k^0.5 2^-24 of its scale (~1e-6 at
  *     k = 64), and a two-block backward chains a few such steps;
- *   bf16 3e-2: each GEMM operand is rounded to 8 significant bits (relative error up to 2^-9 =
- *     2e-3 per operand); summed over k products the errors partly cancel, growing with depth
- *     through the backward pass; the loss (an average) is held to 1e-2.
+ *   bf16 1e-2 (5 x 2^-9): each GEMM operand is rounded to 8 significant bits (relative error up
+ *     to 2^-9 = 2e-3 per operand); summed over k products the errors partly cancel and grow a
+ *     little with depth through the backward pass (measured: 2e-3 .. 4e-3); the loss, an average
+ *     over many rows, is held to 1e-3.
  * The run prints every measured error. */
 #include <math.h>
 #include <stdio.h>
@@ -102,11 +104,11 @@ static void run_model(const ch_backend *be, const ch_config *cfg, int64_t in, in
 
 static void compare(const char *model, const run *c, const run *ref, size_t n, size_t nlogits,
                     int bf16) {
-  double tol = bf16 ? 3e-2 : 1e-4;
-  check(model, "train loss", fabs(c->loss - ref->loss) / fabs(ref->loss), bf16 ? 1e-2 : 1e-5);
+  double tol = bf16 ? 1e-2 : 1e-4;
+  check(model, "train loss", fabs(c->loss - ref->loss) / fabs(ref->loss), bf16 ? 1e-3 : 1e-5);
   check(model, "every gradient", err(c->grads, ref->grads, n), tol);
   check(model, "eval loss", fabs(c->eval_loss - ref->eval_loss) / fabs(ref->eval_loss),
-        bf16 ? 1e-2 : 1e-5);
+        bf16 ? 1e-3 : 1e-5);
   check(model, "logits", err(c->logits, ref->logits, nlogits), tol);
   check(model, "grad norm", fabs(c->norm - ref->norm) / ref->norm, tol);
   check(model, "params after 2 updates", err(c->params_after, ref->params_after, n), tol);
@@ -122,6 +124,7 @@ static void free_run(run *r) {
 }
 
 static void check_mlp(const ch_backend *cuda, int bf16) {
+  int adamw = !bf16;
   enum { IN = 37, CLASSES = 11, B = 19 };
   ch_config cfg;
   ch_config_defaults(&cfg);
@@ -140,8 +143,8 @@ static void check_mlp(const ch_backend *cuda, int bf16) {
     float *init = malloc(n * sizeof(float));
     ch_layout_init_params(ch_model_layout(m), init, 11);
     run a, b;
-    run_model(ch_backend_cpu(), &cfg, IN, CLASSES, B, x, y, init, 1, &a);
-    run_model(cuda, &cfg, IN, CLASSES, B, x, y, init, 1, &b);
+    run_model(ch_backend_cpu(), &cfg, IN, CLASSES, B, x, y, init, adamw, &a);
+    run_model(cuda, &cfg, IN, CLASSES, B, x, y, init, adamw, &b);
     compare(act == 0 ? "mlp relu" : "mlp gelu", &b, &a, n, (size_t)B * CLASSES, bf16);
     free(init);
     free_run(&a);
@@ -181,7 +184,7 @@ static void check_gpt(const ch_backend *cuda, int bf16) {
     double e = err(lb, la, V);
     worst = e > worst ? e : worst;
   }
-  check("gpt", "decoded logits", worst, bf16 ? 3e-2 : 1e-4);
+  check("gpt", "decoded logits", worst, bf16 ? 1e-2 : 1e-4);
   ch_kv_cache_destroy(ka);
   ch_kv_cache_destroy(kb);
   ch_op_free(cuda, pd);
