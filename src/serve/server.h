@@ -7,7 +7,8 @@
  * rank runs it (the tensor-parallel forward); the leader completes the requests. Only main
  * threads call MPI. One mutex (the queue's) guards every request and the queue.
  *
- * Files: http.c (transport; conns.c: connections and the request deadline; loglimit.c) ->
+ * Files: http.c (transport; conns.c: connections and the request deadline; loglimit.c; tls.c:
+ * HTTPS; access_log.c) ->
  * route.c (routes, key, limits) -> v2_api.c / openai_api.c (the two APIs; codecs v2*.c,
  * openai.c, jsonw.c; repo.c: which paths a load may name) -> queue.c (requests, queue,
  * lifecycle, readiness) -> lead.c (leader: batch.c's policy, wire.h's ops) and exec.c (the ops
@@ -128,6 +129,8 @@ typedef struct serve_state {
       *m_inflight;
   void *http;              /* struct MHD_Daemon */
   struct serve_conns *conns; /* its connections and their request deadline (conns.h) */
+  struct serve_tls *tls;   /* HTTPS's certificate and key (tls.h); NULL = plain HTTP */
+  struct serve_access_log *access_log; /* access_log.h; NULL = none */
   serve_loglimit http_log; /* libmicrohttpd's lines (clients cause them: rate-limited) */
 } serve_state;
 
@@ -205,6 +208,7 @@ typedef struct serve_call {
   size_t len;
   double t0;          /* arrival, for the latency metric */
   int accepted;       /* set by serve_submit: a request of this call is owed an answer */
+  uint64_t bytes;     /* response body bytes queued or streamed (the access log's) */
 } serve_call;
 
 /* The value of a request header, or NULL. */
