@@ -122,6 +122,7 @@ char *serve_access_line(const serve_access *a, int status, uint64_t bytes, int c
 void serve_access_write(serve_access_log *l, const serve_access *a, int status, uint64_t bytes,
                         int completed) {
   if (!l) return;
+  if (!strcmp(a->method, "HEAD")) bytes = 0; /* its body is never sent */
   char *line = serve_access_line(a, status, bytes, completed, ch_time());
   pthread_mutex_lock(&l->lock);
   int ok = line && fputs(line, l->f) >= 0 && fflush(l->f) == 0;
