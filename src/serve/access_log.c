@@ -85,7 +85,8 @@ void serve_access_init(serve_access *a, const char *method, const char *path,
 
 void serve_access_begin(serve_access *a, struct MHD_Connection *c, const char *method,
                         const char *url) {
-  const union MHD_ConnectionInfo *ci = MHD_get_connection_info(c, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
+  const union MHD_ConnectionInfo *ci =
+      MHD_get_connection_info(c, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
   const char *h = NULL;
   size_t n = 0;
   if (MHD_lookup_connection_value_n(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_AUTHORIZATION,

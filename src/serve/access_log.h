@@ -4,11 +4,11 @@
  *    "path": "/v2/models/mlp/infer", "status": 200, "bytes": 312, "duration_ms": 1.482,
  *    "key_id": "9f86d081", "completed": true}
  * time: the request's arrival (RFC 3339, UTC, milliseconds); status: null when no response was
- * queued (the client left first); bytes: the response body's bytes sent (0 for HEAD); duration_ms: arrival
- * to the response's end; key_id: the first 8 hex digits of the SHA-256 of the bearer token the
- * client sent (null when it sent no Authorization header): it tells keys apart, never holds the
- * key; completed: whether the response went out in full. Lines from concurrent requests never
- * interleave (one write each, under a lock). */
+ * queued (the client left first); bytes: the response body's bytes sent (0 for HEAD);
+ * duration_ms: arrival to the response's end; key_id: the first 8 hex digits of the SHA-256 of
+ * the bearer token the client sent (null when it sent no Authorization header): it tells keys
+ * apart, never holds the key; completed: whether the response went out in full. Lines from
+ * concurrent requests never interleave (one write each, under a lock). */
 #pragma once
 #include <stddef.h>
 #include <stdint.h>

@@ -221,7 +221,8 @@ static void on_completed(void *cls, struct MHD_Connection *c, void **ctx,
   if (s->conns) serve_conns_arrived(s->conns, c, 0); /* the next request's deadline starts */
   if (cn && cn->call.accepted) serve_call_closed(s, code == MHD_REQUEST_TERMINATED_COMPLETED_OK);
   if (cn && s->access_log) {
-    const union MHD_ConnectionInfo *st = MHD_get_connection_info(c, MHD_CONNECTION_INFO_HTTP_STATUS);
+    const union MHD_ConnectionInfo *st =
+        MHD_get_connection_info(c, MHD_CONNECTION_INFO_HTTP_STATUS);
     serve_access_write(s->access_log, &cn->access, st ? (int)st->http_status : 0, cn->call.bytes,
                        code == MHD_REQUEST_TERMINATED_COMPLETED_OK);
   }
@@ -272,7 +273,8 @@ ch_status serve_http_start(serve_state *s) {
   /* HTTPS and the access log: a bad file stops the start (never a silent plain HTTP). */
   ch_status st = serve_tls_load(&s->opts, &s->tls);
   if (st == CH_OK) st = serve_access_log_open(s->opts.access_log, &s->access_log);
-  if (st == CH_OK && s->opts.read_deadline > 0 && !(s->conns = serve_conns_start(s->opts.read_deadline)))
+  if (st == CH_OK && s->opts.read_deadline > 0 &&
+      !(s->conns = serve_conns_start(s->opts.read_deadline)))
     st = CH_FAIL(CH_ERR_NOMEM, "cannot start the connection sweeper");
   if (st != CH_OK) {
     serve_http_release(s);

@@ -36,7 +36,9 @@ static ch_status read_pem(const char *what, const char *path, char **out, size_t
   if (err || n == 0 || n > (size_t)PEM_MAX) {
     free(buf);
     return CH_FAIL(CH_ERR_CONFIG, "%s %s: %s", what, path,
-                   err ? strerror(err) : n == 0 ? "empty file" : "larger than 1 MiB: not a PEM file");
+                   err      ? strerror(err)
+                   : n == 0 ? "empty file"
+                            : "larger than 1 MiB: not a PEM file");
   }
   buf[n] = '\0';
   *out = buf;

@@ -19,14 +19,16 @@ static void test_line(void) {
   inet_pton(AF_INET, "10.1.2.3", &sin.sin_addr);
   serve_access a;
   const char *h = "Bearer sekrit";
-  serve_access_init(&a, "POST", "/v2/models/\"m\"\n\xff/infer", (struct sockaddr *)&sin, h, strlen(h));
+  serve_access_init(&a, "POST", "/v2/models/\"m\"\n\xff/infer", (struct sockaddr *)&sin, h,
+                    strlen(h));
   CHT_ASSERT(!strcmp(a.key_id, "7e35aaae"), "key id = sha256(\"sekrit\")[:8], got %s", a.key_id);
   a.wall.tv_sec = 1764783584; /* 2025-12-03 17:39:44 UTC */
   a.wall.tv_nsec = 123999999;
   a.t0 = 100.0;
   char *line = serve_access_line(&a, 200, 312, 1, 100.0015);
   const char *want = "{\"time\": \"2025-12-03T17:39:44.123Z\", \"peer\": \"10.1.2.3\", "
-                     "\"method\": \"POST\", \"path\": \"/v2/models/\\\"m\\\"\\n\xef\xbf\xbd/infer\", "
+                     "\"method\": \"POST\", "
+                     "\"path\": \"/v2/models/\\\"m\\\"\\n\xef\xbf\xbd/infer\", "
                      "\"status\": 200, \"bytes\": 312, \"duration_ms\": 1.500, \"key_id\": "
                      "\"7e35aaae\", \"completed\": true}\n";
   CHT_ASSERT(line && !strcmp(line, want), "line:\n%s\nwant:\n%s", line, want);
@@ -111,7 +113,8 @@ static void test_threads(void) {
     count[id]++;
   }
   fclose(f);
-  for (int i = 0; i < THREADS; i++) CHT_ASSERT(count[i] == LINES, "thread %d: %d lines", i, count[i]);
+  for (int i = 0; i < THREADS; i++)
+    CHT_ASSERT(count[i] == LINES, "thread %d: %d lines", i, count[i]);
   unlink(file);
   rmdir(dir);
 }
