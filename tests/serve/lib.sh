@@ -68,6 +68,15 @@ stop() {
     { echo "FAIL: $1: exit $rc"; cat "$work/$1.log"; exit 1; }
 }
 
+# tls_pair NAME [CN]: a self-signed certificate for localhost and 127.0.0.1 in $work/NAME.pem and
+# its key in $work/NAME.key (openssl CLI, EC P-256, 2 days). Returns 1 without openssl.
+tls_pair() {
+  command -v openssl >/dev/null || return 1
+  openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -days 2 \
+    -subj "/CN=${2:-localhost}" -addext "subjectAltName=DNS:localhost,IP:127.0.0.1" \
+    -keyout "$work/$1.key" -out "$work/$1.pem" 2>/dev/null
+}
+
 # rank_pid NAME R: the pid of rank R of a server (from the launcher's environment variables:
 # Open MPI's OMPI_COMM_WORLD_RANK or MPICH's PMI_RANK); empty when not found.
 rank_pid() {

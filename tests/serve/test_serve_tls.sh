@@ -18,19 +18,11 @@ shift 3
 flags=("$@")
 . "$(dirname "$0")/lib.sh"
 serve_init tls
-command -v openssl >/dev/null || { echo "SKIP: no openssl CLI to make a test certificate"; exit 77; }
-
-# cert.pem/key.pem: for localhost and 127.0.0.1; other.pem/other.key: another pair.
-selfsigned() {
-  openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -days 2 \
-    -subj "/CN=$3" -addext "subjectAltName=DNS:localhost,IP:127.0.0.1" \
-    -keyout "$work/$2" -out "$work/$1" 2>/dev/null
-}
-selfsigned cert.pem key.pem localhost
-selfsigned other.pem other.key other
-openssl pkey -in "$work/key.pem" -aes256 -passout pass:pw -out "$work/enc.key" 2>/dev/null
+tls_pair cert || { echo "SKIP: no openssl CLI to make a test certificate"; exit 77; }
+tls_pair other other
+openssl pkey -in "$work/cert.key" -aes256 -passout pass:pw -out "$work/enc.key" 2>/dev/null
 key="tls-test-key-$RANDOM$RANDOM"
-tls=(--tls-cert "$work/cert.pem" --tls-key "$work/key.pem")
+tls=(--tls-cert "$work/cert.pem" --tls-key "$work/cert.key")
 
 mlp_checkpoint "$work/mlp"
 ck="$work/mlp/checkpoints"
@@ -49,11 +41,11 @@ fails() {
 fails "TLS key (--tls-key) $work/missing.key: No such file or directory" \
   --tls-cert "$work/cert.pem" --tls-key "$work/missing.key"
 fails "--tls-cert (serve.tls_cert) given without --tls-key" --tls-cert "$work/cert.pem"
-fails "--tls-key (serve.tls_key) given without --tls-cert" --tls-key "$work/key.pem"
+fails "--tls-key (serve.tls_key) given without --tls-cert" --tls-key "$work/cert.key"
 fails "TLS key (--tls-key) $work/other.key is not the key of the certificate (--tls-cert) $work/cert.pem" \
   --tls-cert "$work/cert.pem" --tls-key "$work/other.key"
-fails "TLS certificate (--tls-cert) $work/key.pem: not a PEM certificate" \
-  --tls-cert "$work/key.pem" --tls-key "$work/key.pem"
+fails "TLS certificate (--tls-cert) $work/cert.key: not a PEM certificate" \
+  --tls-cert "$work/cert.key" --tls-key "$work/cert.key"
 fails "TLS key (--tls-key) $work/enc.key is encrypted" --tls-cert "$work/cert.pem" --tls-key "$work/enc.key"
 fails "access log (--access-log) $work/no/such/dir.log" --access-log "$work/no/such/dir.log"
 # The serve.tls_* keys reach the server of serve.after the same way.
