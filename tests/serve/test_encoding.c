@@ -58,8 +58,8 @@ static void round_trips(const char *text, size_t n) {
 int main(void) {
   char *out, err[192];
   size_t n;
-  const char *json = "{\"inputs\": [{\"name\": \"input\", \"shape\": [1, 2], \"datatype\": \"FP32\", "
-                     "\"data\": [1, 2]}]}";
+  const char *json = "{\"inputs\": [{\"name\": \"input\", \"shape\": [1, 2], "
+                     "\"datatype\": \"FP32\", \"data\": [1, 2]}]}";
   /* As it is. */
   const char *plain[] = {NULL, "", "identity", " Identity "};
   for (int i = 0; i < 4; i++) {

@@ -60,8 +60,8 @@ int main(void) {
   const char *v1[] = {"1"};
   cJSON *j = render(st, v1, 1);
   const cJSON *m = cJSON_GetArrayItem(get(j, "model_stats"), 0);
-  CHT_ASSERT(!strcmp(get(m, "name")->valuestring, "mlp") && !strcmp(get(m, "version")->valuestring, "1"),
-             "name, version");
+  CHT_ASSERT(!strcmp(get(m, "name")->valuestring, "mlp") &&
+             !strcmp(get(m, "version")->valuestring, "1"), "name, version");
   const char *fields[] = {"success", "fail", "queue", "compute_input", "compute_infer",
                           "compute_output", "cache_hit", "cache_miss"};
   for (int i = 0; i < 8; i++) {
