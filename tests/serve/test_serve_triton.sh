@@ -182,7 +182,7 @@ stop keyed
 start gpt 1 "$work/gpt/checkpoints"
 base="http://127.0.0.1:$gpt_port"
 for _ in 1 2; do
-  expect 200 POST /v1/completions -d '{"prompt": "ROMEO:", "max_tokens": 8, "temperature": 0}'
+  expect 200 POST /v1/completions -d '{"model": "gpt", "prompt": "ROMEO:", "max_tokens": 8, "temperature": 0}'
 done
 curl -s "$base/metrics" > "$work/metrics"
 "$scrape" "$work/metrics" > "$work/samples" || fail "strict parse of the GPT's /metrics"
