@@ -83,6 +83,7 @@ static int route_model(serve_state *s, serve_call *k, const char *url, int get, 
     return serve_reply_error(k, 404, msg);
   }
   if (!tail[0] && get) return serve_v2_metadata(s, k);
+  if (!strcmp(tail, "/config") && get) return serve_v2_config(s, k);
   if (!strcmp(tail, "/ready") && get) {
     int ready = serve_ready(s);
     snprintf(msg, sizeof msg, "{\"name\": \"%s\", \"ready\": %s}", s->model_name, ready ? "true" : "false");
