@@ -86,17 +86,14 @@ static int parse_input(v2_request *r, int i, const cJSON *o, v2_ctx *c) {
   return v2_parse_data(in, cJSON_GetObjectItemCaseSensitive(o, "data"), c);
 }
 
-/* Parses outputs[i]'s "parameters": binary_data into r->output_binary[i]; classification
- * (Triton's extension) is refused. */
+/* Parses outputs[i]'s "parameters": binary_data into r->output_binary[i] (other parameters,
+ * such as Triton's classification, are ignored as before). */
 static int output_params(v2_request *r, int i, const cJSON *o, v2_ctx *c) {
   char what[CH_V2_NAME_MAX + 16];
   int st, bin = -1;
   snprintf(what, sizeof what, "output '%s'", r->outputs[i]);
   const cJSON *p = params_of(o, what, &st, c);
   if (st || (st = bool_param(p, "binary_data", what, &bin, c))) return st;
-  const cJSON *cls = p ? cJSON_GetObjectItemCaseSensitive(p, "classification") : NULL;
-  if (cls && !(cJSON_IsNumber(cls) && cls->valuedouble == 0))
-    return V2_FAIL(c, "%s: the classification extension is not supported", what);
   r->output_binary[i] = (signed char)bin;
   return 0;
 }
