@@ -69,11 +69,11 @@ int v2_decode_binary(v2_input *in, const unsigned char *p, size_t n, v2_ctx *c) 
   if (sz == 0)
     return V2_FAIL(c, "input '%s': binary data of datatype %s is not supported", in->name,
                    v2_dtype_name(in->dtype));
-  /* numel fits the element limit, far below SIZE_MAX / 8. */
-  if ((uint64_t)in->numel * sz != n)
+  /* n is within the body, so a numel past n (whose byte count could overflow) cannot match. */
+  if ((uint64_t)in->numel > n || (uint64_t)in->numel * sz != n)
     return V2_FAIL(c, "input '%s': binary_data_size is %zu bytes but %lld elements of %s take "
                    "%llu", in->name, n, (long long)in->numel, v2_dtype_name(in->dtype),
-                   (unsigned long long)in->numel * sz);
+                   (unsigned long long)in->numel * sz); /* wraps only in the message */
   int st = v2_alloc_data(in, c), fits = 1;
   for (int64_t k = 0; !st && k < in->numel; k++, p += sz) {
     if (v2_dtype_is_integral(in->dtype)) {
