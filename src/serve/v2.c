@@ -178,7 +178,7 @@ static int parse_binary(v2_request *r, const unsigned char *bin, size_t n, v2_ct
   }
   if (at != n)
     return V2_FAIL(c, "%zu bytes follow the JSON header but the inputs' binary_data_size add up "
-                   "to %zu", n, at);
+                   "to %zu (%zu bytes left over)", n, at, n - at);
   return 0;
 }
 

@@ -63,7 +63,7 @@ if family == "mlp":
     case("mlp_size", [bad], [r[:-4]], 400,
          f"binary_data_size is {4 * features - 4} bytes but {features} elements of FP32 take "
          f"{4 * features}")
-    case("mlp_extra", [t], [r, b"\0\0\0\0"], 400, "4 bytes follow the JSON header")
+    case("mlp_extra", [t], [r, b"\0\0\0\0"], 400, "(4 bytes left over)")
     case("mlp_noheader", [t], [r], 400, "needs the Inference-Header-Content-Length header",
          header=False)
     case("mlp_hlen_big", [t], [r], 400, "is not a byte count within the body's", hlen=10 ** 6)
