@@ -2,7 +2,7 @@
  * status, and the small GET endpoints. Routes (HEAD wherever GET):
  *   GET  /v2                                             (server metadata, extensions)
  *   GET  /v2/health/live, /v2/health/ready               (probes: no key)
- *   GET  /v2/models/{m}[/versions/{v}], .../ready (probe: no key), .../stats
+ *   GET  /v2/models/{m}[/versions/{v}], .../ready (probe: no key), .../stats, .../config
  *   POST /v2/models/{m}[/versions/{v}]/infer             (KServe V2)
  *   GET  /v2/models/stats                                (Triton's statistics extension)
  *   POST /v2/repository/index, /v2/repository/models/{m}/load, .../unload
@@ -24,7 +24,8 @@
 #include "serve/v2.h"
 
 /* What /v2 says cohort implements of Triton's protocol extensions. */
-static const char *const k_extensions[] = {"model_repository", "statistics"};
+static const char *const k_extensions[] = {"binary_tensor_data", "model_configuration",
+                                           "model_repository", "statistics"};
 
 int serve_bearer_ok(const char *h, size_t n, const char *key) {
   size_t nk = strlen(key);
@@ -136,6 +137,12 @@ static int model_infer(serve_state *s, serve_call *k, const target *t) {
   return serve_v2_infer(s, k);
 }
 
+static int model_config(serve_state *s, serve_call *k, const target *t) {
+  char msg[320];
+  if (!known(s, t, msg, sizeof msg)) return serve_reply_error(k, 404, msg);
+  return serve_v2_config(s, k);
+}
+
 static int model_stats(serve_state *s, serve_call *k, const target *t) {
   char msg[320];
   if (!known(s, t, msg, sizeof msg)) return serve_reply_error(k, 404, msg);
@@ -171,6 +178,7 @@ static const route k_model[] = {
   {"/ready", M_GET, OPEN, "health", model_ready},
   {"/infer", M_POST, KEYED, "infer", model_infer},
   {"/stats", M_GET, KEYED, "stats", model_stats},
+  {"/config", M_GET, KEYED, "config", model_config},
 };
 
 /* After /v2/repository/models/{m}. */

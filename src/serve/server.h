@@ -230,6 +230,10 @@ const char *serve_call_header_n(serve_call *k, const char *name, size_t *len);
 /* Queues the response (takes `text`, malloc'ed; NULL becomes a 500 "out of memory"). Returns
  * libmicrohttpd's result (MHD_YES / MHD_NO) for the route to return. */
 int serve_reply(serve_call *k, int status, char *text, const char *content_type);
+/* The same for len bytes of any content (data malloc'ed, taken), with one more header when
+ * `header` is not NULL (V2's binary tensor data: Inference-Header-Content-Length). */
+int serve_reply_bytes(serve_call *k, int status, char *data, size_t len,
+                      const char *content_type, const char *header, const char *value);
 int serve_reply_json(serve_call *k, int status, char *json);
 /* {"error": msg}. */
 int serve_reply_error(serve_call *k, int status, const char *msg);
@@ -259,6 +263,7 @@ int serve_route(serve_state *s, serve_call *k, const char *url, const char *meth
 
 /* ---- v2_api.c: KServe V2 (model metadata, infer, repository load) ------------------------ */
 int serve_v2_metadata(serve_state *s, serve_call *k);
+int serve_v2_config(serve_state *s, serve_call *k);
 int serve_v2_infer(serve_state *s, serve_call *k);
 int serve_v2_load(serve_state *s, serve_call *k);
 
