@@ -3,7 +3,8 @@
  *   GET  /v2, /v2/health/live, /v2/health/ready
  *   GET  /v2/models/{m}[/versions/{v}], .../ready       POST .../infer   (KServe V2)
  *   POST /v2/repository/models/{m}/load                 (reload: {"parameters":{"path":P}})
- *   POST /v1/completions, GET /v1/models                (OpenAI; SSE when "stream": true)
+ *   /v1/...: POST /v1/completions, /v1/chat/completions, GET /v1/models[/{id}] (OpenAI,
+ *            openai_api.c; SSE when "stream": true; errors in the API's error object)
  *   GET  /metrics                                       (Prometheus text format)
  * Errors are {"error": "..."}: 400 bad input, 401 key, 404 unknown route/model/version,
  * 405 method, 413 body too large, 503 not ready/overloaded/shutting down, 504 timed out. A
@@ -14,7 +15,6 @@
 #include <time.h>
 
 #include "cohort_build.h"
-#include "serve/openai.h"
 #include "serve/server.h"
 #include "serve/v2.h"
 
@@ -104,6 +104,7 @@ int serve_route(serve_state *s, serve_call *k, const char *url, const char *meth
     return serve_reply_json(k, ready ? 200 : 503,
                             strdup(ready ? "{\"ready\": true}" : "{\"ready\": false}"));
   }
+  if (!strncmp(url, "/v1/", 4)) return serve_oai_route(s, k, url, method, authorized(s, k), too_large);
   if (!authorized(s, k))
     return serve_reply_error(k, 401, "missing or wrong API key (Authorization: Bearer KEY)");
   if (too_large) {
@@ -116,14 +117,6 @@ int serve_route(serve_state *s, serve_call *k, const char *url, const char *meth
   if (get && !strcmp(url, "/metrics")) {
     size_t len = 0;
     return serve_reply(k, 200, metrics_render(s->metrics, &len), "text/plain; version=0.0.4");
-  }
-  if (get && !strcmp(url, "/v1/models")) {
-    const char *names[] = {s->model_name};
-    return serve_reply_json(k, 200, oai_models(names, 1, (long)time(NULL)));
-  }
-  if (!strcmp(url, "/v1/completions")) {
-    if (!post) return serve_reply_error(k, 405, "use POST");
-    return serve_oai_completions(s, k);
   }
   if (!strncmp(url, "/v2/repository/models/", 22)) return route_repository(s, k, url, post);
   if (!strncmp(url, "/v2/models/", 11)) return route_model(s, k, url, get, post);
