@@ -64,11 +64,6 @@ static const char *jstr(const cJSON *o, const char *k) {
   CHT_ASSERT(cJSON_IsString(v), "'%s' is not a string", k);
   return v->valuestring;
 }
-static double jnum(const cJSON *o, const char *k) {
-  const cJSON *v = jget(o, k);
-  CHT_ASSERT(cJSON_IsNumber(v), "'%s' is not a number", k);
-  return v->valuedouble;
-}
 
 /* Reference UTF-8 cleaner, written from the definition: decode a code point by its lead
  * byte's bit pattern, then reject overlongs, surrogates and values above U+10FFFF; each byte

@@ -208,7 +208,7 @@ static void test_parse_chat(void) {
 }
 
 /* Two tokens "ab" and "c" with two alternatives each. */
-static const oai_alt k_alts[4] = {{"ab", 2, -0.5f}, {"x", 1, -1.5f}, {"z", 1, -0.25f}, {"c", 1, -2.0f}};
+static const oai_alt k_alts[4] = {{"ab", 2, -0.5f}, {"x", 1, -1.5f}, {"z", 1, -0.25f}, {"y", 1, -2.5f}};
 static const oai_tok k_toks[2] = {{{"ab", 2, -0.5f}, 0, k_alts, 2}, {{"c", 1, -2.0f}, 2, k_alts + 2, 2}};
 
 static void test_completion_bodies(void) {
