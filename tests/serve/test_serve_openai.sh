@@ -25,8 +25,8 @@ timeout 300 "$work/venv/bin/pip" install -q --disable-pip-version-check openai >
 "$cohort" data text "$src/examples/shakespeare/input.txt.gz" "$work/text.h5" > /dev/null
 "$mpiexec" -n 1 "${flags[@]}" "$cohort" train "$src/configs/gpt-tiny.yaml" \
   data.path="$work/text.h5" run.dir="$work/run" model.n_layer=2 model.n_embd=64 \
-  model.context=96 train.steps=60 train.batch_size=16 train.log_every=30 train.eval_every=0 \
-  optim.warmup_steps=10 run.checkpoint.every=60 > "$work/train.txt"
+  model.context=96 train.steps=200 train.batch_size=16 train.log_every=100 train.eval_every=0 \
+  optim.warmup_steps=10 run.checkpoint.every=200 > "$work/train.txt"
 start one 1 "$work/run/checkpoints" --model-name tiny --max-batch-size 4 --api-key sekrit
 
 "$work/venv/bin/python" - "http://127.0.0.1:$one_port/v1" <<'PY'
