@@ -92,6 +92,15 @@ for tok, l, top in zip(lp.tokens, lp.token_logprobs, lp.top_logprobs):
 events = [k for k in c.completions.create(model="tiny", prompt=P, max_tokens=4, temperature=0,
                                           logprobs=2, stream=True)]
 assert [k.choices[0].logprobs.tokens for k in events] == [[ch] for ch in greedy[:4]], events
+# Several choices streamed: each choice's events concatenate to its whole answer.
+whole = c.completions.create(model="tiny", prompt=P, max_tokens=10, temperature=1, seed=3, n=2)
+texts, events = ["", ""], 0
+for k in c.completions.create(model="tiny", prompt=P, max_tokens=10, temperature=1, seed=3, n=2,
+                              stream=True):
+    events += 1
+    for ch in k.choices:
+        texts[ch.index] += ch.text
+assert texts == [k.text for k in whole.choices] and events == 20, (texts, whole.choices, events)
 print("n, prompt lists, token ids, echo and logprobs as the client reads them")
 
 # Chat: the documented template for a base model, stop at the user's next turn.
@@ -141,4 +150,9 @@ print("errors: messages, types, param and code reach the client")
 PY
 
 stop one
+# Calls with several choices count once: every accepted call answered in full.
+counts=$(sed -n 's/.* \([0-9]*\) request(s) accepted, \([0-9]*\) answered in full.*/\1 \2/p' "$work/one.log")
+read -r accepted answered <<< "$counts"
+[ -n "$accepted" ] && [ "$accepted" = "$answered" ] ||
+  { echo "FAIL: accepted/answered: '$counts'"; exit 1; }
 echo PASS
