@@ -25,6 +25,17 @@ static int refuse(serve_state *s, serve_call *k, const char *endpoint, oai_reque
   return reply_error(k, status, err, param, code);
 }
 
+/* The request field a codec message is about, into buf: the messages name it first, quoted
+ * ("'max_tokens' must be ...", "missing field 'prompt'"); NULL when none. */
+static const char *param_of(const char *err, char *buf, size_t n) {
+  const char *p = !strncmp(err, "missing field '", 15) ? err + 15 : err[0] == '\'' ? err + 1 : NULL;
+  size_t len = p ? strspn(p, "abcdefghijklmnopqrstuvwxyz_.") : 0;
+  if (!len || p[len] != '\'' || len >= n) return NULL;
+  memcpy(buf, p, len);
+  buf[len] = '\0';
+  return buf;
+}
+
 /* ---- whole answers ------------------------------------------------------------------------ */
 
 /* Choice i of a finished job into c (lock held): its text (the echoed prompt, then the
@@ -100,7 +111,8 @@ static int generate(serve_state *s, serve_call *k, int chat) {
                   "this model is a classifier: use POST /v2/models/{m}/infer", NULL, NULL);
   int status = (chat ? oai_parse_chat : oai_parse_completion)(k->body, k->len, f.context, &q,
                                                               err, sizeof err);
-  if (status) return refuse(s, k, endpoint, &q, status, err, NULL, NULL);
+  char param[64];
+  if (status) return refuse(s, k, endpoint, &q, status, err, param_of(err, param, sizeof param), NULL);
   if (q.model[0] && strcmp(q.model, s->model_name) != 0) {
     snprintf(err, sizeof err, "The model '%s' does not exist (this server serves '%s')", q.model,
              s->model_name);

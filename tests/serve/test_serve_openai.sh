@@ -133,7 +133,8 @@ def raises(cls, text, **kw):
     raise AssertionError(f"no {cls.__name__} for {kw}")
 
 e = raises(openai.BadRequestError, "'max_tokens' must be at least 1", prompt=P, max_tokens=0)
-assert e.type == "invalid_request_error" and e.body["message"].startswith("'max_tokens'"), e.body
+assert e.type == "invalid_request_error" and e.param == "max_tokens", e.body
+assert e.body["message"].startswith("'max_tokens'"), e.body
 raises(openai.BadRequestError, "outside the vocabulary", prompt=[[100000]], max_tokens=2)
 raises(openai.BadRequestError, "'n' must be from 1 to 128", prompt=P, n=500, stream=True)
 try:
