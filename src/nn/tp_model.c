@@ -122,7 +122,7 @@ ch_status ch_tp_model_logits(ch_tp_model *t, const float *x, int batch, const fl
 
 ch_status ch_tp_model_decode_batch(ch_tp_model *t, int nseq, const int *slots,
                                    const int *counts, const int32_t *tokens, float *logits) {
-  if (!t->kv) return CH_FAIL(CH_ERR_INVALID, "ch_tp_model_decode: not a GPT");
+  if (!t->kv) return CH_FAIL(CH_ERR_INVALID, "ch_tp_model_decode_batch: not a GPT");
   return gpt_decode_batch(&t->view, t->kv, nseq, slots, counts, tokens, logits, t->reduce,
                           t->rctx);
 }

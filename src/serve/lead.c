@@ -109,7 +109,7 @@ static ch_status lead_infer(serve_state *s, serve_req **batch, int n) {
  * of them; sample[e] is step[e] when the step ends its prompt or decodes (a token is drawn),
  * NULL for a prompt chunk with more to come. */
 typedef struct gen_plan {
-  int nent, ntok, nnew, nprefill;
+  int nent, ntok, nprefill;
   serve_req **step, **sample;
   int *from, *cnt, *reset;
 } gen_plan;
@@ -158,7 +158,6 @@ static void plan_gen(leader *L, gen_plan *p) {
     int n = r->nprompt < left ? r->nprompt : left;
     plan_add(p, r, 0, n, 1);
     left -= n;
-    p->nnew++;
   }
 }
 
