@@ -35,7 +35,7 @@ ch_status serve_exec_infer(serve_state *s, int64_t rows, const float *x, float *
 ch_status serve_exec_gen(serve_state *s, int64_t nent, int32_t *buf, float *logits,
                          serve_req **reqs) {
   serve_model *m = s->model;
-  int *slots = malloc(sizeof(int) * (size_t)(2 * nent + 1));
+  int *slots = calloc((size_t)(2 * nent + 1), sizeof(int)); /* zeroed: gcc sees no entries */
   if (!slots) return CH_FAIL(CH_ERR_NOMEM, "generation step");
   int *counts = slots + nent;
   for (int64_t e = 0; e < nent; e++) {

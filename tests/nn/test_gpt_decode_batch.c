@@ -28,7 +28,7 @@ enum { L = 2, NH = 2, C = 32, T = 16, V = 53, NS = 4, MAXCH = T };
 static const int k_slot[NS] = {2, 0, 3, 1};
 static const int k_join[NS] = {0, 0, 2, 4};
 static const int k_chunks[NS][MAXCH + 1] = {
-    {5, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 0},        /* prompt 5, then to T */
+    {5, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 0},                    /* prompt 5, then to T */
     {1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 0},        /* token by token to T */
     {9, 3, 1, 1, 1, 1, 0},                                      /* prompt in 2 chunks */
     {4, 4, 1, 1, 1, 0},                                         /* ends at 11 tokens */
