@@ -204,6 +204,20 @@ static inline ch_status ch_op_cast_f32_bf16(const ch_backend *be, uint16_t *y, c
 static inline ch_status ch_op_cast_bf16_f32(const ch_backend *be, float *y, const uint16_t *x, int64_t n) { CH_OP_(cast_bf16_f32, y, x, n); }
 #undef CH_OP_
 
+/* Moves `bytes` of host memory *buf (ch_alloc_aligned) to backend memory: on a host backend
+ * *buf stays as it is; otherwise it is uploaded into a new backend buffer, the host one freed
+ * (also on failure) and *buf replaced (NULL on failure). Free the result with ch_op_free. */
+static inline ch_status ch_backend_adopt(const ch_backend *be, float **buf, size_t bytes) {
+  if (ch_backend_is_host(be)) return CH_OK;
+  void *d = NULL;
+  ch_status st = ch_op_alloc(be, bytes, &d);
+  if (st == CH_OK) st = ch_op_upload(be, d, *buf, bytes);
+  if (st != CH_OK) ch_op_free(be, d);
+  ch_free_aligned(*buf);
+  *buf = st == CH_OK ? (float *)d : NULL;
+  return st;
+}
+
 #ifdef __cplusplus
 }
 #endif

@@ -79,7 +79,8 @@ static ch_status pick_gpu(const ch_device *d, int *gpu) {
   }
   if (n < ls)
     return CH_FAIL(CH_ERR_UNSUPPORTED, "device=cuda: this node has %d GPU%s for %d local ranks: "
-                   "start at most %d ranks per node (one GPU each)", n, n == 1 ? "" : "s", ls, n);
+                   "start at most %d rank%s per node (one GPU each)", n, n == 1 ? "" : "s", ls, n,
+                   n == 1 ? "" : "s");
   *gpu = lr;
   return CH_OK;
 }

@@ -63,16 +63,8 @@ ch_status ch_ckpt_load_model(const char *path, const ch_backend *be, int max_bat
   }
 done:
   ch_ckpt_close(&f);
-  if (st == CH_OK && !ch_backend_is_host(be)) { /* read on the host, then to the device */
-    size_t bytes = ch_model_layout(m)->numel * sizeof(float);
-    void *d = NULL;
-    st = ch_op_alloc(be, bytes, &d);
-    if (st == CH_OK) st = ch_op_upload(be, d, p, bytes);
-    ch_free_aligned(p);
-    p = NULL;
-    if (st == CH_OK) p = d;
-    else ch_op_free(be, d);
-  }
+  if (st == CH_OK) /* read on the host, then to the backend */
+    st = ch_backend_adopt(be, &p, ch_model_layout(m)->numel * sizeof(float));
   if (st != CH_OK) {
     ch_model_destroy(m);
     ch_free_aligned(p); /* host memory here, or NULL */

@@ -1,6 +1,7 @@
 /* The HTTP transport on rank 0 (libmicrohttpd, one thread per connection): the listening
  * socket, the connection limits (total, per client, the deadline for a request to arrive:
- * conns.c), request bodies within --max-body-bytes, responses, the end of each connection, and
+ * conns.c), request bodies within --max-body-bytes (decoded when sent with a Content-Encoding:
+ * encoding.c), responses, the end of each connection, and
  * libmicrohttpd's log lines (rate-limited: clients cause them). What a request means is
  * route.c's; what each API does is v2_api.c's and openai_api.c's. */
 #include <arpa/inet.h>
@@ -14,6 +15,7 @@
 #include "cohort/log.h"
 #include "cohort/runtime.h"
 #include "serve/conns.h"
+#include "serve/encoding.h"
 #include "serve/server.h"
 #include "serve/v2.h"
 
@@ -48,7 +50,9 @@ const char *serve_call_header_n(serve_call *k, const char *name, size_t *len) {
   return v;
 }
 
-int serve_reply(serve_call *k, int status, char *text, const char *content_type) {
+/* Queues text (taken) with its type and, when name is not NULL, one more header. */
+static int reply(serve_call *k, int status, char *text, const char *content_type,
+                 const char *name, const char *value) {
   if (!text) {
     status = 500;
     content_type = "application/json";
@@ -62,9 +66,14 @@ int serve_reply(serve_call *k, int status, char *text, const char *content_type)
     return MHD_NO;
   }
   MHD_add_response_header(r, "Content-Type", content_type);
+  if (name) MHD_add_response_header(r, name, value);
   mhd_result ret = MHD_queue_response(k->c, (unsigned)status, r);
   MHD_destroy_response(r);
   return ret;
+}
+
+int serve_reply(serve_call *k, int status, char *text, const char *content_type) {
+  return reply(k, status, text, content_type, NULL, NULL);
 }
 
 int serve_reply_json(serve_call *k, int status, char *json) {
@@ -73,6 +82,11 @@ int serve_reply_json(serve_call *k, int status, char *json) {
 
 int serve_reply_error(serve_call *k, int status, const char *msg) {
   return serve_reply_json(k, status, v2_error(msg));
+}
+
+int serve_reply_error_hdr(serve_call *k, int status, const char *msg, const char *name,
+                          const char *value) {
+  return reply(k, status, v2_error(msg), "application/json", name, value);
 }
 
 int serve_reply_sse(serve_call *k, ssize_t (*read)(void *cls, uint64_t pos, char *buf, size_t max),
@@ -93,9 +107,10 @@ int serve_reply_sse(serve_call *k, ssize_t (*read)(void *cls, uint64_t pos, char
 void serve_count(serve_state *s, const char *endpoint, int status, double t0) {
   char code[8];
   snprintf(code, sizeof code, "%d", status);
-  const char *lv[] = {s->model_name, endpoint, code};
+  serve_facts f = serve_facts_get(s);
+  const char *lv[] = {s->model_name, f.version, endpoint, code};
   metric_inc(s->m_requests, lv, 1);
-  const char *lv2[] = {s->model_name, endpoint};
+  const char *lv2[] = {s->model_name, f.version, endpoint};
   metric_observe(s->m_latency, lv2, ch_time() - t0);
 }
 
@@ -121,6 +136,29 @@ static int take_body(serve_state *s, conn *cn, const char *data, size_t n) {
   cn->len += n;
   cn->body[cn->len] = '\0';
   return 0;
+}
+
+/* The body as the routes see it (the call's body_status and body_err): too large (413), or
+ * decoded from its Content-Encoding (the decoded size within the same limit), or refused. */
+static void decode_body(serve_state *s, conn *cn, const char *coding) {
+  serve_call *k = &cn->call;
+  if (cn->too_large) {
+    k->body_status = 413;
+    snprintf(k->body_err, sizeof k->body_err, "request body exceeds %zu bytes",
+             s->opts.max_body_bytes);
+    return;
+  }
+  char *dec = NULL;
+  size_t n = 0;
+  k->body_status = serve_body_decode(coding, cn->body ? cn->body : "", cn->len,
+                                     s->opts.max_body_bytes, &dec, &n, k->body_err,
+                                     sizeof k->body_err);
+  if (dec) { /* the decoded body replaces the one received (freed with the connection) */
+    free(cn->body);
+    cn->body = dec;
+    cn->len = n;
+    cn->cap = n + 1;
+  }
 }
 
 /* Content-Length headers seen: the first value, and whether another one differs. */
@@ -175,9 +213,13 @@ static mhd_result on_request(void *cls, struct MHD_Connection *c, const char *ur
     return MHD_YES;
   }
   if (s->conns) serve_conns_arrived(s->conns, c, 1); /* no deadline while it is answered */
-  cn->call = (serve_call){.c = c, .body = cn->body ? cn->body : "", .len = cn->len,
-                          .t0 = ch_time()};
-  return (mhd_result)serve_route(s, &cn->call, url, method, cn->too_large);
+  double t0 = ch_time();
+  decode_body(s, cn, MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Content-Encoding"));
+  cn->call.c = c;
+  cn->call.body = cn->body ? cn->body : "";
+  cn->call.len = cn->len;
+  cn->call.t0 = t0;
+  return (mhd_result)serve_route(s, &cn->call, url, method);
 }
 
 static void on_completed(void *cls, struct MHD_Connection *c, void **ctx,

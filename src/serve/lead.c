@@ -21,20 +21,6 @@ typedef struct leader {
   double last_sync;     /* when the last SYNC op ran */
 } leader;
 
-static const char *const k_stage[3] = {"infer", "prefill", "decode"};
-
-static void observe_compute(serve_state *s, int stage, double seconds) {
-  const char *lv[] = {s->model_name, k_stage[stage]};
-  metric_observe(s->m_compute, lv, seconds);
-}
-
-/* A request leaves the queue for the executor: its wait is over. */
-static void start_req(serve_state *s, serve_req *r, double now) {
-  const char *lv[] = {s->model_name};
-  r->t_start = now;
-  metric_observe(s->m_queue, lv, now - r->t_enqueue);
-}
-
 static ch_status lead_infer(serve_state *s, serve_req **batch, int n) {
   serve_model *m = s->model;
   /* A reload may have changed the input width since a request was queued: such requests are
@@ -62,15 +48,13 @@ static ch_status lead_infer(serve_state *s, serve_req **batch, int n) {
   for (int i = 0; st == CH_OK && i < n; i++) {
     memcpy(x + at * m->features, batch[i]->x, sizeof(float) * (size_t)(batch[i]->rows * m->features));
     at += batch[i]->rows;
-    start_req(s, batch[i], t0);
+    serve_observe_start(s, batch[i], t0);
   }
   serve_op h = {SERVE_OP_INFER, rows, 0, 0};
   if (st == CH_OK) st = serve_wire_send(s->g, &h);
   if (st == CH_OK) st = serve_wire_infer(s->g, x, rows, m->features);
   if (st == CH_OK) st = serve_exec_infer(s, rows, x, logits);
-  observe_compute(s, 0, ch_time() - t0);
-  const char *lv[] = {s->model_name};
-  metric_observe(s->m_batch, lv, (double)rows);
+  serve_observe_step(s, 0, st == CH_OK ? rows : 0, ch_time() - t0);
   pthread_mutex_lock(&s->lock);
   at = 0;
   for (int i = 0; i < n; i++) {
@@ -152,7 +136,7 @@ static void plan_gen(leader *L, gen_plan *p) {
     r->next = NULL;
     s->queued--;
     r->slot = i;
-    start_req(s, r, ch_time());
+    serve_observe_start(s, r, ch_time());
     L->active[i] = r;
     L->nactive++;
     int n = r->nprompt < left ? r->nprompt : left;
@@ -194,6 +178,7 @@ static ch_status lead_gen(leader *L) {
   if (st == CH_OK) st = serve_exec_gen(s, nent, buf, L->logits, sample);
   free(buf);
   double t1 = ch_time();
+<<<<<<< HEAD
   observe_compute(s, p.nprefill > 0 ? 1 : 2, t1 - t0);
   if (st != CH_OK) return st;
   const char *lv[] = {s->model_name};
@@ -215,6 +200,18 @@ static ch_status lead_gen(leader *L) {
       ended = ended || stopped || r->nout >= r->max_tokens || r->nprompt + r->nout >= m->context;
     }
     if (ended) {
+=======
+  serve_observe_step(s, nnew > 0 ? 1 : 2, st == CH_OK ? nent : 0, t1 - t0);
+  if (st != CH_OK) return st;
+  pthread_mutex_lock(&s->lock);
+  for (int e = 0; e < nent; e++) {
+    serve_req *r = step[e];
+    serve_observe_token(s, r, t1);
+    r->nout++;
+    int stopped = r->on_token && r->on_token(s, r);
+    int full = r->nprompt + r->nout >= m->context;
+    if (stopped || r->nout >= r->max_tokens || full || r->abandoned) {
+>>>>>>> main
       r->finish = stopped ? "stop" : "length";
       L->active[r->slot] = NULL;
       L->nactive--;

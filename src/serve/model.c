@@ -26,21 +26,9 @@ void serve_dev_close(serve_dev *d) {
 
 /* Moves host slices `h` (ch_alloc_aligned, consumed) to the model's backend as m->params. */
 static ch_status place_params(serve_model *m, float *h) {
-  if (ch_backend_is_host(m->be)) {
-    m->params = h;
-    return CH_OK;
-  }
-  void *p = NULL;
-  size_t bytes = sizeof(float) * (m->local.numel + 1);
-  ch_status st = ch_op_alloc(m->be, bytes, &p);
-  if (st == CH_OK) st = ch_op_upload(m->be, p, h, bytes);
-  ch_free_aligned(h);
-  if (st != CH_OK) {
-    ch_op_free(m->be, p);
-    return st;
-  }
-  m->params = p;
-  return CH_OK;
+  ch_status st = ch_backend_adopt(m->be, &h, sizeof(float) * (m->local.numel + 1));
+  m->params = h;
+  return st;
 }
 
 /* Shape facts and the executor, once full/local/slices/params are set. */

@@ -113,8 +113,10 @@ typedef struct v2_tensor_meta {
   int64_t shape[CH_V2_MAX_DIMS];
 } v2_tensor_meta;
 
-/* Server metadata (GET /v2): {"name","version","extensions":[]}; malloc'ed or NULL. */
-char *v2_server_metadata(const char *name, const char *version);
+/* Server metadata (GET /v2): {"name","version","extensions":[...]} listing extensions[0..n);
+ * malloc'ed or NULL. */
+char *v2_server_metadata(const char *name, const char *version, const char *const *extensions,
+                         int n);
 /* Model metadata (GET /v2/models/{m}): {"name","versions","platform","inputs","outputs"}, each
  * tensor {"name","datatype","shape"}; versions omitted when nversions is 0. Malloc'ed or NULL. */
 char *v2_model_metadata(const char *model, const char *const *versions, int nversions,

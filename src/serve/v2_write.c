@@ -95,13 +95,19 @@ char *v2_error(const char *msg) {
   return jsonw_finish(&w);
 }
 
-char *v2_server_metadata(const char *name, const char *version) {
+char *v2_server_metadata(const char *name, const char *version, const char *const *extensions,
+                         int n) {
   jsonw w = {0};
   jsonw_raw(&w, "{\"name\":", 8);
   put_str(&w, name);
   jsonw_raw(&w, ",\"version\":", 11);
   put_str(&w, version);
-  jsonw_raw(&w, ",\"extensions\":[]}", 17);
+  jsonw_raw(&w, ",\"extensions\":[", 15);
+  for (int i = 0; i < n; i++) {
+    if (i) jsonw_raw(&w, ",", 1);
+    put_str(&w, extensions[i]);
+  }
+  jsonw_raw(&w, "]}", 2);
   return jsonw_finish(&w);
 }
 

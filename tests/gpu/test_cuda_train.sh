@@ -8,6 +8,7 @@
 #     reorder more);
 #   - precision=bf16 stays within a band of 1e-2 of the fp32 loss at every step (GEMM operands
 #     rounded to 8 significant bits, relative error up to 2^-8 = 3.9e-3 each) and still falls;
+#   - a node with fewer GPUs than ranks, and a missing CUDA library, stop with a message;
 #   - a cuda checkpoint resumes on CPU, and a CPU checkpoint on cuda: steps 11..20 track the
 #     uninterrupted CPU run within 1e-4, and the files are ordinary checkpoints (h5py reads them).
 # Usage: test_cuda_train.sh COHORT SOURCE_DIR CUDA_LIBRARY MPIEXEC [MPIEXEC_FLAGS...]
@@ -50,6 +51,20 @@ PY
 }
 
 train cpu device=cpu
+# Errors: fewer GPUs than ranks on a node (the emulation's device count), and no CUDA library.
+expect_fail() { # MESSAGE ENV... -- runs 2 ranks of a 1-step run with device=cuda under ENV
+  local msg=$1
+  shift
+  if env "$@" "$mpiexec" -n 2 "${flags[@]}" "$cohort" train "$src/configs/gpt-tiny.yaml" \
+      data.path="$work/text.h5" run.dir="$work/fail" train.steps=1 optim.warmup_steps=0 \
+      device=cuda > "$work/fail.txt" 2>&1; then
+    echo "FAIL: expected an error ($msg)"; exit 1
+  fi
+  grep -q "$msg" "$work/fail.txt" || { echo "FAIL: no '$msg' in:"; cat "$work/fail.txt"; exit 1; }
+  echo "error as expected: $(grep -m1 -o "$msg.*" "$work/fail.txt" | cut -c1-120)"
+}
+case "$lib" in *_emu.so*) expect_fail "this node has 1 GPU for 2 local ranks" COHORT_CUDA_EMU_DEVICES=1 ;; esac
+expect_fail "cannot load the CUDA backend" COHORT_CUDA_LIBRARY=/nonexistent/libcohort_cuda.so
 train cuda_ddp device=cuda
 grep -q "on cuda" "$work/cuda_ddp.txt" || { echo "FAIL: the run did not say it ran on cuda"; exit 1; }
 compare cpu cuda_ddp 1e-4

@@ -619,10 +619,13 @@ static void test_v2_bodies(void) {
   free(s);
 
   /* Metadata. */
-  s = v2_server_metadata("cohort", "0.1.0");
+  const char *exts[2] = {"statistics", "model_repository"};
+  s = v2_server_metadata("cohort", "0.1.0", exts, 2);
   j = jparse(s);
   CHT_ASSERT(!strcmp(jstr(j, "name"), "cohort") && !strcmp(jstr(j, "version"), "0.1.0") &&
-             cJSON_IsArray(jget(j, "extensions")), "server metadata %s", s);
+             cJSON_GetArraySize(jget(j, "extensions")) == 2 &&
+             !strcmp(cJSON_GetArrayItem(jget(j, "extensions"), 1)->valuestring,
+                     "model_repository"), "server metadata %s", s);
   cJSON_Delete(j);
   free(s);
   const char *vers[2] = {"1", "2"};

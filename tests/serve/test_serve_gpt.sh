@@ -138,10 +138,10 @@ print("bad requests answered, server still serving")
 PY
 
 curl -s "localhost:$(cat "$work/two.port")/metrics" > "$work/metrics"
-grep -Eq '^cohort_generated_tokens_total\{model="tiny"\} [1-9]' "$work/metrics"
-grep -q 'cohort_time_to_first_token_seconds_count{model="tiny"}' "$work/metrics"
-grep -q 'cohort_compute_duration_seconds_count{model="tiny",stage="decode"}' "$work/metrics"
-grep -q 'cohort_requests_total{model="tiny",endpoint="completions",code="200"}' "$work/metrics"
+grep -Eq '^cohort_generated_tokens_total\{model="tiny",version="[0-9]+"\} [1-9]' "$work/metrics"
+grep -Eq 'cohort_time_to_first_token_seconds_count\{model="tiny",version="[0-9]+"\}' "$work/metrics"
+grep -Eq 'cohort_compute_duration_seconds_count\{model="tiny",version="[0-9]+",stage="decode"\}' "$work/metrics"
+grep -Eq 'cohort_requests_total\{model="tiny",version="[0-9]+",endpoint="completions",code="200"\}' "$work/metrics"
 
 for name in one two; do stop "$name"; done
 echo PASS
