@@ -178,40 +178,19 @@ static ch_status lead_gen(leader *L) {
   if (st == CH_OK) st = serve_exec_gen(s, nent, buf, L->logits, sample);
   free(buf);
   double t1 = ch_time();
-<<<<<<< HEAD
-  observe_compute(s, p.nprefill > 0 ? 1 : 2, t1 - t0);
+  serve_observe_step(s, p.nprefill > 0 ? 1 : 2, st == CH_OK ? nent : 0, t1 - t0);
   if (st != CH_OK) return st;
-  const char *lv[] = {s->model_name};
-  int drawn = 0;
-  for (int e = 0; e < nent; e++) drawn += sample[e] != NULL;
-  metric_observe(s->m_batch, lv, (double)nent);
-  if (drawn) metric_inc(s->m_tokens, lv, (double)drawn);
   pthread_mutex_lock(&s->lock);
   for (int e = 0; e < nent; e++) {
     serve_req *r = step[e];
     int stopped = 0, ended = r->abandoned;
     if (sample[e]) {
-      if (r->nout == 0) {
-        r->t_first = t1;
-        metric_observe(s->m_ttft, lv, t1 - r->t_enqueue);
-      }
+      serve_observe_token(s, r, t1);
       r->nout++;
       stopped = r->on_token && r->on_token(s, r);
       ended = ended || stopped || r->nout >= r->max_tokens || r->nprompt + r->nout >= m->context;
     }
     if (ended) {
-=======
-  serve_observe_step(s, nnew > 0 ? 1 : 2, st == CH_OK ? nent : 0, t1 - t0);
-  if (st != CH_OK) return st;
-  pthread_mutex_lock(&s->lock);
-  for (int e = 0; e < nent; e++) {
-    serve_req *r = step[e];
-    serve_observe_token(s, r, t1);
-    r->nout++;
-    int stopped = r->on_token && r->on_token(s, r);
-    int full = r->nprompt + r->nout >= m->context;
-    if (stopped || r->nout >= r->max_tokens || full || r->abandoned) {
->>>>>>> main
       r->finish = stopped ? "stop" : "length";
       L->active[r->slot] = NULL;
       L->nactive--;
