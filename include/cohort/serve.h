@@ -17,6 +17,8 @@ typedef struct ch_serve_opts {
   int port;                   /* 0: an ephemeral port (printed, and written to port_file) */
   char model_name[128];       /* "" = the model type */
   char api_key[128];          /* "" = no authentication; else "Authorization: Bearer KEY" */
+  int metrics_need_key;       /* /metrics asks for the API key too (else open, as the health
+                                 and readiness probes always are) */
   int max_batch_size;         /* V2 rows per batch, GPT sequences at once */
   int64_t max_queue_delay_us; /* how long the batcher waits to fill a V2 batch */
   int max_queue_size;         /* waiting requests beyond this get 503 */

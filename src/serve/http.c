@@ -1,8 +1,9 @@
 /* The HTTP transport on rank 0 (libmicrohttpd, one thread per connection): the listening
  * socket, the connection limits (total, per client, the deadline for a request to arrive:
- * conns.c), request bodies within --max-body-bytes, responses, the end of each connection (and
- * its access log line: access_log.c), HTTPS (tls.c), and libmicrohttpd's log lines
- * (rate-limited: clients cause them). What a request means is
+ * conns.c), request bodies within --max-body-bytes (decoded when sent with a Content-Encoding:
+ * encoding.c), responses, the end of each connection (and its access log line: access_log.c),
+ * HTTPS (tls.c), and libmicrohttpd's log lines (rate-limited: clients cause them). What a
+ * request means is
  * route.c's; what each API does is v2_api.c's and openai_api.c's. */
 #include <arpa/inet.h>
 #include <microhttpd.h>
@@ -16,6 +17,7 @@
 #include "cohort/runtime.h"
 #include "serve/access_log.h"
 #include "serve/conns.h"
+#include "serve/encoding.h"
 #include "serve/server.h"
 #include "serve/tls.h"
 #include "serve/v2.h"
@@ -52,24 +54,31 @@ const char *serve_call_header_n(serve_call *k, const char *name, size_t *len) {
   return v;
 }
 
-int serve_reply(serve_call *k, int status, char *text, const char *content_type) {
-  if (!text) {
+int serve_reply_bytes(serve_call *k, int status, char *data, size_t len,
+                      const char *content_type, const char *header, const char *value) {
+  if (!data) {
     status = 500;
     content_type = "application/json";
-    text = strdup("{\"error\": \"out of memory\"}");
-    if (!text) return MHD_NO;
+    data = strdup("{\"error\": \"out of memory\"}");
+    if (!data) return MHD_NO;
+    len = strlen(data);
+    header = NULL;
   }
-  size_t len = strlen(text);
-  struct MHD_Response *r = MHD_create_response_from_buffer(len, text, MHD_RESPMEM_MUST_FREE);
+  struct MHD_Response *r = MHD_create_response_from_buffer(len, data, MHD_RESPMEM_MUST_FREE);
   if (!r) {
-    free(text);
+    free(data);
     return MHD_NO;
   }
   k->bytes = len;
   MHD_add_response_header(r, "Content-Type", content_type);
+  if (header) MHD_add_response_header(r, header, value);
   mhd_result ret = MHD_queue_response(k->c, (unsigned)status, r);
   MHD_destroy_response(r);
   return ret;
+}
+
+int serve_reply(serve_call *k, int status, char *text, const char *content_type) {
+  return serve_reply_bytes(k, status, text, text ? strlen(text) : 0, content_type, NULL, NULL);
 }
 
 int serve_reply_json(serve_call *k, int status, char *json) {
@@ -78,6 +87,12 @@ int serve_reply_json(serve_call *k, int status, char *json) {
 
 int serve_reply_error(serve_call *k, int status, const char *msg) {
   return serve_reply_json(k, status, v2_error(msg));
+}
+
+int serve_reply_error_hdr(serve_call *k, int status, const char *msg, const char *name,
+                          const char *value) {
+  char *e = v2_error(msg);
+  return serve_reply_bytes(k, status, e, e ? strlen(e) : 0, "application/json", name, value);
 }
 
 /* A stream's reader that counts the bytes it hands libmicrohttpd into its call (the access
@@ -126,9 +141,10 @@ int serve_reply_sse(serve_call *k, ssize_t (*read)(void *cls, uint64_t pos, char
 void serve_count(serve_state *s, const char *endpoint, int status, double t0) {
   char code[8];
   snprintf(code, sizeof code, "%d", status);
-  const char *lv[] = {s->model_name, endpoint, code};
+  serve_facts f = serve_facts_get(s);
+  const char *lv[] = {s->model_name, f.version, endpoint, code};
   metric_inc(s->m_requests, lv, 1);
-  const char *lv2[] = {s->model_name, endpoint};
+  const char *lv2[] = {s->model_name, f.version, endpoint};
   metric_observe(s->m_latency, lv2, ch_time() - t0);
 }
 
@@ -154,6 +170,29 @@ static int take_body(serve_state *s, conn *cn, const char *data, size_t n) {
   cn->len += n;
   cn->body[cn->len] = '\0';
   return 0;
+}
+
+/* The body as the routes see it (the call's body_status and body_err): too large (413), or
+ * decoded from its Content-Encoding (the decoded size within the same limit), or refused. */
+static void decode_body(serve_state *s, conn *cn, const char *coding) {
+  serve_call *k = &cn->call;
+  if (cn->too_large) {
+    k->body_status = 413;
+    snprintf(k->body_err, sizeof k->body_err, "request body exceeds %zu bytes",
+             s->opts.max_body_bytes);
+    return;
+  }
+  char *dec = NULL;
+  size_t n = 0;
+  k->body_status = serve_body_decode(coding, cn->body ? cn->body : "", cn->len,
+                                     s->opts.max_body_bytes, &dec, &n, k->body_err,
+                                     sizeof k->body_err);
+  if (dec) { /* the decoded body replaces the one received (freed with the connection) */
+    free(cn->body);
+    cn->body = dec;
+    cn->len = n;
+    cn->cap = n + 1;
+  }
 }
 
 /* Content-Length headers seen: the first value, and whether another one differs. */
@@ -209,9 +248,13 @@ static mhd_result on_request(void *cls, struct MHD_Connection *c, const char *ur
     return MHD_YES;
   }
   if (s->conns) serve_conns_arrived(s->conns, c, 1); /* no deadline while it is answered */
-  cn->call = (serve_call){.c = c, .body = cn->body ? cn->body : "", .len = cn->len,
-                          .t0 = ch_time()};
-  return (mhd_result)serve_route(s, &cn->call, url, method, cn->too_large);
+  double t0 = ch_time();
+  decode_body(s, cn, MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Content-Encoding"));
+  cn->call.c = c;
+  cn->call.body = cn->body ? cn->body : "";
+  cn->call.len = cn->len;
+  cn->call.t0 = t0;
+  return (mhd_result)serve_route(s, &cn->call, url, method);
 }
 
 static void on_completed(void *cls, struct MHD_Connection *c, void **ctx,

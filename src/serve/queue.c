@@ -1,6 +1,7 @@
 /* Requests, the queue between the HTTP threads and the executor, and the request lifecycle
  * (src/serve/server.h): accepted (queued) -> finished by the executor -> its answer sent. The
- * counts SIGTERM reports are kept here only. */
+ * counts SIGTERM reports are kept here only; so are readiness and the model's unload (the
+ * repository extension), which the queue enforces. */
 #include <errno.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -29,13 +30,14 @@ serve_req *serve_req_new(serve_kind kind) {
   r->refs = 1;
   r->slot = -1;
   r->http_status = 500;
+  r->t_new = ch_time();
   pthread_cond_init(&r->cond, NULL);
   return r;
 }
 
 void serve_req_put(serve_state *s, serve_req *r) {
-  (void)s;
   if (!r || --r->refs > 0) return;
+  if (s) serve_observe_end(s, r); /* its answer is out, or it was refused or dropped */
   pthread_cond_destroy(&r->cond);
   free(r->x);
   free(r->logits);
@@ -43,6 +45,9 @@ void serve_req_put(serve_state *s, serve_req *r) {
   free(r->prompt);
   free(r->out);
   free(r->text);
+  free(r->tok_end);
+  free(r->lp);
+  free(r->lp_ids);
   for (int i = 0; i < r->nstop; i++) free(r->stop[i]);
   free(r->stop);
   free(r);
@@ -60,6 +65,19 @@ int serve_ready(serve_state *s) {
   return ready;
 }
 
+int serve_model_ready(serve_state *s) {
+  pthread_mutex_lock(&s->lock);
+  int ready = serve_ready_locked(s) && !s->unloaded;
+  pthread_mutex_unlock(&s->lock);
+  return ready;
+}
+
+void serve_unload(serve_state *s) {
+  pthread_mutex_lock(&s->lock);
+  s->unloaded = 1;
+  pthread_mutex_unlock(&s->lock);
+}
+
 int serve_submit(serve_state *s, serve_req *r, int *accepted) {
   pthread_mutex_lock(&s->lock);
   int status = 0;
@@ -69,6 +87,11 @@ int serve_submit(serve_state *s, serve_req *r, int *accepted) {
              !s->accepting ? "shutting down"
              : !s->ready   ? "the model is not ready"
                            : "not ready: the executor is stuck in one step (a rank may be hung)");
+  } else if (r->kind != SERVE_RELOAD && s->unloaded) {
+    status = 503;
+    snprintf(r->err, sizeof r->err,
+             "model '%.64s' is unloaded: POST /v2/repository/models/%.64s/load serves it again",
+             s->model_name, s->model_name);
   } else if (r->kind != SERVE_RELOAD && s->queued >= s->opts.max_queue_size) {
     status = 503;
     snprintf(r->err, sizeof r->err, "overloaded: %d requests are waiting", s->queued);
@@ -89,7 +112,7 @@ int serve_submit(serve_state *s, serve_req *r, int *accepted) {
     }
     if (r->kind != SERVE_RELOAD) s->queued++;
     s->inflight++;
-    s->accepted++;
+    s->accepted += !*accepted; /* a call counts once, however many requests it queues */
     *accepted = 1;
     pthread_cond_signal(&s->wake);
   }
@@ -121,6 +144,7 @@ void serve_finish_locked(serve_state *s, serve_req *r, int http_status, const ch
   r->http_status = http_status;
   if (err) snprintf(r->err, sizeof r->err, "%s", err);
   r->t_done = ch_time();
+  if (r->kind == SERVE_RELOAD && http_status == 200) s->unloaded = 0; /* loaded: served again */
   s->inflight--;
   pthread_cond_broadcast(&r->cond);
   pthread_cond_signal(&s->wake); /* a drain may be waiting for the last one */

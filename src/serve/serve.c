@@ -9,6 +9,7 @@
 #include "cohort/signals.h"
 #include "cohort/watchdog.h"
 #include "serve/server.h"
+#include "serve/stats.h"
 #include "serve/tls.h"
 
 void ch_serve_opts_default(ch_serve_opts *o) {
@@ -34,44 +35,6 @@ static double stall_after(const ch_serve_opts *o) {
   double t = o->request_timeout > 5.0 ? o->request_timeout : 5.0;
   if (o->watchdog_timeout > 0 && o->watchdog_timeout / 2 < t) t = o->watchdog_timeout / 2;
   return t;
-}
-
-ch_status serve_metrics_init(serve_state *s) {
-  const char *model[] = {"model", NULL}, *ep[] = {"model", "endpoint", NULL};
-  const char *out[] = {"model", "endpoint", "code", NULL}, *stage[] = {"model", "stage", NULL};
-  double batch[32];
-  int nb = metrics_pow2_buckets(batch, s->opts.max_batch_size > 1 ? s->opts.max_batch_size : 2);
-  const double *lat = metrics_latency_buckets;
-  int nl = metrics_latency_nbuckets;
-  const struct {
-    const char *name, *help;
-    metric_type type;
-    const char *const *labels;
-    const double *bounds;
-    int nbounds;
-    metric **out;
-  } fam[] = {
-    {"cohort_requests_total", "Requests by endpoint and HTTP status", CH_METRIC_COUNTER, out,
-     NULL, 0, &s->m_requests},
-    {"cohort_request_duration_seconds", "Time from a request's arrival to its response",
-     CH_METRIC_HISTOGRAM, ep, lat, nl, &s->m_latency},
-    {"cohort_queue_duration_seconds", "Time a request waited for the executor",
-     CH_METRIC_HISTOGRAM, model, lat, nl, &s->m_queue},
-    {"cohort_batch_size", "Rows (V2) or sequences (generation) per executor step",
-     CH_METRIC_HISTOGRAM, model, batch, nb, &s->m_batch},
-    {"cohort_generated_tokens_total", "Tokens generated", CH_METRIC_COUNTER, model, NULL, 0,
-     &s->m_tokens},
-    {"cohort_time_to_first_token_seconds",
-     "Time from a completion request's arrival to its first token", CH_METRIC_HISTOGRAM, model,
-     lat, nl, &s->m_ttft},
-    {"cohort_compute_duration_seconds", "Executor time per step by stage (infer, prefill, decode)",
-     CH_METRIC_HISTOGRAM, stage, lat, nl, &s->m_compute},
-  };
-  CH_CHECK(metrics_create(&s->metrics));
-  for (size_t i = 0; i < sizeof fam / sizeof *fam; i++)
-    CH_CHECK(metrics_register(s->metrics, fam[i].name, fam[i].help, fam[i].type, fam[i].labels,
-                              fam[i].bounds, fam[i].nbounds, fam[i].out));
-  return CH_OK;
 }
 
 /* Rank 0's part of the startup: tokenizer, metrics, listening socket. */
@@ -159,6 +122,7 @@ static ch_status serve_main(const ch_group *g, serve_dev *d, serve_model *m, con
    * already stopped by an earlier rank's signal) must not kill it. */
   ch_tokenizer_destroy(s->tok);
   metrics_destroy(s->metrics);
+  serve_stats_destroy(s->stats);
   serve_model_free(s->model);
   serve_dev_close(&s->dev);
   pthread_cond_destroy(&s->wake);

@@ -106,6 +106,8 @@ static const ch_key_row k_keys[] = {
   K_INT_MAX("serve.port", serve.opts.port, "8000", 0, 65535, "port; 0 = any free port"),
   K_STR("serve.model_name", serve.opts.model_name, "", "name in the URLs; empty = the model type"),
   K_STR("serve.api_key", serve.opts.api_key, "", "require Authorization: Bearer KEY; empty = open"),
+  K_BOOL("serve.metrics_need_key", serve.opts.metrics_need_key, "false",
+         "/metrics requires the API key too (health and readiness never do)"),
   K_INT_MAX("serve.max_batch_size", serve.opts.max_batch_size, "8", 1, 4096,
             "V2 rows per batch, sequences generated at once"),
   K_INT_MAX("serve.max_queue_delay_us", serve.opts.max_queue_delay_us, "2000", 0, 60000000,

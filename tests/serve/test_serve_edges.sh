@@ -95,7 +95,7 @@ PY
 cat "$work/gpt_checks.txt"
 base="http://127.0.0.1:$gpt_port"
 curl -s "$base/metrics" > "$work/metrics"
-grep -Eq '^cohort_queue_duration_seconds_count\{model="tiny"\} [1-9]' "$work/metrics" ||
+grep -Eq '^cohort_queue_duration_seconds_count\{model="tiny",version="[0-9]+"\} [1-9]' "$work/metrics" ||
   fail "cohort_queue_duration_seconds not observed on a GPT server"
 
 # --- the V2 schema of each family (the MLP's below) ---

@@ -56,7 +56,7 @@ echo "$n responses, all 200, with two reloads; rank 0 RSS ${rss0} -> ${rss1} KiB
 if [ -z "${ASAN_OPTIONS:-}" ]; then
   [ $((rss1 - rss0)) -lt 16384 ] || { echo "FAIL: rank 0 grew by $((rss1 - rss0)) KiB"; exit 1; }
 fi
-grep -q 'cohort_requests_total{model="mlp",endpoint="infer",code="200"} '"$((n + 0))" <(curl -s "localhost:$port/metrics") ||
+grep -Eq 'cohort_requests_total\{model="mlp",version="[0-9]+",endpoint="infer",code="200"\} '"$((n + 0))" <(curl -s "localhost:$port/metrics") ||
   echo "note: metrics count includes warm-up requests"
 
 # SIGTERM under load.

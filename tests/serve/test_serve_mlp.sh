@@ -148,11 +148,11 @@ base="http://127.0.0.1:$two_port"
 
 # Metrics: counts by status and real histograms.
 curl -s "$base/metrics" > "$work/metrics"
-grep -q 'cohort_requests_total{model="mlp",endpoint="infer",code="200"}' "$work/metrics"
-grep -q 'cohort_requests_total{model="mlp",endpoint="infer",code="400"}' "$work/metrics"
-grep -q 'cohort_request_duration_seconds_bucket{model="mlp",endpoint="infer",le="+Inf"}' "$work/metrics"
+grep -q 'cohort_requests_total{model="mlp",version="120",endpoint="infer",code="200"}' "$work/metrics"
+grep -q 'cohort_requests_total{model="mlp",version="120",endpoint="infer",code="400"}' "$work/metrics"
+grep -q 'cohort_request_duration_seconds_bucket{model="mlp",version="120",endpoint="infer",le="+Inf"}' "$work/metrics"
 grep -q '^# TYPE cohort_batch_size histogram' "$work/metrics"
-grep -q 'cohort_compute_duration_seconds_count{model="mlp",stage="infer"}' "$work/metrics"
+grep -q 'cohort_compute_duration_seconds_count{model="mlp",version="120",stage="infer"}' "$work/metrics"
 
 # Reload: the step-60 checkpoint, then back to latest (120); the version follows.
 check 200 POST /v2/repository/models/mlp/load -d "{\"parameters\":{\"path\":\"$ck/step-00000060.h5\"}}"
