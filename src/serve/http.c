@@ -3,8 +3,7 @@
  * conns.c), request bodies within --max-body-bytes (decoded when sent with a Content-Encoding:
  * encoding.c), responses, the end of each connection (and its access log line: access_log.c),
  * HTTPS (tls.c), and libmicrohttpd's log lines (rate-limited: clients cause them). What a
- * request means is
- * route.c's; what each API does is v2_api.c's and openai_api.c's. */
+ * request means is route.c's; what each API does is v2_api.c's and openai_api.c's. */
 #include <arpa/inet.h>
 #include <microhttpd.h>
 #include <netinet/in.h>
