@@ -38,10 +38,12 @@ int serve_bearer_ok(const char *h, size_t n, const char *key) {
   return diff == 0;
 }
 
-/* The request's target: its URL and, for model routes, the model and version it names. */
+/* The request's target: its URL and, for model routes, the model and version it names
+ * (v2model: a V2 model or repository route, whose model serve_route checks before the handler). */
 typedef struct target {
   const char *url;
   char model[128], version[32];
+  int v2model;
 } target;
 
 enum { M_GET = 1, M_POST = 2 };            /* the methods a route takes (HEAD is GET's) */
@@ -127,45 +129,40 @@ static int known(serve_state *s, const target *t, char *msg, size_t n) {
 }
 
 static int model_metadata(serve_state *s, serve_call *k, const target *t) {
-  char msg[320];
-  if (!known(s, t, msg, sizeof msg)) return serve_reply_error(k, 404, msg);
+  (void)t;
   return serve_v2_metadata(s, k);
 }
 
 static int model_ready(serve_state *s, serve_call *k, const target *t) {
-  char msg[320];
-  if (!known(s, t, msg, sizeof msg)) return serve_reply_error(k, 404, msg);
+  (void)t;
+  char body[192];
   int ok = serve_model_ready(s);
-  snprintf(msg, sizeof msg, "{\"name\": \"%s\", \"ready\": %s}", s->model_name,
+  snprintf(body, sizeof body, "{\"name\": \"%s\", \"ready\": %s}", s->model_name,
            ok ? "true" : "false");
-  return serve_reply_json(k, ok ? 200 : 503, strdup(msg));
+  return serve_reply_json(k, ok ? 200 : 503, strdup(body));
 }
 
 static int model_infer(serve_state *s, serve_call *k, const target *t) {
-  char msg[320];
-  if (!known(s, t, msg, sizeof msg)) return serve_reply_error(k, 404, msg);
+  (void)t;
   return serve_v2_infer(s, k);
 }
 
 static int model_config(serve_state *s, serve_call *k, const target *t) {
-  char msg[320];
-  if (!known(s, t, msg, sizeof msg)) return serve_reply_error(k, 404, msg);
+  (void)t;
   return serve_v2_config(s, k);
 }
 
 static int model_stats(serve_state *s, serve_call *k, const target *t) {
-  char msg[320];
-  if (!known(s, t, msg, sizeof msg)) return serve_reply_error(k, 404, msg);
   return serve_ext_stats(s, k, t->model);
 }
 
 static int repo_load(serve_state *s, serve_call *k, const target *t) {
-  if (strcmp(t->model, s->model_name) != 0) return serve_reply_error(k, 404, "unknown model");
+  (void)t;
   return serve_v2_load(s, k);
 }
 
 static int repo_unload(serve_state *s, serve_call *k, const target *t) {
-  if (strcmp(t->model, s->model_name) != 0) return serve_reply_error(k, 404, "unknown model");
+  (void)t;
   return serve_ext_unload(s, k);
 }
 
@@ -224,6 +221,7 @@ static const route *match(const char *url, target *t) {
   const char *p = url;
   if (!strncmp(p, "/v2/models/", 11)) {
     p += 11;
+    t->v2model = 1;
     if (segment(&p, t->model, sizeof t->model)) return NULL;
     if (!strncmp(p, "/versions/", 10)) {
       p += 10;
@@ -233,6 +231,7 @@ static const route *match(const char *url, target *t) {
   }
   if (!strncmp(p, "/v2/repository/models/", 22)) {
     p += 22;
+    t->v2model = 1;
     if (segment(&p, t->model, sizeof t->model)) return NULL;
     return find(k_repo, NROUTES(k_repo), p);
   }
@@ -290,6 +289,8 @@ int serve_route(serve_state *s, serve_call *k, const char *url, const char *meth
     snprintf(msg, sizeof msg, "use %s", allow(r->methods));
     return route_error(k, url, 405, msg, "Allow", allow(r->methods));
   }
+  char msg[320];
+  if (t.v2model && !known(s, &t, msg, sizeof msg)) return serve_reply_error(k, 404, msg);
   if (k->body_status) return route_error(k, url, k->body_status, k->body_err, NULL, NULL);
   return r->fn(s, k, &t);
 }

@@ -15,6 +15,7 @@
 #include "serve/openai.h"
 #include "serve/v2.h"
 #include "testlib.h"
+#include "json_check.h"
 
 static uint64_t rng_s = 0x9E3779B97F4A7C15ull;
 static uint64_t rnd(void) { /* SplitMix64 */
@@ -48,23 +49,6 @@ static int v2_parse(const char *body, size_t len, const v2_limits *lim, v2_reque
   free(copy);
   return st;
 }
-static cJSON *jparse(const char *s) {
-  CHT_ASSERT(s, "builder returned NULL");
-  cJSON *j = cJSON_Parse(s);
-  CHT_ASSERT(j, "produced invalid JSON: %.300s", s);
-  return j;
-}
-static const cJSON *jget(const cJSON *o, const char *k) {
-  const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, k);
-  CHT_ASSERT(v, "missing key '%s'", k);
-  return v;
-}
-static const char *jstr(const cJSON *o, const char *k) {
-  const cJSON *v = jget(o, k);
-  CHT_ASSERT(cJSON_IsString(v), "'%s' is not a string", k);
-  return v->valuestring;
-}
-
 /* Reference UTF-8 cleaner, written from the definition: decode a code point by its lead
  * byte's bit pattern, then reject overlongs, surrogates and values above U+10FFFF; each byte
  * that does not start a valid sequence becomes U+FFFD. Returns the length written to out. */

@@ -14,6 +14,7 @@
 #include "serve/openai.h"
 #include "serve/server.h"
 #include "testlib.h"
+#include "json_check.h"
 
 /* Parses a body passed as an exact-size heap copy (ASan catches reads past the end). */
 static int parse(int chat, const char *body, int max_context, oai_request *r, char *err, size_t n) {
@@ -23,33 +24,6 @@ static int parse(int chat, const char *body, int max_context, oai_request *r, ch
   int st = (chat ? oai_parse_chat : oai_parse_completion)(copy, len, max_context, r, err, n);
   free(copy);
   return st;
-}
-
-static cJSON *jparse(const char *s) {
-  CHT_ASSERT(s, "builder returned NULL");
-  cJSON *j = cJSON_Parse(s);
-  CHT_ASSERT(j, "produced invalid JSON: %.300s", s);
-  return j;
-}
-static const cJSON *jget(const cJSON *o, const char *k) {
-  const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, k);
-  CHT_ASSERT(v, "missing key '%s'", k);
-  return v;
-}
-static const char *jstr(const cJSON *o, const char *k) {
-  const cJSON *v = jget(o, k);
-  CHT_ASSERT(cJSON_IsString(v), "'%s' is not a string", k);
-  return v->valuestring;
-}
-static double jnum(const cJSON *o, const char *k) {
-  const cJSON *v = jget(o, k);
-  CHT_ASSERT(cJSON_IsNumber(v), "'%s' is not a number", k);
-  return v->valuedouble;
-}
-static const cJSON *jat(const cJSON *a, int i) {
-  const cJSON *v = cJSON_GetArrayItem(a, i);
-  CHT_ASSERT(v, "no item %d", i);
-  return v;
 }
 
 static void test_parse_completion(void) {
