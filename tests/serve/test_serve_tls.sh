@@ -3,14 +3,16 @@
 # certificate made here by the openssl CLI (skips, 77, without it):
 #   - startup errors, each naming the file and exiting non-zero before listening: a missing key
 #     file, a certificate without a key, a key that is not the certificate's, a file that is not
-#     PEM, an encrypted key, an access log that cannot be opened;
+#     PEM, an encrypted key, an access log that cannot be opened; the serve.tls_* keys of
+#     serve.after the same way;
 #   - the MLP over HTTPS with --api-key: curl --cacert to health and a V2 infer (its logits equal
 #     the plain-HTTP server's), 401 without the key; plain HTTP to the TLS port gets no answer,
 #     and a client that does not trust the certificate refuses it;
 #   - a tiny GPT over HTTPS (2 ranks): /v1/completions whole and streamed;
 #   - the access logs (a file for the MLP, stderr for the GPT): every line is JSON with the
 #     fields, times in RFC 3339 UTC with milliseconds, bytes = what the client received, the key
-#     id = the SHA-256 prefix of the key sent (null with none), and the key never appears.
+#     id = the SHA-256 prefix of the key sent (null with none), and the key never appears; a
+#     client that leaves mid-body gets status null, completed false.
 # Usage: test_serve_tls.sh COHORT SOURCE_DIR MPIEXEC [MPIEXEC_FLAGS...]
 set -euo pipefail
 cohort=$1 src=$2 mpiexec=$3
@@ -77,6 +79,20 @@ curl -s -o /dev/null "http://127.0.0.1:$mlp_port/v2/health/ready" || rc=$?
 rc=0
 curl -s -o /dev/null "https://localhost:$mlp_port/v2/health/ready" || rc=$?
 [ "$rc" -eq 60 ] || { echo "FAIL: an untrusted certificate: curl exit $rc, expected 60"; exit 1; }
+# A client that leaves in the middle of its body, on a kept-alive connection after a 200: its
+# line says no status and not completed (not the previous request's 200).
+"$py" - "$mlp_port" "$work/cert.pem" <<'PY'
+import socket, ssl, sys, time
+ctx = ssl.create_default_context(cafile=sys.argv[2])
+s = ctx.wrap_socket(socket.create_connection(("127.0.0.1", int(sys.argv[1]))),
+                    server_hostname="localhost")
+s.sendall(b"GET /v2/health/ready HTTP/1.1\r\nHost: localhost\r\n\r\n")
+assert s.recv(4096).startswith(b"HTTP/1.1 200"), "no 200"
+s.sendall(b"POST /v2/models/mlp/infer HTTP/1.1\r\nHost: localhost\r\nContent-Length: 1000\r\n"
+          b"\r\n{\"inputs\"")
+time.sleep(0.3)
+s.close()
+PY
 echo "MLP over HTTPS: health, 401 without the key, infer; plain HTTP and an untrusting client refused"
 
 # A tiny GPT (a few steps: the text is not checked, only the transport), 2 ranks, access log on
@@ -115,10 +131,10 @@ def lines(text):
         assert list(r) == fields, r
         assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z", r["time"]), r
         assert r["peer"] == "127.0.0.1" and r["method"] in ("GET", "POST"), r
-        assert isinstance(r["status"], int) and isinstance(r["bytes"], int), r
+        assert isinstance(r["status"], (int, type(None))) and isinstance(r["bytes"], int), r
         assert isinstance(r["duration_ms"], float) and r["duration_ms"] >= 0, r
         assert r["key_id"] is None or re.fullmatch(r"[0-9a-f]{8}", r["key_id"]), r
-        assert r["completed"] is True, r
+        assert r["completed"] is (r["status"] is not None), r
         out.append(r)
     return out
 
@@ -135,7 +151,8 @@ find(path="/v2/models/mlp", status=401, key_id=None)
 find(path="/v2/models/mlp", status=401, key_id=kid("wrong-" + key))
 r = find(path="/v2/models/mlp/infer", status=200, key_id=kid(key))
 assert r[0]["bytes"] == int(open(f"{work}/infer_bytes").read()), (r, "bytes != what curl got")
-assert all(r["status"] is not None for r in log)
+left = find(path="/v2/models/mlp/infer", status=None, completed=False)
+assert len(left) == 1 and left[0]["bytes"] == 0, left
 
 # The GPT's log went to stderr, between its other lines.
 glog = lines("\n".join(l for l in open(f"{work}/gpt.log").read().splitlines()
