@@ -67,56 +67,6 @@ void cpu_attention_forward(float *out, int ldo, float *probs, float *scratch, co
   }
 }
 
-/* q . k over n floats with sixteen partial sums (lane u takes the terms u, u + 16, ...) added
- * in a fixed tree, then the terms past the last multiple of 16: vectorised, yet the same bits on every instruction set. Inlined into each
- * instruction-set clone of its caller. */
-static inline float dot_f32(const float *a, const float *b, int n) {
-  float acc[16] = {0};
-  int d = 0;
-  for (; d + 16 <= n; d += 16)
-    for (int u = 0; u < 16; u++) acc[u] += a[d + u] * b[d + u];
-  float tail = 0.0f;
-  for (; d < n; d++) tail += a[d] * b[d];
-  for (int w = 8; w > 0; w /= 2)
-    for (int u = 0; u < w; u++) acc[u] += acc[u + w];
-  return acc[0] + tail;
-}
-
-/* Query row by query row: the scores of every head are dot products with the cached keys, the
- * output a sum of value rows weighted by the probabilities (an axpy per key). Keys and values
- * are read row by row, all heads of a row together, so a sequence's cache streams through
- * memory once per query row in address order (the hardware prefetcher follows it; a pass per
- * head would revisit every row NH times at a stride). No GEMM call: for one or a few rows
- * OpenBLAS's per-call work costs more than the arithmetic, and a decoding step would make 2
- * calls per head, layer and sequence. */
-CH_VECTORIZE void cpu_attention_rows(float *out, int ldo, float *scratch, const float *q,
-                                     int ldq, const float *k, const float *v, int ldkv, int Tq,
-                                     int Tk, int NH, int HS) {
-  const float scale = 1.0f / sqrtf((float)HS);
-  const int off = Tk - Tq;
-  for (int i = 0; i < Tq; i++) {
-    const int n = off + i + 1; /* keys 0 .. off + i */
-    const float *qi = q + (size_t)i * ldq;
-    for (int j = 0; j < n; j++) {
-      const float *kj = k + (size_t)j * ldkv;
-      for (int h = 0; h < NH; h++)
-        scratch[(size_t)h * Tk + j] = scale * dot_f32(qi + (size_t)h * HS, kj + (size_t)h * HS, HS);
-    }
-    for (int h = 0; h < NH; h++) softmax_row_causal(scratch + (size_t)h * Tk, n, n);
-    float *oi = out + (size_t)i * ldo;
-    for (int c = 0; c < NH * HS; c++) oi[c] = 0.0f;
-    for (int j = 0; j < n; j++) {
-      const float *vj = v + (size_t)j * ldkv;
-      for (int h = 0; h < NH; h++) {
-        const float p = scratch[(size_t)h * Tk + j];
-        float *oh = oi + (size_t)h * HS;
-        const float *vh = vj + (size_t)h * HS;
-        for (int d = 0; d < HS; d++) oh[d] += p * vh[d];
-      }
-    }
-  }
-}
-
 void cpu_attention_backward(float *dq, float *dk, float *dv, int ld, const float *dout, int ldo,
                             const float *q, const float *k, const float *v, int ldq,
                             const float *probs, float *scratch, int T, int NH, int HS) {

@@ -156,12 +156,8 @@ static ch_status op_attention_decode(const ch_backend *be, float *out, float *sc
     memcpy(kcache + (size_t)(past + i) * C, row + C, sizeof(float) * C);
     memcpy(vcache + (size_t)(past + i) * C, row + 2 * C, sizeof(float) * C);
   }
-  if (n <= CPU_ATTENTION_ROWS_MAX) /* a decoding step's row or a short chunk: direct loops */
-    cpu_attention_rows(out, (int)C, scratch, qkv, 3 * (int)C, kcache, vcache, (int)C, n, past + n,
-                       NH, HS);
-  else /* a prompt chunk: per-head GEMMs over blocks of rows */
-    cpu_attention_forward(out, (int)C, NULL, scratch, qkv, 3 * (int)C, kcache, vcache, (int)C, n,
-                          past + n, NH, HS);
+  cpu_attention_forward(out, (int)C, NULL, scratch, qkv, 3 * (int)C, kcache, vcache, (int)C, n,
+                        past + n, NH, HS);
   return CH_OK;
 }
 

@@ -81,15 +81,6 @@ void cpu_layernorm_backward(float *dx, float *dw, float *db, const float *dy, co
 void cpu_attention_forward(float *out, int ldo, float *probs, float *scratch, const float *q,
                            int ldq, const float *k, const float *v, int ldkv, int Tq, int Tk,
                            int NH, int HS);
-/* The same as cpu_attention_forward without probs, by direct loops instead of GEMMs: for the
- * few query rows of a decoding step (a sequence's new token, or a short chunk), where a GEMM
- * call per head costs more than its arithmetic. Same arguments but scratch.
- * Agrees with cpu_attention_forward to fp32 rounding (another summation order). scratch: at
- * least NH*Tk floats. */
-void cpu_attention_rows(float *out, int ldo, float *scratch, const float *q, int ldq,
-                        const float *k, const float *v, int ldkv, int Tq, int Tk, int NH, int HS);
-/* Query rows up to which the CPU backend's decoding attention takes cpu_attention_rows. */
-#define CPU_ATTENTION_ROWS_MAX 16
 /* Backward of cpu_attention_forward with Tq == Tk == T, per head: dP = dout_h v_h^T,
  * dv_h = P^T dout_h, dS = P * (dP - rowsum(dP * P)) / sqrt(HS), dq_h = dS k_h, dk_h = dS^T q_h.
  * dq, dk, dv are OVERWRITTEN, laid out like q/k/v with row stride ld (views into dqkv [T,3C],

@@ -25,7 +25,7 @@ struct ch_kv_cache {
   gpt_act a;
   float *x;               /* [rows, C] the block input */
   float *lnf, *logits;    /* [slots, C] and [slots, V]: the last row of each sequence */
-  float *scratch;         /* attention, one sequence at a time: [T, max(T, NH)] */
+  float *scratch;         /* [T, T] attention, one sequence at a time */
   int32_t *tok;           /* staging for the new tokens [rows] */
 };
 
@@ -47,12 +47,10 @@ ch_status gpt_kv_create(const ch_backend *be, const gpt_shape *s, int slots, ch_
   size_t T = (size_t)s->T, C = (size_t)s->C, A = (size_t)s->NH * s->HS, F = (size_t)s->F;
   size_t R = (size_t)kv->rows, S = (size_t)slots;
   size_t per_slot = (size_t)s->L * T * A;
-  /* Attention scratch: a [T, T] block of scores (GEMM path) or NH rows of T (direct path). */
-  size_t att = T * (T > (size_t)s->NH ? T : (size_t)s->NH);
   /* One block's rows (ln1, res2, ln2, res3: C each; qkv 3A, atty A; fch, fch_gelu F each; four
    * norm statistics), the block input x (C per row), one ln_f row and the logits [V] per
    * sequence, the attention scratch and the staged tokens (int32s in float-sized slots). */
-  size_t scratch = R * (4 * C + 4 * A + 2 * F + 4) + R * C + S * (C + (size_t)s->V) + att + R;
+  size_t scratch = R * (4 * C + 4 * A + 2 * F + 4) + R * C + S * (C + (size_t)s->V) + T * T + R;
   kv->len = calloc(S, sizeof *kv->len);
   kv->k = kv_alloc(be, per_slot * S);
   kv->v = kv_alloc(be, per_slot * S);
@@ -79,7 +77,7 @@ ch_status gpt_kv_create(const ch_backend *be, const gpt_shape *s, int slots, ch_
   TAKE(kv->x, R * C);
   TAKE(kv->lnf, S * C);
   TAKE(kv->logits, S * (size_t)s->V);
-  TAKE(kv->scratch, att);
+  TAKE(kv->scratch, T * T);
   kv->tok = (int32_t *)p;
 #undef TAKE
   *out = kv;

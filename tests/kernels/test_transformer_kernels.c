@@ -1,5 +1,4 @@
-/* Transformer kernels (layernorm, causal attention and its decoding path, embedding, add) against
- * naive double loops,
+/* Transformer kernels (layernorm, causal attention, embedding, add) against naive double loops,
  * and every backward also against central finite differences in double.
  *
  * Error measure: max_i |got_i - ref_i| / max_j |ref_j|, the error relative to the tensor's
@@ -280,37 +279,6 @@ static void test_attention_tail(int Tq, int Tk, int NH, int HS) {
   free(scratch), free(qkvd), free(oref), free(Pref), free(frows), free(prows);
 }
 
-/* cpu_attention_rows (the decoding path: direct loops, no GEMM) on the layout of a KV-cache
- * step: q rows from a fused [Tq, 3C] block (ldq = 3C), k and v from [Tk, C] caches (ldkv = C),
- * out with a row stride wider than C whose padding must stay untouched. Against the naive
- * double loops, and against cpu_attention_forward (the GEMM path) on the same inputs. HS not a
- * multiple of 16 exercises the dot product's tail; Tq > 1 the causal offsets of a chunk. */
-static void test_attention_rows(int Tq, int Tk, int NH, int HS) {
-  int C = NH * HS, ldo = C + 3;
-  float *q = rnd((size_t)Tq * 3 * C, 310 + Tq), *k = rnd((size_t)Tk * C, 311 + Tk);
-  float *v = rnd((size_t)Tk * C, 312 + NH), *out = rnd((size_t)Tq * ldo, 313);
-  float *pad = malloc(sizeof *pad * (size_t)Tq * ldo), *gemm = malloc(sizeof *gemm * (size_t)Tq * C);
-  float *scratch = rnd((size_t)NH * Tk, 314), *gscratch = malloc(sizeof *gscratch * (size_t)Tq * Tk);
-  memcpy(pad, out, sizeof *pad * (size_t)Tq * ldo);
-  cpu_attention_rows(out, ldo, scratch, q, 3 * C, k, v, C, Tq, Tk, NH, HS);
-  cpu_attention_forward(gemm, C, NULL, gscratch, q, 3 * C, k, v, C, Tq, Tk, NH, HS);
-  double *qd = dbl(q, (size_t)Tq * 3 * C), *kd = dbl(k, (size_t)Tk * C), *vd = dbl(v, (size_t)Tk * C);
-  double *oref = malloc(sizeof *oref * (size_t)Tq * C), *Pref = malloc(sizeof *Pref * NH * Tq * Tk);
-  double *gd = dbl(gemm, (size_t)Tq * C);
-  ref_attn_fwd(oref, Pref, qd, 3 * C, kd, vd, C, Tq, Tk, NH, HS);
-  double eo = err2d(out, ldo, oref, Tq, C), eg = err2d(out, ldo, gd, Tq, C);
-  note(&worst_fwd, eo), note(&worst_fwd, eg);
-  CHT_ASSERT(eo < TOL && eg < TOL, "attention rows Tq=%d Tk=%d NH=%d HS=%d: vs naive %g, vs GEMM path %g",
-             Tq, Tk, NH, HS, eo, eg);
-  for (int i = 0; i < Tq; i++)
-    for (int c = C; c < ldo; c++)
-      CHT_ASSERT(out[(size_t)i * ldo + c] == pad[(size_t)i * ldo + c], "attention rows: padding written");
-  printf("attention rows Tq=%d Tk=%d NH=%d HS=%d: vs naive %.2g, vs GEMM path %.2g\n", Tq, Tk, NH,
-         HS, eo, eg);
-  free(q), free(k), free(v), free(out), free(pad), free(gemm), free(scratch), free(gscratch);
-  free(qd), free(kd), free(vd), free(oref), free(Pref), free(gd);
-}
-
 /* ---- layernorm --------------------------------------------------------------------------- */
 
 static void ref_ln(double *y, double *mean, double *rstd, const double *x, const double *w,
@@ -500,11 +468,6 @@ int main(void) {
                     {70, 100, 2, 16}, {1, 200, 3, 16}};
   for (size_t i = 0; i < sizeof tails / sizeof *tails; i++)
     test_attention_tail(tails[i][0], tails[i][1], tails[i][2], tails[i][3]);
-  /* the decoding path: one row, chunks; HS 4, 20 (tails of the 16-wide dot), 16, 32, 64 */
-  int rows[][4] = {{1, 1, 1, 4},  {1, 9, 3, 16},  {1, 40, 4, 32}, {1, 128, 2, 64},
-                   {3, 10, 2, 20}, {16, 16, 4, 32}, {5, 70, 3, 20}};
-  for (size_t i = 0; i < sizeof rows / sizeof *rows; i++)
-    test_attention_rows(rows[i][0], rows[i][1], rows[i][2], rows[i][3]);
   printf("worst errors (relative to each tensor's max): forward %.2g, backward vs analytic %.2g, "
          "vs finite differences %.2g; tolerance %g\n", worst_fwd, worst_bwd, worst_fd, TOL);
   printf("transformer kernels: all checks passed\n");
