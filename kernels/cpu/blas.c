@@ -113,6 +113,8 @@ static void use_threads(int want) {
   }
 }
 
+int cpu_blas_threads_in_use(void) { return atomic_load(&g_blas.running); }
+
 void ch_sgemm(int trans_a, int trans_b, int m, int n, int k, float alpha, const float *a, int lda,
               const float *b, int ldb, float beta, float *c, int ldc) {
   if (!g_blas.sgemm && ch_blas_init(0) != CH_OK) {
