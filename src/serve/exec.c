@@ -59,6 +59,7 @@ ch_status serve_exec_gen(serve_state *s, int64_t nent, int32_t *buf, float *logi
     ch_sampling how = r->sampling; /* ids past the tokenizer's (padding) have no text */
     how.vocab_real = s->vocab_real;
     r->out[r->nout] = ch_sample_token(row, m->vocab, &how, u);
+    serve_logprobs_record(r, row, m->vocab, s->vocab_real); /* OpenAI logprobs */
   }
   return CH_OK;
 }
