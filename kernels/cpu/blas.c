@@ -59,6 +59,14 @@ static ch_status load_locked(void) {
     g_blas.choice = detect_coretype();
     if (g_blas.choice) setenv("OPENBLAS_CORETYPE", g_blas.choice, 1);
   }
+  /* OpenBLAS's idle workers spin (sched_yield) for 2^28 cycles, about 0.1 s, after each
+   * threaded GEMM before they sleep. A server's steps are mostly one-thread GEMMs (SERIAL_MNK)
+   * with a threaded one now and then (a burst of prompts): each left a worker spinning on the
+   * other core for 0.1 s, a third of a core taken from the HTTP threads and the clients at 32
+   * sequences. 2^16 cycles (tens of us) still bridges the gaps between the GEMMs of one training
+   * step. Read by the library's constructor, so set before loading it; the user's value wins. */
+  const char *timeout = getenv("OPENBLAS_THREAD_TIMEOUT");
+  if (!timeout || !*timeout) setenv("OPENBLAS_THREAD_TIMEOUT", "16", 1);
   const char *candidates[] = {COHORT_OPENBLAS_PATH, "libopenblas.so.0", "libopenblas.so"};
   for (size_t i = 0; i < sizeof candidates / sizeof *candidates && !g_blas.handle; i++)
     if (candidates[i][0]) g_blas.handle = dlopen(candidates[i], RTLD_NOW | RTLD_LOCAL);
