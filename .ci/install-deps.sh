@@ -7,11 +7,11 @@ PACKAGES=(
   build-essential cmake pkg-config make
   openmpi-bin libopenmpi-dev libhdf5-openmpi-dev        # MPI + parallel HDF5 (default build)
   mpich libmpich-dev libhdf5-mpich-dev                  # second MPI flavour, tested in CI
-  libhwloc-dev hwloc libopenblas-dev libyaml-dev libcjson-dev libmicrohttpd-dev zlib1g-dev libdeflate0
+  libhwloc-dev hwloc libopenblas-dev libyaml-dev libcjson-dev libmicrohttpd-dev libgnutls28-dev zlib1g-dev libdeflate0
   slurm-wlm slurmctld slurmd slurm-client munge libpmix-dev   # local Slurm for launch tests
   python3-torch python3-h5py python3-numpy python3-sklearn    # reference checks, benchmarks
   python3-prometheus-client                                   # metrics format reference parser
-  curl hey                                                   # HTTP client, load generator (serving tests)
+  curl hey openssl                                           # HTTP client, load generator, test certificates (serving tests)
 )
 
 missing=()

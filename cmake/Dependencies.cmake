@@ -35,6 +35,9 @@ pkg_check_modules(OPENBLAS REQUIRED openblas)
 pkg_check_modules(YAML REQUIRED IMPORTED_TARGET yaml-0.1)
 pkg_check_modules(CJSON REQUIRED IMPORTED_TARGET libcjson)
 pkg_check_modules(MHD REQUIRED IMPORTED_TARGET libmicrohttpd)
+# GnuTLS: libmicrohttpd serves HTTPS with it; cohort checks the certificate and key with it
+# before listening and hashes API keys for the access log (src/serve/tls.c, access_log.c).
+pkg_check_modules(GNUTLS REQUIRED IMPORTED_TARGET gnutls)
 find_package(ZLIB REQUIRED)
 find_package(Threads REQUIRED)
 find_library(COHORT_OPENBLAS_LIBRARY NAMES openblas HINTS ${OPENBLAS_LIBRARY_DIRS} REQUIRED)

@@ -40,7 +40,7 @@ set(COHORT_SHARED_PRIVATE_HEADERS "src/runtime/h5util.h:data,ckpt")
 
 # External libraries every layer may use (their headers; libcohort links them).
 set(COHORT_LAYER_DEPS cohort_hdf5 MPI::MPI_C PkgConfig::HWLOC PkgConfig::YAML PkgConfig::CJSON
-    PkgConfig::MHD Threads::Threads ZLIB::ZLIB ${CMAKE_DL_LIBS} m)
+    PkgConfig::MHD PkgConfig::GNUTLS Threads::Threads ZLIB::ZLIB ${CMAKE_DL_LIBS} m)
 
 # ---- the header map ----------------------------------------------------------------------------
 set(_all_mapped)

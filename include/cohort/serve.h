@@ -36,6 +36,10 @@ typedef struct ch_serve_opts {
   char data_path[CH_PATH_MAX]; /* GPT tokenizer source; "" = the model's (ch_ckpt_model_info) */
   char model_repository[CH_PATH_MAX]; /* the directory tree repository loads may read from;
                                          "" = the served checkpoint's directory */
+  char tls_cert[CH_PATH_MAX];  /* PEM certificate (chain) to serve HTTPS with; "" = plain HTTP */
+  char tls_key[CH_PATH_MAX];   /* its unencrypted PEM private key; with tls_cert or neither */
+  char access_log[CH_PATH_MAX]; /* "" = none, "-" = stderr, else a file of one JSON line per
+                                   request (src/serve/access_log.h) */
   ch_device_cfg device;       /* where each rank computes its slice (the `device` and `precision`
                                  keys; cohort serve --device/--precision) */
 } ch_serve_opts;

@@ -1,9 +1,9 @@
 /* The HTTP transport on rank 0 (libmicrohttpd, one thread per connection): the listening
  * socket, the connection limits (total, per client, the deadline for a request to arrive:
  * conns.c), request bodies within --max-body-bytes (decoded when sent with a Content-Encoding:
- * encoding.c), responses, the end of each connection, and
- * libmicrohttpd's log lines (rate-limited: clients cause them). What a request means is
- * route.c's; what each API does is v2_api.c's and openai_api.c's. */
+ * encoding.c), responses, the end of each connection (and its access log line: access_log.c),
+ * HTTPS (tls.c), and libmicrohttpd's log lines (rate-limited: clients cause them). What a
+ * request means is route.c's; what each API does is v2_api.c's and openai_api.c's. */
 #include <arpa/inet.h>
 #include <microhttpd.h>
 #include <netinet/in.h>
@@ -14,9 +14,11 @@
 
 #include "cohort/log.h"
 #include "cohort/runtime.h"
+#include "serve/access_log.h"
 #include "serve/conns.h"
 #include "serve/encoding.h"
 #include "serve/server.h"
+#include "serve/tls.h"
 #include "serve/v2.h"
 
 #if MHD_VERSION < 0x00097002
@@ -34,6 +36,7 @@ typedef struct conn {
   char *body;
   size_t len, cap;
   int too_large;
+  serve_access access; /* for the access log, from the headers' arrival */
 } conn;
 
 /* ---- responses -------------------------------------------------------------------------- */
@@ -65,6 +68,7 @@ int serve_reply_bytes(serve_call *k, int status, char *data, size_t len,
     free(data);
     return MHD_NO;
   }
+  k->bytes = len;
   MHD_add_response_header(r, "Content-Type", content_type);
   if (header) MHD_add_response_header(r, header, value);
   mhd_result ret = MHD_queue_response(k->c, (unsigned)status, r);
@@ -90,12 +94,40 @@ int serve_reply_error_hdr(serve_call *k, int status, const char *msg, const char
   return serve_reply_bytes(k, status, e, e ? strlen(e) : 0, "application/json", name, value);
 }
 
+/* A stream's reader that counts the bytes it hands libmicrohttpd into its call (the access
+ * log's): reads run only while the request is open, so the call is alive then. */
+typedef struct counted {
+  ssize_t (*read)(void *cls, uint64_t pos, char *buf, size_t max);
+  void *cls;
+  void (*done)(void *cls);
+  uint64_t *bytes;
+} counted;
+
+static ssize_t counted_read(void *cls, uint64_t pos, char *buf, size_t max) {
+  counted *w = cls;
+  ssize_t n = w->read(w->cls, pos, buf, max);
+  if (n > 0) *w->bytes += (uint64_t)n;
+  return n;
+}
+
+static void counted_done(void *cls) {
+  counted *w = cls;
+  w->done(w->cls);
+  free(w);
+}
+
 int serve_reply_sse(serve_call *k, ssize_t (*read)(void *cls, uint64_t pos, char *buf, size_t max),
                     void *cls, void (*done)(void *cls)) {
-  struct MHD_Response *resp =
-      MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, 4096, read, cls, done);
-  if (!resp) {
+  counted *w = malloc(sizeof *w);
+  if (!w) {
     done(cls);
+    return MHD_NO;
+  }
+  *w = (counted){read, cls, done, &k->bytes};
+  struct MHD_Response *resp =
+      MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, 4096, counted_read, w, counted_done);
+  if (!resp) {
+    counted_done(w);
     return MHD_NO;
   }
   MHD_add_response_header(resp, "Content-Type", "text/event-stream");
@@ -202,6 +234,7 @@ static mhd_result on_request(void *cls, struct MHD_Connection *c, const char *ur
     cn = calloc(1, sizeof *cn);
     if (!cn) return MHD_NO;
     *ctx = cn;
+    if (s->access_log) serve_access_begin(&cn->access, c, method, url);
     if (lengths_conflict(c)) { /* answered at once; the body is not read */
       cn->call = (serve_call){.c = c, .body = "", .t0 = ch_time()};
       return (mhd_result)serve_reply_error(&cn->call, 400, "conflicting Content-Length headers");
@@ -229,6 +262,12 @@ static void on_completed(void *cls, struct MHD_Connection *c, void **ctx,
   conn *cn = *ctx;
   if (s->conns) serve_conns_arrived(s->conns, c, 0); /* the next request's deadline starts */
   if (cn && cn->call.accepted) serve_call_closed(s, code == MHD_REQUEST_TERMINATED_COMPLETED_OK);
+  if (cn && s->access_log) {
+    const union MHD_ConnectionInfo *st =
+        MHD_get_connection_info(c, MHD_CONNECTION_INFO_HTTP_STATUS);
+    serve_access_write(s->access_log, &cn->access, st ? (int)st->http_status : 0, cn->call.bytes,
+                       code == MHD_REQUEST_TERMINATED_COMPLETED_OK);
+  }
   if (cn) {
     free(cn->body);
     free(cn);
@@ -254,6 +293,17 @@ static void on_log(void *cls, const char *fmt, va_list ap) {
   CH_WARN("http: %s", line);
 }
 
+/* What serve_http_start set up besides the daemon (after it stopped, or when it failed). */
+static void serve_http_release(serve_state *s) {
+  serve_conns_stop(s->conns);
+  s->conns = NULL;
+  serve_loglimit_destroy(&s->http_log);
+  serve_access_log_close(s->access_log);
+  s->access_log = NULL;
+  serve_tls_free(s->tls);
+  s->tls = NULL;
+}
+
 ch_status serve_http_start(serve_state *s) {
   struct sockaddr_in addr;
   memset(&addr, 0, sizeof addr);
@@ -262,17 +312,28 @@ ch_status serve_http_start(serve_state *s) {
   if (inet_pton(AF_INET, s->opts.host, &addr.sin_addr) != 1)
     return CH_FAIL(CH_ERR_INVALID, "--host %s: not an IPv4 address", s->opts.host);
   serve_loglimit_init(&s->http_log, HTTP_LOG_LINES, 60.0);
-  if (s->opts.read_deadline > 0 && !(s->conns = serve_conns_start(s->opts.read_deadline)))
-    return CH_FAIL(CH_ERR_NOMEM, "cannot start the connection sweeper");
+  /* HTTPS and the access log: a bad file stops the start (never a silent plain HTTP). */
+  ch_status st = serve_tls_load(&s->opts, &s->tls);
+  if (st == CH_OK) st = serve_access_log_open(s->opts.access_log, &s->access_log);
+  if (st == CH_OK && s->opts.read_deadline > 0 &&
+      !(s->conns = serve_conns_start(s->opts.read_deadline)))
+    st = CH_FAIL(CH_ERR_NOMEM, "cannot start the connection sweeper");
+  if (st != CH_OK) {
+    serve_http_release(s);
+    return st;
+  }
+  struct MHD_OptionItem tls_items[3];
+  unsigned tls_flags = serve_tls_mhd(s->tls, tls_items);
   /* One client may hold half the slots by default, so one slow or greedy client never holds
    * them all. */
   int per = s->opts.max_connections_per_client > 0 ? s->opts.max_connections_per_client
                                                    : (s->opts.max_connections + 1) / 2;
   struct MHD_Daemon *d = MHD_start_daemon(
-      MHD_USE_THREAD_PER_CONNECTION | MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_ERROR_LOG,
+      MHD_USE_THREAD_PER_CONNECTION | MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_ERROR_LOG |
+          tls_flags,
       (uint16_t)s->opts.port, NULL, NULL, on_request, s,
       MHD_OPTION_EXTERNAL_LOGGER, on_log, s, /* first: it applies to the options that follow */
-      MHD_OPTION_SOCK_ADDR, &addr,
+      MHD_OPTION_SOCK_ADDR, &addr, MHD_OPTION_ARRAY, tls_items,
       MHD_OPTION_NOTIFY_COMPLETED, on_completed, s, MHD_OPTION_CONNECTION_LIMIT,
       (unsigned)s->opts.max_connections, MHD_OPTION_PER_IP_CONNECTION_LIMIT, (unsigned)per,
       MHD_OPTION_CONNECTION_TIMEOUT,
@@ -280,9 +341,7 @@ ch_status serve_http_start(serve_state *s) {
       s->conns ? MHD_OPTION_NOTIFY_CONNECTION : MHD_OPTION_END, serve_conns_notify, s->conns,
       MHD_OPTION_END);
   if (!d) {
-    serve_conns_stop(s->conns);
-    s->conns = NULL;
-    serve_loglimit_destroy(&s->http_log);
+    serve_http_release(s);
     return CH_FAIL(CH_ERR_IO, "cannot listen on %s:%d (in use, or not permitted)", s->opts.host,
                    s->opts.port);
   }
@@ -299,9 +358,7 @@ void serve_http_stop(serve_state *s) {
   serve_drain(s, 10.0);
   MHD_stop_daemon(s->http); /* joins the connection threads */
   s->http = NULL;
-  serve_conns_stop(s->conns);
-  s->conns = NULL;
   log_dropped(serve_loglimit_flush(&s->http_log));
-  serve_loglimit_destroy(&s->http_log);
+  serve_http_release(s);
   serve_report_answers(s);
 }

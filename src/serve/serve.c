@@ -10,6 +10,7 @@
 #include "cohort/watchdog.h"
 #include "serve/server.h"
 #include "serve/stats.h"
+#include "serve/tls.h"
 
 void ch_serve_opts_default(ch_serve_opts *o) {
   memset(o, 0, sizeof *o);
@@ -102,8 +103,9 @@ static ch_status serve_main(const ch_group *g, serve_dev *d, serve_model *m, con
   else if (bad && st == CH_OK) st = CH_FAIL(CH_ERR_IO, "rank 0 could not start the server");
   if (st == CH_OK) {
     if (g->rank == 0)
-      CH_INFO("serving %s (%s) version %s on http://%s:%d with %d rank%s (tensor parallel) "
-              "on %s", s->model_name, m->is_gpt ? "gpt" : "mlp", m->version, s->opts.host,
+      CH_INFO("serving %s (%s) version %s on %s://%s:%d with %d rank%s (tensor parallel) "
+              "on %s", s->model_name, m->is_gpt ? "gpt" : "mlp", m->version,
+              serve_tls_scheme(s->tls), s->opts.host,
               s->opts.port, g->size, g->size == 1 ? "" : "s", ch_device_describe(s->dev.dev));
     pthread_mutex_lock(&s->lock);
     s->ready = s->accepting = 1;

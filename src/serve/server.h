@@ -8,13 +8,13 @@
  * threads call MPI. One mutex (the queue's) guards every request and the queue.
  *
  * Files: http.c (transport; conns.c: connections and the request deadline; loglimit.c;
- * encoding.c: Content-Encoding) -> route.c (routes, key, methods) -> v2_api.c / openai_api.c
- * (the two APIs; codecs v2*.c, openai.c, jsonw.c; repo.c: which paths a load may name) and
- * ext_api.c (Triton's statistics and repository index/unload) -> queue.c (requests, queue,
- * lifecycle, readiness, unload) -> lead.c (leader: batch.c's policy, wire.h's ops) and exec.c
- * (the ops on every rank); model.c (the served model), observe.c (what is measured: metrics*.c
- * for Prometheus, stats.c for Triton's statistics), serve.c (setup and teardown, the
- * watchdog). */
+ * encoding.c: Content-Encoding; tls.c: HTTPS; access_log.c) -> route.c (routes, key, methods)
+ * -> v2_api.c / openai_api.c (the two APIs; codecs v2*.c, openai.c, jsonw.c; repo.c: which
+ * paths a load may name) and ext_api.c (Triton's statistics and repository index/unload) ->
+ * queue.c (requests, queue, lifecycle, readiness, unload) -> lead.c (leader: batch.c's policy,
+ * wire.h's ops) and exec.c (the ops on every rank); model.c (the served model), observe.c (what
+ * is measured: metrics*.c for Prometheus, stats.c for Triton's statistics), serve.c (setup and
+ * teardown, the watchdog). */
 #pragma once
 #include <pthread.h>
 #include <stdint.h>
@@ -140,6 +140,8 @@ typedef struct serve_state {
   struct serve_stats *stats; /* Triton's statistics extension (stats.h) */
   void *http;              /* struct MHD_Daemon */
   struct serve_conns *conns; /* its connections and their request deadline (conns.h) */
+  struct serve_tls *tls;   /* HTTPS's certificate and key (tls.h); NULL = plain HTTP */
+  struct serve_access_log *access_log; /* access_log.h; NULL = none */
   serve_loglimit http_log; /* libmicrohttpd's lines (clients cause them: rate-limited) */
 } serve_state;
 
@@ -229,6 +231,7 @@ typedef struct serve_call {
   char body_err[192]; /* its message */
   double t0;          /* arrival, for the latency metric */
   int accepted;       /* set by serve_submit: a request of this call is owed an answer */
+  uint64_t bytes;     /* response body bytes queued or streamed (the access log's) */
 } serve_call;
 
 /* The value of a request header, or NULL. */

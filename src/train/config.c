@@ -125,6 +125,12 @@ static const ch_key_row k_keys[] = {
   K_STR("serve.model_repository", serve.opts.model_repository, "",
         "directory the repository load endpoint may read checkpoints from; empty = the served "
         "checkpoint's directory"),
+  K_STR("serve.tls_cert", serve.opts.tls_cert, "",
+        "PEM certificate (chain) to serve HTTPS with; empty = plain HTTP (with serve.tls_key)"),
+  K_STR("serve.tls_key", serve.opts.tls_key, "",
+        "the certificate's unencrypted PEM private key (with serve.tls_cert)"),
+  K_STR("serve.access_log", serve.opts.access_log, "",
+        "one JSON line per request to this file (- = stderr); empty = none"),
 };
 
 /* Cross-key rules, checked after all overrides: value(lo) <= value(hi). */

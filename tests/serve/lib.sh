@@ -15,7 +15,8 @@ serve_init() {
 serve_cleanup() { for p in "${pids[@]}"; do kill -9 "$p" 2>/dev/null || true; done; rm -rf "$work"; }
 
 # start NAME RANKS CHECKPOINT [serve options...]: a server on a free port, logging to
-# $work/NAME.log; sets NAME_pid (its launcher) and NAME_port once it answers /v2/health/ready.
+# $work/NAME.log; sets NAME_pid (its launcher) and NAME_port once it answers /v2/health/ready
+# (over HTTPS when the caller set tls_curl=(--cacert CERT), for a server with --tls-cert).
 start() {
   local name=$1 n=$2 ckpt=$3
   shift 3
@@ -24,7 +25,8 @@ start() {
   pids+=($!)
   eval "${name}_pid=$!"
   for _ in $(seq 1 200); do
-    [ -s "$work/$name.port" ] && curl -sf "localhost:$(cat "$work/$name.port")/v2/health/ready" >/dev/null && break
+    [ -s "$work/$name.port" ] && curl -sf ${tls_curl[@]+"${tls_curl[@]}"} \
+      "${tls_curl[@]+https://}localhost:$(cat "$work/$name.port")/v2/health/ready" >/dev/null && break
     sleep 0.1
   done
   [ -s "$work/$name.port" ] || { echo "FAIL: server $name did not start"; cat "$work/$name.log"; exit 1; }
@@ -64,6 +66,15 @@ stop() {
   wait "${!pid_var}" || rc=$?
   grep -q "server stopped" "$work/$1.log" && [ "$rc" -eq 0 ] ||
     { echo "FAIL: $1: exit $rc"; cat "$work/$1.log"; exit 1; }
+}
+
+# tls_pair NAME [CN]: a self-signed certificate for localhost and 127.0.0.1 in $work/NAME.pem and
+# its key in $work/NAME.key (openssl CLI, EC P-256, 2 days). Returns 1 without openssl.
+tls_pair() {
+  command -v openssl >/dev/null || return 1
+  openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -days 2 \
+    -subj "/CN=${2:-localhost}" -addext "subjectAltName=DNS:localhost,IP:127.0.0.1" \
+    -keyout "$work/$1.key" -out "$work/$1.pem" 2>/dev/null
 }
 
 # rank_pid NAME R: the pid of rank R of a server (from the launcher's environment variables:

@@ -9,7 +9,9 @@
 #   - chat: the answer equals a completion of the documented template with its stop; streamed
 #     (role first, then content, then usage); chat logprobs;
 #   - errors: the message text reaches the exception (BadRequestError, NotFoundError,
-#     AuthenticationError with a wrong key), its type and param/code are the API's.
+#     AuthenticationError with a wrong key), its type and param/code are the API's;
+#   - all of it again over HTTPS (--tls-cert/--tls-key; the client's http_client trusts the test
+#     certificate, made by the openssl CLI; without it that run is left out).
 # Usage: test_serve_openai.sh COHORT SOURCE_DIR MPIEXEC [MPIEXEC_FLAGS...]
 set -euo pipefail
 cohort=$1 src=$2 mpiexec=$3
@@ -29,13 +31,19 @@ timeout 300 "$work/venv/bin/pip" install -q --disable-pip-version-check openai >
   optim.warmup_steps=10 run.checkpoint.every=200 > "$work/train.txt"
 start one 1 "$work/run/checkpoints" --model-name tiny --max-batch-size 4 --api-key sekrit
 
-"$work/venv/bin/python" - "http://127.0.0.1:$one_port/v1" <<'PY'
+# client_check BASE_URL [CA_FILE]: the client against a server (over HTTPS trusting CA_FILE).
+client_check() {
+"$work/venv/bin/python" - "$@" <<'PY'
+import ssl
 import sys
 import openai
 from openai import OpenAI
 
 base = sys.argv[1]
-c = OpenAI(base_url=base, api_key="sekrit", max_retries=0, timeout=120)
+ca = sys.argv[2] if len(sys.argv) > 2 else None
+def http_client():
+    return openai.DefaultHttpxClient(verify=ssl.create_default_context(cafile=ca)) if ca else None
+c = OpenAI(base_url=base, api_key="sekrit", max_retries=0, timeout=120, http_client=http_client())
 P = "ROMEO:"
 
 # Models.
@@ -143,12 +151,14 @@ try:
 except openai.NotFoundError as e:
     assert "The model 'other' does not exist" in e.message and e.param == "model", e
 try:
-    OpenAI(base_url=base, api_key="wrong", max_retries=0).models.list()
+    OpenAI(base_url=base, api_key="wrong", max_retries=0, http_client=http_client()).models.list()
     raise AssertionError("no 401")
 except openai.AuthenticationError as e:
     assert "missing or wrong API key" in e.message and e.type == "authentication_error", e
-print("errors: messages, types, param and code reach the client")
+print("errors: messages, types, param and code reach the client" + (" (HTTPS)" if ca else ""))
 PY
+}
+client_check "http://127.0.0.1:$one_port/v1"
 
 stop one
 # Calls with several choices count once: every accepted call answered in full.
@@ -156,4 +166,14 @@ counts=$(sed -n 's/.* \([0-9]*\) request(s) accepted, \([0-9]*\) answered in ful
 read -r accepted answered <<< "$counts"
 [ -n "$accepted" ] && [ "$accepted" = "$answered" ] ||
   { echo "FAIL: accepted/answered: '$counts'"; exit 1; }
+
+if tls_pair tls; then
+  tls_curl=(--cacert "$work/tls.pem")
+  start secure 1 "$work/run/checkpoints" --model-name tiny --max-batch-size 4 --api-key sekrit \
+    --tls-cert "$work/tls.pem" --tls-key "$work/tls.key"
+  client_check "https://localhost:$secure_port/v1" "$work/tls.pem"
+  stop secure
+else
+  echo "no openssl CLI: the HTTPS run is left out"
+fi
 echo PASS

@@ -4,7 +4,10 @@
 #     async_infer and aio; binary and JSON both ways; get_model_config; error messages;
 #   - tritonclient_ext.py against an MLP server without and with --api-key: probes without the
 #     key, /v2 extensions, the 401 message, request compression (gzip, deflate), statistics,
-#     repository index / unload / load.
+#     repository index / unload / load;
+#   - tritonclient_check.py again over HTTPS (--tls-cert/--tls-key, the GPT with --api-key): the
+#     clients trust the test certificate (made by the openssl CLI; without it this run is left
+#     out).
 # Usage: test_serve_tritonclient.sh COHORT SOURCE_DIR MPIEXEC [MPIEXEC_FLAGS...]
 set -euo pipefail
 cohort=$1 src=$2 mpiexec=$3
@@ -49,5 +52,22 @@ start keyed 1 "$work/mlp/checkpoints" --api-key s3cret
 "$work/venv/bin/python" "$here/tritonclient_ext.py" "$keyed_port" s3cret || fails=$((fails + 1))
 stop open
 stop keyed
+
+if tls_pair tls; then
+  tls=(--tls-cert "$work/tls.pem" --tls-key "$work/tls.key")
+  tls_curl=(--cacert "$work/tls.pem")
+  start mlps 1 "$work/mlp/checkpoints" --model-name digits "${tls[@]}"
+  start gpts 1 "$work/gpt/checkpoints" --model-name tiny --api-key s3cret "${tls[@]}"
+  if ! "$work/venv/bin/python" "$here/tritonclient_check.py" "localhost:$mlps_port" digits \
+       "localhost:$gpts_port" tiny s3cret "$work/tls.pem" > "$work/check_tls.txt" 2>&1; then
+    echo "FAIL: tritonclient_check.py over HTTPS:"; fails=$((fails + 1))
+  fi
+  cat "$work/check_tls.txt"
+  stop mlps
+  stop gpts
+  unset tls_curl
+else
+  echo "no openssl CLI: the HTTPS run is left out"
+fi
 [ "$fails" -eq 0 ] || { echo "FAIL: $fails client run(s) failed"; exit 1; }
 echo "serve_tritonclient: ok"

@@ -3,11 +3,15 @@ the sync client (binary and JSON inputs, binary and JSON outputs, all outputs by
 the aio client, get_model_metadata and get_model_config, and errors whose message text reaches
 InferenceServerException.
 
-Usage: tritonclient_check.py MLP_URL MLP_MODEL GPT_URL GPT_MODEL API_KEY
-(API_KEY "-": the GPT server has none; otherwise every call to it sends the key.)
+Usage: tritonclient_check.py MLP_URL MLP_MODEL GPT_URL GPT_MODEL API_KEY [CA_FILE]
+(API_KEY "-": the GPT server has none; otherwise every call to it sends the key. CA_FILE: the
+servers serve HTTPS with a certificate it signed; every client trusts it.)
 """
 import asyncio
+import ssl
 import sys
+
+import gevent.ssl
 
 import numpy as np
 import tritonclient.http as http
@@ -15,6 +19,22 @@ import tritonclient.http.aio as aio
 from tritonclient.utils import InferenceServerException
 
 mlp_url, mlp, gpt_url, gpt, key = sys.argv[1:6]
+ca = sys.argv[6] if len(sys.argv) > 6 else None
+
+
+def client(url):
+    """The sync client; over HTTPS trusting CA_FILE when given (hostname checked)."""
+    if not ca:
+        return http.InferenceServerClient(url)
+    return http.InferenceServerClient(url, ssl=True, ssl_options={"ca_certs": ca},
+                                      ssl_context_factory=gevent.ssl.create_default_context)
+
+
+def aio_client(url):
+    if not ca:
+        return aio.InferenceServerClient(url)
+    return aio.InferenceServerClient(url, ssl=True,
+                                     ssl_context=ssl.create_default_context(cafile=ca))
 
 
 def gpt_headers():
@@ -36,7 +56,7 @@ def mlp_infer(client, x, binary_in, outputs):
 
 
 def check_mlp():
-    c = http.InferenceServerClient(mlp_url)
+    c = client(mlp_url)
     assert c.is_server_live() and c.is_server_ready() and c.is_model_ready(mlp)
     meta = c.get_model_metadata(mlp)
     features = meta["inputs"][0]["shape"][1]
@@ -82,7 +102,7 @@ def check_mlp():
 
 
 def check_gpt():
-    c = http.InferenceServerClient(gpt_url)
+    c = client(gpt_url)
     assert c.is_model_ready(gpt, headers=gpt_headers())
     config = c.get_model_config(gpt, headers=gpt_headers())
     assert config["max_batch_size"] == 0 and config["input"][0]["dims"] == [-1], config
@@ -105,7 +125,7 @@ def check_gpt():
 
 
 async def check_aio(x, ref_logits, ids, gpt_logits):
-    async with aio.InferenceServerClient(mlp_url) as c:
+    async with aio_client(mlp_url) as c:
         assert await c.is_server_ready()
         config = await c.get_model_config(mlp)
         assert config["max_batch_size"] > 0, config
@@ -114,7 +134,7 @@ async def check_aio(x, ref_logits, ids, gpt_logits):
         rs = await asyncio.gather(*[c.infer(mlp, [inp]) for _ in range(4)])
         for r in rs:
             assert close(r.as_numpy("logits"), ref_logits)
-    async with aio.InferenceServerClient(gpt_url) as c:
+    async with aio_client(gpt_url) as c:
         inp = http.InferInput("input_ids", [len(ids)], "INT64")
         inp.set_data_from_numpy(ids.astype(np.int64), binary_data=True)
         r = await c.infer(gpt, [inp], headers=gpt_headers())
@@ -124,4 +144,4 @@ async def check_aio(x, ref_logits, ids, gpt_logits):
 x, ref_logits = check_mlp()
 ids, gpt_logits = check_gpt()
 asyncio.run(check_aio(x, ref_logits, ids, gpt_logits))
-print("tritonclient: ok")
+print("tritonclient: ok" + (" (HTTPS)" if ca else ""))
