@@ -11,7 +11,7 @@ PACKAGES=(
   slurm-wlm slurmctld slurmd slurm-client munge libpmix-dev   # local Slurm for launch tests
   python3-torch python3-h5py python3-numpy python3-sklearn    # reference checks, benchmarks
   python3-prometheus-client                                   # metrics format reference parser
-  curl hey                                                   # HTTP client, load generator (serving tests)
+  curl hey libb64-0d                                         # HTTP client, load generator, perf_analyzer's libb64 (serving tests)
 )
 
 missing=()
