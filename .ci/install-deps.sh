@@ -11,7 +11,8 @@ PACKAGES=(
   slurm-wlm slurmctld slurmd slurm-client munge libpmix-dev   # local Slurm for launch tests
   python3-torch python3-h5py python3-numpy python3-sklearn    # reference checks, benchmarks
   python3-prometheus-client                                   # metrics format reference parser
-  curl hey libb64-0d                                         # HTTP client, load generator, perf_analyzer's libb64 (serving tests)
+  curl hey                                                   # HTTP client, load generator (serving tests)
+  libb64-0d                                                  # perf_analyzer (the client tests)
 )
 
 missing=()

@@ -20,10 +20,11 @@ client_venv() {
     [ -f "$venv/.complete" ] && exit 0
     rm -rf "$venv"
     /usr/bin/python3 -m venv "$venv" > "$venv.pip.log" 2>&1 || exit 1
-    timeout 900 "$venv/bin/pip" install -q --disable-pip-version-check "$@" >> "$venv.pip.log" 2>&1 ||
-      exit 1
+    timeout 900 "$venv/bin/pip" install -q --disable-pip-version-check "$@" \
+      >> "$venv.pip.log" 2>&1 || exit 1
     touch "$venv/.complete"
-  ) 9> "$dir/.lock" || { echo "pip install $* failed (no PyPI?):" >&2; tail -3 "$venv.pip.log" >&2; return 1; }
+  ) 9> "$dir/.lock" ||
+    { echo "pip install $* failed (no PyPI?):" >&2; tail -3 "$venv.pip.log" >&2; return 1; }
 }
 
 # perf_analyzer_env: after client_venv with tritonclient[http]==2.47.0 (its wheel ships the
@@ -47,5 +48,6 @@ perf_analyzer_env() {
   fi
   local missing
   missing=$(ldd "$perf_analyzer" | awk '/not found/ {print $1}' | tr '\n' ' ')
-  [ -z "$missing" ] || { echo "perf_analyzer cannot start: missing $missing(Debian's libb64-0d)" >&2; return 1; }
+  [ -z "$missing" ] ||
+    { echo "perf_analyzer cannot start: missing $missing(Debian's libb64-0d)" >&2; return 1; }
 }

@@ -50,8 +50,11 @@ profile() {
     --concurrency 2 --num-dataset-entries 8 --request-count "$n" --warmup-request-count 0 \
     --synthetic-input-tokens-mean 16 --synthetic-input-tokens-stddev 0 \
     --output-tokens-mean 8 --output-tokens-stddev 0 --random-seed 1 \
-    --tokenizer "$work/tokenizer" --artifact-dir "$work/$name" "$@" > "$work/$name.txt" 2>&1 || rc=$?
-  [ "$rc" -eq 0 ] || { echo "FAIL: genai-perf $name: exit $rc"; tail -30 "$work/$name.txt"; exit 1; }
+    --tokenizer "$work/tokenizer" --artifact-dir "$work/$name" "$@" \
+    > "$work/$name.txt" 2>&1 || rc=$?
+  if [ "$rc" -ne 0 ]; then
+    echo "FAIL: genai-perf $name: exit $rc"; tail -30 "$work/$name.txt"; exit 1
+  fi
   "$vpy" - "$work/$name" "$name" "$n" <<'PY'
 import glob, json, sys
 art, name, n = sys.argv[1], sys.argv[2], int(sys.argv[3])
@@ -77,7 +80,8 @@ profile completions "$open_port" completions
 profile chat "$keyed_port" chat --header "Authorization:Bearer $key"
 
 # A refused request for the 401 counter, then both servers' /metrics.
-code=$(curl -s -o /dev/null -w '%{http_code}' -X POST "localhost:$keyed_port/v1/completions" -d '{}')
+code=$(curl -s -o /dev/null -w '%{http_code}' -X POST -d '{}' \
+  "localhost:$keyed_port/v1/completions")
 [ "$code" = 401 ] || { echo "FAIL: no key -> $code, expected 401"; exit 1; }
 curl -sf "localhost:$open_port/metrics" > "$work/open.prom"
 curl -sf "localhost:$keyed_port/metrics" > "$work/keyed.prom"

@@ -59,7 +59,9 @@ pa() {
     echo "FAIL: perf_analyzer $name: exit $rc"; tail -20 "$work/$name.txt"; exit 1
   fi
   if grep -qiE "had error|failed|error:" "$work/$name.txt"; then
-    echo "FAIL: perf_analyzer $name reported errors:"; grep -iE "had error|failed|error:" "$work/$name.txt" | head; exit 1
+    echo "FAIL: perf_analyzer $name reported errors:"
+    grep -iE "had error|failed|error:" "$work/$name.txt" | head
+    exit 1
   fi
   "$py" - "$work/$name.csv" "$range" "$name" <<'PY'
 import csv, sys
@@ -91,8 +93,8 @@ import json, re, sys
 st = json.load(open(sys.argv[1]))["model_stats"][0]
 ok, fail = st["inference_stats"]["success"]["count"], st["inference_stats"]["fail"]["count"]
 assert ok > 0 and fail == 0, f"statistics: {ok} successes, {fail} failures"
-bad = [l for l in open(sys.argv[2])
-       if l.startswith("cohort_requests_total{") and 'endpoint="infer"' in l and 'code="200"' not in l]
+bad = [l for l in open(sys.argv[2]) if l.startswith("cohort_requests_total{")
+       and 'endpoint="infer"' in l and 'code="200"' not in l]
 assert not bad, f"non-200 infer answers: {bad}"
 PY
 }
