@@ -2,8 +2,8 @@
 # Serving: `cohort serve` against PyTorch on the same weights behind TorchServe 0.12
 # (bench/torchserve_handler.py), measured in the same invocation with the same client.
 #
-#   bench/serve.sh BUILD_DIR [--duration S] [--concurrency "1 4 16 64"] [--gen-concurrency "1 4 8"]
-#                  [--only "mlp gpt overhead gen"] [--no-tp]
+#   bench/serve.sh BUILD_DIR [--duration S] [--concurrency "1 4 16 64"] [--gen-concurrency "1 8 32"]
+#                  [--gen-batch 32] [--only "mlp gpt overhead gen pa"] [--no-tp]
 #
 # Data and checkpoints are made once into BUILD_DIR/benchdata (reused later): the digits MLP
 # (configs/mlp-digits.yaml, 300 steps), a one-layer MLP (model.depth=0, 10 steps: the
@@ -16,7 +16,12 @@
 #   gen       /v1/completions, prompt "ROMEO:", max_tokens 64, temperature 0, at concurrency
 #             --gen-concurrency (a threaded http.client client): tokens/s (completion_tokens
 #             summed / wall time, non-streaming) and time to first token ("stream": true, time
-#             to the first SSE data event), server --max-batch-size 8
+#             to the first SSE data event), server --max-batch-size --gen-batch (32)
+#   pa        Triton's perf_analyzer (tritonclient[http] 2.47.0 from PyPI in a venv, kept in
+#             BUILD_DIR/client-venvs like the client tests'; needs Debian's libb64-0d) against
+#             cohort-b (below) with the MLP and the GPT (16 input_ids), binary tensor data,
+#             --concurrency-range 1:8: throughput and p50/p99 of its CSV; 3 windows of
+#             DURATION/3 s per concurrency, no stability gate (-s 1000: a shared machine)
 # Servers, started once per workload and measured interleaved (for each concurrency, each
 # server in turn, so that a busy spell of the shared machine hits them alike):
 #   cohort-b    1 rank, --max-batch-size 32 --max-queue-delay-us 500 (dynamic batching on)
@@ -24,8 +29,8 @@
 #   peer-b      TorchServe, batch_size 32, max_batch_delay 1 ms (its unit is ms), 1 worker
 #   peer-nob    TorchServe, batch_size 1, 1 worker
 #   cohort2-b   2 ranks (tensor parallel), batching on (an extra row; not in the ratios)
-# and for gen: cohort-gen (1 rank, --max-batch-size 8: continuous batching), cohort2-gen (2
-# ranks), peer-gen (TorchServe batch_size 8, max_batch_delay 5 ms: static batching, the
+# and for gen: cohort-gen (1 rank, --max-batch-size GEN_BATCH: continuous batching), cohort2-gen
+# (2 ranks), peer-gen (TorchServe batch_size GEN_BATCH, max_batch_delay 5 ms: static batching, the
 # requests of a batch decode in lockstep with a KV cache; streaming by intermediate responses).
 # The peer: one TorchServe (Java frontend) with one Python worker per model, each worker
 # torch.set_num_threads(1), OMP_WAIT_POLICY=PASSIVE, OPENBLAS_CORETYPE = the kernels cohort
@@ -39,10 +44,11 @@ USAGE_LINES=2,6
 . "$(dirname "$0")/common/bench.sh"
 DURATION=10
 CONCURRENCY="1 4 16 64"
-GEN_CONCURRENCY="1 4 8"
-ONLY="mlp gpt overhead gen"
+GEN_CONCURRENCY="1 8 32"
+GEN_BATCH=32
+ONLY="mlp gpt overhead gen pa"
 NO_TP=0
-bench_args "duration concurrency gen-concurrency only no-tp!" "$@"
+bench_args "duration concurrency gen-concurrency gen-batch only no-tp!" "$@"
 CONC=$CONCURRENCY GEN_CONC=$GEN_CONCURRENCY TP=$((1 - NO_TP))
 
 bench_setup serve.sh benchruns-serve
@@ -75,7 +81,7 @@ trap cleanup EXIT
 
 echo "# serve.sh $(date -u +%Y-%m-%dT%H:%M:%SZ) on $(bench_machine)"
 echo "# build $BUILD ($(bench_build_type)), cohort binary of $(date -u -r "$COHORT" +%Y-%m-%dT%H:%M:%SZ) (source HEAD now $(cd "$SRC" && git rev-parse --short HEAD 2>/dev/null)); hey $(dpkg-query -W -f '${Version}' hey 2>/dev/null)"
-echo "# duration ${DURATION} s per point; concurrency $CONC; generation concurrency $GEN_CONC"
+echo "# duration ${DURATION} s per point; concurrency $CONC; generation concurrency $GEN_CONC, --max-batch-size $GEN_BATCH"
 echo "# load average at start: $(bench_load)"
 
 # --- data and checkpoints (once) ---------------------------------------------------------------
@@ -430,6 +436,53 @@ run_v2() {
   stop_peer peer-nob
 }
 
+# run_pa: Triton's perf_analyzer against cohort-b with the MLP and the GPT, concurrency 1..8,
+# binary tensor data (its default); a line in results.tsv per model and concurrency, with the
+# server's failed-request count (Triton's statistics) and average batch size over the sweep.
+run_pa() {
+  . "$SRC/tests/serve/client_venv.sh"
+  client_venv "$BUILD/client-venvs" "${perf_analyzer_packages[@]}" &&
+    perf_analyzer_env || { echo "serve.sh: perf_analyzer is not available" >&2; exit 1; }
+  # The GPT's 16 input_ids (body-gpt.json) as perf_analyzer's input data.
+  "$PY" - "$RUNS/body-gpt.json" "$RUNS/pa-gpt.json" <<'EOF'
+import json, sys
+t = json.load(open(sys.argv[1]))["inputs"][0]["data"]
+json.dump({"data": [{"input_ids": {"content": t, "shape": [len(t)]}}]}, open(sys.argv[2], "w"))
+EOF
+  local model port out l0 win=$((DURATION * 1000 / 3)) data
+  for model in mlp gpt; do
+    echo "## pa: perf_analyzer, $model, cohort-b (load $(bench_load))"
+    start_cohort cohort-b "$model" 1 32 500
+    port=$(cat "${PORTFILE[cohort-b]}")
+    out=$RUNS/pa-$model.txt
+    data=()
+    [ "$model" = gpt ] && data=(--input-data "$RUNS/pa-gpt.json")
+    check cohort-b "$RUNS/body-$model.json"
+    wait_idle
+    l0=$(bench_load)
+    echo "+ perf_analyzer -m $model -u localhost:$port -i http --concurrency-range 1:8:1 -p $win -s 1000 -f $RUNS/pa-$model.csv ${data[*]}" > "$out"
+    "$perf_analyzer" -m "$model" -u "localhost:$port" -i http --concurrency-range 1:8:1 -p "$win" \
+      -s 1000 -f "$RUNS/pa-$model.csv" "${data[@]}" >> "$out" 2>&1 ||
+      { tail -20 "$out"; echo "serve.sh: perf_analyzer failed ($model)" >&2; exit 1; }
+    curl -sf "localhost:$port/v2/models/$model/stats" > "$RUNS/pa-$model-stats.json"
+    "$PY" - "$RUNS/pa-$model.csv" "$RUNS/pa-$model-stats.json" "$model" "${l0%% *}" \
+      "$(bench_load | cut -d' ' -f1)" >> "$RESULTS" <<'EOF'
+import csv, json, sys
+path, stats, model, l0, l1 = sys.argv[1:6]
+st = json.load(open(stats))["model_stats"][0]
+fail = st["inference_stats"]["fail"]["count"]
+avg_batch = st["inference_count"] / max(1, st["execution_count"])
+for r in sorted(csv.DictReader(open(path)), key=lambda r: int(r["Concurrency"])):
+    ms = lambda k: float(r[k]) / 1e3
+    print(f"pa\t{model}\t{r['Concurrency']}\t{float(r['Inferences/Second']):.1f}\t{ms('p50 latency'):.3f}"
+          f"\t{ms('p99 latency'):.3f}\t{ms('p90 latency'):.3f}\t{avg_batch:.2f}\t{fail}\t{l0}\t{l1}")
+EOF
+    grep "^pa	$model	" "$RESULTS" | awk -F'\t' '{printf "   pa       %-4s c=%-2s %9s infer/s  p50 %7s ms  p99 %7s ms  failed %s\n", $2, $3, $4, $5, $6, $9}'
+    stop_cohort cohort-b
+    unset "PID[cohort-b]"
+  done
+}
+
 for wl in $ONLY; do
   case "$wl" in
     mlp|gpt) run_v2 "$wl" "$wl" ;;
@@ -451,12 +504,12 @@ for wl in $ONLY; do
       stop_peer peer-nob
       ;;
     gen)
-      echo "## gen: /v1/completions, prompt \"ROMEO:\", max_tokens 64, temperature 0, --max-batch-size 8 (load $(bench_load))"
+      echo "## gen: /v1/completions, prompt \"ROMEO:\", max_tokens 64, temperature 0, --max-batch-size $GEN_BATCH (load $(bench_load))"
       labels=(cohort-gen peer-gen)
-      start_cohort cohort-gen gpt 1 8 0
-      start_peer peer-gen gpt 8 5
+      start_cohort cohort-gen gpt 1 "$GEN_BATCH" 0
+      start_peer peer-gen gpt "$GEN_BATCH" 5
       if [ $TP -eq 1 ]; then
-        start_cohort cohort2-gen gpt 2 8 0
+        start_cohort cohort2-gen gpt 2 "$GEN_BATCH" 0
         labels+=(cohort2-gen)
       fi
       for l in "${labels[@]}"; do "$PY" "$GENCLIENT" "${URL[$l-gen]}" 2 2 plain 64 gpt > /dev/null; done # warm-up
@@ -472,12 +525,13 @@ for wl in $ONLY; do
       for l in cohort-gen cohort2-gen; do [ -n "${PID[$l]:-}" ] && stop_cohort "$l" && unset "PID[$l]"; done
       stop_peer peer-gen
       ;;
+    pa) run_pa ;;
     *) echo "serve.sh: unknown workload $wl" >&2; exit 2 ;;
   esac
 done
 
 # --- tables ------------------------------------------------------------------------------------
-"$PY" - "$RESULTS" <<'EOF'
+"$PY" - "$RESULTS" "$GEN_BATCH" <<'EOF'
 import sys
 from collections import defaultdict
 rows = [l.rstrip("\n").split("\t") for l in open(sys.argv[1]) if l.strip()]
@@ -531,9 +585,21 @@ if ov:
     if means.get("cohort-nob") and means.get("peer-nob"):
         c, p = min(means["cohort-nob"]), min(means["peer-nob"])
         print(f"\nmean latency, best round: cohort {c:.3f} ms, peer {p:.3f} ms, cohort/peer {c / p:.2f}")
+pa = [r for r in rows if r[0] == "pa"]
+if pa:
+    print("\n### perf_analyzer (Triton's client, tritonclient 2.47.0): cohort, 1 rank, "
+          "--max-batch-size 32 --max-queue-delay-us 500\n")
+    print("Binary tensor data, synchronous requests, concurrency 1..8; infer/s and latency "
+          "percentiles from perf_analyzer's CSV; failed = the server's failed requests (Triton's "
+          "statistics); batch = the server's average batch size over the whole sweep.\n")
+    print("| model | c | infer/s | p50 ms | p90 ms | p99 ms | batch | failed | load |")
+    print("|---|---:|---:|---:|---:|---:|---:|---:|---|")
+    for r in pa:
+        print(f"| {r[1]} | {r[2]} | {f(r[3])} | {f(r[4], 2)} | {f(r[6], 2)} | {f(r[5], 2)} | "
+              f"{r[7]} | {r[8]} | {r[9]}->{r[10]} |")
 gen = [r for r in rows if r[0] == "gen"]
 if gen:
-    print(f"\n### Generation: /v1/completions, max_tokens 64, temperature 0, --max-batch-size 8\n")
+    print(f"\n### Generation: /v1/completions, max_tokens 64, temperature 0, --max-batch-size {sys.argv[2]}\n")
     print("tokens/s = completion_tokens summed / wall time (non-streaming run); TTFT = time to the first "
           "SSE data event (streaming run, half as long); ratio = cohort / peer.\n")
     print("| c | server | tokens/s | TTFT p50 ms | TTFT p99 ms | request p50 ms | requests | errors | load | tok/s ratio | TTFT p50 ratio |")

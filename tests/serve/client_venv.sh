@@ -27,7 +27,10 @@ client_venv() {
     { echo "pip install $* failed (no PyPI?):" >&2; tail -3 "$venv.pip.log" >&2; return 1; }
 }
 
-# perf_analyzer_env: after client_venv with tritonclient[http]==2.47.0 (its wheel ships the
+# What perf_analyzer_env needs in the venv (the client tests and bench/serve.sh share it).
+perf_analyzer_packages=("tritonclient[http]==2.47.0" "nvidia-cuda-runtime-cu12==12.9.79")
+
+# perf_analyzer_env: after client_venv with perf_analyzer_packages: tritonclient[http] 2.47.0 (its wheel ships the
 # perf_analyzer binary; the PyPI package "perf-analyzer" is an empty placeholder) and
 # nvidia-cuda-runtime-cu12. Sets $perf_analyzer and exports LD_LIBRARY_PATH with the venv's
 # libcudart.so.12 (the binary links it even for HTTP over the network). Installs Debian's

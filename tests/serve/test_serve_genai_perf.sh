@@ -27,8 +27,8 @@ here=$(cd "$(dirname "$0")" && pwd)
 . "$here/client_venv.sh"
 serve_init genai_perf
 
-client_venv "${COHORT_VENV_DIR:-$work}" "genai-perf==0.0.16" "tritonclient[http]==2.47.0" \
-  "nvidia-cuda-runtime-cu12==12.9.79" "prometheus_client==0.26.0" ||
+client_venv "${COHORT_VENV_DIR:-$work}" "genai-perf==0.0.16" "prometheus_client==0.26.0" \
+  "${perf_analyzer_packages[@]}" ||
   { echo "SKIP: no genai-perf venv"; exit 77; }
 perf_analyzer_env || { echo "SKIP: perf_analyzer cannot run here"; exit 77; }
 export PATH=$venv/bin:$PATH HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1

@@ -24,8 +24,8 @@ here=$(dirname "$0")
 . "$here/client_venv.sh"
 serve_init perf_analyzer
 
-client_venv "${COHORT_VENV_DIR:-$work}" "tritonclient[http]==2.47.0" \
-  "nvidia-cuda-runtime-cu12==12.9.79" || { echo "SKIP: no tritonclient venv"; exit 77; }
+client_venv "${COHORT_VENV_DIR:-$work}" "${perf_analyzer_packages[@]}" ||
+  { echo "SKIP: no tritonclient venv"; exit 77; }
 perf_analyzer_env || { echo "SKIP: perf_analyzer cannot run here"; exit 77; }
 
 key="pa-key-$RANDOM$RANDOM"
