@@ -113,6 +113,9 @@ CH_API void ch_kv_cache_destroy(ch_kv_cache *kv);
 CH_API void ch_kv_cache_reset(ch_kv_cache *kv, int slot);
 /* Tokens held by a slot. */
 CH_API int ch_kv_cache_length(const ch_kv_cache *kv, int slot);
+/* New tokens one decoding step may take, all its sequences together: model.context + slots (a
+ * whole prompt, or a prompt chunk beside one token of every other slot). */
+CH_API int ch_kv_cache_max_rows(const ch_kv_cache *kv);
 
 /* Runs tokens[0..n) (host memory) through the model after the slot's cached sequence, appends
  * their keys and values to the cache, and writes the next-token logits [vocab] after the last
@@ -120,6 +123,19 @@ CH_API int ch_kv_cache_length(const ch_kv_cache *kv, int slot);
  * when the sequence would exceed model.context or a token is outside the vocabulary. */
 CH_API ch_status ch_model_decode(ch_model *m, const float *params, ch_kv_cache *kv, int slot,
                           const int32_t *tokens, int n, float *logits);
+
+/* One step of continuous batching: sequence e (e < nseq) appends counts[e] >= 1 tokens to KV
+ * slot slots[e], its tokens following those of sequence e - 1 in `tokens` (host memory). All
+ * the sequences' rows go through the model's GEMMs together (one pass over the weights);
+ * attention runs per sequence over its own slot. logits (host memory, may be NULL: nothing is
+ * computed past the blocks) gets [nseq, vocab]: row e the next-token logits after sequence
+ * e's last token. Equals ch_model_decode of each sequence alone, up to GEMM rounding. Errors
+ * (CH_ERR_INVALID, the cache unchanged): a slot out of range or named twice, counts[e] < 1, a
+ * sequence past model.context, more than ch_kv_cache_max_rows tokens in all, a token outside
+ * the vocabulary. */
+CH_API ch_status ch_model_decode_batch(ch_model *m, const float *params, ch_kv_cache *kv,
+                                       int nseq, const int *slots, const int *counts,
+                                       const int32_t *tokens, float *logits);
 
 /* How the next token is drawn. temperature <= 0 (or top_k == 1) is greedy: the argmax. Else
  * p ~ softmax(logits / temperature), restricted to the top_k most likely tokens (0 = all),
@@ -166,6 +182,13 @@ CH_API ch_status ch_tp_model_logits(ch_tp_model *t, const float *x, int batch, c
 /* GPT: as ch_model_decode, on KV slot `slot` (reset with ch_tp_model_reset). */
 CH_API ch_status ch_tp_model_decode(ch_tp_model *t, int slot, const int32_t *tokens, int n,
                              float *logits);
+/* GPT: as ch_model_decode_batch, on this rank's slice (every rank the same step; logits may
+ * be NULL on the ranks that do not sample). */
+CH_API ch_status ch_tp_model_decode_batch(ch_tp_model *t, int nseq, const int *slots,
+                                          const int *counts, const int32_t *tokens,
+                                          float *logits);
+/* GPT: the most tokens one decode step may take (ch_kv_cache_max_rows); 0 for an MLP. */
+CH_API int ch_tp_model_max_rows(const ch_tp_model *t);
 CH_API void ch_tp_model_reset(ch_tp_model *t, int slot);
 /* MLP rows per call. */
 CH_API int ch_tp_model_max_batch(const ch_tp_model *t);

@@ -60,8 +60,9 @@ const gpt_view *gpt_view_of(const ch_model *m, const float *p, gpt_view *v, gpt_
 ch_status gpt_view_slice(const ch_model *m, const ch_layout *local, const float *p,
                          int owns_bias, gpt_view *v, gpt_block_w *blk);
 
-/* Incremental decoding on any view (see ch_model_decode); reduce as for the blocks. The cache
- * lives on backend `be`. */
+/* Incremental decoding on any view: one step of nseq sequences, as ch_model_decode_batch;
+ * reduce as for the blocks. The cache lives on backend `be`. */
 ch_status gpt_kv_create(const ch_backend *be, const gpt_shape *s, int slots, ch_kv_cache **out);
-ch_status gpt_decode(const gpt_view *v, ch_kv_cache *kv, int slot, const int32_t *tokens, int n,
-                     float *logits, gpt_reduce_fn reduce, void *rctx);
+ch_status gpt_decode_batch(const gpt_view *v, ch_kv_cache *kv, int nseq, const int *slots,
+                           const int *counts, const int32_t *tokens, float *logits,
+                           gpt_reduce_fn reduce, void *rctx);

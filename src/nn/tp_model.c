@@ -3,7 +3,8 @@
  * z = x W_l^T + b_l and their activation; layer 2j+1 by input columns -- its partial
  * sum a_l W_l^T is added up over the ranks, then the bias (once) and the activation. A layer
  * left whole runs replicated. GPT: the blocks of gpt.c on a view of this rank's heads and MLP
- * columns (gpt_block_forward with the reduce), the KV cache holding only those heads.
+ * columns (gpt_block_forward with the reduce), the KV cache holding only those heads; a decode
+ * step stacks every sequence's rows into one batch (gpt_decode.c).
  * Which tensors are partial sums and which biases one rank adds come from the spec table
  * (param_after_reduce); each family's table order stays in its own file (mlp_view_slice,
  * gpt_view_slice), so this file knows no parameter by position. Runs on the backend of the
@@ -119,11 +120,19 @@ ch_status ch_tp_model_logits(ch_tp_model *t, const float *x, int batch, const fl
   return CH_OK;
 }
 
+ch_status ch_tp_model_decode_batch(ch_tp_model *t, int nseq, const int *slots,
+                                   const int *counts, const int32_t *tokens, float *logits) {
+  if (!t->kv) return CH_FAIL(CH_ERR_INVALID, "ch_tp_model_decode_batch: not a GPT");
+  return gpt_decode_batch(&t->view, t->kv, nseq, slots, counts, tokens, logits, t->reduce,
+                          t->rctx);
+}
+
 ch_status ch_tp_model_decode(ch_tp_model *t, int slot, const int32_t *tokens, int n,
                              float *logits) {
-  if (!t->kv) return CH_FAIL(CH_ERR_INVALID, "ch_tp_model_decode: not a GPT");
-  return gpt_decode(&t->view, t->kv, slot, tokens, n, logits, t->reduce, t->rctx);
+  return ch_tp_model_decode_batch(t, 1, &slot, &n, tokens, logits);
 }
+
+int ch_tp_model_max_rows(const ch_tp_model *t) { return t->kv ? ch_kv_cache_max_rows(t->kv) : 0; }
 
 void ch_tp_model_reset(ch_tp_model *t, int slot) {
   if (t->kv) ch_kv_cache_reset(t->kv, slot);

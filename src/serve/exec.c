@@ -2,8 +2,9 @@
  * runs them, and the followers' loop. The leader's side (forming ops from the queue, answering
  * requests) is lead.c.
  *   INFER   rows of features -> logits (tensor-parallel MLP), in chunks of the model's batch
- *   GEN     each entry decodes its tokens in its own KV slot (continuous batching: sequences
- *           join and leave at step boundaries); the leader samples the next tokens
+ *   GEN     one forward over every entry's tokens (continuous batching: sequences join and
+ *           leave at step boundaries, a long prompt may take several steps), attention per
+ *           entry in its own KV slot; the leader samples the next tokens
  *   RELOAD  every rank loads its slices of a checkpoint, then the model is switched
  *   SYNC    every rank says whether a signal reached it (the leader then drains and stops)
  *   STOP    every rank returns */
@@ -34,23 +35,31 @@ ch_status serve_exec_infer(serve_state *s, int64_t rows, const float *x, float *
 ch_status serve_exec_gen(serve_state *s, int64_t nent, int32_t *buf, float *logits,
                          serve_req **reqs) {
   serve_model *m = s->model;
-  const int32_t *tok = serve_wire_gen_tokens(buf, nent);
-  int64_t off = 0;
+  int *slots = calloc((size_t)(2 * nent + 1), sizeof(int)); /* zeroed: gcc sees no entries */
+  if (!slots) return CH_FAIL(CH_ERR_NOMEM, "generation step");
+  int *counts = slots + nent;
   for (int64_t e = 0; e < nent; e++) {
     const int32_t *ent = serve_wire_gen_entry(buf, e);
-    int slot = ent[0], n = ent[1];
-    if (ent[2]) ch_tp_model_reset(m->tp, slot);
-    CH_CHECK(ch_tp_model_decode(m->tp, slot, tok + off, n, logits));
-    off += n;
-    if (reqs) { /* the leader samples the next token right away: logits is reused */
-      serve_req *r = reqs[e];
-      if (r->want_logits && r->nout == 0)
-        memcpy(r->logits, logits, sizeof(float) * (size_t)m->vocab);
-      float u = ch_rng_uniform(r->seed, CH_SAMPLE_STREAM, (uint64_t)r->nout);
-      ch_sampling how = r->sampling; /* ids past the tokenizer's (padding) have no text */
-      how.vocab_real = s->vocab_real;
-      r->out[r->nout] = ch_sample_token(logits, m->vocab, &how, u);
-    }
+    slots[e] = ent[0];
+    counts[e] = ent[1];
+    if (ent[2]) ch_tp_model_reset(m->tp, ent[0]);
+  }
+  /* Every entry's rows in one forward (GEMMs over all of them, attention per slot). */
+  ch_status st = ch_tp_model_decode_batch(m->tp, (int)nent, slots, counts,
+                                          serve_wire_gen_tokens(buf, nent), logits);
+  free(slots);
+  CH_CHECK(st);
+  for (int64_t e = 0; reqs && e < nent; e++) { /* the leader samples the next tokens */
+    serve_req *r = reqs[e];
+    if (!r) continue; /* a prompt chunk with more to come */
+    const float *row = logits + e * m->vocab;
+    if (r->want_logits && r->nout == 0)
+      memcpy(r->logits, row, sizeof(float) * (size_t)m->vocab);
+    float u = ch_rng_uniform(r->seed, CH_SAMPLE_STREAM, (uint64_t)r->nout);
+    ch_sampling how = r->sampling; /* ids past the tokenizer's (padding) have no text */
+    how.vocab_real = s->vocab_real;
+    r->out[r->nout] = ch_sample_token(row, m->vocab, &how, u);
+    serve_logprobs_record(r, row, m->vocab, s->vocab_real); /* OpenAI logprobs */
   }
   return CH_OK;
 }
@@ -107,12 +116,11 @@ static ch_status follow_infer(serve_state *s, const serve_op *h) {
 
 static ch_status follow_gen(serve_state *s, const serve_op *h) {
   int32_t *buf = malloc(sizeof(int32_t) * (size_t)(3 * h->a + h->b + 1));
-  float *logits = malloc(sizeof(float) * (size_t)s->model->vocab);
-  ch_status st = buf && logits ? CH_OK : CH_FAIL(CH_ERR_NOMEM, "generation step");
+  ch_status st = buf ? CH_OK : CH_FAIL(CH_ERR_NOMEM, "generation step");
   if (st == CH_OK) st = serve_wire_gen(s->g, buf, h->a, h->b);
-  if (st == CH_OK) st = serve_exec_gen(s, h->a, buf, logits, NULL);
+  /* No logits: only the leader samples, so the followers skip the LM head. */
+  if (st == CH_OK) st = serve_exec_gen(s, h->a, buf, NULL, NULL);
   free(buf);
-  free(logits);
   return st;
 }
 

@@ -4,8 +4,10 @@
 
 /* INFER: rows x features of x -> logits [rows, classes] (NULL on followers: rank 0 keeps them). */
 ch_status serve_exec_infer(serve_state *s, int64_t rows, const float *x, float *logits);
-/* GEN: decodes every entry of a GEN payload (wire.h) into logits [vocab] (scratch); with reqs
- * (the leader), samples each entry's next token into reqs[e]->out[nout]. */
+/* GEN: decodes every entry of a GEN payload (wire.h) in one batched forward into logits
+ * [entries, vocab] (scratch; NULL on followers: no LM head); with reqs (the leader), samples
+ * the next token of each entry with reqs[e] != NULL into reqs[e]->out[nout] (NULL: a prompt
+ * chunk that does not end its prompt). */
 ch_status serve_exec_gen(serve_state *s, int64_t nent, int32_t *buf, float *logits,
                          serve_req **reqs);
 /* RELOAD: loads path on every rank and switches to it; CH_ERR_CONFIG (the old model kept) when

@@ -50,30 +50,30 @@ const char *serve_call_header_n(serve_call *k, const char *name, size_t *len) {
   return v;
 }
 
-/* Queues text (taken) with its type and, when name is not NULL, one more header. */
-static int reply(serve_call *k, int status, char *text, const char *content_type,
-                 const char *name, const char *value) {
-  if (!text) {
+int serve_reply_bytes(serve_call *k, int status, char *data, size_t len,
+                      const char *content_type, const char *header, const char *value) {
+  if (!data) {
     status = 500;
     content_type = "application/json";
-    text = strdup("{\"error\": \"out of memory\"}");
-    if (!text) return MHD_NO;
+    data = strdup("{\"error\": \"out of memory\"}");
+    if (!data) return MHD_NO;
+    len = strlen(data);
+    header = NULL;
   }
-  struct MHD_Response *r =
-      MHD_create_response_from_buffer(strlen(text), text, MHD_RESPMEM_MUST_FREE);
+  struct MHD_Response *r = MHD_create_response_from_buffer(len, data, MHD_RESPMEM_MUST_FREE);
   if (!r) {
-    free(text);
+    free(data);
     return MHD_NO;
   }
   MHD_add_response_header(r, "Content-Type", content_type);
-  if (name) MHD_add_response_header(r, name, value);
+  if (header) MHD_add_response_header(r, header, value);
   mhd_result ret = MHD_queue_response(k->c, (unsigned)status, r);
   MHD_destroy_response(r);
   return ret;
 }
 
 int serve_reply(serve_call *k, int status, char *text, const char *content_type) {
-  return reply(k, status, text, content_type, NULL, NULL);
+  return serve_reply_bytes(k, status, text, text ? strlen(text) : 0, content_type, NULL, NULL);
 }
 
 int serve_reply_json(serve_call *k, int status, char *json) {
@@ -86,7 +86,8 @@ int serve_reply_error(serve_call *k, int status, const char *msg) {
 
 int serve_reply_error_hdr(serve_call *k, int status, const char *msg, const char *name,
                           const char *value) {
-  return reply(k, status, v2_error(msg), "application/json", name, value);
+  char *e = v2_error(msg);
+  return serve_reply_bytes(k, status, e, e ? strlen(e) : 0, "application/json", name, value);
 }
 
 int serve_reply_sse(serve_call *k, ssize_t (*read)(void *cls, uint64_t pos, char *buf, size_t max),

@@ -16,7 +16,8 @@ typedef struct leader {
   serve_state *s;
   serve_req **active;   /* [slots] running generations */
   int nactive;
-  float *logits;
+  int chunk;            /* prompt tokens per step at most (SERVE_PREFILL_CHUNK) */
+  float *logits;        /* [slots, vocab]: one row per entry of a step */
   double last_sync;     /* when the last SYNC op ran */
 } leader;
 
@@ -87,20 +88,47 @@ static ch_status lead_infer(serve_state *s, serve_req **batch, int n) {
   return st;
 }
 
-static ch_status lead_gen(leader *L) {
+/* One generation step as planned: entry e feeds step[e] the tokens from[e].. of its prompt
+ * (from[e] >= 0; reset[e] on its first chunk) or its last sampled token (from[e] -1), cnt[e]
+ * of them; sample[e] is step[e] when the step ends its prompt or decodes (a token is drawn),
+ * NULL for a prompt chunk with more to come. */
+typedef struct gen_plan {
+  int nent, ntok, nprefill;
+  serve_req **step, **sample;
+  int *from, *cnt, *reset;
+} gen_plan;
+
+static void plan_add(gen_plan *p, serve_req *r, int from, int n, int reset) {
+  int e = p->nent++;
+  p->step[e] = r;
+  p->from[e] = from;
+  p->cnt[e] = n;
+  p->reset[e] = reset;
+  p->sample[e] = from < 0 || from + n == r->nprompt ? r : NULL;
+  p->ntok += n;
+  p->nprefill += from >= 0;
+}
+
+/* Plans a step (lock held): every running sequence its next token; then prompt tokens up to
+ * the chunk (and the cache's rows), first to the sequences part-way through their prompt, then
+ * to waiting requests, which join free slots while there is room. Prefill thus rides along
+ * with the decodes in the same forward instead of stalling them. */
+static void plan_gen(leader *L, gen_plan *p) {
   serve_state *s = L->s;
-  serve_model *m = s->model;
+  ch_tp_model *tp = s->model->tp;
   int slots = s->opts.max_batch_size;
-  serve_req *step[slots];
-  int nent = 0, ntok = 0, nnew = 0;
-  pthread_mutex_lock(&s->lock);
-  for (int i = 0; i < slots; i++) { /* running sequences first, in slot order */
+  for (int i = 0; i < slots; i++)
+    if (L->active[i] && L->active[i]->nout > 0) plan_add(p, L->active[i], -1, 1, 0);
+  int left = ch_tp_model_max_rows(tp) - p->ntok;
+  if (left > L->chunk) left = L->chunk;
+  for (int i = 0; i < slots && left > 0; i++) {
     serve_req *r = L->active[i];
-    if (!r) continue;
-    step[nent++] = r;
-    ntok += 1;
+    if (!r || r->nout > 0) continue;
+    int fed = ch_tp_model_length(tp, i), n = r->nprompt - fed < left ? r->nprompt - fed : left;
+    plan_add(p, r, fed, n, 0);
+    left -= n;
   }
-  for (int i = 0; i < slots && s->gen_head; i++) {
+  for (int i = 0; i < slots && s->gen_head && left > 0; i++) {
     if (L->active[i]) continue;
     serve_req *r = s->gen_head;
     s->gen_head = r->next;
@@ -111,49 +139,64 @@ static ch_status lead_gen(leader *L) {
     serve_observe_start(s, r, ch_time());
     L->active[i] = r;
     L->nactive++;
-    step[nent++] = r;
-    ntok += r->nprompt;
-    nnew++;
+    int n = r->nprompt < left ? r->nprompt : left;
+    plan_add(p, r, 0, n, 1);
+    left -= n;
   }
+}
+
+static ch_status lead_gen(leader *L) {
+  serve_state *s = L->s;
+  serve_model *m = s->model;
+  int slots = s->opts.max_batch_size;
+  serve_req *step[slots], *sample[slots];
+  int from[slots], cnt[slots], reset[slots];
+  gen_plan p = {.step = step, .sample = sample, .from = from, .cnt = cnt, .reset = reset};
+  pthread_mutex_lock(&s->lock);
+  plan_gen(L, &p);
   pthread_mutex_unlock(&s->lock);
+  int nent = p.nent;
   if (nent == 0) return CH_OK;
-  int32_t *buf = malloc(sizeof(int32_t) * (size_t)(3 * nent + ntok));
+  int32_t *buf = malloc(sizeof(int32_t) * (size_t)(3 * nent + p.ntok));
   if (!buf) return CH_FAIL(CH_ERR_NOMEM, "generation step");
   int32_t *tok = serve_wire_gen_tokens(buf, nent);
   int off = 0;
   for (int e = 0; e < nent; e++) {
     serve_req *r = step[e];
-    int fresh = r->nout == 0, *ent = serve_wire_gen_entry(buf, e);
+    int32_t *ent = serve_wire_gen_entry(buf, e);
     ent[0] = r->slot;
-    ent[1] = fresh ? r->nprompt : 1;
-    ent[2] = fresh;
-    if (fresh) memcpy(tok + off, r->prompt, sizeof(int32_t) * (size_t)r->nprompt);
+    ent[1] = cnt[e];
+    ent[2] = reset[e];
+    if (from[e] >= 0) memcpy(tok + off, r->prompt + from[e], sizeof(int32_t) * (size_t)cnt[e]);
     else tok[off] = r->out[r->nout - 1];
-    off += ent[1];
+    off += cnt[e];
   }
   double t0 = ch_time();
-  serve_op h = {SERVE_OP_GEN, nent, ntok, 0};
+  serve_op h = {SERVE_OP_GEN, nent, p.ntok, 0};
   ch_status st = serve_wire_send(s->g, &h);
-  if (st == CH_OK) st = serve_wire_gen(s->g, buf, nent, ntok);
-  if (st == CH_OK) st = serve_exec_gen(s, nent, buf, L->logits, step);
+  if (st == CH_OK) st = serve_wire_gen(s->g, buf, nent, p.ntok);
+  if (st == CH_OK) st = serve_exec_gen(s, nent, buf, L->logits, sample);
   free(buf);
   double t1 = ch_time();
-  serve_observe_step(s, nnew > 0 ? 1 : 2, st == CH_OK ? nent : 0, t1 - t0);
+  serve_observe_step(s, p.nprefill > 0 ? 1 : 2, st == CH_OK ? nent : 0, t1 - t0);
   if (st != CH_OK) return st;
   pthread_mutex_lock(&s->lock);
   for (int e = 0; e < nent; e++) {
     serve_req *r = step[e];
-    serve_observe_token(s, r, t1);
-    r->nout++;
-    int stopped = r->on_token && r->on_token(s, r);
-    int full = r->nprompt + r->nout >= m->context;
-    if (stopped || r->nout >= r->max_tokens || full || r->abandoned) {
+    int stopped = 0, ended = r->abandoned;
+    if (sample[e]) {
+      serve_observe_token(s, r, t1);
+      r->nout++;
+      stopped = r->on_token && r->on_token(s, r);
+      ended = ended || stopped || r->nout >= r->max_tokens || r->nprompt + r->nout >= m->context;
+    }
+    if (ended) {
       r->finish = stopped ? "stop" : "length";
       L->active[r->slot] = NULL;
       L->nactive--;
       serve_finish_locked(s, r, 200, NULL);
       serve_req_put(s, r);
-    } else {
+    } else if (sample[e]) {
       pthread_cond_broadcast(&r->cond); /* a streaming client sends the new token */
     }
   }
@@ -265,11 +308,25 @@ static int take_infer_batch(serve_state *s, serve_req **batch, int cap) {
   return n;
 }
 
+/* Prompt tokens one generation step feeds at most, all joining sequences together (besides one
+ * token per running sequence): a longer prompt is prefilled in chunks over several steps, so
+ * the running sequences still get a token every step while it goes in and a step's time stays
+ * bounded, yet a chunk is wide enough for efficient GEMMs. COHORT_TEST_PREFILL_CHUNK (a test
+ * hook) sets it, so that tests split short prompts. */
+#define SERVE_PREFILL_CHUNK 256
+
+static int prefill_chunk(void) {
+  const char *e = getenv("COHORT_TEST_PREFILL_CHUNK");
+  int n = e ? atoi(e) : 0;
+  return n > 0 ? n : SERVE_PREFILL_CHUNK;
+}
+
 ch_status serve_lead(serve_state *s) {
   leader L = {.s = s, .last_sync = ch_time()};
   int cap = s->opts.max_batch_size > 0 ? s->opts.max_batch_size : 1;
   L.active = calloc((size_t)cap, sizeof *L.active);
-  L.logits = malloc(sizeof(float) * (size_t)(s->model->vocab > 0 ? s->model->vocab : 1));
+  L.chunk = prefill_chunk();
+  L.logits = malloc(sizeof(float) * (size_t)cap * (size_t)(s->model->vocab > 0 ? s->model->vocab : 1));
   serve_req **batch = malloc(sizeof *batch * (size_t)cap);
   ch_status st = L.active && L.logits && batch ? CH_OK : CH_FAIL(CH_ERR_NOMEM, "executor");
   while (st == CH_OK) {
@@ -293,7 +350,7 @@ ch_status serve_lead(serve_state *s) {
     s->step_since = 0;
     pthread_mutex_unlock(&s->lock);
     if (s->model->vocab > 0) { /* a reload may change the vocabulary */
-      float *lg = realloc(L.logits, sizeof(float) * (size_t)s->model->vocab);
+      float *lg = realloc(L.logits, sizeof(float) * (size_t)cap * (size_t)s->model->vocab);
       if (lg) L.logits = lg;
     }
   }

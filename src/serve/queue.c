@@ -45,6 +45,9 @@ void serve_req_put(serve_state *s, serve_req *r) {
   free(r->prompt);
   free(r->out);
   free(r->text);
+  free(r->tok_end);
+  free(r->lp);
+  free(r->lp_ids);
   for (int i = 0; i < r->nstop; i++) free(r->stop[i]);
   free(r->stop);
   free(r);
@@ -109,7 +112,7 @@ int serve_submit(serve_state *s, serve_req *r, int *accepted) {
     }
     if (r->kind != SERVE_RELOAD) s->queued++;
     s->inflight++;
-    s->accepted++;
+    s->accepted += !*accepted; /* a call counts once, however many requests it queues */
     *accepted = 1;
     pthread_cond_signal(&s->wake);
   }

@@ -2,13 +2,14 @@
  * status, and the small GET endpoints. Routes (HEAD wherever GET):
  *   GET  /v2                                             (server metadata, extensions)
  *   GET  /v2/health/live, /v2/health/ready               (probes: no key)
- *   GET  /v2/models/{m}[/versions/{v}], .../ready (probe: no key), .../stats
+ *   GET  /v2/models/{m}[/versions/{v}], .../ready (probe: no key), .../stats, .../config
  *   POST /v2/models/{m}[/versions/{v}]/infer             (KServe V2)
  *   GET  /v2/models/stats                                (Triton's statistics extension)
  *   POST /v2/repository/index, /v2/repository/models/{m}/load, .../unload
- *   POST /v1/completions, GET /v1/models                 (OpenAI; SSE when "stream": true)
+ *   POST /v1/completions, /v1/chat/completions, GET /v1/models[/{id}]
+ *                                                        (OpenAI; SSE when "stream": true)
  *   GET  /metrics                    (Prometheus; no key unless --metrics-need-key)
- * Errors are {"error": "..."}: 400 bad input, 401 key (with WWW-Authenticate: Bearer), 404
+ * Errors are {"error": "..."} (under /v1/, the OpenAI API's error object): 400 bad input, 401 key (with WWW-Authenticate: Bearer), 404
  * unknown route/model/version, 405 method (with Allow), 413 body too large (also once
  * decoded), 415 unknown Content-Encoding, 503 not ready/unloaded/overloaded/shutting down, 504
  * timed out. A reload of another model family, or of a path outside the model repository, is
@@ -24,7 +25,8 @@
 #include "serve/v2.h"
 
 /* What /v2 says cohort implements of Triton's protocol extensions. */
-static const char *const k_extensions[] = {"model_repository", "statistics"};
+static const char *const k_extensions[] = {"binary_tensor_data", "model_configuration",
+                                           "model_repository", "statistics"};
 
 int serve_bearer_ok(const char *h, size_t n, const char *key) {
   size_t nk = strlen(key);
@@ -36,10 +38,12 @@ int serve_bearer_ok(const char *h, size_t n, const char *key) {
   return diff == 0;
 }
 
-/* The request's target: its URL and, for model routes, the model and version it names. */
+/* The request's target: its URL and, for model routes, the model and version it names
+ * (v2model: a V2 model or repository route, whose model serve_route checks before the handler). */
 typedef struct target {
   const char *url;
   char model[128], version[32];
+  int v2model;
 } target;
 
 enum { M_GET = 1, M_POST = 2 };            /* the methods a route takes (HEAD is GET's) */
@@ -87,7 +91,16 @@ static int models_list(serve_state *s, serve_call *k, const target *t) {
 
 static int completions(serve_state *s, serve_call *k, const target *t) {
   (void)t;
-  return serve_oai_completions(s, k);
+  return serve_oai_generate(s, k, 0);
+}
+
+static int chat_completions(serve_state *s, serve_call *k, const target *t) {
+  (void)t;
+  return serve_oai_generate(s, k, 1);
+}
+
+static int model_object(serve_state *s, serve_call *k, const target *t) {
+  return serve_oai_model(s, k, t->model);
 }
 
 static int stats_all(serve_state *s, serve_call *k, const target *t) {
@@ -116,39 +129,40 @@ static int known(serve_state *s, const target *t, char *msg, size_t n) {
 }
 
 static int model_metadata(serve_state *s, serve_call *k, const target *t) {
-  char msg[320];
-  if (!known(s, t, msg, sizeof msg)) return serve_reply_error(k, 404, msg);
+  (void)t;
   return serve_v2_metadata(s, k);
 }
 
 static int model_ready(serve_state *s, serve_call *k, const target *t) {
-  char msg[320];
-  if (!known(s, t, msg, sizeof msg)) return serve_reply_error(k, 404, msg);
+  (void)t;
+  char body[192];
   int ok = serve_model_ready(s);
-  snprintf(msg, sizeof msg, "{\"name\": \"%s\", \"ready\": %s}", s->model_name,
+  snprintf(body, sizeof body, "{\"name\": \"%s\", \"ready\": %s}", s->model_name,
            ok ? "true" : "false");
-  return serve_reply_json(k, ok ? 200 : 503, strdup(msg));
+  return serve_reply_json(k, ok ? 200 : 503, strdup(body));
 }
 
 static int model_infer(serve_state *s, serve_call *k, const target *t) {
-  char msg[320];
-  if (!known(s, t, msg, sizeof msg)) return serve_reply_error(k, 404, msg);
+  (void)t;
   return serve_v2_infer(s, k);
 }
 
+static int model_config(serve_state *s, serve_call *k, const target *t) {
+  (void)t;
+  return serve_v2_config(s, k);
+}
+
 static int model_stats(serve_state *s, serve_call *k, const target *t) {
-  char msg[320];
-  if (!known(s, t, msg, sizeof msg)) return serve_reply_error(k, 404, msg);
   return serve_ext_stats(s, k, t->model);
 }
 
 static int repo_load(serve_state *s, serve_call *k, const target *t) {
-  if (strcmp(t->model, s->model_name) != 0) return serve_reply_error(k, 404, "unknown model");
+  (void)t;
   return serve_v2_load(s, k);
 }
 
 static int repo_unload(serve_state *s, serve_call *k, const target *t) {
-  if (strcmp(t->model, s->model_name) != 0) return serve_reply_error(k, 404, "unknown model");
+  (void)t;
   return serve_ext_unload(s, k);
 }
 
@@ -161,6 +175,7 @@ static const route k_exact[] = {
   {"/metrics", M_GET, METRICS, "metrics", metrics_text},
   {"/v1/models", M_GET, KEYED, "models", models_list},
   {"/v1/completions", M_POST, KEYED, "completions", completions},
+  {"/v1/chat/completions", M_POST, KEYED, "chat_completions", chat_completions},
   {"/v2/models/stats", M_GET, KEYED, "stats", stats_all},
   {"/v2/repository/index", M_POST, KEYED, "repository", repo_index},
 };
@@ -171,6 +186,7 @@ static const route k_model[] = {
   {"/ready", M_GET, OPEN, "health", model_ready},
   {"/infer", M_POST, KEYED, "infer", model_infer},
   {"/stats", M_GET, KEYED, "stats", model_stats},
+  {"/config", M_GET, KEYED, "config", model_config},
 };
 
 /* After /v2/repository/models/{m}. */
@@ -205,6 +221,7 @@ static const route *match(const char *url, target *t) {
   const char *p = url;
   if (!strncmp(p, "/v2/models/", 11)) {
     p += 11;
+    t->v2model = 1;
     if (segment(&p, t->model, sizeof t->model)) return NULL;
     if (!strncmp(p, "/versions/", 10)) {
       p += 10;
@@ -214,10 +231,28 @@ static const route *match(const char *url, target *t) {
   }
   if (!strncmp(p, "/v2/repository/models/", 22)) {
     p += 22;
+    t->v2model = 1;
     if (segment(&p, t->model, sizeof t->model)) return NULL;
     return find(k_repo, NROUTES(k_repo), p);
   }
+  if (!strncmp(p, "/v1/models/", 11)) { /* an OpenAI model id is the rest of the path */
+    static const route model = {"", M_GET, KEYED, "models", model_object};
+    p += 11;
+    size_t n = strlen(p);
+    if (n == 0 || n >= sizeof t->model) return NULL;
+    memcpy(t->model, p, n + 1);
+    return &model;
+  }
   return NULL;
+}
+
+/* An error in the shape of the API that url belongs to: the OpenAI API's error object under
+ * /v1/, V2's {"error": "..."} elsewhere; with one more header when name is not NULL. */
+static int route_error(serve_call *k, const char *url, int status, const char *msg,
+                       const char *name, const char *value) {
+  if (strncmp(url, "/v1/", 4) != 0) return serve_reply_error_hdr(k, status, msg, name, value);
+  char *e = oai_error(status, msg, NULL, status == 401 ? "invalid_api_key" : NULL, 0);
+  return serve_reply_bytes(k, status, e, e ? strlen(e) : 0, "application/json", name, value);
 }
 
 /* The Allow header's value for a route's methods. */
@@ -238,18 +273,24 @@ int serve_route(serve_state *s, serve_call *k, const char *url, const char *meth
     if (!serve_bearer_ok(h, n, s->opts.api_key)) {
       serve_count(s, r ? r->endpoint : "other", 401, k->t0);
       /* RFC 6750: the scheme, and invalid_token when a credential was sent but is wrong. */
-      return serve_reply_error_hdr(k, 401, "missing or wrong API key (Authorization: Bearer KEY)",
-                                   "WWW-Authenticate",
-                                   h ? "Bearer realm=\"cohort\", error=\"invalid_token\""
-                                     : "Bearer realm=\"cohort\"");
+      return route_error(k, url, 401, "missing or wrong API key (Authorization: Bearer KEY)",
+                         "WWW-Authenticate",
+                         h ? "Bearer realm=\"cohort\", error=\"invalid_token\""
+                           : "Bearer realm=\"cohort\"");
     }
   }
-  if (!r) return serve_reply_error(k, 404, "not found");
+  if (!r) {
+    char msg[300];
+    snprintf(msg, sizeof msg, "no route %.200s", url);
+    return route_error(k, url, 404, msg, NULL, NULL);
+  }
   if (!(r->methods & m)) {
     char msg[64];
     snprintf(msg, sizeof msg, "use %s", allow(r->methods));
-    return serve_reply_error_hdr(k, 405, msg, "Allow", allow(r->methods));
+    return route_error(k, url, 405, msg, "Allow", allow(r->methods));
   }
-  if (k->body_status) return serve_reply_error(k, k->body_status, k->body_err);
+  char msg[320];
+  if (t.v2model && !known(s, &t, msg, sizeof msg)) return serve_reply_error(k, 404, msg);
+  if (k->body_status) return route_error(k, url, k->body_status, k->body_err, NULL, NULL);
   return r->fn(s, k, &t);
 }

@@ -56,6 +56,13 @@ typedef struct serve_req {
   int (*on_token)(struct serve_state *s, struct serve_req *r);
   char *text;
   size_t text_len, text_cap;
+  size_t *tok_end;     /* OpenAI: where each generated token's text ends in `text` */
+  /* Logprobs (OpenAI), recorded by the executor when lp is set (serve_logprobs_record): per
+   * generated token t, lp[t * (1 + top_logprobs)] is its log probability, the next
+   * top_logprobs values those of the most likely ids lp_ids[t * top_logprobs ..]. */
+  int top_logprobs;
+  float *lp;
+  int32_t *lp_ids;
   const char *finish;  /* "stop" | "length" when done */
   /* RELOAD: a checkpoint path or "latest". */
   char path[CH_PATH_MAX];
@@ -159,8 +166,9 @@ int serve_model_ready(serve_state *s);
  * already accepted finish; the weights stay in memory on every rank (a load replaces them). */
 void serve_unload(serve_state *s);
 /* Queues r (takes a reference) unless the server is not accepting, the queue is full or (for
- * inference and generation) the model is unloaded: then returns 503 with a message in r->err. 0 on success, and *accepted = 1: the request's call is
- * owed a complete answer (serve_call_closed counts it). */
+ * inference and generation) the model is unloaded: then returns 503 with a message in r->err. 0 on success, and *accepted = 1:
+ * the request's call is owed a complete answer (serve_call_closed counts it). A call that queues
+ * several requests (OpenAI's n, prompt lists) is counted accepted once. */
 int serve_submit(serve_state *s, serve_req *r, int *accepted);
 /* Waits until r is done or `timeout` seconds pass (then marks it abandoned and returns 504). */
 int serve_wait(serve_state *s, serve_req *r, double timeout);
@@ -230,6 +238,10 @@ const char *serve_call_header_n(serve_call *k, const char *name, size_t *len);
 /* Queues the response (takes `text`, malloc'ed; NULL becomes a 500 "out of memory"). Returns
  * libmicrohttpd's result (MHD_YES / MHD_NO) for the route to return. */
 int serve_reply(serve_call *k, int status, char *text, const char *content_type);
+/* The same for len bytes of any content (data malloc'ed, taken), with one more header when
+ * `header` is not NULL (V2's binary tensor data: Inference-Header-Content-Length). */
+int serve_reply_bytes(serve_call *k, int status, char *data, size_t len,
+                      const char *content_type, const char *header, const char *value);
 int serve_reply_json(serve_call *k, int status, char *json);
 /* {"error": msg}. */
 int serve_reply_error(serve_call *k, int status, const char *msg);
@@ -259,11 +271,24 @@ int serve_route(serve_state *s, serve_call *k, const char *url, const char *meth
 
 /* ---- v2_api.c: KServe V2 (model metadata, infer, repository load) ------------------------ */
 int serve_v2_metadata(serve_state *s, serve_call *k);
+int serve_v2_config(serve_state *s, serve_call *k);
 int serve_v2_infer(serve_state *s, serve_call *k);
 int serve_v2_load(serve_state *s, serve_call *k);
 
-/* ---- openai_api.c: POST /v1/completions (text: tokenising, detokenising, stop strings) ---- */
-int serve_oai_completions(serve_state *s, serve_call *k);
+/* ---- openai_api.c: the OpenAI API (completions, chat, models; the text: tokenising,
+ * detokenising, stop strings; openai_stream.c: streamed answers) ----------------------------- */
+/* POST /v1/completions (chat 0) and /v1/chat/completions (chat 1), after route.c checked the
+ * key, the method and the body; every error is the API's error object. */
+int serve_oai_generate(serve_state *s, serve_call *k, int chat);
+/* GET /v1/models/{id}: the served model, or a 404 in the API's shape. */
+int serve_oai_model(serve_state *s, serve_call *k, const char *id);
+
+/* ---- logprobs.c --------------------------------------------------------------------------- */
+/* After the executor sampled r->out[r->nout] from logits [vocab] (the tokenizer's ids are the
+ * first vocab_real): records the token's log probability and the top_logprobs most likely ids
+ * with theirs into r->lp / r->lp_ids (no-op when r->lp is NULL). Log-softmax of the model's
+ * logits, before temperature, top-k and top-p. */
+void serve_logprobs_record(serve_req *r, const float *logits, int64_t vocab, int64_t vocab_real);
 
 /* ---- ext_api.c: Triton's extensions around inference ------------------------------------ */
 /* GET /v2/models[/{m}[/versions/{v}]]/stats: model may be NULL (every model). The caller has

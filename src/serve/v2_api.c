@@ -1,6 +1,7 @@
-/* The KServe V2 API on rank 0: model metadata, POST .../infer (the MLP's rows, or the GPT's
- * next token), and POST /v2/repository/models/{m}/load. Bodies are v2.h's codecs; requests go
- * through the queue to the executor. */
+/* The KServe V2 API on rank 0: model metadata and configuration, POST .../infer (the MLP's
+ * rows, or the GPT's next token; JSON or Triton's binary tensor data both ways), and POST
+ * /v2/repository/models/{m}/load. Bodies are v2.h's codecs; requests are checked against the
+ * model's schema (names, datatypes) and go through the queue to the executor. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -27,6 +28,12 @@ static v2_tensor_meta v2_meta(const ch_io_tensor *t) {
   return v;
 }
 
+/* The schema's tensors as the codec's metadata; returns n. */
+static int v2_metas(const ch_io_tensor *t, int n, v2_tensor_meta *out) {
+  for (int i = 0; i < n; i++) out[i] = v2_meta(&t[i]);
+  return n;
+}
+
 /* The model's output names (for the check of requested outputs). */
 static int output_names(const ch_io_schema *io, const char **names) {
   for (int i = 0; i < io->noutputs; i++) names[i] = io->outputs[i].name;
@@ -38,10 +45,21 @@ int serve_v2_metadata(serve_state *s, serve_call *k) {
   serve_facts f = serve_facts_get(s);
   const char *versions[1] = {f.version};
   v2_tensor_meta in[CH_IO_MAX_TENSORS], out[CH_IO_MAX_TENSORS];
-  for (int i = 0; i < f.io.ninputs; i++) in[i] = v2_meta(&f.io.inputs[i]);
-  for (int i = 0; i < f.io.noutputs; i++) out[i] = v2_meta(&f.io.outputs[i]);
+  int nin = v2_metas(f.io.inputs, f.io.ninputs, in), nout = v2_metas(f.io.outputs, f.io.noutputs, out);
   return serve_reply_json(k, 200, v2_model_metadata(s->model_name, versions, 1, f.io.platform,
-                                                    in, f.io.ninputs, out, f.io.noutputs));
+                                                    in, nin, out, nout));
+}
+
+/* GET /v2/models/{m}/config: Triton's model configuration. The MLP batches rows (max_batch_size
+ * --max-batch-size, dynamic batching with --max-queue-delay-us); a GPT request is one sequence
+ * whose [n] shape is not a batch (max_batch_size 0). */
+int serve_v2_config(serve_state *s, serve_call *k) {
+  serve_facts f = serve_facts_get(s);
+  v2_tensor_meta in[CH_IO_MAX_TENSORS], out[CH_IO_MAX_TENSORS];
+  int nin = v2_metas(f.io.inputs, f.io.ninputs, in), nout = v2_metas(f.io.outputs, f.io.noutputs, out);
+  return serve_reply_json(k, 200, v2_model_config(s->model_name, f.io.platform,
+                                                  f.is_gpt ? 0 : s->opts.max_batch_size,
+                                                  s->opts.max_queue_delay_us, in, nin, out, nout));
 }
 
 /* Submits r and waits for its answer: 200 or an error status with r->err. */
@@ -57,13 +75,23 @@ static int refuse(serve_state *s, serve_call *k, int status, const char *err) {
   return serve_reply_error(k, status, err);
 }
 
-/* The reply to a finished inference: its outputs o[0..2) (200) or r's error; drops r. */
+/* The reply to a finished inference: its outputs o[0..2) (200; with binary tensor data after
+ * the JSON when the request asks, as application/octet-stream with the JSON's length in
+ * Inference-Header-Content-Length, as Triton answers) or r's error; drops r. */
 static int reply(serve_state *s, serve_call *k, const v2_request *req, serve_req *r, int status,
                  const char *version, const v2_output *o) {
-  char *body = status == 200 ? v2_response(s->model_name, version, req, o, 2) : v2_error(r->err);
+  v2_body b = {0};
+  if (status == 200 && v2_response_body(s->model_name, version, req, o, 2, &b) != 0)
+    b.data = NULL; /* serve_reply: 500 out of memory */
+  char *err = status == 200 ? NULL : v2_error(r->err);
   put(s, r);
   serve_count(s, "infer", status, k->t0);
-  return serve_reply_json(k, status, body);
+  if (status != 200) return serve_reply_json(k, status, err);
+  if (!b.data || b.json_len == b.len) return serve_reply_json(k, status, b.data);
+  char hlen[24];
+  snprintf(hlen, sizeof hlen, "%zu", b.json_len);
+  return serve_reply_bytes(k, status, b.data, b.len, "application/octet-stream",
+                           "Inference-Header-Content-Length", hlen);
 }
 
 /* The GPT (its schema: ch_model_io): input_ids INT32 [n] (or [1, n]) -> the next token's
@@ -75,15 +103,14 @@ static int infer_gpt(serve_state *s, serve_call *k, v2_request *req, const serve
   const char *outs[CH_IO_MAX_TENSORS];
   int nouts = output_names(io, outs);
   int64_t vocab = io->outputs[0].shape[0];
-  const v2_input *in = req->ninputs == io->ninputs ? &req->inputs[0] : NULL;
-  int64_t n = in ? in->numel : 0;
-  if (!in) snprintf(err, sizeof err, "expected exactly one input, got %d", req->ninputs);
-  else if ((io->inputs[0].dtype == CH_IO_INT32 && !in->i32) ||
-           !(in->ndim == 1 || (in->ndim == 2 && in->shape[0] == 1)))
+  const v2_input *in = &req->inputs[0]; /* the only one (v2_check_inputs) */
+  int64_t n = in->numel;
+  /* A prompt of the whole context still has its next token's logits (its last position). */
+  if (!in->i32 || !(in->ndim == 1 || (in->ndim == 2 && in->shape[0] == 1)))
     snprintf(err, sizeof err, "input '%s': expected token ids, INT32 of shape [n] or [1, n]", in->name);
-  else if (n < 1 || n >= m->context)
-    snprintf(err, sizeof err, "input '%s': %lld tokens; 1 to %d fit the context of %d", in->name,
-             (long long)n, m->context - 1, m->context);
+  else if (n < 1 || n > m->context)
+    snprintf(err, sizeof err, "input '%s': %lld tokens; 1 to %d fit the context", in->name,
+             (long long)n, m->context);
   for (int64_t i = 0; !err[0] && i < n; i++)
     if (in->i32[i] < 0 || in->i32[i] >= vocab)
       snprintf(err, sizeof err, "input '%s': token %d at %lld is outside the vocabulary [0, %lld)",
@@ -114,19 +141,17 @@ static int infer_gpt(serve_state *s, serve_call *k, v2_request *req, const serve
   return reply(s, k, req, r, status, m->version, o);
 }
 
-/* The MLP (its schema: ch_model_io): input FP32 (or any numeric type) [N, features] or
- * [features] -> logits [N, classes], label [N]. */
+/* The MLP (its schema: ch_model_io): input FP32 [N, features] or [features] -> logits
+ * [N, classes], label [N]. */
 static int infer_mlp(serve_state *s, serve_call *k, v2_request *req, const serve_facts *m) {
   char err[256] = "";
   const ch_io_schema *io = &m->io; /* input [-1, features] -> logits [-1, classes], label [-1] */
   const char *outs[CH_IO_MAX_TENSORS];
   int nouts = output_names(io, outs);
   int64_t features = io->inputs[0].shape[1];
-  const v2_input *in = req->ninputs == io->ninputs ? &req->inputs[0] : NULL;
+  const v2_input *in = &req->inputs[0]; /* the only one (v2_check_inputs) */
   int64_t rows = 0;
-  if (!in) {
-    snprintf(err, sizeof err, "expected exactly one input, got %d", req->ninputs);
-  } else if (!((in->ndim == 2 && in->shape[1] == features) ||
+  if (!((in->ndim == 2 && in->shape[1] == features) ||
                (in->ndim == 1 && in->shape[0] == features))) {
     snprintf(err, sizeof err, "input '%s': expected shape [N, %lld] or [%lld]", in->name,
              (long long)features, (long long)features);
@@ -161,8 +186,18 @@ int serve_v2_infer(serve_state *s, serve_call *k) {
   char err[256] = "";
   v2_request req;
   v2_limits lim = {.max_elements = (int64_t)s->opts.max_body_bytes, .max_inputs = 4};
-  int status = v2_parse_request(k->body, k->len, &lim, &req, err, sizeof err);
+  size_t json_len;
+  const char *hlen = serve_call_header(k, "Inference-Header-Content-Length");
+  int status = v2_header_length(hlen, k->len, &json_len, err, sizeof err);
   if (status) return refuse(s, k, status, err);
+  status = v2_parse_request_binary(k->body, k->len, json_len, &lim, &req, err, sizeof err);
+  if (status) return refuse(s, k, status, err);
+  v2_tensor_meta in[CH_IO_MAX_TENSORS];
+  if ((status = v2_check_inputs(&req, in, v2_metas(f.io.inputs, f.io.ninputs, in), err,
+                                sizeof err))) {
+    v2_request_free(&req);
+    return refuse(s, k, status, err);
+  }
   int ret = f.is_gpt ? infer_gpt(s, k, &req, &f) : infer_mlp(s, k, &req, &f);
   v2_request_free(&req);
   return ret;

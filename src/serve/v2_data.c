@@ -1,5 +1,6 @@
 /* KServe V2 tensors (see v2.h): datatypes, and an input's shape and data parsed from cJSON
- * into float32 (and int32 for integral datatypes), flat or nested, with exact range checks. */
+ * into float32 (and int32 for integral datatypes), flat or nested, with exact range checks
+ * (v2_store, which binary data shares). */
 #include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -27,6 +28,20 @@ int v2_dtype_parse(const char *name, v2_dtype *t) {
 }
 
 int v2_dtype_is_integral(v2_dtype t) { return t >= CH_V2_BOOL && t <= CH_V2_INT64; }
+
+size_t v2_dtype_size(v2_dtype t) {
+  static const unsigned char size[CH_V2_NDTYPES] = {
+      [CH_V2_BOOL] = 1, [CH_V2_UINT8] = 1, [CH_V2_UINT16] = 2, [CH_V2_UINT32] = 4,
+      [CH_V2_UINT64] = 8, [CH_V2_INT8] = 1, [CH_V2_INT16] = 2, [CH_V2_INT32] = 4,
+      [CH_V2_INT64] = 8, [CH_V2_FP16] = 2, [CH_V2_FP32] = 4, [CH_V2_FP64] = 8,
+      [CH_V2_BF16] = 2, [CH_V2_BYTES] = 0};
+  return (unsigned)t < CH_V2_NDTYPES ? size[t] : 0;
+}
+
+int v2_dtype_accepts(v2_dtype want, v2_dtype given) {
+  if (want == given) return 1;
+  return want == CH_V2_INT32 && given != CH_V2_BOOL && v2_dtype_is_integral(given);
+}
 
 int codec_fail(char *err, size_t errlen, int status, const char *fmt, ...) {
   if (err && errlen) {
@@ -87,6 +102,12 @@ static int convert_elem(v2_input *in, const cJSON *e, int64_t k, int *fits, v2_c
     return V2_FAIL(c, "input '%s': element %lld is not a %s", nm, kk,
                    in->dtype == CH_V2_BOOL ? "boolean" : "number");
   }
+  return v2_store(in, k, v, fits, c);
+}
+
+int v2_store(v2_input *in, int64_t k, double v, int *fits, v2_ctx *c) {
+  const char *nm = in->name;
+  long long kk = (long long)k;
   if (!isfinite(v)) /* a literal like 1e999 overflows strtod */
     return V2_FAIL(c, "input '%s': element %lld: NaN/Infinity is not allowed", nm, kk);
   if (v2_dtype_is_integral(in->dtype)) {
@@ -195,12 +216,22 @@ int v2_parse_shape(v2_input *in, const cJSON *shape, v2_ctx *c) {
   return 0;
 }
 
+int v2_alloc_data(v2_input *in, v2_ctx *c) {
+  size_t n = in->numel > 0 ? (size_t)in->numel : 1;
+  if (n > SIZE_MAX / sizeof(float)) return codec_fail(c->err, c->errlen, 500, "out of memory");
+  in->f32 = malloc(n * sizeof(float));
+  if (v2_dtype_is_integral(in->dtype)) in->i32 = malloc(n * sizeof(int32_t));
+  if (!in->f32 || (v2_dtype_is_integral(in->dtype) && !in->i32))
+    return codec_fail(c->err, c->errlen, 500, "out of memory for input '%s'", in->name);
+  return 0;
+}
+
 /* Parses "data" into freshly allocated f32 (and i32) arrays. */
 int v2_parse_data(v2_input *in, const cJSON *data, v2_ctx *c) {
   char sh[CH_V2_MAX_DIMS * 22];
   if (!data)
-    return V2_FAIL(c, "input '%s': missing field 'data' (binary tensor data is not supported)",
-                   in->name);
+    return V2_FAIL(c, "input '%s': missing field 'data' (or \"parameters\": "
+                   "{\"binary_data_size\": N} for binary tensor data)", in->name);
   if (!cJSON_IsArray(data)) return V2_FAIL(c, "input '%s': 'data' must be an array", in->name);
   int64_t idx[CH_V2_MAX_DIMS], k = 0;
   int fits = 1, st;
@@ -215,12 +246,7 @@ int v2_parse_data(v2_input *in, const cJSON *data, v2_ctx *c) {
                      shape_str(in->shape, in->ndim, sh, sizeof sh), (long long)in->numel,
                      (long long)k);
   }
-  size_t n = in->numel > 0 ? (size_t)in->numel : 1;
-  if (n > SIZE_MAX / sizeof(float)) return codec_fail(c->err, c->errlen, 500, "out of memory");
-  in->f32 = malloc(n * sizeof(float));
-  if (v2_dtype_is_integral(in->dtype)) in->i32 = malloc(n * sizeof(int32_t));
-  if (!in->f32 || (v2_dtype_is_integral(in->dtype) && !in->i32))
-    return codec_fail(c->err, c->errlen, 500, "out of memory for input '%s'", in->name);
+  if ((st = v2_alloc_data(in, c))) return st;
   k = 0;
   if (nested) {
     if ((st = walk_nested(in, data, 0, idx, &k, 1, &fits, c))) return st;

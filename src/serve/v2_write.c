@@ -1,11 +1,12 @@
-/* KServe V2 response bodies (see v2.h): inference responses, errors, server and model
- * metadata, written with the JSON writer so floats print with %.9g and any bytes are valid. */
+/* KServe V2 response bodies (see v2.h): inference responses (JSON, or JSON and binary tensor
+ * data), errors, server and model metadata, written with the JSON writer so floats print with
+ * %.9g and any bytes are valid. */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "serve/v2.h"
+#include "serve/v2_internal.h"
 
 static void put_str(jsonw *w, const char *s) { jsonw_str(w, s, s ? strlen(s) : 0); }
 
@@ -15,8 +16,9 @@ static void put_shape(jsonw *w, const int64_t *shape, int ndim) {
   jsonw_raw(w, "]", 1);
 }
 
-/* Appends one output object; 0, or -1 when the output is malformed. */
-static int put_output(jsonw *w, const v2_output *o) {
+/* Appends one output object, its data as JSON, or as binary tensor data appended to `bin` when
+ * bin is not NULL; 0, or -1 when the output is malformed. */
+static int put_output(jsonw *w, const v2_output *o, jsonw *bin) {
   if (!o->name || o->ndim < 0 || o->ndim > CH_V2_MAX_DIMS || (unsigned)o->dtype >= CH_V2_BYTES)
     return -1;
   int64_t n = 1;
@@ -29,6 +31,12 @@ static int put_output(jsonw *w, const v2_output *o) {
   put_str(w, o->name);
   jsonw_fmt(w, ",\"datatype\":\"%s\",\"shape\":", v2_dtype_name(o->dtype));
   put_shape(w, o->shape, o->ndim);
+  if (bin) {
+    size_t before = bin->len;
+    if (v2_encode_binary(o, n, iv, bin)) return -1;
+    jsonw_fmt(w, ",\"parameters\":{\"binary_data_size\":%zu}}", bin->len - before);
+    return 0;
+  }
   jsonw_raw(w, ",\"data\":[", 9);
   for (int64_t k = 0; k < n && !w->failed; k++) {
     if (k) jsonw_raw(w, ",", 1);
@@ -47,8 +55,16 @@ static int put_output(jsonw *w, const v2_output *o) {
   return 0;
 }
 
-char *v2_response(const char *model, const char *version, const v2_request *req,
-                  const v2_output *outs, int nouts) {
+/* Whether output j of the request (or, with no outputs named, any output) goes in binary. */
+static int wants_binary(const v2_request *req, int j) {
+  if (!req) return 0;
+  int b = j >= 0 && req->output_binary ? req->output_binary[j] : -1;
+  return b >= 0 ? b : req->binary_output;
+}
+
+/* The response's JSON; the binary tensor data, if any, goes to bin (NULL: JSON only). */
+static char *write_response(const char *model, const char *version, const v2_request *req,
+                            const v2_output *outs, int nouts, jsonw *bin) {
   jsonw w = {0};
   jsonw_raw(&w, "{\"model_name\":", 14);
   put_str(&w, model);
@@ -69,13 +85,13 @@ char *v2_response(const char *model, const char *version, const v2_request *req,
       if (i == nouts) ok = 0;
       else {
         if (j) jsonw_raw(&w, ",", 1);
-        ok = put_output(&w, &outs[i]) == 0;
+        ok = put_output(&w, &outs[i], bin && wants_binary(req, j) ? bin : NULL) == 0;
       }
     }
   } else {
     for (int i = 0; i < nouts && ok; i++) {
       if (i) jsonw_raw(&w, ",", 1);
-      ok = put_output(&w, &outs[i]) == 0;
+      ok = put_output(&w, &outs[i], bin && wants_binary(req, -1) ? bin : NULL) == 0;
     }
   }
   jsonw_raw(&w, "]}", 2);
@@ -85,6 +101,30 @@ char *v2_response(const char *model, const char *version, const v2_request *req,
     return NULL;
   }
   return s;
+}
+
+char *v2_response(const char *model, const char *version, const v2_request *req,
+                  const v2_output *outs, int nouts) {
+  return write_response(model, version, req, outs, nouts, NULL);
+}
+
+int v2_response_body(const char *model, const char *version, const v2_request *req,
+                     const v2_output *outs, int nouts, v2_body *body) {
+  jsonw bin = {0};
+  memset(body, 0, sizeof *body);
+  char *json = write_response(model, version, req, outs, nouts, &bin);
+  size_t nj = json ? strlen(json) : 0;
+  char *data = json && !bin.failed ? realloc(json, nj + bin.len + 1) : NULL;
+  if (!data) {
+    free(json);
+    free(bin.buf);
+    return -1;
+  }
+  if (bin.len) memcpy(data + nj, bin.buf, bin.len);
+  data[nj + bin.len] = 0;
+  free(bin.buf);
+  *body = (v2_body){data, nj + bin.len, nj};
+  return 0;
 }
 
 char *v2_error(const char *msg) {

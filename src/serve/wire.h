@@ -3,8 +3,9 @@
  *   STOP    -
  *   INFER   a = rows: rows x features floats (the model's input width)
  *   GEN     a = entries, b = tokens: int32 [3 * a] of (slot, ntokens, reset) per entry, then
- *           the tokens of every entry in order [b] -- a new sequence's prompt (reset 1), or
- *           the one token sampled at the last step (reset 0)
+ *           the tokens of every entry in order [b] -- a chunk of a sequence's prompt (reset 1
+ *           on its first chunk, which empties the slot), or the one token sampled at the last
+ *           step (reset 0); every rank runs them as one batched forward
  *   RELOAD  a checkpoint path, CH_PATH_MAX bytes
  *   SYNC    -, then every rank joins an allreduce (MAX) of int32 {signal, rank}: whether a
  *           preemption signal reached a rank (exec.c); sent every SERVE_SYNC_EVERY seconds

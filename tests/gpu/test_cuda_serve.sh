@@ -4,8 +4,9 @@
 #   - the digits MLP: V2 logits of every validation row within 1e-4 of the CPU server's (fp32 on
 #     both; GEMM summation order) and the same labels; `cohort infer --device cuda` writes the
 #     same predictions;
-#   - a small GPT: greedy completions of several prompts identical to the CPU server's, and to
-#     `cohort generate --device cuda` (the KV cache on the device);
+#   - a small GPT: greedy completions of several prompts identical to the CPU server's, alone
+#     and at once (batched decoding), and to `cohort generate --device cuda` (the KV cache on
+#     the device);
 #   - `cohort train ... device=cuda serve.after=true` serves what it trained on the device.
 # Usage: test_cuda_serve.sh COHORT SOURCE_DIR CUDA_LIBRARY MPIEXEC [MPIEXEC_FLAGS...]
 set -euo pipefail
@@ -73,12 +74,21 @@ def complete(port, prompt):
                                  data=json.dumps(body).encode(), method="POST",
                                  headers={"Content-Type": "application/json"})
     return json.load(urllib.request.urlopen(req))["choices"][0]["text"]
+cpu = {}
 for prompt in sys.argv[4:]:
     a, b = complete(pc, prompt), complete(pg, prompt)
     assert a == b, (prompt, a, b)
+    cpu[prompt] = a
     if prompt == "ROMEO:":
         g = open(gen).read()
         assert g.rstrip("\n") == prompt + a, (g, prompt + a)
+# At once: the device decodes the sequences in one batched forward per step.
+import threading
+together = {}
+threads = [threading.Thread(target=lambda p=p: together.__setitem__(p, complete(pg, p))) for p in cpu]
+[t.start() for t in threads]
+[t.join() for t in threads]
+assert together == cpu, (together, cpu)
 print(f"gpt: greedy completions of {len(sys.argv) - 4} prompts identical on cuda and cpu, and to cohort generate --device cuda")
 PY
 stop gcpu

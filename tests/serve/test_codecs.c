@@ -1,6 +1,6 @@
 /* The serving JSON codecs (src/serve/v2.c, src/serve/openai.c): malformed V2 requests each get a
  * 400 naming the input and field; good ones parse exactly (FP32 bit for bit through %.9g) and
- * round-trip through the response; OpenAI requests, responses and SSE chunks; the JSON string
+ * round-trip through the response (OpenAI requests and bodies: test_openai.c); the JSON string
  * writer on random bytes against a reference UTF-8 decoder; stop-sequence, hold-back and
  * streaming logic against naive references on random strings. Every produced body is parsed
  * back with cJSON. Bodies are passed as exact-size heap copies without a NUL so that ASan
@@ -15,6 +15,7 @@
 #include "serve/openai.h"
 #include "serve/v2.h"
 #include "testlib.h"
+#include "json_check.h"
 
 static uint64_t rng_s = 0x9E3779B97F4A7C15ull;
 static uint64_t rnd(void) { /* SplitMix64 */
@@ -48,37 +49,6 @@ static int v2_parse(const char *body, size_t len, const v2_limits *lim, v2_reque
   free(copy);
   return st;
 }
-static int oai_parse(const char *body, int max_context, oai_request *r, char *err, size_t n) {
-  size_t len = strlen(body);
-  char *copy = malloc(len ? len : 1);
-  memcpy(copy, body, len);
-  int st = oai_parse_completion(copy, len, max_context, r, err, n);
-  free(copy);
-  return st;
-}
-
-static cJSON *jparse(const char *s) {
-  CHT_ASSERT(s, "builder returned NULL");
-  cJSON *j = cJSON_Parse(s);
-  CHT_ASSERT(j, "produced invalid JSON: %.300s", s);
-  return j;
-}
-static const cJSON *jget(const cJSON *o, const char *k) {
-  const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, k);
-  CHT_ASSERT(v, "missing key '%s'", k);
-  return v;
-}
-static const char *jstr(const cJSON *o, const char *k) {
-  const cJSON *v = jget(o, k);
-  CHT_ASSERT(cJSON_IsString(v), "'%s' is not a string", k);
-  return v->valuestring;
-}
-static double jnum(const cJSON *o, const char *k) {
-  const cJSON *v = jget(o, k);
-  CHT_ASSERT(cJSON_IsNumber(v), "'%s' is not a number", k);
-  return v->valuedouble;
-}
-
 /* Reference UTF-8 cleaner, written from the definition: decode a code point by its lead
  * byte's bit pattern, then reject overlongs, surrogates and values above U+10FFFF; each byte
  * that does not start a valid sequence becomes U+FFFD. Returns the length written to out. */
@@ -721,163 +691,6 @@ static void test_jsonw_random(void) {
   free(s);
 }
 
-/* ================================ OpenAI ================================ */
-
-static void test_oai_parse(void) {
-  oai_request r;
-  char err[256];
-  CHT_ASSERT(oai_parse("{\"model\":\"gpt\",\"prompt\":\"Hello\"}", 0, &r, err, sizeof err) == 0, "%s", err);
-  CHT_ASSERT(!strcmp(r.model, "gpt") && !strcmp(r.prompt, "Hello") && r.max_tokens == 16 &&
-             r.temperature == 1 && r.top_p == 1 && r.top_k == 0 && !r.has_seed && r.nstop == 0 &&
-             !r.stop && !r.stream && r.n == 1, "defaults");
-  oai_request_free(&r);
-  CHT_ASSERT(oai_parse("{\"model\":\"gpt\",\"prompt\":\"x\"}", 8, &r, err, sizeof err) == 0 &&
-             r.max_tokens == 8, "default capped by the context");
-  oai_request_free(&r);
-  const char *full =
-      "{\"model\":\"gpt\",\"prompt\":[\"Once \\\"upon\\\"\\n\"],\"max_tokens\":100,\"temperature\":0,"
-      "\"top_p\":0.5,\"top_k\":40,\"seed\":-1,\"stop\":[\"\\n\",\"END\"],\"stream\":true,\"n\":1,"
-      "\"best_of\":1,\"echo\":false,\"logprobs\":null,\"suffix\":\"\",\"user\":\"u\","
-      "\"presence_penalty\":0.5,\"logit_bias\":{\"50256\":-100},\"unknown\":[1,{\"a\":2}]}";
-  CHT_ASSERT(oai_parse(full, 1024, &r, err, sizeof err) == 0, "full: %s", err);
-  CHT_ASSERT(!strcmp(r.prompt, "Once \"upon\"\n") && r.max_tokens == 100 && r.temperature == 0 &&
-             r.top_p == 0.5f && r.top_k == 40 && r.has_seed && r.seed == UINT64_MAX && r.nstop == 2 &&
-             !strcmp(r.stop[0], "\n") && !strcmp(r.stop[1], "END") && r.stream == 1, "full fields");
-  oai_request_free(&r);
-  CHT_ASSERT(oai_parse("{\"model\":\"m\",\"prompt\":\"p\",\"seed\":18446744073709549568,\"stop\":\"x\","
-                       "\"max_tokens\":null,\"temperature\":null,\"top_p\":1,\"stream\":null,\"n\":null}",
-                       0, &r, err, sizeof err) == 0, "%s", err);
-  CHT_ASSERT(r.seed == 18446744073709549568ull && r.nstop == 1 && !strcmp(r.stop[0], "x") &&
-             r.max_tokens == 16 && r.temperature == 1 && !r.stream, "seed/stop/null fields");
-  oai_request_free(&r);
-  CHT_ASSERT(oai_parse("{\"model\":\"m\",\"prompt\":\"\",\"seed\":42,\"temperature\":2,\"max_tokens\":64}",
-                       64, &r, err, sizeof err) == 0 && r.seed == 42 && r.temperature == 2 &&
-             r.max_tokens == 64 && r.prompt[0] == 0, "edges: %s", err);
-  oai_request_free(&r);
-
-  static const struct { const char *body; int ctx; const char *want; } bad[] = {
-      {"", 0, "body is empty"},
-      {"{\"model\":\"m\",", 0, "not valid JSON at byte"},
-      {"{\"model\":\"m\",\"prompt\":\"p\"} {}", 0, "not valid JSON at byte 27"},
-      {"\"m\"", 0, "body must be a JSON object"},
-      {"{\"prompt\":\"p\"}", 0, "missing field 'model'"},
-      {"{\"model\":7,\"prompt\":\"p\"}", 0, "'model' must be a string"},
-      {"{\"model\":\"\",\"prompt\":\"p\"}", 0, "'model' is empty"},
-      {"{\"model\":\"m\"}", 0, "missing field 'prompt'"},
-      {"{\"model\":\"m\",\"prompt\":null}", 0, "missing field 'prompt'"},
-      {"{\"model\":\"m\",\"prompt\":5}", 0, "'prompt' must be a string"},
-      {"{\"model\":\"m\",\"prompt\":[]}", 0, "'prompt' is an empty list"},
-      {"{\"model\":\"m\",\"prompt\":[\"a\",\"b\"]}", 0, "only one prompt per request"},
-      {"{\"model\":\"m\",\"prompt\":[1,2,3]}", 0, "only one prompt per request"},
-      {"{\"model\":\"m\",\"prompt\":[50256]}", 0, "token ids is not supported"},
-      {"{\"model\":\"m\",\"prompt\":[[1,2]]}", 0, "token ids is not supported"},
-      {"{\"model\":\"m\",\"prompt\":[{}]}", 0, "'prompt' must be a string"},
-      {"{\"model\":\"m\",\"prompt\":\"p\",\"max_tokens\":0}", 0, "'max_tokens' must be at least 1"},
-      {"{\"model\":\"m\",\"prompt\":\"p\",\"max_tokens\":-3}", 0, "'max_tokens' must be at least 1"},
-      {"{\"model\":\"m\",\"prompt\":\"p\",\"max_tokens\":2.5}", 0, "'max_tokens' must be an integer"},
-      {"{\"model\":\"m\",\"prompt\":\"p\",\"max_tokens\":\"16\"}", 0, "'max_tokens' must be an integer"},
-      {"{\"model\":\"m\",\"prompt\":\"p\",\"max_tokens\":1e10}", 0, "'max_tokens' (10000000000) is too large"},
-      {"{\"model\":\"m\",\"prompt\":\"p\",\"max_tokens\":2000}", 1024, "exceeds the model's context length of 1024"},
-      {"{\"model\":\"m\",\"prompt\":\"p\",\"temperature\":-0.1}", 0, "'temperature' must be between 0 and 2"},
-      {"{\"model\":\"m\",\"prompt\":\"p\",\"temperature\":2.01}", 0, "'temperature' must be between 0 and 2"},
-      {"{\"model\":\"m\",\"prompt\":\"p\",\"temperature\":\"hot\"}", 0, "'temperature' must be a number"},
-      {"{\"model\":\"m\",\"prompt\":\"p\",\"temperature\":1e999}", 0, "'temperature' must be a number"},
-      {"{\"model\":\"m\",\"prompt\":\"p\",\"top_p\":0}", 0, "'top_p' must be in (0, 1]"},
-      {"{\"model\":\"m\",\"prompt\":\"p\",\"top_p\":1.5}", 0, "'top_p' must be in (0, 1]"},
-      {"{\"model\":\"m\",\"prompt\":\"p\",\"top_k\":-1}", 0, "'top_k' must be a non-negative"},
-      {"{\"model\":\"m\",\"prompt\":\"p\",\"top_k\":1.5}", 0, "'top_k' must be an integer"},
-      {"{\"model\":\"m\",\"prompt\":\"p\",\"seed\":1.5}", 0, "'seed' must be an integer"},
-      {"{\"model\":\"m\",\"prompt\":\"p\",\"seed\":\"7\"}", 0, "'seed' must be an integer"},
-      {"{\"model\":\"m\",\"prompt\":\"p\",\"seed\":1e20}", 0, "'seed' is out of the 64-bit range"},
-      {"{\"model\":\"m\",\"prompt\":\"p\",\"stop\":[\"a\",\"b\",\"c\",\"d\",\"e\"]}", 0, "at most 4"},
-      {"{\"model\":\"m\",\"prompt\":\"p\",\"stop\":[\"a\",1]}", 0, "'stop' must be a string or a list"},
-      {"{\"model\":\"m\",\"prompt\":\"p\",\"stop\":5}", 0, "'stop' must be a string or a list"},
-      {"{\"model\":\"m\",\"prompt\":\"p\",\"stop\":\"\"}", 0, "'stop' sequences must not be empty"},
-      {"{\"model\":\"m\",\"prompt\":\"p\",\"stream\":\"yes\"}", 0, "'stream' must be a boolean"},
-      {"{\"model\":\"m\",\"prompt\":\"p\",\"stream\":1}", 0, "'stream' must be a boolean"},
-      {"{\"model\":\"m\",\"prompt\":\"p\",\"n\":2}", 0, "only n=1 is supported"},
-      {"{\"model\":\"m\",\"prompt\":\"p\",\"best_of\":3}", 0, "only best_of=1 is supported"},
-      {"{\"model\":\"m\",\"prompt\":\"p\",\"echo\":true}", 0, "'echo' is not supported"},
-      {"{\"model\":\"m\",\"prompt\":\"p\",\"logprobs\":5}", 0, "'logprobs' is not supported"},
-      {"{\"model\":\"m\",\"prompt\":\"p\",\"suffix\":\"end\"}", 0, "'suffix' is not supported"},
-  };
-  for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
-    memset(&r, 0xAB, sizeof r);
-    int st = oai_parse(bad[i].body, bad[i].ctx, &r, err, sizeof err);
-    CHT_ASSERT(st == 400 && strstr(err, bad[i].want), "%s: status %d err '%s' (want '%s')",
-               bad[i].body, st, err, bad[i].want);
-    CHT_ASSERT(!r.prompt && !r.stop && !r.nstop, "%s: request not zeroed", bad[i].body);
-  }
-  char body[400], model[200];
-  memset(model, 'm', 128);
-  model[128] = 0;
-  snprintf(body, sizeof body, "{\"model\":\"%s\",\"prompt\":\"p\"}", model);
-  CHT_ASSERT(oai_parse(body, 0, &r, err, sizeof err) == 400 && strstr(err, "longer than 127"), "%s", err);
-  model[127] = 0;
-  snprintf(body, sizeof body, "{\"model\":\"%s\",\"prompt\":\"p\"}", model);
-  CHT_ASSERT(oai_parse(body, 0, &r, err, sizeof err) == 0 && strlen(r.model) == 127, "%s", err);
-  oai_request_free(&r);
-}
-
-static void test_oai_bodies(void) {
-  unsigned char text[64], want[256];
-  for (int it = 0; it < 200; it++) {
-    size_t n = rnd_below(sizeof text);
-    for (size_t i = 0; i < n; i++) text[i] = (unsigned char)(1 + rnd_below(255));
-    size_t wl = ref_clean(text, n, want);
-    int pt = (int)rnd_below(1000), ct = (int)rnd_below(1000);
-    char *s = oai_completion("cmpl-1", 1700000000L + it, "gpt", (const char *)text, n,
-                             it % 2 ? "stop" : "length", pt, ct);
-    cJSON *j = jparse(s);
-    CHT_ASSERT(!strcmp(jstr(j, "id"), "cmpl-1") && !strcmp(jstr(j, "object"), "text_completion") &&
-               jnum(j, "created") == 1700000000.0 + it && !strcmp(jstr(j, "model"), "gpt"), "head");
-    const cJSON *c = cJSON_GetArrayItem(jget(j, "choices"), 0), *u = jget(j, "usage");
-    CHT_ASSERT(cJSON_GetArraySize(jget(j, "choices")) == 1 && jnum(c, "index") == 0 &&
-               cJSON_IsNull(jget(c, "logprobs")) &&
-               !strcmp(jstr(c, "finish_reason"), it % 2 ? "stop" : "length"), "choice");
-    const char *t = jstr(c, "text");
-    CHT_ASSERT(strlen(t) == wl && !memcmp(t, want, wl), "text differs from the reference");
-    CHT_ASSERT(jnum(u, "prompt_tokens") == pt && jnum(u, "completion_tokens") == ct &&
-               jnum(u, "total_tokens") == pt + ct, "usage");
-    cJSON_Delete(j);
-    free(s);
-
-    s = oai_chunk("cmpl-1", 5, "gpt", (const char *)text, n, it % 2 ? NULL : "stop");
-    size_t sl = strlen(s);
-    CHT_ASSERT(!strncmp(s, "data: ", 6) && sl > 8 && !strcmp(s + sl - 2, "\n\n") &&
-               !memchr(s, '\n', sl - 2) && !memchr(s, '\r', sl), "SSE framing: %s", s);
-    s[sl - 2] = 0;
-    j = jparse(s + 6);
-    c = cJSON_GetArrayItem(jget(j, "choices"), 0);
-    t = jstr(c, "text");
-    CHT_ASSERT(strlen(t) == wl && !memcmp(t, want, wl) && !cJSON_GetObjectItem(j, "usage"), "chunk text");
-    CHT_ASSERT(it % 2 ? cJSON_IsNull(jget(c, "finish_reason")) : !strcmp(jstr(c, "finish_reason"), "stop"),
-               "chunk finish_reason");
-    cJSON_Delete(j);
-    free(s);
-  }
-  char *s = oai_completion("x", 0, "m", "", 0, NULL, 0, 0);
-  cJSON *j = jparse(s);
-  CHT_ASSERT(cJSON_IsNull(jget(cJSON_GetArrayItem(jget(j, "choices"), 0), "finish_reason")), "null reason");
-  cJSON_Delete(j);
-  free(s);
-  CHT_ASSERT(!strcmp(CH_OAI_SSE_DONE, "data: [DONE]\n\n"), "terminator");
-  const char *names[2] = {"gpt-small", "mlp\"x"};
-  s = oai_models(names, 2, 123);
-  j = jparse(s);
-  const cJSON *d = jget(j, "data");
-  CHT_ASSERT(!strcmp(jstr(j, "object"), "list") && cJSON_GetArraySize(d) == 2 &&
-             !strcmp(jstr(cJSON_GetArrayItem(d, 1), "id"), "mlp\"x") &&
-             !strcmp(jstr(cJSON_GetArrayItem(d, 0), "object"), "model") &&
-             jnum(cJSON_GetArrayItem(d, 0), "created") == 123 &&
-             !strcmp(jstr(cJSON_GetArrayItem(d, 0), "owned_by"), "cohort"), "models: %s", s);
-  cJSON_Delete(j);
-  free(s);
-  s = oai_models(NULL, 0, 1);
-  CHT_ASSERT(!strcmp(s, "{\"object\":\"list\",\"data\":[]}"), "%s", s);
-  free(s);
-}
-
 /* ================================ stop sequences ================================ */
 
 static int64_t naive_find(const char *t, size_t n, char *const *stop, int ns) {
@@ -994,9 +807,14 @@ static void test_stream_random(void) {
         size_t h1 = oai_holdback(text, cur, stop, ns), h2 = oai_utf8_holdback(text, cur);
         upto = cur - (h1 > h2 ? h1 : h2);
       }
+      int stopped;
+      CHT_ASSERT(oai_sendable(text, cur, c + 1 == ncut, stop, ns, &stopped) == upto &&
+                 stopped == (f >= 0), "iteration %d: oai_sendable differs", it);
       CHT_ASSERT(upto >= sent, "iteration %d: would have to take back sent text", it);
       if (upto > sent) {
-        char *s = oai_chunk("c", 0, "m", text + sent, upto - sent, NULL);
+        oai_head h = {.id = "c", .model = "m"};
+        oai_choice ch = {.text = text + sent, .len = upto - sent, .logprobs = -1};
+        char *s = oai_chunk(&h, &ch, 1, 0, NULL);
         size_t sl = strlen(s);
         s[sl - 2] = 0;
         cJSON *j = jparse(s + 6);
@@ -1037,8 +855,6 @@ int main(void) {
   test_v2_request_fields();
   test_v2_bodies();
   test_jsonw_random();
-  test_oai_parse();
-  test_oai_bodies();
   test_stop_random();
   test_stream_random();
   printf("test_codecs: ok (%zu malformed V2 cases)\n", sizeof bad_cases / sizeof *bad_cases);

@@ -126,10 +126,10 @@ for body, code in (('{"model": "tiny", "prompt": "x", "max_tokens": 0}', 400),
                    ('{"model": "tiny", "prompt": 7}', 400), ('{"prompt": "x"}', 400),
                    ('{"model": "tiny", "prompt": "x", "temperature": 5}', 400),
                    ('{"model": "other", "prompt": "x"}', 404),
-                   ('{"model": "tiny", "prompt": "x", "n": 2}', 400), ('nope', 400),
+                   ('{"model": "tiny", "prompt": "x", "n": 0}', 400), ('nope', 400),
                    ('{"model": "tiny", "prompt": ""}', 400)):
     got, err = status(p2, "/v1/completions", body)
-    assert got == code and "error" in err, (body, got, err)
+    assert got == code and err["error"]["message"] and err["error"]["type"], (body, got, err)
 got, err = status(p2, "/v2/models/tiny/infer", '{"inputs": []}')
 assert got == 400, (got, err)
 r = post(p2, {"model": "tiny", "prompt": prompt, "max_tokens": 3, "temperature": 0})

@@ -5,7 +5,8 @@
  *    plus an unpaired variant) equal the full forward;
  *  - GPT decoding (prompt chunk, then single tokens) equals the full model's, with a head count
  *    (3) that 2 and 4 ranks do not divide, so ranks hold different numbers of heads, and on 4
- *    ranks one holds none.
+ *    ranks one holds none; batched steps of two slots at once (ch_tp_model_decode_batch)
+ *    equal the full model decoding each alone.
  * Tolerance 1e-5 of the largest |logit|: the runs differ only in the summation order of the
  * row-parallel products (partial sums added by the allreduce), a few fp32 ulps of sums of ~100
  * terms; a wrong slice, a bias added twice or a missing head gives 1e-2 or more. */
@@ -147,6 +148,33 @@ static void check_gpt(const ch_group *g, const char *dir) {
   CHT_ASSERT(ch_tp_model_length(t, 1) == T, "slot length");
   if (g->rank == 0) printf("gpt (3 heads) on %d ranks: max rel err %.3g over %d steps\n", g->size, worst, T - 4);
   CHT_ASSERT(worst <= TOL, "GPT: tensor-parallel decoding differs by %g", worst);
+
+  /* Batched steps (both slots in one forward, one sum per projection for both): a prompt of 5
+   * and one of 3 together, then one token each, equal the full model decoding each alone. */
+  ch_kv_cache *kv2;
+  CHT_OK(ch_kv_cache_create(s.m, 2, &kv2));
+  ch_tp_model_reset(t, 0);
+  ch_tp_model_reset(t, 1);
+  float ref2[2][V], got2[2][V];
+  worst = 0;
+  int32_t both[8];
+  memcpy(both, tok, sizeof(int32_t) * 5);
+  memcpy(both + 5, tok + 8, sizeof(int32_t) * 3);
+  CHT_OK(ch_tp_model_decode_batch(t, 2, (int[]){1, 0}, (int[]){5, 3}, both, &got2[0][0]));
+  CHT_OK(ch_model_decode(s.m, s.full, kv2, 0, both, 5, ref2[0]));
+  CHT_OK(ch_model_decode(s.m, s.full, kv2, 1, both + 5, 3, ref2[1]));
+  worst = fmax(rel_err(got2[0], ref2[0], V), rel_err(got2[1], ref2[1], V));
+  for (int i = 5; i < 9; i++) {
+    int32_t next[2] = {tok[i], tok[i + 3]};
+    CHT_OK(ch_tp_model_decode_batch(t, 2, (int[]){1, 0}, (int[]){1, 1}, next, &got2[0][0]));
+    CHT_OK(ch_model_decode(s.m, s.full, kv2, 0, &next[0], 1, ref2[0]));
+    CHT_OK(ch_model_decode(s.m, s.full, kv2, 1, &next[1], 1, ref2[1]));
+    worst = fmax(worst, fmax(rel_err(got2[0], ref2[0], V), rel_err(got2[1], ref2[1], V)));
+  }
+  CHT_ASSERT(ch_tp_model_length(t, 1) == 9 && ch_tp_model_length(t, 0) == 7, "batched lengths");
+  if (g->rank == 0) printf("gpt batched steps of 2 slots on %d ranks: max rel err %.3g\n", g->size, worst);
+  CHT_ASSERT(worst <= TOL, "GPT: batched tensor-parallel decoding differs by %g", worst);
+  ch_kv_cache_destroy(kv2);
   ch_tp_model_destroy(t);
   ch_kv_cache_destroy(kv);
   release(&s);
