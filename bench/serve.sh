@@ -395,7 +395,7 @@ measure_gen() {
   "$PY" "$GENCLIENT" "${URL[$label-gen]}" "$c" "$DURATION" plain 64 "$model" >> "$out"
   echo "+ $PY gen_client.py ${URL[$label-gen]} $c $((DURATION / 2)) stream 64" >> "$out"
   "$PY" "$GENCLIENT" "${URL[$label-gen]}" "$c" "$((DURATION / 2))" stream 64 "$model" >> "$out"
-  "$PY" - "$out" "$label" "$c" "${l0%% *}" "$(load | cut -d' ' -f1)" >> "$RESULTS" <<'EOF'
+  "$PY" - "$out" "$label" "$c" "${l0%% *}" "$(bench_load | cut -d' ' -f1)" >> "$RESULTS" <<'EOF'
 import json, sys
 path, label, c, l0, l1 = sys.argv[1:6]
 p, s = [json.loads(l) for l in open(path) if l.startswith("{")]

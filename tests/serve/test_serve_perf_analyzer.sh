@@ -122,16 +122,16 @@ stop mlpk
 stop gpt
 stop gptk
 
-# HTTPS, when this cohort serves it (--tls-cert): the keyed MLP and GPT again.
-if "$cohort" serve --help 2>&1 | grep -q -- --tls-cert && command -v openssl > /dev/null; then
-  openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -days 2 \
-    -subj "/CN=localhost" -addext "subjectAltName=DNS:localhost,IP:127.0.0.1" \
-    -keyout "$work/key.pem" -out "$work/cert.pem" 2> /dev/null
-  tls_curl=(--cacert "$work/cert.pem")
-  tls=(--tls-cert "$work/cert.pem" --tls-key "$work/key.pem")
+# HTTPS, when this cohort serves it (--tls-cert; lib.sh's tls_pair makes the certificate and
+# start() waits over HTTPS once tls_curl is set): the keyed MLP and GPT again, perf_analyzer
+# verifying the server's certificate against it.
+if "$cohort" serve --help 2>&1 | grep -q -- --tls-cert && declare -F tls_pair > /dev/null &&
+   tls_pair srv; then
+  tls_curl=(--cacert "$work/srv.pem")
+  tls=(--tls-cert "$work/srv.pem" --tls-key "$work/srv.key")
   start mlps 1 "$work/mlp/checkpoints" --api-key "$key" "${tls[@]}"
   start gpts 1 "$work/gpt/checkpoints" --max-batch-size 4 --api-key "$key" "${tls[@]}"
-  tls_pa=(--ssl-https-ca-certificates-file "$work/cert.pem" --ssl-https-verify-peer 1
+  tls_pa=(--ssl-https-ca-certificates-file "$work/srv.pem" --ssl-https-verify-peer 1
           --ssl-https-verify-host 2)
   pa mlps mlp "$mlps_port" 1:8:7 "${auth[@]}"
   pa gpts gpt "$gpts_port" 1:8:7 "${auth[@]}" --input-data "$work/gpt_input.json"
@@ -140,6 +140,6 @@ if "$cohort" serve --help 2>&1 | grep -q -- --tls-cert && command -v openssl > /
   stop mlps
   stop gpts
 else
-  echo "(no --tls-cert in this cohort: HTTPS not tested)"
+  echo "(no --tls-cert in this cohort, or no openssl: HTTPS not tested)"
 fi
 echo "perf_analyzer: ok"
