@@ -3,7 +3,7 @@
 # (bench/torchserve_handler.py), measured in the same invocation with the same client.
 #
 #   bench/serve.sh BUILD_DIR [--duration S] [--concurrency "1 4 16 64"] [--gen-concurrency "1 8 32"]
-#                  [--gen-batch 32] [--only "mlp gpt overhead gen pa"] [--no-tp]
+#                  [--only "mlp gpt overhead gen pa"] [--no-tp] [--no-peer] [--gen-batch N]
 #
 # Data and checkpoints are made once into BUILD_DIR/benchdata (reused later): the digits MLP
 # (configs/mlp-digits.yaml, 300 steps), a one-layer MLP (model.depth=0, 10 steps: the
@@ -16,7 +16,7 @@
 #   gen       /v1/completions, prompt "ROMEO:", max_tokens 64, temperature 0, at concurrency
 #             --gen-concurrency (a threaded http.client client): tokens/s (completion_tokens
 #             summed / wall time, non-streaming) and time to first token ("stream": true, time
-#             to the first SSE data event), server --max-batch-size --gen-batch (32)
+#             to the first SSE data event), servers --max-batch-size --gen-batch (32)
 #   pa        Triton's perf_analyzer (tritonclient[http] 2.47.0 from PyPI in a venv, kept in
 #             BUILD_DIR/client-venvs like the client tests'; needs Debian's libb64-0d) against
 #             cohort-b (below) with the MLP and the GPT (16 input_ids), binary tensor data,
@@ -29,8 +29,8 @@
 #   peer-b      TorchServe, batch_size 32, max_batch_delay 1 ms (its unit is ms), 1 worker
 #   peer-nob    TorchServe, batch_size 1, 1 worker
 #   cohort2-b   2 ranks (tensor parallel), batching on (an extra row; not in the ratios)
-# and for gen: cohort-gen (1 rank, --max-batch-size GEN_BATCH: continuous batching), cohort2-gen
-# (2 ranks), peer-gen (TorchServe batch_size GEN_BATCH, max_batch_delay 5 ms: static batching, the
+# and for gen: cohort-gen (1 rank, --max-batch-size 32: continuous batching), cohort2-gen (2
+# ranks), peer-gen (TorchServe batch_size 32, max_batch_delay 5 ms: static batching, the
 # requests of a batch decode in lockstep with a KV cache; streaming by intermediate responses).
 # The peer: one TorchServe (Java frontend) with one Python worker per model, each worker
 # torch.set_num_threads(1), OMP_WAIT_POLICY=PASSIVE, OPENBLAS_CORETYPE = the kernels cohort
@@ -48,7 +48,8 @@ GEN_CONCURRENCY="1 8 32"
 GEN_BATCH=32
 ONLY="mlp gpt overhead gen pa"
 NO_TP=0
-bench_args "duration concurrency gen-concurrency gen-batch only no-tp!" "$@"
+NO_PEER=0 # --no-peer: cohort only (no TorchServe venv; the ratio columns stay empty)
+bench_args "duration concurrency gen-concurrency gen-batch only no-tp! no-peer!" "$@"
 CONC=$CONCURRENCY GEN_CONC=$GEN_CONCURRENCY TP=$((1 - NO_TP))
 
 bench_setup serve.sh benchruns-serve
@@ -81,7 +82,7 @@ trap cleanup EXIT
 
 echo "# serve.sh $(date -u +%Y-%m-%dT%H:%M:%SZ) on $(bench_machine)"
 echo "# build $BUILD ($(bench_build_type)), cohort binary of $(date -u -r "$COHORT" +%Y-%m-%dT%H:%M:%SZ) (source HEAD now $(cd "$SRC" && git rev-parse --short HEAD 2>/dev/null)); hey $(dpkg-query -W -f '${Version}' hey 2>/dev/null)"
-echo "# duration ${DURATION} s per point; concurrency $CONC; generation concurrency $GEN_CONC, --max-batch-size $GEN_BATCH"
+echo "# duration ${DURATION} s per point; concurrency $CONC; generation concurrency $GEN_CONC (--max-batch-size $GEN_BATCH)"
 echo "# load average at start: $(bench_load)"
 
 # --- data and checkpoints (once) ---------------------------------------------------------------
@@ -505,15 +506,18 @@ for wl in $ONLY; do
       ;;
     gen)
       echo "## gen: /v1/completions, prompt \"ROMEO:\", max_tokens 64, temperature 0, --max-batch-size $GEN_BATCH (load $(bench_load))"
-      labels=(cohort-gen peer-gen)
+      labels=(cohort-gen)
       start_cohort cohort-gen gpt 1 "$GEN_BATCH" 0
-      start_peer peer-gen gpt "$GEN_BATCH" 5
+      if [ $NO_PEER -eq 0 ]; then
+        start_peer peer-gen gpt "$GEN_BATCH" 5
+        labels+=(peer-gen)
+      fi
       if [ $TP -eq 1 ]; then
         start_cohort cohort2-gen gpt 2 "$GEN_BATCH" 0
         labels+=(cohort2-gen)
       fi
       for l in "${labels[@]}"; do "$PY" "$GENCLIENT" "${URL[$l-gen]}" 2 2 plain 64 gpt > /dev/null; done # warm-up
-      agree_gen cohort-gen peer-gen
+      [ $NO_PEER -eq 1 ] || agree_gen cohort-gen peer-gen
       [ $TP -eq 0 ] || agree_gen cohort-gen cohort2-gen
       i=0
       for c in $GEN_CONC; do
@@ -523,7 +527,7 @@ for wl in $ONLY; do
         i=$((i + 1))
       done
       for l in cohort-gen cohort2-gen; do [ -n "${PID[$l]:-}" ] && stop_cohort "$l" && unset "PID[$l]"; done
-      stop_peer peer-gen
+      [ $NO_PEER -eq 1 ] || stop_peer peer-gen
       ;;
     pa) run_pa ;;
     *) echo "serve.sh: unknown workload $wl" >&2; exit 2 ;;
@@ -601,9 +605,10 @@ gen = [r for r in rows if r[0] == "gen"]
 if gen:
     print(f"\n### Generation: /v1/completions, max_tokens 64, temperature 0, --max-batch-size {sys.argv[2]}\n")
     print("tokens/s = completion_tokens summed / wall time (non-streaming run); TTFT = time to the first "
-          "SSE data event (streaming run, half as long); ratio = cohort / peer.\n")
-    print("| c | server | tokens/s | TTFT p50 ms | TTFT p99 ms | request p50 ms | requests | errors | load | tok/s ratio | TTFT p50 ratio |")
-    print("|---:|---|---:|---:|---:|---:|---:|---:|---|---:|---:|")
+          "SSE data event (streaming run, half as long); ratio = cohort / peer; vs c=1 = tokens/s over "
+          "the same server's at concurrency 1 (what batched decoding buys).\n")
+    print("| c | server | tokens/s | vs c=1 | TTFT p50 ms | TTFT p99 ms | request p50 ms | requests | errors | load | tok/s ratio | TTFT p50 ratio |")
+    print("|---:|---|---:|---:|---:|---:|---:|---:|---:|---|---:|---:|")
     for c in sorted({int(r[2]) for r in gen}):
         for lab, name in (("cohort-gen", "cohort"), ("peer-gen", "peer"), ("cohort2-gen", "cohort 2 ranks (TP)")):
             rs = by.get(("gen", lab, str(c)))
@@ -614,7 +619,9 @@ if gen:
             if lab == "cohort-gen" and by.get(("gen", "peer-gen", str(c))):
                 p = by[("gen", "peer-gen", str(c))][0]
                 rat = [f(float(r[3]) / float(p[3]), 2), f(float(r[4]) / float(p[4]), 2)]
-            print(f"| {c} | {name} | {f(r[3])} | {f(r[4], 1)} | {f(r[5], 1)} | {f(r[6], 1)} | {r[7]} | {r[8]} | {r[9]}->{r[10]} | "
+            one = by.get(("gen", lab, "1"))
+            vs1 = f(float(r[3]) / float(one[0][3]), 2) if one and float(one[0][3]) > 0 else ""
+            print(f"| {c} | {name} | {f(r[3])} | {vs1} | {f(r[4], 1)} | {f(r[5], 1)} | {f(r[6], 1)} | {r[7]} | {r[8]} | {r[9]}->{r[10]} | "
                   + " | ".join(rat) + " |")
 EOF
 echo

@@ -7,6 +7,11 @@
 #include <stdint.h>
 #include "cohort/kernels.h"
 
+/* ---- BLAS threads (kernels/cpu/blas.c) ------------------------------------------------- */
+/* The threads OpenBLAS runs the next GEMM with as ch_sgemm last set them: 1 after a GEMM of
+ * up to 2^22 multiply-adds (a decoding step's), the ch_blas_init count after a larger one. */
+int cpu_blas_threads_in_use(void);
+
 /* ---- Linear: y[B,out] = x[B,in] W^T + b, W [out,in] (PyTorch convention) --------------- */
 void cpu_linear_forward(float *y, const float *x, const float *w, const float *b, int64_t batch,
                         int in, int out);

@@ -159,6 +159,19 @@ int main(void) {
   for (size_t i = 0; i < sizeof shapes / sizeof *shapes; i++)
     for (int ta = 0; ta < 2; ta++)
       for (int tb = 0; tb < 2; tb++) test_sgemm(ta, tb, shapes[i][0], shapes[i][1], shapes[i][2]);
+  /* Two BLAS threads: GEMMs of up to 2^22 multiply-adds run on one (a decoding step's, e.g.
+   * 32 x 512 x 128), larger ones on both again; the results are right either way. */
+  CHT_OK(ch_blas_init(2));
+  int both = cpu_blas_threads_in_use(); /* 2, unless this OpenBLAS was built for fewer */
+  int threaded[][4] = {{32, 512, 128, 1}, {160, 160, 200, 2}, {1, 384, 128, 1}, {33, 65, 129, 1},
+                       {300, 128, 300, 2}};
+  for (size_t i = 0; i < sizeof threaded / sizeof *threaded; i++) {
+    test_sgemm(0, 0, threaded[i][0], threaded[i][1], threaded[i][2]);
+    int want = threaded[i][3] == 1 ? 1 : both;
+    CHT_ASSERT(cpu_blas_threads_in_use() == want, "%dx%dx%d ran on %d thread(s), not %d",
+               threaded[i][0], threaded[i][1], threaded[i][2], cpu_blas_threads_in_use(), want);
+  }
+  CHT_OK(ch_blas_init(1));
   test_linear(1, 1, 1);
   test_linear(17, 64, 10);
   test_linear(64, 129, 33);
