@@ -2,8 +2,8 @@
 # Serving: `cohort serve` against PyTorch on the same weights behind TorchServe 0.12
 # (bench/torchserve_handler.py), measured in the same invocation with the same client.
 #
-#   bench/serve.sh BUILD_DIR [--duration S] [--concurrency "1 4 16 64"] [--gen-concurrency "1 4 8"]
-#                  [--only "mlp gpt overhead gen"] [--no-tp] [--no-peer] [--gen-batch N]
+#   bench/serve.sh BUILD_DIR [--duration S] [--concurrency "1 4 16 64"] [--gen-concurrency "1 8 32"]
+#                  [--only "mlp gpt overhead gen pa"] [--no-tp] [--no-peer] [--gen-batch N]
 #
 # Data and checkpoints are made once into BUILD_DIR/benchdata (reused later): the digits MLP
 # (configs/mlp-digits.yaml, 300 steps), a one-layer MLP (model.depth=0, 10 steps: the
@@ -17,6 +17,11 @@
 #             --gen-concurrency (a threaded http.client client): tokens/s (completion_tokens
 #             summed / wall time, non-streaming) and time to first token ("stream": true, time
 #             to the first SSE data event), servers --max-batch-size --gen-batch (32)
+#   pa        Triton's perf_analyzer (tritonclient[http] 2.47.0 from PyPI in a venv, kept in
+#             BUILD_DIR/client-venvs like the client tests'; needs Debian's libb64-0d) against
+#             cohort-b (below) with the MLP and the GPT (16 input_ids), binary tensor data,
+#             --concurrency-range 1:8: throughput and p50/p99 of its CSV; 3 windows of
+#             DURATION/3 s per concurrency, no stability gate (-s 1000: a shared machine)
 # Servers, started once per workload and measured interleaved (for each concurrency, each
 # server in turn, so that a busy spell of the shared machine hits them alike):
 #   cohort-b    1 rank, --max-batch-size 32 --max-queue-delay-us 500 (dynamic batching on)
@@ -41,7 +46,7 @@ DURATION=10
 CONCURRENCY="1 4 16 64"
 GEN_CONCURRENCY="1 8 32"
 GEN_BATCH=32
-ONLY="mlp gpt overhead gen"
+ONLY="mlp gpt overhead gen pa"
 NO_TP=0
 NO_PEER=0 # --no-peer: cohort only (no TorchServe venv; the ratio columns stay empty)
 bench_args "duration concurrency gen-concurrency gen-batch only no-tp! no-peer!" "$@"
@@ -432,6 +437,53 @@ run_v2() {
   stop_peer peer-nob
 }
 
+# run_pa: Triton's perf_analyzer against cohort-b with the MLP and the GPT, concurrency 1..8,
+# binary tensor data (its default); a line in results.tsv per model and concurrency, with the
+# server's failed-request count (Triton's statistics) and average batch size over the sweep.
+run_pa() {
+  . "$SRC/tests/serve/client_venv.sh"
+  client_venv "$BUILD/client-venvs" "${perf_analyzer_packages[@]}" &&
+    perf_analyzer_env || { echo "serve.sh: perf_analyzer is not available" >&2; exit 1; }
+  # The GPT's 16 input_ids (body-gpt.json) as perf_analyzer's input data.
+  "$PY" - "$RUNS/body-gpt.json" "$RUNS/pa-gpt.json" <<'EOF'
+import json, sys
+t = json.load(open(sys.argv[1]))["inputs"][0]["data"]
+json.dump({"data": [{"input_ids": {"content": t, "shape": [len(t)]}}]}, open(sys.argv[2], "w"))
+EOF
+  local model port out l0 win=$((DURATION * 1000 / 3)) data
+  for model in mlp gpt; do
+    echo "## pa: perf_analyzer, $model, cohort-b (load $(bench_load))"
+    start_cohort cohort-b "$model" 1 32 500
+    port=$(cat "${PORTFILE[cohort-b]}")
+    out=$RUNS/pa-$model.txt
+    data=()
+    [ "$model" = gpt ] && data=(--input-data "$RUNS/pa-gpt.json")
+    check cohort-b "$RUNS/body-$model.json"
+    wait_idle
+    l0=$(bench_load)
+    echo "+ perf_analyzer -m $model -u localhost:$port -i http --concurrency-range 1:8:1 -p $win -s 1000 -f $RUNS/pa-$model.csv ${data[*]}" > "$out"
+    "$perf_analyzer" -m "$model" -u "localhost:$port" -i http --concurrency-range 1:8:1 -p "$win" \
+      -s 1000 -f "$RUNS/pa-$model.csv" "${data[@]}" >> "$out" 2>&1 ||
+      { tail -20 "$out"; echo "serve.sh: perf_analyzer failed ($model)" >&2; exit 1; }
+    curl -sf "localhost:$port/v2/models/$model/stats" > "$RUNS/pa-$model-stats.json"
+    "$PY" - "$RUNS/pa-$model.csv" "$RUNS/pa-$model-stats.json" "$model" "${l0%% *}" \
+      "$(bench_load | cut -d' ' -f1)" >> "$RESULTS" <<'EOF'
+import csv, json, sys
+path, stats, model, l0, l1 = sys.argv[1:6]
+st = json.load(open(stats))["model_stats"][0]
+fail = st["inference_stats"]["fail"]["count"]
+avg_batch = st["inference_count"] / max(1, st["execution_count"])
+for r in sorted(csv.DictReader(open(path)), key=lambda r: int(r["Concurrency"])):
+    ms = lambda k: float(r[k]) / 1e3
+    print(f"pa\t{model}\t{r['Concurrency']}\t{float(r['Inferences/Second']):.1f}\t{ms('p50 latency'):.3f}"
+          f"\t{ms('p99 latency'):.3f}\t{ms('p90 latency'):.3f}\t{avg_batch:.2f}\t{fail}\t{l0}\t{l1}")
+EOF
+    grep "^pa	$model	" "$RESULTS" | awk -F'\t' '{printf "   pa       %-4s c=%-2s %9s infer/s  p50 %7s ms  p99 %7s ms  failed %s\n", $2, $3, $4, $5, $6, $9}'
+    stop_cohort cohort-b
+    unset "PID[cohort-b]"
+  done
+}
+
 for wl in $ONLY; do
   case "$wl" in
     mlp|gpt) run_v2 "$wl" "$wl" ;;
@@ -477,6 +529,7 @@ for wl in $ONLY; do
       for l in cohort-gen cohort2-gen; do [ -n "${PID[$l]:-}" ] && stop_cohort "$l" && unset "PID[$l]"; done
       [ $NO_PEER -eq 1 ] || stop_peer peer-gen
       ;;
+    pa) run_pa ;;
     *) echo "serve.sh: unknown workload $wl" >&2; exit 2 ;;
   esac
 done
@@ -536,6 +589,18 @@ if ov:
     if means.get("cohort-nob") and means.get("peer-nob"):
         c, p = min(means["cohort-nob"]), min(means["peer-nob"])
         print(f"\nmean latency, best round: cohort {c:.3f} ms, peer {p:.3f} ms, cohort/peer {c / p:.2f}")
+pa = [r for r in rows if r[0] == "pa"]
+if pa:
+    print("\n### perf_analyzer (Triton's client, tritonclient 2.47.0): cohort, 1 rank, "
+          "--max-batch-size 32 --max-queue-delay-us 500\n")
+    print("Binary tensor data, synchronous requests, concurrency 1..8; infer/s and latency "
+          "percentiles from perf_analyzer's CSV; failed = the server's failed requests (Triton's "
+          "statistics); batch = the server's average batch size over the whole sweep.\n")
+    print("| model | c | infer/s | p50 ms | p90 ms | p99 ms | batch | failed | load |")
+    print("|---|---:|---:|---:|---:|---:|---:|---:|---|")
+    for r in pa:
+        print(f"| {r[1]} | {r[2]} | {f(r[3])} | {f(r[4], 2)} | {f(r[6], 2)} | {f(r[5], 2)} | "
+              f"{r[7]} | {r[8]} | {r[9]}->{r[10]} |")
 gen = [r for r in rows if r[0] == "gen"]
 if gen:
     print(f"\n### Generation: /v1/completions, max_tokens 64, temperature 0, --max-batch-size {sys.argv[2]}\n")

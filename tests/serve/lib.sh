@@ -98,6 +98,17 @@ mlp_checkpoint() {
     train.eval_every=0 optim.warmup_steps=5 > "$1.txt"
 }
 
+# gpt_checkpoint DIR [STEPS]: a tiny GPT (2 layers, 64 wide, context 64, byte tokens) trained
+# STEPS (20) steps on Shakespeare (1 rank) into DIR/checkpoints.
+gpt_checkpoint() {
+  [ -s "$work/text.h5" ] ||
+    "$cohort" data text "$src/examples/shakespeare/input.txt.gz" "$work/text.h5" > /dev/null
+  "$mpiexec" -n 1 "${flags[@]}" "$cohort" train "$src/configs/gpt-tiny.yaml" \
+    data.path="$work/text.h5" run.dir="$1" model.n_layer=2 model.n_embd=64 model.context=64 \
+    train.steps="${2:-20}" train.batch_size=8 train.eval_every=0 optim.warmup_steps=5 \
+    run.checkpoint.every="${2:-20}" > "$1.txt"
+}
+
 # mlp_body FILE [ROWS]: a V2 infer body of ROWS (1) validation rows of the digits data.
 mlp_body() {
   "$py" - "$work/digits.h5" "${2:-1}" > "$1" <<'PY'
