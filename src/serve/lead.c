@@ -196,8 +196,8 @@ static ch_status lead_gen(leader *L) {
       L->nactive--;
       serve_finish_locked(s, r, 200, NULL);
       serve_req_put(s, r);
-    } else if (sample[e]) {
-      pthread_cond_broadcast(&r->cond); /* a streaming client sends the new token */
+    } else if (sample[e] && r->streaming) {
+      pthread_cond_broadcast(&r->cond); /* the client sends the new token (others wait for the end) */
     }
   }
   pthread_mutex_unlock(&s->lock);

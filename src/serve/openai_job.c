@@ -100,6 +100,7 @@ static serve_req *choice_request(oai_job *j, const serve_facts *m, int c, const 
   r->sampling = (ch_sampling){.temperature = q->temperature, .top_k = q->top_k, .top_p = q->top_p};
   r->seed = seed + (uint64_t)c; /* choice c's own draws; choice 0 keeps the request's seed */
   r->on_token = on_token;
+  r->streaming = q->stream;
   r->prompt = malloc(sizeof(int32_t) * (size_t)n);
   r->out = malloc(sizeof(int32_t) * (size_t)(max_tokens + 1));
   r->tok_end = malloc(sizeof(size_t) * (size_t)max_tokens);

@@ -50,6 +50,7 @@ typedef struct serve_req {
   int32_t *out;
   int nout, slot;
   int want_logits;     /* V2 on a GPT: keep the first step's logits in `logits` [vocab] */
+  int streaming;       /* its client sends each token as it comes: wake it after every step */
   /* Called by the executor (lock held) after each new token out[nout - 1]; returns 1 when the
    * sequence ends early (a stop string). NULL: token ids only (V2). The front end that sets
    * it owns what follows (the OpenAI one: the decoded text, for stop strings and streaming). */
