@@ -84,14 +84,14 @@ int serve_reply_json(serve_call *k, int status, char *json) {
   return serve_reply(k, status, json, "application/json");
 }
 
-int serve_reply_error(serve_call *k, int status, const char *msg) {
-  return serve_reply_json(k, status, v2_error(msg));
-}
-
 int serve_reply_error_hdr(serve_call *k, int status, const char *msg, const char *name,
                           const char *value) {
   char *e = v2_error(msg);
   return serve_reply_bytes(k, status, e, e ? strlen(e) : 0, "application/json", name, value);
+}
+
+int serve_reply_error(serve_call *k, int status, const char *msg) {
+  return serve_reply_error_hdr(k, status, msg, NULL, NULL);
 }
 
 /* A stream's reader that counts the bytes it hands libmicrohttpd into its call (the access
