@@ -203,7 +203,7 @@ shape() {
     tc qdisc replace dev "${name}v$i" root tbf rate "$rate" burst "$burst" latency 100ms
     ip netns exec "$h" tc qdisc replace dev eth0 root tbf rate "$rate" burst "$burst" latency 100ms
   done
-  echo "cluster $name: links shaped to $rate"
+  [[ $rate == off ]] && echo "cluster $name: links unshaped" || echo "cluster $name: links shaped to $rate"
 }
 rate_bits() { # 1gbit, 100mbit, 500kbit, 10000000 -> bits per second
   local v=${1,,}
