@@ -13,6 +13,7 @@ PACKAGES=(
   python3-prometheus-client                                   # metrics format reference parser
   curl hey openssl                                           # HTTP client, load generator, test certificates (serving tests)
   libb64-0d                                                  # perf_analyzer (the client tests)
+  iproute2 util-linux                                        # namespace hosts (multinode tests: ip, tc, nsenter, unshare)
 )
 
 missing=()
