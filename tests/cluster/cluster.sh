@@ -170,16 +170,17 @@ hosts() {
   (IFS=,; echo "${out[*]}")
 }
 
-# mpirun ARGS...: the options every multi-host Open MPI run here needs. TCP only, on the
-# cluster's subnet (the bridge in the root namespace, eth0 in the hosts); mpirun itself runs in
-# the root namespace (a login node) and starts one orted per host through rsh-agent.sh.
+# mpirun ARGS...: the options every multi-host Open MPI run here needs: TCP between hosts on the
+# cluster's subnet only (the bridge in the root namespace, eth0 in the hosts), shared memory
+# (vader) between ranks of one host, as on a real node; mpirun itself runs in the root
+# namespace (a login node) and starts one orted per host through rsh-agent.sh.
 mpirun_() {
   ((${#name} > 0 && $(nhosts) > 0)) || die "the cluster is not up"
   COHORT_CLUSTER_NAME=$name COHORT_CLUSTER_DIR=$state COHORT_CLUSTER_NET=$net \
   OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 \
     exec mpirun --allow-run-as-root \
     --mca plm_rsh_agent "$here/rsh-agent.sh" --mca plm_rsh_no_tree_spawn 1 \
-    --mca btl tcp,self --mca btl_tcp_if_include "$net.0/24" \
+    --mca btl vader,tcp,self --mca btl_tcp_if_include "$net.0/24" \
     --mca oob_tcp_if_include "$net.0/24" --mca pml ob1 "$@"
 }
 
