@@ -24,7 +24,8 @@
 #                        the job's processes run in a private mount namespace per host
 # CPUs: host i gets CORES_PER_HOST cpus starting at (i-1)*CORES_PER_HOST, wrapping around the
 # machine's cpus; on a 2-core machine 3 hosts share cores (they are still separate cpusets).
-# Exit status: 0 ok, 77 namespaces cannot be made here (not root, no ip netns/nsenter/cpuset),
+# Without a writable cgroup-v1 cpuset (cgroup v2 machines) hosts share all cpus (a note says so).
+# Exit status: 0 ok, 77 namespaces cannot be made here (not root, no ip netns/nsenter/unshare/tc),
 # 1 anything else.
 set -euo pipefail
 PATH=$PATH:/usr/sbin:/sbin
@@ -44,7 +45,6 @@ can_make() {
   [[ $(id -u) == 0 ]] || skip "not root"
   local t
   for t in ip nsenter unshare tc; do command -v "$t" >/dev/null || skip "$t is not installed"; done
-  [[ -w $cpuset_root/cgroup.procs ]] || skip "no writable cgroup-v1 cpuset at $cpuset_root"
   ip netns add "${name}-probe" 2>/dev/null || skip "ip netns add fails"
   ip netns del "${name}-probe"
 }
@@ -68,7 +68,7 @@ exec_in() {
   shift
   pid=$(holder "$h")
   [[ -n $pid && -d /proc/$pid ]] || die "host $h is not up (cluster.sh up N)"
-  echo $$ >"$cpuset_root/$h/cgroup.procs"
+  [[ ! -d $cpuset_root/$h ]] || echo $$ >"$cpuset_root/$h/cgroup.procs"
   if [[ -n ${COHORT_CLUSTER_PRIVATE_DIR:-} ]]; then
     # A private mount namespace with an empty tmpfs over the path: this host's own copy.
     exec nsenter -t "$pid" --uts --net="/run/netns/$h" -- unshare -m --propagation private \
@@ -116,8 +116,17 @@ up() {
   can_make
   down
   mkdir -p "$state"
-  ncpu=$(nproc --all)
-  mems=$(cat "$cpuset_root/cpuset.mems")
+  # The cpus this cpuset hierarchy may hand out (a container may own fewer than the machine).
+  local all=() r
+  if [[ -w $cpuset_root/cgroup.procs ]]; then
+    mems=$(cat "$cpuset_root/cpuset.mems")
+    for r in $(tr ',' ' ' <"$cpuset_root/cpuset.effective_cpus"); do
+      all+=($(seq "${r%-*}" "${r#*-}"))
+    done
+  else
+    echo "cluster: no writable cgroup-v1 cpuset at $cpuset_root: hosts share all cpus" >&2
+  fi
+  ncpu=${#all[@]}
   ip link add "$bridge" type bridge
   ip addr add "$net.254/24" dev "$bridge"
   ip link set "$bridge" up
@@ -125,12 +134,14 @@ up() {
     h=$name-h$i
     mkdir -p "$state/$h/tmp"
     cpus=()
-    for ((j = 0; j < per && j < ncpu; j++)); do cpus+=($(( ((i - 1) * per + j) % ncpu ))); done
+    for ((j = 0; j < per && j < ncpu; j++)); do cpus+=("${all[((i - 1) * per + j) % ncpu]}"); done
     c=$(IFS=,; echo "${cpus[*]}")
-    mkdir "$cpuset_root/$h"
-    echo "$c" >"$cpuset_root/$h/cpuset.cpus"
-    echo "$mems" >"$cpuset_root/$h/cpuset.mems"
-    echo "$c" >"$state/$h/cpus"
+    if ((ncpu)); then
+      mkdir "$cpuset_root/$h"
+      echo "$c" >"$cpuset_root/$h/cpuset.cpus"
+      echo "$mems" >"$cpuset_root/$h/cpuset.mems"
+    fi
+    echo "${c:-all}" >"$state/$h/cpus"
     ip netns add "$h"
     ip link add "${name}v$i" type veth peer name eth0 netns "$h"
     ip link set "${name}v$i" master "$bridge" up
