@@ -3,7 +3,8 @@
 # a cluster someone brought up by hand for a benchmark) and takes it down on any exit.
 # Usage in a test: source lib.sh COHORT SOURCE_DIR MPIEXEC [MPIEXEC_FLAGS...]
 #   then: cluster_up N [CORES_PER_HOST]
-# Exit 77 (skipped) where namespace hosts cannot be made (not root, no ip netns, no cpuset).
+# Exit 77 (skipped) where namespace hosts cannot be made (not root, no ip netns...) or cohort is
+# not built with Open MPI.
 set -euo pipefail
 cohort=$1 src=$2 mpiexec=$3
 shift 3
@@ -13,6 +14,8 @@ py=${COHORT_TEST_PYTHON:-/usr/bin/python3}
 export COHORT_CLUSTER_NAME=cohortt COHORT_CLUSTER_NET=10.232.0
 export COHORT_CLUSTER_DIR=/var/tmp/cohortt-cluster
 cl() { "$here/cluster.sh" "$@"; }
+# cluster.sh launches with Open MPI's mpirun and rsh agent; an MPICH build of cohort cannot join.
+ldd "$cohort" | grep -q 'libmpi\.so\.40' || { echo "SKIP: cohort is not linked with Open MPI"; exit 77; }
 # Work files live outside /tmp: a host's slurmd (and its jobs) see a private /tmp.
 work=$(mktemp -d /var/tmp/cohort-multinode-XXXXXX)
 cleanup() {
