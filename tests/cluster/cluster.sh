@@ -121,7 +121,7 @@ up() {
   if [[ -w $cpuset_root/cgroup.procs ]]; then
     mems=$(cat "$cpuset_root/cpuset.mems")
     for r in $(tr ',' ' ' <"$cpuset_root/cpuset.effective_cpus"); do
-      all+=($(seq "${r%-*}" "${r#*-}"))
+      mapfile -t -O "${#all[@]}" all < <(seq "${r%-*}" "${r#*-}")
     done
   else
     echo "cluster: no writable cgroup-v1 cpuset at $cpuset_root: hosts share all cpus" >&2

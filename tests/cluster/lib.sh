@@ -1,3 +1,4 @@
+# shellcheck shell=bash
 # Shared setup of the multinode tests (sourced). Brings up a namespace cluster of its own
 # (name "cohortt", subnet 10.232.0.0/24, state in /var/tmp/cohortt-cluster: nothing shared with
 # a cluster someone brought up by hand for a benchmark) and takes it down on any exit.
