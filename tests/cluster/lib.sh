@@ -14,7 +14,12 @@ here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 py=${COHORT_TEST_PYTHON:-/usr/bin/python3}
 export COHORT_CLUSTER_NAME=cohortt COHORT_CLUSTER_NET=10.232.0
 export COHORT_CLUSTER_DIR=/var/tmp/cohortt-cluster
-cl() { "$here/cluster.sh" "$@"; }
+# One multinode test at a time on this machine, whichever build tree runs it (ctest's RUN_SERIAL
+# covers one tree only): they share the cluster's names. Nothing the cluster starts keeps the
+# lock's fd (8>&- in cl), so a test killed outright leaves no holder behind.
+exec 8>/var/tmp/cohortt-cluster.lock
+flock -w 900 8 || { echo "FAIL: another multinode test holds /var/tmp/cohortt-cluster.lock"; exit 1; }
+cl() { "$here/cluster.sh" "$@" 8>&-; }
 # cluster.sh launches with Open MPI's mpirun and rsh agent; an MPICH build of cohort cannot join.
 ldd "$cohort" | grep -q 'libmpi\.so\.40' || { echo "SKIP: cohort is not linked with Open MPI"; exit 77; }
 # Work files live outside /tmp: a host's slurmd (and its jobs) see a private /tmp.

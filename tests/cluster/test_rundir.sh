@@ -15,7 +15,7 @@ unshared() {
   shift 3
   mkdir -p "$priv"
   t0=$(date +%s)
-  COHORT_CLUSTER_PRIVATE_DIR=$priv timeout 65 "$here/cluster.sh" mpirun --bind-to none \
+  COHORT_CLUSTER_PRIVATE_DIR=$priv timeout 65 "$here/cluster.sh" mpirun --bind-to none 8>&- \
     --host "$(cl hosts 1 3)" -n 3 "$cohort" train "$src/configs/mlp-digits.yaml" \
     data.path="$(digits)" train.steps=100 run.checkpoint.every=50 "$@" >"$work/$name.txt" 2>&1 || rc=$?
   took=$(($(date +%s) - t0))
