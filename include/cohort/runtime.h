@@ -65,6 +65,16 @@ CH_API void ch_runtime_fatal(ch_status s, const char *fmt, ...) __attribute__((f
  * binding. Never an error: a failed bind is a warning. */
 CH_API void ch_runtime_bind_near(const char *pci_bus_id);
 
+/* Checks that every rank of `comm` sees directory `dir` as rank 0 does: rank 0 creates it and
+ * writes a token file with content unique to this job, every rank reads it back, the verdict
+ * is agreed collectively, and the token is removed. Collective over `comm`; returns the same
+ * status on every rank. A single rank returns CH_OK without touching the directory. Errors:
+ * CH_ERR_CONFIG "<key> <dir> is not shared: rank R on host H does not see the file rank 0 wrote
+ * there ...; put <key> on a filesystem every node mounts" (the lowest failing rank, with a count
+ * of the others), or rank 0's own failure to create the directory or write the token (naming
+ * the path); CH_ERR_MPI. `key` names the setting in messages ("run.dir"). */
+CH_API ch_status ch_runtime_check_shared_dir(MPI_Comm comm, const char *key, const char *dir);
+
 /* Seconds on a monotonic clock. */
 CH_API double ch_time(void);
 
