@@ -16,7 +16,8 @@ typedef struct ch_runtime {
                                * calls MPI), FUNNELED at least; the main thread makes every
                                * other MPI call */
   int ncores;                 /* cores bound to this rank (callers size BLAS threads by it) */
-  char cpuset[128];           /* the bound cores, as a list ("0-3") */
+  char cpuset[128];           /* the bound CPUs as OS ids ("0-3"; Cpus_allowed_list's numbers),
+                               * always inside the affinity the process inherited */
   int bind_cores;             /* binding was asked for (ch_runtime_opts.bind_cores) */
   char hostname[64];
   const char *launcher;       /* "slurm", "openmpi", "mpich" or "unknown" (information only) */
@@ -27,7 +28,8 @@ typedef struct ch_runtime {
 
 typedef struct ch_runtime_opts {
   int verbose;     /* print binding facts on every rank */
-  int bind_cores;  /* bind each local rank to a disjoint set of cores (default on) */
+  int bind_cores;  /* bind each local rank to a disjoint set of cores (default on): local ranks
+                    * that inherited the same CPU set (taskset, cgroup, launcher) split it */
 } ch_runtime_opts;
 
 /* Initialises MPI (MULTIPLE requested, FUNNELED required), logging and core binding, and
