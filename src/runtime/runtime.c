@@ -76,6 +76,16 @@ ch_status ch_runtime_init(int *argc, char ***argv, const ch_runtime_opts *opts, 
    * are read once at init, so this must precede MPI_Init. A user's own setting wins. */
   if (!inited) setenv("OMPI_MCA_fbtl_posix_read_datasieving", "0", 0);
 #endif
+#ifdef OMPI_MAJOR_VERSION
+  /* ompio picks a shared-file-pointer component at every MPI_File_open. When the ranks span
+   * nodes its choice is "lockedfile", which creates FILE-<jobid>-<pid>.lock beside the file
+   * (the dataset, each checkpoint) and removes it only at close: a killed job leaves them
+   * behind. Even on one node its selection test creates FILE.locktest.<rank> there. cohort
+   * never uses shared file pointers (HDF5's MPI-IO driver reads and writes at explicit
+   * offsets), so those components are left out; "sm" (node-local, in the session directory)
+   * stays. A user's own OMPI_MCA_sharedfp (or mpirun --mca sharedfp) wins. */
+  if (!inited) setenv("OMPI_MCA_sharedfp", "^lockedfile,individual", 0);
+#endif
   /* MULTIPLE for the collective watchdog's thread (cohort/watchdog.h), the one place besides
    * the main thread that calls MPI; FUNNELED is enough for everything else, and the watchdog
    * falls back to local reports under it. */
