@@ -46,7 +46,8 @@ ch_status ch_train_plan(const ch_config *c, int n, ch_batch_plan *out) {
 
 /* run.dir and the checkpoint directory must be the same directory on every rank (a file system
  * every node mounts): otherwise the first collective checkpoint create waits on ranks that
- * opened another file, until the watchdog fires. Checked before any file I/O, on every rank. */
+ * opened another file, until the watchdog fires. Checked on every rank before anything is
+ * read from or written to either directory (the resume, config.yaml, metrics). */
 static ch_status check_shared_dirs(const ch_config *cfg, const ch_group *g) {
   MPI_Comm comm = ch_group_mpi_comm(g);
   if (comm == MPI_COMM_NULL) return CH_OK; /* not an MPI group: nothing to compare */
@@ -66,7 +67,6 @@ static ch_status setup(trainer *t, const ch_config *cfg, const ch_group *g) {
   t->local_max = plan.local_max;
   t->micro = plan.micro;
   t->accum = plan.accum;
-  CH_CHECK(check_shared_dirs(cfg, g));
   CH_CHECK(source_open(cfg, g, "train", &t->train));
   if (source_samples(t->train) < 1)
     return CH_FAIL(CH_ERR_CONFIG, "data.path %s: the train split is empty", cfg->data.path);
@@ -75,6 +75,7 @@ static ch_status setup(trainer *t, const ch_config *cfg, const ch_group *g) {
   int max_batch = plan.max_batch;
   CH_CHECK(source_model_info(cfg, t->train, &t->info));
   CH_CHECK(trainer_check_sizes(cfg, &plan, &t->info));
+  CH_CHECK(check_shared_dirs(cfg, g)); /* after the config checks: a refused run creates nothing */
   CH_CHECK(ch_device_open(&cfg->device, &t->dev));
   const ch_backend *be = ch_device_backend(t->dev);
   CH_CHECK(ch_device_group(t->dev, g, &t->dg));
