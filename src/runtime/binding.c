@@ -56,26 +56,28 @@ static ch_status find_peers(MPI_Comm local, const char *list, int *index, int *p
 ch_status binding_apply(MPI_Comm local, int bind, binding *out) {
   memset(out, 0, sizeof *out);
   hwloc_topology_t topo;
-  if (hwloc_topology_init(&topo) != 0) return CH_FAIL(CH_ERR_UNSUPPORTED, "hwloc_topology_init");
-  if (hwloc_topology_load(topo) != 0) {
+  int loaded = hwloc_topology_init(&topo) == 0;
+  if (loaded && hwloc_topology_load(topo) != 0) {
     hwloc_topology_destroy(topo);
-    return CH_FAIL(CH_ERR_UNSUPPORTED, "hwloc cannot load the machine topology");
+    loaded = 0;
   }
-  hwloc_bitmap_t avail = inherited_set(topo);
+  hwloc_bitmap_t avail = loaded ? inherited_set(topo) : NULL;
   char *list = NULL;
-  if (hwloc_bitmap_list_asprintf(&list, avail) < 0 || !list) {
-    hwloc_bitmap_free(avail);
-    hwloc_topology_destroy(topo);
-    return CH_FAIL(CH_ERR_NOMEM, "binding: CPU list");
-  }
-  snprintf(g_inherited, sizeof g_inherited, "%s", list);
-  snprintf(out->inherited, sizeof out->inherited, "%s", list);
+  if (avail && hwloc_bitmap_list_asprintf(&list, avail) < 0) list = NULL;
+  /* Every local rank takes part in the exchange, even one that failed, so none is left
+   * waiting in it. */
   int index = 0, peers = 1;
-  ch_status st = find_peers(local, list, &index, &peers);
-  free(list);
+  ch_status st = find_peers(local, list ? list : "", &index, &peers);
+  if (st == CH_OK && !list)
+    st = CH_FAIL(CH_ERR_UNSUPPORTED, "hwloc cannot load the machine topology or the binding");
+  if (list) {
+    snprintf(g_inherited, sizeof g_inherited, "%s", list);
+    snprintf(out->inherited, sizeof out->inherited, "%s", list);
+    free(list);
+  }
   if (st != CH_OK) {
-    hwloc_bitmap_free(avail);
-    hwloc_topology_destroy(topo);
+    if (avail) hwloc_bitmap_free(avail);
+    if (loaded) hwloc_topology_destroy(topo);
     return st;
   }
 
