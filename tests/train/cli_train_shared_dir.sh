@@ -24,8 +24,9 @@ fi
   --seed 0 >/dev/null || fail "data csv"
 host=$(hostname)
 
-# split NAME ARGS...: rank 0 plain, rank 1 with a private tmpfs over $dir/local; 2 s steps
-# would take minutes, so the time bound shows that the check, not the watchdog, ended it.
+# split NAME ARGS...: rank 0 plain, rank 1 with a private tmpfs over $dir/local. Without the
+# check the job would hang at the step-50 checkpoint until the watchdog (300 s): `timeout 60`
+# would end it with 124, not 2. The bound leaves room for sanitizer builds on a loaded VM.
 split() {
   local name=$1
   shift
@@ -37,8 +38,9 @@ split() {
     "$cohort" train "${args[@]}" >"$dir/$name.txt" 2>&1
   got=$? took=$((SECONDS - start))
   cat "$dir/$name.txt"
+  echo "$name: exit $got after $took s"
   [ "$got" -eq 2 ] || fail "$name: exit $got, expected 2"
-  ((took <= 20)) || fail "$name: took $took s"
+  ((took <= 45)) || fail "$name: took $took s"
 }
 
 split rundir run.dir="$dir/local/run"
