@@ -16,7 +16,8 @@ typedef struct ch_runtime {
                                * calls MPI), FUNNELED at least; the main thread makes every
                                * other MPI call */
   int ncores;                 /* cores bound to this rank (callers size BLAS threads by it) */
-  char cpuset[128];           /* the bound cores, as a list ("0-3") */
+  char cpuset[128];           /* the bound CPUs as OS ids ("0-3"; Cpus_allowed_list's numbers),
+                               * always inside the affinity the process inherited */
   int bind_cores;             /* binding was asked for (ch_runtime_opts.bind_cores) */
   char hostname[64];
   const char *launcher;       /* "slurm", "openmpi", "mpich" or "unknown" (information only) */
@@ -27,7 +28,8 @@ typedef struct ch_runtime {
 
 typedef struct ch_runtime_opts {
   int verbose;     /* print binding facts on every rank */
-  int bind_cores;  /* bind each local rank to a disjoint set of cores (default on) */
+  int bind_cores;  /* bind each local rank to a disjoint set of cores (default on): local ranks
+                    * that inherited the same CPU set (taskset, cgroup, launcher) split it */
 } ch_runtime_opts;
 
 /* Initialises MPI (MULTIPLE requested, FUNNELED required), logging and core binding, and
@@ -64,6 +66,16 @@ CH_API void ch_runtime_fatal(ch_status s, const char *fmt, ...) __attribute__((f
  * (no PCI information, an emulated GPU) keeps the current binding; so does a run without
  * binding. Never an error: a failed bind is a warning. */
 CH_API void ch_runtime_bind_near(const char *pci_bus_id);
+
+/* Checks that every rank of `comm` sees directory `dir` as rank 0 does: rank 0 creates it and
+ * writes a token file with content unique to this job, every rank reads it back, the verdict
+ * is agreed collectively, and the token is removed. Collective over `comm`; returns the same
+ * status on every rank. A single rank returns CH_OK without touching the directory. Errors:
+ * CH_ERR_CONFIG "<key> <dir> is not shared: rank R on host H does not see the file rank 0 wrote
+ * there ...; put <key> on a filesystem every node mounts" (the lowest failing rank, with a count
+ * of the others), or rank 0's own failure to create the directory or write the token (naming
+ * the path); CH_ERR_MPI. `key` names the setting in messages ("run.dir"). */
+CH_API ch_status ch_runtime_check_shared_dir(MPI_Comm comm, const char *key, const char *dir);
 
 /* Seconds on a monotonic clock. */
 CH_API double ch_time(void);

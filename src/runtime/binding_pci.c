@@ -6,13 +6,7 @@
 
 #include "cohort/log.h"
 #include "cohort/runtime.h"
-
-/* FNV-1a of the locality's cpuset string: equal for ranks whose devices hang off one socket. */
-static unsigned long long hash(const char *s) {
-  unsigned long long h = 1469598103934665603ull;
-  for (; *s; s++) h = (h ^ (unsigned char)*s) * 1099511628211ull;
-  return h ? h : 1;
-}
+#include "runtime/binding.h"
 
 void ch_runtime_bind_near(const char *pci_bus_id) {
   ch_runtime *rt = ch_runtime_get();
@@ -29,8 +23,19 @@ void ch_runtime_bind_near(const char *pci_bus_id) {
       hwloc_obj_t anc = pci ? hwloc_get_non_io_ancestor_obj(topo, pci) : NULL;
       if (anc && anc->cpuset) {
         near = hwloc_bitmap_dup(anc->cpuset);
+        /* Only what this process inherited (taskset, cgroup, launcher): never widen. */
+        hwloc_bitmap_t inh = hwloc_bitmap_alloc();
+        if (binding_inherited()[0] && hwloc_bitmap_list_sscanf(inh, binding_inherited()) == 0)
+          hwloc_bitmap_and(near, near, inh);
+        hwloc_bitmap_free(inh);
+        if (hwloc_bitmap_iszero(near)) {
+          hwloc_bitmap_free(near);
+          near = NULL;
+        }
+      }
+      if (near) {
         hwloc_bitmap_list_snprintf(list, sizeof list, near);
-        mine = hash(list);
+        mine = binding_hash(list); /* equal for ranks whose devices share a socket */
       }
     }
   }
@@ -48,28 +53,29 @@ void ch_runtime_bind_near(const char *pci_bus_id) {
       if (r < rt->local_rank) index++;
       sharing++;
     }
-  int cores = hwloc_get_nbobjs_inside_cpuset_by_type(topo, near, HWLOC_OBJ_CORE);
+  int cores = 0;
+  for (hwloc_obj_t c = NULL;
+       (c = hwloc_get_next_obj_covering_cpuset_by_type(topo, near, HWLOC_OBJ_CORE, c)) != NULL;)
+    cores++;
   if (cores < sharing) {
     CH_WARN("device %s: %d ranks share the %d cores near it (%s); binding kept", pci_bus_id,
             sharing, cores, list);
     goto done;
   }
   int first = index * cores / sharing, count = (index + 1) * cores / sharing - first;
-  hwloc_bitmap_t set = hwloc_bitmap_alloc(), ids = hwloc_bitmap_alloc();
-  for (int i = first; i < first + count; i++) {
-    hwloc_obj_t c = hwloc_get_obj_inside_cpuset_by_type(topo, near, HWLOC_OBJ_CORE, (unsigned)i);
-    if (!c) continue;
-    hwloc_bitmap_or(set, set, c->cpuset);
-    hwloc_bitmap_set(ids, c->logical_index);
-  }
+  hwloc_bitmap_t set = hwloc_bitmap_alloc();
+  int i = 0;
+  for (hwloc_obj_t c = NULL;
+       (c = hwloc_get_next_obj_covering_cpuset_by_type(topo, near, HWLOC_OBJ_CORE, c)) != NULL; i++)
+    if (i >= first && i < first + count) hwloc_bitmap_or(set, set, c->cpuset);
+  hwloc_bitmap_and(set, set, near);
   if (hwloc_set_cpubind(topo, set, HWLOC_CPUBIND_PROCESS) == 0) {
     rt->ncores = count;
-    hwloc_bitmap_list_snprintf(rt->cpuset, sizeof rt->cpuset, ids);
+    hwloc_bitmap_list_snprintf(rt->cpuset, sizeof rt->cpuset, set); /* OS ids */
     CH_DEBUG("device %s: bound to cores %s (near %s)", pci_bus_id, rt->cpuset, list);
   } else {
     CH_WARN("device %s: could not bind to the cores near it (%s); binding kept", pci_bus_id, list);
   }
-  hwloc_bitmap_free(ids);
   hwloc_bitmap_free(set);
 done:
   if (near) hwloc_bitmap_free(near);

@@ -76,6 +76,16 @@ ch_status ch_runtime_init(int *argc, char ***argv, const ch_runtime_opts *opts, 
    * are read once at init, so this must precede MPI_Init. A user's own setting wins. */
   if (!inited) setenv("OMPI_MCA_fbtl_posix_read_datasieving", "0", 0);
 #endif
+#ifdef OMPI_MAJOR_VERSION
+  /* ompio picks a shared-file-pointer component at every MPI_File_open. When the ranks span
+   * nodes its choice is "lockedfile", which creates FILE-<jobid>-<pid>.lock beside the file
+   * (the dataset, each checkpoint) and removes it only at close: a killed job leaves them
+   * behind. Even on one node its selection test creates FILE.locktest.<rank> there. cohort
+   * never uses shared file pointers (HDF5's MPI-IO driver reads and writes at explicit
+   * offsets), so those components are left out; "sm" (node-local, in the session directory)
+   * stays. A user's own OMPI_MCA_sharedfp (or mpirun --mca sharedfp) wins. */
+  if (!inited) setenv("OMPI_MCA_sharedfp", "^lockedfile,individual", 0);
+#endif
   /* MULTIPLE for the collective watchdog's thread (cohort/watchdog.h), the one place besides
    * the main thread that calls MPI; FUNNELED is enough for everything else, and the watchdog
    * falls back to local reports under it. */
@@ -97,7 +107,7 @@ ch_status ch_runtime_init(int *argc, char ***argv, const ch_runtime_opts *opts, 
   CH_CHECK(discover_nodes(rt));
 
   binding b = {0};
-  CH_CHECK(binding_apply(rt->local_rank, rt->local_size, opts->bind_cores, &b));
+  CH_CHECK(binding_apply(rt->local, opts->bind_cores, &b));
   rt->ncores = b.ncores;
   rt->bind_cores = opts->bind_cores;
   snprintf(rt->cpuset, sizeof rt->cpuset, "%s", b.cpuset);
@@ -114,12 +124,17 @@ ch_status ch_runtime_init(int *argc, char ***argv, const ch_runtime_opts *opts, 
                                                        : "FUNNELED (watchdog reports this rank only)");
   ch_log_level lvl = rt->verbose ? CH_LOG_INFO : CH_LOG_DEBUG;
   /* The pid: MPICH's launcher names a dead process by pid and host only. */
-  ch_log(lvl, "rank %d/%d on %s, pid %d (node %d/%d, local %d/%d, launcher %s): cores %s%s",
-         rt->world_rank, rt->world_size, rt->hostname, (int)getpid(), rt->node_id, rt->node_count,
-         rt->local_rank, rt->local_size, rt->launcher, rt->cpuset, b.shared ? " (shared)" : "");
-  if (b.shared && rt->local_rank == 0)
-    CH_WARN("%d ranks on %s but only %d cores: ranks share cores", rt->local_size, rt->hostname,
-            b.total_cores);
+  /* OS CPU ids, as taskset and /proc/PID/status show them; the inherited set says what the
+   * launcher, taskset or cgroup gave (binding never leaves it). */
+  ch_log(lvl, "rank %d/%d on %s, pid %d (node %d/%d, local %d/%d, launcher %s): cpus %s "
+         "(%d core%s%s) of inherited %s", rt->world_rank, rt->world_size, rt->hostname,
+         (int)getpid(), rt->node_id, rt->node_count, rt->local_rank, rt->local_size,
+         rt->launcher, rt->cpuset, b.ncores, b.ncores == 1 ? "" : "s",
+         b.shared ? ", shared" : "", b.inherited);
+  /* Said once per set of ranks that inherited the same CPUs (its lowest local rank). */
+  if (b.shared && b.first_peer)
+    CH_WARN("%d ranks on %s share cpus %s (%d core%s): ranks share cores", b.peers,
+            rt->hostname, b.inherited, b.total_cores, b.total_cores == 1 ? "" : "s");
   *out = rt;
   return CH_OK;
 }

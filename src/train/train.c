@@ -13,6 +13,7 @@
 #include <string.h>
 
 #include "cohort/ckpt.h"
+#include "cohort/comm_mpi.h"
 #include "cohort/data.h"
 #include "cohort/fs.h"
 #include "cohort/log.h"
@@ -43,6 +44,18 @@ ch_status ch_train_plan(const ch_config *c, int n, ch_batch_plan *out) {
   return CH_OK;
 }
 
+/* run.dir and the checkpoint directory must be the same directory on every rank (a file system
+ * every node mounts): otherwise the first collective checkpoint create waits on ranks that
+ * opened another file, until the watchdog fires. Checked on every rank before anything is
+ * read from or written to either directory (the resume, config.yaml, metrics). */
+static ch_status check_shared_dirs(const ch_config *cfg, const ch_group *g) {
+  MPI_Comm comm = ch_group_mpi_comm(g);
+  if (comm == MPI_COMM_NULL) return CH_OK; /* not an MPI group: nothing to compare */
+  CH_CHECK(ch_runtime_check_shared_dir(comm, "run.dir", cfg->run.dir));
+  ch_ckpt_cfg cc = ch_config_ckpt(cfg);
+  return ch_runtime_check_shared_dir(comm, "run.checkpoint.dir", cc.dir);
+}
+
 static ch_status setup(trainer *t, const ch_config *cfg, const ch_group *g) {
   memset(t, 0, sizeof *t);
   t->cfg = cfg;
@@ -62,6 +75,7 @@ static ch_status setup(trainer *t, const ch_config *cfg, const ch_group *g) {
   int max_batch = plan.max_batch;
   CH_CHECK(source_model_info(cfg, t->train, &t->info));
   CH_CHECK(trainer_check_sizes(cfg, &plan, &t->info));
+  CH_CHECK(check_shared_dirs(cfg, g)); /* after the config checks: a refused run creates nothing */
   CH_CHECK(ch_device_open(&cfg->device, &t->dev));
   const ch_backend *be = ch_device_backend(t->dev);
   CH_CHECK(ch_device_group(t->dev, g, &t->dg));

@@ -79,21 +79,30 @@ static void test_nodes(const ch_runtime *rt) {
                rt->node_count);
 }
 
+/* Units (cores, or PUs where hwloc sees no cores) with at least one CPU of `set`. */
+static int units_covering(hwloc_topology_t topo, hwloc_const_bitmap_t set, hwloc_obj_type_t unit) {
+  int n = 0;
+  for (hwloc_obj_t o = NULL; (o = hwloc_get_next_obj_covering_cpuset_by_type(topo, set, unit, o));)
+    n++;
+  return n;
+}
+
 /* Bound cores: from the kernel's mask (sched_getaffinity), counted as hwloc cores. Local ranks
- * get disjoint sets that together cover the node when there are enough cores; otherwise one
- * core each. */
+ * get disjoint sets inside the CPU set they inherited (CHT_INHERITED, a list of OS CPU ids, when
+ * the test runs under taskset; else the whole machine) that together cover it when there are
+ * enough cores; otherwise one core each. The runtime reports the mask in OS ids. */
 static void test_binding(const ch_runtime *rt) {
   CHT_ASSERT(rt->ncores >= 1, "ncores %d", rt->ncores);
   CHT_ASSERT(rt->cpuset[0] != '\0', "empty cpuset string");
 
   hwloc_topology_t topo;
   CHT_ASSERT(hwloc_topology_init(&topo) == 0 && hwloc_topology_load(topo) == 0, "hwloc");
-  hwloc_obj_type_t unit = HWLOC_OBJ_CORE;
-  int total = hwloc_get_nbobjs_by_type(topo, unit);
-  if (total <= 0) {
-    unit = HWLOC_OBJ_PU;
-    total = hwloc_get_nbobjs_by_type(topo, unit);
-  }
+  hwloc_obj_type_t unit = hwloc_get_nbobjs_by_type(topo, HWLOC_OBJ_CORE) > 0 ? HWLOC_OBJ_CORE
+                                                                            : HWLOC_OBJ_PU;
+  hwloc_bitmap_t inherited = hwloc_bitmap_dup(hwloc_topology_get_allowed_cpuset(topo));
+  const char *inh = getenv("CHT_INHERITED");
+  if (inh) CHT_ASSERT(hwloc_bitmap_list_sscanf(inherited, inh) == 0, "CHT_INHERITED=%s", inh);
+  int total = units_covering(topo, inherited, unit);
   CHT_ASSERT(total > 0, "hwloc found no cores");
 
   cpu_set_t mask;
@@ -103,13 +112,25 @@ static void test_binding(const ch_runtime *rt) {
   hwloc_bitmap_t set = hwloc_bitmap_alloc();
   for (int c = 0; c < CPU_SETSIZE; c++)
     if (CPU_ISSET(c, &mask)) hwloc_bitmap_set(set, (unsigned)c);
-  int cores_in_mask = hwloc_get_nbobjs_inside_cpuset_by_type(topo, set, unit);
+  int cores_in_mask = units_covering(topo, set, unit);
   /* hwloc's own view of the binding must agree with the kernel's. */
   hwloc_bitmap_t hw = hwloc_bitmap_alloc();
   CHT_ASSERT(hwloc_get_cpubind(topo, hw, HWLOC_CPUBIND_PROCESS) == 0, "hwloc_get_cpubind");
   CHT_ASSERT(hwloc_bitmap_isequal(hw, set), "hwloc and sched_getaffinity disagree");
+  /* Never widened: the binding stays inside what the process inherited. */
+  CHT_ASSERT(hwloc_bitmap_isincluded(set, inherited), "bound to %s, outside the inherited %s",
+             rt->cpuset, inh ? inh : "machine");
+  /* The printed set is the kernel's mask in OS ids (what Cpus_allowed_list shows). */
+  hwloc_bitmap_t printed = hwloc_bitmap_alloc();
+  CHT_ASSERT(hwloc_bitmap_list_sscanf(printed, rt->cpuset) == 0, "cpuset '%s'", rt->cpuset);
+  char kernel[128];
+  hwloc_bitmap_list_snprintf(kernel, sizeof kernel, set);
+  CHT_ASSERT(hwloc_bitmap_isequal(printed, set), "runtime prints cpus %s, the kernel says %s",
+             rt->cpuset, kernel);
+  hwloc_bitmap_free(printed);
   hwloc_bitmap_free(hw);
   hwloc_bitmap_free(set);
+  hwloc_bitmap_free(inherited);
   hwloc_topology_destroy(topo);
 
   CHT_ASSERT(cores_in_mask == rt->ncores, "bound to %d cores, runtime says ncores = %d (%s)",
