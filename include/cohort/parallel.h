@@ -1,8 +1,10 @@
 /* Data-parallel strategies. DDP: parameters replicated, gradients summed across the
- * data-parallel group in buckets. Buckets are contiguous ranges of the flat gradient buffer made
- * of whole units in backward order (last unit first); the first bucket is small so that
- * communication starts early. With overlap on, a bucket's non-blocking allreduce starts the
- * moment backward finishes its last unit, and runs while backward computes earlier units. */
+ * data-parallel group in buckets. Buckets are contiguous ranges of the flat gradient buffer in
+ * backward order (last unit first): whole units packed under a cap relative to the model, a
+ * unit above the cap split into pieces, the first bucket small so that communication starts
+ * early, and unit 0 (final last) in buckets of its own (docs/parallel.md, "Buckets"). With
+ * overlap on, a bucket's non-blocking allreduce starts the moment backward finishes its last
+ * unit, and runs while backward computes earlier units. */
 #pragma once
 #include <stddef.h>
 #include "cohort/comm.h"
@@ -39,8 +41,9 @@ typedef struct ch_ddp_stats {
   size_t bytes_reduced;    /* per step, per rank */
 } ch_ddp_stats;
 
-/* Sets up buckets over `grads` (layout->numel floats, owned by the caller). bucket_mb and
- * first_bucket_mb are caps in MiB; a unit larger than a cap gets a bucket of its own.
+/* Sets up buckets over `grads` (layout->numel floats, owned by the caller). Caps in MiB: the
+ * first bucket holds at most first_bucket_mb, the others at most
+ * min(bucket_mb, max(first_bucket_mb, model / 8)); a unit larger than its cap is split.
  * Errors: CH_ERR_INVALID, CH_ERR_NOMEM. Free with ch_ddp_destroy. */
 CH_API ch_status ch_ddp_create(const ch_group *g, const ch_layout *layout, float *grads, double bucket_mb,
                         double first_bucket_mb, int overlap, ch_ddp **out);
