@@ -30,6 +30,7 @@ typedef struct ch_parallel_cfg {
   int overlap;            /* start bucket allreduces during backward (else after it) */
   int reshard_after_forward; /* zero3: gather units again for backward */
   int prefetch;           /* zero3: prefetch the next unit's parameters */
+  double eval_keep_mb;    /* zero3: gathered parameters kept across evaluation batches, MiB */
 } ch_parallel_cfg;
 
 typedef struct ch_ddp ch_ddp;
@@ -82,6 +83,7 @@ typedef struct ch_dp_stats {
   double exposed_seconds;    /* last step: blocked waiting for communication */
   double launch_seconds;     /* last step: starting and polling collectives in backward */
   size_t bytes_communicated; /* last step, per rank, as a ring sends them */
+  size_t eval_bytes;         /* the last evaluation (zero3 gathers), per rank, as a ring sends */
 } ch_dp_stats;
 
 /* Buffers on backend `be` and an optimizer (oc) for `l` under pc->strategy, reduced over `g`,
@@ -112,7 +114,10 @@ CH_API ch_status ch_dp_reduce(ch_dp *d);
 CH_API ch_status ch_dp_clip(ch_dp *d, double max_norm, double *norm);
 /* The optimizer update of the owned part, then zero1/2 allgather the parameters. */
 CH_API ch_status ch_dp_update(ch_dp *d, double lr);
-/* The hook for ch_model_eval (NULL unless zero3). */
+/* The hook for ch_model_eval (NULL unless zero3); call it once per evaluation, before its first
+ * batch. Under zero3 the first batch gathers each unit once and units stay gathered across the
+ * evaluation's batches up to parallel.eval_keep_mb in all (the rest are gathered per batch);
+ * they are dropped when training resumes or the parameters change. */
 CH_API const ch_unit_hook *ch_dp_eval_hook(ch_dp *d);
 
 /* What a checkpoint holds of this rank, in HOST memory: buffer 0 the parameters, then the
