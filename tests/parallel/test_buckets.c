@@ -79,6 +79,12 @@ int main(void) {
   CHT_ASSERT(n == gl->nunits - 1, "gpt-tiny: %d buckets for %d units", n, gl->nunits);
   check("mlp-digits", ml, 25, 1, &n, &largest);
   CHT_ASSERT(n == 2, "mlp-digits: %d buckets (expected units 2..1, then unit 0)", n);
+  /* configs/bench-mlp.yaml: 784-1024x3-10 with bucket_mb 4; its layers exceed model / 8. */
+  ch_model_cfg bench = {.type = CH_MODEL_MLP, .depth = 3, .hidden = 1024};
+  ch_model *bm;
+  model_layout(&bench, 784, 10, &bm);
+  check("bench-mlp", ch_model_layout(bm), 4, 1, &n, &largest);
+  ch_model_destroy(bm);
 
   /* Caps below a unit: blocks split into pieces; a first cap below the cap; tiny caps. */
   check("gpt-tiny 0.25/0.1", gl, 0.25, 0.1, &n, &largest);
