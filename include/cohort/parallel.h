@@ -1,8 +1,10 @@
 /* Data-parallel strategies. DDP: parameters replicated, gradients summed across the
- * data-parallel group in buckets. Buckets are contiguous ranges of the flat gradient buffer made
- * of whole units in backward order (last unit first); the first bucket is small so that
- * communication starts early. With overlap on, a bucket's non-blocking allreduce starts the
- * moment backward finishes its last unit, and runs while backward computes earlier units. */
+ * data-parallel group in buckets. Buckets are contiguous ranges of the flat gradient buffer in
+ * backward order (last unit first): whole units packed under a cap relative to the model, a
+ * unit above the cap split into pieces, the first bucket small so that communication starts
+ * early, and unit 0 (final last) in buckets of its own (docs/parallel.md, "Buckets"). With
+ * overlap on, a bucket's non-blocking allreduce starts the moment backward finishes its last
+ * unit, and runs while backward computes earlier units. */
 #pragma once
 #include <stddef.h>
 #include "cohort/comm.h"
@@ -28,6 +30,7 @@ typedef struct ch_parallel_cfg {
   int overlap;            /* start bucket allreduces during backward (else after it) */
   int reshard_after_forward; /* zero3: gather units again for backward */
   int prefetch;           /* zero3: prefetch the next unit's parameters */
+  double eval_keep_mb;    /* zero3: gathered parameters kept across evaluation batches, MiB */
 } ch_parallel_cfg;
 
 typedef struct ch_ddp ch_ddp;
@@ -39,8 +42,9 @@ typedef struct ch_ddp_stats {
   size_t bytes_reduced;    /* per step, per rank */
 } ch_ddp_stats;
 
-/* Sets up buckets over `grads` (layout->numel floats, owned by the caller). bucket_mb and
- * first_bucket_mb are caps in MiB; a unit larger than a cap gets a bucket of its own.
+/* Sets up buckets over `grads` (layout->numel floats, owned by the caller). Caps in MiB: the
+ * first bucket holds at most first_bucket_mb, the others at most
+ * min(bucket_mb, max(first_bucket_mb, model / 8)); a unit larger than its cap is split.
  * Errors: CH_ERR_INVALID, CH_ERR_NOMEM. Free with ch_ddp_destroy. */
 CH_API ch_status ch_ddp_create(const ch_group *g, const ch_layout *layout, float *grads, double bucket_mb,
                         double first_bucket_mb, int overlap, ch_ddp **out);
@@ -79,6 +83,7 @@ typedef struct ch_dp_stats {
   double exposed_seconds;    /* last step: blocked waiting for communication */
   double launch_seconds;     /* last step: starting and polling collectives in backward */
   size_t bytes_communicated; /* last step, per rank, as a ring sends them */
+  size_t eval_bytes;         /* the last evaluation (zero3 gathers), per rank, as a ring sends */
 } ch_dp_stats;
 
 /* Buffers on backend `be` and an optimizer (oc) for `l` under pc->strategy, reduced over `g`,
@@ -109,7 +114,10 @@ CH_API ch_status ch_dp_reduce(ch_dp *d);
 CH_API ch_status ch_dp_clip(ch_dp *d, double max_norm, double *norm);
 /* The optimizer update of the owned part, then zero1/2 allgather the parameters. */
 CH_API ch_status ch_dp_update(ch_dp *d, double lr);
-/* The hook for ch_model_eval (NULL unless zero3). */
+/* The hook for ch_model_eval (NULL unless zero3); call it once per evaluation, before its first
+ * batch. Under zero3 the first batch gathers each unit once and units stay gathered across the
+ * evaluation's batches up to parallel.eval_keep_mb in all (the rest are gathered per batch);
+ * they are dropped when training resumes or the parameters change. */
 CH_API const ch_unit_hook *ch_dp_eval_hook(ch_dp *d);
 
 /* What a checkpoint holds of this rank, in HOST memory: buffer 0 the parameters, then the

@@ -1,12 +1,12 @@
-/* DDP gradient buckets with allreduce overlapped with backward. */
+/* DDP gradient buckets with allreduce overlapped with backward (the layout: buckets.c). */
 #include <stdlib.h>
 
 #include "cohort/parallel.h"
 #include "cohort/runtime.h"
+#include "parallel/buckets.h"
 
 typedef struct bucket {
-  size_t offset, numel;
-  int lo_unit, hi_unit;  /* units lo..hi inclusive */
+  ddp_bucket r;          /* range and units */
   int remaining;         /* units not yet ready this step */
   int started;
   ch_request req;
@@ -18,7 +18,7 @@ struct ch_ddp {
   int overlap;
   bucket *buckets;
   int nbuckets;
-  int *unit_bucket;      /* unit -> bucket */
+  int *unit_bucket;      /* unit -> its first bucket (a split unit's pieces follow it) */
   ch_unit_hook hook;
   ch_ddp_stats stats;
 };
@@ -28,18 +28,22 @@ struct ch_ddp {
  * faster than its non-blocking one (bench/RESULTS.md). */
 static ch_status start_bucket(ch_ddp *d, bucket *b, int blocking) {
   b->started = 1;
-  d->stats.bytes_reduced += b->numel * sizeof(float);
+  d->stats.bytes_reduced += b->r.numel * sizeof(float);
   if (d->g->size == 1) return CH_OK; /* a sum over one rank is the identity */
-  return ch_comm_allreduce(d->g, d->grads + b->offset, b->numel, CH_F32, CH_SUM,
+  return ch_comm_allreduce(d->g, d->grads + b->r.offset, b->r.numel, CH_F32, CH_SUM,
                            blocking ? NULL : &b->req);
 }
 
-/* Called by backward when a unit's gradient is final. */
+/* Called by backward when a unit's gradient is final: every bucket it completes starts (a
+ * split unit completes all its pieces at once). */
 static ch_status on_unit_ready(void *ctx, int unit) {
   ch_ddp *d = ctx;
   double t0 = ch_time();
-  bucket *b = &d->buckets[d->unit_bucket[unit]];
-  if (--b->remaining == 0 && d->overlap) CH_CHECK(start_bucket(d, b, 0));
+  for (int i = d->unit_bucket[unit]; i < d->nbuckets; i++) {
+    bucket *b = &d->buckets[i];
+    if (unit < b->r.lo_unit || unit > b->r.hi_unit) break;
+    if (--b->remaining == 0 && d->overlap) CH_CHECK(start_bucket(d, b, 0));
+  }
   /* Drive MPI progress on what is in flight, so it advances while backward computes. */
   for (int i = 0; i < d->nbuckets; i++) {
     int done;
@@ -51,38 +55,30 @@ static ch_status on_unit_ready(void *ctx, int unit) {
 
 ch_status ch_ddp_create(const ch_group *g, const ch_layout *layout, float *grads, double bucket_mb,
                         double first_bucket_mb, int overlap, ch_ddp **out) {
-  if (bucket_mb <= 0 || first_bucket_mb <= 0)
-    return CH_FAIL(CH_ERR_INVALID, "bucket sizes must be positive (%g, %g MiB)", bucket_mb,
-                   first_bucket_mb);
+  ddp_bucket *plan;
+  int n;
+  CH_CHECK(ddp_plan_buckets(layout, bucket_mb, first_bucket_mb, &plan, &n));
   ch_ddp *d = calloc(1, sizeof *d);
-  if (!d) return CH_FAIL(CH_ERR_NOMEM, "ddp");
+  if (!d) {
+    free(plan);
+    return CH_FAIL(CH_ERR_NOMEM, "ddp");
+  }
   d->g = g;
   d->grads = grads;
   d->overlap = overlap;
-  d->buckets = calloc((size_t)layout->nunits, sizeof *d->buckets);
+  d->buckets = calloc((size_t)n, sizeof *d->buckets);
   d->unit_bucket = calloc((size_t)layout->nunits, sizeof *d->unit_bucket);
   if (!d->buckets || !d->unit_bucket) {
+    free(plan);
     ch_ddp_destroy(d);
     return CH_FAIL(CH_ERR_NOMEM, "ddp buckets");
   }
-  /* Walk units in backward order, closing a bucket once it reaches its cap. */
-  double cap = first_bucket_mb * 1048576.0;
-  bucket *cur = NULL;
-  for (int u = layout->nunits - 1; u >= 0; u--) {
-    const ch_unit *unit = &layout->units[u];
-    if (!cur) {
-      cur = &d->buckets[d->nbuckets++];
-      cur->hi_unit = u;
-    }
-    cur->lo_unit = u;
-    cur->offset = unit->offset;
-    cur->numel += unit->numel;
-    d->unit_bucket[u] = (int)(cur - d->buckets);
-    if ((double)cur->numel * sizeof(float) >= cap) {
-      cur = NULL;
-      cap = bucket_mb * 1048576.0;
-    }
+  d->nbuckets = n;
+  for (int i = n - 1; i >= 0; i--) { /* backwards, so each unit ends at its first bucket */
+    d->buckets[i].r = plan[i];
+    for (int u = plan[i].lo_unit; u <= plan[i].hi_unit; u++) d->unit_bucket[u] = i;
   }
+  free(plan);
   d->stats.nbuckets = d->nbuckets;
   d->hook = (ch_unit_hook){.grad_ready = on_unit_ready, .ctx = d};
   *out = d;
@@ -91,7 +87,7 @@ ch_status ch_ddp_create(const ch_group *g, const ch_layout *layout, float *grads
 
 void ch_ddp_destroy(ch_ddp *d) {
   if (!d) return;
-  for (int i = 0; i < d->nbuckets; i++) ch_comm_wait(&d->buckets[i].req);
+  for (int i = 0; d->buckets && i < d->nbuckets; i++) ch_comm_wait(&d->buckets[i].req);
   free(d->buckets);
   free(d->unit_bucket);
   free(d);
@@ -102,7 +98,7 @@ const ch_unit_hook *ch_ddp_hook(ch_ddp *d) {
   d->stats.bytes_reduced = 0;
   for (int i = 0; i < d->nbuckets; i++) {
     bucket *b = &d->buckets[i];
-    b->remaining = b->hi_unit - b->lo_unit + 1;
+    b->remaining = b->r.hi_unit - b->r.lo_unit + 1;
     b->started = 0;
   }
   return &d->hook;
@@ -125,6 +121,6 @@ ch_status ch_ddp_finish(ch_ddp *d) {
 ch_ddp_stats ch_ddp_get_stats(const ch_ddp *d) { return d->stats; }
 
 void ch_ddp_bucket_range(const ch_ddp *d, int b, size_t *offset, size_t *numel) {
-  *offset = d->buckets[b].offset;
-  *numel = d->buckets[b].numel;
+  *offset = d->buckets[b].r.offset;
+  *numel = d->buckets[b].r.numel;
 }

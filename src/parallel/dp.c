@@ -57,7 +57,7 @@ ch_status ch_dp_create(const ch_parallel_cfg *pc, const ch_optim_cfg *oc, const 
   d->mem.optim = (size_t)ch_optim_nstates(d->optim) * n * f;
   if (zero)
     return zero_create(be, g, l, &d->own, d->strategy, pc->reshard_after_forward, pc->prefetch,
-                       &d->z);
+                       (size_t)(pc->eval_keep_mb * 1048576.0 / sizeof(float)), &d->z);
   size_t bytes = l->numel * f;
   void *p = NULL, *gr = NULL;
   CH_CHECK(ch_op_alloc(be, bytes, &p));
@@ -109,7 +109,7 @@ ch_status ch_dp_begin_micro(ch_dp *d, int micro, int nmicro, const ch_unit_hook 
   int first = micro == 0, last = micro == nmicro - 1;
   if (is_zero(d)) return zero_begin_micro(d->z, first, last, hook);
   if (first) {
-    d->stats = (ch_dp_stats){0, 0, 0};
+    d->stats = (ch_dp_stats){0, 0, 0, 0};
     CH_CHECK(ch_op_memset(d->be, d->grads, 0, d->l->numel * sizeof(float)));
   }
   *hook = last ? ch_ddp_hook(d->ddp) : NULL; /* accumulation needs no communication */
@@ -207,6 +207,7 @@ ch_dp_stats ch_dp_get_stats(const ch_dp *d) {
    * a ring sends (N - 1) / N of each payload per rank. */
   ch_dp_stats s = is_zero(d) ? zero_stats(d->z) : d->stats;
   s.bytes_communicated = s.bytes_communicated / (size_t)d->g->size * (size_t)(d->g->size - 1);
+  s.eval_bytes = s.eval_bytes / (size_t)d->g->size * (size_t)(d->g->size - 1);
   return s;
 }
 

@@ -6,7 +6,9 @@
  * its pages to the kernel (MADV_DONTNEED; they read back as zeros), so resident memory really
  * is what the strategy keeps, and the model addresses parameters as under DDP. zero3 gathers a
  * unit when the model fetches it and prefetches the one that followed it on the last step;
- * every ZeRO stage reduce-scatters a unit when its gradient is final. */
+ * every ZeRO stage reduce-scatters a unit when its gradient is final. An evaluation keeps the
+ * units it gathers across its batches (up to eval_keep elements): each is gathered once per
+ * evaluation, not once per batch. */
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
@@ -38,6 +40,9 @@ struct zero {
   ch_request *rs, *ag;   /* per unit */
   int *rs_tmp_used;      /* per unit: the running reduce-scatter lands in rs_tmp */
   int *state;            /* zero3, per unit */
+  int *kept;             /* zero3, per unit: gathered by an evaluation and kept for its batches */
+  size_t eval_keep, nkept; /* the bound on kept elements, and the kept ones now */
+  size_t eval_bytes;     /* gathered by the current (last) evaluation, payload bytes */
   int *order, norder, *rec, nrec; /* zero3: fetch order of the last training step, and this one's */
   int pos;
   int micro_first, micro_last, training;
@@ -93,7 +98,7 @@ static size_t resident(zero *d, const float *view) {
 
 /* Updates the peak of transient memory (first steps only: every step repeats the pattern). */
 static void sample_memory(zero *d) {
-  if (!d->measuring || !d->host) return;
+  if (!d->measuring || !d->host || !d->training) return; /* evaluation: bounded by eval_keep */
   size_t b = (d->params_mapped ? resident(d, d->params) : 0) +
              (d->grads_mapped ? resident(d, d->grads) : 0) +
              (d->rs_tmp ? d->own->numel * sizeof(float) : 0) +
@@ -106,6 +111,7 @@ static void sample_memory(zero *d) {
 static ch_status gather(zero *d, int u, int blocking) {
   const ch_unit *un = &d->l->units[u];
   if (d->training) d->stats.bytes_communicated += un->numel * sizeof(float);
+  else d->eval_bytes += un->numel * sizeof(float);
   d->state[u] = blocking ? RESIDENT : GATHERING;
   return ch_comm_allgather(d->g, d->shard_params + seg(d, u)->local, d->params + un->offset,
                            un->numel, CH_F32, blocking ? NULL : &d->ag[u]);
@@ -133,10 +139,28 @@ static ch_status on_release(void *ctx, int u, int last) {
   zero *d = ctx;
   if (d->strategy != CH_STRATEGY_ZERO3) return CH_OK;
   if (last) sample_memory(d);
+  if (!d->training && !d->kept[u] && d->nkept + d->l->units[u].numel <= d->eval_keep) {
+    d->kept[u] = 1; /* the evaluation's next batches find it gathered */
+    d->nkept += d->l->units[u].numel;
+  }
+  if (d->kept[u]) return CH_OK;
   if (last || d->reshard || !d->training) {
     CH_CHECK(drop_unit(d, d->params, u));
     d->state[u] = ABSENT;
   }
+  return CH_OK;
+}
+
+/* Drops the units an evaluation kept: training's schedule starts from nothing gathered, and
+ * after an update they are stale. */
+static ch_status drop_kept(zero *d) {
+  for (int u = 0; d->nkept && u < d->l->nunits; u++)
+    if (d->kept[u]) {
+      CH_CHECK(drop_unit(d, d->params, u));
+      d->state[u] = ABSENT;
+      d->kept[u] = 0;
+    }
+  d->nkept = 0;
   return CH_OK;
 }
 
@@ -225,12 +249,13 @@ static float *alloc(const zero *z, size_t bytes) {
 
 ch_status zero_create(const ch_backend *be, const ch_group *g, const ch_layout *l,
                       const ch_shard *own, int strategy, int reshard_after_forward, int prefetch,
-                      zero **out) {
+                      size_t eval_keep, zero **out) {
   zero *z = calloc(1, sizeof *z);
   if (!z) return CH_FAIL(CH_ERR_NOMEM, "ZeRO state");
   *out = z;
   *z = (zero){.be = be, .host = ch_backend_is_host(be), .g = g, .l = l, .own = own,
-              .strategy = strategy, .reshard = reshard_after_forward, .prefetch = prefetch};
+              .strategy = strategy, .reshard = reshard_after_forward, .prefetch = prefetch,
+              .eval_keep = eval_keep};
   int U = l->nunits;
   size_t bytes = l->numel * sizeof(float), page = (size_t)sysconf(_SC_PAGESIZE);
   z->map_bytes = (bytes + CH_HUGE - 1) / CH_HUGE * CH_HUGE;
@@ -248,11 +273,13 @@ ch_status zero_create(const ch_backend *be, const ch_group *g, const ch_layout *
   z->ag = calloc((size_t)U, sizeof *z->ag);
   z->rs_tmp_used = calloc((size_t)U, sizeof *z->rs_tmp_used);
   z->state = calloc((size_t)U, sizeof *z->state);
+  z->kept = calloc((size_t)U, sizeof *z->kept);
   z->order = calloc((size_t)(4 * U + 4), sizeof *z->order);
   z->rec = calloc((size_t)(4 * U + 4), sizeof *z->rec);
   z->pages = calloc(z->map_bytes / page + 1, 1);
   if (!z->params || !z->grads || !z->shard_grads || (z->params_mapped && !z->shard_params) ||
-      !z->rs || !z->ag || !z->rs_tmp_used || !z->state || !z->order || !z->rec || !z->pages)
+      !z->rs || !z->ag || !z->rs_tmp_used || !z->state || !z->kept || !z->order || !z->rec ||
+      !z->pages)
     return CH_FAIL(CH_ERR_NOMEM, "%s buffers for %zu parameters", ch_strategy_name(strategy),
                    l->numel);
   /* Mapped views read as zeros; everything else starts zeroed too (units enter as zeros). */
@@ -286,6 +313,7 @@ void zero_destroy(zero *z) {
   free(z->ag);
   free(z->rs_tmp_used);
   free(z->state);
+  free(z->kept);
   free(z->order);
   free(z->rec);
   free(z->pages);
@@ -316,7 +344,8 @@ ch_status zero_begin_micro(zero *z, int first, int last, const ch_unit_hook **ho
   z->pos = 0;
   *hook = &z->hook;
   if (first) {
-    z->stats = (ch_dp_stats){0, 0, 0};
+    CH_CHECK(drop_kept(z));
+    z->stats = (ch_dp_stats){0, 0, 0, 0};
     z->nrec = 0;
     if (!z->grads_mapped) CH_CHECK(ch_op_memset(z->be, z->grads, 0, z->l->numel * sizeof(float)));
     return CH_OK;
@@ -346,7 +375,7 @@ ch_status zero_reduce(zero *z) {
 }
 
 ch_status zero_publish(zero *z) {
-  if (z->params_mapped) return CH_OK;
+  if (z->params_mapped) return drop_kept(z); /* the shard changed: what was kept is stale */
   double t0 = ch_time();
   for (int u = 0; u < z->l->nunits; u++) {
     const ch_unit *un = &z->l->units[u];
@@ -365,6 +394,7 @@ void zero_step_done(zero *z) {
 
 const ch_unit_hook *zero_eval_hook(zero *z) {
   z->training = 0;
+  z->eval_bytes = 0;
   return z->params_mapped ? &z->hook : NULL;
 }
 
@@ -387,5 +417,9 @@ ch_status zero_full_params(zero *z, float *out) {
   return st;
 }
 
-ch_dp_stats zero_stats(const zero *z) { return z->stats; }
+ch_dp_stats zero_stats(const zero *z) {
+  ch_dp_stats s = z->stats;
+  s.eval_bytes = z->eval_bytes;
+  return s;
+}
 size_t zero_comm_peak(const zero *z) { return z->comm_peak; }

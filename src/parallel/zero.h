@@ -8,11 +8,12 @@
 typedef struct zero zero;
 
 /* Buffers on backend `be` for ZeRO stage `strategy` (CH_STRATEGY_ZERO1..3) of `l` over g; `own`
- * is this rank's shard (borrowed, as are be, g and l). Errors: CH_ERR_NOMEM. On failure *out
- * still needs zero_destroy. */
+ * is this rank's shard (borrowed, as are be, g and l). zero3 evaluations keep up to `eval_keep`
+ * gathered elements across batches. Errors: CH_ERR_NOMEM. On failure *out still needs
+ * zero_destroy. */
 ch_status zero_create(const ch_backend *be, const ch_group *g, const ch_layout *l,
                       const ch_shard *own, int strategy, int reshard_after_forward, int prefetch,
-                      zero **out);
+                      size_t eval_keep, zero **out);
 /* Waits for what is in flight and frees everything. NULL is a no-op. */
 void zero_destroy(zero *z);
 
@@ -35,12 +36,14 @@ ch_status zero_reduce(zero *z);
 ch_status zero_publish(zero *z);
 /* One optimizer step is over (the first two steps are measured). */
 void zero_step_done(zero *z);
-/* The hook for a forward-only pass (NULL unless zero3). */
+/* The hook for an evaluation's forward-only passes (NULL unless zero3): called once per
+ * evaluation (its gathered bytes restart); units stay gathered across its batches up to the
+ * eval_keep bound and are dropped by the next training micro-step or zero_publish. */
 const ch_unit_hook *zero_eval_hook(zero *z);
 /* The whole parameters into host `out`. Collective under zero3. */
 ch_status zero_full_params(zero *z, float *out);
 
-/* Statistics of the last step (payload bytes as sent to the collectives) and the transient
- * memory peak (ch_dp_memory.comm). */
+/* Statistics of the last step and evaluation (payload bytes as sent to the collectives) and the
+ * transient memory peak of the training steps (ch_dp_memory.comm). */
 ch_dp_stats zero_stats(const zero *z);
 size_t zero_comm_peak(const zero *z);

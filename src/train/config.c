@@ -85,6 +85,9 @@ static const ch_key_row k_keys[] = {
          "zero3: drop a unit's gathered parameters after its forward (gather again for backward)"),
   K_INT_MAX("parallel.prefetch", parallel.prefetch, "1", 0, 1,
             "zero3: gather the next unit while the current one computes (0 = off)"),
+  K_FLOAT("parallel.eval_keep_mb", parallel.eval_keep_mb, "1024", 0, 1e9, 0,
+          "zero3: MiB of gathered parameters an evaluation keeps across its batches (units "
+          "beyond are gathered per batch; 0 = every unit per batch)"),
   K_STR("run.dir", run.dir, "runs/default", "run directory: logs, checkpoints"),
   K_STR("run.resume", run.resume, "none",
         "none (start fresh; refused over existing checkpoints) | never (start fresh even then; "

@@ -287,10 +287,11 @@ static ch_status report_memory(const trainer *t, const ch_train_result *res) {
   int n = snprintf(text, sizeof text,
                    "{\"strategy\": \"%s\", \"ranks\": %d, \"params\": %zu, \"grads\": %zu, "
                    "\"optim\": %zu, \"comm\": %zu, \"activations\": %zu, \"bytes_per_step\": %zu, "
-                   "\"exposed_seconds_per_step\": %.6f, \"step_seconds_min\": %.6f}\n",
+                   "\"exposed_seconds_per_step\": %.6f, \"step_seconds_min\": %.6f, "
+                   "\"eval_bytes\": %zu}\n",
                    ch_strategy_name(t->cfg->parallel.strategy), t->g->size, m->params, m->grads,
                    m->optim, m->comm, res->activation_bytes, res->comm.bytes_communicated,
-                   per_step, res->step_seconds_min);
+                   per_step, res->step_seconds_min, res->comm.eval_bytes);
   return ch_write_file_atomic(path, text, (size_t)n);
 }
 

@@ -44,7 +44,8 @@ static void test_defaults(void) {
                  c.train.max_nonfinite_steps == 5,
              "train defaults");
   CHT_ASSERT(c.parallel.strategy == CH_STRATEGY_DDP && c.parallel.bucket_mb == 25.0 &&
-                 c.parallel.first_bucket_mb == 1.0 && c.parallel.overlap == 1, "parallel defaults");
+                 c.parallel.first_bucket_mb == 1.0 && c.parallel.overlap == 1 &&
+                 c.parallel.eval_keep_mb == 1024.0, "parallel defaults");
   CHT_ASSERT(!strcmp(c.run.dir, "runs/default"), "run.dir default");
   CHT_OK(ch_config_validate(&c));
 
@@ -287,7 +288,7 @@ static void test_round_trip(void) {
     const char *hash = strstr(p + 1, "  # ");
     leaves += hash && (!end || hash < end);
   }
-  CHT_ASSERT(leaves == 60, "expected 60 keys in the dump, found %d:\n%s", leaves, y);
+  CHT_ASSERT(leaves == 61, "expected 61 keys in the dump, found %d:\n%s", leaves, y);
   /* floats always carry a '.', so that YAML 1.1 readers (PyYAML) also see floats */
   CHT_ASSERT(strstr(y, "\n  lr: 0.001 ") && strstr(y, "\n  eps: 1.0e-08 ") &&
                  strstr(y, "\n  bucket_mb: 25.0 ") && strstr(y, "\n  overlap: true ") &&
