@@ -88,36 +88,13 @@ void comm_set_free(comm_set *cs) {
 }
 
 /* Ring allreduce: reduce-scatter in place, then allgather. */
-static int ring_allreduce(MPI_Comm comm, void *buf, size_t count, ch_dtype t, ch_redop op, int poll,
-                          _Atomic uint64_t *sent) {
+int ring_allreduce(MPI_Comm comm, void *buf, size_t count, ch_dtype t, ch_redop op, int poll,
+                   _Atomic uint64_t *sent) {
   int r = 0, n = 1;
   MPI_Comm_rank(comm, &r);
   MPI_Comm_size(comm, &n);
   int rc = ring_reduce_scatter(comm, r, n, NULL, buf, count, t, op, poll, sent);
   return rc == MPI_SUCCESS ? ring_allgather(comm, r, n, buf, count, t, poll, sent) : rc;
-}
-
-static int hier_allreduce(comm_set *cs, void *buf, size_t count, ch_dtype t, ch_redop op, int poll,
-                          _Atomic uint64_t *sent) {
-  int nrank = 0, nsize = 1, rc = MPI_SUCCESS;
-  MPI_Comm_rank(cs->node, &nrank);
-  MPI_Comm_size(cs->node, &nsize);
-  MPI_Datatype dt = comm_mpi_type(t);
-  MPI_Request rq = MPI_REQUEST_NULL;
-  if (nsize > 1) {
-    void *sb = nrank == 0 ? MPI_IN_PLACE : buf;
-    rc = poll ? MPI_Ireduce(sb, buf, (int)count, dt, comm_mpi_op(op), 0, cs->node, &rq)
-              : MPI_Reduce(sb, buf, (int)count, dt, comm_mpi_op(op), 0, cs->node);
-    if (rc == MPI_SUCCESS && poll) rc = comm_wait_req(&rq, 1);
-  }
-  if (rc == MPI_SUCCESS && cs->leaders != MPI_COMM_NULL)
-    rc = ring_allreduce(cs->leaders, buf, count, t, op, poll, sent);
-  if (rc == MPI_SUCCESS && nsize > 1) {
-    rc = poll ? MPI_Ibcast(buf, (int)count, dt, 0, cs->node, &rq)
-              : MPI_Bcast(buf, (int)count, dt, 0, cs->node);
-    if (rc == MPI_SUCCESS && poll) rc = comm_wait_req(&rq, 1);
-  }
-  return rc;
 }
 
 /* Counts and displacements of the 1/n partition for MPI's v-collectives (displs = counts+n). */

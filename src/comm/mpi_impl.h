@@ -77,6 +77,25 @@ int ring_reduce_scatter(MPI_Comm comm, int r, int n, const void *send, void *rec
 int ring_allgather(MPI_Comm comm, int r, int n, void *buf, size_t total, ch_dtype t, int poll,
                    _Atomic uint64_t *sent);
 
+/* Point-to-point in segments (ring.c), shared by the ring and the hierarchical allreduce's
+ * node steps. SEGMENT_BYTES: large enough that per-message costs vanish, small enough that
+ * reducing one segment overlaps receiving the next few. p2p_post posts the segments of
+ * `count` elements at `p` (send: Isend, else Irecv, to/from `peer`) into reqs[] and stores how
+ * many in *posted; p2p_nsegs is that number; p2p_wait_all completes n requests in order. All
+ * return MPI error codes. */
+#define SEGMENT_BYTES ((size_t)512 << 10)
+int p2p_post(int send, void *p, size_t count, size_t seg, size_t es, MPI_Datatype dt, int peer,
+             MPI_Comm comm, MPI_Request *reqs, int *posted);
+int p2p_nsegs(size_t count, size_t seg);
+int p2p_wait_all(MPI_Request *reqs, int n, int poll);
+
+/* hier.c: the hierarchical allreduce on `cs` (comm_set_prepare'd, cs->hier set). */
+int hier_allreduce(comm_set *cs, void *buf, size_t count, ch_dtype t, ch_redop op, int poll,
+                   _Atomic uint64_t *sent);
+/* coll.c: ring allreduce (reduce-scatter in place, then allgather) over `comm`. */
+int ring_allreduce(MPI_Comm comm, void *buf, size_t count, ch_dtype t, ch_redop op, int poll,
+                   _Atomic uint64_t *sent);
+
 /* Completes `req`: MPI_Wait, or with `poll` MPI_Test with back-off (yield, then short sleeps)
  * so a waiting progress thread leaves the core to compute. Returns an MPI error code. */
 int comm_wait_req(MPI_Request *req, int poll);

@@ -13,9 +13,6 @@
 #include "cohort/tensor.h"
 
 #define RING_TAG 0x5C0
-/* Segment size: large enough that per-message costs vanish, small enough that reducing one
- * overlaps receiving the next few. */
-#define SEGMENT_BYTES ((size_t)512 << 10)
 
 /* Back-off of a poll that found nothing: yield for a while (a message is usually close),
  * then sleep for doubling times up to 50 us, so a progress thread sharing a core with
@@ -43,7 +40,7 @@ int comm_wait_req(MPI_Request *req, int poll) {
   }
 }
 
-static int wait_all(MPI_Request *reqs, int n, int poll) {
+int p2p_wait_all(MPI_Request *reqs, int n, int poll) {
   for (int i = 0; i < n; i++) {
     int rc = comm_wait_req(&reqs[i], poll);
     if (rc != MPI_SUCCESS) return rc;
@@ -54,11 +51,9 @@ static int wait_all(MPI_Request *reqs, int n, int poll) {
 static int mod(int a, int n) { return ((a % n) + n) % n; }
 
 /* Number of segments of a part of `count` elements. */
-static int nsegs(size_t count, size_t seg) { return (int)((count + seg - 1) / seg); }
+int p2p_nsegs(size_t count, size_t seg) { return (int)((count + seg - 1) / seg); }
 
-/* Posts the segments of `count` elements at `p` (send or receive) into reqs[]; returns how
- * many through *posted. */
-static int post(int send, void *p, size_t count, size_t seg, size_t es, MPI_Datatype dt,
+int p2p_post(int send, void *p, size_t count, size_t seg, size_t es, MPI_Datatype dt,
                 int peer, MPI_Comm comm, MPI_Request *reqs, int *posted) {
   *posted = 0;
   for (size_t o = 0; o < count; o += seg) {
@@ -81,7 +76,7 @@ int ring_reduce_scatter(MPI_Comm comm, int r, int n, const void *send, void *rec
   }
   const int inplace = send == NULL;
   const size_t maxpart = ch_part_count(total, n, 0), seg = SEGMENT_BYTES / es;
-  const int maxseg = nsegs(maxpart, seg);
+  const int maxseg = p2p_nsegs(maxpart, seg);
   const MPI_Datatype dt = comm_mpi_type(t);
   const int left = mod(r - 1, n), right = mod(r + 1, n);
   /* tmp receives; acc (not in place) holds the two partial sums in flight: the one being
@@ -104,8 +99,8 @@ int ring_reduce_scatter(MPI_Comm comm, int r, int n, const void *send, void *rec
                : s == n - 2 ? (char *)recv
                             : acc + (size_t)(s & 1) * maxpart * es;
     int nr = 0, ns = 0;
-    rc = post(0, tmp, cr, seg, es, dt, left, comm, reqs, &nr);
-    if (rc == MPI_SUCCESS) rc = post(1, (void *)sp, cs, seg, es, dt, right, comm, reqs + maxseg, &ns);
+    rc = p2p_post(0, tmp, cr, seg, es, dt, left, comm, reqs, &nr);
+    if (rc == MPI_SUCCESS) rc = p2p_post(1, (void *)sp, cs, seg, es, dt, right, comm, reqs + maxseg, &ns);
     if (rc != MPI_SUCCESS) break;
     atomic_fetch_add(sent, (uint64_t)(cs * es));
     /* This rank's own contribution to part kr, copied while the segments arrive. */
@@ -115,7 +110,7 @@ int ring_reduce_scatter(MPI_Comm comm, int r, int n, const void *send, void *rec
       size_t o = (size_t)i * seg, c = cr - o < seg ? cr - o : seg;
       if (rc == MPI_SUCCESS) comm_reduce_local(ap + o * es, tmp + o * es, c, t, op);
     }
-    if (rc == MPI_SUCCESS) rc = wait_all(reqs + maxseg, ns, poll);
+    if (rc == MPI_SUCCESS) rc = p2p_wait_all(reqs + maxseg, ns, poll);
     prev = ap;
   }
 out:
@@ -129,7 +124,7 @@ int ring_allgather(MPI_Comm comm, int r, int n, void *buf, size_t total, ch_dtyp
                    _Atomic uint64_t *sent) {
   if (n == 1) return MPI_SUCCESS;
   const size_t es = ch_dtype_size(t), seg = SEGMENT_BYTES / es;
-  const int maxseg = nsegs(ch_part_count(total, n, 0), seg);
+  const int maxseg = p2p_nsegs(ch_part_count(total, n, 0), seg);
   const MPI_Datatype dt = comm_mpi_type(t);
   const int left = mod(r - 1, n), right = mod(r + 1, n);
   MPI_Request *reqs = malloc(sizeof(MPI_Request) * (2 * (size_t)maxseg + 1));
@@ -139,14 +134,14 @@ int ring_allgather(MPI_Comm comm, int r, int n, void *buf, size_t total, ch_dtyp
     const int ks = mod(r - s, n), kr = mod(r - s - 1, n);
     const size_t cs = ch_part_count(total, n, ks);
     int nr = 0, ns = 0;
-    rc = post(0, (char *)buf + ch_part_offset(total, n, kr) * es, ch_part_count(total, n, kr), seg,
+    rc = p2p_post(0, (char *)buf + ch_part_offset(total, n, kr) * es, ch_part_count(total, n, kr), seg,
               es, dt, left, comm, reqs, &nr);
     if (rc == MPI_SUCCESS)
-      rc = post(1, (char *)buf + ch_part_offset(total, n, ks) * es, cs, seg, es, dt, right, comm,
+      rc = p2p_post(1, (char *)buf + ch_part_offset(total, n, ks) * es, cs, seg, es, dt, right, comm,
                 reqs + nr, &ns);
     if (rc != MPI_SUCCESS) break;
     atomic_fetch_add(sent, (uint64_t)(cs * es));
-    rc = wait_all(reqs, nr + ns, poll);
+    rc = p2p_wait_all(reqs, nr + ns, poll);
   }
   free(reqs);
   return rc;
