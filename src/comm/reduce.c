@@ -32,8 +32,9 @@ ch_status comm_mpi_fail(int rc, const char *what) {
 }
 
 /* One loop per (type, op): plain loops the compiler vectorises (restrict: dst and src never
- * overlap; the ring reduces a received buffer into its own accumulator). */
-#define REDUCE_LOOPS(T)                                                        \
+ * overlap; the ring reduces a received buffer into its own accumulator). Integer sums are
+ * done in the unsigned type U: they wrap like MPI's instead of overflowing (undefined). */
+#define REDUCE_LOOPS(T, U)                                                      \
   do {                                                                         \
     T *restrict d = dst;                                                       \
     const T *restrict s = src;                                                 \
@@ -42,16 +43,16 @@ ch_status comm_mpi_fail(int rc, const char *what) {
     else if (op == CH_MIN)                                                     \
       for (size_t i = 0; i < n; i++) d[i] = s[i] < d[i] ? s[i] : d[i];         \
     else                                                                       \
-      for (size_t i = 0; i < n; i++) d[i] = (T)(d[i] + s[i]);                  \
+      for (size_t i = 0; i < n; i++) d[i] = (T)((U)d[i] + (U)s[i]);            \
   } while (0)
 
 void comm_reduce_local(void *dst, const void *src, size_t n, ch_dtype t, ch_redop op) {
   switch (t) {
-    case CH_F32: REDUCE_LOOPS(float); break;
-    case CH_F64: REDUCE_LOOPS(double); break;
-    case CH_I32: REDUCE_LOOPS(int32_t); break;
-    case CH_I64: REDUCE_LOOPS(int64_t); break;
-    case CH_U8: REDUCE_LOOPS(uint8_t); break;
+    case CH_F32: REDUCE_LOOPS(float, float); break;
+    case CH_F64: REDUCE_LOOPS(double, double); break;
+    case CH_I32: REDUCE_LOOPS(int32_t, uint32_t); break;
+    case CH_I64: REDUCE_LOOPS(int64_t, uint64_t); break;
+    case CH_U8: REDUCE_LOOPS(uint8_t, uint32_t); break;
     case CH_BF16: break; /* rejected before any collective starts */
   }
 }
