@@ -15,15 +15,18 @@
 #define RING_TAG 0x5C0
 
 /* Back-off of a poll that found nothing: yield for a while (a message is usually close),
- * then sleep for doubling times up to 50 us, so a progress thread sharing a core with
- * compute costs it little while still driving MPI often enough to keep a link busy. */
+ * then sleep for doubling times, 1 us up to 1 ms. A progress thread sharing a core with
+ * compute must not wake every few microseconds for as long as a late peer keeps it waiting:
+ * with 4 ranks on 2 cores, waiters polling every 50 us slowed the rank everyone waited for so
+ * much that a DDP test took 20x longer now and then. The cap bounds what a waiter adds once
+ * the peer is ready (at most 1 ms after at least as long idle); each collective step's wait
+ * starts over from the yields. */
 static void backoff(int *idle) {
-  if (*idle < 32) {
+  if (*idle < 16) {
     sched_yield();
   } else {
-    int shift = *idle - 32 < 6 ? *idle - 32 : 6;
-    struct timespec ts = {0, 1000L << shift}; /* 1 .. 64 us */
-    if (ts.tv_nsec > 50000) ts.tv_nsec = 50000;
+    int shift = *idle - 16 < 10 ? *idle - 16 : 10;
+    struct timespec ts = {0, 1000L << shift}; /* 1 us .. 1.024 ms */
     nanosleep(&ts, NULL);
   }
   (*idle)++;
