@@ -31,6 +31,7 @@ typedef struct mpi_req {
 _Static_assert(sizeof(mpi_req) <= sizeof(((ch_request *)0)->state), "mpi_req outgrew ch_request");
 
 static const ch_comm_ops mpi_ops;
+static void mpi_destroy(ch_group *g);
 
 /* Copies in and out of the request's byte storage (memcpy keeps this free of aliasing UB). */
 static mpi_req load_req(const ch_request *r) {
@@ -107,6 +108,14 @@ static ch_status adopt(MPI_Comm comm, ch_group *out) {
   MPI_Comm_size(comm, &out->size);
   out->ops = &mpi_ops;
   out->impl = m;
+  if (use_thread()) {
+    ch_status st = progress_prepare(m, out->rank, out->size);
+    if (st != CH_OK) {
+      mpi_destroy(out);
+      memset(out, 0, sizeof *out);
+      return st;
+    }
+  }
   return CH_OK;
 }
 

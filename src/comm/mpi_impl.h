@@ -112,6 +112,12 @@ ch_status comm_mpi_fail(int rc, const char *what);
 
 /* progress.c: the per-group thread that runs non-blocking collectives in FIFO order. */
 typedef struct comm_job comm_job;
+/* Makes the thread's communicator set: a duplicate of the group's, with the hierarchical
+ * allreduce's communicators, made on the main thread so the thread never creates
+ * communicators concurrently with it. Collective over the group: called when the group is
+ * made (a lazy dup at the first non-blocking collective would block, unseen by the watchdog,
+ * until every rank starts one: a serving follower waiting for a stopped leader hung there). */
+ch_status progress_prepare(mpi_group *m, int rank, int size);
 /* Queues `a` on the group's thread (started on first use); `*out` is the job to wait on. */
 ch_status progress_submit(mpi_group *m, int rank, int size, const coll_args *a, comm_job **out);
 /* Whether the job has finished (acquire). */

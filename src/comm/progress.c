@@ -68,11 +68,7 @@ static void stop_all(void *ctx) {
   while (g_live) progress_stop(g_live->m);
 }
 
-/* The thread's communicator set: a duplicate of the group's, with the hierarchical
- * allreduce's communicators made here, on the main thread, so the thread never creates
- * communicators concurrently with it. Collective: every rank starts its first non-blocking
- * collective on the group at the same point. */
-static ch_status thread_set(mpi_group *m, int rank, int size) {
+ch_status progress_prepare(mpi_group *m, int rank, int size) {
   MPI_Comm dup = MPI_COMM_NULL;
   int rc = MPI_Comm_dup(m->main.comm, &dup);
   if (rc != MPI_SUCCESS) return comm_mpi_fail(rc, "MPI_Comm_dup for the progress thread");
@@ -115,7 +111,7 @@ static ch_status start_thread(mpi_group *m) {
 
 ch_status progress_submit(mpi_group *m, int rank, int size, const coll_args *a, comm_job **out) {
   *out = NULL;
-  if (!m->thread_ready) CH_CHECK(thread_set(m, rank, size));
+  if (!m->thread_ready) CH_CHECK(progress_prepare(m, rank, size));
   if (!m->prog) CH_CHECK(start_thread(m));
   comm_job *j = calloc(1, sizeof *j);
   if (!j) return CH_FAIL(CH_ERR_NOMEM, "collective job");
