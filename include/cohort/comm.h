@@ -33,7 +33,8 @@ typedef struct ch_group {
 } ch_group;
 
 /* A pending collective. Caller-owned and reusable (arrays of them are fine; zero-initialised
- * means inactive); must be completed before its buffers are reused. `active` is public; `state`
+ * means inactive); must be completed before its buffers are reused and before its group is
+ * destroyed. `active` is public; `state`
  * is the backend's (it keeps its handle and completion work there, so starting a collective
  * allocates nothing for the request itself). */
 typedef struct ch_request {
@@ -101,11 +102,14 @@ CH_API ch_status ch_comm_broadcast(const ch_group *g, void *buf, size_t count, c
 /* Blocks (or, with `req`, starts) until every rank of the group has entered it. */
 CH_API ch_status ch_comm_barrier(const ch_group *g, ch_request *req);
 
-/* Completes a request (finishing AVG scaling). A no-op on an inactive request. */
+/* Completes a request (finishing AVG scaling), blocking until it has finished; returns the
+ * collective's own status (an error in the progress thread surfaces here). A no-op on an
+ * inactive request. */
 CH_API ch_status ch_comm_wait(ch_request *req);
-/* Sets *done to 1 and completes the request if it has finished, else 0. Also drives the
- * backend's progress, which is how non-blocking collectives advance while the main thread
- * computes. */
+/* Sets *done to 1 and completes the request if it has finished, else 0. The MPI backend runs
+ * non-blocking collectives on a progress thread, so they advance while the main thread
+ * computes and this only reads a flag; without MPI_THREAD_MULTIPLE (or with
+ * COHORT_COMM_ALGO=mpi) they are MPI's, and this call is what drives them. */
 CH_API ch_status ch_comm_test(ch_request *req, int *done);
 
 #ifdef __cplusplus

@@ -1,21 +1,26 @@
 /* MPI backend of the comm layer (cohort/comm.h, cohort/comm_mpi.h): collectives on host memory.
+ * Blocking collectives run on the calling (main) thread through coll.c, which picks MPI's own
+ * algorithm or cohort's ring. Non-blocking ones are queued to the group's progress thread
+ * (progress.c), which runs them while the main thread computes; with COHORT_COMM_ALGO=mpi, or
+ * when MPI does not provide MPI_THREAD_MULTIPLE, they are MPI's non-blocking collectives
+ * instead, which advance only inside ch_comm_test / ch_comm_wait.
  * Every blocking collective and every wait runs between ch_watchdog_enter and _leave, so the
  * collective watchdog (cohort/watchdog.h) can tell how long this rank has waited in which one;
  * non-blocking starts and ch_comm_test return at once and are not marked. */
 #include <limits.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "comm/mpi_impl.h"
 #include "cohort/comm_mpi.h"
+#include "cohort/log.h"
 #include "cohort/watchdog.h"
 
-/* The group's backend state. */
-typedef struct mpi_group {
-  MPI_Comm comm;
-} mpi_group;
-
-/* A request's backend state, kept in ch_request.state. */
+/* A request's backend state, kept in ch_request.state: a progress-thread job, or an MPI
+ * non-blocking collective. */
 typedef struct mpi_req {
+  comm_job *job;
   MPI_Request req;
   void *scale_buf;    /* AVG: buffer divided by the group size on completion */
   size_t scale_count;
@@ -26,6 +31,7 @@ typedef struct mpi_req {
 _Static_assert(sizeof(mpi_req) <= sizeof(((ch_request *)0)->state), "mpi_req outgrew ch_request");
 
 static const ch_comm_ops mpi_ops;
+static void mpi_destroy(ch_group *g);
 
 /* Copies in and out of the request's byte storage (memcpy keeps this free of aliasing UB). */
 static mpi_req load_req(const ch_request *r) {
@@ -35,97 +41,81 @@ static mpi_req load_req(const ch_request *r) {
 }
 static void store_req(ch_request *r, const mpi_req *s) { memcpy(r->state, s, sizeof *s); }
 
-static MPI_Comm comm_of(const ch_group *g) { return ((const mpi_group *)g->impl)->comm; }
-
-static MPI_Datatype mpi_type(ch_dtype t) {
-  switch (t) {
-    case CH_F32: return MPI_FLOAT;
-    case CH_F64: return MPI_DOUBLE;
-    case CH_I32: return MPI_INT32_T;
-    case CH_I64: return MPI_INT64_T;
-    case CH_U8: return MPI_UINT8_T;
-    case CH_BF16: return MPI_DATATYPE_NULL; /* reductions on bf16 belong to the NCCL backend */
-  }
-  return MPI_DATATYPE_NULL;
-}
-
-static MPI_Op mpi_op(ch_redop op) {
-  switch (op) {
-    case CH_SUM: case CH_AVG: return MPI_SUM;
-    case CH_MAX: return MPI_MAX;
-    case CH_MIN: return MPI_MIN;
-  }
-  return MPI_OP_NULL;
-}
-
-static ch_status mpi_fail(int rc, const char *what) {
-  char msg[MPI_MAX_ERROR_STRING] = "";
-  int len = 0;
-  MPI_Error_string(rc, msg, &len);
-  return CH_FAIL(CH_ERR_MPI, "%s failed: %s", what, msg);
-}
+static mpi_group *impl_of(const ch_group *g) { return (mpi_group *)g->impl; }
 
 /* Validates the backend's limits shared by every collective (the front checked the group). */
 static ch_status check_args(size_t count, ch_dtype t) {
-  if (mpi_type(t) == MPI_DATATYPE_NULL)
+  if (comm_mpi_type(t) == MPI_DATATYPE_NULL)
     return CH_FAIL(CH_ERR_UNSUPPORTED, "dtype %s is not supported by the MPI backend", ch_dtype_name(t));
   if (count > INT_MAX)
     return CH_FAIL(CH_ERR_INVALID, "collective of %zu elements exceeds the MPI count limit", count);
   return CH_OK;
 }
 
-static void scale_avg(void *buf, size_t count, ch_dtype t, int n) {
-  if (t == CH_F32) {
-    float s = 1.0f / (float)n, *x = buf;
-    for (size_t i = 0; i < count; i++) x[i] *= s;
-  } else if (t == CH_F64) {
-    double s = 1.0 / n, *x = buf;
-    for (size_t i = 0; i < count; i++) x[i] *= s;
-  } else if (t == CH_I32) {
-    int32_t *x = buf;
-    for (size_t i = 0; i < count; i++) x[i] /= n;
-  } else if (t == CH_I64) {
-    int64_t *x = buf;
-    for (size_t i = 0; i < count; i++) x[i] /= n;
-  } else if (t == CH_U8) {
-    uint8_t *x = buf;
-    for (size_t i = 0; i < count; i++) x[i] = (uint8_t)(x[i] / n);
+/* Whether non-blocking collectives go to the progress thread: it calls MPI concurrently with
+ * the main thread, which needs MPI_THREAD_MULTIPLE. */
+static int use_thread(void) {
+  static int v = -1;
+  if (v < 0) {
+    int level = MPI_THREAD_SINGLE;
+    MPI_Query_thread(&level);
+    v = coll_algo() != ALGO_MPI && level >= MPI_THREAD_MULTIPLE;
+    if (coll_algo() != ALGO_MPI && !v)
+      CH_DEBUG("MPI lacks MPI_THREAD_MULTIPLE: non-blocking collectives use MPI's, without a "
+               "progress thread");
   }
+  return v;
 }
 
-/* Either completes at once (blocking) or records what finishing the request must do.
- * Takes ownership of `counts` (may be NULL). */
-static ch_status finish_or_defer(const ch_group *g, ch_request *req, MPI_Request mreq, int rc,
-                                 const char *what, void *avg_buf, size_t avg_count, ch_dtype t,
-                                 int *counts) {
-  if (rc != MPI_SUCCESS || !req) free(counts);
-  if (rc != MPI_SUCCESS) return mpi_fail(rc, what);
-  if (req) {
-    mpi_req s = {.req = mreq, .scale_buf = avg_buf, .scale_count = avg_count, .counts = counts,
-                 .dtype = t, .group_size = g->size};
-    memset(req, 0, sizeof *req);
-    store_req(req, &s);
-    req->ops = &mpi_ops;
-    req->active = 1;
-    return CH_OK;
+/* Runs (req == NULL) or starts collective `a` on group `g`. */
+static ch_status run(const ch_group *g, const coll_args *a, ch_request *req) {
+  mpi_group *m = impl_of(g);
+  if (!req) {
+    ch_watchdog_enter(coll_kind_name(a->kind));
+    ch_status st = coll_run(m, &m->main, g->rank, g->size, a, 0);
+    ch_watchdog_leave();
+    return st;
   }
-  if (avg_buf) scale_avg(avg_buf, avg_count, t, g->size);
+  mpi_req s = {.req = MPI_REQUEST_NULL, .dtype = a->dtype, .group_size = g->size};
+  if (use_thread()) {
+    CH_CHECK(progress_submit(m, g->rank, g->size, a, &s.job));
+  } else {
+    int rc = coll_start_mpi(m->main.comm, g->rank, g->size, a, 1, &s.req, &s.counts);
+    if (rc != MPI_SUCCESS) return comm_mpi_fail(rc, coll_kind_name(a->kind));
+    if (a->op == CH_AVG && (a->kind == K_ALLREDUCE || a->kind == K_REDUCE_SCATTER)) {
+      s.scale_buf = a->buf;
+      s.scale_count = a->kind == K_ALLREDUCE ? a->count : ch_part_count(a->count, g->size, g->rank);
+    }
+  }
+  memset(req, 0, sizeof *req);
+  store_req(req, &s);
+  req->ops = &mpi_ops;
+  req->active = 1;
   return CH_OK;
 }
 
 /* Fills `out` as a group over `comm` (adopted: freed by destroy). */
 static ch_status adopt(MPI_Comm comm, ch_group *out) {
-  mpi_group *m = malloc(sizeof *m);
+  mpi_group *m = calloc(1, sizeof *m);
   if (!m) {
     MPI_Comm_free(&comm);
     return CH_FAIL(CH_ERR_NOMEM, "group state");
   }
-  m->comm = comm;
+  comm_set_init(&m->main, comm);
+  comm_set_init(&m->thread, MPI_COMM_NULL);
   MPI_Comm_set_errhandler(comm, MPI_ERRORS_RETURN);
   MPI_Comm_rank(comm, &out->rank);
   MPI_Comm_size(comm, &out->size);
   out->ops = &mpi_ops;
   out->impl = m;
+  if (use_thread()) {
+    ch_status st = progress_prepare(m, out->rank, out->size);
+    if (st != CH_OK) {
+      mpi_destroy(out);
+      memset(out, 0, sizeof *out);
+      return st;
+    }
+  }
   return CH_OK;
 }
 
@@ -140,14 +130,18 @@ ch_status ch_group_from_mpi(MPI_Comm c, ch_group *out) {
 ch_status ch_group_world(ch_group *out) { return ch_group_from_mpi(MPI_COMM_WORLD, out); }
 
 MPI_Comm ch_group_mpi_comm(const ch_group *g) {
-  return g && g->ops == &mpi_ops && g->impl ? comm_of(g) : MPI_COMM_NULL;
+  return g && g->ops == &mpi_ops && g->impl ? impl_of(g)->main.comm : MPI_COMM_NULL;
+}
+
+uint64_t ch_comm_bytes_sent(const ch_group *g) {
+  return g && g->ops == &mpi_ops && g->impl ? atomic_load(&impl_of(g)->bytes_sent) : 0;
 }
 
 static ch_status mpi_split(const ch_group *parent, int color, int key, ch_group *out) {
   memset(out, 0, sizeof *out);
   MPI_Comm sub = MPI_COMM_NULL;
-  int rc = MPI_Comm_split(comm_of(parent), color < 0 ? MPI_UNDEFINED : color, key, &sub);
-  if (rc != MPI_SUCCESS) return mpi_fail(rc, "MPI_Comm_split");
+  int rc = MPI_Comm_split(impl_of(parent)->main.comm, color < 0 ? MPI_UNDEFINED : color, key, &sub);
+  if (rc != MPI_SUCCESS) return comm_mpi_fail(rc, "MPI_Comm_split");
   if (sub == MPI_COMM_NULL) { /* no color: this rank joins no group */
     out->rank = -1;
     return CH_OK;
@@ -155,95 +149,71 @@ static ch_status mpi_split(const ch_group *parent, int color, int key, ch_group 
   return adopt(sub, out);
 }
 
+/* Stops the progress thread (its queue drained: callers complete their requests first), then
+ * frees the communicators. */
 static void mpi_destroy(ch_group *g) {
   mpi_group *m = g->impl;
-  if (m && m->comm != MPI_COMM_NULL) MPI_Comm_free(&m->comm);
+  if (!m) return;
+  progress_stop(m);
+  uint64_t sent = atomic_load(&m->bytes_sent);
+  const char *stats = getenv("COHORT_COMM_STATS");
+  if (stats && !strcmp(stats, "1") && sent > 0) {
+    int wr = 0;
+    MPI_Comm_rank(MPI_COMM_WORLD, &wr);
+    fprintf(stderr, "[cohort r%d] comm stats: group rank %d/%d sent %llu bytes\n", wr, g->rank,
+            g->size, (unsigned long long)sent);
+  }
+  int fin = 0;
+  MPI_Finalized(&fin);
+  if (!fin) {
+    if (m->thread_ready) comm_set_free(&m->thread);
+    comm_set_free(&m->main);
+  }
   free(m);
 }
 
 static ch_status mpi_allreduce(const ch_group *g, void *buf, size_t count, ch_dtype t,
                                ch_redop op, ch_request *req) {
   CH_CHECK(check_args(count, t));
-  MPI_Request mreq = MPI_REQUEST_NULL;
-  if (!req) ch_watchdog_enter("allreduce");
-  int rc = req ? MPI_Iallreduce(MPI_IN_PLACE, buf, (int)count, mpi_type(t), mpi_op(op), comm_of(g), &mreq)
-               : MPI_Allreduce(MPI_IN_PLACE, buf, (int)count, mpi_type(t), mpi_op(op), comm_of(g));
-  if (!req) ch_watchdog_leave();
-  return finish_or_defer(g, req, mreq, rc, "allreduce", op == CH_AVG ? buf : NULL, count, t, NULL);
-}
-
-/* Per-rank counts and displacements of the standard 1/n partition of `total`, in one
- * allocation (displs = counts + size). MPI-3 needs them valid until a non-blocking call
- * completes, so a request owns them; a blocking call frees them on return. */
-static ch_status partition(const ch_group *g, size_t total, int **counts) {
-  *counts = malloc(sizeof(int) * 2 * (size_t)g->size);
-  if (!*counts) return CH_FAIL(CH_ERR_NOMEM, "collective partition");
-  for (int r = 0; r < g->size; r++) {
-    (*counts)[r] = (int)ch_part_count(total, g->size, r);
-    (*counts)[g->size + r] = (int)ch_part_offset(total, g->size, r);
-  }
-  return CH_OK;
+  coll_args a = {.kind = K_ALLREDUCE, .buf = buf, .count = count, .dtype = t, .op = op};
+  return run(g, &a, req);
 }
 
 static ch_status mpi_reduce_scatter(const ch_group *g, const void *send, void *recv, size_t total,
                                     ch_dtype t, ch_redop op, ch_request *req) {
   CH_CHECK(check_args(total, t));
-  int *counts;
-  CH_CHECK(partition(g, total, &counts));
-  MPI_Request mreq = MPI_REQUEST_NULL;
-  size_t mine = (size_t)counts[g->rank];
-  if (!req) ch_watchdog_enter("reduce_scatter");
-  int rc = req ? MPI_Ireduce_scatter(send, recv, counts, mpi_type(t), mpi_op(op), comm_of(g), &mreq)
-               : MPI_Reduce_scatter(send, recv, counts, mpi_type(t), mpi_op(op), comm_of(g));
-  if (!req) ch_watchdog_leave();
-  return finish_or_defer(g, req, mreq, rc, "reduce_scatter", op == CH_AVG ? recv : NULL, mine, t,
-                         counts);
+  coll_args a = {.kind = K_REDUCE_SCATTER, .send = send, .buf = recv, .count = total, .dtype = t,
+                 .op = op};
+  return run(g, &a, req);
 }
 
 static ch_status mpi_allgather(const ch_group *g, const void *send, void *recv, size_t total,
                                ch_dtype t, ch_request *req) {
   CH_CHECK(check_args(total, t));
-  int *counts;
-  CH_CHECK(partition(g, total, &counts));
-  int *displs = counts + g->size;
-  const char *own = (const char *)recv + (size_t)displs[g->rank] * ch_dtype_size(t);
-  const void *sbuf = (send == own) ? MPI_IN_PLACE : send;
-  MPI_Request mreq = MPI_REQUEST_NULL;
-  if (!req) ch_watchdog_enter("allgather");
-  int rc = req ? MPI_Iallgatherv(sbuf, counts[g->rank], mpi_type(t), recv, counts, displs,
-                                 mpi_type(t), comm_of(g), &mreq)
-               : MPI_Allgatherv(sbuf, counts[g->rank], mpi_type(t), recv, counts, displs,
-                                mpi_type(t), comm_of(g));
-  if (!req) ch_watchdog_leave();
-  return finish_or_defer(g, req, mreq, rc, "allgather", NULL, 0, t, counts);
+  coll_args a = {.kind = K_ALLGATHER, .send = send, .buf = recv, .count = total, .dtype = t};
+  return run(g, &a, req);
 }
 
 static ch_status mpi_broadcast(const ch_group *g, void *buf, size_t count, ch_dtype t, int root,
                                ch_request *req) {
   CH_CHECK(check_args(count, t));
   if (root < 0 || root >= g->size) return CH_FAIL(CH_ERR_INVALID, "broadcast root %d of %d", root, g->size);
-  MPI_Request mreq = MPI_REQUEST_NULL;
-  if (!req) ch_watchdog_enter("broadcast");
-  int rc = req ? MPI_Ibcast(buf, (int)count, mpi_type(t), root, comm_of(g), &mreq)
-               : MPI_Bcast(buf, (int)count, mpi_type(t), root, comm_of(g));
-  if (!req) ch_watchdog_leave();
-  return finish_or_defer(g, req, mreq, rc, "broadcast", NULL, 0, t, NULL);
+  coll_args a = {.kind = K_BROADCAST, .buf = buf, .count = count, .dtype = t, .root = root};
+  return run(g, &a, req);
 }
 
 static ch_status mpi_barrier(const ch_group *g, ch_request *req) {
-  MPI_Request mreq = MPI_REQUEST_NULL;
-  if (!req) ch_watchdog_enter("barrier");
-  int rc = req ? MPI_Ibarrier(comm_of(g), &mreq) : MPI_Barrier(comm_of(g));
-  if (!req) ch_watchdog_leave();
-  return finish_or_defer(g, req, mreq, rc, "barrier", NULL, 0, CH_U8, NULL);
+  coll_args a = {.kind = K_BARRIER, .dtype = CH_U8};
+  return run(g, &a, req);
 }
 
-/* Finishes a request's work (AVG scaling unless `scale` is 0) and marks it inactive. */
+/* Finishes an MPI request's work (AVG scaling unless `scale` is 0) and marks it inactive. */
 static void complete(ch_request *req, mpi_req *s, int scale) {
-  if (scale && s->scale_buf) scale_avg(s->scale_buf, s->scale_count, s->dtype, s->group_size);
+  if (scale && s->scale_buf) comm_scale_avg(s->scale_buf, s->scale_count, s->dtype, s->group_size);
   free(s->counts);
   s->counts = NULL;
   s->scale_buf = NULL;
+  s->job = NULL;
   store_req(req, s);
   req->active = 0;
 }
@@ -251,19 +221,33 @@ static void complete(ch_request *req, mpi_req *s, int scale) {
 static ch_status mpi_wait(ch_request *req) {
   mpi_req s = load_req(req);
   ch_watchdog_enter("wait");
+  if (s.job) {
+    progress_wait(s.job);
+    ch_watchdog_leave();
+    comm_job *j = s.job;
+    complete(req, &s, 0);
+    return progress_take(j);
+  }
   int rc = MPI_Wait(&s.req, MPI_STATUS_IGNORE);
   ch_watchdog_leave();
   complete(req, &s, rc == MPI_SUCCESS);
-  return rc == MPI_SUCCESS ? CH_OK : mpi_fail(rc, "wait");
+  return rc == MPI_SUCCESS ? CH_OK : comm_mpi_fail(rc, "wait");
 }
 
 static ch_status mpi_test(ch_request *req, int *done) {
   mpi_req s = load_req(req);
+  if (s.job) {
+    *done = progress_done(s.job);
+    if (!*done) return CH_OK;
+    comm_job *j = s.job;
+    complete(req, &s, 0);
+    return progress_take(j);
+  }
   int flag = 0;
   int rc = MPI_Test(&s.req, &flag, MPI_STATUS_IGNORE);
   if (rc != MPI_SUCCESS) {
     complete(req, &s, 0);
-    return mpi_fail(rc, "test");
+    return comm_mpi_fail(rc, "test");
   }
   *done = flag;
   if (flag) complete(req, &s, 1);
