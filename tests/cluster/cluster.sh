@@ -17,8 +17,8 @@
 #
 # Environment:
 #   COHORT_CLUSTER_NAME  prefix of every name (namespaces, links, cgroups)  [cohort]
-#   COHORT_CLUSTER_DIR   state directory; outside /tmp because a host's slurmd gets a private
-#                        /tmp  [/var/tmp/<name>-cluster]
+#   COHORT_CLUSTER_DIR   state directory (it holds each slurmd's spool and TmpFS)
+#                        [/var/tmp/<name>-cluster]
 #   COHORT_CLUSTER_NET   first three octets of the /24 subnet  [10.231.0]
 #   COHORT_CLUSTER_PRIVATE_DIR  (mpirun, exec) a path every host sees as its own empty tmpfs:
 #                        the job's processes run in a private mount namespace per host

@@ -22,7 +22,7 @@ flock -w 900 8 || { echo "FAIL: another multinode test holds /var/tmp/cohortt-cl
 cl() { "$here/cluster.sh" "$@" 8>&-; }
 # cluster.sh launches with Open MPI's mpirun and rsh agent; an MPICH build of cohort cannot join.
 ldd "$cohort" | grep -q 'libmpi\.so\.40' || { echo "SKIP: cohort is not linked with Open MPI"; exit 77; }
-# Work files live outside /tmp: a host's slurmd (and its jobs) see a private /tmp.
+# Work files live outside /tmp, where a cluster of real nodes would keep them (shared storage).
 work=$(mktemp -d /var/tmp/cohort-multinode-XXXXXX)
 cleanup() {
   local rc=$?

@@ -2,9 +2,9 @@
 # A Slurm cluster over the namespace hosts of cluster.sh (called as `cluster.sh slurm-up` and
 # `cluster.sh slurm-down`): munged and slurmctld in the root namespace (the login node; the
 # controller listens on the bridge address), one slurmd per host, started inside the host with
-# `slurmd -N <host>` and a private /tmp (a mount namespace with the host's own directory bound
-# over /tmp: Slurm's pmix plugin puts /tmp/spmix_appdir_<uid>_<job>.<step> there, and hosts
-# sharing /tmp collide). Jobs' files therefore belong outside /tmp. Client commands find the
+# `slurmd -N <host>`. Each node has its own TmpFS (`TmpFS=<state>/slurm/tmpfs-%n`): Slurm's
+# pmix plugin creates <TmpFS>/spmix_appdir_<uid>_<job>.<step> on every node of a step, and hosts
+# sharing one /tmp would collide (the plugin expands %n per node). Client commands find the
 # cluster through SLURM_CONF, which `up` prints as an export line (also in <state>/slurm/env.sh).
 #
 #   slurm.sh up     start (restarts a cluster already running on this state dir)
@@ -91,6 +91,7 @@ MailProg=/bin/true
 FirstJobId=1000
 StateSaveLocation=$sd/ctld
 SlurmdSpoolDir=$sd/spool-%n
+TmpFS=$sd/tmpfs-%n
 SlurmctldPidFile=$sd/slurmctld.pid
 SlurmdPidFile=$sd/slurmd-%n.pid
 SlurmctldLogFile=$sd/slurmctld.log
@@ -106,12 +107,9 @@ EOF
   wait_for 30 sh -c 'scontrol ping 2>/dev/null | grep -q "is UP"' || die "slurmctld does not answer; see $sd/slurmctld.log"
   for ((i = 1; i <= n; i++)); do
     h=$name-h$i
-    mkdir -p "$sd/spool-$h" "$state/$h/tmp"
-    # slurmd daemonizes inside the mount namespace that unshare made; the namespace lives on
-    # with it (and with the steps it starts).
-    "$here/cluster.sh" exec "$h" unshare -m --propagation private \
-      sh -c 'mount --bind "$0" /tmp && exec slurmd -f "$1" -N "$2"' \
-      "$state/$h/tmp" "$conf" "$h" </dev/null || die "slurmd on $h did not start; see $sd/slurmd-$h.log"
+    mkdir -p "$sd/spool-$h" "$sd/tmpfs-$h"
+    "$here/cluster.sh" exec "$h" slurmd -f "$conf" -N "$h" </dev/null \
+      || die "slurmd on $h did not start; see $sd/slurmd-$h.log"
   done
   idle() { [[ $(sinfo -h -o '%T %D' -t idle 2>/dev/null | awk '{s+=$2} END {print s+0}') == "$n" ]]; }
   wait_for 60 idle || die "not all $n nodes idle: $(sinfo -h -N -o '%N %T' | tr '\n' ' ')"
