@@ -77,7 +77,9 @@ static ch_status run(const ch_group *g, const coll_args *a, ch_request *req) {
     return st;
   }
   mpi_req s = {.req = MPI_REQUEST_NULL, .dtype = a->dtype, .group_size = g->size};
-  if (use_thread()) {
+  /* A group of one has nothing to wait for: MPI completes its collective at once, and a hand-off
+   * to the thread would only add a wake-up per call (a 1-rank server's header broadcast). */
+  if (use_thread() && g->size > 1) {
     CH_CHECK(progress_submit(m, g->rank, g->size, a, &s.job));
   } else {
     int rc = coll_start_mpi(m->main.comm, g->rank, g->size, a, 1, &s.req, &s.counts);
