@@ -86,9 +86,9 @@ ch_status ch_runtime_init(int *argc, char ***argv, const ch_runtime_opts *opts, 
    * stays. A user's own OMPI_MCA_sharedfp (or mpirun --mca sharedfp) wins. */
   if (!inited) setenv("OMPI_MCA_sharedfp", "^lockedfile,individual", 0);
 #endif
-  /* MULTIPLE for the collective watchdog's thread (cohort/watchdog.h), the one place besides
-   * the main thread that calls MPI; FUNNELED is enough for everything else, and the watchdog
-   * falls back to local reports under it. */
+  /* MULTIPLE for the two threads besides the main one that call MPI: the collective watchdog's
+   * (cohort/watchdog.h) and each group's progress thread (src/comm/progress.c). Under FUNNELED
+   * the watchdog falls back to local reports and non-blocking collectives to MPI's own. */
   if (!inited && MPI_Init_thread(argc, argv, MPI_THREAD_MULTIPLE, &rt->thread_level) != MPI_SUCCESS)
     return CH_FAIL(CH_ERR_MPI, "MPI_Init_thread failed");
   if (inited) MPI_Query_thread(&rt->thread_level);
