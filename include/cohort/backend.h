@@ -162,6 +162,9 @@ struct ch_backend {
 
 /* The CPU backend (kernels/cpu): host memory, OpenBLAS and the vectorised loops. */
 CH_API const ch_backend *ch_backend_cpu(void);
+/* The same ops with bf16 GEMM operands (fp32 accumulation, fp32 everywhere else). Its memory is
+ * host memory too: ch_backend_is_host holds for both. */
+CH_API const ch_backend *ch_backend_cpu_bf16(void);
 
 /* Whether `be`'s memory is host memory (the CPU backend): host code may then read and write its
  * buffers directly; otherwise only through upload/download. */

@@ -41,19 +41,22 @@ static ch_status op_sync(const ch_backend *be) {
   return CH_OK;
 }
 
+/* The GEMM precision of a CPU backend: its ctx points at one of these. */
+static const int g_fp32 = 0, g_bf16 = 1;
+
+static int cpu_bf16(const ch_backend *be) { return be->ctx ? *(const int *)be->ctx : 0; }
+
 /* GEMM-shaped ops of one signature: linear (W [out, in]) and matmul (W [in, out]). */
 #define CPU_GEMM(fwd, bwd, kernel_fwd, kernel_bwd)                                          \
   static ch_status fwd(const ch_backend *be, float *y, const float *x, const float *w,     \
                        const float *b, int64_t batch, int in, int out) {                   \
-    (void)be;                                                                              \
-    kernel_fwd(y, x, w, b, batch, in, out);                                                \
+    kernel_fwd(cpu_bf16(be), y, x, w, b, batch, in, out);                                  \
     return CH_OK;                                                                          \
   }                                                                                        \
   static ch_status bwd(const ch_backend *be, float *dx, float *dw, float *db,              \
                        const float *dy, const float *x, const float *w, int64_t batch,     \
                        int in, int out) {                                                  \
-    (void)be;                                                                              \
-    kernel_bwd(dx, dw, db, dy, x, w, batch, in, out);                                      \
+    kernel_bwd(cpu_bf16(be), dx, dw, db, dy, x, w, batch, in, out);                        \
     return CH_OK;                                                                          \
   }
 CPU_GEMM(op_linear_fwd, op_linear_bwd, cpu_linear_forward, cpu_linear_backward)
@@ -252,6 +255,10 @@ static const ch_backend_ops cpu_ops = {
   .cast_f32_bf16 = op_cast_f32_bf16, .cast_bf16_f32 = op_cast_bf16_f32,
 };
 
-static const ch_backend cpu_backend = {.name = "cpu", .ops = &cpu_ops, .ctx = NULL};
+static const ch_backend cpu_backend = {.name = "cpu", .ops = &cpu_ops, .ctx = (void *)&g_fp32};
+static const ch_backend cpu_backend_bf16 = {.name = "cpu", .ops = &cpu_ops,
+                                            .ctx = (void *)&g_bf16};
 
 const ch_backend *ch_backend_cpu(void) { return &cpu_backend; }
+
+const ch_backend *ch_backend_cpu_bf16(void) { return &cpu_backend_bf16; }

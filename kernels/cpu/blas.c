@@ -134,3 +134,12 @@ void ch_sgemm(int trans_a, int trans_b, int m, int n, int k, float alpha, const 
   g_blas.sgemm(CblasRowMajor, trans_a ? CblasTrans : CblasNoTrans,
                trans_b ? CblasTrans : CblasNoTrans, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
 }
+
+void cpu_gemm(int bf16, int trans_a, int trans_b, int m, int n, int k, float alpha, const float *a,
+              int lda, const float *b, int ldb, float beta, float *c, int ldc) {
+  if (bf16) { /* precision=bf16 on the CPU is refused before a backend exists (device.c) */
+    CH_ERROR("cpu_gemm: bf16 GEMMs are not built yet");
+    abort();
+  }
+  ch_sgemm(trans_a, trans_b, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
+}

@@ -12,18 +12,25 @@
  * up to 2^22 multiply-adds (a decoding step's), the ch_blas_init count after a larger one. */
 int cpu_blas_threads_in_use(void);
 
+/* The GEMM every CPU layer calls: ch_sgemm's contract, at the backend's precision: bf16 == 0
+ * is fp32 (OpenBLAS sgemm); bf16 != 0 rounds A and B to bf16 and accumulates in fp32 (the
+ * CPU backend made with precision=bf16; see ch_backend_cpu_bf16). */
+void cpu_gemm(int bf16, int trans_a, int trans_b, int m, int n, int k, float alpha, const float *a,
+              int lda, const float *b, int ldb, float beta, float *c, int ldc);
+
 /* ---- Linear: y[B,out] = x[B,in] W^T + b, W [out,in] (PyTorch convention) --------------- */
-void cpu_linear_forward(float *y, const float *x, const float *w, const float *b, int64_t batch,
+/* `bf16` (every GEMM-shaped kernel): the precision of its GEMMs, as cpu_gemm. */
+void cpu_linear_forward(int bf16, float *y, const float *x, const float *w, const float *b, int64_t batch,
                         int in, int out);
 /* dx = dy W (skipped if dx NULL); dW += dy^T x; db += sum_b dy (skipped if db NULL). */
-void cpu_linear_backward(float *dx, float *dw, float *db, const float *dy, const float *x,
+void cpu_linear_backward(int bf16, float *dx, float *dw, float *db, const float *dy, const float *x,
                          const float *w, int64_t batch, int in, int out);
 
 /* ---- Matmul in GPT-2's Conv1D layout: y[B,out] = x[B,in] W[in,out] + b ------------------ */
-void cpu_matmul_forward(float *y, const float *x, const float *w, const float *b, int64_t batch,
+void cpu_matmul_forward(int bf16, float *y, const float *x, const float *w, const float *b, int64_t batch,
                         int in, int out);
 /* dx = dy W^T (skipped if dx NULL); dW += x^T dy; db += sum_b dy (skipped if db NULL). */
-void cpu_matmul_backward(float *dx, float *dw, float *db, const float *dy, const float *x,
+void cpu_matmul_backward(int bf16, float *dx, float *dw, float *db, const float *dy, const float *x,
                          const float *w, int64_t batch, int in, int out);
 
 /* ---- Activations (elementwise, in/out may alias in forward) ---------------------------- */

@@ -120,6 +120,28 @@ int serve_submit(serve_state *s, serve_req *r, int *accepted) {
   return status;
 }
 
+/* Takes r off its queue if the executor has not taken it yet (lock held): a request that timed
+ * out waiting no longer counts against max_queue_size, so a 504 never turns into 503s for the
+ * clients after it. Returns whether it was still queued. */
+static int unqueue_locked(serve_state *s, serve_req *r) {
+  serve_req **head = r->kind == SERVE_INFER ? &s->infer_head
+                     : r->kind == SERVE_GENERATE ? &s->gen_head : NULL;
+  serve_req **tail = r->kind == SERVE_INFER ? &s->infer_tail : &s->gen_tail;
+  if (!head) return 0;
+  serve_req *prev = NULL;
+  for (serve_req *q = *head; q; prev = q, q = q->next) {
+    if (q != r) continue;
+    if (prev) prev->next = r->next;
+    else *head = r->next;
+    if (*tail == r) *tail = prev;
+    r->next = NULL;
+    s->queued--;
+    r->refs--; /* the queue's reference; the caller still holds its own */
+    return 1;
+  }
+  return 0;
+}
+
 int serve_wait(serve_state *s, serve_req *r, double timeout) {
   struct timespec until;
   clock_gettime(CLOCK_REALTIME, &until);
@@ -132,7 +154,8 @@ int serve_wait(serve_state *s, serve_req *r, double timeout) {
   int status = r->done ? r->http_status : 504;
   if (!r->done) {
     r->abandoned = 1;
-    snprintf(r->err, sizeof r->err, "timed out after %.0f s", timeout);
+    snprintf(r->err, sizeof r->err, "timed out after %.3g s", timeout);
+    if (unqueue_locked(s, r)) serve_finish_locked(s, r, 504, NULL);
   }
   pthread_mutex_unlock(&s->lock);
   return status;

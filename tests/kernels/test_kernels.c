@@ -70,8 +70,8 @@ static void test_linear(int batch, int in, int out) {
     for (int i = 0; i < batch; i++) s += dy[(size_t)i * out + o];
     dbref[o] = (float)s;
   }
-  cpu_linear_forward(y, x, w, b, batch, in, out);
-  cpu_linear_backward(dx, dw, db, dy, x, w, batch, in, out);
+  cpu_linear_forward(0, y, x, w, b, batch, in, out);
+  cpu_linear_backward(0, dx, dw, db, dy, x, w, batch, in, out);
   double e1 = cht_max_rel_err(y, yref, (size_t)batch * out, 1.0);
   double e2 = cht_max_rel_err(dx, dxref, (size_t)batch * in, 1.0);
   double e3 = cht_max_rel_err(dw, dwref, (size_t)out * in, 1.0);
