@@ -103,15 +103,18 @@ typedef struct ch_backend_ops {
 
   /* ---- attention ---- */
   /* Causal self-attention of B sequences of T rows: qkv [B*T, 3C] as [q | k | v], head h at
-   * columns h*HS of each; out [B*T, C] overwritten; probs [B, NH, T, T] receives the softmax
-   * (masked entries 0) for backward. */
-  ch_status (*attention_fwd)(const ch_backend *be, float *out, float *probs, const float *qkv,
+   * columns h*HS of each; out [B*T, C] overwritten; `saved` (attention_saved floats, opaque)
+   * receives what backward needs besides qkv and out: the softmax P [B, NH, T, T] (CUDA, and
+   * the CPU's blocked kernel for short T) or one log-sum-exp per query [B, NH, T] (the CPU's
+   * fused kernel, which never stores a T x T matrix). */
+  ch_status (*attention_fwd)(const ch_backend *be, float *out, float *saved, const float *qkv,
                              int B, int T, int NH, int HS);
-  /* Backward of attention_fwd: dqkv [B*T, 3C] OVERWRITTEN from dout [B*T, C]. scratch: a
-   * backend buffer of >= 2 T T floats. */
+  /* Backward of attention_fwd: dqkv [B*T, 3C] OVERWRITTEN from dout [B*T, C], with the inputs
+   * qkv, the forward's out and `saved` as the forward left them. Any workspace is the
+   * backend's own. */
   ch_status (*attention_bwd)(const ch_backend *be, float *dqkv, const float *dout,
-                             const float *qkv, const float *probs, float *scratch, int B, int T,
-                             int NH, int HS);
+                             const float *qkv, const float *out, const float *saved, int B,
+                             int T, int NH, int HS);
   /* KV-cache step: appends the keys and values of n new rows qkv [n, 3C] at rows past..past+n
    * of kcache/vcache [>= past+n, C], then out [n, C] = attention of the n queries (absolute
    * positions past..past+n-1) over keys 0..own position. scratch >= n (past + n) floats. */
@@ -151,6 +154,12 @@ typedef struct ch_backend_ops {
   ch_status (*cast_f32_bf16)(const ch_backend *be, uint16_t *y, const float *x, int64_t n);
   /* bf16 -> fp32, exact. */
   ch_status (*cast_bf16_f32)(const ch_backend *be, float *y, const uint16_t *x, int64_t n);
+
+  /* ---- attention, continued ---- */
+  /* *floats = the size of attention_fwd's `saved` buffer for this shape (host value: a size,
+   * not a result, so nothing is queued). Depends only on the arguments. */
+  ch_status (*attention_saved)(const ch_backend *be, int B, int T, int NH, int HS,
+                               size_t *floats);
 } ch_backend_ops;
 
 /* A backend: a name ("cpu"), its ops and its own state (a GPU's stream and BLAS handle). */
@@ -194,8 +203,8 @@ static inline ch_status ch_op_relu_bwd(const ch_backend *be, float *dx, const fl
 static inline ch_status ch_op_add(const ch_backend *be, float *y, const float *a, const float *b, int64_t n) { CH_OP_(add, y, a, b, n); }
 static inline ch_status ch_op_scale(const ch_backend *be, float *x, float s, int64_t n) { CH_OP_(scale, x, s, n); }
 static inline ch_status ch_op_sumsq(const ch_backend *be, const float *x, int64_t n, double *out) { CH_OP_(sumsq, x, n, out); }
-static inline ch_status ch_op_attention_fwd(const ch_backend *be, float *out, float *probs, const float *qkv, int B, int T, int NH, int HS) { CH_OP_(attention_fwd, out, probs, qkv, B, T, NH, HS); }
-static inline ch_status ch_op_attention_bwd(const ch_backend *be, float *dqkv, const float *dout, const float *qkv, const float *probs, float *scratch, int B, int T, int NH, int HS) { CH_OP_(attention_bwd, dqkv, dout, qkv, probs, scratch, B, T, NH, HS); }
+static inline ch_status ch_op_attention_fwd(const ch_backend *be, float *out, float *saved, const float *qkv, int B, int T, int NH, int HS) { CH_OP_(attention_fwd, out, saved, qkv, B, T, NH, HS); }
+static inline ch_status ch_op_attention_bwd(const ch_backend *be, float *dqkv, const float *dout, const float *qkv, const float *out, const float *saved, int B, int T, int NH, int HS) { CH_OP_(attention_bwd, dqkv, dout, qkv, out, saved, B, T, NH, HS); }
 static inline ch_status ch_op_attention_decode(const ch_backend *be, float *out, float *scratch, const float *qkv, float *kcache, float *vcache, int past, int n, int NH, int HS) { CH_OP_(attention_decode, out, scratch, qkv, kcache, vcache, past, n, NH, HS); }
 static inline ch_status ch_op_embedding_fwd(const ch_backend *be, float *y, const int32_t *tokens, int64_t ldt, int pos0, const float *wte, const float *wpe, int B, int T, int C) { CH_OP_(embedding_fwd, y, tokens, ldt, pos0, wte, wpe, B, T, C); }
 static inline ch_status ch_op_embedding_bwd(const ch_backend *be, float *dwte, float *dwpe, const float *dy, const int32_t *tokens, int64_t ldt, int B, int T, int C) { CH_OP_(embedding_bwd, dwte, dwpe, dy, tokens, ldt, B, T, C); }
@@ -205,6 +214,7 @@ static inline ch_status ch_op_adamw(const ch_backend *be, const ch_span *spans, 
 static inline ch_status ch_op_sgd(const ch_backend *be, const ch_span *spans, int nspans, float *p, int p_flat, const float *g, int g_flat, float *m, const ch_sgd_args *a) { CH_OP_(sgd, spans, nspans, p, p_flat, g, g_flat, m, a); }
 static inline ch_status ch_op_cast_f32_bf16(const ch_backend *be, uint16_t *y, const float *x, int64_t n) { CH_OP_(cast_f32_bf16, y, x, n); }
 static inline ch_status ch_op_cast_bf16_f32(const ch_backend *be, float *y, const uint16_t *x, int64_t n) { CH_OP_(cast_bf16_f32, y, x, n); }
+static inline ch_status ch_op_attention_saved(const ch_backend *be, int B, int T, int NH, int HS, size_t *floats) { CH_OP_(attention_saved, B, T, NH, HS, floats); }
 #undef CH_OP_
 
 /* Moves `bytes` of host memory *buf (ch_alloc_aligned) to backend memory: on a host backend

@@ -119,32 +119,78 @@ static ch_status op_sumsq(const ch_backend *be, const float *x, int64_t n, doubl
   return CH_OK;
 }
 
-/* Sequence by sequence: the kernel is one sequence's attention (its GEMMs are the parallel
- * part), and this loop is the batch a GPU backend runs as one launch. */
-static ch_status op_attention_fwd(const ch_backend *be, float *out, float *probs,
+/* Training attention has two kernels: the blocked one (attention.c: OpenBLAS GEMMs over
+ * 32-row blocks, keeping P [NH, T, T] for backward) and the fused one (attention_flash.c:
+ * tiles in L1, one log-sum-exp per query kept, P recomputed in backward). The fused kernel
+ * runs from T = CPU_FLASH_MIN_T up. Forward + backward of one layer, ms (bench/attention, 1
+ * thread, on a loaded 2-core VM; see docs/gpt.md "Attention on the CPU"):
+ *   B,T,NH,HS       blocked   fused
+ *   (set by the measurements below)
+ * `saved` holds P below the threshold and lse from it on; the choice depends on T alone, so
+ * attention_saved, forward and backward always agree. */
+#define CPU_FLASH_MIN_T 256
+
+static int cpu_fused_attention(int T) { return T >= CPU_FLASH_MIN_T; }
+
+static ch_status op_attention_saved(const ch_backend *be, int B, int T, int NH, int HS,
+                                    size_t *floats) {
+  (void)be, (void)HS;
+  size_t rows = (size_t)B * NH * T;
+  *floats = cpu_fused_attention(T) ? rows : rows * (size_t)T;
+  return CH_OK;
+}
+
+/* Sequence by sequence (blocked: the kernel is one sequence's attention, its GEMMs the
+ * parallel part) or (sequence, head) by (sequence, head) (fused: each pair an independent
+ * call, the unit a thread pool can hand out). */
+static ch_status op_attention_fwd(const ch_backend *be, float *out, float *saved,
                                   const float *qkv, int B, int T, int NH, int HS) {
   (void)be;
   int C = NH * HS;
   for (int b = 0; b < B; b++) {
     const float *q = qkv + (size_t)b * T * 3 * C;
-    cpu_attention_forward(out + (size_t)b * T * C, C, probs + (size_t)b * NH * T * T, NULL, q,
-                          3 * C, q + C, q + 2 * C, 3 * C, T, T, NH, HS);
+    float *o = out + (size_t)b * T * C;
+    if (!cpu_fused_attention(T)) {
+      cpu_attention_forward(o, C, saved + (size_t)b * NH * T * T, NULL, q, 3 * C, q + C,
+                            q + 2 * C, 3 * C, T, T, NH, HS);
+      continue;
+    }
+    for (int h = 0; h < NH; h++) {
+      size_t c = (size_t)h * HS;
+      CH_CHECK(cpu_flash_attention_forward(o + c, C, saved + ((size_t)b * NH + h) * T, q + c,
+                                           3 * C, q + C + c, q + 2 * C + c, 3 * C, T, HS));
+    }
   }
   return CH_OK;
 }
 
 static ch_status op_attention_bwd(const ch_backend *be, float *dqkv, const float *dout,
-                                  const float *qkv, const float *probs, float *scratch, int B,
+                                  const float *qkv, const float *out, const float *saved, int B,
                                   int T, int NH, int HS) {
   (void)be;
   int C = NH * HS;
+  float *scratch = NULL; /* the blocked kernel's dS: 2 T T floats, for this call */
+  if (!cpu_fused_attention(T) && B > 0 && T > 0) {
+    scratch = ch_alloc_aligned(sizeof *scratch * 2 * (size_t)T * T);
+    if (!scratch) return CH_FAIL(CH_ERR_NOMEM, "attention backward: %d x %d scratch", T, T);
+  }
   for (int b = 0; b < B; b++) {
     size_t o = (size_t)b * T * 3 * C;
-    const float *q = qkv + o;
+    const float *q = qkv + o, *dy = dout + (size_t)b * T * C, *y = out + (size_t)b * T * C;
     float *dq = dqkv + o;
-    cpu_attention_backward(dq, dq + C, dq + 2 * C, 3 * C, dout + (size_t)b * T * C, C, q, q + C,
-                           q + 2 * C, 3 * C, probs + (size_t)b * NH * T * T, scratch, T, NH, HS);
+    if (scratch) {
+      cpu_attention_backward(dq, dq + C, dq + 2 * C, 3 * C, dy, C, q, q + C, q + 2 * C, 3 * C,
+                             saved + (size_t)b * NH * T * T, scratch, T, NH, HS);
+      continue;
+    }
+    for (int h = 0; h < NH; h++) {
+      size_t c = (size_t)h * HS;
+      CH_CHECK(cpu_flash_attention_backward(dq + c, dq + C + c, dq + 2 * C + c, 3 * C, dy + c, C,
+                                            y + c, C, q + c, q + C + c, q + 2 * C + c, 3 * C,
+                                            saved + ((size_t)b * NH + h) * T, T, HS));
+    }
   }
+  ch_free_aligned(scratch);
   return CH_OK;
 }
 
@@ -253,6 +299,7 @@ static const ch_backend_ops cpu_ops = {
   .xent_fwd = op_xent_fwd, .xent_fused = op_xent_fused,
   .adamw = op_adamw, .sgd = op_sgd,
   .cast_f32_bf16 = op_cast_f32_bf16, .cast_bf16_f32 = op_cast_bf16_f32,
+  .attention_saved = op_attention_saved,
 };
 
 static const ch_backend cpu_backend = {.name = "cpu", .ops = &cpu_ops, .ctx = (void *)&g_fp32};

@@ -101,6 +101,20 @@ void cpu_attention_forward(float *out, int ldo, float *probs, float *scratch, co
 void cpu_attention_backward(float *dq, float *dk, float *dv, int ld, const float *dout, int ldo,
                             const float *q, const float *k, const float *v, int ldq,
                             const float *probs, float *scratch, int T, int NH, int HS);
+/* Fused causal attention for training (kernels/cpu/attention_flash.c) for ONE head of ONE
+ * sequence, Tq == Tk == T: the math of cpu_attention_forward/backward with NH = 1, in tiles,
+ * without the T x T matrix. Each call is independent of the others (its own workspace), so the
+ * (sequence, head) pairs may run in parallel. Forward: q [T, HS] row stride ldq, k, v row
+ * stride ldkv; out [T, HS] row stride ldo overwritten; lse [T] receives log sum_j e^S_ij per
+ * query (S the scaled scores), all that backward needs besides the inputs and out. */
+ch_status cpu_flash_attention_forward(float *out, int ldo, float *lse, const float *q, int ldq,
+                                      const float *k, const float *v, int ldkv, int T, int HS);
+/* Backward: dq, dk, dv [T, HS] row stride ld OVERWRITTEN; dout row stride ldo; out (the
+ * forward's) row stride ldout; q, k, v share row stride ldq; lse as forward saved it. */
+ch_status cpu_flash_attention_backward(float *dq, float *dk, float *dv, int ld, const float *dout,
+                                       int ldo, const float *out, int ldout, const float *q,
+                                       const float *k, const float *v, int ldq, const float *lse,
+                                       int T, int HS);
 /* y[i, :] = wte[tokens[i], :] + wpe[i % T, :] for i < n (rows are sequences of T tokens, so the
  * position of row i is i % T); wte [V, C], wpe [>= T, C]; tokens must be in [0, V). */
 void cpu_embedding_forward(float *y, const int32_t *tokens, const float *wte, const float *wpe,

@@ -78,6 +78,14 @@ ch_status check_heads(const char *what, int B, int T, int NH, int HS) {
 
 } // namespace
 
+/* `saved` is P [B, NH, T, T]: backward reads it back instead of recomputing it. */
+ch_status cuda_attention_saved(const ch_backend *be, int B, int T, int NH, int HS,
+                               size_t *floats) {
+  (void)be, (void)HS;
+  *floats = (size_t)B * NH * T * T;
+  return CH_OK;
+}
+
 ch_status cuda_attention_fwd(const ch_backend *be, float *out, float *probs, const float *qkv,
                              int B, int T, int NH, int HS) {
   CH_CHECK(check_heads("attention_fwd", B, T, NH, HS));
@@ -106,12 +114,12 @@ ch_status cuda_attention_fwd(const ch_backend *be, float *out, float *probs, con
   return CH_OK;
 }
 
-/* `scratch` (the caller's 2 T T floats) is not used: the heads of a sequence are batched, so dS
- * for all NH heads lives in the context's scratch. */
+/* dS for all NH heads of a sequence (they are batched) lives in the context's scratch. `out`
+ * is not needed: the saved P gives rowsum(dP * P) directly. */
 ch_status cuda_attention_bwd(const ch_backend *be, float *dqkv, const float *dout,
-                             const float *qkv, const float *probs, float *scratch, int B, int T,
+                             const float *qkv, const float *out, const float *probs, int B, int T,
                              int NH, int HS) {
-  (void)scratch;
+  (void)out;
   CH_CHECK(check_heads("attention_bwd", B, T, NH, HS));
   if (B == 0 || T == 0 || NH == 0 || HS == 0) return CH_OK;
   cuda_ctx *c = cuda_ctx_of(be);

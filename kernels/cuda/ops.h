@@ -75,8 +75,10 @@ ch_status cuda_sumsq(const ch_backend *be, const float *x, int64_t n, double *ou
 ch_status cuda_attention_fwd(const ch_backend *be, float *out, float *probs, const float *qkv,
                              int B, int T, int NH, int HS);
 ch_status cuda_attention_bwd(const ch_backend *be, float *dqkv, const float *dout,
-                             const float *qkv, const float *probs, float *scratch, int B, int T,
+                             const float *qkv, const float *out, const float *probs, int B, int T,
                              int NH, int HS);
+ch_status cuda_attention_saved(const ch_backend *be, int B, int T, int NH, int HS,
+                               size_t *floats);
 ch_status cuda_attention_decode(const ch_backend *be, float *out, float *scratch,
                                 const float *qkv, float *kcache, float *vcache, int past, int n,
                                 int NH, int HS);

@@ -24,7 +24,8 @@ typedef struct gpt {
   float *enc, *lnf, *lnf_mean, *lnf_rstd, *logits;
   gpt_act *acts;            /* [L] */
   gpt_block_w *blk;         /* [L] views of the current parameters, for the forward */
-  float *dres, *dbuf, *dqkv, *dfch, *scratch; /* backward */
+  float *dres, *dbuf, *dqkv, *dfch; /* backward */
+  size_t saved;             /* floats of one layer's attention `saved` (attention_saved) */
 } gpt;
 
 /* ---- spec table ------------------------------------------------------------------------ */
@@ -150,7 +151,7 @@ static size_t carve(gpt *g, float *arena) {
     TAKE(a->ln1_rstd, N);
     TAKE(a->qkv, N * 3 * C);
     TAKE(a->atty, N * C);
-    TAKE(a->probs, (size_t)g->B * d->NH * d->T * d->T);
+    TAKE(a->saved, g->saved);
     TAKE(a->res2, N * C);
     TAKE(a->ln2, N * C);
     TAKE(a->ln2_mean, N);
@@ -167,7 +168,6 @@ static size_t carve(gpt *g, float *arena) {
   TAKE(g->dbuf, N * C);
   TAKE(g->dqkv, N * 3 * C);
   TAKE(g->dfch, N * 4 * C);
-  TAKE(g->scratch, 2 * (size_t)d->T * d->T);
 #undef TAKE
   return used;
 }
@@ -205,6 +205,8 @@ ch_status gpt_init(ch_model *m, const ch_model_cfg *cfg, int64_t vocab) {
   if (g->B == 0) return CH_OK; /* layout only */
   g->acts = calloc((size_t)g->d.L, sizeof *g->acts);
   if (!g->acts) return CH_FAIL(CH_ERR_NOMEM, "GPT");
+  /* What the backend keeps of each layer's attention for backward (P, or less) */
+  CH_CHECK(ch_op_attention_saved(m->be, g->B, g->d.T, g->d.NH, g->d.HS, &g->saved));
   size_t floats = carve(g, NULL);
   void *arena = NULL;
   if (ch_op_alloc(m->be, floats * sizeof(float), &arena) != CH_OK)
@@ -270,13 +272,13 @@ typedef struct train_attend_ctx {
   int B;
 } train_attend_ctx;
 
-/* Training attention: each of the B sequences attends within itself (one batched op); the
- * probabilities are kept for backward. */
+/* Training attention: each of the B sequences attends within itself (one batched op); what
+ * backward needs of it is kept in a->saved. */
 static ch_status train_attend(void *ctx, int l, gpt_act *a) {
   (void)l;
   const train_attend_ctx *c = ctx;
   const gpt_shape *d = &c->v->s;
-  return ch_op_attention_fwd(c->v->be, a->atty, a->probs, a->qkv, c->B, d->T, d->NH, d->HS);
+  return ch_op_attention_fwd(c->v->be, a->atty, a->saved, a->qkv, c->B, d->T, d->NH, d->HS);
 }
 
 /* Logits [B*T, V] of the inputs in g->tok. Units are fetched around their use: the embeddings
@@ -375,7 +377,7 @@ static ch_status gpt_train_step(ch_model *m, const float *p, float *grads, const
     CH_CHECK(ch_op_matmul_bwd(be, g->dbuf, PARAM(m, grads, l, P_ATTN_W),
                               PARAM(m, grads, l, P_ATTN_B), g->dres, a->atty,
                               PARAM(m, p, l, P_ATTN_W), N, C, C));
-    CH_CHECK(ch_op_attention_bwd(be, g->dqkv, g->dbuf, a->qkv, a->probs, g->scratch, B, d->T,
+    CH_CHECK(ch_op_attention_bwd(be, g->dqkv, g->dbuf, a->qkv, a->atty, a->saved, B, d->T,
                                  d->NH, d->HS));
     CH_CHECK(ch_op_matmul_bwd(be, g->dbuf, PARAM(m, grads, l, P_QKV_W),
                               PARAM(m, grads, l, P_QKV_B), g->dqkv, a->ln1,

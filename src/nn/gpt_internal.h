@@ -31,7 +31,7 @@ typedef struct gpt_view {
 
 /* One block's activations (views into an arena): what backward needs, or decode scratch. */
 typedef struct gpt_act {
-  float *ln1, *ln1_mean, *ln1_rstd, *qkv, *atty, *probs, *res2, *ln2, *ln2_mean, *ln2_rstd, *fch,
+  float *ln1, *ln1_mean, *ln1_rstd, *qkv, *atty, *saved, *res2, *ln2, *ln2_mean, *ln2_rstd, *fch,
       *fch_gelu, *res3;
 } gpt_act;
 

@@ -271,20 +271,20 @@ static void bwd_sums(const float *qkv, const float *dout, const float *probs, in
   free(ds), free(dot);
 }
 
-/* Forward then backward of attention on `be` from host qkv and dout: out, probs (its own
- * forward's, fed to its backward) and dqkv. */
+/* Forward then backward of attention on `be` from host qkv and dout: out, its `saved` (P for
+ * the short T here, on both backends: checked by the caller), fed to its backward, and dqkv. */
 static void run_attention(const ch_backend *be, const float *qkv, const float *dout, int B, int T,
-                          int NH, int HS, float **out, float **probs, float **dqkv) {
+                          int NH, int HS, float **out, float **probs, size_t *np, float **dqkv) {
   size_t C = (size_t)NH * HS, nq = (size_t)B * T * 3 * C, no = (size_t)B * T * C;
-  size_t np = (size_t)B * NH * T * T;
+  CHT_OK(ch_op_attention_saved(be, B, T, NH, HS, np));
   /* out and dqkv start as garbage (copies of the inputs): both must be overwritten */
   float *x = put(be, qkv, nq), *dy = put(be, dout, no), *o = put(be, dout, no);
-  float *g = put(be, qkv, nq), *p = space(be, np), *scratch = space(be, 2 * (size_t)T * T);
+  float *g = put(be, qkv, nq), *p = space(be, *np);
   CHT_OK(ch_op_attention_fwd(be, o, p, x, B, T, NH, HS));
-  CHT_OK(ch_op_attention_bwd(be, g, dy, x, p, scratch, B, T, NH, HS));
+  CHT_OK(ch_op_attention_bwd(be, g, dy, x, o, p, B, T, NH, HS));
   CHT_OK(ch_op_sync(be));
-  *out = take(be, o, no), *probs = take(be, p, np), *dqkv = take(be, g, nq);
-  drop(be, x), drop(be, dy), drop(be, scratch);
+  *out = take(be, o, no), *probs = take(be, p, *np), *dqkv = take(be, g, nq);
+  drop(be, x), drop(be, dy);
 }
 
 static void test_attention(const ch_backend *gpu, int bf16, int B, int T, int NH, int HS) {
@@ -298,8 +298,11 @@ static void test_attention(const ch_backend *gpu, int bf16, int B, int T, int NH
   float *qr = bf16 ? bf16_round(qkv, nq) : dup(qkv, nq);
   float *dr = bf16 ? bf16_round(dout, no) : dup(dout, no);
   float *out, *probs, *dqkv, *rout, *rprobs, *rdqkv;
-  run_attention(gpu, qkv, dout, B, T, NH, HS, &out, &probs, &dqkv);
-  run_attention(CPU, qr, dr, B, T, NH, HS, &rout, &rprobs, &rdqkv);
+  size_t gnp, rnp;
+  run_attention(gpu, qkv, dout, B, T, NH, HS, &out, &probs, &gnp, &dqkv);
+  run_attention(CPU, qr, dr, B, T, NH, HS, &rout, &rprobs, &rnp, &rdqkv);
+  CHT_ASSERT(gnp == np && rnp == np, "%s: saved %zu (GPU) and %zu (CPU) floats, not P's %zu", cas,
+             gnp, rnp, np);
   double tol = bf16 ? ACC_TOL : FP32_TOL, tq = tol, tk = tol, tv = tol, to = tol;
   float *g[3], *r[3];
   for (int t = 0; t < 3; t++) /* dq, dk, dv */

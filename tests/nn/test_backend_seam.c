@@ -23,14 +23,14 @@ enum {
   OP_LINEAR_BWD, OP_MATMUL_FWD, OP_MATMUL_BWD, OP_LAYERNORM_FWD, OP_LAYERNORM_BWD, OP_GELU_FWD,
   OP_GELU_BWD, OP_RELU_FWD, OP_RELU_BWD, OP_ADD, OP_SCALE, OP_SUMSQ, OP_ATTENTION_FWD,
   OP_ATTENTION_BWD, OP_ATTENTION_DECODE, OP_EMBEDDING_FWD, OP_EMBEDDING_BWD, OP_XENT_FWD,
-  OP_XENT_FUSED, OP_ADAMW, OP_SGD, OP_CAST_F32_BF16, OP_CAST_BF16_F32, NOPS
+  OP_XENT_FUSED, OP_ADAMW, OP_SGD, OP_CAST_F32_BF16, OP_CAST_BF16_F32, OP_ATTENTION_SAVED, NOPS
 };
 static const char *op_names[NOPS] = {
   "alloc", "free", "upload", "download", "stage", "memset", "sync", "linear_fwd", "linear_bwd",
   "matmul_fwd", "matmul_bwd", "layernorm_fwd", "layernorm_bwd", "gelu_fwd", "gelu_bwd",
   "relu_fwd", "relu_bwd", "add", "scale", "sumsq", "attention_fwd", "attention_bwd",
   "attention_decode", "embedding_fwd", "embedding_bwd", "xent_fwd", "xent_fused", "adamw", "sgd",
-  "cast_f32_bf16", "cast_bf16_f32"};
+  "cast_f32_bf16", "cast_bf16_f32", "attention_saved"};
 
 static long counts[NOPS];
 static long live; /* allocations not yet freed */
@@ -105,11 +105,11 @@ FWD(add, OP_ADD, (const ch_backend *be, float *y, const float *a, const float *b
 FWD(scale, OP_SCALE, (const ch_backend *be, float *x, float s, int64_t n), (CPU, x, s, n))
 FWD(sumsq, OP_SUMSQ, (const ch_backend *be, const float *x, int64_t n, double *out), (CPU, x, n, out))
 FWD(attention_fwd, OP_ATTENTION_FWD,
-    (const ch_backend *be, float *out, float *probs, const float *qkv, int B, int T, int NH, int HS),
-    (CPU, out, probs, qkv, B, T, NH, HS))
+    (const ch_backend *be, float *out, float *saved, const float *qkv, int B, int T, int NH, int HS),
+    (CPU, out, saved, qkv, B, T, NH, HS))
 FWD(attention_bwd, OP_ATTENTION_BWD,
-    (const ch_backend *be, float *dqkv, const float *dout, const float *qkv, const float *probs,
-     float *scratch, int B, int T, int NH, int HS), (CPU, dqkv, dout, qkv, probs, scratch, B, T, NH, HS))
+    (const ch_backend *be, float *dqkv, const float *dout, const float *qkv, const float *out,
+     const float *saved, int B, int T, int NH, int HS), (CPU, dqkv, dout, qkv, out, saved, B, T, NH, HS))
 FWD(attention_decode, OP_ATTENTION_DECODE,
     (const ch_backend *be, float *out, float *scratch, const float *qkv, float *k, float *v, int past,
      int n, int NH, int HS), (CPU, out, scratch, qkv, k, v, past, n, NH, HS))
@@ -135,6 +135,8 @@ FWD(cast_f32_bf16, OP_CAST_F32_BF16, (const ch_backend *be, uint16_t *y, const f
     (CPU, y, x, n))
 FWD(cast_bf16_f32, OP_CAST_BF16_F32, (const ch_backend *be, float *y, const uint16_t *x, int64_t n),
     (CPU, y, x, n))
+FWD(attention_saved, OP_ATTENTION_SAVED,
+    (const ch_backend *be, int B, int T, int NH, int HS, size_t *floats), (CPU, B, T, NH, HS, floats))
 
 static const ch_backend_ops counting_ops = {
   .alloc = c_alloc, .free = c_free, .upload = c_upload, .download = c_download,
@@ -146,7 +148,7 @@ static const ch_backend_ops counting_ops = {
   .attention_bwd = c_attention_bwd, .attention_decode = c_attention_decode,
   .embedding_fwd = c_embedding_fwd, .embedding_bwd = c_embedding_bwd, .xent_fwd = c_xent_fwd,
   .xent_fused = c_xent_fused, .adamw = c_adamw, .sgd = c_sgd, .cast_f32_bf16 = c_cast_f32_bf16,
-  .cast_bf16_f32 = c_cast_bf16_f32,
+  .cast_bf16_f32 = c_cast_bf16_f32, .attention_saved = c_attention_saved,
 };
 static const ch_backend counting = {.name = "counting", .ops = &counting_ops, .ctx = NULL};
 
@@ -304,7 +306,8 @@ int main(void) {
                       OP_LAYERNORM_BWD, OP_GELU_FWD, OP_GELU_BWD, OP_RELU_FWD, OP_RELU_BWD,
                       OP_ADD, OP_SCALE, OP_SUMSQ, OP_ATTENTION_FWD, OP_ATTENTION_BWD,
                       OP_ATTENTION_DECODE, OP_EMBEDDING_FWD, OP_EMBEDDING_BWD, OP_XENT_FWD,
-                      OP_XENT_FUSED, OP_ADAMW, OP_SGD, OP_CAST_F32_BF16, OP_CAST_BF16_F32};
+                      OP_XENT_FUSED, OP_ADAMW, OP_SGD, OP_CAST_F32_BF16, OP_CAST_BF16_F32,
+                      OP_ATTENTION_SAVED};
   for (size_t i = 0; i < sizeof used / sizeof used[0]; i++) {
     printf("  %-16s %ld\n", op_names[used[i]], counts[used[i]]);
     CHT_ASSERT(counts[used[i]] > 0, "op %s was never called through the backend", op_names[used[i]]);

@@ -1,0 +1,286 @@
+/* Fused causal attention for training, one (sequence, head) per call: the T x T probability
+ * matrix is never stored. The same math as kernels/cpu/attention.c (scale = 1/sqrt(HS)):
+ *   forward:  S = scale q k^T, P = causal softmax(S), out = P v; saves lse_i = log sum_j e^S_ij
+ *   backward: D_i = dout_i . out_i (= rowsum(dP * P), the softmax Jacobian's row term),
+ *             P_ij = e^(S_ij - lse_i) recomputed, dv += P^T dout, dP = dout v^T,
+ *             dS = P (dP - D) scale, dq += dS k, dk += dS^T q.
+ *
+ * Work goes by tiles of BQ queries x BK keys, only those on or below the diagonal. A tile's
+ * scores live in a BQ x BK buffer (4 KiB: L1). Forward keeps a running max m_i and sum l_i per
+ * query (online softmax): a new tile with a larger max rescales the running sum and output by
+ * e^(m_old - m_new), so one pass over the keys suffices and out = acc / l at the end. Backward
+ * goes key tile by key tile, summing dk and dv of the tile over the queries below it in a small
+ * buffer, and adds each tile's dq into the output.
+ *
+ * Vectorisation without -ffast-math: GCC may not reorder a float sum, so no inner loop here is
+ * a reduction. Products are written as row updates (y[0..n) += a x[0..n)) over a contiguous
+ * index: the scores over keys use k and v transposed once per call ([HS, T], keys contiguous),
+ * the HS-wide updates (out, dq, dk, dv) run over the head's columns. Each update handles four
+ * rows at once so that a loaded x row feeds four of them. The few row reductions (max, sum, D)
+ * use eight fixed partial sums, as softmax_row_causal, so every instruction set gets the same
+ * bits. HS 16, 32, 64 and 128 get their own copy of the loops with HS a constant (registers
+ * and full unrolling); other HS run the same code with HS a variable. */
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "kernels/cpu/cpu_kernels.h"
+#include "kernels/cpu/fastmath.h"
+#include "kernels/cpu/simd.h"
+
+#define BQ 32 /* queries per tile */
+#define BK 32 /* keys per tile: the score rows' length, two AVX-512 vectors */
+
+#define INLINE static inline __attribute__((always_inline))
+
+static int imin(int a, int b) { return a < b ? a : b; }
+
+/* dst[c * ldd + t] = src[t * lds + c] for t < T, c < hs; columns T..ldd-1 of dst zeroed
+ * (the last key tile reads them as keys that score 0 and are masked). */
+INLINE void transpose(float *dst, int ldd, const float *src, int lds, int T, int hs) {
+  for (int c = 0; c < hs; c++) {
+    float *d = dst + (size_t)c * ldd;
+    for (int t = 0; t < T; t++) d[t] = src[(size_t)t * lds + c];
+    for (int t = T; t < ldd; t++) d[t] = 0.0f;
+  }
+}
+
+/* s[i][0..BK) = sum_c a[i][c] bt[c][0..BK) for i < na (a row stride lda, bt row stride ldb):
+ * a tile of scores q k^T or dP = dout v^T. */
+INLINE void tile_scores(float *s, const float *a, int lda, int na, const float *bt, int ldb,
+                        int hs) {
+  int i = 0;
+  for (; i + 4 <= na; i += 4) {
+    float acc[4][BK] = {{0}};
+    const float *a0 = a + (size_t)i * lda;
+    for (int c = 0; c < hs; c++) {
+      const float *b = bt + (size_t)c * ldb;
+      float x0 = a0[c], x1 = a0[lda + c], x2 = a0[2 * lda + c], x3 = a0[3 * lda + c];
+      for (int j = 0; j < BK; j++) {
+        acc[0][j] += x0 * b[j];
+        acc[1][j] += x1 * b[j];
+        acc[2][j] += x2 * b[j];
+        acc[3][j] += x3 * b[j];
+      }
+    }
+    memcpy(s + (size_t)i * BK, acc, sizeof acc);
+  }
+  for (; i < na; i++) {
+    float acc[BK] = {0};
+    const float *ar = a + (size_t)i * lda;
+    for (int c = 0; c < hs; c++) {
+      const float *b = bt + (size_t)c * ldb;
+      for (int j = 0; j < BK; j++) acc[j] += ar[c] * b[j];
+    }
+    memcpy(s + (size_t)i * BK, acc, sizeof acc);
+  }
+}
+
+/* y[r][0..hs) += sum_{b < nb} w(r, b) x[b][0..hs) for r < ny, where w(r, b) = w[r * wr + b * wc]:
+ * the tile products P v, dS k (w a tile row by row: wr = BK, wc = 1) and P^T dout, dS^T q
+ * (w read down the tile's columns: wr = 1, wc = BK). y row stride ldy, x row stride ldx. */
+INLINE void tile_update(float *y, int ldy, int ny, const float *w, int wr, int wc, const float *x,
+                        int ldx, int nb, int hs) {
+  int r = 0;
+  for (; r + 4 <= ny; r += 4) {
+    float *y0 = y + (size_t)r * ldy, *y1 = y0 + ldy, *y2 = y1 + ldy, *y3 = y2 + ldy;
+    const float *w0 = w + (size_t)r * wr;
+    for (int b = 0; b < nb; b++) {
+      const float *xb = x + (size_t)b * ldx;
+      float c0 = w0[b * wc], c1 = w0[wr + b * wc], c2 = w0[2 * wr + b * wc],
+            c3 = w0[3 * wr + b * wc];
+      for (int c = 0; c < hs; c++) {
+        y0[c] += c0 * xb[c];
+        y1[c] += c1 * xb[c];
+        y2[c] += c2 * xb[c];
+        y3[c] += c3 * xb[c];
+      }
+    }
+  }
+  for (; r < ny; r++) {
+    float *yr = y + (size_t)r * ldy;
+    for (int b = 0; b < nb; b++) {
+      const float *xb = x + (size_t)b * ldx;
+      float cr = w[(size_t)r * wr + b * wc];
+      for (int c = 0; c < hs; c++) yr[c] += cr * xb[c];
+    }
+  }
+}
+
+/* Keys of the tile at c0 that query i sees: 0 when the tile is wholly above its diagonal. */
+INLINE int visible(int i, int c0, int nk) {
+  int n = i - c0 + 1;
+  return n < 0 ? 0 : n < nk ? n : nk;
+}
+
+/* max of x[0..n), n >= 1, in eight fixed lanes (the same result on every instruction set). */
+INLINE float row_max(const float *x, int n) {
+  float part[8];
+  for (int u = 0; u < 8; u++) part[u] = x[0];
+  int j = 0;
+  for (; j + 8 <= n; j += 8)
+    for (int u = 0; u < 8; u++) part[u] = x[j + u] > part[u] ? x[j + u] : part[u];
+  float mx = x[0];
+  for (; j < n; j++) mx = x[j] > mx ? x[j] : mx;
+  for (int u = 0; u < 8; u++) mx = part[u] > mx ? part[u] : mx;
+  return mx;
+}
+
+/* sum of x[0..n) in eight fixed partial sums, as softmax_row_causal. */
+INLINE float row_sum(const float *x, int n) {
+  float part[8] = {0};
+  int j = 0;
+  for (; j + 8 <= n; j += 8)
+    for (int u = 0; u < 8; u++) part[u] += x[j + u];
+  float sum = 0.0f;
+  for (; j < n; j++) sum += x[j];
+  for (int u = 0; u < 8; u++) sum += part[u];
+  return sum;
+}
+
+/* Per-call buffers (floats): kt [hs, Tp], the tile s [BQ, BK], the output accumulator [BQ, hs]
+ * and the running max and sum [BQ]. */
+INLINE void fwd_body(float *out, int ldo, float *lse, const float *q, int ldq, const float *k,
+                     const float *v, int ldkv, int T, int hs, float *ws) {
+  const float scale = 1.0f / sqrtf((float)hs);
+  const int Tp = (T + BK - 1) / BK * BK;
+  float *kt = ws, *s = kt + (size_t)hs * Tp, *acc = s + BQ * BK, *m = acc + BQ * hs, *l = m + BQ;
+  transpose(kt, Tp, k, ldkv, T, hs);
+  for (int r0 = 0; r0 < T; r0 += BQ) {
+    int nq = imin(BQ, T - r0);
+    memset(acc, 0, sizeof *acc * (size_t)nq * hs);
+    for (int i = 0; i < nq; i++) m[i] = -INFINITY, l[i] = 0.0f;
+    for (int c0 = 0; c0 < r0 + nq; c0 += BK) { /* key tiles up to the last query's diagonal */
+      int nk = imin(BK, T - c0);
+      tile_scores(s, q + (size_t)r0 * ldq, ldq, nq, kt + c0, Tp, hs);
+      for (int i = 0; i < nq; i++) {
+        float *sr = s + (size_t)i * BK;
+        int n = visible(r0 + i, c0, nk);
+        if (n == 0) continue; /* the row's p stays 0: s is cleared below */
+        for (int j = 0; j < n; j++) sr[j] *= scale;
+        float mx = row_max(sr, n), mnew = mx > m[i] ? mx : m[i];
+        /* e^(-inf) = 0 on the first tile: cpu_exp_f32 clamps to e^-87, so say it exactly */
+        float alpha = m[i] == -INFINITY ? 0.0f : cpu_exp_f32(m[i] - mnew);
+        for (int j = 0; j < n; j++) sr[j] = cpu_exp_f32(sr[j] - mnew);
+        for (int j = n; j < BK; j++) sr[j] = 0.0f;
+        l[i] = l[i] * alpha + row_sum(sr, n);
+        m[i] = mnew;
+        if (alpha != 1.0f)
+          for (int c = 0; c < hs; c++) acc[(size_t)i * hs + c] *= alpha;
+      }
+      /* rows with no visible key in this tile (only in a diagonal tile) contribute nothing */
+      for (int i = 0; i < nq; i++)
+        if (visible(r0 + i, c0, nk) == 0) memset(s + (size_t)i * BK, 0, sizeof *s * BK);
+      tile_update(acc, hs, nq, s, BK, 1, v + (size_t)c0 * ldkv, ldkv, nk, hs);
+    }
+    for (int i = 0; i < nq; i++) {
+      float inv = 1.0f / l[i]; /* l >= 1: the max term is e^0 */
+      float *o = out + (size_t)(r0 + i) * ldo;
+      for (int c = 0; c < hs; c++) o[c] = acc[(size_t)i * hs + c] * inv;
+      lse[r0 + i] = m[i] + logf(l[i]);
+    }
+  }
+}
+
+/* Per-call buffers (floats): kt, vt [hs, Tp], D [T], tiles p, ds [BQ, BK], dk, dv [BK, hs]. */
+INLINE void bwd_body(float *dq, float *dk, float *dv, int ld, const float *dout, int ldo,
+                     const float *out, int ldout, const float *q, const float *k, const float *v,
+                     int ldq, const float *lse, int T, int hs, float *ws) {
+  const float scale = 1.0f / sqrtf((float)hs);
+  const int Tp = (T + BK - 1) / BK * BK;
+  float *kt = ws, *vt = kt + (size_t)hs * Tp, *D = vt + (size_t)hs * Tp, *p = D + Tp,
+        *ds = p + BQ * BK, *dkb = ds + BQ * BK, *dvb = dkb + BK * hs;
+  transpose(kt, Tp, k, ldq, T, hs);
+  transpose(vt, Tp, v, ldq, T, hs);
+  float prod[8 * 16];
+  for (int i = 0; i < T; i++) { /* D_i = dout_i . out_i */
+    const float *a = dout + (size_t)i * ldo, *b = out + (size_t)i * ldout;
+    float d = 0.0f;
+    int c = 0;
+    for (; c + 128 <= hs; c += 128) {
+      for (int u = 0; u < 128; u++) prod[u] = a[c + u] * b[c + u];
+      d += row_sum(prod, 128);
+    }
+    for (int u = 0; u < hs - c; u++) prod[u] = a[c + u] * b[c + u];
+    D[i] = d + row_sum(prod, hs - c);
+  }
+  for (int i = 0; i < T; i++) memset(dq + (size_t)i * ld, 0, sizeof *dq * hs);
+  for (int c0 = 0; c0 < T; c0 += BK) {
+    int nk = imin(BK, T - c0);
+    memset(dkb, 0, sizeof *dkb * BK * hs);
+    memset(dvb, 0, sizeof *dvb * BK * hs);
+    for (int r0 = c0 / BQ * BQ; r0 < T; r0 += BQ) { /* query tiles from the diagonal down */
+      int nq = imin(BQ, T - r0);
+      const float *qb = q + (size_t)r0 * ldq, *dob = dout + (size_t)r0 * ldo;
+      tile_scores(p, qb, ldq, nq, kt + c0, Tp, hs);
+      tile_scores(ds, dob, ldo, nq, vt + c0, Tp, hs);
+      for (int i = 0; i < nq; i++) {
+        float *pr = p + (size_t)i * BK, *dr = ds + (size_t)i * BK;
+        int n = visible(r0 + i, c0, nk);
+        float li = lse[r0 + i], Di = D[r0 + i];
+        for (int j = 0; j < n; j++) pr[j] = cpu_exp_f32(pr[j] * scale - li);
+        for (int j = 0; j < n; j++) dr[j] = pr[j] * (dr[j] - Di) * scale;
+        for (int j = n; j < BK; j++) pr[j] = 0.0f, dr[j] = 0.0f;
+      }
+      tile_update(dvb, hs, nk, p, 1, BK, dob, ldo, nq, hs);  /* dv += P^T dout */
+      tile_update(dkb, hs, nk, ds, 1, BK, qb, ldq, nq, hs);  /* dk += dS^T q */
+      tile_update(dq + (size_t)r0 * ld, ld, nq, ds, BK, 1, k + (size_t)c0 * ldq, ldq, nk, hs);
+    }
+    for (int j = 0; j < nk; j++) {
+      memcpy(dk + (size_t)(c0 + j) * ld, dkb + (size_t)j * hs, sizeof *dk * hs);
+      memcpy(dv + (size_t)(c0 + j) * ld, dvb + (size_t)j * hs, sizeof *dv * hs);
+    }
+  }
+}
+
+/* One clone per instruction set; HS 16/32/64/128 with the loops' HS a constant. */
+CH_VECTORIZE static void fwd_dispatch(float *out, int ldo, float *lse, const float *q, int ldq,
+                                      const float *k, const float *v, int ldkv, int T, int HS,
+                                      float *ws) {
+  switch (HS) {
+  case 16: fwd_body(out, ldo, lse, q, ldq, k, v, ldkv, T, 16, ws); break;
+  case 32: fwd_body(out, ldo, lse, q, ldq, k, v, ldkv, T, 32, ws); break;
+  case 64: fwd_body(out, ldo, lse, q, ldq, k, v, ldkv, T, 64, ws); break;
+  case 128: fwd_body(out, ldo, lse, q, ldq, k, v, ldkv, T, 128, ws); break;
+  default: fwd_body(out, ldo, lse, q, ldq, k, v, ldkv, T, HS, ws); break;
+  }
+}
+
+CH_VECTORIZE static void bwd_dispatch(float *dq, float *dk, float *dv, int ld, const float *dout,
+                                      int ldo, const float *out, int ldout, const float *q,
+                                      const float *k, const float *v, int ldq, const float *lse,
+                                      int T, int HS, float *ws) {
+  switch (HS) {
+#define CASE(h) \
+  case h: bwd_body(dq, dk, dv, ld, dout, ldo, out, ldout, q, k, v, ldq, lse, T, h, ws); break;
+  CASE(16) CASE(32) CASE(64) CASE(128)
+#undef CASE
+  default: bwd_body(dq, dk, dv, ld, dout, ldo, out, ldout, q, k, v, ldq, lse, T, HS, ws); break;
+  }
+}
+
+static size_t padded(int T) { return (size_t)(T + BK - 1) / BK * BK; }
+
+ch_status cpu_flash_attention_forward(float *out, int ldo, float *lse, const float *q, int ldq,
+                                      const float *k, const float *v, int ldkv, int T, int HS) {
+  if (T <= 0 || HS <= 0) return CH_OK;
+  size_t n = (size_t)HS * padded(T) + BQ * BK + (size_t)BQ * HS + 2 * BQ;
+  float *ws = ch_alloc_aligned(sizeof *ws * n);
+  if (!ws) return CH_FAIL(CH_ERR_NOMEM, "attention: %zu floats of workspace", n);
+  fwd_dispatch(out, ldo, lse, q, ldq, k, v, ldkv, T, HS, ws);
+  ch_free_aligned(ws);
+  return CH_OK;
+}
+
+ch_status cpu_flash_attention_backward(float *dq, float *dk, float *dv, int ld, const float *dout,
+                                       int ldo, const float *out, int ldout, const float *q,
+                                       const float *k, const float *v, int ldq, const float *lse,
+                                       int T, int HS) {
+  if (T <= 0 || HS <= 0) return CH_OK;
+  size_t n = 2 * (size_t)HS * padded(T) + padded(T) + 2 * BQ * BK + 2 * (size_t)BK * HS;
+  float *ws = ch_alloc_aligned(sizeof *ws * n);
+  if (!ws) return CH_FAIL(CH_ERR_NOMEM, "attention: %zu floats of workspace", n);
+  bwd_dispatch(dq, dk, dv, ld, dout, ldo, out, ldout, q, k, v, ldq, lse, T, HS, ws);
+  ch_free_aligned(ws);
+  return CH_OK;
+}
