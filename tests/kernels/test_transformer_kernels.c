@@ -18,6 +18,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "cohort/backend.h"
 #include "kernels/cpu/cpu_kernels.h"
 #include "testlib.h"
 
@@ -279,6 +280,125 @@ static void test_attention_tail(int Tq, int Tk, int NH, int HS) {
   free(scratch), free(qkvd), free(oref), free(Pref), free(frows), free(prows);
 }
 
+/* ---- fused attention (attention_flash.c) -------------------------------------------------- */
+
+/* The fused kernel, head by head, against the double reference (out, lse, dq/dk/dv) and against
+ * the blocked kernel (attention.c) in fp32, on a fused qkv [T, 3C] with a padded out (ldo C+3)
+ * and gradients in a [T, 3C] view. Same TOL: both kernels sum the same terms in fp32 (in other
+ * orders, the fused one with its running max rescaling), so each lands within a few 1e-7 of the
+ * exact values relative to the tensor's largest entry, and within 2 TOL of each other. */
+static void test_flash(int T, int NH, int HS) {
+  int C = NH * HS, ldo = C + 3;
+  size_t TC = (size_t)T * C;
+  float *qkv = rnd(TC * 3, 600 + T), *dout = rnd(TC, 601);
+  const float *q = qkv, *k = qkv + C, *v = qkv + 2 * C;
+  /* outputs start as garbage: every entry must be written */
+  float *out = rnd((size_t)T * ldo, 602), *lse = rnd((size_t)NH * T, 603);
+  float *dqkv = rnd(TC * 3, 604), *bout = malloc(sizeof *bout * TC), *bdqkv = malloc(sizeof *bdqkv * TC * 3);
+  float *probs = malloc(sizeof *probs * NH * (size_t)T * T), *scr = malloc(sizeof *scr * 2 * (size_t)T * T);
+  for (int h = 0; h < NH; h++)
+    CHT_OK(cpu_flash_attention_forward(out + h * HS, ldo, lse + (size_t)h * T, q + h * HS, 3 * C,
+                                       k + h * HS, v + h * HS, 3 * C, T, HS));
+  for (int h = 0; h < NH; h++)
+    CHT_OK(cpu_flash_attention_backward(dqkv + h * HS, dqkv + C + h * HS, dqkv + 2 * C + h * HS,
+                                        3 * C, dout + h * HS, C, out + h * HS, ldo, q + h * HS,
+                                        k + h * HS, v + h * HS, 3 * C, lse + (size_t)h * T, T, HS));
+  cpu_attention_forward(bout, C, probs, NULL, q, 3 * C, k, v, 3 * C, T, T, NH, HS);
+  cpu_attention_backward(bdqkv, bdqkv + C, bdqkv + 2 * C, 3 * C, dout, C, q, k, v, 3 * C, probs,
+                         scr, T, NH, HS);
+
+  double *qkvd = dbl(qkv, TC * 3), *doutd = dbl(dout, TC);
+  double *oref = malloc(sizeof *oref * TC), *P = malloc(sizeof *P * NH * (size_t)T * T);
+  double *lref = malloc(sizeof *lref * NH * (size_t)T), *g = malloc(sizeof *g * TC * 3);
+  ref_attn_fwd(oref, P, qkvd, 3 * C, qkvd + C, qkvd + 2 * C, 3 * C, T, T, NH, HS);
+  ref_attn_bwd(g, g + TC, g + 2 * TC, doutd, qkvd, qkvd + C, qkvd + 2 * C, 3 * C, T, NH, HS);
+  double scale = 1.0 / sqrt((double)HS);
+  for (int h = 0; h < NH; h++) /* lse_i = log sum_j e^(scale q_i . k_j) */
+    for (int i = 0; i < T; i++) {
+      double mx = -INFINITY, *sj = malloc(sizeof *sj * (i + 1)), sum = 0;
+      for (int j = 0; j <= i; j++) {
+        double d = 0;
+        for (int c = 0; c < HS; c++) d += qkvd[(size_t)i * 3 * C + h * HS + c] * qkvd[(size_t)j * 3 * C + C + h * HS + c];
+        sj[j] = d * scale, mx = fmax(mx, sj[j]);
+      }
+      for (int j = 0; j <= i; j++) sum += exp(sj[j] - mx);
+      lref[(size_t)h * T + i] = mx + log(sum);
+      free(sj);
+    }
+  double eo = err2d(out, ldo, oref, T, C), el = err(lse, lref, (int64_t)NH * T);
+  double *bo = dbl(bout, TC);
+  double eb = err2d(out, ldo, bo, T, C);
+  note(&worst_fwd, eo), note(&worst_fwd, el);
+  CHT_ASSERT(eo < TOL && el < TOL && eb < 2 * TOL, "flash T=%d NH=%d HS=%d: out %g lse %g vs blocked %g",
+             T, NH, HS, eo, el, eb);
+  for (int t = 0; t < T; t++) { /* padding columns of out untouched */
+    float *orig = rnd((size_t)T * ldo, 602);
+    CHT_ASSERT(memcmp(out + (size_t)t * ldo + C, orig + (size_t)t * ldo + C, sizeof *out * 3) == 0,
+               "flash T=%d: out padding written", T);
+    free(orig);
+  }
+  const char *name[3] = {"dq", "dk", "dv"};
+  double worst_b = 0;
+  for (int w = 0; w < 3; w++) {
+    double e = err2d(dqkv + w * C, 3 * C, g + w * TC, T, C);
+    if (T == 1 && w < 2) {
+      /* One key: the softmax is constant 1, so dq = dk = 0 exactly, and the kernel's
+       * dP - D (two fp32 dot products of HS O(1) terms) leaves rounding noise of ~HS 1e-7
+       * that no relative measure can judge: it is judged absolutely. */
+      e = 0;
+      for (int c = 0; c < C; c++) e = fmax(e, fabs(dqkv[w * C + c]));
+      CHT_ASSERT(e < TOL, "flash T=1: %s not ~0 (%g)", name[w], e);
+      continue;
+    }
+    double *bw = malloc(sizeof *bw * TC);
+    for (int t = 0; t < T; t++)
+      for (int c = 0; c < C; c++) bw[(size_t)t * C + c] = bdqkv[(size_t)t * 3 * C + w * C + c];
+    double ebw = err2d(dqkv + w * C, 3 * C, bw, T, C);
+    note(&worst_bwd, e);
+    worst_b = fmax(worst_b, e);
+    CHT_ASSERT(e < TOL && ebw < 2 * TOL, "flash backward T=%d NH=%d HS=%d: %s vs analytic %g, vs blocked %g",
+               T, NH, HS, name[w], e, ebw);
+    free(bw);
+  }
+  printf("flash attention T=%d NH=%d HS=%d: out %.2g lse %.2g (vs blocked %.2g), dq/dk/dv %.2g\n", T,
+         NH, HS, eo, el, eb, worst_b);
+  free(qkv), free(dout), free(out), free(lse), free(dqkv), free(bout), free(bdqkv), free(probs), free(scr);
+  free(qkvd), free(doutd), free(oref), free(P), free(lref), free(g), free(bo);
+}
+
+/* The CPU backend's attention ops, B sequences, at a T below and one above the fused kernel's
+ * threshold: saved's size says which kernel ran (P or lse), and out, dqkv match the double
+ * reference sequence by sequence. */
+static void test_attention_op(int B, int T, int NH, int HS) {
+  const ch_backend *be = ch_backend_cpu();
+  int C = NH * HS;
+  size_t rows = (size_t)B * T, saved;
+  CHT_OK(ch_op_attention_saved(be, B, T, NH, HS, &saved));
+  CHT_ASSERT(saved == rows * NH || saved == rows * NH * T, "saved %zu floats", saved);
+  float *qkv = rnd(rows * 3 * C, 700 + T), *dout = rnd(rows * C, 701), *out = rnd(rows * C, 702);
+  float *sv = rnd(saved, 703), *dqkv = rnd(rows * 3 * C, 704);
+  CHT_OK(ch_op_attention_fwd(be, out, sv, qkv, B, T, NH, HS));
+  CHT_OK(ch_op_attention_bwd(be, dqkv, dout, qkv, out, sv, B, T, NH, HS));
+  size_t TC = (size_t)T * C;
+  double *o = malloc(sizeof *o * TC), *P = malloc(sizeof *P * NH * (size_t)T * T), *g = malloc(sizeof *g * 3 * TC);
+  double worst = 0;
+  for (int b = 0; b < B; b++) {
+    double *x = dbl(qkv + b * 3 * TC, 3 * TC), *dy = dbl(dout + b * TC, TC);
+    ref_attn_fwd(o, P, x, 3 * C, x + C, x + 2 * C, 3 * C, T, T, NH, HS);
+    ref_attn_bwd(g, g + TC, g + 2 * TC, dy, x, x + C, x + 2 * C, 3 * C, T, NH, HS);
+    double e = err(out + b * TC, o, (int64_t)TC);
+    for (int w = 0; w < 3; w++) e = fmax(e, err2d(dqkv + b * 3 * TC + w * C, 3 * C, g + w * TC, T, C));
+    worst = fmax(worst, e);
+    free(x), free(dy);
+  }
+  note(&worst_bwd, worst);
+  CHT_ASSERT(worst < TOL, "attention op B=%d T=%d NH=%d HS=%d (%s): %g", B, T, NH, HS,
+             saved == rows * NH ? "fused" : "blocked", worst);
+  printf("attention op B=%d T=%d NH=%d HS=%d (%s kernel): worst %.2g\n", B, T, NH, HS,
+         saved == rows * NH ? "fused" : "blocked", worst);
+  free(qkv), free(dout), free(out), free(sv), free(dqkv), free(o), free(P), free(g);
+}
+
 /* ---- layernorm --------------------------------------------------------------------------- */
 
 static void ref_ln(double *y, double *mean, double *rstd, const double *x, const double *w,
@@ -468,6 +588,12 @@ int main(void) {
                     {70, 100, 2, 16}, {1, 200, 3, 16}};
   for (size_t i = 0; i < sizeof tails / sizeof *tails; i++)
     test_attention_tail(tails[i][0], tails[i][1], tails[i][2], tails[i][3]);
+  /* T, NH, HS: T = 1, T within one tile, T not a multiple of the 32-row tiles, several tiles */
+  int flash[][3] = {{1, 1, 16}, {1, 2, 64}, {5, 2, 16}, {32, 1, 32}, {33, 2, 16}, {70, 3, 32},
+                    {100, 2, 64}, {130, 1, 24}, {67, 2, 128}, {64, 1, 8}};
+  for (size_t i = 0; i < sizeof flash / sizeof *flash; i++) test_flash(flash[i][0], flash[i][1], flash[i][2]);
+  test_attention_op(2, 40, 3, 16);  /* below the threshold: blocked */
+  test_attention_op(2, 300, 2, 32); /* above: fused */
   printf("worst errors (relative to each tensor's max): forward %.2g, backward vs analytic %.2g, "
          "vs finite differences %.2g; tolerance %g\n", worst_fwd, worst_bwd, worst_fd, TOL);
   printf("transformer kernels: all checks passed\n");
