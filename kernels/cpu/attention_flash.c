@@ -38,71 +38,83 @@ static int imin(int a, int b) { return a < b ? a : b; }
 /* dst[c * ldd + t] = src[t * lds + c] for t < T, c < hs; columns T..ldd-1 of dst zeroed
  * (the last key tile reads them as keys that score 0 and are masked). */
 INLINE void transpose(float *dst, int ldd, const float *src, int lds, int T, int hs) {
-  for (int c = 0; c < hs; c++) {
-    float *d = dst + (size_t)c * ldd;
-    for (int t = 0; t < T; t++) d[t] = src[(size_t)t * lds + c];
-    for (int t = T; t < ldd; t++) d[t] = 0.0f;
+  /* row by row: src is read in order, the hs destination lines being written stay in L1 */
+  for (int t = 0; t < T; t++)
+    for (int c = 0; c < hs; c++) dst[(size_t)c * ldd + t] = src[(size_t)t * lds + c];
+  for (int c = 0; c < hs; c++)
+    for (int t = T; t < ldd; t++) dst[(size_t)c * ldd + t] = 0.0f;
+}
+
+/* Sixteen floats, one AVX-512 register; the AVX2 and baseline clones split it into two or
+ * four. Written explicitly (GCC vector extensions) so that the accumulators of a micro-tile
+ * stay in registers across the whole inner sum, which the auto-vectoriser did not manage. */
+typedef float v16 __attribute__((vector_size(64)));
+/* GCC warns that passing v16 by value has another ABI without AVX-512; every function taking
+ * or returning one here is always_inline, so no call with that ABI exists. */
+#pragma GCC diagnostic ignored "-Wpsabi"
+
+INLINE v16 vload(const float *p) {
+  v16 v;
+  memcpy(&v, p, sizeof v); /* unaligned: rows start anywhere in qkv */
+  return v;
+}
+INLINE void vstore(float *p, v16 v) { memcpy(p, &v, sizeof v); }
+
+/* The micro-kernel of every product here: for r < R (1..4) and 16 NV columns (NV 1 or 2),
+ *   c[r][0..16 NV) = (acc ? c[r] : 0) + sum_{t < n} a(r, t) b[t][0..16 NV),
+ * a(r, t) = a[r * ar + t * at] (a broadcast scalar), b row stride ldb, c row stride ldc. Each
+ * b row loaded feeds R rows; the R x NV accumulators live in registers. */
+INLINE void micro(float *c, int ldc, int acc, const float *a, int ar, int at, const float *b,
+                  int ldb, int n, int R, int NV) {
+  v16 s[4][2];
+  for (int r = 0; r < R; r++)
+    for (int u = 0; u < NV; u++) s[r][u] = acc ? vload(c + (size_t)r * ldc + 16 * u) : (v16){0};
+  for (int t = 0; t < n; t++) {
+    const float *bt = b + (size_t)t * ldb;
+    v16 b0 = vload(bt), b1 = NV > 1 ? vload(bt + 16) : (v16){0};
+    for (int r = 0; r < R; r++) {
+      v16 x = (v16){0} + a[(size_t)r * ar + (size_t)t * at];
+      s[r][0] += x * b0;
+      if (NV > 1) s[r][1] += x * b1;
+    }
   }
+  for (int r = 0; r < R; r++)
+    for (int u = 0; u < NV; u++) vstore(c + (size_t)r * ldc + 16 * u, s[r][u]);
+}
+
+/* Rows r < ny of c, four at a time, over 16 NV columns. */
+INLINE void micro_rows(float *c, int ldc, int acc, const float *a, int ar, int at,
+                       const float *b, int ldb, int n, int ny, int NV) {
+  int r = 0;
+  for (; r + 4 <= ny; r += 4)
+    micro(c + (size_t)r * ldc, ldc, acc, a + (size_t)r * ar, ar, at, b, ldb, n, 4, NV);
+  for (; r < ny; r++)
+    micro(c + (size_t)r * ldc, ldc, acc, a + (size_t)r * ar, ar, at, b, ldb, n, 1, NV);
 }
 
 /* s[i][0..BK) = sum_c a[i][c] bt[c][0..BK) for i < na (a row stride lda, bt row stride ldb):
  * a tile of scores q k^T or dP = dout v^T. */
 INLINE void tile_scores(float *s, const float *a, int lda, int na, const float *bt, int ldb,
                         int hs) {
-  int i = 0;
-  for (; i + 4 <= na; i += 4) {
-    float acc[4][BK] = {{0}};
-    const float *a0 = a + (size_t)i * lda;
-    for (int c = 0; c < hs; c++) {
-      const float *b = bt + (size_t)c * ldb;
-      float x0 = a0[c], x1 = a0[lda + c], x2 = a0[2 * lda + c], x3 = a0[3 * lda + c];
-      for (int j = 0; j < BK; j++) {
-        acc[0][j] += x0 * b[j];
-        acc[1][j] += x1 * b[j];
-        acc[2][j] += x2 * b[j];
-        acc[3][j] += x3 * b[j];
-      }
-    }
-    memcpy(s + (size_t)i * BK, acc, sizeof acc);
-  }
-  for (; i < na; i++) {
-    float acc[BK] = {0};
-    const float *ar = a + (size_t)i * lda;
-    for (int c = 0; c < hs; c++) {
-      const float *b = bt + (size_t)c * ldb;
-      for (int j = 0; j < BK; j++) acc[j] += ar[c] * b[j];
-    }
-    memcpy(s + (size_t)i * BK, acc, sizeof acc);
-  }
+  micro_rows(s, BK, 0, a, lda, 1, bt, ldb, hs, na, BK / 16);
 }
 
 /* y[r][0..hs) += sum_{b < nb} w(r, b) x[b][0..hs) for r < ny, where w(r, b) = w[r * wr + b * wc]:
  * the tile products P v, dS k (w a tile row by row: wr = BK, wc = 1) and P^T dout, dS^T q
- * (w read down the tile's columns: wr = 1, wc = BK). y row stride ldy, x row stride ldx. */
+ * (w read down the tile's columns: wr = 1, wc = BK). y row stride ldy, x row stride ldx.
+ * Columns go 32 and 16 at a time; the last hs % 16 (HS not a multiple of 16) one by one. */
 INLINE void tile_update(float *y, int ldy, int ny, const float *w, int wr, int wc, const float *x,
                         int ldx, int nb, int hs) {
-  int r = 0;
-  for (; r + 4 <= ny; r += 4) {
-    float *y0 = y + (size_t)r * ldy, *y1 = y0 + ldy, *y2 = y1 + ldy, *y3 = y2 + ldy;
-    const float *w0 = w + (size_t)r * wr;
-    for (int b = 0; b < nb; b++) {
-      const float *xb = x + (size_t)b * ldx;
-      float c0 = w0[b * wc], c1 = w0[wr + b * wc], c2 = w0[2 * wr + b * wc],
-            c3 = w0[3 * wr + b * wc];
-      for (int c = 0; c < hs; c++) {
-        y0[c] += c0 * xb[c];
-        y1[c] += c1 * xb[c];
-        y2[c] += c2 * xb[c];
-        y3[c] += c3 * xb[c];
-      }
-    }
-  }
-  for (; r < ny; r++) {
+  int c0 = 0;
+  for (; c0 + 32 <= hs; c0 += 32) micro_rows(y + c0, ldy, 1, w, wr, wc, x + c0, ldx, nb, ny, 2);
+  for (; c0 + 16 <= hs; c0 += 16) micro_rows(y + c0, ldy, 1, w, wr, wc, x + c0, ldx, nb, ny, 1);
+  if (c0 == hs) return;
+  for (int r = 0; r < ny; r++) {
     float *yr = y + (size_t)r * ldy;
     for (int b = 0; b < nb; b++) {
       const float *xb = x + (size_t)b * ldx;
-      float cr = w[(size_t)r * wr + b * wc];
-      for (int c = 0; c < hs; c++) yr[c] += cr * xb[c];
+      float cr = w[(size_t)r * wr + (size_t)b * wc];
+      for (int c = c0; c < hs; c++) yr[c] += cr * xb[c];
     }
   }
 }
