@@ -367,14 +367,14 @@ static void test_flash(int T, int NH, int HS) {
 }
 
 /* The CPU backend's attention ops, B sequences, at a T below and one above the fused kernel's
- * threshold: saved's size says which kernel ran (P or lse), and out, dqkv match the double
- * reference sequence by sequence. */
-static void test_attention_op(int B, int T, int NH, int HS) {
+ * threshold (CPU_FLASH_MIN_T, backend_cpu.c): saved's size says which kernel ran (P or lse),
+ * and out, dqkv match the double reference sequence by sequence. */
+static void test_attention_op(int B, int T, int NH, int HS, int want_fused) {
   const ch_backend *be = ch_backend_cpu();
   int C = NH * HS;
   size_t rows = (size_t)B * T, saved;
   CHT_OK(ch_op_attention_saved(be, B, T, NH, HS, &saved));
-  CHT_ASSERT(saved == rows * NH || saved == rows * NH * T, "saved %zu floats", saved);
+  CHT_ASSERT(saved == (want_fused ? rows * NH : rows * NH * T), "T=%d: saved %zu floats", T, saved);
   float *qkv = rnd(rows * 3 * C, 700 + T), *dout = rnd(rows * C, 701), *out = rnd(rows * C, 702);
   float *sv = rnd(saved, 703), *dqkv = rnd(rows * 3 * C, 704);
   CHT_OK(ch_op_attention_fwd(be, out, sv, qkv, B, T, NH, HS));
@@ -592,8 +592,8 @@ int main(void) {
   int flash[][3] = {{1, 1, 16}, {1, 2, 64}, {5, 2, 16}, {32, 1, 32}, {33, 2, 16}, {70, 3, 32},
                     {100, 2, 64}, {130, 1, 24}, {67, 2, 128}, {64, 1, 8}};
   for (size_t i = 0; i < sizeof flash / sizeof *flash; i++) test_flash(flash[i][0], flash[i][1], flash[i][2]);
-  test_attention_op(2, 40, 3, 16);  /* below the threshold: blocked */
-  test_attention_op(2, 300, 2, 32); /* above: fused */
+  test_attention_op(2, 40, 3, 16, 0);  /* below the threshold: blocked */
+  test_attention_op(2, 530, 1, 32, 1); /* above: fused; 530 = 16 tiles of 32 + 18 */
   printf("worst errors (relative to each tensor's max): forward %.2g, backward vs analytic %.2g, "
          "vs finite differences %.2g; tolerance %g\n", worst_fwd, worst_bwd, worst_fd, TOL);
   printf("transformer kernels: all checks passed\n");
