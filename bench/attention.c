@@ -6,11 +6,12 @@
  *   batched  (here only, a candidate) per (sequence, head) ONE GEMM of all queries against all
  *            keys, then masking: the full T x T rectangles, twice the causal work, in the
  *            largest GEMMs OpenBLAS can get from this layout; P kept as for blocked.
- * Each variant runs --reps times after a warmup; the minimum forward and backward times are
- * reported (the minimum: on a shared machine the slower runs measure the neighbours), as wall
- * time and as the calling thread's CPU time. With one BLAS thread (the default) OpenBLAS
- * computes on the calling thread, so the CPU time is the whole work and excludes the time the
- * thread waited for a core on a loaded machine; with more it is meaningless. The
+ * Each variant runs --reps times after a warmup; reported are the minimum wall time (on a
+ * shared machine the slower runs measure the neighbours) and the median of the calling thread's
+ * CPU time, forward and backward. With one BLAS thread (the default) OpenBLAS computes on the
+ * calling thread, so the CPU time is the whole work and excludes the time the thread waited for
+ * a core on a loaded machine; with more it is meaningless. The median, as bench/sgemm.c: in a
+ * VM a thread's CPU clock occasionally under-reads, and a minimum would pick exactly that. The
  * fused and batched gradients are checked against the blocked ones (relative to the largest
  * entry, 1e-4: all are fp32 sums of the same terms in different orders), so a broken variant
  * is a failure (exit 1), not a number.
@@ -33,6 +34,8 @@
 #include "kernels/cpu/cpu_kernels.h"
 #include "kernels/cpu/fastmath.h"
 #include "kernels/cpu/simd.h"
+
+#define MAX_REPS 100
 
 static double clock_s(clockid_t id) {
   struct timespec ts;
@@ -186,8 +189,8 @@ static int bench_shape(const shape *s, int reps) {
   fill(b.qkv, rows * 3 * C, 1), fill(b.dout, rows * C, 2);
   int bad = 0;
   for (int var = 0; var < NVAR; var++) {
-    /* [wall, cpu] x [forward, backward] */
-    double best[2][2] = {{INFINITY, INFINITY}, {INFINITY, INFINITY}};
+    /* the minimum wall time and the median thread CPU time, forward and backward */
+    double wall[2] = {INFINITY, INFINITY}, cpu[2][MAX_REPS];
     for (int r = -1; r < reps; r++) { /* r = -1: warmup */
       double w0 = clock_s(CLOCK_MONOTONIC), c0 = clock_s(CLOCK_THREAD_CPUTIME_ID);
       run_fwd(var, s, &b);
@@ -195,9 +198,10 @@ static int bench_shape(const shape *s, int reps) {
       run_bwd(var, s, &b);
       double w2 = clock_s(CLOCK_MONOTONIC), c2 = clock_s(CLOCK_THREAD_CPUTIME_ID);
       if (r < 0) continue;
-      best[0][0] = fmin(best[0][0], w1 - w0), best[0][1] = fmin(best[0][1], w2 - w1);
-      best[1][0] = fmin(best[1][0], c1 - c0), best[1][1] = fmin(best[1][1], c2 - c1);
+      wall[0] = fmin(wall[0], w1 - w0), wall[1] = fmin(wall[1], w2 - w1);
+      cpu[0][r] = c1 - c0, cpu[1][r] = c2 - c1;
     }
+    double cf = bench_median(cpu[0], reps), cb = bench_median(cpu[1], reps);
     if (var == BLOCKED) {
       memcpy(ref, b.out, sizeof(float) * rows * C);
       memcpy(ref + rows * C, b.dqkv, sizeof(float) * rows * 3 * C);
@@ -209,8 +213,8 @@ static int bench_shape(const shape *s, int reps) {
       }
     }
     printf("RESULT %d %d %d %d %s %.3f %.3f %.3f %.3f %.3f %.3f %.2f\n", s->B, s->T, s->NH,
-           s->HS, names[var], 1e3 * best[0][0], 1e3 * best[0][1], 1e3 * (best[0][0] + best[0][1]),
-           1e3 * best[1][0], 1e3 * best[1][1], 1e3 * (best[1][0] + best[1][1]),
+           s->HS, names[var], 1e3 * wall[0], 1e3 * wall[1], 1e3 * (wall[0] + wall[1]), 1e3 * cf,
+           1e3 * cb, 1e3 * (cf + cb),
            (double)nsaved[var] * sizeof(float) / 1048576.0);
     fflush(stdout);
   }
@@ -232,13 +236,17 @@ int main(int argc, char **argv) {
       return 2;
     }
   }
+  if (reps < 1 || reps > MAX_REPS) {
+    fprintf(stderr, "attention bench: --reps must be 1..%d\n", MAX_REPS);
+    return 2;
+  }
   if (ch_blas_init(threads) != CH_OK) {
     fprintf(stderr, "attention bench: %s\n", ch_error_message());
     return 1;
   }
   char model[256];
   bench_cpu_model(model, sizeof model);
-  printf("# cpu %s, BLAS %s, %d BLAS thread(s), min of %d reps\n", model, ch_blas_corename(),
+  printf("# cpu %s, BLAS %s, %d BLAS thread(s), %d reps (wall: min, cpu: median)\n", model, ch_blas_corename(),
          threads, reps);
   printf("# RESULT B T NH HS variant fwd_ms bwd_ms total_ms fwd_cpu_ms bwd_cpu_ms total_cpu_ms "
          "saved_MiB\n");
