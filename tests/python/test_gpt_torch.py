@@ -36,6 +36,9 @@ STEPS = 10
 SHAPES = [
     ("L2-H2-C64-T64", 2, 2, 64, 64, 101, 2, 1),
     ("L4-H4-C128-T128", 4, 4, 128, 128, 331, 2, 2),
+    # context >= 512: the CPU backend's fused attention (kernels/cpu/attention_flash.c, which
+    # keeps the log-sum-exp instead of P; 520 is not a multiple of its 32-row tiles)
+    ("L2-H2-C64-T520", 2, 2, 64, 520, 101, 1, 3),
 ]
 
 
