@@ -13,13 +13,12 @@
  * buffer, and adds each tile's dq into the output.
  *
  * Vectorisation without -ffast-math: GCC may not reorder a float sum, so no inner loop here is
- * a reduction. Products are written as row updates (y[0..n) += a x[0..n)) over a contiguous
- * index: the scores over keys use k and v transposed once per call ([HS, T], keys contiguous),
- * the HS-wide updates (out, dq, dk, dv) run over the head's columns. Each update handles four
- * rows at once so that a loaded x row feeds four of them. The few row reductions (max, sum, D)
- * use eight fixed partial sums, as softmax_row_causal, so every instruction set gets the same
- * bits. HS 16, 32, 64 and 128 get their own copy of the loops with HS a constant (registers
- * and full unrolling); other HS run the same code with HS a variable. */
+ * a reduction. Every product is one micro-kernel of row updates (c[r][0..32) += a(r,t) b[t])
+ * over a contiguous index, four rows at a time in registers: the scores over keys use k and v
+ * transposed once per call ([HS, T], keys contiguous); the HS-wide updates (out, dq, dk, dv)
+ * run over the head's columns. The few row reductions (max, sum, D) use eight fixed partial
+ * sums, as softmax_row_causal. HS 16, 32, 64 and 128 get their own copy of the loops with HS a
+ * constant (full unrolling); other HS run the same code with HS a variable. */
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -28,11 +27,13 @@
 #include "kernels/cpu/fastmath.h"
 #include "kernels/cpu/simd.h"
 
-/* The products here contract a*b+c into one fused multiply-add (the rest of kernels/cpu is
- * built with -ffp-contract=off): on this kernel it measured ~25-30% faster (bench/attention),
- * and the kernel it replaces (OpenBLAS) fuses them too. The clones are AVX-512 and FMA (with
- * AVX, every x86 CPU since 2013) alike bit for bit; only the baseline clone, for CPUs without
- * FMA, rounds the product separately. */
+/* The products here contract a*b+c into one fused multiply-add, unlike the rest of kernels/cpu
+ * (built with -ffp-contract=off so that every clone rounds alike): on this kernel it measured
+ * ~25-30% faster (bench/attention), and the kernel it replaces, OpenBLAS's, fuses them too and
+ * differs between CPU families anyway. The AVX-512 and FMA clones (FMA: every x86 CPU since
+ * 2013) contract the same expressions and do not reorder, so they should agree bit for bit
+ * (not checked on an FMA-only CPU); the baseline clone, for CPUs without FMA, rounds each
+ * product separately and differs in the last bits. */
 #pragma GCC optimize("fp-contract=fast")
 #if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__)
 #define CH_VECTORIZE_FMA __attribute__((target_clones("avx512f", "fma", "default")))
