@@ -122,18 +122,20 @@ static ch_status op_sumsq(const ch_backend *be, const float *x, int64_t n, doubl
 /* Training attention has two kernels: the blocked one (attention.c: OpenBLAS GEMMs over
  * 32-row blocks, keeping P [NH, T, T] for backward) and the fused one (attention_flash.c:
  * tiles in L1, one log-sum-exp per query kept, P recomputed in backward). The fused kernel
- * runs from T = CPU_FLASH_MIN_T up, where it measured as fast or faster. Forward + backward of
- * one layer, thread CPU ms, min of 5 (bench/attention, 1 thread, AMD EPYC with AVX-512, a
- * 2-core VM loaded by other jobs; docs/gpt.md "Attention on the CPU"):
+ * runs from T = CPU_FLASH_MIN_T up. Forward + backward of one layer, thread CPU ms, median of
+ * 5 (bench/attention, 1 thread, AMD EPYC with AVX-512, a 2-core VM loaded by other jobs;
+ * docs/gpt.md "Attention on the CPU"):
  *   B,T,NH,HS      blocked  fused  (P kept by blocked, per layer)
- *   32,64,4,32       4.5     6.2    2 MiB
- *   4,256,12,64     23.2    26.7   12 MiB
- *   2,512,12,64     44.4    43.1   24 MiB
- *   1,1024,12,64   103.1    89.0   48 MiB
- *   1,2048,12,64   422.8   355.1  192 MiB
- * Short sequences favour OpenBLAS's GEMMs (P stays in cache); from 512 on the fused kernel is
- * faster and keeps T times less. `saved` holds P below the threshold and lse from it on; the
- * choice depends on T alone, so attention_saved, forward and backward always agree. */
+ *   32,64,4,32       4.8     6.2    2 MiB
+ *   4,256,12,64     23.7    28.8   12 MiB
+ *   2,512,12,64     43.5    45.2   24 MiB
+ *   1,1024,12,64   104.1    90.6   48 MiB
+ *   1,2048,12,64   440.6   351.1  192 MiB
+ * Short sequences favour OpenBLAS's GEMMs (P stays in cache, and the fused backward recomputes
+ * P: 5 products against 4). At 512 the two are level (within 4%, either way, across runs), and
+ * the fused kernel keeps T times less; from 1024 it is faster. `saved` holds P below the
+ * threshold and lse from it on; the choice depends on T alone, so attention_saved, forward and
+ * backward always agree. */
 #define CPU_FLASH_MIN_T 512
 
 static int cpu_fused_attention(int T) { return T >= CPU_FLASH_MIN_T; }
