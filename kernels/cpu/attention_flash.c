@@ -163,6 +163,30 @@ INLINE float row_sum(const float *x, int n) {
   return sum;
 }
 
+/* One query's row of a score tile, its n visible keys (n >= 1): scaled, then the online
+ * softmax step: the running max m and sum l updated, the row turned into e^(s - m) (zeros past
+ * n), the output accumulator acc [hs] rescaled by e^(m_old - m_new). */
+INLINE void online_row(float *sr, int n, float scale, float *m, float *l, float *acc, int hs) {
+  for (int j = 0; j < n; j++) sr[j] *= scale;
+  float mx = row_max(sr, n), mnew = mx > *m ? mx : *m;
+  /* e^(-inf) = 0 on the first tile: cpu_exp_f32 clamps to e^-87, so say it exactly */
+  float alpha = *m == -INFINITY ? 0.0f : cpu_exp_f32(*m - mnew);
+  for (int j = 0; j < n; j++) sr[j] = cpu_exp_f32(sr[j] - mnew);
+  for (int j = n; j < BK; j++) sr[j] = 0.0f;
+  *l = *l * alpha + row_sum(sr, n);
+  *m = mnew;
+  if (alpha != 1.0f)
+    for (int c = 0; c < hs; c++) acc[c] *= alpha;
+}
+
+/* Backward's row of the tiles: p <- e^(s scale - lse) (P recomputed), ds <- p (dP - D) scale,
+ * both zero past the n visible keys. */
+INLINE void grad_row(float *pr, float *dr, int n, float scale, float li, float Di) {
+  for (int j = 0; j < n; j++) pr[j] = cpu_exp_f32(pr[j] * scale - li);
+  for (int j = 0; j < n; j++) dr[j] = pr[j] * (dr[j] - Di) * scale;
+  for (int j = n; j < BK; j++) pr[j] = 0.0f, dr[j] = 0.0f;
+}
+
 /* Per-call buffers (floats): kt [hs, Tp], the tile s [BQ, BK], the output accumulator [BQ, hs]
  * and the running max and sum [BQ]. */
 INLINE void fwd_body(float *out, int ldo, float *lse, const float *q, int ldq, const float *k,
@@ -179,19 +203,11 @@ INLINE void fwd_body(float *out, int ldo, float *lse, const float *q, int ldq, c
       int nk = imin(BK, T - c0);
       tile_scores(s, q + (size_t)r0 * ldq, ldq, nq, kt + c0, Tp, hs);
       for (int i = 0; i < nq; i++) {
-        float *sr = s + (size_t)i * BK;
         int n = visible(r0 + i, c0, nk);
-        if (n == 0) continue; /* the row's p stays 0: s is cleared below */
-        for (int j = 0; j < n; j++) sr[j] *= scale;
-        float mx = row_max(sr, n), mnew = mx > m[i] ? mx : m[i];
-        /* e^(-inf) = 0 on the first tile: cpu_exp_f32 clamps to e^-87, so say it exactly */
-        float alpha = m[i] == -INFINITY ? 0.0f : cpu_exp_f32(m[i] - mnew);
-        for (int j = 0; j < n; j++) sr[j] = cpu_exp_f32(sr[j] - mnew);
-        for (int j = n; j < BK; j++) sr[j] = 0.0f;
-        l[i] = l[i] * alpha + row_sum(sr, n);
-        m[i] = mnew;
-        if (alpha != 1.0f)
-          for (int c = 0; c < hs; c++) acc[(size_t)i * hs + c] *= alpha;
+        float *sr = s + (size_t)i * BK, *ar = acc + (size_t)i * hs;
+        /* a full row (all but the diagonal tile) with n a constant: no loop tails */
+        if (n == BK) online_row(sr, BK, scale, &m[i], &l[i], ar, hs);
+        else if (n > 0) online_row(sr, n, scale, &m[i], &l[i], ar, hs);
       }
       /* rows with no visible key in this tile (only in a diagonal tile) contribute nothing */
       for (int i = 0; i < nq; i++)
@@ -242,10 +258,8 @@ INLINE void bwd_body(float *dq, float *dk, float *dv, int ld, const float *dout,
       for (int i = 0; i < nq; i++) {
         float *pr = p + (size_t)i * BK, *dr = ds + (size_t)i * BK;
         int n = visible(r0 + i, c0, nk);
-        float li = lse[r0 + i], Di = D[r0 + i];
-        for (int j = 0; j < n; j++) pr[j] = cpu_exp_f32(pr[j] * scale - li);
-        for (int j = 0; j < n; j++) dr[j] = pr[j] * (dr[j] - Di) * scale;
-        for (int j = n; j < BK; j++) pr[j] = 0.0f, dr[j] = 0.0f;
+        if (n == BK) grad_row(pr, dr, BK, scale, lse[r0 + i], D[r0 + i]); /* no loop tails */
+        else grad_row(pr, dr, n, scale, lse[r0 + i], D[r0 + i]);
       }
       tile_update(dvb, hs, nk, p, 1, BK, dob, ldo, nq, hs);  /* dv += P^T dout */
       tile_update(dkb, hs, nk, ds, 1, BK, qb, ldq, nq, hs);  /* dk += dS^T q */
