@@ -134,9 +134,8 @@ static ch_status op_sumsq(const ch_backend *be, const float *x, int64_t n, doubl
  * Short sequences favour OpenBLAS's GEMMs (P stays in cache, and the fused backward recomputes
  * P: 5 products against 4). At 512 the two are level (fused/blocked 0.94 to 1.15 over four
  * runs), and the fused kernel keeps T times less, so it takes over there; from 1024 it is as
- * fast or faster. `saved` holds P below the
- * threshold and lse from it on; the choice depends on T alone, so attention_saved, forward and
- * backward always agree. */
+ * fast or faster. `saved` holds P below the threshold and lse from it on; the choice depends
+ * on T alone, so attention_saved, forward and backward always agree. */
 #define CPU_FLASH_MIN_T 512
 
 static int cpu_fused_attention(int T) { return T >= CPU_FLASH_MIN_T; }
