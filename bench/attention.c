@@ -246,8 +246,8 @@ int main(int argc, char **argv) {
   }
   char model[256];
   bench_cpu_model(model, sizeof model);
-  printf("# cpu %s, BLAS %s, %d BLAS thread(s), %d reps (wall: min, cpu: median)\n", model, ch_blas_corename(),
-         threads, reps);
+  printf("# cpu %s, BLAS %s, %d BLAS thread(s), %d reps (wall: min, cpu: median)\n", model,
+         ch_blas_corename(), threads, reps);
   printf("# RESULT B T NH HS variant fwd_ms bwd_ms total_ms fwd_cpu_ms bwd_cpu_ms total_cpu_ms "
          "saved_MiB\n");
   int bad = 0;

@@ -273,9 +273,9 @@ INLINE void bwd_body(float *dq, float *dk, float *dv, int ld, const float *dout,
 }
 
 /* One clone per instruction set; HS 16/32/64/128 with the loops' HS a constant. */
-CH_VECTORIZE_FMA static void fwd_dispatch(float *out, int ldo, float *lse, const float *q, int ldq,
-                                      const float *k, const float *v, int ldkv, int T, int HS,
-                                      float *ws) {
+CH_VECTORIZE_FMA static void fwd_dispatch(float *out, int ldo, float *lse, const float *q,
+                                          int ldq, const float *k, const float *v, int ldkv,
+                                          int T, int HS, float *ws) {
   switch (HS) {
   case 16: fwd_body(out, ldo, lse, q, ldq, k, v, ldkv, T, 16, ws); break;
   case 32: fwd_body(out, ldo, lse, q, ldq, k, v, ldkv, T, 32, ws); break;
@@ -285,10 +285,11 @@ CH_VECTORIZE_FMA static void fwd_dispatch(float *out, int ldo, float *lse, const
   }
 }
 
-CH_VECTORIZE_FMA static void bwd_dispatch(float *dq, float *dk, float *dv, int ld, const float *dout,
-                                      int ldo, const float *out, int ldout, const float *q,
-                                      const float *k, const float *v, int ldq, const float *lse,
-                                      int T, int HS, float *ws) {
+CH_VECTORIZE_FMA static void bwd_dispatch(float *dq, float *dk, float *dv, int ld,
+                                          const float *dout, int ldo, const float *out,
+                                          int ldout, const float *q, const float *k,
+                                          const float *v, int ldq, const float *lse, int T,
+                                          int HS, float *ws) {
   switch (HS) {
 #define CASE(h) \
   case h: bwd_body(dq, dk, dv, ld, dout, ldo, out, ldout, q, k, v, ldq, lse, T, h, ws); break;
