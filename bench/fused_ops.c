@@ -7,7 +7,8 @@
  *   (c) the same over row panels of P rows, each panel's epilogue applied while it is still in
  *       L2 (OpenBLAS then repacks W once per panel).
  * Part 2, the backend ops of a GPT block's MLP and LayerNorms, one at a time, through the CPU
- * backend (the seam the model calls), unfused and fused.
+ * backend (the seam the model calls), then each fused op beside the composition it replaces.
+ * (The residual buffers are reused across repetitions: the values drift, the work does not.)
  *
  * Each case runs after a warmup for --reps repetitions; the median and the best wall time and
  * the median CPU time of the calling thread are printed (ms). With one BLAS thread everything
@@ -15,6 +16,7 @@
  * figure (the other processes' time slices are not counted; caches are still shared).
  *
  *   fused_ops [--rows 1024] [--dims 128,768] [--threads 1] [--reps 15] [--panels 32,64,128,256]
+ *             [--epilogue 1]   (0: part 2 only)
  *
  * Output: "RESULT <part> <case> <C> <rows> <median_ms> <best_ms> <cpu_ms>" lines. */
 #include <math.h>
@@ -184,6 +186,8 @@ typedef struct ops {
   int rows, C;
   float *x, *res, *ln, *mean, *rstd, *lnw, *lnb, *dlnw, *dlnb, *dx, *dy;
   float *fcw, *fcb, *dfcw, *dfcb, *pre, *act, *dpre, *dln;
+  float *gpre; /* the backward's GELU input: >= 8, where gelu' is 1.0f exactly, so the gradient
+                * updated in place keeps its values (no drift into denormals over the reps) */
 } ops;
 
 #define OPS(nm) static void nm(void *ctx) { ops *o = ctx; const ch_backend *be = o->be; \
@@ -193,8 +197,20 @@ OPS(op_ln_fwd) ch_op_layernorm_fwd(be, o->ln, o->mean, o->rstd, o->res, o->lnw, 
 OPS(op_ln_bwd) ch_op_layernorm_bwd(be, o->dx, o->dlnw, o->dlnb, o->dy, o->res, o->mean, o->rstd, o->lnw, N, C); }
 OPS(op_fc_fwd) ch_op_matmul_fwd(be, o->pre, o->ln, o->fcw, o->fcb, N, C, 4 * C); }
 OPS(op_gelu_fwd) ch_op_gelu_fwd(be, o->act, o->pre, N * 4 * C); }
-OPS(op_gelu_bwd) ch_op_gelu_bwd(be, o->dpre, o->dpre, o->pre, N * 4 * C); }
+OPS(op_gelu_bwd) ch_op_gelu_bwd(be, o->dpre, o->dpre, o->gpre, N * 4 * C); }
 OPS(op_fc_bwd) ch_op_matmul_bwd(be, o->dln, o->dfcw, o->dfcb, o->dpre, o->ln, o->fcw, N, C, 4 * C); }
+/* the fused ops and the compositions they replace */
+OPS(op_add_ln) ch_op_add(be, o->res, o->res, o->x, N * C);
+  ch_op_layernorm_fwd(be, o->ln, o->mean, o->rstd, o->res, o->lnw, o->lnb, N, C, 1e-5f); }
+OPS(op_add_ln_fused) ch_op_add_layernorm_fwd(be, o->res, o->ln, o->mean, o->rstd, o->res, o->x,
+                                            o->lnw, o->lnb, N, C, 1e-5f); }
+OPS(op_fc_gelu) ch_op_matmul_fwd(be, o->pre, o->ln, o->fcw, o->fcb, N, C, 4 * C);
+  ch_op_gelu_fwd(be, o->act, o->pre, N * 4 * C); }
+OPS(op_fc_gelu_fused) ch_op_matmul_gelu_fwd(be, o->pre, o->act, o->ln, o->fcw, o->fcb, N, C, 4 * C); }
+OPS(op_gelu_fc_bwd) ch_op_gelu_bwd(be, o->dpre, o->dpre, o->gpre, N * 4 * C);
+  ch_op_matmul_bwd(be, o->dln, o->dfcw, o->dfcb, o->dpre, o->ln, o->fcw, N, C, 4 * C); }
+OPS(op_gelu_fc_bwd_fused) ch_op_matmul_gelu_bwd(be, o->dln, o->dfcw, o->dfcb, o->dpre, o->gpre,
+                                               o->ln, o->fcw, N, C, 4 * C); }
 #undef OPS
 
 static void part_ops(int rows, int C) {
@@ -205,6 +221,8 @@ static void part_ops(int rows, int C) {
   o.dlnb = buf(C, 0), o.dx = buf(n, 0), o.dy = buf(n, 1.0f), o.fcw = buf(4 * (size_t)C * C, 0.05f);
   o.fcb = buf(4 * (size_t)C, 0.1f), o.dfcw = buf(4 * (size_t)C * C, 0), o.dfcb = buf(4 * (size_t)C, 0);
   o.pre = buf(f, 0), o.act = buf(f, 0), o.dpre = buf(f, 0.01f), o.dln = buf(n, 0);
+  o.gpre = buf(f, 1.0f);
+  for (size_t i = 0; i < f; i++) o.gpre[i] += 9.0f;
   op_ln_fwd(&o); /* mean, rstd for the backward */
   timeit("ops", "add", C, rows, op_add, &o);
   timeit("ops", "layernorm_fwd", C, rows, op_ln_fwd, &o);
@@ -213,13 +231,19 @@ static void part_ops(int rows, int C) {
   timeit("ops", "gelu_fwd", C, rows, op_gelu_fwd, &o);
   timeit("ops", "gelu_bwd", C, rows, op_gelu_bwd, &o);
   timeit("ops", "matmul_bwd fc", C, rows, op_fc_bwd, &o);
+  timeit("ops", "add + layernorm_fwd", C, rows, op_add_ln, &o);
+  timeit("ops", "add_layernorm_fwd (fused)", C, rows, op_add_ln_fused, &o);
+  timeit("ops", "matmul_fwd + gelu_fwd", C, rows, op_fc_gelu, &o);
+  timeit("ops", "matmul_gelu_fwd (fused)", C, rows, op_fc_gelu_fused, &o);
+  timeit("ops", "gelu_bwd + matmul_bwd", C, rows, op_gelu_fc_bwd, &o);
+  timeit("ops", "matmul_gelu_bwd (fused)", C, rows, op_gelu_fc_bwd_fused, &o);
   float *all[] = {o.x, o.res, o.ln, o.mean, o.rstd, o.lnw, o.lnb, o.dlnw, o.dlnb, o.dx, o.dy,
-                  o.fcw, o.fcb, o.dfcw, o.dfcb, o.pre, o.act, o.dpre, o.dln};
+                  o.fcw, o.fcb, o.dfcw, o.dfcb, o.pre, o.act, o.dpre, o.dln, o.gpre};
   for (size_t i = 0; i < sizeof all / sizeof *all; i++) ch_free_aligned(all[i]);
 }
 
 int main(int argc, char **argv) {
-  int rows = 1024, threads = 1, dims[MAX_LIST] = {128, 768}, ndims = 2;
+  int rows = 1024, threads = 1, dims[MAX_LIST] = {128, 768}, ndims = 2, epilogue = 1;
   int panels[MAX_LIST] = {32, 64, 128, 256}, npanels = 4;
   for (int i = 1; i + 1 < argc; i += 2) {
     if (!strcmp(argv[i], "--rows")) rows = atoi(argv[i + 1]);
@@ -227,6 +251,7 @@ int main(int argc, char **argv) {
     else if (!strcmp(argv[i], "--threads")) threads = atoi(argv[i + 1]);
     else if (!strcmp(argv[i], "--reps")) g_reps = atoi(argv[i + 1]);
     else if (!strcmp(argv[i], "--panels")) npanels = parse_list(argv[i + 1], panels);
+    else if (!strcmp(argv[i], "--epilogue")) epilogue = atoi(argv[i + 1]);
     else {
       fprintf(stderr, "unknown option %s\n", argv[i]);
       return 2;
@@ -247,7 +272,7 @@ int main(int argc, char **argv) {
   printf("# RESULT part case C rows median_ms best_ms cpu_ms\n");
   for (int d = 0; d < ndims; d++) {
     part_ops(rows, dims[d]);
-    part_epilogue(rows, dims[d], panels, npanels);
+    if (epilogue) part_epilogue(rows, dims[d], panels, npanels);
   }
   return 0;
 }
