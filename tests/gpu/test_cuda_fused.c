@@ -151,6 +151,10 @@ int main(void) {
   check_add_layernorm(1, 7, 0);
   check_add_layernorm(37, 33, 1);
   check_add_layernorm(70, 768, 0);
+  /* no rows (a rank with an empty micro-batch): nothing launched, nothing read */
+  CHT_OK(ch_op_matmul_gelu_fwd(GPU, NULL, NULL, NULL, NULL, NULL, 0, 4, 4));
+  CHT_OK(ch_op_matmul_gelu_bwd(GPU, NULL, NULL, NULL, NULL, NULL, NULL, NULL, 0, 4, 4));
+  CHT_OK(ch_op_add_layernorm_fwd(GPU, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, 0, 4, 1e-5f));
   CHT_OK(ch_op_sync(GPU));
   for (int i = 0; i < ndev; i++) ch_op_free(GPU, dev_allocs[i]);
   plugin->backend_destroy(be);
