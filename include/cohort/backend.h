@@ -83,7 +83,8 @@ typedef struct ch_backend_ops {
   ch_status (*layernorm_fwd)(const ch_backend *be, float *y, float *mean, float *rstd,
                              const float *x, const float *w, const float *b, int64_t rows,
                              int dim, float eps);
-  /* dx += ... (ACCUMULATES: the residual stream sums contributions), dw += , db += . */
+  /* dx += ... (ACCUMULATES: the residual stream sums contributions), dw += , db += . No two
+   * of the buffers may overlap. */
   ch_status (*layernorm_bwd)(const ch_backend *be, float *dx, float *dw, float *db,
                              const float *dy, const float *x, const float *mean,
                              const float *rstd, const float *w, int64_t rows, int dim);
@@ -160,6 +161,22 @@ typedef struct ch_backend_ops {
    * not a result, so nothing is queued). Depends only on the arguments. */
   ch_status (*attention_saved)(const ch_backend *be, int B, int T, int NH, int HS,
                                size_t *floats);
+
+  /* ---- fused passes (docs/gpt.md): each equals the composition of the ops named ---- */
+  /* matmul_fwd then gelu_fwd: pre[B,out] = x W + b (kept for backward), y = gelu(pre). */
+  ch_status (*matmul_gelu_fwd)(const ch_backend *be, float *pre, float *y, const float *x,
+                               const float *w, const float *b, int64_t batch, int in, int out);
+  /* gelu_bwd then matmul_bwd: dy, the gradient of y, is OVERWRITTEN with that of pre,
+   * gelu'(pre) dy; then dx = dpre W^T (skipped if dx NULL), dW += x^T dpre, db += sum_rows dpre
+   * (skipped if db NULL). */
+  ch_status (*matmul_gelu_bwd)(const ch_backend *be, float *dx, float *dw, float *db, float *dy,
+                               const float *pre, const float *x, const float *w, int64_t batch,
+                               int in, int out);
+  /* add then layernorm_fwd: res = a + b (the residual stream), y = LayerNorm(res) with mean and
+   * rstd as layernorm_fwd (either may be NULL). res may alias a. */
+  ch_status (*add_layernorm_fwd)(const ch_backend *be, float *res, float *y, float *mean,
+                                 float *rstd, const float *a, const float *b, const float *w,
+                                 const float *bias, int64_t rows, int dim, float eps);
 } ch_backend_ops;
 
 /* A backend: a name ("cpu"), its ops and its own state (a GPU's stream and BLAS handle). */
@@ -215,6 +232,9 @@ static inline ch_status ch_op_sgd(const ch_backend *be, const ch_span *spans, in
 static inline ch_status ch_op_cast_f32_bf16(const ch_backend *be, uint16_t *y, const float *x, int64_t n) { CH_OP_(cast_f32_bf16, y, x, n); }
 static inline ch_status ch_op_cast_bf16_f32(const ch_backend *be, float *y, const uint16_t *x, int64_t n) { CH_OP_(cast_bf16_f32, y, x, n); }
 static inline ch_status ch_op_attention_saved(const ch_backend *be, int B, int T, int NH, int HS, size_t *floats) { CH_OP_(attention_saved, B, T, NH, HS, floats); }
+static inline ch_status ch_op_matmul_gelu_fwd(const ch_backend *be, float *pre, float *y, const float *x, const float *w, const float *b, int64_t batch, int in, int out) { CH_OP_(matmul_gelu_fwd, pre, y, x, w, b, batch, in, out); }
+static inline ch_status ch_op_matmul_gelu_bwd(const ch_backend *be, float *dx, float *dw, float *db, float *dy, const float *pre, const float *x, const float *w, int64_t batch, int in, int out) { CH_OP_(matmul_gelu_bwd, dx, dw, db, dy, pre, x, w, batch, in, out); }
+static inline ch_status ch_op_add_layernorm_fwd(const ch_backend *be, float *res, float *y, float *mean, float *rstd, const float *a, const float *b, const float *w, const float *bias, int64_t rows, int dim, float eps) { CH_OP_(add_layernorm_fwd, res, y, mean, rstd, a, b, w, bias, rows, dim, eps); }
 #undef CH_OP_
 
 /* Moves `bytes` of host memory *buf (ch_alloc_aligned) to backend memory: on a host backend

@@ -293,6 +293,30 @@ static ch_status op_cast_bf16_f32(const ch_backend *be, float *y, const uint16_t
   return CH_OK;
 }
 
+/* Fused passes (kernels/cpu/fused.c). */
+static ch_status op_matmul_gelu_fwd(const ch_backend *be, float *pre, float *y, const float *x,
+                                    const float *w, const float *b, int64_t batch, int in,
+                                    int out) {
+  cpu_matmul_gelu_forward(cpu_bf16(be), pre, y, x, w, b, batch, in, out);
+  return CH_OK;
+}
+
+static ch_status op_matmul_gelu_bwd(const ch_backend *be, float *dx, float *dw, float *db,
+                                    float *dy, const float *pre, const float *x, const float *w,
+                                    int64_t batch, int in, int out) {
+  cpu_matmul_gelu_backward(cpu_bf16(be), dx, dw, db, dy, pre, x, w, batch, in, out);
+  return CH_OK;
+}
+
+static ch_status op_add_layernorm_fwd(const ch_backend *be, float *res, float *y, float *mean,
+                                      float *rstd, const float *a, const float *b,
+                                      const float *w, const float *bias, int64_t rows, int dim,
+                                      float eps) {
+  (void)be;
+  cpu_add_layernorm_forward(res, y, mean, rstd, a, b, w, bias, rows, dim, eps);
+  return CH_OK;
+}
+
 static const ch_backend_ops cpu_ops = {
   .alloc = op_alloc, .free = op_free, .upload = op_copy, .download = op_copy,
   .stage = op_stage, .memset = op_memset, .sync = op_sync,
@@ -308,6 +332,8 @@ static const ch_backend_ops cpu_ops = {
   .adamw = op_adamw, .sgd = op_sgd,
   .cast_f32_bf16 = op_cast_f32_bf16, .cast_bf16_f32 = op_cast_bf16_f32,
   .attention_saved = op_attention_saved,
+  .matmul_gelu_fwd = op_matmul_gelu_fwd, .matmul_gelu_bwd = op_matmul_gelu_bwd,
+  .add_layernorm_fwd = op_add_layernorm_fwd,
 };
 
 static const ch_backend cpu_backend = {.name = "cpu", .ops = &cpu_ops, .ctx = (void *)&g_fp32};

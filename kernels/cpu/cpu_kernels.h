@@ -79,7 +79,8 @@ void cpu_layernorm_forward(float *y, float *mean, float *rstd, const float *x, c
                            const float *b, int64_t rows, int dim, float eps);
 /* With xhat = (x - mean) rstd, g = dy w: dx += rstd (g - mean_j(g) - xhat mean_j(g xhat)),
  * dw += sum_rows dy xhat, db += sum_rows dy. dx ACCUMULATES (+=) too: a GPT LayerNorm's input
- * is the residual stream, whose gradient sums contributions. mean/rstd as saved by forward. */
+ * is the residual stream, whose gradient sums contributions. mean/rstd as saved by forward.
+ * No two of the buffers may overlap. */
 void cpu_layernorm_backward(float *dx, float *dw, float *db, const float *dy, const float *x,
                             const float *mean, const float *rstd, const float *w, int64_t rows,
                             int dim);
@@ -122,6 +123,22 @@ void cpu_embedding_forward(float *y, const int32_t *tokens, const float *wte, co
 /* dwte[tokens[i]] += dy[i]; dwpe[i % T] += dy[i] (both accumulate; repeated tokens sum). */
 void cpu_embedding_backward(float *dwte, float *dwpe, const float *dy, const int32_t *tokens,
                             int64_t n, int T, int C);
+
+/* ---- Fused passes (kernels/cpu/fused.c): the same bits as the ops they replace ---------- */
+/* pre = x W + b as cpu_matmul_forward (saved for backward), y = gelu(pre) as cpu_gelu_forward. */
+void cpu_matmul_gelu_forward(int bf16, float *pre, float *y, const float *x, const float *w,
+                             const float *b, int64_t batch, int in, int out);
+/* Backward of cpu_matmul_gelu_forward: dy (the gradient of y) is OVERWRITTEN with that of pre,
+ * gelu'(pre) dy, with db += its row sums in the same pass (skipped if db NULL); then as
+ * cpu_matmul_backward: dx = dpre W^T (skipped if dx NULL), dW += x^T dpre. */
+void cpu_matmul_gelu_backward(int bf16, float *dx, float *dw, float *db, float *dy,
+                              const float *pre, const float *x, const float *w, int64_t batch,
+                              int in, int out);
+/* res = a + b (cpu_add), then y = LayerNorm(res) as cpu_layernorm_forward, row by row. res may
+ * alias a (exactly); mean/rstd may be NULL. */
+void cpu_add_layernorm_forward(float *res, float *y, float *mean, float *rstd, const float *a,
+                               const float *b, const float *w, const float *bias, int64_t rows,
+                               int dim, float eps);
 
 /* ---- Optimizer loops over one span (kernels/cpu/optim.c) -------------------------------- */
 /* torch.optim.SGD on n elements: d = g + wd p; with mu != 0, m = mu m + d (m = d when first),

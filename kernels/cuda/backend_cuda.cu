@@ -26,6 +26,7 @@ const ch_backend_ops kOps = {
     cuda_attention_fwd, cuda_attention_bwd, cuda_attention_decode, cuda_embedding_fwd,
     cuda_embedding_bwd, cuda_xent_fwd,      cuda_xent_fused,       cuda_adamw,
     cuda_sgd,           cuda_cast_f32_bf16, cuda_cast_bf16_f32,    cuda_attention_saved,
+    cuda_matmul_gelu_fwd, cuda_matmul_gelu_bwd, cuda_add_layernorm_fwd,
 };
 
 /* cuBLASLt's workspace: 32 MiB, what its heuristics want for large GEMMs on Hopper. */

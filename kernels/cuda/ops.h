@@ -6,7 +6,8 @@
  * Files: memory and the table (backend_cuda.cu), GEMMs and the linear/Conv1D ops (linear.cu,
  * gemm.cu), attention (attention.cu), LayerNorm (layernorm.cu), elementwise ops
  * (elementwise.cu), sumsq and deterministic double sums (reduce.cu), embedding (embedding.cu),
- * cross-entropy (xent.cu), optimizers (optim.cu), casts (cast.cu). */
+ * cross-entropy (xent.cu), optimizers (optim.cu), casts (cast.cu), the fused passes
+ * (fused.cu). */
 #pragma once
 #include <cublasLt.h>
 #include <cublas_v2.h>
@@ -100,6 +101,15 @@ ch_status cuda_sgd(const ch_backend *be, const ch_span *spans, int nspans, float
 
 ch_status cuda_cast_f32_bf16(const ch_backend *be, uint16_t *y, const float *x, int64_t n);
 ch_status cuda_cast_bf16_f32(const ch_backend *be, float *y, const uint16_t *x, int64_t n);
+
+ch_status cuda_matmul_gelu_fwd(const ch_backend *be, float *pre, float *y, const float *x,
+                               const float *w, const float *b, int64_t batch, int in, int out);
+ch_status cuda_matmul_gelu_bwd(const ch_backend *be, float *dx, float *dw, float *db, float *dy,
+                               const float *pre, const float *x, const float *w, int64_t batch,
+                               int in, int out);
+ch_status cuda_add_layernorm_fwd(const ch_backend *be, float *res, float *y, float *mean,
+                                 float *rstd, const float *a, const float *b, const float *w,
+                                 const float *bias, int64_t rows, int dim, float eps);
 
 /* The plugin's group_create (comm_nccl.cu): a NCCL group over parent's ranks on be's device. */
 ch_status cuda_group_create(const ch_group *parent, const ch_backend *be, ch_group *out);

@@ -244,27 +244,41 @@ static ch_status gpt_check(const ch_model *m, const int32_t *y, int B) {
   return CH_OK;
 }
 
-ch_status gpt_block_forward(const gpt_view *v, int l, gpt_act *a, const float *x, int64_t N,
-                            gpt_attend_fn attend, void *actx, gpt_reduce_fn reduce, void *rctx) {
+/* Block input x (+ x_add) normalised by ln-weights w, b: the fused residual add when there is
+ * one. */
+static ch_status add_norm(const ch_backend *be, float *x, const float *x_add, float *y,
+                          float *mean, float *rstd, const float *w, const float *b, int64_t N,
+                          int C) {
+  if (!x_add) return ch_op_layernorm_fwd(be, y, mean, rstd, x, w, b, N, C, CH_GPT_LN_EPS);
+  return ch_op_add_layernorm_fwd(be, x, y, mean, rstd, x, x_add, w, b, N, C, CH_GPT_LN_EPS);
+}
+
+ch_status gpt_block_forward(const gpt_view *v, int l, gpt_act *a, float *x, const float *x_add,
+                            int64_t N, gpt_attend_fn attend, void *actx, gpt_reduce_fn reduce,
+                            void *rctx) {
   const ch_backend *be = v->be;
   const gpt_block_w *w = &v->blk[l];
   int C = v->s.C, A = v->s.NH * v->s.HS, F = v->s.F;
   /* x is last read by the residual add into res2, so it may alias a->res3 (decoding runs the
-   * blocks in place that way). */
-  CH_CHECK(ch_op_layernorm_fwd(be, a->ln1, a->ln1_mean, a->ln1_rstd, x, w->ln1_w, w->ln1_b, N, C,
-                               CH_GPT_LN_EPS));
+   * blocks in place that way, x_add then aliasing a->res2, which is read before res2 is
+   * written). */
+  CH_CHECK(add_norm(be, x, x_add, a->ln1, a->ln1_mean, a->ln1_rstd, w->ln1_w, w->ln1_b, N, C));
   CH_CHECK(ch_op_matmul_fwd(be, a->qkv, a->ln1, w->qkv_w, w->qkv_b, N, C, 3 * A));
   CH_CHECK(attend(actx, l, a));
   CH_CHECK(ch_op_matmul_fwd(be, a->res2, a->atty, w->attn_w, w->attn_b, N, A, C));
+  /* the tensor-parallel sum of the projection comes before the residual is added to it */
   if (reduce) CH_CHECK(reduce(rctx, a->res2, N * C));
-  CH_CHECK(ch_op_add(be, a->res2, a->res2, x, N * C));
-  CH_CHECK(ch_op_layernorm_fwd(be, a->ln2, a->ln2_mean, a->ln2_rstd, a->res2, w->ln2_w, w->ln2_b,
-                               N, C, CH_GPT_LN_EPS));
-  CH_CHECK(ch_op_matmul_fwd(be, a->fch, a->ln2, w->fc_w, w->fc_b, N, C, F));
-  CH_CHECK(ch_op_gelu_fwd(be, a->fch_gelu, a->fch, N * F));
+  CH_CHECK(ch_op_add_layernorm_fwd(be, a->res2, a->ln2, a->ln2_mean, a->ln2_rstd, a->res2, x,
+                                   w->ln2_w, w->ln2_b, N, C, CH_GPT_LN_EPS));
+  CH_CHECK(ch_op_matmul_gelu_fwd(be, a->fch, a->fch_gelu, a->ln2, w->fc_w, w->fc_b, N, C, F));
   CH_CHECK(ch_op_matmul_fwd(be, a->res3, a->fch_gelu, w->proj_w, w->proj_b, N, F, C));
-  if (reduce) CH_CHECK(reduce(rctx, a->res3, N * C));
-  return ch_op_add(be, a->res3, a->res3, a->res2, N * C);
+  /* the MLP branch, summed; its residual add is the next LayerNorm's (gpt_internal.h) */
+  return reduce ? reduce(rctx, a->res3, N * C) : CH_OK;
+}
+
+ch_status gpt_final_norm(const gpt_view *v, float *x, const float *x_add, float *y, float *mean,
+                         float *rstd, int64_t rows) {
+  return add_norm(v->be, x, x_add, y, mean, rstd, v->lnf_w, v->lnf_b, rows, v->s.C);
 }
 
 typedef struct train_attend_ctx {
@@ -295,16 +309,19 @@ static ch_status forward(ch_model *m, const float *p, int B, const ch_unit_hook 
   train_attend_ctx ctx = {&v, B};
   CH_CHECK(ch_hook_fetch(hook, 0));
   CH_CHECK(ch_op_embedding_fwd(m->be, g->enc, g->tok, d->T + 1, 0, v.wte, v.wpe, B, d->T, C));
+  /* Block l's input: the embeddings, or block l - 1's two output terms (res3 += res2 in the
+   * pass of ln_1, which leaves res3 holding the sum the backward reads). */
   for (int l = 0; l < d->L; l++) {
     CH_CHECK(ch_hook_fetch(hook, 1 + l));
-    CH_CHECK(gpt_block_forward(&v, l, &g->acts[l], l == 0 ? g->enc : g->acts[l - 1].res3, N,
-                               train_attend, &ctx, NULL, NULL));
+    CH_CHECK(gpt_block_forward(&v, l, &g->acts[l], l == 0 ? g->enc : g->acts[l - 1].res3,
+                               l == 0 ? NULL : g->acts[l - 1].res2, N, train_attend, &ctx, NULL,
+                               NULL));
     CH_CHECK(ch_hook_release(hook, 1 + l, last));
   }
-  const float *xl = d->L > 0 ? g->acts[d->L - 1].res3 : g->enc;
   CH_CHECK(ch_hook_fetch(hook, d->L + 1));
-  CH_CHECK(ch_op_layernorm_fwd(m->be, g->lnf, g->lnf_mean, g->lnf_rstd, xl, PARAM(m, p, d->L, 0),
-                               PARAM(m, p, d->L, 1), N, C, CH_GPT_LN_EPS));
+  CH_CHECK(gpt_final_norm(&v, d->L > 0 ? g->acts[d->L - 1].res3 : g->enc,
+                          d->L > 0 ? g->acts[d->L - 1].res2 : NULL, g->lnf, g->lnf_mean,
+                          g->lnf_rstd, N));
   CH_CHECK(ch_op_linear_fwd(m->be, g->logits, g->lnf, PARAM(m, p, -1, 0), NULL, N, C, d->V));
   if (last) {
     CH_CHECK(ch_hook_release(hook, d->L + 1, 1));
@@ -367,9 +384,10 @@ static ch_status gpt_train_step(ch_model *m, const float *p, float *grads, const
     CH_CHECK(ch_op_matmul_bwd(be, g->dfch, PARAM(m, grads, l, P_PROJ_W),
                               PARAM(m, grads, l, P_PROJ_B), g->dres, a->fch_gelu,
                               PARAM(m, p, l, P_PROJ_W), N, 4 * C, C));
-    CH_CHECK(ch_op_gelu_bwd(be, g->dfch, g->dfch, a->fch, N * 4 * C));
-    CH_CHECK(ch_op_matmul_bwd(be, g->dbuf, PARAM(m, grads, l, P_FC_W), PARAM(m, grads, l, P_FC_B),
-                              g->dfch, a->ln2, PARAM(m, p, l, P_FC_W), N, C, 4 * C));
+    /* dfch becomes the gradient of fch (GELU's input), its bias sum in the same pass */
+    CH_CHECK(ch_op_matmul_gelu_bwd(be, g->dbuf, PARAM(m, grads, l, P_FC_W),
+                                   PARAM(m, grads, l, P_FC_B), g->dfch, a->fch, a->ln2,
+                                   PARAM(m, p, l, P_FC_W), N, C, 4 * C));
     CH_CHECK(ch_op_layernorm_bwd(be, g->dres, PARAM(m, grads, l, P_LN2_W),
                                  PARAM(m, grads, l, P_LN2_B), g->dbuf, a->res2, a->ln2_mean,
                                  a->ln2_rstd, PARAM(m, p, l, P_LN2_W), N, C));

@@ -191,22 +191,25 @@ ch_status gpt_decode_batch(const gpt_view *v, ch_kv_cache *kv, int nseq, const i
     row += (size_t)n;
   }
   decode_ctx ctx = {kv, nseq, slots, counts};
-  /* Block l > 0 reads its input from res3 and writes res3 again, in place (see
+  /* Block l > 0 reads its input from res3 + res2 and writes both again, in place (see
    * gpt_block_forward). */
-  const float *x = kv->x;
+  float *x = kv->x;
+  const float *x_add = NULL;
   for (int l = 0; l < s->L; l++) {
-    CH_CHECK(gpt_block_forward(v, l, &kv->a, x, rows, decode_attend, &ctx, reduce, rctx));
+    CH_CHECK(gpt_block_forward(v, l, &kv->a, x, x_add, rows, decode_attend, &ctx, reduce, rctx));
     x = kv->a.res3;
+    x_add = kv->a.res2;
   }
   for (int e = 0; e < nseq; e++) kv->len[slots[e]] += counts[e];
   if (!logits) return CH_OK;
-  /* Only each sequence's last row is needed: ln_f of those rows side by side, then the tied
-   * head over them in one GEMM. */
+  /* Only each sequence's last row is needed: ln_f of those rows side by side (the last block's
+   * residual added for those rows only), then the tied head over them in one GEMM. */
   row = 0;
   for (int e = 0; e < nseq; e++) {
     row += (size_t)counts[e];
-    CH_CHECK(ch_op_layernorm_fwd(be, kv->lnf + (size_t)e * C, NULL, NULL, x + (row - 1) * C,
-                                 v->lnf_w, v->lnf_b, 1, (int)C, CH_GPT_LN_EPS));
+    size_t last = (row - 1) * C;
+    CH_CHECK(gpt_final_norm(v, x + last, x_add ? x_add + last : NULL, kv->lnf + (size_t)e * C,
+                            NULL, NULL, 1));
   }
   CH_CHECK(ch_op_linear_fwd(be, kv->logits, kv->lnf, v->wte, NULL, nseq, (int)C, s->V));
   return ch_op_download(be, logits, kv->logits, sizeof(float) * (size_t)nseq * (size_t)s->V);

@@ -41,10 +41,21 @@ typedef ch_status (*gpt_attend_fn)(void *ctx, int l, gpt_act *a);
 /* Sums x[0..n) over the tensor-parallel ranks in place (NULL: one rank holds everything). */
 typedef ch_status (*gpt_reduce_fn)(void *ctx, float *x, int64_t n);
 
-/* Block l over N rows: x -> a->res3, keeping every intermediate in `a`. With a reduce, the two
- * row-parallel projections are summed over the ranks before their bias and residual. */
-ch_status gpt_block_forward(const gpt_view *v, int l, gpt_act *a, const float *x, int64_t N,
-                            gpt_attend_fn attend, void *actx, gpt_reduce_fn reduce, void *rctx);
+/* Block l over N rows, keeping every intermediate in `a`. The residual adds are fused into the
+ * LayerNorm that follows each (add_layernorm_fwd), so a block's output is left as two terms:
+ * a->res3 holds the MLP branch and a->res2 the residual it adds to; the next block's ln_1 (or
+ * ln_f) sums them. Its input is x alone (x_add NULL: the embeddings), or x + x_add (the previous
+ * block's res3 and res2), summed in place into x in ln_1's pass, so that x then holds the
+ * block input as the backward reads it. With a reduce, the two row-parallel projections are
+ * summed over the ranks before their bias and residual. */
+ch_status gpt_block_forward(const gpt_view *v, int l, gpt_act *a, float *x, const float *x_add,
+                            int64_t N, gpt_attend_fn attend, void *actx, gpt_reduce_fn reduce,
+                            void *rctx);
+
+/* ln_f's input, the last block's output res3 + res2 (a NULL: L == 0, x alone), summed in place
+ * into x (a->res3) in the pass of the LayerNorm: y = ln_f(x) over `rows` rows. */
+ch_status gpt_final_norm(const gpt_view *v, float *x, const float *x_add, float *y, float *mean,
+                         float *rstd, int64_t rows);
 
 /* The shape of a GPT model (the whole model), or NULL when `m` is not a GPT. */
 const gpt_shape *gpt_shape_of(const ch_model *m);

@@ -23,14 +23,16 @@ enum {
   OP_LINEAR_BWD, OP_MATMUL_FWD, OP_MATMUL_BWD, OP_LAYERNORM_FWD, OP_LAYERNORM_BWD, OP_GELU_FWD,
   OP_GELU_BWD, OP_RELU_FWD, OP_RELU_BWD, OP_ADD, OP_SCALE, OP_SUMSQ, OP_ATTENTION_FWD,
   OP_ATTENTION_BWD, OP_ATTENTION_DECODE, OP_EMBEDDING_FWD, OP_EMBEDDING_BWD, OP_XENT_FWD,
-  OP_XENT_FUSED, OP_ADAMW, OP_SGD, OP_CAST_F32_BF16, OP_CAST_BF16_F32, OP_ATTENTION_SAVED, NOPS
+  OP_XENT_FUSED, OP_ADAMW, OP_SGD, OP_CAST_F32_BF16, OP_CAST_BF16_F32, OP_ATTENTION_SAVED,
+  OP_MATMUL_GELU_FWD, OP_MATMUL_GELU_BWD, OP_ADD_LAYERNORM_FWD, NOPS
 };
 static const char *op_names[NOPS] = {
   "alloc", "free", "upload", "download", "stage", "memset", "sync", "linear_fwd", "linear_bwd",
   "matmul_fwd", "matmul_bwd", "layernorm_fwd", "layernorm_bwd", "gelu_fwd", "gelu_bwd",
   "relu_fwd", "relu_bwd", "add", "scale", "sumsq", "attention_fwd", "attention_bwd",
   "attention_decode", "embedding_fwd", "embedding_bwd", "xent_fwd", "xent_fused", "adamw", "sgd",
-  "cast_f32_bf16", "cast_bf16_f32", "attention_saved"};
+  "cast_f32_bf16", "cast_bf16_f32", "attention_saved", "matmul_gelu_fwd", "matmul_gelu_bwd",
+  "add_layernorm_fwd"};
 
 static long counts[NOPS];
 static long live; /* allocations not yet freed */
@@ -137,6 +139,17 @@ FWD(cast_bf16_f32, OP_CAST_BF16_F32, (const ch_backend *be, float *y, const uint
     (CPU, y, x, n))
 FWD(attention_saved, OP_ATTENTION_SAVED,
     (const ch_backend *be, int B, int T, int NH, int HS, size_t *floats), (CPU, B, T, NH, HS, floats))
+FWD(matmul_gelu_fwd, OP_MATMUL_GELU_FWD,
+    (const ch_backend *be, float *pre, float *y, const float *x, const float *w, const float *b,
+     int64_t B, int in, int out), (CPU, pre, y, x, w, b, B, in, out))
+FWD(matmul_gelu_bwd, OP_MATMUL_GELU_BWD,
+    (const ch_backend *be, float *dx, float *dw, float *db, float *dy, const float *pre,
+     const float *x, const float *w, int64_t B, int in, int out),
+    (CPU, dx, dw, db, dy, pre, x, w, B, in, out))
+FWD(add_layernorm_fwd, OP_ADD_LAYERNORM_FWD,
+    (const ch_backend *be, float *res, float *y, float *mean, float *rstd, const float *a,
+     const float *b, const float *w, const float *bias, int64_t rows, int dim, float eps),
+    (CPU, res, y, mean, rstd, a, b, w, bias, rows, dim, eps))
 
 static const ch_backend_ops counting_ops = {
   .alloc = c_alloc, .free = c_free, .upload = c_upload, .download = c_download,
@@ -149,6 +162,8 @@ static const ch_backend_ops counting_ops = {
   .embedding_fwd = c_embedding_fwd, .embedding_bwd = c_embedding_bwd, .xent_fwd = c_xent_fwd,
   .xent_fused = c_xent_fused, .adamw = c_adamw, .sgd = c_sgd, .cast_f32_bf16 = c_cast_f32_bf16,
   .cast_bf16_f32 = c_cast_bf16_f32, .attention_saved = c_attention_saved,
+  .matmul_gelu_fwd = c_matmul_gelu_fwd, .matmul_gelu_bwd = c_matmul_gelu_bwd,
+  .add_layernorm_fwd = c_add_layernorm_fwd,
 };
 static const ch_backend counting = {.name = "counting", .ops = &counting_ops, .ctx = NULL};
 
@@ -300,14 +315,17 @@ int main(void) {
   check_mlp();
   check_gpt();
   check_casts();
-  /* Every op the models and optimizers use went through the table. */
+  /* Every op the models and optimizers use went through the table. (add is not among them:
+   * the GPT's residual adds are fused into its LayerNorms, add_layernorm_fwd; ZeRO-2's gradient
+   * accumulation calls it, tests/parallel.) */
   const int used[] = {OP_ALLOC, OP_FREE, OP_DOWNLOAD, OP_STAGE, OP_MEMSET, OP_LINEAR_FWD,
                       OP_LINEAR_BWD, OP_MATMUL_FWD, OP_MATMUL_BWD, OP_LAYERNORM_FWD,
                       OP_LAYERNORM_BWD, OP_GELU_FWD, OP_GELU_BWD, OP_RELU_FWD, OP_RELU_BWD,
-                      OP_ADD, OP_SCALE, OP_SUMSQ, OP_ATTENTION_FWD, OP_ATTENTION_BWD,
+                      OP_SCALE, OP_SUMSQ, OP_ATTENTION_FWD, OP_ATTENTION_BWD,
                       OP_ATTENTION_DECODE, OP_EMBEDDING_FWD, OP_EMBEDDING_BWD, OP_XENT_FWD,
                       OP_XENT_FUSED, OP_ADAMW, OP_SGD, OP_CAST_F32_BF16, OP_CAST_BF16_F32,
-                      OP_ATTENTION_SAVED};
+                      OP_ATTENTION_SAVED, OP_MATMUL_GELU_FWD, OP_MATMUL_GELU_BWD,
+                      OP_ADD_LAYERNORM_FWD};
   for (size_t i = 0; i < sizeof used / sizeof used[0]; i++) {
     printf("  %-16s %ld\n", op_names[used[i]], counts[used[i]]);
     CHT_ASSERT(counts[used[i]] > 0, "op %s was never called through the backend", op_names[used[i]]);
