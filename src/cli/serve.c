@@ -42,7 +42,8 @@ static void usage(FILE *out) {
           "                            is aborted naming the hung rank (300; 0 = off)\n"
           "  --device cpu|cuda         where each rank computes its slice (cpu; cuda: the GPU\n"
           "                            of its local rank)\n"
-          "  --precision fp32|bf16     GEMM arithmetic on cuda (fp32)\n"
+          "  --precision fp32|bf16     GEMM arithmetic (fp32; bf16: cuda, or a CPU with\n"
+          "                            AVX-512 BF16)\n"
           "  --data DATA.h5            GPT tokenizer source (default: the config's data.path)\n"
           "  --port-file FILE          write the bound port to FILE\n"
           "SIGTERM to any rank: stop accepting (503), finish accepted requests, exit 0.\n");
