@@ -50,6 +50,27 @@ static inline uint32_t rne(float x) {
 }
 
 /* ---- packing ------------------------------------------------------------------------------ */
+/* x[0, kc) rounded to bf16 as kp = ceil(kc / 2) pair words (x[kc] taken as 0), 32 values per
+ * VCVTNE2PS2BF16: for a run contiguous in k (a row of A, a column of B^T), the words are just its
+ * bf16 values in order. The instruction rounds to nearest even as rne() does and flushes
+ * subnormals to zero, which VDPBF16PS does to rne()'s subnormal results anyway: the products,
+ * hence C, are the same either way. */
+TARGET static void round_pairs(uint32_t *w, const float *x, int kc) {
+  int i = 0;
+  for (; i + 32 <= kc; i += 32) {
+    __m512bh h = _mm512_cvtne2ps_pbh(_mm512_loadu_ps(x + i + 16), _mm512_loadu_ps(x + i));
+    _mm512_storeu_si512(w + i / 2, (__m512i)h);
+  }
+  if (i < kc) {
+    int left = kc - i; /* 1 .. 31 */
+    __mmask16 lo = left >= 16 ? 0xffff : (__mmask16)((1u << left) - 1);
+    __mmask16 hi = left <= 16 ? 0 : (__mmask16)((1u << (left - 16)) - 1);
+    __m512bh h = _mm512_cvtne2ps_pbh(_mm512_maskz_loadu_ps(hi, x + i + 16),
+                                     _mm512_maskz_loadu_ps(lo, x + i));
+    _mm512_mask_storeu_epi32(w + i / 2, (__mmask16)((1u << ((left + 1) / 2)) - 1), (__m512i)h);
+  }
+}
+
 /* A's rows [0, mc) by k [0, kc) (already offset to the block's corner) into MR-row strips:
  * strip s, pair p, row r at out[s * kp * MR + p * MR + r], kp = ceil(kc / 2). */
 TARGET static void pack_a(uint32_t *out, const float *a, int lda, int trans, int mc, int kc) {
@@ -58,13 +79,11 @@ TARGET static void pack_a(uint32_t *out, const float *a, int lda, int trans, int
     int rows = mc - s < MR ? mc - s : MR;
     uint32_t *o = out + (size_t)(s / MR) * kp * MR;
     if (rows < MR) memset(o, 0, sizeof *o * (size_t)kp * MR);
-    if (!trans) { /* A(i, p) = a[i lda + p]: each row is contiguous in k */
-      for (int r = 0; r < rows; r++) {
-        const float *row = a + (size_t)(s + r) * lda;
-        for (int p = 0; p < kc / 2; p++)
-          o[p * MR + r] = rne(row[2 * p]) | rne(row[2 * p + 1]) << 16;
-        if (kc & 1) o[(kp - 1) * MR + r] = rne(row[kc - 1]);
-      }
+    if (!trans) { /* A(i, p) = a[i lda + p]: each row is contiguous in k: round it, transpose */
+      uint32_t run[MR][KC / 2];
+      for (int r = 0; r < rows; r++) round_pairs(run[r], a + (size_t)(s + r) * lda, kc);
+      for (int p = 0; p < kp; p++)
+        for (int r = 0; r < rows; r++) o[p * MR + r] = run[r][p];
     } else { /* A(i, p) = a[p lda + i]: each k is a contiguous run of rows */
       for (int p = 0; p < kc / 2; p++) {
         const float *k0 = a + (size_t)(2 * p) * lda + s, *k1 = k0 + lda;
@@ -95,13 +114,11 @@ TARGET static void pack_b(uint32_t *out, const float *b, int ldb, int trans, int
         const float *k0 = b + (size_t)(kc - 1) * ldb + s;
         for (int c = 0; c < cols; c++) o[(kp - 1) * NR + c] = rne(k0[c]);
       }
-    } else { /* B(p, j) = b[j ldb + p]: each column is contiguous in k */
-      for (int c = 0; c < cols; c++) {
-        const float *col = b + (size_t)(s + c) * ldb;
-        for (int p = 0; p < kc / 2; p++)
-          o[p * NR + c] = rne(col[2 * p]) | rne(col[2 * p + 1]) << 16;
-        if (kc & 1) o[(kp - 1) * NR + c] = rne(col[kc - 1]);
-      }
+    } else { /* B(p, j) = b[j ldb + p]: each column is contiguous in k: round it, transpose */
+      uint32_t run[NR][KC / 2];
+      for (int c = 0; c < cols; c++) round_pairs(run[c], b + (size_t)(s + c) * ldb, kc);
+      for (int p = 0; p < kp; p++)
+        for (int c = 0; c < cols; c++) o[p * NR + c] = run[c][p];
     }
   }
 }
