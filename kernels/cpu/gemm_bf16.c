@@ -97,6 +97,32 @@ TARGET static void pack_a(uint32_t *out, const float *a, int lda, int trans, int
   }
 }
 
+/* One NR-column strip of a row-major B (k rows [0, kc), columns [0, cols)): for each k pair,
+ * 16 columns of both rows rounded by one VCVTNE2PS2BF16 ([row 2p | row 2p+1] halves) and
+ * interleaved into pair words by one VPERMW. A decoding step's GEMM (a few rows of A) is mostly
+ * this packing, which the scalar rne() loop did at ~1 cycle per value. Missing columns and an
+ * odd k's last row read as zero (masked loads). Same bits as rne() in the products (see
+ * round_pairs). */
+TARGET static void pack_b_rows(uint32_t *o, const float *b, int ldb, int kc, int cols) {
+  /* word c of the result = (row0[c], row1[c]): u16 index c, then 16 + c */
+  const __m512i pairs = _mm512_set_epi16(31, 15, 30, 14, 29, 13, 28, 12, 27, 11, 26, 10, 25, 9,
+                                         24, 8, 23, 7, 22, 6, 21, 5, 20, 4, 19, 3, 18, 2, 17, 1,
+                                         16, 0);
+  __mmask16 m[2];
+  m[0] = cols >= 16 ? 0xffff : (__mmask16)((1u << cols) - 1);
+  m[1] = cols >= 32 ? 0xffff : cols <= 16 ? 0 : (__mmask16)((1u << (cols - 16)) - 1);
+  for (int p = 0; p < (kc + 1) / 2; p++) {
+    const float *r0 = b + (size_t)(2 * p) * ldb, *r1 = r0 + ldb;
+    int odd = 2 * p + 1 == kc; /* the last pair of an odd k has no second row */
+    for (int h = 0; h < 2; h++) {
+      __m512 x0 = _mm512_maskz_loadu_ps(m[h], r0 + 16 * h);
+      __m512 x1 = odd ? _mm512_setzero_ps() : _mm512_maskz_loadu_ps(m[h], r1 + 16 * h);
+      __m512i w = (__m512i)_mm512_cvtne2ps_pbh(x1, x0);
+      _mm512_store_si512(o + (size_t)p * NR + 16 * h, _mm512_permutexvar_epi16(pairs, w));
+    }
+  }
+}
+
 /* B's k [0, kc) by columns [0, nc) into NR-column strips: strip s, pair p, column c at
  * out[s * kp * NR + p * NR + c]. */
 TARGET static void pack_b(uint32_t *out, const float *b, int ldb, int trans, int kc, int nc) {
@@ -106,14 +132,7 @@ TARGET static void pack_b(uint32_t *out, const float *b, int ldb, int trans, int
     uint32_t *o = out + (size_t)(s / NR) * kp * NR;
     if (cols < NR) memset(o, 0, sizeof *o * (size_t)kp * NR);
     if (!trans) { /* B(p, j) = b[p ldb + j]: each k is a contiguous run of columns */
-      for (int p = 0; p < kc / 2; p++) {
-        const float *k0 = b + (size_t)(2 * p) * ldb + s, *k1 = k0 + ldb;
-        for (int c = 0; c < cols; c++) o[p * NR + c] = rne(k0[c]) | rne(k1[c]) << 16;
-      }
-      if (kc & 1) {
-        const float *k0 = b + (size_t)(kc - 1) * ldb + s;
-        for (int c = 0; c < cols; c++) o[(kp - 1) * NR + c] = rne(k0[c]);
-      }
+      pack_b_rows(o, b + s, ldb, kc, cols);
     } else { /* B(p, j) = b[j ldb + p]: each column is contiguous in k: round it, transpose */
       uint32_t run[NR][KC / 2];
       for (int c = 0; c < cols; c++) round_pairs(run[c], b + (size_t)(s + c) * ldb, kc);
@@ -124,18 +143,19 @@ TARGET static void pack_b(uint32_t *out, const float *b, int ldb, int trans, int
 }
 
 /* ---- microkernel -------------------------------------------------------------------------- */
-/* The MR x NR tile at c (rows < mr, columns < nr written) from kp pairs of an A strip and a
- * B strip. first: C = alpha s + beta C (beta == 0 reads no C: it may hold NaN); else
- * C += alpha s. */
-TARGET static void micro(int kp, const uint32_t *ap, const uint32_t *bp, float *c, int ldc,
-                         int mr, int nr, float alpha, float beta, int first) {
+/* The tile at c (rows < mr, columns < nr written) from kp pairs of an A strip and a B strip,
+ * summing the strip's first `rows` rows (a constant once inlined: rows >= mr). first:
+ * C = alpha s + beta C (beta == 0 reads no C: it may hold NaN); else C += alpha s. */
+TARGET static inline __attribute__((always_inline)) void
+micro_rows(const int rows, int kp, const uint32_t *ap, const uint32_t *bp, float *c, int ldc,
+           int mr, int nr, float alpha, float beta, int first) {
   __m512 acc[MR][2];
 #pragma GCC unroll 12
-  for (int r = 0; r < MR; r++) acc[r][0] = acc[r][1] = _mm512_setzero_ps();
+  for (int r = 0; r < rows; r++) acc[r][0] = acc[r][1] = _mm512_setzero_ps();
   for (int p = 0; p < kp; p++) {
     __m512bh b0 = (__m512bh)_mm512_load_si512(bp), b1 = (__m512bh)_mm512_load_si512(bp + 16);
 #pragma GCC unroll 12
-    for (int r = 0; r < MR; r++) {
+    for (int r = 0; r < rows; r++) {
       __m512bh ar = (__m512bh)_mm512_set1_epi32((int)ap[r]);
       acc[r][0] = _mm512_dpbf16_ps(acc[r][0], ar, b0);
       acc[r][1] = _mm512_dpbf16_ps(acc[r][1], ar, b1);
@@ -147,7 +167,7 @@ TARGET static void micro(int kp, const uint32_t *ap, const uint32_t *bp, float *
   __mmask16 m1 = nr >= 32 ? 0xffff : nr <= 16 ? 0 : (__mmask16)((1u << (nr - 16)) - 1);
   __m512 va = _mm512_set1_ps(alpha), vb = _mm512_set1_ps(beta);
 #pragma GCC unroll 12
-  for (int r = 0; r < MR; r++) {
+  for (int r = 0; r < rows; r++) {
     if (r >= mr) break;
     float *row = c + (size_t)r * ldc;
     __m512 s0 = _mm512_mul_ps(va, acc[r][0]), s1 = _mm512_mul_ps(va, acc[r][1]);
@@ -159,6 +179,18 @@ TARGET static void micro(int kp, const uint32_t *ap, const uint32_t *bp, float *
     _mm512_mask_storeu_ps(row, m0, s0);
     _mm512_mask_storeu_ps(row + 16, m1, s1);
   }
+}
+
+/* A short tile (the last strip of a block, a decoding step's few rows) sums only the rows it
+ * has, rounded up to 1, 2, 4 or 8: a 1-row GEMM would otherwise do 12 rows of work. Each C
+ * element's operations are the same in every variant, so the bits do not depend on which runs. */
+TARGET static void micro(int kp, const uint32_t *ap, const uint32_t *bp, float *c, int ldc,
+                         int mr, int nr, float alpha, float beta, int first) {
+  if (mr > 8) micro_rows(MR, kp, ap, bp, c, ldc, mr, nr, alpha, beta, first);
+  else if (mr > 4) micro_rows(8, kp, ap, bp, c, ldc, mr, nr, alpha, beta, first);
+  else if (mr > 2) micro_rows(4, kp, ap, bp, c, ldc, mr, nr, alpha, beta, first);
+  else if (mr > 1) micro_rows(2, kp, ap, bp, c, ldc, mr, nr, alpha, beta, first);
+  else micro_rows(1, kp, ap, bp, c, ldc, mr, nr, alpha, beta, first);
 }
 
 /* ---- per-thread pack scratch -------------------------------------------------------------- */

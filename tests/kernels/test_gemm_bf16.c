@@ -11,7 +11,8 @@
  *  - sgemm: OpenBLAS's fp32 result on the unrounded inputs. Rounding each input to bf16 moves it
  *    by at most 2^-9 relative, so each product by about 2^-8: |bf16 - fp32| <= 2^-8 S (+ fp32
  *    rounding); 1e-2 S is the tolerance bf16 training is asked to live with.
- * And: thread counts 1, 2 and 3 give identical bits (the per-element k order is fixed).
+ * And: thread counts 1, 2 and 3 give identical bits (the per-element k order is fixed), and so
+ * do different row counts for the rows they share (batch invariance).
  *
  * --bench: GFLOP/s of bf16 against sgemm at GPT-2 124M's and gpt-tiny's training shapes. */
 #include <math.h>
@@ -90,6 +91,26 @@ static void check(int ta, int tb, int m, int n, int k, float alpha, float beta, 
   free(a), free(b), free(c0), free(c1), free(c2), free(c3), free(cf);
 }
 
+/* Batch invariance: the rows of an m-row GEMM are bit for bit the first rows of a 40-row one
+ * over the same A rows (a request's logits must not depend on what it was batched with); the
+ * kernel's short tiles (1, 2, 4, 8 of its 12 rows) and the thread split must not show. */
+static void check_rows(int ta, int tb) {
+  int M = 40, n = 70, k = 300;
+  float *a = rnd((size_t)M * k, 11), *b = rnd((size_t)k * n, 12);
+  float *full = malloc(sizeof *full * (size_t)M * n), *part = malloc(sizeof *part * (size_t)M * n);
+  /* A^T stored [k, M]: a prefix of rows of op(A) is a prefix of columns, lda stays M. */
+  cpu_gemm_bf16(2, ta, tb, M, n, k, 1.0f, a, ta ? M : k, b, tb ? k : n, 0.0f, full, n);
+  static const int ms[] = {1, 2, 3, 5, 9, 12, 13, 25, 39};
+  for (size_t i = 0; i < sizeof ms / sizeof *ms; i++) {
+    cpu_gemm_bf16(1, ta, tb, ms[i], n, k, 1.0f, a, ta ? M : k, b, tb ? k : n, 0.0f, part, n);
+    CHT_ASSERT(!memcmp(part, full, sizeof *part * (size_t)ms[i] * n),
+               "ta=%d tb=%d: the rows of a %d-row GEMM differ from those of a %d-row one", ta, tb,
+               ms[i], M);
+  }
+  printf("ok ta=%d tb=%d: rows of 1..39-row GEMMs equal the 40-row GEMM's bit for bit\n", ta, tb);
+  free(a), free(b), free(full), free(part);
+}
+
 static double now(void) {
   struct timespec ts;
   clock_gettime(CLOCK_MONOTONIC, &ts);
@@ -164,6 +185,8 @@ int main(int argc, char **argv) {
   /* Sizes past the cache blocks: m > MC (384), n > NC (3072), k > 2 KC (512). */
   check(0, 0, 400, 3100, 40, 1.0f, 0.0f, 1);
   check(0, 1, 390, 40, 1100, 1.0f, 1.0f, 0);
+  for (int ta = 0; ta < 2; ta++)
+    for (int tb = 0; tb < 2; tb++) check_rows(ta, tb);
   /* Through cpu_gemm, the CPU backend's entry: the same bits as the kernel on its threads. */
   {
     int m = 20, n = 30, k = 40;
