@@ -117,15 +117,15 @@ static double now(void) {
   return ts.tv_sec + ts.tv_nsec * 1e-9;
 }
 
-/* Best of a few runs of one GEMM (C = A B, row-major, trans as given), in GFLOP/s. */
-static double gflops(int bf16, int threads, int ta, int tb, int m, int n, int k) {
+/* Best of a few runs of one GEMM (C = A B, row-major, trans as given), in GFLOP/s, through
+ * cpu_gemm: the ch_blas_init thread count, one thread up to 2^22 multiply-adds, for both. */
+static double gflops(int bf16, int ta, int tb, int m, int n, int k) {
   float *a = rnd((size_t)m * k, 4), *b = rnd((size_t)k * n, 5), *c = rnd((size_t)m * n, 6);
   double best = 1e30, flop = 2.0 * m * n * k;
-  int reps = flop > 2e10 ? 2 : 4;
+  int reps = flop > 2e10 ? 2 : flop > 1e9 ? 4 : 200; /* best of many for microsecond GEMMs */
   for (int r = 0; r < reps; r++) {
     double t = now();
-    if (bf16) cpu_gemm_bf16(threads, ta, tb, m, n, k, 1.0f, a, ta ? m : k, b, tb ? k : n, 0.0f, c, n);
-    else ch_sgemm(ta, tb, m, n, k, 1.0f, a, ta ? m : k, b, tb ? k : n, 0.0f, c, n);
+    cpu_gemm(bf16, ta, tb, m, n, k, 1.0f, a, ta ? m : k, b, tb ? k : n, 0.0f, c, n);
     t = now() - t;
     if (t < best) best = t;
   }
@@ -143,6 +143,10 @@ static void bench(void) {
     {"124M fc       dW ", 1, 0, 768, 3072, 1024},  {"tiny qkv      fwd", 0, 0, 2048, 384, 128},
     {"tiny fc       fwd", 0, 0, 2048, 512, 128},   {"tiny fc.proj  fwd", 0, 0, 2048, 128, 512},
     {"tiny fc       dW ", 1, 0, 128, 512, 2048},   {"tiny lm_head  fwd", 0, 1, 2048, 256, 128},
+    /* decoding: a few rows against a weight matrix (one GEMM thread, SERIAL_MNK) */
+    {"124M qkv   decode1", 0, 0, 1, 2304, 768},    {"124M lm_h  decode1", 0, 1, 1, 50304, 768},
+    {"124M qkv   decode8", 0, 0, 8, 2304, 768},    {"tiny qkv   decode1", 0, 0, 1, 384, 128},
+    {"tiny lm_h  decode1", 0, 1, 1, 256, 128},     {"tiny qkv  decode32", 0, 0, 32, 384, 128},
   };
   printf("%-20s %-18s %9s %9s %9s %9s\n", "GEMM", "m x n x k", "sgemm/1", "bf16/1", "sgemm/2",
          "bf16/2");
@@ -150,8 +154,8 @@ static void bench(void) {
     double g[4];
     for (int t = 1; t <= 2; t++) {
       CHT_OK(ch_blas_init(t));
-      g[2 * (t - 1)] = gflops(0, t, shapes[i].ta, shapes[i].tb, shapes[i].m, shapes[i].n, shapes[i].k);
-      g[2 * (t - 1) + 1] = gflops(1, t, shapes[i].ta, shapes[i].tb, shapes[i].m, shapes[i].n,
+      g[2 * (t - 1)] = gflops(0, shapes[i].ta, shapes[i].tb, shapes[i].m, shapes[i].n, shapes[i].k);
+      g[2 * (t - 1) + 1] = gflops(1, shapes[i].ta, shapes[i].tb, shapes[i].m, shapes[i].n,
                                   shapes[i].k);
     }
     char dims[32];
