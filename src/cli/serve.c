@@ -110,5 +110,7 @@ int cli_serve(int argc, char **argv) {
   /* Loading and startup failures are agreed: every rank gets here with the same outcome. */
   if (st != CH_OK && rt->world_rank == 0) fprintf(stderr, "cohort serve: %s\n", ch_error_message());
   cli_stop(&world);
-  return st == CH_OK ? 0 : 1;
+  /* CONFIG: an option this job cannot run with (a bad TLS file, precision=bf16 on a CPU without
+   * AVX-512 BF16), exit 2 as `cohort train` does; anything else 1. */
+  return st == CH_OK ? 0 : st == CH_ERR_CONFIG ? 2 : 1;
 }

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # precision=bf16 on device=cpu (cohort's AVX-512 BF16 GEMM, docs/cpu-bf16.md), end to end:
 #   - a CPU without AVX-512 BF16 (COHORT_TEST_NO_AVX512BF16=1 makes this one say so) stops
-#     `cohort train` and `cohort generate` with exit 2 naming the instructions and precision=fp32;
+#     `cohort train`, `generate` and `serve` with exit 2 naming the instructions and precision=fp32;
 #   - 60 AdamW steps of gpt-tiny (n_embd 128, its GEMMs' k = 128 and 512) on 2 ranks in bf16
 #     track the same run in fp32 within a band of 1e-2 of the loss at every step (GEMM operands
 #     rounded to 8 significant bits, relative error up to 2^-8 = 3.9e-3 each; the GPU's bf16
@@ -63,4 +63,5 @@ join "$dir/fp32.loss" "$dir/bf16.loss" | awk -v tol=1e-2 '
 expect 0 "tokens/s" generate "$dir/bf16/checkpoints" --prompt "ROMEO:" --max-tokens 16 --precision bf16
 COHORT_TEST_NO_AVX512BF16=1 expect 2 "$refusal" generate "$dir/bf16/checkpoints" --prompt "ROMEO:" \
   --max-tokens 16 --precision bf16
+COHORT_TEST_NO_AVX512BF16=1 expect 2 "$refusal" serve "$dir/bf16/checkpoints" --precision bf16 --port 0
 echo "cli_train_cpu_bf16: ok"
