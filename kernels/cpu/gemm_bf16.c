@@ -46,7 +46,8 @@ int cpu_has_avx512bf16(void) {
 static inline uint32_t rne(float x) {
   uint32_t u;
   memcpy(&u, &x, sizeof u);
-  return (u & 0x7fffffffu) > 0x7f800000u ? (u >> 16) | 0x40u : (u + 0x7fffu + ((u >> 16) & 1u)) >> 16;
+  if ((u & 0x7fffffffu) > 0x7f800000u) return (u >> 16) | 0x40u;
+  return (u + 0x7fffu + ((u >> 16) & 1u)) >> 16;
 }
 
 /* ---- packing ------------------------------------------------------------------------------ */
@@ -307,7 +308,8 @@ void cpu_gemm_bf16(int threads, int trans_a, int trans_b, int m, int n, int k, f
   int started[MAX_THREADS] = {0};
   for (int t = 0; t < threads; t++) {
     int lo = (int)((long long)tiles * t / threads) * unit;
-    int hi = t + 1 == threads ? (split_m ? m : n) : (int)((long long)tiles * (t + 1) / threads) * unit;
+    int hi = t + 1 == threads ? (split_m ? m : n)
+                              : (int)((long long)tiles * (t + 1) / threads) * unit;
     parts[t] = split_m ? (part){&j, lo, hi, 0, n} : (part){&j, 0, m, lo, hi};
   }
   /* Thread 0's share runs on the caller; a thread that cannot start runs there too. */

@@ -92,8 +92,8 @@ ch_status ch_device_open(const ch_device_cfg *cfg, ch_device **out) {
    * it is refused here rather than emulated, which would run slower than fp32. */
   if (cfg->kind == CH_DEVICE_CPU && cfg->precision == CH_PRECISION_BF16 && !cpu_has_avx512bf16())
     return CH_FAIL(CH_ERR_CONFIG, "precision=bf16 on device=cpu needs a CPU with AVX-512 BF16 "
-                   "(avx512_bf16: Intel Cooper Lake, Sapphire Rapids or later, AMD Zen 4 or later), "
-                   "which this one lacks: use precision=fp32, or device=cuda");
+                   "(avx512_bf16: Intel Cooper Lake, Sapphire Rapids or later, AMD Zen 4 or "
+                   "later), which this one lacks: use precision=fp32, or device=cuda");
   ch_device *d = calloc(1, sizeof *d);
   if (!d) return CH_FAIL(CH_ERR_NOMEM, "device");
   d->cfg = *cfg;

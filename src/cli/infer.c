@@ -19,7 +19,8 @@ static void usage(FILE *out) {
                "                                  [--device cpu|cuda] [--precision fp32|bf16]\n"
                "  predictions of a classifier for every row of the split (default val):\n"
                "  OUT.h5 /logits float32 [rows, classes], /label int32 [rows]\n"
-               "  --precision bf16: GEMM operands rounded to bfloat16 (cuda, or a CPU with AVX-512 BF16)\n");
+               "  --precision bf16: GEMM operands rounded to bfloat16 (cuda, or a CPU with\n"
+               "  AVX-512 BF16)\n");
 }
 
 static ch_status run(const ch_group *g, const ch_backend *be, const char *ckpt, const char *in,
