@@ -188,8 +188,10 @@ struct ch_backend {
 
 /* The CPU backend (kernels/cpu): host memory, OpenBLAS and the vectorised loops. */
 CH_API const ch_backend *ch_backend_cpu(void);
-/* The same ops with bf16 GEMM operands (fp32 accumulation, fp32 everywhere else). Its memory is
- * host memory too: ch_backend_is_host holds for both. */
+/* The same ops with bf16 GEMM operands (fp32 accumulation, fp32 everywhere else), named
+ * "cpu bf16". Its GEMMs need AVX-512 BF16: take it through ch_device_open (precision=bf16),
+ * which refuses a CPU without. Its memory is host memory too: ch_backend_is_host holds for
+ * both. */
 CH_API const ch_backend *ch_backend_cpu_bf16(void);
 
 /* Whether `be`'s memory is host memory (the CPU backend): host code may then read and write its

@@ -34,12 +34,13 @@ typedef struct ch_device ch_device;
 /* Opens this rank's device: CUDA takes GPU local_rank of the node (ch_runtime's local rank) and
  * fails, naming both counts, when the node has fewer GPUs than ranks; it then binds the rank to
  * the cores nearest its GPU (hwloc). Errors: CH_ERR_UNSUPPORTED when the CUDA library or a GPU
- * is missing, with the reason. Free with ch_device_close. */
+ * is missing, with the reason; CH_ERR_CONFIG for precision=bf16 on a CPU without AVX-512 BF16
+ * (device=cpu then runs cohort's bf16 GEMM, docs/cpu-bf16.md). Free with ch_device_close. */
 CH_API ch_status ch_device_open(const ch_device_cfg *cfg, ch_device **out);
 CH_API void ch_device_close(ch_device *d);
 /* The backend to create models and optimizers on (owned by the device). */
 CH_API const ch_backend *ch_device_backend(const ch_device *d);
-/* "cpu", "cuda" or "cuda (emulated)": for progress lines and errors. */
+/* "cpu", "cpu bf16", "cuda" or "cuda (emulated)": for progress lines and errors. */
 CH_API const char *ch_device_describe(const ch_device *d);
 /* A group over `host`'s ranks for the collectives of device buffers (strategies, tensor
  * parallelism). Collective over `host`; free with ch_group_destroy before closing the device. */

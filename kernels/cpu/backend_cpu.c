@@ -337,7 +337,7 @@ static const ch_backend_ops cpu_ops = {
 };
 
 static const ch_backend cpu_backend = {.name = "cpu", .ops = &cpu_ops, .ctx = (void *)&g_fp32};
-static const ch_backend cpu_backend_bf16 = {.name = "cpu", .ops = &cpu_ops,
+static const ch_backend cpu_backend_bf16 = {.name = "cpu bf16", .ops = &cpu_ops,
                                             .ctx = (void *)&g_bf16};
 
 const ch_backend *ch_backend_cpu(void) { return &cpu_backend; }

@@ -137,9 +137,17 @@ void ch_sgemm(int trans_a, int trans_b, int m, int n, int k, float alpha, const 
 
 void cpu_gemm(int bf16, int trans_a, int trans_b, int m, int n, int k, float alpha, const float *a,
               int lda, const float *b, int ldb, float beta, float *c, int ldc) {
-  if (bf16) { /* precision=bf16 on the CPU is refused before a backend exists (device.c) */
-    CH_ERROR("cpu_gemm: bf16 GEMMs are not built yet");
-    abort();
+  if (bf16) {
+    /* cohort's own kernel (gemm_bf16.c), at sgemm's thread rule: the ch_blas_init count, one
+     * thread up to SERIAL_MNK. device.c makes a bf16 CPU backend only where the CPU has the
+     * instructions, so reaching here without them is a bug, not a configuration. */
+    if (!g_blas.sgemm && ch_blas_init(0) != CH_OK) {
+      CH_ERROR("%s", ch_error_message());
+      abort();
+    }
+    int threads = (long long)m * n * k <= SERIAL_MNK ? 1 : atomic_load(&g_blas.threads);
+    cpu_gemm_bf16(threads, trans_a, trans_b, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
+    return;
   }
   ch_sgemm(trans_a, trans_b, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
 }

@@ -18,6 +18,17 @@ int cpu_blas_threads_in_use(void);
 void cpu_gemm(int bf16, int trans_a, int trans_b, int m, int n, int k, float alpha, const float *a,
               int lda, const float *b, int ldb, float beta, float *c, int ldc);
 
+/* ---- bf16 GEMM (kernels/cpu/gemm_bf16.c) ------------------------------------------------ */
+/* Whether this CPU runs cpu_gemm_bf16 (AVX-512 F/BW/VL and BF16); the environment variable
+ * COHORT_TEST_NO_AVX512BF16=1 makes it say no (tests of the refusal on a CPU that has them). */
+int cpu_has_avx512bf16(void);
+/* ch_sgemm's contract with op(A), op(B) rounded to bf16 (nearest even; bf16 subnormals count as
+ * zero in the products) and fp32 sums, on `threads` threads (<= 1: the caller's only). The
+ * result does not depend on `threads`. Only on a CPU where cpu_has_avx512bf16(). */
+void cpu_gemm_bf16(int threads, int trans_a, int trans_b, int m, int n, int k, float alpha,
+                   const float *a, int lda, const float *b, int ldb, float beta, float *c,
+                   int ldc);
+
 /* ---- Linear: y[B,out] = x[B,in] W^T + b, W [out,in] (PyTorch convention) --------------- */
 /* `bf16` (every GEMM-shaped kernel): the precision of its GEMMs, as cpu_gemm. */
 void cpu_linear_forward(int bf16, float *y, const float *x, const float *w, const float *b, int64_t batch,

@@ -1,6 +1,7 @@
 /* Linear layers on the CPU: y = x W^T + b with W stored [out, in] as in PyTorch (linear), and
  * y = x W + b with W stored [in, out] as GPT-2's Conv1D (matmul). The three GEMMs of
- * forward/backward go through OpenBLAS (kernels/cpu/blas.c). */
+ * forward/backward go through cpu_gemm (kernels/cpu/blas.c): OpenBLAS's sgemm, or with
+ * bf16 != 0 cohort's bf16 GEMM (kernels/cpu/gemm_bf16.c). */
 #include <string.h>
 
 #include "kernels/cpu/cpu_kernels.h"

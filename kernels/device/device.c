@@ -10,6 +10,7 @@
 #include "cohort/device.h"
 #include "cohort/log.h"
 #include "cohort/runtime.h"
+#include "kernels/cpu/cpu_kernels.h"
 
 struct ch_device {
   ch_device_cfg cfg;
@@ -87,15 +88,19 @@ static ch_status pick_gpu(const ch_device *d, int *gpu) {
 
 ch_status ch_device_open(const ch_device_cfg *cfg, ch_device **out) {
   *out = NULL;
-  if (cfg->kind == CH_DEVICE_CPU && cfg->precision != CH_PRECISION_FP32)
-    return CH_FAIL(CH_ERR_CONFIG, "precision=bf16 needs device=cuda (the CPU backend computes in "
-                   "fp32)");
+  /* bf16 on the CPU is cohort's AVX-512 BF16 GEMM (kernels/cpu/gemm_bf16.c); a CPU without
+   * it is refused here rather than emulated, which would run slower than fp32. */
+  if (cfg->kind == CH_DEVICE_CPU && cfg->precision == CH_PRECISION_BF16 && !cpu_has_avx512bf16())
+    return CH_FAIL(CH_ERR_CONFIG, "precision=bf16 on device=cpu needs a CPU with AVX-512 BF16 "
+                   "(avx512_bf16: Intel Cooper Lake, Sapphire Rapids or later, AMD Zen 4 or "
+                   "later), which this one lacks: use precision=fp32, or device=cuda");
   ch_device *d = calloc(1, sizeof *d);
   if (!d) return CH_FAIL(CH_ERR_NOMEM, "device");
   d->cfg = *cfg;
   if (cfg->kind == CH_DEVICE_CPU) {
-    d->be = ch_backend_cpu();
-    snprintf(d->desc, sizeof d->desc, "cpu");
+    int bf16 = cfg->precision == CH_PRECISION_BF16;
+    d->be = bf16 ? ch_backend_cpu_bf16() : ch_backend_cpu();
+    snprintf(d->desc, sizeof d->desc, bf16 ? "cpu bf16" : "cpu");
     *out = d;
     return CH_OK;
   }

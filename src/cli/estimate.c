@@ -97,8 +97,10 @@ static void print_table(const ch_config *cfg, const ch_model *model, int ranks, 
            e[s].bytes_per_step / MiB);
   }
   /* The ZeRO paper's model-state accounting for mixed precision: 2-byte parameters and
-   * gradients, K = 12 bytes of fp32 master weights and AdamW moments per parameter. */
-  printf("\nbf16 + fp32 master (CUDA backend; not run on CPU), model states per rank, K = 12, "
+   * gradients, K = 12 bytes of fp32 master weights and AdamW moments per parameter. cohort's
+   * precision=bf16 (cpu or cuda) only rounds GEMM operands: its states are the fp32 table's. */
+  printf("\nbf16 + fp32 master (the ZeRO paper's accounting; cohort's precision=bf16 keeps fp32 "
+         "parameters and gradients, the table above), model states per rank, K = 12, "
          "Psi = %zu:\n", l->numel);
   printf("  ddp    (2 + 2 + K) Psi       %10.2f MiB\n", 16 * psi / MiB);
   printf("  zero1  (2 + 2) Psi + K Psi/N %10.2f MiB\n", (4 * psi + 12 * psi / n) / MiB);

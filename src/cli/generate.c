@@ -25,7 +25,8 @@ static void usage(FILE *out) {
           "tokenizer is the one stored in the training data (the checkpoint's data.path, or\n"
           "--data). Defaults: --max-tokens 64, --temperature 1.0, --top-k 0 (all), --top-p 1.0,\n"
           "--seed 0. --temperature 0 is greedy. The generated text goes to stdout (after the\n"
-          "prompt), timing to stderr.\n");
+          "prompt), timing to stderr. --precision bf16 rounds GEMM operands to bfloat16 (on cuda,\n"
+          "or on a CPU with AVX-512 BF16: docs/cpu-bf16.md).\n");
 }
 
 typedef struct gen_opts {
@@ -143,7 +144,12 @@ int cli_generate(int argc, char **argv) {
   int32_t *prompt = NULL, *seq = NULL;
   char *text = NULL;
   rc = 1;
-  if (ch_device_open(&o.cfg.device, &dev) != CH_OK) goto fail;
+  ch_status st = ch_device_open(&o.cfg.device, &dev);
+  if (st != CH_OK) { /* CONFIG: a device or precision this machine cannot run (exit 2) */
+    fprintf(stderr, "cohort generate: %s\n", ch_error_message());
+    rc = st == CH_ERR_CONFIG ? 2 : 1;
+    goto out;
+  }
   be = ch_device_backend(dev);
   if (ch_ckpt_load_model(path, be, 1, &info, &m, &params) != CH_OK) goto fail;
   if (info.model.type != CH_MODEL_GPT) {

@@ -18,7 +18,9 @@ static void usage(FILE *out) {
   fprintf(out, "usage: [mpirun -n N] cohort infer CHECKPOINT IN.h5 OUT.h5 [--split val|train]\n"
                "                                  [--device cpu|cuda] [--precision fp32|bf16]\n"
                "  predictions of a classifier for every row of the split (default val):\n"
-               "  OUT.h5 /logits float32 [rows, classes], /label int32 [rows]\n");
+               "  OUT.h5 /logits float32 [rows, classes], /label int32 [rows]\n"
+               "  --precision bf16: GEMM operands rounded to bfloat16 (cuda, or a CPU with\n"
+               "  AVX-512 BF16)\n");
 }
 
 static ch_status run(const ch_group *g, const ch_backend *be, const char *ckpt, const char *in,
@@ -142,7 +144,7 @@ int cli_infer(int argc, char **argv) {
   int rc = 0;
   if (st != CH_OK) { /* every failure is agreed: rank 0 reports it */
     if (rt->world_rank == 0) fprintf(stderr, "cohort infer: %s\n", ch_error_message());
-    rc = st == CH_ERR_INVALID || st == CH_ERR_UNSUPPORTED ? 2 : 1;
+    rc = st == CH_ERR_INVALID || st == CH_ERR_UNSUPPORTED || st == CH_ERR_CONFIG ? 2 : 1;
   } else if (rt->world_rank == 0) {
     CH_INFO("wrote %s: predictions of %lld rows of %s:/%s in %.2f s on %d rank%s", pos[2],
             (long long)rows, pos[1], split, ch_time() - t0, world.size, world.size == 1 ? "" : "s");

@@ -42,7 +42,8 @@ static void usage(FILE *out) {
           "                            is aborted naming the hung rank (300; 0 = off)\n"
           "  --device cpu|cuda         where each rank computes its slice (cpu; cuda: the GPU\n"
           "                            of its local rank)\n"
-          "  --precision fp32|bf16     GEMM arithmetic on cuda (fp32)\n"
+          "  --precision fp32|bf16     GEMM arithmetic (fp32; bf16: cuda, or a CPU with\n"
+          "                            AVX-512 BF16)\n"
           "  --data DATA.h5            GPT tokenizer source (default: the config's data.path)\n"
           "  --port-file FILE          write the bound port to FILE\n"
           "SIGTERM to any rank: stop accepting (503), finish accepted requests, exit 0.\n");
@@ -109,5 +110,7 @@ int cli_serve(int argc, char **argv) {
   /* Loading and startup failures are agreed: every rank gets here with the same outcome. */
   if (st != CH_OK && rt->world_rank == 0) fprintf(stderr, "cohort serve: %s\n", ch_error_message());
   cli_stop(&world);
-  return st == CH_OK ? 0 : 1;
+  /* CONFIG: an option this job cannot run with (a bad TLS file, precision=bf16 on a CPU without
+   * AVX-512 BF16), exit 2 as `cohort train` does; anything else 1. */
+  return st == CH_OK ? 0 : st == CH_ERR_CONFIG ? 2 : 1;
 }

@@ -34,8 +34,8 @@ static const ch_key_row k_keys[] = {
   K_ENUM("device", device.kind, "cpu", "cpu|cuda",
          "where to compute: cpu, or cuda (one GPU per rank, by local rank; docs/cuda.md)"),
   K_ENUM("precision", device.precision, "fp32", "fp32|bf16",
-         "GEMM arithmetic: fp32, or bf16 operands with fp32 accumulation (cuda only; weights, "
-         "optimizer state and loss stay fp32)"),
+         "GEMM arithmetic: fp32, or bf16 operands with fp32 accumulation (cuda, or a cpu with "
+         "AVX-512 BF16; weights, optimizer state and loss stay fp32)"),
   K_ENUM("model.type", model.type, "mlp", "mlp|gpt", "model family"),
   K_INT_MAX("model.depth", model.depth, "2", 0, 1024, "hidden layers (MLP)"),
   K_INT_MAX("model.hidden", model.hidden, "128", 1, 1 << 20, "hidden width (MLP)"),
