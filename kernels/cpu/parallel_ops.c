@@ -19,8 +19,9 @@
 #define GRAIN_STREAM ((int64_t)1 << 15)
 #define GRAIN_EXP ((int64_t)1 << 13)
 #define GRAIN_OPT ((int64_t)1 << 14)
-/* Elements per piece of the row-wise ops (layernorm, xent, embedding): rows of this many. */
-#define GRAIN_ROW_ELEMS ((int64_t)1 << 13)
+/* Elements per piece of the row-wise ops (layernorm, xent, embedding): rows of this many. A
+ * decoding step's LayerNorm (32 sequences of 768) stays inline. */
+#define GRAIN_ROW_ELEMS ((int64_t)1 << 14)
 
 static int64_t row_grain(int64_t row_len) {
   return row_len >= GRAIN_ROW_ELEMS ? 1 : GRAIN_ROW_ELEMS / (row_len > 0 ? row_len : 1);
