@@ -177,8 +177,7 @@ static ch_status op_embedding_bwd(const ch_backend *be, float *dwte, float *dwpe
                                   const float *dy, const int32_t *tokens, int64_t ldt, int B,
                                   int T, int C) {
   (void)be;
-  for (int b = 0; b < B; b++)
-    cpu_embedding_backward(dwte, dwpe, dy + (size_t)b * T * C, tokens + b * ldt, T, T, C);
+  cpu_par_embedding_backward(dwte, dwpe, dy, tokens, ldt, B, T, C);
   return CH_OK;
 }
 
