@@ -15,6 +15,7 @@
 
 #include <pthread.h>
 #include <sched.h>
+#include <signal.h>
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <time.h>
@@ -184,6 +185,11 @@ static int ensure_workers(int threads) {
   g_pool.workers = malloc(sizeof *g_pool.workers * (size_t)(threads - 1));
   if (!g_pool.workers) return 0;
   unsigned g = atomic_load(&g_pool.gen);
+  /* Signals go to the main thread (cohort's handlers set flags it polls): the workers block
+   * them all, as the MPI progress and watchdog threads do. */
+  sigset_t all, old;
+  sigfillset(&all);
+  pthread_sigmask(SIG_BLOCK, &all, &old);
   for (int i = 0; i < threads - 1; i++) {
     if (pthread_create(&g_pool.workers[i], NULL, worker_main, (void *)(uintptr_t)g) != 0) {
       CH_WARN("kernel thread pool: started %d of %d threads", i + 1, threads);
@@ -191,6 +197,7 @@ static int ensure_workers(int threads) {
     }
     g_pool.nworkers++;
   }
+  pthread_sigmask(SIG_SETMASK, &old, NULL);
   return g_pool.nworkers;
 }
 
