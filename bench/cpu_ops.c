@@ -120,6 +120,8 @@ int main(int argc, char **argv) {
   TIME("scale", n, ch_op_scale(be, dx, 1.0f, n));
   TIME("sumsq", nparam, ch_op_sumsq(be, p, nparam, &sink));
   TIME("embedding_fwd", n, ch_op_embedding_fwd(be, y, tokens, T + 1, 0, wte, wpe, B, T, C));
+  /* the tables stand in for their own gradients (accumulated into, values irrelevant) */
+  TIME("embedding_bwd", n, ch_op_embedding_bwd(be, wte, wpe, dy, tokens, T + 1, B, T, C));
   double loss = 0;
   TIME("xent_fused", rows * V,
        ch_op_xent_fused(be, dlogits, logits, tokens + 1, T + 1, B, T, V, 1.0f / rows, &loss));
