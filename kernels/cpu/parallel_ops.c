@@ -221,6 +221,7 @@ void cpu_par_embedding_backward(float *dwte, float *dwpe, const float *dy, const
                                 int64_t ldt, int B, int T, int C) {
   emb_bwd_job j = {dwte, dwpe, dy, tokens, ldt, B, T, C};
   int64_t blocks = (C + EMB_BLOCK - 1) / EMB_BLOCK, rows = (int64_t)B * T;
+  if (rows <= 0 || C <= 0) return; /* a rank without sequences in this micro-step */
   int64_t grain = rows * EMB_BLOCK >= GRAIN_ROW_ELEMS ? 1 : GRAIN_ROW_ELEMS / (rows * EMB_BLOCK);
   if (cpu_pool_threads() < 2 || blocks < 2 * grain) { /* the kernel, sequence by sequence */
     for (int b = 0; b < B; b++)

@@ -274,6 +274,13 @@ static void test_embedding(void) {
     same_bits(dpe, dpe0, (size_t)T * C, "embedding backward dwpe", THREADS[t]);
     free(dte), free(dpe);
   }
+  /* no rows at all (a rank without sequences in a micro-step): nothing to do, no division */
+  cpu_pool_set_threads(2);
+  cpu_par_embedding_backward(dte0, dpe0, dy, tokens, ldt, 0, T, C);
+  cpu_par_embedding_forward(ref, tokens, ldt, wte, wpe, 0, T, C);
+  cpu_par_layernorm_forward(ref, NULL, NULL, wte, wte, wte, 0, C, 1e-5f);
+  cpu_par_layernorm_backward(ref, dte0, dpe0, dy, wte, wte, wte, wte, 0, C);
+  CHT_ASSERT(cpu_par_xent_fused_seq(ref, wte, tokens, ldt, 0, T, C, 1.0f) == 0.0, "xent of 0 rows");
   free(dy), free(dte0), free(dpe0);
   free(tokens), free(wte), free(wpe), free(ref), free(got);
 }
