@@ -177,7 +177,8 @@ static ch_status op_embedding_bwd(const ch_backend *be, float *dwte, float *dwpe
                                   const float *dy, const int32_t *tokens, int64_t ldt, int B,
                                   int T, int C) {
   (void)be;
-  cpu_par_embedding_backward(dwte, dwpe, dy, tokens, ldt, B, T, C);
+  for (int b = 0; b < B; b++)
+    cpu_embedding_backward(dwte, dwpe, dy + (size_t)b * T * C, tokens + b * ldt, T, T, C);
   return CH_OK;
 }
 

@@ -13,7 +13,6 @@
 
 #include "kernels/cpu/cpu_kernels.h"
 #include "kernels/cpu/pool.h"
-#include "kernels/cpu/simd.h"
 
 /* Elements per piece: streaming ops (an add, a scale, relu) do ~1 ns of memory traffic per
  * element at most; gelu's exp makes it a few; the optimizers read and write 4 arrays. */
@@ -188,47 +187,6 @@ void cpu_par_embedding_forward(float *y, const int32_t *tokens, int64_t ldt, con
                                const float *wpe, int B, int T, int C) {
   emb_job j = {y, tokens, ldt, wte, wpe, T, C};
   cpu_parallel_for((int64_t)B * T, row_grain(C), emb_fwd_run, &j);
-}
-
-/* Backward, a scatter-add: rows with the same token add into the same row of dwte, so rows
- * cannot be split; columns can. Each piece runs every row in order over its own columns, so
- * each element sees the kernel's additions in the kernel's order. The kernel's row stride is its
- * width, so it cannot run a column slice: the loop is its own, the same two adds per row.
- * Pieces are whole blocks of 16 columns (64-byte lines), so two threads never write one line. */
-#define EMB_BLOCK 16
-
-typedef struct {
-  float *dwte, *dwpe;
-  const float *dy;
-  const int32_t *tokens;
-  int64_t ldt;
-  int B, T, C;
-} emb_bwd_job;
-
-CH_VECTORIZE static void emb_bwd_run(void *p, int64_t k0, int64_t k1) {
-  const emb_bwd_job *j = p;
-  int C = j->C, c0 = (int)(k0 * EMB_BLOCK), c1 = (int)(k1 * EMB_BLOCK < C ? k1 * EMB_BLOCK : C);
-  for (int b = 0; b < j->B; b++)
-    for (int t = 0; t < j->T; t++) {
-      const float *g = j->dy + ((size_t)b * j->T + t) * C;
-      float *te = j->dwte + (size_t)j->tokens[b * j->ldt + t] * C, *pe = j->dwpe + (size_t)t * C;
-      for (int c = c0; c < c1; c++) te[c] += g[c];
-      for (int c = c0; c < c1; c++) pe[c] += g[c];
-    }
-}
-
-void cpu_par_embedding_backward(float *dwte, float *dwpe, const float *dy, const int32_t *tokens,
-                                int64_t ldt, int B, int T, int C) {
-  emb_bwd_job j = {dwte, dwpe, dy, tokens, ldt, B, T, C};
-  int64_t blocks = (C + EMB_BLOCK - 1) / EMB_BLOCK, rows = (int64_t)B * T;
-  if (rows <= 0 || C <= 0) return; /* a rank without sequences in this micro-step */
-  int64_t grain = rows * EMB_BLOCK >= GRAIN_ROW_ELEMS ? 1 : GRAIN_ROW_ELEMS / (rows * EMB_BLOCK);
-  if (cpu_pool_threads() < 2 || blocks < 2 * grain) { /* the kernel, sequence by sequence */
-    for (int b = 0; b < B; b++)
-      cpu_embedding_backward(dwte, dwpe, dy + (size_t)b * T * C, tokens + b * ldt, T, T, C);
-    return;
-  }
-  cpu_parallel_for(blocks, grain, emb_bwd_run, &j);
 }
 
 /* ---- cross-entropy --------------------------------------------------------------------- */

@@ -4,7 +4,7 @@
  *
  * Bit-identical to the serial kernel, for any thread count (the work is split where results do
  * not depend on the cut): layernorm forward, gelu/relu forward and backward, add, scale,
- * embedding forward and backward, xent forward and fused (row losses added in row order, as the kernel
+ * embedding forward, xent forward and fused (row losses added in row order, as the kernel
  * does), adamw and sgd.
  * Identical for any thread count, but not to the serial kernel once the input is larger than
  * one fixed chunk (the sums are cut at fixed points and added in order; see each function):
@@ -41,10 +41,6 @@ double cpu_par_sumsq(const float *x, int64_t n);
  * already points at the first position's row. */
 void cpu_par_embedding_forward(float *y, const int32_t *tokens, int64_t ldt, const float *wte,
                                const float *wpe, int B, int T, int C);
-
-/* Its backward (dwte, dwpe accumulate), split over columns: bit-identical to the kernel. */
-void cpu_par_embedding_backward(float *dwte, float *dwpe, const float *dy, const int32_t *tokens,
-                                int64_t ldt, int B, int T, int C);
 
 double cpu_par_xent_forward_seq(const float *logits, const int32_t *labels, int64_t ldl, int B,
                                 int T, int classes, int64_t *correct);
