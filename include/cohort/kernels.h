@@ -17,6 +17,10 @@ CH_API ch_status ch_blas_init(int threads);
 CH_API const char *ch_blas_corename(void);
 /* The OPENBLAS_CORETYPE cohort chose for this CPU, or NULL when it left OpenBLAS alone. */
 CH_API const char *ch_blas_coretype_choice(void);
+/* The threads the CPU backend runs its non-GEMM kernels on (LayerNorm, GELU, cross-entropy,
+ * the optimizer; kernels/cpu/pool.c), the caller's included: ch_blas_init's count, or
+ * COHORT_KERNEL_THREADS when that is set (>= 1). */
+CH_API int ch_kernel_threads(void);
 
 /* C[m,n] = alpha * op(A) op(B) + beta * C, row-major, op = transpose when trans_* != 0.
  * lda/ldb/ldc are row strides. Calls ch_blas_init(0) on first use if needed. */

@@ -5,6 +5,7 @@
 
 #include "cohort/backend.h"
 #include "kernels/cpu/cpu_kernels.h"
+#include "kernels/cpu/parallel_ops.h"
 
 static ch_status op_alloc(const ch_backend *be, size_t bytes, void **out) {
   (void)be;
@@ -67,7 +68,7 @@ static ch_status op_layernorm_fwd(const ch_backend *be, float *y, float *mean, f
                                   const float *x, const float *w, const float *b, int64_t rows,
                                   int dim, float eps) {
   (void)be;
-  cpu_layernorm_forward(y, mean, rstd, x, w, b, rows, dim, eps);
+  cpu_par_layernorm_forward(y, mean, rstd, x, w, b, rows, dim, eps);
   return CH_OK;
 }
 
@@ -75,7 +76,7 @@ static ch_status op_layernorm_bwd(const ch_backend *be, float *dx, float *dw, fl
                                   const float *dy, const float *x, const float *mean,
                                   const float *rstd, const float *w, int64_t rows, int dim) {
   (void)be;
-  cpu_layernorm_backward(dx, dw, db, dy, x, mean, rstd, w, rows, dim);
+  cpu_par_layernorm_backward(dx, dw, db, dy, x, mean, rstd, w, rows, dim);
   return CH_OK;
 }
 
@@ -93,29 +94,29 @@ static ch_status op_layernorm_bwd(const ch_backend *be, float *dx, float *dw, fl
     kernel(dx, dy, x, n);                                                                  \
     return CH_OK;                                                                          \
   }
-CPU_UNARY(op_gelu_fwd, cpu_gelu_forward)
-CPU_UNARY(op_relu_fwd, cpu_relu_forward)
-CPU_BACKWARD(op_gelu_bwd, cpu_gelu_backward)
-CPU_BACKWARD(op_relu_bwd, cpu_relu_backward)
+CPU_UNARY(op_gelu_fwd, cpu_par_gelu_forward)
+CPU_UNARY(op_relu_fwd, cpu_par_relu_forward)
+CPU_BACKWARD(op_gelu_bwd, cpu_par_gelu_backward)
+CPU_BACKWARD(op_relu_bwd, cpu_par_relu_backward)
 #undef CPU_UNARY
 #undef CPU_BACKWARD
 
 static ch_status op_add(const ch_backend *be, float *y, const float *a, const float *b,
                         int64_t n) {
   (void)be;
-  cpu_add(y, a, b, n);
+  cpu_par_add(y, a, b, n);
   return CH_OK;
 }
 
 static ch_status op_scale(const ch_backend *be, float *x, float s, int64_t n) {
   (void)be;
-  cpu_scale(x, s, n);
+  cpu_par_scale(x, s, n);
   return CH_OK;
 }
 
 static ch_status op_sumsq(const ch_backend *be, const float *x, int64_t n, double *out) {
   (void)be;
-  *out = cpu_sumsq(x, n);
+  *out = cpu_par_sumsq(x, n);
   return CH_OK;
 }
 
@@ -222,9 +223,7 @@ static ch_status op_embedding_fwd(const ch_backend *be, float *y, const int32_t 
                                   int64_t ldt, int pos0, const float *wte, const float *wpe,
                                   int B, int T, int C) {
   (void)be;
-  for (int b = 0; b < B; b++)
-    cpu_embedding_forward(y + (size_t)b * T * C, tokens + b * ldt, wte, wpe + (size_t)pos0 * C, T,
-                          T, C);
+  cpu_par_embedding_forward(y, tokens, ldt, wte, wpe + (size_t)pos0 * C, B, T, C);
   return CH_OK;
 }
 
@@ -241,7 +240,7 @@ static ch_status op_xent_fwd(const ch_backend *be, const float *logits, const in
                              int64_t ldl, int B, int T, int classes, double *loss,
                              int64_t *correct) {
   (void)be;
-  *loss += cpu_xent_forward_seq(logits, labels, ldl, B, T, classes, correct);
+  *loss += cpu_par_xent_forward_seq(logits, labels, ldl, B, T, classes, correct);
   return CH_OK;
 }
 
@@ -249,7 +248,7 @@ static ch_status op_xent_fused(const ch_backend *be, float *dlogits, const float
                                const int32_t *labels, int64_t ldl, int B, int T, int classes,
                                float scale, double *loss) {
   (void)be;
-  *loss += cpu_xent_fused_seq(dlogits, logits, labels, ldl, B, T, classes, scale);
+  *loss += cpu_par_xent_fused_seq(dlogits, logits, labels, ldl, B, T, classes, scale);
   return CH_OK;
 }
 
@@ -257,14 +256,7 @@ static ch_status op_adamw(const ch_backend *be, const ch_span *spans, int nspans
                           int p_flat, const float *g, int g_flat, float *m, float *v,
                           const ch_adamw_args *a) {
   (void)be;
-  float step_size = a->lr / a->bc1;
-  for (int s = 0; s < nspans; s++) {
-    const ch_span *sp = &spans[s];
-    float wd = sp->decay ? a->weight_decay : 0.0f;
-    cpu_adamw_span(p + (p_flat ? sp->flat : sp->local), g + (g_flat ? sp->flat : sp->local),
-                   m + sp->local, v + sp->local, sp->n, 1.0f - a->lr * wd, a->beta1, a->beta2,
-                   step_size, a->sqrt_bc2, a->eps);
-  }
+  cpu_par_adamw(spans, nspans, p, p_flat, g, g_flat, m, v, a);
   return CH_OK;
 }
 
@@ -272,12 +264,7 @@ static ch_status op_sgd(const ch_backend *be, const ch_span *spans, int nspans, 
                         int p_flat, const float *g, int g_flat, float *m,
                         const ch_sgd_args *a) {
   (void)be;
-  for (int s = 0; s < nspans; s++) {
-    const ch_span *sp = &spans[s];
-    cpu_sgd_span(p + (p_flat ? sp->flat : sp->local), g + (g_flat ? sp->flat : sp->local),
-                 m + sp->local, sp->n, a->lr, sp->decay ? a->weight_decay : 0.0f, a->momentum,
-                 a->first);
-  }
+  cpu_par_sgd(spans, nspans, p, p_flat, g, g_flat, m, a);
   return CH_OK;
 }
 

@@ -15,6 +15,7 @@
 #include <string.h>
 
 #include "kernels/cpu/cpu_kernels.h"
+#include "kernels/cpu/pool.h"
 #include "cohort/log.h"
 #include "cohort_build.h"
 
@@ -94,6 +95,7 @@ ch_status ch_blas_init(int threads) {
   int now = g_blas.get_threads ? g_blas.get_threads() : 1;
   atomic_store(&g_blas.threads, now);
   atomic_store(&g_blas.running, now);
+  cpu_pool_set_threads(now); /* the non-GEMM kernels' threads: as many as the GEMMs' */
   return CH_OK;
 }
 

@@ -16,12 +16,20 @@ ch_runtime *cli_start(int *argc, char ***argv, int verbose, ch_group *world) {
     return NULL;
   }
   /* BLAS belongs to the kernels layer, not to runtime: one BLAS thread per core this rank was
-   * bound to, so ranks sharing a node do not oversubscribe it. */
+   * bound to, so ranks sharing a node do not oversubscribe it. The non-GEMM kernels (LayerNorm,
+   * GELU, cross-entropy, the optimizer) run on as many threads of cohort's own pool
+   * (kernels/cpu/pool.h), unless COHORT_KERNEL_THREADS says otherwise. */
   if (ch_blas_init(rt->ncores) != CH_OK)
     ch_runtime_fatal(CH_ERR_UNSUPPORTED, "cannot load OpenBLAS");
-  ch_log(rt->verbose ? CH_LOG_INFO : CH_LOG_DEBUG, "%d BLAS thread%s, OpenBLAS kernels %s%s",
-         rt->ncores, rt->ncores == 1 ? "" : "s", ch_blas_corename(),
-         ch_blas_coretype_choice() ? " (chosen by cohort)" : "");
+  int kt = ch_kernel_threads();
+  char threads[64];
+  if (kt == rt->ncores)
+    snprintf(threads, sizeof threads, "%d BLAS and kernel thread%s", kt, kt == 1 ? "" : "s");
+  else
+    snprintf(threads, sizeof threads, "%d BLAS thread%s and %d kernel thread%s", rt->ncores,
+             rt->ncores == 1 ? "" : "s", kt, kt == 1 ? "" : "s");
+  ch_log(rt->verbose ? CH_LOG_INFO : CH_LOG_DEBUG, "%s, OpenBLAS kernels %s%s", threads,
+         ch_blas_corename(), ch_blas_coretype_choice() ? " (chosen by cohort)" : "");
   if (ch_group_world(world) != CH_OK) ch_runtime_fatal(CH_ERR_MPI, "cannot create the world group");
   return rt;
 }
