@@ -1,11 +1,13 @@
 /* The CPU backend: the ops table of cohort/backend.h over today's kernels (cpu_kernels.h).
  * Backend memory is host memory, so staging a host batch passes the pointer (no copy), and the
  * only cost over calling a kernel directly is the indirect call. Ops are synchronous. */
+#include <stdatomic.h>
 #include <string.h>
 
 #include "cohort/backend.h"
 #include "kernels/cpu/cpu_kernels.h"
 #include "kernels/cpu/parallel_ops.h"
+#include "kernels/cpu/pool.h"
 
 static ch_status op_alloc(const ch_backend *be, size_t bytes, void **out) {
   (void)be;
@@ -149,58 +151,91 @@ static ch_status op_attention_saved(const ch_backend *be, int B, int T, int NH, 
   return CH_OK;
 }
 
-/* Sequence by sequence (blocked: the kernel is one sequence's attention, its GEMMs the
- * parallel part) or (sequence, head) by (sequence, head) (fused: each pair an independent
- * call, the unit a thread pool can hand out). */
+/* One training attention call, cut into its B x NH (sequence, head) pairs: each pair is an
+ * independent problem writing its own columns of out / dqkv and its own slice of `saved`, so the
+ * pool hands out ranges of pairs and the bits do not depend on the thread count. The blocked
+ * kernel runs one head at a time here (NH = 1 with the head's column offset): its GEMMs are
+ * 32 x T x HS, far below SERIAL_MNK, so OpenBLAS runs them on the calling thread and the pool's
+ * threads are the only parallelism attention gets (before, one thread did every head). */
+typedef struct attn_job {
+  float *out, *dqkv;
+  const float *qkv, *dout, *y;
+  float *saved;
+  const float *saved_in;
+  int T, NH, HS;
+  _Atomic int failed; /* a worker could not get a kernel's workspace */
+} attn_job;
+
+/* The pair's qkv / dqkv column offset, its saved slice, its out / dout column offset. */
+#define ATTN_PAIR(j, i)                                                         \
+  int C = (j)->NH * (j)->HS, b = (int)((i) / (j)->NH), h = (int)((i) % (j)->NH); \
+  size_t rows3 = (size_t)b * (j)->T * 3 * C + (size_t)h * (j)->HS;            \
+  size_t rows1 = (size_t)b * (j)->T * C + (size_t)h * (j)->HS;                \
+  size_t slice = (size_t)(i) * (j)->T * (cpu_fused_attention((j)->T) ? 1 : (size_t)(j)->T)
+
+static void attn_fwd_range(void *ctx, int64_t begin, int64_t end) {
+  attn_job *j = ctx;
+  for (int64_t i = begin; i < end; i++) {
+    ATTN_PAIR(j, i);
+    const float *q = j->qkv + rows3;
+    float *o = j->out + rows1, *sv = j->saved + slice;
+    if (!cpu_fused_attention(j->T))
+      cpu_attention_forward(o, C, sv, NULL, q, 3 * C, q + C, q + 2 * C, 3 * C, j->T, j->T, 1,
+                            j->HS);
+    else if (cpu_flash_attention_forward(o, C, sv, q, 3 * C, q + C, q + 2 * C, 3 * C, j->T,
+                                         j->HS) != CH_OK)
+      atomic_store(&j->failed, 1);
+  }
+}
+
+static void attn_bwd_range(void *ctx, int64_t begin, int64_t end) {
+  attn_job *j = ctx;
+  float *scratch = NULL; /* the blocked kernel's dS: 2 T T floats, for this range */
+  if (!cpu_fused_attention(j->T)) {
+    scratch = ch_alloc_aligned(sizeof *scratch * 2 * (size_t)j->T * j->T);
+    if (!scratch) {
+      atomic_store(&j->failed, 1);
+      return;
+    }
+  }
+  for (int64_t i = begin; i < end; i++) {
+    ATTN_PAIR(j, i);
+    const float *q = j->qkv + rows3, *dy = j->dout + rows1, *sv = j->saved_in + slice;
+    float *dq = j->dqkv + rows3;
+    if (scratch)
+      cpu_attention_backward(dq, dq + C, dq + 2 * C, 3 * C, dy, C, q, q + C, q + 2 * C, 3 * C,
+                             sv, scratch, j->T, 1, j->HS);
+    else if (cpu_flash_attention_backward(dq, dq + C, dq + 2 * C, 3 * C, dy, C, j->y + rows1, C,
+                                          q, q + C, q + 2 * C, 3 * C, sv, j->T, j->HS) != CH_OK)
+      atomic_store(&j->failed, 1);
+  }
+  ch_free_aligned(scratch);
+}
+#undef ATTN_PAIR
+
+static ch_status attn_run(attn_job *j, int B, cpu_range_fn fn) {
+  if (B <= 0 || j->T <= 0 || j->NH <= 0) return CH_OK;
+  cpu_parallel_for((int64_t)B * j->NH, 1, fn, j);
+  return atomic_load(&j->failed)
+             ? CH_FAIL(CH_ERR_NOMEM, "attention (T %d, %d heads): no memory for a workspace", j->T,
+                       j->NH)
+             : CH_OK;
+}
+
 static ch_status op_attention_fwd(const ch_backend *be, float *out, float *saved,
                                   const float *qkv, int B, int T, int NH, int HS) {
   (void)be;
-  int C = NH * HS;
-  for (int b = 0; b < B; b++) {
-    const float *q = qkv + (size_t)b * T * 3 * C;
-    float *o = out + (size_t)b * T * C;
-    if (!cpu_fused_attention(T)) {
-      cpu_attention_forward(o, C, saved + (size_t)b * NH * T * T, NULL, q, 3 * C, q + C,
-                            q + 2 * C, 3 * C, T, T, NH, HS);
-      continue;
-    }
-    for (int h = 0; h < NH; h++) {
-      size_t c = (size_t)h * HS;
-      CH_CHECK(cpu_flash_attention_forward(o + c, C, saved + ((size_t)b * NH + h) * T, q + c,
-                                           3 * C, q + C + c, q + 2 * C + c, 3 * C, T, HS));
-    }
-  }
-  return CH_OK;
+  attn_job j = {.out = out, .qkv = qkv, .saved = saved, .T = T, .NH = NH, .HS = HS};
+  return attn_run(&j, B, attn_fwd_range);
 }
 
 static ch_status op_attention_bwd(const ch_backend *be, float *dqkv, const float *dout,
                                   const float *qkv, const float *out, const float *saved, int B,
                                   int T, int NH, int HS) {
   (void)be;
-  int C = NH * HS;
-  float *scratch = NULL; /* the blocked kernel's dS: 2 T T floats, for this call */
-  if (!cpu_fused_attention(T) && B > 0 && T > 0) {
-    scratch = ch_alloc_aligned(sizeof *scratch * 2 * (size_t)T * T);
-    if (!scratch) return CH_FAIL(CH_ERR_NOMEM, "attention backward: %d x %d scratch", T, T);
-  }
-  for (int b = 0; b < B; b++) {
-    size_t o = (size_t)b * T * 3 * C;
-    const float *q = qkv + o, *dy = dout + (size_t)b * T * C, *y = out + (size_t)b * T * C;
-    float *dq = dqkv + o;
-    if (scratch) {
-      cpu_attention_backward(dq, dq + C, dq + 2 * C, 3 * C, dy, C, q, q + C, q + 2 * C, 3 * C,
-                             saved + (size_t)b * NH * T * T, scratch, T, NH, HS);
-      continue;
-    }
-    for (int h = 0; h < NH; h++) {
-      size_t c = (size_t)h * HS;
-      CH_CHECK(cpu_flash_attention_backward(dq + c, dq + C + c, dq + 2 * C + c, 3 * C, dy + c, C,
-                                            y + c, C, q + c, q + C + c, q + 2 * C + c, 3 * C,
-                                            saved + ((size_t)b * NH + h) * T, T, HS));
-    }
-  }
-  ch_free_aligned(scratch);
-  return CH_OK;
+  attn_job j = {.dqkv = dqkv, .qkv = qkv, .dout = dout, .y = out, .saved_in = saved, .T = T,
+                .NH = NH, .HS = HS};
+  return attn_run(&j, B, attn_bwd_range);
 }
 
 static ch_status op_attention_decode(const ch_backend *be, float *out, float *scratch,
