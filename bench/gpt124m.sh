@@ -12,7 +12,7 @@
 # (the ctest bench_gpt124m_tiny runs it that way so that the script does not rot).
 # Threads: one rank, bound by cohort to every core this process may use (`taskset -c 0-3
 # bench/gpt124m.sh ...` picks fewer); torch and the sgemm program get the same count.
-# Data: BUILD_DIR/benchdata/shakespeare-124m.h5 = `cohort data text` of the Shakespeare example
+# Data: BUILD_DIR/benchdata/shakespeare-124m.h5 (bench_tokens_smallval) = `cohort data text` of the Shakespeare example
 # with --val-fraction 0.001 (byte tokens; the model's vocabulary stays V, so every step runs the
 # full LM head; 4 validation windows, so that cohort's evaluation after the last step is short).
 # Printed:
@@ -48,10 +48,7 @@ SGEMM=$BUILD/bench/sgemm
 [ -x "$SGEMM" ] || { echo "gpt124m.sh: $SGEMM not found (build $BUILD first)" >&2; exit 1; }
 NCORES=$(nproc)
 
-TOKENS=$DATA/shakespeare-124m.h5
-if [ ! -f "$TOKENS" ]; then
-  "$COHORT" data text "$SRC/examples/shakespeare/input.txt.gz" "$TOKENS" --val-fraction 0.001 >/dev/null
-fi
+bench_tokens_smallval
 CFG=$SRC/configs/gpt2-124m.yaml
 OV=(device=cpu "data.path=$TOKENS" "model.n_layer=$LAYERS" "model.n_head=$HEADS"
     "model.n_embd=$WIDTH" "model.context=$SEQ" "model.vocab_size=$VOCAB" "train.batch_size=$BATCH"
