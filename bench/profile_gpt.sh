@@ -25,6 +25,7 @@
 #   embedding        *embedding*
 #   memcpy/memset    mem{cpy,set,move}, *bzero*
 #   MPI              libmpi*, libopen-pal/rte, mca_*, ompi_/opal_/MPI_ symbols, orted/mpirun
+#   sched_yield      *sched_yield* (libc's and the kernel's: idle OpenBLAS threads spin on it)
 #   kernel           [kernel.kallsyms] (page faults, scheduling, syscalls)
 #   other            the rest
 # Output: BUILD_DIR/benchruns-profile/<model>.{perf.data,log,report.txt}.
@@ -63,15 +64,18 @@ echo "+ perf record ${pflags[*]} -o $OUT.perf.data -- ${MPIRUN[*]} -n 1 $COHORT 
 perf record "${pflags[@]}" -o "$OUT.perf.data" -- "${MPIRUN[@]}" -n 1 "$COHORT" train "$CFG" "${OV[@]}" \
   "run.dir=$OUT.run" --verbose >> "$OUT.log" 2>&1 || { cat "$OUT.log"; echo "profile_gpt.sh: run failed" >&2; exit 1; }
 grep -E 'parameters in|tok/s|done:' "$OUT.log" | sed 's/^/  /' || true
-perf report -i "$OUT.perf.data" --no-children --sort comm,dso,sym --stdio --percent-limit 0 \
+perf report -i "$OUT.perf.data" --no-children -n --sort comm,dso,sym --stdio --percent-limit 0 \
   2>/dev/null | grep -v '^#' | grep '%' > "$OUT.report.txt" || true
 "$PY" - "$OUT.report.txt" <<'EOF'
 import re, sys
 rows = []
 for line in open(sys.argv[1]):
-    m = re.match(r"\s*([0-9.]+)%\s+(\S+)\s+(\S+)\s+\[(.)\]\s+(.*)$", line)
+    m = re.match(r"\s*[0-9.]+%\s+(\d+)\s+(\S+)\s+(\S+)\s+\[(.)\]\s+(.*)$", line)
     if m:
-        rows.append((float(m.group(1)), m.group(2), m.group(3), m.group(4), m.group(5).strip()))
+        rows.append([int(m.group(1)), m.group(2), m.group(3), m.group(4), m.group(5).strip()])
+nsamp = sum(r[0] for r in rows) or 1
+for r in rows:
+    r[0] = 100.0 * r[0] / nsamp
 GROUPS = [
     ("sgemm/OpenBLAS", lambda c, d, s: "openblas" in d or "gemm" in s or re.match(r"cpu_(linear|matmul)_", s)),
     ("attention", lambda c, d, s: "attention" in s or ("softmax" in s and "xent" not in s)),
@@ -83,6 +87,7 @@ GROUPS = [
     ("memcpy/memset", lambda c, d, s: re.search(r"mem(cpy|set|move)|bzero", s)),
     ("MPI", lambda c, d, s: re.search(r"libmpi|libopen-(pal|rte)|mca_|libpmix|libucp|libuct", d)
         or re.match(r"(ompi|opal|orte|pmix)_|MPI_|PMPI_", s) or c in ("mpirun", "orted")),
+    ("sched_yield", lambda c, d, s: "sched_yield" in s),
     ("kernel", lambda c, d, s: d == "[kernel.kallsyms]"),
 ]
 tot = {g: 0.0 for g, _ in GROUPS}
@@ -95,7 +100,7 @@ for pct, comm, dso, kind, sym in rows:
     else:
         tot["other"] += pct
 total = sum(r[0] for r in rows)
-print(f"\ncpu-clock samples by group (% of all samples, {len(rows)} symbols):")
+print(f"\ncpu-clock samples by group (% of all {nsamp} samples, {len(rows)} symbols):")
 print("| group | % |")
 print("|---|---:|")
 for g, v in sorted(tot.items(), key=lambda kv: -kv[1]):
