@@ -27,7 +27,7 @@
 #     attention skipped), achieved GFLOP/s = tokens/s x FLOPs/token, MFU = achieved / the
 #     FLOP-weighted sgemm rate (bf16: still against the fp32 sgemm rate), and cohort/torch.
 # A bf16 run that fails (precision=bf16 needs a CPU bf16 path) prints "bf16: unsupported/failed"
-# and the rest goes on. Logs: BUILD_DIR/benchruns-gpt124m/.
+# and the rest goes on; a failed fp32, torch or sgemm run is a failure (exit 1). Logs: BUILD_DIR/benchruns-gpt124m/ (other shapes: benchruns-gpt124m-L...).
 set -euo pipefail
 
 . "$(dirname "$0")/common/bench.sh"
@@ -43,7 +43,11 @@ WIDTH=768
 VOCAB=50304
 NO_TORCH=""
 bench_args "precisions steps batch seq log-every layers heads width vocab no-torch!" "$@"
-bench_setup gpt124m.sh benchruns-gpt124m
+# Logs of other shapes go elsewhere, so that a smoke test does not overwrite the real runs' logs.
+RUNS_NAME=benchruns-gpt124m
+[ "$LAYERS $HEADS $WIDTH $VOCAB $SEQ $BATCH" = "12 12 768 50304 256 4" ] \
+  || RUNS_NAME=benchruns-gpt124m-L$LAYERS-NH$HEADS-C$WIDTH-V$VOCAB-T$SEQ-B$BATCH
+bench_setup gpt124m.sh "$RUNS_NAME"
 SGEMM=$BUILD/bench/sgemm
 [ -x "$SGEMM" ] || { echo "gpt124m.sh: $SGEMM not found (build $BUILD first)" >&2; exit 1; }
 NCORES=$(nproc)
@@ -95,6 +99,8 @@ for p in $PRECISIONS; do
        >> "$log" 2>&1; then
     cp "$dir/metrics.jsonl" "$RUNS/cohort-$p.metrics.jsonl"
     grep -E 'OpenBLAS kernels|parameters in|tok/s' "$log" | sed 's/^/  /' || true
+  elif [ "$p" = fp32 ]; then
+    cat "$log"; echo "gpt124m.sh: cohort fp32 run failed" >&2; exit 1
   else
     echo "$p: unsupported/failed ($(grep -m1 'cohort train:' "$log" || tail -1 "$log"))"
   fi
