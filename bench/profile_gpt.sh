@@ -48,7 +48,7 @@ case $MODEL in
   gemm) OV=(model.n_layer=4 model.n_head=8 model.n_embd=512 model.context=128 train.batch_size=16)
         STEPS=${STEPS:-6} ;;
   124m) CFG=$SRC/configs/gpt2-124m.yaml
-        OV=(device=cpu model.context=256 train.batch_size=4); STEPS=${STEPS:-3} ;;
+        OV=(device=cpu precision=fp32 model.context=256 train.batch_size=4); STEPS=${STEPS:-3} ;;
   *) usage ;;
 esac
 OV+=("data.path=$TOKENS" "train.steps=$STEPS" "train.log_every=$STEPS" optim.warmup_steps=1
