@@ -8,7 +8,7 @@
 # Workloads (configs/gpt-tiny.yaml's and bench/gpt_ddp.sh's shapes, and bench/gpt124m.sh's):
 #   tiny  4 layers, 4 heads, width 128, context 64, batch 32, vocabulary 256; 40 steps (default)
 #   gemm  4 layers, 8 heads, width 512, context 128, batch 16, vocabulary 256; 6 steps
-#   124m  12 layers, 12 heads, width 768, context 256, batch 4, vocabulary 50304; 3 steps
+#   124m  12 layers, 12 heads, width 768, context 256, batch 4, vocabulary 50304; 4 steps
 # Data: BUILD_DIR/benchdata/shakespeare-124m.h5 (bench_tokens_smallval: byte tokens, 0.1% val).
 # cpu-clock (a software event: this VM's PMU counts no `instructions`) samples at 4 kHz every
 # thread of the run, mpirun's and OpenBLAS's included; the shares are of all samples, so they
@@ -25,6 +25,8 @@
 #   embedding        *embedding*
 #   memcpy/memset    mem{cpy,set,move}, *bzero*
 #   MPI              libmpi*, libopen-pal/rte, mca_*, ompi_/opal_/MPI_ symbols, orted/mpirun
+#   init (rng)       ch_rng_*, ch_layout_init*, libm cos/sin/log (parameter init, Box-Muller: at 124m
+#                    ~15% of a 2-step run's samples)
 #   sched_yield      *sched_yield* (libc's and the kernel's: idle OpenBLAS threads spin on it)
 #   kernel           [kernel.kallsyms] (page faults, scheduling, syscalls)
 #   other            the rest
@@ -48,7 +50,7 @@ case $MODEL in
   gemm) OV=(model.n_layer=4 model.n_head=8 model.n_embd=512 model.context=128 train.batch_size=16)
         STEPS=${STEPS:-6} ;;
   124m) CFG=$SRC/configs/gpt2-124m.yaml
-        OV=(device=cpu precision=fp32 model.context=256 train.batch_size=4); STEPS=${STEPS:-3} ;;
+        OV=(device=cpu precision=fp32 model.context=256 train.batch_size=4); STEPS=${STEPS:-4} ;;
   *) usage ;;
 esac
 OV+=("data.path=$TOKENS" "train.steps=$STEPS" "train.log_every=$STEPS" optim.warmup_steps=1
@@ -87,6 +89,7 @@ GROUPS = [
     ("memcpy/memset", lambda c, d, s: re.search(r"mem(cpy|set|move)|bzero", s)),
     ("MPI", lambda c, d, s: re.search(r"libmpi|libopen-(pal|rte)|mca_|libpmix|libucp|libuct", d)
         or re.match(r"(ompi|opal|orte|pmix)_|MPI_|PMPI_", s) or c in ("mpirun", "orted")),
+    ("init (rng)", lambda c, d, s: re.match(r"ch_rng_|ch_layout_init|__(cos|sin|ieee754_log)|log@|logf?$|cosf?$", s)),
     ("sched_yield", lambda c, d, s: "sched_yield" in s),
     ("kernel", lambda c, d, s: d == "[kernel.kallsyms]"),
 ]
