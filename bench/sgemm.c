@@ -15,12 +15,18 @@
  * The kernel family OpenBLAS uses is fixed when the library loads, so one process measures one
  * OPENBLAS_CORETYPE; bench/sgemm.sh runs this program once per core type and compares.
  *
- *   sgemm [--sizes 256,512,1024,2048] [--threads 1,0] [--reps 5] [--min-time 0.5] [--label X]
+ *   sgemm [--sizes 256,512,1024,2048 | --shapes MxNxK[:ab][+],...] [--threads 1,0] [--reps 5]
+ *         [--min-time 0.5] [--label X]
  *
  * --threads lists BLAS thread counts; 0 means all cores this process may run on.
- * Output: a header (corename, choice, machine) then one line per (threads, n):
- *   "RESULT <label> <corename> <threads> <n> <reps> <best_ms> <gflops> <median_cpu_gflops>"
- * which bench/sgemm.sh parses. */
+ * --shapes replaces the square sizes by general GEMMs C[M,N] = op(A)[M,K] op(B)[K,N], as
+ * ch_sgemm's arguments: ":ab" gives the transposes (a, b each n or t; default nn, e.g. ":nt" =
+ * A B^T with B stored [N,K]) and a trailing "+" beta = 1 (C accumulates, as a weight gradient
+ * or a GEMM onto a bias does) instead of 0. bench/gpt124m.sh measures a training step's GEMMs
+ * this way. GFLOP/s = 2 M N K / time; the check is done after a beta-0 call.
+ * Output: a header (corename, choice, machine) then one line per (threads, n or shape):
+ *   "RESULT <label> <corename> <threads> <n|shape> <reps> <best_ms> <gflops> <median_cpu_gflops>"
+ * which bench/sgemm.sh and bench/gpt124m.sh parse (shape as given, e.g. 1024x2304x768:nn+). */
 #define _GNU_SOURCE
 #include <sched.h>
 #include <stdio.h>
@@ -69,19 +75,76 @@ static void fill_random(float *x, size_t n, unsigned long long seed) {
   }
 }
 
-/* Compares 16 entries of C with double-precision dot products; relative to sum |a||b|. */
-static int check_result(const float *a, const float *b, const float *c, int n) {
-  for (int t = 0; t < 16; t++) {
-    int i = (int)((t * 7919L) % n), j = (int)((t * 104729L + 13) % n);
-    double ref = 0, mag = 0;
-    for (int p = 0; p < n; p++) {
-      ref += (double)a[(size_t)i * n + p] * b[(size_t)p * n + j];
-      mag += fabs((double)a[(size_t)i * n + p] * b[(size_t)p * n + j]);
+/* One GEMM to time: C[m,n] = op(A)[m,k] op(B)[k,n] (+ beta C), row-major, packed. */
+typedef struct gemm_shape {
+  int m, n, k, ta, tb;
+  float beta;
+  char name[64];
+} gemm_shape;
+
+/* "MxNxK[:ab][+]" -> *s; 0 when malformed. */
+static int parse_shape(const char *tok, gemm_shape *s) {
+  char ab[3] = "nn";
+  int used = 0;
+  memset(s, 0, sizeof *s);
+  if (sscanf(tok, "%dx%dx%d%n", &s->m, &s->n, &s->k, &used) != 3 || s->m <= 0 || s->n <= 0 ||
+      s->k <= 0)
+    return 0;
+  const char *rest = tok + used;
+  if (*rest == ':') {
+    if (!strchr("nNtT", rest[1]) || !rest[1] || !rest[2] || !strchr("nNtT", rest[2])) return 0;
+    ab[0] = rest[1];
+    ab[1] = rest[2];
+    rest += 3;
+  }
+  if (*rest == '+') {
+    s->beta = 1.0f;
+    rest++;
+  }
+  if (*rest) return 0;
+  s->ta = ab[0] == 't' || ab[0] == 'T';
+  s->tb = ab[1] == 't' || ab[1] == 'T';
+  snprintf(s->name, sizeof s->name, "%s", tok);
+  return 1;
+}
+
+static int parse_shapes(const char *list, gemm_shape *out) {
+  int n = 0;
+  char *copy = strdup(list), *save = NULL;
+  for (char *tok = strtok_r(copy, ",", &save); tok && n < MAX_LIST; tok = strtok_r(NULL, ",", &save)) {
+    if (!parse_shape(tok, &out[n])) {
+      fprintf(stderr, "sgemm: bad shape '%s' (MxNxK[:ab][+], a and b n or t)\n", tok);
+      free(copy);
+      return -1;
     }
-    double err = fabs(c[(size_t)i * n + j] - ref);
+    n++;
+  }
+  free(copy);
+  return n;
+}
+
+static void call_gemm(const gemm_shape *s, const float *a, const float *b, float *c, float beta) {
+  ch_sgemm(s->ta, s->tb, s->m, s->n, s->k, 1.0f, a, s->ta ? s->m : s->k, b, s->tb ? s->k : s->n,
+           beta, c, s->n);
+}
+
+/* Compares 16 entries of C (from a beta-0 call) with double-precision dot products; relative
+ * to sum |a||b|. */
+static int check_result(const gemm_shape *s, const float *a, const float *b, const float *c) {
+  int lda = s->ta ? s->m : s->k, ldb = s->tb ? s->k : s->n;
+  for (int t = 0; t < 16; t++) {
+    int i = (int)((t * 7919L) % s->m), j = (int)((t * 104729L + 13) % s->n);
+    double ref = 0, mag = 0;
+    for (int p = 0; p < s->k; p++) {
+      double x = s->ta ? a[(size_t)p * lda + i] : a[(size_t)i * lda + p];
+      double y = s->tb ? b[(size_t)j * ldb + p] : b[(size_t)p * ldb + j];
+      ref += x * y;
+      mag += fabs(x * y);
+    }
+    double err = fabs(c[(size_t)i * s->n + j] - ref);
     if (!(err <= 1e-5 * mag + 1e-6)) {
-      fprintf(stderr, "sgemm: wrong result at n=%d C[%d,%d] = %g, expected %g (err %g)\n", n,
-              i, j, c[(size_t)i * n + j], ref, err);
+      fprintf(stderr, "sgemm: wrong result at %s C[%d,%d] = %g, expected %g (err %g)\n",
+              s->name, i, j, c[(size_t)i * s->n + j], ref, err);
       return 0;
     }
   }
@@ -90,6 +153,8 @@ static int check_result(const float *a, const float *b, const float *c, int n) {
 
 int main(int argc, char **argv) {
   int sizes[MAX_LIST], nsizes = parse_list("256,512,1024,2048", sizes);
+  gemm_shape shapes[MAX_LIST];
+  int nshapes = 0;
   int threads[MAX_LIST], nthreads = parse_list("1,0", threads);
   int min_reps = 5;
   double min_time = 0.5;
@@ -100,10 +165,21 @@ int main(int argc, char **argv) {
     else if (!strcmp(argv[i], "--reps") && i + 1 < argc) min_reps = atoi(argv[++i]);
     else if (!strcmp(argv[i], "--min-time") && i + 1 < argc) min_time = atof(argv[++i]);
     else if (!strcmp(argv[i], "--label") && i + 1 < argc) label = argv[++i];
-    else {
-      fprintf(stderr, "usage: %s [--sizes 256,512,...] [--threads 1,0] [--reps N] "
-                      "[--min-time S] [--label NAME]\n", argv[0]);
+    else if (!strcmp(argv[i], "--shapes") && i + 1 < argc) {
+      if ((nshapes = parse_shapes(argv[++i], shapes)) < 0) return 2;
+    } else {
+      fprintf(stderr, "usage: %s [--sizes 256,512,... | --shapes MxNxK[:ab][+],...] "
+                      "[--threads 1,0] [--reps N] [--min-time S] [--label NAME]\n", argv[0]);
       return 2;
+    }
+  }
+  if (!nshapes) { /* the square sizes as shapes */
+    for (int i = 0; i < nsizes; i++) {
+      if (sizes[i] <= 0) continue;
+      gemm_shape *sh = &shapes[nshapes++];
+      memset(sh, 0, sizeof *sh);
+      sh->m = sh->n = sh->k = sizes[i];
+      snprintf(sh->name, sizeof sh->name, "%d", sizes[i]);
     }
   }
   if (min_reps < 1) min_reps = 1;
@@ -122,7 +198,7 @@ int main(int argc, char **argv) {
   bench_cpu_model(model, sizeof model);
   const char *choice = ch_blas_coretype_choice();
   const char *corename = ch_blas_corename();
-  printf("# sgemm via ch_sgemm, row-major fp32, C = A B, best of >= %d reps / %.2f s after warmup\n",
+  printf("# sgemm via ch_sgemm, row-major fp32, C = op(A) op(B), best of >= %d reps / %.2f s after warmup\n",
          min_reps, min_time);
   printf("# cpu: %s, %d cores available\n", model, ncores);
   printf("# OPENBLAS_CORETYPE: %s\n",
@@ -134,14 +210,19 @@ int main(int argc, char **argv) {
   printf("# GFLOP/s from the best wall-clock rep; cpuGF/s from the median CPU time of the calling "
          "thread (meaningful with 1 thread only)\n");
 
-  int max_n = 0;
-  for (int s = 0; s < nsizes; s++) if (sizes[s] > max_n) max_n = sizes[s];
-  size_t elems = (size_t)max_n * max_n;
-  float *a = ch_alloc_aligned(elems * sizeof(float));
-  float *b = ch_alloc_aligned(elems * sizeof(float));
-  float *c = ch_alloc_aligned(elems * sizeof(float));
+  size_t max_a = 0, max_b = 0, max_c = 0;
+  for (int s = 0; s < nshapes; s++) {
+    size_t sa = (size_t)shapes[s].m * shapes[s].k, sb = (size_t)shapes[s].k * shapes[s].n,
+           sc = (size_t)shapes[s].m * shapes[s].n;
+    if (sa > max_a) max_a = sa;
+    if (sb > max_b) max_b = sb;
+    if (sc > max_c) max_c = sc;
+  }
+  float *a = ch_alloc_aligned(max_a * sizeof(float));
+  float *b = ch_alloc_aligned(max_b * sizeof(float));
+  float *c = ch_alloc_aligned(max_c * sizeof(float));
   if (!a || !b || !c) {
-    fprintf(stderr, "sgemm: out of memory for n=%d\n", max_n);
+    fprintf(stderr, "sgemm: out of memory (%zu + %zu + %zu floats)\n", max_a, max_b, max_c);
     return 1;
   }
 
@@ -149,23 +230,25 @@ int main(int argc, char **argv) {
   for (int t = 0; t < nthreads; t++) {
     int nt = threads[t] > 0 ? threads[t] : ncores;
     ch_blas_init(nt);
-    for (int s = 0; s < nsizes; s++) {
-      int n = sizes[s];
-      if (n <= 0) continue;
-      fill_random(a, (size_t)n * n, 1000 + n);
-      fill_random(b, (size_t)n * n, 2000 + n);
-      double flops = 2.0 * n * (double)n * n;
-      /* warmup: two calls (thread pool start-up, page faults, caches) */
-      for (int w = 0; w < 2; w++) ch_sgemm(0, 0, n, n, n, 1.0f, a, n, b, n, 0.0f, c, n);
-      if (!check_result(a, b, c, n)) {
+    for (int s = 0; s < nshapes; s++) {
+      const gemm_shape *sh = &shapes[s];
+      size_t seed = (size_t)sh->m * 31 + (size_t)sh->n * 7 + (size_t)sh->k;
+      fill_random(a, (size_t)sh->m * sh->k, 1000 + seed);
+      fill_random(b, (size_t)sh->k * sh->n, 2000 + seed);
+      double flops = 2.0 * sh->m * (double)sh->n * sh->k;
+      /* warmup: two calls (thread pool start-up, page faults, caches); the check after a
+       * beta-0 call */
+      call_gemm(sh, a, b, c, 0.0f);
+      if (!check_result(sh, a, b, c)) {
         failed = 1;
         continue;
       }
+      call_gemm(sh, a, b, c, sh->beta);
       double best = 1e30, start = ch_time();
       int reps = 0;
       while (reps < min_reps || (ch_time() - start < min_time && reps < MAX_REPS)) {
         double t0 = ch_time(), c0 = thread_cpu_time();
-        ch_sgemm(0, 0, n, n, n, 1.0f, a, n, b, n, 0.0f, c, n);
+        call_gemm(sh, a, b, c, sh->beta);
         double dt = ch_time() - t0;
         cpu[reps] = thread_cpu_time() - c0;
         if (dt < best) best = dt;
@@ -173,8 +256,8 @@ int main(int argc, char **argv) {
       }
       bench_sort(cpu, reps);
       double med_cpu = reps % 2 ? cpu[reps / 2] : 0.5 * (cpu[reps / 2 - 1] + cpu[reps / 2]);
-      printf("RESULT %-12s %-12s %7d %6d %5d %10.3f %9.1f %9.1f\n", label,
-             corename[0] ? corename : "?", nt, n, reps, best * 1e3, flops / best * 1e-9,
+      printf("RESULT %-12s %-12s %7d %6s %5d %10.3f %9.1f %9.1f\n", label,
+             corename[0] ? corename : "?", nt, sh->name, reps, best * 1e3, flops / best * 1e-9,
              flops / med_cpu * 1e-9);
       fflush(stdout);
     }

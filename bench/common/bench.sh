@@ -12,6 +12,9 @@
 # then:
 #   bench_setup NAME RUNS_DIR   SRC, PY, COHORT (checked), MPIRUN, DATA, RUNS (both created)
 #   bench_tokens                TOKENS: the Shakespeare token file they share, made on first use
+#   bench_tokens_smallval       TOKENS: the same text with a 0.1% validation split (4 windows of
+#                               256), for runs whose final evaluation should be short
+#                               (gpt124m.sh, profile_gpt.sh)
 #   bench_torch_ddp VARIANT LOG N PEER ARGS...
 #                               a torch DDP peer (bench/PEER) on N ranks, tuned or default
 #   bench_round R ARGS...       one round of run_cohort ARGS, run_torch tuned|default ARGS (the
@@ -86,6 +89,13 @@ bench_tokens() {
   TOKENS=$DATA/shakespeare-bench.h5
   if [ ! -f "$TOKENS" ]; then
     "$COHORT" data text "$SRC/examples/shakespeare/input.txt.gz" "$TOKENS" --val-fraction 0.01
+  fi
+}
+
+bench_tokens_smallval() {
+  TOKENS=$DATA/shakespeare-124m.h5
+  if [ ! -f "$TOKENS" ]; then
+    "$COHORT" data text "$SRC/examples/shakespeare/input.txt.gz" "$TOKENS" --val-fraction 0.001 >/dev/null
   fi
 }
 
