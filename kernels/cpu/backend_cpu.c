@@ -319,14 +319,14 @@ static ch_status op_cast_bf16_f32(const ch_backend *be, float *y, const uint16_t
 static ch_status op_matmul_gelu_fwd(const ch_backend *be, float *pre, float *y, const float *x,
                                     const float *w, const float *b, int64_t batch, int in,
                                     int out) {
-  cpu_matmul_gelu_forward(cpu_bf16(be), pre, y, x, w, b, batch, in, out);
+  cpu_par_matmul_gelu_forward(cpu_bf16(be), pre, y, x, w, b, batch, in, out);
   return CH_OK;
 }
 
 static ch_status op_matmul_gelu_bwd(const ch_backend *be, float *dx, float *dw, float *db,
                                     float *dy, const float *pre, const float *x, const float *w,
                                     int64_t batch, int in, int out) {
-  cpu_matmul_gelu_backward(cpu_bf16(be), dx, dw, db, dy, pre, x, w, batch, in, out);
+  cpu_par_matmul_gelu_backward(cpu_bf16(be), dx, dw, db, dy, pre, x, w, batch, in, out);
   return CH_OK;
 }
 
@@ -335,7 +335,7 @@ static ch_status op_add_layernorm_fwd(const ch_backend *be, float *res, float *y
                                       const float *w, const float *bias, int64_t rows, int dim,
                                       float eps) {
   (void)be;
-  cpu_add_layernorm_forward(res, y, mean, rstd, a, b, w, bias, rows, dim, eps);
+  cpu_par_add_layernorm_forward(res, y, mean, rstd, a, b, w, bias, rows, dim, eps);
   return CH_OK;
 }
 

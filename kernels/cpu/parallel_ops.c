@@ -315,3 +315,56 @@ void cpu_par_sgd(const ch_span *spans, int nspans, float *p, int p_flat, const f
                .m = m, .g = g, .sgd = a};
   opt_all(&j);
 }
+
+/* ---- fused passes ---------------------------------------------------------------------- */
+
+void cpu_par_matmul_gelu_forward(int bf16, float *pre, float *y, const float *x, const float *w,
+                                 const float *b, int64_t batch, int in, int out) {
+  cpu_matmul_forward(bf16, pre, x, w, b, batch, in, out);
+  cpu_par_gelu_forward(y, pre, batch * out);
+}
+
+typedef struct {
+  float *dy, *db;
+  const float *pre;
+  int64_t rows;
+  int out;
+} gelu_grad_job;
+
+static void gelu_grad_run(void *p, int64_t j0, int64_t j1) {
+  const gelu_grad_job *j = p;
+  cpu_gelu_grad_bias(j->dy, j->db, j->pre, j->rows, j->out, (int)j0, (int)j1);
+}
+
+void cpu_par_matmul_gelu_backward(int bf16, float *dx, float *dw, float *db, float *dy,
+                                  const float *pre, const float *x, const float *w,
+                                  int64_t batch, int in, int out) {
+  if (batch <= 0) return;
+  gelu_grad_job j = {dy, db, pre, batch, out};
+  /* columns of `batch` rows each: a column range of grain columns holds >= GRAIN_EXP elements */
+  int64_t grain = GRAIN_EXP / batch > 16 ? GRAIN_EXP / batch : 16;
+  cpu_parallel_for(out, grain, gelu_grad_run, &j);
+  cpu_matmul_backward(bf16, dx, dw, NULL, dy, x, w, batch, in, out);
+}
+
+typedef struct {
+  float *res, *y, *mean, *rstd;
+  const float *a, *b, *w, *bias;
+  int dim;
+  float eps;
+} add_ln_job;
+
+static void add_ln_run(void *p, int64_t r0, int64_t r1) {
+  const add_ln_job *j = p;
+  size_t o = (size_t)r0 * j->dim;
+  cpu_add_layernorm_forward(j->res + o, j->y + o, j->mean ? j->mean + r0 : NULL,
+                            j->rstd ? j->rstd + r0 : NULL, j->a + o, j->b + o, j->w, j->bias,
+                            r1 - r0, j->dim, j->eps);
+}
+
+void cpu_par_add_layernorm_forward(float *res, float *y, float *mean, float *rstd, const float *a,
+                                   const float *b, const float *w, const float *bias,
+                                   int64_t rows, int dim, float eps) {
+  add_ln_job j = {res, y, mean, rstd, a, b, w, bias, dim, eps};
+  cpu_parallel_for(rows, row_grain(dim), add_ln_run, &j);
+}

@@ -52,3 +52,16 @@ void cpu_par_adamw(const ch_span *spans, int nspans, float *p, int p_flat, const
                    int g_flat, float *m, float *v, const ch_adamw_args *a);
 void cpu_par_sgd(const ch_span *spans, int nspans, float *p, int p_flat, const float *g,
                  int g_flat, float *m, const ch_sgd_args *a);
+
+/* The fused passes (kernels/cpu/fused.c) on the pool, bit-identical to the serial ones for any
+ * thread count: matmul + GELU forward (the GEMM, then the GELU pass split as gelu_forward);
+ * its backward's GELU-gradient + bias pass split over columns (each db[j] still sums its rows
+ * in order), then the GEMMs; add + LayerNorm split over rows. */
+void cpu_par_matmul_gelu_forward(int bf16, float *pre, float *y, const float *x, const float *w,
+                                 const float *b, int64_t batch, int in, int out);
+void cpu_par_matmul_gelu_backward(int bf16, float *dx, float *dw, float *db, float *dy,
+                                  const float *pre, const float *x, const float *w,
+                                  int64_t batch, int in, int out);
+void cpu_par_add_layernorm_forward(float *res, float *y, float *mean, float *rstd, const float *a,
+                                   const float *b, const float *w, const float *bias,
+                                   int64_t rows, int dim, float eps);

@@ -411,6 +411,54 @@ static void test_concurrent(void) {
   }
 }
 
+/* The fused passes on the pool against the serial fused kernels (kernels/cpu/fused.c), which
+ * test_fused_ops holds to the unfused compositions: bit for bit at every thread count, with db
+ * and without, over shapes where the GELU pass splits by columns and add+LN by rows. */
+static void test_fused(void) {
+  const int shapes[][3] = {{1, 8, 5}, {64, 32, 96}, {300, 48, 512}}; /* batch, in, out */
+  for (int si = 0; si < 3; si++) {
+    int B = shapes[si][0], in = shapes[si][1], out = shapes[si][2];
+    size_t nx = (size_t)B * in, ny = (size_t)B * out;
+    float *x = rnd(nx, 21), *w = rnd((size_t)in * out, 22), *b = rnd(out, 23);
+    float *pre0 = rnd(ny, 24), *y0 = rnd(ny, 25), *pre1 = rnd(ny, 26), *y1 = rnd(ny, 27);
+    cpu_pool_set_threads(1);
+    cpu_matmul_gelu_forward(0, pre0, y0, x, w, b, B, in, out);
+    float *dy = rnd(ny, 28), *dy0 = copyf(dy, ny), *dx0 = rnd(nx, 29), *dw0 = rnd((size_t)in * out, 30);
+    float *db0 = rnd(out, 31), *dw_init = copyf(dw0, (size_t)in * out), *db_init = copyf(db0, out);
+    cpu_matmul_gelu_backward(0, dx0, dw0, db0, dy0, pre0, x, w, B, in, out);
+    /* add + LayerNorm over rows of `out` */
+    float *a = rnd(ny, 32), *c = rnd(ny, 33), *lw = rnd(out, 34), *lb = rnd(out, 35);
+    float *res0 = rnd(ny, 36), *ln0 = rnd(ny, 37), *m0 = rnd(B, 38), *r0 = rnd(B, 39);
+    cpu_add_layernorm_forward(res0, ln0, m0, r0, a, c, lw, lb, B, out, 1e-5f);
+    for (int t = 0; t < NTHREADS; t++) {
+      cpu_pool_set_threads(THREADS[t]);
+      cpu_par_matmul_gelu_forward(0, pre1, y1, x, w, b, B, in, out);
+      same_bits(pre1, pre0, ny, "matmul_gelu forward pre", THREADS[t]);
+      same_bits(y1, y0, ny, "matmul_gelu forward y", THREADS[t]);
+      float *d1 = copyf(dy, ny), *dx1 = rnd(nx, 40), *dw1 = copyf(dw_init, (size_t)in * out);
+      float *db1 = copyf(db_init, out);
+      cpu_par_matmul_gelu_backward(0, dx1, dw1, db1, d1, pre0, x, w, B, in, out);
+      same_bits(d1, dy0, ny, "matmul_gelu backward dpre", THREADS[t]);
+      same_bits(dx1, dx0, nx, "matmul_gelu backward dx", THREADS[t]);
+      same_bits(dw1, dw0, (size_t)in * out, "matmul_gelu backward dw", THREADS[t]);
+      same_bits(db1, db0, out, "matmul_gelu backward db", THREADS[t]);
+      memcpy(d1, dy, sizeof *d1 * ny);
+      cpu_par_matmul_gelu_backward(0, NULL, dw1, NULL, d1, pre0, x, w, B, in, out);
+      same_bits(d1, dy0, ny, "matmul_gelu backward dpre (no db)", THREADS[t]);
+      float *res1 = copyf(a, ny), *ln1 = rnd(ny, 41), *m1 = rnd(B, 42), *r1 = rnd(B, 43);
+      cpu_par_add_layernorm_forward(res1, ln1, m1, r1, res1, c, lw, lb, B, out, 1e-5f); /* res aliases a */
+      same_bits(res1, res0, ny, "add_layernorm res", THREADS[t]);
+      same_bits(ln1, ln0, ny, "add_layernorm y", THREADS[t]);
+      same_bits(m1, m0, B, "add_layernorm mean", THREADS[t]);
+      same_bits(r1, r0, B, "add_layernorm rstd", THREADS[t]);
+      free(d1), free(dx1), free(dw1), free(db1), free(res1), free(ln1), free(m1), free(r1);
+    }
+    free(x), free(w), free(b), free(pre0), free(y0), free(pre1), free(y1), free(dy), free(dy0);
+    free(dx0), free(dw0), free(db0), free(dw_init), free(db_init), free(a), free(c), free(lw);
+    free(lb), free(res0), free(ln0), free(m0), free(r0);
+  }
+}
+
 int main(void) {
   unsetenv("COHORT_KERNEL_THREADS"); /* the test sets the counts itself */
   test_cover();
@@ -421,6 +469,7 @@ int main(void) {
   test_embedding();
   test_xent();
   test_optim();
+  test_fused();
   test_concurrent();
   /* back to one thread and up again: the workers are restarted */
   cpu_pool_set_threads(1);
