@@ -145,10 +145,6 @@ void cpu_matmul_gelu_forward(int bf16, float *pre, float *y, const float *x, con
 void cpu_matmul_gelu_backward(int bf16, float *dx, float *dw, float *db, float *dy,
                               const float *pre, const float *x, const float *w, int64_t batch,
                               int in, int out);
-/* The GELU-gradient pass of cpu_matmul_gelu_backward over columns [j0, j1): dy = gelu'(pre) dy
- * and db[j] += dy[r][j] in row order (db may be NULL). */
-void cpu_gelu_grad_bias(float *dy, float *db, const float *pre, int64_t rows, int out, int j0,
-                        int j1);
 /* res = a + b (cpu_add), then y = LayerNorm(res) as cpu_layernorm_forward, row by row. res may
  * alias a (exactly); mean/rstd may be NULL. */
 void cpu_add_layernorm_forward(float *res, float *y, float *mean, float *rstd, const float *a,

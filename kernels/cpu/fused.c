@@ -23,23 +23,21 @@ void cpu_matmul_gelu_forward(int bf16, float *pre, float *y, const float *x, con
   cpu_gelu_forward(y, pre, batch * out);
 }
 
-/* dy = gelu'(pre) dy over columns [j0, j1) of every row, and db[j] += each row's value in row
- * order: the bits of cpu_gelu_backward followed by the bias sum of cpu_matmul_backward, for
- * any cut into column ranges (the thread pool's: parallel_ops.c). */
-CH_VECTORIZE void cpu_gelu_grad_bias(float *restrict dy, float *restrict db,
-                                     const float *restrict pre, int64_t rows, int out, int j0,
-                                     int j1) {
+/* dy = gelu'(pre) dy, row by row, and db += each row in row order: the bits of
+ * cpu_gelu_backward followed by the bias sum of cpu_matmul_backward. */
+CH_VECTORIZE static void gelu_grad_rows(float *restrict dy, float *restrict db,
+                                        const float *restrict pre, int64_t rows, int out) {
   for (int64_t r = 0; r < rows; r++) {
     float *restrict d = dy + r * out;
     const float *restrict p = pre + r * out;
     if (db) {
-      for (int j = j0; j < j1; j++) {
+      for (int j = 0; j < out; j++) {
         float g = d[j] * cpu_gelu_grad_f32(p[j]);
         d[j] = g;
         db[j] += g;
       }
     } else {
-      for (int j = j0; j < j1; j++) d[j] = d[j] * cpu_gelu_grad_f32(p[j]);
+      for (int j = 0; j < out; j++) d[j] = d[j] * cpu_gelu_grad_f32(p[j]);
     }
   }
 }
@@ -48,7 +46,7 @@ void cpu_matmul_gelu_backward(int bf16, float *dx, float *dw, float *db, float *
                               const float *pre, const float *x, const float *w, int64_t batch,
                               int in, int out) {
   if (batch <= 0) return;
-  cpu_gelu_grad_bias(dy, db, pre, batch, out, 0, out);
+  gelu_grad_rows(dy, db, pre, batch, out);
   cpu_matmul_backward(bf16, dx, dw, NULL, dy, x, w, batch, in, out);
 }
 

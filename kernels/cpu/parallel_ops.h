@@ -55,8 +55,8 @@ void cpu_par_sgd(const ch_span *spans, int nspans, float *p, int p_flat, const f
 
 /* The fused passes (kernels/cpu/fused.c) on the pool, bit-identical to the serial ones for any
  * thread count: matmul + GELU forward (the GEMM, then the GELU pass split as gelu_forward);
- * its backward's GELU-gradient + bias pass split over columns (each db[j] still sums its rows
- * in order), then the GEMMs; add + LayerNorm split over rows. */
+ * its backward (on one thread the fused pass; on more, gelu_backward's split and the GEMM
+ * backward's own db sum, the unfused ops' bits); add + LayerNorm split over rows. */
 void cpu_par_matmul_gelu_forward(int bf16, float *pre, float *y, const float *x, const float *w,
                                  const float *b, int64_t batch, int in, int out);
 void cpu_par_matmul_gelu_backward(int bf16, float *dx, float *dw, float *db, float *dy,

@@ -15,25 +15,29 @@ shift 4
 flags=("$@")
 export COHORT_CUDA_LIBRARY=$lib
 case "$lib" in *_emu.so*) ;; *) nvidia-smi -L >/dev/null 2>&1 || { echo "no CUDA device: skipped"; exit 77; } ;; esac
+# Ranks: 2 (the emulation has as many devices as asked); on a real node one per GPU, at most 2
+# (cohort refuses more ranks than GPUs on a node), so a 1-GPU machine runs the 1-rank case.
+ranks=2
+case "$lib" in *_emu.so*) ;; *) [ "$(nvidia-smi -L | grep -c '^GPU')" -ge 2 ] || ranks=1 ;; esac
 . "$src/tests/serve/lib.sh"
 serve_init cuda
 
 "$cohort" data csv "$src/examples/digits/digits.csv.gz" "$work/digits.h5" --val-fraction 0.2 \
   --seed 0 > /dev/null
-"$mpiexec" -n 2 "${flags[@]}" "$cohort" train "$src/configs/mlp-digits.yaml" \
+"$mpiexec" -n "$ranks" "${flags[@]}" "$cohort" train "$src/configs/mlp-digits.yaml" \
   data.path="$work/digits.h5" run.dir="$work/mlp" train.steps=40 optim.warmup_steps=5 \
   > "$work/mlp.txt"
 "$cohort" data text "$src/examples/shakespeare/input.txt.gz" "$work/text.h5" --val-fraction 0.1 \
   > /dev/null
-"$mpiexec" -n 2 "${flags[@]}" "$cohort" train "$src/configs/gpt-tiny.yaml" \
+"$mpiexec" -n "$ranks" "${flags[@]}" "$cohort" train "$src/configs/gpt-tiny.yaml" \
   data.path="$work/text.h5" run.dir="$work/gpt" model.n_layer=2 model.n_head=2 model.n_embd=32 \
   model.context=32 train.steps=60 train.batch_size=8 train.log_every=20 optim.warmup_steps=5 \
   > "$work/gpt.txt"
 
-start mcpu 2 "$work/mlp/checkpoints"
-start mgpu 2 "$work/mlp/checkpoints" --device cuda
+start mcpu "$ranks" "$work/mlp/checkpoints"
+start mgpu "$ranks" "$work/mlp/checkpoints" --device cuda
 grep -q "cuda" "$work/mgpu.log" || { echo "FAIL: the server did not say it runs on cuda"; exit 1; }
-"$mpiexec" -n 2 "${flags[@]}" "$cohort" infer "$work/mlp/checkpoints" "$work/digits.h5" \
+"$mpiexec" -n "$ranks" "${flags[@]}" "$cohort" infer "$work/mlp/checkpoints" "$work/digits.h5" \
   "$work/pred.h5" --device cuda > /dev/null
 "$py" - "$work" "$mcpu_port" "$mgpu_port" <<'PY'
 import json, sys, urllib.request
@@ -60,8 +64,8 @@ PY
 stop mcpu
 stop mgpu
 
-start gcpu 2 "$work/gpt/checkpoints"
-start ggpu 2 "$work/gpt/checkpoints" --device cuda
+start gcpu "$ranks" "$work/gpt/checkpoints"
+start ggpu "$ranks" "$work/gpt/checkpoints" --device cuda
 prompts=("ROMEO:" "First Citizen:" "The king")
 "$cohort" generate "$work/gpt/checkpoints" --prompt "ROMEO:" --max-tokens 24 --temperature 0 \
   --device cuda > "$work/gen_cuda.txt" 2>/dev/null
@@ -95,7 +99,7 @@ stop gcpu
 stop ggpu
 
 # Train on the device and serve from the same ranks.
-"$mpiexec" -n 2 "${flags[@]}" "$cohort" train "$src/configs/mlp-digits.yaml" \
+"$mpiexec" -n "$ranks" "${flags[@]}" "$cohort" train "$src/configs/mlp-digits.yaml" \
   data.path="$work/digits.h5" run.dir="$work/after" train.steps=20 optim.warmup_steps=5 \
   device=cuda serve.after=true serve.port=0 > "$work/after.log" 2>&1 &
 after_pid=$!

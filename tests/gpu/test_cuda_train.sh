@@ -18,6 +18,10 @@ shift 4
 flags=("$@")
 export COHORT_CUDA_LIBRARY=$lib
 case "$lib" in *_emu.so*) ;; *) nvidia-smi -L >/dev/null 2>&1 || { echo "no CUDA device: skipped"; exit 77; } ;; esac
+# Ranks: 2 (the emulation has as many devices as asked); on a real node one per GPU, at most 2
+# (cohort refuses more ranks than GPUs on a node), so a 1-GPU machine runs the 1-rank case.
+ranks=2
+case "$lib" in *_emu.so*) ;; *) [ "$(nvidia-smi -L | grep -c '^GPU')" -ge 2 ] || ranks=1 ;; esac
 work=$(mktemp -d /tmp/cohort-cuda-train-XXXXXX)
 trap 'rm -rf "$work"' EXIT
 py=/usr/bin/python3
@@ -29,7 +33,7 @@ py=/usr/bin/python3
 train() { # NAME [overrides...]
   local name=$1
   shift
-  "$mpiexec" -n 2 "${flags[@]}" "$cohort" train "$src/configs/gpt-tiny.yaml" \
+  "$mpiexec" -n "$ranks" "${flags[@]}" "$cohort" train "$src/configs/gpt-tiny.yaml" \
     data.path="$work/text.h5" run.dir="$work/$name" model.n_layer=2 model.n_head=2 \
     model.n_embd=32 model.context=16 train.steps=20 train.batch_size=8 train.log_every=1 \
     train.eval_every=20 optim.warmup_steps=5 run.checkpoint.every=10 "$@" > "$work/$name.txt" 2>&1 ||

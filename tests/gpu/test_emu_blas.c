@@ -211,7 +211,13 @@ static void run_case(const gcase *g, uint64_t seed, int samples) {
     goto done;
   }
 #endif
-  blas_ok(st, "gemm");
+  /* the case in full: a real cuBLAS(Lt) refusing one must say which (the api's index, then
+   * shape, transposes, epilogue, batch, types) */
+  CHT_ASSERT(st == CUBLAS_STATUS_SUCCESS,
+             "gemm api %d m %d n %d k %d ta %d tb %d epilogue %d batch %d ab %d cd %d "
+             "bf16 bias %d beta %g: %s",
+             (int)g->api, g->m, g->n, g->k, g->ta, g->tb, (int)g->epi, (int)g->batch, (int)g->ab,
+             (int)g->cd, g->bf16_bias, (double)g->beta, cublasGetStatusName(st));
   cuda_ok(cudaDeviceSynchronize(), "sync");
   download(c, dc, nc, g->cd);
   if (bgrad) download(bgot, dbias, nbias, g->cd);
