@@ -124,21 +124,11 @@ static ch_status op_sumsq(const ch_backend *be, const float *x, int64_t n, doubl
 
 /* Training attention has two kernels: the blocked one (attention.c: OpenBLAS GEMMs over
  * 32-row blocks, keeping P [NH, T, T] for backward) and the fused one (attention_flash.c:
- * tiles in L1, one log-sum-exp per query kept, P recomputed in backward). The fused kernel
- * runs from T = CPU_FLASH_MIN_T up. Forward + backward of one layer, thread CPU ms, median of
- * 5, two runs (bench/attention, 1 thread, AMD EPYC with AVX-512, a 2-core VM loaded by other
- * jobs: up to 15% run to run; docs/gpt.md "Attention on the CPU"):
- *   B,T,NH,HS      blocked          fused            (P kept by blocked, per layer)
- *   32,64,4,32       4.4 /   5.1      5.9 /   6.4      2 MiB
- *   4,256,12,64     22.7 /  23.1     25.9 /  26.2     12 MiB
- *   2,512,12,64     46.4 /  43.5     43.8 /  50.2     24 MiB
- *   1,1024,12,64   105.1 / 117.8    105.8 /  93.3     48 MiB
- *   1,2048,12,64   444.8 / 431.2    424.9 / 333.3    192 MiB
- * Short sequences favour OpenBLAS's GEMMs (P stays in cache, and the fused backward recomputes
- * P: 5 products against 4). At 512 the two are level (fused/blocked 0.94 to 1.15 over four
- * runs), and the fused kernel keeps T times less, so it takes over there; from 1024 it is as
- * fast or faster. `saved` holds P below the threshold and lse from it on; the choice depends
- * on T alone, so attention_saved, forward and backward always agree. */
+ * tiles in L1, one log-sum-exp per query kept, P recomputed in backward). Measured with
+ * bench/attention (docs/gpt.md, "Attention on the CPU", has the table): blocked is faster up to
+ * T = 256, the two are level at 512 where the fused kernel keeps T times less, and fused is as
+ * fast or faster from 1024. `saved` holds P below the threshold and lse from it on; the choice
+ * depends on T alone, so attention_saved, forward and backward always agree. */
 #define CPU_FLASH_MIN_T 512
 
 static int cpu_fused_attention(int T) { return T >= CPU_FLASH_MIN_T; }
