@@ -2,10 +2,11 @@
  *
  * A job is cut into `pieces` contiguous ranges that the caller and the workers claim one at a
  * time from a shared counter, so a worker that wakes late (or a core another process holds)
- * only takes fewer pieces. The claim counter carries the job's generation in its high 32 bits:
- * a worker that read the fields of job g can only claim a piece while job g is still open, and
- * job g stays open (its caller waits) until every piece is done; so a late worker never runs
- * one job's function on the next job's ranges.
+ * only takes fewer pieces. The claim counter carries the job's generation and piece count: a
+ * worker can only claim a piece of job g while job g is still open, job g stays open (its caller
+ * waits) until every piece is done, and the worker reads the job's function and range after its
+ * claim; so a late worker never runs one job's function on the next job's ranges, nor counts a
+ * piece of one job as done for the next.
  *
  * Idle workers spin for POOL_SPIN_NS, then sleep on a condition variable. The spin bridges the
  * gap between two kernels of one layer (a LayerNorm right after a residual add); the sleep
@@ -29,7 +30,8 @@
 /* Up to this many pieces per thread: small enough that claiming costs nothing, enough that a
  * late or preempted thread leaves its share to the others. */
 #define PIECES_PER_THREAD 4
-/* A bound on the pool's size (the pieces of a job are counted in 32 bits). */
+/* A bound on the pool's size (the pieces of a job, at most 4 per thread, are counted in 16
+ * bits). */
 #define POOL_MAX_THREADS 1024
 
 static struct {
@@ -38,12 +40,11 @@ static struct {
   int sleepers;         /* workers waiting on wake (under lock) */
   _Atomic int busy;     /* a caller owns the workers and the job fields */
   _Atomic unsigned gen; /* the job generation the workers watch; bumped to publish */
-  _Atomic uint64_t claim; /* (gen << 32) | next unclaimed piece */
+  _Atomic uint64_t claim; /* CLAIM(gen, pieces, next unclaimed piece) */
   _Atomic int done;       /* pieces finished */
   _Atomic(cpu_range_fn) fn;
   _Atomic(void *) ctx;
   _Atomic int64_t n;
-  _Atomic int pieces;
   _Atomic int quit;  /* workers exit at the next generation */
   _Atomic int want;  /* threads asked for by cpu_pool_set_threads (0 = not yet: 1) */
   int env;           /* COHORT_KERNEL_THREADS (0 = unset) */
@@ -98,18 +99,23 @@ int cpu_pool_threads(void) {
   return w < 1 ? 1 : w;
 }
 
-/* Claims and runs pieces of job g until none is left (or job g is over). */
+/* The claim word: (gen << 32) | (pieces << 16) | next unclaimed piece. */
+#define CLAIM(g, pieces, next) (((uint64_t)(g) << 32) | ((uint64_t)(pieces) << 16) | (uint64_t)(next))
+
+/* Claims and runs pieces of job g until none is left (or job g is over). The job's fields are
+ * read only after a claim succeeded: job g cannot end while one of its pieces is unfinished, so
+ * they are still job g's (read before the claim, they could already be the next job's, stored
+ * by its caller before it publishes). */
 static void run_pieces(unsigned g) {
-  cpu_range_fn fn = atomic_load_explicit(&g_pool.fn, memory_order_relaxed);
-  void *ctx = atomic_load_explicit(&g_pool.ctx, memory_order_relaxed);
-  int64_t n = atomic_load_explicit(&g_pool.n, memory_order_relaxed);
-  int pieces = atomic_load_explicit(&g_pool.pieces, memory_order_relaxed);
   uint64_t c = atomic_load(&g_pool.claim);
   for (;;) {
     if ((unsigned)(c >> 32) != g) return;
-    int64_t p = (int64_t)(uint32_t)c;
+    int64_t pieces = (int64_t)((c >> 16) & 0xffff), p = (int64_t)(c & 0xffff);
     if (p >= pieces) return;
     if (!atomic_compare_exchange_weak(&g_pool.claim, &c, c + 1)) continue;
+    cpu_range_fn fn = atomic_load_explicit(&g_pool.fn, memory_order_relaxed);
+    void *ctx = atomic_load_explicit(&g_pool.ctx, memory_order_relaxed);
+    int64_t n = atomic_load_explicit(&g_pool.n, memory_order_relaxed);
     fn(ctx, n * p / pieces, n * (p + 1) / pieces);
     atomic_fetch_add_explicit(&g_pool.done, 1, memory_order_release);
     c = atomic_load(&g_pool.claim);
@@ -146,10 +152,10 @@ static void *worker_main(void *arg) {
 
 /* Bumps the generation (under the lock, so that a worker about to sleep sees it) and wakes the
  * sleepers. Returns the new generation. */
-static unsigned publish(void) {
+static unsigned publish(int pieces) {
   pthread_mutex_lock(&g_pool.lock);
   unsigned g = atomic_load(&g_pool.gen) + 1;
-  atomic_store_explicit(&g_pool.claim, (uint64_t)g << 32, memory_order_relaxed);
+  atomic_store_explicit(&g_pool.claim, CLAIM(g, pieces, 0), memory_order_release);
   atomic_store_explicit(&g_pool.gen, g, memory_order_release);
   if (g_pool.sleepers) pthread_cond_broadcast(&g_pool.wake);
   pthread_mutex_unlock(&g_pool.lock);
@@ -160,7 +166,7 @@ static unsigned publish(void) {
 static void stop_workers(void) {
   if (!g_pool.nworkers) return;
   atomic_store(&g_pool.quit, 1);
-  publish();
+  publish(0);
   for (int i = 0; i < g_pool.nworkers; i++) pthread_join(g_pool.workers[i], NULL);
   atomic_store(&g_pool.quit, 0);
   free(g_pool.workers);
@@ -219,9 +225,8 @@ void cpu_parallel_for(int64_t n, int64_t grain, cpu_range_fn fn, void *ctx) {
   atomic_store_explicit(&g_pool.fn, fn, memory_order_relaxed);
   atomic_store_explicit(&g_pool.ctx, ctx, memory_order_relaxed);
   atomic_store_explicit(&g_pool.n, n, memory_order_relaxed);
-  atomic_store_explicit(&g_pool.pieces, (int)pieces, memory_order_relaxed);
   atomic_store_explicit(&g_pool.done, 0, memory_order_relaxed);
-  run_pieces(publish());
+  run_pieces(publish((int)pieces));
   /* The last pieces are in the workers' hands: they finish within a piece's time, unless a
    * worker lost its core, so yield now and then. */
   for (unsigned i = 1; atomic_load_explicit(&g_pool.done, memory_order_acquire) < pieces; i++) {
