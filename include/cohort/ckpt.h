@@ -70,7 +70,9 @@ typedef struct ch_ckpt_buffer {
   ch_addr addr;
 } ch_ckpt_buffer;
 
-/* Writes a checkpoint FILE at `path` (not committed: see ch_ckpt_save). Collective over g.
+/* Writes a checkpoint FILE at `path` (not committed: see ch_ckpt_save). Collective over g: an
+ * MPI group (parallel HDF5), or ch_group_self for one process without MPI (HDF5's default
+ * driver; the same file).
  * This rank supplies its shard `own` of each buffer; the ranks' shards together must cover
  * every parameter, and a parameter may meet only one segment of a shard (so that each rank's
  * piece of a tensor is contiguous). The outcome is agreed: every rank returns the same status.
@@ -174,6 +176,35 @@ CH_API ch_status ch_ckpt_read_slab(ch_ckpt_file *f, const ch_ckpt_tensor *t, int
  * (checksum mismatch or missing, not float32, no model tensors), CH_ERR_IO, CH_ERR_NOMEM. */
 CH_API ch_status ch_ckpt_export_safetensors(ch_ckpt_file *f, const char *out, int *ntensors,
                                      int64_t *bytes);
+
+/* ---- Hugging Face GPT-2 (src/ckpt/hf.c; docs/checkpoint-format.md) ------------------------ */
+
+/* Writes the GPT2Config (config.json) of the GPT in `f` to `path`, atomically: with the
+ * safetensors export, a folder GPT2LMHeadModel.from_pretrained loads (model_type gpt2, the
+ * shape, activation_function gelu_new, layer_norm_epsilon CH_GPT_LN_EPS, tied embeddings,
+ * dropouts 0, bos/eos 50256 for the GPT-2 tokenizer). Errors: CH_ERR_INVALID (not a GPT: the
+ * MLP has no Hugging Face config), CH_ERR_FORMAT (no wte.weight), CH_ERR_IO. */
+CH_API ch_status ch_ckpt_hf_config_write(const ch_ckpt_file *f, const char *path);
+
+/* Reads a Hugging Face GPT-2 model by one process: `src` is a folder with config.json and
+ * model.safetensors, or a .safetensors file (its shape from the config.json beside it, or,
+ * without one, from the tensors and `n_head`, which no shape shows; 0: none given). Names may
+ * carry GPT2LMHeadModel's "transformer." prefix; F32, F16 and BF16 are read as float32. Every
+ * spec-table tensor must be there with its exact shape; lm_head.weight, when present, must equal
+ * wte.weight; other tensors (attn.bias buffers) are counted in *ignored. *info gets the shape
+ * (vocab_size and classes the file's vocabulary, tokenizer "none", no data path), *model a
+ * layout-only model (ch_model_destroy) and *params its parameters on the host
+ * (ch_free_aligned). Errors: CH_ERR_INVALID naming what is wrong (a missing tensor or key, a
+ * shape with the expected one, an activation, epsilon, MLP width or attention variant cohort
+ * does not compute, an untied head, n_head missing), CH_ERR_IO, CH_ERR_NOMEM. */
+CH_API ch_status ch_ckpt_hf_read(const char *src, int n_head, ch_ckpt_model_info *info,
+                                 ch_model **model, float **params, int *ignored);
+
+/* Commits a checkpoint of the parameters `params` (laid out by `l`, host memory) alone, no
+ * optimizer state, in `dir` by this process without MPI: ch_ckpt_save over ch_group_self (the
+ * same file, commit and `latest`). Errors: as ch_ckpt_save. */
+CH_API ch_status ch_ckpt_commit_params(const char *dir, const ch_layout *l, float *params,
+                                       const ch_ckpt_meta *meta, char *out, size_t out_size);
 
 /* Rebuilds the model a checkpoint holds, by one process, from its model attributes (never the
  * stored YAML): *info gets them, *model a model on backend `be` for up to `max_batch` samples

@@ -73,6 +73,10 @@ struct ch_comm_ops {
 /* A group over all ranks of the job (the MPI backend: a duplicate of MPI_COMM_WORLD).
  * Collective over the job. Free with ch_group_destroy. */
 CH_API ch_status ch_group_world(ch_group *out);
+/* A group of this process alone, without MPI (rank 0, size 1: every collective is a copy at
+ * most): for serial tools that call collective code, such as `cohort ckpt import` writing a
+ * checkpoint. Needs no MPI_Init; ch_group_destroy is a no-op on it. Never fails. */
+CH_API ch_status ch_group_self(ch_group *out);
 /* Splits `parent` by `color` (ordered by `key`), as MPI_Comm_split. With a negative color
  * (CH_GROUP_NO_COLOR, MPI_UNDEFINED) the rank joins no group: `out` gets ops NULL, rank -1,
  * size 0, and collectives on it return CH_ERR_INVALID. */

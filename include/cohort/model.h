@@ -32,6 +32,12 @@ CH_API ch_status ch_hook_grad_ready(const ch_unit_hook *h, int unit);
 typedef enum ch_model_type { CH_MODEL_MLP = 0, CH_MODEL_GPT } ch_model_type;
 typedef enum ch_activation { CH_ACT_RELU = 0, CH_ACT_GELU } ch_activation;
 
+/* What the GPT computes beyond its spec table, fixed (the Hugging Face export and import check
+ * and state them: config.json's layer_norm_epsilon and activation_function): LayerNorm's
+ * epsilon (torch's default, as GPT-2) and GELU's tanh approximation (HF "gelu_new"), the MLP
+ * width 4 n_embd, the LM head tied to wte. */
+#define CH_GPT_LN_EPS 1e-5f
+
 /* The architecture (the model.* keys of the training config). */
 typedef struct ch_model_cfg {
   int type;            /* ch_model_type */

@@ -108,11 +108,16 @@ static ch_status agree(const ch_group *g, ch_status st, const char *path) {
   return CH_FAIL((ch_status)(key % 256), "%s: failed on rank %d (see its message)", path, key / 256);
 }
 
+/* MPI-IO over an MPI group; HDF5's default (sec2) driver for a group without MPI
+ * (ch_group_self: one process, e.g. `cohort ckpt import`), which writes the same file. */
+static int over_mpi(const ch_group *g) { return ch_group_mpi_comm(g) != MPI_COMM_NULL; }
+
 static hid_t open_fapl(const ch_group *g) {
   hid_t fapl = H5Pcreate(H5P_FILE_ACCESS);
   if (fapl < 0) return -1;
-  if (H5Pset_fapl_mpio(fapl, ch_group_mpi_comm(g), MPI_INFO_NULL) < 0 || H5Pset_all_coll_metadata_ops(fapl, 1) < 0 ||
-      H5Pset_coll_metadata_write(fapl, 1) < 0 ||
+  if ((over_mpi(g) && (H5Pset_fapl_mpio(fapl, ch_group_mpi_comm(g), MPI_INFO_NULL) < 0 ||
+                       H5Pset_all_coll_metadata_ops(fapl, 1) < 0 ||
+                       H5Pset_coll_metadata_write(fapl, 1) < 0)) ||
       H5Pset_alignment(fapl, 1 << 20, 1 << 16) < 0) { /* big tensors start on 64 KiB boundaries */
     H5Pclose(fapl);
     return -1;
@@ -120,9 +125,9 @@ static hid_t open_fapl(const ch_group *g) {
   return fapl;
 }
 
-static hid_t data_dxpl(void) {
+static hid_t data_dxpl(const ch_group *g) {
   hid_t dxpl = H5Pcreate(H5P_DATASET_XFER);
-  if (dxpl >= 0 && H5Pset_dxpl_mpio(dxpl, H5FD_MPIO_COLLECTIVE) < 0) {
+  if (dxpl >= 0 && over_mpi(g) && H5Pset_dxpl_mpio(dxpl, H5FD_MPIO_COLLECTIVE) < 0) {
     H5Pclose(dxpl);
     return -1;
   }
@@ -278,7 +283,7 @@ ch_status ch_ckpt_write(const ch_group *g, const char *path, const ch_layout *l,
   }
   h5_quiet q;
   h5_quiet_begin(&q);
-  hid_t fapl = open_fapl(g), dxpl = data_dxpl();
+  hid_t fapl = open_fapl(g), dxpl = data_dxpl(g);
   ch_watchdog_enter("hdf5 create");
   hid_t file = fapl < 0 ? -1 : H5Fcreate(path, H5F_ACC_TRUNC, H5P_DEFAULT, fapl);
   ch_watchdog_leave();
@@ -426,7 +431,7 @@ ch_status ch_ckpt_read(const ch_group *g, const char *path, const ch_layout *l,
     }
   h5_quiet q;
   h5_quiet_begin(&q);
-  hid_t fapl = open_fapl(g), dxpl = data_dxpl();
+  hid_t fapl = open_fapl(g), dxpl = data_dxpl(g);
   ch_watchdog_enter("hdf5 open");
   hid_t file = fapl < 0 ? -1 : H5Fopen(path, H5F_ACC_RDONLY, fapl);
   ch_watchdog_leave();

@@ -10,6 +10,8 @@
 int cli_train(int argc, char **argv);
 int cli_data(int argc, char **argv);
 int cli_ckpt(int argc, char **argv);
+/* `cohort ckpt import ...` (argv[0] is "import"); `usage` prints the ckpt usage. */
+int cli_ckpt_import(int argc, char **argv, void (*usage)(FILE *out));
 int cli_generate(int argc, char **argv);
 int cli_serve(int argc, char **argv);
 int cli_infer(int argc, char **argv);

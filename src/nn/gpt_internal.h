@@ -3,7 +3,7 @@
 #pragma once
 #include "nn/model_internal.h"
 
-#define CH_GPT_LN_EPS 1e-5f /* torch's LayerNorm default, as GPT-2 */
+/* CH_GPT_LN_EPS: cohort/model.h (the Hugging Face export states it). */
 
 /* The shape of the weights one rank holds: the whole model (training; NH = n_head, F = 4 C), or
  * a tensor-parallel slice with NH of the heads (attention width NH * HS) and F of the 4 C MLP

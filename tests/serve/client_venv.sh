@@ -8,18 +8,20 @@
 # the Python version, so that a changed list makes a new venv and an unchanged one is reused
 # (a CI run pays pip's minutes once per build directory). Made under a lock (ctest -j may start
 # two tests that want it) and marked complete only once pip succeeded; an incomplete one is
-# made again. pip's output: $venv.pip.log.
+# made again. pip's output: $venv.pip.log. With CLIENT_VENV_SYSTEM_SITE=1 the venv also sees
+# Debian's packages (--system-site-packages: python3-torch for transformers), part of the KEY.
 client_venv() {
-  local dir=$1 key
+  local dir=$1 key system=()
   shift
-  key=$({ printf '%s\n' "$@"; /usr/bin/python3 --version; } | sha256sum | cut -c1-12)
+  [ "${CLIENT_VENV_SYSTEM_SITE:-0}" = 1 ] && system=(--system-site-packages)
+  key=$({ printf '%s\n' "$@" "${system[@]}"; /usr/bin/python3 --version; } | sha256sum | cut -c1-12)
   venv=$dir/venv-$key
   mkdir -p "$dir" || return 1
   (
     flock 9
     [ -f "$venv/.complete" ] && exit 0
     rm -rf "$venv"
-    /usr/bin/python3 -m venv "$venv" > "$venv.pip.log" 2>&1 || exit 1
+    /usr/bin/python3 -m venv "${system[@]}" "$venv" > "$venv.pip.log" 2>&1 || exit 1
     timeout 900 "$venv/bin/pip" install -q --disable-pip-version-check "$@" \
       >> "$venv.pip.log" 2>&1 || exit 1
     touch "$venv/.complete"
