@@ -33,6 +33,8 @@ typedef struct ch_config {
   struct {
     char dir[CH_PATH_MAX];
     char resume[CH_PATH_MAX]; /* "none", "auto" or a checkpoint file */
+    char init_from[CH_PATH_MAX]; /* a checkpoint (file or directory) whose model weights start
+                                  * a fresh run; empty: none */
     double watchdog_timeout;  /* seconds in one collective before aborting; 0 = off */
     struct {
       int64_t every;          /* steps between checkpoints; 0 = only on preemption */

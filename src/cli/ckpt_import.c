@@ -106,7 +106,13 @@ static int choose_tokenizer(const import_args *a, ch_ckpt_model_info *info) {
 static char *config_text(const ch_ckpt_model_info *info) {
   ch_config cfg;
   ch_config_defaults(&cfg);
-  cfg.model = info->model;
+  const ch_model_cfg *m = &info->model; /* the GPT's keys; the MLP's keep their defaults */
+  cfg.model.type = m->type;
+  cfg.model.n_layer = m->n_layer;
+  cfg.model.n_head = m->n_head;
+  cfg.model.n_embd = m->n_embd;
+  cfg.model.context = m->context;
+  cfg.model.vocab_size = m->vocab_size;
   snprintf(cfg.data.path, sizeof cfg.data.path, "%s", info->data_path);
   return ch_config_to_yaml(&cfg);
 }

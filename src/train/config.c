@@ -93,6 +93,10 @@ static const ch_key_row k_keys[] = {
         "none (start fresh; refused over existing checkpoints) | never (start fresh even then; "
         "their files are kept) | auto (newest valid checkpoint; none there: start fresh; none "
         "readable: refused) | PATH of a checkpoint file"),
+  K_STR("run.init_from", run.init_from, "",
+        "checkpoint file or directory (its `latest`) whose model weights start this run: fresh "
+        "optimizer, step 0, any ranks or strategy; the model keys must match it. A checkpoint "
+        "run.resume finds wins (a restarted fine-tune continues); empty = none"),
   K_FLOAT("run.watchdog_timeout", run.watchdog_timeout, "300", 0, INFINITY, 0,
           "seconds a rank may wait in one collective before the job is aborted; 0 = off"),
   K_INT_MAX("run.checkpoint.every", run.checkpoint.every, "0", 0, MAX_STEPS,

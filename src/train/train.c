@@ -94,6 +94,7 @@ static ch_status setup(trainer *t, const ch_config *cfg, const ch_group *g) {
   CH_CHECK(ch_dp_init_params(t->dp, (uint64_t)cfg->train.seed));
   int resumed = 0;
   CH_CHECK(trainer_resume(t, &resumed));
+  CH_CHECK(trainer_init_from(t, resumed));
   if (g->rank == 0) {
     CH_CHECK(ch_mkdir_p(cfg->run.dir));
     char path[CH_PATH_MAX + 32];

@@ -90,6 +90,12 @@ ch_status trainer_reduce_losses(trainer *t);
  * CH_ERR_FORMAT (a named checkpoint that is unreadable), CH_ERR_CONFIG (it does not fit the
  * model). With auto, unreadable checkpoints are skipped with a warning. */
 ch_status trainer_resume(trainer *t, int *resumed);
+/* run.init_from, after trainer_resume: unless the run resumed, reads the model weights of that
+ * checkpoint (file, or directory meaning its `latest`) into the parameters, leaving the
+ * optimizer fresh and the step 0; the checkpoint's model must be this run's (family, shape,
+ * vocabulary, data shape). Collective; every rank returns the same status. Errors:
+ * CH_ERR_CONFIG naming each mismatched key with both values, as ch_ckpt_read. */
+ch_status trainer_init_from(trainer *t, int resumed);
 
 /* Writes and commits a checkpoint of the current state (collective). *path gets its file. */
 ch_status trainer_checkpoint(trainer *t, char *path, size_t size);
