@@ -6,9 +6,9 @@
 # tensor with its expected shape, a wrong shape with both, an untied head, another activation,
 # epsilon or MLP width, a bare .safetensors without --n-head, an occupied OUT_DIR); the export
 # writes a config.json that reads back as the model's GPT2Config (the MLP: no config.json);
-# `ckpt inspect` catches a dataset rewritten with another shape; run.init_from starts from the
-# imported weights at step 0, refuses a mismatched model naming each key with both values, and
-# yields to a checkpoint run.resume finds.
+# `ckpt inspect` catches a dataset rewritten with another shape; `cohort generate` runs an import;
+# run.init_from starts from the imported weights at step 0, refuses a mismatched model naming
+# each key with both values, and yields to a checkpoint run.resume finds.
 # Usage: test_hf_import.sh COHORT SOURCE_DIR PYTHON MPIEXEC [MPIEXEC_FLAGS...]
 set -euo pipefail
 cohort=$1 src=$2 py=$3 mpiexec=$4
@@ -142,6 +142,12 @@ expect 0 "the MLP has no Hugging Face config" "$cohort" ckpt export "$work/mlp/c
 # run.init_from: byte-level text, a model of the fixture's shape.
 "$cohort" data text "$src/examples/shakespeare/input.txt.gz" "$work/text.h5" --val-fraction 0.1 \
   > /dev/null
+# An import that names its token data serves and generates as it is; one that does not needs --data.
+expect 0 "tokenizer byte" "$cohort" ckpt import "$work/f32" "$work/withdata" --data "$work/text.h5"
+"$cohort" generate "$work/withdata" --prompt "ab" --max-tokens 5 --temperature 0 > "$work/g1.txt"
+"$cohort" generate "$work/i32" --prompt "ab" --max-tokens 5 --temperature 0 --data "$work/text.h5" \
+  > "$work/g2.txt"
+cmp "$work/g1.txt" "$work/g2.txt" && [ "$(wc -c < "$work/g1.txt")" -eq 8 ] || fail "generate"
 train() {
   "$mpiexec" -n 2 "${flags[@]}" "$cohort" train "$src/configs/gpt-tiny.yaml" \
     data.path="$work/text.h5" model.n_layer=2 model.n_head=2 model.n_embd=16 model.context=8 \
