@@ -274,7 +274,8 @@ static int cli_export(const char *arg, const char *out) {
   }
   ch_ckpt_file f;
   if (open_checkpoint(cmd, arg, path, sizeof path, &f)) return 1;
-  int n = 0, gpt = f.meta.has_model && f.meta.model.model.type == CH_MODEL_GPT;
+  int n = 0, has_model = f.meta.has_model, version = f.format_version;
+  int gpt = has_model && f.meta.model.model.type == CH_MODEL_GPT;
   int64_t bytes = 0;
   ch_status st = dir_form ? ch_mkdir_p(out) : CH_OK;
   if (st == CH_OK) st = ch_ckpt_export_safetensors(&f, weights, &n, &bytes);
@@ -288,7 +289,10 @@ static int cli_export(const char *arg, const char *out) {
   printf("wrote %s: %d model tensors of step %" PRId64 " (%" PRId64 " bytes) from %s\n", weights,
          n, step, bytes, path);
   if (gpt) printf("wrote %s: the Hugging Face GPT2Config (GPT2LMHeadModel.from_pretrained)\n", config);
-  else printf("no config.json: the MLP has no Hugging Face config (safetensors only)\n");
+  else if (has_model)
+    printf("no config.json: the MLP has no Hugging Face config (safetensors only)\n");
+  else
+    printf("no config.json: format version %d has no model attributes to describe\n", version);
   return 0;
 }
 
