@@ -34,6 +34,7 @@ typedef struct ch_config {
     char dir[CH_PATH_MAX];
     char resume[CH_PATH_MAX]; /* "none", "auto" or a checkpoint file */
     double watchdog_timeout;  /* seconds in one collective before aborting; 0 = off */
+    int tensorboard;          /* rank 0 writes a TensorBoard event file in dir */
     struct {
       int64_t every;          /* steps between checkpoints; 0 = only on preemption */
       int64_t keep_last, keep_every;
