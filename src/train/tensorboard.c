@@ -48,7 +48,7 @@ static void fail(tb_writer *w, const char *what) {
   w->f = NULL;
 }
 
-tb_writer *tb_open(const char *run_dir, int64_t step, int resumed) {
+tb_writer *tb_open(const char *run_dir, int64_t step) {
   tb_writer *w = calloc(1, sizeof *w);
   if (!w) {
     CH_WARN("TensorBoard: out of memory; training goes on without it (run.tensorboard)");
@@ -62,7 +62,9 @@ tb_writer *tb_open(const char *run_dir, int64_t step, int resumed) {
   w->f = fopen(w->path, "wbx"); /* a new file: never another process's */
   if (!w->f) fail(w, "create");
   else if (write_event(w->f, step, "brain.Event:2", 0, NULL, 0) != 0) fail(w, "write");
-  else if (resumed && write_event(w->f, step, NULL, 1, NULL, 0) != 0) fail(w, "write");
+  /* TensorBoard keeps the points before a START's step: those up to the resumed step, which
+   * metrics.jsonl keeps too; none of an earlier run restarted from scratch (step 0). */
+  else if (write_event(w->f, step + 1, NULL, 1, NULL, 0) != 0) fail(w, "write");
   if (!w->f) {
     free(w);
     return NULL;

@@ -101,7 +101,7 @@ static ch_status setup(trainer *t, const ch_config *cfg, const ch_group *g) {
     CH_CHECK(ch_config_write(cfg, path));
   }
   CH_CHECK(trainer_open_metrics(t, resumed));
-  if (g->rank == 0 && cfg->run.tensorboard) t->tb = tb_open(cfg->run.dir, t->step, resumed);
+  if (g->rank == 0 && cfg->run.tensorboard) t->tb = tb_open(cfg->run.dir, t->step);
   size_t nparams = 0;
   for (int i = 0; i < t->layout->nparams; i++) nparams += (size_t)ch_param_numel(&t->layout->params[i]);
   char train_desc[160], val_desc[160];

@@ -142,11 +142,12 @@ void progress_write_json(FILE *f, const progress *p);
  * failure to create or write it warns once and turns the writer off: training goes on. */
 typedef struct tb_writer tb_writer;
 /* Creates run_dir/events.out.tfevents.<unix seconds>.<host>.<pid> (a new file per process
- * start, as TensorBoard expects) and writes its file_version record; for a resumed run also a
- * SessionLog START at `step`, which makes TensorBoard drop the previous files' points past it
- * (as metrics.jsonl drops its lines). Returns NULL after a warning when the file cannot be
- * made; tb_write and tb_close accept NULL. */
-tb_writer *tb_open(const char *run_dir, int64_t step, int resumed);
+ * start, as TensorBoard expects) and writes its file_version record and a SessionLog START at
+ * step + 1 (`step`: where the run starts or resumed), which makes TensorBoard drop the points
+ * of earlier files past `step`, as metrics.jsonl drops its lines (all of them when a run
+ * starts over in the same run.dir). Returns NULL after a warning when the file cannot be made;
+ * tb_write and tb_close accept NULL. */
+tb_writer *tb_open(const char *run_dir, int64_t step);
 /* Appends one Event holding p's scalars that have a tag (progress_scalars) at p->step, and
  * flushes it (a user may be watching). On a write error: one warning, then nothing more. */
 void tb_write(tb_writer *w, const progress *p);
