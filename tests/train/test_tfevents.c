@@ -4,8 +4,12 @@
  * CRC32C, TFRecord and protobuf decoding): a file_version record first, a SessionLog START one
  * step past the start (or resumed) step, then one Summary per progress line with the tagged
  * scalars of progress_scalars at float32 precision; a directory that cannot hold the file gives
- * a NULL writer, not an error. One process, no MPI. */
+ * a NULL writer, and writes that fail (a file size limit) one warning, never an error. One
+ * process, no MPI. */
 #include <dirent.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <sys/resource.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -329,11 +333,50 @@ static void check_writer(void) {
   rmdir(dir);
 }
 
+/* Writes that fail (a file size limit standing in for a full disk): one warning, then silence;
+ * the writer never stops its caller. The warning is read back from stderr redirected to a file. */
+static void check_write_failure(void) {
+  char dir[] = "/tmp/cohort-tfevents-full-XXXXXX";
+  CHT_ASSERT(mkdtemp(dir), "mkdtemp");
+  char log[128];
+  snprintf(log, sizeof log, "%s/stderr.txt", dir);
+  fflush(stderr);
+  int saved = dup(2), fd = open(log, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+  CHT_ASSERT(saved >= 0 && fd >= 0 && dup2(fd, 2) == 2, "redirect stderr");
+  close(fd);
+  signal(SIGXFSZ, SIG_IGN); /* past the limit, write() fails with EFBIG instead */
+  struct rlimit old, lim;
+  getrlimit(RLIMIT_FSIZE, &old);
+  lim = old;
+  lim.rlim_cur = 400;
+  CHT_ASSERT(setrlimit(RLIMIT_FSIZE, &lim) == 0, "setrlimit");
+  progress p = {.step = 1, .total_steps = 9, .epoch = 0.5, .loss = 1.0, .lr = 1e-3,
+                .grad_norm = 1.0, .samples_per_s = 1.0, .val_loss = 1.0, .val_acc = 0.5, .targets = 1};
+  tb_writer *w = tb_open(dir, 0);
+  for (int i = 0; i < 8; i++, p.step++) tb_write(w, &p);
+  tb_close(w);
+  setrlimit(RLIMIT_FSIZE, &old);
+  fflush(stderr);
+  dup2(saved, 2);
+  close(saved);
+  size_t n;
+  uint8_t *text = read_all(log, &n);
+  text[n] = '\0';
+  const char *hit = strstr((char *)text, "TensorBoard: cannot write");
+  CHT_ASSERT(hit && strstr((char *)text, "training goes on without it"), "no warning: '%s'", text);
+  CHT_ASSERT(!strstr(hit + 1, "TensorBoard: cannot"), "more than one warning: '%s'", text);
+  free(text);
+  char cmd[160];
+  snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
+  CHT_ASSERT(system(cmd) == 0, "%s", cmd);
+}
+
 int main(void) {
   make_table();
   check_crc();
   check_encoding();
   check_writer();
+  check_write_failure();
   printf("test_tfevents: ok\n");
   return 0;
 }
