@@ -90,6 +90,10 @@ static int parse_args(int argc, char **argv, plot_args *a) {
     usage(stderr);
     return 2;
   }
+  if (strlen(metrics) >= sizeof a->metric_text) {
+    fprintf(stderr, "cohort plot: --metric: too long\n");
+    return 2;
+  }
   snprintf(a->metric_text, sizeof a->metric_text, "%s", metrics);
   for (char *save = NULL, *k = strtok_r(a->metric_text, ",", &save); k;
        k = strtok_r(NULL, ",", &save)) {

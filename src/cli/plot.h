@@ -21,7 +21,8 @@ typedef struct plot_run {
 /* Reads dir/metrics.jsonl into *run: every numeric key but "step" and "epoch" becomes a series.
  * Returns 0, or 2 after one line on stderr prefixed "cohort plot: " naming the file: it cannot be
  * opened (is dir a run directory?), it holds no record, or a line is not a JSON object with an
- * integer "step" (path:line), or 1 (out of memory). Free with plot_run_free either way. */
+ * integer "step" (path:line), or 1 (out of memory). A last line without its newline that does
+ * not parse is skipped: the trainer is writing it. Free with plot_run_free either way. */
 int plot_read_run(const char *dir, plot_run *run);
 void plot_run_free(plot_run *run);
 /* The series of `key`, or NULL when no record of the run has a number for it. */

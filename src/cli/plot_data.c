@@ -68,15 +68,17 @@ int plot_read_run(const char *dir, plot_run *run) {
   size_t cap = 0;
   int rc = 0;
   long lineno = 0;
-  while (!rc && getline(&line, &cap, f) >= 0) {
+  ssize_t len;
+  while (!rc && (len = getline(&line, &cap, f)) >= 0) {
     lineno++;
     if (line[strspn(line, " \t\r\n")] == '\0') continue; /* a blank line holds no record */
     rc = add_record(run, line);
-    if (rc == 2)
+    if (rc == 0) run->records++;
+    else if (rc == 2 && line[len - 1] != '\n') rc = 0; /* the last line, being written now */
+    else if (rc == 2)
       fprintf(stderr, "cohort plot: %s:%ld: not a metrics record (a JSON object with an integer "
               "\"step\")\n", run->path, lineno);
-    else if (rc) fprintf(stderr, "cohort plot: out of memory reading %s\n", run->path);
-    else run->records++;
+    else fprintf(stderr, "cohort plot: out of memory reading %s\n", run->path);
   }
   if (!rc && ferror(f)) {
     fprintf(stderr, "cohort plot: %s: read error: %s\n", run->path, strerror(errno));

@@ -1,11 +1,12 @@
 #!/usr/bin/env bash
 # `cohort plot` (src/cli/plot.c, plot_data.c) on metrics.jsonl files written here in the
 # trainer's format (null values, a skipped-steps field, val_* on some lines): one run with the
-# default output (RUN_DIR/loss.png, 900 x 300 per panel), two runs with -o, --metric and --size,
-# two runs with the default ./loss.png; each a PNG (signature, IHDR width and height as asked, a
-# plausible size). Errors: no RUN_DIR, a missing run directory, an empty file, a malformed line
-# (path:line), an unknown metric, a bad --size, an unwritable output (exit 2), gnuplot not in
-# PATH (exit 1, naming gnuplot-nox). Skips (77) without gnuplot.
+# default output (RUN_DIR/loss.png, 900 x 300 per panel), two runs with -o, --metric and
+# --size, two runs with the default ./loss.png, a run whose last line is being written; each a
+# PNG (signature, IHDR width and height as asked, a plausible size). Errors: no RUN_DIR, a
+# missing run directory, an empty file, a malformed line (path:line), an unknown metric, a bad
+# --size, an unwritable output (exit 2), gnuplot not in PATH (exit 1, naming gnuplot-nox).
+# Skips (77) without gnuplot.
 # Usage: test_plot.sh COHORT SOURCE_DIR
 set -uo pipefail
 cohort=$1 src=$2
@@ -52,6 +53,11 @@ png "$dir/both.png" 1200 800
 (cd "$dir" && "$cohort" plot runs/base runs/wide >"$dir/out.txt" 2>&1) || { cat "$dir/out.txt"; fail "two runs, default output"; }
 grep -q "wrote loss.png" "$dir/out.txt" || { cat "$dir/out.txt"; fail "default output of two runs"; }
 png "$dir/loss.png" 900 600
+# A run being written: its last line is cut short (no newline yet) and skipped.
+metrics "$dir/runs/live" 1.0
+printf '{"step": 45, "epoch": 0, "epoch_float": 0.5625, "lo' >>"$dir/runs/live/metrics.jsonl"
+expect 0 "wrote $dir/live.png" plot "$dir/runs/live" -o "$dir/live.png"
+png "$dir/live.png" 900 600
 expect 0 "wrote $dir/acc.png \(val_acc of 1 run\)" plot "$dir/runs/base" --metric val_acc -o "$dir/acc.png"
 png "$dir/acc.png" 900 300
 
