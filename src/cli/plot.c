@@ -164,8 +164,18 @@ static int write_script(const plot_args *a, const plot_run *runs, const char *tm
           "set output ",
           w, h, w, h);
   put_quoted(gp, out);
+  /* Every panel on one step axis (from 0 to the last step any run logged), so a val point sits
+   * under the train points of its step. */
+  double last = 0;
+  for (int r = 0; r < a->nruns; r++)
+    for (int m = 0; m < a->nmetrics; m++) {
+      const plot_series *s = used[m] ? plot_find(&runs[r], a->metrics[m]) : NULL;
+      if (s && s->n && s->step[s->n - 1] > last) last = s->step[s->n - 1];
+    }
   fprintf(gp, "\nset multiplot layout %d,1\nset grid\nset key top right\nset xlabel 'step'\n",
           npanels);
+  if (last > 0) fprintf(gp, "set xrange [0:%.17g]\n", last);
+  fprintf(gp, "set lmargin 10\n"); /* the panels' plot areas aligned, whatever their y labels */
   int rc = 0;
   for (int m = 0; m < a->nmetrics && !rc; m++) {
     if (!used[m]) continue;
