@@ -12,6 +12,7 @@ PACKAGES=(
   python3-torch python3-h5py python3-numpy python3-sklearn    # reference checks, benchmarks
   python3-prometheus-client                                   # metrics format reference parser
   curl hey openssl                                           # HTTP client, load generator, test certificates (serving tests)
+  gnuplot-nox                                                # `cohort plot` (and its test)
   libb64-0d                                                  # perf_analyzer (the client tests)
   iproute2 util-linux                                        # namespace hosts (multinode tests: ip, tc, nsenter, unshare)
 )

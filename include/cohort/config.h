@@ -36,6 +36,7 @@ typedef struct ch_config {
     char init_from[CH_PATH_MAX]; /* a checkpoint (file or directory) whose model weights start
                                   * a fresh run; empty: none */
     double watchdog_timeout;  /* seconds in one collective before aborting; 0 = off */
+    int tensorboard;          /* rank 0 writes a TensorBoard event file in dir */
     struct {
       int64_t every;          /* steps between checkpoints; 0 = only on preemption */
       int64_t keep_last, keep_every;

@@ -16,6 +16,7 @@ int cli_generate(int argc, char **argv);
 int cli_serve(int argc, char **argv);
 int cli_infer(int argc, char **argv);
 int cli_estimate(int argc, char **argv);
+int cli_plot(int argc, char **argv);
 
 /* The checkpoint a PATH argument names: the file itself, or for a directory the file its
  * `latest` pointer names (relative to the directory). Returns 0, or 1 with a message on stderr

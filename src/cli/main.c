@@ -29,6 +29,8 @@ static void usage(FILE *out) {
           "  serve CHECKPOINT [--port P ...]         serve it over HTTP from every rank (KServe V2,\n"
           "                                          OpenAI completions, Prometheus metrics)\n"
           "  infer CHECKPOINT IN.h5 OUT.h5           offline predictions, rows split over ranks\n"
+          "  plot RUN_DIR... [-o OUT.png] [--metric K,...]\n"
+          "                                          draw runs' metrics.jsonl curves (gnuplot)\n"
           "  version                                 print version and build facts\n"
           "\n"
           "Environment: COHORT_LOG=debug|info|warn|error, COHORT_LOG_RANKS=all.\n");
@@ -56,6 +58,7 @@ int main(int argc, char **argv) {
   if (!strcmp(argv[1], "generate")) return cli_generate(argc - 1, argv + 1);
   if (!strcmp(argv[1], "serve")) return cli_serve(argc - 1, argv + 1);
   if (!strcmp(argv[1], "infer")) return cli_infer(argc - 1, argv + 1);
+  if (!strcmp(argv[1], "plot")) return cli_plot(argc - 1, argv + 1);
   fprintf(stderr, "cohort: unknown command '%s'\n\n", argv[1]);
   usage(stderr);
   return 2;

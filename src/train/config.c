@@ -99,6 +99,9 @@ static const ch_key_row k_keys[] = {
         "run.resume finds wins (a restarted fine-tune continues); empty = none"),
   K_FLOAT("run.watchdog_timeout", run.watchdog_timeout, "300", 0, INFINITY, 0,
           "seconds a rank may wait in one collective before the job is aborted; 0 = off"),
+  K_BOOL("run.tensorboard", run.tensorboard, "false",
+         "rank 0 also writes the logged scalars as a TensorBoard event file in run.dir "
+         "(docs/monitoring.md)"),
   K_INT_MAX("run.checkpoint.every", run.checkpoint.every, "0", 0, MAX_STEPS,
             "write a checkpoint every N steps (and at the end); 0 = only on preemption"),
   K_INT_MAX("run.checkpoint.keep_last", run.checkpoint.keep_last, "3", 1, 1000000,

@@ -1,6 +1,7 @@
 /* Progress lines and metrics.jsonl records. */
 #include <math.h>
 #include <stdio.h>
+#include <stdlib.h>
 
 #include "cohort/log.h"
 #include "train/train_internal.h"
@@ -31,24 +32,44 @@ void progress_print(const progress *p) {
           tokens ? "tok" : "samples", eta, val, skipped);
 }
 
-/* ", "key": v" with %.9g (round-trips float32 values), or null: JSON has no NaN or Infinity, and
- * a skipped step's loss or norm is not finite. */
-static void json_number(FILE *f, const char *key, double v) {
-  if (isfinite(v)) fprintf(f, ", \"%s\": %.9g", key, v);
-  else fprintf(f, ", \"%s\": null", key);
+/* The number `v` as written with `decimals` fixed decimals. */
+static double rounded(double v, int decimals) {
+  char buf[64];
+  snprintf(buf, sizeof buf, "%.*f", decimals, v);
+  return isfinite(v) ? strtod(buf, NULL) : v;
+}
+
+int progress_scalars(const progress *p, progress_scalar *out) {
+  int n = 0;
+#define ADD(k, t, v, d) (out[n++] = (progress_scalar){k, t, (d) < 0 ? (v) : rounded(v, d), d})
+  ADD("epoch", NULL, floor(p->epoch), 0);
+  ADD("epoch_float", "train/epoch", p->epoch, 6);
+  ADD("loss", "train/loss", p->loss, -1);
+  ADD("lr", "train/lr", p->lr, -1);
+  ADD("grad_norm", "train/grad_norm", p->grad_norm, -1);
+  ADD("samples_per_s", "train/samples_per_s", p->samples_per_s, 1);
+  if (p->targets > 1)
+    ADD("tokens_per_s", "train/tokens_per_s", p->samples_per_s * (double)p->targets, 1);
+  if (p->skipped > 0) ADD("skipped_steps", "train/skipped_steps", (double)p->skipped, 0);
+  if (!isnan(p->val_loss)) {
+    ADD("val_loss", "val/loss", p->val_loss, -1);
+    ADD("val_acc", "val/acc", p->val_acc, -1);
+  }
+#undef ADD
+  return n;
 }
 
 void progress_write_json(FILE *f, const progress *p) {
-  fprintf(f, "{\"step\": %lld, \"epoch\": %lld, \"epoch_float\": %.6f", (long long)p->step,
-          (long long)floor(p->epoch), p->epoch);
-  json_number(f, "loss", p->loss);
-  json_number(f, "lr", p->lr);
-  json_number(f, "grad_norm", p->grad_norm);
-  fprintf(f, ", \"samples_per_s\": %.1f", p->samples_per_s);
-  if (p->targets > 1) fprintf(f, ", \"tokens_per_s\": %.1f", p->samples_per_s * (double)p->targets);
-  if (p->skipped > 0) fprintf(f, ", \"skipped_steps\": %lld", (long long)p->skipped);
-  if (!isnan(p->val_loss))
-    json_number(f, "val_loss", p->val_loss), json_number(f, "val_acc", p->val_acc);
+  progress_scalar s[PROGRESS_MAX_SCALARS];
+  int n = progress_scalars(p, s);
+  fprintf(f, "{\"step\": %lld", (long long)p->step);
+  /* %.9g round-trips float32 values; JSON has no NaN or Infinity, and a skipped step's loss or
+   * norm is not finite: null. */
+  for (int i = 0; i < n; i++) {
+    if (!isfinite(s[i].value)) fprintf(f, ", \"%s\": null", s[i].key);
+    else if (s[i].decimals < 0) fprintf(f, ", \"%s\": %.9g", s[i].key, s[i].value);
+    else fprintf(f, ", \"%s\": %.*f", s[i].key, s[i].decimals, s[i].value);
+  }
   fprintf(f, "}\n");
   fflush(f);
 }

@@ -102,6 +102,7 @@ static ch_status setup(trainer *t, const ch_config *cfg, const ch_group *g) {
     CH_CHECK(ch_config_write(cfg, path));
   }
   CH_CHECK(trainer_open_metrics(t, resumed));
+  if (g->rank == 0 && cfg->run.tensorboard) t->tb = tb_open(cfg->run.dir, t->step);
   size_t nparams = 0;
   for (int i = 0; i < t->layout->nparams; i++) nparams += (size_t)ch_param_numel(&t->layout->params[i]);
   char train_desc[160], val_desc[160];
@@ -121,6 +122,7 @@ static ch_status setup(trainer *t, const ch_config *cfg, const ch_group *g) {
 
 static void teardown(trainer *t) {
   if (t->metrics) fclose(t->metrics);
+  tb_close(t->tb);
   ch_dp_destroy(t->dp);
   ch_model_destroy(t->model);
   ch_group_destroy(&t->dg);
@@ -179,6 +181,7 @@ static ch_status log_progress(trainer *t, double lr, double norm, int do_eval, d
   if (t->g->rank == 0) {
     progress_print(&p);
     progress_write_json(t->metrics, &p);
+    tb_write(t->tb, &p);
   }
   res->train_loss = p.loss;
   res->val_loss = p.val_loss;

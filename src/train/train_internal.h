@@ -68,6 +68,7 @@ typedef struct trainer {
   int64_t nonfinite_run; /* steps skipped in a row for a non-finite loss or gradient norm */
   int64_t n_skipped;     /* steps skipped since the last progress line */
   FILE *metrics;
+  struct tb_writer *tb;  /* rank 0 with run.tensorboard, else NULL (tb_open) */
 } trainer;
 
 /* Non-finite steps (src/train/nonfinite.c). */
@@ -124,7 +125,37 @@ typedef struct progress {
                             * over the others (NaN when none) */
 } progress;
 
+/* One number of a logged step: its metrics.jsonl key, its TensorBoard tag (NULL: not a
+ * TensorBoard scalar) and its value as written: %.9g (decimals < 0; null in JSON and left out of
+ * TensorBoard when not finite) or rounded to `decimals` fixed decimals, so that metrics.jsonl and
+ * the event file hold the same numbers (docs/monitoring.md lists them). */
+typedef struct progress_scalar {
+  const char *key, *tag;
+  double value;
+  int decimals;
+} progress_scalar;
+#define PROGRESS_MAX_SCALARS 12
+/* Fills out[] (PROGRESS_MAX_SCALARS entries) with p's numbers in metrics.jsonl order; returns
+ * how many. */
+int progress_scalars(const progress *p, progress_scalar *out);
+
 /* Prints the progress line (rank 0's stdout via the logger). */
 void progress_print(const progress *p);
 /* Appends one JSON object line to `f` and flushes it. */
 void progress_write_json(FILE *f, const progress *p);
+
+/* TensorBoard event file of a run (run.tensorboard; src/train/tensorboard.c), rank 0 only. A
+ * failure to create or write it warns once and turns the writer off: training goes on. */
+typedef struct tb_writer tb_writer;
+/* Creates run_dir/events.out.tfevents.<unix seconds>.<host>.<pid> (a new file per process
+ * start, as TensorBoard expects) and writes its file_version record and a SessionLog START at
+ * step + 1 (`step`: where the run starts or resumed), which makes TensorBoard drop the points
+ * of earlier files past `step`, as metrics.jsonl drops its lines (all of them when a run
+ * starts over in the same run.dir). Returns NULL after a warning when the file cannot be made;
+ * tb_write and tb_close accept NULL. */
+tb_writer *tb_open(const char *run_dir, int64_t step);
+/* Appends one Event holding p's scalars that have a tag (progress_scalars) at p->step, and
+ * flushes it (a user may be watching). On a write error: one warning, then nothing more. */
+void tb_write(tb_writer *w, const progress *p);
+/* Closes the file and frees `w`. */
+void tb_close(tb_writer *w);
