@@ -44,11 +44,6 @@ static void trim(const char *s, const char **b, size_t *n) {
   *n = len;
 }
 
-static int blank(const char *s) {
-  while (*s == ' ' || *s == '\t') s++;
-  return !*s;
-}
-
 int table_is_missing(const tab_field *f) {
   static const char *const tokens[] = {"NA", "N/A", "NaN", "?"};
   if (f->null) return 1;
@@ -234,11 +229,15 @@ static ch_status data_row(table *t, const tab_field *f, int n, int64_t line) {
         return CH_FAIL(CH_ERR_FORMAT, "%s:%lld: column %d%s: the label is missing (rows are never "
                        "dropped: fix or remove the row)", t->path, (long long)line, c + 1,
                        col_name(t, c, nm, sizeof nm));
-      if (!t->o.fill)
-        return CH_FAIL(CH_ERR_FORMAT, "%s:%lld: column %d%s: missing value (%s%.20s%s); --fill "
-                       "VALUE replaces missing values", t->path, (long long)line, c + 1,
-                       col_name(t, c, nm, sizeof nm), f[c].null ? "null or no key" : blank(f[c].s) ? "empty" : "'",
-                       f[c].null || blank(f[c].s) ? "" : f[c].s, f[c].null || blank(f[c].s) ? "" : "'");
+      if (!t->o.fill) {
+        const char *b;
+        size_t len;
+        trim(f[c].null ? "" : f[c].s, &b, &len);
+        return CH_FAIL(CH_ERR_FORMAT, "%s:%lld: column %d%s: missing value (%s%.*s%s); --fill VALUE "
+                       "replaces missing values", t->path, (long long)line, c + 1,
+                       col_name(t, c, nm, sizeof nm), f[c].null ? "null or no key" : len ? "'" : "empty",
+                       (int)(len > 20 ? 20 : len), b, len ? "'" : "");
+      }
       xr[j++] = (float)t->o.fill_value;
       t->filled++;
       continue;

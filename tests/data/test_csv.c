@@ -254,8 +254,13 @@ static void check_errors(void) {
   expect_error("cols.csv", "a,b,c\n1,2,0\n\n3,4\n", 0, -1, CH_ERR_FORMAT, "cols.csv:4", "expected 3 columns, found 2");
   expect_error("neg.csv.gz", "1,2,0\n1,2,-1\n", 1, -1, CH_ERR_FORMAT, "neg.csv.gz:2", "negative");
   expect_error("frac.csv", "1,2,0\n1,2,1.5\n", 0, -1, CH_ERR_FORMAT, "frac.csv:2", "not an integer");
-  expect_error("labmid.csv", "1,0,2\n1,x,2\n", 0, 1, CH_ERR_FORMAT, "labmid.csv:2", "column 2");
-  expect_error("empty.csv", "1,2,0\n1,,0\n", 0, -1, CH_ERR_FORMAT, "empty.csv:2", "column 2 is empty");
+  expect_error("labmid.csv", "1,0,2\nx,1,2\n", 0, 1, CH_ERR_FORMAT, "labmid.csv:2", "column 1: 'x' is not a number");
+  expect_error("empty.csv", "1,2,0\n1,,0\n", 0, -1, CH_ERR_FORMAT, "empty.csv:2: column 2", "missing value (empty)");
+  expect_error("na.csv", "1,2,0\n1, NA ,0\n", 0, -1, CH_ERR_FORMAT, "na.csv:2: column 2", "missing value ('NA')");
+  expect_error("nolabel.csv", "1,2,0\n1,2,?\n", 0, -1, CH_ERR_FORMAT, "nolabel.csv:2: column 3", "the label is missing");
+  expect_error("quote.csv", "1,2,0\n1,\"2\nx,0\n", 0, -1, CH_ERR_FORMAT, "quote.csv:2: column 2", "never closes");
+  expect_error("after.csv", "1,2,0\n1,\"2\"x,0\n", 0, -1, CH_ERR_FORMAT, "after.csv:2: column 2", "after the closing quote");
+  expect_error("labneg.csv", "1,2,0\n", 0, -4, CH_ERR_INVALID, "labneg.csv", "label column -4 is out of range");
   expect_error("inf.csv", "1,2,0\ninf,2,0\n", 0, -1, CH_ERR_FORMAT, "inf.csv:2", "finite");
   expect_error("big.csv", "1,2,0\n1e39,2,0\n", 0, -1, CH_ERR_FORMAT, "big.csv:2", "float32");
   expect_error("hdrcols.csv", "a,b\n1,2,0\n", 0, -1, CH_ERR_FORMAT, "hdrcols.csv:1", "header has 2 columns");
