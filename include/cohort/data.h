@@ -74,6 +74,9 @@ CH_API void ch_dataset_close(ch_dataset *ds);
 CH_API int64_t ch_dataset_rows(const ch_dataset *ds);
 CH_API int64_t ch_dataset_features(const ch_dataset *ds);
 CH_API int ch_dataset_classes(const ch_dataset *ds);
+/* The name of each class id (num_classes strings, borrowed until close) when the file has
+ * /class_names (string labels), else NULL. */
+CH_API const char *const *ch_dataset_class_names(const ch_dataset *ds);
 
 /* Reads rows `rows[0..n)` (any order, repeats allowed) into x [n,D] and y [n], in that order.
  * Collective over the group: every rank calls it, with its own rows (n may be 0; then rows, x

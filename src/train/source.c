@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "cohort/log.h"
 #include "train/train_internal.h"
 
 struct source {
@@ -72,7 +73,14 @@ ch_status source_model_info(const ch_config *cfg, const source *s, ch_ckpt_model
   out->classes = source_classes(s);
   snprintf(out->data_path, sizeof out->data_path, "%s", cfg->data.path);
   snprintf(out->tokenizer, sizeof out->tokenizer, "none");
-  if (!s->tokens) return CH_OK;
+  if (!s->tokens) { /* string labels: their names travel with the model */
+    const char *const *names = ch_dataset_class_names(s->rows);
+    if (ch_ckpt_set_class_names(out, names, names ? ch_dataset_classes(s->rows) : 0) != CH_OK) {
+      CH_WARN("%s: %s; checkpoints will hold class ids only", cfg->data.path, ch_error_message());
+      ch_error_clear();
+    }
+    return CH_OK;
+  }
   ch_tokenizer *tok;
   CH_CHECK(ch_tokenizer_load(cfg->data.path, &tok));
   snprintf(out->tokenizer, sizeof out->tokenizer, "%s", ch_tokenizer_name(tok));
