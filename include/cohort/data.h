@@ -168,10 +168,12 @@ CH_API double ch_tokens_unigram_entropy(const ch_tokens *t);
 CH_API ch_status ch_tokens_read(ch_tokens *t, const int64_t *windows, int64_t n, int32_t *out);
 
 /* Writes a classifier's predictions of N rows (`cohort infer`): /logits float32 [N, C] and
- * /label int32 [N], with root attribute source; this rank supplies rows [first, first + n).
- * Collective (parallel HDF5, collective transfers); written to out.partial, then renamed by
- * rank 0, so `out` appears whole or not at all. Every rank returns the same outcome. Errors:
- * CH_ERR_IO naming the file, CH_ERR_MPI. */
+ * /label int32 [N], with root attribute source; with class_names (C names, or NULL) also
+ * /label_name [N] (the name of each row's label) and /class_names [C], fixed-length UTF-8
+ * strings. This rank supplies rows [first, first + n). Collective (parallel HDF5, collective
+ * transfers); written to out.partial, then renamed by rank 0, so `out` appears whole or not at
+ * all. Every rank returns the same outcome. Errors: CH_ERR_IO naming the file, CH_ERR_MPI. */
 CH_API ch_status ch_data_write_predictions(const ch_group *g, const char *out, int64_t N, int64_t C,
                                     int64_t first, int64_t n, const float *logits,
-                                    const int32_t *labels, const char *source);
+                                    const int32_t *labels, const char *const *class_names,
+                                    const char *source);
