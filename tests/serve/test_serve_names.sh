@@ -32,6 +32,10 @@ grep -q "header: yes (auto" "$work/data.txt" && grep -q "classes   3 (string lab
 ck="$work/run/checkpoints"
 "$mpiexec" -n 2 "${flags[@]}" "$cohort" infer "$ck" "$work/iris.h5" "$work/pred.h5"
 
+"$cohort" ckpt inspect "$ck" > "$work/inspect.txt"
+grep -q "class names     0=setosa 1=versicolor 2=virginica" "$work/inspect.txt" ||
+  { cat "$work/inspect.txt"; echo "FAIL: ckpt inspect class names"; exit 1; }
+
 start one 1 "$ck"
 "$py" - "$work" "$one_port" <<'PY'
 import glob, json, struct, sys, urllib.request
