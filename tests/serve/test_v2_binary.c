@@ -337,6 +337,25 @@ static void test_outputs(void) {
   free(b.data);
   v2_output half = {"h", CH_V2_FP16, 1, {3}, fv, NULL, NULL};
   CHT_ASSERT(v2_response_body("m", NULL, &r, &half, 1, &b) == -1 && !b.data, "FP16 refused");
+
+  /* BYTES (class names): binary, each element a 4-byte little-endian length and its bytes;
+   * JSON, strings (escaped); no strings: malformed. */
+  const char *names[3] = {"setosa", "", "vir\"gi\u00e9"};
+  v2_output str = {"class_name", CH_V2_BYTES, 1, {3}, NULL, NULL, names};
+  CHT_ASSERT(v2_response_body("m", NULL, &r, &str, 1, &b) == 0, "BYTES binary");
+  p = (const unsigned char *)b.data + b.json_len;
+  size_t l2 = strlen(names[2]);
+  CHT_ASSERT(b.len - b.json_len == 12 + 6 + l2 && p[0] == 6 && p[1] == 0 && !memcmp(p + 4, "setosa", 6) &&
+                 p[10] == 0 && p[14] == l2 && !memcmp(p + 18, names[2], l2),
+             "BYTES bytes (%zu)", b.len - b.json_len);
+  CHT_ASSERT(strstr(b.data, "\"datatype\":\"BYTES\",\"shape\":[3],\"parameters\":{\"binary_data_size\":"),
+             "BYTES header: %.*s", (int)b.json_len, b.data);
+  free(b.data);
+  char *js = v2_response("m", NULL, NULL, &str, 1);
+  CHT_ASSERT(js && strstr(js, "\"data\":[\"setosa\",\"\",\"vir\\\"gi\u00e9\"]"), "BYTES JSON: %s", js);
+  free(js);
+  str.str = NULL;
+  CHT_ASSERT(v2_response("m", NULL, NULL, &str, 1) == NULL, "BYTES without strings refused");
   v2_request_free(&r);
 }
 
