@@ -2,7 +2,8 @@
 # Class names end to end: a CSV with string labels (and a header) -> `cohort data csv` ->
 # `cohort train` (2 ranks, a few steps) -> the checkpoint's data_class_names -> `cohort infer`
 # (/label_name, /class_names) and `cohort serve` (V2 metadata lists class_name BYTES; infer
-# returns each row's class name next to its label id, in JSON and in Triton's binary form).
+# returns each row's class name next to its label id, in JSON and in Triton's binary form;
+# tritonclient reads them when PyPI is reachable).
 # Usage: test_serve_names.sh COHORT SOURCE_DIR MPIEXEC [MPIEXEC_FLAGS...]
 set -euo pipefail
 cohort=$1 src=$2 mpiexec=$3
@@ -88,5 +89,29 @@ while at < len(data):
 assert got == [names[i] for i in label], got[:5]
 print(f"serve: class_name for {len(got)} rows (JSON and binary)")
 PY
+# tritonclient[http] from PyPI, unmodified, when PyPI is reachable (else this part is left out):
+# as_numpy("class_name") gives the names in binary and in JSON.
+if "$py" -m venv "$work/venv" > "$work/venv.log" 2>&1 &&
+   timeout 300 "$work/venv/bin/pip" install -q --disable-pip-version-check --timeout 30 \
+     "tritonclient[http]" numpy > "$work/pip.log" 2>&1; then
+  "$work/venv/bin/python" - "$one_port" <<'PY'
+import sys
+import numpy as np
+import tritonclient.http as th
+c = th.InferenceServerClient(f"127.0.0.1:{sys.argv[1]}")
+names = ["setosa", "versicolor", "virginica"]
+x = np.array([[0, 0, 0], [4, 4, 4], [8, 8, 8]], dtype=np.float32)
+for binary in (True, False):
+    i = th.InferInput("input", list(x.shape), "FP32")
+    i.set_data_from_numpy(x, binary_data=binary)
+    r = c.infer("mlp", [i], outputs=[th.InferRequestedOutput(n, binary_data=binary)
+                                     for n in ("label", "class_name")])
+    got = [n.decode() if isinstance(n, bytes) else n for n in r.as_numpy("class_name")]
+    assert got == [names[k] for k in r.as_numpy("label")], (binary, got)
+print(f"tritonclient: class_name {got}")
+PY
+else
+  echo "tritonclient part left out (no venv or PyPI): $(tail -1 "$work/pip.log" 2>/dev/null)"
+fi
 stop one
 echo "serve_names: ok"
