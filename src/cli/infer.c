@@ -90,7 +90,10 @@ static ch_status run(const ch_group *g, const ch_backend *be, const char *ckpt, 
   char source[CH_PATH_MAX * 2 + 64];
   snprintf(source, sizeof source, "%s, %s:/%s", path, in, split);
   /* A model trained on string labels names each predicted class. */
-  names = info.n_class_names ? calloc((size_t)C, sizeof *names) : NULL;
+  if (info.n_class_names && !(names = calloc((size_t)C, sizeof *names))) {
+    st = CH_FAIL(CH_ERR_NOMEM, "class names");
+    goto done;
+  }
   if (names) ch_ckpt_class_names(&info, names);
   CH_CHECK_GOTO(ch_data_write_predictions(g, out, N, C, first, mine, logits, labels, names, source),
                 st, done);
