@@ -116,7 +116,8 @@ static ch_status parse_jsonl(const char *path, table *t) {
     const char *s = li.line;
     while (*s == ' ' || *s == '\t') s++;
     if (!*s) continue;
-    cJSON *j = cJSON_ParseWithLength(li.line, li.line_len);
+    /* the whole line: a second value after the first is an error, not dropped */
+    cJSON *j = cJSON_ParseWithOpts(li.line, NULL, 1);
     if (!j) {
       const char *at = cJSON_GetErrorPtr();
       long col = at && at >= li.line && at <= li.line + li.line_len ? (long)(at - li.line) + 1 : 0;

@@ -416,9 +416,10 @@ ch_status table_finish(table *t) {
   if (distinct > 20 && 2 * distinct > t->rows) {
     char nm[80];
     snprintf(t->warning, sizeof t->warning,
-             "warning: the label column (--label-column %d%s) looks continuous, not a class: %lld "
+             "warning: the label column (--label-column %d%s) looks %s, not a class: %lld "
              "distinct values in %lld rows, %d classes; choose the class column with --label-column "
-             "INDEX|NAME", t->label_col, col_name(t, t->label_col, nm, sizeof nm), (long long)distinct,
+             "INDEX|NAME", t->label_col, col_name(t, t->label_col, nm, sizeof nm),
+             t->class_names ? "like an id" : "continuous", (long long)distinct,
              (long long)t->rows, t->num_classes);
   }
   return CH_OK;

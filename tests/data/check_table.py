@@ -16,6 +16,7 @@ except ImportError:
 
 BOM = "\ufeff"
 WINE = "".join(f"{i % 3 + 1},{1.5 + i},{1000 + 7 * i}\n" for i in range(25))
+IDS = [f"id{i}" for i in range(30)]  # byte order: id0, id1, id10, ...
 SPLIT = "".join(f"{i},{i % 2}\n" for i in range(10))
 
 # (name, format, input text, arguments, expected): expected is a dict with the rows x and labels
@@ -106,6 +107,11 @@ CASES = [
     ("jsonl_arrays_header", "jsonl", '["a","b","y"]\n[1,2,0]\n', V0,
      dict(x=[[1, 2]], y=[0], out=["header: yes (auto"])),
     ("jsonl_invalid", "jsonl", '{"a":1,"y":0}\n{"a":1,\n', V0, ("error", 2, ["{f}:2:", "not valid JSON"])),
+    ("jsonl_two_values", "jsonl", '{"a":1,"y":0} {"a":2,"y":1}\n', V0, ("error", 2, ["{f}:1:", "not valid JSON"])),
+    ("jsonl_trailing_blanks", "jsonl", '{"a":1,"y":0}  \t\n[', V0, ("error", 2, ["{f}:2:", "not valid JSON"])),
+    ("string_ids_warn", "csv", "".join(f"{i},id{i}\n" for i in range(30)), V0,
+     dict(x=[[i] for i in range(30)], y=[sorted(IDS).index(n) for n in IDS], names=sorted(IDS),
+          err=["looks like an id, not a class: 30 distinct values in 30 rows"])),
     ("jsonl_bool", "jsonl", '{"a":true,"y":0}\n', V0, ("error", 2, ["{f}:1: column 1 ('a'): true/false is not a value"])),
     ("jsonl_mixed", "jsonl", '{"a":1,"y":0}\n[1,0]\n', V0, ("error", 2, ["{f}:2: an array, but the lines before hold objects"])),
     ("jsonl_header_option", "jsonl", '{"a":1,"y":0}\n', V0 + ["--header", "yes"],
