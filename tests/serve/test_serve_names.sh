@@ -47,9 +47,25 @@ with h5py.File(f"{work}/iris.h5", "r") as f:
     assert [n.decode() for n in f["class_names"][...]] == names
     x, y = f["val/x"][...], f["val/y"][...]
 ckpt = sorted(glob.glob(f"{work}/run/checkpoints/step-*.h5"))[-1]
+import struct, zlib
+def attrs_crc32(f):  # docs/checkpoint-format.md: the names are covered like any string attribute
+    out = b""
+    for name in sorted((n for n in f.attrs if n != "attrs_crc32"), key=lambda n: n.encode()):
+        v = f.attrs[name]
+        out += name.encode() + b"\0"
+        if isinstance(v, (str, bytes)):
+            b = v.encode() if isinstance(v, str) else v
+            out += b"s" + struct.pack("<QQ", 1, len(b)) + b
+        else:
+            a = np.atleast_1d(v)
+            kind = "i" if a.dtype.kind in "iu" else "f"
+            a = a.astype("<i8" if kind == "i" else "<f8")
+            out += kind.encode() + struct.pack("<Q", a.size) + a.tobytes()
+    return zlib.crc32(out)
 with h5py.File(ckpt, "r") as f:
     stored = f.attrs["data_class_names"]
     assert json.loads(stored) == names, stored
+    assert attrs_crc32(f) == f.attrs["attrs_crc32"], "attrs_crc32"
 with h5py.File(f"{work}/pred.h5", "r") as f:
     label, lname = f["label"][...], [n.decode() for n in f["label_name"][...]]
     assert [n.decode() for n in f["class_names"][...]] == names
