@@ -60,10 +60,18 @@ void source_describe(const source *s, char *buf, size_t size) {
     if (s->train && !isnan(h) && n > 0 && (size_t)n < size) /* the loss to beat: a model ignoring context */
       snprintf(buf + n, size - (size_t)n, ", unigram entropy %.4f nats/token", h);
   }
-  else
-    snprintf(buf, size, "%lld rows x %lld features, %d classes",
-             (long long)ch_dataset_rows(s->rows), (long long)ch_dataset_features(s->rows),
-             ch_dataset_classes(s->rows));
+  else {
+    int n = snprintf(buf, size, "%lld rows x %lld features, %d classes",
+                     (long long)ch_dataset_rows(s->rows), (long long)ch_dataset_features(s->rows),
+                     ch_dataset_classes(s->rows));
+    /* string labels: the first class names, once (with the train split) */
+    const char *const *names = s->train ? ch_dataset_class_names(s->rows) : NULL;
+    int classes = ch_dataset_classes(s->rows), shown = names ? (classes < 4 ? classes : 4) : 0;
+    for (int c = 0; c < shown && n > 0 && (size_t)n < size; c++)
+      n += snprintf(buf + n, size - (size_t)n, "%s%.40s", c ? ", " : " (", names[c]);
+    if (names && n > 0 && (size_t)n < size)
+      snprintf(buf + n, size - (size_t)n, "%s)", classes > shown ? ", ..." : "");
+  }
 }
 
 ch_status source_model_info(const ch_config *cfg, const source *s, ch_ckpt_model_info *out) {
