@@ -34,6 +34,7 @@ typedef struct ch_csv_stats {
   int64_t filled;         /* missing feature values replaced by --fill */
   int header;             /* 1: the first row named the columns */
   int label_column;       /* the label column, 0-based */
+  char label_name[128];   /* its header name, "" without a header */
   int named_classes;      /* 1: string labels, their names stored in /class_names */
   char header_note[384];  /* what was decided about the header, and why */
   char warning[512];      /* "" or a warning (a label column that looks continuous) */

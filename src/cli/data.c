@@ -159,10 +159,10 @@ static int cli_data_table(int argc, char **argv, int jsonl) {
          "  rows      %" PRId64 " read, %" PRId64 " written (train %" PRId64 ", val %" PRId64 ")\n"
          "  features  %" PRId64 "\n"
          "  classes   %d%s\n"
-         "  label     column %d\n",
+         "  label     column %d%s%s%s\n",
          pos[1], s.rows, s.train_rows + s.val_rows, s.train_rows, s.val_rows, s.features,
          s.num_classes, s.named_classes ? " (string labels, names in /class_names)" : "",
-         s.label_column);
+         s.label_column, s.label_name[0] ? " ('" : "", s.label_name, s.label_name[0] ? "')" : "");
   if (o.fill) printf("  filled    %" PRId64 " missing values with %g\n", s.filled, o.fill_value);
   return 0;
 }

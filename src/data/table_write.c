@@ -142,6 +142,7 @@ ch_status table_write(const table *t, const char *in_path, const char *out_path,
     stats->num_classes = t->num_classes;
     stats->filled = t->filled;
     stats->label_column = t->label_col;
+    if (t->names) snprintf(stats->label_name, sizeof stats->label_name, "%s", t->names[t->label_col]);
     stats->named_classes = t->class_names != NULL;
   }
 done:

@@ -61,7 +61,7 @@ CASES = [
     ("label_first", "csv", "0,1,2\n1,3,4\n", V0 + ["--label-column", "0"], dict(x=[[1, 2], [3, 4]], y=[0, 1])),
     ("label_negative", "csv", "0,1,2\n1,3,4\n", V0 + ["--label-column", "-3"], dict(x=[[1, 2], [3, 4]], y=[0, 1])),
     ("label_by_name", "csv", "a,cls,b\n1,0,2\n3,1,4\n", V0 + ["--label-column", "cls"],
-     dict(x=[[1, 2], [3, 4]], y=[0, 1], out=["label     column 1"])),
+     dict(x=[[1, 2], [3, 4]], y=[0, 1], out=["label     column 1 ('cls')"])),
     ("label_name_no_header", "csv", "1,2,0\n", V0 + ["--label-column", "y"],
      ("error", 2, ["--label-column 'y' is a column name, but the file has no header"])),
     ("label_name_unknown", "csv", "a,b,y\n1,2,0\n", V0 + ["--label-column", "z"],
