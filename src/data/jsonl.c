@@ -78,8 +78,16 @@ static ch_status object_row(jrow *r, const cJSON *obj, const char *path, int64_t
                      "the first object, line %lld)", path, (long long)line, v->string,
                      (long long)r->first_line);
   }
-  for (int k = 0; k < r->nkeys; k++)
-    CH_CHECK(field(r, k, cJSON_GetObjectItemCaseSensitive(obj, r->keys[k]), path, line));
+  int present = 0;
+  for (int k = 0; k < r->nkeys; k++) {
+    const cJSON *item = cJSON_GetObjectItemCaseSensitive(obj, r->keys[k]);
+    present += item != NULL;
+    CH_CHECK(field(r, k, item, path, line));
+  }
+  if (present != cJSON_GetArraySize(obj)) /* a key given twice: which value would count? */
+    cJSON_ArrayForEach(v, obj) for (const cJSON *w = v->next; w; w = w->next)
+      if (!strcmp(v->string, w->string))
+        return CH_FAIL(CH_ERR_FORMAT, "%s:%lld: key '%s' appears twice", path, (long long)line, v->string);
   return CH_OK;
 }
 

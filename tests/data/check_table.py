@@ -112,6 +112,7 @@ CASES = [
     ("string_ids_warn", "csv", "".join(f"{i},id{i}\n" for i in range(30)), V0,
      dict(x=[[i] for i in range(30)], y=[sorted(IDS).index(n) for n in IDS], names=sorted(IDS),
           err=["looks like an id, not a class: 30 distinct values in 30 rows"])),
+    ("jsonl_duplicate_key", "jsonl", '{"a":1,"y":0}\n{"a":1,"y":0,"a":2}\n', V0, ("error", 2, ["{f}:2: key 'a' appears twice"])),
     ("jsonl_bool", "jsonl", '{"a":true,"y":0}\n', V0, ("error", 2, ["{f}:1: column 1 ('a'): true/false is not a value"])),
     ("jsonl_mixed", "jsonl", '{"a":1,"y":0}\n[1,0]\n', V0, ("error", 2, ["{f}:2: an array, but the lines before hold objects"])),
     ("jsonl_header_option", "jsonl", '{"a":1,"y":0}\n', V0 + ["--header", "yes"],
