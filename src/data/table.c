@@ -25,7 +25,8 @@ static void free_strs(char **v, int n) {
 
 void table_free(table *t) {
   free_strs(t->names, t->ncols);
-  free_strs(t->first, t->nfirst);
+  for (int i = 0; i < t->npend; i++) free_strs(t->pend[i].f, t->pend[i].n);
+  free(t->pend);
   free_strs(t->labels, t->nlabels);
   free_strs(t->class_names, t->class_names ? t->num_classes : 0);
   free(t->label_line);
@@ -265,42 +266,86 @@ static ch_status data_row(table *t, const tab_field *f, int n, int64_t line) {
   return CH_OK;
 }
 
+/* AUTO looks at most this many rows below row 1 for a column's first value. */
+enum { HEADER_LOOKAHEAD = 64 };
+
 /* AUTO: row 1 names the columns iff some column holds text in row 1 (not a number, not a
- * missing value) above a number in row 2. A data row never does: its features are numbers or
- * missing, and a string label has a string label below it. */
-static int decide_header(table *t, const tab_field *r2, int n2, int64_t line2) {
-  for (int c = 0; c < t->nfirst && c < n2; c++) {
-    tab_field a = {t->first[c], 0};
+ * missing value) above a number: the first value below it that is not missing. A data row never
+ * does: its features are numbers or missing, and a string label has a string label below it.
+ * Returns 1 (header) or 0 (data) with the reason in header_note, or -1 while the kept rows
+ * cannot tell yet (a text column with only missing values below it so far; `final`: no more
+ * rows come). */
+static int decide_header(table *t, int final) {
+  const tab_row *r1 = &t->pend[0];
+  int open = 0;
+  for (int c = 0; c < r1->n; c++) {
+    if (!field_text(&(tab_field){r1->f[c], 0})) continue;
+    int i = 1;
+    while (i < t->npend && (c >= t->pend[i].n || table_is_missing(&(tab_field){t->pend[i].f[c], 0}))) i++;
     double v;
-    if (field_text(&a) && field_number(&r2[c], &v)) {
+    if (i == t->npend) open++;
+    else if (field_number(&(tab_field){t->pend[i].f[c], 0}, &v)) {
       snprintf(t->header_note, sizeof t->header_note,
                "header: yes (auto: line %lld has '%.40s' in column %d where line %lld has a number; "
-               "--header no keeps it as data)", (long long)t->first_line, t->first[c], c + 1,
-               (long long)line2);
+               "--header no keeps it as data)", (long long)r1->line, r1->f[c], c + 1,
+               (long long)t->pend[i].line);
       return 1;
     }
   }
+  if (open && !final && t->npend <= HEADER_LOOKAHEAD) return -1;
+  if (t->npend == 1) { /* a single row: a header only when it is all text */
+    int text = 1;
+    for (int c = 0; c < r1->n; c++) text &= field_text(&(tab_field){r1->f[c], 0});
+    snprintf(t->header_note, sizeof t->header_note, "header: %s (auto: line %lld is the only row%s)",
+             text ? "yes" : "no", (long long)r1->line, text ? " and all text" : "");
+    return text;
+  }
   snprintf(t->header_note, sizeof t->header_note,
-           "header: no (auto: no field of line %lld is text above a number in line %lld; --header "
-           "yes takes it as the column names)", (long long)t->first_line, (long long)line2);
+           "header: no (auto: no field of line %lld is text above a number; --header yes takes it "
+           "as the column names)", (long long)r1->line);
   return 0;
 }
 
-/* Row 1, kept by AUTO, becomes the header or the first data row. */
-static ch_status settle_first(table *t, int header) {
-  char **first = t->first;
-  int n = t->nfirst;
-  t->first = NULL;
-  t->nfirst = 0;
-  if (header) return set_header(t, first, n, t->first_line);
-  tab_field *f = calloc((size_t)n + 1, sizeof *f);
-  ch_status st = f ? CH_OK : CH_FAIL(CH_ERR_NOMEM, "%s: row", t->path);
-  for (int i = 0; f && i < n; i++) f[i].s = first[i];
-  if (st == CH_OK) st = fix_columns(t, n, t->first_line);
-  if (st == CH_OK) st = data_row(t, f, n, t->first_line);
+/* The kept rows, once decided: row 1 the header or data, the others data, in order. */
+static ch_status settle(table *t, int header) {
+  ch_status st = CH_OK;
+  tab_field *f = NULL;
+  for (int i = 0; i < t->npend && st == CH_OK; i++) {
+    tab_row *r = &t->pend[i];
+    if (i == 0 && header) {
+      st = set_header(t, r->f, r->n, r->line); /* takes the names */
+      r->f = NULL;
+      continue;
+    }
+    if (!(f = realloc(f, sizeof *f * ((size_t)r->n + 1)))) {
+      st = CH_FAIL(CH_ERR_NOMEM, "%s: row", t->path);
+      break;
+    }
+    for (int c = 0; c < r->n; c++) f[c] = (tab_field){r->f[c], 0};
+    if (t->ncols == 0) st = fix_columns(t, r->n, r->line);
+    if (st == CH_OK) st = data_row(t, f, r->n, r->line);
+  }
   free(f);
-  free_strs(first, n);
+  for (int i = 0; i < t->npend; i++) free_strs(t->pend[i].f, t->pend[i].f ? t->pend[i].n : 0);
+  free(t->pend);
+  t->pend = NULL;
+  t->npend = t->cap_pend = 0;
   return st;
+}
+
+/* AUTO, undecided: keeps a copy of the row. */
+static ch_status keep_row(table *t, const tab_field *f, int n, int64_t line) {
+  if (t->npend == t->cap_pend) {
+    int cap = t->cap_pend ? 2 * t->cap_pend : 8;
+    tab_row *p = realloc(t->pend, sizeof *p * (size_t)cap);
+    if (!p) return CH_FAIL(CH_ERR_NOMEM, "%s: rows", t->path);
+    t->pend = p;
+    t->cap_pend = cap;
+  }
+  char **v = copy_fields(f, n);
+  if (!v) return CH_FAIL(CH_ERR_NOMEM, "%s: row", t->path);
+  t->pend[t->npend++] = (tab_row){v, n, line};
+  return CH_OK;
 }
 
 ch_status table_add_row(table *t, const tab_field *f, int n, int64_t line) {
@@ -311,16 +356,13 @@ ch_status table_add_row(table *t, const tab_field *f, int n, int64_t line) {
       snprintf(t->header_note, sizeof t->header_note, "header: yes (--header yes: line %lld)", (long long)line);
       return set_header(t, v, n, line);
     }
-    if (t->o.header == CH_HEADER_AUTO && !t->first) {
-      if (!(t->first = copy_fields(f, n))) return CH_FAIL(CH_ERR_NOMEM, "%s: row", t->path);
-      t->nfirst = n;
-      t->first_line = line;
-      return CH_OK;
+    if (t->o.header == CH_HEADER_AUTO) {
+      CH_CHECK(keep_row(t, f, n, line));
+      int header = t->npend > 1 ? decide_header(t, 0) : -1;
+      return header < 0 ? CH_OK : settle(t, header);
     }
-    if (t->first) CH_CHECK(settle_first(t, decide_header(t, f, n, line)));
-    if (t->o.header == CH_HEADER_NO)
-      snprintf(t->header_note, sizeof t->header_note, "header: no (--header no)");
-    if (t->ncols == 0) CH_CHECK(fix_columns(t, n, line));
+    snprintf(t->header_note, sizeof t->header_note, "header: no (--header no)");
+    CH_CHECK(fix_columns(t, n, line));
   }
   return data_row(t, f, n, line);
 }
@@ -390,13 +432,7 @@ static ch_status named_labels(table *t) {
 }
 
 ch_status table_finish(table *t) {
-  if (t->first) { /* a single row: a header only when it is all text */
-    int text = 1;
-    for (int c = 0; c < t->nfirst; c++) text &= field_text(&(tab_field){t->first[c], 0});
-    snprintf(t->header_note, sizeof t->header_note, "header: %s (auto: line %lld is the only row%s)",
-             text ? "yes" : "no", (long long)t->first_line, text ? " and all text" : "");
-    CH_CHECK(settle_first(t, text));
-  }
+  if (t->npend) CH_CHECK(settle(t, decide_header(t, 1)));
   if (t->rows == 0) {
     if (t->has_header)
       return CH_FAIL(CH_ERR_FORMAT, "%s: no data rows: only the header on line %lld (%s)", t->path,

@@ -14,6 +14,13 @@ typedef struct tab_field {
   int null;
 } tab_field;
 
+/* A row kept (copied) while the header is undecided. */
+typedef struct tab_row {
+  char **f;
+  int n;
+  int64_t line;
+} tab_row;
+
 typedef struct table {
   const char *path;
   ch_csv_opts o;
@@ -23,9 +30,8 @@ typedef struct table {
   int has_header;
   char **names;         /* ncols header names when has_header */
   int64_t header_line;
-  char **first;         /* AUTO: row 1, kept until row 2 decides */
-  int nfirst;
-  int64_t first_line;
+  struct tab_row *pend; /* AUTO: row 1 and the rows after it, kept until they decide */
+  int npend, cap_pend;
   /* rows */
   float *x;             /* rows x (ncols - 1) */
   int32_t *y;           /* while reading: label slot; after table_finish: class id */
