@@ -97,11 +97,15 @@ static char **copy_fields(const tab_field *f, int n) {
   return v;
 }
 
-/* The column count and the label column, from the first row (or the header). */
-static ch_status fix_columns(table *t, int n, int64_t line) {
-  if (n < 2)
-    return CH_FAIL(CH_ERR_FORMAT, "%s:%lld: found %d column; need at least 2 (features and a label)",
-                   t->path, (long long)line, n);
+/* The column count and the label column, from the first row (or the header) of n fields, the
+ * first `first`. */
+static ch_status fix_columns(table *t, int n, const char *first, int64_t line) {
+  if (n < 2) {
+    const char *sep = strchr(first, ';') ? "';'" : strchr(first, '\t') ? "a tab" : NULL;
+    return CH_FAIL(CH_ERR_FORMAT, "%s:%lld: found %d column; need at least 2 (features and a label)%s%s%s",
+                   t->path, (long long)line, n, sep ? "; the separator looks like " : "", sep ? sep : "",
+                   sep ? ", but fields are separated by commas" : "");
+  }
   if (t->o.label_name) {
     if (!t->names)
       return CH_FAIL(CH_ERR_INVALID, "%s: --label-column '%s' is a column name, but the file has no "
@@ -131,7 +135,7 @@ static ch_status set_header(table *t, char **names, int n, int64_t line) {
   t->names = names; /* owned from here, also on failure: ncols counts them once fixed */
   t->has_header = 1;
   t->header_line = line;
-  ch_status st = fix_columns(t, n, line);
+  ch_status st = fix_columns(t, n, n ? names[0] : "", line);
   if (st != CH_OK) {
     free_strs(t->names, n);
     t->names = NULL;
@@ -322,7 +326,7 @@ static ch_status settle(table *t, int header) {
       break;
     }
     for (int c = 0; c < r->n; c++) f[c] = (tab_field){r->f[c], 0};
-    if (t->ncols == 0) st = fix_columns(t, r->n, r->line);
+    if (t->ncols == 0) st = fix_columns(t, r->n, r->n ? r->f[0] : "", r->line);
     if (st == CH_OK) st = data_row(t, f, r->n, r->line);
   }
   free(f);
@@ -362,7 +366,7 @@ ch_status table_add_row(table *t, const tab_field *f, int n, int64_t line) {
       return header < 0 ? CH_OK : settle(t, header);
     }
     snprintf(t->header_note, sizeof t->header_note, "header: no (--header no)");
-    CH_CHECK(fix_columns(t, n, line));
+    CH_CHECK(fix_columns(t, n, n && !f[0].null ? f[0].s : "", line));
   }
   return data_row(t, f, n, line);
 }

@@ -93,6 +93,8 @@ CASES = [
     # other rejected inputs
     ("not_a_number", "csv", "1,2,0\n3,x4,1\n", V0, ("error", 2, ["{f}:2: column 2: 'x4' is not a number"])),
     ("ragged", "csv", "1,2,0\n3,4\n", V0, ("error", 2, ["{f}:2: expected 3 columns, found 2"])),
+    ("semicolons", "csv", "1;2;0\n3;4;1\n", V0,
+     ("error", 2, ["{f}:1: found 1 column; need at least 2 (features and a label); the separator looks like ';'"])),
     ("empty_file", "csv", "", V0, ("error", 2, ["{f}: no data rows: the file is empty or blank"])),
     ("only_header", "csv", "a,b,c\n", V0, ("error", 2, ["{f}: no data rows: only the header on line 1"])),
     # the split: every row lands in train or val, each split in file order
