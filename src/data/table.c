@@ -163,7 +163,8 @@ static ch_status grow(table *t) {
   if (x) t->x = x;
   int32_t *y = realloc(t->y, (size_t)ncap * sizeof *y);
   if (y) t->y = y;
-  if (!x || !y) return CH_FAIL(CH_ERR_NOMEM, "%s: table of %lld rows x %zu features", t->path, (long long)ncap, d);
+  if (!x || !y)
+    return CH_FAIL(CH_ERR_NOMEM, "%s: table of %lld rows x %zu features", t->path, (long long)ncap, d);
   t->cap = ncap;
   return CH_OK;
 }
@@ -357,7 +358,8 @@ ch_status table_add_row(table *t, const tab_field *f, int n, int64_t line) {
     if (t->o.header == CH_HEADER_YES && !t->has_header) {
       char **v = copy_fields(f, n);
       if (!v) return CH_FAIL(CH_ERR_NOMEM, "%s: header", t->path);
-      snprintf(t->header_note, sizeof t->header_note, "header: yes (--header yes: line %lld)", (long long)line);
+      snprintf(t->header_note, sizeof t->header_note, "header: yes (--header yes: line %lld)",
+               (long long)line);
       return set_header(t, v, n, line);
     }
     if (t->o.header == CH_HEADER_AUTO) {
