@@ -25,6 +25,8 @@ typedef struct ch_ckpt_cfg {
   int64_t keep_last, keep_every; /* retention (ch_ckpt_policy) */
 } ch_ckpt_cfg;
 
+#define CH_CLASS_NAMES_BYTES 16384
+
 /* What a loader needs to rebuild a model without the training config: the architecture, the
  * data shape it was built for and where its tokenizer comes from. Stored as root attributes
  * (model_type, model_depth, ..., data_features, data_classes, tokenizer, data_path). */
@@ -34,7 +36,19 @@ typedef struct ch_ckpt_model_info {
   int64_t classes;        /* MLP classes, GPT dataset vocabulary (ch_model_create's classes) */
   char tokenizer[16];     /* "none" (rows), "byte" or "gpt2" */
   char data_path[CH_PATH_MAX]; /* the training data (the GPT tokenizer's source) */
+  /* The MLP's class names when it was trained on string labels (root attribute
+   * data_class_names, a JSON array; absent in older checkpoints): n_class_names (0: none, or
+   * `classes`) NUL-terminated names back to back. */
+  int n_class_names;
+  char class_names[CH_CLASS_NAMES_BYTES];
 } ch_ckpt_model_info;
+
+/* Sets info's class names from names[0..n) (n 0 or NULL: none). Errors: CH_ERR_INVALID when
+ * they take more than CH_CLASS_NAMES_BYTES (info then has none). */
+CH_API ch_status ch_ckpt_set_class_names(ch_ckpt_model_info *info, const char *const *names, int n);
+/* Points out[0..info->n_class_names) at info's class names (borrowed from info); returns the
+ * count, 0 when it has none. `out` holds at least info->classes pointers. */
+CH_API int ch_ckpt_class_names(const ch_ckpt_model_info *info, const char **out);
 
 /* Run state stored in the root attributes. */
 typedef struct ch_ckpt_meta {

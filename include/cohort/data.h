@@ -1,6 +1,7 @@
 /* Datasets in HDF5 and the distributed sampler.
- * File layout (made by `cohort data csv`): /train/x float32 [N,D], /train/y int32 [N], the same
- * under /val; root attributes num_features (D), num_classes (C), source. */
+ * File layout (made by `cohort data csv|jsonl`): /train/x float32 [N,D], /train/y int32 [N], the
+ * same under /val; root attributes num_features (D), num_classes (C), source; with string labels
+ * /class_names, C variable-length UTF-8 strings (the name of each class id). */
 #pragma once
 #include <stdint.h>
 #include "cohort/comm.h"
@@ -11,27 +12,56 @@ typedef struct ch_data_cfg {
   char path[CH_PATH_MAX]; /* HDF5 file made by `cohort data` */
 } ch_data_cfg;
 
+/* Whether the first row of a table names the columns (--header). AUTO decides from rows 1 and 2
+ * (docs/data-format.md, "Header"). */
+typedef enum ch_header_mode { CH_HEADER_AUTO = 0, CH_HEADER_YES, CH_HEADER_NO } ch_header_mode;
+
+/* Options of the table converters (`cohort data csv|jsonl`). Zero-initialised fields are the
+ * defaults except label_column (-1: the last) and val_fraction (0.2 in the CLI). */
 typedef struct ch_csv_opts {
-  int label_column;     /* 0-based; -1 = last column */
-  double val_fraction;  /* in [0, 1) */
-  uint64_t seed;        /* for the train/val split */
+  int label_column;       /* 0-based; negative counts from the end (-1 = the last column) */
+  const char *label_name; /* non-NULL: the label column by its header name (label_column unused) */
+  ch_header_mode header;
+  int fill;               /* 1: missing feature values become fill_value (else an error) */
+  double fill_value;
+  double val_fraction;    /* in [0, 1) */
+  uint64_t seed;          /* for the train/val split */
 } ch_csv_opts;
 
 typedef struct ch_csv_stats {
   int64_t rows, train_rows, val_rows, features;
   int num_classes;
+  int64_t filled;         /* missing feature values replaced by --fill */
+  int header;             /* 1: the first row named the columns */
+  int label_column;       /* the label column, 0-based */
+  char label_name[128];   /* its header name, "" without a header */
+  int named_classes;      /* 1: string labels, their names stored in /class_names */
+  char header_note[384];  /* what was decided about the header, and why */
+  char warning[512];      /* "" or a warning (a label column that looks continuous) */
 } ch_csv_stats;
 
-/* Converts a CSV (plain, or gzip when the name ends in .gz; no header or a non-numeric header
- * line) into the HDF5 layout above, written atomically. Labels must be integers >= 0. Errors
- * name the line: CH_ERR_FORMAT, CH_ERR_IO; CH_ERR_INVALID for options that do not fit (label
- * column past the last column, val_fraction outside [0, 1)). `opts` NULL means {-1, 0.2, 0};
- * `stats` may be NULL. Serial (one process); the whole table is held in memory.
- * The split is stratified: a class of n_c >= 2 rows puts round(val_fraction * n_c) of them,
- * at least 1 and at most n_c - 1 (none when val_fraction is 0), chosen by `seed`, into val;
- * a class of one row stays in train. Rows keep their file order within each split. */
+/* Converts a CSV (RFC 4180: quoted fields with "" escapes, commas and line ends inside quotes;
+ * LF, CRLF or CR line ends; a UTF-8 byte order mark dropped; plain, or gzip detected by content)
+ * into the HDF5 layout above, written atomically. Labels are integers >= 0, or strings mapped
+ * to ids in byte order of their names (stored as /class_names). Missing values (empty, NA, N/A,
+ * NaN, ?) are errors unless opts->fill; a missing label always is. Nothing is dropped silently:
+ * every data row is written to train or val. Errors name path:line:column: CH_ERR_FORMAT for
+ * the content, CH_ERR_INVALID for options that do not fit (label column out of range or not a
+ * header name, val_fraction outside [0, 1)), CH_ERR_IO, CH_ERR_NOMEM. `opts` NULL means
+ * {.label_column = -1, .val_fraction = 0.2}; `stats` may be NULL. Serial; the table is held in
+ * memory. The split is stratified: a class of n_c >= 2 rows puts round(val_fraction * n_c) of
+ * them, at least 1 and at most n_c - 1 (none when val_fraction is 0), chosen by `seed`, into
+ * val; a class of one row stays in train. Rows keep their file order within each split. */
 CH_API ch_status ch_data_csv_convert(const char *in_path, const char *out_path, const ch_csv_opts *opts,
                               ch_csv_stats *stats);
+
+/* As ch_data_csv_convert for JSON Lines: one JSON object per line (its keys name the columns,
+ * in the first object's order; a missing key or null is a missing value; a key the first object
+ * lacks is an error) or one array per line (positional, header as for CSV). Values are numbers,
+ * or strings (labels; a string holding a number reads as that number). The same table as the
+ * equivalent CSV gives the same file. Errors: as ch_data_csv_convert. */
+CH_API ch_status ch_data_jsonl_convert(const char *in_path, const char *out_path, const ch_csv_opts *opts,
+                                ch_csv_stats *stats);
 
 typedef struct ch_dataset ch_dataset;
 
@@ -45,6 +75,9 @@ CH_API void ch_dataset_close(ch_dataset *ds);
 CH_API int64_t ch_dataset_rows(const ch_dataset *ds);
 CH_API int64_t ch_dataset_features(const ch_dataset *ds);
 CH_API int ch_dataset_classes(const ch_dataset *ds);
+/* The name of each class id (num_classes strings, borrowed until close) when the file has
+ * /class_names (string labels), else NULL. */
+CH_API const char *const *ch_dataset_class_names(const ch_dataset *ds);
 
 /* Reads rows `rows[0..n)` (any order, repeats allowed) into x [n,D] and y [n], in that order.
  * Collective over the group: every rank calls it, with its own rows (n may be 0; then rows, x
@@ -136,10 +169,12 @@ CH_API double ch_tokens_unigram_entropy(const ch_tokens *t);
 CH_API ch_status ch_tokens_read(ch_tokens *t, const int64_t *windows, int64_t n, int32_t *out);
 
 /* Writes a classifier's predictions of N rows (`cohort infer`): /logits float32 [N, C] and
- * /label int32 [N], with root attribute source; this rank supplies rows [first, first + n).
- * Collective (parallel HDF5, collective transfers); written to out.partial, then renamed by
- * rank 0, so `out` appears whole or not at all. Every rank returns the same outcome. Errors:
- * CH_ERR_IO naming the file, CH_ERR_MPI. */
+ * /label int32 [N], with root attribute source; with class_names (C names, or NULL) also
+ * /label_name [N] (the name of each row's label) and /class_names [C], fixed-length UTF-8
+ * strings. This rank supplies rows [first, first + n). Collective (parallel HDF5, collective
+ * transfers); written to out.partial, then renamed by rank 0, so `out` appears whole or not at
+ * all. Every rank returns the same outcome. Errors: CH_ERR_IO naming the file, CH_ERR_MPI. */
 CH_API ch_status ch_data_write_predictions(const ch_group *g, const char *out, int64_t N, int64_t C,
                                     int64_t first, int64_t n, const float *logits,
-                                    const int32_t *labels, const char *source);
+                                    const int32_t *labels, const char *const *class_names,
+                                    const char *source);

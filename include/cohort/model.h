@@ -204,13 +204,14 @@ CH_API int ch_tp_model_length(const ch_tp_model *t, int slot);
  * What a model family takes and gives as tensors when served (the KServe V2 metadata and the
  * checks of an inference request): names, datatypes, and shapes with -1 for a variable dim
  * (the batch, a sequence length).
- *   MLP  input FP32 [-1, features] -> logits FP32 [-1, classes], label INT32 [-1]
+ *   MLP  input FP32 [-1, features] -> logits FP32 [-1, classes], label INT32 [-1], and for a
+ *        model trained on string labels class_name BYTES [-1] (the name of each label)
  *   GPT  input_ids INT32 [-1]      -> logits FP32 [vocab] (of the next token), next_token
  *                                     INT32 [1] (its argmax over the tokenizer's ids) */
 #define CH_IO_MAX_DIMS 4
 #define CH_IO_MAX_TENSORS 4
 
-typedef enum ch_io_dtype { CH_IO_FP32, CH_IO_INT32 } ch_io_dtype;
+typedef enum ch_io_dtype { CH_IO_FP32, CH_IO_INT32, CH_IO_BYTES } ch_io_dtype;
 
 typedef struct ch_io_tensor {
   const char *name; /* a static string */
@@ -228,3 +229,7 @@ typedef struct ch_io_schema {
 /* The inputs and outputs of m (a layout-only model is enough) as served. Errors:
  * CH_ERR_INVALID for a family that cannot be served. */
 CH_API ch_status ch_model_io(const ch_model *m, ch_io_schema *out);
+/* Adds the classifier's named-class output (class_name BYTES [-1]) to an MLP schema from
+ * ch_model_io, for a model whose classes have names. Errors: CH_ERR_INVALID (not an MLP
+ * schema). */
+CH_API ch_status ch_model_io_add_class_names(ch_io_schema *io);

@@ -80,6 +80,13 @@ static ch_status write_model(hid_t file, const ch_ckpt_model_info *mi) {
 #undef WRITE_INT
   CH_CHECK(write_str(file, "tokenizer", mi->tokenizer[0] ? mi->tokenizer : "none"));
   CH_CHECK(write_str(file, "data_path", mi->data_path));
+  if (mi->n_class_names > 0) { /* only then: a file without names reads as before */
+    char *json;
+    CH_CHECK(ckpt_class_names_json(mi, &json));
+    ch_status st = write_str(file, "data_class_names", json);
+    free(json);
+    CH_CHECK(st);
+  }
   return CH_OK;
 }
 
@@ -192,6 +199,14 @@ static ch_status read_model(hid_t file, const char *path, ch_ckpt_model_info *mi
 #undef READ_INT
   CH_CHECK(read_str_into(file, path, "tokenizer", mi->tokenizer, sizeof mi->tokenizer));
   CH_CHECK(read_str_into(file, path, "data_path", mi->data_path, sizeof mi->data_path));
+  mi->n_class_names = 0;
+  if (H5Aexists(file, "data_class_names") > 0) {
+    char *json;
+    CH_CHECK(ckpt_attr_read_str(file, path, "data_class_names", &json));
+    ch_status st = ckpt_class_names_parse(path, json, mi);
+    free(json);
+    CH_CHECK(st);
+  }
   return CH_OK;
 }
 

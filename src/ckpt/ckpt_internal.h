@@ -25,6 +25,11 @@ ch_status ckpt_attr_read_str(hid_t obj, const char *path, const char *name, char
 /* CH_ERR_FORMAT "PATH: attribute 'NAME': WHAT[: the HDF5 message]". */
 ch_status ckpt_attr_fail(const char *path, const char *name, const char *what);
 
+/* The class names of `info` as the JSON array of attribute data_class_names (malloc'ed), and
+ * back into `info` (one string per class, else CH_ERR_FORMAT naming the attribute); class_names.c. */
+ch_status ckpt_class_names_json(const ch_ckpt_model_info *info, char **out);
+ch_status ckpt_class_names_parse(const char *path, const char *json, ch_ckpt_model_info *info);
+
 /* The root attributes' checksum (attrs_crc.c). ckpt_attrs_seal: writes attrs_crc32 over every
  * other root attribute (call after the last one; collective like any attribute write). */
 ch_status ckpt_attrs_seal(hid_t file, const char *path);

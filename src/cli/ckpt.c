@@ -179,6 +179,13 @@ static int cli_inspect(const char *arg) {
            m->model.features, m->model.classes, m->model.tokenizer, m->model.data_path);
   else
     printf("data            (no model attributes: format version 1, not loadable as a model)\n");
+  if (m->has_model && m->model.n_class_names > 0) { /* string labels (data_class_names) */
+    const char *p = m->model.class_names;
+    printf("class names    ");
+    for (int i = 0; i < m->model.n_class_names && i < 16; i++, p += strlen(p) + 1)
+      printf(" %d=%s", i, p);
+    printf("%s\n", m->model.n_class_names > 16 ? " ..." : "");
+  }
   ch_layout spec;
   ch_model_cfg stored;
   int shapes, parsed = print_config(m->config, &stored);

@@ -1,7 +1,8 @@
-/* `cohort data csv|text ...`: dataset converters. Serial; does not initialise MPI. */
+/* `cohort data csv|jsonl|text ...`: dataset converters. Serial; does not initialise MPI. */
 #include <errno.h>
 #include <inttypes.h>
 #include <limits.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -11,14 +12,22 @@
 
 static void data_usage(FILE *out) {
   fprintf(out,
-          "usage: cohort data csv IN.csv[.gz] OUT.h5 [--label-column K] [--val-fraction F] [--seed S]\n"
+          "usage: cohort data csv IN.csv[.gz] OUT.h5 [options]\n"
+          "       cohort data jsonl IN.jsonl[.gz] OUT.h5 [options]\n"
           "       cohort data text IN[.gz]... OUT.h5 [--val-fraction F]\n"
           "                        [--tokenizer byte|gpt2 --vocab encoder.json --merges vocab.bpe]\n"
           "\n"
-          "csv: converts a comma-separated file (optionally gzipped, optional header line) into a\n"
-          "cohort dataset: /train/x, /train/y, /val/x, /val/y with a stratified, seeded split.\n"
+          "csv, jsonl: convert a table (CSV per RFC 4180, or one JSON object or array per line;\n"
+          "optionally gzipped) into a cohort dataset: /train/x, /train/y, /val/x, /val/y with a\n"
+          "stratified, seeded split; string labels become ids in sorted order, their names in\n"
+          "/class_names. Every row is written; a bad value stops with FILE:LINE (exit 2).\n"
           "\n"
-          "  --label-column K   0-based column holding the integer class label (default: last)\n"
+          "  --label-column K   the label column: 0-based index, negative from the end, or a\n"
+          "                     header name (default: -1, the last)\n"
+          "  --header H         yes, no or auto (default): whether the first row names the\n"
+          "                     columns; auto says what it decided and why\n"
+          "  --fill VALUE       replace missing feature values (empty, NA, N/A, NaN, ?, JSON\n"
+          "                     null or a missing key) by VALUE (default: they are errors)\n"
           "  --val-fraction F   fraction of each class put in the validation split, 0 <= F < 1\n"
           "                     (default 0.2)\n"
           "  --seed S           seed of the split (default 0)\n"
@@ -59,16 +68,6 @@ static int take_option(int argc, char **argv, int *i, const char *const *names, 
   return k;
 }
 
-/* Parses the value of option `name`; returns 0 on success. */
-static int parse_int(const char *s, int *v) {
-  char *end;
-  errno = 0;
-  long x = strtol(s, &end, 10);
-  if (!*s || *end || errno || x < -1 || x > INT_MAX) return 1;
-  *v = (int)x;
-  return 0;
-}
-
 static int parse_frac(const char *s, double *v) {
   char *end;
   errno = 0;
@@ -88,7 +87,21 @@ static int parse_u64(const char *s, uint64_t *v) {
   return 0;
 }
 
-static int cli_data_csv(int argc, char **argv) {
+/* A --label-column value: an integer is an index, anything else a header name. */
+static void parse_label_column(const char *s, ch_csv_opts *o) {
+  char *end;
+  errno = 0;
+  long x = strtol(s, &end, 10);
+  if (*s && !*end && !errno && x >= INT_MIN && x <= INT_MAX) {
+    o->label_column = (int)x;
+    o->label_name = NULL;
+  } else {
+    o->label_name = s;
+  }
+}
+
+/* `cohort data csv|jsonl`: the same options, the same table builder. */
+static int cli_data_table(int argc, char **argv, int jsonl) {
   ch_csv_opts o = {.label_column = -1, .val_fraction = 0.2, .seed = 0};
   const char *pos[2] = {NULL, NULL};
   int npos = 0;
@@ -99,16 +112,30 @@ static int cli_data_csv(int argc, char **argv) {
       return 0;
     }
     if (a[0] == '-' && a[1] == '-') {
-      static const char *const opts[] = {"--label-column", "--val-fraction", "--seed"};
+      static const char *const opts[] = {"--label-column", "--val-fraction", "--seed", "--header", "--fill"};
       const char *val;
-      int k = take_option(argc, argv, &i, opts, 3, &val);
+      int k = take_option(argc, argv, &i, opts, 5, &val);
       if (k < 0) return 2;
-      if (k == 0 && parse_int(val, &o.label_column))
-        return usage_error("--label-column: '%s' is not a column index (0-based, or -1 for the last)", val);
+      if (k == 0 && !*val) return usage_error("--label-column: '%s' is not a column index or name", val);
+      if (k == 0) parse_label_column(val, &o);
       if (k == 1 && parse_frac(val, &o.val_fraction))
         return usage_error("--val-fraction: '%s' is not a number in [0, 1)", val);
       if (k == 2 && parse_u64(val, &o.seed))
         return usage_error("--seed: '%s' is not a non-negative integer", val);
+      if (k == 3) {
+        if (!strcmp(val, "yes")) o.header = CH_HEADER_YES;
+        else if (!strcmp(val, "no")) o.header = CH_HEADER_NO;
+        else if (!strcmp(val, "auto")) o.header = CH_HEADER_AUTO;
+        else return usage_error("--header: '%s' is not yes, no or auto", val);
+      }
+      if (k == 4) {
+        char *end;
+        errno = 0;
+        o.fill_value = strtod(val, &end);
+        if (!*val || *end || errno || !isfinite(o.fill_value))
+          return usage_error("--fill: '%s' is not a finite number", val);
+        o.fill = 1;
+      }
       continue;
     }
     if (npos == 2) return usage_error("unexpected argument '%s'", a);
@@ -119,16 +146,24 @@ static int cli_data_csv(int argc, char **argv) {
     return 2;
   }
   ch_csv_stats s;
-  ch_status st = ch_data_csv_convert(pos[0], pos[1], &o, &s);
+  ch_status st = jsonl ? ch_data_jsonl_convert(pos[0], pos[1], &o, &s)
+                       : ch_data_csv_convert(pos[0], pos[1], &o, &s);
+  if (s.header_note[0]) fprintf(st == CH_OK ? stdout : stderr, "%s\n", s.header_note);
   if (st != CH_OK) {
-    fprintf(stderr, "cohort data csv: %s: %s\n", ch_status_str(st), ch_error_message());
-    return st == CH_ERR_INVALID ? 2 : 1; /* INVALID: an option does not fit the file */
+    fprintf(stderr, "cohort data %s: %s: %s\n", g_sub, ch_status_str(st), ch_error_message());
+    /* FORMAT: the input is invalid; INVALID: an option does not fit the file */
+    return st == CH_ERR_INVALID || st == CH_ERR_FORMAT ? 2 : 1;
   }
+  if (s.warning[0]) fprintf(stderr, "%s\n", s.warning);
   printf("wrote %s\n"
-         "  rows      %" PRId64 " (train %" PRId64 ", val %" PRId64 ")\n"
+         "  rows      %" PRId64 " read, %" PRId64 " written (train %" PRId64 ", val %" PRId64 ")\n"
          "  features  %" PRId64 "\n"
-         "  classes   %d\n",
-         pos[1], s.rows, s.train_rows, s.val_rows, s.features, s.num_classes);
+         "  classes   %d%s\n"
+         "  label     column %d%s%s%s\n",
+         pos[1], s.rows, s.train_rows + s.val_rows, s.train_rows, s.val_rows, s.features,
+         s.num_classes, s.named_classes ? " (string labels, names in /class_names)" : "",
+         s.label_column, s.label_name[0] ? " ('" : "", s.label_name, s.label_name[0] ? "')" : "");
+  if (o.fill) printf("  filled    %" PRId64 " missing values with %g\n", s.filled, o.fill_value);
   return 0;
 }
 
@@ -259,11 +294,15 @@ int cli_data(int argc, char **argv) {
     data_usage(argc < 2 ? stderr : stdout);
     return argc < 2 ? 2 : 0;
   }
-  if (!strcmp(argv[1], "csv")) return cli_data_csv(argc - 1, argv + 1);
+  if (!strcmp(argv[1], "csv")) return cli_data_table(argc - 1, argv + 1, 0);
+  if (!strcmp(argv[1], "jsonl")) {
+    g_sub = "jsonl";
+    return cli_data_table(argc - 1, argv + 1, 1);
+  }
   if (!strcmp(argv[1], "text")) {
     g_sub = "text";
     return cli_data_text(argc - 1, argv + 1);
   }
-  fprintf(stderr, "cohort data: unknown subcommand '%s' (expected: csv, text)\n", argv[1]);
+  fprintf(stderr, "cohort data: unknown subcommand '%s' (expected: csv, jsonl, text)\n", argv[1]);
   return 2;
 }

@@ -18,7 +18,8 @@ static void usage(FILE *out) {
   fprintf(out, "usage: [mpirun -n N] cohort infer CHECKPOINT IN.h5 OUT.h5 [--split val|train]\n"
                "                                  [--device cpu|cuda] [--precision fp32|bf16]\n"
                "  predictions of a classifier for every row of the split (default val):\n"
-               "  OUT.h5 /logits float32 [rows, classes], /label int32 [rows]\n"
+               "  OUT.h5 /logits float32 [rows, classes], /label int32 [rows]; a model trained\n"
+               "  on string labels adds /label_name [rows] and /class_names [classes]\n"
                "  --precision bf16: GEMM operands rounded to bfloat16 (cuda, or a CPU with\n"
                "  AVX-512 BF16)\n");
 }
@@ -32,6 +33,7 @@ static ch_status run(const ch_group *g, const ch_backend *be, const char *ckpt, 
   float *params = NULL, *x = NULL, *logits = NULL;
   int32_t *labels = NULL, *y = NULL;
   int64_t *idx = NULL;
+  const char **names = NULL;
   ch_dataset *ds = NULL;
   ch_status st = ch_ckpt_load_model(path, be, CHUNK, &info, &m, &params);
   /* Agree before the collective open, so that a bad checkpoint stops every rank alike. */
@@ -87,12 +89,18 @@ static ch_status run(const ch_group *g, const ch_backend *be, const char *ckpt, 
   }
   char source[CH_PATH_MAX * 2 + 64];
   snprintf(source, sizeof source, "%s, %s:/%s", path, in, split);
-  CH_CHECK_GOTO(ch_data_write_predictions(g, out, N, C, first, mine, logits, labels, source), st,
-                done);
+  /* A model trained on string labels names each predicted class. */
+  if (info.n_class_names && !(names = calloc((size_t)C, sizeof *names))) {
+    st = CH_FAIL(CH_ERR_NOMEM, "class names");
+    goto done;
+  }
+  if (names) ch_ckpt_class_names(&info, names);
+  CH_CHECK_GOTO(ch_data_write_predictions(g, out, N, C, first, mine, logits, labels, names, source),
+                st, done);
   *rows = N;
 done:
   if (ds) ch_dataset_close(ds);
-  free(x), free(y), free(idx), free(logits), free(labels);
+  free(x), free(y), free(idx), free(logits), free(labels), free(names);
   if (params) ch_op_free(be, params);
   ch_model_destroy(m);
   return st;

@@ -1,4 +1,4 @@
-/* HDF5 helpers shared by the data layer's converters (csv.c, text.c) and parallel readers
+/* HDF5 helpers shared by the data layer's converters (table_write.c, text.c) and parallel readers
  * (dataset.c, tokens.c); not installed. Code in h5common.c. Callers silence HDF5's error
  * printing (h5_quiet) around them. */
 #pragma once

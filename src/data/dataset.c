@@ -19,8 +19,54 @@ struct ch_dataset {
   MPI_Comm comm;        /* the group's communicator (borrowed) */
   int64_t rows, features;
   int classes;
+  char **class_names;   /* `classes` names from /class_names, or NULL */
   char where[256];      /* "path:/split" for messages */
 };
+
+/* /class_names (string labels): `classes` strings, variable or fixed length. Absent: NULL. */
+static ch_status read_class_names(ch_dataset *ds, const char *path) {
+  if (H5Lexists(ds->file, "class_names", H5P_DEFAULT) <= 0) return CH_OK;
+  ch_status st = CH_OK;
+  hsize_t n = 0;
+  hid_t d = H5Dopen2(ds->file, "class_names", H5P_DEFAULT);
+  hid_t ft = d < 0 ? -1 : H5Dget_type(d), sp = d < 0 ? -1 : H5Dget_space(d);
+  hid_t mt = H5Tcopy(H5T_C_S1);
+  char **v = NULL, *fixed = NULL;
+  size_t w = ft < 0 ? 0 : H5Tget_size(ft);
+  int vlen = ft >= 0 && H5Tis_variable_str(ft) > 0;
+  if (d < 0 || ft < 0 || sp < 0 || H5Tget_class(ft) != H5T_STRING ||
+      H5Sget_simple_extent_ndims(sp) != 1 || H5Sget_simple_extent_dims(sp, &n, NULL) < 0 ||
+      n != (hsize_t)ds->classes) {
+    st = CH_FAIL(CH_ERR_FORMAT, "%s: /class_names must be %d strings, one per class", path, ds->classes);
+    goto done;
+  }
+  H5Tset_size(mt, vlen ? H5T_VARIABLE : w + 1);
+  H5Tset_cset(mt, H5T_CSET_UTF8);
+  v = calloc(n + 1, sizeof *v);
+  ds->class_names = calloc(n + 1, sizeof *ds->class_names);
+  if (!vlen) fixed = calloc(n, w + 1);
+  if (!v || !ds->class_names || (!vlen && !fixed)) {
+    st = CH_FAIL(CH_ERR_NOMEM, "%s: class names", path);
+    goto done;
+  }
+  if (H5Dread(d, mt, H5S_ALL, H5S_ALL, H5P_DEFAULT, vlen ? (void *)v : (void *)fixed) < 0) {
+    st = data_h5_fail(CH_ERR_FORMAT, path, "/class_names");
+    goto done;
+  }
+  for (hsize_t i = 0; i < n && st == CH_OK; i++) {
+    const char *name = vlen ? v[i] : fixed + i * (w + 1);
+    if (!(ds->class_names[i] = strdup(name ? name : ""))) st = CH_FAIL(CH_ERR_NOMEM, "%s: class names", path);
+  }
+  if (vlen) H5Dvlen_reclaim(mt, sp, H5P_DEFAULT, v);
+done:
+  free(v);
+  free(fixed);
+  H5Tclose(mt);
+  if (sp >= 0) H5Sclose(sp);
+  if (ft >= 0) H5Tclose(ft);
+  if (d >= 0) H5Dclose(d);
+  return st;
+}
 
 /* Opens /<split>/<name> and checks its element class and rank; dims receive its shape. */
 static ch_status open_checked(ch_dataset *ds, const char *split, const char *name, H5T_class_t cls,
@@ -51,6 +97,7 @@ static ch_status open_contents(void *reader, const char *path, const char *split
   ds->rows = (int64_t)xd[0];
   ds->features = nf;
   ds->classes = (int)nc;
+  CH_CHECK(read_class_names(ds, path));
   return data_independent_dxpl(ds->where, &ds->dxpl);
 }
 
@@ -76,12 +123,17 @@ void ch_dataset_close(ch_dataset *ds) {
   if (!ds) return;
   hid_t objs[] = {ds->x, ds->y, ds->dxpl};
   data_close_collective(ds->file, objs, 3);
+  for (int i = 0; ds->class_names && i < ds->classes; i++) free(ds->class_names[i]);
+  free(ds->class_names);
   free(ds);
 }
 
 int64_t ch_dataset_rows(const ch_dataset *ds) { return ds->rows; }
 int64_t ch_dataset_features(const ch_dataset *ds) { return ds->features; }
 int ch_dataset_classes(const ch_dataset *ds) { return ds->classes; }
+const char *const *ch_dataset_class_names(const ch_dataset *ds) {
+  return (const char *const *)ds->class_names;
+}
 
 typedef struct row_pos {
   int64_t row, pos;

@@ -37,8 +37,3 @@ ch_status gzin_read(gzFile f, const char *path, void *buf, size_t n, size_t *got
   }
   return check_end(f, path);
 }
-
-ch_status gzin_gets(gzFile f, const char *path, char *buf, int n, int *got) {
-  *got = gzgets(f, buf, n) != NULL;
-  return *got ? CH_OK : check_end(f, path);
-}

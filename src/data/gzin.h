@@ -1,7 +1,6 @@
 /* Reading a converter's input, gzip or plain, with every read checked the same way (gzin.c);
- * not installed. zlib's gzread and gzgets report a truncated gzip stream only through gzerror
- * (they return 0 or NULL as at the end of the file), so every end of input goes through one
- * check here. */
+ * not installed. zlib's gzread reports a truncated gzip stream only through gzerror (it returns
+ * 0 as at the end of the file), so every end of input goes through one check here. */
 #pragma once
 #include <stddef.h>
 #include <zlib.h>
@@ -15,7 +14,3 @@ ch_status gzin_open(const char *path, gzFile *out);
  * naming the file: "truncated gzip file" for a stream that ends early, "corrupt gzip data"
  * for one that does not decode, "read failed" for the system's errors. */
 ch_status gzin_read(gzFile f, const char *path, void *buf, size_t n, size_t *got);
-
-/* Reads one line (at most n - 1 bytes, '\n' kept) into buf, NUL-terminated; *got is 0 only
- * at the real end of the input. Errors: as gzin_read. */
-ch_status gzin_gets(gzFile f, const char *path, char *buf, int n, int *got);

@@ -1,6 +1,8 @@
 /* Predictions of a classifier over a dataset split, written by every rank with parallel HDF5:
- * /logits float32 [N, C] and /label int32 [N], each rank its own contiguous rows, collective
- * transfers; written to OUT.partial and renamed when complete. */
+ * /logits float32 [N, C] and /label int32 [N] (with class names also /label_name [N] and
+ * /class_names [C], fixed-length strings: parallel HDF5 does not write variable-length data),
+ * each rank its own contiguous rows, collective transfers; written to OUT.partial and renamed
+ * when complete. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -35,9 +37,41 @@ static ch_status write_rows(hid_t file, const char *name, hid_t ftype, hid_t mty
   return st;
 }
 
+/* A fixed-length UTF-8 string type as wide as the longest name (+1: NUL-terminated). */
+static hid_t names_type(const char *const *names, int64_t C) {
+  size_t w = 1;
+  for (int64_t c = 0; c < C; c++) w = strlen(names[c]) + 1 > w ? strlen(names[c]) + 1 : w;
+  hid_t t = H5Tcopy(H5T_C_S1);
+  if (t >= 0 && (H5Tset_size(t, w) < 0 || H5Tset_strpad(t, H5T_STR_NULLTERM) < 0 ||
+                 H5Tset_cset(t, H5T_CSET_UTF8) < 0)) {
+    H5Tclose(t);
+    return -1;
+  }
+  return t;
+}
+
+/* /label_name (this rank's rows) and /class_names (written by rank 0; the others select
+ * nothing) in type t. */
+static ch_status write_names(hid_t file, const ch_group *g, hid_t t, int64_t N, int64_t C, int64_t first,
+                             int64_t n, const int32_t *labels, const char *const *names,
+                             const char *path) {
+  size_t w = H5Tget_size(t);
+  char *buf = calloc((size_t)(n > C ? n : C) + 1, w);
+  if (!buf) return CH_FAIL(CH_ERR_NOMEM, "%s: label names", path);
+  for (int64_t i = 0; i < n; i++) strcpy(buf + (size_t)i * w, names[labels[i]]);
+  ch_status st = write_rows(file, "label_name", t, t, 1, N, 1, first, n, buf, path);
+  memset(buf, 0, (size_t)C * w);
+  for (int64_t c = 0; c < C; c++) strcpy(buf + (size_t)c * w, names[c]);
+  if (st == CH_OK)
+    st = write_rows(file, "class_names", t, t, 1, C, 1, 0, g->rank == 0 ? C : 0, buf, path);
+  free(buf);
+  return st;
+}
+
 ch_status ch_data_write_predictions(const ch_group *g, const char *out, int64_t N, int64_t C,
                                     int64_t first, int64_t n, const float *logits,
-                                    const int32_t *labels, const char *source) {
+                                    const int32_t *labels, const char *const *class_names,
+                                    const char *source) {
   char tmp[4096];
   snprintf(tmp, sizeof tmp, "%s.partial", out);
   h5_quiet q;
@@ -53,6 +87,12 @@ ch_status ch_data_write_predictions(const ch_group *g, const char *out, int64_t 
     st = write_rows(file, "logits", H5T_IEEE_F32LE, H5T_NATIVE_FLOAT, 2, N, C, first, n, logits, tmp);
   if (st == CH_OK)
     st = write_rows(file, "label", H5T_STD_I32LE, H5T_NATIVE_INT32, 1, N, 1, first, n, labels, tmp);
+  if (st == CH_OK && class_names) {
+    hid_t t = names_type(class_names, C);
+    st = t < 0 ? data_h5_fail(CH_ERR_IO, tmp, "string type")
+               : write_names(file, g, t, N, C, first, n, labels, class_names, tmp);
+    if (t >= 0) H5Tclose(t);
+  }
   /* Attribute writes are collective in parallel HDF5: every rank writes the same value. */
   if (st == CH_OK) st = data_write_attr_str(file, "source", source, tmp);
   if (file >= 0 && H5Fclose(file) < 0 && st == CH_OK) st = data_h5_fail(CH_ERR_IO, tmp, "close");

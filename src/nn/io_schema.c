@@ -36,3 +36,10 @@ ch_status ch_model_io(const ch_model *m, ch_io_schema *out) {
   }
   return CH_FAIL(CH_ERR_INVALID, "a '%s' model has no serving schema", family);
 }
+
+ch_status ch_model_io_add_class_names(ch_io_schema *io) {
+  if (!io->platform || strcmp(io->platform, "cohort_mlp") || io->noutputs != 2)
+    return CH_FAIL(CH_ERR_INVALID, "class names apply to the MLP's outputs (logits, label) only");
+  io->outputs[io->noutputs++] = tensor("class_name", CH_IO_BYTES, 1, -1, 0);
+  return CH_OK;
+}

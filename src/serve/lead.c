@@ -21,6 +21,22 @@ typedef struct leader {
   double last_sync;     /* when the last SYNC op ran */
 } leader;
 
+/* The names of labels[0..rows) from a model's class names (NUL-terminated, back to back,
+ * malloc'ed), so that the answer keeps the names of the model that ran even after a reload;
+ * NULL when the model has none or out of memory. */
+static char *label_names(const ch_ckpt_model_info *info, const int32_t *labels, int rows) {
+  if (info->n_class_names <= 0) return NULL;
+  const char **names = malloc(sizeof *names * (size_t)info->n_class_names);
+  if (!names) return NULL;
+  ch_ckpt_class_names(info, names);
+  size_t len = 0;
+  for (int k = 0; k < rows; k++) len += strlen(names[labels[k]]) + 1;
+  char *out = malloc(len + 1), *p = out;
+  for (int k = 0; out && k < rows; k++) p = stpcpy(p, names[labels[k]]) + 1;
+  free(names);
+  return out;
+}
+
 static ch_status lead_infer(serve_state *s, serve_req **batch, int n) {
   serve_model *m = s->model;
   /* A reload may have changed the input width since a request was queued: such requests are
@@ -73,9 +89,10 @@ static ch_status lead_infer(serve_state *s, serve_req **batch, int n) {
             if (row[c] > row[best]) best = (int32_t)c;
           r->labels[k] = best;
         }
+        r->label_names = label_names(&m->info, r->labels, r->rows);
       }
-      serve_finish_locked(s, r, r->logits && r->labels ? 200 : 500,
-                          r->logits && r->labels ? NULL : "out of memory");
+      int ok = r->logits && r->labels && (r->label_names || !m->info.n_class_names);
+      serve_finish_locked(s, r, ok ? 200 : 500, ok ? NULL : "out of memory");
     } else {
       serve_finish_locked(s, r, 500, ch_error_message());
     }

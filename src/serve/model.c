@@ -45,6 +45,7 @@ static ch_status finish(const ch_group *g, const serve_dev *d, serve_model *m,
             m->info.model.n_head, g->size - m->info.model.n_head);
   }
   CH_CHECK(ch_model_io(m->full, &m->io));
+  if (!m->is_gpt && m->info.n_class_names > 0) CH_CHECK(ch_model_io_add_class_names(&m->io));
   snprintf(m->version, sizeof m->version, "%lld", (long long)m->step);
   int slots = o->max_batch_size > 0 ? o->max_batch_size : 1;
   return ch_tp_model_create(m->full, &m->local, m->params, g->rank == 0, slots, slots,

@@ -42,6 +42,7 @@ void serve_req_put(serve_state *s, serve_req *r) {
   free(r->x);
   free(r->logits);
   free(r->labels);
+  free(r->label_names);
   free(r->prompt);
   free(r->out);
   free(r->text);

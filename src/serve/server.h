@@ -40,6 +40,7 @@ typedef struct serve_req {
   char version[32];          /* the model version that answered */
   float *x, *logits;
   int32_t *labels;
+  char *label_names;         /* a model with class names: each row's, NUL-terminated, back to back */
   /* GENERATE: prompt tokens in; tokens generated so far out (grows while streaming). */
   int32_t *prompt;
   int nprompt, max_tokens;

@@ -120,7 +120,8 @@ int v2_check_inputs(const v2_request *req, const v2_tensor_meta *model, int n, c
 void v2_request_free(v2_request *r);
 
 /* One output tensor of the model. Data comes from i32 when set and the datatype is integral,
- * else from f32 (numel values, row-major); BYTES outputs are not supported. */
+ * else from f32 (numel values, row-major); a BYTES output's from str (numel NUL-terminated
+ * strings: JSON strings, or in binary data each a 4-byte little-endian length and its bytes). */
 typedef struct v2_output {
   const char *name;
   v2_dtype dtype;
@@ -128,6 +129,7 @@ typedef struct v2_output {
   int64_t shape[CH_V2_MAX_DIMS];
   const float *f32;
   const int32_t *i32;
+  const char *const *str;
 } v2_output;
 
 /* Returns 0 when every output the request names is among `names`, else 400 with a message
@@ -139,7 +141,7 @@ int v2_check_outputs(const v2_request *req, const char *const *names, int n,
  * "outputs":[{"name","datatype","shape","data"}]}: all outputs in order, or only those req
  * names in req's order (req may be NULL). Floats print with %.9g, so they read back bit-exact
  * as float32; NaN/Inf (not JSON) print as null. Returns malloc'ed text, or NULL when out of
- * memory, an output is malformed (ndim, negative dim, no data, BYTES) or a requested output
+ * memory, an output is malformed (ndim, negative dim, no data) or a requested output
  * is missing. */
 char *v2_response(const char *model, const char *version, const v2_request *req,
                   const v2_output *outs, int nouts);

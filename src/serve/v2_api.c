@@ -20,7 +20,9 @@ static void put(serve_state *s, serve_req *r) {
   pthread_mutex_unlock(&s->lock);
 }
 
-static v2_dtype v2_dtype_of(ch_io_dtype t) { return t == CH_IO_INT32 ? CH_V2_INT32 : CH_V2_FP32; }
+static v2_dtype v2_dtype_of(ch_io_dtype t) {
+  return t == CH_IO_INT32 ? CH_V2_INT32 : t == CH_IO_BYTES ? CH_V2_BYTES : CH_V2_FP32;
+}
 
 static v2_tensor_meta v2_meta(const ch_io_tensor *t) {
   v2_tensor_meta v = {.name = t->name, .dtype = v2_dtype_of(t->dtype), .ndim = t->ndim};
@@ -79,9 +81,9 @@ static int refuse(serve_state *s, serve_call *k, int status, const char *err) {
  * the JSON when the request asks, as application/octet-stream with the JSON's length in
  * Inference-Header-Content-Length, as Triton answers) or r's error; drops r. */
 static int reply(serve_state *s, serve_call *k, const v2_request *req, serve_req *r, int status,
-                 const char *version, const v2_output *o) {
+                 const char *version, const v2_output *o, int nouts) {
   v2_body b = {0};
-  if (status == 200 && v2_response_body(s->model_name, version, req, o, 2, &b) != 0)
+  if (status == 200 && v2_response_body(s->model_name, version, req, o, nouts, &b) != 0)
     b.data = NULL; /* serve_reply: 500 out of memory */
   char *err = status == 200 ? NULL : v2_error(r->err);
   put(s, r);
@@ -138,7 +140,7 @@ static int infer_gpt(serve_state *s, serve_call *k, v2_request *req, const serve
                      .shape = {vocab}, .f32 = r->logits},
                     {.name = nt->name, .dtype = v2_dtype_of(nt->dtype), .ndim = 1, .shape = {1},
                      .i32 = r->out}};
-  return reply(s, k, req, r, status, m->version, o);
+  return reply(s, k, req, r, status, m->version, o, 2);
 }
 
 /* The MLP (its schema: ch_model_io): input FP32 [N, features] or [features] -> logits
@@ -174,11 +176,21 @@ static int infer_mlp(serve_state *s, serve_call *k, v2_request *req, const serve
   }
   int status = run(s, k, r);
   const ch_io_tensor *lo = &io->outputs[0], *la = &io->outputs[1];
-  v2_output o[2] = {{.name = lo->name, .dtype = v2_dtype_of(lo->dtype), .ndim = 2,
+  v2_output o[3] = {{.name = lo->name, .dtype = v2_dtype_of(lo->dtype), .ndim = 2,
                      .shape = {rows, r->classes}, .f32 = r->logits},
                     {.name = la->name, .dtype = v2_dtype_of(la->dtype), .ndim = 1,
                      .shape = {rows}, .i32 = r->labels}};
-  return reply(s, k, req, r, status, r->version, o);
+  /* class_name BYTES [rows] when the model's classes have names (the schema says so) */
+  const char **names = nouts == 3 && r->label_names ? malloc(sizeof *names * (size_t)rows) : NULL;
+  for (int64_t i = 0, at = 0; names && i < rows; i++) {
+    names[i] = r->label_names + at;
+    at += (int64_t)strlen(names[i]) + 1;
+  }
+  o[2] = (v2_output){.name = io->outputs[2].name, .dtype = CH_V2_BYTES, .ndim = 1, .shape = {rows},
+                     .str = names};
+  int ret = reply(s, k, req, r, status, r->version, o, nouts == 3 && names ? 3 : 2);
+  free(names);
+  return ret;
 }
 
 int serve_v2_infer(serve_state *s, serve_call *k) {

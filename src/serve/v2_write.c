@@ -16,21 +16,53 @@ static void put_shape(jsonw *w, const int64_t *shape, int ndim) {
   jsonw_raw(w, "]", 1);
 }
 
-/* Appends one output object, its data as JSON, or as binary tensor data appended to `bin` when
- * bin is not NULL; 0, or -1 when the output is malformed. */
-static int put_output(jsonw *w, const v2_output *o, jsonw *bin) {
-  if (!o->name || o->ndim < 0 || o->ndim > CH_V2_MAX_DIMS || (unsigned)o->dtype >= CH_V2_BYTES)
-    return -1;
-  int64_t n = 1;
-  for (int d = 0; d < o->ndim; d++)
-    if (o->shape[d] < 0 || __builtin_mul_overflow(n, o->shape[d], &n)) return -1;
-  int integral = v2_dtype_is_integral(o->dtype);
-  const int32_t *iv = o->i32 && (integral || !o->f32) ? o->i32 : NULL;
-  if (n > 0 && !iv && !o->f32) return -1;
+/* The head of an output object: name, datatype, shape. */
+static void put_head(jsonw *w, const v2_output *o) {
   jsonw_raw(w, "{\"name\":", 8);
   put_str(w, o->name);
   jsonw_fmt(w, ",\"datatype\":\"%s\",\"shape\":", v2_dtype_name(o->dtype));
   put_shape(w, o->shape, o->ndim);
+}
+
+/* A BYTES output of n strings: JSON strings, or Triton's binary form (each element a 4-byte
+ * little-endian length, then its bytes) appended to bin. */
+static int put_strings(jsonw *w, const v2_output *o, int64_t n, jsonw *bin) {
+  if (n > 0 && !o->str) return -1;
+  put_head(w, o);
+  if (bin) {
+    size_t before = bin->len;
+    for (int64_t k = 0; k < n && !bin->failed; k++) {
+      size_t len = strlen(o->str[k]);
+      unsigned char b[4] = {(unsigned char)len, (unsigned char)(len >> 8), (unsigned char)(len >> 16),
+                            (unsigned char)(len >> 24)};
+      jsonw_raw(bin, (const char *)b, 4);
+      jsonw_raw(bin, o->str[k], len);
+    }
+    jsonw_fmt(w, ",\"parameters\":{\"binary_data_size\":%zu}}", bin->len - before);
+    return bin->failed ? -1 : 0;
+  }
+  jsonw_raw(w, ",\"data\":[", 9);
+  for (int64_t k = 0; k < n && !w->failed; k++) {
+    if (k) jsonw_raw(w, ",", 1);
+    put_str(w, o->str[k]);
+  }
+  jsonw_raw(w, "]}", 2);
+  return 0;
+}
+
+/* Appends one output object, its data as JSON, or as binary tensor data appended to `bin` when
+ * bin is not NULL; 0, or -1 when the output is malformed. */
+static int put_output(jsonw *w, const v2_output *o, jsonw *bin) {
+  if (!o->name || o->ndim < 0 || o->ndim > CH_V2_MAX_DIMS || (unsigned)o->dtype > CH_V2_BYTES)
+    return -1;
+  int64_t n = 1;
+  for (int d = 0; d < o->ndim; d++)
+    if (o->shape[d] < 0 || __builtin_mul_overflow(n, o->shape[d], &n)) return -1;
+  if (o->dtype == CH_V2_BYTES) return put_strings(w, o, n, bin);
+  int integral = v2_dtype_is_integral(o->dtype);
+  const int32_t *iv = o->i32 && (integral || !o->f32) ? o->i32 : NULL;
+  if (n > 0 && !iv && !o->f32) return -1;
+  put_head(w, o);
   if (bin) {
     size_t before = bin->len;
     if (v2_encode_binary(o, n, iv, bin)) return -1;

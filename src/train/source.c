@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "cohort/log.h"
 #include "train/train_internal.h"
 
 struct source {
@@ -59,10 +60,18 @@ void source_describe(const source *s, char *buf, size_t size) {
     if (s->train && !isnan(h) && n > 0 && (size_t)n < size) /* the loss to beat: a model ignoring context */
       snprintf(buf + n, size - (size_t)n, ", unigram entropy %.4f nats/token", h);
   }
-  else
-    snprintf(buf, size, "%lld rows x %lld features, %d classes",
-             (long long)ch_dataset_rows(s->rows), (long long)ch_dataset_features(s->rows),
-             ch_dataset_classes(s->rows));
+  else {
+    int n = snprintf(buf, size, "%lld rows x %lld features, %d classes",
+                     (long long)ch_dataset_rows(s->rows), (long long)ch_dataset_features(s->rows),
+                     ch_dataset_classes(s->rows));
+    /* string labels: the first class names, once (with the train split) */
+    const char *const *names = s->train ? ch_dataset_class_names(s->rows) : NULL;
+    int classes = ch_dataset_classes(s->rows), shown = names ? (classes < 4 ? classes : 4) : 0;
+    for (int c = 0; c < shown && n > 0 && (size_t)n < size; c++)
+      n += snprintf(buf + n, size - (size_t)n, "%s%.40s", c ? ", " : " (", names[c]);
+    if (names && n > 0 && (size_t)n < size)
+      snprintf(buf + n, size - (size_t)n, "%s)", classes > shown ? ", ..." : "");
+  }
 }
 
 ch_status source_model_info(const ch_config *cfg, const source *s, ch_ckpt_model_info *out) {
@@ -72,7 +81,14 @@ ch_status source_model_info(const ch_config *cfg, const source *s, ch_ckpt_model
   out->classes = source_classes(s);
   snprintf(out->data_path, sizeof out->data_path, "%s", cfg->data.path);
   snprintf(out->tokenizer, sizeof out->tokenizer, "none");
-  if (!s->tokens) return CH_OK;
+  if (!s->tokens) { /* string labels: their names travel with the model */
+    const char *const *names = ch_dataset_class_names(s->rows);
+    if (ch_ckpt_set_class_names(out, names, names ? ch_dataset_classes(s->rows) : 0) != CH_OK) {
+      CH_WARN("%s: %s; checkpoints will hold class ids only", cfg->data.path, ch_error_message());
+      ch_error_clear();
+    }
+    return CH_OK;
+  }
   ch_tokenizer *tok;
   CH_CHECK(ch_tokenizer_load(cfg->data.path, &tok));
   snprintf(out->tokenizer, sizeof out->tokenizer, "%s", ch_tokenizer_name(tok));

@@ -254,8 +254,13 @@ static void check_errors(void) {
   expect_error("cols.csv", "a,b,c\n1,2,0\n\n3,4\n", 0, -1, CH_ERR_FORMAT, "cols.csv:4", "expected 3 columns, found 2");
   expect_error("neg.csv.gz", "1,2,0\n1,2,-1\n", 1, -1, CH_ERR_FORMAT, "neg.csv.gz:2", "negative");
   expect_error("frac.csv", "1,2,0\n1,2,1.5\n", 0, -1, CH_ERR_FORMAT, "frac.csv:2", "not an integer");
-  expect_error("labmid.csv", "1,0,2\n1,x,2\n", 0, 1, CH_ERR_FORMAT, "labmid.csv:2", "column 2");
-  expect_error("empty.csv", "1,2,0\n1,,0\n", 0, -1, CH_ERR_FORMAT, "empty.csv:2", "column 2 is empty");
+  expect_error("labmid.csv", "1,0,2\nx,1,2\n", 0, 1, CH_ERR_FORMAT, "labmid.csv:2", "column 1: 'x' is not a number");
+  expect_error("empty.csv", "1,2,0\n1,,0\n", 0, -1, CH_ERR_FORMAT, "empty.csv:2: column 2", "missing value (empty)");
+  expect_error("na.csv", "1,2,0\n1, NA ,0\n", 0, -1, CH_ERR_FORMAT, "na.csv:2: column 2", "missing value ('NA')");
+  expect_error("nolabel.csv", "1,2,0\n1,2,?\n", 0, -1, CH_ERR_FORMAT, "nolabel.csv:2: column 3", "the label is missing");
+  expect_error("quote.csv", "1,2,0\n1,\"2\nx,0\n", 0, -1, CH_ERR_FORMAT, "quote.csv:2: column 2", "never closes");
+  expect_error("after.csv", "1,2,0\n1,\"2\"x,0\n", 0, -1, CH_ERR_FORMAT, "after.csv:2: column 2", "after the closing quote");
+  expect_error("labneg.csv", "1,2,0\n", 0, -4, CH_ERR_INVALID, "labneg.csv", "label column -4 is out of range");
   expect_error("inf.csv", "1,2,0\ninf,2,0\n", 0, -1, CH_ERR_FORMAT, "inf.csv:2", "finite");
   expect_error("big.csv", "1,2,0\n1e39,2,0\n", 0, -1, CH_ERR_FORMAT, "big.csv:2", "float32");
   expect_error("hdrcols.csv", "a,b\n1,2,0\n", 0, -1, CH_ERR_FORMAT, "hdrcols.csv:1", "header has 2 columns");
@@ -286,6 +291,90 @@ static void check_errors(void) {
   char out[256];
   path_in(out, "x.h5");
   CHT_ASSERT(ch_data_csv_convert(in, out, &o, NULL) == CH_ERR_INVALID, "val fraction 1 must be rejected");
+}
+
+/* Class names of a converted file (NULL-terminated list in `out`, at most cap - 1). */
+static int read_class_names(hid_t f, char out[][32], int cap) {
+  if (H5Lexists(f, "class_names", H5P_DEFAULT) <= 0) return 0;
+  hid_t d = H5Dopen2(f, "class_names", H5P_DEFAULT), sp = H5Dget_space(d), t = H5Tcopy(H5T_C_S1);
+  H5Tset_size(t, H5T_VARIABLE);
+  H5Tset_cset(t, H5T_CSET_UTF8);
+  hsize_t n = 0;
+  H5Sget_simple_extent_dims(sp, &n, NULL);
+  CHT_ASSERT((int)n < cap, "%llu class names", (unsigned long long)n);
+  char *v[16];
+  CHT_ASSERT(H5Dread(d, t, H5S_ALL, H5S_ALL, H5P_DEFAULT, v) >= 0, "read class_names");
+  for (hsize_t i = 0; i < n; i++) snprintf(out[i], 32, "%s", v[i]);
+  H5Dvlen_reclaim(t, sp, H5P_DEFAULT, v);
+  H5Tclose(t);
+  H5Sclose(sp);
+  H5Dclose(d);
+  return (int)n;
+}
+
+/* The builder's decisions through the public API: the same table as CSV (quoted, CR line ends,
+ * a byte order mark, a header) and as JSON Lines gives the same datasets; the stats report the
+ * header, the string labels, the filled values and the continuous-label warning. */
+static void check_table_rules(void) {
+  char csv[256], jsonl[256], o1[256], o2[256];
+  path_in(csv, "rules.csv");
+  path_in(jsonl, "rules.jsonl");
+  path_in(o1, "rules_csv.h5");
+  path_in(o2, "rules_jsonl.h5");
+  write_file(csv, "\xEF\xBB\xBF" "a,\"b\",kind\r1.5,\"2\",\"dog, big\"\r3,,cat\r5,6,\"dog, big\"\r7,NA,cat\r", 0);
+  write_file(jsonl, "{\"a\":1.5,\"b\":\"2\",\"kind\":\"dog, big\"}\n{\"kind\":\"cat\",\"a\":3}\n"
+                    "{\"a\":5,\"b\":6,\"kind\":\"dog, big\"}\n{\"a\":7,\"b\":null,\"kind\":\"cat\"}\n", 1);
+  ch_csv_opts o = {.label_name = "kind", .fill = 1, .fill_value = -2, .val_fraction = 0.5, .seed = 4};
+  ch_csv_stats s1, s2;
+  CHT_OK(ch_data_csv_convert(csv, o1, &o, &s1));
+  CHT_OK(ch_data_jsonl_convert(jsonl, o2, &o, &s2));
+  CHT_ASSERT(s1.rows == 4 && s1.header && s1.named_classes && s1.label_column == 2 && s1.filled == 2 &&
+                 s1.num_classes == 2 && !s1.warning[0] && strstr(s1.header_note, "header: yes (auto"),
+             "csv stats: rows %lld header %d named %d label %d filled %lld note '%s' warning '%s'",
+             (long long)s1.rows, s1.header, s1.named_classes, s1.label_column, (long long)s1.filled,
+             s1.header_note, s1.warning);
+  CHT_ASSERT(s2.rows == 4 && s2.header && s2.named_classes && s2.filled == 2 && s2.val_rows == s1.val_rows,
+             "jsonl stats");
+  hid_t f1 = H5Fopen(o1, H5F_ACC_RDONLY, H5P_DEFAULT), f2 = H5Fopen(o2, H5F_ACC_RDONLY, H5P_DEFAULT);
+  CHT_ASSERT(f1 >= 0 && f2 >= 0, "open outputs");
+  char n1[4][32], n2[4][32];
+  CHT_ASSERT(read_class_names(f1, n1, 4) == 2 && read_class_names(f2, n2, 4) == 2, "two class names");
+  CHT_ASSERT(!strcmp(n1[0], "cat") && !strcmp(n1[1], "dog, big") && !strcmp(n2[0], "cat") &&
+                 !strcmp(n2[1], "dog, big"), "class names '%s' '%s'", n1[0], n1[1]);
+  const float want_x[4][2] = {{1.5f, 2}, {3, -2}, {5, 6}, {7, -2}};
+  const int32_t want_y[4] = {1, 0, 1, 0};
+  for (int sp = 0; sp < 2; sp++) {
+    split_data a, b;
+    read_split(f1, sp ? "val" : "train", &a);
+    read_split(f2, sp ? "val" : "train", &b);
+    CHT_ASSERT(a.rows == b.rows && a.rows == 2 && a.cols == 2, "split %d: %llu / %llu rows", sp,
+               (unsigned long long)a.rows, (unsigned long long)b.rows);
+    CHT_ASSERT(!memcmp(a.x, b.x, sizeof(float) * 4) && !memcmp(a.y, b.y, sizeof(int32_t) * 2),
+               "split %d: CSV and JSON Lines differ", sp);
+    for (int i = 0; i < 2; i++) { /* each row is one of the table's, with its label */
+      int r = 0;
+      while (r < 4 && !(a.x[2 * i] == want_x[r][0] && a.x[2 * i + 1] == want_x[r][1])) r++;
+      CHT_ASSERT(r < 4 && a.y[i] == want_y[r], "split %d row %d: %g %g -> %d", sp, i, (double)a.x[2 * i],
+                 (double)a.x[2 * i + 1], a.y[i]);
+    }
+    free(a.x), free(a.y), free(b.x), free(b.y);
+  }
+  H5Fclose(f1);
+  H5Fclose(f2);
+
+  /* Label last by default on a file whose last column is a measurement: a warning, not silence. */
+  char text[4096];
+  size_t len = 0;
+  for (int r = 0; r < 40; r++) len += (size_t)snprintf(text + len, sizeof text - len, "%d,%d.5,%d\n", r % 3, r, 500 + r);
+  path_in(csv, "wine.csv");
+  write_file(csv, text, 0);
+  ch_csv_opts w = {.label_column = -1};
+  CHT_OK(ch_data_csv_convert(csv, o1, &w, &s1));
+  CHT_ASSERT(s1.num_classes == 540 && strstr(s1.warning, "looks continuous") && !s1.header,
+             "wine: classes %d warning '%s'", s1.num_classes, s1.warning);
+  w.label_column = 0;
+  CHT_OK(ch_data_csv_convert(csv, o1, &w, &s1));
+  CHT_ASSERT(s1.num_classes == 3 && !s1.warning[0] && s1.label_column == 0, "wine label 0: %d classes", s1.num_classes);
 }
 
 /* The shipped example: 1797 rows, 64 pixels, 10 classes, every class in val. */
@@ -332,6 +421,7 @@ int main(void) {
   CHT_ASSERT(mkdtemp(g_dir), "mkdtemp");
   check_conversions();
   check_errors();
+  check_table_rules();
   check_digits();
   remove_dir(g_dir);
   H5close();

@@ -160,6 +160,33 @@ static void check_open_errors(const ch_group *g, const char *dir, const char *h5
   ch_error_clear();
 }
 
+/* String labels: every rank reads the same /class_names, in byte order; a file of integer
+ * labels has none. */
+static void check_class_names(const ch_group *g, const char *dir, const char *h5_ints) {
+  char csv[300], h5[300];
+  snprintf(csv, sizeof csv, "%s/named.csv", dir);
+  snprintf(h5, sizeof h5, "%s/named.h5", dir);
+  if (g->rank == 0) {
+    FILE *f = fopen(csv, "w");
+    CHT_ASSERT(f, "cannot write %s", csv);
+    for (int r = 0; r < 40; r++) fprintf(f, "%d.5,\"%s\"\n", r, r % 3 == 0 ? "zeta" : r % 3 == 1 ? "\xc3\xa9t\xc3\xa9" : "alpha");
+    fclose(f);
+    ch_csv_opts o = {.label_column = -1, .val_fraction = 0.25, .seed = 3};
+    CHT_OK(ch_data_csv_convert(csv, h5, &o, NULL));
+  }
+  MPI_Barrier(ch_group_mpi_comm(g));
+  ch_dataset *ds;
+  CHT_OK(ch_dataset_open(g, h5, "val", &ds));
+  const char *const *names = ch_dataset_class_names(ds);
+  CHT_ASSERT(ch_dataset_classes(ds) == 3 && names && !strcmp(names[0], "alpha") && !strcmp(names[1], "zeta") &&
+                 !strcmp(names[2], "\xc3\xa9t\xc3\xa9"),
+             "rank %d: class names", g->rank);
+  ch_dataset_close(ds);
+  CHT_OK(ch_dataset_open(g, h5_ints, "train", &ds));
+  CHT_ASSERT(ch_dataset_class_names(ds) == NULL, "integer labels have no names");
+  ch_dataset_close(ds);
+}
+
 int main(int argc, char **argv) {
   /* Through the runtime, so that whatever MPI settings it makes before MPI_Init are tested too.
    * COHORT_LOG=debug shows the MPI-IO mode of each read. */
@@ -185,6 +212,7 @@ int main(int argc, char **argv) {
   check_random_reads(&g, h5a);
   check_split(&g, h5b);
   check_open_errors(&g, dir, h5a, csv);
+  check_class_names(&g, dir, h5a);
 
   cht_world_tmpdir_remove(dir);
   ch_group_destroy(&g);

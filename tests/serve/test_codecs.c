@@ -360,7 +360,7 @@ static void test_v2_fp32(void) {
       CHT_ASSERT(bits(in->f32[k]) == bits(x[k]), "trial %d element %lld: %.9g != %.9g", trial,
                  (long long)k, in->f32[k], x[k]);
     /* Echo it back as the model's output: the response must carry the same bits. */
-    v2_output o = {"y", CH_V2_FP32, in->ndim, {0}, in->f32, NULL};
+    v2_output o = {"y", CH_V2_FP32, in->ndim, {0}, in->f32, NULL, NULL};
     memcpy(o.shape, in->shape, sizeof o.shape);
     char *resp = v2_response("mlp", "3", &r, &o, 1);
     cJSON *j = jparse(resp);
@@ -407,7 +407,7 @@ static void test_v2_types(void) {
   CHT_ASSERT(in->i32 && in->numel == 32, "INT32 has i32");
   for (int k = 0; k < 32; k++)
     CHT_ASSERT(in->i32[k] == v[k] && in->f32[k] == (float)v[k], "INT32 element %d", k);
-  v2_output o = {"ids", CH_V2_INT32, 2, {4, 8}, NULL, in->i32};
+  v2_output o = {"ids", CH_V2_INT32, 2, {4, 8}, NULL, in->i32, NULL};
   char *resp = v2_response("m", NULL, NULL, &o, 1);
   cJSON *j = jparse(resp);
   CHT_ASSERT(!cJSON_GetObjectItem(j, "model_version"), "no version given, none printed");
@@ -455,7 +455,7 @@ static void test_v2_types(void) {
                  "\"data\":[[true,false],[1,0]]}]}", &r);
   CHT_ASSERT(in->i32 && in->i32[0] == 1 && in->i32[1] == 0 && in->i32[2] == 1 && in->i32[3] == 0 &&
              in->f32[0] == 1 && in->f32[3] == 0, "BOOL");
-  v2_output ob = {"m", CH_V2_BOOL, 2, {2, 2}, in->f32, in->i32};
+  v2_output ob = {"m", CH_V2_BOOL, 2, {2, 2}, in->f32, in->i32, NULL};
   resp = v2_response("m", NULL, &r, &ob, 1);
   CHT_ASSERT(strstr(resp, "\"data\":[true,false,true,false]"), "BOOL out: %s", resp);
   free(resp);
@@ -520,9 +520,9 @@ static void test_v2_request_fields(void) {
              "requested outputs");
   float logits[6], probs[6], extra[1] = {1};
   for (int k = 0; k < 6; k++) logits[k] = rnd_float(), probs[k] = rnd_float();
-  v2_output outs[3] = {{"logits", CH_V2_FP32, 2, {2, 3}, logits, NULL},
-                          {"extra", CH_V2_FP32, 1, {1}, extra, NULL},
-                          {"probs", CH_V2_FP32, 2, {3, 2}, probs, NULL}};
+  v2_output outs[3] = {{"logits", CH_V2_FP32, 2, {2, 3}, logits, NULL, NULL},
+                          {"extra", CH_V2_FP32, 1, {1}, extra, NULL, NULL},
+                          {"probs", CH_V2_FP32, 2, {3, 2}, probs, NULL, NULL}};
   const char *names[3] = {"logits", "extra", "probs"};
   CHT_ASSERT(v2_check_outputs(&r, names, 3, err, sizeof err) == 0, "outputs known");
   char *resp = v2_response("gpt", NULL, &r, outs, 3);
@@ -558,23 +558,23 @@ static void test_v2_bodies(void) {
   /* Non-finite outputs print null; integral outputs from floats print integers; malformed
    * outputs are refused. */
   float f[4] = {NAN, INFINITY, -1.5f, 3};
-  v2_output o = {"y", CH_V2_FP32, 1, {4}, f, NULL};
+  v2_output o = {"y", CH_V2_FP32, 1, {4}, f, NULL, NULL};
   char *s = v2_response("m", NULL, NULL, &o, 1);
   cJSON *j = jparse(s);
   CHT_ASSERT(strstr(s, "[null,null,-1.5,3]"), "%s", s);
   cJSON_Delete(j);
   free(s);
   float g[3] = {7, -2, 100000};
-  v2_output oi = {"c", CH_V2_INT64, 1, {3}, g, NULL};
+  v2_output oi = {"c", CH_V2_INT64, 1, {3}, g, NULL, NULL};
   s = v2_response("m", NULL, NULL, &oi, 1);
   CHT_ASSERT(strstr(s, "\"datatype\":\"INT64\",\"shape\":[3],\"data\":[7,-2,100000]"), "%s", s);
   free(s);
-  v2_output bad[4] = {{"a", CH_V2_FP32, 9, {1}, f, NULL},
-                         {"b", CH_V2_FP32, 1, {-1}, f, NULL},
-                         {"c", CH_V2_FP32, 1, {2}, NULL, NULL},
-                         {"d", CH_V2_BYTES, 1, {1}, f, NULL}};
+  v2_output bad[4] = {{"a", CH_V2_FP32, 9, {1}, f, NULL, NULL},
+                         {"b", CH_V2_FP32, 1, {-1}, f, NULL, NULL},
+                         {"c", CH_V2_FP32, 1, {2}, NULL, NULL, NULL},
+                         {"d", CH_V2_BYTES, 1, {1}, f, NULL, NULL}};
   for (int i = 0; i < 4; i++) CHT_ASSERT(!v2_response("m", NULL, NULL, &bad[i], 1), "bad %d", i);
-  v2_output empty = {"z", CH_V2_FP32, 2, {0, 5}, NULL, NULL};
+  v2_output empty = {"z", CH_V2_FP32, 2, {0, 5}, NULL, NULL, NULL};
   s = v2_response("m", NULL, NULL, &empty, 1);
   CHT_ASSERT(strstr(s, "\"shape\":[0,5],\"data\":[]"), "%s", s);
   free(s);

@@ -254,8 +254,8 @@ static size_t binsize(const cJSON *o) {
 static void test_outputs(void) {
   float logits[6] = {1.5f, -0.25f, 3e38f, 1e-45f, 0, -7};
   int32_t labels[2] = {2, -1};
-  v2_output outs[2] = {{"logits", CH_V2_FP32, 2, {2, 3}, logits, NULL},
-                       {"label", CH_V2_INT32, 1, {2}, NULL, labels}};
+  v2_output outs[2] = {{"logits", CH_V2_FP32, 2, {2, 3}, logits, NULL, NULL},
+                       {"label", CH_V2_INT32, 1, {2}, NULL, labels, NULL}};
   unsigned char want_l[24], want_i[8];
   for (int k = 0; k < 6; k++) put_le(want_l + 4 * k, fbits(logits[k]), 4);
   for (int k = 0; k < 2; k++) put_le(want_i + 4 * k, (uint32_t)labels[k], 4);
@@ -314,10 +314,10 @@ static void test_outputs(void) {
   /* Other types from the model's f32/i32: BOOL, INT64, FP64, UINT8; FP16 has no encoder. */
   float fv[3] = {0, 1, 2};
   int32_t iv[3] = {-3, 0, 300};
-  v2_output more[4] = {{"b", CH_V2_BOOL, 1, {3}, fv, NULL},
-                       {"l", CH_V2_INT64, 1, {3}, NULL, iv},
-                       {"d", CH_V2_FP64, 1, {3}, fv, NULL},
-                       {"u", CH_V2_UINT8, 1, {3}, fv, NULL}};
+  v2_output more[4] = {{"b", CH_V2_BOOL, 1, {3}, fv, NULL, NULL},
+                       {"l", CH_V2_INT64, 1, {3}, NULL, iv, NULL},
+                       {"d", CH_V2_FP64, 1, {3}, fv, NULL, NULL},
+                       {"u", CH_V2_UINT8, 1, {3}, fv, NULL, NULL}};
   body_json(&q, "{\"inputs\":[{\"name\":\"x\",\"datatype\":\"FP32\",\"shape\":[1],\"data\":[1]}],"
                 "\"parameters\":{\"binary_data_output\":true}}");
   CHT_ASSERT(parse(&q, q.len, &r, err, sizeof err) == 0, "%s", err);
@@ -335,8 +335,27 @@ static void test_outputs(void) {
   CHT_ASSERT(!memcmp(p + 27 + 16, w, 8), "FP64 2");
   CHT_ASSERT(p[51] == 0 && p[52] == 1 && p[53] == 2, "UINT8");
   free(b.data);
-  v2_output half = {"h", CH_V2_FP16, 1, {3}, fv, NULL};
+  v2_output half = {"h", CH_V2_FP16, 1, {3}, fv, NULL, NULL};
   CHT_ASSERT(v2_response_body("m", NULL, &r, &half, 1, &b) == -1 && !b.data, "FP16 refused");
+
+  /* BYTES (class names): binary, each element a 4-byte little-endian length and its bytes;
+   * JSON, strings (escaped); no strings: malformed. */
+  const char *names[3] = {"setosa", "", "vir\"gi\u00e9"};
+  v2_output str = {"class_name", CH_V2_BYTES, 1, {3}, NULL, NULL, names};
+  CHT_ASSERT(v2_response_body("m", NULL, &r, &str, 1, &b) == 0, "BYTES binary");
+  p = (const unsigned char *)b.data + b.json_len;
+  size_t l2 = strlen(names[2]);
+  CHT_ASSERT(b.len - b.json_len == 12 + 6 + l2 && p[0] == 6 && p[1] == 0 && !memcmp(p + 4, "setosa", 6) &&
+                 p[10] == 0 && p[14] == l2 && !memcmp(p + 18, names[2], l2),
+             "BYTES bytes (%zu)", b.len - b.json_len);
+  CHT_ASSERT(strstr(b.data, "\"datatype\":\"BYTES\",\"shape\":[3],\"parameters\":{\"binary_data_size\":"),
+             "BYTES header: %.*s", (int)b.json_len, b.data);
+  free(b.data);
+  char *js = v2_response("m", NULL, NULL, &str, 1);
+  CHT_ASSERT(js && strstr(js, "\"data\":[\"setosa\",\"\",\"vir\\\"gi\u00e9\"]"), "BYTES JSON: %s", js);
+  free(js);
+  str.str = NULL;
+  CHT_ASSERT(v2_response("m", NULL, NULL, &str, 1) == NULL, "BYTES without strings refused");
   v2_request_free(&r);
 }
 
