@@ -35,15 +35,21 @@ rank_pid() {
   return 1
 }
 
-# wait_step RUN_DIR STEP: waits (up to 60 s) until metrics.jsonl has logged STEP or beyond.
+# wait_step RUN_DIR STEP: waits (up to 60 s) until metrics.jsonl has logged STEP or beyond. Polled
+# with the shell's own read, every 20 ms: a small run logs a step every few ms, and a poll that
+# starts a program (python, a few hundred ms on a busy machine) let a drill's signal arrive
+# after the run had already finished.
 wait_step() {
-  local i
-  for ((i = 0; i < 600; i++)); do
-    if [[ -f $1/metrics.jsonl ]] &&
-        "$py" -c "import json,sys; r=[json.loads(l) for l in open(sys.argv[1])]; sys.exit(0 if r and r[-1]['step'] >= int(sys.argv[2]) else 1)" "$1/metrics.jsonl" "$2" 2>/dev/null; then
+  local i line last
+  for ((i = 0; i < 3000; i++)); do
+    last=
+    if [[ -f $1/metrics.jsonl ]]; then
+      while IFS= read -r line; do last=$line; done < "$1/metrics.jsonl"
+    fi
+    if [[ $last =~ ^\{\"step\":\ ([0-9]+) ]] && ((BASH_REMATCH[1] >= $2)); then
       return 0
     fi
-    sleep 0.1
+    sleep 0.02
   done
   echo "timed out waiting for step $2 in $1" >&2
   return 1
