@@ -1,6 +1,7 @@
 /* The TensorBoard event file of a run (run.tensorboard): rank 0 appends one Event of scalars per
  * progress line, the same numbers as metrics.jsonl (progress_scalars). A plot never stops a
- * run: any failure warns once and turns the writer off. Encoding: src/train/tfevents.c. */
+ * run: any failure warns once and turns the writer off. At the end, one Event of the per-rank
+ * memory (memory.json's numbers in MiB). Encoding: src/train/tfevents.c. */
 #include <errno.h>
 #include <math.h>
 #include <stdio.h>
@@ -81,6 +82,21 @@ void tb_write(tb_writer *w, const progress *p) {
   for (int i = 0; i < n; i++)
     if (s[i].tag && isfinite(s[i].value)) v[k++] = (tfevents_scalar){s[i].tag, (float)s[i].value};
   if (write_event(w->f, p->step, NULL, 0, v, k) != 0) fail(w, "write");
+}
+
+void tb_write_memory(tb_writer *w, int64_t step, const char *const *names, const double *mib,
+                     int n) {
+  if (!w || !w->f) return;
+  enum { MAX = 8 };
+  char tags[MAX][48];
+  tfevents_scalar v[MAX];
+  int k = 0;
+  for (int i = 0; i < n && k < MAX; i++) {
+    snprintf(tags[k], sizeof tags[k], "memory/%s_mib", names[i]);
+    v[k] = (tfevents_scalar){tags[k], (float)mib[i]};
+    k++;
+  }
+  if (write_event(w->f, step, NULL, 0, v, k) != 0) fail(w, "write");
 }
 
 void tb_close(tb_writer *w) {

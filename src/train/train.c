@@ -274,7 +274,7 @@ static ch_status run_loop(trainer *t, ch_train_result *res) {
 }
 
 /* Rank 0: the strategy's per-rank memory and communication to the log and run.dir/memory.json
- * (read by bench/zero.sh and the tests). */
+ * (read by bench/zero.sh and the tests), and the memory to the TensorBoard file. */
 static ch_status report_memory(const trainer *t, const ch_train_result *res) {
   if (t->g->rank != 0) return CH_OK;
   const ch_dp_memory *m = &res->memory;
@@ -285,6 +285,10 @@ static ch_status report_memory(const trainer *t, const ch_train_result *res) {
           t->g->size, (double)m->params / mib, (double)m->grads / mib, (double)m->optim / mib,
           (double)m->comm / mib, (double)res->activation_bytes / mib,
           (double)res->comm.bytes_communicated / mib, 1e3 * per_step);
+  static const char *const names[] = {"params", "grads", "optim", "comm", "activations"};
+  const double each[] = {(double)m->params / mib, (double)m->grads / mib, (double)m->optim / mib,
+                         (double)m->comm / mib, (double)res->activation_bytes / mib};
+  tb_write_memory(t->tb, t->step, names, each, 5);
   char path[CH_PATH_MAX + 32];
   snprintf(path, sizeof path, "%s/memory.json", t->cfg->run.dir);
   char text[1024];

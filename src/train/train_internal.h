@@ -157,5 +157,9 @@ tb_writer *tb_open(const char *run_dir, int64_t step);
 /* Appends one Event holding p's scalars that have a tag (progress_scalars) at p->step, and
  * flushes it (a user may be watching). On a write error: one warning, then nothing more. */
 void tb_write(tb_writer *w, const progress *p);
+/* Appends one Event of the per-rank memory (memory.json's params, grads, optim, comm and
+ * activations, in MiB, tags memory/<name>_mib) at `step` (the run's last), and flushes it. */
+void tb_write_memory(tb_writer *w, int64_t step, const char *const *names, const double *mib,
+                     int n);
 /* Closes the file and frees `w`. */
 void tb_close(tb_writer *w);

@@ -2,7 +2,7 @@
 that every scalar series equals metrics.jsonl's: the documented tag of each key
 (docs/monitoring.md), the same steps in order, values equal to float32 precision
 (|tb - json| <= 2^-23 |json|: the event file holds float32, metrics.jsonl %.9g of the double);
-a null in metrics.jsonl is no point. Usage: tensorboard_check.py RUN_DIR [EXPECTED_FILES]"""
+a null in metrics.jsonl is no point; and the memory/* tags' last points equal memory.json. Usage: tensorboard_check.py RUN_DIR [EXPECTED_FILES]"""
 import glob
 import json
 import os
@@ -41,7 +41,20 @@ def main():
                     want.setdefault(TAGS[key], []).append((rec["step"], value))
     acc = event_accumulator.EventAccumulator(run, size_guidance={event_accumulator.SCALARS: 0})
     acc.Reload()
-    got_tags = sorted(acc.Tags()["scalars"])
+    # The per-rank memory, once at the end of each start: its last point is memory.json's.
+    with open(os.path.join(run, "memory.json")) as f:
+        memory = json.load(f)
+    last_step = max(s for series in want.values() for s, _ in series)
+    for name in ("params", "grads", "optim", "comm", "activations"):
+        tag = f"memory/{name}_mib"
+        if tag not in acc.Tags()["scalars"]:
+            sys.exit(f"FAIL: no {tag} in the event files")
+        e = acc.Scalars(tag)[-1]
+        mib = memory[name] / 1048576.0
+        if e.step != last_step or abs(e.value - mib) > 2.0 ** -23 * abs(mib):
+            sys.exit(f"FAIL: {tag}: {e.value!r} at step {e.step}, memory.json {mib!r} at "
+                     f"step {last_step}")
+    got_tags = sorted(t for t in acc.Tags()["scalars"] if not t.startswith("memory/"))
     if got_tags != sorted(want):
         sys.exit(f"FAIL: tags {got_tags}, metrics.jsonl has {sorted(want)}")
     points = 0
