@@ -168,6 +168,9 @@ typedef struct ch_ckpt_check {
  * CH_ERR_NOMEM. On success close with ch_ckpt_close. */
 CH_API ch_status ch_ckpt_open(const char *path, ch_ckpt_file *f);
 CH_API void ch_ckpt_close(ch_ckpt_file *f);
+/* The tensor of model parameter `name` (a spec-table name: dataset /model/<name>) in f's list,
+ * or NULL when the file has none. */
+CH_API const ch_ckpt_tensor *ch_ckpt_model_tensor(const ch_ckpt_file *f, const char *name);
 
 /* Reads tensor `t` of `f` whole and checksums it. `data` (t->numel floats, row-major,
  * little-endian: native on x86-64 and aarch64) may be NULL to only verify. A checksum mismatch

@@ -28,19 +28,11 @@ static void eps_text(char *buf, size_t size) {
   }
 }
 
-static const ch_ckpt_tensor *model_tensor(const ch_ckpt_file *f, const char *name) {
-  char full[CH_NAME_MAX + 16];
-  snprintf(full, sizeof full, "/model/%s", name);
-  for (int i = 0; i < f->ntensors; i++)
-    if (!strcmp(f->tensors[i].name, full)) return &f->tensors[i];
-  return NULL;
-}
-
 ch_status ch_ckpt_hf_config_write(const ch_ckpt_file *f, const char *path) {
   const ch_ckpt_model_info *mi = &f->meta.model;
   if (!f->meta.has_model || mi->model.type != CH_MODEL_GPT)
     return CH_FAIL(CH_ERR_INVALID, "%s: only a GPT has a Hugging Face config (GPT2Config)", f->path);
-  const ch_ckpt_tensor *wte = model_tensor(f, "wte.weight");
+  const ch_ckpt_tensor *wte = ch_ckpt_model_tensor(f, "wte.weight");
   if (!wte || wte->ndim != 2)
     return CH_FAIL(CH_ERR_FORMAT, "%s: /model/wte.weight is missing or not 2-D", f->path);
   const ch_model_cfg *m = &mi->model;

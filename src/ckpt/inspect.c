@@ -164,6 +164,14 @@ void ch_ckpt_close(ch_ckpt_file *f) {
   f->ntensors = 0;
 }
 
+const ch_ckpt_tensor *ch_ckpt_model_tensor(const ch_ckpt_file *f, const char *name) {
+  char full[CH_NAME_MAX + 16];
+  snprintf(full, sizeof full, "/model/%s", name);
+  for (int i = 0; i < f->ntensors; i++)
+    if (!strcmp(f->tensors[i].name, full)) return &f->tensors[i];
+  return NULL;
+}
+
 ch_status ch_ckpt_read_tensor(ch_ckpt_file *f, const ch_ckpt_tensor *t, float *data,
                               ch_ckpt_check *check) {
   memset(check, 0, sizeof *check);

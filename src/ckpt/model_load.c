@@ -8,14 +8,6 @@
 #include "cohort/log.h"
 #include "cohort/parallel.h"
 
-static const ch_ckpt_tensor *find(const ch_ckpt_file *f, const char *name) {
-  char full[CH_NAME_MAX + 16];
-  snprintf(full, sizeof full, "/model/%s", name);
-  for (int i = 0; i < f->ntensors; i++)
-    if (!strcmp(f->tensors[i].name, full)) return &f->tensors[i];
-  return NULL;
-}
-
 /* The model (for max_batch samples; 0: layout only) that the open checkpoint `f` holds, from its
  * model attributes: the stored YAML is for users and is never parsed. */
 static ch_status build_model(const ch_ckpt_file *f, const ch_backend *be, int max_batch,
@@ -48,7 +40,7 @@ ch_status ch_ckpt_load_model(const char *path, const ch_backend *be, int max_bat
   memset(p, 0, l->numel * sizeof(float));
   for (int i = 0; i < l->nparams; i++) {
     const ch_param_spec *s = &l->params[i];
-    const ch_ckpt_tensor *t = find(&f, s->name);
+    const ch_ckpt_tensor *t = ch_ckpt_model_tensor(&f, s->name);
     if (!t || t->numel != ch_param_numel(s)) {
       st = CH_FAIL(CH_ERR_FORMAT, "%s: /model/%s is %s", path, s->name,
                    t ? "of another shape than the stored model" : "missing");
@@ -81,7 +73,7 @@ static ch_status read_slices(ch_ckpt_file *f, const ch_layout *full, const ch_la
                              const ch_tp_slice *sl, int rank, int size, float *p) {
   for (int i = 0; i < full->nparams; i++) {
     const ch_param_spec *s = &full->params[i];
-    const ch_ckpt_tensor *t = find(f, s->name);
+    const ch_ckpt_tensor *t = ch_ckpt_model_tensor(f, s->name);
     int same = t && t->ndim == s->ndim;
     for (int d = 0; same && d < s->ndim; d++) same = t->shape[d] == s->shape[d];
     if (!same)

@@ -126,12 +126,6 @@ static void shape_str(const ch_ckpt_tensor *t, char *out, size_t size) {
   if (n < size) snprintf(out + n, size - n, "]");
 }
 
-static int has_tensor(const ch_ckpt_file *f, const char *name) {
-  for (int i = 0; i < f->ntensors; i++)
-    if (!strcmp(f->tensors[i].name, name)) return 1;
-  return 0;
-}
-
 /* The spec row of dataset `name` ("/model/<row name>"), or NULL. */
 static const ch_param_spec *spec_of(const ch_layout *spec, const char *name) {
   if (strncmp(name, "/model/", 7) != 0) return NULL;
@@ -232,9 +226,9 @@ static int cli_inspect(const char *arg) {
   }
   /* Every parameter of the stored config's spec table must be in /model. */
   for (int p = 0; spec.params && p < spec.nparams; p++) {
+    if (ch_ckpt_model_tensor(&f, spec.params[p].name)) continue;
     char name[CH_NAME_MAX + 16];
     snprintf(name, sizeof name, "/model/%s", spec.params[p].name);
-    if (has_tensor(&f, name)) continue;
     fflush(stdout);
     printf("%-*s  %-14s %-8s %s\n", width, name, "-", "-", "missing (dataset absent)");
     fprintf(stderr, "cohort ckpt inspect: %s: dataset %s is missing\n", path, name);
